@@ -1,0 +1,45 @@
+import { constants } from 'node:os';
+
+const errnoNames = new Map<number, string>();
+for (const [name, num] of Object.entries(constants.errno)) {
+  if (!errnoNames.has(num)) errnoNames.set(num, name);
+}
+
+/** The symbolic name of an errno value (`EPERM`), or `E<number>` when unknown. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}
+
+/** The errno value of a symbolic name such as `ENOENT`. */
+export function errnoValue(name: string): number {
+  const v = (constants.errno as Record<string, number>)[name];
+  if (v === undefined) throw new TypeError(`unknown errno name ${name}`);
+  return v;
+}
+
+/**
+ * A failed system call: which call, the errno (name and number) and the arguments that
+ * matter, e.g. `mount(overlay, /x): EINVAL (22)`.
+ */
+export class SyscallError extends Error {
+  readonly syscall: string;
+  readonly errno: number;
+  readonly code: string;
+  readonly args: readonly unknown[];
+
+  constructor(syscall: string, errno: number, args: readonly unknown[] = [], context?: string) {
+    const code = errnoName(errno);
+    const shown = args.map((a) => (typeof a === 'string' ? a : String(a))).join(', ');
+    super(`${syscall}(${shown}): ${code} (${errno})${context ? `: ${context}` : ''}`);
+    this.name = 'SyscallError';
+    this.syscall = syscall;
+    this.errno = errno;
+    this.code = code;
+    this.args = args;
+  }
+}
+
+/** True when `e` is a SyscallError with one of the given errno names. */
+export function isErrno(e: unknown, ...codes: string[]): e is SyscallError {
+  return e instanceof SyscallError && codes.includes(e.code);
+}

@@ -1,0 +1,161 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  FSCONFIG,
+  MNT,
+  MOVE_MOUNT,
+  MS,
+  RLIMIT,
+  S_IF,
+  SyscallError,
+  fsconfig,
+  fsmount,
+  fsopen,
+  isMountPoint,
+  makedev,
+  mknod,
+  mount,
+  parseSignal,
+  pidfdOpen,
+  pidfdPoll,
+  pidfdSendSignal,
+  prlimit,
+  procStartTime,
+  close,
+  moveMount,
+  signalName,
+  umount2,
+} from '../src/index.js';
+
+const dirs: string[] = [];
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), 'corral-sys-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) {
+    while (isMountPoint(d)) umount2(d, MNT.DETACH);
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+describe('SyscallError', () => {
+  it('names the call, the errno and the arguments', () => {
+    let err: unknown;
+    try {
+      mount('none', '/nonexistent/corral-test', 'tmpfs', 0);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SyscallError);
+    const e = err as SyscallError;
+    expect(e.syscall).toBe('mount');
+    expect(e.code).toBe('ENOENT');
+    expect(e.errno).toBe(2);
+    expect(e.message).toBe('mount(none, /nonexistent/corral-test): ENOENT (2)');
+  });
+});
+
+describe('mounts', () => {
+  it('mounts and unmounts a tmpfs with mount(2)', () => {
+    const d = tmp();
+    mount('corral-test', d, 'tmpfs', MS.NOSUID | MS.NODEV, 'size=1m');
+    expect(isMountPoint(d)).toBe(true);
+    writeFileSync(join(d, 'f'), 'x');
+    umount2(d);
+    expect(isMountPoint(d)).toBe(false);
+  });
+
+  it('mounts with the new mount API (fsopen, fsconfig, fsmount, move_mount)', () => {
+    const d = tmp();
+    const fsfd = fsopen('tmpfs', 1);
+    fsconfig(fsfd, FSCONFIG.SET_STRING, 'size', '2m');
+    fsconfig(fsfd, FSCONFIG.CMD_CREATE, null);
+    const mfd = fsmount(fsfd, 1, 0);
+    moveMount(mfd, '', -100, d, MOVE_MOUNT.F_EMPTY_PATH);
+    close(mfd);
+    close(fsfd);
+    expect(isMountPoint(d)).toBe(true);
+    umount2(d);
+  });
+
+  it('rejects a bad fsconfig key with a typed error', () => {
+    const fsfd = fsopen('tmpfs', 1);
+    try {
+      expect(() => fsconfig(fsfd, FSCONFIG.SET_STRING, 'no-such-option', 'x')).toThrow(SyscallError);
+    } finally {
+      close(fsfd);
+    }
+  });
+
+  it('makes device nodes with mknod', () => {
+    const d = tmp();
+    mknod(join(d, 'null'), S_IF.CHR | 0o666, makedev(1, 3));
+    const st = statSync(join(d, 'null'));
+    expect(st.isCharacterDevice()).toBe(true);
+    expect(st.rdev).toBe(Number(makedev(1, 3)));
+    expect(readFileSync(join(d, 'null'), 'utf8')).toBe('');
+  });
+});
+
+describe('processes', () => {
+  it('signals a child through a pidfd and sees it end', async () => {
+    const child = spawn('sleep', ['30']);
+    const exited = new Promise<number | null>((r) => child.on('exit', (_c, s) => r(s === 'SIGTERM' ? 15 : null)));
+    const fd = pidfdOpen(child.pid!);
+    expect(procStartTime(child.pid!)).toBeGreaterThan(0);
+    pidfdSendSignal(fd, parseSignal('TERM'));
+    expect(await exited).toBe(15);
+    close(fd);
+  });
+
+  it('polls a pidfd without blocking', () => {
+    const child = spawn('sleep', ['30']);
+    const fd = pidfdOpen(child.pid!);
+    // WNOWAIT leaves the child for Node to reap; WNOHANG returns at once.
+    expect(pidfdPoll(fd, 4 | 1 | 0x01000000)).toBeNull();
+    child.kill('SIGKILL');
+    close(fd);
+  });
+
+  it('unshares a UTS namespace in a child process and sets its hostname', () => {
+    const script = `
+      import { unshare, sethostname, CLONE } from '${join(__dirname, '../dist/index.js')}';
+      import { hostname } from 'node:os';
+      unshare(CLONE.NEWUTS);
+      sethostname('corral-sys-test');
+      console.log(hostname());`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('corral-sys-test');
+  });
+
+  it('reads and sets resource limits and reports EPERM above the hard limit', () => {
+    const cur = prlimit(0, RLIMIT.NOFILE);
+    expect(cur.hard).toBeGreaterThan(0);
+    const child = spawn('sleep', ['30']);
+    try {
+      prlimit(child.pid!, RLIMIT.NOFILE, { soft: 64, hard: 128 });
+      expect(prlimit(child.pid!, RLIMIT.NOFILE)).toEqual({ soft: 64, hard: 128 });
+      expect(() => prlimit(child.pid!, RLIMIT.NOFILE, { soft: 64, hard: cur.hard * 1000 })).toThrow(/EPERM/);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('signals', () => {
+  it('parses names, numbers and realtime signals', () => {
+    expect(parseSignal('TERM')).toBe(15);
+    expect(parseSignal('sigkill')).toBe(9);
+    expect(parseSignal('10')).toBe(10);
+    expect(parseSignal('RTMIN+2')).toBe(36);
+    expect(signalName(15)).toBe('SIGTERM');
+    expect(() => parseSignal('SIGFOO')).toThrow('invalid signal: SIGFOO');
+    expect(() => parseSignal(0)).toThrow();
+  });
+});
