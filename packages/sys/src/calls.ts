@@ -2,6 +2,9 @@ import { SyscallError } from './errors.js';
 import { check, errno, fn, nr } from './libc.js';
 import { F, P, WAIT } from './constants.js';
 
+const ENODATA = 61;
+const ERANGE = 34;
+
 /** Flags are numbers built from the typed constants (CLONE, MS, MNT, ...). */
 type Flags = number;
 
@@ -191,6 +194,50 @@ export function ioctl(fd: number, request: number, arg: Buffer | null = null): n
 
 export function openat(dirfd: number, path: string, flags: number, mode = 0): number {
   return check('openat', fn.openat(dirfd, path, flags, mode), [dirfd, path]);
+}
+
+// Extended attributes, without following a final symlink (the l* calls).
+
+/** The value of xattr `name` of `path`, or null when it has none (ENODATA). */
+export function lgetxattr(path: string, name: string): Buffer | null {
+  // Ask for the size first; retry when the value grew in between (ERANGE).
+  for (;;) {
+    const size = Number(fn.lgetxattr(path, name, null, 0));
+    if (size === -1) {
+      if (errno() === ENODATA) return null;
+      throw new SyscallError('lgetxattr', errno(), [path, name]);
+    }
+    const buf = Buffer.alloc(size);
+    const got = Number(fn.lgetxattr(path, name, buf, size));
+    if (got !== -1) return buf.subarray(0, got);
+    if (errno() === ENODATA) return null;
+    if (errno() !== ERANGE) throw new SyscallError('lgetxattr', errno(), [path, name]);
+  }
+}
+
+/** Sets xattr `name` of `path`; `flags` is XATTR.CREATE or XATTR.REPLACE (default: either). */
+export function lsetxattr(path: string, name: string, value: Buffer | string, flags = 0): void {
+  const buf = typeof value === 'string' ? Buffer.from(value) : value;
+  check('lsetxattr', fn.lsetxattr(path, name, buf, buf.length, flags), [path, name]);
+}
+
+/** The names of the xattrs of `path` that the caller may see. */
+export function llistxattr(path: string): string[] {
+  for (;;) {
+    const size = check('llistxattr', Number(fn.llistxattr(path, null, 0)), [path]);
+    if (size === 0) return [];
+    const buf = Buffer.alloc(size);
+    const got = Number(fn.llistxattr(path, buf, size));
+    if (got === -1) {
+      if (errno() === ERANGE) continue;
+      throw new SyscallError('llistxattr', errno(), [path]);
+    }
+    return buf.subarray(0, got).toString('latin1').split('\0').filter(Boolean);
+  }
+}
+
+export function lremovexattr(path: string, name: string): void {
+  check('lremovexattr', fn.lremovexattr(path, name), [path, name]);
 }
 
 /** A resource limit; `Infinity` stands for RLIM_INFINITY. */

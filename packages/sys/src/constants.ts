@@ -121,3 +121,6 @@ export const RLIMIT = {
   RTTIME: 15,
 } as const;
 export type RlimitName = keyof typeof RLIMIT;
+
+/** Flags of setxattr(2). */
+export const XATTR = { CREATE: 1, REPLACE: 2 } as const;
