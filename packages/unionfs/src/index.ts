@@ -1,1 +1,13 @@
-export {};
+export { type CleanupResult, cleanupStale } from './cleanup.js';
+export { main as cliMain, parseOverlayOptions } from './cli.js';
+export { type Change, diffUpper, formatChanges, isOpaque, isWhiteout, redirectOf } from './diff.js';
+export { UnionFsError, type UnionFsErrorCode } from './errors.js';
+export { filesystemOf } from './fsinfo.js';
+export {
+  OVERLAY_FEATURES,
+  type OverlayMethod,
+  type OverlayOptions,
+  OverlayUnionFs,
+} from './overlay/index.js';
+export { getUnionFs, registerUnionFs, unionFsBackends } from './registry.js';
+export type { BackendName, UnionFs, UnionMount, UnionMountOptions, UnmountOptions } from './types.js';

@@ -1,0 +1,1 @@
+export { OVERLAY_FEATURES, type OverlayMethod, type OverlayOptions, OverlayUnionFs } from './overlay.js';
