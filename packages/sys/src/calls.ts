@@ -1,6 +1,6 @@
+import { F, P, WAIT } from './constants.js';
 import { SyscallError } from './errors.js';
 import { check, errno, fn, nr } from './libc.js';
-import { F, P, WAIT } from './constants.js';
 
 const ENODATA = 61;
 const ERANGE = 34;
@@ -16,7 +16,13 @@ export function setns(fd: number, nstype: Flags = 0): void {
   check('setns', fn.setns(fd, nstype), [fd, `0x${nstype.toString(16)}`]);
 }
 
-export function mount(source: string | null, target: string, fstype: string | null, flags: Flags, data: string | null = null): void {
+export function mount(
+  source: string | null,
+  target: string,
+  fstype: string | null,
+  flags: Flags,
+  data: string | null = null,
+): void {
   check('mount', fn.mount(source, target, fstype, flags, data), [source ?? fstype ?? 'none', target]);
 }
 
@@ -70,7 +76,10 @@ export function pidfdOpen(pid: number, flags = 0): number {
 }
 
 export function pidfdSendSignal(pidfd: number, signal: number): void {
-  check('pidfd_send_signal', Number(fn.sys_i_i_p_u(nr('pidfd_send_signal'), pidfd, signal, null, 0)), [pidfd, signal]);
+  check('pidfd_send_signal', Number(fn.sys_i_i_p_u(nr('pidfd_send_signal'), pidfd, signal, null, 0)), [
+    pidfd,
+    signal,
+  ]);
 }
 
 /** How a waited-for process ended. */
@@ -140,7 +149,9 @@ export function setresgid(r: number, e: number, s: number): void {
 }
 
 export function setgroups(gids: readonly number[]): void {
-  check('setgroups', fn.setgroups(gids.length, gids.length ? Uint32Array.from(gids) : null), [gids.join(',')]);
+  check('setgroups', fn.setgroups(gids.length, gids.length ? Uint32Array.from(gids) : null), [
+    gids.join(','),
+  ]);
 }
 
 /** Sets the umask and returns the previous one. */
@@ -259,7 +270,11 @@ export function prlimit(pid: number, resource: number, limit?: Rlimit): Rlimit {
     newBuf.writeBigUInt64LE(toRlim(limit.soft), 0);
     newBuf.writeBigUInt64LE(toRlim(limit.hard), 8);
   }
-  check('prlimit', fn.prlimit(pid, resource, newBuf, oldBuf), [pid, resource, limit ? `${limit.soft}:${limit.hard}` : '']);
+  check('prlimit', fn.prlimit(pid, resource, newBuf, oldBuf), [
+    pid,
+    resource,
+    limit ? `${limit.soft}:${limit.hard}` : '',
+  ]);
   return { soft: fromRlim(oldBuf.readBigUInt64LE(0)), hard: fromRlim(oldBuf.readBigUInt64LE(8)) };
 }
 
@@ -270,21 +285,47 @@ export function fsopen(fsname: string, flags = 0): number {
 }
 
 /** fsconfig(2) with a string value (FSCONFIG.SET_STRING) or a flag/command (value null). */
-export function fsconfig(fd: number, cmd: number, key: string | null, value: string | null = null, aux = 0): void {
-  check('fsconfig', Number(fn.sys_i_u_s_s_i(nr('fsconfig'), fd, cmd, key, value, aux)), [fd, cmd, key ?? '', value ?? '']);
+export function fsconfig(
+  fd: number,
+  cmd: number,
+  key: string | null,
+  value: string | null = null,
+  aux = 0,
+): void {
+  check('fsconfig', Number(fn.sys_i_u_s_s_i(nr('fsconfig'), fd, cmd, key, value, aux)), [
+    fd,
+    cmd,
+    key ?? '',
+    value ?? '',
+  ]);
 }
 
 /** fsconfig(2) FSCONFIG.SET_FD: a key whose value is an open fd (e.g. `lowerdir+`). */
 export function fsconfigFd(fd: number, key: string, valueFd: number): void {
-  check('fsconfig', Number(fn.sys_i_u_s_p_i(nr('fsconfig'), fd, 5, key, null, valueFd)), [fd, 'SET_FD', key, valueFd]);
+  check('fsconfig', Number(fn.sys_i_u_s_p_i(nr('fsconfig'), fd, 5, key, null, valueFd)), [
+    fd,
+    'SET_FD',
+    key,
+    valueFd,
+  ]);
 }
 
 export function fsmount(fsfd: number, flags: number, attrs: number): number {
   return check('fsmount', Number(fn.sys_i_u_u(nr('fsmount'), fsfd, flags, attrs)), [fsfd]);
 }
 
-export function moveMount(fromDirfd: number, fromPath: string, toDirfd: number, toPath: string, flags: number): void {
-  check('move_mount', Number(fn.sys_i_s_i_s_u(nr('move_mount'), fromDirfd, fromPath, toDirfd, toPath, flags)), [fromPath, toPath]);
+export function moveMount(
+  fromDirfd: number,
+  fromPath: string,
+  toDirfd: number,
+  toPath: string,
+  flags: number,
+): void {
+  check(
+    'move_mount',
+    Number(fn.sys_i_s_i_s_u(nr('move_mount'), fromDirfd, fromPath, toDirfd, toPath, flags)),
+    [fromPath, toPath],
+  );
 }
 
 export function openTree(dirfd: number, path: string, flags: number): number {
@@ -292,12 +333,20 @@ export function openTree(dirfd: number, path: string, flags: number): number {
 }
 
 /** mount_setattr(2): change mount attributes (MOUNT_ATTR) and propagation of a mount. */
-export function mountSetattr(dirfd: number, path: string, flags: number, attr: { set?: number; clear?: number; propagation?: number }): void {
+export function mountSetattr(
+  dirfd: number,
+  path: string,
+  flags: number,
+  attr: { set?: number; clear?: number; propagation?: number },
+): void {
   const buf = Buffer.alloc(32);
   buf.writeBigUInt64LE(BigInt(attr.set ?? 0), 0);
   buf.writeBigUInt64LE(BigInt(attr.clear ?? 0), 8);
   buf.writeBigUInt64LE(BigInt(attr.propagation ?? 0), 16);
-  check('mount_setattr', Number(fn.sys_i_s_u_p_z(nr('mount_setattr'), dirfd, path, flags, buf, 32)), [dirfd, path]);
+  check('mount_setattr', Number(fn.sys_i_s_u_p_z(nr('mount_setattr'), dirfd, path, flags, buf, 32)), [
+    dirfd,
+    path,
+  ]);
 }
 
 export { WAIT };

@@ -56,21 +56,58 @@ export const PR = {
 } as const;
 
 /** Options of waitpid(2)/waitid(2). */
-export const WAIT = { NOHANG: 1, UNTRACED: 2, STOPPED: 2, EXITED: 4, CONTINUED: 8, NOWAIT: 0x01000000, ALL: 0x40000000, CLONE: 0x80000000 } as const;
+export const WAIT = {
+  NOHANG: 1,
+  UNTRACED: 2,
+  STOPPED: 2,
+  EXITED: 4,
+  CONTINUED: 8,
+  NOWAIT: 0x01000000,
+  ALL: 0x40000000,
+  CLONE: 0x80000000,
+} as const;
 
 /** idtype of waitid(2). */
 export const P = { ALL: 0, PID: 1, PGID: 2, PIDFD: 3 } as const;
 
 /** File type bits of mknod(2). */
-export const S_IF = { SOCK: 0o140000, LNK: 0o120000, REG: 0o100000, BLK: 0o060000, DIR: 0o040000, CHR: 0o020000, FIFO: 0o010000 } as const;
+export const S_IF = {
+  SOCK: 0o140000,
+  LNK: 0o120000,
+  REG: 0o100000,
+  BLK: 0o060000,
+  DIR: 0o040000,
+  CHR: 0o020000,
+  FIFO: 0o010000,
+} as const;
 
 /** fcntl(2) commands and flags. */
 export const F = { GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, FD_CLOEXEC: 1 } as const;
 
 /** open(2) flags needed with the *at calls and the new mount API. */
-export const O = { RDONLY: 0, WRONLY: 1, RDWR: 2, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400, TRUNC: 0o1000, NONBLOCK: 0o4000, DIRECTORY: 0o200000, NOFOLLOW: 0o400000, CLOEXEC: 0o2000000, PATH: 0o10000000 } as const;
+export const O = {
+  RDONLY: 0,
+  WRONLY: 1,
+  RDWR: 2,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  NOCTTY: 0o400,
+  TRUNC: 0o1000,
+  NONBLOCK: 0o4000,
+  DIRECTORY: 0o200000,
+  NOFOLLOW: 0o400000,
+  CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+} as const;
 
-export const AT = { FDCWD: -100, SYMLINK_NOFOLLOW: 0x100, REMOVEDIR: 0x200, SYMLINK_FOLLOW: 0x400, EMPTY_PATH: 0x1000, RECURSIVE: 0x8000 } as const;
+export const AT = {
+  FDCWD: -100,
+  SYMLINK_NOFOLLOW: 0x100,
+  REMOVEDIR: 0x200,
+  SYMLINK_FOLLOW: 0x400,
+  EMPTY_PATH: 0x1000,
+  RECURSIVE: 0x8000,
+} as const;
 
 /** The new mount API: fsopen, fsconfig, fsmount, move_mount, open_tree, mount_setattr. */
 export const FSOPEN = { CLOEXEC: 1 } as const;
@@ -98,7 +135,14 @@ export const MOUNT_ATTR = {
   IDMAP: 0x100000,
   NOSYMFOLLOW: 0x200000,
 } as const;
-export const MOVE_MOUNT = { F_SYMLINKS: 1, F_AUTOMOUNTS: 2, F_EMPTY_PATH: 4, T_SYMLINKS: 0x10, T_AUTOMOUNTS: 0x20, T_EMPTY_PATH: 0x40 } as const;
+export const MOVE_MOUNT = {
+  F_SYMLINKS: 1,
+  F_AUTOMOUNTS: 2,
+  F_EMPTY_PATH: 4,
+  T_SYMLINKS: 0x10,
+  T_AUTOMOUNTS: 0x20,
+  T_EMPTY_PATH: 0x40,
+} as const;
 export const OPEN_TREE = { CLONE: 1, CLOEXEC: 0o2000000 } as const;
 
 /** Resource numbers of getrlimit/setrlimit/prlimit. */

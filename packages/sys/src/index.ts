@@ -1,5 +1,5 @@
 export * from './calls.js';
 export * from './constants.js';
-export { SyscallError, errnoName, errnoValue, isErrno } from './errors.js';
+export { errnoName, errnoValue, isErrno, SyscallError } from './errors.js';
+export { isMountPoint, type MountInfo, procStartTime, readMountInfo } from './proc.js';
 export { parseSignal, signalName } from './signals.js';
-export { procStartTime, readMountInfo, isMountPoint, type MountInfo } from './proc.js';

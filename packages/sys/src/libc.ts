@@ -7,8 +7,30 @@ const libc = koffi.load('libc.so.6');
 
 /** Syscalls that glibc does not wrap, by architecture. */
 const NR: Record<string, Record<string, number>> = {
-  x64: { pivot_root: 155, open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, pidfd_send_signal: 424, pidfd_open: 434, pidfd_getfd: 438, mount_setattr: 442 },
-  arm64: { pivot_root: 41, open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, pidfd_send_signal: 424, pidfd_open: 434, pidfd_getfd: 438, mount_setattr: 442 },
+  x64: {
+    pivot_root: 155,
+    open_tree: 428,
+    move_mount: 429,
+    fsopen: 430,
+    fsconfig: 431,
+    fsmount: 432,
+    pidfd_send_signal: 424,
+    pidfd_open: 434,
+    pidfd_getfd: 438,
+    mount_setattr: 442,
+  },
+  arm64: {
+    pivot_root: 41,
+    open_tree: 428,
+    move_mount: 429,
+    fsopen: 430,
+    fsconfig: 431,
+    fsmount: 432,
+    pidfd_send_signal: 424,
+    pidfd_open: 434,
+    pidfd_getfd: 438,
+    mount_setattr: 442,
+  },
 };
 
 function nr(name: string): number {
@@ -21,7 +43,9 @@ function nr(name: string): number {
 export const fn = {
   unshare: libc.func('int unshare(int flags)'),
   setns: libc.func('int setns(int fd, int nstype)'),
-  mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+  mount: libc.func(
+    'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
+  ),
   umount2: libc.func('int umount2(const char *target, int flags)'),
   chdir: libc.func('int chdir(const char *path)'),
   fchdir: libc.func('int fchdir(int fd)'),
@@ -29,7 +53,9 @@ export const fn = {
   sethostname: libc.func('int sethostname(const char *name, size_t len)'),
   setdomainname: libc.func('int setdomainname(const char *name, size_t len)'),
   execve: libc.func('int execve(const char *path, const char **argv, const char **envp)'),
-  prctl: libc.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
+  prctl: libc.func(
+    'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
+  ),
   kill: libc.func('int kill(int pid, int sig)'),
   waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
   waitid: libc.func('int waitid(int idtype, int id, void *infop, int options)'),
@@ -48,19 +74,29 @@ export const fn = {
   ioctl: libc.func('int ioctl(int fd, unsigned long request, void *arg)'),
   openat: libc.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)'),
   lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)'),
-  lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
+  lsetxattr: libc.func(
+    'int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)',
+  ),
   llistxattr: libc.func('intptr_t llistxattr(const char *path, void *list, size_t size)'),
   lremovexattr: libc.func('int lremovexattr(const char *path, const char *name)'),
   sys_s_s: libc.func('long syscall(long nr, const char *a, const char *b)'),
   sys_i_u: libc.func('long syscall(long nr, int a, unsigned int b)'),
   sys_i_i_p_u: libc.func('long syscall(long nr, int a, int b, void *c, unsigned int d)'),
   sys_s_u: libc.func('long syscall(long nr, const char *a, unsigned int b)'),
-  sys_i_u_s_s_i: libc.func('long syscall(long nr, int fd, unsigned int cmd, const char *key, const char *value, int aux)'),
-  sys_i_u_s_p_i: libc.func('long syscall(long nr, int fd, unsigned int cmd, const char *key, void *value, int aux)'),
+  sys_i_u_s_s_i: libc.func(
+    'long syscall(long nr, int fd, unsigned int cmd, const char *key, const char *value, int aux)',
+  ),
+  sys_i_u_s_p_i: libc.func(
+    'long syscall(long nr, int fd, unsigned int cmd, const char *key, void *value, int aux)',
+  ),
   sys_i_u_u: libc.func('long syscall(long nr, int fd, unsigned int flags, unsigned int attrs)'),
-  sys_i_s_i_s_u: libc.func('long syscall(long nr, int fromfd, const char *frompath, int tofd, const char *topath, unsigned int flags)'),
+  sys_i_s_i_s_u: libc.func(
+    'long syscall(long nr, int fromfd, const char *frompath, int tofd, const char *topath, unsigned int flags)',
+  ),
   sys_i_s_u: libc.func('long syscall(long nr, int dfd, const char *path, unsigned int flags)'),
-  sys_i_s_u_p_z: libc.func('long syscall(long nr, int dfd, const char *path, unsigned int flags, void *attr, size_t size)'),
+  sys_i_s_u_p_z: libc.func(
+    'long syscall(long nr, int dfd, const char *path, unsigned int flags, void *attr, size_t size)',
+  ),
 } as const;
 
 /** errno of the last failed call on this thread. */

@@ -27,7 +27,8 @@ export interface MountInfo {
   superOptions: string;
 }
 
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+const unescapeOctal = (s: string) =>
+  s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 
 /** The mount table of a process (default: this one), from /proc/PID/mountinfo. */
 export function readMountInfo(pid: number | 'self' = 'self'): MountInfo[] {
@@ -41,11 +42,11 @@ export function readMountInfo(pid: number | 'self' = 'self'): MountInfo[] {
       return {
         id: Number(f[0]),
         parentId: Number(f[1]),
-        root: unescape(f[3]),
-        mountPoint: unescape(f[4]),
+        root: unescapeOctal(f[3]),
+        mountPoint: unescapeOctal(f[4]),
         options: f[5],
         fsType: g[0],
-        source: unescape(g[1]),
+        source: unescapeOctal(g[1]),
         superOptions: g[2] ?? '',
       };
     });

@@ -1,31 +1,31 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  close,
   FSCONFIG,
-  MNT,
-  MOVE_MOUNT,
-  MS,
-  RLIMIT,
-  S_IF,
-  SyscallError,
   fsconfig,
   fsmount,
   fsopen,
   isMountPoint,
+  MNT,
+  MOVE_MOUNT,
+  MS,
   makedev,
   mknod,
   mount,
+  moveMount,
   parseSignal,
   pidfdOpen,
   pidfdPoll,
   pidfdSendSignal,
   prlimit,
   procStartTime,
-  close,
-  moveMount,
+  RLIMIT,
+  S_IF,
+  SyscallError,
   signalName,
   umount2,
 } from '../src/index.js';
@@ -105,7 +105,9 @@ describe('mounts', () => {
 describe('processes', () => {
   it('signals a child through a pidfd and sees it end', async () => {
     const child = spawn('sleep', ['30']);
-    const exited = new Promise<number | null>((r) => child.on('exit', (_c, s) => r(s === 'SIGTERM' ? 15 : null)));
+    const exited = new Promise<number | null>((r) =>
+      child.on('exit', (_c, s) => r(s === 'SIGTERM' ? 15 : null)),
+    );
     const fd = pidfdOpen(child.pid!);
     expect(procStartTime(child.pid!)).toBeGreaterThan(0);
     pidfdSendSignal(fd, parseSignal('TERM'));
