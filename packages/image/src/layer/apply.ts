@@ -1,0 +1,299 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { S_IF, lsetxattr, makedev, mknod } from '@corral/sys';
+import * as tar from 'tar-stream';
+import { ImageError } from '../errors.js';
+import { type Compression, Decompress } from './compress.js';
+import { OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, isOverlayXattr } from './whiteout.js';
+
+export interface ApplyResult {
+  /** sha256 of the uncompressed tar: the layer's diff ID. */
+  diffId: string;
+  /** Bytes of the uncompressed tar. */
+  size: number;
+  compression: Compression;
+  entries: number;
+  /** Entries of kinds a layer folder cannot hold (e.g. sockets, GNU sparse), by name. */
+  skipped: string[];
+}
+
+const MAX_SYMLINKS = 255;
+
+function unsafe(name: string, why: string): never {
+  throw new ImageError('UNSAFE_PATH', `layer entry "${name}" ${why}; the layer is refused`);
+}
+
+/**
+ * Splits a tar path into clean components: a leading `/` is dropped (kept inside the
+ * layer, as docker does), `.` and empty parts vanish, and `..` that would climb above
+ * the layer root is refused.
+ */
+export function cleanPath(name: string): string[] {
+  const out: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (out.length === 0) unsafe(name, 'climbs out of the layer with ".."');
+      out.pop();
+    } else out.push(part);
+  }
+  return out;
+}
+
+/**
+ * Resolves `parts` (the parents of an entry) inside `root` as if `root` were `/`:
+ * symlinks are followed but can never lead out (absolute targets restart at the root,
+ * `..` stops at it). Missing folders are created. Returns the host path.
+ */
+function resolveParents(root: string, parts: string[], entryName: string): string {
+  const stack: string[] = [];
+  const todo = [...parts];
+  let links = 0;
+  while (todo.length) {
+    const part = todo.shift()!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      stack.pop();
+      continue;
+    }
+    const path = join(root, ...stack, part);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (!st) {
+      fs.mkdirSync(path, { mode: 0o755 });
+      stack.push(part);
+    } else if (st.isDirectory()) {
+      stack.push(part);
+    } else if (st.isSymbolicLink()) {
+      if (++links > MAX_SYMLINKS) unsafe(entryName, 'goes through too many symlinks');
+      const target = fs.readlinkSync(path);
+      if (target.startsWith('/')) stack.length = 0;
+      todo.unshift(...target.split('/'));
+    } else {
+      throw new ImageError('BAD_LAYER', `layer entry "${entryName}": "${join(...stack, part)}" is not a folder`);
+    }
+  }
+  return join(root, ...stack);
+}
+
+/** Removes whatever is at `path` (not following symlinks); folders only when `keepDir` is false. */
+function clearPath(path: string, keepDir: boolean): fs.Stats | undefined {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  if (st.isDirectory()) {
+    if (keepDir) return st;
+    fs.rmSync(path, { recursive: true, force: true });
+  } else fs.unlinkSync(path);
+  return undefined;
+}
+
+/** PAX records straight from the bytes, so binary xattr values (capabilities) stay intact. */
+export function parsePaxRecords(buf: Buffer): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let off = 0;
+  while (off < buf.length) {
+    const space = buf.indexOf(0x20, off);
+    if (space < 0) break;
+    const len = Number.parseInt(buf.toString('ascii', off, space), 10);
+    if (!(len > 0) || off + len > buf.length) break;
+    const rec = buf.subarray(space + 1, off + len - 1);
+    const eq = rec.indexOf(0x3d);
+    if (eq > 0) out.set(rec.toString('utf8', 0, eq), Buffer.from(rec.subarray(eq + 1)));
+    off += len;
+  }
+  return out;
+}
+
+type Header = tar.Header;
+
+/** The extended attributes an entry carries (SCHILY.xattr.*), minus overlay's own. */
+function entryXattrs(header: Header, raw: Map<string, Buffer> | undefined): [string, Buffer][] {
+  const out: [string, Buffer][] = [];
+  if (raw) {
+    for (const [k, v] of raw) if (k.startsWith('SCHILY.xattr.')) out.push([k.slice(13), v]);
+  } else if (header.pax) {
+    for (const [k, v] of Object.entries(header.pax as Record<string, string>)) {
+      if (k.startsWith('SCHILY.xattr.')) out.push([k.slice(13), Buffer.from(v, 'utf8')]);
+    }
+  }
+  // overlayfs' own xattrs would let a layer redirect lookups: never taken from a tar.
+  return out.filter(([name]) => !isOverlayXattr(name));
+}
+
+/**
+ * Applies one layer tar (plain, gzip or zstd) to `dest`, in the overlay lower/upper
+ * format: OCI whiteouts become 0/0 character devices, opaque markers the
+ * trusted.overlay.opaque xattr. Nothing is ever written outside `dest`.
+ */
+export async function applyLayer(source: Readable | AsyncIterable<Uint8Array>, dest: string): Promise<ApplyResult> {
+  const root = fs.realpathSync(dest);
+  const hash = createHash('sha256');
+  let size = 0;
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const decompress = new Decompress();
+  const extract = tar.extract();
+  // tar-stream decodes PAX values as UTF-8, which mangles binary xattrs: keep the raw bytes.
+  let rawPax: Buffer | undefined;
+  const ex = extract as unknown as { _decodeLongHeader?: (buf: Buffer) => void; _header?: { type?: string } };
+  const decodeLong = ex._decodeLongHeader;
+  if (typeof decodeLong === 'function') {
+    ex._decodeLongHeader = function (this: typeof ex, buf: Buffer) {
+      if (this._header?.type === 'pax-header') rawPax = Buffer.from(buf);
+      return decodeLong.call(this, buf);
+    };
+  }
+  const dirTimes: [string, Date][] = [];
+  const skipped: string[] = [];
+  let entries = 0;
+
+  const handle = async (header: Header, stream: Readable): Promise<void> => {
+    const pax = rawPax ? parsePaxRecords(rawPax) : undefined;
+    rawPax = undefined;
+    entries++;
+    const parts = cleanPath(header.name);
+    if (parts.length === 0) {
+      // The root itself ("./"): its metadata applies to the layer folder.
+      if (header.type === 'directory') setMeta(root, header, pax, false, dirTimes);
+      stream.resume();
+      return;
+    }
+    const base = parts[parts.length - 1];
+    const parent = resolveParents(root, parts.slice(0, -1), header.name);
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      stream.resume();
+      if (base === WHITEOUT_OPAQUE) {
+        lsetxattr(parent, OPAQUE_XATTR, Buffer.from('y'));
+        return;
+      }
+      if (base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) return; // aufs metadata (.wh..wh.plnk ...)
+      const name = base.slice(WHITEOUT_PREFIX.length);
+      if (!name || name === '.' || name === '..') unsafe(header.name, 'is a whiteout of nothing');
+      const path = join(parent, name);
+      clearPath(path, false);
+      mknod(path, S_IF.CHR | 0o000, makedev(0, 0));
+      fs.lchownSync(path, header.uid ?? 0, header.gid ?? 0);
+      return;
+    }
+    const path = join(parent, base);
+    switch (header.type) {
+      case 'directory': {
+        const existing = clearPath(path, true);
+        if (!existing) fs.mkdirSync(path, { mode: 0o700 });
+        setMeta(path, header, pax, false, dirTimes);
+        stream.resume();
+        return;
+      }
+      case 'file':
+      case 'contiguous-file': {
+        clearPath(path, false);
+        // O_EXCL: never opens through a symlink that might have appeared.
+        const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+        try {
+          for await (const chunk of stream as AsyncIterable<Buffer>) {
+            let off = 0;
+            while (off < chunk.length) off += fs.writeSync(fd, chunk, off);
+          }
+        } finally {
+          fs.closeSync(fd);
+        }
+        setMeta(path, header, pax, false, dirTimes);
+        return;
+      }
+      case 'symlink':
+        stream.resume();
+        clearPath(path, false);
+        fs.symlinkSync(header.linkname ?? '', path);
+        setMeta(path, header, pax, true, dirTimes);
+        return;
+      case 'link': {
+        stream.resume();
+        const targetParts = cleanPath(header.linkname ?? '');
+        if (targetParts.length === 0) unsafe(header.name, 'is a hard link to the layer root');
+        const targetParent = resolveParents(root, targetParts.slice(0, -1), header.linkname ?? '');
+        const target = join(targetParent, targetParts[targetParts.length - 1]);
+        let st: fs.Stats;
+        try {
+          st = fs.lstatSync(target);
+        } catch {
+          throw new ImageError('BAD_LAYER', `layer entry "${header.name}" is a hard link to "${header.linkname}", which the layer does not hold`);
+        }
+        if (st.isDirectory()) unsafe(header.name, 'is a hard link to a folder');
+        if (target === path) return;
+        clearPath(path, false);
+        fs.linkSync(target, path);
+        return;
+      }
+      case 'character-device':
+      case 'block-device':
+      case 'fifo': {
+        stream.resume();
+        clearPath(path, false);
+        const kind = header.type === 'fifo' ? S_IF.FIFO : header.type === 'block-device' ? S_IF.BLK : S_IF.CHR;
+        mknod(path, kind | 0o600, makedev(header.devmajor ?? 0, header.devminor ?? 0));
+        setMeta(path, header, pax, false, dirTimes);
+        return;
+      }
+      default:
+        stream.resume();
+        skipped.push(`${header.name} (${header.type})`);
+    }
+  };
+
+  extract.on('entry', (header, stream, next) => {
+    handle(header, stream as unknown as Readable).then(
+      () => next(),
+      (e) => {
+        stream.resume();
+        next(e);
+      },
+    );
+  });
+  try {
+    await pipeline(source as Readable, decompress, hasher, extract as unknown as NodeJS.WritableStream);
+  } catch (e) {
+    if (e instanceof ImageError || (e as { name?: string }).name === 'SyscallError') throw e;
+    throw new ImageError('BAD_LAYER', `cannot read the layer tar: ${(e as Error).message}`, { cause: e });
+  }
+  // Folder times last: creating entries inside a folder changes its mtime.
+  for (let i = dirTimes.length - 1; i >= 0; i--) {
+    const [p, t] = dirTimes[i];
+    fs.lutimesSync(p, t, t);
+  }
+  return {
+    diffId: `sha256:${hash.digest('hex')}`,
+    size,
+    compression: decompress.compression ?? 'none',
+    entries,
+    skipped,
+  };
+}
+
+/** Owner, then mode (chmod after chown, which clears setuid bits), xattrs, times. */
+function setMeta(path: string, h: Header, pax: Map<string, Buffer> | undefined, isLink: boolean, dirTimes: [string, Date][]): void {
+  fs.lchownSync(path, h.uid ?? 0, h.gid ?? 0);
+  if (!isLink) fs.chmodSync(path, (h.mode ?? 0o644) & 0o7777);
+  for (const [name, value] of entryXattrs(h, pax)) lsetxattr(path, name, value);
+  const mtime = h.mtime ?? new Date(0);
+  if (h.type === 'directory') dirTimes.push([path, mtime]);
+  else fs.lutimesSync(path, mtime, mtime);
+}
+
+export { cleanPath as cleanLayerPath };

@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** fsync a folder so a rename in it survives a crash. */
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * A unique temp name in `tmpDir` that starts with our pid, so a later process can tell
+ * leftovers of a dead loader (removable) from work in progress (kept).
+ */
+export function tempName(tmpDir: string, kind: string): string {
+  return join(tmpDir, `${process.pid}-${kind}-${randomBytes(6).toString('hex')}`);
+}
+
+/** Writes `data` to `path` through a temp file in `tmpDir`: write, fsync, rename, fsync dir. */
+export function writeFileAtomic(path: string, data: string | Uint8Array, tmpDir: string): void {
+  const tmp = tempName(tmpDir, 'file');
+  const fd = fs.openSync(tmp, 'wx', 0o644);
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    fs.renameSync(tmp, path);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(join(path, '..'));
+}
+
+export function readJsonFile<T>(path: string): T | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  return JSON.parse(text) as T;
+}
+
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A lock folder's owner; a folder without an owner file is being created, unless it is old. */
+function lockIsStale(dir: string): boolean {
+  try {
+    const pid = Number.parseInt(fs.readFileSync(join(dir, 'owner'), 'utf8'), 10);
+    return !pidAlive(pid);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    try {
+      return Date.now() - fs.statSync(dir).mtimeMs > 10_000;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/**
+ * Takes a lock folder (mkdir is atomic) holding the owner's pid. A lock left by a dead
+ * process is broken by renaming it away, which only one waiter can win.
+ * Returns a release function.
+ */
+export async function acquireLock(dir: string, tmpDir: string): Promise<() => void> {
+  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+    try {
+      fs.mkdirSync(dir);
+      fs.writeFileSync(join(dir, 'owner'), String(process.pid));
+      return () => fs.rmSync(dir, { recursive: true, force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    if (lockIsStale(dir)) {
+      const away = tempName(tmpDir, 'stale-lock');
+      try {
+        fs.renameSync(dir, away);
+        fs.rmSync(away, { recursive: true, force: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      continue;
+    }
+    await sleep(wait);
+  }
+}
+
+/** Removes temp entries left by processes that are gone (killed loads). */
+export function cleanTempDir(tmpDir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmpDir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number.parseInt(name, 10);
+    if (!pidAlive(pid)) fs.rmSync(join(tmpDir, name), { recursive: true, force: true });
+  }
+}

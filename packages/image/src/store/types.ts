@@ -1,0 +1,126 @@
+/** Media types of the OCI image spec and Docker's schema 2. */
+export const MediaType = {
+  OciManifest: 'application/vnd.oci.image.manifest.v1+json',
+  OciIndex: 'application/vnd.oci.image.index.v1+json',
+  OciConfig: 'application/vnd.oci.image.config.v1+json',
+  OciLayer: 'application/vnd.oci.image.layer.v1.tar',
+  OciLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  OciLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  OciLayerNondistributableGzip: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  DockerConfig: 'application/vnd.docker.container.image.v1+json',
+  DockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  DockerLayerForeignGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  DockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
+} as const;
+
+export interface Platform {
+  architecture: string;
+  os: string;
+  variant?: string;
+  'os.version'?: string;
+  'os.features'?: string[];
+}
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  urls?: string[];
+  annotations?: Record<string, string>;
+  platform?: Platform;
+}
+
+/** An image manifest (OCI or Docker schema 2: same shape). */
+export interface Manifest {
+  schemaVersion: 2;
+  mediaType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+/** An OCI index or a Docker manifest list. */
+export interface ImageIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+/** The runtime part of an image config (Docker's `config`). */
+export interface ContainerConfig {
+  User?: string;
+  ExposedPorts?: Record<string, object>;
+  Env?: string[];
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  Volumes?: Record<string, object>;
+  WorkingDir?: string;
+  Labels?: Record<string, string>;
+  StopSignal?: string;
+  [key: string]: unknown;
+}
+
+export interface HistoryEntry {
+  created?: string;
+  created_by?: string;
+  author?: string;
+  comment?: string;
+  empty_layer?: boolean;
+}
+
+/** The image config blob (OCI image config / Docker image JSON). */
+export interface ImageConfig {
+  created?: string;
+  author?: string;
+  architecture: string;
+  os: string;
+  variant?: string;
+  config?: ContainerConfig;
+  rootfs: { type: 'layers'; diff_ids: string[] };
+  history?: HistoryEntry[];
+  [key: string]: unknown;
+}
+
+/** One layer of a stored image: its blob (as distributed) and its uncompressed diff ID. */
+export interface LayerRecord {
+  /** Digest of the layer blob in the content store. */
+  digest: string;
+  mediaType: string;
+  size: number;
+  /** sha256 of the uncompressed tar (config.rootfs.diff_ids). */
+  diffId: string;
+}
+
+/** What the store keeps per image (one per manifest). */
+export interface ImageRecord {
+  /** Docker's image ID: the config digest. */
+  id: string;
+  manifestDigest: string;
+  manifestMediaType: string;
+  manifestSize: number;
+  configDigest: string;
+  configMediaType: string;
+  configSize: number;
+  layers: LayerRecord[];
+  /** `created` of the config, if any. */
+  created?: string;
+  /** When this store registered the image (ISO time). */
+  loadedAt: string;
+}
+
+/** A row of `images`. */
+export interface ImageSummary {
+  id: string;
+  manifestDigest: string;
+  /** Short names as docker shows them, e.g. `busybox:latest`. */
+  repoTags: string[];
+  created?: string;
+  /** Sum of the uncompressed layer sizes on disk is not tracked; this is the sum of layer blob sizes. */
+  size: number;
+}
+
+export const isLayerMediaType = (mt: string): boolean =>
+  mt.startsWith('application/vnd.oci.image.layer.') || mt.startsWith('application/vnd.docker.image.rootfs.');
