@@ -1,1 +1,21 @@
-export {};
+export { type ParsedMountOptions, parseMountOptions, rootPropagation } from './mount-options.js';
+export { secureJoin } from './paths.js';
+export {
+  type ContainerState,
+  type ContainerStatus,
+  type CreatedContainer,
+  type CreateOptions,
+  Runtime,
+  RuntimeError,
+} from './runtime.js';
+export {
+  DEFAULT_DEVICES,
+  INIT_ANNOTATION,
+  type NamespaceType,
+  type OciDevice,
+  type OciLinux,
+  type OciMount,
+  type OciProcess,
+  type OciSpec,
+  validateSpec,
+} from './spec.js';

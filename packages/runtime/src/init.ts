@@ -1,0 +1,314 @@
+// A container's init: PID 1 of the container's new PID namespace, started by Runtime.create.
+// It reads the spec from the sync socket (fd 3), builds the container's namespaces and root
+// filesystem, says "ready", waits until `start` opens the exec fifo, then becomes the user's
+// program (execve) or, with the init annotation, its supervisor.
+// Namespaces move only this thread: after unshare everything here is synchronous.
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
+import { ExecError, pathOf, resolveExecutable, superviseChild } from '@corral/pidns';
+import {
+  CLONE,
+  chdir,
+  clearCloexec,
+  execve,
+  MNT,
+  MS,
+  makedev,
+  mknod,
+  mount,
+  O,
+  PR,
+  pivotRoot,
+  prctl,
+  prlimit,
+  RLIMIT,
+  type RlimitName,
+  S_IF,
+  setCloexec,
+  setdomainname,
+  setgroups,
+  sethostname,
+  setns,
+  setresgid,
+  setresuid,
+  umask,
+  umount2,
+  unshare,
+} from '@corral/sys';
+import { parseMountOptions, rootPropagation } from './mount-options.js';
+import { secureJoin } from './paths.js';
+import { DEFAULT_DEVICES, INIT_ANNOTATION, type OciDevice, type OciMount, type OciSpec } from './spec.js';
+import { readLineSync, writeLineSync } from './sync.js';
+
+const SYNC_FD = 3;
+
+interface InitConfig {
+  spec: OciSpec;
+  /** Absolute path of the rootfs on the host. */
+  rootfs: string;
+  /** The exec fifo that `start` opens. */
+  fifo: string;
+}
+
+const NS_FLAGS: Record<string, number> = {
+  mount: CLONE.NEWNS,
+  uts: CLONE.NEWUTS,
+  ipc: CLONE.NEWIPC,
+  network: CLONE.NEWNET,
+  cgroup: CLONE.NEWCGROUP,
+};
+
+class SetupError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 125,
+  ) {
+    super(message);
+  }
+}
+
+function step<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof SetupError || e instanceof ExecError) throw e;
+    throw new SetupError(`${what}: ${(e as Error).message}`);
+  }
+}
+
+/** Joins namespaces given by path, then unshares the new ones (pid was made by our parent). */
+function enterNamespaces(spec: OciSpec): void {
+  const nss = spec.linux?.namespaces ?? [];
+  for (const ns of nss) {
+    if (ns.type === 'pid' || !ns.path) continue;
+    const fd = openSync(ns.path, 'r');
+    step(`joining ${ns.type} namespace ${ns.path}`, () => setns(fd, NS_FLAGS[ns.type] ?? 0));
+    closeSync(fd);
+  }
+  let flags = 0;
+  for (const ns of nss) if (!ns.path && NS_FLAGS[ns.type]) flags |= NS_FLAGS[ns.type];
+  // A new cgroup namespace is unshared last: the runtime has already placed us in our cgroup.
+  if (flags) step('unshare', () => unshare(flags));
+}
+
+function mkdirp(path: string): void {
+  mkdirSync(path, { recursive: true, mode: 0o755 });
+}
+
+function ensureMountTarget(target: string, sourceIsFile: boolean): void {
+  if (existsSync(target)) return;
+  if (sourceIsFile) {
+    mkdirp(dirname(target));
+    closeSync(openSync(target, 'a'));
+  } else {
+    mkdirp(target);
+  }
+}
+
+function doMount(rootfs: string, m: OciMount): void {
+  const target = secureJoin(rootfs, m.destination);
+  const o = parseMountOptions(m.options);
+  const bind = o.bind || m.type === 'bind';
+  const what = `mounting ${m.type ?? 'bind'} on ${m.destination}`;
+  if (bind) {
+    const source = m.source ?? '';
+    const isFile = (() => {
+      try {
+        return !statSync(source).isDirectory();
+      } catch {
+        throw new SetupError(`${what}: bind source ${source} does not exist`);
+      }
+    })();
+    ensureMountTarget(target, isFile);
+    step(what, () => mount(source, target, null, MS.BIND | (o.recursive ? MS.REC : 0)));
+    // Bind mounts take their flags only on a remount.
+    const flags = o.flags & ~MS.REMOUNT;
+    if (flags) step(what, () => mount(null, target, null, MS.REMOUNT | MS.BIND | flags));
+  } else {
+    ensureMountTarget(target, false);
+    try {
+      mount(m.source ?? m.type ?? 'none', target, m.type ?? null, o.flags, o.data || null);
+    } catch (e) {
+      // sysfs cannot be mounted without a network namespace of our own: bind the host's, read-only.
+      if (m.type === 'sysfs') {
+        step(what, () => mount('/sys', target, null, MS.BIND | MS.REC));
+        step(what, () =>
+          mount(null, target, null, MS.REMOUNT | MS.BIND | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
+        );
+      } else {
+        throw new SetupError(`${what}: ${(e as Error).message}`);
+      }
+    }
+  }
+  if (o.propagation) step(what, () => mount(null, target, null, o.propagation));
+}
+
+function createDevice(rootfs: string, d: OciDevice): void {
+  const target = secureJoin(rootfs, d.path);
+  mkdirp(dirname(target));
+  const type = d.type === 'b' ? S_IF.BLK : d.type === 'p' ? S_IF.FIFO : S_IF.CHR;
+  step(`creating device ${d.path}`, () => {
+    try {
+      if (lstatSync(target)) return; // already there (e.g. a bind from the host)
+    } catch {
+      mknod(target, type | (d.fileMode ?? 0o666), makedev(d.major ?? 0, d.minor ?? 0));
+    }
+    chmodSync(target, d.fileMode ?? 0o666);
+    chownSync(target, d.uid ?? 0, d.gid ?? 0);
+  });
+}
+
+/** Symlinks that programs expect in /dev (runc makes the same ones). */
+function devSymlinks(rootfs: string): void {
+  const links: [string, string][] = [
+    ['/proc/self/fd', '/dev/fd'],
+    ['/proc/self/fd/0', '/dev/stdin'],
+    ['/proc/self/fd/1', '/dev/stdout'],
+    ['/proc/self/fd/2', '/dev/stderr'],
+  ];
+  if (existsSync(secureJoin(rootfs, '/dev/pts/ptmx'))) links.push(['pts/ptmx', '/dev/ptmx']);
+  for (const [target, path] of links) {
+    const at = secureJoin(rootfs, path);
+    if (!existsSync(at)) step(`linking ${path}`, () => symlinkSync(target, at));
+  }
+}
+
+function maskPaths(paths: readonly string[]): void {
+  for (const p of paths) {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(p);
+    } catch {
+      continue;
+    }
+    if (st.isDirectory()) step(`masking ${p}`, () => mount('tmpfs', p, 'tmpfs', MS.RDONLY, null));
+    else step(`masking ${p}`, () => mount('/dev/null', p, null, MS.BIND));
+  }
+}
+
+function readonlyPaths(paths: readonly string[]): void {
+  for (const p of paths) {
+    if (!existsSync(p)) continue;
+    step(`making ${p} read-only`, () => {
+      mount(p, p, null, MS.BIND | MS.REC);
+      mount(null, p, null, MS.REMOUNT | MS.BIND | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+    });
+  }
+}
+
+function setRlimits(spec: OciSpec): void {
+  for (const r of spec.process.rlimits ?? []) {
+    const name = r.type.replace(/^RLIMIT_/, '') as RlimitName;
+    if (RLIMIT[name] === undefined) throw new SetupError(`unknown rlimit ${r.type}`);
+    try {
+      prlimit(0, RLIMIT[name], { soft: r.soft, hard: r.hard });
+    } catch (e) {
+      throw new SetupError(
+        `setting ${r.type} to ${r.soft}:${r.hard}: ${(e as Error).message} (the hard limit cannot be raised above the runtime's own without CAP_SYS_RESOURCE)`,
+      );
+    }
+  }
+}
+
+function envObject(env: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of env) {
+    const i = e.indexOf('=');
+    if (i > 0) out[e.slice(0, i)] = e.slice(i + 1);
+  }
+  return out;
+}
+
+function setup(config: InitConfig): { file: string; fifoFd: number } {
+  const { spec, rootfs } = config;
+  const ownMountNs = (spec.linux?.namespaces ?? []).some((n) => n.type === 'mount' && !n.path);
+  enterNamespaces(spec);
+  if (!ownMountNs) throw new SetupError('a container needs its own mount namespace');
+  // The fifo lives on the host: keep an O_PATH fd to it across pivot_root.
+  const fifoPath = openSync(config.fifo, O.PATH | O.CLOEXEC);
+
+  // Nothing mounted from here on may propagate back to the host.
+  step('making / private', () => mount(null, '/', null, rootPropagation(spec.linux?.rootfsPropagation)));
+  step(`bind-mounting the rootfs ${rootfs}`, () => mount(rootfs, rootfs, null, MS.BIND | MS.REC));
+  for (const m of spec.mounts ?? []) doMount(rootfs, m);
+  const devices = [...DEFAULT_DEVICES, ...(spec.linux?.devices ?? [])];
+  for (const d of devices) createDevice(rootfs, d);
+  devSymlinks(rootfs);
+  const cwd = secureJoin(rootfs, spec.process.cwd);
+  if (!existsSync(cwd)) step(`creating the working directory ${spec.process.cwd}`, () => mkdirp(cwd));
+
+  if (spec.hostname) step('sethostname', () => sethostname(spec.hostname!));
+  if (spec.domainname) step('setdomainname', () => setdomainname(spec.domainname!));
+
+  step('pivot_root', () => {
+    chdir(rootfs);
+    pivotRoot('.', '.');
+    umount2('.', MNT.DETACH);
+    chdir('/');
+  });
+  maskPaths(spec.linux?.maskedPaths ?? []);
+  readonlyPaths(spec.linux?.readonlyPaths ?? []);
+  if (spec.root.readonly)
+    step('making the rootfs read-only', () => mount(null, '/', null, MS.REMOUNT | MS.BIND | MS.RDONLY));
+  for (const [key, value] of Object.entries(spec.linux?.sysctl ?? {})) {
+    step(`sysctl ${key}`, () => writeFileSync(`/proc/sys/${key.replace(/\./g, '/')}`, value));
+  }
+  setRlimits(spec);
+
+  const env = spec.process.env ?? [];
+  const file = resolveExecutable(spec.process.args[0], pathOf(env));
+  const { uid, gid, additionalGids = [], umask: mask } = spec.process.user;
+  step('setting the user', () => {
+    setgroups(additionalGids);
+    setresgid(gid, gid, gid);
+    setresuid(uid, uid, uid);
+  });
+  umask(mask ?? 0o022);
+  step(`changing to the working directory ${spec.process.cwd}`, () => process.chdir(spec.process.cwd));
+  if (spec.process.noNewPrivileges) step('no_new_privs', () => prctl(PR.SET_NO_NEW_PRIVS, 1));
+  return { file, fifoFd: fifoPath };
+}
+
+function main(): void {
+  setCloexec(SYNC_FD);
+  const config = JSON.parse(readLineSync(SYNC_FD)) as InitConfig;
+  let prepared: { file: string; fifoFd: number };
+  try {
+    prepared = setup(config);
+  } catch (e) {
+    const exitCode = e instanceof ExecError || e instanceof SetupError ? e.exitCode : 125;
+    writeLineSync(SYNC_FD, { type: 'error', message: (e as Error).message, exitCode });
+    process.exit(exitCode);
+  }
+  writeLineSync(SYNC_FD, { type: 'ready' });
+  // Blocks until `start` opens the fifo for reading.
+  const fifo = openSync(`/proc/self/fd/${prepared.fifoFd}`, O.WRONLY | O.CLOEXEC);
+  writeFileSync(fifo, '0');
+  const { spec } = config;
+  const env = spec.process.env ?? [];
+  if (spec.annotations?.[INIT_ANNOTATION] === 'true') {
+    closeSync(fifo);
+    superviseChild(prepared.file, spec.process.args, envObject(env), spec.process.cwd);
+    return;
+  }
+  for (const fd of [0, 1, 2]) clearCloexec(fd);
+  execve(prepared.file, spec.process.args, env);
+}
+
+try {
+  main();
+} catch (e) {
+  process.stderr.write(`corral init: ${(e as Error).message}\n`);
+  process.exit(e instanceof ExecError ? e.exitCode : 125);
+}

@@ -1,0 +1,363 @@
+import type { StdioOptions } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { type Pid1Process, spawnPid1 } from '@corral/pidns';
+import {
+  close,
+  isErrno,
+  mknod,
+  O,
+  parseSignal,
+  pidfdOpen,
+  pidfdSendSignal,
+  procStartTime,
+  S_IF,
+} from '@corral/sys';
+import { type OciSpec, validateSpec } from './spec.js';
+import type { InitMessage } from './sync.js';
+
+/** What the runtime remembers of a container, in ROOT/ID/state.json. */
+interface StoredState {
+  id: string;
+  bundle: string;
+  rootfs: string;
+  pid: number;
+  /** Start time of the init in clock ticks: with the pid it names one process for good. */
+  startTime: number;
+  created: string;
+  annotations: Record<string, string>;
+}
+
+export type ContainerStatus = 'created' | 'running' | 'stopped';
+
+/** The OCI `state` of a container. */
+export interface ContainerState {
+  ociVersion: string;
+  id: string;
+  status: ContainerStatus;
+  pid: number;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  annotations: Record<string, string>;
+}
+
+/** A runtime failure with the exit code a CLI should use (125, or 126/127 for the program). */
+export class RuntimeError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 125) {
+    super(message);
+    this.name = 'RuntimeError';
+    this.exitCode = exitCode;
+  }
+}
+
+export interface CreateOptions {
+  /** stdin, stdout and stderr of the container's process (child_process stdio forms). */
+  stdio?: [StdioOptions extends (infer T)[] ? T : never, unknown, unknown] | 'inherit' | 'ignore' | 'pipe';
+  /** Start the init in its own session, so it outlives a caller that exits (a shim does this). */
+  detached?: boolean;
+  /**
+   * Called with the init's host PID before the init reads its spec: the place to put it in
+   * its cgroups, so nothing of the program ever runs outside its limits.
+   */
+  beforeSetup?: (pid: number) => void | Promise<void>;
+}
+
+/** A container made by create, seen from the process that made it (its parent). */
+export interface CreatedContainer {
+  id: string;
+  pid: number;
+  process: Pid1Process;
+  /** The container's stdio pipes, when stdio asked for 'pipe'. */
+  stdin: Writable | null;
+  stdout: Readable | null;
+  stderr: Readable | null;
+  /** Resolves with the exit code (128 + S when killed by signal S). */
+  wait(): Promise<number>;
+}
+
+const OCI_VERSION = '1.2.0';
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const initScript = fileURLToPath(new URL('./init.js', import.meta.url));
+
+/**
+ * An OCI runtime (create, start, state, kill, delete) keeping its state under `root`.
+ * The process that calls create is the container init's parent and can wait for it; any
+ * other process can start, inspect, signal and delete the container through the state.
+ */
+export class Runtime {
+  readonly root: string;
+
+  constructor(options: { root: string }) {
+    this.root = resolve(options.root);
+  }
+
+  private dir(id: string): string {
+    return join(this.root, id);
+  }
+
+  private read(id: string): StoredState {
+    try {
+      return JSON.parse(readFileSync(join(this.dir(id), 'state.json'), 'utf8')) as StoredState;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new RuntimeError(`container ${id} does not exist`, 1);
+      throw e;
+    }
+  }
+
+  /** Creates the container from `bundle`/config.json: its init waits for `start`. */
+  async create(id: string, bundle: string, options: CreateOptions = {}): Promise<CreatedContainer> {
+    if (!ID_RE.test(id))
+      throw new RuntimeError(`invalid container id ${JSON.stringify(id)}: use letters, digits, _ . -`);
+    bundle = resolve(bundle);
+    let spec: OciSpec;
+    try {
+      spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+    } catch (e) {
+      throw new RuntimeError(`reading ${join(bundle, 'config.json')}: ${(e as Error).message}`);
+    }
+    try {
+      validateSpec(spec);
+    } catch (e) {
+      throw new RuntimeError((e as Error).message);
+    }
+    const rootfs = resolve(bundle, spec.root.path);
+    if (!existsSync(rootfs) || !statSync(rootfs).isDirectory())
+      throw new RuntimeError(`rootfs ${rootfs} does not exist or is not a directory`);
+    if (!(spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path)) {
+      throw new RuntimeError(
+        'the spec must ask for a new pid namespace: corral runs every container as PID 1 of its own',
+      );
+    }
+
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    const dir = this.dir(id);
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new RuntimeError(`container ${id} already exists`);
+      throw e;
+    }
+    const fifo = join(dir, 'exec.fifo');
+    let p: Pid1Process | undefined;
+    try {
+      mknod(fifo, S_IF.FIFO | 0o600);
+      const stdio = options.stdio ?? 'inherit';
+      const base = Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
+      p = spawnPid1(process.execPath, [initScript], {
+        stdio: [...(base as StdioOptions[]), 'pipe'] as StdioOptions,
+        detached: options.detached ?? false,
+        env: {},
+      });
+      const child = p.child;
+      const sync = child.stdio[3] as unknown as Readable & Writable;
+      const answer = readMessage(sync, p);
+      await options.beforeSetup?.(p.pid);
+      sync.write(`${JSON.stringify({ spec, rootfs, fifo })}\n`);
+      const msg = await answer;
+      sync.destroy();
+      if (msg.type === 'error') throw new RuntimeError(msg.message, msg.exitCode);
+      const startTime = procStartTime(p.pid);
+      if (startTime === null) throw new RuntimeError('the container init died during setup');
+      const state: StoredState = {
+        id,
+        bundle,
+        rootfs,
+        pid: p.pid,
+        startTime,
+        created: new Date().toISOString(),
+        annotations: spec.annotations ?? {},
+      };
+      writeAtomic(join(dir, 'state.json'), JSON.stringify(state));
+      const proc = p;
+      return {
+        id,
+        pid: p.pid,
+        process: p,
+        stdin: child.stdin,
+        stdout: child.stdout,
+        stderr: child.stderr,
+        wait: () => proc.wait(),
+      };
+    } catch (e) {
+      if (p) {
+        p.kill('KILL');
+        await p.wait();
+      }
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Lets the container's program run: opens the exec fifo the init is waiting on. */
+  async start(id: string): Promise<void> {
+    const st = this.read(id);
+    const status = this.status(st);
+    if (status !== 'created')
+      throw new RuntimeError(`container ${id} is ${status}, not created: it cannot be started`);
+    const fifo = join(this.dir(id), 'exec.fifo');
+    const fd = openSync(fifo, O.RDONLY | O.NONBLOCK | O.CLOEXEC);
+    try {
+      const buf = Buffer.alloc(1);
+      for (;;) {
+        let n = 0;
+        try {
+          n = readSync(fd, buf, 0, 1, null);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        }
+        if (n === 1) break;
+        if (!this.alive(st)) throw new RuntimeError(`container ${id} died before it started`);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    } finally {
+      closeSync(fd);
+    }
+    unlinkSync(fifo);
+  }
+
+  private alive(st: StoredState): boolean {
+    return procStartTime(st.pid) === st.startTime && !isZombie(st.pid);
+  }
+
+  private status(st: StoredState): ContainerStatus {
+    if (!this.alive(st)) return 'stopped';
+    return existsSync(join(this.dir(st.id), 'exec.fifo')) ? 'created' : 'running';
+  }
+
+  state(id: string): ContainerState {
+    const st = this.read(id);
+    return {
+      ociVersion: OCI_VERSION,
+      id,
+      status: this.status(st),
+      pid: st.pid,
+      bundle: st.bundle,
+      rootfs: st.rootfs,
+      created: st.created,
+      annotations: st.annotations,
+    };
+  }
+
+  /** The ids of the containers this runtime knows. */
+  list(): string[] {
+    try {
+      return readdirSync(this.root).filter((d) => existsSync(join(this.root, d, 'state.json')));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Sends a signal to the container's PID 1 (through a pidfd, never to a recycled PID). */
+  kill(id: string, signal: string | number = 'SIGTERM'): void {
+    const st = this.read(id);
+    const signo = typeof signal === 'number' ? signal : parseSignal(signal);
+    if (!this.alive(st)) throw new RuntimeError(`container ${id} is not running`, 1);
+    let fd: number;
+    try {
+      fd = pidfdOpen(st.pid);
+    } catch (e) {
+      if (isErrno(e, 'ESRCH')) throw new RuntimeError(`container ${id} is not running`, 1);
+      throw e;
+    }
+    try {
+      // The pidfd was opened after the check: make sure it names the same process.
+      if (!this.alive(st)) throw new RuntimeError(`container ${id} is not running`, 1);
+      pidfdSendSignal(fd, signo);
+    } finally {
+      close(fd);
+    }
+  }
+
+  /** Waits until the container's init is gone (for callers that are not its parent). */
+  async waitStopped(id: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<boolean> {
+    const st = this.read(id);
+    const end = Date.now() + timeoutMs;
+    while (this.alive(st)) {
+      if (Date.now() > end) return false;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return true;
+  }
+
+  /** Removes a stopped container's state; with `force`, kills it first. */
+  async delete(id: string, options: { force?: boolean } = {}): Promise<void> {
+    let st: StoredState;
+    try {
+      st = this.read(id);
+    } catch (e) {
+      // A create that died half way leaves a folder without state: remove that too.
+      if (existsSync(this.dir(id)) && !existsSync(join(this.dir(id), 'state.json'))) {
+        rmSync(this.dir(id), { recursive: true, force: true });
+        return;
+      }
+      throw e;
+    }
+    if (this.alive(st)) {
+      if (!options.force)
+        throw new RuntimeError(`container ${id} is ${this.status(st)}: stop it first or force the delete`);
+      try {
+        this.kill(id, 'SIGKILL');
+      } catch (e) {
+        if (!(e instanceof RuntimeError)) throw e;
+      }
+      await this.waitStopped(id);
+    }
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) === 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function writeAtomic(path: string, data: string): void {
+  writeFileSync(`${path}.tmp`, data);
+  renameSync(`${path}.tmp`, path);
+}
+
+/** The init's answer on the sync socket, or an error if it dies first. */
+function readMessage(sync: Readable, p: Pid1Process): Promise<InitMessage> {
+  return new Promise((resolvePromise, reject) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d.toString('utf8');
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      sync.off('data', onData);
+      try {
+        resolvePromise(JSON.parse(buf.slice(0, nl)) as InitMessage);
+      } catch (e) {
+        reject(new RuntimeError(`bad message from the container init: ${(e as Error).message}`));
+      }
+    };
+    sync.on('data', onData);
+    sync.on('error', () => {});
+    p.wait().then((code) =>
+      reject(new RuntimeError(`the container init exited with code ${code} during setup`, code)),
+    );
+  });
+}

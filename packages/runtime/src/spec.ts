@@ -1,0 +1,99 @@
+/** The parts of the OCI runtime spec (config.json) that corral's runtime implements. */
+export interface OciSpec {
+  ociVersion: string;
+  process: OciProcess;
+  root: { path: string; readonly?: boolean };
+  hostname?: string;
+  domainname?: string;
+  mounts?: OciMount[];
+  annotations?: Record<string, string>;
+  linux?: OciLinux;
+}
+
+export interface OciProcess {
+  terminal?: boolean;
+  user: { uid: number; gid: number; umask?: number; additionalGids?: number[] };
+  args: string[];
+  env?: string[];
+  cwd: string;
+  rlimits?: { type: string; soft: number; hard: number }[];
+  noNewPrivileges?: boolean;
+  oomScoreAdj?: number;
+}
+
+export interface OciMount {
+  destination: string;
+  type?: string;
+  source?: string;
+  options?: string[];
+}
+
+export type NamespaceType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup' | 'time';
+
+export interface OciLinux {
+  namespaces?: { type: NamespaceType; path?: string }[];
+  devices?: OciDevice[];
+  cgroupsPath?: string;
+  resources?: Record<string, unknown>;
+  rootfsPropagation?:
+    | 'private'
+    | 'rprivate'
+    | 'slave'
+    | 'rslave'
+    | 'shared'
+    | 'rshared'
+    | 'unbindable'
+    | 'runbindable';
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  sysctl?: Record<string, string>;
+}
+
+export interface OciDevice {
+  type: 'c' | 'b' | 'u' | 'p';
+  path: string;
+  major?: number;
+  minor?: number;
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** Annotation that makes corral's init PID 1, with the program as its child (Docker's --init). */
+export const INIT_ANNOTATION = 'run.corral.init';
+
+/** The devices every container gets (runtime spec: "Default Devices"). */
+export const DEFAULT_DEVICES: OciDevice[] = [
+  { type: 'c', path: '/dev/null', major: 1, minor: 3, fileMode: 0o666 },
+  { type: 'c', path: '/dev/zero', major: 1, minor: 5, fileMode: 0o666 },
+  { type: 'c', path: '/dev/full', major: 1, minor: 7, fileMode: 0o666 },
+  { type: 'c', path: '/dev/random', major: 1, minor: 8, fileMode: 0o666 },
+  { type: 'c', path: '/dev/urandom', major: 1, minor: 9, fileMode: 0o666 },
+  { type: 'c', path: '/dev/tty', major: 5, minor: 0, fileMode: 0o666 },
+];
+
+/** Checks the parts of a spec that the runtime relies on, naming the field that is wrong. */
+export function validateSpec(spec: unknown): asserts spec is OciSpec {
+  const s = spec as Partial<OciSpec> | null;
+  const fail = (what: string) => {
+    throw new Error(`invalid OCI config: ${what}`);
+  };
+  if (!s || typeof s !== 'object') fail('not a JSON object');
+  if (typeof s!.ociVersion !== 'string') fail('ociVersion must be a string');
+  if (!s!.root || typeof s!.root.path !== 'string' || !s!.root.path) fail('root.path is required');
+  const p = s!.process;
+  if (!p || typeof p !== 'object') fail('process is required');
+  if (!Array.isArray(p!.args) || p!.args.length === 0 || !p!.args.every((a) => typeof a === 'string'))
+    fail('process.args must be a non-empty list of strings');
+  if (typeof p!.cwd !== 'string' || !p!.cwd.startsWith('/')) fail('process.cwd must be an absolute path');
+  if (!p!.user || !Number.isInteger(p!.user.uid) || !Number.isInteger(p!.user.gid))
+    fail('process.user.uid and gid must be integers');
+  for (const m of s!.mounts ?? [])
+    if (typeof m.destination !== 'string' || !m.destination.startsWith('/'))
+      fail(`mount destination ${m.destination} must be absolute`);
+  for (const ns of s!.linux?.namespaces ?? []) {
+    if (!['pid', 'network', 'mount', 'ipc', 'uts', 'user', 'cgroup', 'time'].includes(ns.type))
+      fail(`unknown namespace type ${ns.type}`);
+    if (ns.type === 'user') fail('user namespaces are not supported: corral is rootful (see DESIGN.md)');
+  }
+}
