@@ -1,0 +1,103 @@
+import { readdirSync, rmdirSync } from 'node:fs';
+import { posix } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CgroupError } from './errors.js';
+import { isAncestorOrSelf } from './host.js';
+
+/**
+ * Resolves a cgroup path like runc: absolute as given, relative beneath `parent` or our own
+ * cgroup. Refuses `.`/`..` segments and any path that is our own cgroup or above it.
+ */
+export function resolveCgroupPath(own: string, path: string, parent?: string): string {
+  for (const [what, p] of [
+    ['path', path],
+    ['parent', parent],
+  ] as const) {
+    if (p === undefined) continue;
+    if (p === '' || p.split('/').some((seg) => seg === '.' || seg === '..') || p.includes('\0'))
+      throw new CgroupError(
+        'EINVAL',
+        `invalid cgroup ${what} '${p}': want a name or a path without '.' and '..' segments`,
+      );
+  }
+  if (posix.isAbsolute(path) && parent !== undefined)
+    throw new CgroupError(
+      'EINVAL',
+      `cgroup path '${path}' is absolute, so a parent ('${parent}') cannot apply: give one or the other`,
+    );
+  let base = own;
+  if (parent !== undefined) base = posix.isAbsolute(parent) ? parent : posix.join(own, parent);
+  const resolved =
+    posix.normalize(posix.isAbsolute(path) ? path : posix.join(base, path)).replace(/\/+$/, '') || '/';
+  if (isAncestorOrSelf(resolved, own))
+    throw new CgroupError(
+      'OUTSIDE',
+      `cgroup path '${resolved}' is our own cgroup (${own}) or above it: pick a path beneath it`,
+    );
+  return resolved;
+}
+
+/** The directories from `top` (exclusive) down to `dir` (inclusive). */
+export function dirsBetween(top: string, dir: string): string[] {
+  const rel = posix.relative(top, dir);
+  if (rel === '' || rel.startsWith('..')) return [];
+  const out: string[] = [];
+  let cur = top;
+  for (const seg of rel.split('/')) {
+    cur = posix.join(cur, seg);
+    out.push(cur);
+  }
+  return out;
+}
+
+/** `dir` and every directory beneath it, deepest first (the order rmdir needs). */
+export function subtreeDeepestFirst(dir: string): string[] {
+  const out: string[] = [];
+  let entries: import('node:fs').Dirent[] = [];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  for (const e of entries) if (e.isDirectory()) out.push(...subtreeDeepestFirst(posix.join(dir, e.name)));
+  out.push(dir);
+  return out;
+}
+
+/**
+ * rmdir that retries while the kernel still tears the cgroup's tasks down (EBUSY); a missing
+ * directory counts as removed. `beforeRmdir` may clear a scratch tree's plain files.
+ */
+export async function removeDir(
+  dir: string,
+  timeoutMs: number,
+  beforeRmdir?: (dir: string) => void,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let delay = 1;
+  for (;;) {
+    try {
+      beforeRmdir?.(dir);
+      rmdirSync(dir);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY' || Date.now() > until)
+        throw new CgroupError(
+          code,
+          `removing cgroup ${dir} failed: ${code}${code === 'EBUSY' ? ' (processes or child cgroups are still in it)' : ''}`,
+          dir,
+          { cause: e },
+        );
+    }
+    await sleep(delay);
+    delay = Math.min(delay * 2, 50);
+  }
+}
+
+export function checkPid(pid: number): void {
+  if (!Number.isSafeInteger(pid) || pid <= 0)
+    throw new CgroupError('EINVAL', `invalid pid ${pid}: want a positive whole number`);
+}

@@ -1,0 +1,89 @@
+import type { CgroupCapabilities, CgroupLimits } from './limits.js';
+
+/** Usage of one cgroup; the same shape from both backends. Bytes and nanoseconds. */
+export interface CgroupStats {
+  /** When the sample was taken, ms since the epoch. */
+  read: number;
+  memory: {
+    /** Memory charged to the cgroup, page cache included. */
+    usage: number;
+    /** The limit in force, or the host's RAM when there is none (as docker reports it). */
+    limit: number;
+    /** Page cache (v1 total_cache, v2 file). */
+    cache: number;
+    /** Inactive page cache (v1 total_inactive_file, v2 inactive_file). */
+    inactiveFile: number;
+    /** Highest usage seen (v1 max_usage_in_bytes, v2 memory.peak; 0 where the kernel has none). */
+    maxUsage: number;
+    /** Processes the OOM killer ended in this cgroup. */
+    oomKills: number;
+  };
+  cpu: {
+    /** CPU time used, in ns: total, user and system. */
+    total: number;
+    user: number;
+    system: number;
+    /** CFS periods that ran, that were throttled, and the time spent throttled (ns). */
+    periods: number;
+    throttledPeriods: number;
+    throttledTime: number;
+    /** CPU time of the whole host in ns (docker's system_cpu_usage) and its online CPUs. */
+    systemUsage: number;
+    onlineCpus: number;
+  };
+  pids: { current: number; limit: number | null };
+  blkio: { read: number; write: number };
+}
+
+/** One container's cgroup. Backends: CgroupV1 (one hierarchy per controller) and CgroupV2. */
+export interface Cgroup {
+  readonly backend: 'v1' | 'v2';
+  /** The path as asked for (relative to our own cgroup unless absolute). */
+  readonly path: string;
+  /** The resolved cgroup path in each hierarchy (v1: per controller set, v2: `unified`). */
+  readonly paths: Readonly<Record<string, string>>;
+  /** The directory of the cgroup in each hierarchy. */
+  readonly dirs: Readonly<Record<string, string>>;
+  /** True when the cgroup exists (in every hierarchy). */
+  exists(): boolean;
+  /** Makes the cgroup; fails with code EXISTS when it is there already (it may not be ours). */
+  create(): void;
+  /** Moves a process (all its threads) into the cgroup; only deeper into its own subtree. */
+  addProcess(pid: number): void;
+  /** What this cgroup can enforce: controllers, CPUs, memory nodes, swap accounting. */
+  capabilities(): CgroupCapabilities;
+  /** Checks limits against capabilities() and resolves them (see checkLimits); writes nothing. */
+  validate(limits: CgroupLimits): CgroupLimits;
+  /** Validates, then writes the limits; returns the limits as resolved and written. */
+  apply(limits: CgroupLimits): CgroupLimits;
+  /** The limits in force, read back from the kernel's files (unlimited ones left out). */
+  limits(): CgroupLimits;
+  stats(): CgroupStats;
+  /** PIDs in the cgroup and the cgroups beneath it. */
+  processes(): number[];
+  /** Stops every process in the cgroup and resolves once the kernel reports them frozen. */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+  /**
+   * Signals every process (default SIGKILL). With SIGKILL resolves once the cgroup is empty.
+   */
+  killAll(signal?: number | string): Promise<void>;
+  /** Removes the cgroup and the parents this object created; waits for dying processes. */
+  remove(): Promise<void>;
+}
+
+export interface OpenCgroupOptions {
+  /** The cgroup's name or path: relative to our own cgroup (or to `parent`), or absolute. */
+  path: string;
+  /** `--cgroup-parent`: relative to our own cgroup, or absolute. */
+  parent?: string;
+  /** Backend by name, or `auto` (default): v2 on a unified host, v1 on v1 and hybrid hosts. */
+  backend?: 'v1' | 'v2' | 'auto';
+  /**
+   * v2 only: the cgroup2 mount to use (default: the host's). A folder that is not a cgroup2
+   * mount is used as a scratch tree of plain files laid out like one.
+   */
+  root?: string;
+  /** How long freeze, thaw, killAll and remove wait for the kernel (ms, default 10000). */
+  timeoutMs?: number;
+}
