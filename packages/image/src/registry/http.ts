@@ -1,0 +1,200 @@
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { DigestMismatchError, RegistryError } from './errors.js';
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: http.IncomingMessage;
+  /** The URL that answered, after redirects. */
+  url: URL;
+}
+
+export interface HttpRequestOptions {
+  method: string;
+  headers?: Record<string, string>;
+  /** A replayable body, or a function that makes a fresh stream for each attempt. */
+  body?: Buffer | (() => Readable);
+  /** TLS: accept any certificate (only for registries named insecure). */
+  insecureTls?: boolean;
+  signal?: AbortSignal;
+  /** Idle socket time after which the request fails. */
+  timeoutMs?: number;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const agents = {
+  http: new http.Agent({ keepAlive: true, maxSockets: 16 }),
+  https: new https.Agent({ keepAlive: true, maxSockets: 16 }),
+  httpsInsecure: new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false }),
+};
+
+/** Network failures as a RegistryError that names the host and says what to check. */
+export function networkError(host: string, e: unknown): RegistryError {
+  if (e instanceof RegistryError) return e;
+  const err = e as NodeJS.ErrnoException;
+  if (err?.name === 'AbortError')
+    return new RegistryError('NETWORK', `request to ${host} was aborted`, { host, cause: e });
+  const code = err?.code ? `${err.code}: ` : '';
+  const hint =
+    err?.code === 'ENOTFOUND' || err?.code === 'EAI_AGAIN'
+      ? 'check the registry name and your DNS'
+      : err?.code === 'ECONNREFUSED'
+        ? 'is the registry running and listening on that port?'
+        : 'check the network and the registry';
+  return new RegistryError(
+    'NETWORK',
+    `cannot reach registry ${host}: ${code}${err?.message ?? String(e)}; ${hint}`,
+    {
+      host,
+      cause: e,
+    },
+  );
+}
+
+/**
+ * One HTTP exchange with redirects followed for GET and HEAD (blob downloads are often sent
+ * to a storage host); the Authorization header is dropped when a redirect leaves the origin.
+ */
+export async function httpRequest(url: URL, opts: HttpRequestOptions): Promise<HttpResponse> {
+  let current = url;
+  let headers = { ...(opts.headers ?? {}) };
+  for (let hop = 0; hop < 10; hop++) {
+    const res = await once(current, opts, headers);
+    if (
+      !REDIRECTS.has(res.status) ||
+      !res.headers.location ||
+      (opts.method !== 'GET' && opts.method !== 'HEAD')
+    ) {
+      return res;
+    }
+    res.body.resume();
+    const next = new URL(res.headers.location, current);
+    if (next.origin !== current.origin) {
+      const { authorization: _drop, Authorization: _Drop, ...rest } = headers;
+      headers = rest;
+    }
+    current = next;
+  }
+  throw new RegistryError('HTTP', `too many redirects from ${url.host} for ${url.pathname}`, {
+    host: url.host,
+  });
+}
+
+function once(url: URL, opts: HttpRequestOptions, headers: Record<string, string>): Promise<HttpResponse> {
+  const isHttps = url.protocol === 'https:';
+  const agent = isHttps ? (opts.insecureTls ? agents.httpsInsecure : agents.https) : agents.http;
+  const mod = isHttps ? https : http;
+  const body = typeof opts.body === 'function' ? opts.body() : opts.body;
+  const allHeaders = { ...headers };
+  if (Buffer.isBuffer(body)) allHeaders['Content-Length'] = String(body.length);
+  return new Promise<HttpResponse>((resolve, reject) => {
+    const req = mod.request(
+      url,
+      { method: opts.method, headers: allHeaders, agent, signal: opts.signal },
+      (res) => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
+      },
+    );
+    req.setTimeout(opts.timeoutMs ?? 60_000, () => {
+      req.destroy(
+        Object.assign(new Error(`no answer for ${Math.round((opts.timeoutMs ?? 60_000) / 1000)} s`), {
+          code: 'ETIMEDOUT',
+        }),
+      );
+    });
+    req.on('error', (e) => reject(networkError(url.host, e)));
+    if (body === undefined) req.end();
+    else if (Buffer.isBuffer(body)) req.end(body);
+    else {
+      body.on('error', (e) => req.destroy(e));
+      body.pipe(req);
+    }
+  });
+}
+
+/** Reads a whole (small) body, refusing more than `limit` bytes. */
+export async function readBody(res: HttpResponse, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) {
+      res.body.destroy();
+      throw new RegistryError(
+        'HTTP',
+        `answer from ${res.url.host} for ${res.url.pathname} is larger than ${limit} bytes`,
+        {
+          host: res.url.host,
+        },
+      );
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Throws away a body so the socket can be reused. */
+export function discard(res: HttpResponse): void {
+  res.body.resume();
+}
+
+/**
+ * Passes bytes through while hashing them; fails the stream when more bytes than expected
+ * arrive, or at the end when the digest or size is not the expected one.
+ */
+export class DigestVerifier extends Transform {
+  private readonly hash;
+  private count = 0;
+
+  constructor(
+    private readonly expectedDigest: string,
+    private readonly expectedSize: number | undefined,
+    private readonly what: string,
+    private readonly onBytes?: (total: number) => void,
+  ) {
+    super();
+    const algorithm = expectedDigest.split(':', 1)[0];
+    if (algorithm !== 'sha256' && algorithm !== 'sha512') {
+      throw new RegistryError(
+        'INVALID_MANIFEST',
+        `${what}: unsupported digest algorithm in ${expectedDigest}`,
+      );
+    }
+    this.hash = createHash(algorithm);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.count += chunk.length;
+    if (this.expectedSize !== undefined && this.count > this.expectedSize) {
+      done(
+        new RegistryError(
+          'SIZE_MISMATCH',
+          `${this.what}: more than the expected ${this.expectedSize} bytes; nothing was stored`,
+        ),
+      );
+      return;
+    }
+    this.hash.update(chunk);
+    this.onBytes?.(this.count);
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.expectedSize !== undefined && this.count !== this.expectedSize) {
+      done(
+        new RegistryError(
+          'SIZE_MISMATCH',
+          `${this.what}: expected ${this.expectedSize} bytes, got ${this.count}; nothing was stored`,
+        ),
+      );
+      return;
+    }
+    const algorithm = this.expectedDigest.split(':', 1)[0];
+    const actual = `${algorithm}:${this.hash.digest('hex')}`;
+    if (actual !== this.expectedDigest) done(new DigestMismatchError(this.what, this.expectedDigest, actual));
+    else done();
+  }
+}
