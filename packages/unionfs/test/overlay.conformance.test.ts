@@ -1,0 +1,6 @@
+import { OverlayUnionFs } from '../src/index.js';
+import { runConformance } from './conformance/index.js';
+
+runConformance('overlay', () => new OverlayUnionFs());
+// The same backend through classic mount(2), the path taken on kernels without lowerdir+.
+runConformance('overlay (mount(2) method)', () => new OverlayUnionFs({ method: 'mount' }));
