@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { S_IF, lsetxattr, makedev, mknod } from '@corral/sys';
+import { lsetxattr, makedev, mknod, S_IF } from '@corral/sys';
 import * as tar from 'tar-stream';
 import { ImageError } from '../errors.js';
 import { type Compression, Decompress } from './compress.js';
-import { OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, isOverlayXattr } from './whiteout.js';
+import { isOverlayXattr, OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 
 export interface ApplyResult {
   /** sha256 of the uncompressed tar: the layer's diff ID. */
@@ -77,7 +77,10 @@ function resolveParents(root: string, parts: string[], entryName: string): strin
       if (target.startsWith('/')) stack.length = 0;
       todo.unshift(...target.split('/'));
     } else {
-      throw new ImageError('BAD_LAYER', `layer entry "${entryName}": "${join(...stack, part)}" is not a folder`);
+      throw new ImageError(
+        'BAD_LAYER',
+        `layer entry "${entryName}": "${join(...stack, part)}" is not a folder`,
+      );
     }
   }
   return join(root, ...stack);
@@ -137,7 +140,10 @@ function entryXattrs(header: Header, raw: Map<string, Buffer> | undefined): [str
  * format: OCI whiteouts become 0/0 character devices, opaque markers the
  * trusted.overlay.opaque xattr. Nothing is ever written outside `dest`.
  */
-export async function applyLayer(source: Readable | AsyncIterable<Uint8Array>, dest: string): Promise<ApplyResult> {
+export async function applyLayer(
+  source: Readable | AsyncIterable<Uint8Array>,
+  dest: string,
+): Promise<ApplyResult> {
   const root = fs.realpathSync(dest);
   const hash = createHash('sha256');
   let size = 0;
@@ -205,7 +211,11 @@ export async function applyLayer(source: Readable | AsyncIterable<Uint8Array>, d
       case 'contiguous-file': {
         clearPath(path, false);
         // O_EXCL: never opens through a symlink that might have appeared.
-        const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+        const fd = fs.openSync(
+          path,
+          fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL,
+          0o600,
+        );
         try {
           for await (const chunk of stream as AsyncIterable<Buffer>) {
             let off = 0;
@@ -233,7 +243,10 @@ export async function applyLayer(source: Readable | AsyncIterable<Uint8Array>, d
         try {
           st = fs.lstatSync(target);
         } catch {
-          throw new ImageError('BAD_LAYER', `layer entry "${header.name}" is a hard link to "${header.linkname}", which the layer does not hold`);
+          throw new ImageError(
+            'BAD_LAYER',
+            `layer entry "${header.name}" is a hard link to "${header.linkname}", which the layer does not hold`,
+          );
         }
         if (st.isDirectory()) unsafe(header.name, 'is a hard link to a folder');
         if (target === path) return;
@@ -246,7 +259,8 @@ export async function applyLayer(source: Readable | AsyncIterable<Uint8Array>, d
       case 'fifo': {
         stream.resume();
         clearPath(path, false);
-        const kind = header.type === 'fifo' ? S_IF.FIFO : header.type === 'block-device' ? S_IF.BLK : S_IF.CHR;
+        const kind =
+          header.type === 'fifo' ? S_IF.FIFO : header.type === 'block-device' ? S_IF.BLK : S_IF.CHR;
         mknod(path, kind | 0o600, makedev(header.devmajor ?? 0, header.devminor ?? 0));
         setMeta(path, header, pax, false, dirTimes);
         return;
@@ -287,7 +301,13 @@ export async function applyLayer(source: Readable | AsyncIterable<Uint8Array>, d
 }
 
 /** Owner, then mode (chmod after chown, which clears setuid bits), xattrs, times. */
-function setMeta(path: string, h: Header, pax: Map<string, Buffer> | undefined, isLink: boolean, dirTimes: [string, Date][]): void {
+function setMeta(
+  path: string,
+  h: Header,
+  pax: Map<string, Buffer> | undefined,
+  isLink: boolean,
+  dirTimes: [string, Date][],
+): void {
   fs.lchownSync(path, h.uid ?? 0, h.gid ?? 0);
   if (!isLink) fs.chmodSync(path, (h.mode ?? 0o644) & 0o7777);
   for (const [name, value] of entryXattrs(h, pax)) lsetxattr(path, name, value);

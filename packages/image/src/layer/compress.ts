@@ -34,11 +34,16 @@ function zstdDecoder(): Decoder {
   const done = new Promise<void>((res, rej) => {
     child.on('error', (e) =>
       rej(
-        new ImageError('UNSUPPORTED', `a zstd layer needs Node 22.15+ or the zstd program on PATH: ${e.message}`),
+        new ImageError(
+          'UNSUPPORTED',
+          `a zstd layer needs Node 22.15+ or the zstd program on PATH: ${e.message}`,
+        ),
       ),
     );
     child.on('close', (code) =>
-      code === 0 ? res() : rej(new ImageError('BAD_LAYER', `zstd could not decompress the layer: ${stderr.trim()}`)),
+      code === 0
+        ? res()
+        : rej(new ImageError('BAD_LAYER', `zstd could not decompress the layer: ${stderr.trim()}`)),
     );
   });
   child.stdin.on('error', () => {});
@@ -57,13 +62,17 @@ export class Decompress extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.compression === undefined) {
       this.head = Buffer.concat([this.head, chunk]);
-      if (this.head.length < 4) return cb();
+      if (this.head.length < 4) {
+        cb();
+        return;
+      }
       chunk = this.head;
       this.start(detectCompression(chunk));
     }
     if (!this.decoder) {
       this.push(chunk);
-      return cb();
+      cb();
+      return;
     }
     if (this.decoder.input.write(chunk)) cb();
     else this.decoder.input.once('drain', () => cb());
@@ -75,11 +84,19 @@ export class Decompress extends Transform {
       if (!this.decoder) this.push(this.head);
       else this.decoder.input.write(this.head);
     }
-    if (!this.decoder) return cb();
+    if (!this.decoder) {
+      cb();
+      return;
+    }
     this.decoder.input.end();
     this.decoder.done.then(
       () => cb(),
-      (e) => cb(e instanceof ImageError ? e : new ImageError('BAD_LAYER', `cannot decompress the layer (${this.compression}): ${e.message}`)),
+      (e) =>
+        cb(
+          e instanceof ImageError
+            ? e
+            : new ImageError('BAD_LAYER', `cannot decompress the layer (${this.compression}): ${e.message}`),
+        ),
     );
   }
 
@@ -92,7 +109,13 @@ export class Decompress extends Transform {
       d = { input: z, output: z, done: new Promise((res, rej) => z.on('end', res).on('error', rej)) };
     } else d = zstdDecoder();
     d.output.on('data', (b: Buffer) => this.push(b));
-    d.done.catch((e) => this.destroy(e instanceof ImageError ? e : new ImageError('BAD_LAYER', `cannot decompress the layer (${c}): ${e.message}`)));
+    d.done.catch((e) =>
+      this.destroy(
+        e instanceof ImageError
+          ? e
+          : new ImageError('BAD_LAYER', `cannot decompress the layer (${c}): ${e.message}`),
+      ),
+    );
     this.decoder = d;
   }
 }

@@ -75,7 +75,9 @@ export class ContentStore {
         while (off < chunk.byteLength) off += fs.writeSync(fd, chunk, off);
       };
       if (source instanceof Uint8Array) write(source);
-      else for await (const chunk of source as AsyncIterable<Uint8Array | string>) write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      else
+        for await (const chunk of source as AsyncIterable<Uint8Array | string>)
+          write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
       fs.fsyncSync(fd);
     } catch (e) {
       fs.closeSync(fd);
@@ -139,7 +141,10 @@ export class ContentStore {
 
   /** Every stored blob digest. */
   listBlobs(): string[] {
-    return fs.readdirSync(this.blobsDir).filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
+    return fs
+      .readdirSync(this.blobsDir)
+      .filter((n) => /^[a-f0-9]{64}$/.test(n))
+      .map((n) => `sha256:${n}`);
   }
 
   deleteBlob(digest: string): boolean {

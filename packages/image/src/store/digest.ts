@@ -11,7 +11,10 @@ export function isDigest(value: string): boolean {
 /** The hex part of a digest; throws INVALID_DIGEST for anything but sha256:<64 lowercase hex>. */
 export function digestHex(digest: string): string {
   if (!DIGEST_RE.test(digest)) {
-    throw new ImageError('INVALID_DIGEST', `invalid digest "${digest}": expected sha256:<64 lowercase hex digits>`);
+    throw new ImageError(
+      'INVALID_DIGEST',
+      `invalid digest "${digest}": expected sha256:<64 lowercase hex digits>`,
+    );
   }
   return digest.slice(7);
 }

@@ -12,10 +12,10 @@ import {
   type ImageConfig,
   type ImageRecord,
   type ImageSummary,
+  isLayerMediaType,
   type LayerRecord,
   type Manifest,
   MediaType,
-  isLayerMediaType,
 } from './types.js';
 
 /** The manifest to register: by digest (already a blob) or as bytes (stored as a blob). */
@@ -177,7 +177,10 @@ export class ImageStore {
     const existing = this.layerMeta(layer.diffId);
     if (existing) return join(this.layersRoot, existing.dir);
     if (!this.content.hasBlob(layer.digest)) {
-      throw new ImageError('NOT_FOUND', `layer blob ${layer.digest} (diff ID ${layer.diffId}) is not in the content store`);
+      throw new ImageError(
+        'NOT_FOUND',
+        `layer blob ${layer.digest} (diff ID ${layer.diffId}) is not in the content store`,
+      );
     }
     const release = await this.lock(`layer-${hex}`);
     try {
@@ -265,11 +268,17 @@ export class ImageStore {
       }));
       for (const l of layers) {
         if (!this.content.hasBlob(l.digest)) {
-          throw new ImageError('NOT_FOUND', `image ${manifestDigest}: layer blob ${l.digest} is missing from the content store`);
+          throw new ImageError(
+            'NOT_FOUND',
+            `image ${manifestDigest}: layer blob ${l.digest} is missing from the content store`,
+          );
         }
         const size = this.content.blobSize(l.digest);
         if (size !== l.size) {
-          throw new ImageError('SIZE_MISMATCH', `layer blob ${l.digest} has ${size} bytes, the manifest says ${l.size}`);
+          throw new ImageError(
+            'SIZE_MISMATCH',
+            `layer blob ${l.digest} has ${size} bytes, the manifest says ${l.size}`,
+          );
         }
       }
       for (const l of layers) await this.ensureLayer(l);
@@ -288,7 +297,8 @@ export class ImageStore {
       const previous = readJsonFile<ImageRecord>(this.imagePath(manifestDigest));
       if (previous) record.loadedAt = previous.loadedAt;
       writeFileAtomic(this.imagePath(manifestDigest), JSON.stringify(record, null, 2), this.tmpDir);
-      if (options.names?.length) await this.setRefs(options.names.map((n) => [normalizeReference(n), manifestDigest]));
+      if (options.names?.length)
+        await this.setRefs(options.names.map((n) => [normalizeReference(n), manifestDigest]));
       return record;
     });
   }
@@ -315,7 +325,8 @@ export class ImageStore {
       throw new ImageError('BAD_MANIFEST', `image config ${configDigest} has no rootfs.diff_ids`);
     }
     for (const d of config.rootfs.diff_ids) {
-      if (!isDigest(d)) throw new ImageError('BAD_MANIFEST', `image config ${configDigest}: bad diff ID "${d}"`);
+      if (!isDigest(d))
+        throw new ImageError('BAD_MANIFEST', `image config ${configDigest}: bad diff ID "${d}"`);
     }
     return config;
   }
@@ -329,7 +340,8 @@ export class ImageStore {
     } catch {
       parsed = undefined;
     }
-    if (parsed?.digest) return records.find((r) => r.manifestDigest === parsed.digest || r.id === parsed.digest);
+    if (parsed?.digest)
+      return records.find((r) => r.manifestDigest === parsed.digest || r.id === parsed.digest);
     if (parsed && !/^(sha256:)?[a-f0-9]{12,64}$/.test(ref)) {
       const target = this.readRefs()[normalizeReference(ref)];
       const byName = target ? records.find((r) => r.manifestDigest === target) : undefined;
@@ -341,7 +353,10 @@ export class ImageStore {
     const hits = records.filter((r) => r.id.startsWith(prefix) || r.manifestDigest.startsWith(prefix));
     const ids = new Set(hits.map((r) => r.id));
     if (ids.size > 1) {
-      throw new ImageError('INVALID_REFERENCE', `"${ref}" matches ${ids.size} images; give more digits of the ID`);
+      throw new ImageError(
+        'INVALID_REFERENCE',
+        `"${ref}" matches ${ids.size} images; give more digits of the ID`,
+      );
     }
     return hits[0];
   }
@@ -349,7 +364,8 @@ export class ImageStore {
   /** Like resolve, but NOT_FOUND when there is no such image. */
   get(ref: string): ImageRecord {
     const r = this.resolve(ref);
-    if (!r) throw new ImageError('NOT_FOUND', `no such image: ${ref} (see the image list, or pull/load it first)`);
+    if (!r)
+      throw new ImageError('NOT_FOUND', `no such image: ${ref} (see the image list, or pull/load it first)`);
     return r;
   }
 
@@ -367,7 +383,11 @@ export class ImageStore {
     const record = this.get(ref);
     return {
       record,
-      manifest: { mediaType: record.manifestMediaType, digest: record.manifestDigest, size: record.manifestSize },
+      manifest: {
+        mediaType: record.manifestMediaType,
+        digest: record.manifestDigest,
+        size: record.manifestSize,
+      },
       config: { mediaType: record.configMediaType, digest: record.configDigest, size: record.configSize },
       layers: record.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     };
@@ -408,7 +428,8 @@ export class ImageStore {
   async tag(ref: string, name: string): Promise<void> {
     const record = this.get(ref);
     const full = normalizeReference(name);
-    if (parseReference(name).digest) throw new ImageError('INVALID_REFERENCE', `cannot tag with a digest: ${name}`);
+    if (parseReference(name).digest)
+      throw new ImageError('INVALID_REFERENCE', `cannot tag with a digest: ${name}`);
     await this.setRefs([[full, record.manifestDigest]]);
   }
 
@@ -621,12 +642,14 @@ export class ImageStore {
       for (const l of r.layers) {
         const meta = this.layerMeta(l.diffId);
         if (!meta) problems.push(`image ${r.id}: layer ${l.diffId} not unpacked`);
-        else if (!fs.existsSync(join(this.layersRoot, meta.dir))) problems.push(`layer ${l.diffId}: folder missing`);
+        else if (!fs.existsSync(join(this.layersRoot, meta.dir)))
+          problems.push(`layer ${l.diffId}: folder missing`);
       }
     }
     for (const n of fs.readdirSync(this.metaDir)) {
       const meta = readJsonFile<LayerMeta>(join(this.metaDir, n));
-      if (meta && !fs.existsSync(join(this.layersRoot, meta.dir))) problems.push(`layer ${meta.diffId}: folder missing`);
+      if (meta && !fs.existsSync(join(this.layersRoot, meta.dir)))
+        problems.push(`layer ${meta.diffId}: folder missing`);
     }
     for (const b of this.content.listBlobs()) {
       const size = this.content.blobSize(b);
@@ -660,8 +683,9 @@ export function parseManifest(bytes: Buffer, digest: string): Manifest {
   } catch (e) {
     throw new ImageError('BAD_MANIFEST', `manifest ${digest} is not valid JSON: ${(e as Error).message}`);
   }
-  if (!m || m.schemaVersion !== 2 || !m.config || !Array.isArray(m.layers)) {
-    const what = m && 'manifests' in (m as object) ? 'an index, not an image manifest' : 'not a schema 2 image manifest';
+  if (m?.schemaVersion !== 2 || !m.config || !Array.isArray(m.layers)) {
+    const what =
+      m && 'manifests' in (m as object) ? 'an index, not an image manifest' : 'not a schema 2 image manifest';
     throw new ImageError('BAD_MANIFEST', `manifest ${digest} is ${what}`);
   }
   for (const d of [m.config, ...m.layers]) {

@@ -1,15 +1,22 @@
-export { ContentStore, type BlobExpectation, type BlobInfo, type BlobSource } from './content.js';
+export { type BlobExpectation, type BlobInfo, type BlobSource, ContentStore } from './content.js';
 export { digestHex, isDigest, sha256, shortId } from './digest.js';
 export {
-  ImageStore,
-  parseManifest,
   type HistoryRow,
   type ImageBlobs,
+  ImageStore,
   type ImportFromBlobsOptions,
   type PruneOptions,
   type PruneResult,
+  parseManifest,
   type RemoveOptions,
   type RemoveResult,
 } from './image-store.js';
-export { familiarName, formatReference, normalizeReference, parseReference, repositoryName, type Reference } from './reference.js';
+export {
+  familiarName,
+  formatReference,
+  normalizeReference,
+  parseReference,
+  type Reference,
+  repositoryName,
+} from './reference.js';
 export * from './types.js';

@@ -13,7 +13,8 @@ const DEFAULT_DOMAIN = 'docker.io';
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
-const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
+const DOMAIN =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
 
 function bad(ref: string, why: string): never {
   throw new ImageError('INVALID_REFERENCE', `invalid image reference "${ref}": ${why}`);
@@ -45,7 +46,12 @@ export function parseReference(ref: string, options: { defaultTag?: boolean } = 
   const slash = rest.indexOf('/');
   if (slash >= 0) {
     const first = rest.slice(0, slash);
-    if (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase()) {
+    if (
+      first.includes('.') ||
+      first.includes(':') ||
+      first === 'localhost' ||
+      first !== first.toLowerCase()
+    ) {
       if (!DOMAIN.test(first)) bad(ref, `bad registry "${first}"`);
       domain = first;
       rest = rest.slice(slash + 1);
@@ -83,7 +89,8 @@ export function normalizeReference(ref: string): string {
 export function familiarName(ref: string): string {
   const r = parseReference(ref, { defaultTag: false });
   let name = r.domain === DEFAULT_DOMAIN ? r.path.replace(/^library\//, '') : `${r.domain}/${r.path}`;
-  if (r.domain === DEFAULT_DOMAIN && r.path.startsWith('library/') && r.path.slice(8).includes('/')) name = r.path;
+  if (r.domain === DEFAULT_DOMAIN && r.path.startsWith('library/') && r.path.slice(8).includes('/'))
+    name = r.path;
   if (r.tag) name += `:${r.tag}`;
   if (r.digest) name += `@${r.digest}`;
   return name;
