@@ -14,10 +14,13 @@ export async function pullToStore(
   opts: PullOptions = {},
 ): Promise<{ record: ImageRecord; pulled: PullResult }> {
   const ref = parseReference(name);
-  const pulled = await client.pull(ref, store.content, opts);
-  const names = ref.tag ? [formatReference({ ...ref, digest: undefined })] : [];
-  const record = await store.importFromBlobs({ manifestDigest: pulled.digest, names });
-  return { record, pulled };
+  // One write session, so a concurrent prune leaves the new blobs alone until they are registered.
+  return store.session(async () => {
+    const pulled = await client.pull(ref, store.content, opts);
+    const names = ref.tag ? [formatReference({ ...ref, digest: undefined })] : [];
+    const record = await store.importFromBlobs({ manifestDigest: pulled.digest, names });
+    return { record, pulled };
+  });
 }
 
 /** `corral push NAME [REMOTE]`: pushes a stored image (its manifest, config and layers) to NAME or REMOTE. */

@@ -1,0 +1,238 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes, sign } from 'node:crypto';
+import { promises as fs, readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import bcrypt from 'bcryptjs';
+
+/** A temp folder of this test run, removed by the caller. */
+export async function tempDir(name: string): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), `corral-${name}-`));
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TokenAuth {
+  realm: string;
+  service: string;
+  issuer: string;
+  certPath: string;
+}
+
+export interface RegistryOptions {
+  /** htpasswd users (bcrypt entries made with bcryptjs). */
+  users?: Record<string, string>;
+  /** Bearer tokens from a token service (see startTokenServer). */
+  token?: TokenAuth;
+}
+
+export interface TestRegistry {
+  /** `127.0.0.1:PORT`, the registry part of references. */
+  host: string;
+  root: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts Debian's docker-registry (the CNCF distribution server) on 127.0.0.1 with its
+ * storage in a temp folder; `stop` ends it (by its pid) and removes the folder.
+ */
+export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
+  const root = await tempDir('registry');
+  const port = await freePort();
+  const lines = [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${path.join(root, 'data')}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+  ];
+  if (opts.users) {
+    const entries = Object.entries(opts.users).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 5)}`);
+    await fs.writeFile(path.join(root, 'htpasswd'), `${entries.join('\n')}\n`);
+    lines.push('auth:', '  htpasswd:', '    realm: corral-test', `    path: ${path.join(root, 'htpasswd')}`);
+  } else if (opts.token) {
+    lines.push(
+      'auth:',
+      '  token:',
+      `    realm: ${opts.token.realm}`,
+      `    service: ${opts.token.service}`,
+      `    issuer: ${opts.token.issuer}`,
+      `    rootcertbundle: ${opts.token.certPath}`,
+    );
+  }
+  const configPath = path.join(root, 'config.yml');
+  await fs.writeFile(configPath, `${lines.join('\n')}\n`);
+  const child = spawn('/usr/bin/docker-registry', ['serve', configPath], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const host = `127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    await endChild(child);
+    await fs.rm(root, { recursive: true, force: true });
+  };
+  try {
+    await waitForHttp(`http://${host}/v2/`, child, () => stderr);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { host, root, stop };
+}
+
+async function endChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  process.kill(child.pid!, 'SIGTERM');
+  const timer = setTimeout(() => child.exitCode === null && process.kill(child.pid!, 'SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitForHttp(url: string, child: ChildProcess, log: () => string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`docker-registry exited (${child.exitCode}): ${log()}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const req = http.get(url, (res) => {
+        res.resume();
+        resolve(true);
+      });
+      req.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`docker-registry did not answer on ${url}: ${log()}`);
+}
+
+export interface TokenServer extends TokenAuth {
+  /** Scopes asked for, one entry per token request (`''` when none). */
+  requests: { user?: string; scopes: string[] }[];
+  stop(): Promise<void>;
+}
+
+function b64url(data: Buffer | string): string {
+  return Buffer.from(data).toString('base64url');
+}
+
+/**
+ * A token service for the registry's `token` auth, as Docker Hub runs one: Basic
+ * credentials in, a JWT (RS256, certificate in x5c) granting the asked scopes out.
+ * Anonymous callers get pull on repositories under `public/` only.
+ */
+export async function startTokenServer(users: Record<string, string>): Promise<TokenServer> {
+  const dir = await tempDir('token');
+  const keyPath = path.join(dir, 'key.pem');
+  const certPath = path.join(dir, 'cert.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=corral-test-token',
+    ],
+    { stdio: 'ignore' },
+  );
+  const key = readFileSync(keyPath, 'utf8');
+  const certDer = Buffer.from(
+    readFileSync(certPath, 'utf8')
+      .replace(/-----(BEGIN|END) CERTIFICATE-----/g, '')
+      .replace(/\s+/g, ''),
+    'base64',
+  );
+  const service = 'corral-test-registry';
+  const issuer = 'corral-test-issuer';
+  const requests: TokenServer['requests'] = [];
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const scopes = url.searchParams.getAll('scope');
+    let user: string | undefined;
+    const auth = req.headers.authorization;
+    if (auth?.startsWith('Basic ')) {
+      const [u, ...rest] = Buffer.from(auth.slice(6), 'base64').toString().split(':');
+      if (users[u!] === undefined || users[u!] !== rest.join(':')) {
+        res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"details":"wrong credentials"}');
+        return;
+      }
+      user = u;
+    }
+    requests.push({ user, scopes });
+    const access = scopes.flatMap((s) => {
+      const [type, name, actions] = s.split(':');
+      if (type !== 'repository' || !name || !actions) return [];
+      const granted = user ? actions.split(',') : name.startsWith('public/') ? ['pull'] : [];
+      return [{ type, name, actions: granted.filter((a) => actions.split(',').includes(a)) }];
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const header = { alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')] };
+    const claims = {
+      iss: issuer,
+      sub: user ?? '',
+      aud: service,
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(8).toString('hex'),
+      access,
+    };
+    const signing = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+    const signature = sign('sha256', Buffer.from(signing), key);
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end(
+      JSON.stringify({
+        token: `${signing}.${b64url(signature)}`,
+        expires_in: 300,
+        issued_at: new Date().toISOString(),
+      }),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    realm: `http://127.0.0.1:${port}/token`,
+    service,
+    issuer,
+    certPath,
+    requests,
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function sha256(data: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}

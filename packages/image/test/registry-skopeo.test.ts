@@ -1,0 +1,328 @@
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RegistryClient } from '../src/registry/client.js';
+import { isRegistryError } from '../src/registry/errors.js';
+import type { ProgressEvent } from '../src/registry/progress.js';
+import { pullToStore, pushFromStore } from '../src/registry/store.js';
+import { ContentStore } from '../src/store/content.js';
+import { ImageStore } from '../src/store/image-store.js';
+import { parseReference } from '../src/store/reference.js';
+import { buildImage, buildIndex, storeImage, writeOciLayout } from './registry-image.js';
+import { sha256, startRegistry, type TestRegistry, tempDir } from './registry-server.js';
+
+const run = promisify(execFile);
+
+async function skopeo(...args: string[]): Promise<string> {
+  const { stdout } = await run('skopeo', args, { maxBuffer: 64 * 1024 * 1024 });
+  return stdout;
+}
+
+/** The digest skopeo sees for a reference: sha256 of the raw manifest it fetches. */
+async function skopeoRawDigest(ref: string): Promise<string> {
+  const { stdout } = await run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${ref}`], {
+    encoding: 'buffer',
+  });
+  return sha256(stdout);
+}
+
+async function ociLayoutManifestDigest(dir: string): Promise<string> {
+  const index = JSON.parse(await fs.readFile(path.join(dir, 'index.json'), 'utf8')) as {
+    manifests: { digest: string }[];
+  };
+  return index.manifests[0]!.digest;
+}
+
+describe('registry client against docker-registry, checked by skopeo', () => {
+  let registry: TestRegistry;
+  let work: string;
+  let client: RegistryClient;
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    work = await tempDir('registry-skopeo');
+    client = new RegistryClient({ configPath: path.join(work, 'docker', 'config.json') });
+  });
+
+  afterAll(async () => {
+    await registry?.stop();
+    if (work) await fs.rm(work, { recursive: true, force: true });
+  });
+
+  it('pings a loopback registry over plain HTTP without auth', async () => {
+    const ping = await client.ping(registry.host);
+    expect(ping).toEqual({ url: `http://${registry.host}/`, auth: 'none' });
+  });
+
+  it('pushes an OCI image that skopeo inspects and copies out with the same digests', async () => {
+    const image = await buildImage({
+      format: 'oci',
+      layers: [{ 'etc/hello': 'hello\n' }, { 'bin/tool': Buffer.alloc(300_000, 7) }],
+    });
+    const source = new ContentStore(path.join(work, 'push-oci'));
+    await storeImage(source, image);
+    const events: ProgressEvent[] = [];
+    const ref = parseReference(`${registry.host}/corral/oci:v1`);
+    const result = await client.push(ref, { manifest: image.manifest }, source, {
+      onProgress: (e) => events.push(e),
+    });
+    expect(result.digest).toBe(image.digest);
+    expect(result.mediaType).toBe(image.mediaType);
+    expect(result.blobs.map((b) => b.outcome).sort()).toEqual(['uploaded', 'uploaded', 'uploaded']);
+    expect(
+      events
+        .filter((e) => e.status === 'done')
+        .map((e) => e.digest)
+        .sort(),
+    ).toEqual([image.configDigest, ...image.layers.map((l) => l.digest)].sort());
+
+    expect(await skopeoRawDigest(`${registry.host}/corral/oci:v1`)).toBe(image.digest);
+    const inspected = JSON.parse(
+      await skopeo('inspect', '--tls-verify=false', `docker://${registry.host}/corral/oci:v1`),
+    ) as {
+      Digest: string;
+      Layers: string[];
+    };
+    expect(inspected.Digest).toBe(image.digest);
+    expect(inspected.Layers).toEqual(image.layers.map((l) => l.digest));
+
+    const out = path.join(work, 'copied-out');
+    await skopeo(
+      'copy',
+      '--src-tls-verify=false',
+      `docker://${registry.host}/corral/oci:v1`,
+      `oci:${out}:v1`,
+    );
+    expect(await ociLayoutManifestDigest(out)).toBe(image.digest);
+    for (const [digest, data] of image.blobs) {
+      const copied = await fs.readFile(path.join(out, 'blobs', 'sha256', digest.slice(7)));
+      expect(sha256(copied)).toBe(digest);
+      expect(copied.equals(data)).toBe(true);
+    }
+  });
+
+  it('pushes a Docker schema 2 image in chunks (PATCH then PUT) and skips blobs on a second push', async () => {
+    const image = await buildImage({
+      format: 'docker',
+      layers: [{ 'a/one': Buffer.from('x'.repeat(50_000)) }, { 'b/two': Buffer.alloc(200_000, 1) }],
+    });
+    const source = new ContentStore(path.join(work, 'push-docker'));
+    await storeImage(source, image);
+    const ref = parseReference(`${registry.host}/corral/docker:v2`);
+    const first = await client.push(ref, { manifest: image.manifest }, source, { chunkSize: 4096 });
+    expect(first.digest).toBe(image.digest);
+    expect(await skopeoRawDigest(`${registry.host}/corral/docker:v2`)).toBe(image.digest);
+    const raw = JSON.parse(
+      await skopeo('inspect', '--tls-verify=false', '--raw', `docker://${registry.host}/corral/docker:v2`),
+    );
+    expect(raw.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+
+    const again = await client.push(ref, { manifest: image.manifest }, source);
+    expect(again.blobs.every((b) => b.outcome === 'exists')).toBe(true);
+    expect(again.digest).toBe(image.digest);
+
+    const mounted = await client.push(
+      parseReference(`${registry.host}/corral/mounted:v2`),
+      { manifest: image.manifest },
+      source,
+      {
+        mountFrom: 'corral/docker',
+      },
+    );
+    expect(mounted.blobs.map((b) => b.outcome)).toEqual(['mounted', 'mounted', 'mounted']);
+    expect(await skopeoRawDigest(`${registry.host}/corral/mounted:v2`)).toBe(image.digest);
+  });
+
+  for (const format of ['oci', 'v2s2'] as const) {
+    it(`pulls what skopeo copied in (${format}) into the image store with the same digests`, async () => {
+      const image = await buildImage({
+        format: 'oci',
+        layers: [
+          { 'etc/os-release': 'ID=corral\n' },
+          { 'usr/share/data': Buffer.alloc(500_000, 3), 'usr/share/x': 'x' },
+        ],
+        cmd: ['/bin/echo', format],
+      });
+      const layout = path.join(work, `layout-${format}`);
+      await writeOciLayout(layout, image, 'src');
+      const name = `${registry.host}/skopeo/${format}:latest`;
+      await skopeo(
+        'copy',
+        '--dest-tls-verify=false',
+        '--format',
+        format,
+        `oci:${layout}:src`,
+        `docker://${name}`,
+      );
+      const skopeoDigest = await skopeoRawDigest(name);
+      if (format === 'oci') expect(skopeoDigest).toBe(image.digest);
+
+      const store = new ImageStore(path.join(work, `store-${format}`));
+      const events: ProgressEvent[] = [];
+      const { record, pulled } = await pullToStore(client, store, name, {
+        onProgress: (e) => events.push(e),
+      });
+      expect(pulled.digest).toBe(skopeoDigest);
+      expect(record.manifestDigest).toBe(skopeoDigest);
+      expect(record.configDigest).toBe(image.configDigest);
+      expect(record.layers.map((l) => l.digest)).toEqual(image.layers.map((l) => l.digest));
+      expect(record.layers.map((l) => l.diffId)).toEqual(image.layers.map((l) => l.diffId));
+      expect(pulled.mediaType).toBe(
+        format === 'oci'
+          ? 'application/vnd.oci.image.manifest.v1+json'
+          : 'application/vnd.docker.distribution.manifest.v2+json',
+      );
+      for (const l of image.layers) expect(sha256(await store.content.readBlob(l.digest))).toBe(l.digest);
+      expect(sha256(await store.content.readBlob(skopeoDigest))).toBe(skopeoDigest);
+      const [, top] = store.layerDirs(name);
+      expect((await fs.readFile(path.join(top!, 'usr/share/x'), 'utf8')).trim()).toBe('x');
+      expect((await store.config(name)).config?.Cmd).toEqual(['/bin/echo', format]);
+      expect(events.filter((e) => e.kind === 'layer' && e.status === 'done')).toHaveLength(2);
+      expect(pulled.bytesDownloaded).toBe(image.layers.reduce((n, l) => n + l.size, 0));
+
+      // A second pull finds every layer in the store and fetches none.
+      const second: ProgressEvent[] = [];
+      const again = await pullToStore(client, store, name, { onProgress: (e) => second.push(e) });
+      expect(again.pulled.bytesDownloaded).toBe(0);
+      expect(second.filter((e) => e.kind === 'layer' && e.status === 'exists')).toHaveLength(2);
+    });
+  }
+
+  it('pushes a stored image back from the image store (corral push) and skopeo agrees', async () => {
+    const image = await buildImage({ format: 'oci', layers: [{ 'srv/app': 'app\n' }] });
+    const layout = path.join(work, 'layout-roundtrip');
+    await writeOciLayout(layout, image, 'src');
+    await skopeo(
+      'copy',
+      '--dest-tls-verify=false',
+      `oci:${layout}:src`,
+      `docker://${registry.host}/round/trip:one`,
+    );
+    const store = new ImageStore(path.join(work, 'store-roundtrip'));
+    await pullToStore(client, store, `${registry.host}/round/trip:one`);
+    const pushed = await pushFromStore(
+      client,
+      store,
+      `${registry.host}/round/trip:one`,
+      `${registry.host}/round/again:two`,
+    );
+    expect(pushed.digest).toBe(image.digest);
+    expect(await skopeoRawDigest(`${registry.host}/round/again:two`)).toBe(image.digest);
+  });
+
+  it('picks the platform from a manifest list, like skopeo --override-arch', async () => {
+    const amd64 = await buildImage({ format: 'docker', layers: [{ arch: 'amd64' }], architecture: 'amd64' });
+    const arm64 = await buildImage({
+      format: 'docker',
+      layers: [{ arch: 'arm64' }],
+      architecture: 'arm64',
+      variant: 'v8',
+    });
+    const armv7 = await buildImage({
+      format: 'docker',
+      layers: [{ arch: 'armv7' }],
+      architecture: 'arm',
+      variant: 'v7',
+    });
+    const list = buildIndex('docker', [
+      { image: amd64, platform: { os: 'linux', architecture: 'amd64' } },
+      { image: arm64, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+      { image: armv7, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
+    ]);
+    const source = new ContentStore(path.join(work, 'push-list'));
+    await storeImage(source, amd64, arm64, armv7);
+    const ref = parseReference(`${registry.host}/multi/arch:latest`);
+    const pushed = await client.push(ref, { manifest: list.bytes }, source);
+    expect(pushed.digest).toBe(list.digest);
+    expect(pushed.mediaType).toBe('application/vnd.docker.distribution.manifest.list.v2+json');
+    expect(await skopeoRawDigest(`${registry.host}/multi/arch:latest`)).toBe(list.digest);
+
+    for (const [platform, image, skopeoArgs] of [
+      ['linux/arm64', arm64, ['--override-arch', 'arm64']],
+      ['linux/arm/v7', armv7, ['--override-arch', 'arm', '--override-variant', 'v7']],
+      ['linux/amd64', amd64, ['--override-arch', 'amd64']],
+    ] as const) {
+      const sink = new ContentStore(path.join(work, `pull-list-${platform.replaceAll('/', '-')}`));
+      const pulled = await client.pull(ref, sink, { platform });
+      expect(pulled.digest).toBe(image.digest);
+      expect(pulled.index?.digest).toBe(list.digest);
+      expect(sink.hasBlob(list.digest)).toBe(true);
+      // skopeo's dir: transport keeps the manifest it picked byte for byte.
+      const out = path.join(work, `skopeo-list-${platform.replaceAll('/', '-')}`);
+      await skopeo(
+        ...skopeoArgs,
+        'copy',
+        '--src-tls-verify=false',
+        `docker://${ref.domain}/${ref.path}:latest`,
+        `dir:${out}`,
+      );
+      expect(sha256(await fs.readFile(path.join(out, 'manifest.json')))).toBe(image.digest);
+    }
+
+    if (process.arch === 'x64') {
+      const sink = new ContentStore(path.join(work, 'pull-list-default'));
+      expect((await client.pull(ref, sink)).digest).toBe(amd64.digest);
+    }
+    const err = await client
+      .pull(ref, new ContentStore(path.join(work, 'pull-list-none')), { platform: 'linux/s390x' })
+      .catch((e) => e);
+    expect(isRegistryError(err, 'PLATFORM_UNAVAILABLE')).toBe(true);
+    expect(err.message).toContain('linux/s390x');
+    expect(err.message).toContain('linux/arm64/v8');
+  });
+
+  it('names the reference when a manifest is unknown', async () => {
+    const err = await client
+      .getManifest(parseReference(`${registry.host}/corral/oci:missing`))
+      .catch((e) => e);
+    expect(isRegistryError(err, 'MANIFEST_UNKNOWN')).toBe(true);
+    expect(err.message).toContain(`${registry.host}/corral/oci:missing`);
+    const unknownRepo = await client
+      .getManifest(parseReference(`${registry.host}/no/such:tag`))
+      .catch((e) => e);
+    expect(isRegistryError(unknownRepo, 'MANIFEST_UNKNOWN', 'NAME_UNKNOWN')).toBe(true);
+    expect(unknownRepo.message).toContain(`${registry.host}/no/such:tag`);
+  });
+
+  it('refuses a layer whose bytes do not match its digest and stores nothing', async () => {
+    const image = await buildImage({ format: 'oci', layers: [{ 'x/y': Buffer.alloc(10_000, 9) }] });
+    const source = new ContentStore(path.join(work, 'push-corrupt'));
+    await storeImage(source, image);
+    const ref = parseReference(`${registry.host}/corrupt/image:v1`);
+    await client.push(ref, { manifest: image.manifest }, source);
+    // Damage the registry's copy of the layer, keeping its size.
+    const layer = image.layers[0]!;
+    const hex = layer.digest.slice(7);
+    const file = path.join(
+      registry.root,
+      'data',
+      'docker',
+      'registry',
+      'v2',
+      'blobs',
+      'sha256',
+      hex.slice(0, 2),
+      hex,
+      'data',
+    );
+    const bytes = await fs.readFile(file);
+    bytes[bytes.length - 20] = bytes[bytes.length - 20]! ^ 0xff;
+    await fs.writeFile(file, bytes);
+    const sink = new ContentStore(path.join(work, 'pull-corrupt'));
+    const err = await client.pull(ref, sink).catch((e) => e);
+    expect(isRegistryError(err, 'DIGEST_MISMATCH')).toBe(true);
+    expect(err.message).toContain(layer.digest);
+    expect(err.message).toContain(sha256(bytes));
+    expect(sink.hasBlob(layer.digest)).toBe(false);
+    expect(sink.listBlobs()).toEqual([]);
+  });
+
+  it('names the host when the registry cannot be reached', async () => {
+    const closed = new RegistryClient({ configPath: path.join(work, 'none.json') });
+    const err = await closed.getManifest(parseReference('127.0.0.1:1/a/b:c')).catch((e) => e);
+    expect(isRegistryError(err, 'NETWORK')).toBe(true);
+    expect(err.message).toContain('127.0.0.1:1');
+  });
+});
