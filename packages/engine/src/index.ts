@@ -1,1 +1,14 @@
-export {};
+export {
+  type ContainerSummary,
+  type CreateContainerOptions,
+  defaultRoot,
+  describeStatus,
+  Engine,
+  ensureBusyboxRootfs,
+  type Stdio,
+} from './engine.js';
+export { EngineError } from './errors.js';
+export { type LogEntry, LogWriter, readLogs } from './logs.js';
+export { newId, randomName, shortId } from './names.js';
+export { type ContainerRecord, RecordStore, type Resources } from './records.js';
+export { buildSpec, containerEnv, resolveUser } from './spec.js';

@@ -67,9 +67,12 @@ export class RuntimeError extends Error {
   }
 }
 
+/** One of stdin, stdout, stderr: inherited, /dev/null, a pipe to the creator, or an open fd. */
+export type StdioPipe = 'inherit' | 'ignore' | 'pipe';
+
 export interface CreateOptions {
   /** stdin, stdout and stderr of the container's process (child_process stdio forms). */
-  stdio?: [StdioOptions extends (infer T)[] ? T : never, unknown, unknown] | 'inherit' | 'ignore' | 'pipe';
+  stdio?: StdioPipe | [StdioPipe | number, StdioPipe | number, StdioPipe | number];
   /** Start the init in its own session, so it outlives a caller that exits (a shim does this). */
   detached?: boolean;
   /**

@@ -1,0 +1,319 @@
+import { type CreateContainerOptions, Engine, shortId } from '@corral/engine';
+import { formatTree } from '@corral/pidns';
+import { formatChanges } from '@corral/unionfs';
+import { type Command, type Context, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
+import { ago, quoteCommand, table } from '../format.js';
+
+const engine = (ctx: Context) => new Engine({ root: ctx.root });
+const str = (a: ParsedArgs, k: string) => a.flags[k] as string | undefined;
+const list = (a: ParsedArgs, k: string) => (a.flags[k] as string[] | undefined) ?? [];
+const bool = (a: ParsedArgs, k: string) => a.flags[k] === true;
+
+function int(a: ParsedArgs, k: string): number | undefined {
+  const v = str(a, k);
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v)) throw new UsageError(`invalid value "${v}" for --${k}: an integer is needed`);
+  return Number(v);
+}
+
+const createFlags: FlagSpec[] = [
+  {
+    name: 'detach',
+    short: 'd',
+    type: 'boolean',
+    description: 'Run in the background and print the container ID',
+  },
+  { name: 'rm', type: 'boolean', description: 'Remove the container when it exits' },
+  { name: 'name', type: 'string', description: 'Assign a name to the container' },
+  {
+    name: 'rootfs',
+    type: 'string',
+    value: 'DIR',
+    description: 'Use DIR as the read-only root layer instead of an image',
+  },
+  {
+    name: 'init',
+    type: 'boolean',
+    description: "Run corral's init as PID 1: it reaps orphans and forwards signals",
+  },
+  { name: 'hostname', short: 'h', type: 'string', description: 'Container host name' },
+  { name: 'env', short: 'e', type: 'list', value: 'K=V', description: 'Set environment variables' },
+  {
+    name: 'workdir',
+    short: 'w',
+    type: 'string',
+    value: 'DIR',
+    description: 'Working directory inside the container',
+  },
+  {
+    name: 'user',
+    short: 'u',
+    type: 'string',
+    value: 'USER[:GROUP]',
+    description: 'User to run as (name or uid)',
+  },
+  { name: 'interactive', short: 'i', type: 'boolean', description: 'Keep stdin open (attached runs)' },
+  { name: 'read-only', type: 'boolean', description: "Mount the container's root read-only" },
+  {
+    name: 'storage-driver',
+    type: 'string',
+    value: 'overlay|fuse',
+    description: 'Union filesystem backend (default overlay)',
+  },
+  { name: 'stop-signal', type: 'string', description: 'Signal to stop the container (default SIGTERM)' },
+  {
+    name: 'stop-timeout',
+    type: 'string',
+    value: 'SECONDS',
+    description: 'Seconds to wait before killing on stop (default 10)',
+  },
+];
+
+/** Reads `[IMAGE] CMD...` (or `--rootfs DIR CMD...`) and the flags into create options. */
+function createOptions(a: ParsedArgs): CreateContainerOptions {
+  const rootfs = str(a, 'rootfs');
+  const rest = [...a.positionals];
+  const image = rootfs ? undefined : rest.shift();
+  if (!rootfs && !image)
+    throw new UsageError('"run" requires at least 1 argument: an image, or --rootfs DIR');
+  const cmd = rest.length ? rest : image ? ['sh'] : [];
+  if (!cmd.length) throw new UsageError('no command given: corral run --rootfs DIR CMD...');
+  for (const e of list(a, 'env'))
+    if (!e.includes('=')) throw new UsageError(`invalid environment variable ${e}: use K=V`);
+  return {
+    image,
+    rootfs,
+    cmd,
+    name: str(a, 'name'),
+    env: list(a, 'env'),
+    workdir: str(a, 'workdir'),
+    hostname: str(a, 'hostname'),
+    user: str(a, 'user'),
+    init: bool(a, 'init'),
+    autoRemove: bool(a, 'rm'),
+    readonlyRootfs: bool(a, 'read-only'),
+    storageDriver: str(a, 'storage-driver'),
+    stopSignal: str(a, 'stop-signal'),
+    stopTimeout: int(a, 'stop-timeout'),
+  };
+}
+
+export const run: Command = {
+  name: 'run',
+  usage: 'run [OPTIONS] IMAGE|--rootfs DIR [COMMAND] [ARG...]',
+  description: 'Create and run a new container',
+  flags: createFlags,
+  stopAtPositional: true,
+  async run(a, ctx) {
+    const e = engine(ctx);
+    const r = e.create(createOptions(a));
+    if (bool(a, 'detach')) {
+      await e.startDetached(r.id);
+      console.log(r.id);
+      return 0;
+    }
+    return e.runAttached(r.id, { interactive: bool(a, 'interactive') });
+  },
+};
+
+export const create: Command = {
+  name: 'create',
+  usage: 'create [OPTIONS] IMAGE|--rootfs DIR [COMMAND] [ARG...]',
+  description: 'Create a new container without starting it',
+  flags: createFlags.filter((f) => f.name !== 'detach' && f.name !== 'interactive'),
+  stopAtPositional: true,
+  async run(a, ctx) {
+    console.log(engine(ctx).create(createOptions(a)).id);
+    return 0;
+  },
+};
+
+export const start: Command = {
+  name: 'start',
+  usage: 'start CONTAINER [CONTAINER...]',
+  description: 'Start one or more stopped containers in the background',
+  flags: [],
+  async run(a, ctx) {
+    if (!a.positionals.length) throw new UsageError('"start" requires at least 1 argument');
+    const e = engine(ctx);
+    for (const ref of a.positionals) {
+      await e.startDetached(ref);
+      console.log(ref);
+    }
+    return 0;
+  },
+};
+
+export const ps: Command = {
+  name: 'ps',
+  usage: 'ps [OPTIONS]',
+  description: 'List containers',
+  flags: [
+    {
+      name: 'all',
+      short: 'a',
+      type: 'boolean',
+      description: 'Show all containers (default shows just running)',
+    },
+    { name: 'quiet', short: 'q', type: 'boolean', description: 'Only display container IDs' },
+    { name: 'no-trunc', type: 'boolean', description: "Don't truncate output" },
+    { name: 'format', type: 'string', value: 'json', description: 'Print as JSON lines' },
+  ],
+  async run(a, ctx) {
+    const rows = engine(ctx).list({ all: bool(a, 'all') });
+    const full = bool(a, 'no-trunc');
+    if (bool(a, 'quiet')) {
+      for (const r of rows) console.log(full ? r.id : shortId(r.id));
+    } else if (str(a, 'format') === 'json') {
+      for (const r of rows) console.log(JSON.stringify(r));
+    } else {
+      console.log(
+        table(
+          ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'],
+          rows.map((r) => [
+            full ? r.id : shortId(r.id),
+            r.image,
+            full ? JSON.stringify(r.command) : quoteCommand(r.command),
+            ago(r.created),
+            r.status,
+            r.name,
+          ]),
+        ),
+      );
+    }
+    return 0;
+  },
+};
+
+export const top: Command = {
+  name: 'top',
+  usage: 'top CONTAINER',
+  description: "Show a container's processes: host PID, (PID inside), command",
+  flags: [],
+  async run(a, ctx) {
+    if (a.positionals.length !== 1) throw new UsageError('"top" requires exactly 1 argument');
+    console.log(formatTree(engine(ctx).top(a.positionals[0])));
+    return 0;
+  },
+};
+
+export const stop: Command = {
+  name: 'stop',
+  usage: 'stop [OPTIONS] CONTAINER [CONTAINER...]',
+  description: 'Stop running containers: the stop signal, then SIGKILL after a grace period',
+  flags: [
+    {
+      name: 'time',
+      short: 't',
+      type: 'string',
+      value: 'SECONDS',
+      description: 'Seconds to wait before killing it (default 10)',
+    },
+  ],
+  async run(a, ctx) {
+    if (!a.positionals.length) throw new UsageError('"stop" requires at least 1 argument');
+    const t = int(a, 'time');
+    for (const ref of a.positionals) {
+      await engine(ctx).stop(ref, t);
+      console.log(ref);
+    }
+    return 0;
+  },
+};
+
+export const kill: Command = {
+  name: 'kill',
+  usage: 'kill [OPTIONS] CONTAINER [CONTAINER...]',
+  description: 'Send a signal (default SIGKILL) to running containers',
+  flags: [{ name: 'signal', short: 's', type: 'string', description: 'Signal to send (default SIGKILL)' }],
+  async run(a, ctx) {
+    if (!a.positionals.length) throw new UsageError('"kill" requires at least 1 argument');
+    for (const ref of a.positionals) {
+      engine(ctx).kill(ref, str(a, 'signal') ?? 'SIGKILL');
+      console.log(ref);
+    }
+    return 0;
+  },
+};
+
+export const rm: Command = {
+  name: 'rm',
+  usage: 'rm [OPTIONS] CONTAINER [CONTAINER...]',
+  description: 'Remove containers and their writable layers',
+  flags: [{ name: 'force', short: 'f', type: 'boolean', description: 'Kill and remove a running container' }],
+  async run(a, ctx) {
+    if (!a.positionals.length) throw new UsageError('"rm" requires at least 1 argument');
+    let code = 0;
+    for (const ref of a.positionals) {
+      try {
+        await engine(ctx).remove(ref, { force: bool(a, 'force') });
+        console.log(ref);
+      } catch (err) {
+        console.error(`Error response from daemon: ${(err as Error).message}`);
+        code = 1;
+      }
+    }
+    return code;
+  },
+};
+
+export const logs: Command = {
+  name: 'logs',
+  usage: 'logs [OPTIONS] CONTAINER',
+  description: 'Print what a container wrote to stdout and stderr',
+  flags: [
+    {
+      name: 'follow',
+      short: 'f',
+      type: 'boolean',
+      description: 'Follow the output until the container ends',
+    },
+    { name: 'tail', short: 'n', type: 'string', description: 'Number of lines from the end (default all)' },
+    { name: 'timestamps', short: 't', type: 'boolean', description: 'Show timestamps' },
+  ],
+  async run(a, ctx) {
+    if (a.positionals.length !== 1) throw new UsageError('"logs" requires exactly 1 argument');
+    const tailFlag = str(a, 'tail');
+    const tail = tailFlag === undefined || tailFlag === 'all' ? undefined : int(a, 'tail');
+    for await (const entry of engine(ctx).logs(a.positionals[0], { follow: bool(a, 'follow'), tail })) {
+      const out = entry.stream === 'stderr' ? process.stderr : process.stdout;
+      out.write(bool(a, 'timestamps') ? `${entry.time} ${entry.log}` : entry.log);
+    }
+    return 0;
+  },
+};
+
+export const diff: Command = {
+  name: 'diff',
+  usage: 'diff CONTAINER',
+  description:
+    "Inspect changes to files or directories on a container's filesystem (A added, C changed, D deleted)",
+  flags: [],
+  async run(a, ctx) {
+    if (a.positionals.length !== 1) throw new UsageError('"diff" requires exactly 1 argument');
+    const out = formatChanges(engine(ctx).diff(a.positionals[0]));
+    if (out) console.log(out);
+    return 0;
+  },
+};
+
+export const inspect: Command = {
+  name: 'inspect',
+  usage: 'inspect CONTAINER [CONTAINER...]',
+  description: 'Show low-level information on containers as JSON',
+  flags: [],
+  async run(a, ctx) {
+    if (!a.positionals.length) throw new UsageError('"inspect" requires at least 1 argument');
+    const e = engine(ctx);
+    console.log(
+      JSON.stringify(
+        a.positionals.map((ref) => e.get(ref)),
+        null,
+        4,
+      ),
+    );
+    return 0;
+  },
+};
+
+export const containerCommands = [run, create, start, ps, top, stop, kill, rm, logs, diff, inspect];

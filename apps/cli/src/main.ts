@@ -1,0 +1,72 @@
+import { EngineError } from '@corral/engine';
+import { type Command, type Context, helpText, parseArgs, UsageError } from './args.js';
+import { containerCommands } from './commands/containers.js';
+
+const commands = new Map<string, Command>(containerCommands.map((c) => [c.name, c]));
+
+function usage(): string {
+  const lines = [
+    'Usage:  corral [--root DIR] COMMAND',
+    '',
+    'A container engine for real Linux containers.',
+    '',
+    'Commands:',
+  ];
+  for (const c of commands.values()) lines.push(`  ${c.name.padEnd(10)} ${c.description}`);
+  lines.push('', "Run 'corral COMMAND --help' for more information on a command.");
+  return lines.join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const ctx: Context = { root: undefined };
+  while (argv[0]?.startsWith('--root')) {
+    const a = argv.shift()!;
+    ctx.root = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv.shift();
+    if (!ctx.root) throw new UsageError('--root needs a folder');
+  }
+  const name = argv.shift();
+  if (!name || name === '--help' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 1;
+  }
+  const command = commands.get(name);
+  if (!command) {
+    console.error(`corral: '${name}' is not a corral command.\nSee 'corral --help'`);
+    return 1;
+  }
+  if (argv[0] === '--help') {
+    console.log(helpText(command));
+    return 0;
+  }
+  let args: ReturnType<typeof parseArgs>;
+  try {
+    args = parseArgs(argv, command.flags, command.stopAtPositional);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`corral ${name}: ${e.message}\nSee 'corral ${name} --help'.`);
+    return name === 'run' || name === 'create' ? 125 : 1;
+  }
+  try {
+    return await command.run(args, ctx);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`corral ${name}: ${e.message}\nSee 'corral ${name} --help'.`);
+      return name === 'run' || name === 'create' ? 125 : 1;
+    }
+    if (e instanceof EngineError) {
+      console.error(`corral: ${e.message}`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: Error) => {
+    console.error(`corral: ${e.stack ?? e.message}`);
+    process.exitCode = 125;
+  },
+);

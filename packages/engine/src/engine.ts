@@ -1,0 +1,580 @@
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { namespaceTree, type ProcessNode } from '@corral/pidns';
+import { type CreatedContainer, Runtime, RuntimeError } from '@corral/runtime';
+import { parseSignal, procStartTime } from '@corral/sys';
+import { type Change, cleanupStale, diffUpper, getUnionFs } from '@corral/unionfs';
+import { EngineError } from './errors.js';
+import { type LogEntry, LogWriter, type ReadLogsOptions, readLogs } from './logs.js';
+import { newId, shortId } from './names.js';
+import { type ContainerRecord, RecordStore, type Resources } from './records.js';
+import { buildSpec } from './spec.js';
+
+/** The data root: `--root`, then CORRAL_ROOT, then /var/lib/corral (like Docker's data-root). */
+export function defaultRoot(): string {
+  return process.env.CORRAL_ROOT || '/var/lib/corral';
+}
+
+export interface CreateContainerOptions {
+  /** An image name, or null with `rootfs`. */
+  image?: string;
+  /** A folder to use as the container's (read-only) root layer. */
+  rootfs?: string;
+  cmd: string[];
+  name?: string;
+  env?: string[];
+  workdir?: string;
+  hostname?: string;
+  user?: string;
+  init?: boolean;
+  autoRemove?: boolean;
+  storageDriver?: string;
+  readonlyRootfs?: boolean;
+  stopSignal?: string;
+  stopTimeout?: number;
+  resources?: Resources;
+}
+
+export type Stdio = [
+  'ignore' | 'inherit' | 'pipe',
+  'ignore' | 'inherit' | 'pipe',
+  'ignore' | 'inherit' | 'pipe',
+];
+
+/** A container's summary for `ps`. */
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  image: string;
+  command: string;
+  created: string;
+  status: string;
+  state: ContainerRecord['state']['status'];
+  exitCode: number | null;
+}
+
+const shimScript = fileURLToPath(new URL('./shim.js', import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Containers as users know them. Every command of the CLI (and of the daemon) is a method
+ * here: the apps only parse and print.
+ */
+export class Engine {
+  readonly root: string;
+  readonly records: RecordStore;
+  readonly runtime: Runtime;
+
+  constructor(options: { root?: string } = {}) {
+    this.root = resolve(options.root ?? defaultRoot());
+    mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    this.records = new RecordStore(this.root);
+    this.runtime = new Runtime({ root: join(this.root, 'runtime') });
+  }
+
+  /** Resolves what a container's root is made of: today a folder, or the embedded busybox. */
+  private layersFor(options: CreateContainerOptions): { image: string; layers: string[] } {
+    if (options.rootfs) {
+      const dir = resolve(options.rootfs);
+      if (!existsSync(dir) || !statSync(dir).isDirectory())
+        throw new EngineError(`rootfs ${dir} does not exist or is not a directory`, 125);
+      return { image: dir, layers: [dir] };
+    }
+    const image = options.image ?? '';
+    if (image === 'busybox' || image === 'busybox:latest')
+      return { image: 'busybox', layers: [ensureBusyboxRootfs(this.root)] };
+    throw new EngineError(`Unable to find image '${image}' locally`, 125);
+  }
+
+  /** Makes a container (Docker's `create`): a record, a name, a writable layer; nothing runs yet. */
+  create(options: CreateContainerOptions): ContainerRecord {
+    if (!options.cmd.length) throw new EngineError('No command specified', 125);
+    const storageDriver = options.storageDriver ?? 'overlay';
+    try {
+      getUnionFs(storageDriver);
+    } catch (e) {
+      throw new EngineError(`storage driver ${storageDriver}: ${(e as Error).message}`, 125);
+    }
+    if (options.stopSignal) parseSignalOr125(options.stopSignal);
+    const { image, layers } = this.layersFor(options);
+    const id = newId();
+    const name = this.records.claimName(options.name, id);
+    const record: ContainerRecord = {
+      id,
+      name,
+      created: new Date().toISOString(),
+      image,
+      layers,
+      config: {
+        cmd: options.cmd,
+        env: options.env ?? [],
+        workdir: options.workdir ?? '/',
+        hostname: options.hostname ?? shortId(id),
+        user: options.user ?? '',
+        init: options.init ?? false,
+        stopSignal: options.stopSignal ?? 'SIGTERM',
+        stopTimeout: options.stopTimeout ?? 10,
+      },
+      hostConfig: {
+        autoRemove: options.autoRemove ?? false,
+        storageDriver,
+        readonlyRootfs: options.readonlyRootfs ?? false,
+        resources: options.resources ?? {},
+      },
+      state: {
+        status: 'created',
+        pid: 0,
+        startedAt: null,
+        finishedAt: null,
+        exitCode: null,
+        error: null,
+        oomKilled: false,
+        detached: false,
+      },
+    };
+    try {
+      const dir = this.records.dir(id);
+      mkdirSync(dir, { mode: 0o710 });
+      for (const sub of ['upper', 'work', 'rootfs', 'bundle']) mkdirSync(join(dir, sub), { mode: 0o755 });
+      this.records.write(record);
+    } catch (e) {
+      this.records.remove(record);
+      throw e;
+    }
+    return record;
+  }
+
+  get(ref: string): ContainerRecord {
+    return this.reconcile(this.records.resolve(ref));
+  }
+
+  /**
+   * A record that says "running" while its process is gone (its watcher was killed) is
+   * brought up to date here, so no command ever shows a dead container as running.
+   */
+  private reconcile(r: ContainerRecord): ContainerRecord {
+    if (r.state.status !== 'running' || this.processAlive(r)) return r;
+    const watcher = (r.state as { watcherPid?: number }).watcherPid;
+    if (watcher && procStartTime(watcher) !== null) return r; // the watcher is about to record the exit
+    return this.records.update(r.id, (x) => {
+      x.state.status = 'exited';
+      x.state.exitCode ??= 255;
+      x.state.finishedAt ??= new Date().toISOString();
+      x.state.error ??= 'the process watching this container ended before it did';
+    });
+  }
+
+  private processAlive(r: ContainerRecord): boolean {
+    try {
+      return this.runtime.state(r.id).status !== 'stopped';
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Mounts the container's root, writes its OCI bundle and creates and starts it with the
+   * runtime. The calling process becomes the parent that must `finish` it after it exits.
+   */
+  async launch(ref: string, stdio: Stdio, detached: boolean): Promise<CreatedContainer> {
+    const r = this.get(ref);
+    if (r.state.status === 'running') throw new EngineError(`container ${r.name} is already running`);
+    const dir = this.records.dir(r.id);
+    const rootfs = join(dir, 'rootfs');
+    // Leftovers of a crash between mount and record: unmount, clear the runtime's state.
+    cleanupStale(rootfs);
+    await this.runtime.delete(r.id, { force: true }).catch(() => {});
+    rmSync(join(dir, 'work'), { recursive: true, force: true });
+    mkdirSync(join(dir, 'work'));
+    const union = getUnionFs(r.hostConfig.storageDriver);
+    try {
+      await union.mount({
+        lower: r.layers,
+        upper: join(dir, 'upper'),
+        work: join(dir, 'work'),
+        target: rootfs,
+      });
+    } catch (e) {
+      throw new EngineError(`mounting the container's root: ${(e as Error).message}`, 125);
+    }
+    try {
+      const etc = this.writeEtcFiles(r);
+      const spec = buildSpec(r, rootfs, etc);
+      writeFileSync(join(dir, 'bundle', 'config.json'), JSON.stringify(spec, null, 2));
+      const created = await this.runtime.create(r.id, join(dir, 'bundle'), { stdio, detached: false });
+      await this.runtime.start(r.id);
+      this.records.update(r.id, (x) => {
+        x.state = {
+          ...x.state,
+          status: 'running',
+          pid: created.pid,
+          startedAt: new Date().toISOString(),
+          finishedAt: null,
+          exitCode: null,
+          error: null,
+          detached,
+        };
+        (x.state as { watcherPid?: number }).watcherPid = process.pid;
+      });
+      return created;
+    } catch (e) {
+      await union.unmount(rootfs, { detach: true }).catch(() => {});
+      await this.runtime.delete(r.id, { force: true }).catch(() => {});
+      if (e instanceof RuntimeError) throw new EngineError(e.message, e.exitCode);
+      throw e;
+    }
+  }
+
+  /** Records how a launched container ended and releases its mount (and the container with --rm). */
+  async finish(ref: string, exitCode: number): Promise<void> {
+    const r = this.records.resolve(ref);
+    await this.runtime.delete(r.id, { force: true }).catch(() => {});
+    await getUnionFs(r.hostConfig.storageDriver)
+      .unmount(join(this.records.dir(r.id), 'rootfs'), { detach: true })
+      .catch(() => cleanupStale(join(this.records.dir(r.id), 'rootfs')));
+    const done = this.records.update(r.id, (x) => {
+      x.state.status = 'exited';
+      x.state.exitCode = exitCode;
+      x.state.finishedAt = new Date().toISOString();
+      x.state.pid = 0;
+    });
+    if (done.hostConfig.autoRemove) this.records.remove(done);
+  }
+
+  /**
+   * Runs a container attached to this process's stdio and resolves with its exit code.
+   * Signals this process receives are passed on (Docker's sig-proxy).
+   */
+  async runAttached(ref: string, options: { interactive?: boolean } = {}): Promise<number> {
+    const r = this.get(ref);
+    let created: CreatedContainer;
+    try {
+      created = await this.launch(
+        r.id,
+        [options.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
+        false,
+      );
+    } catch (e) {
+      this.records.remove(this.records.read(r.id) ?? r);
+      throw e;
+    }
+    const forward = (sig: NodeJS.Signals) => {
+      try {
+        this.runtime.kill(r.id, sig);
+      } catch {
+        // it has ended
+      }
+    };
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+    for (const s of signals) process.on(s, forward);
+    try {
+      const code = await created.wait();
+      await this.finish(r.id, code);
+      return code;
+    } finally {
+      for (const s of signals) process.off(s, forward);
+    }
+  }
+
+  /**
+   * Starts a container in the background under a watcher process (the shim) that keeps its
+   * output in the log and records its exit. Resolves once the program is running.
+   */
+  async startDetached(ref: string): Promise<ContainerRecord> {
+    const r = this.get(ref);
+    const shimLog = openSync(join(this.records.dir(r.id), 'shim.log'), 'a');
+    const shim = spawn(process.execPath, [shimScript, this.root, r.id], {
+      detached: true,
+      stdio: ['ignore', 'ignore', shimLog, 'pipe'],
+    });
+    const answer = await new Promise<{ ok: true } | { ok: false; message: string; exitCode: number }>(
+      (resolveAnswer) => {
+        let buf = '';
+        const pipe = shim.stdio[3] as Readable;
+        pipe.on('data', (d: Buffer) => {
+          buf += d.toString();
+          if (buf.includes('\n')) resolveAnswer(JSON.parse(buf.slice(0, buf.indexOf('\n'))));
+        });
+        shim.on('exit', (code) =>
+          resolveAnswer({
+            ok: false,
+            message: `the container's watcher exited with code ${code}: see ${join(this.records.dir(r.id), 'shim.log')}`,
+            exitCode: 125,
+          }),
+        );
+      },
+    );
+    (shim.stdio[3] as Readable).destroy();
+    shim.unref();
+    if (!answer.ok) {
+      const now = this.records.read(r.id);
+      if (now) this.records.remove(now);
+      throw new EngineError(answer.message, answer.exitCode);
+    }
+    return this.get(r.id);
+  }
+
+  list(options: { all?: boolean } = {}): ContainerSummary[] {
+    const out: ContainerSummary[] = [];
+    for (const id of this.records.ids()) {
+      const raw = this.records.read(id);
+      if (!raw) continue;
+      const r = this.reconcile(raw);
+      if (!options.all && r.state.status !== 'running') continue;
+      out.push({
+        id: r.id,
+        name: r.name,
+        image: r.image,
+        command: r.config.cmd.join(' '),
+        created: r.created,
+        status: describeStatus(r),
+        state: r.state.status,
+        exitCode: r.state.exitCode,
+      });
+    }
+    return out.sort((a, b) => b.created.localeCompare(a.created));
+  }
+
+  private running(ref: string): ContainerRecord {
+    const r = this.get(ref);
+    if (r.state.status !== 'running') throw new EngineError(`Container ${r.name} is not running`);
+    return r;
+  }
+
+  kill(ref: string, signal = 'SIGKILL'): ContainerRecord {
+    const signo = parseSignalOr125(signal, 1);
+    const r = this.running(ref);
+    try {
+      this.runtime.kill(r.id, signo);
+    } catch (e) {
+      if (e instanceof RuntimeError) throw new EngineError(`Cannot kill container ${r.name}: ${e.message}`);
+      throw e;
+    }
+    return r;
+  }
+
+  /** Waits until the watcher has recorded the container's exit. */
+  async waitExited(ref: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<ContainerRecord> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const r = this.get(ref);
+      if (r.state.status !== 'running') return r;
+      if (Date.now() > end) throw new EngineError(`container ${r.name} did not stop in time`);
+      await sleep(20);
+    }
+  }
+
+  /** Docker's stop: the stop signal, then SIGKILL after `timeoutSec` seconds. */
+  async stop(ref: string, timeoutSec?: number): Promise<ContainerRecord> {
+    const r = this.get(ref);
+    if (r.state.status !== 'running') return r;
+    const t = timeoutSec ?? r.config.stopTimeout;
+    try {
+      this.runtime.kill(r.id, r.config.stopSignal);
+    } catch {
+      // ended meanwhile
+    }
+    if (!(await this.runtime.waitStopped(r.id, t * 1000).catch(() => true))) {
+      try {
+        this.runtime.kill(r.id, 'SIGKILL');
+      } catch {
+        // ended meanwhile
+      }
+      await this.runtime.waitStopped(r.id).catch(() => true);
+    }
+    return this.waitExited(r.id, 10_000);
+  }
+
+  /** Removes a container: refused while it runs unless `force`, which kills it first. */
+  async remove(ref: string, options: { force?: boolean } = {}): Promise<ContainerRecord> {
+    let r = this.get(ref);
+    if (r.state.status === 'running') {
+      if (!options.force)
+        throw new EngineError(
+          `You cannot remove a running container ${r.id}. Stop the container before attempting removal or force remove`,
+        );
+      try {
+        this.runtime.kill(r.id, 'SIGKILL');
+      } catch {
+        // ended meanwhile
+      }
+      await this.runtime.waitStopped(r.id).catch(() => true);
+      r = await this.waitExited(r.id, 10_000).catch(() => r);
+    }
+    await this.runtime.delete(r.id, { force: true }).catch(() => {});
+    cleanupStale(join(this.records.dir(r.id), 'rootfs'));
+    this.records.remove(r);
+    return r;
+  }
+
+  /** The container's process tree with host PIDs and PIDs inside. */
+  top(ref: string): ProcessNode[] {
+    const r = this.running(ref);
+    return namespaceTree(r.state.pid);
+  }
+
+  logPath(id: string): string {
+    return join(this.records.dir(id), `${id}-json.log`);
+  }
+
+  logs(ref: string, options: Omit<ReadLogsOptions, 'isDone'> = {}): AsyncGenerator<LogEntry> {
+    const r = this.get(ref);
+    return readLogs(this.logPath(r.id), {
+      ...options,
+      isDone: () => this.get(r.id).state.status !== 'running',
+    });
+  }
+
+  /** What the container changed in its root, read from its writable layer. */
+  diff(ref: string): Change[] {
+    const r = this.get(ref);
+    return diffUpper(join(this.records.dir(r.id), 'upper'), r.layers);
+  }
+
+  /** A detached container's watcher: launch, keep the logs, record the exit. */
+  async watch(id: string, report: (msg: object) => void): Promise<void> {
+    let created: CreatedContainer;
+    try {
+      created = await this.launch(id, ['ignore', 'pipe', 'pipe'], true);
+    } catch (e) {
+      report({
+        ok: false,
+        message: (e as Error).message,
+        exitCode: e instanceof EngineError ? e.exitCode : 125,
+      });
+      return;
+    }
+    const log = new LogWriter(this.logPath(id));
+    log.attach(created.stdout!, 'stdout');
+    log.attach(created.stderr!, 'stderr');
+    report({ ok: true });
+    const code = await created.wait();
+    await log.finished;
+    await this.finish(id, code);
+  }
+
+  private writeEtcFiles(r: ContainerRecord): { hosts: string; hostname: string; resolvConf: string } {
+    const dir = this.records.dir(r.id);
+    const hosts = join(dir, 'hosts');
+    const hostname = join(dir, 'hostname');
+    const resolvConf = join(dir, 'resolv.conf');
+    writeFileSync(hostname, `${r.config.hostname}\n`);
+    writeFileSync(
+      hosts,
+      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${r.config.hostname}\n`,
+    );
+    try {
+      copyFileSync('/etc/resolv.conf', resolvConf);
+    } catch {
+      writeFileSync(resolvConf, '');
+    }
+    return { hosts, hostname, resolvConf };
+  }
+}
+
+function parseSignalOr125(signal: string, exitCode = 125): number {
+  try {
+    return parseSignal(signal);
+  } catch {
+    throw new EngineError(`invalid signal: ${signal}`, exitCode);
+  }
+}
+
+function ago(iso: string | null): string {
+  if (!iso) return '';
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s < 60) return `${Math.floor(s)} seconds`;
+  if (s < 3600) return `${Math.floor(s / 60)} minutes`;
+  if (s < 86400) return `${Math.floor(s / 3600)} hours`;
+  return `${Math.floor(s / 86400)} days`;
+}
+
+/** Docker's STATUS column: `Up 3 seconds`, `Exited (3) 2 minutes ago`, `Created`. */
+export function describeStatus(r: ContainerRecord): string {
+  if (r.state.status === 'running') return `Up ${ago(r.state.startedAt)}`;
+  if (r.state.status === 'exited') return `Exited (${r.state.exitCode}) ${ago(r.state.finishedAt)} ago`;
+  return 'Created';
+}
+
+/**
+ * The embedded default root filesystem until the image store exists: busybox from Debian's
+ * busybox-static, one symlink per applet. Built once under ROOT/rootfs/busybox.
+ */
+export function ensureBusyboxRootfs(root: string): string {
+  const dir = join(root, 'rootfs', 'busybox');
+  if (existsSync(join(dir, '.complete'))) return dir;
+  const busybox = '/bin/busybox';
+  if (!existsSync(busybox))
+    throw new EngineError(
+      'the embedded busybox image needs /bin/busybox: apt-get install busybox-static',
+      125,
+    );
+  const tmp = `${dir}.${process.pid}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  for (const d of [
+    'bin',
+    'etc',
+    'root',
+    'tmp',
+    'home',
+    'var/spool/mail',
+    'usr/bin',
+    'usr/sbin',
+    'sbin',
+    'proc',
+    'sys',
+    'dev',
+  ])
+    mkdirSync(join(tmp, d), { recursive: true });
+  copyFileSync(busybox, join(tmp, 'bin/busybox'));
+  const applets = spawnSyncList(busybox);
+  for (const a of applets) if (a !== 'busybox') symlinkQuiet('busybox', join(tmp, 'bin', a));
+  writeFileSync(
+    join(tmp, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n',
+  );
+  writeFileSync(join(tmp, 'etc/group'), 'root:x:0:\ndaemon:x:1:\ntty:x:5:\nnogroup:x:65534:\n');
+  writeFileSync(join(tmp, '.complete'), '');
+  mkdirSync(join(root, 'rootfs'), { recursive: true });
+  try {
+    renameSyncQuiet(tmp, dir);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return dir;
+}
+
+function spawnSyncList(busybox: string): string[] {
+  return spawnSync(busybox, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+}
+
+function symlinkQuiet(target: string, path: string): void {
+  try {
+    symlinkSync(target, path);
+  } catch {
+    // already there
+  }
+}
+
+function renameSyncQuiet(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch (e) {
+    // Someone else built it at the same time: theirs is as good as ours.
+    if (!['ENOTEMPTY', 'EEXIST'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+  }
+}

@@ -1,0 +1,98 @@
+import { closeSync, existsSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+
+/** One line of a container's output, as Docker's json-file driver stores it. */
+export interface LogEntry {
+  log: string;
+  stream: 'stdout' | 'stderr';
+  time: string;
+}
+
+/**
+ * Writes a container's stdout and stderr to a log file, one JSON object per line, keeping
+ * which stream each line came from and when. Partial lines are written when the stream ends.
+ */
+export class LogWriter {
+  private readonly fd: number;
+  private open = 0;
+  private done!: () => void;
+  readonly finished: Promise<void>;
+
+  constructor(path: string) {
+    this.fd = openSync(path, 'a', 0o640);
+    this.finished = new Promise((r) => (this.done = r));
+  }
+
+  /** Copies `source` into the log under `stream`; the log closes when every source ended. */
+  attach(source: Readable, stream: LogEntry['stream']): void {
+    this.open++;
+    let pending = '';
+    source.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('utf8');
+      let nl = pending.indexOf('\n');
+      while (nl >= 0) {
+        this.write(pending.slice(0, nl + 1), stream);
+        pending = pending.slice(nl + 1);
+        nl = pending.indexOf('\n');
+      }
+    });
+    source.on('close', () => {
+      if (pending) this.write(pending, stream);
+      if (--this.open === 0) {
+        closeSync(this.fd);
+        this.done();
+      }
+    });
+  }
+
+  private write(log: string, stream: LogEntry['stream']): void {
+    writeSync(this.fd, `${JSON.stringify({ log, stream, time: new Date().toISOString() })}\n`);
+  }
+}
+
+export interface ReadLogsOptions {
+  /** Keep reading as the container writes, until `isDone()` says it has ended. */
+  follow?: boolean;
+  isDone?: () => boolean;
+  /** Only the last N lines (of what is there when reading starts). */
+  tail?: number;
+}
+
+function parse(line: string): LogEntry | null {
+  try {
+    return JSON.parse(line) as LogEntry;
+  } catch {
+    return null; // a line being written right now
+  }
+}
+
+/** The entries of a log file, optionally following it while the container runs. */
+export async function* readLogs(path: string, options: ReadLogsOptions = {}): AsyncGenerator<LogEntry> {
+  if (!existsSync(path)) return;
+  let offset = 0;
+  let rest = '';
+  const readMore = (): LogEntry[] => {
+    const size = statSync(path).size;
+    if (size <= offset) return [];
+    const fd = openSync(path, 'r');
+    const buf = Buffer.alloc(size - offset);
+    const n = readSync(fd, buf, 0, buf.length, offset);
+    closeSync(fd);
+    offset += n;
+    const text = rest + buf.subarray(0, n).toString('utf8');
+    const lines = text.split('\n');
+    rest = lines.pop() ?? '';
+    return lines.map(parse).filter((e): e is LogEntry => e !== null);
+  };
+  let first = readMore();
+  if (options.tail !== undefined && options.tail >= 0)
+    first = options.tail === 0 ? [] : first.slice(-options.tail);
+  yield* first;
+  if (!options.follow) return;
+  for (;;) {
+    const done = options.isDone?.() ?? true;
+    yield* readMore();
+    if (done) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,205 @@
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { EngineError } from './errors.js';
+import { NAME_RE, randomName } from './names.js';
+
+export type ContainerStatus = 'created' | 'running' | 'exited';
+
+/** Limits a container runs with, in Docker's units. */
+export interface Resources {
+  memory?: number;
+  memorySwap?: number;
+  memoryReservation?: number;
+  nanoCpus?: number;
+  cpuShares?: number;
+  cpuPeriod?: number;
+  cpuQuota?: number;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  pidsLimit?: number;
+  blkioWeight?: number;
+  cgroupParent?: string;
+}
+
+/** Everything the engine keeps about a container, in ROOT/containers/ID/container.json. */
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  created: string;
+  /** What the user asked for: an image name, or `--rootfs DIR`. */
+  image: string;
+  /** Read-only layers of the container's root, top first. */
+  layers: string[];
+  config: {
+    cmd: string[];
+    env: string[];
+    workdir: string;
+    hostname: string;
+    user: string;
+    init: boolean;
+    stopSignal: string;
+    stopTimeout: number;
+  };
+  hostConfig: {
+    autoRemove: boolean;
+    storageDriver: string;
+    readonlyRootfs: boolean;
+    resources: Resources;
+  };
+  state: {
+    status: ContainerStatus;
+    pid: number;
+    startedAt: string | null;
+    finishedAt: string | null;
+    exitCode: number | null;
+    error: string | null;
+    oomKilled: boolean;
+    detached: boolean;
+  };
+}
+
+/** Container records and the names that point at them, under ROOT/containers and ROOT/names. */
+export class RecordStore {
+  readonly containers: string;
+  readonly names: string;
+
+  constructor(root: string) {
+    this.containers = join(root, 'containers');
+    this.names = join(root, 'names');
+    mkdirSync(this.containers, { recursive: true, mode: 0o710 });
+    mkdirSync(this.names, { recursive: true, mode: 0o700 });
+  }
+
+  dir(id: string): string {
+    return join(this.containers, id);
+  }
+
+  /**
+   * Claims a name for `id` atomically (a symlink made with O_EXCL semantics): two creates with
+   * one name cannot both win.
+   */
+  claimName(name: string | undefined, id: string): string {
+    if (name !== undefined) {
+      if (!NAME_RE.test(name))
+        throw new EngineError(
+          `Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`,
+          125,
+        );
+      try {
+        symlinkSync(id, join(this.names, name));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const owner = this.nameOwner(name);
+        throw new EngineError(
+          `Conflict. The container name "/${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`,
+          125,
+        );
+      }
+      return name;
+    }
+    for (;;) {
+      const candidate = randomName();
+      try {
+        symlinkSync(id, join(this.names, candidate));
+        return candidate;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+    }
+  }
+
+  releaseName(name: string, id: string): void {
+    if (this.nameOwner(name) === id) rmSync(join(this.names, name), { force: true });
+  }
+
+  private nameOwner(name: string): string | null {
+    try {
+      return readlinkSync(join(this.names, name));
+    } catch {
+      return null;
+    }
+  }
+
+  /** Writes a record: temp file, fsync, rename, so a reader never sees half of one. */
+  write(record: ContainerRecord): void {
+    const path = join(this.dir(record.id), 'container.json');
+    const tmp = `${path}.${process.pid}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(record, null, 2));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  }
+
+  read(id: string): ContainerRecord | null {
+    try {
+      return JSON.parse(readFileSync(join(this.dir(id), 'container.json'), 'utf8')) as ContainerRecord;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Applies `change` to the stored record and writes it back. */
+  update(id: string, change: (r: ContainerRecord) => void): ContainerRecord {
+    const r = this.read(id);
+    if (!r) throw new EngineError(`No such container: ${id}`);
+    change(r);
+    this.write(r);
+    return r;
+  }
+
+  ids(): string[] {
+    return readdirSync(this.containers).filter((id) =>
+      existsSync(join(this.containers, id, 'container.json')),
+    );
+  }
+
+  /** Finds a container by full id, name, or unique id prefix, as Docker does. */
+  resolve(ref: string): ContainerRecord {
+    if (!ref) throw new EngineError('No such container: (empty name)');
+    const byName = this.nameOwner(ref.replace(/^\//, ''));
+    if (byName) {
+      const r = this.read(byName);
+      if (r) return r;
+    }
+    if (/^[0-9a-f]{1,64}$/.test(ref)) {
+      const matches = this.ids().filter((id) => id.startsWith(ref));
+      if (matches.length > 1) throw new EngineError(`Multiple IDs found with provided prefix: ${ref}`);
+      if (matches.length === 1) {
+        const r = this.read(matches[0]);
+        if (r) return r;
+      }
+    }
+    throw new EngineError(`No such container: ${ref}`);
+  }
+
+  remove(record: ContainerRecord): void {
+    this.releaseName(record.name, record.id);
+    rmSync(this.dir(record.id), { recursive: true, force: true });
+  }
+}
+
+export function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}

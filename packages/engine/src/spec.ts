@@ -1,0 +1,153 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { INIT_ANNOTATION, type OciSpec } from '@corral/runtime';
+import { EngineError } from './errors.js';
+import type { ContainerRecord } from './records.js';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+// Docker's defaults: kernel interfaces a container must not read or write.
+const MASKED_PATHS = [
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/interrupts',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+];
+const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+function lookup(file: string, name: string, field: number): number | null {
+  try {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f[0] === name) return Number(f[field]);
+    }
+  } catch {
+    // no such file in the image
+  }
+  return null;
+}
+
+/**
+ * Docker's `--user` forms: `uid`, `uid:gid`, `name`, `name:group`, looked up in the
+ * container's own /etc/passwd and /etc/group.
+ */
+export function resolveUser(user: string, rootfs: string): { uid: number; gid: number } {
+  if (!user) return { uid: 0, gid: 0 };
+  const [u, g] = user.split(':');
+  const passwd = join(rootfs, 'etc/passwd');
+  const uid = /^\d+$/.test(u) ? Number(u) : lookup(passwd, u, 2);
+  if (uid === null)
+    throw new EngineError(`unable to find user ${u}: no matching entries in passwd file`, 125);
+  let gid: number | null;
+  if (g === undefined)
+    gid =
+      (/^\d+$/.test(u) ? null : lookup(passwd, u, 3)) ??
+      lookup(passwd, lookupName(passwd, uid) ?? '', 3) ??
+      0;
+  else gid = /^\d+$/.test(g) ? Number(g) : lookup(join(rootfs, 'etc/group'), g, 2);
+  if (gid === null)
+    throw new EngineError(`unable to find group ${g}: no matching entries in group file`, 125);
+  return { uid, gid };
+}
+
+function lookupName(passwd: string, uid: number): string | null {
+  try {
+    for (const line of readFileSync(passwd, 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (Number(f[2]) === uid) return f[0];
+    }
+  } catch {
+    // none
+  }
+  return null;
+}
+
+/** The container's environment: Docker's defaults under the user's. */
+export function containerEnv(r: ContainerRecord): string[] {
+  const env = new Map<string, string>([
+    ['PATH', DEFAULT_PATH],
+    ['HOSTNAME', r.config.hostname],
+  ]);
+  for (const e of r.config.env) {
+    const i = e.indexOf('=');
+    if (i > 0) env.set(e.slice(0, i), e.slice(i + 1));
+  }
+  if (!env.has('HOME')) env.set('HOME', '/root');
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+/** The OCI runtime config for a container whose root is mounted at `rootfs`. */
+export function buildSpec(
+  r: ContainerRecord,
+  rootfs: string,
+  etcFiles: { hosts: string; hostname: string; resolvConf: string },
+): OciSpec {
+  const { uid, gid } = resolveUser(r.config.user, rootfs);
+  return {
+    ociVersion: '1.2.0',
+    process: {
+      terminal: false,
+      user: { uid, gid },
+      args: r.config.cmd,
+      env: containerEnv(r),
+      cwd: r.config.workdir || '/',
+    },
+    root: { path: rootfs, readonly: r.hostConfig.readonlyRootfs },
+    hostname: r.config.hostname,
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+      {
+        destination: '/dev',
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+      },
+      {
+        destination: '/dev/pts',
+        type: 'devpts',
+        source: 'devpts',
+        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+      },
+      {
+        destination: '/dev/shm',
+        type: 'tmpfs',
+        source: 'shm',
+        options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+      },
+      {
+        destination: '/dev/mqueue',
+        type: 'mqueue',
+        source: 'mqueue',
+        options: ['nosuid', 'noexec', 'nodev'],
+      },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      { destination: '/etc/hosts', type: 'bind', source: etcFiles.hosts, options: ['rbind', 'rprivate'] },
+      {
+        destination: '/etc/hostname',
+        type: 'bind',
+        source: etcFiles.hostname,
+        options: ['rbind', 'rprivate'],
+      },
+      {
+        destination: '/etc/resolv.conf',
+        type: 'bind',
+        source: etcFiles.resolvConf,
+        options: ['rbind', 'rprivate'],
+      },
+    ],
+    annotations: r.config.init ? { [INIT_ANNOTATION]: 'true' } : {},
+    linux: {
+      namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }],
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+  };
+}
