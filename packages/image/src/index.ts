@@ -1,3 +1,7 @@
+export { type LoadedImage, type LoadResult, loadArchive } from './archive/load.js';
+export { saveArchive } from './archive/save.js';
+export { type CommitOptions, commit, type ImportOptions, importRootfs, storeLayerTar } from './build.js';
+export { BUSYBOX_IMAGE, busyboxLayerTar, DEFAULT_BUSYBOX, ensureBusyboxImage } from './busybox.js';
 export * from './errors.js';
 export { type ApplyResult, applyLayer, cleanLayerPath, parsePaxRecords } from './layer/apply.js';
 export { type Compression, Decompress, detectCompression } from './layer/compress.js';

@@ -78,6 +78,13 @@ export interface HistoryRow {
 
 const LAYER_DIR_LEN = 16;
 
+/** Docker layer media types and their OCI names, for OCI manifests built here. */
+const OCI_LAYER_TYPE: Record<string, string> = {
+  [MediaType.DockerLayer]: MediaType.OciLayer,
+  [MediaType.DockerLayerGzip]: MediaType.OciLayerGzip,
+  [MediaType.DockerLayerForeignGzip]: MediaType.OciLayerNondistributableGzip,
+};
+
 /**
  * The image store under one root (e.g. DATA/image):
  *
@@ -309,14 +316,23 @@ export class ImageStore {
    */
   async createImage(config: ImageConfig, layers: Descriptor[], names: string[] = []): Promise<ImageRecord> {
     const configBytes = Buffer.from(JSON.stringify(config));
+    const configIsNew = !this.content.hasBlob(sha256(configBytes));
     const cfg = await this.content.writeBlob(configBytes);
     const manifest: Manifest = {
       schemaVersion: 2,
       mediaType: MediaType.OciManifest,
       config: { mediaType: MediaType.OciConfig, digest: cfg.digest, size: cfg.size },
-      layers,
+      layers: layers.map((l) => ({ ...l, mediaType: OCI_LAYER_TYPE[l.mediaType] ?? l.mediaType })),
     };
-    return this.importFromBlobs({ manifest: Buffer.from(JSON.stringify(manifest)), names });
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    const manifestIsNew = !this.content.hasBlob(sha256(manifestBytes));
+    try {
+      return await this.importFromBlobs({ manifest: manifestBytes, names });
+    } catch (e) {
+      const made = [...(configIsNew ? [cfg.digest] : []), ...(manifestIsNew ? [sha256(manifestBytes)] : [])];
+      await this.discardBlobs(made);
+      throw e;
+    }
   }
 
   async readConfig(configDigest: string): Promise<ImageConfig> {

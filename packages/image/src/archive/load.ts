@@ -1,0 +1,297 @@
+import * as fs from 'node:fs';
+import { posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import { ImageError } from '../errors.js';
+import { Decompress, detectCompression } from '../layer/compress.js';
+import { isDigest, sha256 } from '../store/digest.js';
+import type { ImageStore } from '../store/image-store.js';
+import { familiarName, normalizeReference, parseReference } from '../store/reference.js';
+import { type Descriptor, type ImageIndex, type Manifest, MediaType } from '../store/types.js';
+import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, pickPlatform } from './common.js';
+
+export interface LoadedImage {
+  id: string;
+  manifestDigest: string;
+  /** Short names, as docker prints "Loaded image: busybox:latest". */
+  names: string[];
+}
+
+export interface LoadResult {
+  format: 'docker-archive' | 'oci-layout';
+  images: LoadedImage[];
+}
+
+/** Files up to this size are kept in memory while the archive streams by; bigger ones go to the store. */
+const MEMORY_LIMIT = 1024 * 1024;
+
+type ArchiveFile = { data: Buffer } | { digest: string; size: number };
+
+interface DockerManifestItem {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
+
+/**
+ * Loads a docker-archive (`docker save`: classic, or the OCI-layout one of Docker 25+) or an
+ * OCI image layout archive, plain or compressed, from a file path or a stream. One pass:
+ * big files stream straight into the content store (verified), JSON stays in memory.
+ * A failure leaves the store as it was.
+ */
+export async function loadArchive(store: ImageStore, input: string | Readable): Promise<LoadResult> {
+  return store.session(async () => {
+    const created = new Set<string>();
+    try {
+      return await loadInSession(store, input, created);
+    } catch (e) {
+      await store.discardBlobs(created);
+      throw e;
+    }
+  });
+}
+
+async function loadInSession(
+  store: ImageStore,
+  input: string | Readable,
+  created: Set<string>,
+): Promise<LoadResult> {
+  const files = new Map<string, ArchiveFile>();
+  const links = new Map<string, string>();
+  const source = typeof input === 'string' ? fs.createReadStream(input) : input;
+  const extract = tar.extract();
+  const reading = (async () => {
+    for await (const entry of extract) {
+      const h = entry.header;
+      const name = posix
+        .normalize(h.name)
+        .replace(/^(\.\/)+|^\/+/, '')
+        .replace(/\/$/, '');
+      if (h.type === 'symlink' || h.type === 'link') {
+        const target =
+          h.type === 'symlink'
+            ? posix.join(posix.dirname(name), h.linkname ?? '')
+            : posix.normalize(h.linkname ?? '');
+        links.set(name, target);
+        entry.resume();
+        continue;
+      }
+      if (h.type !== 'file' && h.type !== 'contiguous-file') {
+        entry.resume();
+        continue;
+      }
+      const fromPath = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(name);
+      const expected = fromPath ? `sha256:${fromPath[1]}` : undefined;
+      if (h.size <= MEMORY_LIMIT) {
+        const chunks: Buffer[] = [];
+        for await (const c of entry as AsyncIterable<Buffer>) chunks.push(c);
+        const data = Buffer.concat(chunks);
+        if (expected && sha256(data) !== expected) {
+          throw new ImageError(
+            'DIGEST_MISMATCH',
+            `archive file ${name}: expected ${expected}, got ${sha256(data)}; the archive is corrupt`,
+          );
+        }
+        files.set(name, { data });
+      } else {
+        const existed = expected ? store.content.hasBlob(expected) : false;
+        const info = await store.content.writeBlob(
+          entry as AsyncIterable<Uint8Array>,
+          expected ? { digest: expected, size: h.size } : { size: h.size },
+        );
+        if (!existed) created.add(info.digest);
+        files.set(name, info);
+      }
+    }
+  })();
+  const decompress = new Decompress();
+  source.on('error', (e: Error) => decompress.destroy(e));
+  decompress.on('error', (e: Error) => extract.destroy(e));
+  source.pipe(decompress).pipe(extract as unknown as NodeJS.WritableStream);
+  try {
+    await reading;
+  } catch (e) {
+    source.destroy();
+    if (e instanceof ImageError) throw e;
+    throw new ImageError('BAD_ARCHIVE', `cannot read the image archive: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+
+  const find = (path: string): ArchiveFile | undefined => {
+    let p = posix.normalize(path).replace(/^(\.\/)+|^\/+/, '');
+    for (let i = 0; i < 16 && !files.has(p) && links.has(p); i++) p = links.get(p)!;
+    return files.get(p);
+  };
+  const need = (path: string, what: string): ArchiveFile => {
+    const f = find(path);
+    if (!f) throw new ImageError('BAD_ARCHIVE', `the archive lacks ${path} (${what})`);
+    return f;
+  };
+  const json = <T>(path: string, what: string): T => {
+    const f = need(path, what);
+    const data = 'data' in f ? f.data : fs.readFileSync(store.content.blobPath(f.digest));
+    try {
+      return JSON.parse(data.toString('utf8')) as T;
+    } catch (e) {
+      throw new ImageError(
+        'BAD_ARCHIVE',
+        `${path} in the archive is not valid JSON: ${(e as Error).message}`,
+      );
+    }
+  };
+  /** Puts an archive file into the content store, checking it against `expected`. */
+  const storeFile = async (
+    path: string,
+    what: string,
+    expected?: Descriptor,
+  ): Promise<{ digest: string; size: number }> => {
+    const f = need(path, what);
+    if ('data' in f) {
+      const existed = expected ? store.content.hasBlob(expected.digest) : false;
+      const info = await store.content.writeBlob(
+        f.data,
+        expected ? { digest: expected.digest, size: expected.size } : {},
+      );
+      if (!existed) created.add(info.digest);
+      return info;
+    }
+    if (expected && (f.digest !== expected.digest || f.size !== expected.size)) {
+      throw new ImageError(
+        'DIGEST_MISMATCH',
+        `archive file ${path}: expected ${expected.digest} (${expected.size} bytes), got ${f.digest} (${f.size} bytes)`,
+      );
+    }
+    return f;
+  };
+  const blobPathOf = (digest: string) => {
+    if (!isDigest(digest)) throw new ImageError('BAD_ARCHIVE', `bad digest "${digest}" in the archive`);
+    return `blobs/sha256/${digest.slice(7)}`;
+  };
+
+  // RepoTags of docker's manifest.json, by config digest, to name OCI entries too.
+  const dockerItems = find('manifest.json')
+    ? json<DockerManifestItem[]>('manifest.json', 'docker manifest')
+    : undefined;
+  if (dockerItems && !Array.isArray(dockerItems))
+    throw new ImageError('BAD_ARCHIVE', 'manifest.json is not a list');
+  const images: LoadedImage[] = [];
+
+  if (find('index.json')) {
+    const index = json<ImageIndex>('index.json', 'OCI index');
+    if (!Array.isArray(index.manifests))
+      throw new ImageError('BAD_ARCHIVE', 'index.json has no manifests list');
+    const tagsByConfig = new Map<string, string[]>();
+    for (const item of dockerItems ?? []) {
+      const cfg = find(item.Config);
+      if (cfg) {
+        const digest = 'data' in cfg ? sha256(cfg.data) : cfg.digest;
+        tagsByConfig.set(digest, [...(tagsByConfig.get(digest) ?? []), ...(item.RepoTags ?? [])]);
+      }
+    }
+    const byManifest = new Map<string, { desc: Descriptor; names: Set<string> }>();
+    for (const top of index.manifests) {
+      let desc = top;
+      for (let depth = 0; isIndexType(desc.mediaType); depth++) {
+        if (depth > 4) throw new ImageError('BAD_ARCHIVE', 'index.json nests indexes too deeply');
+        const nested = json<ImageIndex>(blobPathOf(desc.digest), 'nested index');
+        await storeFile(blobPathOf(desc.digest), 'nested index', desc);
+        const picked = pickPlatform(nested.manifests ?? []);
+        if (!picked) {
+          throw new ImageError(
+            'UNSUPPORTED',
+            `index ${desc.digest} has no manifest for linux/${process.arch} (platforms: ${(nested.manifests ?? []).map((m) => `${m.platform?.os}/${m.platform?.architecture}`).join(', ')})`,
+          );
+        }
+        desc = picked;
+      }
+      const entry = byManifest.get(desc.digest) ?? { desc, names: new Set<string>() };
+      byManifest.set(desc.digest, entry);
+      for (const n of namesFromAnnotations(top.annotations)) entry.names.add(n);
+    }
+    for (const { desc, names } of byManifest.values()) {
+      const manifestPath = blobPathOf(desc.digest);
+      await storeFile(manifestPath, 'manifest', desc);
+      const manifest = json<Manifest>(manifestPath, 'manifest');
+      if (!manifest.config || !Array.isArray(manifest.layers))
+        throw new ImageError('BAD_ARCHIVE', `manifest ${desc.digest} is not an image manifest`);
+      await storeFile(blobPathOf(manifest.config.digest), 'config', manifest.config);
+      for (const l of manifest.layers) await storeFile(blobPathOf(l.digest), 'layer', l);
+      for (const t of tagsByConfig.get(manifest.config.digest) ?? []) names.add(normalizeReference(t));
+      const record = await store.importFromBlobs({ manifestDigest: desc.digest, names: [...names] });
+      images.push({ id: record.id, manifestDigest: record.manifestDigest, names: [...names] });
+    }
+    return { format: dockerItems ? 'docker-archive' : 'oci-layout', images: shortNames(images) };
+  }
+
+  if (!dockerItems) {
+    throw new ImageError(
+      'BAD_ARCHIVE',
+      'not an image archive: it has neither manifest.json (docker-archive) nor index.json (OCI layout)',
+    );
+  }
+  for (const item of dockerItems) {
+    if (typeof item.Config !== 'string' || !Array.isArray(item.Layers)) {
+      throw new ImageError('BAD_ARCHIVE', 'manifest.json: each entry needs Config and Layers');
+    }
+    const cfg = await storeFile(item.Config, 'config');
+    // Classic archives name the config <hex>.json: that name is a claim to check.
+    const claimed = /(?:^|\/)([a-f0-9]{64})(?:\.json)?$/.exec(item.Config);
+    if (claimed && `sha256:${claimed[1]}` !== cfg.digest) {
+      throw new ImageError(
+        'DIGEST_MISMATCH',
+        `config ${item.Config}: expected sha256:${claimed[1]}, got ${cfg.digest}`,
+      );
+    }
+    const layers: Descriptor[] = [];
+    for (const path of item.Layers) {
+      const info = await storeFile(path, 'layer');
+      const head = Buffer.alloc(4);
+      const fd = fs.openSync(store.content.blobPath(info.digest), 'r');
+      try {
+        fs.readSync(fd, head, 0, 4, 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+      const c = detectCompression(head);
+      const mediaType =
+        c === 'gzip' ? MediaType.OciLayerGzip : c === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayer;
+      layers.push({ mediaType, digest: info.digest, size: info.size });
+    }
+    const manifest: Manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: { mediaType: MediaType.OciConfig, digest: cfg.digest, size: cfg.size },
+      layers,
+    };
+    const names = (item.RepoTags ?? []).map((t) => normalizeReference(t));
+    const record = await store.importFromBlobs({ manifest: Buffer.from(JSON.stringify(manifest)), names });
+    images.push({ id: record.id, manifestDigest: record.manifestDigest, names });
+  }
+  return { format: 'docker-archive', images: shortNames(images) };
+}
+
+function isIndexType(mt: string | undefined): boolean {
+  return mt === MediaType.OciIndex || mt === MediaType.DockerManifestList;
+}
+
+/** Full names from an index entry's annotations; a bare tag in ref.name is not a name. */
+function namesFromAnnotations(a: Record<string, string> | undefined): string[] {
+  if (!a) return [];
+  const out: string[] = [];
+  const containerd = a[ANNOTATION_CONTAINERD_NAME];
+  if (containerd) out.push(normalizeReference(containerd));
+  const ref = a[ANNOTATION_REF_NAME];
+  if (ref && !containerd && /[:/]/.test(ref)) {
+    try {
+      if (!parseReference(ref).digest) out.push(normalizeReference(ref));
+    } catch {
+      // A ref.name that is no image name (OCI allows any string): the image stays unnamed.
+    }
+  }
+  return out;
+}
+
+function shortNames(images: LoadedImage[]): LoadedImage[] {
+  return images.map((i) => ({ ...i, names: i.names.map(familiarName) }));
+}

@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { hostArchitecture } from './archive/common.js';
+import { ImageError } from './errors.js';
+import { Decompress } from './layer/compress.js';
+import { diffLayer } from './layer/pack.js';
+import type { ImageStore } from './store/image-store.js';
+import {
+  type ContainerConfig,
+  type Descriptor,
+  type ImageConfig,
+  type ImageRecord,
+  MediaType,
+} from './store/types.js';
+
+/** A transform that hashes (sha256) and counts what passes through. */
+function hashing(): { stream: Transform; result: () => { digest: string; size: number } } {
+  const hash = createHash('sha256');
+  let size = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  return { stream, result: () => ({ digest: `sha256:${hash.digest('hex')}`, size }) };
+}
+
+/** Stores an uncompressed layer tar gzip-compressed; returns its descriptor and diff ID. */
+export async function storeLayerTar(
+  store: ImageStore,
+  tarStream: Readable,
+): Promise<{ descriptor: Descriptor; diffId: string }> {
+  const h = hashing();
+  const gzip = createGzip();
+  const writing = store.content.writeBlob(gzip);
+  await pipeline(tarStream, h.stream, gzip);
+  const blob = await writing;
+  return {
+    descriptor: { mediaType: MediaType.OciLayerGzip, digest: blob.digest, size: blob.size },
+    diffId: h.result().digest,
+  };
+}
+
+export interface ImportOptions {
+  /** Names for the new image, e.g. `myimage:1`. */
+  names?: string[];
+  /** Config values (Cmd, Env, ...) of the new image. */
+  config?: ContainerConfig;
+  message?: string;
+  /** Creation time; defaults to now. */
+  created?: Date;
+}
+
+/**
+ * docker import: a root filesystem tarball (plain, gzip or zstd) becomes a one-layer image.
+ * The tarball is stored as given and its diff ID computed by decompressing it.
+ */
+export async function importRootfs(
+  store: ImageStore,
+  source: string | Readable,
+  options: ImportOptions = {},
+): Promise<ImageRecord> {
+  return store.session(async () => {
+    const input = typeof source === 'string' ? fs.createReadStream(source) : source;
+    const blob = await store.content.writeBlob(input);
+    try {
+      const h = hashing();
+      const decompress = new Decompress();
+      await pipeline(
+        store.content.openBlob(blob.digest),
+        decompress,
+        h.stream,
+        async (s: AsyncIterable<Buffer>) => {
+          for await (const _ of s) {
+            // Only the hash is wanted.
+          }
+        },
+      );
+      const compression = decompress.compression ?? 'none';
+      const mediaType =
+        compression === 'gzip'
+          ? MediaType.OciLayerGzip
+          : compression === 'zstd'
+            ? MediaType.OciLayerZstd
+            : MediaType.OciLayer;
+      const created = (options.created ?? new Date()).toISOString();
+      const config: ImageConfig = {
+        created,
+        architecture: hostArchitecture(),
+        os: 'linux',
+        config: options.config ?? {},
+        rootfs: { type: 'layers', diff_ids: [h.result().digest] },
+        history: [
+          { created, created_by: 'corral import', comment: options.message ?? 'Imported from tarball' },
+        ],
+      };
+      return await store.createImage(
+        config,
+        [{ mediaType, digest: blob.digest, size: blob.size }],
+        options.names,
+      );
+    } catch (e) {
+      await store.discardBlobs([blob.digest]);
+      if (e instanceof ImageError) throw e;
+      throw new ImageError('BAD_LAYER', `cannot import the rootfs tarball: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  });
+}
+
+export interface CommitOptions {
+  /** The image the container was created from; none for a container made from scratch. */
+  base?: string;
+  /** The container's upper folder, in overlay format. */
+  upperDir: string;
+  names?: string[];
+  author?: string;
+  message?: string;
+  /** The command that made the layer (history created_by), e.g. the container's command. */
+  createdBy?: string;
+  /** Config values that replace the base image's (docker commit --change). */
+  config?: ContainerConfig;
+  created?: Date;
+}
+
+/** docker commit: the upper folder becomes a new gzip layer on top of the base image's layers. */
+export async function commit(store: ImageStore, options: CommitOptions): Promise<ImageRecord> {
+  return store.session(async () => {
+    const base = options.base ? store.get(options.base) : undefined;
+    const baseConfig: ImageConfig = base
+      ? await store.readConfig(base.configDigest)
+      : { architecture: hostArchitecture(), os: 'linux', rootfs: { type: 'layers', diff_ids: [] } };
+    const layer = await storeLayerTar(store, diffLayer(options.upperDir));
+    const created = (options.created ?? new Date()).toISOString();
+    const config: ImageConfig = {
+      ...baseConfig,
+      created,
+      config: { ...(baseConfig.config ?? {}), ...(options.config ?? {}) },
+      rootfs: { type: 'layers', diff_ids: [...baseConfig.rootfs.diff_ids, layer.diffId] },
+      history: [
+        ...(baseConfig.history ?? []),
+        {
+          created,
+          created_by: options.createdBy ?? '',
+          ...(options.author ? { author: options.author } : {}),
+          ...(options.message ? { comment: options.message } : {}),
+        },
+      ],
+    };
+    if (options.author) config.author = options.author;
+    else delete config.author;
+    const layers: Descriptor[] = (base?.layers ?? []).map((l) => ({
+      mediaType: l.mediaType,
+      digest: l.digest,
+      size: l.size,
+    }));
+    try {
+      return await store.createImage(config, [...layers, layer.descriptor], options.names);
+    } catch (e) {
+      await store.discardBlobs([layer.descriptor.digest]);
+      throw e;
+    }
+  });
+}
