@@ -135,7 +135,8 @@ export class RegistryClient {
   private readonly userAgent: string;
   private readonly timeoutMs: number;
   private readonly hosts = new Map<string, Promise<HostState>>();
-  private readonly tokens = new Map<string, { header: string; expires: number }>();
+  /** Bearer tokens per registry and scope set; a pending request is shared by parallel callers. */
+  private readonly tokens = new Map<string, { header: Promise<string>; expires: number }>();
   private readonly creds = new Map<string, Promise<Credentials | undefined>>();
 
   constructor(opts: RegistryClientOptions = {}) {
@@ -769,11 +770,20 @@ export class RegistryClient {
     const key = tokenKey(registry, scopes);
     const cached = this.tokens.get(key);
     if (cached && cached.expires > Date.now()) return cached.header;
-    const token = await this.fetchToken(registry, challenge, scopes, creds);
-    const header = `Bearer ${token.token}`;
-    // Renew a little before the registry would refuse it.
-    this.tokens.set(key, { header, expires: Date.now() + Math.max(0, token.expiresIn - 10) * 1000 });
-    return header;
+    const entry = { header: Promise.resolve(''), expires: Number.POSITIVE_INFINITY };
+    entry.header = this.fetchToken(registry, challenge, scopes, creds).then(
+      (token) => {
+        // Renew a little before the registry would refuse it.
+        entry.expires = Date.now() + Math.max(0, token.expiresIn - 10) * 1000;
+        return `Bearer ${token.token}`;
+      },
+      (e: unknown) => {
+        if (this.tokens.get(key) === entry) this.tokens.delete(key);
+        throw e;
+      },
+    );
+    this.tokens.set(key, entry);
+    return entry.header;
   }
 
   private storedCredentials(registry: string): Promise<Credentials | undefined> {
