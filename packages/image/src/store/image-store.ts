@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { ImageError } from '../errors.js';
 import { applyLayer } from '../layer/apply.js';
+import { canonicalConfigJson } from './canonical.js';
 import { ContentStore } from './content.js';
 import { digestHex, isDigest, sha256, shortId } from './digest.js';
 import { acquireLock, cleanTempDir, pidAlive, readJsonFile, tempName, writeFileAtomic } from './fsutil.js';
@@ -315,7 +316,7 @@ export class ImageStore {
    * config blob and an OCI manifest. Used by commit, import and the embedded busybox.
    */
   async createImage(config: ImageConfig, layers: Descriptor[], names: string[] = []): Promise<ImageRecord> {
-    const configBytes = Buffer.from(JSON.stringify(config));
+    const configBytes = Buffer.from(canonicalConfigJson(config));
     const configIsNew = !this.content.hasBlob(sha256(configBytes));
     const cfg = await this.content.writeBlob(configBytes);
     const manifest: Manifest = {

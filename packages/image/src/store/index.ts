@@ -1,3 +1,4 @@
+export { canonicalConfigJson, goTime } from './canonical.js';
 export { type BlobExpectation, type BlobInfo, type BlobSource, ContentStore } from './content.js';
 export { digestHex, isDigest, sha256, shortId } from './digest.js';
 export {

@@ -1,0 +1,175 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  commit,
+  ensureBusyboxImage,
+  ImageStore,
+  loadArchive,
+  MediaType,
+  saveArchive,
+  sha256,
+} from '../src/index.js';
+import { readTar, tempRoot } from './helpers.js';
+
+// skopeo (Debian package) is the independent implementation these tests compare with.
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+});
+function dir(): string {
+  const t = tempRoot();
+  cleanups.push(t.cleanup);
+  return t.dir;
+}
+const skopeo = (...args: string[]) =>
+  execFileSync('skopeo', ['--insecure-policy', ...args], { encoding: 'utf8' });
+
+async function save(store: ImageStore, refs: string[], file: string): Promise<void> {
+  await saveArchive(store, refs, fs.createWriteStream(file));
+}
+
+/** A store holding busybox plus a committed second layer (app:1), to test multi-layer images. */
+let fixture: { root: string; store: ImageStore; archive: string; busyboxId: string; appId: string };
+beforeAll(async () => {
+  const root = dir();
+  cleanups.pop(); // kept for the whole file; removed in the last test's afterEach below
+  const store = new ImageStore(join(root, 'image'));
+  const bb = await ensureBusyboxImage(store);
+  const upper = join(root, 'upper');
+  fs.mkdirSync(join(upper, 'srv'), { recursive: true });
+  fs.writeFileSync(join(upper, 'srv/index.html'), '<h1>hi</h1>');
+  const app = await commit(store, {
+    base: 'busybox',
+    upperDir: upper,
+    names: ['app:1'],
+    config: { Cmd: ['cat', '/srv/index.html'] },
+  });
+  const archive = join(root, 'save.tar');
+  await save(store, ['busybox:latest', 'app:1'], archive);
+  fixture = { root, store, archive, busyboxId: bb.id, appId: app.id };
+  return () => fs.rmSync(root, { recursive: true, force: true });
+});
+
+describe('saveArchive', () => {
+  it('writes the Docker 25+ layout: manifest.json, index.json, oci-layout, uncompressed layers', async () => {
+    const entries = await readTar(fs.createReadStream(fixture.archive));
+    const names = entries.map((e) => e.header.name);
+    expect(names).toEqual(expect.arrayContaining(['manifest.json', 'index.json', 'oci-layout']));
+    const manifest = JSON.parse(entries.find((e) => e.header.name === 'manifest.json')!.body.toString());
+    expect(manifest.map((m: { RepoTags: string[] }) => m.RepoTags)).toEqual([['busybox:latest'], ['app:1']]);
+    const app = manifest[1];
+    expect(app.Config).toBe(`blobs/sha256/${fixture.appId.slice(7)}`);
+    const cfg = await fixture.store.config('app:1');
+    // Layers are stored uncompressed: their file names are the diff IDs.
+    expect(app.Layers).toEqual(cfg.rootfs.diff_ids.map((d) => `blobs/sha256/${d.slice(7)}`));
+    for (const e of entries.filter(
+      (x) => x.header.name.startsWith('blobs/sha256/') && x.header.type === 'file',
+    )) {
+      expect(sha256(e.body)).toBe(`sha256:${e.header.name.slice(13)}`);
+    }
+  });
+
+  it('skopeo reads it as docker-archive and as OCI archive, with the same config digests', () => {
+    const out = dir();
+    skopeo('copy', `docker-archive:${fixture.archive}:app:1`, `oci:${join(out, 'oci')}:app`);
+    const index = JSON.parse(fs.readFileSync(join(out, 'oci/index.json'), 'utf8'));
+    const manifest = JSON.parse(
+      fs.readFileSync(join(out, 'oci/blobs/sha256', index.manifests[0].digest.slice(7)), 'utf8'),
+    );
+    expect(manifest.config.digest).toBe(fixture.appId);
+    const raw = skopeo('inspect', '--raw', '--config', `oci-archive:${fixture.archive}:latest`);
+    expect(sha256(raw.trimEnd())).toBe(fixture.busyboxId);
+    // umoci, a third implementation, unpacks skopeo's copy into a working rootfs.
+    execFileSync('umoci', ['unpack', '--image', `${join(out, 'oci')}:app`, join(out, 'bundle')]);
+    expect(fs.readFileSync(join(out, 'bundle/rootfs/srv/index.html'), 'utf8')).toBe('<h1>hi</h1>');
+    expect(fs.readlinkSync(join(out, 'bundle/rootfs/bin/sh'))).toBe('busybox');
+  });
+
+  it('round-trips through another store with the same image IDs', async () => {
+    const other = new ImageStore(join(dir(), 'image'));
+    const result = await loadArchive(other, fixture.archive);
+    expect(result.format).toBe('docker-archive');
+    expect(result.images.map((i) => i.names)).toEqual([['busybox:latest'], ['app:1']]);
+    expect(other.get('app:1').id).toBe(fixture.appId);
+    expect(other.get('busybox').id).toBe(fixture.busyboxId);
+    expect(fs.readFileSync(join(other.layerDirs('app:1')[1], 'srv/index.html'), 'utf8')).toBe('<h1>hi</h1>');
+    expect(other.check()).toEqual([]);
+  });
+});
+
+describe('loadArchive', () => {
+  it('loads the classic docker-archive skopeo writes, with the same image ID', async () => {
+    const out = dir();
+    const classic = join(out, 'classic.tar');
+    skopeo(
+      'copy',
+      `docker-archive:${fixture.archive}:app:1`,
+      `docker-archive:${classic}:example.com/team/app:2`,
+    );
+    const names = (await readTar(fs.createReadStream(classic))).map((e) => e.header.name);
+    expect(names).not.toContain('index.json');
+    const store = new ImageStore(join(out, 'image'));
+    const result = await loadArchive(store, classic);
+    expect(result.images).toEqual([
+      expect.objectContaining({ id: fixture.appId, names: ['example.com/team/app:2'] }),
+    ]);
+    expect(store.get('example.com/team/app:2').layers.map((l) => l.mediaType)).toEqual([
+      MediaType.OciLayer,
+      MediaType.OciLayer,
+    ]);
+    expect(store.check()).toEqual([]);
+  });
+
+  it('loads an OCI layout archive with gzip layers (skopeo oci-archive), naming it from ref.name', async () => {
+    const out = dir();
+    const ociArchive = join(out, 'oci.tar');
+    skopeo(
+      'copy',
+      '--dest-compress',
+      '--dest-compress-format',
+      'gzip',
+      `docker-archive:${fixture.archive}:app:1`,
+      `oci-archive:${ociArchive}:quay.io/x/app:3`,
+    );
+    const store = new ImageStore(join(out, 'image'));
+    const result = await loadArchive(store, ociArchive);
+    expect(result.format).toBe('oci-layout');
+    expect(result.images[0].id).toBe(fixture.appId);
+    expect(result.images[0].names).toEqual(['quay.io/x/app:3']);
+    expect(store.get('quay.io/x/app:3').layers.every((l) => l.mediaType === MediaType.OciLayerGzip)).toBe(
+      true,
+    );
+  });
+
+  it('refuses an archive with a corrupt layer, with both digests, leaving the store as it was', async () => {
+    const out = dir();
+    const bad = join(out, 'bad.tar');
+    const data = fs.readFileSync(fixture.archive);
+    // Flip a byte inside the busybox binary (the largest file) of the archive.
+    const at = data.indexOf(Buffer.from('BusyBox is copyrighted'));
+    expect(at).toBeGreaterThan(0);
+    data[at] ^= 0xff;
+    fs.writeFileSync(bad, data);
+    const store = new ImageStore(join(out, 'image'));
+    await ensureBusyboxImage(store);
+    const before = { blobs: store.content.listBlobs().sort(), records: store.records() };
+    const err = await loadArchive(store, bad).catch((e) => e);
+    expect(err).toMatchObject({ code: 'DIGEST_MISMATCH' });
+    expect(err.message).toMatch(/sha256:[a-f0-9]{64}.*sha256:[a-f0-9]{64}/);
+    expect(store.content.listBlobs().sort()).toEqual(before.blobs);
+    expect(store.records()).toEqual(before.records);
+    expect(store.resolve('app:1')).toBeUndefined();
+    expect(store.check()).toEqual([]);
+  });
+
+  it('refuses a tar that is no image archive', async () => {
+    const out = dir();
+    fs.writeFileSync(join(out, 'x'), 'x');
+    execFileSync('tar', ['-cf', join(out, 'x.tar'), '-C', out, 'x']);
+    const store = new ImageStore(join(out, 'image'));
+    await expect(loadArchive(store, join(out, 'x.tar'))).rejects.toMatchObject({ code: 'BAD_ARCHIVE' });
+    expect(store.content.listBlobs()).toEqual([]);
+  });
+});
