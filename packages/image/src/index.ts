@@ -7,3 +7,4 @@ export { type ApplyResult, applyLayer, cleanLayerPath, parsePaxRecords } from '.
 export { type Compression, Decompress, detectCompression } from './layer/compress.js';
 export { diffLayer, exportRootfs, type PackOptions } from './layer/pack.js';
 export * from './store/index.js';
+export * from './registry/index.js';
