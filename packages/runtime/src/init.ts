@@ -292,6 +292,8 @@ function main(): void {
     process.exit(exitCode);
   }
   writeLineSync(SYNC_FD, { type: 'ready' });
+  // A changed uid makes the process non-dumpable, which closes /proc/self/fd to it.
+  prctl(PR.SET_DUMPABLE, 1);
   // Blocks until `start` opens the fifo for reading.
   const fifo = openSync(`/proc/self/fd/${prepared.fifoFd}`, O.WRONLY | O.CLOEXEC);
   writeFileSync(fifo, '0');

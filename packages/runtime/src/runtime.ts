@@ -1,5 +1,6 @@
 import type { StdioOptions } from 'node:child_process';
 import {
+  chownSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -163,6 +164,8 @@ export class Runtime {
     let p: Pid1Process | undefined;
     try {
       mknod(fifo, S_IF.FIFO | 0o600);
+      // The init opens the fifo after it has become the container's user.
+      chownSync(fifo, spec.process.user.uid, spec.process.user.gid);
       const stdio = options.stdio ?? 'inherit';
       const base = Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
       p = spawnPid1(process.execPath, [initScript], {
