@@ -1,9 +1,10 @@
-import { F, P, WAIT } from './constants.js';
+import { F, LOCK, P, WAIT } from './constants.js';
 import { SyscallError } from './errors.js';
 import { check, errno, fn, nr } from './libc.js';
 
 const ENODATA = 61;
 const ERANGE = 34;
+const EWOULDBLOCK = 11;
 
 /** Flags are numbers built from the typed constants (CLONE, MS, MNT, ...). */
 type Flags = number;
@@ -205,6 +206,17 @@ export function ioctl(fd: number, request: number, arg: Buffer | null = null): n
 
 export function openat(dirfd: number, path: string, flags: number, mode = 0): number {
   return check('openat', fn.openat(dirfd, path, flags, mode), [dirfd, path]);
+}
+
+/**
+ * flock(2): LOCK.SH / LOCK.EX (| LOCK.NB), LOCK.UN. The kernel drops the lock when the
+ * holder dies. With LOCK.NB returns false instead of blocking when the lock is taken.
+ */
+export function flock(fd: number, operation: number): boolean {
+  if (fn.flock(fd, operation) === 0) return true;
+  const e = errno();
+  if (e === EWOULDBLOCK && (operation & LOCK.NB) !== 0) return false;
+  throw new SyscallError('flock', e, [fd, operation]);
 }
 
 // Extended attributes, without following a final symlink (the l* calls).

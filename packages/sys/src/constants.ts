@@ -100,6 +100,9 @@ export const O = {
   PATH: 0o10000000,
 } as const;
 
+/** Operations of flock(2). */
+export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
+
 export const AT = {
   FDCWD: -100,
   SYMLINK_NOFOLLOW: 0x100,
