@@ -1,4 +1,6 @@
 import { pipeline, type Readable } from 'node:stream';
+import { isImageError } from '../errors.js';
+import { ContentStore } from '../store/content.js';
 import { sha256, shortId } from '../store/digest.js';
 import { familiarName, formatReference, type Reference } from '../store/reference.js';
 import { type Descriptor, type ImageIndex, type Manifest, MediaType, type Platform } from '../store/types.js';
@@ -24,6 +26,11 @@ import type { ProgressEvent } from './progress.js';
 /** Where pulled blobs go: a content store (the image store's ContentStore fits). */
 export interface BlobSink {
   hasBlob(digest: string): boolean | Promise<boolean>;
+  /**
+   * True when writeBlob hashes what it stores and refuses a digest other than the expected
+   * one; the client then checks only sizes instead of hashing every byte twice.
+   */
+  readonly verifiesDigest?: boolean;
   /** Stores a blob; must refuse content that does not match `expected`. */
   writeBlob(
     source: Readable | Buffer,
@@ -353,7 +360,12 @@ export class RegistryClient {
     registry: string,
     repository: string,
     desc: Pick<Descriptor, 'digest' | 'size'>,
-    opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
+    opts: {
+      signal?: AbortSignal;
+      onBytes?: (n: number) => void;
+      /** False: check only the size, because the consumer hashes and verifies the bytes itself. */
+      verifyDigest?: boolean;
+    } = {},
   ): Promise<Readable> {
     if (!isValidDigest(desc.digest)) {
       throw new RegistryError('INVALID_MANIFEST', `cannot fetch blob "${desc.digest}": not a valid digest`);
@@ -373,6 +385,7 @@ export class RegistryClient {
       desc.size,
       `blob ${desc.digest} from ${registry}/${repository}`,
       opts.onBytes,
+      opts.verifyDigest !== false,
     );
     pipeline(res.body, verifier, (err) => {
       if (err && !verifier.destroyed) verifier.destroy(networkError(res.url.host, err));
@@ -410,6 +423,8 @@ export class RegistryClient {
     const emit = opts.onProgress ?? (() => {});
     const layers = uniqueByDigest(manifest.layers);
     for (const l of layers) emit(event(l, 'layer', 'waiting', 0));
+    // The content store hashes every blob it writes and refuses a mismatch: no second hash here.
+    const sinkVerifies = sink instanceof ContentStore || sink.verifiesDigest === true;
     let bytesDownloaded = 0;
     await runLimited(layers, opts.concurrency ?? 4, opts.signal, async (layer, signal) => {
       if (await sink.hasBlob(layer.digest)) {
@@ -421,12 +436,19 @@ export class RegistryClient {
         const stream = await this.fetchBlob(ref.domain, ref.path, layer, {
           signal,
           onBytes: (n) => emit(event(layer, 'layer', 'downloading', n)),
+          verifyDigest: !sinkVerifies,
         });
         const stored = await sink.writeBlob(stream, { digest: layer.digest, size: layer.size });
         if (stored.digest !== layer.digest)
           throw new DigestMismatchError(`layer ${layer.digest}`, layer.digest, stored.digest);
       } catch (e) {
         emit(event(layer, 'layer', 'failed', 0));
+        if (isImageError(e, 'DIGEST_MISMATCH')) {
+          throw new RegistryError('DIGEST_MISMATCH', `layer from ${ref.domain}/${ref.path}: ${e.message}`, {
+            host: ref.domain,
+            cause: e,
+          });
+        }
         throw e;
       }
       bytesDownloaded += layer.size;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
@@ -143,10 +143,11 @@ export function discard(res: HttpResponse): void {
 
 /**
  * Passes bytes through while hashing them; fails the stream when more bytes than expected
- * arrive, or at the end when the digest or size is not the expected one.
+ * arrive, or at the end when the digest or size is not the expected one. With `hashing`
+ * false only the size is checked (for a sink that hashes what it stores anyway).
  */
 export class DigestVerifier extends Transform {
-  private readonly hash;
+  private readonly hash: Hash | undefined;
   private count = 0;
 
   constructor(
@@ -154,6 +155,7 @@ export class DigestVerifier extends Transform {
     private readonly expectedSize: number | undefined,
     private readonly what: string,
     private readonly onBytes?: (total: number) => void,
+    hashing = true,
   ) {
     super();
     const algorithm = expectedDigest.split(':', 1)[0];
@@ -163,7 +165,7 @@ export class DigestVerifier extends Transform {
         `${what}: unsupported digest algorithm in ${expectedDigest}`,
       );
     }
-    this.hash = createHash(algorithm);
+    this.hash = hashing ? createHash(algorithm) : undefined;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -177,7 +179,7 @@ export class DigestVerifier extends Transform {
       );
       return;
     }
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     this.onBytes?.(this.count);
     done(null, chunk);
   }
@@ -190,6 +192,10 @@ export class DigestVerifier extends Transform {
           `${this.what}: expected ${this.expectedSize} bytes, got ${this.count}; nothing was stored`,
         ),
       );
+      return;
+    }
+    if (!this.hash) {
+      done();
       return;
     }
     const algorithm = this.expectedDigest.split(':', 1)[0];
