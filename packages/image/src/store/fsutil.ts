@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { flock, LOCK } from '@corral/sys';
 
 /** fsync a folder so a rename in it survives a crash. */
 export function fsyncDir(dir: string): void {
@@ -61,47 +62,21 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** A lock folder's owner; a folder without an owner file is being created, unless it is old. */
-function lockIsStale(dir: string): boolean {
-  try {
-    const pid = Number.parseInt(fs.readFileSync(join(dir, 'owner'), 'utf8'), 10);
-    return !pidAlive(pid);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    try {
-      return Date.now() - fs.statSync(dir).mtimeMs > 10_000;
-    } catch {
-      return false;
-    }
-  }
-}
-
 /**
- * Takes a lock folder (mkdir is atomic) holding the owner's pid. A lock left by a dead
- * process is broken by renaming it away, which only one waiter can win.
+ * Takes an exclusive flock(2) on a lock file, polling so the event loop keeps running.
+ * The kernel drops the lock when its holder dies, so a killed load leaves no stale lock.
  * Returns a release function.
  */
-export async function acquireLock(dir: string, tmpDir: string): Promise<() => void> {
-  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-    try {
-      fs.mkdirSync(dir);
-      fs.writeFileSync(join(dir, 'owner'), String(process.pid));
-      return () => fs.rmSync(dir, { recursive: true, force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    if (lockIsStale(dir)) {
-      const away = tempName(tmpDir, 'stale-lock');
-      try {
-        fs.renameSync(dir, away);
-        fs.rmSync(away, { recursive: true, force: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      }
-      continue;
-    }
-    await sleep(wait);
+export async function acquireLock(path: string): Promise<() => void> {
+  const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  try {
+    for (let wait = 2; !flock(fd, LOCK.EX | LOCK.NB); wait = Math.min(wait * 2, 50)) await sleep(wait);
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
   }
+  // Closing the file drops the lock.
+  return () => fs.closeSync(fd);
 }
 
 /** Removes temp entries left by processes that are gone (killed loads). */

@@ -152,7 +152,7 @@ export class ImageStore {
   }
 
   private lock(name: string): Promise<() => void> {
-    return acquireLock(join(this.locksDir, name), this.tmpDir);
+    return acquireLock(join(this.locksDir, name));
   }
 
   // --- layers ---
