@@ -1,4 +1,4 @@
-import { readdirSync, rmdirSync } from 'node:fs';
+import { readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CgroupError } from './errors.js';
@@ -97,7 +97,31 @@ export async function removeDir(
   }
 }
 
+function parentPid(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm may hold spaces and parentheses: fields start after the last ')'.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Checks that `pid` is a live process that we started (this process or a descendant): corral
+ * moves no one else's processes into its cgroups.
+ */
 export function checkPid(pid: number): void {
   if (!Number.isSafeInteger(pid) || pid <= 0)
     throw new CgroupError('EINVAL', `invalid pid ${pid}: want a positive whole number`);
+  if (parentPid(pid) === null) throw new CgroupError('ESRCH', `process ${pid} does not exist`);
+  let cur: number | null = pid;
+  for (let hops = 0; cur !== null && cur > 0 && hops < 4096; hops++) {
+    if (cur === process.pid) return;
+    cur = parentPid(cur);
+  }
+  throw new CgroupError(
+    'NOTOURS',
+    `process ${pid} was not started by this process (pid ${process.pid}): corral only moves its own processes into cgroups`,
+  );
 }

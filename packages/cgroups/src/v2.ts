@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { posix } from 'node:path';
 import { isErrno, kill, type MountInfo, parseSignal, readMountInfo } from '@corral/sys';
 import { checkPid, dirsBetween, removeDir, resolveCgroupPath, subtreeDeepestFirst } from './common.js';
@@ -149,7 +149,9 @@ export class CgroupV2 implements Cgroup {
           this.dir,
         );
     }
-    writeControl(this.f('cgroup.procs'), pid);
+    // The kernel adds a written PID to cgroup.procs; a scratch tree's plain file needs appending.
+    if (this.scratch) appendFileSync(this.f('cgroup.procs'), `${pid}\n`);
+    else writeControl(this.f('cgroup.procs'), pid);
   }
 
   capabilities(): CgroupCapabilities {
@@ -158,9 +160,13 @@ export class CgroupV2 implements Cgroup {
       .split(/\s+/)
       .filter(Boolean);
     const nearest = this.exists() ? this.dir : ancestor;
+    // Without the cpuset controller here the nearest ancestor that has it tells.
     const list = (name: string, fallback: number[]) => {
-      const v = readControl(posix.join(nearest, name));
-      return v ? parseCpuList(v) : fallback;
+      for (let dir = nearest; ; dir = posix.dirname(dir)) {
+        const v = readControl(posix.join(dir, name));
+        if (v) return parseCpuList(v);
+        if (dir === this.root || dir === '/') return fallback;
+      }
     };
     let cmdline = '';
     try {
@@ -301,8 +307,7 @@ export class CgroupV2 implements Cgroup {
 
   /** cgroup.events says `populated 0` once no process is left in the cgroup or beneath it. */
   private empty(): boolean {
-    const events = readKeyed(this.f('cgroup.events'));
-    if (events.has('populated')) return events.get('populated') === 0;
+    if (readKeyed(this.f('cgroup.events')).get('populated') === 1) return false;
     return this.processes().length === 0;
   }
 
