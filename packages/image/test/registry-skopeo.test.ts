@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -317,6 +318,31 @@ describe('registry client against docker-registry, checked by skopeo', () => {
     expect(err.message).toContain(sha256(bytes));
     expect(sink.hasBlob(layer.digest)).toBe(false);
     expect(sink.listBlobs()).toEqual([]);
+  });
+
+  it('stops a pull when its signal is aborted and leaves no blob behind', async () => {
+    const image = await buildImage({
+      format: 'oci',
+      layers: [{ big: randomBytes(4_000_000) }, { small: 's' }],
+    });
+    const source = new ContentStore(path.join(work, 'push-abort'));
+    await storeImage(source, image);
+    const ref = parseReference(`${registry.host}/abort/me:1`);
+    await client.push(ref, { manifest: image.manifest }, source);
+    const sink = new ContentStore(path.join(work, 'pull-abort'));
+    const controller = new AbortController();
+    const err = await client
+      .pull(ref, sink, {
+        concurrency: 1,
+        signal: controller.signal,
+        onProgress: (e) => {
+          if (e.status === 'downloading' && e.current > 0) controller.abort();
+        },
+      })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(sink.listBlobs()).toEqual([]);
+    expect(await fs.readdir(sink.tmpDir)).toEqual([]);
   });
 
   it('names the host when the registry cannot be reached', async () => {

@@ -251,8 +251,14 @@ export class RegistryClient {
         ? fieldType
         : contentType;
     const kind = manifestKind(mediaType || undefined, json);
-    const digest = ref.digest ?? announced ?? sha256(bytes);
-    return { digest, mediaType: mediaType || defaultMediaType(kind, json), kind, bytes };
+    // Stores address content by sha256, whatever algorithm the registry announced.
+    const digest = ref.digest ?? sha256(bytes);
+    return {
+      digest,
+      mediaType: isManifestType(mediaType) ? mediaType : defaultMediaType(kind, json),
+      kind,
+      bytes,
+    };
   }
 
   /** Resolves a reference to one image manifest, picking the platform from an index. */
@@ -1096,7 +1102,10 @@ async function runLimited<T>(
   const worker = async (): Promise<void> => {
     while (!failure && next < items.length) {
       const item = items[next++]!;
-      if (controller.signal.aborted) throw networkError('registry', outer?.reason ?? new Error('aborted'));
+      if (controller.signal.aborted) {
+        failure ??= { error: outer?.reason ?? new Error('aborted') };
+        return;
+      }
       try {
         await fn(item, controller.signal);
       } catch (e) {
