@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
@@ -15,6 +16,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { getUnionFs, OverlayUnionFs, UnionFsError, unionFsBackends } from '../src/index.js';
 import { teardown } from './conformance/index.js';
 import { tempRoot } from './helpers.js';
+
+const hasFuseOverlayfs = spawnSync('fuse-overlayfs', ['--version']).status === 0;
 
 let root = '';
 afterEach(() => {
@@ -154,6 +157,42 @@ for (const method of ['fsopen', 'mount'] as const) {
         /is on overlay, which overlayfs cannot use as an upper layer/,
       );
     });
+
+    it.skipIf(!hasFuseOverlayfs)(
+      'refuses an upper on a FUSE mount (fuse-overlayfs) and names it',
+      async () => {
+        root = tempRoot('a', 'fu', 'fw', 'f', 'm');
+        const child = spawn(
+          'fuse-overlayfs',
+          ['-f', '-o', `lowerdir=${root}/a,upperdir=${root}/fu,workdir=${root}/fw`, join(root, 'f')],
+          {
+            stdio: 'ignore',
+          },
+        );
+        const exited = new Promise((r) => child.on('exit', r));
+        try {
+          while (!isMountPoint(join(root, 'f'))) {
+            if (child.exitCode !== null) throw new Error('fuse-overlayfs did not mount');
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          mkdirSync(join(root, 'f/u'));
+          mkdirSync(join(root, 'f/w'));
+          await expectUnionError(
+            fs.mount({
+              lower: [join(root, 'a')],
+              upper: join(root, 'f/u'),
+              work: join(root, 'f/w'),
+              target: join(root, 'm'),
+            }),
+            'UPPER_UNSUPPORTED',
+            /is on fuse, which overlayfs cannot use as an upper layer/,
+          );
+        } finally {
+          if (isMountPoint(join(root, 'f'))) spawnSync('fusermount3', ['-u', join(root, 'f')]);
+          if (child.exitCode === null) await exited;
+        }
+      },
+    );
 
     it('takes an upper on tmpfs', async () => {
       root = tempRoot('a', 't', 'm');
