@@ -41,6 +41,8 @@ export interface TestRegistry {
   /** `127.0.0.1:PORT`, the registry part of references. */
   host: string;
   root: string;
+  /** `METHOD /path?query` of each request answered so far, from the access log. */
+  requests: string[];
   stop(): Promise<void>;
 }
 
@@ -56,7 +58,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     'log:',
     '  level: warn',
     '  accesslog:',
-    '    disabled: true',
+    '    disabled: false',
     'storage:',
     '  filesystem:',
     `    rootdirectory: ${path.join(root, 'data')}`,
@@ -82,7 +84,18 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   const configPath = path.join(root, 'config.yml');
   await fs.writeFile(configPath, `${lines.join('\n')}\n`);
   const child = spawn('/usr/bin/docker-registry', ['serve', configPath], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // The access log (one line per request, on stdout) lets tests see which requests were made.
+  const requests: string[] = [];
+  let partial = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      const m = /"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/.exec(line);
+      if (m) requests.push(`${m[1]} ${m[2]}`);
+    }
   });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
@@ -99,7 +112,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     await stop();
     throw e;
   }
-  return { host, root, stop };
+  return { host, root, requests, stop };
 }
 
 async function endChild(child: ChildProcess): Promise<void> {

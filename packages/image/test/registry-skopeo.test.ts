@@ -112,8 +112,20 @@ describe('registry client against docker-registry, checked by skopeo', () => {
     const source = new ContentStore(path.join(work, 'push-docker'));
     await storeImage(source, image);
     const ref = parseReference(`${registry.host}/corral/docker:v2`);
+    const seen = registry.requests.length;
     const first = await client.push(ref, { manifest: image.manifest }, source, { chunkSize: 4096 });
     expect(first.digest).toBe(image.digest);
+    // Every blob went up in 4 KiB PATCHes closed by one PUT ?digest=.
+    const closing = () =>
+      registry.requests.slice(seen).filter((r) => r.startsWith('PUT ') && r.includes('digest=sha256'));
+    // The access log reaches us through a pipe, a moment after the answers.
+    for (let i = 0; i < 100 && closing().length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    const made = registry.requests.slice(seen);
+    const expectedPatches = [...image.blobs.entries()]
+      .filter(([d]) => d !== image.digest)
+      .reduce((n, [, data]) => n + Math.ceil(data.length / 4096), 0);
+    expect(made.filter((r) => r.startsWith('PATCH ')).length).toBe(expectedPatches);
+    expect(closing()).toHaveLength(3);
     expect(await skopeoRawDigest(`${registry.host}/corral/docker:v2`)).toBe(image.digest);
     const raw = JSON.parse(
       await skopeo('inspect', '--tls-verify=false', '--raw', `docker://${registry.host}/corral/docker:v2`),
