@@ -43,7 +43,10 @@ export async function loadArchive(store: ImageStore, input: string | Readable): 
   return store.session(async () => {
     const created = new Set<string>();
     try {
-      return await loadInSession(store, input, created);
+      const result = await loadInSession(store, input, created);
+      // Big files no loaded image uses (e.g. other platforms of an index) are not kept.
+      await store.discardBlobs(created);
+      return result;
     } catch (e) {
       await store.discardBlobs(created);
       throw e;
