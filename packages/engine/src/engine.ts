@@ -13,6 +13,7 @@ import {
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { type CgroupLimits, type CgroupStats, validateLimits } from '@corral/cgroups';
 import { namespaceTree, type ProcessNode } from '@corral/pidns';
 import { type CreatedContainer, Runtime, RuntimeError } from '@corral/runtime';
 import { parseSignal, procStartTime } from '@corral/sys';
@@ -21,7 +22,7 @@ import { EngineError } from './errors.js';
 import { type LogEntry, LogWriter, type ReadLogsOptions, readLogs } from './logs.js';
 import { newId, shortId } from './names.js';
 import { type ContainerRecord, RecordStore, type Resources } from './records.js';
-import { buildSpec } from './spec.js';
+import { buildSpec, cgroupPathOf } from './spec.js';
 
 /** The data root: `--root`, then CORRAL_ROOT, then /var/lib/corral (like Docker's data-root). */
 export function defaultRoot(): string {
@@ -109,6 +110,7 @@ export class Engine {
       throw new EngineError(`storage driver ${storageDriver}: ${(e as Error).message}`, 125);
     }
     if (options.stopSignal) parseSignalOr125(options.stopSignal);
+    const resources = checkResources(options.resources ?? {});
     const { image, layers } = this.layersFor(options);
     const id = newId();
     const name = this.records.claimName(options.name, id);
@@ -132,7 +134,7 @@ export class Engine {
         autoRemove: options.autoRemove ?? false,
         storageDriver,
         readonlyRootfs: options.readonlyRootfs ?? false,
-        resources: options.resources ?? {},
+        resources,
       },
       state: {
         status: 'created',
@@ -241,6 +243,12 @@ export class Engine {
   /** Records how a launched container ended and releases its mount (and the container with --rm). */
   async finish(ref: string, exitCode: number): Promise<void> {
     const r = this.records.resolve(ref);
+    let oomKilled = false;
+    try {
+      oomKilled = (this.runtime.cgroup(r.id)?.stats().memory.oomKills ?? 0) > 0;
+    } catch {
+      // no cgroup left to ask
+    }
     await this.runtime.delete(r.id, { force: true }).catch(() => {});
     await getUnionFs(r.hostConfig.storageDriver)
       .unmount(join(this.records.dir(r.id), 'rootfs'), { detach: true })
@@ -248,6 +256,7 @@ export class Engine {
     const done = this.records.update(r.id, (x) => {
       x.state.status = 'exited';
       x.state.exitCode = exitCode;
+      x.state.oomKilled = oomKilled;
       x.state.finishedAt = new Date().toISOString();
       x.state.pid = 0;
     });
@@ -420,6 +429,28 @@ export class Engine {
     return r;
   }
 
+  /** Live usage of a running container, from its cgroup. */
+  stats(ref: string): { record: ContainerRecord; stats: CgroupStats } {
+    const r = this.running(ref);
+    const cgroup = this.runtime.cgroup(r.id);
+    if (!cgroup) throw new EngineError(`container ${r.name} has no cgroup`);
+    return { record: r, stats: cgroup.stats() };
+  }
+
+  /** The record plus, while it runs, the limits the kernel enforces (read back from its cgroup). */
+  inspect(ref: string): ContainerRecord & { limitsInForce: CgroupLimits | null; cgroupPath: string } {
+    const r = this.get(ref);
+    let limitsInForce: CgroupLimits | null = null;
+    if (r.state.status === 'running') {
+      try {
+        limitsInForce = this.runtime.cgroup(r.id)?.limits() ?? null;
+      } catch {
+        // ended meanwhile
+      }
+    }
+    return { ...r, limitsInForce, cgroupPath: cgroupPathOf(r) };
+  }
+
   /** The container's process tree with host PIDs and PIDs inside. */
   top(ref: string): ProcessNode[] {
     const r = this.running(ref);
@@ -482,6 +513,17 @@ export class Engine {
       writeFileSync(resolvConf, '');
     }
     return { hosts, hostname, resolvConf };
+  }
+}
+
+/** Checks limits against what this host can enforce, before anything is made (exit 125). */
+function checkResources(resources: Resources): Resources {
+  const { cgroupParent, ...limits } = resources;
+  if (!Object.values(limits).some((v) => v !== undefined)) return resources;
+  try {
+    return { ...validateLimits(limits), ...(cgroupParent ? { cgroupParent } : {}) };
+  } catch (e) {
+    throw new EngineError((e as Error).message, 125);
   }
 }
 

@@ -14,26 +14,14 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import type { CgroupLimits } from '@corral/cgroups';
 import { EngineError } from './errors.js';
 import { NAME_RE, randomName } from './names.js';
 
 export type ContainerStatus = 'created' | 'running' | 'exited';
 
-/** Limits a container runs with, in Docker's units. */
-export interface Resources {
-  memory?: number;
-  memorySwap?: number;
-  memoryReservation?: number;
-  nanoCpus?: number;
-  cpuShares?: number;
-  cpuPeriod?: number;
-  cpuQuota?: number;
-  cpusetCpus?: string;
-  cpusetMems?: string;
-  pidsLimit?: number;
-  blkioWeight?: number;
-  cgroupParent?: string;
-}
+/** Limits a container runs with, in Docker's units, and where its cgroup goes. */
+export type Resources = CgroupLimits & { cgroupParent?: string };
 
 /** Everything the engine keeps about a container, in ROOT/containers/ID/container.json. */
 export interface ContainerRecord {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type CgroupLimits, limitsToOci } from '@corral/cgroups';
 import { INIT_ANNOTATION, type OciSpec } from '@corral/runtime';
 import { EngineError } from './errors.js';
 import type { ContainerRecord } from './records.js';
@@ -146,8 +147,26 @@ export function buildSpec(
     annotations: r.config.init ? { [INIT_ANNOTATION]: 'true' } : {},
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }],
+      cgroupsPath: cgroupPathOf(r),
+      resources: limitsToOci(limitsOf(r)) as Record<string, unknown>,
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
     },
   };
+}
+
+/**
+ * Where a container's cgroup goes: `corral-ID` beneath the runtime's own cgroup, or beneath
+ * `--cgroup-parent` (relative to our own cgroup, or absolute).
+ */
+export function cgroupPathOf(r: ContainerRecord): string {
+  const parent = r.hostConfig.resources.cgroupParent;
+  const leaf = `corral-${r.id}`;
+  return parent ? `${parent.replace(/\/+$/, '')}/${leaf}` : leaf;
+}
+
+/** The cgroup limits of a container (its resources without the placement). */
+export function limitsOf(r: ContainerRecord): CgroupLimits {
+  const { cgroupParent: _, ...limits } = r.hostConfig.resources;
+  return limits;
 }

@@ -17,6 +17,7 @@ import {
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { type Cgroup, limitsFromOci, type OciLinuxResources, openCgroup } from '@corral/cgroups';
 import { type Pid1Process, spawnPid1 } from '@corral/pidns';
 import {
   close,
@@ -42,6 +43,8 @@ interface StoredState {
   startTime: number;
   created: string;
   annotations: Record<string, string>;
+  /** The container's cgroup path as given to openCgroup, or null when it has none. */
+  cgroupsPath: string | null;
 }
 
 export type ContainerStatus = 'created' | 'running' | 'stopped';
@@ -161,6 +164,9 @@ export class Runtime {
       throw e;
     }
     const fifo = join(dir, 'exec.fifo');
+    // A container gets a cgroup when its spec names one or asks for limits.
+    const cgroupsPath = spec.linux?.cgroupsPath || (spec.linux?.resources ? `corral-${id}` : null);
+    let cgroup: Cgroup | undefined;
     let p: Pid1Process | undefined;
     try {
       mknod(fifo, S_IF.FIFO | 0o600);
@@ -176,6 +182,16 @@ export class Runtime {
       const child = p.child;
       const sync = child.stdio[3] as unknown as Readable & Writable;
       const answer = readMessage(sync, p);
+      if (cgroupsPath) {
+        cgroup = openCgroup({ path: cgroupsPath });
+        try {
+          cgroup.create();
+          cgroup.apply(limitsFromOci(spec.linux?.resources as OciLinuxResources));
+          cgroup.addProcess(p.pid);
+        } catch (e) {
+          throw new RuntimeError(`cgroup ${cgroupsPath}: ${(e as Error).message}`);
+        }
+      }
       await options.beforeSetup?.(p.pid);
       sync.write(`${JSON.stringify({ spec, rootfs, fifo })}\n`);
       const msg = await answer;
@@ -191,6 +207,7 @@ export class Runtime {
         startTime,
         created: new Date().toISOString(),
         annotations: spec.annotations ?? {},
+        cgroupsPath,
       };
       writeAtomic(join(dir, 'state.json'), JSON.stringify(state));
       const proc = p;
@@ -208,6 +225,7 @@ export class Runtime {
         p.kill('KILL');
         await p.wait();
       }
+      await cgroup?.remove().catch(() => {});
       rmSync(dir, { recursive: true, force: true });
       throw e;
     }
@@ -261,6 +279,19 @@ export class Runtime {
       created: st.created,
       annotations: st.annotations,
     };
+  }
+
+  /** The container's cgroup (for stats, freeze, thaw), or null when it has none. */
+  cgroup(id: string): Cgroup | null {
+    const st = this.read(id);
+    return st.cgroupsPath ? openCgroup({ path: st.cgroupsPath }) : null;
+  }
+
+  /** Signals every process of the container through its cgroup (`kill --all`). */
+  async killAll(id: string, signal: string | number = 'SIGKILL'): Promise<void> {
+    const cgroup = this.cgroup(id);
+    if (!cgroup) throw new RuntimeError(`container ${id} has no cgroup: kill --all needs one`);
+    await cgroup.killAll(signal);
   }
 
   /** The ids of the containers this runtime knows. */
@@ -326,6 +357,12 @@ export class Runtime {
         if (!(e instanceof RuntimeError)) throw e;
       }
       await this.waitStopped(id);
+    }
+    const cgroup = this.cgroup(id);
+    if (cgroup?.exists()) {
+      // Processes that escaped PID 1's death (none should) would keep the cgroup busy.
+      await cgroup.killAll('SIGKILL').catch(() => {});
+      await cgroup.remove();
     }
     rmSync(this.dir(id), { recursive: true, force: true });
   }

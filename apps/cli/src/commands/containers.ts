@@ -1,4 +1,5 @@
-import { type CreateContainerOptions, Engine, shortId } from '@corral/engine';
+import { parseBytes, parseCpus, parseMemorySwap } from '@corral/cgroups';
+import { type CreateContainerOptions, Engine, type Resources, shortId } from '@corral/engine';
 import { formatTree } from '@corral/pidns';
 import { formatChanges } from '@corral/unionfs';
 import { type Command, type Context, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
@@ -67,7 +68,72 @@ const createFlags: FlagSpec[] = [
     value: 'SECONDS',
     description: 'Seconds to wait before killing on stop (default 10)',
   },
+  { name: 'memory', short: 'm', type: 'string', value: 'BYTES', description: 'Memory limit (e.g. 64m)' },
+  {
+    name: 'memory-swap',
+    type: 'string',
+    value: 'BYTES',
+    description: 'Memory plus swap limit; -1 for unlimited swap',
+  },
+  { name: 'memory-reservation', type: 'string', value: 'BYTES', description: 'Memory soft limit' },
+  { name: 'cpus', type: 'string', value: 'N', description: 'Number of CPUs (e.g. 0.5)' },
+  { name: 'cpu-period', type: 'string', value: 'US', description: 'CPU CFS period in microseconds' },
+  { name: 'cpu-quota', type: 'string', value: 'US', description: 'CPU CFS quota in microseconds' },
+  { name: 'cpu-shares', short: 'c', type: 'string', value: 'N', description: 'CPU shares (relative weight)' },
+  {
+    name: 'cpuset-cpus',
+    type: 'string',
+    value: 'LIST',
+    description: 'CPUs in which to allow execution (0-3, 0,1)',
+  },
+  {
+    name: 'cpuset-mems',
+    type: 'string',
+    value: 'LIST',
+    description: 'Memory nodes in which to allow execution',
+  },
+  {
+    name: 'pids-limit',
+    type: 'string',
+    value: 'N',
+    description: 'Tune container pids limit (-1 for unlimited)',
+  },
+  { name: 'blkio-weight', type: 'string', value: 'N', description: 'Block IO weight (10-1000)' },
+  {
+    name: 'cgroup-parent',
+    type: 'string',
+    value: 'PATH',
+    description: "Parent cgroup (relative to corral's own, or absolute)",
+  },
 ];
+
+/** The limit flags, checked and converted to Docker's units (bytes, microseconds, nano-CPUs). */
+function resources(a: ParsedArgs): Resources {
+  const wrap = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  };
+  const bytes = (k: string) => (str(a, k) === undefined ? undefined : wrap(() => parseBytes(str(a, k)!, k)));
+  const r: Resources = {
+    memory: bytes('memory'),
+    memorySwap:
+      str(a, 'memory-swap') === undefined ? undefined : wrap(() => parseMemorySwap(str(a, 'memory-swap')!)),
+    memoryReservation: bytes('memory-reservation'),
+    nanoCpus: str(a, 'cpus') === undefined ? undefined : wrap(() => parseCpus(str(a, 'cpus')!)),
+    cpuPeriod: int(a, 'cpu-period'),
+    cpuQuota: int(a, 'cpu-quota'),
+    cpuShares: int(a, 'cpu-shares'),
+    cpusetCpus: str(a, 'cpuset-cpus'),
+    cpusetMems: str(a, 'cpuset-mems'),
+    pidsLimit: int(a, 'pids-limit'),
+    blkioWeight: int(a, 'blkio-weight'),
+    cgroupParent: str(a, 'cgroup-parent'),
+  };
+  return Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as Resources;
+}
 
 /** Reads `[IMAGE] CMD...` (or `--rootfs DIR CMD...`) and the flags into create options. */
 function createOptions(a: ParsedArgs): CreateContainerOptions {
@@ -95,6 +161,7 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
     storageDriver: str(a, 'storage-driver'),
     stopSignal: str(a, 'stop-signal'),
     stopTimeout: int(a, 'stop-timeout'),
+    resources: resources(a),
   };
 }
 
@@ -307,7 +374,7 @@ export const inspect: Command = {
     const e = engine(ctx);
     console.log(
       JSON.stringify(
-        a.positionals.map((ref) => e.get(ref)),
+        a.positionals.map((ref) => e.inspect(ref)),
         null,
         4,
       ),

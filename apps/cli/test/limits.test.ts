@@ -1,0 +1,156 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Sandbox } from './helpers.js';
+
+const s = new Sandbox();
+afterAll(() => s.teardown());
+
+/** Our cgroups beneath the memory controller (where this process is placed on these hosts). */
+function corralCgroups(): string[] {
+  const mine = /^\d+:memory:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1] ?? '/';
+  try {
+    return readdirSync(`/sys/fs/cgroup/memory${mine}`).filter((d) => d.startsWith('corral-'));
+  } catch {
+    return [];
+  }
+}
+
+describe('limits through corral run', () => {
+  it('OOM-kills a program that allocates past -m: exit 137, OOMKilled, others unharmed', async () => {
+    const neighbour = (await s.corral(['run', '-d', '--name', 'neighbour', 'busybox', 'sleep', '100'])).out;
+    const r = await s.corral([
+      'run',
+      '--name',
+      'hog',
+      '-m',
+      '32m',
+      'busybox',
+      'sh',
+      '-c',
+      'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived',
+    ]);
+    expect(r.status).toBe(137);
+    expect(r.stdout).not.toContain('survived');
+    const state = JSON.parse((await s.corral(['inspect', 'hog'])).stdout)[0].state;
+    expect(state.oomKilled).toBe(true);
+    expect(state.exitCode).toBe(137);
+    expect((await s.corral(['ps'])).out).toContain(neighbour.slice(0, 12));
+    await s.corral(['rm', '-f', 'hog', 'neighbour']);
+  });
+
+  it('--pids-limit makes a fork loop fail inside while the host is fine', async () => {
+    const r = await s.corral([
+      'run',
+      '--rm',
+      '--pids-limit',
+      '10',
+      'busybox',
+      'sh',
+      '-c',
+      'for i in $(seq 30); do sleep 5 & done 2>/dev/null; sleep 0.2; ps -o pid | tail -n +2 | wc -l',
+    ]);
+    const count = Number(r.out.split('\n').pop());
+    expect(count).toBeLessThanOrEqual(10);
+    expect(count).toBeGreaterThan(1);
+  });
+
+  it('--cpus 0.5 keeps a busy loop near half a core (a wide band)', async () => {
+    await s.corral([
+      'run',
+      '-d',
+      '--name',
+      'spinner',
+      '--cpus',
+      '0.5',
+      'busybox',
+      'sh',
+      '-c',
+      'while :; do :; done',
+    ]);
+    const first = JSON.parse((await s.corral(['inspect', 'spinner'])).stdout)[0];
+    expect(first.limitsInForce).toMatchObject({ cpuQuota: 50000, cpuPeriod: 100000 });
+    const cpu = `/sys/fs/cgroup/cpuacct/${/^\d+:cpuacct:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))![1].replace(/^\//, '')}`;
+    const usage = () =>
+      Number(readFileSync(`${cpu}/${first.cgroupPath}/cpuacct.usage`.replace('//', '/'), 'utf8'));
+    const u0 = usage();
+    const t0 = process.hrtime.bigint();
+    await new Promise((r) => setTimeout(r, 2000));
+    const share = (usage() - u0) / Number(process.hrtime.bigint() - t0);
+    expect(share).toBeGreaterThan(0.25);
+    expect(share).toBeLessThan(0.75);
+    const json = (await s.corral(['stats', '--no-stream', '--format', 'json', 'spinner'])).out;
+    const row = JSON.parse(json);
+    expect(row.Name).toBe('spinner');
+    expect(Number.parseFloat(row.CPUPerc)).toBeGreaterThan(10);
+    await s.corral(['rm', '-f', 'spinner']);
+  });
+
+  it('--cpuset-cpus 0 pins the container', async () => {
+    const r = await s.corral([
+      'run',
+      '--rm',
+      '--cpuset-cpus',
+      '0',
+      'busybox',
+      'sh',
+      '-c',
+      'grep Cpus_allowed_list /proc/self/status',
+    ]);
+    expect(r.out).toMatch(/Cpus_allowed_list:\s+0$/);
+  });
+
+  it('shows usage in stats and the limits in inspect', async () => {
+    await s.corral([
+      'run',
+      '-d',
+      '--name',
+      'limited',
+      '-m',
+      '64m',
+      '--pids-limit',
+      '50',
+      '--cpu-shares',
+      '512',
+      'busybox',
+      'sleep',
+      '100',
+    ]);
+    const table = (await s.corral(['stats', '--no-stream'])).out.split('\n');
+    expect(table[0]).toMatch(
+      /^CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+BLOCK I\/O\s+PIDS$/,
+    );
+    expect(table.find((l) => l.includes('limited'))).toMatch(/ \/ 64MiB .* 1$/);
+    const info = JSON.parse((await s.corral(['inspect', 'limited'])).stdout)[0];
+    expect(info.limitsInForce).toMatchObject({ memory: 64 * 1024 * 1024, pidsLimit: 50, cpuShares: 512 });
+    expect(info.hostConfig.resources).toMatchObject({
+      memory: 64 * 1024 * 1024,
+      pidsLimit: 50,
+      cpuShares: 512,
+    });
+    await s.corral(['rm', '-f', 'limited']);
+  });
+
+  it('refuses limits the host cannot honour before anything starts', async () => {
+    const cases: [string[], string][] = [
+      [['-m', '1m'], 'Minimum memory limit allowed is 6MB'],
+      [['--cpuset-cpus', '64'], 'Requested CPUs are not available'],
+      [['--cpus', '1000'], 'Range of CPUs is from'],
+      [['-m', 'lots'], 'invalid'],
+      [['-m', '64m', '--memory-swap', '32m'], 'memory+swap limit'],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await s.corral(['run', '--rm', ...flags, 'busybox', 'true']);
+      expect(r.status, flags.join(' ')).toBe(125);
+      expect(r.stderr.toLowerCase()).toContain(message.toLowerCase());
+    }
+    expect((await s.corral(['ps', '-aq'])).out).toBe('');
+  });
+
+  it('leaves no cgroup behind once containers are removed', async () => {
+    const before = corralCgroups();
+    const id = (await s.corral(['run', '-d', '-m', '64m', 'busybox', 'sleep', '100'])).out;
+    expect(corralCgroups()).toContain(`corral-${id}`);
+    await s.corral(['rm', '-f', id]);
+    expect(corralCgroups().filter((c) => !before.includes(c))).toEqual([]);
+  });
+});
