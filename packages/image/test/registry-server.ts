@@ -249,3 +249,61 @@ export async function startTokenServer(users: Record<string, string>): Promise<T
 export function sha256(data: Buffer | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
+
+export interface FlakyProxy {
+  host: string;
+  /** How many answers were cut off. */
+  dropped: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * An HTTP proxy on 127.0.0.1 in front of a registry that cuts the connection half way
+ * through the answers `drop` picks: a dropped connection, made on purpose.
+ */
+export async function startFlakyProxy(
+  target: string,
+  drop: (method: string, path: string) => boolean,
+): Promise<FlakyProxy> {
+  const state = { dropped: 0 };
+  const server = http.createServer((req, res) => {
+    const upstream = http.request(
+      `http://${target}${req.url}`,
+      { method: req.method, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        if (!drop(req.method ?? 'GET', req.url ?? '/')) {
+          up.pipe(res);
+          return;
+        }
+        state.dropped++;
+        const half = Math.floor(Number(up.headers['content-length'] ?? 0) / 2);
+        let sent = 0;
+        up.on('data', (chunk: Buffer) => {
+          if (sent >= half) return;
+          const part = chunk.subarray(0, half - sent);
+          sent += part.length;
+          res.write(part);
+          if (sent >= half) {
+            up.destroy();
+            res.socket?.destroy();
+          }
+        });
+      },
+    );
+    upstream.on('error', () => res.socket?.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    host: `127.0.0.1:${port}`,
+    get dropped() {
+      return state.dropped;
+    },
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -12,7 +12,7 @@ import { ContentStore } from '../src/store/content.js';
 import { ImageStore } from '../src/store/image-store.js';
 import { parseReference } from '../src/store/reference.js';
 import { buildImage, buildIndex, storeImage, writeOciLayout } from './registry-image.js';
-import { sha256, startRegistry, type TestRegistry, tempDir } from './registry-server.js';
+import { sha256, startFlakyProxy, startRegistry, type TestRegistry, tempDir } from './registry-server.js';
 
 const run = promisify(execFile);
 
@@ -355,6 +355,40 @@ describe('registry client against docker-registry, checked by skopeo', () => {
     expect(err).toBeInstanceOf(Error);
     expect(sink.listBlobs()).toEqual([]);
     expect(await fs.readdir(sink.tmpDir)).toEqual([]);
+  });
+
+  it('fetches a layer again when the connection drops half way, and gives up after three tries', async () => {
+    const image = await buildImage({ format: 'oci', layers: [{ big: randomBytes(1_000_000) }] });
+    const source = new ContentStore(path.join(work, 'push-flaky'));
+    await storeImage(source, image);
+    await client.push(parseReference(`${registry.host}/flaky/layer:1`), { manifest: image.manifest }, source);
+    const layer = image.layers[0]!.digest;
+    let drops = 1;
+    const proxy = await startFlakyProxy(registry.host, (method, url) => {
+      if (method !== 'GET' || !url.endsWith(`/blobs/${layer}`) || drops === 0) return false;
+      drops--;
+      return true;
+    });
+    try {
+      const ref = parseReference(`${proxy.host}/flaky/layer:1`);
+      const events: ProgressEvent[] = [];
+      const sink = new ContentStore(path.join(work, 'pull-flaky'));
+      const pulled = await client.pull(ref, sink, { onProgress: (e) => events.push(e) });
+      expect(pulled.digest).toBe(image.digest);
+      expect(proxy.dropped).toBe(1);
+      expect(events.some((e) => e.status === 'retrying' && e.digest === layer)).toBe(true);
+      expect(sink.hasBlob(layer)).toBe(true);
+
+      drops = Number.POSITIVE_INFINITY;
+      const again = new ContentStore(path.join(work, 'pull-flaky-2'));
+      const err = await client.pull(ref, again).catch((e) => e);
+      expect(isRegistryError(err, 'NETWORK')).toBe(true);
+      expect(err.message).toContain(proxy.host);
+      expect(proxy.dropped).toBe(4);
+      expect(again.listBlobs()).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('names the host when the registry cannot be reached', async () => {

@@ -5,7 +5,7 @@ import { sha256, shortId } from '../store/digest.js';
 import { familiarName, formatReference, type Reference } from '../store/reference.js';
 import { type Descriptor, type ImageIndex, type Manifest, MediaType, type Platform } from '../store/types.js';
 import { type Challenge, type Credentials, DockerCredentialStore, parseChallenge } from './auth.js';
-import { DigestMismatchError, RegistryError } from './errors.js';
+import { DigestMismatchError, isRegistryError, RegistryError } from './errors.js';
 import { hostname, isLoopbackHost, isValidDigest, registryApiHost } from './hosts.js';
 import { DigestVerifier, discard, type HttpResponse, httpRequest, networkError, readBody } from './http.js';
 import {
@@ -130,6 +130,8 @@ interface Context {
 
 const MAX_MANIFEST = 4 * 1024 * 1024;
 const MAX_CONFIG = 32 * 1024 * 1024;
+/** Tries per layer when the connection drops. */
+const PULL_ATTEMPTS = 3;
 
 /**
  * A client for registries that speak the OCI distribution API (Docker Hub, the CNCF
@@ -393,9 +395,12 @@ export class RegistryClient {
       opts.onBytes,
       opts.verifyDigest !== false,
     );
-    pipeline(res.body, verifier, (err) => {
-      if (err && !verifier.destroyed) verifier.destroy(networkError(res.url.host, err));
+    // A connection lost half way fails the stream with an error that names the host.
+    res.body.on('error', (e) => verifier.destroy(networkError(res.url.host, e)));
+    verifier.on('close', () => {
+      if (!res.body.complete) res.body.destroy();
     });
+    res.body.pipe(verifier);
     return verifier;
   }
 
@@ -437,25 +442,34 @@ export class RegistryClient {
         emit(event(layer, 'layer', 'exists', layer.size));
         return;
       }
-      emit(event(layer, 'layer', 'downloading', 0));
-      try {
-        const stream = await this.fetchBlob(ref.domain, ref.path, layer, {
-          signal,
-          onBytes: (n) => emit(event(layer, 'layer', 'downloading', n)),
-          verifyDigest: !sinkVerifies,
-        });
-        const stored = await sink.writeBlob(stream, { digest: layer.digest, size: layer.size });
-        if (stored.digest !== layer.digest)
-          throw new DigestMismatchError(`layer ${layer.digest}`, layer.digest, stored.digest);
-      } catch (e) {
-        emit(event(layer, 'layer', 'failed', 0));
-        if (isImageError(e, 'DIGEST_MISMATCH')) {
-          throw new RegistryError('DIGEST_MISMATCH', `layer from ${ref.domain}/${ref.path}: ${e.message}`, {
-            host: ref.domain,
-            cause: e,
+      for (let attempt = 1; ; attempt++) {
+        emit(event(layer, 'layer', 'downloading', 0));
+        try {
+          const stream = await this.fetchBlob(ref.domain, ref.path, layer, {
+            signal,
+            onBytes: (n) => emit(event(layer, 'layer', 'downloading', n)),
+            verifyDigest: !sinkVerifies,
           });
+          const stored = await sink.writeBlob(stream, { digest: layer.digest, size: layer.size });
+          if (stored.digest !== layer.digest)
+            throw new DigestMismatchError(`layer ${layer.digest}`, layer.digest, stored.digest);
+          break;
+        } catch (e) {
+          // A dropped connection is worth another try (as docker does); wrong content is not.
+          if (attempt < PULL_ATTEMPTS && isRegistryError(e, 'NETWORK') && !signal.aborted) {
+            emit(event(layer, 'layer', 'retrying', 0));
+            await new Promise((r) => setTimeout(r, 250 * attempt));
+            continue;
+          }
+          emit(event(layer, 'layer', 'failed', 0));
+          if (isImageError(e, 'DIGEST_MISMATCH')) {
+            throw new RegistryError('DIGEST_MISMATCH', `layer from ${ref.domain}/${ref.path}: ${e.message}`, {
+              host: ref.domain,
+              cause: e,
+            });
+          }
+          throw e;
         }
-        throw e;
       }
       bytesDownloaded += layer.size;
       emit(event(layer, 'layer', 'done', layer.size));

@@ -5,6 +5,7 @@ export type ProgressStatus =
   | 'waiting'
   | 'exists'
   | 'downloading'
+  | 'retrying'
   | 'uploading'
   | 'mounted'
   | 'done'
@@ -25,6 +26,7 @@ const LABELS: Record<ProgressStatus, string> = {
   waiting: 'Waiting',
   exists: 'Already exists',
   downloading: 'Downloading',
+  retrying: 'Connection lost, retrying',
   uploading: 'Pushing',
   mounted: 'Mounted from another repository',
   done: 'Complete',
