@@ -6,6 +6,7 @@ export type ImageErrorCode =
   | 'INVALID_REFERENCE'
   | 'NOT_FOUND'
   | 'IN_USE'
+  | 'CONFLICT'
   | 'BAD_ARCHIVE'
   | 'BAD_MANIFEST'
   | 'BAD_LAYER'

@@ -140,6 +140,7 @@ describe('ImageStore', () => {
     const rec = await storeImage(store, [{ name: 'f', body: '1' }], ['one:1']);
     await store.tag('one:1', 'two:2');
     expect(store.namesOf(rec.manifestDigest).map(familiarName).sort()).toEqual(['one:1', 'two:2']);
+    await expect(store.remove(rec.id)).rejects.toMatchObject({ code: 'CONFLICT' });
     expect(await store.remove('two:2')).toEqual({ untagged: ['two:2'], deleted: [] });
     const inUse = () => true;
     await expect(store.remove('one:1', { isInUse: inUse })).rejects.toMatchObject({ code: 'IN_USE' });

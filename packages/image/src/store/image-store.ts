@@ -492,6 +492,12 @@ export class ImageStore {
       await this.untag(ref);
       return { untagged: [familiarName(safeNormalize(ref)!)], deleted: [] };
     }
+    if (!byName && names.length > 1 && !options.force) {
+      throw new ImageError(
+        'CONFLICT',
+        `image ${shortId(record.id)} has several names (${names.map(familiarName).join(', ')}); remove them by name, or force the removal`,
+      );
+    }
     if (!options.force && options.isInUse?.(record.id)) {
       throw new ImageError(
         'IN_USE',
