@@ -17,7 +17,13 @@ import {
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { type Cgroup, limitsFromOci, type OciLinuxResources, openCgroup } from '@corral/cgroups';
+import {
+  type Cgroup,
+  type CgroupLimits,
+  limitsFromOci,
+  type OciLinuxResources,
+  openCgroup,
+} from '@corral/cgroups';
 import { type Pid1Process, spawnPid1 } from '@corral/pidns';
 import {
   close,
@@ -45,6 +51,8 @@ interface StoredState {
   annotations: Record<string, string>;
   /** The container's cgroup path as given to openCgroup, or null when it has none. */
   cgroupsPath: string | null;
+  /** The pids limit, written at start: the Node init's own threads must not count against it. */
+  pidsLimit?: number;
 }
 
 export type ContainerStatus = 'created' | 'running' | 'stopped';
@@ -167,6 +175,8 @@ export class Runtime {
     // A container gets a cgroup when its spec names one or asks for limits.
     const cgroupsPath = spec.linux?.cgroupsPath || (spec.linux?.resources ? `corral-${id}` : null);
     let cgroup: Cgroup | undefined;
+    let pidsLimit: number | undefined;
+    let early: CgroupLimits;
     let p: Pid1Process | undefined;
     try {
       mknod(fifo, S_IF.FIFO | 0o600);
@@ -174,10 +184,11 @@ export class Runtime {
       chownSync(fifo, spec.process.user.uid, spec.process.user.gid);
       const stdio = options.stdio ?? 'inherit';
       const base = Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
-      p = spawnPid1(process.execPath, [initScript], {
+      // Few threads: each one is a task in the container's PID namespace and pids cgroup.
+      p = spawnPid1(process.execPath, ['--v8-pool-size=1', initScript], {
         stdio: [...(base as StdioOptions[]), 'pipe'] as StdioOptions,
         detached: options.detached ?? false,
-        env: {},
+        env: { UV_THREADPOOL_SIZE: '1' },
       });
       const child = p.child;
       const sync = child.stdio[3] as unknown as Readable & Writable;
@@ -186,7 +197,8 @@ export class Runtime {
         cgroup = openCgroup({ path: cgroupsPath });
         try {
           cgroup.create();
-          cgroup.apply(limitsFromOci(spec.linux?.resources as OciLinuxResources));
+          ({ pidsLimit, ...early } = limitsFromOci(spec.linux?.resources as OciLinuxResources));
+          cgroup.apply(early);
           cgroup.addProcess(p.pid);
         } catch (e) {
           throw new RuntimeError(`cgroup ${cgroupsPath}: ${(e as Error).message}`);
@@ -208,6 +220,7 @@ export class Runtime {
         created: new Date().toISOString(),
         annotations: spec.annotations ?? {},
         cgroupsPath,
+        pidsLimit,
       };
       writeAtomic(join(dir, 'state.json'), JSON.stringify(state));
       const proc = p;
@@ -237,6 +250,7 @@ export class Runtime {
     const status = this.status(st);
     if (status !== 'created')
       throw new RuntimeError(`container ${id} is ${status}, not created: it cannot be started`);
+    if (st.pidsLimit !== undefined) this.cgroup(id)?.apply({ pidsLimit: st.pidsLimit });
     const fifo = join(this.dir(id), 'exec.fifo');
     const fd = openSync(fifo, O.RDONLY | O.NONBLOCK | O.CLOEXEC);
     try {
