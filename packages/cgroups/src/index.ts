@@ -32,5 +32,5 @@ export {
   sharesToWeight,
   weightToShares,
 } from './units.js';
-export { CgroupV1 } from './v1.js';
-export { CgroupV2 } from './v2.js';
+export { CgroupV1 } from './v1/index.js';
+export { CgroupV2 } from './v2/index.js';

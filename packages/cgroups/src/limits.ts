@@ -122,6 +122,9 @@ export function checkLimits(limits: CgroupLimits, caps: CgroupCapabilities): Cgr
   } else if (memory && memory > 0 && caps.swapAccounting) {
     // docker's default: as much swap as memory.
     out.memorySwap = memory * 2;
+  } else if (memory === -1 && caps.swapAccounting) {
+    // Unlimited memory with a finite memory+swap is a contradiction the kernel refuses.
+    out.memorySwap = -1;
   }
   if (reservation !== undefined && reservation !== 0) {
     if (reservation < 0)

@@ -2,8 +2,8 @@ import { type MountInfo, readMountInfo } from '@corral/sys';
 import { type CgroupMode, detectCgroupMode } from './host.js';
 import { type CgroupCapabilities, type CgroupLimits, checkLimits } from './limits.js';
 import type { Cgroup, OpenCgroupOptions } from './types.js';
-import { CgroupV1 } from './v1.js';
-import { CgroupV2 } from './v2.js';
+import { CgroupV1 } from './v1/index.js';
+import { CgroupV2 } from './v2/index.js';
 
 /**
  * A handle on a container's cgroup (nothing is created until create()). The backend is

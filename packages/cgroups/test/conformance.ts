@@ -126,9 +126,9 @@ export function conformance(label: string, setup: () => Backend | null): void {
       expect(() => cg.addProcess(-3)).toThrow(CgroupError);
       expect(() => cg.addProcess(2 ** 22 + 1)).toThrow(/does not exist/);
       // An orphan: started by us, then re-parented away, so no longer ours to move.
-      const p = scope.held('sleep 60 & echo $!');
+      const p = scope.held('sleep 60 >/dev/null 2>&1 & echo $!');
       p.release();
-      await p.exited;
+      await p.closed;
       const orphan = Number(p.stdout().trim());
       scope.onCleanup(() => {
         if (alive(orphan)) process.kill(orphan, 'SIGKILL');

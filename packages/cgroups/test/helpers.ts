@@ -50,10 +50,13 @@ export class Scope {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.on('exit', (code, signal) => resolve({ code, signal })),
     );
+    // 'close' comes once stdout and stderr are drained (exit may come first).
+    const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
     return {
       pid: child.pid!,
       release: () => child.stdin!.end('go\n'),
       exited,
+      closed,
       stderr: () => stderr,
       stdout: () => stdout,
     };
@@ -84,6 +87,8 @@ export interface Held {
   pid: number;
   release(): void;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves when the output is complete: every holder of the pipes (forks too) is gone. */
+  closed: Promise<void>;
   stderr(): string;
   stdout(): string;
 }

@@ -103,10 +103,13 @@ describe('v1 backend enforces limits (real cgroups)', () => {
   run('pids limit 10 makes a fork loop fail while the host is unaffected', async () => {
     const cg = make();
     cg.apply({ pidsLimit: 10 });
-    const p = scope.held('i=0; while [ $i -lt 40 ]; do sleep 60 & i=$((i+1)); done; echo done');
+    const p = scope.held(
+      'i=0; while [ $i -lt 40 ]; do sleep 60 >/dev/null 2>&1 & i=$((i+1)); done; echo done',
+    );
     cg.addProcess(p.pid);
     p.release();
     const { code } = await p.exited;
+    await p.closed;
     expect(code).not.toBe(0);
     expect(p.stdout()).not.toContain('done');
     expect(p.stderr()).toMatch(/fork/i);
@@ -117,6 +120,7 @@ describe('v1 backend enforces limits (real cgroups)', () => {
     const outside = scope.held('echo fine');
     outside.release();
     expect((await outside.exited).code).toBe(0);
+    await outside.closed;
     expect(outside.stdout()).toBe('fine\n');
   });
 

@@ -1,9 +1,9 @@
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { posix } from 'node:path';
 import { isErrno, kill, type MountInfo, parseSignal } from '@corral/sys';
-import { checkPid, dirsBetween, removeDir, resolveCgroupPath, subtreeDeepestFirst } from './common.js';
-import { CgroupError } from './errors.js';
-import { exists, readControl, readKeyed, readNumber, readPids, waitFor, writeControl } from './files.js';
+import { checkPid, dirsBetween, removeDir, resolveCgroupPath, subtreeDeepestFirst } from '../common.js';
+import { CgroupError } from '../errors.js';
+import { exists, readControl, readKeyed, readNumber, readPids, waitFor, writeControl } from '../files.js';
 import {
   cgroupDir,
   hostCpuTime,
@@ -14,10 +14,10 @@ import {
   readProcCgroups,
   USER_HZ,
   v1Mounts,
-} from './host.js';
-import { type CgroupCapabilities, type CgroupLimits, checkLimits } from './limits.js';
-import type { Cgroup, CgroupStats, OpenCgroupOptions } from './types.js';
-import { parseCpuList } from './units.js';
+} from '../host.js';
+import { type CgroupCapabilities, type CgroupLimits, checkLimits } from '../limits.js';
+import type { Cgroup, CgroupStats, OpenCgroupOptions } from '../types.js';
+import { parseCpuList } from '../units.js';
 
 interface Hierarchy {
   /** Its controllers joined by commas, as in /proc/PID/cgroup (`cpu`, `name=systemd`). */
@@ -382,6 +382,13 @@ export class CgroupV1 implements Cgroup {
 
   async killAll(signal: number | string = SIGKILL): Promise<void> {
     const signo = parseSignal(signal);
+    if (!this.exists()) return;
+    // Signalling ourselves would end the caller mid-way: a cgroup holding us is not a container's.
+    if (this.processes().includes(process.pid))
+      throw new CgroupError(
+        'SELF',
+        `cgroup ${this.path} holds this process (${process.pid}): refusing to kill it`,
+      );
     // Frozen, nothing can fork a new task between listing the PIDs and signalling them.
     const frozen = this.hierarchy('freezer') !== undefined && exists(this.freezerState());
     if (frozen) await this.freeze();

@@ -1,9 +1,9 @@
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { posix } from 'node:path';
 import { isErrno, kill, type MountInfo, parseSignal, readMountInfo } from '@corral/sys';
-import { checkPid, dirsBetween, removeDir, resolveCgroupPath, subtreeDeepestFirst } from './common.js';
-import { CgroupError } from './errors.js';
-import { exists, readControl, readKeyed, readNumber, readPids, waitFor, writeControl } from './files.js';
+import { checkPid, dirsBetween, removeDir, resolveCgroupPath, subtreeDeepestFirst } from '../common.js';
+import { CgroupError } from '../errors.js';
+import { exists, readControl, readKeyed, readNumber, readPids, waitFor, writeControl } from '../files.js';
 import {
   cgroupDir,
   hostCpuTime,
@@ -12,10 +12,10 @@ import {
   onlineCpus,
   onlineMems,
   readProcCgroups,
-} from './host.js';
-import { type CgroupCapabilities, type CgroupLimits, checkLimits } from './limits.js';
-import type { Cgroup, CgroupStats, OpenCgroupOptions } from './types.js';
-import { blkioWeightToIoWeight, parseCpuList, sharesToWeight, weightToShares } from './units.js';
+} from '../host.js';
+import { type CgroupCapabilities, type CgroupLimits, checkLimits } from '../limits.js';
+import type { Cgroup, CgroupStats, OpenCgroupOptions } from '../types.js';
+import { blkioWeightToIoWeight, parseCpuList, sharesToWeight, weightToShares } from '../units.js';
 
 const SIGKILL = 9;
 
@@ -327,6 +327,13 @@ export class CgroupV2 implements Cgroup {
 
   async killAll(signal: number | string = SIGKILL): Promise<void> {
     const signo = parseSignal(signal);
+    if (!this.exists()) return;
+    // Signalling ourselves would end the caller mid-way: a cgroup holding us is not a container's.
+    if (this.processes().includes(process.pid))
+      throw new CgroupError(
+        'SELF',
+        `cgroup ${this.path} holds this process (${process.pid}): refusing to kill it`,
+      );
     if (signo === SIGKILL && exists(this.f('cgroup.kill'))) {
       // Linux 5.14+: the kernel kills the whole subtree at once, forks included.
       writeControl(this.f('cgroup.kill'), 1);
