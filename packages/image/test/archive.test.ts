@@ -11,7 +11,7 @@ import {
   saveArchive,
   sha256,
 } from '../src/index.js';
-import { readTar, tempRoot } from './helpers.js';
+import { makeTar, readTar, tempRoot } from './helpers.js';
 
 // skopeo (Debian package) is the independent implementation these tests compare with.
 const cleanups: (() => void)[] = [];
@@ -161,6 +161,51 @@ describe('loadArchive', () => {
     expect(store.content.listBlobs().sort()).toEqual(before.blobs);
     expect(store.records()).toEqual(before.records);
     expect(store.resolve('app:1')).toBeUndefined();
+    expect(store.check()).toEqual([]);
+  });
+
+  it('loads a hand-made pre-25 docker save: <id>/layer.tar, a symlinked duplicate layer, zstd-compressed', async () => {
+    const layer = await makeTar([{ name: 'hello', body: 'world' }]);
+    const diffId = sha256(layer);
+    const config = JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Cmd: ['/hello'] },
+      rootfs: { type: 'layers', diff_ids: [diffId, diffId] },
+    });
+    const configHex = sha256(config).slice(7);
+    const id1 = 'a'.repeat(64);
+    const id2 = 'b'.repeat(64);
+    const manifest = JSON.stringify([
+      {
+        Config: `${configHex}.json`,
+        RepoTags: ['old:save'],
+        Layers: [`${id1}/layer.tar`, `${id2}/layer.tar`],
+      },
+    ]);
+    const archive = await makeTar([
+      { name: `${id1}/`, type: 'directory' },
+      { name: `${id1}/VERSION`, body: '1.0' },
+      { name: `${id1}/json`, body: '{}' },
+      { name: `${id1}/layer.tar`, body: layer },
+      { name: `${id2}/`, type: 'directory' },
+      { name: `${id2}/layer.tar`, type: 'symlink', linkname: `../${id1}/layer.tar` },
+      { name: `${configHex}.json`, body: config },
+      { name: 'manifest.json', body: manifest },
+      { name: 'repositories', body: JSON.stringify({ old: { save: id2 } }) },
+    ]);
+    const out = dir();
+    const file = join(out, 'old.tar.zst');
+    fs.writeFileSync(file, execFileSync('zstd', ['-q', '-c'], { input: archive }));
+    const store = new ImageStore(join(out, 'image'));
+    const result = await loadArchive(store, fs.createReadStream(file));
+    expect(result.images).toEqual([
+      expect.objectContaining({ id: `sha256:${configHex}`, names: ['old:save'] }),
+    ]);
+    const dirs = store.layerDirs('old:save');
+    expect(dirs).toHaveLength(2);
+    expect(dirs[0]).toBe(dirs[1]);
+    expect(fs.readFileSync(join(dirs[0], 'hello'), 'utf8')).toBe('world');
     expect(store.check()).toEqual([]);
   });
 

@@ -4,10 +4,10 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { lgetxattr, lsetxattr, makedev, mknod, S_IF } from '@corral/sys';
+import { lgetxattr, lsetxattr, MNT, MS, makedev, mknod, mount, S_IF, umount2 } from '@corral/sys';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyLayer, diffLayer, exportRootfs, parsePaxRecords } from '../src/index.js';
-import { collect, makeTar, readTar, tempRoot } from './helpers.js';
+import { collect, listTree, makeTar, readTar, tempRoot } from './helpers.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -133,6 +133,61 @@ describe('applyLayer', () => {
       Buffer.from('\n'),
     ]);
     expect(parsePaxRecords(rec).get('SCHILY.xattr.a')).toEqual(Buffer.from([0xff, 0x00]));
+  });
+});
+
+describe('diffLayer with the real overlayfs', () => {
+  const mounted: string[] = [];
+  afterEach(() => {
+    while (mounted.length) umount2(mounted.pop()!, MNT.DETACH);
+  });
+  const snapshot = (dir: string) =>
+    listTree(dir).map((p) => {
+      const st = fs.lstatSync(join(dir, p));
+      return `${p}:${st.isDirectory() ? 'dir' : fs.readFileSync(join(dir, p), 'utf8')}`;
+    });
+
+  it('a container upper folder, diffed and applied as a layer, gives the same merged view', async () => {
+    const base = root();
+    const lower = join(base, 'lower');
+    fs.mkdirSync(lower);
+    await applyLayer(
+      Readable.from([
+        await makeTar([
+          { name: 'etc/a', body: 'a' },
+          { name: 'etc/b', body: 'b' },
+          { name: 'dir/x', body: 'x' },
+          { name: 'dir/y', body: 'y' },
+        ]),
+      ]),
+      lower,
+    );
+    for (const d of ['upper', 'work', 'merged', 'layer2', 'merged2']) fs.mkdirSync(join(base, d));
+    const merged = join(base, 'merged');
+    mount(
+      'overlay',
+      merged,
+      'overlay',
+      0,
+      `lowerdir=${lower},upperdir=${join(base, 'upper')},workdir=${join(base, 'work')}`,
+    );
+    mounted.push(merged);
+    fs.rmSync(join(merged, 'etc/a'));
+    fs.rmSync(join(merged, 'dir'), { recursive: true });
+    fs.mkdirSync(join(merged, 'dir'));
+    fs.writeFileSync(join(merged, 'dir/z'), 'z');
+    fs.writeFileSync(join(merged, 'etc/c'), 'c');
+    const expected = snapshot(merged);
+    umount2(mounted.pop()!);
+
+    const names = (await readTar(diffLayer(join(base, 'upper')))).map((e) => e.header.name);
+    expect(names).toEqual(expect.arrayContaining(['etc/.wh.a', 'dir/.wh..wh..opq', 'etc/c', 'dir/z']));
+    await applyLayer(diffLayer(join(base, 'upper')), join(base, 'layer2'));
+    const merged2 = join(base, 'merged2');
+    mount('overlay', merged2, 'overlay', MS.RDONLY, `lowerdir=${join(base, 'layer2')}:${lower}`);
+    mounted.push(merged2);
+    expect(snapshot(merged2)).toEqual(expected);
+    expect(expected).toEqual(['dir:dir', 'dir/z:z', 'etc:dir', 'etc/b:b', 'etc/c:c']);
   });
 });
 
