@@ -195,6 +195,32 @@ describe('bearer tokens from a token service', () => {
     ]);
   });
 
+  it('trades an identity token (OAuth2 refresh token) from config.json for access tokens', async () => {
+    const configPath = path.join(work, 'oauth', 'config.json');
+    await fs.mkdir(path.dirname(configPath), { recursive: true });
+    const entry = { auth: Buffer.from('<token>:').toString('base64'), identitytoken: 'refresh-bob' };
+    await fs.writeFile(configPath, JSON.stringify({ auths: { [registry.host]: entry } }));
+    const before = tokens.requests.length;
+    const pulled = await new RegistryClient({ configPath }).pull(
+      parseReference(`${registry.host}/private/tool:1`),
+      new ContentStore(path.join(work, 'oauth-store')),
+    );
+    expect(pulled.digest).toBe(image.digest);
+    expect(tokens.requests.slice(before)).toEqual([
+      { user: 'bob', scopes: ['repository:private/tool:pull'], oauth: true },
+    ]);
+
+    await fs.writeFile(
+      configPath,
+      JSON.stringify({ auths: { [registry.host]: { ...entry, identitytoken: 'refresh-eve' } } }),
+    );
+    const err = await new RegistryClient({ configPath })
+      .getManifest(parseReference(`${registry.host}/private/tool:1`))
+      .catch((e) => e);
+    expect(isRegistryError(err, 'UNAUTHORIZED')).toBe(true);
+    expect(err.message).toContain(`corral login ${registry.host}`);
+  });
+
   it('refuses wrong credentials at login and keeps config.json as it was', async () => {
     const configPath = path.join(work, 'bad', 'config.json');
     const err = await new RegistryClient({ configPath }).login(registry.host, 'bob', 'wrong').catch((e) => e);

@@ -142,7 +142,7 @@ async function waitForHttp(url: string, child: ChildProcess, log: () => string):
 
 export interface TokenServer extends TokenAuth {
   /** Scopes asked for, one entry per token request (`''` when none). */
-  requests: { user?: string; scopes: string[] }[];
+  requests: { user?: string; scopes: string[]; oauth: boolean }[];
   stop(): Promise<void>;
 }
 
@@ -188,12 +188,26 @@ export async function startTokenServer(users: Record<string, string>): Promise<T
   const service = 'corral-test-registry';
   const issuer = 'corral-test-issuer';
   const requests: TokenServer['requests'] = [];
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    const scopes = url.searchParams.getAll('scope');
+    let scopes = url.searchParams.getAll('scope');
     let user: string | undefined;
+    let oauth = false;
     const auth = req.headers.authorization;
-    if (auth?.startsWith('Basic ')) {
+    if (req.method === 'POST') {
+      // OAuth2 refresh-token grant: the token "refresh-NAME" stands for user NAME.
+      let text = '';
+      for await (const chunk of req) text += chunk;
+      const form = new URLSearchParams(text);
+      const name = form.get('refresh_token')?.replace(/^refresh-/, '');
+      if (form.get('grant_type') !== 'refresh_token' || !name || users[name] === undefined) {
+        res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"error":"invalid_grant"}');
+        return;
+      }
+      user = name;
+      oauth = true;
+      scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
+    } else if (auth?.startsWith('Basic ')) {
       const [u, ...rest] = Buffer.from(auth.slice(6), 'base64').toString().split(':');
       if (users[u!] === undefined || users[u!] !== rest.join(':')) {
         res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"details":"wrong credentials"}');
@@ -201,7 +215,7 @@ export async function startTokenServer(users: Record<string, string>): Promise<T
       }
       user = u;
     }
-    requests.push({ user, scopes });
+    requests.push({ user, scopes, oauth });
     const access = scopes.flatMap((s) => {
       const [type, name, actions] = s.split(':');
       if (type !== 'repository' || !name || !actions) return [];
@@ -222,13 +236,9 @@ export async function startTokenServer(users: Record<string, string>): Promise<T
     };
     const signing = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const signature = sign('sha256', Buffer.from(signing), key);
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end(
-      JSON.stringify({
-        token: `${signing}.${b64url(signature)}`,
-        expires_in: 300,
-        issued_at: new Date().toISOString(),
-      }),
-    );
+    const token = `${signing}.${b64url(signature)}`;
+    const answer = oauth ? { access_token: token, expires_in: 300 } : { token, expires_in: 300 };
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(answer));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;

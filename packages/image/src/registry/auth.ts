@@ -9,6 +9,8 @@ import { DOCKER_HUB, DOCKER_HUB_AUTH_KEY } from './hosts.js';
 export interface Credentials {
   username: string;
   password: string;
+  /** An OAuth2 refresh token (`identitytoken` in config.json), traded for access tokens instead of the password. */
+  identityToken?: string;
 }
 
 /** One parsed WWW-Authenticate challenge. */
@@ -120,6 +122,16 @@ export class DockerCredentialStore {
       config.credHelpers?.[authKey(registry)] ?? config.credHelpers?.[registry] ?? config.credsStore;
     for (const [key, entry] of Object.entries(config.auths ?? {})) {
       if (keyHost(key) !== registry.toLowerCase()) continue;
+      if (entry.identitytoken) {
+        const user = entry.auth
+          ? Buffer.from(entry.auth, 'base64').toString('utf8').split(':', 1)[0]
+          : undefined;
+        return {
+          username: user || entry.username || '<token>',
+          password: '',
+          identityToken: entry.identitytoken,
+        };
+      }
       if (entry.auth) {
         const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
         const colon = decoded.indexOf(':');
@@ -214,7 +226,11 @@ function runCredentialHelper(name: string, server: string): Promise<Credentials 
         }
         try {
           const out = JSON.parse(stdout) as { Username?: string; Secret?: string };
-          resolve(out.Username && out.Secret ? { username: out.Username, password: out.Secret } : undefined);
+          if (!out.Username || !out.Secret) resolve(undefined);
+          // Helpers hand out refresh tokens under the user name "<token>".
+          else if (out.Username === '<token>')
+            resolve({ username: out.Username, password: '', identityToken: out.Secret });
+          else resolve({ username: out.Username, password: out.Secret });
         } catch {
           reject(new RegistryError('UNAUTHORIZED', `docker-credential-${name} get did not answer with JSON`));
         }

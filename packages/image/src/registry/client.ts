@@ -865,13 +865,31 @@ export class RegistryClient {
         { host: registry },
       );
     }
-    if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
-    for (const s of scopes) url.searchParams.append('scope', s);
     const headers: Record<string, string> = { 'User-Agent': this.userAgent, Accept: 'application/json' };
-    if (creds) headers['Authorization'] = basic(creds);
+    let body: Buffer | undefined;
+    if (creds?.identityToken) {
+      // OAuth2: trade the refresh token for an access token (POST form), as docker does.
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: creds.identityToken,
+        client_id: this.userAgent,
+      });
+      if (challenge.params['service']) form.set('service', challenge.params['service']);
+      if (scopes.length) form.set('scope', scopes.join(' '));
+      body = Buffer.from(form.toString());
+      headers['Content-Type'] = 'application/x-www-form-urlencoded';
+    } else {
+      if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
+      for (const s of scopes) url.searchParams.append('scope', s);
+      if (creds) {
+        url.searchParams.set('account', creds.username);
+        headers['Authorization'] = basic(creds);
+      }
+    }
     const res = await httpRequest(url, {
-      method: 'GET',
+      method: body ? 'POST' : 'GET',
       headers,
+      body,
       insecureTls: this.isInsecure(url.host),
       timeoutMs: this.timeoutMs,
     });
@@ -886,19 +904,26 @@ export class RegistryClient {
       );
     }
     if (res.status !== 200) {
-      const body = await readBody(res, 64 * 1024).catch(() => Buffer.alloc(0));
+      const text = await readBody(res, 64 * 1024).catch(() => Buffer.alloc(0));
       throw new RegistryError(
         'HTTP',
-        `the token service of ${registry} (${url.origin}) answered ${res.status}: ${body.toString('utf8').slice(0, 200)}`,
+        `the token service of ${registry} (${url.origin}) answered ${res.status}: ${text.toString('utf8').slice(0, 200)}`,
         { host: registry, status: res.status },
       );
     }
-    const body = JSON.parse((await readBody(res, 1024 * 1024)).toString('utf8')) as {
-      token?: string;
-      access_token?: string;
-      expires_in?: number;
-    };
-    const token = body.token || body.access_token;
+    let answer: { token?: string; access_token?: string; expires_in?: number };
+    try {
+      answer = JSON.parse((await readBody(res, 1024 * 1024)).toString('utf8'));
+    } catch {
+      throw new RegistryError(
+        'UNAUTHORIZED',
+        `the token service of ${registry} (${url.origin}) answered with no JSON`,
+        {
+          host: registry,
+        },
+      );
+    }
+    const token = answer?.token || answer?.access_token;
     if (!token) {
       throw new RegistryError('UNAUTHORIZED', `the token service of ${registry} answered without a token`, {
         host: registry,
@@ -906,7 +931,7 @@ export class RegistryClient {
     }
     return {
       token,
-      expiresIn: typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60,
+      expiresIn: typeof answer.expires_in === 'number' && answer.expires_in > 0 ? answer.expires_in : 60,
     };
   }
 
