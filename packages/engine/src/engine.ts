@@ -68,6 +68,8 @@ export interface ContainerSummary {
 }
 
 const shimScript = fileURLToPath(new URL('./shim.js', import.meta.url));
+// A watcher lives as long as its container: keep its heap and thread count small.
+const WATCHER_NODE_FLAGS = ['--v8-pool-size=1', '--max-semi-space-size=1', '--max-old-space-size=64'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -305,7 +307,7 @@ export class Engine {
   async startDetached(ref: string): Promise<ContainerRecord> {
     const r = this.get(ref);
     const shimLog = openSync(join(this.records.dir(r.id), 'shim.log'), 'a');
-    const shim = spawn(process.execPath, [shimScript, this.root, r.id], {
+    const shim = spawn(process.execPath, [...WATCHER_NODE_FLAGS, shimScript, this.root, r.id], {
       detached: true,
       stdio: ['ignore', 'ignore', shimLog, 'pipe'],
     });
