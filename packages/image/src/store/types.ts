@@ -118,7 +118,7 @@ export interface ImageSummary {
   /** Short names as docker shows them, e.g. `busybox:latest`. */
   repoTags: string[];
   created?: string;
-  /** Sum of the uncompressed layer sizes on disk is not tracked; this is the sum of layer blob sizes. */
+  /** Sum of the uncompressed layer tar sizes. */
   size: number;
 }
 
