@@ -1,4 +1,5 @@
 import { type MountInfo, readMountInfo } from '@corral/sys';
+import { CgroupError } from './errors.js';
 import { type CgroupMode, detectCgroupMode } from './host.js';
 import { type CgroupCapabilities, type CgroupLimits, checkLimits } from './limits.js';
 import type { Cgroup, OpenCgroupOptions } from './types.js';
@@ -13,6 +14,8 @@ import { CgroupV2 } from './v2/index.js';
 export function openCgroup(opts: OpenCgroupOptions & { mounts?: MountInfo[] }): Cgroup {
   const mounts = opts.mounts ?? readMountInfo();
   let backend = opts.backend ?? 'auto';
+  if (!['auto', 'v1', 'v2'].includes(backend))
+    throw new CgroupError('EINVAL', `unknown cgroup backend '${backend}': use v1, v2 or auto`);
   if (backend === 'auto')
     backend = opts.root !== undefined || detectCgroupMode(mounts) === 'v2' ? 'v2' : 'v1';
   return backend === 'v2' ? new CgroupV2({ ...opts, mounts }) : new CgroupV1({ ...opts, mounts });

@@ -67,5 +67,11 @@ describe('placement', () => {
     expect(new Set(Object.values(abs.paths))).toEqual(new Set(['/x/y']));
     expect(() => openCgroup({ path: 'c', parent: '/x', backend: 'v1' }).paths).not.toThrow();
     expect(() => openCgroup({ path: '/c', parent: '/x', backend: 'v1' })).toThrow(/absolute, so a parent/);
+    expect(() => openCgroup({ path: 'c', backend: 'v3' as 'v1' })).toThrow(
+      "unknown cgroup backend 'v3': use v1, v2 or auto",
+    );
+    expect(() => openCgroup({ path: 'c', backend: 'v1', root: '/tmp' })).toThrow(
+      /root option applies to the v2 backend only/,
+    );
   });
 });

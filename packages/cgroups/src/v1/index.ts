@@ -291,7 +291,9 @@ export class CgroupV1 implements Cgroup {
     const cpuStat = keyed('cpu', 'cpu.stat');
     let user = num('cpuacct', 'cpuacct.usage_user');
     let system = num('cpuacct', 'cpuacct.usage_sys');
-    if (!this.file('cpuacct', 'cpuacct.usage_user') || !exists(this.file('cpuacct', 'cpuacct.usage_user')!)) {
+    const userFile = this.file('cpuacct', 'cpuacct.usage_user');
+    if (userFile === null || !exists(userFile)) {
+      // Kernels before 4.6 only have cpuacct.stat, in USER_HZ ticks.
       const ticks = keyed('cpuacct', 'cpuacct.stat');
       user = (ticks.get('user') ?? 0) * (1e9 / USER_HZ);
       system = (ticks.get('system') ?? 0) * (1e9 / USER_HZ);
