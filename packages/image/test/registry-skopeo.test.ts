@@ -286,6 +286,20 @@ describe('registry client against docker-registry, checked by skopeo', () => {
     expect(err.message).toContain('linux/arm64/v8');
   });
 
+  it('refuses a single-platform image of another platform than the one asked for, before any layer', async () => {
+    const image = await buildImage({ format: 'oci', layers: [{ only: 'amd64' }], architecture: 'amd64' });
+    const source = new ContentStore(path.join(work, 'push-single'));
+    await storeImage(source, image);
+    const ref = parseReference(`${registry.host}/single/platform:1`);
+    await client.push(ref, { manifest: image.manifest }, source);
+    const sink = new ContentStore(path.join(work, 'pull-single'));
+    const err = await client.pull(ref, sink, { platform: 'linux/arm64' }).catch((e) => e);
+    expect(isRegistryError(err, 'PLATFORM_UNAVAILABLE')).toBe(true);
+    expect(err.message).toContain('linux/amd64');
+    expect(sink.listBlobs()).toEqual([]);
+    expect((await client.pull(ref, sink, { platform: 'linux/amd64' })).digest).toBe(image.digest);
+  });
+
   it('names the reference when a manifest is unknown', async () => {
     const err = await client
       .getManifest(parseReference(`${registry.host}/corral/oci:missing`))

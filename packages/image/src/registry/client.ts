@@ -16,6 +16,7 @@ import {
   MANIFEST_ACCEPT,
   type ManifestKind,
   manifestKind,
+  normalizePlatform,
   parseImageIndex,
   parseImageManifest,
   parsePlatform,
@@ -431,6 +432,43 @@ export class RegistryClient {
   async pull(ref: Reference, sink: BlobSink, opts: PullOptions = {}): Promise<PullResult> {
     const resolved = await this.resolve(ref, opts);
     const { manifest } = resolved;
+    const configBytes = await this.readBlob(ref.domain, ref.path, manifest.config);
+    let config: Record<string, unknown>;
+    try {
+      config = JSON.parse(configBytes.toString('utf8')) as Record<string, unknown>;
+    } catch {
+      throw new RegistryError(
+        'INVALID_CONFIG',
+        `the image config ${manifest.config.digest} of ${familiar(ref)} is not JSON`,
+      );
+    }
+    if (!config || typeof config !== 'object' || Array.isArray(config)) {
+      throw new RegistryError(
+        'INVALID_CONFIG',
+        `the image config ${manifest.config.digest} of ${familiar(ref)} is not an object`,
+      );
+    }
+    // A single-platform image must be the platform asked for (an index was already matched).
+    if (opts.platform !== undefined && !resolved.index) {
+      const want = normalizePlatform(
+        typeof opts.platform === 'string' ? parsePlatform(opts.platform) : opts.platform,
+      );
+      const os = typeof config['os'] === 'string' ? config['os'] : '';
+      const architecture = typeof config['architecture'] === 'string' ? config['architecture'] : '';
+      const variant = typeof config['variant'] === 'string' ? config['variant'] : undefined;
+      const have = normalizePlatform({ os, architecture, variant });
+      if (
+        have.os !== want.os ||
+        have.architecture !== want.architecture ||
+        (variant && have.variant !== want.variant)
+      ) {
+        throw new RegistryError(
+          'PLATFORM_UNAVAILABLE',
+          `${familiar(ref)} is an image for ${formatPlatform(have)}, not ${formatPlatform(want)}; pull it without --platform or pick another image`,
+          { host: ref.domain },
+        );
+      }
+    }
     const emit = opts.onProgress ?? (() => {});
     const layers = uniqueByDigest(manifest.layers);
     for (const l of layers) emit(event(l, 'layer', 'waiting', 0));
@@ -474,22 +512,6 @@ export class RegistryClient {
       bytesDownloaded += layer.size;
       emit(event(layer, 'layer', 'done', layer.size));
     });
-    const configBytes = await this.readBlob(ref.domain, ref.path, manifest.config);
-    let config: Record<string, unknown>;
-    try {
-      config = JSON.parse(configBytes.toString('utf8')) as Record<string, unknown>;
-    } catch {
-      throw new RegistryError(
-        'INVALID_CONFIG',
-        `the image config ${manifest.config.digest} of ${familiar(ref)} is not JSON`,
-      );
-    }
-    if (!config || typeof config !== 'object' || Array.isArray(config)) {
-      throw new RegistryError(
-        'INVALID_CONFIG',
-        `the image config ${manifest.config.digest} of ${familiar(ref)} is not an object`,
-      );
-    }
     if (!(await sink.hasBlob(manifest.config.digest))) {
       await sink.writeBlob(configBytes, { digest: manifest.config.digest, size: manifest.config.size });
     }
