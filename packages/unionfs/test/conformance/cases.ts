@@ -170,6 +170,44 @@ export const CASES: Case[] = [
     },
   },
   {
+    name: 'copy-up keeps owner, mode and times',
+    lower: [
+      {
+        owned: { $file: 'owned', uid: 1000, gid: 2000, mode: 0o4750 },
+        d: { $dir: { f: { $file: 'in a private folder', uid: 7, gid: 8 } }, mode: 0o710 },
+      },
+      {},
+    ],
+    run: (root) => {
+      const fd = openSync(join(root, 'owned'), 'r+');
+      writeSync(fd, 'O', 0); // the copy must keep owner and mode as the kernel does (set-user-ID too)
+      closeSync(fd);
+      appendFileSync(join(root, 'd/f'), '!');
+      return {};
+    },
+  },
+  {
+    name: 'an upper layer made before (whiteouts, opaque folders) is honoured',
+    lower: [
+      { a: 'a', b: 'b', d: { x: 'x', y: 'y' } },
+      { c: 'c', e: { z: 'z' } },
+    ],
+    upper: {
+      b: { $whiteout: true },
+      d: { $dir: { y: 'upper y' }, opaque: true },
+      e: { $whiteout: true },
+      f: 'f',
+    },
+    run: (root) => {
+      const before = readdirSync(root).sort();
+      const dBefore = readdirSync(join(root, 'd')).sort();
+      writeFileSync(join(root, 'b'), 'b again');
+      mkdirSync(join(root, 'e'));
+      writeFileSync(join(root, 'd/x'), 'x again');
+      return { before, dBefore, e: readdirSync(join(root, 'e')) };
+    },
+  },
+  {
     name: 'unlink and rmdir of lower entries leave whiteouts',
     lower: [
       { f: 'f', empty: {}, full: { a: 'a', sub: { b: 'b' } }, l: { $symlink: 'nowhere' } },

@@ -1,5 +1,6 @@
 import {
   chmodSync,
+  lchownSync,
   linkSync,
   lstatSync,
   lutimesSync,
@@ -45,8 +46,16 @@ export function buildLayer(dir: string, spec: Spec): void {
       else if (isTagged(e, '$fifo')) mknod(path, S_IF.FIFO | 0o644, 0);
       else if (isTagged(e, '$link')) links.push([join(dir, (e as { $link: string }).$link), path]);
       else if (isTagged(e, '$file')) {
-        const f = e as { $file: string | Buffer; mode?: number; xattrs?: Record<string, string> };
+        const f = e as {
+          $file: string | Buffer;
+          mode?: number;
+          xattrs?: Record<string, string>;
+          uid?: number;
+          gid?: number;
+        };
         writeFileSync(path, f.$file, { mode: f.mode ?? 0o644 });
+        if (f.uid !== undefined || f.gid !== undefined) lchownSync(path, f.uid ?? 0, f.gid ?? 0);
+        // After chown, which clears set-user-ID.
         if (f.mode !== undefined) chmod(path, f.mode);
         for (const [k, v] of Object.entries(f.xattrs ?? {})) lsetxattr(path, k, v);
       } else if (isTagged(e, '$dir')) {
