@@ -94,11 +94,11 @@ export interface Held {
 }
 
 /** Polls until `fn` returns a truthy value (fails the test after `ms`). */
-export async function until<T>(fn: () => T, what: string, ms = 10_000): Promise<T> {
+export async function until<T>(fn: () => T, what: string, ms = 10_000): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
   for (;;) {
     const v = fn();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(10);
   }
