@@ -41,6 +41,7 @@ async function richTar(): Promise<Buffer> {
     { name: 'dev/fifo', type: 'fifo', mode: 0o600 },
     { name: 'caps', body: 'c', pax: { 'SCHILY.xattr.user.note': 'hello' } },
     { name: longName, body: 'long' },
+    { name: 'bigid', body: 'i', pax: { uid: '3000000', gid: '3000001', mtime: '1600000000.5' } },
   ]);
 }
 
@@ -67,6 +68,8 @@ describe('applyLayer', () => {
     expect(fs.lstatSync(join(dir, 'dev/fifo')).isFIFO()).toBe(true);
     expect(lgetxattr(join(dir, 'caps'), 'user.note')?.toString()).toBe('hello');
     expect(fs.readFileSync(join(dir, longName), 'utf8')).toBe('long');
+    const big = fs.lstatSync(join(dir, 'bigid'));
+    expect([big.uid, big.gid, big.mtimeMs]).toEqual([3000000, 3000001, 1600000000500]);
   });
 
   it('decompresses gzip and zstd layers and reports the uncompressed diff ID', async () => {

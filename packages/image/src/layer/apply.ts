@@ -174,6 +174,14 @@ export async function applyLayer(
     const pax = rawPax ? parsePaxRecords(rawPax) : undefined;
     rawPax = undefined;
     entries++;
+    // tar-stream applies only path, linkpath and size from PAX; ids past the octal field's
+    // range and sub-second mtimes come from here.
+    if (pax) {
+      const num = (k: string) => (pax.has(k) ? Number(pax.get(k)!.toString('ascii')) : Number.NaN);
+      if (Number.isSafeInteger(num('uid'))) header.uid = num('uid');
+      if (Number.isSafeInteger(num('gid'))) header.gid = num('gid');
+      if (Number.isFinite(num('mtime'))) header.mtime = new Date(num('mtime') * 1000);
+    }
     const parts = cleanPath(header.name);
     if (parts.length === 0) {
       // The root itself ("./"): its metadata applies to the layer folder.
