@@ -171,9 +171,11 @@ export function checkLimits(limits: CgroupLimits, caps: CgroupCapabilities): Cgr
   const quota = int(limits, 'cpuQuota');
   if (nano !== undefined && nano !== 0) {
     if (nano < 0) throw new CgroupLimitError('cpus', `invalid number of CPUs ${nano / 1e9}`);
-    if ((period ?? 0) !== 0)
+    // Resolved limits carry the quota and period that enforce cpus: checking them again is fine.
+    const derivedQuota = Math.floor((nano * NANO_CPU_PERIOD) / 1e9);
+    if ((period ?? 0) !== 0 && period !== NANO_CPU_PERIOD)
       throw new CgroupLimitError('cpus', 'Conflicting options: cpus and cpuPeriod cannot both be set');
-    if ((quota ?? 0) !== 0)
+    if ((quota ?? 0) !== 0 && quota !== derivedQuota)
       throw new CgroupLimitError('cpus', 'Conflicting options: cpus and cpuQuota cannot both be set');
     const n = caps.cpus.length;
     if (nano > n * 1e9 || nano < 1e7)
@@ -184,7 +186,7 @@ export function checkLimits(limits: CgroupLimits, caps: CgroupCapabilities): Cgr
     need(caps, 'cpu', 'cpus');
     out.nanoCpus = nano;
     out.cpuPeriod = NANO_CPU_PERIOD;
-    out.cpuQuota = Math.floor((nano * NANO_CPU_PERIOD) / 1e9);
+    out.cpuQuota = derivedQuota;
   } else {
     if (period !== undefined && period !== 0) {
       if (period < 1000 || period > 1_000_000)

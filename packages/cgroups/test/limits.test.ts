@@ -80,6 +80,15 @@ describe('checkLimits', () => {
     expect(e.message).toMatch(message);
   });
 
+  it('accepts its own output again (resolved limits are stored and re-applied)', () => {
+    const once = checkLimits({ memory: 64 * MiB, cpus: 1.5, pidsLimit: 0, cpusetCpus: '1,0' }, host);
+    expect(checkLimits(once, host)).toEqual(once);
+    expect(checkLimits(limitsFromOci(limitsToOci(once)), host)).toMatchObject({
+      cpuPeriod: 100_000,
+      cpuQuota: 150_000,
+    });
+  });
+
   it('names a controller the host lacks', () => {
     const e = error({ pidsLimit: 10 }, { ...host, controllers: ['cpu', 'memory'] });
     expect(e.message).toBe(
