@@ -1,19 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { type CgroupLimits, type CgroupStats, validateLimits } from '@corral/cgroups';
+import { type ContainerConfig, ensureBusyboxImage, ImageStore } from '@corral/image';
 import { namespaceTree, type ProcessNode } from '@corral/pidns';
 import { type CreatedContainer, Runtime, RuntimeError } from '@corral/runtime';
 import { parseSignal, procStartTime } from '@corral/sys';
@@ -32,6 +23,8 @@ export function defaultRoot(): string {
 export interface CreateContainerOptions {
   /** An image name, or null with `rootfs`. */
   image?: string;
+  /** Replaces the image's entrypoint ('' for none); the image's Cmd is then dropped too. */
+  entrypoint?: string;
   /** A folder to use as the container's (read-only) root layer. */
   rootfs?: string;
   cmd: string[];
@@ -80,40 +73,63 @@ export class Engine {
   readonly root: string;
   readonly records: RecordStore;
   readonly runtime: Runtime;
+  readonly images: ImageStore;
 
   constructor(options: { root?: string } = {}) {
     this.root = resolve(options.root ?? defaultRoot());
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
     this.records = new RecordStore(this.root);
+    this.images = new ImageStore(join(this.root, 'image'));
     this.runtime = new Runtime({ root: join(this.root, 'runtime') });
   }
 
-  /** Resolves what a container's root is made of: today a folder, or the embedded busybox. */
-  private layersFor(options: CreateContainerOptions): { image: string; layers: string[] } {
+  /**
+   * What a container's root is made of and what its image says to run: a folder given with
+   * --rootfs, or an image from the store (the embedded busybox is made on first use).
+   */
+  private async resolveRoot(
+    options: CreateContainerOptions,
+  ): Promise<{ image: string; imageId: string | null; layers: string[]; config: ContainerConfig }> {
     if (options.rootfs) {
       const dir = resolve(options.rootfs);
       if (!existsSync(dir) || !statSync(dir).isDirectory())
         throw new EngineError(`rootfs ${dir} does not exist or is not a directory`, 125);
-      return { image: dir, layers: [dir] };
+      return { image: dir, imageId: null, layers: [dir], config: {} };
     }
-    const image = options.image ?? '';
-    if (image === 'busybox' || image === 'busybox:latest')
-      return { image: 'busybox', layers: [ensureBusyboxRootfs(this.root)] };
-    throw new EngineError(`Unable to find image '${image}' locally`, 125);
+    const ref = options.image ?? '';
+    let record = this.images.resolve(ref);
+    if (!record && isBusybox(ref)) record = await ensureBusyboxImage(this.images);
+    if (!record) throw new EngineError(`Unable to find image '${ref}' locally: pull or load it first`, 125);
+    const config = (await this.images.readConfig(record.configDigest)).config ?? {};
+    return { image: ref, imageId: record.id, layers: this.images.layerDirs(record.id).reverse(), config };
   }
 
   /** Makes a container (Docker's `create`): a record, a name, a writable layer; nothing runs yet. */
-  create(options: CreateContainerOptions): ContainerRecord {
-    if (!options.cmd.length) throw new EngineError('No command specified', 125);
+  async create(options: CreateContainerOptions): Promise<ContainerRecord> {
     const storageDriver = options.storageDriver ?? 'overlay';
     try {
       getUnionFs(storageDriver);
     } catch (e) {
       throw new EngineError(`storage driver ${storageDriver}: ${(e as Error).message}`, 125);
     }
-    if (options.stopSignal) parseSignalOr125(options.stopSignal);
     const resources = checkResources(options.resources ?? {});
-    const { image, layers } = this.layersFor(options);
+    const { image, imageId, layers, config } = await this.resolveRoot(options);
+    // Docker's rules: --entrypoint replaces the image's and drops its Cmd; arguments replace Cmd.
+    const entrypoint =
+      options.entrypoint !== undefined
+        ? options.entrypoint
+          ? [options.entrypoint]
+          : []
+        : (config.Entrypoint ?? []);
+    const args = options.cmd.length
+      ? options.cmd
+      : options.entrypoint !== undefined
+        ? []
+        : (config.Cmd ?? []);
+    const cmd = [...entrypoint, ...args];
+    if (!cmd.length) throw new EngineError('No command specified', 125);
+    const stopSignal = options.stopSignal ?? config.StopSignal ?? 'SIGTERM';
+    parseSignalOr125(stopSignal);
     const id = newId();
     const name = this.records.claimName(options.name, id);
     const record: ContainerRecord = {
@@ -121,15 +137,16 @@ export class Engine {
       name,
       created: new Date().toISOString(),
       image,
+      imageId,
       layers,
       config: {
-        cmd: options.cmd,
-        env: options.env ?? [],
-        workdir: options.workdir ?? '/',
+        cmd,
+        env: [...(config.Env ?? []), ...(options.env ?? [])],
+        workdir: options.workdir ?? (config.WorkingDir || '/'),
         hostname: options.hostname ?? shortId(id),
-        user: options.user ?? '',
+        user: options.user ?? config.User ?? '',
         init: options.init ?? false,
-        stopSignal: options.stopSignal ?? 'SIGTERM',
+        stopSignal,
         stopTimeout: options.stopTimeout ?? 10,
       },
       hostConfig: {
@@ -409,6 +426,11 @@ export class Engine {
     return this.waitExited(r.id, 10_000);
   }
 
+  /** True when a container (any state) was made from the image with this id. */
+  imageInUse(imageId: string): boolean {
+    return this.records.ids().some((id) => this.records.read(id)?.imageId === imageId);
+  }
+
   /** Removes a container: refused while it runs unless `force`, which kills it first. */
   async remove(ref: string, options: { force?: boolean } = {}): Promise<ContainerRecord> {
     let r = this.get(ref);
@@ -554,71 +576,11 @@ export function describeStatus(r: ContainerRecord): string {
   return 'Created';
 }
 
-/**
- * The embedded default root filesystem until the image store exists: busybox from Debian's
- * busybox-static, one symlink per applet. Built once under ROOT/rootfs/busybox.
- */
-export function ensureBusyboxRootfs(root: string): string {
-  const dir = join(root, 'rootfs', 'busybox');
-  if (existsSync(join(dir, '.complete'))) return dir;
-  const busybox = '/bin/busybox';
-  if (!existsSync(busybox))
-    throw new EngineError(
-      'the embedded busybox image needs /bin/busybox: apt-get install busybox-static',
-      125,
-    );
-  const tmp = `${dir}.${process.pid}.tmp`;
-  rmSync(tmp, { recursive: true, force: true });
-  for (const d of [
-    'bin',
-    'etc',
-    'root',
-    'tmp',
-    'home',
-    'var/spool/mail',
-    'usr/bin',
-    'usr/sbin',
-    'sbin',
-    'proc',
-    'sys',
-    'dev',
-  ])
-    mkdirSync(join(tmp, d), { recursive: true });
-  copyFileSync(busybox, join(tmp, 'bin/busybox'));
-  const applets = spawnSyncList(busybox);
-  for (const a of applets) if (a !== 'busybox') symlinkQuiet('busybox', join(tmp, 'bin', a));
-  writeFileSync(
-    join(tmp, 'etc/passwd'),
-    'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n',
-  );
-  writeFileSync(join(tmp, 'etc/group'), 'root:x:0:\ndaemon:x:1:\ntty:x:5:\nnogroup:x:65534:\n');
-  writeFileSync(join(tmp, '.complete'), '');
-  mkdirSync(join(root, 'rootfs'), { recursive: true });
-  try {
-    renameSyncQuiet(tmp, dir);
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-  return dir;
-}
-
-function spawnSyncList(busybox: string): string[] {
-  return spawnSync(busybox, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-}
-
-function symlinkQuiet(target: string, path: string): void {
-  try {
-    symlinkSync(target, path);
-  } catch {
-    // already there
-  }
-}
-
-function renameSyncQuiet(from: string, to: string): void {
-  try {
-    renameSync(from, to);
-  } catch (e) {
-    // Someone else built it at the same time: theirs is as good as ours.
-    if (!['ENOTEMPTY', 'EEXIST'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
-  }
+function isBusybox(ref: string): boolean {
+  return [
+    'busybox',
+    'busybox:latest',
+    'docker.io/library/busybox:latest',
+    'docker.io/library/busybox',
+  ].includes(ref);
 }

@@ -4,7 +4,6 @@ export {
   defaultRoot,
   describeStatus,
   Engine,
-  ensureBusyboxRootfs,
   type Stdio,
 } from './engine.js';
 export { EngineError } from './errors.js';

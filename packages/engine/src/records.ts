@@ -30,6 +30,8 @@ export interface ContainerRecord {
   created: string;
   /** What the user asked for: an image name, or `--rootfs DIR`. */
   image: string;
+  /** The image's id (config digest), or null for a --rootfs container. */
+  imageId: string | null;
   /** Read-only layers of the container's root, top first. */
   layers: string[];
   config: {

@@ -68,6 +68,12 @@ const createFlags: FlagSpec[] = [
     value: 'SECONDS',
     description: 'Seconds to wait before killing on stop (default 10)',
   },
+  {
+    name: 'entrypoint',
+    type: 'string',
+    value: 'CMD',
+    description: "Overwrite the image's default entrypoint",
+  },
   { name: 'memory', short: 'm', type: 'string', value: 'BYTES', description: 'Memory limit (e.g. 64m)' },
   {
     name: 'memory-swap',
@@ -142,14 +148,15 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
   const image = rootfs ? undefined : rest.shift();
   if (!rootfs && !image)
     throw new UsageError('"run" requires at least 1 argument: an image, or --rootfs DIR');
-  const cmd = rest.length ? rest : image ? ['sh'] : [];
-  if (!cmd.length) throw new UsageError('no command given: corral run --rootfs DIR CMD...');
+  const cmd = rest;
+  if (rootfs && !cmd.length) throw new UsageError('no command given: corral run --rootfs DIR CMD...');
   for (const e of list(a, 'env'))
     if (!e.includes('=')) throw new UsageError(`invalid environment variable ${e}: use K=V`);
   return {
     image,
     rootfs,
     cmd,
+    entrypoint: str(a, 'entrypoint'),
     name: str(a, 'name'),
     env: list(a, 'env'),
     workdir: str(a, 'workdir'),
@@ -173,7 +180,7 @@ export const run: Command = {
   stopAtPositional: true,
   async run(a, ctx) {
     const e = engine(ctx);
-    const r = e.create(createOptions(a));
+    const r = await e.create(createOptions(a));
     if (bool(a, 'detach')) {
       await e.startDetached(r.id);
       console.log(r.id);
@@ -190,7 +197,7 @@ export const create: Command = {
   flags: createFlags.filter((f) => f.name !== 'detach' && f.name !== 'interactive'),
   stopAtPositional: true,
   async run(a, ctx) {
-    console.log(engine(ctx).create(createOptions(a)).id);
+    console.log((await engine(ctx).create(createOptions(a))).id);
     return 0;
   },
 };
