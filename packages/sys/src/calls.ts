@@ -208,6 +208,11 @@ export function openat(dirfd: number, path: string, flags: number, mode = 0): nu
   return check('openat', fn.openat(dirfd, path, flags, mode), [dirfd, path]);
 }
 
+/** syncfs(2): writes out everything cached for the filesystem holding `fd`. */
+export function syncfs(fd: number): void {
+  check('syncfs', fn.syncfs(fd), [fd]);
+}
+
 /**
  * flock(2): LOCK.SH / LOCK.EX (| LOCK.NB), LOCK.UN. The kernel drops the lock when the
  * holder dies. With LOCK.NB returns false instead of blocking when the lock is taken.

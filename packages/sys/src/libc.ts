@@ -74,6 +74,7 @@ export const fn = {
   ioctl: libc.func('int ioctl(int fd, unsigned long request, void *arg)'),
   openat: libc.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)'),
   flock: libc.func('int flock(int fd, int operation)'),
+  syncfs: libc.func('int syncfs(int fd)'),
   lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)'),
   lsetxattr: libc.func(
     'int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)',
