@@ -81,6 +81,13 @@ describe('interrupted and concurrent loads', () => {
       fs.closeSync(fd);
     }
 
+    // What the killed load did store is verified cache nothing refers to: prune takes the
+    // store back to exactly its state before the load (empty).
+    const pruned = await store.prune();
+    expect(pruned.deletedImages).toEqual([]);
+    expect(store.content.listBlobs()).toEqual([]);
+    expect(fs.readdirSync(store.layersRoot)).toEqual([]);
+
     const result = await loadArchive(store, archive);
     expect(result.images[0].names).toEqual([`big:${LAYERS}`]);
     expect(store.layerDirs(`big:${LAYERS}`)).toHaveLength(LAYERS + 1);

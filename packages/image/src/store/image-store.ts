@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { syncfs } from '@corral/sys';
 import { ImageError } from '../errors.js';
 import { applyLayer } from '../layer/apply.js';
 import { canonicalConfigJson } from './canonical.js';
@@ -211,6 +212,13 @@ export class ImageStore {
             'DIGEST_MISMATCH',
             `layer ${layer.digest}: uncompressed digest ${result.diffId} does not match the diff ID ${layer.diffId} in the image config; the layer is corrupt, nothing was stored`,
           );
+        }
+        // One syncfs instead of an fsync per file: the layer's files are on disk before it is named.
+        const dirFd = fs.openSync(tmp, 'r');
+        try {
+          syncfs(dirFd);
+        } finally {
+          fs.closeSync(dirFd);
         }
         fs.renameSync(tmp, final);
         const meta: LayerMeta = { diffId: layer.diffId, dir: dirName, size: result.size };
