@@ -132,38 +132,37 @@ async function main() {
       return Number(process.hrtime.bigint() - t0) / 1e6;
     };
     const runs = { 'corral pull (blobs)': [], 'skopeo copy to oci:': [], 'corral pull + unpack': [] };
+    const steps = {
+      'corral pull (blobs)': (target) =>
+        new RegistryClient({ configPath: join(work, 'docker.json') }).pull(
+          parseReference(name),
+          new ContentStore(join(target, 'corral')),
+        ),
+      'skopeo copy to oci:': async (target) =>
+        execFileSync('skopeo', [
+          'copy',
+          '-q',
+          '--src-tls-verify=false',
+          `docker://${name}`,
+          `oci:${join(target, 'skopeo')}:latest`,
+        ]),
+      'corral pull + unpack': (target) =>
+        pullToStore(
+          new RegistryClient({ configPath: join(work, 'docker.json') }),
+          new ImageStore(join(target, 'store')),
+          name,
+        ),
+    };
+    const order = Object.keys(steps);
     for (let r = 0; r < REPEAT; r++) {
       const target = join(work, `t${r}`);
       mkdirSync(target);
-      // A fresh client each run so no token or connection is reused across tools.
-      runs['corral pull (blobs)'].push(
-        await timeIt(() =>
-          new RegistryClient({ configPath: join(work, 'docker.json') }).pull(
-            parseReference(name),
-            new ContentStore(join(target, 'corral')),
-          ),
-        ),
-      );
-      runs['skopeo copy to oci:'].push(
-        await timeIt(async () =>
-          execFileSync('skopeo', [
-            'copy',
-            '-q',
-            '--src-tls-verify=false',
-            `docker://${name}`,
-            `oci:${join(target, 'skopeo')}:latest`,
-          ]),
-        ),
-      );
-      runs['corral pull + unpack'].push(
-        await timeIt(() =>
-          pullToStore(
-            new RegistryClient({ configPath: join(work, 'docker.json') }),
-            new ImageStore(join(target, 'store')),
-            name,
-          ),
-        ),
-      );
+      // Rotate the order each round so no tool always runs first (or last) on warm caches.
+      for (let i = 0; i < order.length; i++) {
+        const step = order[(i + r) % order.length];
+        // A fresh client each run so no token or connection is reused across runs.
+        runs[step].push(await timeIt(() => steps[step](target)));
+      }
       rmSync(target, { recursive: true, force: true });
     }
     const ms = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
@@ -175,6 +174,7 @@ async function main() {
       image: { digest: pushed.digest, layers: LAYERS, compressedBytes: totalBytes },
       repeat: REPEAT,
       ms,
+      samplesMs: runs,
       mibPerSecond: Object.fromEntries(
         Object.entries(ms).map(([k, v]) => [k, +(totalBytes / 1048576 / (v / 1000)).toFixed(1)]),
       ),
