@@ -1,9 +1,12 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { finished } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { saveArchive } from '../src/archive/save.js';
+import { ensureBusyboxImage } from '../src/busybox.js';
 import { RegistryClient } from '../src/registry/client.js';
 import { isRegistryError } from '../src/registry/errors.js';
 import type { ProgressEvent } from '../src/registry/progress.js';
@@ -223,6 +226,45 @@ describe('registry client against docker-registry, checked by skopeo', () => {
     );
     expect(pushed.digest).toBe(image.digest);
     expect(await skopeoRawDigest(`${registry.host}/round/again:two`)).toBe(image.digest);
+  });
+
+  it('moves the embedded busybox both ways: corral push for skopeo, corral save -> skopeo -> corral pull', async () => {
+    const store = new ImageStore(path.join(work, 'store-busybox'));
+    const original = await ensureBusyboxImage(store);
+
+    const pushed = await pushFromStore(client, store, 'busybox:latest', `${registry.host}/library/busybox:1`);
+    expect(pushed.digest).toBe(original.manifestDigest);
+    expect(await skopeoRawDigest(`${registry.host}/library/busybox:1`)).toBe(original.manifestDigest);
+    // dir: keeps blobs as they are (skopeo's oci: would gzip the uncompressed busybox layer).
+    const out = path.join(work, 'busybox-dir');
+    await skopeo(
+      'copy',
+      '--src-tls-verify=false',
+      `docker://${registry.host}/library/busybox:1`,
+      `dir:${out}`,
+    );
+    expect(sha256(await fs.readFile(path.join(out, 'manifest.json')))).toBe(original.manifestDigest);
+    for (const l of original.layers) {
+      expect(sha256(await fs.readFile(path.join(out, l.digest.slice(7))))).toBe(l.digest);
+    }
+
+    const archive = path.join(work, 'busybox.tar');
+    const file = createWriteStream(archive);
+    await saveArchive(store, ['busybox:latest'], file);
+    await finished(file);
+    await skopeo(
+      'copy',
+      '--dest-tls-verify=false',
+      `docker-archive:${archive}`,
+      `docker://${registry.host}/saved/busybox:1`,
+    );
+    const fresh = new ImageStore(path.join(work, 'store-busybox-pulled'));
+    const { record } = await pullToStore(client, fresh, `${registry.host}/saved/busybox:1`);
+    expect(record.manifestDigest).toBe(await skopeoRawDigest(`${registry.host}/saved/busybox:1`));
+    expect(record.configDigest).toBe(original.configDigest);
+    expect(record.layers.map((l) => l.diffId)).toEqual(original.layers.map((l) => l.diffId));
+    const [layer] = fresh.layerDirs(`${registry.host}/saved/busybox:1`);
+    expect((await fs.stat(path.join(layer!, 'bin', 'busybox'))).isFile()).toBe(true);
   });
 
   it('picks the platform from a manifest list, like skopeo --override-arch', async () => {
