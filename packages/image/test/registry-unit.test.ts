@@ -1,15 +1,17 @@
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerCredentialStore, parseChallenge } from '../src/registry/auth.js';
+import { DockerCredentialStore, defaultDockerConfigPath, parseChallenge } from '../src/registry/auth.js';
 import { RegistryClient } from '../src/registry/client.js';
 import { isRegistryError } from '../src/registry/errors.js';
 import { isLoopbackHost, registryApiHost } from '../src/registry/hosts.js';
 import { DigestVerifier } from '../src/registry/http.js';
 import { normalizePlatform, parsePlatform, selectPlatform } from '../src/registry/manifest.js';
 import { createProgressRenderer, formatBytes, type ProgressEvent } from '../src/registry/progress.js';
+import { parseReference } from '../src/store/reference.js';
 import type { ImageIndex } from '../src/store/types.js';
 import { sha256, tempDir } from './registry-server.js';
 
@@ -118,6 +120,42 @@ describe('platforms', () => {
     expect(selectPlatform(idx, parsePlatform('linux/arm/v7'))?.size).toBe(100);
     const v7only = index([{ os: 'linux', architecture: 'arm', variant: 'v7' }]);
     expect(selectPlatform(v7only, parsePlatform('linux/arm/v6'))).toBeUndefined();
+  });
+});
+
+describe('references as the registry client reads them', () => {
+  it('follows docker: Docker Hub and library/, hosts with a dot, a port or localhost, digests', () => {
+    expect(parseReference('busybox')).toMatchObject({
+      domain: 'docker.io',
+      path: 'library/busybox',
+      tag: 'latest',
+    });
+    expect(registryApiHost(parseReference('busybox').domain)).toBe('registry-1.docker.io');
+    expect(parseReference('localhost:5000/a/b:tag')).toMatchObject({
+      domain: 'localhost:5000',
+      path: 'a/b',
+      tag: 'tag',
+    });
+    expect(parseReference('localhost/a')).toMatchObject({ domain: 'localhost', path: 'a' });
+    expect(parseReference('user/app')).toMatchObject({ domain: 'docker.io', path: 'user/app' });
+    expect(parseReference('ghcr.io/o/r:1')).toMatchObject({ domain: 'ghcr.io', path: 'o/r' });
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    expect(parseReference(`busybox@${digest}`)).toMatchObject({ path: 'library/busybox', digest });
+  });
+});
+
+describe('where credentials live by default', () => {
+  it('uses $DOCKER_CONFIG/config.json, else ~/.docker/config.json', () => {
+    const old = process.env['DOCKER_CONFIG'];
+    try {
+      process.env['DOCKER_CONFIG'] = '/tmp/corral-docker-config';
+      expect(defaultDockerConfigPath()).toBe('/tmp/corral-docker-config/config.json');
+      delete process.env['DOCKER_CONFIG'];
+      expect(defaultDockerConfigPath()).toBe(path.join(os.homedir(), '.docker', 'config.json'));
+    } finally {
+      if (old === undefined) delete process.env['DOCKER_CONFIG'];
+      else process.env['DOCKER_CONFIG'] = old;
+    }
   });
 });
 
