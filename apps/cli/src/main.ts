@@ -1,9 +1,12 @@
 import { EngineError } from '@corral/engine';
 import { type Command, type Context, helpText, parseArgs, UsageError } from './args.js';
 import { containerCommands } from './commands/containers.js';
+import { imageCommands } from './commands/images.js';
 import { stats } from './commands/stats.js';
 
-const commands = new Map<string, Command>([...containerCommands, stats].map((c) => [c.name, c]));
+const commands = new Map<string, Command>(
+  [...containerCommands, stats, ...imageCommands].map((c) => [c.name, c]),
+);
 
 function usage(): string {
   const lines = [

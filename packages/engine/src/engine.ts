@@ -1,10 +1,18 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { type CgroupLimits, type CgroupStats, validateLimits } from '@corral/cgroups';
-import { type ContainerConfig, ensureBusyboxImage, ImageStore } from '@corral/image';
+import {
+  type ContainerConfig,
+  commit as commitImage,
+  ensureBusyboxImage,
+  exportRootfs,
+  type ImageRecord,
+  ImageStore,
+} from '@corral/image';
 import { namespaceTree, type ProcessNode } from '@corral/pidns';
 import { type CreatedContainer, Runtime, RuntimeError } from '@corral/runtime';
 import { parseSignal, procStartTime } from '@corral/sys';
@@ -424,6 +432,42 @@ export class Engine {
       await this.runtime.waitStopped(r.id).catch(() => true);
     }
     return this.waitExited(r.id, 10_000);
+  }
+
+  /** docker commit: the container's changes become a new layer on top of its image. */
+  async commitContainer(
+    ref: string,
+    options: { name?: string; author?: string; message?: string } = {},
+  ): Promise<ImageRecord> {
+    const r = this.get(ref);
+    return commitImage(this.images, {
+      base: r.imageId ?? undefined,
+      upperDir: join(this.records.dir(r.id), 'upper'),
+      names: options.name ? [options.name] : [],
+      author: options.author,
+      message: options.message,
+      createdBy: r.config.cmd.join(' '),
+    });
+  }
+
+  /**
+   * docker export: the container's whole filesystem as a tar, read through a read-only union
+   * of its layer and its image's layers, mounted for the time of the export.
+   */
+  async exportContainer(ref: string, out: Writable): Promise<void> {
+    const r = this.get(ref);
+    const dir = this.records.dir(r.id);
+    const target = join(dir, 'export');
+    mkdirSync(target, { recursive: true });
+    cleanupStale(target);
+    const union = getUnionFs(r.hostConfig.storageDriver);
+    const mount = await union.mount({ lower: [join(dir, 'upper'), ...r.layers], target });
+    try {
+      await pipeline(exportRootfs(target), out);
+    } finally {
+      await mount.unmount({ detach: true });
+      rmSync(target, { recursive: true, force: true });
+    }
   }
 
   /** True when a container (any state) was made from the image with this id. */

@@ -1,0 +1,364 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { Engine, EngineError } from '@corral/engine';
+import {
+  createProgressRenderer,
+  familiarName,
+  formatBytes,
+  ImageError,
+  importRootfs,
+  loadArchive,
+  pullToStore,
+  pushFromStore,
+  RegistryClient,
+  saveArchive,
+} from '@corral/image';
+import type { Command, Context, ParsedArgs } from '../args.js';
+import { UsageError } from '../args.js';
+import { ago, table } from '../format.js';
+
+const engine = (ctx: Context) => new Engine({ root: ctx.root });
+const str = (a: ParsedArgs, k: string) => a.flags[k] as string | undefined;
+const list = (a: ParsedArgs, k: string) => (a.flags[k] as string[] | undefined) ?? [];
+const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
+
+/** Image errors are the user's (a bad archive, an unknown image): exit 1 with the message. */
+async function imageOp<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (
+      e instanceof ImageError ||
+      (e as Error).name === 'RegistryError' ||
+      (e as Error).name === 'DigestMismatchError'
+    ) {
+      throw new EngineError((e as Error).message, 1);
+    }
+    throw e;
+  }
+}
+
+function client(a: ParsedArgs): RegistryClient {
+  return new RegistryClient({ insecureRegistries: list(a, 'insecure-registry') });
+}
+
+const insecureFlag = {
+  name: 'insecure-registry',
+  type: 'list' as const,
+  value: 'HOST',
+  description: 'Allow plain HTTP to this registry (loopback ones always are)',
+};
+
+export const images: Command = {
+  name: 'images',
+  usage: 'images [OPTIONS]',
+  description: 'List images',
+  flags: [
+    { name: 'quiet', short: 'q', type: 'boolean', description: 'Only show image IDs' },
+    { name: 'format', type: 'string', value: 'json', description: 'Print JSON lines' },
+  ],
+  async run(a, ctx) {
+    const rows = engine(ctx).images.list();
+    if (a.flags.quiet) {
+      for (const r of rows) console.log(short(r.id));
+    } else if (str(a, 'format') === 'json') {
+      for (const r of rows) console.log(JSON.stringify(r));
+    } else {
+      const out: string[][] = [];
+      for (const r of rows) {
+        const tags = r.repoTags.length ? r.repoTags : ['<none>:<none>'];
+        for (const t of tags) {
+          const i = t.lastIndexOf(':');
+          out.push([
+            t.slice(0, i),
+            t.slice(i + 1),
+            short(r.id),
+            r.created ? ago(r.created) : 'N/A',
+            formatBytes(r.size),
+          ]);
+        }
+      }
+      console.log(table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], out));
+    }
+    return 0;
+  },
+};
+
+export const load: Command = {
+  name: 'load',
+  usage: 'load [OPTIONS]',
+  description: 'Load images from a docker-archive or OCI layout tar (stdin by default)',
+  flags: [
+    { name: 'input', short: 'i', type: 'string', value: 'FILE', description: 'Read from a tar archive file' },
+  ],
+  async run(a, ctx) {
+    const e = engine(ctx);
+    const result = await imageOp(() => loadArchive(e.images, str(a, 'input') ?? process.stdin));
+    for (const img of result.images) {
+      const names = (img as { names?: string[] }).names ?? [];
+      if (names.length) for (const n of names) console.log(`Loaded image: ${familiarName(n)}`);
+      else console.log(`Loaded image ID: ${(img as { id: string }).id}`);
+    }
+    return 0;
+  },
+};
+
+export const save: Command = {
+  name: 'save',
+  usage: 'save [OPTIONS] IMAGE [IMAGE...]',
+  description: 'Save images to a tar archive that docker load, podman and skopeo read (stdout by default)',
+  flags: [{ name: 'output', short: 'o', type: 'string', value: 'FILE', description: 'Write to a file' }],
+  async run(a, ctx) {
+    if (!a.positionals.length) throw new UsageError('"save" requires at least 1 argument');
+    const file = str(a, 'output');
+    if (!file && process.stdout.isTTY)
+      throw new UsageError('refusing to write the archive to a terminal: use -o FILE or a redirect');
+    const e = engine(ctx);
+    await imageOp(() =>
+      saveArchive(e.images, a.positionals, file ? createWriteStream(file) : process.stdout),
+    );
+    return 0;
+  },
+};
+
+export const importCmd: Command = {
+  name: 'import',
+  usage: 'import FILE|- [REPOSITORY[:TAG]]',
+  description: 'Import a root filesystem tarball as a one-layer image',
+  flags: [],
+  async run(a, ctx) {
+    const [file, name] = a.positionals;
+    if (!file) throw new UsageError('"import" requires a tarball');
+    const e = engine(ctx);
+    const source = file === '-' ? process.stdin : createReadStream(file);
+    const rec = await imageOp(() => importRootfs(e.images, source, { names: name ? [name] : [] }));
+    console.log(rec.id);
+    return 0;
+  },
+};
+
+export const exportCmd: Command = {
+  name: 'export',
+  usage: 'export [OPTIONS] CONTAINER',
+  description: "Export a container's filesystem as a tar archive (stdout by default)",
+  flags: [{ name: 'output', short: 'o', type: 'string', value: 'FILE', description: 'Write to a file' }],
+  async run(a, ctx) {
+    if (a.positionals.length !== 1) throw new UsageError('"export" requires exactly 1 argument');
+    const file = str(a, 'output');
+    if (!file && process.stdout.isTTY)
+      throw new UsageError('refusing to write the archive to a terminal: use -o FILE or a redirect');
+    await engine(ctx).exportContainer(a.positionals[0], file ? createWriteStream(file) : process.stdout);
+    return 0;
+  },
+};
+
+export const commitCmd: Command = {
+  name: 'commit',
+  usage: 'commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]',
+  description: "Create a new image from a container's changes",
+  flags: [
+    { name: 'author', short: 'a', type: 'string', description: 'Author' },
+    { name: 'message', short: 'm', type: 'string', description: 'Commit message' },
+  ],
+  async run(a, ctx) {
+    const [ref, name] = a.positionals;
+    if (!ref) throw new UsageError('"commit" requires a container');
+    const rec = await imageOp(() =>
+      engine(ctx).commitContainer(ref, { name, author: str(a, 'author'), message: str(a, 'message') }),
+    );
+    console.log(rec.id);
+    return 0;
+  },
+};
+
+export const rmi: Command = {
+  name: 'rmi',
+  usage: 'rmi [OPTIONS] IMAGE [IMAGE...]',
+  description: 'Remove images (refused while a container uses one, unless -f)',
+  flags: [{ name: 'force', short: 'f', type: 'boolean', description: 'Remove even if a container uses it' }],
+  async run(a, ctx) {
+    if (!a.positionals.length) throw new UsageError('"rmi" requires at least 1 argument');
+    const e = engine(ctx);
+    let code = 0;
+    for (const ref of a.positionals) {
+      try {
+        const r = await imageOp(() =>
+          e.images.remove(ref, { force: a.flags.force === true, isInUse: (id) => e.imageInUse(id) }),
+        );
+        for (const u of r.untagged) console.log(`Untagged: ${u}`);
+        for (const d of r.deleted) console.log(`Deleted: ${d}`);
+      } catch (err) {
+        console.error(`corral: ${(err as Error).message}`);
+        code = 1;
+      }
+    }
+    return code;
+  },
+};
+
+export const tag: Command = {
+  name: 'tag',
+  usage: 'tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]',
+  description: 'Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE',
+  flags: [],
+  async run(a, ctx) {
+    if (a.positionals.length !== 2) throw new UsageError('"tag" requires exactly 2 arguments');
+    await imageOp(() => engine(ctx).images.tag(a.positionals[0], a.positionals[1]));
+    return 0;
+  },
+};
+
+export const history: Command = {
+  name: 'history',
+  usage: 'history IMAGE',
+  description: 'Show the history of an image',
+  flags: [],
+  async run(a, ctx) {
+    if (a.positionals.length !== 1) throw new UsageError('"history" requires exactly 1 argument');
+    const rows = await imageOp(() => engine(ctx).images.history(a.positionals[0]));
+    console.log(
+      table(
+        ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
+        rows.map((r) => {
+          const x = r as unknown as {
+            id: string;
+            created?: string;
+            createdBy: string;
+            size?: number;
+            comment?: string;
+          };
+          return [
+            x.id === '<missing>' ? x.id : short(x.id),
+            x.created ? ago(x.created) : 'N/A',
+            x.createdBy.slice(0, 45),
+            formatBytes(x.size ?? 0),
+            x.comment ?? '',
+          ];
+        }),
+      ),
+    );
+    return 0;
+  },
+};
+
+export const pull: Command = {
+  name: 'pull',
+  usage: 'pull [OPTIONS] NAME[:TAG|@DIGEST]',
+  description: 'Download an image from a registry',
+  flags: [
+    {
+      name: 'platform',
+      type: 'string',
+      value: 'OS/ARCH',
+      description: 'Platform to pull from a multi-platform image',
+    },
+    insecureFlag,
+  ],
+  async run(a, ctx) {
+    if (a.positionals.length !== 1) throw new UsageError('"pull" requires exactly 1 argument');
+    const e = engine(ctx);
+    const progress = createProgressRenderer(process.stderr);
+    try {
+      const { record } = await imageOp(() =>
+        pullToStore(client(a), e.images, a.positionals[0], {
+          platform: str(a, 'platform'),
+          onProgress: (ev) => progress.update(ev),
+        }),
+      );
+      progress.finish();
+      console.log(`Digest: ${record.manifestDigest}`);
+    } catch (err) {
+      progress.finish();
+      throw err;
+    }
+    return 0;
+  },
+};
+
+export const push: Command = {
+  name: 'push',
+  usage: 'push [OPTIONS] NAME[:TAG]',
+  description: 'Upload an image to a registry',
+  flags: [insecureFlag],
+  async run(a, ctx) {
+    if (a.positionals.length !== 1) throw new UsageError('"push" requires exactly 1 argument');
+    const e = engine(ctx);
+    const progress = createProgressRenderer(process.stderr);
+    try {
+      const result = await imageOp(() =>
+        pushFromStore(client(a), e.images, a.positionals[0], a.positionals[0], {
+          onProgress: (ev) => progress.update(ev),
+        }),
+      );
+      progress.finish();
+      console.log(`Digest: ${(result as { digest: string }).digest}`);
+    } catch (err) {
+      progress.finish();
+      throw err;
+    }
+    return 0;
+  },
+};
+
+export const login: Command = {
+  name: 'login',
+  usage: 'login [OPTIONS] SERVER',
+  description: "Log in to a registry (credentials are kept in Docker's config.json)",
+  flags: [
+    { name: 'username', short: 'u', type: 'string', description: 'Username' },
+    { name: 'password', short: 'p', type: 'string', description: 'Password' },
+    { name: 'password-stdin', type: 'boolean', description: 'Take the password from stdin' },
+    insecureFlag,
+  ],
+  async run(a, ctx) {
+    const [server] = a.positionals;
+    if (!server) throw new UsageError('"login" requires a server');
+    const user = str(a, 'username');
+    let password = str(a, 'password');
+    if (a.flags['password-stdin']) {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      password = Buffer.concat(chunks)
+        .toString()
+        .replace(/\r?\n$/, '');
+    }
+    if (!user || password === undefined)
+      throw new UsageError('give -u USER and -p PASSWORD (or --password-stdin)');
+    void ctx;
+    await imageOp(() => client(a).login(server, user, password!));
+    console.log('Login Succeeded');
+    return 0;
+  },
+};
+
+export const image: Command = {
+  name: 'image',
+  usage: 'image prune [-a]',
+  description: 'Remove dangling images (-a: every image no container uses) and unreferenced layers',
+  flags: [{ name: 'all', short: 'a', type: 'boolean', description: 'Remove all images without a container' }],
+  async run(a, ctx) {
+    if (a.positionals[0] !== 'prune') throw new UsageError('usage: corral image prune [-a]');
+    const e = engine(ctx);
+    const r = await imageOp(() =>
+      e.images.prune({ all: a.flags.all === true, isInUse: (id) => e.imageInUse(id) }),
+    );
+    for (const d of r.deletedImages) console.log(`deleted: ${d}`);
+    console.log(`Total reclaimed space: ${formatBytes(r.reclaimedBytes)}`);
+    return 0;
+  },
+};
+
+export const imageCommands = [
+  images,
+  load,
+  save,
+  importCmd,
+  exportCmd,
+  commitCmd,
+  rmi,
+  tag,
+  history,
+  pull,
+  push,
+  login,
+  image,
+];
