@@ -447,6 +447,25 @@ describe('registry client against docker-registry, checked by skopeo', () => {
     }
   });
 
+  it('refuses to push a local blob that no longer matches its digest, and the registry keeps nothing', async () => {
+    const image = await buildImage({ format: 'oci', layers: [{ data: Buffer.alloc(50_000, 5) }] });
+    const source = new ContentStore(path.join(work, 'push-damaged'));
+    await storeImage(source, image);
+    const layer = image.layers[0]!;
+    const file = source.blobPath(layer.digest);
+    const bytes = await fs.readFile(file);
+    bytes[100] = bytes[100]! ^ 0xff;
+    await fs.writeFile(file, bytes);
+    const ref = parseReference(`${registry.host}/damaged/local:1`);
+    const err = await client.push(ref, { manifest: image.manifest }, source).catch((e) => e);
+    expect(isRegistryError(err, 'DIGEST_MISMATCH')).toBe(true);
+    expect(err.message).toContain(layer.digest);
+    expect(err.message).toContain(sha256(bytes));
+    expect(await client.hasBlob(ref.domain, ref.path, layer.digest)).toBe(false);
+    const manifest = await client.getManifest(ref).catch((e) => e);
+    expect(isRegistryError(manifest, 'MANIFEST_UNKNOWN', 'NAME_UNKNOWN')).toBe(true);
+  });
+
   it('names the host when the registry cannot be reached', async () => {
     const closed = new RegistryClient({ configPath: path.join(work, 'none.json') });
     const err = await closed.getManifest(parseReference('127.0.0.1:1/a/b:c')).catch((e) => e);

@@ -636,44 +636,52 @@ export class RegistryClient {
       );
       return pipeline(source.openBlob(desc.digest), verifier, () => {});
     };
-    let done: HttpResponse;
-    if (opts.chunkSize && opts.chunkSize > 0) {
-      let offset = 0;
-      for await (const chunk of chunks(open(), opts.chunkSize)) {
-        const res = await this.request(ctx, 'PATCH', location, {
-          headers: {
-            'Content-Type': 'application/octet-stream',
-            'Content-Range': `${offset}-${offset + chunk.length - 1}`,
-          },
-          body: chunk,
+    try {
+      let done: HttpResponse;
+      if (opts.chunkSize && opts.chunkSize > 0) {
+        let offset = 0;
+        for await (const chunk of chunks(open(), opts.chunkSize)) {
+          const res = await this.request(ctx, 'PATCH', location, {
+            headers: {
+              'Content-Type': 'application/octet-stream',
+              'Content-Range': `${offset}-${offset + chunk.length - 1}`,
+            },
+            body: chunk,
+            signal: opts.signal,
+          });
+          if (res.status !== 202) throw await this.failure(res, ctx, 'upload');
+          discard(res);
+          location = uploadLocation(res);
+          offset += chunk.length;
+        }
+        done = await this.request(ctx, 'PUT', withDigest(location, desc.digest), {
+          body: Buffer.alloc(0),
           signal: opts.signal,
         });
-        if (res.status !== 202) throw await this.failure(res, ctx, 'upload');
-        discard(res);
-        location = uploadLocation(res);
-        offset += chunk.length;
+      } else {
+        done = await this.request(ctx, 'PUT', withDigest(location, desc.digest), {
+          headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(desc.size) },
+          body: open,
+          signal: opts.signal,
+        });
       }
-      done = await this.request(ctx, 'PUT', withDigest(location, desc.digest), {
-        body: Buffer.alloc(0),
-        signal: opts.signal,
-      });
-    } else {
-      done = await this.request(ctx, 'PUT', withDigest(location, desc.digest), {
-        headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(desc.size) },
-        body: open,
-        signal: opts.signal,
-      });
-    }
-    if (done.status !== 201) throw await this.failure(done, ctx, 'upload');
-    discard(done);
-    const answered = headerDigest(done);
-    if (answered && answered !== desc.digest) {
-      throw new DigestMismatchError(
-        `blob pushed to ${ref.domain}/${ref.path}`,
-        desc.digest,
-        answered,
-        ref.domain,
-      );
+      if (done.status !== 201) throw await this.failure(done, ctx, 'upload');
+      discard(done);
+      const answered = headerDigest(done);
+      if (answered && answered !== desc.digest) {
+        throw new DigestMismatchError(
+          `blob pushed to ${ref.domain}/${ref.path}`,
+          desc.digest,
+          answered,
+          ref.domain,
+        );
+      }
+    } catch (e) {
+      // Close the upload session so the registry does not keep the partial blob around.
+      await this.request(ctx, 'DELETE', location)
+        .then(discard)
+        .catch(() => {});
+      throw e;
     }
     emit(event(desc, kind, 'done', desc.size));
     return 'uploaded';
