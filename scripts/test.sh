@@ -3,7 +3,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 rm -rf test-results && mkdir -p test-results
-pnpm exec turbo run test --concurrency=2 --output-logs=full
+pnpm exec turbo run test --concurrency=2 --continue --output-logs=full
 status=$?
 node scripts/summarize-tests.mjs test-results || status=1
 exit $status

@@ -225,7 +225,7 @@ describe('detached containers', async () => {
     ]);
     let lines: string[] = [];
     return until(
-      async () => (lines = (await s.corral(['top', 'tree'])).out.split('\n')).length === 3,
+      async () => (lines = (await s.corral(['top', 'tree'])).out.split('\n')).filter((l) => l.endsWith(') sleep 100')).length === 2,
       'three processes',
     ).then(async () => {
       expect(lines[0]).toMatch(/^\d+ \(1\) sh -c sleep 100 & sleep 100 & wait$/);
