@@ -1,5 +1,5 @@
 import { parseBytes, parseCpus, parseMemorySwap } from '@corral/cgroups';
-import { type CreateContainerOptions, Engine, type Resources, shortId } from '@corral/engine';
+import { type CreateContainerOptions, Engine, EngineError, type Resources, shortId } from '@corral/engine';
 import { formatTree } from '@corral/pidns';
 import { formatChanges } from '@corral/unionfs';
 import { type Command, type Context, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
@@ -374,18 +374,26 @@ export const diff: Command = {
 export const inspect: Command = {
   name: 'inspect',
   usage: 'inspect CONTAINER [CONTAINER...]',
-  description: 'Show low-level information on containers as JSON',
+  description: 'Show low-level information on containers or images as JSON',
   flags: [],
   async run(a, ctx) {
     if (!a.positionals.length) throw new UsageError('"inspect" requires at least 1 argument');
     const e = engine(ctx);
-    console.log(
-      JSON.stringify(
-        a.positionals.map((ref) => e.inspect(ref)),
-        null,
-        4,
-      ),
-    );
+    // Like docker: a container by that name or id, else an image.
+    const out: unknown[] = [];
+    for (const ref of a.positionals) {
+      try {
+        out.push(e.inspect(ref));
+      } catch (err) {
+        if (!(err instanceof EngineError)) throw err;
+        try {
+          out.push(await e.images.inspect(ref));
+        } catch {
+          throw new EngineError(`No such object: ${ref}`);
+        }
+      }
+    }
+    console.log(JSON.stringify(out, null, 4));
     return 0;
   },
 };
