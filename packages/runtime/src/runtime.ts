@@ -255,15 +255,21 @@ export class Runtime {
     const fd = openSync(fifo, O.RDONLY | O.NONBLOCK | O.CLOEXEC);
     try {
       const buf = Buffer.alloc(1);
-      for (;;) {
-        let n = 0;
+      const readByte = () => {
         try {
-          n = readSync(fd, buf, 0, 1, null);
+          return readSync(fd, buf, 0, 1, null) === 1;
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          return false;
         }
-        if (n === 1) break;
-        if (!this.alive(st)) throw new RuntimeError(`container ${id} died before it started`);
+      };
+      for (;;) {
+        if (readByte()) break;
+        // A quick program may have run and ended already: its init wrote the byte first.
+        if (!this.alive(st)) {
+          if (readByte()) break;
+          throw new RuntimeError(`container ${id} died before it started`);
+        }
         await new Promise((r) => setTimeout(r, 1));
       }
     } finally {
