@@ -1,6 +1,31 @@
-import { arch } from 'node:process';
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { arch, platform } from 'node:process';
+import type Koffi from 'koffi';
 import { SyscallError } from './errors.js';
+
+const require = createRequire(import.meta.url);
+
+/**
+ * koffi's entry point also loads its installer's modules (https, zlib, crypto): about 40 ms
+ * in every process, and corral starts a few per container. Its prebuilt native module,
+ * loaded directly, offers the same API; the entry point stays the fallback.
+ */
+function loadKoffi(): typeof Koffi {
+  try {
+    const pkg = require('koffi/package.json') as { version: string };
+    const dir = dirname(require.resolve('koffi/package.json'));
+    const native = require(
+      join(dir, 'build', 'koffi', `${platform}_${arch}`, 'koffi.node'),
+    ) as typeof Koffi & { version: string };
+    if (native.version === pkg.version) return native;
+  } catch {
+    // not a prebuilt platform: take the regular way
+  }
+  return require('koffi') as typeof Koffi;
+}
+
+const koffi = loadKoffi();
 
 /** libc, loaded once for the whole process. */
 const libc = koffi.load('libc.so.6');
