@@ -37,6 +37,16 @@ export class Sandbox {
     if (left.length) throw new Error(`mounts left behind:\n${left.join('\n')}`);
   }
 
+  /** Polls `corral top NAME` until its lines satisfy `ready`, and returns them. */
+  async topUntil(name: string, ready: (lines: string[]) => boolean, what: string): Promise<string[]> {
+    let lines: string[] = [];
+    await until(async () => {
+      lines = (await this.corral(['top', name])).out.split('\n');
+      return ready(lines);
+    }, what);
+    return lines;
+  }
+
   mounts(): string[] {
     return readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')

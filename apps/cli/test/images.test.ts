@@ -8,7 +8,9 @@ afterAll(() => s.teardown());
 
 describe('corral run IMAGE', () => {
   it('runs the embedded busybox image with its config (Cmd sh, PATH)', async () => {
-    expect((await s.corral(['run', '--rm', 'busybox', 'sh', '-c', 'echo $PATH'])).out).toBe('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+    expect((await s.corral(['run', '--rm', 'busybox', 'sh', '-c', 'echo $PATH'])).out).toBe(
+      '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    );
     // No command: the image's Cmd (sh) reads the empty stdin and exits 0.
     expect((await s.corral(['run', '--rm', 'busybox'])).status).toBe(0);
     expect((await s.corral(['images'])).out).toMatch(/busybox\s+latest\s+[0-9a-f]{12}/);

@@ -223,16 +223,15 @@ describe('detached containers', async () => {
       '-c',
       'sleep 100 & sleep 100 & wait',
     ]);
-    let lines: string[] = [];
-    return until(
-      async () => (lines = (await s.corral(['top', 'tree'])).out.split('\n')).filter((l) => l.endsWith(') sleep 100')).length === 2,
-      'three processes',
-    ).then(async () => {
-      expect(lines[0]).toMatch(/^\d+ \(1\) sh -c sleep 100 & sleep 100 & wait$/);
-      expect(lines[1]).toMatch(/^├─ \d+ \(\d+\) sleep 100$/);
-      expect(lines[2]).toMatch(/^└─ \d+ \(\d+\) sleep 100$/);
-      expect((await s.corral(['rm', '-f', 'tree'])).status).toBe(0);
-    });
+    const lines = await s.topUntil(
+      'tree',
+      (l) => l.filter((x) => x.endsWith(') sleep 100')).length === 2,
+      'both sleepers',
+    );
+    expect(lines[0]).toMatch(/^\d+ \(1\) sh -c sleep 100 & sleep 100 & wait$/);
+    expect(lines[1]).toMatch(/^├─ \d+ \(\d+\) sleep 100$/);
+    expect(lines[2]).toMatch(/^└─ \d+ \(\d+\) sleep 100$/);
+    expect((await s.corral(['rm', '-f', 'tree'])).status).toBe(0);
   });
 
   it('stop sends SIGTERM, then SIGKILL after the timeout', async () => {
@@ -269,11 +268,7 @@ describe('detached containers', async () => {
       '-c',
       'for i in 1 2 3; do setsid sleep 100 & done; trap "exit 9" USR1; while :; do sleep 0.1; done',
     ]);
-    let lines: string[] = [];
-    await until(
-      async () => (lines = (await s.corral(['top', 'family'])).out.split('\n')).length >= 4,
-      'the sleepers',
-    );
+    const lines = await s.topUntil('family', (l) => l.length >= 4, 'the sleepers');
     const pids = lines.map((l) => Number(/(\d+) \(/.exec(l)![1]));
     expect((await s.corral(['kill', '-s', 'USR1', 'family'])).status).toBe(0);
     await until(async () => pids.every((p) => !alive(p)), 'every process of the container to end');

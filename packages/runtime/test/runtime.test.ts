@@ -152,7 +152,9 @@ describe('Runtime', () => {
     let seen = 0;
     const c = await rt.create('hook', bundle(['true']), {
       stdio: 'ignore',
-      beforeSetup: (pid) => void (seen = pid),
+      beforeSetup: (pid) => {
+        seen = pid;
+      },
     });
     expect(seen).toBe(c.pid);
     await rt.start('hook');
