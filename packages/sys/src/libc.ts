@@ -30,32 +30,24 @@ const koffi = loadKoffi();
 /** libc, loaded once for the whole process. */
 const libc = koffi.load('libc.so.6');
 
-/** Syscalls that glibc does not wrap, by architecture. */
+/**
+ * Syscalls that glibc does not wrap. Numbers from 424 on are the same on every architecture;
+ * pivot_root is not.
+ */
+const NR_COMMON: Record<string, number> = {
+  pidfd_send_signal: 424,
+  open_tree: 428,
+  move_mount: 429,
+  fsopen: 430,
+  fsconfig: 431,
+  fsmount: 432,
+  pidfd_open: 434,
+  pidfd_getfd: 438,
+  mount_setattr: 442,
+};
 const NR: Record<string, Record<string, number>> = {
-  x64: {
-    pivot_root: 155,
-    open_tree: 428,
-    move_mount: 429,
-    fsopen: 430,
-    fsconfig: 431,
-    fsmount: 432,
-    pidfd_send_signal: 424,
-    pidfd_open: 434,
-    pidfd_getfd: 438,
-    mount_setattr: 442,
-  },
-  arm64: {
-    pivot_root: 41,
-    open_tree: 428,
-    move_mount: 429,
-    fsopen: 430,
-    fsconfig: 431,
-    fsmount: 432,
-    pidfd_send_signal: 424,
-    pidfd_open: 434,
-    pidfd_getfd: 438,
-    mount_setattr: 442,
-  },
+  x64: { ...NR_COMMON, pivot_root: 155 },
+  arm64: { ...NR_COMMON, pivot_root: 41 },
 };
 
 function nr(name: string): number {

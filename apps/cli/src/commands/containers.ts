@@ -1,21 +1,10 @@
 import { parseBytes, parseCpus, parseMemorySwap } from '@corral/cgroups';
-import { type CreateContainerOptions, Engine, EngineError, type Resources, shortId } from '@corral/engine';
+import { type CreateContainerOptions, EngineError, type Resources, shortId } from '@corral/engine';
 import { formatTree } from '@corral/pidns';
 import { formatChanges } from '@corral/unionfs';
-import { type Command, type Context, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
+import { type Command, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
 import { ago, quoteCommand, table } from '../format.js';
-
-const engine = (ctx: Context) => new Engine({ root: ctx.root });
-const str = (a: ParsedArgs, k: string) => a.flags[k] as string | undefined;
-const list = (a: ParsedArgs, k: string) => (a.flags[k] as string[] | undefined) ?? [];
-const bool = (a: ParsedArgs, k: string) => a.flags[k] === true;
-
-function int(a: ParsedArgs, k: string): number | undefined {
-  const v = str(a, k);
-  if (v === undefined) return undefined;
-  if (!/^-?\d+$/.test(v)) throw new UsageError(`invalid value "${v}" for --${k}: an integer is needed`);
-  return Number(v);
-}
+import { bool, engine, int, list, str } from './common.js';
 
 const createFlags: FlagSpec[] = [
   {

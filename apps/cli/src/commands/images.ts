@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { Engine, EngineError } from '@corral/engine';
+import { EngineError } from '@corral/engine';
 import {
   createProgressRenderer,
   familiarName,
@@ -7,18 +7,17 @@ import {
   ImageError,
   importRootfs,
   loadArchive,
+  type ProgressEvent,
   pullToStore,
   pushFromStore,
   RegistryClient,
   saveArchive,
 } from '@corral/image';
-import type { Command, Context, ParsedArgs } from '../args.js';
+import type { Command, ParsedArgs } from '../args.js';
 import { UsageError } from '../args.js';
 import { ago, table } from '../format.js';
+import { engine, list, str } from './common.js';
 
-const engine = (ctx: Context) => new Engine({ root: ctx.root });
-const str = (a: ParsedArgs, k: string) => a.flags[k] as string | undefined;
-const list = (a: ParsedArgs, k: string) => (a.flags[k] as string[] | undefined) ?? [];
 const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
 
 /** Image errors are the user's (a bad archive, an unknown image): exit 1 with the message. */
@@ -34,6 +33,16 @@ async function imageOp<T>(fn: () => Promise<T>): Promise<T> {
       throw new EngineError((e as Error).message, 1);
     }
     throw e;
+  }
+}
+
+/** Runs a pull or push with a progress display on stderr (bars on a terminal, lines otherwise). */
+async function withProgress<T>(fn: (onProgress: (event: ProgressEvent) => void) => Promise<T>): Promise<T> {
+  const progress = createProgressRenderer(process.stderr);
+  try {
+    return await imageOp(() => fn((event) => progress.update(event)));
+  } finally {
+    progress.finish();
   }
 }
 
@@ -256,20 +265,10 @@ export const pull: Command = {
   async run(a, ctx) {
     if (a.positionals.length !== 1) throw new UsageError('"pull" requires exactly 1 argument');
     const e = engine(ctx);
-    const progress = createProgressRenderer(process.stderr);
-    try {
-      const { record } = await imageOp(() =>
-        pullToStore(client(a), e.images, a.positionals[0], {
-          platform: str(a, 'platform'),
-          onProgress: (ev) => progress.update(ev),
-        }),
-      );
-      progress.finish();
-      console.log(`Digest: ${record.manifestDigest}`);
-    } catch (err) {
-      progress.finish();
-      throw err;
-    }
+    const { record } = await withProgress((onProgress) =>
+      pullToStore(client(a), e.images, a.positionals[0], { platform: str(a, 'platform'), onProgress }),
+    );
+    console.log(`Digest: ${record.manifestDigest}`);
     return 0;
   },
 };
@@ -282,19 +281,10 @@ export const push: Command = {
   async run(a, ctx) {
     if (a.positionals.length !== 1) throw new UsageError('"push" requires exactly 1 argument');
     const e = engine(ctx);
-    const progress = createProgressRenderer(process.stderr);
-    try {
-      const result = await imageOp(() =>
-        pushFromStore(client(a), e.images, a.positionals[0], a.positionals[0], {
-          onProgress: (ev) => progress.update(ev),
-        }),
-      );
-      progress.finish();
-      console.log(`Digest: ${(result as { digest: string }).digest}`);
-    } catch (err) {
-      progress.finish();
-      throw err;
-    }
+    const result = await withProgress((onProgress) =>
+      pushFromStore(client(a), e.images, a.positionals[0], a.positionals[0], { onProgress }),
+    );
+    console.log(`Digest: ${result.digest}`);
     return 0;
   },
 };

@@ -1,0 +1,17 @@
+import { Engine } from '@corral/engine';
+import { type Context, type ParsedArgs, UsageError } from '../args.js';
+
+/** The engine on the data root the command line chose. */
+export const engine = (ctx: Context) => new Engine({ root: ctx.root });
+
+export const str = (a: ParsedArgs, k: string) => a.flags[k] as string | undefined;
+export const list = (a: ParsedArgs, k: string) => (a.flags[k] as string[] | undefined) ?? [];
+export const bool = (a: ParsedArgs, k: string) => a.flags[k] === true;
+
+/** An integer flag, or a usage error naming the flag. */
+export function int(a: ParsedArgs, k: string): number | undefined {
+  const v = str(a, k);
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v)) throw new UsageError(`invalid value "${v}" for --${k}: an integer is needed`);
+  return Number(v);
+}
