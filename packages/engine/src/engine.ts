@@ -171,6 +171,7 @@ export class Engine {
         exitCode: null,
         error: null,
         oomKilled: false,
+        paused: false,
         detached: false,
       },
     };
@@ -254,6 +255,7 @@ export class Engine {
           finishedAt: null,
           exitCode: null,
           error: null,
+          paused: false,
           detached,
         };
         (x.state as { watcherPid?: number }).watcherPid = process.pid;
@@ -390,16 +392,52 @@ export class Engine {
     return r;
   }
 
-  kill(ref: string, signal = 'SIGKILL'): ContainerRecord {
+  async kill(ref: string, signal = 'SIGKILL'): Promise<ContainerRecord> {
     const signo = parseSignalOr125(signal, 1);
     const r = this.running(ref);
     try {
-      this.runtime.kill(r.id, signo);
+      await this.signal(r, signo);
     } catch (e) {
       if (e instanceof RuntimeError) throw new EngineError(`Cannot kill container ${r.name}: ${e.message}`);
       throw e;
     }
     return r;
+  }
+
+  /**
+   * Sends a signal to the container's PID 1. A paused (frozen) container is thawed after
+   * the signal, as Docker does, or the signal would wait for an unpause that never comes.
+   */
+  private async signal(r: ContainerRecord, signal: string | number): Promise<void> {
+    this.runtime.kill(r.id, signal);
+    if (r.state.paused) {
+      await this.runtime.cgroup(r.id)?.thaw();
+      this.records.update(r.id, (x) => {
+        x.state.paused = false;
+      });
+    }
+  }
+
+  /** docker pause: freezes every process of the container (cgroup freezer). */
+  async pause(ref: string): Promise<ContainerRecord> {
+    const r = this.running(ref);
+    if (r.state.paused) throw new EngineError(`Container ${r.id} is already paused`);
+    const cgroup = this.runtime.cgroup(r.id);
+    if (!cgroup) throw new EngineError(`container ${r.name} has no cgroup to freeze`);
+    await cgroup.freeze();
+    return this.records.update(r.id, (x) => {
+      x.state.paused = true;
+    });
+  }
+
+  /** docker unpause: thaws a paused container. */
+  async unpause(ref: string): Promise<ContainerRecord> {
+    const r = this.running(ref);
+    if (!r.state.paused) throw new EngineError(`Container ${r.id} is not paused`);
+    await this.runtime.cgroup(r.id)?.thaw();
+    return this.records.update(r.id, (x) => {
+      x.state.paused = false;
+    });
   }
 
   /** Waits until the watcher has recorded the container's exit. */
@@ -419,13 +457,13 @@ export class Engine {
     if (r.state.status !== 'running') return r;
     const t = timeoutSec ?? r.config.stopTimeout;
     try {
-      this.runtime.kill(r.id, r.config.stopSignal);
+      await this.signal(r, r.config.stopSignal);
     } catch {
       // ended meanwhile
     }
     if (!(await this.runtime.waitStopped(r.id, t * 1000).catch(() => true))) {
       try {
-        this.runtime.kill(r.id, 'SIGKILL');
+        await this.signal(this.get(r.id), 'SIGKILL');
       } catch {
         // ended meanwhile
       }
@@ -484,7 +522,7 @@ export class Engine {
           `You cannot remove a running container ${r.id}. Stop the container before attempting removal or force remove`,
         );
       try {
-        this.runtime.kill(r.id, 'SIGKILL');
+        await this.signal(r, 'SIGKILL');
       } catch {
         // ended meanwhile
       }
@@ -615,7 +653,7 @@ function ago(iso: string | null): string {
 
 /** Docker's STATUS column: `Up 3 seconds`, `Exited (3) 2 minutes ago`, `Created`. */
 export function describeStatus(r: ContainerRecord): string {
-  if (r.state.status === 'running') return `Up ${ago(r.state.startedAt)}`;
+  if (r.state.status === 'running') return `Up ${ago(r.state.startedAt)}${r.state.paused ? ' (Paused)' : ''}`;
   if (r.state.status === 'exited') return `Exited (${r.state.exitCode}) ${ago(r.state.finishedAt)} ago`;
   return 'Created';
 }

@@ -58,6 +58,8 @@ export interface ContainerRecord {
     exitCode: number | null;
     error: string | null;
     oomKilled: boolean;
+    /** Frozen by `pause` (the container still counts as running, as in Docker). */
+    paused: boolean;
     detached: boolean;
   };
 }

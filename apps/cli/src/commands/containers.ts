@@ -292,7 +292,7 @@ export const kill: Command = {
   async run(a, ctx) {
     if (!a.positionals.length) throw new UsageError('"kill" requires at least 1 argument');
     for (const ref of a.positionals) {
-      engine(ctx).kill(ref, str(a, 'signal') ?? 'SIGKILL');
+      await engine(ctx).kill(ref, str(a, 'signal') ?? 'SIGKILL');
       console.log(ref);
     }
     return 0;
@@ -387,4 +387,45 @@ export const inspect: Command = {
   },
 };
 
-export const containerCommands = [run, create, start, ps, top, stop, kill, rm, logs, diff, inspect];
+function eachContainer(
+  name: string,
+  description: string,
+  act: (e: ReturnType<typeof engine>, ref: string) => Promise<unknown>,
+): Command {
+  return {
+    name,
+    usage: `${name} CONTAINER [CONTAINER...]`,
+    description,
+    flags: [],
+    async run(a, ctx) {
+      if (!a.positionals.length) throw new UsageError(`"${name}" requires at least 1 argument`);
+      const e = engine(ctx);
+      for (const ref of a.positionals) {
+        await act(e, ref);
+        console.log(ref);
+      }
+      return 0;
+    },
+  };
+}
+
+export const pause = eachContainer('pause', 'Freeze every process of containers (cgroup freezer)', (e, ref) =>
+  e.pause(ref),
+);
+export const unpause = eachContainer('unpause', 'Thaw paused containers', (e, ref) => e.unpause(ref));
+
+export const containerCommands = [
+  run,
+  create,
+  start,
+  ps,
+  top,
+  stop,
+  kill,
+  rm,
+  logs,
+  diff,
+  inspect,
+  pause,
+  unpause,
+];

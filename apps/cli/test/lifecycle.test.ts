@@ -1,0 +1,76 @@
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MS, mount } from '@corral/sys';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Sandbox, until } from './helpers.js';
+
+const s = new Sandbox();
+afterAll(() => s.teardown());
+
+const logLines = async (name: string) =>
+  (await s.corral(['logs', name])).stdout.split('\n').filter(Boolean).length;
+
+describe('pause and unpause', () => {
+  it('freezes a counting loop and lets it go on after unpause', async () => {
+    await s.corral([
+      'run',
+      '-d',
+      '--name',
+      'counter',
+      'busybox',
+      'sh',
+      '-c',
+      'i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done',
+    ]);
+    await until(async () => (await logLines('counter')) > 3, 'the loop to count');
+    expect((await s.corral(['pause', 'counter'])).status).toBe(0);
+    expect((await s.corral(['ps'])).out).toMatch(/Up .*\(Paused\)\s+counter/);
+    const frozenAt = await logLines('counter');
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await logLines('counter')).toBe(frozenAt);
+    expect((await s.corral(['pause', 'counter'])).stderr).toContain('already paused');
+    expect((await s.corral(['unpause', 'counter'])).status).toBe(0);
+    await until(async () => (await logLines('counter')) > frozenAt, 'the loop to go on');
+    await s.corral(['rm', '-f', 'counter']);
+  });
+
+  it('stops a paused container (the signal is delivered after a thaw)', async () => {
+    await s.corral(['run', '-d', '--name', 'frozen', 'busybox', 'sleep', '100']);
+    await s.corral(['pause', 'frozen']);
+    expect((await s.corral(['stop', '-t', '1', 'frozen'])).status).toBe(0);
+    expect((await s.corral(['ps', '-a'])).out).toMatch(/Exited \(137\).*frozen/);
+    await s.corral(['rm', 'frozen']);
+  });
+});
+
+describe('storage leftovers and drivers', () => {
+  it('cleans a mount left by a crash between mount and record', async () => {
+    const id = (await s.corral(['create', '--name', 'crashed', 'busybox', 'true'])).out;
+    // What a CLI killed right after mounting would leave: something mounted on the rootfs.
+    const rootfs = join(s.root, 'containers', id, 'rootfs');
+    const lowers = ['crash-a', 'crash-b'].map((d) => join(s.root, d));
+    for (const d of lowers) mkdirSync(d);
+    mount('overlay', rootfs, 'overlay', MS.RDONLY, `lowerdir=${lowers.join(':')}`);
+    expect(s.mounts().length).toBe(1);
+    // The next start cleans it and runs; rm leaves nothing.
+    expect((await s.corral(['start', 'crashed'])).status).toBe(0);
+    await until(
+      async () => (await s.corral(['ps', '-a'])).out.includes('Exited (0)'),
+      'the container to run',
+    );
+    await s.corral(['rm', 'crashed']);
+    expect(s.mounts()).toEqual([]);
+    expect(readdirSync(join(s.root, 'containers'))).not.toContain(id);
+  });
+
+  it('refuses the fuse driver clearly until it exists, and an unknown driver', async () => {
+    const fuse = await s.corral(['run', '--rm', '--storage-driver', 'fuse', 'busybox', 'true']);
+    expect(fuse.status).toBe(125);
+    expect(fuse.stderr).toContain('fuse backend is not available yet');
+    const other = await s.corral(['run', '--rm', '--storage-driver', 'zfs', 'busybox', 'true']);
+    expect(other.status).toBe(125);
+    expect(other.stderr).toContain('zfs');
+    expect((await s.corral(['ps', '-aq'])).out).toBe('');
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(s.root);
+  });
+});
