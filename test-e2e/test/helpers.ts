@@ -1,0 +1,352 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, promises as fs, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The corral CLI of this work tree (built by `pnpm turbo run build`). */
+export const corralBin = fileURLToPath(new URL('../../apps/cli/bin/corral.js', import.meta.url));
+
+/** A temp folder of this test file under os.tmpdir(), named `corral-NAME-...`. */
+export function tempRoot(name: string): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), `corral-${name}-`));
+}
+
+/** A name that no other run uses, for cgroup parents and the like. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`;
+}
+
+export interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout, trimmed. */
+  out: string;
+}
+
+export interface ExecOptions {
+  input?: string | Buffer;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Runs a program to its end without blocking the test worker; never throws for a non-zero exit. */
+export function exec(file: string, args: string[], opts: ExecOptions = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input ?? '');
+    child.on('close', (status) => resolve({ status, stdout, stderr, out: stdout.trim() }));
+  });
+}
+
+/** Like exec, but a non-zero exit is an error that shows the command and what it printed. */
+export async function must(file: string, args: string[], opts: ExecOptions = {}): Promise<Result> {
+  const r = await exec(file, args, opts);
+  if (r.status !== 0) {
+    throw new Error(
+      `${file} ${args.join(' ')} exited ${r.status}\nstdout: ${r.stdout.slice(-4000)}\nstderr: ${r.stderr.slice(-4000)}`,
+    );
+  }
+  return r;
+}
+
+/** The corral CLI with its own data root. */
+export class Corral {
+  constructor(
+    readonly root: string,
+    readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  run(args: string[], input?: string): Promise<Result> {
+    return exec(process.execPath, [corralBin, '--root', this.root, ...args], { input, env: this.env });
+  }
+
+  must(args: string[], input?: string): Promise<Result> {
+    return must(process.execPath, [corralBin, '--root', this.root, ...args], { input, env: this.env });
+  }
+
+  /** `corral images --format json`, one object per image. */
+  async images(): Promise<CorralImage[]> {
+    const out = (await this.must(['images', '--format', 'json'])).out;
+    return out ? out.split('\n').map((l) => JSON.parse(l) as CorralImage) : [];
+  }
+
+  async image(ref: string): Promise<CorralImage> {
+    const want = ref.includes(':') ? ref : `${ref}:latest`;
+    const found = (await this.images()).find((i) => i.repoTags.includes(want));
+    if (!found) throw new Error(`corral images has no ${want}: ${JSON.stringify(await this.images())}`);
+    return found;
+  }
+
+  /** Removes every container of this root (killing what runs). */
+  async removeContainers(): Promise<void> {
+    const dir = path.join(this.root, 'containers');
+    const ids = existsSync(dir) ? readdirSync(dir) : [];
+    if (ids.length) await this.run(['rm', '-f', ...ids]);
+  }
+}
+
+export interface CorralImage {
+  id: string;
+  manifestDigest: string;
+  repoTags: string[];
+  created: string;
+  size: number;
+}
+
+/** Mount points at or below `dir` (from /proc/self/mountinfo), deepest first. */
+export function mountsUnder(dir: string): string[] {
+  const unoctal = (s: string) =>
+    s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(Number.parseInt(o, 8)));
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => unoctal(l.split(' ')[4]!))
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** Unmounts everything at or below `dir`, deepest first (lazily when busy). */
+export async function unmountUnder(dir: string): Promise<void> {
+  for (let round = 0; round < 5; round++) {
+    const mounts = mountsUnder(dir);
+    if (!mounts.length) return;
+    for (const m of mounts) {
+      const r = await exec('umount', [m]);
+      if (r.status !== 0) await exec('umount', ['-l', m]);
+    }
+  }
+  const left = mountsUnder(dir);
+  if (left.length) throw new Error(`could not unmount under ${dir}: ${left.join(', ')}`);
+}
+
+/**
+ * Removes the cgroup folders named `name` (made for a daemon under test with --cgroup-parent)
+ * in every hierarchy, children first. Only folders of that unique name are touched.
+ */
+export function removeCgroups(name: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e);
+      let isDir = false;
+      try {
+        isDir = statSync(p).isDirectory();
+      } catch {}
+      if (!isDir) continue;
+      if (e === name) found.push(p);
+      else if (depth < 4) walk(p, depth + 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 0);
+  const failed: string[] = [];
+  const rmTree = (dir: string) => {
+    for (const e of readdirSync(dir)) {
+      const p = path.join(dir, e);
+      try {
+        if (statSync(p).isDirectory()) rmTree(p);
+      } catch {}
+    }
+    try {
+      rmdirSync(dir);
+    } catch (e) {
+      failed.push(`${dir}: ${(e as Error).message}`);
+    }
+  };
+  for (const dir of found) rmTree(dir);
+  return failed;
+}
+
+/** Is the process gone (or a zombie waiting for a late reaper)? */
+export function gone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** PIDs whose parent is `ppid`. */
+export function childrenOf(ppid: number): number[] {
+  const pids: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === ppid) pids.push(Number(e));
+    } catch {}
+  }
+  return pids;
+}
+
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 30_000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** SIGTERM to a process this test started, then SIGKILL if it is still there after `ms`. */
+export async function stopProcess(pid: number, ms = 30_000): Promise<void> {
+  if (gone(pid)) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  try {
+    await until(() => gone(pid), `process ${pid} to end`, ms);
+  } catch {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+    await until(() => gone(pid), `process ${pid} to end after SIGKILL`, 10_000);
+  }
+}
+
+/** Waits for a spawned child to exit, with SIGTERM then SIGKILL. */
+export async function endChild(child: ChildProcess, ms = 30_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }, ms);
+  await exited;
+  clearTimeout(timer);
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Does a GET on a loopback URL answer at all (any status)? */
+export function answers(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(url, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('error', () => resolve(false));
+    req.setTimeout(2000, () => {
+      req.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/** Fails with what to do when a program the tests drive is not installed. */
+export function requireProgram(file: string, debianPackage: string): void {
+  if (!existsSync(file)) {
+    throw new Error(`${file} is missing: install Debian's ${debianPackage} (bash scripts/setup.sh does)`);
+  }
+}
+
+/**
+ * Daemons under test make a few fixed folders outside their roots (dockerd: /run/docker/plugins;
+ * containerd's shims: /run/containerd/s). `leftovers(paths)` notes which are missing before the
+ * daemon starts; `clean()` removes those of them that it made, once they are empty again.
+ */
+export function leftovers(paths: string[]): { clean(): void } {
+  const missing = paths.filter((p) => !existsSync(p));
+  return {
+    clean() {
+      // Deepest first, so that a parent made for a child goes too.
+      for (const p of [...missing].sort((a, b) => b.length - a.length)) {
+        try {
+          if (existsSync(p) && readdirSync(p).length === 0) rmdirSync(p);
+        } catch {}
+      }
+    },
+  };
+}
+
+export interface Registry {
+  /** `127.0.0.1:PORT`, the registry part of references. */
+  host: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts Debian's docker-registry (the CNCF distribution server) on 127.0.0.1:<free port> with
+ * its config and storage in `dir`; htpasswd users (bcrypt) when `htpasswd` is given.
+ * `stop` ends it by its pid; the caller removes `dir`.
+ */
+export async function startRegistry(dir: string, htpasswd?: string): Promise<Registry> {
+  requireProgram('/usr/bin/docker-registry', 'docker-registry');
+  await fs.mkdir(dir, { recursive: true });
+  const port = await freePort();
+  const lines = [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${path.join(dir, 'data')}`,
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+  ];
+  if (htpasswd) {
+    await fs.writeFile(path.join(dir, 'htpasswd'), htpasswd);
+    lines.push('auth:', '  htpasswd:', '    realm: corral-e2e', `    path: ${path.join(dir, 'htpasswd')}`);
+  }
+  const config = path.join(dir, 'config.yml');
+  await fs.writeFile(config, `${lines.join('\n')}\n`);
+  const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d) => {
+    log = (log + d).slice(-4000);
+  });
+  const host = `127.0.0.1:${port}`;
+  const stop = () => endChild(child, 10_000);
+  try {
+    await until(async () => {
+      if (child.exitCode !== null) throw new Error(`docker-registry exited (${child.exitCode}): ${log}`);
+      return answers(`http://${host}/v2/`);
+    }, `docker-registry on ${host}`);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { host, stop };
+}
