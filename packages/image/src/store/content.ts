@@ -4,7 +4,21 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ImageError } from '../errors.js';
 import { digestHex } from './digest.js';
-import { fsyncDir, tempName } from './fsutil.js';
+import { fsyncDirAsync, tempName } from './fsutil.js';
+
+/** Bytes gathered before a write is issued (network reads come in 16-64 KiB pieces). */
+const WRITE_BATCH = 1024 * 1024;
+/** Bytes written but not yet on the page cache before reading pauses. */
+const MAX_IN_FLIGHT = 8 * 1024 * 1024;
+
+/** Writes all of `buf` at `position` (a short write continues where it stopped). */
+async function writeAll(file: fs.promises.FileHandle, buf: Buffer, position: number): Promise<void> {
+  let off = 0;
+  while (off < buf.byteLength) {
+    const { bytesWritten } = await file.write(buf, off, buf.byteLength - off, position + off);
+    off += bytesWritten;
+  }
+}
 
 /** What a blob must be, when known. */
 export interface BlobExpectation {
@@ -22,8 +36,9 @@ export type BlobSource = Buffer | Uint8Array | Readable | AsyncIterable<Uint8Arr
 
 /**
  * Blobs addressed by sha256 under `ROOT/blobs/sha256/<hex>`. A write streams to a temp
- * file while hashing, checks digest and size, fsyncs and renames: a blob is either whole
- * and verified or absent.
+ * file while hashing (async writes on the libuv pool overlap the hashing and the source),
+ * checks digest and size, fdatasyncs and renames: a blob is either whole and verified or
+ * absent.
  */
 export class ContentStore {
   readonly root: string;
@@ -58,40 +73,87 @@ export class ContentStore {
   async writeBlob(source: BlobSource, expected: BlobExpectation = {}): Promise<BlobInfo> {
     if (expected.digest !== undefined) digestHex(expected.digest);
     const tmp = tempName(this.tmpDir, 'blob');
-    const fd = fs.openSync(tmp, 'wx', 0o644);
+    const file = await fs.promises.open(tmp, 'wx', 0o644);
     const hash = createHash('sha256');
+    // Data is hashed on arrival and written with positional writes that run on the libuv
+    // pool while more data arrives; small chunks (network reads) are gathered into bigger
+    // writes, and at most MAX_IN_FLIGHT bytes wait for the disk before reading pauses.
     let size = 0;
+    let written = 0;
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    const inFlight: { done: Promise<void>; bytes: number }[] = [];
+    let inFlightBytes = 0;
+    let writeError: unknown;
+    const flush = () => {
+      if (batchBytes === 0) return;
+      const buf = batch.length === 1 ? batch[0] : Buffer.concat(batch, batchBytes);
+      const position = written;
+      written += batchBytes;
+      batch = [];
+      batchBytes = 0;
+      const done = writeAll(file, buf, position).catch((e) => {
+        writeError ??= e;
+      });
+      inFlight.push({ done, bytes: buf.byteLength });
+      inFlightBytes += buf.byteLength;
+    };
+    const settle = async (untilBytes: number) => {
+      while (inFlight.length && inFlightBytes > untilBytes) {
+        const w = inFlight.shift()!;
+        await w.done;
+        inFlightBytes -= w.bytes;
+      }
+      if (writeError) throw writeError;
+    };
+    const add = async (chunk: Uint8Array) => {
+      if (writeError) throw writeError;
+      hash.update(chunk);
+      size += chunk.byteLength;
+      if (expected.size !== undefined && size > expected.size) {
+        throw new ImageError(
+          'SIZE_MISMATCH',
+          `blob ${expected.digest ?? ''} is larger than the expected ${expected.size} bytes; refusing it`,
+        );
+      }
+      const buf = Buffer.isBuffer(chunk)
+        ? chunk
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      if (buf.byteLength >= WRITE_BATCH) {
+        flush();
+        batch.push(buf);
+        batchBytes = buf.byteLength;
+        flush();
+      } else {
+        batch.push(buf);
+        batchBytes += buf.byteLength;
+        if (batchBytes >= WRITE_BATCH) flush();
+      }
+      if (inFlightBytes > MAX_IN_FLIGHT) await settle(MAX_IN_FLIGHT / 2);
+    };
     try {
-      const write = (chunk: Uint8Array) => {
-        hash.update(chunk);
-        size += chunk.byteLength;
-        if (expected.size !== undefined && size > expected.size) {
-          throw new ImageError(
-            'SIZE_MISMATCH',
-            `blob ${expected.digest ?? ''} is larger than the expected ${expected.size} bytes; refusing it`,
-          );
-        }
-        let off = 0;
-        while (off < chunk.byteLength) off += fs.writeSync(fd, chunk, off);
-      };
-      if (source instanceof Uint8Array) write(source);
+      if (source instanceof Uint8Array) await add(source);
       else
         for await (const chunk of source as AsyncIterable<Uint8Array | string>)
-          write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-      fs.fsyncSync(fd);
+          await add(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      flush();
+      await settle(0);
+      await file.datasync();
     } catch (e) {
-      fs.closeSync(fd);
-      fs.rmSync(tmp, { force: true });
+      // Let writes under way finish before the temp file goes, so none lands after.
+      await Promise.all(inFlight.map((w) => w.done));
+      await file.close().catch(() => {});
+      await fs.promises.rm(tmp, { force: true });
       throw e;
     }
-    fs.closeSync(fd);
+    await file.close();
     const digest = `sha256:${hash.digest('hex')}`;
-    const fail = (err: ImageError): never => {
-      fs.rmSync(tmp, { force: true });
+    const fail = async (err: ImageError): Promise<never> => {
+      await fs.promises.rm(tmp, { force: true });
       throw err;
     };
     if (expected.digest !== undefined && digest !== expected.digest) {
-      fail(
+      await fail(
         new ImageError(
           'DIGEST_MISMATCH',
           `blob digest mismatch: expected ${expected.digest}, got ${digest} (${size} bytes); the data is corrupt or not what was asked for, nothing was stored`,
@@ -99,7 +161,7 @@ export class ContentStore {
       );
     }
     if (expected.size !== undefined && size !== expected.size) {
-      fail(
+      await fail(
         new ImageError(
           'SIZE_MISMATCH',
           `blob ${digest} has ${size} bytes, expected ${expected.size}; nothing was stored`,
@@ -108,10 +170,15 @@ export class ContentStore {
     }
     const dest = this.blobPath(digest);
     if (fs.existsSync(dest)) {
-      fs.rmSync(tmp, { force: true });
+      await fs.promises.rm(tmp, { force: true });
     } else {
-      fs.renameSync(tmp, dest);
-      fsyncDir(this.blobsDir);
+      try {
+        await fs.promises.rename(tmp, dest);
+      } catch (e) {
+        await fs.promises.rm(tmp, { force: true });
+        throw e;
+      }
+      await fsyncDirAsync(this.blobsDir);
     }
     return { digest, size };
   }

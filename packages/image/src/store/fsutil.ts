@@ -14,6 +14,16 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/** fsync a folder without blocking the event loop. */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  const handle = await fs.promises.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * A unique temp name in `tmpDir` that starts with our pid, so a later process can tell
  * leftovers of a dead loader (removable) from work in progress (kept).
