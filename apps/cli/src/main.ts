@@ -1,8 +1,11 @@
+// First: starts a container init ahead for an attached run (see early.ts); order matters.
+import './early.js';
 import { EngineError } from '@corral/engine';
 import { type Command, type Context, helpText, parseArgs, UsageError } from './args.js';
 import { containerCommands } from './commands/containers.js';
 import { imageCommands } from './commands/images.js';
 import { stats } from './commands/stats.js';
+import { releaseParkedInit } from './early.js';
 
 const commands = new Map<string, Command>(
   [...containerCommands, stats, ...imageCommands].map((c) => [c.name, c]),
@@ -65,12 +68,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: Error) => {
-    console.error(`corral: ${e.stack ?? e.message}`);
-    process.exitCode = 125;
-  },
-);
+main(process.argv.slice(2))
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: Error) => {
+      console.error(`corral: ${e.stack ?? e.message}`);
+      process.exitCode = 125;
+    },
+  )
+  // An init started ahead for a run that failed first would keep this process waiting.
+  .finally(() => releaseParkedInit());

@@ -13,7 +13,7 @@ import {
   type ImageRecord,
   ImageStore,
 } from '@corral/image';
-import { namespaceTree, type ProcessNode } from '@corral/pidns';
+import { namespaceTree, type Pid1Process, type ProcessNode } from '@corral/pidns';
 import { type CreatedContainer, Runtime, RuntimeError } from '@corral/runtime';
 import { parseSignal, procStartTime } from '@corral/sys';
 import { type Change, cleanupStale, diffUpper, getUnionFs } from '@corral/unionfs';
@@ -219,7 +219,7 @@ export class Engine {
    * Mounts the container's root, writes its OCI bundle and creates and starts it with the
    * runtime. The calling process becomes the parent that must `finish` it after it exits.
    */
-  async launch(ref: string, stdio: Stdio, detached: boolean): Promise<CreatedContainer> {
+  async launch(ref: string, stdio: Stdio, detached: boolean, init?: Pid1Process): Promise<CreatedContainer> {
     const r = this.get(ref);
     if (r.state.status === 'running') throw new EngineError(`container ${r.name} is already running`);
     const dir = this.records.dir(r.id);
@@ -244,7 +244,13 @@ export class Engine {
       const etc = this.writeEtcFiles(r);
       const spec = buildSpec(r, rootfs, etc);
       writeFileSync(join(dir, 'bundle', 'config.json'), JSON.stringify(spec, null, 2));
-      const created = await this.runtime.create(r.id, join(dir, 'bundle'), { stdio, detached: false });
+      const created = await this.runtime.create(r.id, join(dir, 'bundle'), {
+        stdio,
+        detached: false,
+        init,
+        // An init started ahead (see spawnInit) has the caller's stdin.
+        nullStdin: init !== undefined && stdio[0] === 'ignore',
+      });
       await this.runtime.start(r.id);
       this.records.update(r.id, (x) => {
         x.state = {
@@ -296,15 +302,15 @@ export class Engine {
    * Runs a container attached to this process's stdio and resolves with its exit code.
    * Signals this process receives are passed on (Docker's sig-proxy).
    */
-  async runAttached(ref: string, options: { interactive?: boolean } = {}): Promise<number> {
+  async runAttached(
+    ref: string,
+    options: { interactive?: boolean; init?: Pid1Process } = {},
+  ): Promise<number> {
     const r = this.get(ref);
     let created: CreatedContainer;
     try {
-      created = await this.launch(
-        r.id,
-        [options.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
-        false,
-      );
+      const stdio: Stdio = [options.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'];
+      created = await this.launch(r.id, stdio, false, options.init);
     } catch (e) {
       this.records.remove(this.records.read(r.id) ?? r);
       throw e;
@@ -582,10 +588,10 @@ export class Engine {
   }
 
   /** A detached container's watcher: launch, keep the logs, record the exit. */
-  async watch(id: string, report: (msg: object) => void): Promise<void> {
+  async watch(id: string, report: (msg: object) => void, init?: Pid1Process): Promise<void> {
     let created: CreatedContainer;
     try {
-      created = await this.launch(id, ['ignore', 'pipe', 'pipe'], true);
+      created = await this.launch(id, ['ignore', 'pipe', 'pipe'], true, init);
     } catch (e) {
       report({
         ok: false,

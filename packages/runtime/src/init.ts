@@ -21,6 +21,7 @@ import {
   CLONE,
   chdir,
   clearCloexec,
+  dup2,
   execve,
   MNT,
   MS,
@@ -55,6 +56,8 @@ const SYNC_FD = 3;
 
 interface InitConfig {
   spec: OciSpec;
+  /** Replace stdin with /dev/null (the init was started with the caller's stdin). */
+  nullStdin: boolean;
   /** Absolute path of the rootfs on the host. */
   rootfs: string;
   /** The exec fifo that `start` opens. */
@@ -283,6 +286,11 @@ function setup(config: InitConfig): { file: string; fifoFd: number } {
 function main(): void {
   setCloexec(SYNC_FD);
   const config = JSON.parse(readLineSync(SYNC_FD)) as InitConfig;
+  if (config.nullStdin) {
+    const devnull = openSync('/dev/null', 'r');
+    dup2(devnull, 0);
+    closeSync(devnull);
+  }
   let prepared: { file: string; fifoFd: number };
   try {
     prepared = setup(config);

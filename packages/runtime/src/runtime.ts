@@ -1,4 +1,3 @@
-import type { StdioOptions } from 'node:child_process';
 import {
   chownSync,
   closeSync,
@@ -16,7 +15,6 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import {
   type Cgroup,
   type CgroupLimits,
@@ -24,7 +22,7 @@ import {
   type OciLinuxResources,
   openCgroup,
 } from '@corral/cgroups';
-import { type Pid1Process, spawnPid1 } from '@corral/pidns';
+import type { Pid1Process } from '@corral/pidns';
 import {
   close,
   isErrno,
@@ -36,6 +34,7 @@ import {
   procStartTime,
   S_IF,
 } from '@corral/sys';
+import { type InitStdio, spawnInit } from './init-process.js';
 import { type OciSpec, validateSpec } from './spec.js';
 import type { InitMessage } from './sync.js';
 
@@ -79,12 +78,13 @@ export class RuntimeError extends Error {
   }
 }
 
-/** One of stdin, stdout, stderr: inherited, /dev/null, a pipe to the creator, or an open fd. */
-export type StdioPipe = 'inherit' | 'ignore' | 'pipe';
-
 export interface CreateOptions {
   /** stdin, stdout and stderr of the container's process (child_process stdio forms). */
-  stdio?: StdioPipe | [StdioPipe | number, StdioPipe | number, StdioPipe | number];
+  stdio?: InitStdio;
+  /** An init started ahead of need with spawnInit; its stdio and session are then already set. */
+  init?: Pid1Process;
+  /** Give the program /dev/null as stdin (for an init started with stdin inherited). */
+  nullStdin?: boolean;
   /** Start the init in its own session, so it outlives a caller that exits (a shim does this). */
   detached?: boolean;
   /**
@@ -109,7 +109,6 @@ export interface CreatedContainer {
 
 const OCI_VERSION = '1.2.0';
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-const initScript = fileURLToPath(new URL('./init.js', import.meta.url));
 
 /**
  * An OCI runtime (create, start, state, kill, delete) keeping its state under `root`.
@@ -182,14 +181,7 @@ export class Runtime {
       mknod(fifo, S_IF.FIFO | 0o600);
       // The init opens the fifo after it has become the container's user.
       chownSync(fifo, spec.process.user.uid, spec.process.user.gid);
-      const stdio = options.stdio ?? 'inherit';
-      const base = Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
-      // Few threads: each one is a task in the container's PID namespace and pids cgroup.
-      p = spawnPid1(process.execPath, ['--v8-pool-size=1', initScript], {
-        stdio: [...(base as StdioOptions[]), 'pipe'] as StdioOptions,
-        detached: options.detached ?? false,
-        env: { UV_THREADPOOL_SIZE: '1' },
-      });
+      p = options.init ?? spawnInit({ stdio: options.stdio, detached: options.detached });
       const child = p.child;
       const sync = child.stdio[3] as unknown as Readable & Writable;
       const answer = readMessage(sync, p);
@@ -205,7 +197,7 @@ export class Runtime {
         }
       }
       await options.beforeSetup?.(p.pid);
-      sync.write(`${JSON.stringify({ spec, rootfs, fifo })}\n`);
+      sync.write(`${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false })}\n`);
       const msg = await answer;
       sync.destroy();
       if (msg.type === 'error') throw new RuntimeError(msg.message, msg.exitCode);

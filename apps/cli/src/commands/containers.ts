@@ -3,104 +3,10 @@ import { type CreateContainerOptions, EngineError, type Resources, shortId } fro
 import { formatTree } from '@corral/pidns';
 import { formatChanges } from '@corral/unionfs';
 import { type Command, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
+import { takeParkedInit } from '../early.js';
 import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
-
-const createFlags: FlagSpec[] = [
-  {
-    name: 'detach',
-    short: 'd',
-    type: 'boolean',
-    description: 'Run in the background and print the container ID',
-  },
-  { name: 'rm', type: 'boolean', description: 'Remove the container when it exits' },
-  { name: 'name', type: 'string', description: 'Assign a name to the container' },
-  {
-    name: 'rootfs',
-    type: 'string',
-    value: 'DIR',
-    description: 'Use DIR as the read-only root layer instead of an image',
-  },
-  {
-    name: 'init',
-    type: 'boolean',
-    description: "Run corral's init as PID 1: it reaps orphans and forwards signals",
-  },
-  { name: 'hostname', short: 'h', type: 'string', description: 'Container host name' },
-  { name: 'env', short: 'e', type: 'list', value: 'K=V', description: 'Set environment variables' },
-  {
-    name: 'workdir',
-    short: 'w',
-    type: 'string',
-    value: 'DIR',
-    description: 'Working directory inside the container',
-  },
-  {
-    name: 'user',
-    short: 'u',
-    type: 'string',
-    value: 'USER[:GROUP]',
-    description: 'User to run as (name or uid)',
-  },
-  { name: 'interactive', short: 'i', type: 'boolean', description: 'Keep stdin open (attached runs)' },
-  { name: 'read-only', type: 'boolean', description: "Mount the container's root read-only" },
-  {
-    name: 'storage-driver',
-    type: 'string',
-    value: 'overlay|fuse',
-    description: 'Union filesystem backend (default overlay)',
-  },
-  { name: 'stop-signal', type: 'string', description: 'Signal to stop the container (default SIGTERM)' },
-  {
-    name: 'stop-timeout',
-    type: 'string',
-    value: 'SECONDS',
-    description: 'Seconds to wait before killing on stop (default 10)',
-  },
-  {
-    name: 'entrypoint',
-    type: 'string',
-    value: 'CMD',
-    description: "Overwrite the image's default entrypoint",
-  },
-  { name: 'memory', short: 'm', type: 'string', value: 'BYTES', description: 'Memory limit (e.g. 64m)' },
-  {
-    name: 'memory-swap',
-    type: 'string',
-    value: 'BYTES',
-    description: 'Memory plus swap limit; -1 for unlimited swap',
-  },
-  { name: 'memory-reservation', type: 'string', value: 'BYTES', description: 'Memory soft limit' },
-  { name: 'cpus', type: 'string', value: 'N', description: 'Number of CPUs (e.g. 0.5)' },
-  { name: 'cpu-period', type: 'string', value: 'US', description: 'CPU CFS period in microseconds' },
-  { name: 'cpu-quota', type: 'string', value: 'US', description: 'CPU CFS quota in microseconds' },
-  { name: 'cpu-shares', short: 'c', type: 'string', value: 'N', description: 'CPU shares (relative weight)' },
-  {
-    name: 'cpuset-cpus',
-    type: 'string',
-    value: 'LIST',
-    description: 'CPUs in which to allow execution (0-3, 0,1)',
-  },
-  {
-    name: 'cpuset-mems',
-    type: 'string',
-    value: 'LIST',
-    description: 'Memory nodes in which to allow execution',
-  },
-  {
-    name: 'pids-limit',
-    type: 'string',
-    value: 'N',
-    description: 'Tune container pids limit (-1 for unlimited)',
-  },
-  { name: 'blkio-weight', type: 'string', value: 'N', description: 'Block IO weight (10-1000)' },
-  {
-    name: 'cgroup-parent',
-    type: 'string',
-    value: 'PATH',
-    description: "Parent cgroup (relative to corral's own, or absolute)",
-  },
-];
+import { createFlags } from './run-flags.js';
 
 /** The limit flags, checked and converted to Docker's units (bytes, microseconds, nano-CPUs). */
 function resources(a: ParsedArgs): Resources {
@@ -175,7 +81,7 @@ export const run: Command = {
       console.log(r.id);
       return 0;
     }
-    return e.runAttached(r.id, { interactive: bool(a, 'interactive') });
+    return e.runAttached(r.id, { interactive: bool(a, 'interactive'), init: takeParkedInit() });
   },
 };
 
