@@ -12,7 +12,14 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type OciSpec, parseMountOptions, Runtime, RuntimeError, secureJoin } from '../dist/index.js';
+import {
+  type OciSpec,
+  parseMountOptions,
+  Runtime,
+  RuntimeError,
+  secureJoin,
+  spawnInit,
+} from '../dist/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'corral-runtime-'));
 const rootfs = join(tmp, 'rootfs');
@@ -160,6 +167,29 @@ describe('Runtime', () => {
     await rt.start('hook');
     await c.wait();
     await rt.delete('hook');
+  });
+});
+
+describe('inits started ahead', () => {
+  it('runs a container on an init spawned before create, with stdin replaced by /dev/null', async () => {
+    const init = spawnInit({ stdio: ['pipe', 'pipe', 'pipe'] });
+    init.child.stdin!.write('never read\n');
+    const c = await rt.create('ahead', bundle(['sh', '-c', 'echo pid $$; cat; echo end']), {
+      init,
+      nullStdin: true,
+    });
+    expect(c.pid).toBe(init.pid);
+    const out = collect(c.stdout);
+    await rt.start('ahead');
+    expect(await c.wait()).toBe(0);
+    expect(out()).toBe('pid 1\nend\n');
+    await rt.delete('ahead');
+  });
+
+  it('an init never handed a spec ends when its socket closes', async () => {
+    const init = spawnInit({ stdio: 'ignore' });
+    (init.child.stdio[3] as unknown as { destroy(): void }).destroy();
+    expect(await init.wait()).not.toBe(0);
   });
 });
 
