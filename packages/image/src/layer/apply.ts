@@ -47,8 +47,23 @@ export function cleanPath(name: string): string[] {
  * Resolves `parts` (the parents of an entry) inside `root` as if `root` were `/`:
  * symlinks are followed but can never lead out (absolute targets restart at the root,
  * `..` stops at it). Missing folders are created. Returns the host path.
+ *
+ * `cache` remembers resolved parents by their clean tar path; the caller clears it whenever
+ * it removes a folder or a symlink (the only changes that can alter a resolution, since
+ * every step of a cached one existed). `pending` names paths whose file is still being
+ * created: a parent that is one of them must wait (PendingPath).
  */
-function resolveParents(root: string, parts: string[], entryName: string): string {
+function resolveParents(
+  root: string,
+  parts: string[],
+  entryName: string,
+  cache?: Map<string, string>,
+  pending?: Map<string, Promise<void>>,
+  made?: Set<string>,
+): string {
+  const key = parts.join('/');
+  const hit = cache?.get(key);
+  if (hit !== undefined) return hit;
   const stack: string[] = [];
   const todo = [...parts];
   let links = 0;
@@ -60,6 +75,7 @@ function resolveParents(root: string, parts: string[], entryName: string): strin
       continue;
     }
     const path = join(root, ...stack, part);
+    if (pending?.has(path)) throw new PendingPath(path);
     let st: fs.Stats | undefined;
     try {
       st = fs.lstatSync(path);
@@ -68,6 +84,7 @@ function resolveParents(root: string, parts: string[], entryName: string): strin
     }
     if (!st) {
       fs.mkdirSync(path, { mode: 0o755 });
+      made?.add(path);
       stack.push(part);
     } else if (st.isDirectory()) {
       stack.push(part);
@@ -83,23 +100,16 @@ function resolveParents(root: string, parts: string[], entryName: string): strin
       );
     }
   }
-  return join(root, ...stack);
+  const out = join(root, ...stack);
+  cache?.set(key, out);
+  return out;
 }
 
-/** Removes whatever is at `path` (not following symlinks); folders only when `keepDir` is false. */
-function clearPath(path: string, keepDir: boolean): fs.Stats | undefined {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+/** Thrown by resolveParents when a step is a file still being written: wait for it, then retry. */
+class PendingPath extends Error {
+  constructor(readonly path: string) {
+    super(`${path} is being written`);
   }
-  if (st.isDirectory()) {
-    if (keepDir) return st;
-    fs.rmSync(path, { recursive: true, force: true });
-  } else fs.unlinkSync(path);
-  return undefined;
 }
 
 /** PAX records straight from the bytes, so binary xattr values (capabilities) stay intact. */
@@ -170,7 +180,81 @@ export async function applyLayer(
   const skipped: string[] = [];
   let entries = 0;
 
+  // Regular files are created and written on the libuv pool while the tar stream moves on
+  // (small files whole from memory, with owner, mode and times set through the open file),
+  // so file creation, the bulk of the cost, overlaps parsing, hashing and other files.
+  // Order stays as in the tar wherever it matters: an entry at a path waits for the write
+  // under way there, removing a folder waits for every write, a hard link for its target.
+  const pending = new Map<string, Promise<void>>();
+  let pendingBytes = 0;
+  let writeError: unknown;
+  const dirCache = new Map<string, string>();
+  // When the folder starts empty, everything in it is made here: a path not in `made` does
+  // not exist, and is not looked up (a lookup would wait on the folder's lock while the
+  // pool creates files in it).
+  const tracked = fs.readdirSync(root).length === 0;
+  const made = new Set<string>();
+  const drain = async (): Promise<void> => {
+    while (pending.size) await Promise.all([...pending.values()]);
+    if (writeError) throw writeError;
+  };
+  const waitFor = async (path: string): Promise<void> => {
+    const p = pending.get(path);
+    if (p) await p;
+    if (writeError) throw writeError;
+  };
+  const background = (path: string, bytes: number, work: Promise<void>): void => {
+    pendingBytes += bytes;
+    const done: Promise<void> = work.then(
+      () => {},
+      (e) => {
+        writeError ??= e;
+      },
+    );
+    const tracked = done.finally(() => {
+      pendingBytes -= bytes;
+      if (pending.get(path) === tracked) pending.delete(path);
+    });
+    pending.set(path, tracked);
+  };
+  const parentOf = async (parts: string[], name: string): Promise<string> => {
+    for (;;) {
+      try {
+        return resolveParents(root, parts, name, dirCache, pending, made);
+      } catch (e) {
+        if (!(e instanceof PendingPath)) throw e;
+        await waitFor(e.path);
+      }
+    }
+  };
+  /** Removes whatever is at `path` (not following symlinks); folders only when `keepDir` is false. */
+  const clear = async (path: string, keepDir: boolean): Promise<fs.Stats | undefined> => {
+    await waitFor(path);
+    if (tracked && !made.has(path)) return undefined;
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    if (st.isDirectory()) {
+      if (keepDir) return st;
+      await drain();
+      dirCache.clear();
+      fs.rmSync(path, { recursive: true, force: true });
+      const inside = `${path}/`;
+      for (const p of made) if (p.startsWith(inside)) made.delete(p);
+    } else {
+      if (st.isSymbolicLink()) dirCache.clear();
+      fs.unlinkSync(path);
+    }
+    made.delete(path);
+    return undefined;
+  };
+
   const handle = async (header: Header, stream: Readable): Promise<void> => {
+    if (writeError) throw writeError;
     const pax = rawPax ? parsePaxRecords(rawPax) : undefined;
     rawPax = undefined;
     entries++;
@@ -190,7 +274,7 @@ export async function applyLayer(
       return;
     }
     const base = parts[parts.length - 1];
-    const parent = resolveParents(root, parts.slice(0, -1), header.name);
+    const parent = await parentOf(parts.slice(0, -1), header.name);
     if (base.startsWith(WHITEOUT_PREFIX)) {
       stream.resume();
       if (base === WHITEOUT_OPAQUE) {
@@ -201,52 +285,57 @@ export async function applyLayer(
       const name = base.slice(WHITEOUT_PREFIX.length);
       if (!name || name === '.' || name === '..') unsafe(header.name, 'is a whiteout of nothing');
       const path = join(parent, name);
-      clearPath(path, false);
+      await clear(path, false);
       mknod(path, S_IF.CHR | 0o000, makedev(0, 0));
+      made.add(path);
       fs.lchownSync(path, header.uid ?? 0, header.gid ?? 0);
       return;
     }
     const path = join(parent, base);
     switch (header.type) {
       case 'directory': {
-        const existing = clearPath(path, true);
-        if (!existing) fs.mkdirSync(path, { mode: 0o700 });
+        const existing = await clear(path, true);
+        if (!existing) {
+          fs.mkdirSync(path, { mode: 0o700 });
+          made.add(path);
+        }
         setMeta(path, header, pax, false, dirTimes);
         stream.resume();
         return;
       }
       case 'file':
       case 'contiguous-file': {
-        clearPath(path, false);
-        // O_EXCL: never opens through a symlink that might have appeared.
-        const fd = fs.openSync(
-          path,
-          fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL,
-          0o600,
-        );
-        try {
-          for await (const chunk of stream as AsyncIterable<Buffer>) {
-            let off = 0;
-            while (off < chunk.length) off += fs.writeSync(fd, chunk, off);
+        await clear(path, false);
+        made.add(path);
+        const xattrs = entryXattrs(header, pax);
+        if (xattrs.length === 0 && (header.size ?? 0) <= SMALL_FILE) {
+          const chunks: Buffer[] = [];
+          for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+          const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+          background(path, data.length + 1024, writeSmallFile(path, header, data));
+          if (pending.size >= MAX_PENDING_FILES || pendingBytes >= MAX_PENDING_BYTES) {
+            await Promise.race(pending.values());
           }
-        } finally {
-          fs.closeSync(fd);
+        } else {
+          await writeFileFrom(path, header, undefined, stream as AsyncIterable<Buffer>);
+          if (xattrs.length) setMeta(path, header, pax, false, dirTimes);
         }
-        setMeta(path, header, pax, false, dirTimes);
         return;
       }
       case 'symlink':
         stream.resume();
-        clearPath(path, false);
+        await clear(path, false);
         fs.symlinkSync(header.linkname ?? '', path);
+        made.add(path);
         setMeta(path, header, pax, true, dirTimes);
         return;
       case 'link': {
         stream.resume();
         const targetParts = cleanPath(header.linkname ?? '');
         if (targetParts.length === 0) unsafe(header.name, 'is a hard link to the layer root');
-        const targetParent = resolveParents(root, targetParts.slice(0, -1), header.linkname ?? '');
+        const targetParent = await parentOf(targetParts.slice(0, -1), header.linkname ?? '');
         const target = join(targetParent, targetParts[targetParts.length - 1]);
+        await waitFor(target);
         let st: fs.Stats;
         try {
           st = fs.lstatSync(target);
@@ -258,18 +347,20 @@ export async function applyLayer(
         }
         if (st.isDirectory()) unsafe(header.name, 'is a hard link to a folder');
         if (target === path) return;
-        clearPath(path, false);
+        await clear(path, false);
         fs.linkSync(target, path);
+        made.add(path);
         return;
       }
       case 'character-device':
       case 'block-device':
       case 'fifo': {
         stream.resume();
-        clearPath(path, false);
+        await clear(path, false);
         const kind =
           header.type === 'fifo' ? S_IF.FIFO : header.type === 'block-device' ? S_IF.BLK : S_IF.CHR;
         mknod(path, kind | 0o600, makedev(header.devmajor ?? 0, header.devminor ?? 0));
+        made.add(path);
         setMeta(path, header, pax, false, dirTimes);
         return;
       }
@@ -290,7 +381,10 @@ export async function applyLayer(
   });
   try {
     await pipeline(source as Readable, decompress, hasher, extract as unknown as NodeJS.WritableStream);
+    await drain();
   } catch (e) {
+    // No write may land after the caller removes the folder.
+    while (pending.size) await Promise.all([...pending.values()]);
     if (e instanceof ImageError || (e as { name?: string }).name === 'SyscallError') throw e;
     throw new ImageError('BAD_LAYER', `cannot read the layer tar: ${(e as Error).message}`, { cause: e });
   }
@@ -306,6 +400,87 @@ export async function applyLayer(
     entries,
     skipped,
   };
+}
+
+/** Files up to this size are read whole and written on the pool while the tar moves on. */
+const SMALL_FILE = 1024 * 1024;
+/** Bounds on files being written in the background. */
+const MAX_PENDING_FILES = 64;
+const MAX_PENDING_BYTES = 32 * 1024 * 1024;
+/** Pieces of a big file are gathered into writes of this size. */
+const WRITE_BATCH = 1024 * 1024;
+
+const openAsync = (path: string, flags: number, mode: number): Promise<number> =>
+  new Promise((resolve, reject) => fs.open(path, flags, mode, (e, fd) => (e ? reject(e) : resolve(fd))));
+
+/**
+ * A small file: only the create (O_EXCL, the costly step: it holds the folder's lock) goes
+ * to the pool; data, owner, mode (after chown) and times then go through the new fd, which
+ * takes no folder lock and is quick.
+ */
+async function writeSmallFile(path: string, h: Header, data: Buffer): Promise<void> {
+  const fd = await openAsync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+  try {
+    let off = 0;
+    while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off, off);
+    fs.fchownSync(fd, h.uid ?? 0, h.gid ?? 0);
+    fs.fchmodSync(fd, (h.mode ?? 0o644) & 0o7777);
+    const mtime = h.mtime ?? new Date(0);
+    fs.futimesSync(fd, mtime, mtime);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Creates a regular file (O_EXCL: never through a symlink that might have appeared) with
+ * `data`, or what `stream` yields, then owner, mode (after chown, which clears setuid bits)
+ * and times through the open file.
+ */
+async function writeFileFrom(
+  path: string,
+  h: Header,
+  data: Buffer | undefined,
+  stream: AsyncIterable<Buffer> | undefined,
+): Promise<void> {
+  const file = await fs.promises.open(
+    path,
+    fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL,
+    0o600,
+  );
+  try {
+    let position = 0;
+    const write = async (buf: Buffer) => {
+      let off = 0;
+      while (off < buf.length) {
+        const { bytesWritten } = await file.write(buf, off, buf.length - off, position + off);
+        off += bytesWritten;
+      }
+      position += buf.length;
+    };
+    if (data) {
+      if (data.length) await write(data);
+    } else if (stream) {
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
+      for await (const chunk of stream) {
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes >= WRITE_BATCH) {
+          await write(batch.length === 1 ? batch[0] : Buffer.concat(batch, batchBytes));
+          batch = [];
+          batchBytes = 0;
+        }
+      }
+      if (batchBytes) await write(batch.length === 1 ? batch[0] : Buffer.concat(batch, batchBytes));
+    }
+    await file.chown(h.uid ?? 0, h.gid ?? 0);
+    await file.chmod((h.mode ?? 0o644) & 0o7777);
+    const mtime = h.mtime ?? new Date(0);
+    await file.utimes(mtime, mtime);
+  } finally {
+    await file.close();
+  }
 }
 
 /** Owner, then mode (chmod after chown, which clears setuid bits), xattrs, times. */

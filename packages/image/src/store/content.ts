@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { ImageError } from '../errors.js';
 import { digestHex } from './digest.js';
 import { fsyncDirAsync, tempName } from './fsutil.js';
@@ -11,13 +12,17 @@ const WRITE_BATCH = 1024 * 1024;
 /** Bytes written but not yet on the page cache before reading pauses. */
 const MAX_IN_FLIGHT = 8 * 1024 * 1024;
 
+const writeAsync = (fd: number, buf: Buffer, offset: number, length: number, position: number) =>
+  new Promise<number>((resolve, reject) =>
+    fs.write(fd, buf, offset, length, position, (e, n) => (e ? reject(e) : resolve(n))),
+  );
+const fdatasyncAsync = promisify(fs.fdatasync);
+const closeAsync = promisify(fs.close);
+
 /** Writes all of `buf` at `position` (a short write continues where it stopped). */
-async function writeAll(file: fs.promises.FileHandle, buf: Buffer, position: number): Promise<void> {
+async function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
   let off = 0;
-  while (off < buf.byteLength) {
-    const { bytesWritten } = await file.write(buf, off, buf.byteLength - off, position + off);
-    off += bytesWritten;
-  }
+  while (off < buf.byteLength) off += await writeAsync(fd, buf, off, buf.byteLength - off, position + off);
 }
 
 /** What a blob must be, when known. */
@@ -73,7 +78,9 @@ export class ContentStore {
   async writeBlob(source: BlobSource, expected: BlobExpectation = {}): Promise<BlobInfo> {
     if (expected.digest !== undefined) digestHex(expected.digest);
     const tmp = tempName(this.tmpDir, 'blob');
-    const file = await fs.promises.open(tmp, 'wx', 0o644);
+    // Opened synchronously, so that a stream source is read (and its errors are listened
+    // for) from this very tick: an error it emits meanwhile would otherwise go unhandled.
+    const fd = fs.openSync(tmp, 'wx', 0o644);
     const hash = createHash('sha256');
     // Data is hashed on arrival and written with positional writes that run on the libuv
     // pool while more data arrives; small chunks (network reads) are gathered into bigger
@@ -92,7 +99,7 @@ export class ContentStore {
       written += batchBytes;
       batch = [];
       batchBytes = 0;
-      const done = writeAll(file, buf, position).catch((e) => {
+      const done = writeAll(fd, buf, position).catch((e) => {
         writeError ??= e;
       });
       inFlight.push({ done, bytes: buf.byteLength });
@@ -138,15 +145,15 @@ export class ContentStore {
           await add(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
       flush();
       await settle(0);
-      await file.datasync();
+      await fdatasyncAsync(fd);
     } catch (e) {
       // Let writes under way finish before the temp file goes, so none lands after.
       await Promise.all(inFlight.map((w) => w.done));
-      await file.close().catch(() => {});
+      await closeAsync(fd).catch(() => {});
       await fs.promises.rm(tmp, { force: true });
       throw e;
     }
-    await file.close();
+    await closeAsync(fd);
     const digest = `sha256:${hash.digest('hex')}`;
     const fail = async (err: ImageError): Promise<never> => {
       await fs.promises.rm(tmp, { force: true });
@@ -183,10 +190,11 @@ export class ContentStore {
     return { digest, size };
   }
 
-  openBlob(digest: string): Readable {
+  /** A stream of a stored blob; `highWaterMark` sets the read size (default 64 KiB). */
+  openBlob(digest: string, options: { highWaterMark?: number } = {}): Readable {
     const path = this.blobPath(digest);
     if (!fs.existsSync(path)) throw this.notFound(digest);
-    return fs.createReadStream(path);
+    return fs.createReadStream(path, { highWaterMark: options.highWaterMark });
   }
 
   async readBlob(digest: string): Promise<Buffer> {

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { syncfs } from '@corral/sys';
@@ -79,6 +80,53 @@ export interface HistoryRow {
 }
 
 const LAYER_DIR_LEN = 16;
+/** Layers of one image unpacked at once. */
+const LAYER_CONCURRENCY = 3;
+
+/**
+ * Runs `fn` over `items`, at most `limit` at once; after a failure nothing new starts, and
+ * the first error is thrown once every started call has ended.
+ */
+async function allLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  let error: unknown;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (e) {
+        if (!failed) error = e;
+        failed = true;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed) throw error;
+}
+
+/**
+ * syncfs(2) on the filesystem holding `path`, off the event loop (coreutils' `sync -f`), so
+ * other layers keep unpacking meanwhile; the syscall in this thread when there is no `sync`.
+ */
+async function syncfsAsync(path: string): Promise<void> {
+  const spawned = await new Promise<Error | null>((resolve) => {
+    execFile('sync', ['-f', path], (e) => resolve(e));
+  });
+  if (!spawned) return;
+  if ((spawned as NodeJS.ErrnoException).code !== 'ENOENT') {
+    throw new Error(`syncfs of ${path} (sync -f) failed, the layer is not stored: ${spawned.message}`, {
+      cause: spawned,
+    });
+  }
+  const fd = fs.openSync(path, 'r');
+  try {
+    syncfs(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 /** Docker layer media types and their OCI names, for OCI manifests built here. */
 const OCI_LAYER_TYPE: Record<string, string> = {
@@ -206,7 +254,10 @@ export class ImageStore {
       const tmp = tempName(this.tmpDir, 'layer');
       fs.mkdirSync(tmp, { mode: 0o755 });
       try {
-        const result = await applyLayer(this.content.openBlob(layer.digest), tmp);
+        const result = await applyLayer(
+          this.content.openBlob(layer.digest, { highWaterMark: 1024 * 1024 }),
+          tmp,
+        );
         if (result.diffId !== layer.diffId) {
           throw new ImageError(
             'DIGEST_MISMATCH',
@@ -214,12 +265,7 @@ export class ImageStore {
           );
         }
         // One syncfs instead of an fsync per file: the layer's files are on disk before it is named.
-        const dirFd = fs.openSync(tmp, 'r');
-        try {
-          syncfs(dirFd);
-        } finally {
-          fs.closeSync(dirFd);
-        }
+        await syncfsAsync(tmp);
         fs.renameSync(tmp, final);
         const meta: LayerMeta = { diffId: layer.diffId, dir: dirName, size: result.size };
         writeFileAtomic(this.layerMetaPath(layer.diffId), JSON.stringify(meta), this.tmpDir);
@@ -297,7 +343,14 @@ export class ImageStore {
           );
         }
       }
-      for (const l of layers) await this.ensureLayer(l);
+      // Layers unpack side by side (each into its own temp folder, under its own lock): file
+      // creation is the cost, and the pool then creates files in several folders at once.
+      const seen = new Set<string>();
+      await allLimited(
+        layers.filter((l) => !seen.has(l.diffId) && seen.add(l.diffId)),
+        LAYER_CONCURRENCY,
+        (l) => this.ensureLayer(l),
+      );
       const record: ImageRecord = {
         id: manifest.config.digest,
         manifestDigest,
