@@ -13,7 +13,8 @@ function attachedRun(argv: string[]): boolean {
   if (argv[i] !== 'run') return false;
   try {
     const { flags } = parseArgs(argv.slice(i + 1), createFlags, true);
-    return flags.detach !== true && flags.help === undefined;
+    // A terminal (-t) needs an init started on the pty, not one started now.
+    return flags.detach !== true && flags.tty !== true;
   } catch {
     return false; // the command itself will report the error
   }

@@ -22,6 +22,7 @@ import { type LogEntry, LogWriter, type ReadLogsOptions, readLogs } from './logs
 import { newId, shortId } from './names.js';
 import { type ContainerRecord, RecordStore, type Resources } from './records.js';
 import { buildSpec, cgroupPathOf } from './spec.js';
+import { attachTerminal, terminalOutput } from './terminal.js';
 
 /** The data root: `--root`, then CORRAL_ROOT, then /var/lib/corral (like Docker's data-root). */
 export function defaultRoot(): string {
@@ -31,6 +32,8 @@ export function defaultRoot(): string {
 export interface CreateContainerOptions {
   /** An image name, or null with `rootfs`. */
   image?: string;
+  /** A pseudo-terminal for the program (`-t`). */
+  tty?: boolean;
   /** Replaces the image's entrypoint ('' for none); the image's Cmd is then dropped too. */
   entrypoint?: string;
   /** A folder to use as the container's (read-only) root layer. */
@@ -154,6 +157,7 @@ export class Engine {
         hostname: options.hostname ?? shortId(id),
         user: options.user ?? config.User ?? '',
         init: options.init ?? false,
+        tty: options.tty ?? false,
         stopSignal,
         stopTimeout: options.stopTimeout ?? 10,
       },
@@ -219,9 +223,20 @@ export class Engine {
    * Mounts the container's root, writes its OCI bundle and creates and starts it with the
    * runtime. The calling process becomes the parent that must `finish` it after it exits.
    */
-  async launch(ref: string, stdio: Stdio, detached: boolean, init?: Pid1Process): Promise<CreatedContainer> {
+  async launch(
+    ref: string,
+    stdio: Stdio,
+    detached: boolean,
+    init?: Pid1Process,
+    consoleSize?: { height: number; width: number },
+  ): Promise<CreatedContainer> {
     const r = this.get(ref);
     if (r.state.status === 'running') throw new EngineError(`container ${r.name} is already running`);
+    if (r.config.tty && init) {
+      // An init started ahead has the caller's stdio; a terminal needs one started on the pty.
+      init.kill('SIGKILL');
+      init = undefined;
+    }
     const dir = this.records.dir(r.id);
     const rootfs = join(dir, 'rootfs');
     // Leftovers of a crash between mount and record: unmount, clear the runtime's state.
@@ -242,7 +257,7 @@ export class Engine {
     }
     try {
       const etc = this.writeEtcFiles(r);
-      const spec = buildSpec(r, rootfs, etc);
+      const spec = buildSpec(r, rootfs, etc, consoleSize);
       writeFileSync(join(dir, 'bundle', 'config.json'), JSON.stringify(spec, null, 2));
       const created = await this.runtime.create(r.id, join(dir, 'bundle'), {
         stdio,
@@ -310,11 +325,15 @@ export class Engine {
     let created: CreatedContainer;
     try {
       const stdio: Stdio = [options.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'];
-      created = await this.launch(r.id, stdio, false, options.init);
+      const out = process.stdout;
+      const size = out.isTTY ? { height: out.rows, width: out.columns } : undefined;
+      created = await this.launch(r.id, stdio, false, options.init, size);
     } catch (e) {
       this.records.remove(this.records.read(r.id) ?? r);
       throw e;
     }
+    const detachTerminal =
+      created.terminal !== null ? attachTerminal(created.terminal, options.interactive ?? false) : null;
     const forward = (sig: NodeJS.Signals) => {
       try {
         this.runtime.kill(r.id, sig);
@@ -326,6 +345,7 @@ export class Engine {
     for (const s of signals) process.on(s, forward);
     try {
       const code = await created.wait();
+      await detachTerminal?.();
       await this.finish(r.id, code);
       return code;
     } finally {
@@ -601,8 +621,13 @@ export class Engine {
       return;
     }
     const log = new LogWriter(this.logPath(id));
-    log.attach(created.stdout!, 'stdout');
-    log.attach(created.stderr!, 'stderr');
+    if (created.terminal !== null) {
+      // With a terminal both streams are one: Docker logs it all as stdout.
+      log.attach(terminalOutput(created.terminal), 'stdout');
+    } else {
+      log.attach(created.stdout!, 'stdout');
+      log.attach(created.stderr!, 'stderr');
+    }
     report({ ok: true });
     const code = await created.wait();
     await log.finished;

@@ -43,6 +43,8 @@ export interface ContainerRecord {
     init: boolean;
     stopSignal: string;
     stopTimeout: number;
+    /** A pseudo-terminal as the program's stdin, stdout and stderr (`-t`). */
+    tty: boolean;
   };
   hostConfig: {
     autoRemove: boolean;

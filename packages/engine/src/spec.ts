@@ -82,6 +82,7 @@ export function containerEnv(r: ContainerRecord): string[] {
     if (i > 0) env.set(e.slice(0, i), e.slice(i + 1));
   }
   if (!env.has('HOME')) env.set('HOME', '/root');
+  if (r.config.tty && !env.has('TERM')) env.set('TERM', 'xterm');
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
@@ -90,12 +91,14 @@ export function buildSpec(
   r: ContainerRecord,
   rootfs: string,
   etcFiles: { hosts: string; hostname: string; resolvConf: string },
+  consoleSize?: { height: number; width: number },
 ): OciSpec {
   const { uid, gid } = resolveUser(r.config.user, rootfs);
   return {
     ociVersion: '1.2.0',
     process: {
-      terminal: false,
+      terminal: r.config.tty,
+      ...(consoleSize ? { consoleSize } : {}),
       user: { uid, gid },
       args: r.config.cmd,
       env: containerEnv(r),

@@ -11,6 +11,7 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -23,12 +24,14 @@ import {
   clearCloexec,
   dup2,
   execve,
+  isErrno,
   MNT,
   MS,
   makedev,
   mknod,
   mount,
   O,
+  openPty,
   PR,
   pivotRoot,
   prctl,
@@ -37,12 +40,15 @@ import {
   type RlimitName,
   S_IF,
   setCloexec,
+  setControllingTerminal,
   setdomainname,
   setgroups,
   sethostname,
   setns,
   setresgid,
   setresuid,
+  setsid,
+  setWindowSize,
   umask,
   umount2,
   unshare,
@@ -233,7 +239,37 @@ function envObject(env: readonly string[]): Record<string, string> {
   return out;
 }
 
-function setup(config: InitConfig): { file: string; fifoFd: number } {
+interface Prepared {
+  file: string;
+  fifoFd: number;
+  /** The terminal master, opened here for the runtime to take with pidfd_getfd. */
+  terminalFd: number | null;
+}
+
+/**
+ * The container's terminal, opened inside it (after pivot_root) so that it belongs to the
+ * container's own devpts and `tty` inside names it. The slave becomes stdin, stdout, stderr
+ * and the controlling terminal of a new session; the master stays open for the runtime.
+ */
+function openTerminal(spec: OciSpec): number {
+  return step('opening the terminal', () => {
+    const pty = openPty();
+    const size = spec.process.consoleSize;
+    if (size) setWindowSize(pty.master, size.height, size.width);
+    chownSync(pty.path, spec.process.user.uid, spec.process.user.gid);
+    try {
+      setsid();
+    } catch (e) {
+      if (!isErrno(e, 'EPERM')) throw e; // started detached: already a session leader
+    }
+    setControllingTerminal(pty.slave);
+    for (const fd of [0, 1, 2]) dup2(pty.slave, fd);
+    closeSync(pty.slave);
+    return pty.master;
+  });
+}
+
+function setup(config: InitConfig): Prepared {
   const { spec, rootfs } = config;
   const ownMountNs = (spec.linux?.namespaces ?? []).some((n) => n.type === 'mount' && !n.path);
   enterNamespaces(spec);
@@ -272,6 +308,7 @@ function setup(config: InitConfig): { file: string; fifoFd: number } {
   const env = spec.process.env ?? [];
   const file = resolveExecutable(spec.process.args[0], pathOf(env));
   const { uid, gid, additionalGids = [], umask: mask } = spec.process.user;
+  const terminalFd = spec.process.terminal ? openTerminal(spec) : null;
   step('setting the user', () => {
     setgroups(additionalGids);
     setresgid(gid, gid, gid);
@@ -280,7 +317,23 @@ function setup(config: InitConfig): { file: string; fifoFd: number } {
   umask(mask ?? 0o022);
   step(`changing to the working directory ${spec.process.cwd}`, () => process.chdir(spec.process.cwd));
   if (spec.process.noNewPrivileges) step('no_new_privs', () => prctl(PR.SET_NO_NEW_PRIVS, 1));
-  return { file, fifoFd: fifoPath };
+  return { file, fifoFd: fifoPath, terminalFd };
+}
+
+/**
+ * The program gets stdin, stdout and stderr only: whatever else the runtime's caller left open
+ * (without close-on-exec) is closed at exec, as runc does.
+ */
+function closeInheritedFds(): void {
+  for (const entry of readdirSync('/proc/self/fd')) {
+    const fd = Number(entry);
+    if (fd <= 2) continue;
+    try {
+      setCloexec(fd);
+    } catch {
+      // the fd readdir itself used, closed by now
+    }
+  }
 }
 
 function main(): void {
@@ -291,7 +344,7 @@ function main(): void {
     dup2(devnull, 0);
     closeSync(devnull);
   }
-  let prepared: { file: string; fifoFd: number };
+  let prepared: Prepared;
   try {
     prepared = setup(config);
   } catch (e) {
@@ -299,7 +352,7 @@ function main(): void {
     writeLineSync(SYNC_FD, { type: 'error', message: (e as Error).message, exitCode });
     process.exit(exitCode);
   }
-  writeLineSync(SYNC_FD, { type: 'ready' });
+  writeLineSync(SYNC_FD, { type: 'ready', terminalFd: prepared.terminalFd });
   // A changed uid makes the process non-dumpable, which closes /proc/self/fd to it.
   prctl(PR.SET_DUMPABLE, 1);
   // Blocks until `start` opens the fifo for reading.
@@ -309,9 +362,11 @@ function main(): void {
   const env = spec.process.env ?? [];
   if (spec.annotations?.[INIT_ANNOTATION] === 'true') {
     closeSync(fifo);
+    closeInheritedFds();
     superviseChild(prepared.file, spec.process.args, envObject(env), spec.process.cwd);
     return;
   }
+  closeInheritedFds();
   for (const fd of [0, 1, 2]) clearCloexec(fd);
   execve(prepared.file, spec.process.args, env);
 }

@@ -29,6 +29,7 @@ import {
   mknod,
   O,
   parseSignal,
+  pidfdGetfd,
   pidfdOpen,
   pidfdSendSignal,
   procStartTime,
@@ -103,6 +104,8 @@ export interface CreatedContainer {
   stdin: Writable | null;
   stdout: Readable | null;
   stderr: Readable | null;
+  /** The master side of the container's terminal (process.terminal), for the creator to relay. */
+  terminal: number | null;
   /** Resolves with the exit code (128 + S when killed by signal S). */
   wait(): Promise<number>;
 }
@@ -177,11 +180,20 @@ export class Runtime {
     let pidsLimit: number | undefined;
     let early: CgroupLimits;
     let p: Pid1Process | undefined;
+    let terminal: number | null = null;
     try {
       mknod(fifo, S_IF.FIFO | 0o600);
       // The init opens the fifo after it has become the container's user.
       chownSync(fifo, spec.process.user.uid, spec.process.user.gid);
-      p = options.init ?? spawnInit({ stdio: options.stdio, detached: options.detached });
+      if (spec.process.terminal && options.init) {
+        throw new RuntimeError(
+          'a container with a terminal needs its own init: do not pass one started ahead',
+        );
+      }
+      // With a terminal the init replaces stdin, stdout and stderr by the pty it opens.
+      p =
+        options.init ??
+        spawnInit({ stdio: spec.process.terminal ? 'ignore' : options.stdio, detached: options.detached });
       const child = p.child;
       const sync = child.stdio[3] as unknown as Readable & Writable;
       const answer = readMessage(sync, p);
@@ -201,6 +213,8 @@ export class Runtime {
       const msg = await answer;
       sync.destroy();
       if (msg.type === 'error') throw new RuntimeError(msg.message, msg.exitCode);
+      if (msg.terminalFd !== null && msg.terminalFd !== undefined)
+        terminal = pidfdGetfd(p.pidfd, msg.terminalFd);
       const startTime = procStartTime(p.pid);
       if (startTime === null) throw new RuntimeError('the container init died during setup');
       const state: StoredState = {
@@ -223,9 +237,11 @@ export class Runtime {
         stdin: child.stdin,
         stdout: child.stdout,
         stderr: child.stderr,
+        terminal,
         wait: () => proc.wait(),
       };
     } catch (e) {
+      if (terminal !== null) close(terminal);
       if (p) {
         p.kill('KILL');
         await p.wait();

@@ -1,7 +1,9 @@
 import { readSync, writeSync } from 'node:fs';
 
 /** Messages between the runtime and a container's init on the sync socket, one JSON per line. */
-export type InitMessage = { type: 'ready' } | { type: 'error'; message: string; exitCode: number };
+export type InitMessage =
+  | { type: 'ready'; terminalFd?: number | null }
+  | { type: 'error'; message: string; exitCode: number };
 
 /** Blocking read of one line from `fd` (the init side is synchronous by design). */
 export function readLineSync(fd: number): string {

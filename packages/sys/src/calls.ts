@@ -1,4 +1,4 @@
-import { F, LOCK, P, WAIT } from './constants.js';
+import { AT, F, LOCK, O, P, WAIT } from './constants.js';
 import { SyscallError } from './errors.js';
 import { check, errno, fn, nr } from './libc.js';
 
@@ -74,6 +74,15 @@ export function kill(pid: number, signal: number): void {
 
 export function pidfdOpen(pid: number, flags = 0): number {
   return check('pidfd_open', Number(fn.sys_i_u(nr('pidfd_open'), pid, flags)), [pid]);
+}
+
+/**
+ * pidfd_getfd(2): a copy of file descriptor `targetFd` of the process behind `pidfd` (needs
+ * ptrace rights over it, which a parent running as root has). How the runtime takes the
+ * terminal master that a container's init opened inside the container.
+ */
+export function pidfdGetfd(pidfd: number, targetFd: number): number {
+  return check('pidfd_getfd', Number(fn.sys_i_i_u(nr('pidfd_getfd'), pidfd, targetFd, 0)), [pidfd, targetFd]);
 }
 
 export function pidfdSendSignal(pidfd: number, signal: number): void {
@@ -202,6 +211,47 @@ export function gettid(): number {
 
 export function ioctl(fd: number, request: number, arg: Buffer | null = null): number {
   return check('ioctl', fn.ioctl(fd, request, arg), [fd, `0x${request.toString(16)}`]);
+}
+
+/** ioctl(2) requests of terminals. */
+export const TIOC = { SCTTY: 0x540e, GWINSZ: 0x5413, SWINSZ: 0x5414 } as const;
+
+/** A pseudo-terminal pair: `master` stays with corral, `slave` becomes the program's terminal. */
+export interface Pty {
+  master: number;
+  slave: number;
+  path: string;
+}
+
+/** Opens a new pseudo-terminal (posix_openpt, grantpt, unlockpt, then its slave). */
+export function openPty(): Pty {
+  const master = check('posix_openpt', fn.posix_openpt(O.RDWR | O.NOCTTY | O.CLOEXEC), []);
+  try {
+    check('grantpt', fn.grantpt(master), [master]);
+    check('unlockpt', fn.unlockpt(master), [master]);
+    const buf = Buffer.alloc(128);
+    const r = fn.ptsname_r(master, buf, buf.length);
+    if (r !== 0) throw new SyscallError('ptsname_r', r, [master]);
+    const path = buf.toString('utf8', 0, buf.indexOf(0));
+    const slave = openat(AT.FDCWD, path, O.RDWR | O.NOCTTY | O.CLOEXEC);
+    return { master, slave, path };
+  } catch (e) {
+    fn.close(master);
+    throw e;
+  }
+}
+
+/** Makes `fd` (a terminal) the controlling terminal of the calling session leader. */
+export function setControllingTerminal(fd: number): void {
+  check('ioctl', fn.ioctlInt(fd, TIOC.SCTTY, 0), [fd, 'TIOCSCTTY']);
+}
+
+/** Sets a terminal's size (TIOCSWINSZ), as rows and columns. */
+export function setWindowSize(fd: number, rows: number, columns: number): void {
+  const ws = Buffer.alloc(8);
+  ws.writeUInt16LE(rows, 0);
+  ws.writeUInt16LE(columns, 2);
+  ioctl(fd, TIOC.SWINSZ, ws);
 }
 
 export function openat(dirfd: number, path: string, flags: number, mode = 0): number {

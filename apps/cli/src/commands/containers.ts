@@ -58,6 +58,7 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
     hostname: str(a, 'hostname'),
     user: str(a, 'user'),
     init: bool(a, 'init'),
+    tty: bool(a, 'tty'),
     autoRemove: bool(a, 'rm'),
     readonlyRootfs: bool(a, 'read-only'),
     storageDriver: str(a, 'storage-driver'),

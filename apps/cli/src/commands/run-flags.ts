@@ -38,6 +38,7 @@ export const createFlags: FlagSpec[] = [
     description: 'User to run as (name or uid)',
   },
   { name: 'interactive', short: 'i', type: 'boolean', description: 'Keep stdin open (attached runs)' },
+  { name: 'tty', short: 't', type: 'boolean', description: 'Allocate a pseudo-terminal' },
   { name: 'read-only', type: 'boolean', description: "Mount the container's root read-only" },
   {
     name: 'storage-driver',

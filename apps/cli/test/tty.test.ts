@@ -1,0 +1,72 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Sandbox, until } from './helpers.js';
+
+const s = new Sandbox();
+afterAll(() => s.teardown());
+const bin = fileURLToPath(new URL('../bin/corral.js', import.meta.url));
+
+/** Runs the CLI on a terminal of its own (util-linux `script`), feeding `input` as keystrokes. */
+function onTerminal(args: string[], input = ''): Promise<{ status: number | null; out: string }> {
+  const cmd = [process.execPath, bin, '--root', s.root, ...args]
+    .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
+    .join(' ');
+  return new Promise((resolve) => {
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    // Keystrokes one line at a time, as a person types them.
+    const lines = input.split(/(?<=\n)/).filter(Boolean);
+    const feed = () => {
+      const line = lines.shift();
+      if (line === undefined) return;
+      child.stdin.write(line);
+      setTimeout(feed, 300);
+    };
+    setTimeout(feed, 1000);
+    child.on('close', (status) => resolve({ status, out }));
+  });
+}
+
+describe('terminals (-t)', () => {
+  it('gives the program a terminal of the container', async () => {
+    const r = await onTerminal(['run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; echo TERM=$TERM']);
+    expect(r.status).toBe(0);
+    expect(r.out).toContain('/dev/pts/0');
+    expect(r.out).toContain('TERM=xterm');
+  });
+
+  it('runs an interactive shell with -it and returns its exit code', async () => {
+    const r = await onTerminal(['run', '--rm', '-it', 'busybox', 'sh'], 'echo answer=$((6*7))\nexit 5\n');
+    expect(r.out).toContain('answer=42');
+    expect(r.status).toBe(5);
+  });
+
+  it('keeps the terminal output of a detached -t container in its log', async () => {
+    await s.corral(['run', '-d', '-t', '--name', 'ttylog', 'busybox', 'sh', '-c', 'tty; echo from-tty']);
+    await until(async () => (await s.corral(['logs', 'ttylog'])).stdout.includes('from-tty'), 'the log');
+    expect((await s.corral(['logs', 'ttylog'])).stdout).toContain('/dev/pts/0');
+    await s.corral(['rm', '-f', 'ttylog']);
+  });
+});
+
+describe('file descriptors', () => {
+  it('passes only stdin, stdout and stderr to the program', async () => {
+    // The CLI gets an extra open fd (7) from its caller: the container must not see it.
+    const out = await new Promise<string>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        [bin, '--root', s.root, 'run', '--rm', 'busybox', 'sh', '-c', 'ls /proc/$$/fd; true'],
+        {
+          stdio: ['ignore', 'pipe', 'inherit', 'ignore', 'ignore', 'ignore', 'ignore', 'pipe'],
+        },
+      );
+      let text = '';
+      child.stdout!.on('data', (d) => (text += d));
+      child.on('close', () => resolve(text));
+    });
+    expect(out.trim().split('\n').sort()).toEqual(['0', '1', '2']);
+  });
+});
