@@ -65,7 +65,10 @@ describe('startPid1', () => {
 
   it('shows the tree with host PIDs and PIDs inside', async () => {
     const { p } = run(['sh', '-c', 'sleep 30 & sleep 30 & wait']);
-    await until(() => flattenTree(p.tree()).filter((n) => n.command === 'sleep 30').length === 2, 'both sleepers');
+    await until(
+      () => flattenTree(p.tree()).filter((n) => n.command === 'sleep 30').length === 2,
+      'both sleepers',
+    );
     const [root] = p.tree();
     expect(root.hostPid).toBe(p.pid);
     expect(root.nsPid).toBe(1);

@@ -2,7 +2,7 @@ import { parseBytes, parseCpus, parseMemorySwap } from '@corral/cgroups';
 import { type CreateContainerOptions, EngineError, type Resources, shortId } from '@corral/engine';
 import { formatTree } from '@corral/pidns';
 import { formatChanges } from '@corral/unionfs';
-import { type Command, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
+import { type Command, type ParsedArgs, UsageError } from '../args.js';
 import { takeParkedInit } from '../early.js';
 import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
