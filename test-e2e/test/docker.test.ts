@@ -14,8 +14,10 @@ import {
   leftovers,
   mountsUnder,
   must,
+  type Registry,
   removeCgroups,
   requireProgram,
+  startRegistry,
   stopProcess,
   tempRoot,
   uniqueName,
@@ -34,14 +36,27 @@ let cgroupParent = '';
 let dockerd: ChildProcess | undefined;
 let containerdPids: number[] = [];
 let runDirs: ReturnType<typeof leftovers> | undefined;
+let registry: Registry | undefined;
 let env: NodeJS.ProcessEnv = process.env;
 /** The corral root that makes images for docker. */
 let maker: Corral;
 /** An empty corral root that reads what docker wrote. */
 let reader: Corral;
 
+/** The docker client on our daemon; `run` never pulls (nothing is fetched from outside). */
 function docker(args: string[]) {
-  return must(DOCKER, ['-H', `unix://${sock}`, ...args], { env });
+  const [cmd, ...rest] = args;
+  const all = cmd === 'run' ? ['run', '--pull', 'never', ...rest] : args;
+  return must(DOCKER, ['-H', `unix://${sock}`, ...all], { env });
+}
+
+/** Later tests use docker's busybox without depending on the first test having loaded it. */
+async function dockerHasBusybox(): Promise<void> {
+  const r = await exec(DOCKER, ['-H', `unix://${sock}`, 'image', 'inspect', 'busybox:latest'], { env });
+  if (r.status === 0) return;
+  const archive = path.join(tmp, 'busybox-for-docker.tar');
+  await maker.must(['save', '-o', archive, 'busybox']);
+  await docker(['load', '-i', archive]);
 }
 
 async function dockerInspect(
@@ -129,6 +144,7 @@ beforeAll(async () => {
 afterAll(async () => {
   const problems: string[] = [];
   for (const c of [maker, reader]) await c?.removeContainers().catch(() => {});
+  await registry?.stop().catch((e) => problems.push(String(e)));
   if (dockerd) {
     // SIGTERM stops dockerd's containers, then dockerd, which stops its managed containerd.
     await endChild(dockerd, 60_000);
@@ -205,6 +221,7 @@ describe('corral save -> docker load (dockerd 20.10)', () => {
 
 describe('docker save -> corral load (the classic layout that docker 20.10 writes)', () => {
   it('corral loads a retagged busybox from docker save and runs it', async () => {
+    await dockerHasBusybox();
     await docker(['tag', 'busybox:latest', 'e2e/retag:2']);
     const archive = path.join(tmp, 'retag.tar');
     await docker(['save', '-o', archive, 'e2e/retag:2']);
@@ -240,6 +257,7 @@ describe('docker save -> corral load (the classic layout that docker 20.10 write
   });
 
   it('corral loads a two-layer image made by docker commit (with a whiteout) and runs it', async () => {
+    await dockerHasBusybox();
     await docker([
       'run',
       '--name',
@@ -277,4 +295,157 @@ describe('docker save -> corral load (the classic layout that docker 20.10 write
     ]);
     expect(r.out).toBe('/srv/data yes docker-made\nvi-gone');
   });
+});
+
+/** Makes files of every kind a layer can hold (busybox sh, run as root in a container). */
+const MAKE_FILES = [
+  'set -e',
+  'mkdir -p /t/dir/sub && cd /t',
+  'echo hello > f && chmod 4755 f && ln f hard && ln -s f sym && ln -s /nonexistent dangling',
+  'mkfifo fifo && mknod cdev c 1 3 && mknod bdev b 7 0',
+  'mkdir sticky && chmod 1777 sticky',
+  "echo x > dir/sub/x && chown 1234:5678 dir/sub/x && chmod 2640 dir/sub/x && touch -d '2001-02-03 04:05:06' dir/sub/x",
+  `echo long > ${'n'.repeat(200)}`,
+  `mkdir -p ${'d/'.repeat(70)} && echo deep > ${'d/'.repeat(70)}deep`,
+  'rm /bin/vi && mkdir -p /etc/opq && echo a > /etc/opq/a',
+].join('\n');
+
+/** Prints what MAKE_FILES made, as the container sees it. */
+const SHOW_FILES = [
+  'cd /t',
+  "stat -c '%n %a %u:%g %F %h' f hard sym dangling fifo cdev bdev sticky dir/sub/x",
+  "stat -c '%t:%T' cdev bdev",
+  'readlink sym; readlink dangling',
+  "stat -c '%Y' dir/sub/x",
+  'test f -ef hard && echo hard-linked',
+  `cat ${'n'.repeat(200)} ${'d/'.repeat(70)}deep`,
+  'test -e /bin/vi && echo vi-still-there || echo vi-gone',
+  'ls /etc/opq',
+].join('\n');
+
+const EXPECTED_FILES = [
+  'f 4755 0:0 regular file 2',
+  'hard 4755 0:0 regular file 2',
+  'sym 777 0:0 symbolic link 1',
+  'dangling 777 0:0 symbolic link 1',
+  'fifo 644 0:0 fifo 1',
+  'cdev 644 0:0 character special file 1',
+  'bdev 644 0:0 block special file 1',
+  'sticky 1777 0:0 directory 2',
+  'dir/sub/x 2640 1234:5678 regular file 1',
+  '1:3',
+  '7:0',
+  'f',
+  '/nonexistent',
+  String(Date.UTC(2001, 1, 3, 4, 5, 6) / 1000),
+  'hard-linked',
+  'long',
+  'deep',
+  'vi-gone',
+  'a',
+].join('\n');
+
+describe('file metadata survives both ways (setuid, hard links, symlinks, fifo, devices, owners, mtimes, long names, whiteouts)', () => {
+  it('docker commit -> docker save -> corral load: corral run sees what docker run sees', async () => {
+    await dockerHasBusybox();
+    await docker(['run', '--name', 'e2e-files', '--network', 'none', 'busybox', 'sh', '-c', MAKE_FILES]);
+    await docker(['commit', 'e2e-files', 'e2e/files-docker:1']);
+    await docker(['rm', 'e2e-files']);
+    const inDocker = await docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      'e2e/files-docker:1',
+      'sh',
+      '-c',
+      SHOW_FILES,
+    ]);
+    expect(inDocker.out).toBe(EXPECTED_FILES);
+    // Through stdin this time: `docker save | corral load`.
+    const archive = path.join(tmp, 'files-docker.tar');
+    await docker(['save', '-o', archive, 'e2e/files-docker:1']);
+    expect((await reader.must(['load'], readFileSync(archive))).out).toBe('Loaded image: e2e/files-docker:1');
+    const inCorral = await reader.must(['run', '--rm', 'e2e/files-docker:1', 'sh', '-c', SHOW_FILES]);
+    expect(inCorral.out).toBe(EXPECTED_FILES);
+  });
+
+  it('corral commit -> corral save -> docker load: docker run sees what corral run sees', async () => {
+    await maker.must(['run', '--name', 'e2e-files', 'busybox', 'sh', '-c', MAKE_FILES]);
+    await maker.must(['commit', 'e2e-files', 'e2e/files-corral:1']);
+    await maker.must(['rm', 'e2e-files']);
+    const inCorral = await maker.must(['run', '--rm', 'e2e/files-corral:1', 'sh', '-c', SHOW_FILES]);
+    expect(inCorral.out).toBe(EXPECTED_FILES);
+    const archive = path.join(tmp, 'files-corral.tar');
+    await maker.must(['save', '-o', archive, 'e2e/files-corral:1']);
+    await docker(['load', '-i', archive]);
+    const inDocker = await docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      'e2e/files-corral:1',
+      'sh',
+      '-c',
+      SHOW_FILES,
+    ]);
+    expect(inDocker.out).toBe(EXPECTED_FILES);
+  });
+});
+
+describe('through docker-registry on loopback (dockerd trusts 127.0.0.0/8 over plain HTTP)', () => {
+  beforeAll(async () => {
+    registry = await startRegistry(path.join(tmp, 'registry'));
+  });
+
+  it('docker push (Docker schema 2, gzip layers) -> corral pull -> corral run, same digests', async () => {
+    const ref = `${registry!.host}/e2e/from-docker:1`;
+    await docker(['tag', 'e2e/dcommit:1', ref]);
+    const pushed = (await docker(['push', ref])).out;
+    const digest = /digest: (sha256:[0-9a-f]{64})/.exec(pushed)?.[1];
+    expect(digest).toBeDefined();
+    const puller = new Corral(path.join(tmp, 'corral-puller'), env);
+    expect((await puller.must(['pull', ref])).out).toContain(digest);
+    const image = await puller.image(ref);
+    expect(image.manifestDigest).toBe(digest);
+    expect(image.id).toBe((await dockerInspect(ref)).Id);
+    expect((await puller.must(['run', '--rm', ref, 'sh', '-c', 'echo "$PWD $E2E $(cat f)"'])).out).toBe(
+      '/srv/data yes docker-made',
+    );
+    await puller.removeContainers();
+  });
+
+  it('corral push (OCI manifest, uncompressed layers) -> docker pull -> docker run, same digests', async () => {
+    const ref = `${registry!.host}/e2e/from-corral:1`;
+    await maker.must(['tag', 'e2e/made:1', ref]);
+    await maker.must(['push', ref]);
+    const mine = await maker.image(ref);
+    await docker(['pull', ref]);
+    const theirs = JSON.parse((await docker(['image', 'inspect', ref])).out)[0];
+    expect(theirs.Id).toBe(mine.id);
+    expect(theirs.RepoDigests).toContain(`${registry!.host}/e2e/from-corral@${mine.manifestDigest}`);
+    expect((await docker(['run', '--rm', '--network', 'none', ref, 'cat', '/made'])).out).toBe('made');
+  });
+
+  // `docker manifest` (create/annotate/push an index) is a client-side command of the 28.x CLI.
+  it.skipIf(!existsSync('/usr/local/bin/docker'))(
+    'an index made by docker manifest: corral pull picks linux/amd64, and --platform linux/arm64 the other',
+    async () => {
+      const host = registry!.host;
+      const amd64 = `${host}/e2e/from-docker:1`;
+      const arm64 = `${host}/e2e/from-corral:1`;
+      const list = `${host}/e2e/multi:1`;
+      const docker28 = (args: string[]) => must('/usr/local/bin/docker', args, { env });
+      await docker28(['manifest', 'create', '--insecure', list, amd64, arm64]);
+      await docker28(['manifest', 'annotate', '--arch', 'arm64', '--variant', 'v8', list, arm64]);
+      await docker28(['manifest', 'push', '--insecure', list]);
+
+      const amd = new Corral(path.join(tmp, 'corral-amd64'), env);
+      await amd.must(['pull', list]);
+      expect((await amd.image(list)).id).toBe((await dockerInspect(amd64)).Id);
+      const arm = new Corral(path.join(tmp, 'corral-arm64'), env);
+      await arm.must(['pull', '--platform', 'linux/arm64', list]);
+      expect((await arm.image(list)).id).toBe((await maker.image('e2e/made:1')).id);
+    },
+  );
 });

@@ -75,11 +75,11 @@ export class Corral {
     readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
-  run(args: string[], input?: string): Promise<Result> {
+  run(args: string[], input?: string | Buffer): Promise<Result> {
     return exec(process.execPath, [corralBin, '--root', this.root, ...args], { input, env: this.env });
   }
 
-  must(args: string[], input?: string): Promise<Result> {
+  must(args: string[], input?: string | Buffer): Promise<Result> {
     return must(process.execPath, [corralBin, '--root', this.root, ...args], { input, env: this.env });
   }
 
