@@ -74,3 +74,73 @@ describe('storage leftovers and drivers', () => {
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(s.root);
   });
 });
+
+describe('corral exec', () => {
+  it('runs a program inside a running container: its PID namespace, cgroup, hostname and root', async () => {
+    const id = (
+      await s.corral([
+        'run',
+        '-d',
+        '--name',
+        'host1',
+        '--hostname',
+        'box',
+        '-m',
+        '64m',
+        'busybox',
+        'sh',
+        '-c',
+        'echo inside > /marker; sleep 100',
+      ])
+    ).out;
+    await until(
+      async () => (await s.corral(['exec', 'host1', 'cat', '/marker'])).out === 'inside',
+      'the container to start',
+    );
+    const r = await s.corral([
+      'exec',
+      'host1',
+      'sh',
+      '-c',
+      'echo $$; hostname; ps -o pid,comm | grep -c sleep; grep memory /proc/self/cgroup',
+    ]);
+    const [pid, hostname, sleeps, cgroup] = r.out.split('\n');
+    expect(Number(pid)).toBeGreaterThan(1);
+    expect(hostname).toBe('box');
+    expect(sleeps).toBe('1');
+    expect(cgroup).toContain(`corral-${id}`);
+  });
+
+  it('takes env, workdir and user, and returns the exit code', async () => {
+    const r = await s.corral([
+      'exec',
+      '-e',
+      'X=1',
+      '-w',
+      '/tmp',
+      '-u',
+      'nobody',
+      'host1',
+      'sh',
+      '-c',
+      'echo $X $(pwd) $(id -u); exit 4',
+    ]);
+    expect(r.out).toBe('1 /tmp 65534');
+    expect(r.status).toBe(4);
+    expect((await s.corral(['exec', 'host1', 'no-such-program'])).status).toBe(127);
+    expect((await s.corral(['exec', '-i', 'host1', 'cat'], 'piped in')).out).toBe('piped in');
+  });
+
+  it('refuses a stopped or paused container', async () => {
+    await s.corral(['pause', 'host1']);
+    const paused = await s.corral(['exec', 'host1', 'true']);
+    expect(paused.status).toBe(1);
+    expect(paused.stderr).toContain('is paused');
+    await s.corral(['unpause', 'host1']);
+    await s.corral(['stop', '-t', '0', 'host1']);
+    const stopped = await s.corral(['exec', 'host1', 'true']);
+    expect(stopped.status).toBe(1);
+    expect(stopped.stderr).toContain('is not running');
+    await s.corral(['rm', 'host1']);
+  });
+});

@@ -52,6 +52,16 @@ describe('terminals (-t)', () => {
   });
 });
 
+describe('exec -t', () => {
+  it('gives an exec its own terminal inside the container', async () => {
+    await s.corral(['run', '-d', '--name', 'ttyexec', 'busybox', 'sleep', '100']);
+    const r = await onTerminal(['exec', '-it', 'ttyexec', 'sh', '-c', 'tty; exit 3']);
+    expect(r.out).toContain('/dev/pts/');
+    expect(r.status).toBe(3);
+    await s.corral(['rm', '-f', 'ttyexec']);
+  });
+});
+
 describe('file descriptors', () => {
   it('passes only stdin, stdout and stderr to the program', async () => {
     // The CLI gets an extra open fd (7) from its caller: the container must not see it.

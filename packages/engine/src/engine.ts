@@ -1,5 +1,14 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,14 +23,14 @@ import {
   ImageStore,
 } from '@corral/image';
 import { namespaceTree, type Pid1Process, type ProcessNode } from '@corral/pidns';
-import { type CreatedContainer, Runtime, RuntimeError } from '@corral/runtime';
+import { type CreatedContainer, type OciProcess, Runtime, RuntimeError } from '@corral/runtime';
 import { parseSignal, procStartTime } from '@corral/sys';
 import { type Change, cleanupStale, diffUpper, getUnionFs } from '@corral/unionfs';
 import { EngineError } from './errors.js';
 import { type LogEntry, LogWriter, type ReadLogsOptions, readLogs } from './logs.js';
 import { newId, shortId } from './names.js';
 import { type ContainerRecord, RecordStore, type Resources } from './records.js';
-import { buildSpec, cgroupPathOf } from './spec.js';
+import { buildSpec, cgroupPathOf, containerEnv, resolveUser } from './spec.js';
 import { attachTerminal, terminalOutput } from './terminal.js';
 
 /** The data root: `--root`, then CORRAL_ROOT, then /var/lib/corral (like Docker's data-root). */
@@ -51,6 +60,16 @@ export interface CreateContainerOptions {
   stopSignal?: string;
   stopTimeout?: number;
   resources?: Resources;
+}
+
+export interface ExecOptions {
+  cmd: string[];
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  tty?: boolean;
+  interactive?: boolean;
+  detach?: boolean;
 }
 
 export type Stdio = [
@@ -559,6 +578,55 @@ export class Engine {
     cleanupStale(join(this.records.dir(r.id), 'rootfs'));
     this.records.remove(r);
     return r;
+  }
+
+  /**
+   * docker exec: runs another program in a running container, attached to this process's
+   * stdio (or its terminal with `tty`), and resolves with its exit code. With `detach` it
+   * resolves with 0 once the program runs.
+   */
+  async exec(ref: string, options: ExecOptions): Promise<number> {
+    const r = this.running(ref);
+    if (r.state.paused)
+      throw new EngineError(`Container ${r.id} is paused, unpause the container before exec`);
+    if (!options.cmd.length) throw new EngineError('exec needs a command', 1);
+    const rootfs = join(this.records.dir(r.id), 'rootfs');
+    const env = [...containerEnv(r), ...(options.env ?? [])];
+    const out = process.stdout;
+    const proc: OciProcess = {
+      args: options.cmd,
+      env: options.tty && !env.some((e) => e.startsWith('TERM=')) ? [...env, 'TERM=xterm'] : env,
+      cwd: options.workdir || r.config.workdir || '/',
+      user: resolveUser(options.user ?? r.config.user, rootfs),
+      terminal: options.tty ?? false,
+      ...(options.tty && out.isTTY ? { consoleSize: { height: out.rows, width: out.columns } } : {}),
+    };
+    const stdin = options.interactive && !options.detach ? 'inherit' : 'ignore';
+    const io = options.detach ? 'ignore' : 'inherit';
+    let created: CreatedContainer;
+    try {
+      created = await this.runtime.exec(r.id, proc, { stdio: [stdin, io, io] });
+    } catch (e) {
+      if (e instanceof RuntimeError) throw new EngineError(e.message, e.exitCode);
+      throw e;
+    }
+    if (options.detach) {
+      created.process.child.unref();
+      if (created.terminal !== null) closeSync(created.terminal);
+      return 0;
+    }
+    const detachTerminal =
+      created.terminal !== null ? attachTerminal(created.terminal, options.interactive ?? false) : null;
+    const forward = (sig: NodeJS.Signals) => created.process.kill(sig);
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+    for (const sig of signals) process.on(sig, forward);
+    try {
+      const code = await created.wait();
+      await detachTerminal?.();
+      return code;
+    } finally {
+      for (const sig of signals) process.off(sig, forward);
+    }
   }
 
   /** Live usage of a running container, from its cgroup. */

@@ -4,6 +4,7 @@ export {
   defaultRoot,
   describeStatus,
   Engine,
+  type ExecOptions,
   type Stdio,
 } from './engine.js';
 export { EngineError } from './errors.js';

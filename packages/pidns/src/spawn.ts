@@ -1,5 +1,5 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { CLONE, close, parseSignal, pidfdOpen, pidfdSendSignal, setns, unshare } from '@corral/sys';
 import { namespaceTree, type ProcessNode } from './tree.js';
 
@@ -16,6 +16,26 @@ let hostPidNsFd = -1;
 export function inNewPidNamespace<T>(fn: () => T): T {
   if (hostPidNsFd < 0) hostPidNsFd = openSync('/proc/thread-self/ns/pid_for_children', 'r');
   unshare(CLONE.NEWPID);
+  try {
+    return fn();
+  } finally {
+    setns(hostPidNsFd, CLONE.NEWPID);
+  }
+}
+
+/**
+ * Runs `fn` (which must create one child synchronously) with the main thread's
+ * pid_for_children set to the PID namespace of `pid`: the child joins that namespace (as a
+ * process of it, not its PID 1). How a program is started inside a running container.
+ */
+export function inPidNamespaceOf<T>(pid: number, fn: () => T): T {
+  if (hostPidNsFd < 0) hostPidNsFd = openSync('/proc/thread-self/ns/pid_for_children', 'r');
+  const target = openSync(`/proc/${pid}/ns/pid`, 'r');
+  try {
+    setns(target, CLONE.NEWPID);
+  } finally {
+    closeSync(target);
+  }
   try {
     return fn();
   } finally {

@@ -11,7 +11,6 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
-  readdirSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -21,17 +20,13 @@ import { ExecError, pathOf, resolveExecutable, superviseChild } from '@corral/pi
 import {
   CLONE,
   chdir,
-  clearCloexec,
   dup2,
-  execve,
-  isErrno,
   MNT,
   MS,
   makedev,
   mknod,
   mount,
   O,
-  openPty,
   PR,
   pivotRoot,
   prctl,
@@ -40,21 +35,23 @@ import {
   type RlimitName,
   S_IF,
   setCloexec,
-  setControllingTerminal,
   setdomainname,
-  setgroups,
   sethostname,
   setns,
-  setresgid,
-  setresuid,
-  setsid,
-  setWindowSize,
-  umask,
   umount2,
   unshare,
 } from '@corral/sys';
 import { parseMountOptions, rootPropagation } from './mount-options.js';
 import { secureJoin } from './paths.js';
+import {
+  becomeProgram,
+  closeInheritedFds,
+  envObject,
+  openTerminal,
+  SetupError,
+  setUser,
+  step,
+} from './process-setup.js';
 import { DEFAULT_DEVICES, INIT_ANNOTATION, type OciDevice, type OciMount, type OciSpec } from './spec.js';
 import { readLineSync, writeLineSync } from './sync.js';
 
@@ -77,24 +74,6 @@ const NS_FLAGS: Record<string, number> = {
   network: CLONE.NEWNET,
   cgroup: CLONE.NEWCGROUP,
 };
-
-class SetupError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 125,
-  ) {
-    super(message);
-  }
-}
-
-function step<T>(what: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof SetupError || e instanceof ExecError) throw e;
-    throw new SetupError(`${what}: ${(e as Error).message}`);
-  }
-}
 
 /** Joins namespaces given by path, then unshares the new ones (pid was made by our parent). */
 function enterNamespaces(spec: OciSpec): void {
@@ -230,43 +209,11 @@ function setRlimits(spec: OciSpec): void {
   }
 }
 
-function envObject(env: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const e of env) {
-    const i = e.indexOf('=');
-    if (i > 0) out[e.slice(0, i)] = e.slice(i + 1);
-  }
-  return out;
-}
-
 interface Prepared {
   file: string;
   fifoFd: number;
   /** The terminal master, opened here for the runtime to take with pidfd_getfd. */
   terminalFd: number | null;
-}
-
-/**
- * The container's terminal, opened inside it (after pivot_root) so that it belongs to the
- * container's own devpts and `tty` inside names it. The slave becomes stdin, stdout, stderr
- * and the controlling terminal of a new session; the master stays open for the runtime.
- */
-function openTerminal(spec: OciSpec): number {
-  return step('opening the terminal', () => {
-    const pty = openPty();
-    const size = spec.process.consoleSize;
-    if (size) setWindowSize(pty.master, size.height, size.width);
-    chownSync(pty.path, spec.process.user.uid, spec.process.user.gid);
-    try {
-      setsid();
-    } catch (e) {
-      if (!isErrno(e, 'EPERM')) throw e; // started detached: already a session leader
-    }
-    setControllingTerminal(pty.slave);
-    for (const fd of [0, 1, 2]) dup2(pty.slave, fd);
-    closeSync(pty.slave);
-    return pty.master;
-  });
 }
 
 function setup(config: InitConfig): Prepared {
@@ -307,33 +254,11 @@ function setup(config: InitConfig): Prepared {
 
   const env = spec.process.env ?? [];
   const file = resolveExecutable(spec.process.args[0], pathOf(env));
-  const { uid, gid, additionalGids = [], umask: mask } = spec.process.user;
-  const terminalFd = spec.process.terminal ? openTerminal(spec) : null;
-  step('setting the user', () => {
-    setgroups(additionalGids);
-    setresgid(gid, gid, gid);
-    setresuid(uid, uid, uid);
-  });
-  umask(mask ?? 0o022);
+  const terminalFd = spec.process.terminal ? openTerminal(spec.process) : null;
+  setUser(spec.process.user);
   step(`changing to the working directory ${spec.process.cwd}`, () => process.chdir(spec.process.cwd));
   if (spec.process.noNewPrivileges) step('no_new_privs', () => prctl(PR.SET_NO_NEW_PRIVS, 1));
   return { file, fifoFd: fifoPath, terminalFd };
-}
-
-/**
- * The program gets stdin, stdout and stderr only: whatever else the runtime's caller left open
- * (without close-on-exec) is closed at exec, as runc does.
- */
-function closeInheritedFds(): void {
-  for (const entry of readdirSync('/proc/self/fd')) {
-    const fd = Number(entry);
-    if (fd <= 2) continue;
-    try {
-      setCloexec(fd);
-    } catch {
-      // the fd readdir itself used, closed by now
-    }
-  }
 }
 
 function main(): void {
@@ -366,9 +291,7 @@ function main(): void {
     superviseChild(prepared.file, spec.process.args, envObject(env), spec.process.cwd);
     return;
   }
-  closeInheritedFds();
-  for (const fd of [0, 1, 2]) clearCloexec(fd);
-  execve(prepared.file, spec.process.args, env);
+  becomeProgram(prepared.file, spec.process.args, env);
 }
 
 try {

@@ -1,3 +1,4 @@
+import { type StdioOptions, spawn } from 'node:child_process';
 import {
   chownSync,
   closeSync,
@@ -6,6 +7,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   readSync,
   renameSync,
   rmSync,
@@ -15,6 +17,7 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import {
   type Cgroup,
   type CgroupLimits,
@@ -22,8 +25,9 @@ import {
   type OciLinuxResources,
   openCgroup,
 } from '@corral/cgroups';
-import type { Pid1Process } from '@corral/pidns';
+import { inPidNamespaceOf, Pid1Process } from '@corral/pidns';
 import {
+  CLONE,
   close,
   isErrno,
   mknod,
@@ -35,8 +39,8 @@ import {
   procStartTime,
   S_IF,
 } from '@corral/sys';
-import { type InitStdio, spawnInit } from './init-process.js';
-import { type OciSpec, validateSpec } from './spec.js';
+import { type InitStdio, type StdioPipe, spawnInit } from './init-process.js';
+import { type OciProcess, type OciSpec, validateSpec } from './spec.js';
 import type { InitMessage } from './sync.js';
 
 /** What the runtime remembers of a container, in ROOT/ID/state.json. */
@@ -309,6 +313,61 @@ export class Runtime {
     };
   }
 
+  /**
+   * Starts another program in a running container (`docker exec`): a process that joins the
+   * container's PID namespace and cgroup at birth, then its other namespaces, and becomes
+   * the program. The caller is its parent and waits for it like for a created container.
+   */
+  async exec(id: string, proc: OciProcess, options: { stdio?: InitStdio } = {}): Promise<CreatedContainer> {
+    const st = this.read(id);
+    if (this.status(st) !== 'running') throw new RuntimeError(`container ${id} is not running`, 1);
+    // The namespaces to join: each one where the container differs from this process.
+    let namespaces = 0;
+    for (const [name, flag] of Object.entries(NS_LINKS)) {
+      if (readlinkQuiet(`/proc/${st.pid}/ns/${name}`) !== readlinkQuiet(`/proc/self/ns/${name}`))
+        namespaces |= flag;
+    }
+    const child = inPidNamespaceOf(st.pid, () =>
+      spawn(process.execPath, ['--v8-pool-size=1', execScript], {
+        stdio: [
+          ...stdioTriple(proc.terminal ? 'ignore' : (options.stdio ?? 'inherit')),
+          'pipe',
+        ] as StdioOptions,
+        env: { UV_THREADPOOL_SIZE: '1' },
+      }),
+    );
+    const p = new Pid1Process(child);
+    let terminal: number | null = null;
+    try {
+      const sync = child.stdio[3] as unknown as Readable & Writable;
+      const answer = readMessage(sync, p);
+      // In the container's cgroup before it runs anything of the program.
+      this.cgroup(id)?.addProcess(p.pid);
+      sync.write(`${JSON.stringify({ process: proc, namespaces })}\n`);
+      const msg = await answer;
+      if (msg.type === 'error') throw new RuntimeError(msg.message, msg.exitCode);
+      if (msg.terminalFd !== null && msg.terminalFd !== undefined)
+        terminal = pidfdGetfd(p.pidfd, msg.terminalFd);
+      sync.write('go\n');
+      sync.end();
+    } catch (e) {
+      if (terminal !== null) close(terminal);
+      p.kill('SIGKILL');
+      await p.wait();
+      throw e;
+    }
+    return {
+      id,
+      pid: p.pid,
+      process: p,
+      stdin: child.stdin,
+      stdout: child.stdout,
+      stderr: child.stderr,
+      terminal,
+      wait: () => p.wait(),
+    };
+  }
+
   /** The container's cgroup (for stats, freeze, thaw), or null when it has none. */
   cgroup(id: string): Cgroup | null {
     const st = this.read(id);
@@ -394,6 +453,28 @@ export class Runtime {
     }
     rmSync(this.dir(id), { recursive: true, force: true });
   }
+}
+
+const NS_LINKS: Record<string, number> = {
+  mnt: CLONE.NEWNS,
+  uts: CLONE.NEWUTS,
+  ipc: CLONE.NEWIPC,
+  net: CLONE.NEWNET,
+  cgroup: CLONE.NEWCGROUP,
+};
+
+const execScript = fileURLToPath(new URL('./exec-init.js', import.meta.url));
+
+function readlinkQuiet(path: string): string | null {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return null;
+  }
+}
+
+function stdioTriple(stdio: InitStdio): (StdioPipe | number)[] {
+  return Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
 }
 
 function isZombie(pid: number): boolean {

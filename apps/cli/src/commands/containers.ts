@@ -294,6 +294,49 @@ export const inspect: Command = {
   },
 };
 
+export const exec: Command = {
+  name: 'exec',
+  usage: 'exec [OPTIONS] CONTAINER COMMAND [ARG...]',
+  description: 'Run a command in a running container',
+  flags: [
+    { name: 'detach', short: 'd', type: 'boolean', description: 'Run the command in the background' },
+    { name: 'interactive', short: 'i', type: 'boolean', description: 'Keep stdin open' },
+    { name: 'tty', short: 't', type: 'boolean', description: 'Allocate a pseudo-terminal' },
+    { name: 'env', short: 'e', type: 'list', value: 'K=V', description: 'Set environment variables' },
+    {
+      name: 'workdir',
+      short: 'w',
+      type: 'string',
+      value: 'DIR',
+      description: 'Working directory inside the container',
+    },
+    {
+      name: 'user',
+      short: 'u',
+      type: 'string',
+      value: 'USER[:GROUP]',
+      description: 'User to run as (name or uid)',
+    },
+  ],
+  stopAtPositional: true,
+  async run(a, ctx) {
+    const [ref, ...cmd] = a.positionals;
+    if (!ref || !cmd.length)
+      throw new UsageError('"exec" requires at least 2 arguments: a container and a command');
+    for (const e of list(a, 'env'))
+      if (!e.includes('=')) throw new UsageError(`invalid environment variable ${e}: use K=V`);
+    return engine(ctx).exec(ref, {
+      cmd,
+      env: list(a, 'env'),
+      workdir: str(a, 'workdir'),
+      user: str(a, 'user'),
+      tty: bool(a, 'tty'),
+      interactive: bool(a, 'interactive'),
+      detach: bool(a, 'detach'),
+    });
+  },
+};
+
 function eachContainer(
   name: string,
   description: string,
@@ -335,4 +378,5 @@ export const containerCommands = [
   inspect,
   pause,
   unpause,
+  exec,
 ];

@@ -1,0 +1,110 @@
+// What a container's init and an exec'd process both do before they become the program.
+// Synchronous on purpose: both run after namespace changes that only their main thread made.
+import { chownSync, closeSync, readdirSync } from 'node:fs';
+import { ExecError } from '@corral/pidns';
+import {
+  clearCloexec,
+  dup2,
+  execve,
+  isErrno,
+  openPty,
+  setCloexec,
+  setControllingTerminal,
+  setgroups,
+  setresgid,
+  setresuid,
+  setsid,
+  setWindowSize,
+  umask,
+} from '@corral/sys';
+import type { OciProcess } from './spec.js';
+
+/** A setup failure, with the exit code the runtime reports (125 unless the program is at fault). */
+export class SetupError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 125,
+  ) {
+    super(message);
+  }
+}
+
+/** Runs one setup step; a failure names the step. */
+export function step<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof SetupError || e instanceof ExecError) throw e;
+    throw new SetupError(`${what}: ${(e as Error).message}`);
+  }
+}
+
+export function envObject(env: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of env) {
+    const i = e.indexOf('=');
+    if (i > 0) out[e.slice(0, i)] = e.slice(i + 1);
+  }
+  return out;
+}
+
+/**
+ * The process's terminal, opened inside the container (its /dev/ptmx, after pivot_root or
+ * setns) so that it belongs to the container's own devpts and `tty` inside names it. The
+ * slave becomes stdin, stdout, stderr and the controlling terminal of a new session; the
+ * master stays open for the runtime, which takes it with pidfd_getfd.
+ */
+export function openTerminal(proc: OciProcess): number {
+  return step('opening the terminal', () => {
+    const pty = openPty();
+    const size = proc.consoleSize;
+    if (size) setWindowSize(pty.master, size.height, size.width);
+    chownSync(pty.path, proc.user.uid, proc.user.gid);
+    try {
+      setsid();
+    } catch (e) {
+      if (!isErrno(e, 'EPERM')) throw e; // started detached: already a session leader
+    }
+    setControllingTerminal(pty.slave);
+    for (const fd of [0, 1, 2]) dup2(pty.slave, fd);
+    closeSync(pty.slave);
+    return pty.master;
+  });
+}
+
+/** Becomes the process's user: groups first, then gid, then uid (after which nothing else may). */
+export function setUser(user: OciProcess['user']): void {
+  step('setting the user', () => {
+    setgroups(user.additionalGids ?? []);
+    setresgid(user.gid, user.gid, user.gid);
+    setresuid(user.uid, user.uid, user.uid);
+  });
+  umask(user.umask ?? 0o022);
+}
+
+/**
+ * The program gets stdin, stdout and stderr only: whatever else the runtime's caller left open
+ * (without close-on-exec) is closed at exec, as runc does.
+ */
+export function closeInheritedFds(): void {
+  for (const entry of readdirSync('/proc/self/fd')) {
+    const fd = Number(entry);
+    if (fd <= 2) continue;
+    try {
+      setCloexec(fd);
+    } catch {
+      // the fd readdir itself used, closed by now
+    }
+  }
+}
+
+/** Replaces this process with the program, keeping only fds 0-2 (Node marks them close-on-exec). */
+export function becomeProgram(file: string, args: readonly string[], env: readonly string[]): never {
+  closeInheritedFds();
+  for (const fd of [0, 1, 2]) clearCloexec(fd);
+  try {
+    return execve(file, args, env);
+  } catch (e) {
+    throw new ExecError(`exec: "${args[0]}": ${(e as Error).message}`, 126);
+  }
+}
