@@ -1,6 +1,8 @@
 // Container start-to-exit latency of `true` in a busybox root, side by side in one run:
 // runc run, crun run, corral's runtime alone (bench/runtime/run-bundle.mjs), `corral run
 // --rootfs` (engine: overlay, records, runtime) and `podman run --rootfs`, as ratios to runc.
+// podman runs with --cgroups disabled: its cgroupfs manager puts a cgroup parent at the same
+// path in every hierarchy, which on this hybrid host would land outside our own memory cgroup.
 // Run as root after `npm run build`: node bench/runtime/run.mjs [RUNS]
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
@@ -81,7 +83,7 @@ commands.push([
 if (has('podman')) {
   commands.push([
     'podman run --rootfs',
-    `podman --root ${tmp}/podman --runroot ${tmp}/podman-run --cgroup-manager cgroupfs run --rm --network none --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --cgroup-parent corral-bench-podman --rootfs ${rootfs} true`,
+    `podman --root ${tmp}/podman --runroot ${tmp}/podman-run --cgroup-manager cgroupfs run --rm --network none --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --cgroups disabled --rootfs ${rootfs} true`,
   ]);
 }
 
