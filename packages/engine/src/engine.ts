@@ -30,7 +30,14 @@ import { EngineError } from './errors.js';
 import { type LogEntry, LogWriter, type ReadLogsOptions, readLogs } from './logs.js';
 import { newId, shortId } from './names.js';
 import { type ContainerRecord, RecordStore, type Resources } from './records.js';
-import { buildSpec, cgroupPathOf, containerEnv, resolveUser } from './spec.js';
+import {
+  buildSpec,
+  capabilitiesFor,
+  capabilityNames,
+  cgroupPathOf,
+  containerEnv,
+  resolveUser,
+} from './spec.js';
 import { attachTerminal, terminalOutput } from './terminal.js';
 
 /** The data root: `--root`, then CORRAL_ROOT, then /var/lib/corral (like Docker's data-root). */
@@ -43,6 +50,10 @@ export interface CreateContainerOptions {
   image?: string;
   /** A pseudo-terminal for the program (`-t`). */
   tty?: boolean;
+  privileged?: boolean;
+  /** Capabilities beyond Docker's defaults, and ones to take away (`ALL` for every one). */
+  capAdd?: string[];
+  capDrop?: string[];
   /** Replaces the image's entrypoint ('' for none); the image's Cmd is then dropped too. */
   entrypoint?: string;
   /** A folder to use as the container's (read-only) root layer. */
@@ -143,6 +154,12 @@ export class Engine {
       throw new EngineError(`storage driver ${storageDriver}: ${(e as Error).message}`, 125);
     }
     const resources = checkResources(options.resources ?? {});
+    // Unknown capability names fail here, before anything is made.
+    capabilityNames({
+      privileged: options.privileged ?? false,
+      capAdd: options.capAdd ?? [],
+      capDrop: options.capDrop ?? [],
+    } as ContainerRecord['hostConfig']);
     const { image, imageId, layers, config } = await this.resolveRoot(options);
     // Docker's rules: --entrypoint replaces the image's and drops its Cmd; arguments replace Cmd.
     const entrypoint =
@@ -184,6 +201,9 @@ export class Engine {
         autoRemove: options.autoRemove ?? false,
         storageDriver,
         readonlyRootfs: options.readonlyRootfs ?? false,
+        privileged: options.privileged ?? false,
+        capAdd: options.capAdd ?? [],
+        capDrop: options.capDrop ?? [],
         resources,
       },
       state: {
@@ -592,12 +612,14 @@ export class Engine {
     if (!options.cmd.length) throw new EngineError('exec needs a command', 1);
     const rootfs = join(this.records.dir(r.id), 'rootfs');
     const env = [...containerEnv(r), ...(options.env ?? [])];
+    const user = resolveUser(options.user ?? r.config.user, rootfs);
     const out = process.stdout;
     const proc: OciProcess = {
       args: options.cmd,
       env: options.tty && !env.some((e) => e.startsWith('TERM=')) ? [...env, 'TERM=xterm'] : env,
       cwd: options.workdir || r.config.workdir || '/',
-      user: resolveUser(options.user ?? r.config.user, rootfs),
+      user,
+      capabilities: capabilitiesFor(r, user.uid),
       terminal: options.tty ?? false,
       ...(options.tty && out.isTTY ? { consoleSize: { height: out.rows, width: out.columns } } : {}),
     };

@@ -50,6 +50,10 @@ export interface ContainerRecord {
     autoRemove: boolean;
     storageDriver: string;
     readonlyRootfs: boolean;
+    /** Every capability and device, no masked paths (Docker's --privileged, without host devices). */
+    privileged: boolean;
+    capAdd: string[];
+    capDrop: string[];
     resources: Resources;
   };
   state: {

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CgroupLimits, limitsToOci } from '@corral/cgroups';
-import { INIT_ANNOTATION, type OciSpec } from '@corral/runtime';
+import { DEFAULT_DEVICE_RULES, INIT_ANNOTATION, type OciProcess, type OciSpec } from '@corral/runtime';
+import { CAP, parseCapability } from '@corral/sys';
 import { EngineError } from './errors.js';
 import type { ContainerRecord } from './records.js';
 
@@ -94,12 +95,14 @@ export function buildSpec(
   consoleSize?: { height: number; width: number },
 ): OciSpec {
   const { uid, gid } = resolveUser(r.config.user, rootfs);
+  const privileged = r.hostConfig.privileged;
   return {
     ociVersion: '1.2.0',
     process: {
       terminal: r.config.tty,
       ...(consoleSize ? { consoleSize } : {}),
       user: { uid, gid },
+      capabilities: capabilitiesFor(r, uid),
       args: r.config.cmd,
       env: containerEnv(r),
       cwd: r.config.workdir || '/',
@@ -132,7 +135,12 @@ export function buildSpec(
         source: 'mqueue',
         options: ['nosuid', 'noexec', 'nodev'],
       },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      {
+        destination: '/sys',
+        type: 'sysfs',
+        source: 'sysfs',
+        options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'],
+      },
       { destination: '/etc/hosts', type: 'bind', source: etcFiles.hosts, options: ['rbind', 'rprivate'] },
       {
         destination: '/etc/hostname',
@@ -151,9 +159,12 @@ export function buildSpec(
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }],
       cgroupsPath: cgroupPathOf(r),
-      resources: limitsToOci(limitsOf(r)) as Record<string, unknown>,
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      resources: {
+        ...limitsToOci(limitsOf(r)),
+        devices: privileged ? [{ allow: true, access: 'rwm' }] : DEFAULT_DEVICE_RULES,
+      } as Record<string, unknown>,
+      maskedPaths: privileged ? [] : MASKED_PATHS,
+      readonlyPaths: privileged ? [] : READONLY_PATHS,
     },
   };
 }
@@ -172,4 +183,83 @@ export function cgroupPathOf(r: ContainerRecord): string {
 export function limitsOf(r: ContainerRecord): CgroupLimits {
   const { cgroupParent: _, ...limits } = r.hostConfig.resources;
   return limits;
+}
+
+/** Docker's default capabilities: what a container's root keeps unless told otherwise. */
+export const DEFAULT_CAPABILITIES = [
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FSETID',
+  'FOWNER',
+  'MKNOD',
+  'NET_RAW',
+  'SETGID',
+  'SETUID',
+  'SETFCAP',
+  'SETPCAP',
+  'NET_BIND_SERVICE',
+  'SYS_CHROOT',
+  'KILL',
+  'AUDIT_WRITE',
+];
+
+/**
+ * The capability names a container gets: Docker's defaults plus --cap-add minus --cap-drop
+ * (`ALL` stands for every capability), or all of them when privileged. Unknown names are an
+ * error before anything starts.
+ */
+export function capabilityNames(hostConfig: ContainerRecord['hostConfig']): string[] {
+  const all = Object.keys(CAP);
+  const norm = (n: string) => {
+    const key = n.toUpperCase().replace(/^CAP_/, '');
+    if (key !== 'ALL') {
+      try {
+        parseCapability(key);
+      } catch {
+        throw new EngineError(`unknown capability: "${n}"`, 125);
+      }
+    }
+    return key;
+  };
+  const add = hostConfig.capAdd.map(norm);
+  const drop = hostConfig.capDrop.map(norm);
+  // Only what corral itself holds can be given (here, for one, not CAP_SYS_RESOURCE).
+  const held = heldCapabilities();
+  if (hostConfig.privileged || add.includes('ALL')) {
+    for (const c of all) if (!held.has(c)) all.splice(all.indexOf(c), 1);
+  }
+  for (const c of add) {
+    if (c !== 'ALL' && !held.has(c))
+      throw new EngineError(
+        `capability ${c} is not available: corral itself does not hold it on this host`,
+        125,
+      );
+  }
+  if (hostConfig.privileged) return all.map((c) => `CAP_${c}`);
+  let caps = new Set(add.includes('ALL') ? all : [...DEFAULT_CAPABILITIES, ...add]);
+  if (drop.includes('ALL')) caps = new Set(add.filter((c) => c !== 'ALL'));
+  for (const c of drop) caps.delete(c);
+  return [...caps].map((c) => `CAP_${c}`);
+}
+
+/** The OCI capability sets: the names bound the container; only root starts with them in effect. */
+export function capabilitiesFor(r: ContainerRecord, uid: number): OciProcess['capabilities'] {
+  const names = capabilityNames(r.hostConfig);
+  return {
+    bounding: names,
+    effective: uid === 0 ? names : [],
+    permitted: uid === 0 ? names : [],
+    inheritable: [],
+  };
+}
+
+/** The capabilities in this process's bounding set, by name. */
+function heldCapabilities(): Set<string> {
+  const hex = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
+  const mask = BigInt(`0x${hex}`);
+  return new Set(
+    Object.entries(CAP)
+      .filter(([, n]) => (mask >> BigInt(n)) & 1n)
+      .map(([name]) => name),
+  );
 }

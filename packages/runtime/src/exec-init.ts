@@ -6,7 +6,7 @@
 
 import { ExecError, pathOf, resolveExecutable } from '@corral/pidns';
 import { CLONE, pidfdOpen, setns, unshare } from '@corral/sys';
-import { becomeProgram, openTerminal, SetupError, setUser, step } from './process-setup.js';
+import { becomeProgram, openTerminal, SetupError, setUserAndCapabilities, step } from './process-setup.js';
 import type { OciProcess } from './spec.js';
 import { readLineSync, writeLineSync } from './sync.js';
 
@@ -33,7 +33,7 @@ function main(): void {
     const env = proc.env ?? [];
     file = resolveExecutable(proc.args[0], pathOf(env));
     if (proc.terminal) terminalFd = openTerminal(proc);
-    setUser(proc.user);
+    setUserAndCapabilities(proc);
   } catch (e) {
     const exitCode = e instanceof ExecError || e instanceof SetupError ? e.exitCode : 125;
     writeLineSync(SYNC_FD, { type: 'error', message: (e as Error).message, exitCode });

@@ -1,3 +1,4 @@
+export { applyDeviceRules, DEFAULT_DEVICE_RULES, type DeviceRule } from './devices.js';
 export { type InitStdio, type StdioPipe, spawnInit } from './init-process.js';
 export { type ParsedMountOptions, parseMountOptions, rootPropagation } from './mount-options.js';
 export { secureJoin } from './paths.js';

@@ -3,11 +3,18 @@
 import { chownSync, closeSync, readdirSync } from 'node:fs';
 import { ExecError } from '@corral/pidns';
 import {
+  capabilityMask,
+  capset,
   clearCloexec,
+  dropBoundingCapability,
   dup2,
   execve,
   isErrno,
+  keepCapabilities,
+  lastCapability,
   openPty,
+  parseCapability,
+  raiseAmbientCapability,
   setCloexec,
   setControllingTerminal,
   setgroups,
@@ -72,14 +79,41 @@ export function openTerminal(proc: OciProcess): number {
   });
 }
 
-/** Becomes the process's user: groups first, then gid, then uid (after which nothing else may). */
-export function setUser(user: OciProcess['user']): void {
+/**
+ * Becomes the process's user and capabilities. Order matters: the bounding set is cut while
+ * we still may (CAP_SETPCAP), permitted capabilities are kept across the change of uid, and
+ * the sets are written last. Without `capabilities` in the spec the sets are left as they are.
+ */
+export function setUserAndCapabilities(proc: OciProcess): void {
+  const caps = proc.capabilities;
+  const last = caps ? lastCapability() : 0;
+  const mask = (names: string[] | undefined) =>
+    step('reading capabilities', () => capabilityMask(names ?? [])) & ((1n << BigInt(last + 1)) - 1n);
+  if (caps) {
+    const bounding = mask(caps.bounding);
+    step('dropping capabilities from the bounding set', () => {
+      for (let c = 0; c <= last; c++) if (!(bounding & (1n << BigInt(c)))) dropBoundingCapability(c);
+      keepCapabilities(true);
+    });
+  }
+  const { user } = proc;
   step('setting the user', () => {
     setgroups(user.additionalGids ?? []);
     setresgid(user.gid, user.gid, user.gid);
     setresuid(user.uid, user.uid, user.uid);
   });
   umask(user.umask ?? 0o022);
+  if (caps) {
+    step('setting capabilities', () => {
+      capset({
+        effective: mask(caps.effective),
+        permitted: mask(caps.permitted),
+        inheritable: mask(caps.inheritable),
+      });
+      for (const name of caps.ambient ?? []) raiseAmbientCapability(parseCapability(name));
+      keepCapabilities(false);
+    });
+  }
 }
 
 /**

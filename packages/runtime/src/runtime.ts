@@ -39,6 +39,7 @@ import {
   procStartTime,
   S_IF,
 } from '@corral/sys';
+import { applyDeviceRules, type DeviceRule } from './devices.js';
 import { type InitStdio, type StdioPipe, spawnInit } from './init-process.js';
 import { type OciProcess, type OciSpec, validateSpec } from './spec.js';
 import type { InitMessage } from './sync.js';
@@ -207,6 +208,11 @@ export class Runtime {
           cgroup.create();
           ({ pidsLimit, ...early } = limitsFromOci(spec.linux?.resources as OciLinuxResources));
           cgroup.apply(early);
+          applyDeviceRules(
+            cgroup,
+            ((spec.linux?.resources as { devices?: DeviceRule[] } | undefined)?.devices ??
+              []) as DeviceRule[],
+          );
           cgroup.addProcess(p.pid);
         } catch (e) {
           throw new RuntimeError(`cgroup ${cgroupsPath}: ${(e as Error).message}`);

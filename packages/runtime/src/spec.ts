@@ -19,6 +19,14 @@ export interface OciProcess {
   cwd: string;
   rlimits?: { type: string; soft: number; hard: number }[];
   noNewPrivileges?: boolean;
+  /** Capability names (CAP_CHOWN, ...) per set; absent: the sets are left as they are. */
+  capabilities?: {
+    bounding?: string[];
+    effective?: string[];
+    inheritable?: string[];
+    permitted?: string[];
+    ambient?: string[];
+  };
   oomScoreAdj?: number;
 }
 

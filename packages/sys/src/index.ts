@@ -1,4 +1,5 @@
 export * from './calls.js';
+export * from './caps.js';
 export * from './constants.js';
 export { errnoName, errnoValue, isErrno, SyscallError } from './errors.js';
 export { isMountPoint, type MountInfo, procStartTime, readMountInfo } from './proc.js';

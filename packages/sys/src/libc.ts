@@ -89,6 +89,7 @@ export const fn = {
   gettid: libc.func('int gettid()'),
   prlimit: libc.func('int prlimit(int pid, int resource, const void *newlim, void *oldlim)'),
   ioctl: libc.func('int ioctl(int fd, unsigned long request, void *arg)'),
+  capset: libc.func('int capset(void *header, void *data)'),
   ioctlInt: libc.func('int ioctl(int fd, unsigned long request, long arg)'),
   posix_openpt: libc.func('int posix_openpt(int flags)'),
   grantpt: libc.func('int grantpt(int fd)'),

@@ -161,3 +161,28 @@ describe('signals', () => {
     expect(() => parseSignal(0)).toThrow();
   });
 });
+
+describe('capabilities', () => {
+  it('names, masks and the kernel limit', async () => {
+    const { CAP, capabilityMask, lastCapability, parseCapability } = await import('../src/index.js');
+    expect(parseCapability('CAP_SYS_ADMIN')).toBe(21);
+    expect(parseCapability('net_raw')).toBe(CAP.NET_RAW);
+    expect(() => parseCapability('CAP_NOPE')).toThrow('unknown capability: CAP_NOPE');
+    expect(capabilityMask(['CHOWN', 'KILL'])).toBe((1n << 0n) | (1n << 5n));
+    expect(lastCapability()).toBeGreaterThanOrEqual(37);
+  });
+
+  it('drops capabilities in a child process: capset and the bounding set', () => {
+    const script = `
+      import { capset, capabilityMask, dropBoundingCapability, CAP } from '${join(__dirname, '../dist/index.js')}';
+      import { readFileSync } from 'node:fs';
+      dropBoundingCapability(CAP.SYS_ADMIN);
+      const keep = capabilityMask(['CHOWN', 'KILL']);
+      capset({ effective: keep, permitted: keep, inheritable: 0n });
+      console.log(readFileSync('/proc/self/status', 'utf8').split('\\n').filter((l) => /^Cap(Eff|Bnd)/.test(l)).join(' '));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/CapEff:\s*0000000000000021/);
+    expect(r.stdout).not.toMatch(/CapBnd:\s*000001fffeffffff/);
+  });
+});

@@ -39,6 +39,18 @@ export const createFlags: FlagSpec[] = [
   },
   { name: 'interactive', short: 'i', type: 'boolean', description: 'Keep stdin open (attached runs)' },
   { name: 'tty', short: 't', type: 'boolean', description: 'Allocate a pseudo-terminal' },
+  {
+    name: 'privileged',
+    type: 'boolean',
+    description: 'Give every capability and device access (host devices are not added)',
+  },
+  {
+    name: 'cap-add',
+    type: 'list',
+    value: 'CAP',
+    description: "Add a capability to Docker's defaults (ALL for every one)",
+  },
+  { name: 'cap-drop', type: 'list', value: 'CAP', description: 'Drop a capability (ALL for every one)' },
   { name: 'read-only', type: 'boolean', description: "Mount the container's root read-only" },
   {
     name: 'storage-driver',
