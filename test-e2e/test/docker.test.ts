@@ -345,6 +345,102 @@ const EXPECTED_FILES = [
   'a',
 ].join('\n');
 
+describe('docker rules for the image config, side by side', () => {
+  it('Entrypoint + Cmd, USER, WORKDIR, ENV and the exit status of an image made by docker commit: corral run = docker run', async () => {
+    await dockerHasBusybox();
+    await docker([
+      'run',
+      '--name',
+      'e2e-cfg',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'echo bob:x:1234:5678::/home/bob:/bin/sh >> /etc/passwd && mkdir -p /home/bob/w',
+    ]);
+    await docker([
+      'commit',
+      '--change',
+      'USER bob',
+      '--change',
+      'WORKDIR /home/bob/w',
+      '--change',
+      'ENTRYPOINT ["/bin/echo", "ep"]',
+      '--change',
+      'CMD ["c1"]',
+      '--change',
+      'ENV A=1 B="two words"',
+      'e2e-cfg',
+      'e2e/cfg:1',
+    ]);
+    await docker(['rm', 'e2e-cfg']);
+    const archive = path.join(tmp, 'cfg.tar');
+    await docker(['save', '-o', archive, 'e2e/cfg:1']);
+    await reader.must(['load', '-i', archive]);
+    const show = 'echo "$(id -u):$(id -g) $PWD $A|$B"';
+    const cases: string[][] = [
+      ['e2e/cfg:1'],
+      ['e2e/cfg:1', 'x', 'y'],
+      ['--entrypoint', '/bin/sh', 'e2e/cfg:1', '-c', show],
+      ['--entrypoint', '/bin/sh', '-u', '0', 'e2e/cfg:1', '-c', show],
+      ['--entrypoint', '/bin/sh', '-u', '42:43', '-w', '/tmp', '-e', 'A=over', 'e2e/cfg:1', '-c', show],
+    ];
+    for (const args of cases) {
+      const theirs = (await docker(['run', '--rm', '--network', 'none', ...args])).out;
+      const mine = (await reader.must(['run', '--rm', ...args])).out;
+      expect(mine, `corral run ${args.join(' ')}`).toBe(theirs);
+    }
+    expect((await reader.must(['run', '--rm', 'e2e/cfg:1'])).out).toBe('ep c1');
+    const exit = await exec(
+      DOCKER,
+      [
+        '-H',
+        `unix://${sock}`,
+        'run',
+        '--rm',
+        '--pull',
+        'never',
+        '--network',
+        'none',
+        '--entrypoint',
+        '/bin/sh',
+        'e2e/cfg:1',
+        '-c',
+        'exit 7',
+      ],
+      { env },
+    );
+    expect(exit.status).toBe(7);
+    expect(
+      (await reader.run(['run', '--rm', '--entrypoint', '/bin/sh', 'e2e/cfg:1', '-c', 'exit 7'])).status,
+    ).toBe(7);
+  });
+});
+
+describe('archive variants from docker save', () => {
+  it('corral loads a gzipped docker save of two images, and an untagged image saved by ID', async () => {
+    await dockerHasBusybox();
+    const plain = path.join(tmp, 'pair.tar');
+    await docker(['save', '-o', plain, 'busybox:latest', 'e2e/dcommit:1']);
+    const gz = path.join(tmp, 'pair.tar.gz');
+    await must('gzip', ['-k', plain]);
+    const fresh = new Corral(path.join(tmp, 'corral-gz'), env);
+    const out = (await fresh.must(['load', '-i', gz])).out.split('\n');
+    expect(out.sort()).toEqual(['Loaded image: busybox:latest', 'Loaded image: e2e/dcommit:1']);
+    expect((await fresh.image('e2e/dcommit:1')).id).toBe((await dockerInspect('e2e/dcommit:1')).Id);
+
+    const id = (await dockerInspect('e2e/dcommit:1')).Id;
+    const byId = path.join(tmp, 'by-id.tar');
+    await docker(['save', '-o', byId, id]);
+    const untagged = new Corral(path.join(tmp, 'corral-by-id'), env);
+    expect((await untagged.must(['load', '-i', byId])).out).toBe(`Loaded image ID: ${id}`);
+    expect((await untagged.images()).map((i) => [i.id, i.repoTags])).toEqual([[id, []]]);
+    expect((await untagged.must(['run', '--rm', id, 'cat', '/srv/data/f'])).out).toBe('docker-made');
+    await untagged.removeContainers();
+  });
+});
+
 describe('file metadata survives both ways (setuid, hard links, symlinks, fifo, devices, owners, mtimes, long names, whiteouts)', () => {
   it('docker commit -> docker save -> corral load: corral run sees what docker run sees', async () => {
     await dockerHasBusybox();
