@@ -46,6 +46,45 @@ async function richTar(): Promise<Buffer> {
 }
 
 describe('applyLayer', () => {
+  it('keeps the tar order where it matters while files are written in the background', async () => {
+    const dir = layerDir();
+    const many = Array.from({ length: 150 }, (_, i) => ({ name: `d${i % 3}/f${i}`, body: `file ${i}` }));
+    await applyLayer(
+      Readable.from([
+        await makeTar([
+          ...many,
+          { name: 'same', body: 'first' },
+          { name: 'same', body: 'second', mode: 0o600 },
+          { name: 'hard', type: 'link', linkname: 'd1/f1' },
+          { name: 'd2/.wh.f2', body: '' },
+          { name: 'd0/.wh.f0', body: '' },
+          { name: 'gone/', type: 'directory' },
+          ...Array.from({ length: 20 }, (_, i) => ({ name: `gone/x${i}`, body: 'x' })),
+          { name: '.wh.gone', body: '' },
+          { name: 'was-file', body: 'f' },
+          { name: 'was-file/', type: 'directory', mode: 0o750 },
+          { name: 'was-file/inner', body: 'i' },
+          { name: 'ln', type: 'symlink', linkname: 'd1' },
+          { name: 'ln/through', body: 't' },
+        ]),
+      ]),
+      dir,
+    );
+    for (let i = 3; i < 150; i++)
+      expect(fs.readFileSync(join(dir, `d${i % 3}/f${i}`), 'utf8')).toBe(`file ${i}`);
+    expect(fs.readFileSync(join(dir, 'same'), 'utf8')).toBe('second');
+    expect(fs.lstatSync(join(dir, 'same')).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(join(dir, 'hard'), 'utf8')).toBe('file 1');
+    expect(fs.lstatSync(join(dir, 'hard')).ino).toBe(fs.lstatSync(join(dir, 'd1/f1')).ino);
+    for (const w of ['d2/f2', 'd0/f0', 'gone']) {
+      const st = fs.lstatSync(join(dir, w));
+      expect(st.isCharacterDevice() && st.rdev === 0).toBe(true);
+    }
+    expect(fs.lstatSync(join(dir, 'was-file')).isDirectory()).toBe(true);
+    expect(fs.readFileSync(join(dir, 'was-file/inner'), 'utf8')).toBe('i');
+    expect(fs.readFileSync(join(dir, 'd1/through'), 'utf8')).toBe('t');
+  });
+
   it('unpacks files, folders, links, devices, fifos, owners, special modes, xattrs, long names', async () => {
     const dir = layerDir();
     const data = await richTar();

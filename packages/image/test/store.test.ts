@@ -88,6 +88,42 @@ describe('ContentStore', () => {
     expect(fs.readdirSync(cs.tmpDir)).toEqual([]);
     expect(() => cs.blobPath('sha256:../../etc')).toThrow(/invalid digest/);
   });
+
+  it('streams a big blob in small pieces (hashed off the event loop), and refuses or drops it whole', async () => {
+    const t = tempRoot();
+    cleanups.push(t.cleanup);
+    const cs = new ContentStore(t.dir);
+    // 9 MiB in 7,000-byte pieces: batched writes, several in flight, the hashing thread.
+    const data = Buffer.alloc(9 * 1024 * 1024);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
+    const pieces = () => {
+      const out: Buffer[] = [];
+      for (let i = 0; i < data.length; i += 7000) out.push(data.subarray(i, i + 7000));
+      return out;
+    };
+    const digest = sha256(data);
+    const info = await cs.writeBlob(Readable.from(pieces()), { digest, size: data.length });
+    expect(info).toEqual({ digest, size: data.length });
+    expect(sha256(fs.readFileSync(cs.blobPath(digest)))).toBe(digest);
+    cs.deleteBlob(digest);
+
+    const wrong = sha256('something else');
+    const err = await cs
+      .writeBlob(Readable.from(pieces()), { digest: wrong, size: data.length })
+      .catch((e) => e);
+    expect(err).toMatchObject({ code: 'DIGEST_MISMATCH' });
+    expect(err.message).toContain(wrong);
+    expect(err.message).toContain(digest);
+
+    // A source that fails half way: nothing stored, no temp file left.
+    async function* broken() {
+      yield* pieces().slice(0, 700);
+      throw new Error('connection lost');
+    }
+    await expect(cs.writeBlob(broken(), { digest, size: data.length })).rejects.toThrow(/connection lost/);
+    expect(cs.listBlobs()).toEqual([]);
+    expect(fs.readdirSync(cs.tmpDir)).toEqual([]);
+  });
 });
 
 describe('ImageStore', () => {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -6,23 +5,31 @@ import { promisify } from 'node:util';
 import { ImageError } from '../errors.js';
 import { digestHex } from './digest.js';
 import { fsyncDirAsync, tempName } from './fsutil.js';
+import { sha256Stream } from './hasher.js';
 
 /** Bytes gathered before a write is issued (network reads come in 16-64 KiB pieces). */
 const WRITE_BATCH = 1024 * 1024;
 /** Bytes written but not yet on the page cache before reading pauses. */
 const MAX_IN_FLIGHT = 8 * 1024 * 1024;
 
-const writeAsync = (fd: number, buf: Buffer, offset: number, length: number, position: number) =>
+const writevAsync = (fd: number, bufs: Buffer[], position: number) =>
   new Promise<number>((resolve, reject) =>
-    fs.write(fd, buf, offset, length, position, (e, n) => (e ? reject(e) : resolve(n))),
+    fs.writev(fd, bufs, position, (e, n) => (e ? reject(e) : resolve(n))),
   );
 const fdatasyncAsync = promisify(fs.fdatasync);
 const closeAsync = promisify(fs.close);
 
-/** Writes all of `buf` at `position` (a short write continues where it stopped). */
-async function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
-  let off = 0;
-  while (off < buf.byteLength) off += await writeAsync(fd, buf, off, buf.byteLength - off, position + off);
+/** Writes all of `bufs` at `position` with writev (no copy); a short write continues where it stopped. */
+async function writeAll(fd: number, bufs: Buffer[], position: number): Promise<void> {
+  let rest = bufs;
+  while (rest.length) {
+    let n = await writevAsync(fd, rest, position);
+    position += n;
+    let i = 0;
+    while (i < rest.length && n >= rest[i].byteLength) n -= rest[i++].byteLength;
+    rest = rest.slice(i);
+    if (n > 0) rest[0] = rest[0].subarray(n);
+  }
 }
 
 /** What a blob must be, when known. */
@@ -81,11 +88,16 @@ export class ContentStore {
     // Opened synchronously, so that a stream source is read (and its errors are listened
     // for) from this very tick: an error it emits meanwhile would otherwise go unhandled.
     const fd = fs.openSync(tmp, 'wx', 0o644);
-    const hash = createHash('sha256');
+    // Big blobs are hashed on a thread of their own, off the event loop that parses the
+    // network data and drives the writes; small ones inline.
+    const hash = sha256Stream(
+      expected.size ?? (source instanceof Uint8Array ? source.byteLength : undefined),
+    );
     // Data is hashed on arrival and written with positional writes that run on the libuv
-    // pool while more data arrives; small chunks (network reads) are gathered into bigger
-    // writes, and at most MAX_IN_FLIGHT bytes wait for the disk before reading pauses.
+    // pool while more data arrives; small chunks (network reads) are gathered into one
+    // writev (no copy), and at most MAX_IN_FLIGHT bytes wait for the disk before reading pauses.
     let size = 0;
+    let digest = '';
     let written = 0;
     let batch: Buffer[] = [];
     let batchBytes = 0;
@@ -94,16 +106,17 @@ export class ContentStore {
     let writeError: unknown;
     const flush = () => {
       if (batchBytes === 0) return;
-      const buf = batch.length === 1 ? batch[0] : Buffer.concat(batch, batchBytes);
+      const bufs = batch;
+      const bytes = batchBytes;
       const position = written;
       written += batchBytes;
       batch = [];
       batchBytes = 0;
-      const done = writeAll(fd, buf, position).catch((e) => {
+      const done = writeAll(fd, bufs, position).catch((e) => {
         writeError ??= e;
       });
-      inFlight.push({ done, bytes: buf.byteLength });
-      inFlightBytes += buf.byteLength;
+      inFlight.push({ done, bytes });
+      inFlightBytes += bytes;
     };
     const settle = async (untilBytes: number) => {
       while (inFlight.length && inFlightBytes > untilBytes) {
@@ -134,9 +147,11 @@ export class ContentStore {
       } else {
         batch.push(buf);
         batchBytes += buf.byteLength;
-        if (batchBytes >= WRITE_BATCH) flush();
+        if (batchBytes >= WRITE_BATCH || batch.length >= 256) flush();
       }
       if (inFlightBytes > MAX_IN_FLIGHT) await settle(MAX_IN_FLIGHT / 2);
+      const behind = hash.ready();
+      if (behind) await behind;
     };
     try {
       if (source instanceof Uint8Array) await add(source);
@@ -145,8 +160,12 @@ export class ContentStore {
           await add(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
       flush();
       await settle(0);
-      await fdatasyncAsync(fd);
+      const [hashed, synced] = await Promise.allSettled([hash.digest(), fdatasyncAsync(fd)]);
+      if (hashed.status === 'rejected') throw hashed.reason;
+      if (synced.status === 'rejected') throw synced.reason;
+      digest = hashed.value;
     } catch (e) {
+      hash.discard();
       // Let writes under way finish before the temp file goes, so none lands after.
       await Promise.all(inFlight.map((w) => w.done));
       await closeAsync(fd).catch(() => {});
@@ -154,7 +173,6 @@ export class ContentStore {
       throw e;
     }
     await closeAsync(fd);
-    const digest = `sha256:${hash.digest('hex')}`;
     const fail = async (err: ImageError): Promise<never> => {
       await fs.promises.rm(tmp, { force: true });
       throw err;
