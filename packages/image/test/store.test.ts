@@ -89,11 +89,11 @@ describe('ContentStore', () => {
     expect(() => cs.blobPath('sha256:../../etc')).toThrow(/invalid digest/);
   });
 
-  it('streams a big blob in small pieces (hashed off the event loop), and refuses or drops it whole', async () => {
+  it('streams a big blob in small pieces (batched writes in flight), and refuses or drops it whole', async () => {
     const t = tempRoot();
     cleanups.push(t.cleanup);
     const cs = new ContentStore(t.dir);
-    // 9 MiB in 7,000-byte pieces: batched writes, several in flight, the hashing thread.
+    // 9 MiB in 7,000-byte pieces: batched writev calls, several in flight.
     const data = Buffer.alloc(9 * 1024 * 1024);
     for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
     const pieces = () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -5,7 +6,6 @@ import { promisify } from 'node:util';
 import { ImageError } from '../errors.js';
 import { digestHex } from './digest.js';
 import { fsyncDirAsync, tempName } from './fsutil.js';
-import { sha256Stream } from './hasher.js';
 
 /** Bytes gathered before a write is issued (network reads come in 16-64 KiB pieces). */
 const WRITE_BATCH = 1024 * 1024;
@@ -88,11 +88,9 @@ export class ContentStore {
     // Opened synchronously, so that a stream source is read (and its errors are listened
     // for) from this very tick: an error it emits meanwhile would otherwise go unhandled.
     const fd = fs.openSync(tmp, 'wx', 0o644);
-    // Big blobs are hashed on a thread of their own, off the event loop that parses the
-    // network data and drives the writes; small ones inline.
-    const hash = sha256Stream(
-      expected.size ?? (source instanceof Uint8Array ? source.byteLength : undefined),
-    );
+    // Hashed on this thread as data arrives: a hashing thread was tried and lost on this
+    // 2-CPU machine (copies and thread hops cost more than they freed).
+    const hash = createHash('sha256');
     // Data is hashed on arrival and written with positional writes that run on the libuv
     // pool while more data arrives; small chunks (network reads) are gathered into one
     // writev (no copy), and at most MAX_IN_FLIGHT bytes wait for the disk before reading pauses.
@@ -150,8 +148,6 @@ export class ContentStore {
         if (batchBytes >= WRITE_BATCH || batch.length >= 256) flush();
       }
       if (inFlightBytes > MAX_IN_FLIGHT) await settle(MAX_IN_FLIGHT / 2);
-      const behind = hash.ready();
-      if (behind) await behind;
     };
     try {
       if (source instanceof Uint8Array) await add(source);
@@ -160,12 +156,9 @@ export class ContentStore {
           await add(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
       flush();
       await settle(0);
-      const [hashed, synced] = await Promise.allSettled([hash.digest(), fdatasyncAsync(fd)]);
-      if (hashed.status === 'rejected') throw hashed.reason;
-      if (synced.status === 'rejected') throw synced.reason;
-      digest = hashed.value;
+      await fdatasyncAsync(fd);
+      digest = `sha256:${hash.digest('hex')}`;
     } catch (e) {
-      hash.discard();
       // Let writes under way finish before the temp file goes, so none lands after.
       await Promise.all(inFlight.map((w) => w.done));
       await closeAsync(fd).catch(() => {});
