@@ -90,3 +90,59 @@ describe('device access (devices cgroup)', () => {
     ).toBe('4');
   });
 });
+
+describe('seccomp', () => {
+  it('filters syscalls by default, for exec too, and not when unconfined', async () => {
+    expect((await s.corral(['run', '--rm', 'busybox', 'grep', 'Seccomp:', '/proc/self/status'])).out).toMatch(
+      /Seccomp:\s*2/,
+    );
+    // swapoff is denied by the profile: with the capability it would reach the kernel (ENOENT).
+    const filtered = await s.corral([
+      'run',
+      '--rm',
+      '--cap-add',
+      'SYS_ADMIN',
+      'busybox',
+      'swapoff',
+      '/nonexistent',
+    ]);
+    expect(filtered.stderr).toContain('Operation not permitted');
+    const open = await s.corral([
+      'run',
+      '--rm',
+      '--cap-add',
+      'SYS_ADMIN',
+      '--security-opt',
+      'seccomp=unconfined',
+      'busybox',
+      'swapoff',
+      '/nonexistent',
+    ]);
+    expect(open.stderr).toContain('No such file or directory');
+    await s.corral(['run', '-d', '--name', 'filtered', '--cap-add', 'SYS_ADMIN', 'busybox', 'sleep', '100']);
+    expect((await s.corral(['exec', 'filtered', 'swapoff', '/nonexistent'])).stderr).toContain(
+      'Operation not permitted',
+    );
+    await s.corral(['rm', '-f', 'filtered']);
+  });
+
+  it('sets no_new_privs on request and refuses options it does not know', async () => {
+    expect(
+      (
+        await s.corral([
+          'run',
+          '--rm',
+          '--security-opt',
+          'no-new-privileges',
+          'busybox',
+          'grep',
+          'NoNewPrivs',
+          '/proc/self/status',
+        ])
+      ).out,
+    ).toMatch(/NoNewPrivs:\s*1/);
+    const r = await s.corral(['run', '--rm', '--security-opt', 'apparmor=x', 'busybox', 'true']);
+    expect(r.status).toBe(125);
+    expect(r.stderr).toContain('unsupported --security-opt apparmor=x');
+  });
+});

@@ -54,6 +54,10 @@ export interface CreateContainerOptions {
   /** Capabilities beyond Docker's defaults, and ones to take away (`ALL` for every one). */
   capAdd?: string[];
   capDrop?: string[];
+  /** `unconfined` turns the default seccomp profile off. */
+  seccomp?: 'default' | 'unconfined';
+  /** no_new_privs: setuid binaries and file capabilities grant nothing. */
+  noNewPrivileges?: boolean;
   /** Replaces the image's entrypoint ('' for none); the image's Cmd is then dropped too. */
   entrypoint?: string;
   /** A folder to use as the container's (read-only) root layer. */
@@ -204,6 +208,8 @@ export class Engine {
         privileged: options.privileged ?? false,
         capAdd: options.capAdd ?? [],
         capDrop: options.capDrop ?? [],
+        seccomp: options.seccomp ?? 'default',
+        noNewPrivileges: options.noNewPrivileges ?? false,
         resources,
       },
       state: {

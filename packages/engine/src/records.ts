@@ -54,6 +54,9 @@ export interface ContainerRecord {
     privileged: boolean;
     capAdd: string[];
     capDrop: string[];
+    /** `unconfined` (--security-opt seccomp=unconfined), or `default`. */
+    seccomp: 'default' | 'unconfined';
+    noNewPrivileges: boolean;
     resources: Resources;
   };
   state: {

@@ -1,8 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CgroupLimits, limitsToOci } from '@corral/cgroups';
-import { DEFAULT_DEVICE_RULES, INIT_ANNOTATION, type OciProcess, type OciSpec } from '@corral/runtime';
-import { CAP, parseCapability } from '@corral/sys';
+import {
+  DEFAULT_DEVICE_RULES,
+  INIT_ANNOTATION,
+  type OciProcess,
+  type OciSeccomp,
+  type OciSpec,
+} from '@corral/runtime';
+import { CAP, hasSyscall, parseCapability } from '@corral/sys';
 import { EngineError } from './errors.js';
 import type { ContainerRecord } from './records.js';
 
@@ -103,6 +109,7 @@ export function buildSpec(
       ...(consoleSize ? { consoleSize } : {}),
       user: { uid, gid },
       capabilities: capabilitiesFor(r, uid),
+      noNewPrivileges: r.hostConfig.noNewPrivileges,
       args: r.config.cmd,
       env: containerEnv(r),
       cwd: r.config.workdir || '/',
@@ -163,6 +170,7 @@ export function buildSpec(
         ...limitsToOci(limitsOf(r)),
         devices: privileged ? [{ allow: true, access: 'rwm' }] : DEFAULT_DEVICE_RULES,
       } as Record<string, unknown>,
+      ...(seccompProfile(r) ? { seccomp: seccompProfile(r) } : {}),
       maskedPaths: privileged ? [] : MASKED_PATHS,
       readonlyPaths: privileged ? [] : READONLY_PATHS,
     },
@@ -262,4 +270,59 @@ function heldCapabilities(): Set<string> {
       .filter(([, n]) => (mask >> BigInt(n)) & 1n)
       .map(([name]) => name),
   );
+}
+
+/**
+ * Syscalls a container is denied by default (EPERM), beyond what its capabilities already
+ * stop: the kernel keyring (not namespaced), kernel modules and kexec, BPF, perf events,
+ * userfaultfd, io_uring, reading other processes' memory, clocks, swap, accounting, reboot.
+ * A denylist, where Docker's profile is an allowlist of ~300 calls.
+ */
+export const DEFAULT_DENIED_SYSCALLS = [
+  'acct',
+  'add_key',
+  'bpf',
+  'clock_adjtime',
+  'clock_settime',
+  'create_module',
+  'delete_module',
+  'finit_module',
+  'get_kernel_syms',
+  'init_module',
+  'io_uring_enter',
+  'io_uring_register',
+  'io_uring_setup',
+  'ioperm',
+  'iopl',
+  'kcmp',
+  'kexec_file_load',
+  'kexec_load',
+  'keyctl',
+  'lookup_dcookie',
+  'name_to_handle_at',
+  'nfsservctl',
+  'open_by_handle_at',
+  'perf_event_open',
+  'process_vm_readv',
+  'process_vm_writev',
+  'query_module',
+  'quotactl',
+  'reboot',
+  'request_key',
+  'settimeofday',
+  'swapoff',
+  'swapon',
+  '_sysctl',
+  'uselib',
+  'userfaultfd',
+  'ustat',
+];
+
+/** The container's seccomp profile: the default denylist, none when unconfined or privileged. */
+export function seccompProfile(r: ContainerRecord): OciSeccomp | undefined {
+  if (r.hostConfig.privileged || r.hostConfig.seccomp === 'unconfined') return undefined;
+  return {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    syscalls: [{ names: DEFAULT_DENIED_SYSCALLS.filter(hasSyscall), action: 'SCMP_ACT_ERRNO', errnoRet: 1 }],
+  };
 }

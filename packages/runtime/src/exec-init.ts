@@ -7,6 +7,7 @@
 import { ExecError, pathOf, resolveExecutable } from '@corral/pidns';
 import { CLONE, pidfdOpen, setns, unshare } from '@corral/sys';
 import { becomeProgram, openTerminal, SetupError, setUserAndCapabilities, step } from './process-setup.js';
+import type { OciSeccomp } from './seccomp.js';
 import type { OciProcess } from './spec.js';
 import { readLineSync, writeLineSync } from './sync.js';
 
@@ -14,6 +15,8 @@ const SYNC_FD = 3;
 
 interface ExecConfig {
   process: OciProcess;
+  /** The container's seccomp profile: an exec'd program is held to it too. */
+  seccomp?: OciSeccomp;
   /** setns flags of the namespaces the container does not share with the runtime. */
   namespaces: number;
 }
@@ -33,7 +36,7 @@ function main(): void {
     const env = proc.env ?? [];
     file = resolveExecutable(proc.args[0], pathOf(env));
     if (proc.terminal) terminalFd = openTerminal(proc);
-    setUserAndCapabilities(proc);
+    setUserAndCapabilities(proc, config.seccomp);
   } catch (e) {
     const exitCode = e instanceof ExecError || e instanceof SetupError ? e.exitCode : 125;
     writeLineSync(SYNC_FD, { type: 'error', message: (e as Error).message, exitCode });

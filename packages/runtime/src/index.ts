@@ -10,6 +10,7 @@ export {
   Runtime,
   RuntimeError,
 } from './runtime.js';
+export { compileProfile, type OciSeccomp } from './seccomp.js';
 export {
   DEFAULT_DEVICES,
   INIT_ANNOTATION,

@@ -255,7 +255,7 @@ function setup(config: InitConfig): Prepared {
   const env = spec.process.env ?? [];
   const file = resolveExecutable(spec.process.args[0], pathOf(env));
   const terminalFd = spec.process.terminal ? openTerminal(spec.process) : null;
-  setUserAndCapabilities(spec.process);
+  setUserAndCapabilities(spec.process, spec.linux?.seccomp);
   step(`changing to the working directory ${spec.process.cwd}`, () => process.chdir(spec.process.cwd));
   if (spec.process.noNewPrivileges) step('no_new_privs', () => prctl(PR.SET_NO_NEW_PRIVS, 1));
   return { file, fifoFd: fifoPath, terminalFd };

@@ -12,6 +12,7 @@ import {
   isErrno,
   keepCapabilities,
   lastCapability,
+  loadSeccompFilter,
   openPty,
   parseCapability,
   raiseAmbientCapability,
@@ -24,6 +25,7 @@ import {
   setWindowSize,
   umask,
 } from '@corral/sys';
+import { compileProfile, type OciSeccomp } from './seccomp.js';
 import type { OciProcess } from './spec.js';
 
 /** A setup failure, with the exit code the runtime reports (125 unless the program is at fault). */
@@ -84,7 +86,7 @@ export function openTerminal(proc: OciProcess): number {
  * we still may (CAP_SETPCAP), permitted capabilities are kept across the change of uid, and
  * the sets are written last. Without `capabilities` in the spec the sets are left as they are.
  */
-export function setUserAndCapabilities(proc: OciProcess): void {
+export function setUserAndCapabilities(proc: OciProcess, seccomp?: OciSeccomp): void {
   const caps = proc.capabilities;
   const last = caps ? lastCapability() : 0;
   const mask = (names: string[] | undefined) =>
@@ -95,6 +97,12 @@ export function setUserAndCapabilities(proc: OciProcess): void {
       for (let c = 0; c <= last; c++) if (!(bounding & (1n << BigInt(c)))) dropBoundingCapability(c);
       keepCapabilities(true);
     });
+  }
+  // The filter goes on while we still hold CAP_SYS_ADMIN (without no_new_privs it needs it);
+  // what follows here must be allowed by it, which the default profile does.
+  if (seccomp) {
+    const program = step('compiling the seccomp profile', () => compileProfile(seccomp));
+    step('loading the seccomp filter', () => loadSeccompFilter(program));
   }
   const { user } = proc;
   step('setting the user', () => {

@@ -41,6 +41,7 @@ import {
 } from '@corral/sys';
 import { applyDeviceRules, type DeviceRule } from './devices.js';
 import { type InitStdio, type StdioPipe, spawnInit } from './init-process.js';
+import type { OciSeccomp } from './seccomp.js';
 import { type OciProcess, type OciSpec, validateSpec } from './spec.js';
 import type { InitMessage } from './sync.js';
 
@@ -349,7 +350,7 @@ export class Runtime {
       const answer = readMessage(sync, p);
       // In the container's cgroup before it runs anything of the program.
       this.cgroup(id)?.addProcess(p.pid);
-      sync.write(`${JSON.stringify({ process: proc, namespaces })}\n`);
+      sync.write(`${JSON.stringify({ process: proc, namespaces, seccomp: this.seccompOf(st) })}\n`);
       const msg = await answer;
       if (msg.type === 'error') throw new RuntimeError(msg.message, msg.exitCode);
       if (msg.terminalFd !== null && msg.terminalFd !== undefined)
@@ -372,6 +373,16 @@ export class Runtime {
       terminal,
       wait: () => p.wait(),
     };
+  }
+
+  /** The container's seccomp profile, from its bundle: exec'd programs are held to it too. */
+  private seccompOf(st: StoredState): OciSeccomp | undefined {
+    try {
+      return (JSON.parse(readFileSync(join(st.bundle, 'config.json'), 'utf8')) as OciSpec).linux?.seccomp;
+    } catch (e) {
+      // Never run an exec unconfined because the profile could not be read.
+      throw new RuntimeError(`reading the seccomp profile of ${st.id}: ${(e as Error).message}`);
+    }
   }
 
   /** The container's cgroup (for stats, freeze, thaw), or null when it has none. */

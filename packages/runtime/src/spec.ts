@@ -1,3 +1,4 @@
+import type { OciSeccomp } from './seccomp.js';
 /** The parts of the OCI runtime spec (config.json) that corral's runtime implements. */
 export interface OciSpec {
   ociVersion: string;
@@ -56,6 +57,7 @@ export interface OciLinux {
   maskedPaths?: string[];
   readonlyPaths?: string[];
   sysctl?: Record<string, string>;
+  seccomp?: OciSeccomp;
 }
 
 export interface OciDevice {

@@ -136,4 +136,4 @@ export function check<T extends number | bigint>(name: string, result: T, args: 
   return result;
 }
 
-export { koffi, nr };
+export { koffi, libc, nr };

@@ -186,3 +186,26 @@ describe('capabilities', () => {
     expect(r.stdout).not.toMatch(/CapBnd:\s*000001fffeffffff/);
   });
 });
+
+describe('seccomp', () => {
+  it('compiles a filter that makes a named syscall fail with the given errno', () => {
+    const script = `
+      import { compileSeccomp, loadSeccompFilter, prctl, PR, SECCOMP_RET } from '${join(__dirname, '../dist/index.js')}';
+      import { mkdirSync, rmdirSync } from 'node:fs';
+      const name = process.arch === 'x64' ? 'mkdir' : 'mkdirat';
+      prctl(PR.SET_NO_NEW_PRIVS, 1);
+      loadSeccompFilter(compileSeccomp([{ names: [name], action: SECCOMP_RET.ERRNO, errno: 13 }], SECCOMP_RET.ALLOW));
+      try { mkdirSync(process.argv[1]); rmdirSync(process.argv[1]); console.log('allowed'); } catch (e) { console.log(e.code); }`;
+    const dir = join(tmp(), 'blocked');
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, dir], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('EACCES');
+  });
+
+  it('refuses syscalls it has no number for', async () => {
+    const { compileSeccomp, SECCOMP_RET } = await import('../src/index.js');
+    expect(() =>
+      compileSeccomp([{ names: ['no_such_call'], action: SECCOMP_RET.ERRNO }], SECCOMP_RET.ALLOW),
+    ).toThrow('unknown syscall no_such_call');
+  });
+});

@@ -8,6 +8,18 @@ import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
 import { createFlags } from './run-flags.js';
 
+/** --security-opt values corral knows; anything else is a usage error, not silently ignored. */
+function securityOptions(opts: string[]): Pick<CreateContainerOptions, 'seccomp' | 'noNewPrivileges'> {
+  const out: Pick<CreateContainerOptions, 'seccomp' | 'noNewPrivileges'> = {};
+  for (const o of opts) {
+    if (o === 'seccomp=unconfined' || o === 'seccomp:unconfined') out.seccomp = 'unconfined';
+    else if (o === 'no-new-privileges' || o === 'no-new-privileges=true' || o === 'no-new-privileges:true')
+      out.noNewPrivileges = true;
+    else throw new UsageError(`unsupported --security-opt ${o}: seccomp=unconfined or no-new-privileges`);
+  }
+  return out;
+}
+
 /** The limit flags, checked and converted to Docker's units (bytes, microseconds, nano-CPUs). */
 function resources(a: ParsedArgs): Resources {
   const wrap = <T>(fn: () => T): T => {
@@ -62,6 +74,7 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
     privileged: bool(a, 'privileged'),
     capAdd: list(a, 'cap-add'),
     capDrop: list(a, 'cap-drop'),
+    ...securityOptions(list(a, 'security-opt')),
     autoRemove: bool(a, 'rm'),
     readonlyRootfs: bool(a, 'read-only'),
     storageDriver: str(a, 'storage-driver'),

@@ -51,6 +51,12 @@ export const createFlags: FlagSpec[] = [
     description: "Add a capability to Docker's defaults (ALL for every one)",
   },
   { name: 'cap-drop', type: 'list', value: 'CAP', description: 'Drop a capability (ALL for every one)' },
+  {
+    name: 'security-opt',
+    type: 'list',
+    value: 'OPT',
+    description: 'seccomp=unconfined (no syscall filter) or no-new-privileges',
+  },
   { name: 'read-only', type: 'boolean', description: "Mount the container's root read-only" },
   {
     name: 'storage-driver',
