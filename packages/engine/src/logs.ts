@@ -1,5 +1,5 @@
 import { closeSync, existsSync, openSync, readSync, statSync, writeSync } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 
 /** One line of a container's output, as Docker's json-file driver stores it. */
 export interface LogEntry {
@@ -36,7 +36,9 @@ export class LogWriter {
         nl = pending.indexOf('\n');
       }
     });
-    source.on('close', () => {
+    // finished() also fires for a stream that already ended before we attached (a program
+    // that exits at once): a 'close' listener added then would wait forever.
+    finished(source, () => {
       if (pending) this.write(pending, stream);
       if (--this.open === 0) {
         closeSync(this.fd);
