@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MNT, umount2 } from '@corral/sys';
 
 const bin = fileURLToPath(new URL('../bin/corral.js', import.meta.url));
 
@@ -25,14 +26,16 @@ export class Sandbox {
     });
   }
 
-  /** Removes every container (killing what runs), then checks nothing is left mounted. */
+  /**
+   * Removes every container (killing what runs), then checks nothing is left mounted. What a
+   * failed test left is unmounted and removed all the same, and the leftovers fail the test.
+   */
   async teardown(): Promise<void> {
     const containers = join(this.root, 'containers');
     const ids = existsSync(containers) ? readdirSync(containers) : [];
     if (ids.length) await this.corral(['rm', '-f', ...ids]);
-    const left = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .filter((l) => l.includes(this.root));
+    const left = this.mounts();
+    for (const line of [...left].reverse()) umount2(line.split(' ')[4], MNT.DETACH);
     rmSync(this.root, { recursive: true, force: true });
     if (left.length) throw new Error(`mounts left behind:\n${left.join('\n')}`);
   }

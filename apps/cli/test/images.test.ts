@@ -70,3 +70,30 @@ describe('commit, save, load, history, tag, rmi, export', () => {
     await s.corral(['rm', c]);
   });
 });
+
+describe('users and a fresh data root', () => {
+  it('runs a uid without a passwd entry with gid 0, and gives the groups of /etc/group', async () => {
+    expect((await s.corral(['run', '--rm', '-u', '1234', 'busybox', 'id', '-u'])).out).toBe('1234');
+    expect((await s.corral(['run', '--rm', '-u', '1234', 'busybox', 'id', '-g'])).out).toBe('0');
+    const groups = (await s.corral(['run', '--rm', 'busybox', 'grep', 'Groups', '/proc/self/status'])).out;
+    expect(groups.split(/\s+/)).toContain('0');
+  });
+
+  it('fails at once, without hanging, for an unknown user', async () => {
+    const r = await s.corral(['run', '--rm', '-u', 'bob', 'busybox', 'id']);
+    expect(r.status).toBe(125);
+    expect(r.stderr).toContain('unable to find user bob');
+  });
+
+  it('saves and tags the embedded busybox in a data root that never ran it', async () => {
+    const fresh = new Sandbox();
+    try {
+      const archive = join(fresh.root, 'bb.tar');
+      expect((await fresh.corral(['save', '-o', archive, 'busybox'])).status).toBe(0);
+      expect(existsSync(archive)).toBe(true);
+      expect((await fresh.corral(['tag', 'busybox', 'mine:1'])).status).toBe(0);
+    } finally {
+      await fresh.teardown();
+    }
+  });
+});

@@ -275,6 +275,22 @@ export class Engine {
     init?: Pid1Process,
     consoleSize?: { height: number; width: number },
   ): Promise<CreatedContainer> {
+    try {
+      return await this.launchWith(ref, stdio, detached, init, consoleSize);
+    } catch (e) {
+      // An init started ahead for this container must not outlive a launch that failed.
+      init?.kill('SIGKILL');
+      throw e;
+    }
+  }
+
+  private async launchWith(
+    ref: string,
+    stdio: Stdio,
+    detached: boolean,
+    init?: Pid1Process,
+    consoleSize?: { height: number; width: number },
+  ): Promise<CreatedContainer> {
     const r = this.get(ref);
     if (r.state.status === 'running') throw new EngineError(`container ${r.name} is already running`);
     if (r.config.tty && init) {
@@ -577,6 +593,15 @@ export class Engine {
       await mount.unmount({ detach: true });
       rmSync(target, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Makes sure the embedded images among `refs` exist (the embedded busybox is built on first
+   * use), so that `save busybox` or `tag busybox x` work in a fresh data root too.
+   */
+  async ensureEmbeddedImages(refs: readonly string[]): Promise<void> {
+    for (const ref of refs)
+      if (isBusybox(ref) && !this.images.resolve(ref)) await ensureBusyboxImage(this.images);
   }
 
   /** True when a container (any state) was made from the image with this id. */

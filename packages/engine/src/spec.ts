@@ -31,51 +31,56 @@ const MASKED_PATHS = [
 ];
 const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
-function lookup(file: string, name: string, field: number): number | null {
+/** The entries of a passwd- or group-style file of the image, split into fields; none when absent. */
+function entries(file: string): string[][] {
   try {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const f = line.split(':');
-      if (f[0] === name) return Number(f[field]);
-    }
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => line && !line.startsWith('#'))
+      .map((line) => line.split(':'));
   } catch {
-    // no such file in the image
+    return [];
   }
-  return null;
+}
+
+const isId = (s: string) => /^\d+$/.test(s);
+
+/** A resolved user: ids for setresuid/setresgid and the groups Docker gives it. */
+export interface ResolvedUser {
+  uid: number;
+  gid: number;
+  /** The primary group and every group of /etc/group that lists the user (Docker's rule). */
+  additionalGids: number[];
 }
 
 /**
  * Docker's `--user` forms: `uid`, `uid:gid`, `name`, `name:group`, looked up in the
- * container's own /etc/passwd and /etc/group.
+ * container's own /etc/passwd and /etc/group. A uid without an entry runs with gid 0.
  */
-export function resolveUser(user: string, rootfs: string): { uid: number; gid: number } {
-  if (!user) return { uid: 0, gid: 0 };
-  const [u, g] = user.split(':');
-  const passwd = join(rootfs, 'etc/passwd');
-  const uid = /^\d+$/.test(u) ? Number(u) : lookup(passwd, u, 2);
-  if (uid === null)
+export function resolveUser(user: string, rootfs: string): ResolvedUser {
+  const [u = '', g] = (user || '0').split(':');
+  const passwd = entries(join(rootfs, 'etc/passwd'));
+  const groups = entries(join(rootfs, 'etc/group'));
+  const entry = isId(u) ? passwd.find((f) => f[2] === u) : passwd.find((f) => f[0] === u);
+  if (!entry && !isId(u))
     throw new EngineError(`unable to find user ${u}: no matching entries in passwd file`, 125);
-  let gid: number | null;
-  if (g === undefined)
-    gid =
-      (/^\d+$/.test(u) ? null : lookup(passwd, u, 3)) ??
-      lookup(passwd, lookupName(passwd, uid) ?? '', 3) ??
-      0;
-  else gid = /^\d+$/.test(g) ? Number(g) : lookup(join(rootfs, 'etc/group'), g, 2);
-  if (gid === null)
-    throw new EngineError(`unable to find group ${g}: no matching entries in group file`, 125);
-  return { uid, gid };
-}
-
-function lookupName(passwd: string, uid: number): string | null {
-  try {
-    for (const line of readFileSync(passwd, 'utf8').split('\n')) {
-      const f = line.split(':');
-      if (Number(f[2]) === uid) return f[0];
-    }
-  } catch {
-    // none
+  const uid = Number(entry?.[2] ?? u);
+  let gid = Number(entry?.[3] ?? 0);
+  if (g !== undefined) {
+    const group = isId(g) ? null : groups.find((f) => f[0] === g);
+    if (!isId(g) && !group)
+      throw new EngineError(`unable to find group ${g}: no matching entries in group file`, 125);
+    gid = Number(group?.[2] ?? g);
   }
-  return null;
+  if (!Number.isInteger(uid) || !Number.isInteger(gid))
+    throw new EngineError(
+      `invalid user ${user}: the image's passwd or group file has a malformed entry`,
+      125,
+    );
+  const member = entry
+    ? groups.filter((f) => (f[3] ?? '').split(',').includes(entry[0])).map((f) => Number(f[2]))
+    : [];
+  return { uid, gid, additionalGids: [...new Set([gid, ...member])].filter(Number.isInteger) };
 }
 
 /** The container's environment: Docker's defaults under the user's. */
@@ -100,14 +105,14 @@ export function buildSpec(
   etcFiles: { hosts: string; hostname: string; resolvConf: string },
   consoleSize?: { height: number; width: number },
 ): OciSpec {
-  const { uid, gid } = resolveUser(r.config.user, rootfs);
+  const { uid, gid, additionalGids } = resolveUser(r.config.user, rootfs);
   const privileged = r.hostConfig.privileged;
   return {
     ociVersion: '1.2.0',
     process: {
       terminal: r.config.tty,
       ...(consoleSize ? { consoleSize } : {}),
-      user: { uid, gid },
+      user: { uid, gid, additionalGids },
       capabilities: capabilitiesFor(r, uid),
       noNewPrivileges: r.hostConfig.noNewPrivileges,
       args: r.config.cmd,

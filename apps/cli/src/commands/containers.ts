@@ -299,6 +299,7 @@ export const inspect: Command = {
       } catch (err) {
         if (!(err instanceof EngineError)) throw err;
         try {
+          await e.ensureEmbeddedImages([ref]);
           out.push(await e.images.inspect(ref));
         } catch {
           throw new EngineError(`No such object: ${ref}`);

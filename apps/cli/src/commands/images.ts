@@ -122,6 +122,7 @@ export const save: Command = {
     if (!file && process.stdout.isTTY)
       throw new UsageError('refusing to write the archive to a terminal: use -o FILE or a redirect');
     const e = engine(ctx);
+    await e.ensureEmbeddedImages(a.positionals);
     await imageOp(() =>
       saveArchive(e.images, a.positionals, file ? createWriteStream(file) : process.stdout),
     );
@@ -211,7 +212,9 @@ export const tag: Command = {
   flags: [],
   async run(a, ctx) {
     if (a.positionals.length !== 2) throw new UsageError('"tag" requires exactly 2 arguments');
-    await imageOp(() => engine(ctx).images.tag(a.positionals[0], a.positionals[1]));
+    const e = engine(ctx);
+    await e.ensureEmbeddedImages([a.positionals[0]]);
+    await imageOp(() => e.images.tag(a.positionals[0], a.positionals[1]));
     return 0;
   },
 };
@@ -223,7 +226,9 @@ export const history: Command = {
   flags: [],
   async run(a, ctx) {
     if (a.positionals.length !== 1) throw new UsageError('"history" requires exactly 1 argument');
-    const rows = await imageOp(() => engine(ctx).images.history(a.positionals[0]));
+    const e = engine(ctx);
+    await e.ensureEmbeddedImages(a.positionals);
+    const rows = await imageOp(() => e.images.history(a.positionals[0]));
     console.log(
       table(
         ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
@@ -281,6 +286,7 @@ export const push: Command = {
   async run(a, ctx) {
     if (a.positionals.length !== 1) throw new UsageError('"push" requires exactly 1 argument');
     const e = engine(ctx);
+    await e.ensureEmbeddedImages(a.positionals);
     const result = await withProgress((onProgress) =>
       pushFromStore(client(a), e.images, a.positionals[0], a.positionals[0], { onProgress }),
     );
