@@ -316,6 +316,15 @@ describe('registry client against docker-registry, checked by skopeo', () => {
       expect(sha256(await fs.readFile(path.join(out, 'manifest.json')))).toBe(image.digest);
     }
 
+    // Pulled into the store, the image is found by the index digest too (NAME@<index digest>).
+    const store = new ImageStore(path.join(work, 'store-list'));
+    const { record } = await pullToStore(client, store, `${registry.host}/multi/arch:latest`, {
+      platform: 'linux/arm64',
+    });
+    expect(record.manifestDigest).toBe(arm64.digest);
+    expect(record.indexDigest).toBe(list.digest);
+    expect(store.resolve(`${registry.host}/multi/arch@${list.digest}`)?.manifestDigest).toBe(arm64.digest);
+
     if (process.arch === 'x64') {
       const sink = new ContentStore(path.join(work, 'pull-list-default'));
       expect((await client.pull(ref, sink)).digest).toBe(amd64.digest);

@@ -273,7 +273,8 @@ export const pull: Command = {
     const { record } = await withProgress((onProgress) =>
       pullToStore(client(a), e.images, a.positionals[0], { platform: str(a, 'platform'), onProgress }),
     );
-    console.log(`Digest: ${record.manifestDigest}`);
+    // Like docker: the digest of what the name points at (the index for multi-platform images).
+    console.log(`Digest: ${record.indexDigest ?? record.manifestDigest}`);
     return 0;
   },
 };

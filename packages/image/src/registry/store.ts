@@ -18,7 +18,11 @@ export async function pullToStore(
   return store.session(async () => {
     const pulled = await client.pull(ref, store.content, opts);
     const names = ref.tag ? [formatReference({ ...ref, digest: undefined })] : [];
-    const record = await store.importFromBlobs({ manifestDigest: pulled.digest, names });
+    const record = await store.importFromBlobs({
+      manifestDigest: pulled.digest,
+      names,
+      indexDigest: pulled.index?.digest,
+    });
     return { record, pulled };
   });
 }

@@ -27,6 +27,8 @@ export interface ImportFromBlobsOptions {
   manifest?: Buffer;
   /** Names to point at the image, e.g. `busybox` or `localhost:5000/app:1`. */
   names?: string[];
+  /** The index (manifest list) the manifest was picked from: `NAME@<index digest>` finds it too. */
+  indexDigest?: string;
 }
 
 /** The blobs a pusher sends for one image, all present in `store.content`. */
@@ -365,6 +367,8 @@ export class ImageStore {
       };
       const previous = readJsonFile<ImageRecord>(this.imagePath(manifestDigest));
       if (previous) record.loadedAt = previous.loadedAt;
+      const indexDigest = options.indexDigest ?? previous?.indexDigest;
+      if (indexDigest) record.indexDigest = indexDigest;
       writeFileAtomic(this.imagePath(manifestDigest), JSON.stringify(record, null, 2), this.tmpDir);
       if (options.names?.length)
         await this.setRefs(options.names.map((n) => [normalizeReference(n), manifestDigest]));
@@ -419,7 +423,10 @@ export class ImageStore {
       parsed = undefined;
     }
     if (parsed?.digest)
-      return records.find((r) => r.manifestDigest === parsed.digest || r.id === parsed.digest);
+      return records.find(
+        (r) =>
+          r.manifestDigest === parsed.digest || r.id === parsed.digest || r.indexDigest === parsed.digest,
+      );
     if (parsed && !/^(sha256:)?[a-f0-9]{12,64}$/.test(ref)) {
       const target = this.readRefs()[normalizeReference(ref)];
       const byName = target ? records.find((r) => r.manifestDigest === target) : undefined;

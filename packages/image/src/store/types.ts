@@ -99,6 +99,8 @@ export interface ImageRecord {
   /** Docker's image ID: the config digest. */
   id: string;
   manifestDigest: string;
+  /** The index (manifest list) this manifest was pulled through, when it had one. */
+  indexDigest?: string;
   manifestMediaType: string;
   manifestSize: number;
   configDigest: string;
