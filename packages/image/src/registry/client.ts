@@ -402,6 +402,9 @@ export class RegistryClient {
       if (!res.body.complete) res.body.destroy();
     });
     res.body.pipe(verifier);
+    // The caller reads the stream and sees its errors there; until it starts, an error must
+    // not be an unhandled 'error' event that ends the process.
+    verifier.on('error', () => {});
     return verifier;
   }
 
