@@ -8,14 +8,16 @@
 // a few symlinks and hard links) and a few large incompressible files; by default about
 // 230 MiB and 12,000 files. The layers are plain tars, as `docker save` writes them.
 //
-// Each round runs both sides in rotating order on a fresh temp root, after a `sync` (not
-// timed) so neither side pays for writing back the other's dirty pages; the temp dirs are
-// removed after each round. Two archives of the same image: "plain" (layers as `docker save`
+// Each round runs both sides in rotating order, each on a fresh temp root, after a `sync`
+// (not timed) so neither side pays for writing back the other's dirty pages; the temp dirs
+// are removed at the end of each round. Two archives of the same image: "plain" (layers as `docker save`
 // writes them; skopeo gzips them for the OCI layout, as skopeo 1.9's
 // --dest-oci-accept-uncompressed-layers labels plain layers +gzip and umoci 0.4.7 then fails)
 // and "gzip" (gzip layers, which skopeo copies as they are and corral must gunzip).
 // BENCH_ARCHIVES=plain or =gzip runs one of them.
 // corral runs in this process (no Node start-up counted); the peers are processes.
+// BENCH_BASELINE=/path/to/an/older/packages/image/dist/index.js adds that build of corral
+// as "corral baseline", for before/after numbers in the same run.
 //
 // Run after `pnpm --filter @corral/image build`:  node bench/image/load.mjs
 // Writes bench/results/image-load.json.
@@ -202,7 +204,14 @@ async function main() {
     parts[k].push(v);
   };
   const steps = {};
+  const baseline = process.env.BENCH_BASELINE ? await import(process.env.BENCH_BASELINE) : undefined;
   for (const kind of KINDS) {
+    if (baseline) {
+      steps[`corral baseline (${kind})`] = async (target) => {
+        const store = new baseline.ImageStore(join(target, 'store'));
+        await baseline.loadArchive(store, image.archives[kind].path);
+      };
+    }
     const archive = image.archives[kind].path;
     steps[`corral load + unpack (${kind})`] = async (target) => {
       const store = new ImageStore(join(target, 'store'));
@@ -224,15 +233,21 @@ async function main() {
   const order = Object.keys(steps);
   try {
     for (let r = 0; r < REPEAT; r++) {
-      // Rotate the order each round so no tool always runs first (or last).
-      for (let i = 0; i < order.length; i++) {
-        const step = order[(i + r) % order.length];
-        const target = fs.mkdtempSync(join(work, 'r-'));
-        try {
+      // Rotate the order each round so no tool always runs first (or last). The round's
+      // outputs are removed when it ends, not between steps: on ext4 without a journal (as
+      // here) creating files just after thousands were deleted is slow (the inode allocator
+      // skips recently deleted inodes one by one), so a removal before a step would charge
+      // that step for the previous one.
+      const targets = [];
+      try {
+        for (let i = 0; i < order.length; i++) {
+          const step = order[(i + r) % order.length];
+          const target = fs.mkdtempSync(join(work, 'r-'));
+          targets.push(target);
           runs[step].push(await timeIt(() => steps[step](target)));
-        } finally {
-          fs.rmSync(target, { recursive: true, force: true });
         }
+      } finally {
+        for (const t of targets) fs.rmSync(t, { recursive: true, force: true });
       }
       console.error(
         `round ${r + 1}/${REPEAT}: ${order.map((k) => `${k} ${runs[k].at(-1).toFixed(0)} ms`).join(', ')}`,
@@ -262,6 +277,7 @@ async function main() {
     uncompressedMiBPerSecond: Object.fromEntries(
       Object.entries(ms).map(([k, v]) => [k, +(mib / (v / 1000)).toFixed(1)]),
     ),
+    baseline: process.env.BENCH_BASELINE,
     // corral's median time over the peers' median time on the same archive (< 1: corral faster).
     ratioToPeers: Object.fromEntries(
       KINDS.map((k) => [

@@ -4,6 +4,8 @@
 // of random data (gzip layers, BENCH_MIB MiB over BENCH_LAYERS layers), then times each tool
 // pulling it into an empty target BENCH_REPEAT times (median). Both verify digests and write
 // blobs to disk; neither unpacks. "corral pull + unpack" adds the image store's layer unpack.
+// BENCH_BASELINE=/path/to/an/older/packages/image/dist/index.js adds that build's pull
+// (blobs) as "corral baseline (blobs)", for before/after numbers in the same run.
 // Run after `pnpm --filter @corral/image build`:  node bench/image/pull.mjs
 // Writes bench/results/image-pull.json.
 import { execFileSync, spawn } from 'node:child_process';
@@ -155,6 +157,15 @@ async function main() {
           name,
         ),
     };
+    if (process.env.BENCH_BASELINE) {
+      const old = await import(process.env.BENCH_BASELINE);
+      runs['corral baseline (blobs)'] = [];
+      steps['corral baseline (blobs)'] = (target) =>
+        new old.RegistryClient({ configPath: join(work, 'docker.json') }).pull(
+          old.parseReference(name),
+          new old.ContentStore(join(target, 'corral-baseline')),
+        );
+    }
     const order = Object.keys(steps);
     for (let r = 0; r < REPEAT; r++) {
       const target = join(work, `t${r}`);
@@ -175,6 +186,7 @@ async function main() {
       skopeo: execFileSync('skopeo', ['--version']).toString().trim(),
       image: { digest: pushed.digest, layers: LAYERS, compressedBytes: totalBytes },
       repeat: REPEAT,
+      baseline: process.env.BENCH_BASELINE,
       ms,
       samplesMs: runs,
       mibPerSecond: Object.fromEntries(
