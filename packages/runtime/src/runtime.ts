@@ -240,17 +240,7 @@ export class Runtime {
         pidsLimit,
       };
       writeAtomic(join(dir, 'state.json'), JSON.stringify(state));
-      const proc = p;
-      return {
-        id,
-        pid: p.pid,
-        process: p,
-        stdin: child.stdin,
-        stdout: child.stdout,
-        stderr: child.stderr,
-        terminal,
-        wait: () => proc.wait(),
-      };
+      return createdContainer(id, p, terminal);
     } catch (e) {
       if (terminal !== null) close(terminal);
       if (p) {
@@ -363,16 +353,7 @@ export class Runtime {
       await p.wait();
       throw e;
     }
-    return {
-      id,
-      pid: p.pid,
-      process: p,
-      stdin: child.stdin,
-      stdout: child.stdout,
-      stderr: child.stderr,
-      terminal,
-      wait: () => p.wait(),
-    };
+    return createdContainer(id, p, terminal);
   }
 
   /** The container's seccomp profile, from its bundle: exec'd programs are held to it too. */
@@ -492,6 +473,12 @@ function readlinkQuiet(path: string): string | null {
 
 function stdioTriple(stdio: InitStdio): (StdioPipe | number)[] {
   return Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
+}
+
+/** What create and exec hand their caller: the process, its pipes and terminal, and a wait. */
+function createdContainer(id: string, p: Pid1Process, terminal: number | null): CreatedContainer {
+  const { stdin, stdout, stderr } = p.child;
+  return { id, pid: p.pid, process: p, stdin, stdout, stderr, terminal, wait: () => p.wait() };
 }
 
 function isZombie(pid: number): boolean {

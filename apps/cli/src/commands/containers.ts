@@ -6,7 +6,7 @@ import { type Command, type ParsedArgs, UsageError } from '../args.js';
 import { takeParkedInit } from '../early.js';
 import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
-import { createFlags } from './run-flags.js';
+import { createFlags, processFlags } from './run-flags.js';
 
 /** --security-opt values corral knows; anything else is a usage error, not silently ignored. */
 function securityOptions(opts: string[]): Pick<CreateContainerOptions, 'seccomp' | 'noNewPrivileges'> {
@@ -317,23 +317,7 @@ export const exec: Command = {
   description: 'Run a command in a running container',
   flags: [
     { name: 'detach', short: 'd', type: 'boolean', description: 'Run the command in the background' },
-    { name: 'interactive', short: 'i', type: 'boolean', description: 'Keep stdin open' },
-    { name: 'tty', short: 't', type: 'boolean', description: 'Allocate a pseudo-terminal' },
-    { name: 'env', short: 'e', type: 'list', value: 'K=V', description: 'Set environment variables' },
-    {
-      name: 'workdir',
-      short: 'w',
-      type: 'string',
-      value: 'DIR',
-      description: 'Working directory inside the container',
-    },
-    {
-      name: 'user',
-      short: 'u',
-      type: 'string',
-      value: 'USER[:GROUP]',
-      description: 'User to run as (name or uid)',
-    },
+    ...processFlags,
   ],
   stopAtPositional: true,
   async run(a, ctx) {

@@ -1,5 +1,26 @@
 import type { FlagSpec } from '../args.js';
 
+/** How the program runs: shared by `run`, `create` and `exec`. */
+export const processFlags: FlagSpec[] = [
+  { name: 'env', short: 'e', type: 'list', value: 'K=V', description: 'Set environment variables' },
+  {
+    name: 'workdir',
+    short: 'w',
+    type: 'string',
+    value: 'DIR',
+    description: 'Working directory inside the container',
+  },
+  {
+    name: 'user',
+    short: 'u',
+    type: 'string',
+    value: 'USER[:GROUP]',
+    description: 'User to run as (name or uid)',
+  },
+  { name: 'interactive', short: 'i', type: 'boolean', description: 'Keep stdin open' },
+  { name: 'tty', short: 't', type: 'boolean', description: 'Allocate a pseudo-terminal' },
+];
+
 /** The flags of `run` and `create`: kept apart from the commands so that early.ts loads little. */
 export const createFlags: FlagSpec[] = [
   {
@@ -22,23 +43,7 @@ export const createFlags: FlagSpec[] = [
     description: "Run corral's init as PID 1: it reaps orphans and forwards signals",
   },
   { name: 'hostname', short: 'h', type: 'string', description: 'Container host name' },
-  { name: 'env', short: 'e', type: 'list', value: 'K=V', description: 'Set environment variables' },
-  {
-    name: 'workdir',
-    short: 'w',
-    type: 'string',
-    value: 'DIR',
-    description: 'Working directory inside the container',
-  },
-  {
-    name: 'user',
-    short: 'u',
-    type: 'string',
-    value: 'USER[:GROUP]',
-    description: 'User to run as (name or uid)',
-  },
-  { name: 'interactive', short: 'i', type: 'boolean', description: 'Keep stdin open (attached runs)' },
-  { name: 'tty', short: 't', type: 'boolean', description: 'Allocate a pseudo-terminal' },
+  ...processFlags,
   {
     name: 'privileged',
     type: 'boolean',
