@@ -311,8 +311,7 @@ export async function applyLayer(
         if (xattrs.length === 0 && (header.size ?? 0) <= SMALL_FILE) {
           const chunks: Buffer[] = [];
           for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
-          const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-          background(path, data.length + 1024, writeSmallFile(path, header, data));
+          background(path, (header.size ?? 0) + 1024, writeSmallFile(path, header, chunks));
           if (pending.size >= MAX_PENDING_FILES || pendingBytes >= MAX_PENDING_BYTES) {
             await Promise.race(pending.values());
           }
@@ -418,11 +417,20 @@ const openAsync = (path: string, flags: number, mode: number): Promise<number> =
  * to the pool; data, owner, mode (after chown) and times then go through the new fd, which
  * takes no folder lock and is quick.
  */
-async function writeSmallFile(path: string, h: Header, data: Buffer): Promise<void> {
+async function writeSmallFile(path: string, h: Header, chunks: Buffer[]): Promise<void> {
   const fd = await openAsync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
   try {
-    let off = 0;
-    while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off, off);
+    // The pieces as the tar stream gave them, in one writev (no copy into one buffer).
+    let rest = chunks.filter((c) => c.length > 0);
+    let position = 0;
+    while (rest.length) {
+      let n = fs.writevSync(fd, rest, position);
+      position += n;
+      let i = 0;
+      while (i < rest.length && n >= rest[i].length) n -= rest[i++].length;
+      rest = rest.slice(i);
+      if (n > 0) rest[0] = rest[0].subarray(n);
+    }
     fs.fchownSync(fd, h.uid ?? 0, h.gid ?? 0);
     fs.fchmodSync(fd, (h.mode ?? 0o644) & 0o7777);
     const mtime = h.mtime ?? new Date(0);
