@@ -144,3 +144,20 @@ describe('corral exec', () => {
     await s.corral(['rm', 'host1']);
   });
 });
+
+describe('wait, restart, rename', () => {
+  it('waits for the exit code, restarts a container and renames it', async () => {
+    await s.corral(['run', '-d', '--name', 'quick', 'busybox', 'sh', '-c', 'sleep 0.5; exit 6']);
+    expect((await s.corral(['wait', 'quick'])).out).toBe('6');
+    expect((await s.corral(['restart', 'quick'])).status).toBe(0);
+    expect((await s.corral(['ps'])).out).toContain('quick');
+    expect((await s.corral(['wait', 'quick'])).out).toBe('6');
+    expect((await s.corral(['rename', 'quick', 'renamed'])).status).toBe(0);
+    expect((await s.corral(['ps', '-a', '--format', 'json'])).out).toContain('"name":"renamed"');
+    await s.corral(['run', '-d', '--name', 'other', 'busybox', 'true']);
+    const taken = await s.corral(['rename', 'renamed', 'other']);
+    expect(taken.status).toBe(125);
+    expect((await s.corral(['inspect', 'renamed'])).status).toBe(0);
+    await s.corral(['rm', '-f', 'renamed', 'other']);
+  });
+});

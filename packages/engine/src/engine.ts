@@ -604,6 +604,30 @@ export class Engine {
       if (isBusybox(ref) && !this.images.resolve(ref)) await ensureBusyboxImage(this.images);
   }
 
+  /** docker wait: blocks until the container is not running and resolves with its exit code. */
+  async wait(ref: string): Promise<number> {
+    const r = await this.waitExited(ref);
+    return r.state.exitCode ?? 255;
+  }
+
+  /** docker restart: stop (stop signal, then SIGKILL after the timeout), then start detached. */
+  async restart(ref: string, timeoutSec?: number): Promise<ContainerRecord> {
+    const r = await this.stop(ref, timeoutSec);
+    return this.startDetached(r.id);
+  }
+
+  /** docker rename: the new name is claimed first, so a taken name changes nothing. */
+  rename(ref: string, name: string): ContainerRecord {
+    const r = this.get(ref);
+    this.records.claimName(name, r.id);
+    const old = r.name;
+    const updated = this.records.update(r.id, (x) => {
+      x.name = name;
+    });
+    this.records.releaseName(old, r.id);
+    return updated;
+  }
+
   /** True when a container (any state) was made from the image with this id. */
   imageInUse(imageId: string): boolean {
     return this.records.ids().some((id) => this.records.read(id)?.imageId === imageId);

@@ -341,7 +341,8 @@ export const exec: Command = {
 function eachContainer(
   name: string,
   description: string,
-  act: (e: ReturnType<typeof engine>, ref: string) => Promise<unknown>,
+  /** Does the work; what it returns is printed, else the container reference (Docker's way). */
+  act: (e: ReturnType<typeof engine>, ref: string) => Promise<string | undefined>,
 ): Command {
   return {
     name,
@@ -352,18 +353,66 @@ function eachContainer(
       if (!a.positionals.length) throw new UsageError(`"${name}" requires at least 1 argument`);
       const e = engine(ctx);
       for (const ref of a.positionals) {
-        await act(e, ref);
-        console.log(ref);
+        console.log((await act(e, ref)) ?? ref);
       }
       return 0;
     },
   };
 }
 
-export const pause = eachContainer('pause', 'Freeze every process of containers (cgroup freezer)', (e, ref) =>
-  e.pause(ref),
+export const pause = eachContainer(
+  'pause',
+  'Freeze every process of containers (cgroup freezer)',
+  async (e, ref) => {
+    await e.pause(ref);
+    return undefined;
+  },
 );
-export const unpause = eachContainer('unpause', 'Thaw paused containers', (e, ref) => e.unpause(ref));
+export const unpause = eachContainer('unpause', 'Thaw paused containers', async (e, ref) => {
+  await e.unpause(ref);
+  return undefined;
+});
+
+export const wait = eachContainer(
+  'wait',
+  'Block until containers stop, then print their exit codes',
+  async (e, ref) => String(await e.wait(ref)),
+);
+
+export const restart: Command = {
+  name: 'restart',
+  usage: 'restart [OPTIONS] CONTAINER [CONTAINER...]',
+  description: 'Restart containers (stop, then start in the background)',
+  flags: [
+    {
+      name: 'time',
+      short: 't',
+      type: 'string',
+      value: 'SECONDS',
+      description: 'Seconds to wait before killing it (default 10)',
+    },
+  ],
+  async run(a, ctx) {
+    if (!a.positionals.length) throw new UsageError('"restart" requires at least 1 argument');
+    for (const ref of a.positionals) {
+      await engine(ctx).restart(ref, int(a, 'time'));
+      console.log(ref);
+    }
+    return 0;
+  },
+};
+
+export const rename: Command = {
+  name: 'rename',
+  usage: 'rename CONTAINER NEW_NAME',
+  description: 'Rename a container',
+  flags: [],
+  async run(a, ctx) {
+    if (a.positionals.length !== 2) throw new UsageError('"rename" requires exactly 2 arguments');
+    engine(ctx).rename(a.positionals[0], a.positionals[1]);
+    return 0;
+  },
+};
 
 export const containerCommands = [
   run,
@@ -380,4 +429,7 @@ export const containerCommands = [
   pause,
   unpause,
   exec,
+  wait,
+  restart,
+  rename,
 ];
