@@ -1,8 +1,8 @@
 // Container start-to-exit latency of `true` in a busybox root, side by side in one run:
 // runc run, crun run, corral's runtime alone (bench/runtime/run-bundle.mjs), `corral run
 // --rootfs` (engine: overlay, records, runtime) and `podman run --rootfs`, as ratios to runc.
-// podman runs with --cgroups disabled: its cgroupfs manager puts a cgroup parent at the same
-// path in every hierarchy, which on this hybrid host would land outside our own memory cgroup.
+// podman's cgroupfs manager uses one cgroup parent path in every hierarchy: it gets the
+// deepest of our own cgroup paths as prefix, so it stays beneath ours in each (machine rule).
 // Run as root after `npm run build`: node bench/runtime/run.mjs [RUNS]
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
@@ -10,12 +10,13 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const runs = Number(process.argv[2] ?? 20);
@@ -80,10 +81,25 @@ commands.push([
   'corral run --rootfs',
   `${node} ${repo}/apps/cli/bin/corral.js --root ${tmp}/corral run --rm --rootfs ${rootfs} true`,
 ]);
+const ownCgroups = readFileSync('/proc/self/cgroup', 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((l) => l.split(':').slice(2).join(':'));
+const podmanParent = join(
+  ownCgroups.reduce((a, b) => (b.length > a.length ? b : a), '/'),
+  `corral-bench-podman-${process.pid}`,
+);
+const hierarchies = readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
+const ancestorsOf = (h) => {
+  const out = [];
+  for (let d = dirname(podmanParent); d !== '/'; d = dirname(d)) out.push(join(h, d));
+  return out;
+};
+const existedBefore = new Set(hierarchies.flatMap(ancestorsOf).filter((d) => existsSync(d)));
 if (has('podman')) {
   commands.push([
     'podman run --rootfs',
-    `podman --root ${tmp}/podman --runroot ${tmp}/podman-run --cgroup-manager cgroupfs run --rm --network none --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --cgroups disabled --rootfs ${rootfs} true`,
+    `podman --root ${tmp}/podman --runroot ${tmp}/podman-run --cgroup-manager cgroupfs run --rm --network none --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --cgroup-parent ${podmanParent} --rootfs ${rootfs} true`,
   ]);
 }
 
@@ -118,6 +134,16 @@ writeFileSync(
   `${JSON.stringify({ date: new Date().toISOString(), runs, results }, null, 2)}\n`,
 );
 
+// podman's cgroups (children first) and the ancestors it made, then its mounts and the folder.
+const rmTree = (d) => {
+  if (!existsSync(d)) return;
+  for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
+  spawnSync('rmdir', [d]);
+};
+for (const h of hierarchies) {
+  rmTree(join(h, podmanParent));
+  for (const d of ancestorsOf(h)) if (!existedBefore.has(d)) spawnSync('rmdir', [d]);
+}
 // podman's storage mounts, if any, then the folder.
 for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').reverse()) {
   const mp = line.split(' ')[4];

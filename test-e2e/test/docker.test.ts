@@ -14,8 +14,8 @@ import {
   leftovers,
   mountsUnder,
   must,
+  prepareCgroupParent,
   type Registry,
-  removeCgroups,
   requireProgram,
   startRegistry,
   stopProcess,
@@ -33,6 +33,8 @@ const DOCKER =
 let tmp = '';
 let sock = '';
 let cgroupParent = '';
+let containerdNamespace = '';
+let cgroups: ReturnType<typeof prepareCgroupParent> | undefined;
 let dockerd: ChildProcess | undefined;
 let containerdPids: number[] = [];
 let runDirs: ReturnType<typeof leftovers> | undefined;
@@ -82,7 +84,10 @@ beforeAll(async () => {
   requireProgram(DOCKER, 'docker.io');
   tmp = await tempRoot('docker');
   sock = path.join(tmp, 'docker.sock');
-  cgroupParent = uniqueName('corral-e2e');
+  const cgroupName = uniqueName('corral-e2e');
+  cgroups = prepareCgroupParent(cgroupName);
+  cgroupParent = cgroups.path;
+  containerdNamespace = cgroupName;
   env = { ...process.env, DOCKER_CONFIG: path.join(tmp, 'client') };
   delete env['DOCKER_HOST'];
   delete env['DOCKER_CONTEXT'];
@@ -118,9 +123,9 @@ beforeAll(async () => {
       // and starts its own (state under the exec and data roots) otherwise; namespaces of our own
       // keep this daemon's objects apart in either case.
       '--containerd-namespace',
-      cgroupParent,
+      containerdNamespace,
       '--containerd-plugins-namespace',
-      `${cgroupParent}-plugins`,
+      `${containerdNamespace}-plugins`,
     ],
     { stdio: ['ignore', log, log] },
   );
@@ -152,7 +157,7 @@ afterAll(async () => {
   }
   if (tmp) {
     await unmountUnder(tmp).catch((e) => problems.push(String(e)));
-    if (cgroupParent) problems.push(...removeCgroups(cgroupParent));
+    if (cgroups) problems.push(...cgroups.cleanup());
     if (!mountsUnder(tmp).length) await fs.rm(tmp, { recursive: true, force: true });
   }
   runDirs?.clean();

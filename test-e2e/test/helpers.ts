@@ -139,6 +139,52 @@ export async function unmountUnder(dir: string): Promise<void> {
 }
 
 /**
+ * A --cgroup-parent for a daemon under test that lies beneath this process's own cgroup in
+ * every v1 hierarchy (the machine rule). Daemons with the cgroupfs driver use one path in
+ * all hierarchies while ours differ (here memory is nested, the others are at the root), so
+ * the deepest of our paths is the prefix, provided the others are its ancestors. `cleanup`
+ * removes the daemon's folders and any ancestor folder that did not exist before.
+ */
+export function prepareCgroupParent(name: string): { path: string; cleanup(): string[] } {
+  const own = readFileSync('/proc/self/cgroup', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(':').slice(2).join(':'));
+  const deepest = own.reduce((a, b) => (b.length > a.length ? b : a), '/');
+  for (const p of own) {
+    if (p !== '/' && p !== deepest && !deepest.startsWith(`${p}/`)) {
+      throw new Error(`no cgroup path lies beneath ours in every hierarchy: ${own.join(', ')}`);
+    }
+  }
+  const parent = path.posix.join(deepest, name);
+  const hierarchies = readdirSync('/sys/fs/cgroup').map((h) => path.join('/sys/fs/cgroup', h));
+  // Every ancestor folder of the parent, in every hierarchy, that is already there.
+  const ancestors = (h: string) => {
+    const out: string[] = [];
+    for (let d = path.posix.dirname(parent); d !== '/'; d = path.posix.dirname(d)) out.push(path.join(h, d));
+    return out;
+  };
+  const existed = new Set(hierarchies.flatMap(ancestors).filter((d) => existsSync(d)));
+  return {
+    path: parent,
+    cleanup() {
+      const problems = removeCgroups(name);
+      for (const h of hierarchies) {
+        for (const d of ancestors(h)) {
+          if (existed.has(d) || !existsSync(d)) continue;
+          try {
+            rmdirSync(d);
+          } catch (e) {
+            problems.push(`cgroup ${d}: ${(e as Error).message}`);
+          }
+        }
+      }
+      return problems;
+    },
+  };
+}
+
+/**
  * Removes the cgroup folders named `name` (made for a daemon under test with --cgroup-parent)
  * in every hierarchy, children first. Only folders of that unique name are touched.
  */

@@ -9,7 +9,7 @@ import {
   exec,
   mountsUnder,
   must,
-  removeCgroups,
+  prepareCgroupParent,
   requireProgram,
   tempRoot,
   uniqueName,
@@ -20,6 +20,7 @@ const PODMAN = '/usr/bin/podman';
 
 let tmp = '';
 let cgroupParent = '';
+let cgroups: ReturnType<typeof prepareCgroupParent> | undefined;
 let maker: Corral;
 let reader: Corral;
 
@@ -82,7 +83,8 @@ async function podmanImages(): Promise<PodmanImage[]> {
 beforeAll(async () => {
   requireProgram(PODMAN, 'podman');
   tmp = await tempRoot('podman');
-  cgroupParent = uniqueName('corral-e2e');
+  cgroups = prepareCgroupParent(uniqueName('corral-e2e'));
+  cgroupParent = cgroups.path;
   maker = new Corral(path.join(tmp, 'corral'));
   reader = new Corral(path.join(tmp, 'corral-reader'));
   await maker.must(['run', '--rm', 'busybox', 'true']);
@@ -97,7 +99,7 @@ afterAll(async () => {
       if (r.status !== 0) problems.push(`podman system reset: ${r.stderr}`);
     }
     await unmountUnder(tmp).catch((e) => problems.push(String(e)));
-    if (cgroupParent) problems.push(...removeCgroups(cgroupParent));
+    if (cgroups) problems.push(...cgroups.cleanup());
     if (!mountsUnder(tmp).length) await fs.rm(tmp, { recursive: true, force: true });
   }
   if (problems.length) throw new Error(`podman teardown: ${problems.join('\n')}`);
