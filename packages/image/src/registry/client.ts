@@ -35,7 +35,7 @@ export interface BlobSink {
   /** Stores a blob; must refuse content that does not match `expected`. */
   writeBlob(
     source: Readable | Buffer,
-    expected?: { digest?: string; size?: number },
+    expected?: { digest?: string; size?: number; onBytes?: (total: number) => void },
   ): Promise<{ digest: string; size: number }>;
 }
 
@@ -408,6 +408,29 @@ export class RegistryClient {
     return verifier;
   }
 
+  /**
+   * The response body of a blob, unchecked: for a sink that hashes, sizes and verifies what
+   * it stores (the content store), which then refuses any mismatch itself.
+   */
+  private async openBlob(
+    registry: string,
+    repository: string,
+    desc: Pick<Descriptor, 'digest'>,
+    signal?: AbortSignal,
+  ): Promise<Readable> {
+    const ctx: Context = {
+      registry,
+      repository,
+      action: 'pull',
+      what: `blob ${desc.digest} of ${registry}/${repository}`,
+    };
+    const res = await this.request(ctx, 'GET', `/v2/${repository}/blobs/${desc.digest}`, { signal });
+    if (res.status !== 200) throw await this.failure(res, ctx, 'blob');
+    // The sink reads it at once and sees its errors there; never an unhandled 'error' event.
+    res.body.on('error', () => {});
+    return res.body;
+  }
+
   /** Reads a (small) blob whole, verified. */
   async readBlob(
     registry: string,
@@ -486,12 +509,20 @@ export class RegistryClient {
       for (let attempt = 1; ; attempt++) {
         emit(event(layer, 'layer', 'downloading', 0));
         try {
-          const stream = await this.fetchBlob(ref.domain, ref.path, layer, {
-            signal,
-            onBytes: (n) => emit(event(layer, 'layer', 'downloading', n)),
-            verifyDigest: !sinkVerifies,
-          });
-          const stored = await sink.writeBlob(stream, { digest: layer.digest, size: layer.size });
+          const onBytes = (n: number) => emit(event(layer, 'layer', 'downloading', n));
+          // A sink that verifies gets the response as it comes: no extra stream stage.
+          const stream = sinkVerifies
+            ? await this.openBlob(ref.domain, ref.path, layer, signal)
+            : await this.fetchBlob(ref.domain, ref.path, layer, { signal, onBytes });
+          const stored = await sink
+            .writeBlob(stream, {
+              digest: layer.digest,
+              size: layer.size,
+              onBytes: sinkVerifies ? onBytes : undefined,
+            })
+            .catch((e) => {
+              throw isRegistryError(e) || isImageError(e) ? e : networkError(ref.domain, e);
+            });
           if (stored.digest !== layer.digest)
             throw new DigestMismatchError(`layer ${layer.digest}`, layer.digest, stored.digest);
           break;

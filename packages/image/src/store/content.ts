@@ -36,6 +36,8 @@ async function writeAll(fd: number, bufs: Buffer[], position: number): Promise<v
 export interface BlobExpectation {
   digest?: string;
   size?: number;
+  /** Told the running byte count as data arrives (progress of a download). */
+  onBytes?: (total: number) => void;
 }
 
 export interface BlobInfo {
@@ -128,6 +130,7 @@ export class ContentStore {
       if (writeError) throw writeError;
       hash.update(chunk);
       size += chunk.byteLength;
+      expected.onBytes?.(size);
       if (expected.size !== undefined && size > expected.size) {
         throw new ImageError(
           'SIZE_MISMATCH',
