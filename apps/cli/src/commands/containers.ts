@@ -2,7 +2,7 @@ import { parseBytes, parseCpus, parseMemorySwap } from '@corral/cgroups';
 import { type CreateContainerOptions, EngineError, type Resources, shortId } from '@corral/engine';
 import { formatTree } from '@corral/pidns';
 import { formatChanges } from '@corral/unionfs';
-import { type Command, type ParsedArgs, UsageError } from '../args.js';
+import { type Command, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
 import { takeParkedInit } from '../early.js';
 import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
@@ -114,22 +114,6 @@ export const create: Command = {
   },
 };
 
-export const start: Command = {
-  name: 'start',
-  usage: 'start CONTAINER [CONTAINER...]',
-  description: 'Start one or more stopped containers in the background',
-  flags: [],
-  async run(a, ctx) {
-    if (!a.positionals.length) throw new UsageError('"start" requires at least 1 argument');
-    const e = engine(ctx);
-    for (const ref of a.positionals) {
-      await e.startDetached(ref);
-      console.log(ref);
-    }
-    return 0;
-  },
-};
-
 export const ps: Command = {
   name: 'ps',
   usage: 'ps [OPTIONS]',
@@ -179,45 +163,6 @@ export const top: Command = {
   async run(a, ctx) {
     if (a.positionals.length !== 1) throw new UsageError('"top" requires exactly 1 argument');
     console.log(formatTree(engine(ctx).top(a.positionals[0])));
-    return 0;
-  },
-};
-
-export const stop: Command = {
-  name: 'stop',
-  usage: 'stop [OPTIONS] CONTAINER [CONTAINER...]',
-  description: 'Stop running containers: the stop signal, then SIGKILL after a grace period',
-  flags: [
-    {
-      name: 'time',
-      short: 't',
-      type: 'string',
-      value: 'SECONDS',
-      description: 'Seconds to wait before killing it (default 10)',
-    },
-  ],
-  async run(a, ctx) {
-    if (!a.positionals.length) throw new UsageError('"stop" requires at least 1 argument');
-    const t = int(a, 'time');
-    for (const ref of a.positionals) {
-      await engine(ctx).stop(ref, t);
-      console.log(ref);
-    }
-    return 0;
-  },
-};
-
-export const kill: Command = {
-  name: 'kill',
-  usage: 'kill [OPTIONS] CONTAINER [CONTAINER...]',
-  description: 'Send a signal (default SIGKILL) to running containers',
-  flags: [{ name: 'signal', short: 's', type: 'string', description: 'Signal to send (default SIGKILL)' }],
-  async run(a, ctx) {
-    if (!a.positionals.length) throw new UsageError('"kill" requires at least 1 argument');
-    for (const ref of a.positionals) {
-      await engine(ctx).kill(ref, str(a, 'signal') ?? 'SIGKILL');
-      console.log(ref);
-    }
     return 0;
   },
 };
@@ -338,27 +283,74 @@ export const exec: Command = {
   },
 };
 
+/** A command that acts on each container named (start, stop, kill, ...). */
 function eachContainer(
   name: string,
   description: string,
   /** Does the work; what it returns is printed, else the container reference (Docker's way). */
-  act: (e: ReturnType<typeof engine>, ref: string) => Promise<string | undefined>,
+  act: (e: ReturnType<typeof engine>, ref: string, a: ParsedArgs) => Promise<string | undefined>,
+  flags: FlagSpec[] = [],
 ): Command {
   return {
     name,
-    usage: `${name} CONTAINER [CONTAINER...]`,
+    usage: `${name}${flags.length ? ' [OPTIONS]' : ''} CONTAINER [CONTAINER...]`,
     description,
-    flags: [],
+    flags,
     async run(a, ctx) {
       if (!a.positionals.length) throw new UsageError(`"${name}" requires at least 1 argument`);
       const e = engine(ctx);
-      for (const ref of a.positionals) {
-        console.log((await act(e, ref)) ?? ref);
-      }
+      for (const ref of a.positionals) console.log((await act(e, ref, a)) ?? ref);
       return 0;
     },
   };
 }
+
+const timeFlag: FlagSpec = {
+  name: 'time',
+  short: 't',
+  type: 'string',
+  value: 'SECONDS',
+  description: 'Seconds to wait before killing it (default 10)',
+};
+
+export const start = eachContainer(
+  'start',
+  'Start one or more stopped containers in the background',
+  async (e, ref) => {
+    await e.startDetached(ref);
+    return undefined;
+  },
+);
+
+export const stop = eachContainer(
+  'stop',
+  'Stop running containers: the stop signal, then SIGKILL after a grace period',
+  async (e, ref, a) => {
+    await e.stop(ref, int(a, 'time'));
+    return undefined;
+  },
+  [timeFlag],
+);
+
+export const kill = eachContainer(
+  'kill',
+  'Send a signal (default SIGKILL) to running containers',
+  async (e, ref, a) => {
+    await e.kill(ref, str(a, 'signal') ?? 'SIGKILL');
+    return undefined;
+  },
+  [{ name: 'signal', short: 's', type: 'string', description: 'Signal to send (default SIGKILL)' }],
+);
+
+export const restart = eachContainer(
+  'restart',
+  'Restart containers (stop, then start in the background)',
+  async (e, ref, a) => {
+    await e.restart(ref, int(a, 'time'));
+    return undefined;
+  },
+  [timeFlag],
+);
 
 export const pause = eachContainer(
   'pause',
@@ -378,29 +370,6 @@ export const wait = eachContainer(
   'Block until containers stop, then print their exit codes',
   async (e, ref) => String(await e.wait(ref)),
 );
-
-export const restart: Command = {
-  name: 'restart',
-  usage: 'restart [OPTIONS] CONTAINER [CONTAINER...]',
-  description: 'Restart containers (stop, then start in the background)',
-  flags: [
-    {
-      name: 'time',
-      short: 't',
-      type: 'string',
-      value: 'SECONDS',
-      description: 'Seconds to wait before killing it (default 10)',
-    },
-  ],
-  async run(a, ctx) {
-    if (!a.positionals.length) throw new UsageError('"restart" requires at least 1 argument');
-    for (const ref of a.positionals) {
-      await engine(ctx).restart(ref, int(a, 'time'));
-      console.log(ref);
-    }
-    return 0;
-  },
-};
 
 export const rename: Command = {
   name: 'rename',
