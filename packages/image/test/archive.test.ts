@@ -209,6 +209,26 @@ describe('loadArchive', () => {
     expect(store.check()).toEqual([]);
   });
 
+  it('loads archives compressed with xz and bzip2 (as docker load does), and refuses a broken one', async () => {
+    for (const [program, ext] of [
+      ['xz', 'xz'],
+      ['bzip2', 'bz2'],
+    ] as const) {
+      const file = join(dir(), 'archive.tar');
+      fs.copyFileSync(fixture.archive, file);
+      execFileSync(program, ['-f', file]);
+      const store = new ImageStore(join(dir(), 'image'));
+      const loaded = await loadArchive(store, `${file}.${ext}`);
+      expect(loaded.images.map((i) => i.id).sort()).toEqual([fixture.busyboxId, fixture.appId].sort());
+    }
+    const broken = join(dir(), 'broken.tar.xz');
+    const bytes = execFileSync('xz', ['-c', fixture.archive]);
+    fs.writeFileSync(broken, bytes.subarray(0, bytes.length >> 1));
+    const store = new ImageStore(join(dir(), 'image'));
+    await expect(loadArchive(store, broken)).rejects.toThrow('xz could not decompress the data');
+    expect(store.list()).toEqual([]);
+  });
+
   it('refuses a tar that is no image archive', async () => {
     const out = dir();
     fs.writeFileSync(join(out, 'x'), 'x');

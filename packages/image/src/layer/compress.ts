@@ -3,12 +3,16 @@ import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { ImageError } from '../errors.js';
 
-export type Compression = 'none' | 'gzip' | 'zstd';
+export type Compression = 'none' | 'gzip' | 'zstd' | 'xz' | 'bzip2';
 
 /** Tells the compression of a layer from its first bytes. */
 export function detectCompression(head: Uint8Array): Compression {
   if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
   if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58) return 'xz';
+  // "BZh" and a block size digit.
+  if (head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68 && head[3] >= 0x31 && head[3] <= 0x39)
+    return 'bzip2';
   return 'none';
 }
 
@@ -26,24 +30,29 @@ function zstdDecoder(): Decoder {
     const z = create();
     return { input: z, output: z, done: new Promise((res, rej) => z.on('end', res).on('error', rej)) };
   }
-  const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  return programDecoder(
+    'zstd',
+    ['-d', '-c', '-q'],
+    'a zstd layer needs Node 22.15+ or the zstd program on PATH',
+  );
+}
+
+/**
+ * Decompression by a program (zstd on older Node, xz, bzip2: Node has no decoder for them),
+ * streamed through its stdin and stdout.
+ */
+function programDecoder(program: string, args: string[], missing: string): Decoder {
+  const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => {
     stderr += d;
   });
   const done = new Promise<void>((res, rej) => {
-    child.on('error', (e) =>
-      rej(
-        new ImageError(
-          'UNSUPPORTED',
-          `a zstd layer needs Node 22.15+ or the zstd program on PATH: ${e.message}`,
-        ),
-      ),
-    );
+    child.on('error', (e) => rej(new ImageError('UNSUPPORTED', `${missing}: ${e.message}`)));
     child.on('close', (code) =>
       code === 0
         ? res()
-        : rej(new ImageError('BAD_LAYER', `zstd could not decompress the layer: ${stderr.trim()}`)),
+        : rej(new ImageError('BAD_LAYER', `${program} could not decompress the data: ${stderr.trim()}`)),
     );
   });
   child.stdin.on('error', () => {});
@@ -51,8 +60,9 @@ function zstdDecoder(): Decoder {
 }
 
 /**
- * A transform that detects gzip / zstd / plain from the first bytes and decompresses
- * accordingly (gzip with zlib; zstd with zlib on new Node, else the zstd program).
+ * A transform that detects gzip / zstd / xz / bzip2 / plain from the first bytes and
+ * decompresses accordingly (gzip with zlib; zstd with zlib on new Node, else the zstd
+ * program; xz and bzip2 with their programs).
  */
 export class Decompress extends Transform {
   compression: Compression | undefined;
@@ -108,7 +118,10 @@ export class Decompress extends Transform {
       // Big output pieces: fewer callbacks on the event loop per MiB.
       const z = zlib.createGunzip({ chunkSize: 256 * 1024 });
       d = { input: z, output: z, done: new Promise((res, rej) => z.on('end', res).on('error', rej)) };
-    } else d = zstdDecoder();
+    } else if (c === 'zstd') d = zstdDecoder();
+    else if (c === 'xz')
+      d = programDecoder('xz', ['-d', '-c', '-q'], 'xz data needs the xz program (Debian xz-utils)');
+    else d = programDecoder('bzip2', ['-d', '-c', '-q'], 'bzip2 data needs the bzip2 program (Debian bzip2)');
     d.output.on('data', (b: Buffer) => this.push(b));
     d.done.catch((e) =>
       this.destroy(
