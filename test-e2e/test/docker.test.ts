@@ -180,19 +180,8 @@ describe('corral save -> docker load (dockerd 20.10)', () => {
   });
 
   it('docker loads an image made by corral commit (a whiteout, a new file, the Cmd) and runs it', async () => {
-    await maker.must([
-      'run',
-      '--name',
-      'e2e-maker',
-      'busybox',
-      'sh',
-      '-c',
-      'echo made > /made && rm /bin/vi',
-    ]);
-    const id = (await maker.must(['commit', 'e2e-maker', 'e2e/made:1'])).out;
-    await maker.must(['rm', 'e2e-maker']);
     const archive = path.join(tmp, 'made.tar');
-    await maker.must(['save', '-o', archive, 'e2e/made:1']);
+    const id = await maker.makeCommittedImage(archive);
     expect((await docker(['load', '-i', archive])).out).toContain('Loaded image: e2e/made:1');
     const theirs = await dockerInspect('e2e/made:1');
     expect(theirs.Id).toBe(id);

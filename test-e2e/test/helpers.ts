@@ -96,6 +96,18 @@ export class Corral {
     return found;
   }
 
+  /**
+   * Commits an image `e2e/made:1` whose layer adds /made and deletes /bin/vi (a whiteout), saves
+   * it to `archive`, and returns its image id.
+   */
+  async makeCommittedImage(archive: string): Promise<string> {
+    await this.must(['run', '--name', 'e2e-maker', 'busybox', 'sh', '-c', 'echo made > /made && rm /bin/vi']);
+    const id = (await this.must(['commit', 'e2e-maker', 'e2e/made:1'])).out;
+    await this.must(['rm', 'e2e-maker']);
+    await this.must(['save', '-o', archive, 'e2e/made:1']);
+    return id;
+  }
+
   /** Removes every container of this root (killing what runs). */
   async removeContainers(): Promise<void> {
     const dir = path.join(this.root, 'containers');

@@ -119,19 +119,8 @@ describe('corral save -> podman load', () => {
   });
 
   it('podman runs an image made by corral commit (with the ulimits this machine allows)', async () => {
-    await maker.must([
-      'run',
-      '--name',
-      'e2e-maker',
-      'busybox',
-      'sh',
-      '-c',
-      'echo made > /made && rm /bin/vi',
-    ]);
-    const id = (await maker.must(['commit', 'e2e-maker', 'e2e/made:1'])).out;
-    await maker.must(['rm', 'e2e-maker']);
     const archive = path.join(tmp, 'made.tar');
-    await maker.must(['save', '-o', archive, 'e2e/made:1']);
+    const id = await maker.makeCommittedImage(archive);
     await podman(['load', '-i', archive]);
     const theirs = (await podmanImages()).find((i) => `sha256:${i.Id}` === id);
     expect(theirs?.Names?.some((n) => n.endsWith('/e2e/made:1'))).toBe(true);
