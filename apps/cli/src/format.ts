@@ -1,3 +1,5 @@
+import { since } from '@corral/engine';
+
 /** Prints rows as Docker does: columns padded to the widest cell, three spaces apart. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -15,10 +17,7 @@ export function quoteCommand(cmd: string, max = 20): string {
   return `"${s}"`;
 }
 
+/** `3 seconds ago`, `2 hours ago`: the CREATED column. */
 export function ago(iso: string): string {
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (s < 60) return `${Math.max(1, Math.floor(s))} seconds ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} minutes ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} hours ago`;
-  return `${Math.floor(s / 86400)} days ago`;
+  return `${since(iso)} ago`;
 }

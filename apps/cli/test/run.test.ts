@@ -14,6 +14,8 @@ import { alive, Sandbox, until } from './helpers.js';
 
 const s = new Sandbox();
 let rootfs: string;
+/** `corral run --rm --rootfs ROOTFS sh -c SCRIPT`. */
+const inRootfs = (script: string) => s.corral(['run', '--rm', '--rootfs', rootfs, 'sh', '-c', script]);
 
 beforeAll(async () => {
   // A rootfs folder of our own, from Debian's busybox-static.
@@ -33,22 +35,14 @@ afterAll(() => s.teardown());
 
 describe('corral run --rootfs', async () => {
   it('runs the command as PID 1', async () => {
-    const r = await s.corral(['run', '--rm', '--rootfs', rootfs, 'sh', '-c', 'echo $$']);
+    const r = await inRootfs('echo $$');
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.out).toBe('1');
   });
 
   it('shows only the container processes to ps inside', async () => {
-    const r = await s.corral([
-      'run',
-      '--rm',
-      '--rootfs',
-      rootfs,
-      'sh',
-      '-c',
-      'sleep 5 & sleep 0.3; ps -o pid,comm; kill %1',
-    ]);
+    const r = await inRootfs('sleep 5 & sleep 0.3; ps -o pid,comm; kill %1');
     const rows = r.out
       .split('\n')
       .slice(1)
@@ -59,15 +53,7 @@ describe('corral run --rootfs', async () => {
 
   it('never writes to the rootfs folder: changes go to the container layer', async () => {
     const before = readdirSync(rootfs).sort();
-    const r = await s.corral([
-      'run',
-      '--rm',
-      '--rootfs',
-      rootfs,
-      'sh',
-      '-c',
-      'echo changed > /marker; touch /new; rm /bin/ls; cat /marker',
-    ]);
+    const r = await inRootfs('echo changed > /marker; touch /new; rm /bin/ls; cat /marker');
     expect(r.out).toBe('changed');
     expect(readdirSync(rootfs).sort()).toEqual(before);
     expect(existsSync(join(rootfs, 'bin/ls'))).toBe(true);
@@ -96,15 +82,9 @@ describe('corral run --rootfs', async () => {
   });
 
   it('gives the container /dev, /dev/pts, /dev/shm, a read-only /sys and masked /proc files', async () => {
-    const r = await s.corral([
-      'run',
-      '--rm',
-      '--rootfs',
-      rootfs,
-      'sh',
-      '-c',
+    const r = await inRootfs(
       'ls /dev | tr "\\n" " "; echo; test -c /dev/null && test -d /dev/pts && test -d /dev/shm && echo devs; touch /sys/x 2>/dev/null || echo sys-ro; echo 1 > /proc/sys/kernel/hostname 2>/dev/null || echo procsys-ro; wc -c < /proc/keys',
-    ]);
+    );
     const [devs, ...rest] = r.out.split('\n');
     for (const d of [
       'null',
@@ -134,9 +114,9 @@ describe('corral run --rootfs', async () => {
 
 describe('exit codes', async () => {
   it("returns the program's exit code, or 128 + signal", async () => {
-    expect((await s.corral(['run', '--rm', '--rootfs', rootfs, 'sh', '-c', 'exit 7'])).status).toBe(7);
+    expect((await inRootfs('exit 7')).status).toBe(7);
     // PID 1 cannot be killed from inside its namespace: under corral init, the program can.
-    expect((await s.corral(['run', '--rm', '--rootfs', rootfs, 'sh', '-c', 'kill -9 $$'])).status).toBe(0);
+    expect((await inRootfs('kill -9 $$')).status).toBe(0);
     expect(
       (await s.corral(['run', '--rm', '--init', '--rootfs', rootfs, 'sh', '-c', 'kill -9 $$'])).status,
     ).toBe(137);

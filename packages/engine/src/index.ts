@@ -6,6 +6,7 @@ export {
   Engine,
   type ExecOptions,
   type Stdio,
+  since,
 } from './engine.js';
 export { EngineError } from './errors.js';
 export { type LogEntry, LogWriter, readLogs } from './logs.js';

@@ -70,6 +70,8 @@ export interface ContainerRecord {
     /** Frozen by `pause` (the container still counts as running, as in Docker). */
     paused: boolean;
     detached: boolean;
+    /** The process that records this container's exit: the attached CLI or the watcher. */
+    watcherPid?: number;
   };
 }
 

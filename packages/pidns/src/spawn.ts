@@ -7,15 +7,10 @@ import { namespaceTree, type ProcessNode } from './tree.js';
 // the main thread can come back to it after each unshare(CLONE_NEWPID).
 let hostPidNsFd = -1;
 
-/**
- * Runs `fn` (which must create exactly one child synchronously, e.g. child_process.spawn)
- * with the main thread's pid_for_children set to a new PID namespace: that child becomes
- * PID 1 of it. The main thread goes back to the old namespace afterwards, so later children
- * stay on the host. Async work in between is not allowed: the switch is per thread.
- */
-export function inNewPidNamespace<T>(fn: () => T): T {
+/** Runs `fn` (one synchronous spawn) after `enter` switched pid_for_children; always switches back. */
+function withPidNamespace<T>(enter: () => void, fn: () => T): T {
   if (hostPidNsFd < 0) hostPidNsFd = openSync('/proc/thread-self/ns/pid_for_children', 'r');
-  unshare(CLONE.NEWPID);
+  enter();
   try {
     return fn();
   } finally {
@@ -24,23 +19,29 @@ export function inNewPidNamespace<T>(fn: () => T): T {
 }
 
 /**
+ * Runs `fn` (which must create exactly one child synchronously, e.g. child_process.spawn)
+ * with the main thread's pid_for_children set to a new PID namespace: that child becomes
+ * PID 1 of it. The main thread goes back to the old namespace afterwards, so later children
+ * stay on the host. Async work in between is not allowed: the switch is per thread.
+ */
+export function inNewPidNamespace<T>(fn: () => T): T {
+  return withPidNamespace(() => unshare(CLONE.NEWPID), fn);
+}
+
+/**
  * Runs `fn` (which must create one child synchronously) with the main thread's
  * pid_for_children set to the PID namespace of `pid`: the child joins that namespace (as a
  * process of it, not its PID 1). How a program is started inside a running container.
  */
 export function inPidNamespaceOf<T>(pid: number, fn: () => T): T {
-  if (hostPidNsFd < 0) hostPidNsFd = openSync('/proc/thread-self/ns/pid_for_children', 'r');
-  const target = openSync(`/proc/${pid}/ns/pid`, 'r');
-  try {
-    setns(target, CLONE.NEWPID);
-  } finally {
-    closeSync(target);
-  }
-  try {
-    return fn();
-  } finally {
-    setns(hostPidNsFd, CLONE.NEWPID);
-  }
+  return withPidNamespace(() => {
+    const target = openSync(`/proc/${pid}/ns/pid`, 'r');
+    try {
+      setns(target, CLONE.NEWPID);
+    } finally {
+      closeSync(target);
+    }
+  }, fn);
 }
 
 /** A process that is PID 1 of its own PID namespace, seen from the host. */

@@ -18,7 +18,6 @@ import {
 import { dirname } from 'node:path';
 import { ExecError, pathOf, resolveExecutable, superviseChild } from '@corral/pidns';
 import {
-  CLONE,
   chdir,
   dup2,
   MNT,
@@ -52,7 +51,14 @@ import {
   setUserAndCapabilities,
   step,
 } from './process-setup.js';
-import { DEFAULT_DEVICES, INIT_ANNOTATION, type OciDevice, type OciMount, type OciSpec } from './spec.js';
+import {
+  DEFAULT_DEVICES,
+  INIT_ANNOTATION,
+  JOINABLE_NAMESPACES,
+  type OciDevice,
+  type OciMount,
+  type OciSpec,
+} from './spec.js';
 import { readLineSync, writeLineSync } from './sync.js';
 
 const SYNC_FD = 3;
@@ -67,13 +73,7 @@ interface InitConfig {
   fifo: string;
 }
 
-const NS_FLAGS: Record<string, number> = {
-  mount: CLONE.NEWNS,
-  uts: CLONE.NEWUTS,
-  ipc: CLONE.NEWIPC,
-  network: CLONE.NEWNET,
-  cgroup: CLONE.NEWCGROUP,
-};
+const flagOf = (type: string) => JOINABLE_NAMESPACES.find((n) => n.type === type)?.flag ?? 0;
 
 /** Joins namespaces given by path, then unshares the new ones (pid was made by our parent). */
 function enterNamespaces(spec: OciSpec): void {
@@ -81,11 +81,11 @@ function enterNamespaces(spec: OciSpec): void {
   for (const ns of nss) {
     if (ns.type === 'pid' || !ns.path) continue;
     const fd = openSync(ns.path, 'r');
-    step(`joining ${ns.type} namespace ${ns.path}`, () => setns(fd, NS_FLAGS[ns.type] ?? 0));
+    step(`joining ${ns.type} namespace ${ns.path}`, () => setns(fd, flagOf(ns.type)));
     closeSync(fd);
   }
   let flags = 0;
-  for (const ns of nss) if (!ns.path && NS_FLAGS[ns.type]) flags |= NS_FLAGS[ns.type];
+  for (const ns of nss) if (!ns.path) flags |= flagOf(ns.type);
   // A new cgroup namespace is unshared last: the runtime has already placed us in our cgroup.
   if (flags) step('unshare', () => unshare(flags));
 }

@@ -27,7 +27,6 @@ import {
 } from '@corral/cgroups';
 import { inPidNamespaceOf, Pid1Process } from '@corral/pidns';
 import {
-  CLONE,
   close,
   isErrno,
   mknod,
@@ -42,7 +41,7 @@ import {
 import { applyDeviceRules, type DeviceRule } from './devices.js';
 import { type InitStdio, type StdioPipe, spawnInit } from './init-process.js';
 import type { OciSeccomp } from './seccomp.js';
-import { type OciProcess, type OciSpec, validateSpec } from './spec.js';
+import { JOINABLE_NAMESPACES, type OciProcess, type OciSpec, validateSpec } from './spec.js';
 import type { InitMessage } from './sync.js';
 
 /** What the runtime remembers of a container, in ROOT/ID/state.json. */
@@ -320,8 +319,8 @@ export class Runtime {
     if (this.status(st) !== 'running') throw new RuntimeError(`container ${id} is not running`, 1);
     // The namespaces to join: each one where the container differs from this process.
     let namespaces = 0;
-    for (const [name, flag] of Object.entries(NS_LINKS)) {
-      if (readlinkQuiet(`/proc/${st.pid}/ns/${name}`) !== readlinkQuiet(`/proc/self/ns/${name}`))
+    for (const { link, flag } of JOINABLE_NAMESPACES) {
+      if (readlinkQuiet(`/proc/${st.pid}/ns/${link}`) !== readlinkQuiet(`/proc/self/ns/${link}`))
         namespaces |= flag;
     }
     const child = inPidNamespaceOf(st.pid, () =>
@@ -452,14 +451,6 @@ export class Runtime {
     rmSync(this.dir(id), { recursive: true, force: true });
   }
 }
-
-const NS_LINKS: Record<string, number> = {
-  mnt: CLONE.NEWNS,
-  uts: CLONE.NEWUTS,
-  ipc: CLONE.NEWIPC,
-  net: CLONE.NEWNET,
-  cgroup: CLONE.NEWCGROUP,
-};
 
 const execScript = fileURLToPath(new URL('./exec-init.js', import.meta.url));
 

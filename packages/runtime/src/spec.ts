@@ -1,3 +1,4 @@
+import { CLONE } from '@corral/sys';
 import type { OciSeccomp } from './seccomp.js';
 /** The parts of the OCI runtime spec (config.json) that corral's runtime implements. */
 export interface OciSpec {
@@ -39,6 +40,18 @@ export interface OciMount {
 }
 
 export type NamespaceType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup' | 'time';
+
+/**
+ * The namespaces an init unshares or joins itself, and an exec joins: the OCI type, the
+ * entry under /proc/PID/ns, and the flag of unshare/setns. (pid is switched by the caller.)
+ */
+export const JOINABLE_NAMESPACES: readonly { type: NamespaceType; link: string; flag: number }[] = [
+  { type: 'mount', link: 'mnt', flag: CLONE.NEWNS },
+  { type: 'uts', link: 'uts', flag: CLONE.NEWUTS },
+  { type: 'ipc', link: 'ipc', flag: CLONE.NEWIPC },
+  { type: 'network', link: 'net', flag: CLONE.NEWNET },
+  { type: 'cgroup', link: 'cgroup', flag: CLONE.NEWCGROUP },
+];
 
 export interface OciLinux {
   namespaces?: { type: NamespaceType; path?: string }[];

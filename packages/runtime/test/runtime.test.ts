@@ -4,7 +4,6 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -203,7 +202,6 @@ describe('secureJoin', () => {
     expect(secureJoin(root, '../../etc/passwd')).toBe(join(root, 'etc/passwd'));
     expect(secureJoin(root, '/abs/b')).toBe(join(root, 'a/b'));
     expect(secureJoin(root, '/a/b/up/passwd')).toBe(join(root, 'etc/passwd'));
-    expect(readFileSync('/etc/hostname', 'utf8').length).toBeGreaterThan(0);
   });
 });
 

@@ -1,4 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { EngineError } from '@corral/engine';
 import {
   createProgressRenderer,
@@ -6,6 +7,7 @@ import {
   formatBytes,
   ImageError,
   importRootfs,
+  isRegistryError,
   loadArchive,
   type ProgressEvent,
   pullToStore,
@@ -13,7 +15,7 @@ import {
   RegistryClient,
   saveArchive,
 } from '@corral/image';
-import type { Command, ParsedArgs } from '../args.js';
+import type { Command, Context, ParsedArgs } from '../args.js';
 import { UsageError } from '../args.js';
 import { ago, table } from '../format.js';
 import { engine, list, str } from './common.js';
@@ -25,15 +27,27 @@ async function imageOp<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (
-      e instanceof ImageError ||
-      (e as Error).name === 'RegistryError' ||
-      (e as Error).name === 'DigestMismatchError'
-    ) {
+    if (e instanceof ImageError || isRegistryError(e)) {
       throw new EngineError((e as Error).message, 1);
     }
     throw e;
   }
+}
+
+/** Where an archive goes: `-o FILE`, or stdout unless that is a terminal. */
+function archiveOutput(a: ParsedArgs): Writable {
+  const file = str(a, 'output');
+  if (!file && process.stdout.isTTY) {
+    throw new UsageError('refusing to write the archive to a terminal: use -o FILE or a redirect');
+  }
+  return file ? createWriteStream(file) : process.stdout;
+}
+
+/** The engine, with the embedded images among `refs` made if this data root never used them. */
+async function engineWithImages(ctx: Context, refs: readonly string[]) {
+  const e = engine(ctx);
+  await e.ensureEmbeddedImages(refs);
+  return e;
 }
 
 /** Runs a pull or push with a progress display on stderr (bars on a terminal, lines otherwise). */
@@ -118,14 +132,9 @@ export const save: Command = {
   flags: [{ name: 'output', short: 'o', type: 'string', value: 'FILE', description: 'Write to a file' }],
   async run(a, ctx) {
     if (!a.positionals.length) throw new UsageError('"save" requires at least 1 argument');
-    const file = str(a, 'output');
-    if (!file && process.stdout.isTTY)
-      throw new UsageError('refusing to write the archive to a terminal: use -o FILE or a redirect');
-    const e = engine(ctx);
-    await e.ensureEmbeddedImages(a.positionals);
-    await imageOp(() =>
-      saveArchive(e.images, a.positionals, file ? createWriteStream(file) : process.stdout),
-    );
+    const out = archiveOutput(a);
+    const e = await engineWithImages(ctx, a.positionals);
+    await imageOp(() => saveArchive(e.images, a.positionals, out));
     return 0;
   },
 };
@@ -153,10 +162,7 @@ export const exportCmd: Command = {
   flags: [{ name: 'output', short: 'o', type: 'string', value: 'FILE', description: 'Write to a file' }],
   async run(a, ctx) {
     if (a.positionals.length !== 1) throw new UsageError('"export" requires exactly 1 argument');
-    const file = str(a, 'output');
-    if (!file && process.stdout.isTTY)
-      throw new UsageError('refusing to write the archive to a terminal: use -o FILE or a redirect');
-    await engine(ctx).exportContainer(a.positionals[0], file ? createWriteStream(file) : process.stdout);
+    await engine(ctx).exportContainer(a.positionals[0], archiveOutput(a));
     return 0;
   },
 };
@@ -212,8 +218,7 @@ export const tag: Command = {
   flags: [],
   async run(a, ctx) {
     if (a.positionals.length !== 2) throw new UsageError('"tag" requires exactly 2 arguments');
-    const e = engine(ctx);
-    await e.ensureEmbeddedImages([a.positionals[0]]);
+    const e = await engineWithImages(ctx, [a.positionals[0]]);
     await imageOp(() => e.images.tag(a.positionals[0], a.positionals[1]));
     return 0;
   },
@@ -226,8 +231,7 @@ export const history: Command = {
   flags: [],
   async run(a, ctx) {
     if (a.positionals.length !== 1) throw new UsageError('"history" requires exactly 1 argument');
-    const e = engine(ctx);
-    await e.ensureEmbeddedImages(a.positionals);
+    const e = await engineWithImages(ctx, a.positionals);
     const rows = await imageOp(() => e.images.history(a.positionals[0]));
     console.log(
       table(
@@ -286,8 +290,7 @@ export const push: Command = {
   flags: [insecureFlag],
   async run(a, ctx) {
     if (a.positionals.length !== 1) throw new UsageError('"push" requires exactly 1 argument');
-    const e = engine(ctx);
-    await e.ensureEmbeddedImages(a.positionals);
+    const e = await engineWithImages(ctx, a.positionals);
     const result = await withProgress((onProgress) =>
       pushFromStore(client(a), e.images, a.positionals[0], a.positionals[0], { onProgress }),
     );
