@@ -4,17 +4,21 @@
 // of random data (gzip layers, BENCH_MIB MiB over BENCH_LAYERS layers), then times each tool
 // pulling it into an empty target BENCH_REPEAT times (median). Both verify digests and write
 // blobs to disk; neither unpacks. "corral pull + unpack" adds the image store's layer unpack.
+// Whole commands, each a fresh process: `corral pull` (download and unpack into a new data
+// root, Node's start-up included) vs `podman pull` (the same into a new overlay storage).
 // BENCH_BASELINE=/path/to/an/older/packages/image/dist/index.js adds that build's pull
 // (blobs) as "corral baseline (blobs)", for before/after numbers in the same run.
 // Run after `pnpm --filter @corral/image build`:  node bench/image/pull.mjs
 // Writes bench/results/image-pull.json.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import { ContentStore, ImageStore } from '@corral/image';
 import { pullToStore, RegistryClient } from '../../packages/image/dist/registry/index.js';
@@ -24,6 +28,22 @@ const LAYERS = Number(process.env.BENCH_LAYERS ?? 8);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const HERE = dirname(fileURLToPath(import.meta.url));
 const OUT = join(HERE, '..', 'results', 'image-pull.json');
+
+const REPO = join(HERE, '..', '..');
+// A collection before each timed step, so no in-process step pays for another's garbage (a
+// `corral pull` process starts with none).
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc');
+
+/** Unmounts whatever a step left mounted under `dir` (podman's overlay storage), deepest first. */
+function unmountUnder(dir) {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m) => m?.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) execFileSync('umount', ['-l', m]);
+}
 
 const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -130,12 +150,19 @@ async function main() {
 
     const timeIt = async (fn) => {
       // Not timed: write back what the previous step left dirty, so no step pays for another.
+      gc();
       execFileSync('sync');
       const t0 = process.hrtime.bigint();
       await fn();
       return Number(process.hrtime.bigint() - t0) / 1e6;
     };
-    const runs = { 'corral pull (blobs)': [], 'skopeo copy to oci:': [], 'corral pull + unpack': [] };
+    const runs = {
+      'corral pull (blobs)': [],
+      'skopeo copy to oci:': [],
+      'corral pull + unpack': [],
+      '`corral pull` command': [],
+      '`podman pull` command': [],
+    };
     const steps = {
       'corral pull (blobs)': (target) =>
         new RegistryClient({ configPath: join(work, 'docker.json') }).pull(
@@ -156,6 +183,26 @@ async function main() {
           new ImageStore(join(target, 'store')),
           name,
         ),
+      '`corral pull` command': async (target) =>
+        execFileSync(
+          process.execPath,
+          [join(REPO, 'apps/cli/bin/corral.js'), '--root', join(target, 'cli'), 'pull', name],
+          {
+            stdio: 'ignore',
+          },
+        ),
+      '`podman pull` command': async (target) => {
+        const p = join(target, 'podman');
+        execFileSync(
+          'podman',
+          [
+            ...['--root', join(p, 'storage'), '--runroot', join(p, 'run'), '--tmpdir', join(p, 'tmp')],
+            ...['--storage-driver', 'overlay', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'],
+            ...['pull', '-q', '--tls-verify=false', name],
+          ],
+          { stdio: 'ignore' },
+        );
+      },
     };
     if (process.env.BENCH_BASELINE) {
       const old = await import(process.env.BENCH_BASELINE);
@@ -176,14 +223,17 @@ async function main() {
         // A fresh client each run so no token or connection is reused across runs.
         runs[step].push(await timeIt(() => steps[step](target)));
       }
+      unmountUnder(target);
       rmSync(target, { recursive: true, force: true });
     }
     const ms = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
     const base = ms['skopeo copy to oci:'];
+    const podmanMs = ms['`podman pull` command'];
     const result = {
       date: new Date().toISOString(),
       node: process.version,
       skopeo: execFileSync('skopeo', ['--version']).toString().trim(),
+      podman: execFileSync('podman', ['--version']).toString().trim(),
       image: { digest: pushed.digest, layers: LAYERS, compressedBytes: totalBytes },
       repeat: REPEAT,
       baseline: process.env.BENCH_BASELINE,
@@ -193,11 +243,17 @@ async function main() {
         Object.entries(ms).map(([k, v]) => [k, +(totalBytes / 1048576 / (v / 1000)).toFixed(1)]),
       ),
       ratioToSkopeo: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, +(v / base).toFixed(3)])),
+      // The whole commands side by side: download, verify and unpack, from a fresh process.
+      ratioToPodmanPull: {
+        '`corral pull` command': +(ms['`corral pull` command'] / podmanMs).toFixed(3),
+        '`podman pull` command': 1,
+      },
     };
     mkdirSync(dirname(OUT), { recursive: true });
     writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
     console.log(JSON.stringify(result, null, 2));
   } finally {
+    unmountUnder(work);
     registry.kill('SIGTERM');
     await new Promise((r) => registry.once('exit', r));
     rmSync(work, { recursive: true, force: true });

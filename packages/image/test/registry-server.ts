@@ -264,24 +264,33 @@ export interface FlakyProxy {
   host: string;
   /** How many answers were cut off. */
   dropped: number;
+  /** `METHOD /path` of every request passed on. */
+  requests: string[];
   stop(): Promise<void>;
 }
 
 /**
  * An HTTP proxy on 127.0.0.1 in front of a registry that cuts the connection half way
- * through the answers `drop` picks: a dropped connection, made on purpose.
+ * through the answers `drop` picks: a dropped connection, made on purpose. Answers that
+ * `chunk` picks lose their Content-Length and go out chunked.
  */
 export async function startFlakyProxy(
   target: string,
   drop: (method: string, path: string) => boolean,
+  chunk: (method: string, path: string) => boolean = () => false,
 ): Promise<FlakyProxy> {
-  const state = { dropped: 0 };
+  const state = { dropped: 0, requests: [] as string[] };
   const server = http.createServer((req, res) => {
+    state.requests.push(`${req.method} ${req.url}`);
     const upstream = http.request(
       `http://${target}${req.url}`,
       { method: req.method, headers: req.headers },
       (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
+        const { 'content-length': length, ...rest } = up.headers;
+        res.writeHead(
+          up.statusCode ?? 502,
+          chunk(req.method ?? 'GET', req.url ?? '/') ? rest : { ...rest, 'content-length': length },
+        );
         if (!drop(req.method ?? 'GET', req.url ?? '/')) {
           up.pipe(res);
           return;
@@ -311,6 +320,7 @@ export async function startFlakyProxy(
     get dropped() {
       return state.dropped;
     },
+    requests: state.requests,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -456,6 +456,68 @@ describe('registry client against docker-registry, checked by skopeo', () => {
     }
   });
 
+  it('unpacks each layer as soon as it is in, and a diff ID that does not match fails the pull, registering nothing', async () => {
+    const image = await buildImage({
+      format: 'oci',
+      layers: [{ a: randomBytes(200_000) }, { b: randomBytes(200_000) }, { c: 'c' }],
+    });
+    const source = new ContentStore(path.join(work, 'push-early'));
+    await storeImage(source, image);
+    await client.push(parseReference(`${registry.host}/early/good:1`), { manifest: image.manifest }, source);
+    const store = new ImageStore(path.join(work, 'store-early'));
+    const told: [string, string | undefined][] = [];
+    const { record } = await pullToStore(client, store, `${registry.host}/early/good:1`, {
+      onLayer: (layer, diffId) => told.push([layer.digest, diffId]),
+    });
+    expect(told.sort()).toEqual(image.layers.map((l) => [l.digest, l.diffId]).sort());
+    expect(record.layers.map((l) => l.diffId)).toEqual(image.layers.map((l) => l.diffId));
+
+    // The same layers under a config whose second diff ID is wrong: the pull fails on that
+    // layer and no image is registered.
+    const config = JSON.parse(image.config.toString());
+    const wrongDiffId = sha256(Buffer.from('not this layer'));
+    config.rootfs.diff_ids[1] = wrongDiffId;
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const manifest = JSON.parse(image.manifest.toString());
+    manifest.config = { ...manifest.config, digest: sha256(configBytes), size: configBytes.length };
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    await source.writeBlob(configBytes);
+    await client.push(parseReference(`${registry.host}/early/bad:1`), { manifest: manifestBytes }, source);
+    const fresh = new ImageStore(path.join(work, 'store-early-bad'));
+    const err = await pullToStore(client, fresh, `${registry.host}/early/bad:1`).catch((e) => e);
+    expect(err.code).toBe('DIGEST_MISMATCH');
+    expect(err.message).toContain(wrongDiffId);
+    expect(err.message).toContain(image.layers[1]!.diffId);
+    expect(fresh.resolve(`${registry.host}/early/bad:1`)).toBeUndefined();
+    expect(fresh.list()).toEqual([]);
+    expect(await fs.readdir(fresh.tmpDir)).toEqual([]);
+  });
+
+  it('pulls a layer sent chunked (no Content-Length) through node:http, after the direct download declines it', async () => {
+    const image = await buildImage({ format: 'oci', layers: [{ big: randomBytes(300_000) }] });
+    const source = new ContentStore(path.join(work, 'push-chunked'));
+    await storeImage(source, image);
+    await client.push(
+      parseReference(`${registry.host}/chunked/layer:1`),
+      { manifest: image.manifest },
+      source,
+    );
+    const layer = image.layers[0]!.digest;
+    const isLayer = (method: string, url: string) => method === 'GET' && url.endsWith(`/blobs/${layer}`);
+    const proxy = await startFlakyProxy(registry.host, () => false, isLayer);
+    try {
+      const sink = new ContentStore(path.join(work, 'pull-chunked'));
+      const pulled = await client.pull(parseReference(`${proxy.host}/chunked/layer:1`), sink);
+      expect(pulled.digest).toBe(image.digest);
+      expect(sha256(await fs.readFile(sink.blobPath(layer)))).toBe(layer);
+      // Asked twice: the direct download declined the chunked answer, node:http took it.
+      expect(proxy.requests.filter((r) => isLayer(...(r.split(' ') as [string, string])))).toHaveLength(2);
+      expect(await fs.readdir(sink.tmpDir)).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('refuses to push a local blob that no longer matches its digest, and the registry keeps nothing', async () => {
     const image = await buildImage({ format: 'oci', layers: [{ data: Buffer.alloc(50_000, 5) }] });
     const source = new ContentStore(path.join(work, 'push-damaged'));

@@ -264,6 +264,39 @@ export function syncfs(fd: number): void {
 }
 
 /**
+ * Starts the writeback of a file range (sync_file_range(2) with SYNC_FILE_RANGE_WRITE) on
+ * koffi's worker thread, as it can block while the device queue is full. A hint, so that a
+ * later fdatasync finds most of the data on disk: it resolves false on failure (errno is
+ * not readable across threads) and never rejects.
+ */
+export function startWriteback(fd: number, offset: number, nbytes: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    fn.sync_file_range.async(fd, offset, nbytes, 2, (err: unknown, rc: number) => resolve(!err && rc === 0));
+  });
+}
+
+/**
+ * syncfs(2) on koffi's worker thread, so the event loop goes on while the disk catches up.
+ * errno cannot be read across threads: on failure the call is made again here to name it.
+ */
+export function syncfsAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fn.syncfs.async(fd, (err: unknown, rc: number) => {
+      if (err) reject(err);
+      else if (rc === 0) resolve();
+      else {
+        try {
+          syncfs(fd);
+          resolve();
+        } catch (e) {
+          reject(e);
+        }
+      }
+    });
+  });
+}
+
+/**
  * flock(2): LOCK.SH / LOCK.EX (| LOCK.NB), LOCK.UN. The kernel drops the lock when the
  * holder dies. With LOCK.NB returns false instead of blocking when the lock is taken.
  */

@@ -98,6 +98,9 @@ export const fn = {
   openat: libc.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)'),
   flock: libc.func('int flock(int fd, int operation)'),
   syncfs: libc.func('int syncfs(int fd)'),
+  sync_file_range: libc.func(
+    'int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags)',
+  ),
   lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)'),
   lsetxattr: libc.func(
     'int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)',

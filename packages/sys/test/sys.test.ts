@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -27,6 +27,8 @@ import {
   S_IF,
   SyscallError,
   signalName,
+  startWriteback,
+  syncfsAsync,
   umount2,
 } from '../src/index.js';
 
@@ -99,6 +101,25 @@ describe('mounts', () => {
     expect(st.isCharacterDevice()).toBe(true);
     expect(st.rdev).toBe(Number(makedev(1, 3)));
     expect(readFileSync(join(d, 'null'), 'utf8')).toBe('');
+  });
+});
+
+describe('syncing files off the main thread', () => {
+  it('syncs a filesystem and starts a writeback on a worker thread, and says which fd was bad', async () => {
+    const file = join(tmp(), 'f');
+    writeFileSync(file, Buffer.alloc(4 * 1024 * 1024, 1));
+    const fd = openSync(file, 'r+');
+    try {
+      expect(await startWriteback(fd, 0, 4 * 1024 * 1024)).toBe(true);
+      await syncfsAsync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    // No such fd: the writeback hint says false, syncfs names the call and EBADF.
+    expect(await startWriteback(-1, 0, 1)).toBe(false);
+    const err = await syncfsAsync(-1).catch((e) => e);
+    expect(err).toBeInstanceOf(SyscallError);
+    expect(err.message).toMatch(/^syncfs\(.*EBADF/);
   });
 });
 

@@ -406,8 +406,13 @@ const SMALL_FILE = 1024 * 1024;
 /** Bounds on files being written in the background. */
 const MAX_PENDING_FILES = 64;
 const MAX_PENDING_BYTES = 32 * 1024 * 1024;
+/** A small file's data up to this size is written on this thread. */
+const SYNC_WRITE_MAX = 64 * 1024;
 /** Pieces of a big file are gathered into writes of this size. */
 const WRITE_BATCH = 1024 * 1024;
+
+const writevAsync = (fd: number, bufs: Buffer[], position: number): Promise<number> =>
+  new Promise((resolve, reject) => fs.writev(fd, bufs, position, (e, n) => (e ? reject(e) : resolve(n))));
 
 const openAsync = (path: string, flags: number, mode: number): Promise<number> =>
   new Promise((resolve, reject) => fs.open(path, flags, mode, (e, fd) => (e ? reject(e) : resolve(fd))));
@@ -420,11 +425,14 @@ const openAsync = (path: string, flags: number, mode: number): Promise<number> =
 async function writeSmallFile(path: string, h: Header, chunks: Buffer[]): Promise<void> {
   const fd = await openAsync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
   try {
-    // The pieces as the tar stream gave them, in one writev (no copy into one buffer).
+    // The pieces as the tar stream gave them, in one writev (no copy into one buffer): here
+    // when small (cheaper than a trip to the pool), on the pool when large (it would hold up
+    // the tar stream on this thread).
     let rest = chunks.filter((c) => c.length > 0);
+    const sync = rest.reduce((n, c) => n + c.length, 0) <= SYNC_WRITE_MAX;
     let position = 0;
     while (rest.length) {
-      let n = fs.writevSync(fd, rest, position);
+      let n = sync ? fs.writevSync(fd, rest, position) : await writevAsync(fd, rest, position);
       position += n;
       let i = 0;
       while (i < rest.length && n >= rest[i].length) n -= rest[i++].length;

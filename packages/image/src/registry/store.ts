@@ -4,8 +4,9 @@ import type { ImageRecord } from '../store/types.js';
 import type { PullOptions, PullResult, PushOptions, PushResult, RegistryClient } from './client.js';
 
 /**
- * `corral pull NAME`: pulls into the store's content store, then registers the image
- * (unpacking its layers) under NAME when NAME has a tag.
+ * `corral pull NAME`: pulls into the store's content store, unpacking each layer as soon as
+ * its blob is in (while the others download), then registers the image under NAME when
+ * NAME has a tag.
  */
 export async function pullToStore(
   client: RegistryClient,
@@ -16,7 +17,22 @@ export async function pullToStore(
   const ref = parseReference(name);
   // One write session, so a concurrent prune leaves the new blobs alone until they are registered.
   return store.session(async () => {
-    const pulled = await client.pull(ref, store.content, opts);
+    const unpacker = store.layerUnpacker();
+    let pulled: PullResult;
+    try {
+      pulled = await client.pull(ref, store.content, {
+        ...opts,
+        onLayer: (layer, diffId) => {
+          if (diffId) unpacker.add({ digest: layer.digest, diffId });
+          opts.onLayer?.(layer, diffId);
+        },
+      });
+    } catch (e) {
+      // No unpack goes on once the pull has failed and the session ends.
+      await unpacker.done().catch(() => {});
+      throw e;
+    }
+    await unpacker.done();
     const names = ref.tag ? [formatReference({ ...ref, digest: undefined })] : [];
     const record = await store.importFromBlobs({
       manifestDigest: pulled.digest,

@@ -1,7 +1,6 @@
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { syncfs } from '@corral/sys';
+import { syncfsAsync } from '@corral/sys';
 import { ImageError } from '../errors.js';
 import { applyLayer } from '../layer/apply.js';
 import { canonicalConfigJson } from './canonical.js';
@@ -108,23 +107,11 @@ async function allLimited<T>(items: T[], limit: number, fn: (item: T) => Promise
   if (failed) throw error;
 }
 
-/**
- * syncfs(2) on the filesystem holding `path`, off the event loop (coreutils' `sync -f`), so
- * other layers keep unpacking meanwhile; the syscall in this thread when there is no `sync`.
- */
-async function syncfsAsync(path: string): Promise<void> {
-  const spawned = await new Promise<Error | null>((resolve) => {
-    execFile('sync', ['-f', path], (e) => resolve(e));
-  });
-  if (!spawned) return;
-  if ((spawned as NodeJS.ErrnoException).code !== 'ENOENT') {
-    throw new Error(`syncfs of ${path} (sync -f) failed, the layer is not stored: ${spawned.message}`, {
-      cause: spawned,
-    });
-  }
+/** syncfs(2) on the filesystem holding `path`, on a worker thread so other layers keep unpacking. */
+async function syncfsOf(path: string): Promise<void> {
   const fd = fs.openSync(path, 'r');
   try {
-    syncfs(fd);
+    await syncfsAsync(fd);
   } finally {
     fs.closeSync(fd);
   }
@@ -231,6 +218,48 @@ export class ImageStore {
    * Unpacks a layer blob once per diff ID: under a per-layer lock folder, into a temp folder,
    * verifying the uncompressed sha256 against `diffId`, then renamed into l/ and recorded.
    */
+  /**
+   * A queue that unpacks layers as they are handed over (a pull hands each one over as soon
+   * as its blob is stored, so unpacking overlaps the rest of the download), a few at a time.
+   * `done` waits for every one and throws the first failure; after a failure the layers
+   * still queued are skipped.
+   */
+  layerUnpacker(): { add(layer: { digest: string; diffId: string }): void; done(): Promise<void> } {
+    let active = 0;
+    const waiting: (() => void)[] = [];
+    const tasks: Promise<void>[] = [];
+    let failure: { error: unknown } | undefined;
+    const acquire = async () => {
+      if (active < LAYER_CONCURRENCY) active++;
+      else await new Promise<void>((r) => waiting.push(r));
+    };
+    const release = () => {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    };
+    return {
+      add: (layer) => {
+        tasks.push(
+          (async () => {
+            await acquire();
+            try {
+              if (!failure) await this.ensureLayer(layer);
+            } catch (e) {
+              failure ??= { error: e };
+            } finally {
+              release();
+            }
+          })(),
+        );
+      },
+      done: async () => {
+        await Promise.all(tasks);
+        if (failure) throw failure.error;
+      },
+    };
+  }
+
   async ensureLayer(layer: { digest: string; diffId: string; mediaType?: string }): Promise<string> {
     const hex = digestHex(layer.diffId);
     const existing = this.layerMeta(layer.diffId);
@@ -267,7 +296,7 @@ export class ImageStore {
           );
         }
         // One syncfs instead of an fsync per file: the layer's files are on disk before it is named.
-        await syncfsAsync(tmp);
+        await syncfsOf(tmp);
         fs.renameSync(tmp, final);
         const meta: LayerMeta = { diffId: layer.diffId, dir: dirName, size: result.size };
         writeFileAtomic(this.layerMetaPath(layer.diffId), JSON.stringify(meta), this.tmpDir);

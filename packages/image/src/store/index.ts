@@ -1,5 +1,6 @@
+export { type BlobDestination, type BlobExpectation, type BlobInfo, BlobWriter } from './blob-writer.js';
 export { canonicalConfigJson, goTime } from './canonical.js';
-export { type BlobExpectation, type BlobInfo, type BlobSource, ContentStore } from './content.js';
+export { type BlobSource, ContentStore } from './content.js';
 export { digestHex, isDigest, sha256, shortId } from './digest.js';
 export {
   type HistoryRow,
