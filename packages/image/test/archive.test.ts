@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   commit,
@@ -207,6 +209,164 @@ describe('loadArchive', () => {
     expect(dirs[0]).toBe(dirs[1]);
     expect(fs.readFileSync(join(dirs[0], 'hello'), 'utf8')).toBe('world');
     expect(store.check()).toEqual([]);
+  });
+
+  /** A two-layer image's parts as a Docker 25+ daemon writes them into `docker save`. */
+  async function docker25Parts(compress: boolean) {
+    const tars = [
+      await makeTar([
+        { name: 'etc/', type: 'directory' },
+        { name: 'etc/os', body: 'base' },
+      ]),
+      await makeTar([{ name: 'app', body: 'app v1' }, { name: 'etc/.wh.os' }]),
+    ];
+    const layers = tars.map((t) => (compress ? gzipSync(t) : t));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Cmd: ['/app'] },
+        rootfs: { type: 'layers', diff_ids: tars.map(sha256) },
+      }),
+    );
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: MediaType.OciConfig, digest: sha256(config), size: config.length },
+        layers: layers.map((l) => ({
+          mediaType: compress ? MediaType.OciLayerGzip : MediaType.OciLayer,
+          digest: sha256(l),
+          size: l.length,
+        })),
+      }),
+    );
+    const blob = (b: Buffer) => ({ name: `blobs/sha256/${sha256(b).slice(7)}`, body: b });
+    return { layers, config, manifest, blob };
+  }
+
+  async function loadsDocker25(archive: Buffer, configDigest: string) {
+    const out = dir();
+    const store = new ImageStore(join(out, 'image'));
+    const result = await loadArchive(store, Readable.from([archive]));
+    expect(result.format).toBe('docker-archive');
+    expect(result.images).toEqual([expect.objectContaining({ id: configDigest, names: ['app:1'] })]);
+    const [lower, upper] = store.layerDirs('app:1');
+    expect(fs.readFileSync(join(lower!, 'etc/os'), 'utf8')).toBe('base');
+    expect(fs.readFileSync(join(upper!, 'app'), 'utf8')).toBe('app v1');
+    // The OCI whiteout became overlayfs's: a 0/0 character device.
+    expect(fs.statSync(join(upper!, 'etc/os')).rdev).toBe(0);
+    expect(fs.statSync(join(upper!, 'etc/os')).isCharacterDevice()).toBe(true);
+    expect(store.check()).toEqual([]);
+  }
+
+  it('loads what Docker 25+ saves from its classic store: OCI layout plus manifest.json, plain layers', async () => {
+    const { layers, config, manifest, blob } = await docker25Parts(false);
+    const archive = await makeTar([
+      { name: 'blobs/', type: 'directory' },
+      { name: 'blobs/sha256/', type: 'directory' },
+      ...[...layers, config, manifest].map(blob),
+      {
+        name: 'index.json',
+        body: JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.OciIndex,
+          manifests: [
+            {
+              mediaType: MediaType.OciManifest,
+              digest: sha256(manifest),
+              size: manifest.length,
+              annotations: {
+                'io.containerd.image.name': 'docker.io/library/app:1',
+                'org.opencontainers.image.ref.name': '1',
+              },
+            },
+          ],
+        }),
+      },
+      {
+        name: 'manifest.json',
+        body: JSON.stringify([
+          {
+            Config: `blobs/sha256/${sha256(config).slice(7)}`,
+            RepoTags: ['app:1'],
+            Layers: layers.map((l) => `blobs/sha256/${sha256(l).slice(7)}`),
+            LayerSources: {},
+          },
+        ]),
+      },
+      { name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' },
+      { name: 'repositories', body: JSON.stringify({ app: { '1': sha256(layers[1]!).slice(7) } }) },
+    ]);
+    await loadsDocker25(archive, sha256(config));
+  });
+
+  it('loads what Docker 29 saves from the containerd image store: nested index, gzip layers, absent platforms', async () => {
+    const { layers, config, manifest, blob } = await docker25Parts(true);
+    // The image index lists another platform's image, this machine's and an attestation;
+    // only this machine's blobs were saved (the others were never pulled).
+    const here = process.arch === 'arm64' ? 'arm64' : 'amd64';
+    const other = here === 'amd64' ? 'arm64' : 'amd64';
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciIndex,
+        manifests: [
+          {
+            mediaType: MediaType.OciManifest,
+            digest: sha256(Buffer.from('another platform')),
+            size: 500,
+            platform: { os: 'linux', architecture: other },
+          },
+          {
+            mediaType: MediaType.OciManifest,
+            digest: sha256(manifest),
+            size: manifest.length,
+            platform: { os: 'linux', architecture: here },
+          },
+          {
+            mediaType: MediaType.OciManifest,
+            digest: sha256(Buffer.from('attestation')),
+            size: 800,
+            platform: { os: 'unknown', architecture: 'unknown' },
+            annotations: { 'vnd.docker.reference.type': 'attestation-manifest' },
+          },
+        ],
+      }),
+    );
+    const archive = await makeTar([
+      ...[...layers, config, manifest, index].map(blob),
+      {
+        name: 'index.json',
+        body: JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.OciIndex,
+          manifests: [
+            {
+              mediaType: MediaType.OciIndex,
+              digest: sha256(index),
+              size: index.length,
+              annotations: {
+                'io.containerd.image.name': 'docker.io/library/app:1',
+                'org.opencontainers.image.ref.name': '1',
+              },
+            },
+          ],
+        }),
+      },
+      {
+        name: 'manifest.json',
+        body: JSON.stringify([
+          {
+            Config: `blobs/sha256/${sha256(config).slice(7)}`,
+            RepoTags: ['app:1'],
+            Layers: layers.map((l) => `blobs/sha256/${sha256(l).slice(7)}`),
+          },
+        ]),
+      },
+      { name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' },
+    ]);
+    await loadsDocker25(archive, sha256(config));
   });
 
   it('loads archives compressed with xz and bzip2 (as docker load does), and refuses a broken one', async () => {
