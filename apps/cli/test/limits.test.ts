@@ -143,10 +143,10 @@ describe('limits through corral run', () => {
   });
 
   it('leaves no cgroup behind once containers are removed', async () => {
-    const before = corralCgroups();
     const id = (await s.corral(['run', '-d', '-m', '64m', 'busybox', 'sleep', '100'])).out;
     expect(corralCgroups()).toContain(`corral-${id}`);
     await s.corral(['rm', '-f', id]);
-    expect(corralCgroups().filter((c) => !before.includes(c))).toEqual([]);
+    // Only this container's cgroup is looked for: other suites make theirs meanwhile.
+    expect(corralCgroups()).not.toContain(`corral-${id}`);
   });
 });

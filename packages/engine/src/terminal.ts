@@ -46,8 +46,12 @@ export function attachTerminal(master: number, interactive: boolean): () => Prom
   };
   process.stdout.on('resize', resize);
   return async () => {
-    // What the program wrote last is still in the master: read it before closing.
-    await Promise.race([drained, new Promise((r) => setTimeout(r, 2000))]);
+    // What the program wrote last is still in the master: read it before closing. The
+    // timeout is for a slave that something in the background keeps open; it gives way to
+    // I/O already waiting (setImmediate runs after the poll phase), since a process that
+    // was not scheduled for 2 s (a loaded machine) sees its timer before its last reads.
+    const timeout = new Promise((r) => setTimeout(() => setImmediate(r), 2000));
+    await Promise.race([drained, timeout]);
     process.stdout.off('resize', resize);
     if (interactive) {
       stdin.off('data', onInput);
