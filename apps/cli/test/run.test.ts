@@ -273,7 +273,8 @@ describe('detached containers', async () => {
   });
 
   it('refuses a taken name, an unknown container and an unknown signal', async () => {
-    await s.corral(['run', '-d', '--name', 'taken', '--rootfs', rootfs, 'sleep', '100']);
+    const first = await s.corral(['run', '-d', '--name', 'taken', '--rootfs', rootfs, 'sleep', '100']);
+    expect(first.status, first.stderr).toBe(0);
     const before = (await s.corral(['ps', '-aq'])).out;
     const dup = await s.corral(['run', '-d', '--name', 'taken', '--rootfs', rootfs, 'true']);
     expect(dup.status).toBe(125);
