@@ -241,8 +241,37 @@ describe('loadArchive', () => {
         })),
       }),
     );
-    const blob = (b: Buffer) => ({ name: `blobs/sha256/${sha256(b).slice(7)}`, body: b });
-    return { layers, config, manifest, blob };
+    const blobPath = (b: Buffer) => `blobs/sha256/${sha256(b).slice(7)}`;
+    const blob = (b: Buffer) => ({ name: blobPath(b), body: b });
+    /** index.json naming app:1 at `top` (a manifest or an index), manifest.json and oci-layout. */
+    const layoutFiles = (top: Buffer, topType: string, legacyExtra: Record<string, unknown> = {}) => [
+      {
+        name: 'index.json',
+        body: JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.OciIndex,
+          manifests: [
+            {
+              mediaType: topType,
+              digest: sha256(top),
+              size: top.length,
+              annotations: {
+                'io.containerd.image.name': 'docker.io/library/app:1',
+                'org.opencontainers.image.ref.name': '1',
+              },
+            },
+          ],
+        }),
+      },
+      {
+        name: 'manifest.json',
+        body: JSON.stringify([
+          { Config: blobPath(config), RepoTags: ['app:1'], Layers: layers.map(blobPath), ...legacyExtra },
+        ]),
+      },
+      { name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' },
+    ];
+    return { layers, config, manifest, blob, layoutFiles };
   }
 
   async function loadsDocker25(archive: Buffer, configDigest: string) {
@@ -261,48 +290,19 @@ describe('loadArchive', () => {
   }
 
   it('loads what Docker 25+ saves from its classic store: OCI layout plus manifest.json, plain layers', async () => {
-    const { layers, config, manifest, blob } = await docker25Parts(false);
+    const { layers, config, manifest, blob, layoutFiles } = await docker25Parts(false);
     const archive = await makeTar([
       { name: 'blobs/', type: 'directory' },
       { name: 'blobs/sha256/', type: 'directory' },
       ...[...layers, config, manifest].map(blob),
-      {
-        name: 'index.json',
-        body: JSON.stringify({
-          schemaVersion: 2,
-          mediaType: MediaType.OciIndex,
-          manifests: [
-            {
-              mediaType: MediaType.OciManifest,
-              digest: sha256(manifest),
-              size: manifest.length,
-              annotations: {
-                'io.containerd.image.name': 'docker.io/library/app:1',
-                'org.opencontainers.image.ref.name': '1',
-              },
-            },
-          ],
-        }),
-      },
-      {
-        name: 'manifest.json',
-        body: JSON.stringify([
-          {
-            Config: `blobs/sha256/${sha256(config).slice(7)}`,
-            RepoTags: ['app:1'],
-            Layers: layers.map((l) => `blobs/sha256/${sha256(l).slice(7)}`),
-            LayerSources: {},
-          },
-        ]),
-      },
-      { name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' },
+      ...layoutFiles(manifest, MediaType.OciManifest, { LayerSources: {} }),
       { name: 'repositories', body: JSON.stringify({ app: { '1': sha256(layers[1]!).slice(7) } }) },
     ]);
     await loadsDocker25(archive, sha256(config));
   });
 
   it('loads what Docker 29 saves from the containerd image store: nested index, gzip layers, absent platforms', async () => {
-    const { layers, config, manifest, blob } = await docker25Parts(true);
+    const { layers, config, manifest, blob, layoutFiles } = await docker25Parts(true);
     // The image index lists another platform's image, this machine's and an attestation;
     // only this machine's blobs were saved (the others were never pulled).
     const here = process.arch === 'arm64' ? 'arm64' : 'amd64';
@@ -336,35 +336,7 @@ describe('loadArchive', () => {
     );
     const archive = await makeTar([
       ...[...layers, config, manifest, index].map(blob),
-      {
-        name: 'index.json',
-        body: JSON.stringify({
-          schemaVersion: 2,
-          mediaType: MediaType.OciIndex,
-          manifests: [
-            {
-              mediaType: MediaType.OciIndex,
-              digest: sha256(index),
-              size: index.length,
-              annotations: {
-                'io.containerd.image.name': 'docker.io/library/app:1',
-                'org.opencontainers.image.ref.name': '1',
-              },
-            },
-          ],
-        }),
-      },
-      {
-        name: 'manifest.json',
-        body: JSON.stringify([
-          {
-            Config: `blobs/sha256/${sha256(config).slice(7)}`,
-            RepoTags: ['app:1'],
-            Layers: layers.map((l) => `blobs/sha256/${sha256(l).slice(7)}`),
-          },
-        ]),
-      },
-      { name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' },
+      ...layoutFiles(index, MediaType.OciIndex),
     ]);
     await loadsDocker25(archive, sha256(config));
   });

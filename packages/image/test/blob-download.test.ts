@@ -1,14 +1,13 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ContentStore, sha256 } from '../src/index.js';
 import { getInto } from '../src/registry/blob-download.js';
 import { tempRoot } from './helpers.js';
+import { selfSignedCert } from './registry-server.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -263,28 +262,10 @@ describe('blob downloads straight from the socket', () => {
   it('speaks TLS: verifies the certificate unless the registry is named insecure', async () => {
     const t = tempRoot();
     cleanups.push(t.cleanup);
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-keyout',
-        join(t.dir, 'key.pem'),
-        '-out',
-        join(t.dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
+    const { keyPath, certPath } = selfSignedCert(t.dir, 'localhost');
     const blob = randomBytes(300_000);
     const server = https.createServer(
-      { key: fs.readFileSync(join(t.dir, 'key.pem')), cert: fs.readFileSync(join(t.dir, 'cert.pem')) },
+      { key: fs.readFileSync(keyPath), cert: fs.readFileSync(certPath) },
       (_req, res) => res.writeHead(200, { 'Content-Length': blob.length }).end(blob),
     );
     const { url } = await listen(server);

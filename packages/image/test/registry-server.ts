@@ -150,6 +150,23 @@ function b64url(data: Buffer | string): string {
   return Buffer.from(data).toString('base64url');
 }
 
+/** A self-signed certificate and its key (openssl), as key.pem and cert.pem in `dir`. */
+export function selfSignedCert(dir: string, commonName: string): { keyPath: string; certPath: string } {
+  const keyPath = path.join(dir, 'key.pem');
+  const certPath = path.join(dir, 'cert.pem');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${commonName}`].concat([
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+    ]),
+    { stdio: 'ignore' },
+  );
+  return { keyPath, certPath };
+}
+
 /**
  * A token service for the registry's `token` auth, as Docker Hub runs one: Basic
  * credentials in, a JWT (RS256, certificate in x5c) granting the asked scopes out.
@@ -157,27 +174,7 @@ function b64url(data: Buffer | string): string {
  */
 export async function startTokenServer(users: Record<string, string>): Promise<TokenServer> {
   const dir = await tempDir('token');
-  const keyPath = path.join(dir, 'key.pem');
-  const certPath = path.join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=corral-test-token',
-    ],
-    { stdio: 'ignore' },
-  );
+  const { keyPath, certPath } = selfSignedCert(dir, 'corral-test-token');
   const key = readFileSync(keyPath, 'utf8');
   const certDer = Buffer.from(
     readFileSync(certPath, 'utf8')

@@ -31,16 +31,20 @@ const koffi = loadKoffi();
 const libc = koffi.load('libc.so.6');
 
 /**
- * Syscalls that glibc does not wrap. Numbers from 424 on are the same on every architecture;
- * pivot_root is not.
+ * Syscall numbers from 424 on, the same on every architecture: for calls glibc does not wrap
+ * and for seccomp filters. pivot_root's differs.
  */
-const NR_COMMON: Record<string, number> = {
+export const NR_COMMON: Record<string, number> = {
   pidfd_send_signal: 424,
+  io_uring_setup: 425,
+  io_uring_enter: 426,
+  io_uring_register: 427,
   open_tree: 428,
   move_mount: 429,
   fsopen: 430,
   fsconfig: 431,
   fsmount: 432,
+  fspick: 433,
   pidfd_open: 434,
   pidfd_getfd: 438,
   mount_setattr: 442,

@@ -1,5 +1,5 @@
 import { arch } from 'node:process';
-import { check, koffi, libc } from './libc.js';
+import { check, koffi, libc, NR_COMMON } from './libc.js';
 
 /**
  * Syscall numbers by name for the filters corral writes: the ones a container is denied by
@@ -48,16 +48,7 @@ const SYSCALLS: Record<string, Record<string, number>> = {
     uselib: 134,
     userfaultfd: 323,
     ustat: 136,
-    io_uring_setup: 425,
-    io_uring_enter: 426,
-    io_uring_register: 427,
-    fsopen: 430,
-    fsmount: 432,
-    move_mount: 429,
-    open_tree: 428,
-    fsconfig: 431,
-    fspick: 433,
-    mount_setattr: 442,
+    ...NR_COMMON,
     chmod: 90,
     getpid: 39,
     mkdir: 83,
@@ -95,16 +86,7 @@ const SYSCALLS: Record<string, Record<string, number>> = {
     unshare: 97,
     setns: 268,
     userfaultfd: 282,
-    io_uring_setup: 425,
-    io_uring_enter: 426,
-    io_uring_register: 427,
-    fsopen: 430,
-    fsmount: 432,
-    move_mount: 429,
-    open_tree: 428,
-    fsconfig: 431,
-    fspick: 433,
-    mount_setattr: 442,
+    ...NR_COMMON,
     getpid: 172,
     mkdirat: 34,
   },

@@ -2,7 +2,14 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { BlobWriter } from '../store/blob-writer.js';
 import { RegistryError } from './errors.js';
-import { networkError } from './http.js';
+import {
+  MAX_REDIRECTS,
+  networkError,
+  REDIRECTS,
+  redirectTarget,
+  timeoutError,
+  tooManyRedirects,
+} from './http.js';
 
 /*
  * Blob downloads straight into a BlobWriter's memory. node:http hands every socket read to
@@ -15,7 +22,6 @@ import { networkError } from './http.js';
  * again through node:http.
  */
 
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Headers larger than this are refused (node:http allows 16 KiB). */
 const MAX_HEAD = 64 * 1024;
 /** An idle kept-alive connection is closed after this long. */
@@ -46,19 +52,12 @@ export async function getInto(
     // A header value comes from a registry (a token); it must not be able to add lines.
     if (/[\r\n]/.test(value)) return 'declined';
   }
-  for (let hop = 0; hop < 10; hop++) {
+  for (let hop = 0; hop < MAX_REDIRECTS; hop++) {
     const outcome = await exchangeWithRetry(current, headers, writer, opts);
     if (outcome.kind !== 'redirect') return outcome.kind;
-    const next = new URL(outcome.location, current);
-    if (next.origin !== current.origin) {
-      const { authorization: _drop, Authorization: _Drop, ...rest } = headers;
-      headers = rest;
-    }
-    current = next;
+    ({ url: current, headers } = redirectTarget(current, outcome.location, headers));
   }
-  throw new RegistryError('HTTP', `too many redirects from ${url.host} for ${url.pathname}`, {
-    host: url.host,
-  });
+  throw tooManyRedirects(url);
 }
 
 type Outcome = { kind: 'stored' } | { kind: 'declined' } | { kind: 'redirect'; location: string };
@@ -115,12 +114,7 @@ class Connection {
     this.socket.on('error', (e) => this.handler?.closed(e));
     this.socket.on('timeout', () => {
       if (!this.handler) this.socket.destroy();
-      else
-        this.handler.closed(
-          Object.assign(new Error(`no answer for ${Math.round(this.socket.timeout! / 1000)} s`), {
-            code: 'ETIMEDOUT',
-          }),
-        );
+      else this.handler.closed(timeoutError(this.socket.timeout ?? 0));
     });
     this.socket.on('close', () => {
       dropIdle(this);

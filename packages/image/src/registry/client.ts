@@ -1,7 +1,6 @@
 import { pipeline, type Readable } from 'node:stream';
 import { isImageError } from '../errors.js';
 import type { BlobExpectation, BlobInfo, BlobWriter } from '../store/blob-writer.js';
-import { ContentStore } from '../store/content.js';
 import { isDigest, sha256, shortId } from '../store/digest.js';
 import { familiarName, formatReference, type Reference } from '../store/reference.js';
 import { type Descriptor, type ImageIndex, type Manifest, MediaType, type Platform } from '../store/types.js';
@@ -142,6 +141,11 @@ interface Context {
   repository: string;
   action: 'pull' | 'push';
   what: string;
+}
+
+/** The token scopes a request of `ctx` needs. */
+function scopesFor(ctx: Context, extra: string[] = []): string[] {
+  return [`repository:${ctx.repository}:${ctx.action === 'push' ? 'pull,push' : 'pull'}`, ...extra];
 }
 
 const MAX_MANIFEST = 4 * 1024 * 1024;
@@ -438,11 +442,12 @@ export class RegistryClient {
     onBody?: () => void,
   ): Promise<BlobInfo> {
     try {
+      const ctx: Context = { registry, repository, action: 'pull', what: `blob ${desc.digest}` };
       const state = await this.host(registry);
       const url = new URL(`/v2/${repository}/blobs/${desc.digest}`, state.base);
-      const auth = await this.authorization(registry, state, [`repository:${repository}:pull`]);
+      const auth = await this.authorization(registry, state, scopesFor(ctx));
       const got = await getInto(url, writer, {
-        headers: { 'User-Agent': this.userAgent, ...(auth ? { Authorization: auth } : {}) },
+        headers: this.withUserAgent(auth ? { Authorization: auth } : {}),
         insecureTls: state.insecureTls,
         signal,
         timeoutMs: this.timeoutMs,
@@ -550,18 +555,18 @@ export class RegistryClient {
     const layers = uniqueByDigest(manifest.layers);
     const rootfs = config['rootfs'] as { diff_ids?: unknown } | undefined;
     const diffIds = Array.isArray(rootfs?.diff_ids) ? rootfs.diff_ids : [];
-    const stored = (layer: Descriptor) => {
+    const layerIn = (layer: Descriptor) => {
       const diffId = diffIds[manifest.layers.findIndex((l) => l.digest === layer.digest)];
       opts.onLayer?.(layer, typeof diffId === 'string' && isDigest(diffId) ? diffId : undefined);
     };
     for (const l of layers) emit(event(l, 'layer', 'waiting', 0));
-    // The content store hashes every blob it writes and refuses a mismatch: no second hash here.
-    const sinkVerifies = sink instanceof ContentStore || sink.verifiesDigest === true;
+    // A sink that hashes what it writes and refuses a mismatch needs no second hash here.
+    const sinkVerifies = sink.verifiesDigest === true;
     let bytesDownloaded = 0;
     await runLimited(layers, opts.concurrency ?? 3, opts.signal, async (layer, signal, release) => {
       if (await sink.hasBlob(layer.digest)) {
         emit(event(layer, 'layer', 'exists', layer.size));
-        stored(layer);
+        layerIn(layer);
         return;
       }
       for (let attempt = 1; ; attempt++) {
@@ -612,7 +617,7 @@ export class RegistryClient {
       }
       bytesDownloaded += layer.size;
       emit(event(layer, 'layer', 'done', layer.size));
-      stored(layer);
+      layerIn(layer);
     });
     if (!(await sink.hasBlob(manifest.config.digest))) {
       await sink.writeBlob(configBytes, { digest: manifest.config.digest, size: manifest.config.size });
@@ -872,6 +877,10 @@ export class RegistryClient {
     throw networkError(registry, lastError);
   }
 
+  private withUserAgent(headers: Record<string, string>): Record<string, string> {
+    return { 'User-Agent': this.userAgent, ...headers };
+  }
+
   private send(
     state: HostState,
     url: URL,
@@ -882,7 +891,7 @@ export class RegistryClient {
   ): Promise<HttpResponse> {
     return httpRequest(url, {
       method,
-      headers: { 'User-Agent': this.userAgent, ...headers },
+      headers: this.withUserAgent(headers),
       body,
       signal,
       insecureTls: state.insecureTls,
@@ -913,10 +922,7 @@ export class RegistryClient {
         },
       );
     }
-    const scopes = [
-      `repository:${ctx.repository}:${ctx.action === 'push' ? 'pull,push' : 'pull'}`,
-      ...(opts.extraScopes ?? []),
-    ];
+    const scopes = scopesFor(ctx, opts.extraScopes);
     for (let attempt = 0; ; attempt++) {
       const headers = { ...(opts.headers ?? {}) };
       const auth =

@@ -24,7 +24,36 @@ export interface HttpRequestOptions {
   timeoutMs?: number;
 }
 
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Statuses that send a GET or HEAD elsewhere. */
+export const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Redirects followed before giving up. */
+export const MAX_REDIRECTS = 10;
+
+/**
+ * The next hop of a redirect: the URL `location` names, and the headers to send there
+ * (without Authorization when the redirect leaves the origin).
+ */
+export function redirectTarget(
+  from: URL,
+  location: string,
+  headers: Record<string, string>,
+): { url: URL; headers: Record<string, string> } {
+  const url = new URL(location, from);
+  if (url.origin === from.origin) return { url, headers };
+  const { authorization: _drop, Authorization: _Drop, ...rest } = headers;
+  return { url, headers: rest };
+}
+
+export function tooManyRedirects(url: URL): RegistryError {
+  return new RegistryError('HTTP', `too many redirects from ${url.host} for ${url.pathname}`, {
+    host: url.host,
+  });
+}
+
+/** The error for a socket idle for `ms`, in the form networkError names. */
+export function timeoutError(ms: number): Error {
+  return Object.assign(new Error(`no answer for ${Math.round(ms / 1000)} s`), { code: 'ETIMEDOUT' });
+}
 const agents = {
   http: new http.Agent({ keepAlive: true, maxSockets: 16 }),
   https: new https.Agent({ keepAlive: true, maxSockets: 16 }),
@@ -61,7 +90,7 @@ export function networkError(host: string, e: unknown): RegistryError {
 export async function httpRequest(url: URL, opts: HttpRequestOptions): Promise<HttpResponse> {
   let current = url;
   let headers = { ...(opts.headers ?? {}) };
-  for (let hop = 0; hop < 10; hop++) {
+  for (let hop = 0; hop < MAX_REDIRECTS; hop++) {
     const res = await once(current, opts, headers);
     if (
       !REDIRECTS.has(res.status) ||
@@ -71,16 +100,9 @@ export async function httpRequest(url: URL, opts: HttpRequestOptions): Promise<H
       return res;
     }
     res.body.resume();
-    const next = new URL(res.headers.location, current);
-    if (next.origin !== current.origin) {
-      const { authorization: _drop, Authorization: _Drop, ...rest } = headers;
-      headers = rest;
-    }
-    current = next;
+    ({ url: current, headers } = redirectTarget(current, res.headers.location, headers));
   }
-  throw new RegistryError('HTTP', `too many redirects from ${url.host} for ${url.pathname}`, {
-    host: url.host,
-  });
+  throw tooManyRedirects(url);
 }
 
 function once(url: URL, opts: HttpRequestOptions, headers: Record<string, string>): Promise<HttpResponse> {
@@ -98,13 +120,7 @@ function once(url: URL, opts: HttpRequestOptions, headers: Record<string, string
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
       },
     );
-    req.setTimeout(opts.timeoutMs ?? 60_000, () => {
-      req.destroy(
-        Object.assign(new Error(`no answer for ${Math.round((opts.timeoutMs ?? 60_000) / 1000)} s`), {
-          code: 'ETIMEDOUT',
-        }),
-      );
-    });
+    req.setTimeout(opts.timeoutMs ?? 60_000, () => req.destroy(timeoutError(opts.timeoutMs ?? 60_000)));
     req.on('error', (e) => reject(networkError(url.host, e)));
     if (body === undefined) req.end();
     else if (Buffer.isBuffer(body)) req.end(body);

@@ -19,6 +19,8 @@ export class ContentStore {
   readonly root: string;
   readonly blobsDir: string;
   readonly tmpDir: string;
+  /** Every write is hashed and checked against the expected digest (see BlobSink). */
+  readonly verifiesDigest = true;
 
   constructor(root: string) {
     this.root = root;

@@ -84,29 +84,6 @@ const LAYER_DIR_LEN = 16;
 /** Layers of one image unpacked at once. */
 const LAYER_CONCURRENCY = 3;
 
-/**
- * Runs `fn` over `items`, at most `limit` at once; after a failure nothing new starts, and
- * the first error is thrown once every started call has ended.
- */
-async function allLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  let error: unknown;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (e) {
-        if (!failed) error = e;
-        failed = true;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw error;
-}
-
 /** syncfs(2) on the filesystem holding `path`, on a worker thread so other layers keep unpacking. */
 async function syncfsOf(path: string): Promise<void> {
   const fd = fs.openSync(path, 'r');
@@ -224,7 +201,7 @@ export class ImageStore {
    * `done` waits for every one and throws the first failure; after a failure the layers
    * still queued are skipped.
    */
-  layerUnpacker(): { add(layer: { digest: string; diffId: string }): void; done(): Promise<void> } {
+  layerUnpacker(): { add(layer: Parameters<ImageStore['ensureLayer']>[0]): void; done(): Promise<void> } {
     let active = 0;
     const waiting: (() => void)[] = [];
     const tasks: Promise<void>[] = [];
@@ -376,12 +353,11 @@ export class ImageStore {
       }
       // Layers unpack side by side (each into its own temp folder, under its own lock): file
       // creation is the cost, and the pool then creates files in several folders at once.
-      const seen = new Set<string>();
-      await allLimited(
-        layers.filter((l) => !seen.has(l.diffId) && seen.add(l.diffId)),
-        LAYER_CONCURRENCY,
-        (l) => this.ensureLayer(l),
-      );
+      const unpacker = this.layerUnpacker();
+      for (const diffId of new Set(layers.map((l) => l.diffId))) {
+        unpacker.add(layers.find((l) => l.diffId === diffId)!);
+      }
+      await unpacker.done();
       const record: ImageRecord = {
         id: manifest.config.digest,
         manifestDigest,
