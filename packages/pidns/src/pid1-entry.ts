@@ -1,6 +1,6 @@
 // Runs as PID 1 of a new PID namespace (started by startPid1): gives the namespace its own
 // mount namespace and /proc, then becomes the program (execve) or its init (superviseChild).
-import { CLONE, clearCloexec, execve, MS, mount, unshare } from '@corral/sys';
+import { CLONE, clearCloexec, execve, MS, mount, unshare, WAIT, waitpid } from '@corral/sys';
 import { ExecError, pathOf, resolveExecutable } from './exec.js';
 import { superviseChild } from './supervise.js';
 
@@ -25,6 +25,7 @@ try {
       config.argv,
       Object.fromEntries(config.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
       config.cwd,
+      (pid) => waitpid(pid, WAIT.NOHANG),
     );
   } else {
     for (const fd of [0, 1, 2]) clearCloexec(fd);

@@ -1,6 +1,7 @@
 import type { StdioOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { type Pid1Process, spawnPid1 } from '@corral/pidns';
+import { sealedNode } from './sealed.js';
 
 /** One of stdin, stdout, stderr: inherited, /dev/null, a pipe to the creator, or an open fd. */
 export type StdioPipe = 'inherit' | 'ignore' | 'pipe';
@@ -19,7 +20,7 @@ export function spawnInit(options: { stdio?: InitStdio; detached?: boolean } = {
   const stdio = options.stdio ?? 'inherit';
   const base = Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
   // Few threads: each one is a task in the container's PID namespace and pids cgroup.
-  return spawnPid1(process.execPath, ['--v8-pool-size=1', initScript], {
+  return spawnPid1(sealedNode(), ['--v8-pool-size=1', initScript], {
     stdio: [...(base as StdioOptions[]), 'pipe'] as StdioOptions,
     detached: options.detached ?? false,
     env: { UV_THREADPOOL_SIZE: '1' },

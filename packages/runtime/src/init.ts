@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { ExecError, pathOf, resolveExecutable, superviseChild } from '@corral/pidns';
+import { ExecError, pathOf, resolveExecutable } from '@corral/pidns';
 import {
   chdir,
   dup2,
@@ -59,6 +59,7 @@ import {
   type OciMount,
   type OciSpec,
 } from './spec.js';
+import { execSupervisor, openSupervisorViews, type SupervisorViews } from './supervisor-exec.js';
 import { readLineSync, writeLineSync } from './sync.js';
 
 const SYNC_FD = 3;
@@ -71,6 +72,8 @@ interface InitConfig {
   rootfs: string;
   /** The exec fifo that `start` opens. */
   fifo: string;
+  /** The host's node binary: the --init supervisor runs it again, born inside the container. */
+  node: string;
 }
 
 const flagOf = (type: string) => JOINABLE_NAMESPACES.find((n) => n.type === type)?.flag ?? 0;
@@ -214,6 +217,8 @@ interface Prepared {
   fifoFd: number;
   /** The terminal master, opened here for the runtime to take with pidfd_getfd. */
   terminalFd: number | null;
+  /** With --init: what the supervisor's node needs of the host, opened before pivot_root. */
+  views: SupervisorViews | null;
 }
 
 function setup(config: InitConfig): Prepared {
@@ -237,6 +242,10 @@ function setup(config: InitConfig): Prepared {
   if (spec.hostname) step('sethostname', () => sethostname(spec.hostname!));
   if (spec.domainname) step('setdomainname', () => setdomainname(spec.domainname!));
 
+  const views =
+    spec.annotations?.[INIT_ANNOTATION] === 'true'
+      ? step('opening the init supervisor', () => openSupervisorViews(config.node))
+      : null;
   step('pivot_root', () => {
     chdir(rootfs);
     pivotRoot('.', '.');
@@ -258,7 +267,7 @@ function setup(config: InitConfig): Prepared {
   setUserAndCapabilities(spec.process, spec.linux?.seccomp);
   step(`changing to the working directory ${spec.process.cwd}`, () => process.chdir(spec.process.cwd));
   if (spec.process.noNewPrivileges) step('no_new_privs', () => prctl(PR.SET_NO_NEW_PRIVS, 1));
-  return { file, fifoFd: fifoPath, terminalFd };
+  return { file, fifoFd: fifoPath, terminalFd, views };
 }
 
 function main(): void {
@@ -278,22 +287,29 @@ function main(): void {
     process.exit(exitCode);
   }
   writeLineSync(SYNC_FD, { type: 'ready', terminalFd: prepared.terminalFd });
-  // A changed uid makes the process non-dumpable, which closes /proc/self/fd to it.
-  prctl(PR.SET_DUMPABLE, 1);
   // Blocks until `start` opens the fifo for reading.
   const fifo = openSync(`/proc/self/fd/${prepared.fifoFd}`, O.WRONLY | O.CLOEXEC);
-  writeFileSync(fifo, '0');
   const { spec } = config;
   const env = spec.process.env ?? [];
-  if (spec.annotations?.[INIT_ANNOTATION] === 'true') {
-    closeSync(fifo);
+  if (prepared.views) {
+    // The supervisor writes the fifo's byte once it has let go of the host: until then
+    // `start` does not return, so nothing of the container runs beside it.
     closeInheritedFds();
-    superviseChild(prepared.file, spec.process.args, envObject(env), spec.process.cwd);
-    return;
+    execSupervisor(prepared.views, {
+      file: prepared.file,
+      argv: spec.process.args,
+      env: envObject(env),
+      cwd: spec.process.cwd,
+      readyFd: fifo,
+    });
   }
+  writeFileSync(fifo, '0');
   becomeProgram(prepared.file, spec.process.args, env);
 }
 
+// Nothing in the container may ptrace us or open our /proc files while we hold the host's
+// root: non-dumpable from here on, and never made dumpable again.
+prctl(PR.SET_DUMPABLE, 0);
 try {
   main();
 } catch (e) {

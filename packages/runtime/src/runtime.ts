@@ -219,7 +219,9 @@ export class Runtime {
         }
       }
       await options.beforeSetup?.(p.pid);
-      sync.write(`${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false })}\n`);
+      sync.write(
+        `${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false, node: process.execPath })}\n`,
+      );
       const msg = await answer;
       sync.destroy();
       if (msg.type === 'error') throw new RuntimeError(msg.message, msg.exitCode);

@@ -1,0 +1,78 @@
+// Binaries of the host that a container can reach through /proc (a process's exe, its mapped
+// files) are run from read-only views, so that container root can never write to them
+// (CVE-2019-5736: a program `#!/proc/self/exe` turns into the runtime's binary, then writes
+// to it through /proc/self/exe or an O_PATH handle that outlives the process).
+// A view is a detached overlayfs mount of the binary's folder, with no upper layer: every
+// open for writing fails with EROFS whatever path or handle leads to it, and its inodes are
+// the overlay's, so a file handle of one never names the host's file (runc 1.2 does the same).
+import { realpathSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import {
+  close,
+  FSCONFIG,
+  FSMOUNT,
+  FSOPEN,
+  fsconfig,
+  fsmount,
+  fsopen,
+  MOUNT_ATTR,
+  O,
+  openat,
+} from '@corral/sys';
+
+const VIEW_ATTRS = MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV;
+
+function detachedMount(fsfd: number): number {
+  try {
+    fsconfig(fsfd, FSCONFIG.CMD_CREATE, null);
+    return fsmount(fsfd, FSMOUNT.CLOEXEC, VIEW_ATTRS);
+  } finally {
+    close(fsfd);
+  }
+}
+
+/**
+ * An fd (O_PATH, close-on-exec) on the root of a read-only view of the host folder `dir`.
+ * overlayfs needs two lower layers without an upper one: the second is an empty tmpfs that
+ * exists only as a detached mount.
+ */
+export function readOnlyView(dir: string): number {
+  const tmpfs = fsopen('tmpfs', FSOPEN.CLOEXEC);
+  fsconfig(tmpfs, FSCONFIG.SET_STRING, 'size', '4k');
+  const empty = detachedMount(tmpfs);
+  try {
+    const overlay = fsopen('overlay', FSOPEN.CLOEXEC);
+    fsconfig(overlay, FSCONFIG.SET_STRING, 'lowerdir', `${escapeLowerdir(dir)}:/proc/self/fd/${empty}`);
+    return detachedMount(overlay);
+  } finally {
+    close(empty);
+  }
+}
+
+/** overlayfs splits lowerdir at ':' and takes '\' as an escape. */
+function escapeLowerdir(dir: string): string {
+  return dir.replace(/[\\:,]/g, (c) => `\\${c}`);
+}
+
+/** An O_PATH fd (close-on-exec) on `file` seen through a read-only view of its folder. */
+export function openSealed(file: string): number {
+  const real = realpathSync(file);
+  const view = readOnlyView(dirname(real));
+  try {
+    return openat(view, basename(real), O.PATH | O.CLOEXEC);
+  } finally {
+    close(view);
+  }
+}
+
+let sealedNodePath: string | undefined;
+
+/**
+ * This process's node binary through a read-only view, as a path to spawn: what the runtime
+ * runs as a container's init and as the helper of exec. The fd stays open for the life of
+ * the process; exec finds the file through /proc/self/fd even though the fd is close-on-exec.
+ */
+export function sealedNode(): string {
+  sealedNodePath ??= `/proc/self/fd/${openSealed(process.execPath)}`;
+  return sealedNodePath;
+}
