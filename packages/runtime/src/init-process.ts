@@ -16,11 +16,13 @@ const initScript = fileURLToPath(new URL('./init.js', import.meta.url));
  * work. An init never handed a spec ends when its creator does (the socket closes).
  * This module loads little on purpose: callers import it first.
  */
-export function spawnInit(options: { stdio?: InitStdio; detached?: boolean } = {}): Pid1Process {
+export function spawnInit(
+  options: { stdio?: InitStdio; detached?: boolean; node?: string } = {},
+): Pid1Process {
   const stdio = options.stdio ?? 'inherit';
   const base = Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
   // Few threads: each one is a task in the container's PID namespace and pids cgroup.
-  return spawnPid1(sealedNode(), ['--v8-pool-size=1', initScript], {
+  return spawnPid1(sealedNode(options.node), ['--v8-pool-size=1', initScript], {
     stdio: [...(base as StdioOptions[]), 'pipe'] as StdioOptions,
     detached: options.detached ?? false,
     env: { UV_THREADPOOL_SIZE: '1' },

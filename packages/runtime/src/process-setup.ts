@@ -1,11 +1,12 @@
 // What a container's init and an exec'd process both do before they become the program.
 // Synchronous on purpose: both run after namespace changes that only their main thread made.
-import { chownSync, closeSync, readdirSync } from 'node:fs';
+import { chownSync, closeSync } from 'node:fs';
 import { ExecError } from '@corral/pidns';
 import {
   capabilityMask,
   capset,
   clearCloexec,
+  cloexecFrom,
   dropBoundingCapability,
   dup2,
   execve,
@@ -14,9 +15,9 @@ import {
   lastCapability,
   loadSeccompFilter,
   openPty,
+  type Pty,
   parseCapability,
   raiseAmbientCapability,
-  setCloexec,
   setControllingTerminal,
   setgroups,
   setresgid,
@@ -58,17 +59,28 @@ export function envObject(env: readonly string[]): Record<string, string> {
 }
 
 /**
- * The process's terminal, opened inside the container (its /dev/ptmx, after pivot_root or
+ * A terminal for the process, opened inside the container (its /dev/ptmx, after pivot_root or
  * setns) so that it belongs to the container's own devpts and `tty` inside names it. The
- * slave becomes stdin, stdout, stderr and the controlling terminal of a new session; the
- * master stays open for the runtime, which takes it with pidfd_getfd.
+ * slave is sized and given to the process's user; the master stays open for the runtime,
+ * which takes it with pidfd_getfd.
  */
-export function openTerminal(proc: OciProcess): number {
+export function openContainerPty(proc: OciProcess): Pty {
   return step('opening the terminal', () => {
     const pty = openPty();
     const size = proc.consoleSize;
     if (size) setWindowSize(pty.master, size.height, size.width);
     chownSync(pty.path, proc.user.uid, proc.user.gid);
+    return pty;
+  });
+}
+
+/**
+ * Makes the process's terminal this process's own: the slave becomes stdin, stdout, stderr
+ * and the controlling terminal of a new session. Returns the master.
+ */
+export function openTerminal(proc: OciProcess): number {
+  const pty = openContainerPty(proc);
+  return step('taking the terminal', () => {
     try {
       setsid();
     } catch (e) {
@@ -129,15 +141,7 @@ export function setUserAndCapabilities(proc: OciProcess, seccomp?: OciSeccomp): 
  * (without close-on-exec) is closed at exec, as runc does.
  */
 export function closeInheritedFds(): void {
-  for (const entry of readdirSync('/proc/self/fd')) {
-    const fd = Number(entry);
-    if (fd <= 2) continue;
-    try {
-      setCloexec(fd);
-    } catch {
-      // the fd readdir itself used, closed by now
-    }
-  }
+  cloexecFrom(3);
 }
 
 /** Replaces this process with the program, keeping only fds 0-2 (Node marks them close-on-exec). */

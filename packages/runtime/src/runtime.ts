@@ -1,4 +1,4 @@
-import { type StdioOptions, spawn } from 'node:child_process';
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import {
   chownSync,
   closeSync,
@@ -25,8 +25,9 @@ import {
   type OciLinuxResources,
   openCgroup,
 } from '@corral/cgroups';
-import { inPidNamespaceOf, Pid1Process } from '@corral/pidns';
+import { Pid1Process } from '@corral/pidns';
 import {
+  CLONE,
   close,
   isErrno,
   mknod,
@@ -39,8 +40,9 @@ import {
   S_IF,
 } from '@corral/sys';
 import { applyDeviceRules, type DeviceRule } from './devices.js';
+import type { ExecConfig } from './exec-init.js';
 import { type InitStdio, type StdioPipe, spawnInit } from './init-process.js';
-import type { OciSeccomp } from './seccomp.js';
+import { sealedNode } from './sealed.js';
 import { JOINABLE_NAMESPACES, type OciProcess, type OciSpec, validateSpec } from './spec.js';
 import type { InitMessage } from './sync.js';
 
@@ -104,7 +106,7 @@ export interface CreateOptions {
 export interface CreatedContainer {
   id: string;
   pid: number;
-  process: Pid1Process;
+  process: ContainerProcess;
   /** The container's stdio pipes, when stdio asked for 'pipe'. */
   stdin: Writable | null;
   stdout: Readable | null;
@@ -125,9 +127,12 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
  */
 export class Runtime {
   readonly root: string;
+  /** The node binary that runs inits and exec helpers (this process's unless given). */
+  readonly node: string;
 
-  constructor(options: { root: string }) {
+  constructor(options: { root: string; node?: string }) {
     this.root = resolve(options.root);
+    this.node = options.node ?? process.execPath;
   }
 
   private dir(id: string): string {
@@ -198,7 +203,11 @@ export class Runtime {
       // With a terminal the init replaces stdin, stdout and stderr by the pty it opens.
       p =
         options.init ??
-        spawnInit({ stdio: spec.process.terminal ? 'ignore' : options.stdio, detached: options.detached });
+        spawnInit({
+          stdio: spec.process.terminal ? 'ignore' : options.stdio,
+          detached: options.detached,
+          node: this.node,
+        });
       const child = p.child;
       const sync = child.stdio[3] as unknown as Readable & Writable;
       const answer = readMessage(sync, p);
@@ -220,12 +229,12 @@ export class Runtime {
       }
       await options.beforeSetup?.(p.pid);
       sync.write(
-        `${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false, node: process.execPath })}\n`,
+        `${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false, node: this.node })}\n`,
       );
       const msg = await answer;
       sync.destroy();
       if (msg.type === 'error') throw new RuntimeError(msg.message, msg.exitCode);
-      if (msg.terminalFd !== null && msg.terminalFd !== undefined)
+      if (msg.type === 'ready' && msg.terminalFd !== null && msg.terminalFd !== undefined)
         terminal = pidfdGetfd(p.pidfd, msg.terminalFd);
       const startTime = procStartTime(p.pid);
       if (startTime === null) throw new RuntimeError('the container init died during setup');
@@ -312,58 +321,74 @@ export class Runtime {
   }
 
   /**
-   * Starts another program in a running container (`docker exec`): a process that joins the
-   * container's PID namespace and cgroup at birth, then its other namespaces, and becomes
-   * the program. The caller is its parent and waits for it like for a created container.
+   * Starts another program in a running container (`docker exec`). A helper on the host
+   * (exec-init.ts) enters the container on one thread and starts the program from there: the
+   * program is born in the container's namespaces and cgroup with its user, capabilities,
+   * no_new_privs and seccomp profile. What `proc` leaves out (capabilities) or asks less of
+   * than the container (no_new_privs) is taken from the container's own process.
    */
   async exec(id: string, proc: OciProcess, options: { stdio?: InitStdio } = {}): Promise<CreatedContainer> {
     const st = this.read(id);
     if (this.status(st) !== 'running') throw new RuntimeError(`container ${id} is not running`, 1);
+    const spec = this.specOf(st);
     // The namespaces to join: each one where the container differs from this process.
-    let namespaces = 0;
+    let namespaces = CLONE.NEWPID;
     for (const { link, flag } of JOINABLE_NAMESPACES) {
       if (readlinkQuiet(`/proc/${st.pid}/ns/${link}`) !== readlinkQuiet(`/proc/self/ns/${link}`))
         namespaces |= flag;
     }
-    const child = inPidNamespaceOf(st.pid, () =>
-      spawn(process.execPath, ['--v8-pool-size=1', execScript], {
-        stdio: [
-          ...stdioTriple(proc.terminal ? 'ignore' : (options.stdio ?? 'inherit')),
-          'pipe',
-        ] as StdioOptions,
-        env: { UV_THREADPOOL_SIZE: '1' },
-      }),
-    );
-    const p = new Pid1Process(child);
+    const process: OciProcess = {
+      ...proc,
+      capabilities: proc.capabilities ?? spec.process.capabilities,
+      noNewPrivileges: proc.noNewPrivileges || spec.process.noNewPrivileges,
+    };
+    const child = spawn(sealedNode(this.node), ['--v8-pool-size=1', execScript], {
+      stdio: [
+        ...stdioTriple(proc.terminal ? 'ignore' : (options.stdio ?? 'inherit')),
+        'pipe',
+      ] as StdioOptions,
+      env: { UV_THREADPOOL_SIZE: '1' },
+    });
+    const helper = new Pid1Process(child);
     let terminal: number | null = null;
     try {
       const sync = child.stdio[3] as unknown as Readable & Writable;
-      const answer = readMessage(sync, p);
-      // In the container's cgroup before it runs anything of the program.
-      this.cgroup(id)?.addProcess(p.pid);
-      sync.write(`${JSON.stringify({ process: proc, namespaces, seccomp: this.seccompOf(st) })}\n`);
-      const msg = await answer;
+      const ready = readMessage(sync, helper);
+      // The program is born in the helper's cgroup: the container's.
+      this.cgroup(id)?.addProcess(helper.pid);
+      const config: ExecConfig = {
+        process,
+        namespaces,
+        seccomp: spec.linux?.seccomp,
+        init: { pid: st.pid, startTime: st.startTime },
+      };
+      sync.write(`${JSON.stringify(config)}\n`);
+      const msg = await ready;
       if (msg.type === 'error') throw new RuntimeError(msg.message, msg.exitCode);
-      if (msg.terminalFd !== null && msg.terminalFd !== undefined)
-        terminal = pidfdGetfd(p.pidfd, msg.terminalFd);
+      if (msg.type === 'ready' && msg.terminalFd !== null && msg.terminalFd !== undefined)
+        terminal = pidfdGetfd(helper.pidfd, msg.terminalFd);
+      const started = readMessage(sync, helper);
       sync.write('go\n');
-      sync.end();
+      const running = await started;
+      sync.destroy();
+      if (running.type === 'error') throw new RuntimeError(running.message, running.exitCode);
+      if (running.type !== 'started') throw new RuntimeError('the exec helper did not start the program');
+      return createdContainer(id, new ExecProcess(helper, running.pid), terminal);
     } catch (e) {
       if (terminal !== null) close(terminal);
-      p.kill('SIGKILL');
-      await p.wait();
+      helper.kill('SIGKILL');
+      await helper.wait();
       throw e;
     }
-    return createdContainer(id, p, terminal);
   }
 
-  /** The container's seccomp profile, from its bundle: exec'd programs are held to it too. */
-  private seccompOf(st: StoredState): OciSeccomp | undefined {
+  /** The container's spec, from its bundle. */
+  private specOf(st: StoredState): OciSpec {
     try {
-      return (JSON.parse(readFileSync(join(st.bundle, 'config.json'), 'utf8')) as OciSpec).linux?.seccomp;
+      return JSON.parse(readFileSync(join(st.bundle, 'config.json'), 'utf8')) as OciSpec;
     } catch (e) {
-      // Never run an exec unconfined because the profile could not be read.
-      throw new RuntimeError(`reading the seccomp profile of ${st.id}: ${(e as Error).message}`);
+      // Never run an exec unconfined because the container's settings could not be read.
+      throw new RuntimeError(`reading the spec of ${st.id}: ${(e as Error).message}`);
     }
   }
 
@@ -468,8 +493,56 @@ function stdioTriple(stdio: InitStdio): (StdioPipe | number)[] {
   return Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
 }
 
+/** The process create or exec started, as its caller sees it. */
+export interface ContainerProcess {
+  /** The runtime's child: the init, or the helper of an exec. */
+  readonly child: ChildProcess;
+  /** The program's PID on the host. */
+  readonly pid: number;
+  /** Sends a signal to the program. */
+  kill(signal?: string | number): void;
+  /** Resolves with the program's exit code (128 + S when killed by signal S). */
+  wait(): Promise<number>;
+}
+
+/** An exec'd program: the runtime's child is its helper, which exits as the program does. */
+class ExecProcess implements ContainerProcess {
+  private readonly pidfd: number;
+  private done = false;
+
+  constructor(
+    private readonly helper: Pid1Process,
+    readonly pid: number,
+  ) {
+    // The helper has not reaped the program yet (it waits for our 'go'... and then for
+    // the program), so the PID names it.
+    this.pidfd = pidfdOpen(pid);
+    helper.wait().then(() => {
+      this.done = true;
+      close(this.pidfd);
+    });
+  }
+
+  get child(): ChildProcess {
+    return this.helper.child;
+  }
+
+  kill(signal: string | number = 'SIGTERM'): void {
+    if (this.done) return;
+    try {
+      pidfdSendSignal(this.pidfd, typeof signal === 'number' ? signal : parseSignal(signal));
+    } catch (e) {
+      if (!isErrno(e, 'ESRCH')) throw e; // ended meanwhile
+    }
+  }
+
+  wait(): Promise<number> {
+    return this.helper.wait();
+  }
+}
+
 /** What create and exec hand their caller: the process, its pipes and terminal, and a wait. */
-function createdContainer(id: string, p: Pid1Process, terminal: number | null): CreatedContainer {
+function createdContainer(id: string, p: ContainerProcess, terminal: number | null): CreatedContainer {
   const { stdin, stdout, stderr } = p.child;
   return { id, pid: p.pid, process: p, stdin, stdout, stderr, terminal, wait: () => p.wait() };
 }

@@ -65,14 +65,19 @@ export function openSealed(file: string): number {
   }
 }
 
-let sealedNodePath: string | undefined;
+const sealedPaths = new Map<string, string>();
 
 /**
- * This process's node binary through a read-only view, as a path to spawn: what the runtime
- * runs as a container's init and as the helper of exec. The fd stays open for the life of
- * the process; exec finds the file through /proc/self/fd even though the fd is close-on-exec.
+ * A node binary (this process's by default) through a read-only view, as a path to spawn:
+ * what the runtime runs as a container's init and as the helper of exec. The fd stays open
+ * for the life of the process; exec finds the file through /proc/self/fd even though the fd
+ * is close-on-exec.
  */
-export function sealedNode(): string {
-  sealedNodePath ??= `/proc/self/fd/${openSealed(process.execPath)}`;
-  return sealedNodePath;
+export function sealedNode(node = process.execPath): string {
+  let path = sealedPaths.get(node);
+  if (path === undefined) {
+    path = `/proc/self/fd/${openSealed(node)}`;
+    sealedPaths.set(node, path);
+  }
+  return path;
 }

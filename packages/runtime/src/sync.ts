@@ -3,6 +3,8 @@ import { readSync, writeSync } from 'node:fs';
 /** Messages between the runtime and a container's init on the sync socket, one JSON per line. */
 export type InitMessage =
   | { type: 'ready'; terminalFd?: number | null }
+  /** From the exec helper: the program runs, with this PID on the host. */
+  | { type: 'started'; pid: number }
   | { type: 'error'; message: string; exitCode: number };
 
 /** Blocking read of one line from `fd` (the init side is synchronous by design). */

@@ -1,7 +1,19 @@
+export * from './at.js';
 export * from './calls.js';
 export * from './caps.js';
 export * from './constants.js';
+export { DirFd } from './dir.js';
 export { errnoName, errnoValue, isErrno, SyscallError } from './errors.js';
+export {
+  fdPath,
+  type InRootOptions,
+  MAX_ROOT_FILE,
+  openInRoot,
+  openRoot,
+  readFileInRoot,
+  walkInRoot,
+} from './in-root.js';
 export { isMountPoint, type MountInfo, procStartTime, readMountInfo } from './proc.js';
 export * from './seccomp.js';
 export { parseSignal, signalName } from './signals.js';
+export { cloexecFrom, type SpawnProgramOptions, spawnProgram } from './spawn.js';
