@@ -46,6 +46,8 @@ export const NR_COMMON: Record<string, number> = {
   fsmount: 432,
   fspick: 433,
   pidfd_open: 434,
+  close_range: 436,
+  openat2: 437,
   pidfd_getfd: 438,
   mount_setattr: 442,
 };
@@ -100,6 +102,11 @@ export const fn = {
   unlockpt: libc.func('int unlockpt(int fd)'),
   ptsname_r: libc.func('int ptsname_r(int fd, _Out_ char *buf, size_t buflen)'),
   openat: libc.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)'),
+  mkdirat: libc.func('int mkdirat(int dirfd, const char *path, uint32_t mode)'),
+  mknodat: libc.func('int mknodat(int dirfd, const char *path, uint32_t mode, uint64_t dev)'),
+  symlinkat: libc.func('int symlinkat(const char *target, int dirfd, const char *path)'),
+  readlinkat: libc.func('intptr_t readlinkat(int dirfd, const char *path, void *buf, size_t size)'),
+  unlinkat: libc.func('int unlinkat(int dirfd, const char *path, int flags)'),
   flock: libc.func('int flock(int fd, int operation)'),
   syncfs: libc.func('int syncfs(int fd)'),
   sync_file_range: libc.func(
@@ -127,6 +134,7 @@ export const fn = {
     'long syscall(long nr, int fromfd, const char *frompath, int tofd, const char *topath, unsigned int flags)',
   ),
   sys_i_s_u: libc.func('long syscall(long nr, int dfd, const char *path, unsigned int flags)'),
+  sys_i_s_p_z: libc.func('long syscall(long nr, int dfd, const char *path, void *how, size_t size)'),
   sys_i_s_u_p_z: libc.func(
     'long syscall(long nr, int dfd, const char *path, unsigned int flags, void *attr, size_t size)',
   ),
