@@ -1,0 +1,126 @@
+// A small classic-BPF assembler for seccomp filters: instructions with symbolic jump targets,
+// laid out and encoded as struct sock_filter. Conditional jumps reach 255 instructions ahead
+// at most; a longer one is routed through an unconditional jump (32-bit offset) placed right
+// after it, so any program that fits the kernel's 4096 instructions can be written flat.
+
+// Opcodes (linux/filter.h).
+const LD_W_ABS = 0x20;
+const ALU_AND_K = 0x54;
+const JMP_JA = 0x05;
+const RET_K = 0x06;
+export const JEQ = 0x15;
+export const JGT = 0x25;
+export const JGE = 0x35;
+
+/** The kernel's limit on a filter's length (BPF_MAXINSNS). */
+export const MAX_INSNS = 4096;
+
+/** A jump target: a label, or `null` for the next instruction. */
+export type Target = string | null;
+
+export type Insn =
+  | { label: string }
+  | { ld: number }
+  | { and: number }
+  | { ret: number }
+  | { ja: string }
+  | { jmp: typeof JEQ | typeof JGT | typeof JGE; k: number; jt: Target; jf: Target };
+
+/** Builds a program; labels are made unique with `label()`. */
+export class Assembler {
+  readonly insns: Insn[] = [];
+  private n = 0;
+
+  label(hint: string): string {
+    return `${hint}#${this.n++}`;
+  }
+
+  put(...insns: Insn[]): void {
+    this.insns.push(...insns);
+  }
+
+  /** Lays the program out and encodes it; too long a program is an error. */
+  assemble(): Buffer {
+    const insns = routeLongJumps(this.insns);
+    const at = positions(insns);
+    const code = insns.filter((i) => !('label' in i));
+    if (code.length > MAX_INSNS)
+      throw new RangeError(
+        `seccomp: the filter has ${code.length} instructions, more than the kernel's ${MAX_INSNS}`,
+      );
+    const buf = Buffer.alloc(code.length * 8);
+    code.forEach((insn, pc) => {
+      const rel = (t: Target) => (t === null ? 0 : offset(at, t, pc));
+      let op: number;
+      let jt = 0;
+      let jf = 0;
+      let k: number;
+      if ('ld' in insn) [op, k] = [LD_W_ABS, insn.ld];
+      else if ('and' in insn) [op, k] = [ALU_AND_K, insn.and];
+      else if ('ret' in insn) [op, k] = [RET_K, insn.ret];
+      else if ('ja' in insn) [op, k] = [JMP_JA, rel(insn.ja)];
+      else if ('jmp' in insn) [op, k, jt, jf] = [insn.jmp, insn.k, rel(insn.jt), rel(insn.jf)];
+      else throw new Error('seccomp: unknown instruction');
+      buf.writeUInt16LE(op, pc * 8);
+      buf.writeUInt8(jt, pc * 8 + 2);
+      buf.writeUInt8(jf, pc * 8 + 3);
+      buf.writeUInt32LE(k >>> 0, pc * 8 + 4);
+    });
+    return buf;
+  }
+}
+
+/** Where each label points: the index of the next real instruction. */
+function positions(insns: readonly Insn[]): Map<string, number> {
+  const at = new Map<string, number>();
+  let pc = 0;
+  for (const i of insns) {
+    if ('label' in i) {
+      if (at.has(i.label)) throw new Error(`seccomp: label ${i.label} defined twice`);
+      at.set(i.label, pc);
+    } else pc++;
+  }
+  return at;
+}
+
+function offset(at: Map<string, number>, label: string, pc: number): number {
+  const to = at.get(label);
+  if (to === undefined) throw new Error(`seccomp: jump to undefined label ${label}`);
+  if (to <= pc) throw new Error(`seccomp: backward jump to ${label}`);
+  return to - pc - 1;
+}
+
+/**
+ * Gives every conditional jump that reaches further than 255 instructions a trampoline: an
+ * unconditional jump right after it. Inserting one only lengthens other jumps, so this repeats
+ * until none is too long.
+ */
+function routeLongJumps(input: readonly Insn[]): Insn[] {
+  const insns = input.map((i) => ({ ...i }));
+  let made = 0;
+  for (;;) {
+    const at = positions(insns);
+    let pc = 0;
+    let fixed = false;
+    for (let idx = 0; idx < insns.length && !fixed; idx++) {
+      const insn = insns[idx];
+      if ('label' in insn) continue;
+      if ('jmp' in insn) {
+        for (const side of ['jt', 'jf'] as const) {
+          const t = insn[side];
+          if (t === null || offset(at, t, pc) <= 255) continue;
+          const tramp = `trampoline#${made++}`;
+          const after = `after-trampoline#${made++}`;
+          insn[side] = tramp;
+          const other = side === 'jt' ? 'jf' : 'jt';
+          if (insn[other] === null) insn[other] = after;
+          insns.splice(idx + 1, 0, { label: tramp }, { ja: t }, { label: after });
+          fixed = true;
+          break;
+        }
+      }
+      pc++;
+    }
+    if (!fixed) return insns;
+  }
+}
