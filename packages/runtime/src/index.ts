@@ -10,7 +10,14 @@ export {
   Runtime,
   RuntimeError,
 } from './runtime.js';
-export { compileProfile, type OciSeccomp } from './seccomp.js';
+export {
+  compileProfile,
+  type OciSeccomp,
+  type OciSeccompArg,
+  type OciSyscall,
+  profileRules,
+  SECCOMP_ARCHES,
+} from './seccomp.js';
 export {
   DEFAULT_DEVICES,
   INIT_ANNOTATION,
