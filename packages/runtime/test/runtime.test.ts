@@ -19,49 +19,20 @@ import {
   secureJoin,
   spawnInit,
 } from '../dist/index.js';
+import { bundleMaker, busyboxRootfs, collect, tempDir } from './helpers.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'corral-runtime-'));
+const tmp = tempDir('runtime');
 const rootfs = join(tmp, 'rootfs');
 const rt = new Runtime({ root: join(tmp, 'state') });
+const bundle = bundleMaker(tmp, rootfs);
 
-/** A busybox rootfs (Debian's busybox-static) to run bundles from. */
 beforeAll(() => {
-  mkdirSync(join(rootfs, 'bin'), { recursive: true });
-  copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
-  for (const a of spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n')) {
-    if (a && a !== 'busybox') symlinkSync('busybox', join(rootfs, 'bin', a));
-  }
+  busyboxRootfs(rootfs);
 });
 afterAll(async () => {
   for (const id of rt.list()) await rt.delete(id, { force: true });
   rmSync(tmp, { recursive: true, force: true });
 });
-
-let n = 0;
-function bundle(args: string[], change: (s: OciSpec) => void = () => {}): string {
-  const dir = join(tmp, `bundle${n++}`);
-  mkdirSync(dir);
-  const spec: OciSpec = {
-    ociVersion: '1.2.0',
-    process: { user: { uid: 0, gid: 0 }, args, env: ['PATH=/bin'], cwd: '/' },
-    root: { path: rootfs },
-    hostname: 'rt',
-    mounts: [
-      { destination: '/proc', type: 'proc', source: 'proc' },
-      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'mode=755'] },
-    ],
-    linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }] },
-  };
-  change(spec);
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
-  return dir;
-}
-
-function collect(stream: NodeJS.ReadableStream | null): () => string {
-  let out = '';
-  stream?.on('data', (d) => (out += d));
-  return () => out;
-}
 
 describe('Runtime', () => {
   it('create parks the init until start; state follows created, running, stopped', async () => {

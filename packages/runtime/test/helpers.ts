@@ -1,0 +1,50 @@
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { OciSpec } from '../dist/index.js';
+
+/** A temp folder of the test's own. */
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `corral-${prefix}-`));
+}
+
+/** A busybox rootfs (Debian's busybox-static) at `dir`. */
+export function busyboxRootfs(dir: string): string {
+  mkdirSync(join(dir, 'bin'), { recursive: true });
+  copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
+  for (const a of spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n')) {
+    if (a && a !== 'busybox') symlinkSync('busybox', join(dir, 'bin', a));
+  }
+  return dir;
+}
+
+/** Writes bundles (config.json naming `rootfs`) into folders of `dir`. */
+export function bundleMaker(dir: string, rootfs: string) {
+  let n = 0;
+  return (args: string[], change: (s: OciSpec) => void = () => {}): string => {
+    const bundle = join(dir, `bundle${n++}`);
+    mkdirSync(bundle);
+    const spec: OciSpec = {
+      ociVersion: '1.2.0',
+      process: { user: { uid: 0, gid: 0 }, args, env: ['PATH=/bin'], cwd: '/' },
+      root: { path: rootfs },
+      hostname: 'rt',
+      mounts: [
+        { destination: '/proc', type: 'proc', source: 'proc' },
+        { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'mode=755'] },
+      ],
+      linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }] },
+    };
+    change(spec);
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+    return bundle;
+  };
+}
+
+/** Collects a stream's text; call the result for what came so far. */
+export function collect(stream: NodeJS.ReadableStream | null): () => string {
+  let out = '';
+  stream?.on('data', (d) => (out += d));
+  return () => out;
+}
