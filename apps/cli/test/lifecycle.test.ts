@@ -147,7 +147,7 @@ describe('corral exec', () => {
 
 describe('wait, restart, rename', () => {
   it('waits for the exit code, restarts a container and renames it', async () => {
-    await s.corral(['run', '-d', '--name', 'quick', 'busybox', 'sh', '-c', 'sleep 0.5; exit 6']);
+    await s.corral(['run', '-d', '--name', 'quick', 'busybox', 'sh', '-c', 'sleep 2; exit 6']);
     expect((await s.corral(['wait', 'quick'])).out).toBe('6');
     expect((await s.corral(['restart', 'quick'])).status).toBe(0);
     expect((await s.corral(['ps'])).out).toContain('quick');

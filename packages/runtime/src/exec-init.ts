@@ -114,6 +114,12 @@ function main(): void {
     close(pty.master);
   }
   writeLineSync(SYNC_FD, { type: 'started', pid });
+  // Not reaped before the runtime holds a pidfd on it: the PID must not be reused meanwhile.
+  try {
+    readLineSync(SYNC_FD);
+  } catch {
+    // the runtime went away: nobody will signal the program through us
+  }
   mirrorExit(pid);
 }
 

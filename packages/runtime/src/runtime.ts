@@ -370,10 +370,11 @@ export class Runtime {
       const started = readMessage(sync, helper);
       sync.write('go\n');
       const running = await started;
-      sync.destroy();
       if (running.type === 'error') throw new RuntimeError(running.message, running.exitCode);
       if (running.type !== 'started') throw new RuntimeError('the exec helper did not start the program');
-      return createdContainer(id, new ExecProcess(helper, running.pid), terminal);
+      const program = new ExecProcess(helper, running.pid);
+      sync.end('held\n');
+      return createdContainer(id, program, terminal);
     } catch (e) {
       if (terminal !== null) close(terminal);
       helper.kill('SIGKILL');
@@ -514,8 +515,7 @@ class ExecProcess implements ContainerProcess {
     private readonly helper: Pid1Process,
     readonly pid: number,
   ) {
-    // The helper has not reaped the program yet (it waits for our 'go'... and then for
-    // the program), so the PID names it.
+    // The helper reaps the program only once we said we hold this pidfd: the PID names it.
     this.pidfd = pidfdOpen(pid);
     helper.wait().then(() => {
       this.done = true;
