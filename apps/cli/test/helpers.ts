@@ -9,7 +9,12 @@ const bin = fileURLToPath(new URL('../bin/corral.js', import.meta.url));
 
 /** A private data root for one test file, and the corral CLI pointed at it. */
 export class Sandbox {
-  readonly root = mkdtempSync(join(tmpdir(), 'corral-cli-'));
+  readonly root: string;
+
+  /** `root`: a data root of the test's own choosing (made by corral); a fresh temp folder by default. */
+  constructor(root?: string) {
+    this.root = root ?? mkdtempSync(join(tmpdir(), 'corral-cli-'));
+  }
 
   /** Runs the CLI; async so that the test worker stays responsive while it runs. */
   corral(args: string[], input?: string): Promise<Result> {

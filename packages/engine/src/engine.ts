@@ -21,6 +21,7 @@ import {
   exportRootfs,
   type ImageRecord,
   ImageStore,
+  privateDir,
 } from '@corral/image';
 import { namespaceTree, type Pid1Process, type ProcessNode } from '@corral/pidns';
 import { type CreatedContainer, type OciProcess, Runtime, RuntimeError } from '@corral/runtime';
@@ -123,9 +124,13 @@ export class Engine {
 
   constructor(options: { root?: string } = {}) {
     this.root = resolve(options.root ?? defaultRoot());
-    mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    // The root and every state folder in it are 0700, also in a root an older version made
+    // 0711/0755: no container needs to walk them, and other users must not (see the image
+    // package's state-dir.ts for why nothing needs more).
+    privateDir(this.root);
     this.records = new RecordStore(this.root);
     this.images = new ImageStore(join(this.root, 'image'));
+    privateDir(join(this.root, 'runtime'));
     this.runtime = new Runtime({ root: join(this.root, 'runtime') });
   }
 
@@ -227,7 +232,7 @@ export class Engine {
     };
     try {
       const dir = this.records.dir(id);
-      mkdirSync(dir, { mode: 0o710 });
+      mkdirSync(dir, { mode: 0o700 });
       for (const sub of ['upper', 'work', 'rootfs', 'bundle']) mkdirSync(join(dir, sub), { mode: 0o755 });
       this.records.write(record);
     } catch (e) {

@@ -2,7 +2,6 @@ import {
   closeSync,
   existsSync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -15,6 +14,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupLimits } from '@corral/cgroups';
+import { privateDir } from '@corral/image';
 import { EngineError } from './errors.js';
 import { NAME_RE, randomName } from './names.js';
 
@@ -83,8 +83,11 @@ export class RecordStore {
   constructor(root: string) {
     this.containers = join(root, 'containers');
     this.names = join(root, 'names');
-    mkdirSync(this.containers, { recursive: true, mode: 0o710 });
-    mkdirSync(this.names, { recursive: true, mode: 0o700 });
+    privateDir(this.containers);
+    privateDir(this.names);
+    // Container folders an older version made 0710.
+    for (const e of readdirSync(this.containers, { withFileTypes: true }))
+      if (e.isDirectory()) privateDir(this.dir(e.name));
   }
 
   dir(id: string): string {

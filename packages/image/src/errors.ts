@@ -11,6 +11,7 @@ export type ImageErrorCode =
   | 'BAD_MANIFEST'
   | 'BAD_LAYER'
   | 'UNSAFE_PATH'
+  | 'NO_SPACE'
   | 'UNSUPPORTED';
 
 /** A typed error of @corral/image; the message says what is wrong and what to do. */

@@ -6,8 +6,11 @@ import { pipeline } from 'node:stream/promises';
 import { lsetxattr, makedev, mknod, S_IF } from '@corral/sys';
 import * as tar from 'tar-stream';
 import { ImageError } from '../errors.js';
+import { MAX_ENTRY_NAME_BYTES } from '../store/limits.js';
+import type { SpaceGuard } from '../store/space.js';
 import { type Compression, Decompress } from './compress.js';
 import { isOverlayXattr, OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
+import { DirTimes, writeFileFrom, writeSmallFile } from './write-file.js';
 
 export interface ApplyResult {
   /** sha256 of the uncompressed tar: the layer's diff ID. */
@@ -16,9 +19,26 @@ export interface ApplyResult {
   size: number;
   compression: Compression;
   entries: number;
-  /** Entries of kinds a layer folder cannot hold (e.g. sockets, GNU sparse), by name. */
+  /** Entries of kinds a layer folder cannot hold (e.g. sockets, GNU sparse), by name (the first 100). */
   skipped: string[];
 }
+
+export interface ApplyOptions {
+  /** Checks the filesystem has room before and while files are written (see SpaceGuard). */
+  space?: SpaceGuard;
+}
+
+/**
+ * Memory stays bounded whatever the layer holds (millions of entries with long names):
+ * each structure that grows with the entries has a bound, past which it gives way.
+ */
+/** Paths remembered as made here (a lookup saved each): past this, lookups are made again. */
+const MAX_TRACKED = 200_000;
+/** Resolved parent folders cached: the cache starts afresh past this. */
+const MAX_DIR_CACHE = 50_000;
+const MAX_SKIPPED = 100;
+/** What one file or folder takes on disk at least (one block). */
+const BLOCK = 4096;
 
 const MAX_SYMLINKS = 255;
 
@@ -153,7 +173,10 @@ function entryXattrs(header: Header, raw: Map<string, Buffer> | undefined): [str
 export async function applyLayer(
   source: Readable | AsyncIterable<Uint8Array>,
   dest: string,
+  options: ApplyOptions = {},
 ): Promise<ApplyResult> {
+  const { space } = options;
+  space?.ensure(0);
   const root = fs.realpathSync(dest);
   const hash = createHash('sha256');
   let size = 0;
@@ -176,8 +199,9 @@ export async function applyLayer(
       return decodeLong.call(this, buf);
     };
   }
-  const dirTimes: [string, Date][] = [];
+  const dirTimes = new DirTimes();
   const skipped: string[] = [];
+  let skippedMore = 0;
   let entries = 0;
 
   // Regular files are created and written on the libuv pool while the tar stream moves on
@@ -192,8 +216,16 @@ export async function applyLayer(
   // When the folder starts empty, everything in it is made here: a path not in `made` does
   // not exist, and is not looked up (a lookup would wait on the folder's lock while the
   // pool creates files in it).
-  const tracked = fs.readdirSync(root).length === 0;
+  let tracked = fs.readdirSync(root).length === 0;
   const made = new Set<string>();
+  const mark = (path: string) => {
+    if (!tracked) return;
+    made.add(path);
+    if (made.size > MAX_TRACKED) {
+      tracked = false;
+      made.clear();
+    }
+  };
   const drain = async (): Promise<void> => {
     while (pending.size) await Promise.all([...pending.values()]);
     if (writeError) throw writeError;
@@ -220,7 +252,15 @@ export async function applyLayer(
   const parentOf = async (parts: string[], name: string): Promise<string> => {
     for (;;) {
       try {
-        return resolveParents(root, parts, name, dirCache, pending, made);
+        if (dirCache.size > MAX_DIR_CACHE) dirCache.clear();
+        const before = made.size;
+        const out = resolveParents(root, parts, name, dirCache, pending, tracked ? made : undefined);
+        if (made.size > before) space?.add(BLOCK * (made.size - before), made.size - before, pendingBytes);
+        if (made.size > MAX_TRACKED) {
+          tracked = false;
+          made.clear();
+        }
+        return out;
       } catch (e) {
         if (!(e instanceof PendingPath)) throw e;
         await waitFor(e.path);
@@ -258,6 +298,20 @@ export async function applyLayer(
     const pax = rawPax ? parsePaxRecords(rawPax) : undefined;
     rawPax = undefined;
     entries++;
+    for (const n of [header.name, header.linkname ?? '']) {
+      if (Buffer.byteLength(n) > MAX_ENTRY_NAME_BYTES) {
+        throw new ImageError(
+          'BAD_LAYER',
+          `layer entry "${n.slice(0, 64)}...": a name of ${Buffer.byteLength(n)} bytes, longer than the ${MAX_ENTRY_NAME_BYTES} a path may have; the layer is refused`,
+        );
+      }
+    }
+    // Every entry takes an inode and at least a block; a file's data is counted before it is written.
+    const bytes = header.type === 'file' || header.type === 'contiguous-file' ? (header.size ?? 0) : 0;
+    if (space) {
+      if (bytes >= SMALL_FILE) space.ensure(bytes + pendingBytes, 1);
+      space.add(Math.ceil(bytes / BLOCK) * BLOCK + BLOCK, 1, pendingBytes);
+    }
     // tar-stream applies only path, linkpath and size from PAX; ids past the octal field's
     // range and sub-second mtimes come from here.
     if (pax) {
@@ -287,7 +341,7 @@ export async function applyLayer(
       const path = join(parent, name);
       await clear(path, false);
       mknod(path, S_IF.CHR | 0o000, makedev(0, 0));
-      made.add(path);
+      mark(path);
       fs.lchownSync(path, header.uid ?? 0, header.gid ?? 0);
       return;
     }
@@ -297,7 +351,7 @@ export async function applyLayer(
         const existing = await clear(path, true);
         if (!existing) {
           fs.mkdirSync(path, { mode: 0o700 });
-          made.add(path);
+          mark(path);
         }
         setMeta(path, header, pax, false, dirTimes);
         stream.resume();
@@ -306,7 +360,7 @@ export async function applyLayer(
       case 'file':
       case 'contiguous-file': {
         await clear(path, false);
-        made.add(path);
+        mark(path);
         const xattrs = entryXattrs(header, pax);
         if (xattrs.length === 0 && (header.size ?? 0) <= SMALL_FILE) {
           const chunks: Buffer[] = [];
@@ -325,7 +379,7 @@ export async function applyLayer(
         stream.resume();
         await clear(path, false);
         fs.symlinkSync(header.linkname ?? '', path);
-        made.add(path);
+        mark(path);
         setMeta(path, header, pax, true, dirTimes);
         return;
       case 'link': {
@@ -348,7 +402,7 @@ export async function applyLayer(
         if (target === path) return;
         await clear(path, false);
         fs.linkSync(target, path);
-        made.add(path);
+        mark(path);
         return;
       }
       case 'character-device':
@@ -359,13 +413,14 @@ export async function applyLayer(
         const kind =
           header.type === 'fifo' ? S_IF.FIFO : header.type === 'block-device' ? S_IF.BLK : S_IF.CHR;
         mknod(path, kind | 0o600, makedev(header.devmajor ?? 0, header.devminor ?? 0));
-        made.add(path);
+        mark(path);
         setMeta(path, header, pax, false, dirTimes);
         return;
       }
       default:
         stream.resume();
-        skipped.push(`${header.name} (${header.type})`);
+        if (skipped.length < MAX_SKIPPED) skipped.push(`${header.name} (${header.type})`);
+        else skippedMore++;
     }
   };
 
@@ -387,11 +442,8 @@ export async function applyLayer(
     if (e instanceof ImageError || (e as { name?: string }).name === 'SyscallError') throw e;
     throw new ImageError('BAD_LAYER', `cannot read the layer tar: ${(e as Error).message}`, { cause: e });
   }
-  // Folder times last: creating entries inside a folder changes its mtime.
-  for (let i = dirTimes.length - 1; i >= 0; i--) {
-    const [p, t] = dirTimes[i];
-    fs.lutimesSync(p, t, t);
-  }
+  dirTimes.apply();
+  if (skippedMore) skipped.push(`... and ${skippedMore} more`);
   return {
     diffId: `sha256:${hash.digest('hex')}`,
     size,
@@ -406,112 +458,19 @@ const SMALL_FILE = 1024 * 1024;
 /** Bounds on files being written in the background. */
 const MAX_PENDING_FILES = 64;
 const MAX_PENDING_BYTES = 32 * 1024 * 1024;
-/** A small file's data up to this size is written on this thread. */
-const SYNC_WRITE_MAX = 64 * 1024;
-/** Pieces of a big file are gathered into writes of this size. */
-const WRITE_BATCH = 1024 * 1024;
-
-const writevAsync = (fd: number, bufs: Buffer[], position: number): Promise<number> =>
-  new Promise((resolve, reject) => fs.writev(fd, bufs, position, (e, n) => (e ? reject(e) : resolve(n))));
-
-const openAsync = (path: string, flags: number, mode: number): Promise<number> =>
-  new Promise((resolve, reject) => fs.open(path, flags, mode, (e, fd) => (e ? reject(e) : resolve(fd))));
-
-/**
- * A small file: only the create (O_EXCL, the costly step: it holds the folder's lock) goes
- * to the pool; data, owner, mode (after chown) and times then go through the new fd, which
- * takes no folder lock and is quick.
- */
-async function writeSmallFile(path: string, h: Header, chunks: Buffer[]): Promise<void> {
-  const fd = await openAsync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-  try {
-    // The pieces as the tar stream gave them, in one writev (no copy into one buffer): here
-    // when small (cheaper than a trip to the pool), on the pool when large (it would hold up
-    // the tar stream on this thread).
-    let rest = chunks.filter((c) => c.length > 0);
-    const sync = rest.reduce((n, c) => n + c.length, 0) <= SYNC_WRITE_MAX;
-    let position = 0;
-    while (rest.length) {
-      let n = sync ? fs.writevSync(fd, rest, position) : await writevAsync(fd, rest, position);
-      position += n;
-      let i = 0;
-      while (i < rest.length && n >= rest[i].length) n -= rest[i++].length;
-      rest = rest.slice(i);
-      if (n > 0) rest[0] = rest[0].subarray(n);
-    }
-    fs.fchownSync(fd, h.uid ?? 0, h.gid ?? 0);
-    fs.fchmodSync(fd, (h.mode ?? 0o644) & 0o7777);
-    const mtime = h.mtime ?? new Date(0);
-    fs.futimesSync(fd, mtime, mtime);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/**
- * Creates a regular file (O_EXCL: never through a symlink that might have appeared) with
- * `data`, or what `stream` yields, then owner, mode (after chown, which clears setuid bits)
- * and times through the open file.
- */
-async function writeFileFrom(
-  path: string,
-  h: Header,
-  data: Buffer | undefined,
-  stream: AsyncIterable<Buffer> | undefined,
-): Promise<void> {
-  const file = await fs.promises.open(
-    path,
-    fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL,
-    0o600,
-  );
-  try {
-    let position = 0;
-    const write = async (buf: Buffer) => {
-      let off = 0;
-      while (off < buf.length) {
-        const { bytesWritten } = await file.write(buf, off, buf.length - off, position + off);
-        off += bytesWritten;
-      }
-      position += buf.length;
-    };
-    if (data) {
-      if (data.length) await write(data);
-    } else if (stream) {
-      let batch: Buffer[] = [];
-      let batchBytes = 0;
-      for await (const chunk of stream) {
-        batch.push(chunk);
-        batchBytes += chunk.length;
-        if (batchBytes >= WRITE_BATCH) {
-          await write(batch.length === 1 ? batch[0] : Buffer.concat(batch, batchBytes));
-          batch = [];
-          batchBytes = 0;
-        }
-      }
-      if (batchBytes) await write(batch.length === 1 ? batch[0] : Buffer.concat(batch, batchBytes));
-    }
-    await file.chown(h.uid ?? 0, h.gid ?? 0);
-    await file.chmod((h.mode ?? 0o644) & 0o7777);
-    const mtime = h.mtime ?? new Date(0);
-    await file.utimes(mtime, mtime);
-  } finally {
-    await file.close();
-  }
-}
-
 /** Owner, then mode (chmod after chown, which clears setuid bits), xattrs, times. */
 function setMeta(
   path: string,
   h: Header,
   pax: Map<string, Buffer> | undefined,
   isLink: boolean,
-  dirTimes: [string, Date][],
+  dirTimes: DirTimes,
 ): void {
   fs.lchownSync(path, h.uid ?? 0, h.gid ?? 0);
   if (!isLink) fs.chmodSync(path, (h.mode ?? 0o644) & 0o7777);
   for (const [name, value] of entryXattrs(h, pax)) lsetxattr(path, name, value);
   const mtime = h.mtime ?? new Date(0);
-  if (h.type === 'directory') dirTimes.push([path, mtime]);
+  if (h.type === 'directory') dirTimes.push(path, mtime);
   else fs.lutimesSync(path, mtime, mtime);
 }
 

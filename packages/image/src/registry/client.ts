@@ -2,6 +2,7 @@ import { pipeline, type Readable } from 'node:stream';
 import { isImageError } from '../errors.js';
 import type { BlobExpectation, BlobInfo, BlobWriter } from '../store/blob-writer.js';
 import { isDigest, sha256, shortId } from '../store/digest.js';
+import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES } from '../store/limits.js';
 import { familiarName, formatReference, type Reference } from '../store/reference.js';
 import { type Descriptor, type ImageIndex, type Manifest, MediaType, type Platform } from '../store/types.js';
 import { type Challenge, type Credentials, DockerCredentialStore, parseChallenge } from './auth.js';
@@ -148,8 +149,6 @@ function scopesFor(ctx: Context, extra: string[] = []): string[] {
   return [`repository:${ctx.repository}:${ctx.action === 'push' ? 'pull,push' : 'pull'}`, ...extra];
 }
 
-const MAX_MANIFEST = 4 * 1024 * 1024;
-const MAX_CONFIG = 32 * 1024 * 1024;
 /** Tries per layer when the connection drops. */
 const PULL_ATTEMPTS = 3;
 
@@ -240,7 +239,7 @@ export class RegistryClient {
       signal: opts.signal,
     });
     if (res.status !== 200) throw await this.failure(res, ctx, 'manifest');
-    const bytes = await readBody(res, MAX_MANIFEST);
+    const bytes = await readBody(res, MAX_MANIFEST_BYTES);
     const announced = headerDigest(res);
     if (ref.digest) {
       const actual = digestWithAlgorithm(bytes, ref.digest);
@@ -492,7 +491,7 @@ export class RegistryClient {
     registry: string,
     repository: string,
     desc: Pick<Descriptor, 'digest' | 'size'>,
-    limit = MAX_CONFIG,
+    limit = MAX_CONFIG_BYTES,
   ): Promise<Buffer> {
     if (desc.size > limit) {
       throw new RegistryError(

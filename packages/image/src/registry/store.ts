@@ -1,4 +1,5 @@
 import type { ImageStore } from '../store/image-store.js';
+import { MAX_MANIFEST_BYTES } from '../store/limits.js';
 import { formatReference, parseReference } from '../store/reference.js';
 import type { ImageRecord } from '../store/types.js';
 import type { PullOptions, PullResult, PushOptions, PushResult, RegistryClient } from './client.js';
@@ -52,7 +53,10 @@ export async function pushFromStore(
   opts: PushOptions = {},
 ): Promise<PushResult> {
   const blobs = store.imageBlobs(name);
-  const manifest = await store.content.readBlob(blobs.manifest.digest);
+  const manifest = await store.content.readBlob(blobs.manifest.digest, {
+    bytes: MAX_MANIFEST_BYTES,
+    what: `manifest ${blobs.manifest.digest}`,
+  });
   return client.push(
     parseReference(remote),
     { manifest, mediaType: blobs.manifest.mediaType },

@@ -5,6 +5,7 @@ import { startWriteback } from '@corral/sys';
 import { ImageError } from '../errors.js';
 import { digestHex } from './digest.js';
 import { fsyncDirAsync } from './fsutil.js';
+import type { SpaceGuard } from './space.js';
 
 /** One write to the temp file: a slab of this size is filled, then written whole. */
 const SLAB = 1024 * 1024;
@@ -26,6 +27,8 @@ export interface BlobExpectation {
   size?: number;
   /** Told the running byte count as data arrives (progress of a download). */
   onBytes?: (total: number) => void;
+  /** What the blob is, for messages (e.g. `archive file abc/layer.tar`). */
+  what?: string;
 }
 
 export interface BlobInfo {
@@ -38,6 +41,8 @@ export interface BlobDestination {
   tmpPath: string;
   pathOf(digest: string): string;
   dir: string;
+  /** Checks the filesystem has room, before and while the blob is written. */
+  space?: SpaceGuard;
 }
 
 /**
@@ -66,7 +71,9 @@ export class BlobWriter {
     private readonly expected: BlobExpectation = {},
   ) {
     if (expected.digest !== undefined) digestHex(expected.digest);
-    this.fd = fs.openSync(dest.tmpPath, 'wx', 0o644);
+    // A blob whose size is known and does not fit is refused before a byte is written.
+    dest.space?.ensure(expected.size ?? 0);
+    this.fd = fs.openSync(dest.tmpPath, 'wx', 0o600);
     this.slab = Buffer.allocUnsafeSlow(SLAB);
   }
 
@@ -99,6 +106,12 @@ export class BlobWriter {
     }
     this.hash.update(chunk);
     this.used += n;
+    try {
+      this.dest.space?.add(n, 0, this.inFlight * SLAB + this.used);
+    } catch (e) {
+      this.writeError ??= e;
+      throw e;
+    }
     this.expected.onBytes?.(this.size);
     return this.inFlight < MAX_SLABS_IN_FLIGHT;
   }

@@ -5,6 +5,9 @@ import { ImageError } from '../errors.js';
 import { type BlobExpectation, type BlobInfo, BlobWriter } from './blob-writer.js';
 import { digestHex } from './digest.js';
 import { tempName } from './fsutil.js';
+import { tooBig } from './limits.js';
+import { SpaceGuard } from './space.js';
+import { privateDir } from './state-dir.js';
 
 /** Data to store: a buffer, a Node stream or any async iterable of bytes (e.g. a tar entry). */
 export type BlobSource = Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array>;
@@ -26,8 +29,8 @@ export class ContentStore {
     this.root = root;
     this.blobsDir = join(root, 'blobs', 'sha256');
     this.tmpDir = join(root, 'tmp');
-    fs.mkdirSync(this.blobsDir, { recursive: true });
-    fs.mkdirSync(this.tmpDir, { recursive: true });
+    // Folders are 0700 (see state-dir.ts); ones an older version made 0755 are fixed here.
+    for (const d of [root, join(root, 'blobs'), this.blobsDir, this.tmpDir]) privateDir(d);
   }
 
   blobPath(digest: string): string {
@@ -49,8 +52,14 @@ export class ContentStore {
 
   /** A writer for one blob (see BlobWriter); `writeBlob` is the usual way in. */
   createWriter(expected: BlobExpectation = {}): BlobWriter {
+    const what = expected.what ?? `blob ${expected.digest ?? ''}`.trim();
     return new BlobWriter(
-      { tmpPath: tempName(this.tmpDir, 'blob'), pathOf: (d) => this.blobPath(d), dir: this.blobsDir },
+      {
+        tmpPath: tempName(this.tmpDir, 'blob'),
+        pathOf: (d) => this.blobPath(d),
+        dir: this.blobsDir,
+        space: new SpaceGuard(this.root, what),
+      },
       expected,
     );
   }
@@ -79,16 +88,31 @@ export class ContentStore {
     return fs.createReadStream(path, { highWaterMark: options.highWaterMark });
   }
 
-  async readBlob(digest: string): Promise<Buffer> {
+  /**
+   * A stored blob, whole. With `limit` (see limits.ts) a bigger blob is refused before it is
+   * read: `what` names it in the message (e.g. `image config sha256:...`).
+   */
+  async readBlob(digest: string, limit?: { bytes: number; what: string }): Promise<Buffer> {
+    let handle: fs.promises.FileHandle;
     try {
-      return await fs.promises.readFile(this.blobPath(digest));
+      handle = await fs.promises.open(this.blobPath(digest), 'r');
     } catch (e) {
       throw this.notFound(digest, e);
     }
+    try {
+      if (limit) {
+        const { size } = await handle.stat();
+        if (size > limit.bytes) throw tooBig(limit.what, size, limit.bytes);
+      }
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
   }
 
-  async readJson<T>(digest: string): Promise<T> {
-    const data = await this.readBlob(digest);
+  /** A stored blob parsed as JSON, refused unread when bigger than `limit`. */
+  async readJson<T>(digest: string, limit?: { bytes: number; what: string }): Promise<T> {
+    const data = await this.readBlob(digest, limit);
     try {
       return JSON.parse(data.toString('utf8')) as T;
     } catch (e) {

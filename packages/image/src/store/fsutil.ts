@@ -35,7 +35,7 @@ export function tempName(tmpDir: string, kind: string): string {
 /** Writes `data` to `path` through a temp file in `tmpDir`: write, fsync, rename, fsync dir. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, tmpDir: string): void {
   const tmp = tempName(tmpDir, 'file');
-  const fd = fs.openSync(tmp, 'wx', 0o644);
+  const fd = fs.openSync(tmp, 'wx', 0o600);
   try {
     fs.writeFileSync(fd, data);
     fs.fsyncSync(fd);
@@ -76,9 +76,13 @@ export function pidAlive(pid: number): boolean {
  * Takes an exclusive flock(2) on a lock file, polling so the event loop keeps running.
  * The kernel drops the lock when its holder dies, so a killed load leaves no stale lock.
  * Returns a release function.
+ *
+ * flock(2) works on any fd, a read-only one too: a lock file is safe only where no other
+ * user can open it. Lock files are 0600 and live in a 0700 folder (see state-dir.ts).
  */
 export async function acquireLock(path: string): Promise<() => void> {
-  const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  const { O_RDWR, O_CREAT, O_NOFOLLOW } = fs.constants;
+  const fd = fs.openSync(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600);
   try {
     for (let wait = 2; !flock(fd, LOCK.EX | LOCK.NB); wait = Math.min(wait * 2, 50)) await sleep(wait);
   } catch (e) {

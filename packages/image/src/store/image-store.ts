@@ -1,24 +1,28 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { syncfsAsync } from '@corral/sys';
 import { ImageError } from '../errors.js';
-import { applyLayer } from '../layer/apply.js';
 import { canonicalConfigJson } from './canonical.js';
 import { ContentStore } from './content.js';
 import { digestHex, isDigest, sha256, shortId } from './digest.js';
 import { acquireLock, cleanTempDir, pidAlive, readJsonFile, tempName, writeFileAtomic } from './fsutil.js';
+import { type HistoryRow, historyRows, inspectImage } from './inspect.js';
+import { LayerStore, type LayerToUnpack, type LayerUnpacker } from './layer-store.js';
+import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES } from './limits.js';
+import { parseManifest } from './manifest-check.js';
 import { familiarName, normalizeReference, parseReference } from './reference.js';
+import { privateDir, privateFiles } from './state-dir.js';
 import {
   type Descriptor,
-  type HistoryEntry,
   type ImageConfig,
   type ImageRecord,
   type ImageSummary,
-  isLayerMediaType,
   type LayerRecord,
   type Manifest,
   MediaType,
 } from './types.js';
+
+export type { HistoryRow } from './inspect.js';
+export { parseManifest } from './manifest-check.js';
 
 /** The manifest to register: by digest (already a blob) or as bytes (stored as a blob). */
 export interface ImportFromBlobsOptions {
@@ -36,15 +40,6 @@ export interface ImageBlobs {
   manifest: Descriptor;
   config: Descriptor;
   layers: Descriptor[];
-}
-
-/** What the store keeps per unpacked layer, in layers/<diff hex>.json. */
-interface LayerMeta {
-  diffId: string;
-  /** Folder name under l/. */
-  dir: string;
-  /** Uncompressed tar size. */
-  size: number;
 }
 
 export interface RemoveOptions {
@@ -71,29 +66,6 @@ export interface PruneResult {
   reclaimedBytes: number;
 }
 
-export interface HistoryRow {
-  id: string;
-  created?: string;
-  createdBy: string;
-  size: number;
-  comment: string;
-  emptyLayer: boolean;
-}
-
-const LAYER_DIR_LEN = 16;
-/** Layers of one image unpacked at once. */
-const LAYER_CONCURRENCY = 3;
-
-/** syncfs(2) on the filesystem holding `path`, on a worker thread so other layers keep unpacking. */
-async function syncfsOf(path: string): Promise<void> {
-  const fd = fs.openSync(path, 'r');
-  try {
-    await syncfsAsync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** Docker layer media types and their OCI names, for OCI manifests built here. */
 const OCI_LAYER_TYPE: Record<string, string> = {
   [MediaType.DockerLayer]: MediaType.OciLayer,
@@ -109,13 +81,16 @@ const OCI_LAYER_TYPE: Record<string, string> = {
  *     layers/<hex>.json      the layer's record, written last: the layer exists iff it exists
  *     images/<hex>.json      one record per manifest digest
  *     refs.json              full name (docker.io/library/busybox:latest) -> manifest digest
- *     locks/  tmp/           lock folders and temp files (same filesystem, for rename)
+ *     locks/  tmp/           lock files and temp files (same filesystem, for rename)
+ *
+ * Every folder is 0700 and every lock file 0600 (see state-dir.ts); opening a store made by
+ * an older version sets them so.
  */
 export class ImageStore {
   readonly root: string;
   readonly content: ContentStore;
+  readonly layers: LayerStore;
   readonly layersRoot: string;
-  private readonly metaDir: string;
   private readonly imagesDir: string;
   private readonly locksDir: string;
   private readonly activeDir: string;
@@ -124,15 +99,15 @@ export class ImageStore {
   constructor(root: string) {
     this.root = root;
     this.content = new ContentStore(root);
-    this.layersRoot = join(root, 'l');
-    this.metaDir = join(root, 'layers');
+    this.layers = new LayerStore(root, this.content, (name) => this.lock(name));
+    this.layersRoot = this.layers.root;
     this.imagesDir = join(root, 'images');
     this.locksDir = join(root, 'locks');
     this.activeDir = join(root, 'locks', 'active');
     this.refsPath = join(root, 'refs.json');
-    for (const d of [this.layersRoot, this.metaDir, this.imagesDir, this.locksDir, this.activeDir]) {
-      fs.mkdirSync(d, { recursive: true });
-    }
+    for (const d of [this.imagesDir, this.locksDir, this.activeDir]) privateDir(d);
+    privateFiles(this.locksDir);
+    privateFiles(this.activeDir);
     cleanTempDir(this.content.tmpDir);
     cleanTempDir(this.activeDir);
   }
@@ -151,7 +126,7 @@ export class ImageStore {
     const release = await this.lock('gc');
     const mark = tempName(this.activeDir, 'session');
     try {
-      fs.writeFileSync(mark, '');
+      fs.writeFileSync(mark, '', { mode: 0o600 });
     } finally {
       release();
     }
@@ -172,119 +147,23 @@ export class ImageStore {
 
   // --- layers ---
 
-  private layerMetaPath(diffId: string): string {
-    return join(this.metaDir, `${digestHex(diffId)}.json`);
-  }
-
-  private layerMeta(diffId: string): LayerMeta | undefined {
-    return readJsonFile<LayerMeta>(this.layerMetaPath(diffId));
-  }
-
   hasLayer(diffId: string): boolean {
-    return this.layerMeta(diffId) !== undefined;
+    return this.layers.meta(diffId) !== undefined;
   }
 
   /** The folder of an unpacked layer; NOT_FOUND when it is not unpacked. */
   layerDir(diffId: string): string {
-    const meta = this.layerMeta(diffId);
-    if (!meta) throw new ImageError('NOT_FOUND', `layer ${diffId} is not unpacked in ${this.root}`);
-    return join(this.layersRoot, meta.dir);
+    return this.layers.dir(diffId, this.root);
   }
 
-  /**
-   * Unpacks a layer blob once per diff ID: under a per-layer lock folder, into a temp folder,
-   * verifying the uncompressed sha256 against `diffId`, then renamed into l/ and recorded.
-   */
-  /**
-   * A queue that unpacks layers as they are handed over (a pull hands each one over as soon
-   * as its blob is stored, so unpacking overlaps the rest of the download), a few at a time.
-   * `done` waits for every one and throws the first failure; after a failure the layers
-   * still queued are skipped.
-   */
-  layerUnpacker(): { add(layer: Parameters<ImageStore['ensureLayer']>[0]): void; done(): Promise<void> } {
-    let active = 0;
-    const waiting: (() => void)[] = [];
-    const tasks: Promise<void>[] = [];
-    let failure: { error: unknown } | undefined;
-    const acquire = async () => {
-      if (active < LAYER_CONCURRENCY) active++;
-      else await new Promise<void>((r) => waiting.push(r));
-    };
-    const release = () => {
-      const next = waiting.shift();
-      if (next) next();
-      else active--;
-    };
-    return {
-      add: (layer) => {
-        tasks.push(
-          (async () => {
-            await acquire();
-            try {
-              if (!failure) await this.ensureLayer(layer);
-            } catch (e) {
-              failure ??= { error: e };
-            } finally {
-              release();
-            }
-          })(),
-        );
-      },
-      done: async () => {
-        await Promise.all(tasks);
-        if (failure) throw failure.error;
-      },
-    };
+  /** A queue that unpacks layers as they are handed over (see LayerStore.unpacker). */
+  layerUnpacker(): LayerUnpacker {
+    return this.layers.unpacker();
   }
 
-  async ensureLayer(layer: { digest: string; diffId: string; mediaType?: string }): Promise<string> {
-    const hex = digestHex(layer.diffId);
-    const existing = this.layerMeta(layer.diffId);
-    if (existing) return join(this.layersRoot, existing.dir);
-    if (!this.content.hasBlob(layer.digest)) {
-      throw new ImageError(
-        'NOT_FOUND',
-        `layer blob ${layer.digest} (diff ID ${layer.diffId}) is not in the content store`,
-      );
-    }
-    const release = await this.lock(`layer-${hex}`);
-    try {
-      const again = this.layerMeta(layer.diffId);
-      if (again) return join(this.layersRoot, again.dir);
-      const dirName = hex.slice(0, LAYER_DIR_LEN);
-      const final = join(this.layersRoot, dirName);
-      // A folder without its record was left by a crash between rename and record: redo it.
-      if (fs.existsSync(final)) {
-        const away = tempName(this.tmpDir, 'old-layer');
-        fs.renameSync(final, away);
-        fs.rmSync(away, { recursive: true, force: true });
-      }
-      const tmp = tempName(this.tmpDir, 'layer');
-      fs.mkdirSync(tmp, { mode: 0o755 });
-      try {
-        const result = await applyLayer(
-          this.content.openBlob(layer.digest, { highWaterMark: 1024 * 1024 }),
-          tmp,
-        );
-        if (result.diffId !== layer.diffId) {
-          throw new ImageError(
-            'DIGEST_MISMATCH',
-            `layer ${layer.digest}: uncompressed digest ${result.diffId} does not match the diff ID ${layer.diffId} in the image config; the layer is corrupt, nothing was stored`,
-          );
-        }
-        // One syncfs instead of an fsync per file: the layer's files are on disk before it is named.
-        await syncfsOf(tmp);
-        fs.renameSync(tmp, final);
-        const meta: LayerMeta = { diffId: layer.diffId, dir: dirName, size: result.size };
-        writeFileAtomic(this.layerMetaPath(layer.diffId), JSON.stringify(meta), this.tmpDir);
-        return final;
-      } catch (e) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-        throw e;
-      }
-    } finally {
-      release();
-    }
+  /** Unpacks a layer blob once per diff ID (see LayerStore.ensure). */
+  ensureLayer(layer: LayerToUnpack): Promise<string> {
+    return this.layers.ensure(layer);
   }
 
   // --- images ---
@@ -317,7 +196,10 @@ export class ImageStore {
         const info = await this.content.writeBlob(bytes, manifestDigest ? { digest: manifestDigest } : {});
         manifestDigest = info.digest;
       } else if (manifestDigest) {
-        bytes = await this.content.readBlob(manifestDigest);
+        bytes = await this.content.readBlob(manifestDigest, {
+          bytes: MAX_MANIFEST_BYTES,
+          what: `manifest ${manifestDigest}`,
+        });
       } else {
         throw new ImageError('BAD_MANIFEST', 'importFromBlobs needs a manifestDigest or the manifest bytes');
       }
@@ -407,7 +289,10 @@ export class ImageStore {
   }
 
   async readConfig(configDigest: string): Promise<ImageConfig> {
-    const config = await this.content.readJson<ImageConfig>(configDigest);
+    const config = await this.content.readJson<ImageConfig>(configDigest, {
+      bytes: MAX_CONFIG_BYTES,
+      what: `image config ${configDigest}`,
+    });
     if (!config || typeof config !== 'object' || !config.rootfs || !Array.isArray(config.rootfs.diff_ids)) {
       throw new ImageError('BAD_MANIFEST', `image config ${configDigest} has no rootfs.diff_ids`);
     }
@@ -549,7 +434,7 @@ export class ImageStore {
   }
 
   private layerSize(l: LayerRecord): number {
-    return this.layerMeta(l.diffId)?.size ?? l.size;
+    return this.layers.meta(l.diffId)?.size ?? l.size;
   }
 
   /**
@@ -626,14 +511,12 @@ export class ImageStore {
         }
       }
       const keptDirs = new Set<string>();
-      for (const n of fs.readdirSync(this.metaDir)) {
-        const meta = readJsonFile<LayerMeta>(join(this.metaDir, n));
-        if (!meta) continue;
+      for (const { file, meta } of this.layers.allMeta()) {
         if (diffIds.has(meta.diffId)) {
           keptDirs.add(meta.dir);
           continue;
         }
-        fs.rmSync(join(this.metaDir, n), { force: true });
+        fs.rmSync(join(this.layers.metaDir, file), { force: true });
         result.reclaimedBytes += meta.size;
         result.deletedLayers.push(meta.diffId);
       }
@@ -676,49 +559,13 @@ export class ImageStore {
   async inspect(ref: string): Promise<Record<string, unknown>> {
     const r = this.get(ref);
     const config = await this.readConfig(r.configDigest);
-    const names = this.namesOf(r.manifestDigest);
-    return {
-      Id: r.id,
-      RepoTags: names.map(familiarName),
-      RepoDigests: [...new Set(names.map((n) => `${familiarName(repoOf(n))}@${r.manifestDigest}`))],
-      Parent: '',
-      Comment: config.history?.at(-1)?.comment ?? '',
-      Created: config.created ?? '',
-      DockerVersion: '',
-      Author: config.author ?? '',
-      Config: config.config ?? {},
-      Architecture: config.architecture,
-      Variant: config.variant,
-      Os: config.os,
-      Size: r.layers.reduce((s, l) => s + this.layerSize(l), 0),
-      RootFS: { Type: 'layers', Layers: config.rootfs.diff_ids },
-      Metadata: { LastTagTime: r.loadedAt },
-      Descriptor: { mediaType: r.manifestMediaType, digest: r.manifestDigest, size: r.manifestSize },
-    };
+    return inspectImage(r, config, this.namesOf(r.manifestDigest), (l) => this.layerSize(l));
   }
 
   /** `history`: newest first, sizes from the layers, like docker. */
   async history(ref: string): Promise<HistoryRow[]> {
     const r = this.get(ref);
-    const config = await this.readConfig(r.configDigest);
-    const entries: HistoryEntry[] = config.history?.length
-      ? config.history
-      : r.layers.map(() => ({ created_by: '' }));
-    let layer = 0;
-    const rows: HistoryRow[] = entries.map((h) => {
-      const empty = h.empty_layer === true;
-      const l = empty ? undefined : r.layers[layer++];
-      return {
-        id: '<missing>',
-        created: h.created,
-        createdBy: h.created_by ?? '',
-        size: l ? this.layerSize(l) : 0,
-        comment: h.comment ?? '',
-        emptyLayer: empty,
-      };
-    });
-    if (rows.length) rows[rows.length - 1].id = r.id;
-    return rows.reverse();
+    return historyRows(r, await this.readConfig(r.configDigest), (l) => this.layerSize(l));
   }
 
   /**
@@ -736,15 +583,14 @@ export class ImageStore {
         if (!this.content.hasBlob(d)) problems.push(`image ${r.id}: blob ${d} missing`);
       }
       for (const l of r.layers) {
-        const meta = this.layerMeta(l.diffId);
+        const meta = this.layers.meta(l.diffId);
         if (!meta) problems.push(`image ${r.id}: layer ${l.diffId} not unpacked`);
         else if (!fs.existsSync(join(this.layersRoot, meta.dir)))
           problems.push(`layer ${l.diffId}: folder missing`);
       }
     }
-    for (const n of fs.readdirSync(this.metaDir)) {
-      const meta = readJsonFile<LayerMeta>(join(this.metaDir, n));
-      if (meta && !fs.existsSync(join(this.layersRoot, meta.dir)))
+    for (const { meta } of this.layers.allMeta()) {
+      if (!fs.existsSync(join(this.layersRoot, meta.dir)))
         problems.push(`layer ${meta.diffId}: folder missing`);
     }
     for (const b of this.content.listBlobs()) {
@@ -764,35 +610,4 @@ function safeNormalize(ref: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function repoOf(full: string): string {
-  const r = parseReference(full);
-  return `${r.domain}/${r.path}`;
-}
-
-/** Parses and checks an image manifest (not an index). */
-export function parseManifest(bytes: Buffer, digest: string): Manifest {
-  let m: Manifest;
-  try {
-    m = JSON.parse(bytes.toString('utf8')) as Manifest;
-  } catch (e) {
-    throw new ImageError('BAD_MANIFEST', `manifest ${digest} is not valid JSON: ${(e as Error).message}`);
-  }
-  if (m?.schemaVersion !== 2 || !m.config || !Array.isArray(m.layers)) {
-    const what =
-      m && 'manifests' in (m as object) ? 'an index, not an image manifest' : 'not a schema 2 image manifest';
-    throw new ImageError('BAD_MANIFEST', `manifest ${digest} is ${what}`);
-  }
-  for (const d of [m.config, ...m.layers]) {
-    if (!d || typeof d.digest !== 'string' || !isDigest(d.digest) || typeof d.size !== 'number') {
-      throw new ImageError('BAD_MANIFEST', `manifest ${digest} has a bad descriptor: ${JSON.stringify(d)}`);
-    }
-  }
-  for (const l of m.layers) {
-    if (!isLayerMediaType(l.mediaType)) {
-      throw new ImageError('UNSUPPORTED', `manifest ${digest}: unsupported layer media type ${l.mediaType}`);
-    }
-  }
-  return m;
 }

@@ -14,6 +14,12 @@ export {
   type RemoveResult,
 } from './image-store.js';
 export {
+  MAX_ARCHIVE_ENTRIES,
+  MAX_CONFIG_BYTES,
+  MAX_ENTRY_NAME_BYTES,
+  MAX_MANIFEST_BYTES,
+} from './limits.js';
+export {
   familiarName,
   formatReference,
   normalizeReference,
@@ -21,4 +27,6 @@ export {
   type Reference,
   repositoryName,
 } from './reference.js';
+export { SpaceGuard } from './space.js';
+export { privateDir, privateFiles, STATE_DIR_MODE, STATE_FILE_MODE } from './state-dir.js';
 export * from './types.js';
