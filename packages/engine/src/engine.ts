@@ -31,6 +31,7 @@ import { EngineError } from './errors.js';
 import { type LogEntry, LogWriter, type ReadLogsOptions, readLogs } from './logs.js';
 import { newId, shortId } from './names.js';
 import { type ContainerRecord, RecordStore, type Resources } from './records.js';
+import { seccompOption } from './seccomp.js';
 import {
   buildSpec,
   capabilitiesFor,
@@ -55,8 +56,11 @@ export interface CreateContainerOptions {
   /** Capabilities beyond Docker's defaults, and ones to take away (`ALL` for every one). */
   capAdd?: string[];
   capDrop?: string[];
-  /** `unconfined` turns the default seccomp profile off. */
-  seccomp?: 'default' | 'unconfined';
+  /**
+   * Docker's default seccomp profile (`default`), none (`unconfined`), or a profile in Docker's
+   * format read from a file (`--security-opt seccomp=FILE`), checked and resolved at create.
+   */
+  seccomp?: 'default' | 'unconfined' | { file: string };
   /** no_new_privs: setuid binaries and file capabilities grant nothing. */
   noNewPrivileges?: boolean;
   /** Replaces the image's entrypoint ('' for none); the image's Cmd is then dropped too. */
@@ -164,12 +168,13 @@ export class Engine {
       throw new EngineError(`storage driver ${storageDriver}: ${(e as Error).message}`, 125);
     }
     const resources = checkResources(options.resources ?? {});
-    // Unknown capability names fail here, before anything is made.
-    capabilityNames({
+    // Unknown capability names and a bad seccomp profile fail here, before anything is made.
+    const caps = capabilityNames({
       privileged: options.privileged ?? false,
       capAdd: options.capAdd ?? [],
       capDrop: options.capDrop ?? [],
     } as ContainerRecord['hostConfig']);
+    const seccomp = seccompOption(options.seccomp, caps);
     const { image, imageId, layers, config } = await this.resolveRoot(options);
     // Docker's rules: --entrypoint replaces the image's and drops its Cmd; arguments replace Cmd.
     const entrypoint =
@@ -214,7 +219,7 @@ export class Engine {
         privileged: options.privileged ?? false,
         capAdd: options.capAdd ?? [],
         capDrop: options.capDrop ?? [],
-        seccomp: options.seccomp ?? 'default',
+        ...seccomp,
         noNewPrivileges: options.noNewPrivileges ?? false,
         resources,
       },

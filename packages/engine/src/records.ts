@@ -15,6 +15,7 @@ import {
 import { join } from 'node:path';
 import type { CgroupLimits } from '@corral/cgroups';
 import { privateDir } from '@corral/image';
+import type { OciSeccomp } from '@corral/runtime';
 import { EngineError } from './errors.js';
 import { NAME_RE, randomName } from './names.js';
 
@@ -54,8 +55,13 @@ export interface ContainerRecord {
     privileged: boolean;
     capAdd: string[];
     capDrop: string[];
-    /** `unconfined` (--security-opt seccomp=unconfined), or `default`. */
-    seccomp: 'default' | 'unconfined';
+    /**
+     * `unconfined` (--security-opt seccomp=unconfined), `default` (Docker's profile, resolved
+     * at each start), or `custom` (--security-opt seccomp=FILE, resolved at create).
+     */
+    seccomp: 'default' | 'unconfined' | 'custom';
+    /** The custom profile, resolved against the container's capabilities. */
+    seccompProfile?: OciSeccomp;
     noNewPrivileges: boolean;
     resources: Resources;
   };

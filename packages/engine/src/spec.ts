@@ -8,9 +8,11 @@ import {
   type OciSeccomp,
   type OciSpec,
 } from '@corral/runtime';
-import { CAP, hasSyscall, parseCapability } from '@corral/sys';
+import { CAP, parseCapability } from '@corral/sys';
 import { EngineError } from './errors.js';
 import type { ContainerRecord } from './records.js';
+import { resolveSeccompProfile } from './seccomp.js';
+import { DEFAULT_SECCOMP_PROFILE } from './seccomp-default.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -107,13 +109,15 @@ export function buildSpec(
 ): OciSpec {
   const { uid, gid, additionalGids } = resolveUser(r.config.user, rootfs);
   const privileged = r.hostConfig.privileged;
+  const capabilities = capabilitiesFor(r, uid);
+  const seccomp = seccompProfile(r, capabilities?.bounding ?? []);
   return {
     ociVersion: '1.2.0',
     process: {
       terminal: r.config.tty,
       ...(consoleSize ? { consoleSize } : {}),
       user: { uid, gid, additionalGids },
-      capabilities: capabilitiesFor(r, uid),
+      capabilities,
       noNewPrivileges: r.hostConfig.noNewPrivileges,
       args: r.config.cmd,
       env: containerEnv(r),
@@ -175,7 +179,7 @@ export function buildSpec(
         ...limitsToOci(limitsOf(r)),
         devices: privileged ? [{ allow: true, access: 'rwm' }] : DEFAULT_DEVICE_RULES,
       } as Record<string, unknown>,
-      ...(seccompProfile(r) ? { seccomp: seccompProfile(r) } : {}),
+      ...(seccomp ? { seccomp } : {}),
       maskedPaths: privileged ? [] : MASKED_PATHS,
       readonlyPaths: privileged ? [] : READONLY_PATHS,
     },
@@ -278,56 +282,12 @@ function heldCapabilities(): Set<string> {
 }
 
 /**
- * Syscalls a container is denied by default (EPERM), beyond what its capabilities already
- * stop: the kernel keyring (not namespaced), kernel modules and kexec, BPF, perf events,
- * userfaultfd, io_uring, reading other processes' memory, clocks, swap, accounting, reboot.
- * A denylist, where Docker's profile is an allowlist of ~300 calls.
+ * The container's seccomp profile: one given with `--security-opt seccomp=FILE` (resolved at
+ * create), none when unconfined or privileged, else Docker's default resolved against the
+ * container's bounding set (`caps`).
  */
-export const DEFAULT_DENIED_SYSCALLS = [
-  'acct',
-  'add_key',
-  'bpf',
-  'clock_adjtime',
-  'clock_settime',
-  'create_module',
-  'delete_module',
-  'finit_module',
-  'get_kernel_syms',
-  'init_module',
-  'io_uring_enter',
-  'io_uring_register',
-  'io_uring_setup',
-  'ioperm',
-  'iopl',
-  'kcmp',
-  'kexec_file_load',
-  'kexec_load',
-  'keyctl',
-  'lookup_dcookie',
-  'name_to_handle_at',
-  'nfsservctl',
-  'open_by_handle_at',
-  'perf_event_open',
-  'process_vm_readv',
-  'process_vm_writev',
-  'query_module',
-  'quotactl',
-  'reboot',
-  'request_key',
-  'settimeofday',
-  'swapoff',
-  'swapon',
-  '_sysctl',
-  'uselib',
-  'userfaultfd',
-  'ustat',
-];
-
-/** The container's seccomp profile: the default denylist, none when unconfined or privileged. */
-export function seccompProfile(r: ContainerRecord): OciSeccomp | undefined {
+export function seccompProfile(r: ContainerRecord, caps: readonly string[]): OciSeccomp | undefined {
+  if (r.hostConfig.seccomp === 'custom') return r.hostConfig.seccompProfile;
   if (r.hostConfig.privileged || r.hostConfig.seccomp === 'unconfined') return undefined;
-  return {
-    defaultAction: 'SCMP_ACT_ALLOW',
-    syscalls: [{ names: DEFAULT_DENIED_SYSCALLS.filter(hasSyscall), action: 'SCMP_ACT_ERRNO', errnoRet: 1 }],
-  };
+  return resolveSeccompProfile(DEFAULT_SECCOMP_PROFILE, { caps });
 }

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { parseBytes, parseCpus, parseMemorySwap } from '@corral/cgroups';
 import { type CreateContainerOptions, EngineError, type Resources, shortId } from '@corral/engine';
 import { formatTree } from '@corral/pidns';
@@ -8,14 +9,23 @@ import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
 import { createFlags, processFlags } from './run-flags.js';
 
-/** --security-opt values corral knows; anything else is a usage error, not silently ignored. */
+/**
+ * --security-opt values corral knows (`seccomp=unconfined|builtin|FILE`, `no-new-privileges`);
+ * anything else is a usage error, not silently ignored. A profile file is read by the engine.
+ */
 function securityOptions(opts: string[]): Pick<CreateContainerOptions, 'seccomp' | 'noNewPrivileges'> {
   const out: Pick<CreateContainerOptions, 'seccomp' | 'noNewPrivileges'> = {};
   for (const o of opts) {
-    if (o === 'seccomp=unconfined' || o === 'seccomp:unconfined') out.seccomp = 'unconfined';
+    const seccomp = /^seccomp[=:](.*)$/s.exec(o)?.[1];
+    if (seccomp === 'unconfined') out.seccomp = 'unconfined';
+    else if (seccomp === 'builtin') out.seccomp = 'default';
+    else if (seccomp) out.seccomp = { file: resolve(seccomp) };
     else if (o === 'no-new-privileges' || o === 'no-new-privileges=true' || o === 'no-new-privileges:true')
       out.noNewPrivileges = true;
-    else throw new UsageError(`unsupported --security-opt ${o}: seccomp=unconfined or no-new-privileges`);
+    else
+      throw new UsageError(
+        `unsupported --security-opt ${o}: seccomp=unconfined|builtin|FILE or no-new-privileges`,
+      );
   }
   return out;
 }

@@ -60,7 +60,8 @@ export const createFlags: FlagSpec[] = [
     name: 'security-opt',
     type: 'list',
     value: 'OPT',
-    description: 'seccomp=unconfined (no syscall filter) or no-new-privileges',
+    description:
+      "seccomp=FILE (a profile in Docker's format), seccomp=unconfined (no syscall filter), or no-new-privileges",
   },
   { name: 'read-only', type: 'boolean', description: "Mount the container's root read-only" },
   {
