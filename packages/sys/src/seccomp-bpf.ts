@@ -49,23 +49,22 @@ export class Assembler {
         `seccomp: the filter has ${code.length} instructions, more than the kernel's ${MAX_INSNS}`,
       );
     const buf = Buffer.alloc(code.length * 8);
-    code.forEach((insn, pc) => {
-      const rel = (t: Target) => (t === null ? 0 : offset(at, t, pc));
-      let op: number;
-      let jt = 0;
-      let jf = 0;
-      let k: number;
-      if ('ld' in insn) [op, k] = [LD_W_ABS, insn.ld];
-      else if ('and' in insn) [op, k] = [ALU_AND_K, insn.and];
-      else if ('ret' in insn) [op, k] = [RET_K, insn.ret];
-      else if ('ja' in insn) [op, k] = [JMP_JA, rel(insn.ja)];
-      else if ('jmp' in insn) [op, k, jt, jf] = [insn.jmp, insn.k, rel(insn.jt), rel(insn.jf)];
-      else throw new Error('seccomp: unknown instruction');
-      buf.writeUInt16LE(op, pc * 8);
-      buf.writeUInt8(jt, pc * 8 + 2);
-      buf.writeUInt8(jf, pc * 8 + 3);
-      buf.writeUInt32LE(k >>> 0, pc * 8 + 4);
-    });
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const rel = (t: Target, pc: number) => (t === null ? 0 : offset(at, t, pc));
+    const put = (pc: number, op: number, k: number, jt = 0, jf = 0) => {
+      view.setUint16(pc * 8, op, true);
+      view.setUint8(pc * 8 + 2, jt);
+      view.setUint8(pc * 8 + 3, jf);
+      view.setUint32(pc * 8 + 4, k >>> 0, true);
+    };
+    for (let pc = 0; pc < code.length; pc++) {
+      const insn = code[pc];
+      if ('ld' in insn) put(pc, LD_W_ABS, insn.ld);
+      else if ('and' in insn) put(pc, ALU_AND_K, insn.and);
+      else if ('ret' in insn) put(pc, RET_K, insn.ret);
+      else if ('ja' in insn) put(pc, JMP_JA, rel(insn.ja, pc));
+      else if ('jmp' in insn) put(pc, insn.jmp, insn.k, rel(insn.jt, pc), rel(insn.jf, pc));
+    }
     return buf;
   }
 }
@@ -92,35 +91,42 @@ function offset(at: Map<string, number>, label: string, pc: number): number {
 
 /**
  * Gives every conditional jump that reaches further than 255 instructions a trampoline: an
- * unconditional jump right after it. Inserting one only lengthens other jumps, so this repeats
- * until none is too long.
+ * unconditional jump right after it. Inserting them only lengthens other jumps, so this repeats
+ * until none is too long (twice at most for real profiles).
  */
 function routeLongJumps(input: readonly Insn[]): Insn[] {
-  const insns = input.map((i) => ({ ...i }));
+  let insns = input.slice();
   let made = 0;
   for (;;) {
     const at = positions(insns);
+    const out: Insn[] = [];
     let pc = 0;
-    let fixed = false;
-    for (let idx = 0; idx < insns.length && !fixed; idx++) {
-      const insn = insns[idx];
-      if ('label' in insn) continue;
-      if ('jmp' in insn) {
-        for (const side of ['jt', 'jf'] as const) {
-          const t = insn[side];
-          if (t === null || offset(at, t, pc) <= 255) continue;
-          const tramp = `trampoline#${made++}`;
-          const after = `after-trampoline#${made++}`;
-          insn[side] = tramp;
-          const other = side === 'jt' ? 'jf' : 'jt';
-          if (insn[other] === null) insn[other] = after;
-          insns.splice(idx + 1, 0, { label: tramp }, { ja: t }, { label: after });
-          fixed = true;
-          break;
-        }
+    for (const insn of insns) {
+      if ('label' in insn) {
+        out.push(insn);
+        continue;
       }
-      pc++;
+      const here = pc++;
+      const far = (t: Target) => t !== null && offset(at, t, here) > 255;
+      if (!('jmp' in insn) || !(far(insn.jt) || far(insn.jf))) {
+        out.push(insn);
+        continue;
+      }
+      const jump = { ...insn };
+      const after: Insn[] = [];
+      for (const side of ['jt', 'jf'] as const) {
+        const t = insn[side];
+        if (t === null || !far(t)) continue;
+        const tramp = `trampoline#${made++}`;
+        jump[side] = tramp;
+        after.push({ label: tramp }, { ja: t });
+      }
+      const next = `after-trampoline#${made++}`;
+      if (jump.jt === null) jump.jt = next;
+      if (jump.jf === null) jump.jf = next;
+      out.push(jump, ...after, { label: next });
     }
-    if (!fixed) return insns;
+    if (out.length === insns.length) return insns;
+    insns = out;
   }
 }
