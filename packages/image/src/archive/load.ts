@@ -6,6 +6,14 @@ import { ImageError } from '../errors.js';
 import { Decompress, detectCompression } from '../layer/compress.js';
 import { isDigest, sha256 } from '../store/digest.js';
 import type { ImageStore } from '../store/image-store.js';
+import {
+  MAX_ARCHIVE_ENTRIES,
+  MAX_ARCHIVE_MANIFEST_BYTES,
+  MAX_CONFIG_BYTES,
+  MAX_ENTRY_NAME_BYTES,
+  MAX_MANIFEST_BYTES,
+  tooBig,
+} from '../store/limits.js';
 import { familiarName, normalizeReference, parseReference } from '../store/reference.js';
 import { type Descriptor, type ImageIndex, type Manifest, MediaType } from '../store/types.js';
 import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, pickPlatform } from './common.js';
@@ -24,6 +32,18 @@ export interface LoadResult {
 
 /** Files up to this size are kept in memory while the archive streams by; bigger ones go to the store. */
 const MEMORY_LIMIT = 1024 * 1024;
+/** All files kept in memory together: past this, small files go to the store too. */
+const MEMORY_BUDGET = 64 * 1024 * 1024;
+
+/** The cap of the JSON documents an archive names (checked on the tar header, before reading). */
+function jsonCapOf(name: string): { limit: number; what: string } | undefined {
+  if (name === 'manifest.json') return { limit: MAX_ARCHIVE_MANIFEST_BYTES, what: 'manifest.json' };
+  if (name === 'index.json') return { limit: MAX_MANIFEST_BYTES, what: 'index.json' };
+  if (name === 'oci-layout') return { limit: 64 * 1024, what: 'oci-layout' };
+  // Classic archives name configs <hex>.json; a layer is never a .json.
+  if (name.endsWith('.json')) return { limit: MAX_CONFIG_BYTES, what: 'config' };
+  return undefined;
+}
 
 type ArchiveFile = { data: Buffer } | { digest: string; size: number };
 
@@ -61,11 +81,27 @@ async function loadInSession(
 ): Promise<LoadResult> {
   const files = new Map<string, ArchiveFile>();
   const links = new Map<string, string>();
+  let entries = 0;
+  let inMemory = 0;
   const source = typeof input === 'string' ? fs.createReadStream(input) : input;
   const extract = tar.extract();
   const reading = (async () => {
     for await (const entry of extract) {
       const h = entry.header;
+      if (++entries > MAX_ARCHIVE_ENTRIES) {
+        throw new ImageError(
+          'BAD_ARCHIVE',
+          `the archive holds more than ${MAX_ARCHIVE_ENTRIES} entries; no image archive has so many, refusing it`,
+        );
+      }
+      for (const n of [h.name, h.linkname ?? '']) {
+        if (Buffer.byteLength(n) > MAX_ENTRY_NAME_BYTES) {
+          throw new ImageError(
+            'BAD_ARCHIVE',
+            `an archive entry has a name of ${Buffer.byteLength(n)} bytes, more than the ${MAX_ENTRY_NAME_BYTES} allowed; refusing the archive`,
+          );
+        }
+      }
       const name = posix
         .normalize(h.name)
         .replace(/^(\.\/)+|^\/+/, '')
@@ -83,9 +119,14 @@ async function loadInSession(
         entry.resume();
         continue;
       }
+      const size = h.size ?? 0;
+      const cap = jsonCapOf(name);
+      if (cap && size > cap.limit)
+        throw tooBig(`${cap.what} ${name} in the archive`, size, cap.limit, 'BAD_ARCHIVE');
       const fromPath = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(name);
       const expected = fromPath ? `sha256:${fromPath[1]}` : undefined;
-      if (h.size <= MEMORY_LIMIT) {
+      if (size <= MEMORY_LIMIT && inMemory + size <= MEMORY_BUDGET) {
+        inMemory += size;
         const chunks: Buffer[] = [];
         for await (const c of entry as AsyncIterable<Buffer>) chunks.push(c);
         const data = Buffer.concat(chunks);
@@ -98,9 +139,10 @@ async function loadInSession(
         files.set(name, { data });
       } else {
         const existed = expected ? store.content.hasBlob(expected) : false;
+        const what = `archive file ${name}`;
         const info = await store.content.writeBlob(
           entry as AsyncIterable<Uint8Array>,
-          expected ? { digest: expected, size: h.size } : { size: h.size },
+          expected ? { digest: expected, size, what } : { size, what },
         );
         if (!existed) created.add(info.digest);
         files.set(name, info);
@@ -131,8 +173,11 @@ async function loadInSession(
     if (!f) throw new ImageError('BAD_ARCHIVE', `the archive lacks ${path} (${what})`);
     return f;
   };
-  const json = <T>(path: string, what: string): T => {
+  /** An archive file parsed as JSON; one over `limit` is refused unread. */
+  const json = <T>(path: string, what: string, limit: number): T => {
     const f = need(path, what);
+    const size = 'data' in f ? f.data.length : f.size;
+    if (size > limit) throw tooBig(`${path} in the archive (${what})`, size, limit, 'BAD_ARCHIVE');
     const data = 'data' in f ? f.data : fs.readFileSync(store.content.blobPath(f.digest));
     try {
       return JSON.parse(data.toString('utf8')) as T;
@@ -174,14 +219,14 @@ async function loadInSession(
 
   // RepoTags of docker's manifest.json, by config digest, to name OCI entries too.
   const dockerItems = find('manifest.json')
-    ? json<DockerManifestItem[]>('manifest.json', 'docker manifest')
+    ? json<DockerManifestItem[]>('manifest.json', 'docker manifest', MAX_ARCHIVE_MANIFEST_BYTES)
     : undefined;
   if (dockerItems && !Array.isArray(dockerItems))
     throw new ImageError('BAD_ARCHIVE', 'manifest.json is not a list');
   const images: LoadedImage[] = [];
 
   if (find('index.json')) {
-    const index = json<ImageIndex>('index.json', 'OCI index');
+    const index = json<ImageIndex>('index.json', 'OCI index', MAX_MANIFEST_BYTES);
     if (!Array.isArray(index.manifests))
       throw new ImageError('BAD_ARCHIVE', 'index.json has no manifests list');
     const tagsByConfig = new Map<string, string[]>();
@@ -197,7 +242,7 @@ async function loadInSession(
       let desc = top;
       for (let depth = 0; isIndexType(desc.mediaType); depth++) {
         if (depth > 4) throw new ImageError('BAD_ARCHIVE', 'index.json nests indexes too deeply');
-        const nested = json<ImageIndex>(blobPathOf(desc.digest), 'nested index');
+        const nested = json<ImageIndex>(blobPathOf(desc.digest), 'nested index', MAX_MANIFEST_BYTES);
         await storeFile(blobPathOf(desc.digest), 'nested index', desc);
         const picked = pickPlatform(nested.manifests ?? []);
         if (!picked) {
@@ -215,9 +260,11 @@ async function loadInSession(
     for (const { desc, names } of byManifest.values()) {
       const manifestPath = blobPathOf(desc.digest);
       await storeFile(manifestPath, 'manifest', desc);
-      const manifest = json<Manifest>(manifestPath, 'manifest');
+      const manifest = json<Manifest>(manifestPath, 'manifest', MAX_MANIFEST_BYTES);
       if (!manifest.config || !Array.isArray(manifest.layers))
         throw new ImageError('BAD_ARCHIVE', `manifest ${desc.digest} is not an image manifest`);
+      if (manifest.config.size > MAX_CONFIG_BYTES)
+        throw tooBig(`image config ${manifest.config.digest}`, manifest.config.size, MAX_CONFIG_BYTES);
       await storeFile(blobPathOf(manifest.config.digest), 'config', manifest.config);
       for (const l of manifest.layers) await storeFile(blobPathOf(l.digest), 'layer', l);
       for (const t of tagsByConfig.get(manifest.config.digest) ?? []) names.add(normalizeReference(t));
@@ -237,6 +284,10 @@ async function loadInSession(
     if (typeof item.Config !== 'string' || !Array.isArray(item.Layers)) {
       throw new ImageError('BAD_ARCHIVE', 'manifest.json: each entry needs Config and Layers');
     }
+    const cfgFile = need(item.Config, 'config');
+    const cfgSize = 'data' in cfgFile ? cfgFile.data.length : cfgFile.size;
+    if (cfgSize > MAX_CONFIG_BYTES)
+      throw tooBig(`config ${item.Config} in the archive`, cfgSize, MAX_CONFIG_BYTES);
     const cfg = await storeFile(item.Config, 'config');
     // Classic archives name the config <hex>.json: that name is a claim to check.
     const claimed = /(?:^|\/)([a-f0-9]{64})(?:\.json)?$/.exec(item.Config);
@@ -268,7 +319,10 @@ async function loadInSession(
       layers,
     };
     const names = (item.RepoTags ?? []).map((t) => normalizeReference(t));
-    const record = await store.importFromBlobs({ manifest: Buffer.from(JSON.stringify(manifest)), names });
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    // Written by importFromBlobs: discarded with the rest when the load fails.
+    if (!store.content.hasBlob(sha256(manifestBytes))) created.add(sha256(manifestBytes));
+    const record = await store.importFromBlobs({ manifest: manifestBytes, names });
     images.push({ id: record.id, manifestDigest: record.manifestDigest, names });
   }
   return { format: 'docker-archive', images: shortNames(images) };

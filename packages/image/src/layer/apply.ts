@@ -428,6 +428,8 @@ export async function applyLayer(
     handle(header, stream as unknown as Readable).then(
       () => next(),
       (e) => {
+        // The entry's stream goes down with the extractor: its error is this one, handled here.
+        stream.on('error', () => {});
         stream.resume();
         next(e);
       },

@@ -8,8 +8,10 @@ import { acquireLock, cleanTempDir, pidAlive, readJsonFile, tempName, writeFileA
 import { type HistoryRow, historyRows, inspectImage } from './inspect.js';
 import { LayerStore, type LayerToUnpack, type LayerUnpacker } from './layer-store.js';
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES } from './limits.js';
+import { checkStore, collectUnused } from './maintenance.js';
 import { parseManifest } from './manifest-check.js';
 import { familiarName, normalizeReference, parseReference } from './reference.js';
+import { RefStore } from './refs.js';
 import { privateDir, privateFiles } from './state-dir.js';
 import {
   type Descriptor,
@@ -94,7 +96,7 @@ export class ImageStore {
   private readonly imagesDir: string;
   private readonly locksDir: string;
   private readonly activeDir: string;
-  private readonly refsPath: string;
+  private readonly refs: RefStore;
 
   constructor(root: string) {
     this.root = root;
@@ -104,7 +106,7 @@ export class ImageStore {
     this.imagesDir = join(root, 'images');
     this.locksDir = join(root, 'locks');
     this.activeDir = join(root, 'locks', 'active');
-    this.refsPath = join(root, 'refs.json');
+    this.refs = new RefStore(join(root, 'refs.json'), this.content.tmpDir, (name) => this.lock(name));
     for (const d of [this.imagesDir, this.locksDir, this.activeDir]) privateDir(d);
     privateFiles(this.locksDir);
     privateFiles(this.activeDir);
@@ -258,7 +260,7 @@ export class ImageStore {
       if (indexDigest) record.indexDigest = indexDigest;
       writeFileAtomic(this.imagePath(manifestDigest), JSON.stringify(record, null, 2), this.tmpDir);
       if (options.names?.length)
-        await this.setRefs(options.names.map((n) => [normalizeReference(n), manifestDigest]));
+        await this.refs.set(options.names.map((n) => [normalizeReference(n), manifestDigest]));
       return record;
     });
   }
@@ -318,7 +320,7 @@ export class ImageStore {
           r.manifestDigest === parsed.digest || r.id === parsed.digest || r.indexDigest === parsed.digest,
       );
     if (parsed && !/^(sha256:)?[a-f0-9]{12,64}$/.test(ref)) {
-      const target = this.readRefs()[normalizeReference(ref)];
+      const target = this.refs.read()[normalizeReference(ref)];
       const byName = target ? records.find((r) => r.manifestDigest === target) : undefined;
       if (byName || !/^[a-f0-9]{3,}$/.test(ref)) return byName;
     }
@@ -370,33 +372,9 @@ export class ImageStore {
 
   // --- references ---
 
-  private readRefs(): Record<string, string> {
-    return readJsonFile<{ refs: Record<string, string> }>(this.refsPath)?.refs ?? {};
-  }
-
-  private async updateRefs(change: (refs: Record<string, string>) => void): Promise<void> {
-    const release = await this.lock('refs');
-    try {
-      const refs = this.readRefs();
-      change(refs);
-      const sorted = Object.fromEntries(Object.entries(refs).sort(([a], [b]) => a.localeCompare(b)));
-      writeFileAtomic(this.refsPath, JSON.stringify({ refs: sorted }, null, 2), this.tmpDir);
-    } finally {
-      release();
-    }
-  }
-
-  private async setRefs(pairs: [string, string][]): Promise<void> {
-    await this.updateRefs((refs) => {
-      for (const [name, digest] of pairs) refs[name] = digest;
-    });
-  }
-
   /** Full names pointing at a manifest. */
   namesOf(manifestDigest: string): string[] {
-    return Object.entries(this.readRefs())
-      .filter(([, d]) => d === manifestDigest)
-      .map(([n]) => n);
+    return this.refs.namesOf(manifestDigest);
   }
 
   /** Points `name` (normalized) at the image `ref` names. */
@@ -405,14 +383,14 @@ export class ImageStore {
     const full = normalizeReference(name);
     if (parseReference(name).digest)
       throw new ImageError('INVALID_REFERENCE', `cannot tag with a digest: ${name}`);
-    await this.setRefs([[full, record.manifestDigest]]);
+    await this.refs.set([[full, record.manifestDigest]]);
   }
 
   /** Removes one name; NOT_FOUND when it is not there. */
   async untag(name: string): Promise<void> {
     const full = normalizeReference(name);
     let found = false;
-    await this.updateRefs((refs) => {
+    await this.refs.update((refs) => {
       found = full in refs;
       delete refs[full];
     });
@@ -421,7 +399,7 @@ export class ImageStore {
 
   /** Rows for `images`: one per image with its short names. */
   list(): ImageSummary[] {
-    const refs = Object.entries(this.readRefs());
+    const refs = Object.entries(this.refs.read());
     return this.records()
       .map((r) => ({
         id: r.id,
@@ -462,7 +440,7 @@ export class ImageStore {
         `image ${shortId(record.id)} (${names.map(familiarName).join(', ') || 'untagged'}) is used by a container; remove the container first or force the removal`,
       );
     }
-    await this.updateRefs((refs) => {
+    await this.refs.update((refs) => {
       for (const n of names) delete refs[n];
     });
     fs.rmSync(this.imagePath(record.manifestDigest), { force: true });
@@ -475,7 +453,7 @@ export class ImageStore {
    * blobs no image references.
    */
   async prune(options: PruneOptions = {}): Promise<PruneResult> {
-    const refs = new Set(Object.values(this.readRefs()));
+    const refs = new Set(Object.values(this.refs.read()));
     const deletedImages: string[] = [];
     for (const r of this.records()) {
       const dangling = !refs.has(r.manifestDigest);
@@ -483,7 +461,7 @@ export class ImageStore {
       if (options.isInUse?.(r.id)) continue;
       if (!dangling) {
         const names = this.namesOf(r.manifestDigest);
-        await this.updateRefs((all) => {
+        await this.refs.update((all) => {
           for (const n of names) delete all[n];
         });
       }
@@ -496,41 +474,10 @@ export class ImageStore {
 
   /** Deletes layers and blobs that no image record references; skipped while a writer runs. */
   private async collect(): Promise<Omit<PruneResult, 'deletedImages'>> {
-    const result = { deletedLayers: [] as string[], deletedBlobs: [] as string[], reclaimedBytes: 0 };
     const release = await this.lock('gc');
     try {
-      if (this.activeSessions() > 0) return result;
-      const blobs = new Set<string>();
-      const diffIds = new Set<string>();
-      for (const r of this.records()) {
-        blobs.add(r.manifestDigest);
-        blobs.add(r.configDigest);
-        for (const l of r.layers) {
-          blobs.add(l.digest);
-          diffIds.add(l.diffId);
-        }
-      }
-      const keptDirs = new Set<string>();
-      for (const { file, meta } of this.layers.allMeta()) {
-        if (diffIds.has(meta.diffId)) {
-          keptDirs.add(meta.dir);
-          continue;
-        }
-        fs.rmSync(join(this.layers.metaDir, file), { force: true });
-        result.reclaimedBytes += meta.size;
-        result.deletedLayers.push(meta.diffId);
-      }
-      // Folders without a record: removed layers and leftovers of a crash.
-      for (const d of fs.readdirSync(this.layersRoot)) {
-        if (!keptDirs.has(d)) fs.rmSync(join(this.layersRoot, d), { recursive: true, force: true });
-      }
-      for (const b of this.content.listBlobs()) {
-        if (blobs.has(b)) continue;
-        result.reclaimedBytes += this.content.blobSize(b);
-        this.content.deleteBlob(b);
-        result.deletedBlobs.push(b);
-      }
-      return result;
+      if (this.activeSessions() > 0) return { deletedLayers: [], deletedBlobs: [], reclaimedBytes: 0 };
+      return collectUnused(this.records(), this.layers, this.content);
     } finally {
       release();
     }
@@ -573,34 +520,7 @@ export class ImageStore {
    * image's blobs exist and its layers are unpacked.
    */
   check(): string[] {
-    const problems: string[] = [];
-    const records = new Map(this.records().map((r) => [r.manifestDigest, r]));
-    for (const [name, digest] of Object.entries(this.readRefs())) {
-      if (!records.has(digest)) problems.push(`name ${name} points at missing image ${digest}`);
-    }
-    for (const r of records.values()) {
-      for (const d of [r.manifestDigest, r.configDigest, ...r.layers.map((l) => l.digest)]) {
-        if (!this.content.hasBlob(d)) problems.push(`image ${r.id}: blob ${d} missing`);
-      }
-      for (const l of r.layers) {
-        const meta = this.layers.meta(l.diffId);
-        if (!meta) problems.push(`image ${r.id}: layer ${l.diffId} not unpacked`);
-        else if (!fs.existsSync(join(this.layersRoot, meta.dir)))
-          problems.push(`layer ${l.diffId}: folder missing`);
-      }
-    }
-    for (const { meta } of this.layers.allMeta()) {
-      if (!fs.existsSync(join(this.layersRoot, meta.dir)))
-        problems.push(`layer ${meta.diffId}: folder missing`);
-    }
-    for (const b of this.content.listBlobs()) {
-      const size = this.content.blobSize(b);
-      if (size < 64 * 1024 * 1024) {
-        const actual = sha256(fs.readFileSync(this.content.blobPath(b)));
-        if (actual !== b) problems.push(`blob ${b} holds data with digest ${actual}`);
-      }
-    }
-    return problems;
+    return checkStore(this.records(), this.refs.read(), this.layers, this.content);
   }
 }
 
