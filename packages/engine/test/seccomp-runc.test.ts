@@ -174,6 +174,25 @@ describe('seccomp verdicts: corral runtime vs runc, same profile', () => {
     });
   });
 
+  it('several rules for one syscall: an unconditional one decides, one with the default action is left out', async () => {
+    const errno = (errnoRet: number, whence?: number) => ({
+      names: ['lseek'],
+      action: 'SCMP_ACT_ERRNO',
+      errnoRet,
+      ...(whence === undefined ? {} : { args: [{ index: 2, value: whence, op: 'SCMP_CMP_EQ' }] }),
+    });
+    const cases: ProbeCase[] = [0, 1, 2].map((w) => [`whence-${w}`, 'lseek', -1, 0, w]);
+    const profiles: OciSeccomp['syscalls'][] = [
+      [errno(1001), errno(1002, 1)],
+      [errno(1002, 1), errno(1001)],
+      [{ names: ['lseek'], action: 'SCMP_ACT_ALLOW' }, errno(1005, 1), errno(1006, 2)],
+      [{ ...errno(0, 1), action: 'SCMP_ACT_LOG' }, errno(1011)],
+      [errno(1008), errno(1009)],
+    ];
+    for (const syscalls of profiles)
+      await compare({ defaultAction: 'SCMP_ACT_ALLOW', syscalls }, caps(), cases);
+  });
+
   it('each comparison on 64-bit arguments, across the 32-bit boundary', async () => {
     const V = 0x1_0000_0005;
     const rule = (name: string, index: number, op: string, errnoRet: number, valueTwo?: number) => ({

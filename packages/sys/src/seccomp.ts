@@ -124,17 +124,23 @@ function condition(a: Assembler, c: SeccompCondition, fail: string): void {
   a.put({ label: ok });
 }
 
-/** The rules of one syscall: conditional ones in order, then the first unconditional one. */
+/**
+ * The rules of one syscall, resolved as runc and libseccomp do: a rule with the default action
+ * is left out, the first unconditional rule decides alone, else the conditional rules are
+ * tried in order (libseccomp leaves the order of overlapping ones with different actions to
+ * its own tree; corral takes the profile's).
+ */
 interface Entry {
   nr: number;
   conditional: { args: SeccompCondition[]; ret: number }[];
   always?: number;
 }
 
-function entries(rules: readonly SeccompRule[]): Entry[] {
+function entries(rules: readonly SeccompRule[], def: number): Entry[] {
   const byNr = new Map<number, Entry>();
   for (const rule of rules) {
     const ret = retValue(rule.action, rule.errno ?? 1);
+    if (ret === def) continue;
     for (const name of rule.names) {
       const nr = syscallNumber(name);
       const e = byNr.get(nr) ?? { nr, conditional: [] };
@@ -143,6 +149,7 @@ function entries(rules: readonly SeccompRule[]): Entry[] {
       else e.always ??= ret;
     }
   }
+  for (const e of byNr.values()) if (e.always !== undefined) e.conditional = [];
   return [...byNr.values()].sort((x, y) => x.nr - y.nr);
 }
 
@@ -193,9 +200,9 @@ function tree(a: Assembler, list: Entry[], def: number): void {
 /**
  * Compiles rules into a classic BPF seccomp program. A wrong architecture is killed (a syscall
  * number means something else there), x32 calls on x86_64 fail with EPERM, each named syscall
- * gets the action of its first matching rule (conditional rules are tried in order before an
- * unconditional one), everything else `defaultAction`. Conditions compare the whole 64-bit
- * argument, one 32-bit half at a time. Longer than the kernel's 4096 instructions is an error.
+ * gets the action its rules give (see Entry), everything else `defaultAction`. Conditions
+ * compare the whole 64-bit argument, one 32-bit half at a time. Longer than the kernel's 4096
+ * instructions is an error.
  */
 export function compileSeccomp(
   rules: readonly SeccompRule[],
@@ -205,7 +212,7 @@ export function compileSeccomp(
   const audit = AUDIT_ARCH[arch];
   if (audit === undefined) throw new Error(`seccomp: no filter support on ${arch}`);
   const def = retValue(defaultAction, defaultErrno);
-  const list = entries(rules);
+  const list = entries(rules, def);
   const a = new Assembler();
   const badArch = a.label('bad-arch');
   a.put({ ld: ARCH }, { jmp: JEQ, k: audit, jt: null, jf: badArch }, { ld: NR });

@@ -113,7 +113,6 @@ describe('seccomp argument conditions (real kernel)', () => {
           ],
         },
         { names: ['lseek'], action: SECCOMP_RET.ERRNO, errno: 72, args: [{ index: 2, op: 'EQ', value: 2n }] },
-        { names: ['lseek'], action: SECCOMP_RET.ERRNO, errno: 73 },
         { names: ['getppid'], action: SECCOMP_RET.ERRNO, errno: 74 },
       ],
       calls: [
@@ -125,8 +124,22 @@ describe('seccomp argument conditions (real kernel)', () => {
         ['getpid'],
       ],
     });
-    expect(lines.slice(0, 5).map((l) => l.errno)).toEqual([71, 73, 72, 73, 74]);
+    expect(lines.slice(0, 5).map((l) => l.errno)).toEqual([71, EBADF, 72, EBADF, 74]);
     expect(Number(lines[5].ret)).toBeGreaterThan(0);
+  });
+
+  it('lets an unconditional rule decide over conditional ones, and leaves out rules with the default action (as runc)', () => {
+    const { lines } = underFilter({
+      rules: [
+        { names: ['lseek'], action: SECCOMP_RET.ALLOW },
+        { names: ['lseek'], action: SECCOMP_RET.ERRNO, errno: 81, args: [{ index: 2, op: 'EQ', value: 1n }] },
+        { names: ['lseek'], action: SECCOMP_RET.ERRNO, errno: 82, args: [{ index: 2, op: 'EQ', value: 2n }] },
+        { names: ['getppid'], action: SECCOMP_RET.LOG, args: [{ index: 0, op: 'EQ', value: 0n }] },
+        { names: ['getppid'], action: SECCOMP_RET.ERRNO, errno: 83 },
+      ],
+      calls: [['lseek', U64, 0n, 0n], ['lseek', U64, 0n, 1n], ['lseek', U64, 0n, 2n], ['getppid']],
+    });
+    expect(lines.map((l) => l.errno)).toEqual([EBADF, 81, 82, 83]);
   });
 
   it('refuses x32 syscall numbers on x86_64 with EPERM', () => {
