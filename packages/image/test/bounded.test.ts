@@ -7,7 +7,10 @@ import { MNT, MS, mount, umount2 } from '@corral/sys';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { hostArchitecture } from '../src/archive/common.js';
 import { applyLayer, ImageStore, importRootfs, loadArchive, sha256 } from '../src/index.js';
+import { RegistryClient } from '../src/registry/client.js';
+import { pullToStore } from '../src/registry/store.js';
 import { makeTar, tempRoot } from './helpers.js';
+import { startRegistry, type TestRegistry } from './registry-server.js';
 
 // Hostile archives and layers, built here, against a store on a 64 MiB tmpfs of the test's
 // own: each must fail fast with a clear error, hold little memory whatever it claims, never
@@ -273,5 +276,77 @@ describe('a layer that would fill the disk is refused, and nothing of it stays',
     expect(e.message).toMatch(/nothing of it was kept/);
     const i = await refusal(importRootfs(store, Readable.from([bomb.gz]), { names: ['bomb:1'] }));
     expect(i.code).toBe('NO_SPACE');
+  });
+});
+
+describe('a registry pull has the same bounds', () => {
+  let registry: TestRegistry;
+  let client: RegistryClient;
+  beforeAll(async () => {
+    registry = await startRegistry();
+    client = new RegistryClient({ configPath: join(t.dir, 'docker-config.json') });
+  });
+  afterAll(() => registry?.stop());
+
+  /** Uploads a blob the plain way (the registry checks its digest) and returns its descriptor. */
+  async function putBlob(repo: string, data: Buffer, mediaType: string) {
+    const digest = sha256(data);
+    const start = await fetch(`http://${registry.host}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+    expect(start.status).toBe(202);
+    const url = new URL(start.headers.get('location')!, `http://${registry.host}`);
+    url.searchParams.set('digest', digest);
+    const put = await fetch(url, {
+      method: 'PUT',
+      body: data,
+      headers: { 'Content-Type': 'application/octet-stream' },
+    });
+    expect(put.status).toBe(201);
+    return { mediaType, digest, size: data.length };
+  }
+
+  async function putImage(repo: string, config: Buffer, layers: Buffer[]) {
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: await putBlob(repo, config, 'application/vnd.oci.image.config.v1+json'),
+      layers: await Promise.all(
+        layers.map((l) => putBlob(repo, l, 'application/vnd.oci.image.layer.v1.tar')),
+      ),
+    };
+    const put = await fetch(`http://${registry.host}/v2/${repo}/manifests/1`, {
+      method: 'PUT',
+      body: JSON.stringify(manifest),
+      headers: { 'Content-Type': manifest.mediaType },
+    });
+    expect(put.status).toBe(201);
+    return `${registry.host}/${repo}:1`;
+  }
+
+  const configFor = (layers: Buffer[], pad = '') =>
+    Buffer.from(
+      JSON.stringify({
+        architecture: hostArchitecture(),
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => sha256(l)) },
+        ...(pad ? { comment: pad } : {}),
+      }),
+    );
+
+  it('a config over 32 MiB is refused before it is downloaded', async () => {
+    const layer = await makeTar([{ name: 'f', body: 'x' }]);
+    const name = await putImage('big/config', configFor([layer], 'x'.repeat(33 * MiB)), [layer]);
+    const e = await refusal(pullToStore(client, store, name));
+    expect(e.message).toMatch(
+      /is 33 MiB, more than the 32 MiB allowed for it here; refused before downloading/,
+    );
+  });
+
+  it('a layer bigger than the free space is refused before it is downloaded', async () => {
+    const layer = Buffer.alloc(80 * MiB);
+    const name = await putImage('big/layer', configFor([layer]), [layer]);
+    const e = await refusal(pullToStore(client, store, name));
+    expect(e.message).toMatch(
+      new RegExp(`not enough space in ${store.root}: blob sha256:[a-f0-9]+ needs 80 MiB more`),
+    );
   });
 });

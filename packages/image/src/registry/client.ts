@@ -2,7 +2,7 @@ import { pipeline, type Readable } from 'node:stream';
 import { isImageError } from '../errors.js';
 import type { BlobExpectation, BlobInfo, BlobWriter } from '../store/blob-writer.js';
 import { isDigest, sha256, shortId } from '../store/digest.js';
-import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES } from '../store/limits.js';
+import { formatBytes as formatSize, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES } from '../store/limits.js';
 import { familiarName, formatReference, type Reference } from '../store/reference.js';
 import { type Descriptor, type ImageIndex, type Manifest, MediaType, type Platform } from '../store/types.js';
 import { type Challenge, type Credentials, DockerCredentialStore, parseChallenge } from './auth.js';
@@ -496,7 +496,7 @@ export class RegistryClient {
     if (desc.size > limit) {
       throw new RegistryError(
         'INVALID_MANIFEST',
-        `blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} allowed here`,
+        `blob ${desc.digest} is ${formatSize(desc.size)}, more than the ${formatSize(limit)} allowed for it here; refused before downloading it`,
       );
     }
     const stream = await this.fetchBlob(registry, repository, desc);
