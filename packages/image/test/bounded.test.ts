@@ -229,6 +229,13 @@ describe('archives cannot make the loader hold unbounded memory', () => {
     expect(e.message).toMatch(/more than 100000 entries/);
   });
 
+  it('entry names taking more than 16 MiB together are refused', async () => {
+    const dir = 'd/'.repeat(1900);
+    const entries = Array.from({ length: 4500 }, (_, i) => ({ name: `${dir}${i}`, body: '' }));
+    const e = await refusal(loadArchive(store, Readable.from([await makeTar(entries)])));
+    expect(e.message).toMatch(/entry names take more than 16 MiB together/);
+  });
+
   it('an entry name longer than PATH_MAX is refused, in an archive and in a layer', async () => {
     const long = `${'d/'.repeat(2500)}f`;
     const e = await refusal(loadArchive(store, Readable.from([await makeTar([{ name: long, body: 'x' }])])));

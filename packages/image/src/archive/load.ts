@@ -9,6 +9,7 @@ import type { ImageStore } from '../store/image-store.js';
 import {
   MAX_ARCHIVE_ENTRIES,
   MAX_ARCHIVE_MANIFEST_BYTES,
+  MAX_ARCHIVE_NAME_BYTES,
   MAX_CONFIG_BYTES,
   MAX_ENTRY_NAME_BYTES,
   MAX_MANIFEST_BYTES,
@@ -82,6 +83,7 @@ async function loadInSession(
   const files = new Map<string, ArchiveFile>();
   const links = new Map<string, string>();
   let entries = 0;
+  let nameBytes = 0;
   let inMemory = 0;
   const source = typeof input === 'string' ? fs.createReadStream(input) : input;
   const extract = tar.extract();
@@ -95,12 +97,19 @@ async function loadInSession(
         );
       }
       for (const n of [h.name, h.linkname ?? '']) {
+        nameBytes += Buffer.byteLength(n);
         if (Buffer.byteLength(n) > MAX_ENTRY_NAME_BYTES) {
           throw new ImageError(
             'BAD_ARCHIVE',
             `an archive entry has a name of ${Buffer.byteLength(n)} bytes, more than the ${MAX_ENTRY_NAME_BYTES} allowed; refusing the archive`,
           );
         }
+      }
+      if (nameBytes > MAX_ARCHIVE_NAME_BYTES) {
+        throw new ImageError(
+          'BAD_ARCHIVE',
+          `the archive's entry names take more than ${MAX_ARCHIVE_NAME_BYTES / 1024 / 1024} MiB together; no image archive has so many, refusing it`,
+        );
       }
       const name = posix
         .normalize(h.name)

@@ -32,10 +32,10 @@ export interface ApplyOptions {
  * Memory stays bounded whatever the layer holds (millions of entries with long names):
  * each structure that grows with the entries has a bound, past which it gives way.
  */
-/** Paths remembered as made here (a lookup saved each): past this, lookups are made again. */
-const MAX_TRACKED = 200_000;
-/** Resolved parent folders cached: the cache starts afresh past this. */
-const MAX_DIR_CACHE = 50_000;
+/** Paths remembered as made here (a lookup saved each), in characters: past this, lookups are made again. */
+const MAX_TRACKED_CHARS = 32 * 1024 * 1024;
+/** Resolved parent folders cached, in characters: the cache starts afresh past this. */
+const MAX_DIR_CACHE_CHARS = 32 * 1024 * 1024;
 const MAX_SKIPPED = 100;
 /** What one file or folder takes on disk at least (one block). */
 const BLOCK = 4096;
@@ -213,15 +213,22 @@ export async function applyLayer(
   let pendingBytes = 0;
   let writeError: unknown;
   const dirCache = new Map<string, string>();
+  let cacheChars = 0;
+  const clearCache = () => {
+    dirCache.clear();
+    cacheChars = 0;
+  };
   // When the folder starts empty, everything in it is made here: a path not in `made` does
   // not exist, and is not looked up (a lookup would wait on the folder's lock while the
   // pool creates files in it).
   let tracked = fs.readdirSync(root).length === 0;
   const made = new Set<string>();
-  const mark = (path: string) => {
+  let madeChars = 0;
+  const mark = (path: string, count = 1) => {
     if (!tracked) return;
     made.add(path);
-    if (made.size > MAX_TRACKED) {
+    madeChars += path.length * count;
+    if (madeChars > MAX_TRACKED_CHARS) {
       tracked = false;
       made.clear();
     }
@@ -252,13 +259,16 @@ export async function applyLayer(
   const parentOf = async (parts: string[], name: string): Promise<string> => {
     for (;;) {
       try {
-        if (dirCache.size > MAX_DIR_CACHE) dirCache.clear();
-        const before = made.size;
+        const [cached, before] = [dirCache.size, made.size];
         const out = resolveParents(root, parts, name, dirCache, pending, tracked ? made : undefined);
-        if (made.size > before) space?.add(BLOCK * (made.size - before), made.size - before, pendingBytes);
-        if (made.size > MAX_TRACKED) {
-          tracked = false;
-          made.clear();
+        if (dirCache.size > cached) {
+          cacheChars += 2 * out.length;
+          if (cacheChars > MAX_DIR_CACHE_CHARS) clearCache();
+        }
+        const newDirs = made.size - before;
+        if (newDirs > 0) {
+          space?.add(BLOCK * newDirs, newDirs, pendingBytes);
+          mark(out, newDirs);
         }
         return out;
       } catch (e) {
@@ -281,12 +291,12 @@ export async function applyLayer(
     if (st.isDirectory()) {
       if (keepDir) return st;
       await drain();
-      dirCache.clear();
+      clearCache();
       fs.rmSync(path, { recursive: true, force: true });
       const inside = `${path}/`;
       for (const p of made) if (p.startsWith(inside)) made.delete(p);
     } else {
-      if (st.isSymbolicLink()) dirCache.clear();
+      if (st.isSymbolicLink()) clearCache();
       fs.unlinkSync(path);
     }
     made.delete(path);

@@ -15,6 +15,8 @@ export const MAX_ARCHIVE_MANIFEST_BYTES = MAX_MANIFEST_BYTES;
 
 /** Entries an image archive may hold: each one is remembered by name until the archive ends. */
 export const MAX_ARCHIVE_ENTRIES = 100_000;
+/** All entry names of an image archive together (remembered until it ends). */
+export const MAX_ARCHIVE_NAME_BYTES = 16 * 1024 * 1024;
 /** Entries one layer may hold (Linux images with a big node_modules have some 300 000). */
 export const MAX_LAYER_ENTRIES = 2_000_000;
 /** Longest entry name in an archive or a layer: PATH_MAX, the longest path the kernel takes. */
