@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupLimits } from '@corral/cgroups';
-import { privateDir } from '@corral/image';
+import { isPrivateOrMissing, privateDir } from '@corral/image';
 import type { OciSeccomp } from '@corral/runtime';
 import { EngineError } from './errors.js';
 import { NAME_RE, randomName } from './names.js';
@@ -89,11 +89,13 @@ export class RecordStore {
   constructor(root: string) {
     this.containers = join(root, 'containers');
     this.names = join(root, 'names');
+    const old = !isPrivateOrMissing(this.containers);
     privateDir(this.containers);
     privateDir(this.names);
-    // Container folders an older version made 0710.
-    for (const e of readdirSync(this.containers, { withFileTypes: true }))
-      if (e.isDirectory()) privateDir(this.dir(e.name));
+    // Container folders an older version made 0710 (with containers/ itself).
+    if (old)
+      for (const e of readdirSync(this.containers, { withFileTypes: true }))
+        if (e.isDirectory()) privateDir(this.dir(e.name));
   }
 
   dir(id: string): string {

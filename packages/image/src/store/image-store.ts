@@ -12,7 +12,7 @@ import { checkStore, collectUnused } from './maintenance.js';
 import { parseManifest } from './manifest-check.js';
 import { familiarName, normalizeReference, parseReference } from './reference.js';
 import { RefStore } from './refs.js';
-import { privateDir, privateFiles } from './state-dir.js';
+import { isPrivateOrMissing, privateDir, privateFiles } from './state-dir.js';
 import {
   type Descriptor,
   type ImageConfig,
@@ -107,9 +107,13 @@ export class ImageStore {
     this.locksDir = join(root, 'locks');
     this.activeDir = join(root, 'locks', 'active');
     this.refs = new RefStore(join(root, 'refs.json'), this.content.tmpDir, (name) => this.lock(name));
+    const oldLocks = !isPrivateOrMissing(this.locksDir);
     for (const d of [this.imagesDir, this.locksDir, this.activeDir]) privateDir(d);
-    privateFiles(this.locksDir);
-    privateFiles(this.activeDir);
+    if (oldLocks) {
+      // Lock files an older version made 0644 (the folder is 0700 now in any case).
+      privateFiles(this.locksDir);
+      privateFiles(this.activeDir);
+    }
     cleanTempDir(this.content.tmpDir);
     cleanTempDir(this.activeDir);
   }

@@ -28,5 +28,11 @@ export {
   repositoryName,
 } from './reference.js';
 export { SpaceGuard } from './space.js';
-export { privateDir, privateFiles, STATE_DIR_MODE, STATE_FILE_MODE } from './state-dir.js';
+export {
+  isPrivateOrMissing,
+  privateDir,
+  privateFiles,
+  STATE_DIR_MODE,
+  STATE_FILE_MODE,
+} from './state-dir.js';
 export * from './types.js';

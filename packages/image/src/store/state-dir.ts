@@ -37,6 +37,16 @@ export function privateDir(path: string): void {
   if ((st.mode & 0o7777) !== STATE_DIR_MODE) fs.chmodSync(path, STATE_DIR_MODE);
 }
 
+/**
+ * True when `path` is missing or already a private folder. A folder that needs fixing was
+ * made by an older version, so what it holds needs fixing too; a private one is left
+ * alone (nothing is walked on every start).
+ */
+export function isPrivateOrMissing(path: string): boolean {
+  const st = fs.statSync(path, { throwIfNoEntry: false });
+  return !st || (st.mode & 0o7777) === STATE_DIR_MODE;
+}
+
 /** Sets every plain file directly in `dir` to 0600 (lock files made 0644 by older versions). */
 export function privateFiles(dir: string): void {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
