@@ -76,7 +76,7 @@ export class SpaceGuard {
   private noSpace(need: string, have: string): ImageError {
     const sofar =
       this.written || this.files
-        ? ` (${formatBytes(this.written)}${this.files ? ` in ${this.files} files` : ''} written so far)`
+        ? ` (${formatBytes(this.written)}${this.files ? ` in ${this.files} file${this.files === 1 ? '' : 's'}` : ''} written so far)`
         : '';
     return new ImageError(
       'NO_SPACE',
