@@ -4,6 +4,7 @@
 // podman's cgroupfs manager uses one cgroup parent path in every hierarchy: it gets the
 // deepest of our own cgroup paths as prefix, so it stays beneath ours in each (machine rule).
 // Run as root after `npm run build`: node bench/runtime/run.mjs [RUNS]
+// (BENCH_BASELINE=/path/to/an/older/built/checkout adds that build beside this one.)
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
@@ -76,11 +77,19 @@ writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
 const node = process.execPath;
 const commands = [['runc', `runc --root ${tmp}/runc run --bundle ${bundle} r$$`]];
 if (has('crun')) commands.push(['crun', `crun --root ${tmp}/crun run --bundle ${bundle} c$$`]);
-commands.push(['corral runtime', `${node} ${repo}/bench/runtime/run-bundle.mjs ${tmp}/corral-rt ${bundle}`]);
-commands.push([
-  'corral run --rootfs',
-  `${node} ${repo}/apps/cli/bin/corral.js --root ${tmp}/corral run --rm --rootfs ${rootfs} true`,
-]);
+// BENCH_BASELINE=/path/to/an/older/checkout (built) adds that build's runtime and CLI.
+const builds = [['', repo]];
+if (process.env.BENCH_BASELINE) builds.push([' (baseline)', process.env.BENCH_BASELINE]);
+for (const [tag, dir] of builds) {
+  commands.push([
+    `corral runtime${tag}`,
+    `${node} ${dir}/bench/runtime/run-bundle.mjs ${tmp}/corral-rt ${bundle}`,
+  ]);
+  commands.push([
+    `corral run --rootfs${tag}`,
+    `${node} ${dir}/apps/cli/bin/corral.js --root ${tmp}/corral run --rm --rootfs ${rootfs} true`,
+  ]);
+}
 const ownCgroups = readFileSync('/proc/self/cgroup', 'utf8')
   .split('\n')
   .filter(Boolean)
@@ -131,7 +140,7 @@ for (const r of results) {
 mkdirSync(join(repo, 'bench/results'), { recursive: true });
 writeFileSync(
   join(repo, 'bench/results/runtime.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), runs, results }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), runs, baseline: process.env.BENCH_BASELINE, results }, null, 2)}\n`,
 );
 
 // podman's cgroups (children first) and the ancestors it made, then its mounts and the folder.
