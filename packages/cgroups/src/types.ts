@@ -1,3 +1,4 @@
+import type { ProcCgroup } from './host.js';
 import type { CgroupCapabilities, CgroupLimits } from './limits.js';
 
 /** Usage of one cgroup; the same shape from both backends. Bytes and nanoseconds. */
@@ -84,6 +85,12 @@ export interface OpenCgroupOptions {
    * mount is used as a scratch tree of plain files laid out like one.
    */
   root?: string;
+  /**
+   * The cgroups that relative paths resolve against (as in /proc/PID/cgroup), when not this
+   * process's own: a runtime that created a container's cgroup from another process stores
+   * its creator's, so that later commands find the same cgroup wherever they run.
+   */
+  own?: ProcCgroup[];
   /** How long freeze, thaw, killAll and remove wait for the kernel (ms, default 10000). */
   timeoutMs?: number;
 }

@@ -1,5 +1,5 @@
 export { ExecError, pathOf, resolveExecutable } from './exec.js';
-export { inNewPidNamespace, inPidNamespaceOf, Pid1Process, spawnPid1 } from './spawn.js';
+export { inNewPidNamespace, inPidNamespaceAt, inPidNamespaceOf, Pid1Process, spawnPid1 } from './spawn.js';
 export { type StartPid1Options, startPid1 } from './start.js';
 export {
   FORWARDED_SIGNALS,

@@ -34,8 +34,17 @@ export function inNewPidNamespace<T>(fn: () => T): T {
  * process of it, not its PID 1). How a program is started inside a running container.
  */
 export function inPidNamespaceOf<T>(pid: number, fn: () => T): T {
+  return inPidNamespaceAt(`/proc/${pid}/ns/pid`, fn);
+}
+
+/**
+ * Runs `fn` (which must create one child synchronously) with the main thread's
+ * pid_for_children set to the PID namespace at `path` (a /proc/PID/ns/pid link or a bind
+ * mount of one): the child joins it as one of its processes, as a pod's containers do.
+ */
+export function inPidNamespaceAt<T>(path: string, fn: () => T): T {
   return withPidNamespace(() => {
-    const target = openSync(`/proc/${pid}/ns/pid`, 'r');
+    const target = openSync(path, 'r');
     try {
       setns(target, CLONE.NEWPID);
     } finally {

@@ -22,7 +22,6 @@ import {
   setns,
   spawnProgram,
   unshare,
-  WAIT,
   waitpid,
 } from '@corral/sys';
 import {
@@ -36,7 +35,8 @@ import type { OciSeccomp } from './seccomp.js';
 import type { OciProcess } from './spec.js';
 import { readLineSync, writeLineSync } from './sync.js';
 
-const SYNC_FD = 3;
+// fd 3 unless fds for the program come first (--preserve-fds).
+const SYNC_FD = Number(process.env.CORRAL_SYNC_FD || 3);
 
 export interface ExecConfig {
   process: OciProcess;
@@ -46,6 +46,10 @@ export interface ExecConfig {
   namespaces: number;
   /** The container's init, named for good by its PID and start time. */
   init: { pid: number; startTime: number };
+  /** Leave the program once it runs (`exec -d`): it is reparented to the caller's subreaper. */
+  detach?: boolean;
+  /** Fds from 3 on that the program keeps (--preserve-fds). */
+  preserveFds?: number;
 }
 
 /** Enters the container on this thread and becomes the process's user; returns the program's path. */
@@ -99,8 +103,9 @@ function main(): void {
   // The runtime answers once it has taken the terminal master.
   readLineSync(SYNC_FD);
   // The program gets stdin, stdout and stderr (or the terminal) only; Node made 0-2 close-on-exec.
-  closeInheritedFds();
-  for (const fd of [0, 1, 2]) clearCloexec(fd);
+  const preserve = config.preserveFds ?? 0;
+  closeInheritedFds(preserve);
+  for (let fd = 0; fd < 3 + preserve; fd++) clearCloexec(fd);
   let pid: number;
   try {
     pid = spawnProgram(file, proc.args, proc.env ?? [], pty ? { terminal: pty.path } : {});
@@ -120,6 +125,7 @@ function main(): void {
   } catch {
     // the runtime went away: nobody will signal the program through us
   }
+  if (config.detach) process.exit(0);
   mirrorExit(pid);
 }
 

@@ -1,15 +1,20 @@
 export { applyDeviceRules, DEFAULT_DEVICE_RULES, type DeviceRule } from './devices.js';
-export { type InitStdio, type StdioPipe, spawnInit } from './init-process.js';
+export { type HookState, HookError, runHooks } from './hooks.js';
+export { type InitStdio, type SpawnInitOptions, type StdioPipe, spawnInit } from './init-process.js';
 export { type ParsedMountOptions, parseMountOptions, rootPropagation } from './mount-options.js';
 export { secureJoin } from './paths.js';
 export {
+  type ContainerProcess,
   type ContainerState,
   type ContainerStatus,
   type CreatedContainer,
   type CreateOptions,
+  type ExecOptions,
   Runtime,
   RuntimeError,
 } from './runtime.js';
+export { checkSupported, UnsupportedError } from './spec-check.js';
+export { OCI_VERSION } from './state.js';
 export {
   compileProfile,
   type OciSeccomp,
@@ -20,12 +25,16 @@ export {
 } from './seccomp.js';
 export {
   DEFAULT_DEVICES,
+  HOOK_NAMES,
   INIT_ANNOTATION,
   type NamespaceType,
   type OciDevice,
+  type OciHook,
+  type OciHooks,
   type OciLinux,
   type OciMount,
   type OciProcess,
+  type OciResources,
   type OciSpec,
   validateSpec,
 } from './spec.js';

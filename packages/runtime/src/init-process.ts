@@ -1,6 +1,7 @@
 import type { StdioOptions } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { type Pid1Process, spawnPid1 } from '@corral/pidns';
+import { inPidNamespaceAt, Pid1Process, spawnPid1 } from '@corral/pidns';
 import { sealedNode } from './sealed.js';
 
 /** One of stdin, stdout, stderr: inherited, /dev/null, a pipe to the creator, or an open fd. */
@@ -16,15 +17,42 @@ const initScript = fileURLToPath(new URL('./init.js', import.meta.url));
  * work. An init never handed a spec ends when its creator does (the socket closes).
  * This module loads little on purpose: callers import it first.
  */
-export function spawnInit(
-  options: { stdio?: InitStdio; detached?: boolean; node?: string } = {},
-): Pid1Process {
+export function spawnInit(options: SpawnInitOptions = {}): Pid1Process {
   const stdio = options.stdio ?? 'inherit';
   const base = Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
-  // Few threads: each one is a task in the container's PID namespace and pids cgroup.
-  return spawnPid1(sealedNode(options.node), ['--v8-pool-size=1', initScript], {
-    stdio: [...(base as StdioOptions[]), 'pipe'] as StdioOptions,
+  // Fds passed on to the program keep their numbers: the sync socket comes after them.
+  const preserve = options.preserveFds ?? 0;
+  const extra = Array.from({ length: preserve }, (_, i) => 3 + i);
+  const args = ['--v8-pool-size=1', initScript];
+  const spawnOptions = {
+    stdio: [...(base as StdioOptions[]), ...extra, 'pipe'] as StdioOptions,
     detached: options.detached ?? false,
-    env: { UV_THREADPOOL_SIZE: '1' },
-  });
+    // Few threads: each one is a task in the container's PID namespace and pids cgroup.
+    env: { UV_THREADPOOL_SIZE: '1', CORRAL_SYNC_FD: String(3 + preserve) },
+  };
+  const node = sealedNode(options.node);
+  if (options.pidNamespace !== undefined) {
+    const path = options.pidNamespace;
+    return new Pid1Process(inPidNamespaceAt(path, () => spawn(node, args, spawnOptions)));
+  }
+  return spawnPid1(node, args, spawnOptions);
+}
+
+export interface SpawnInitOptions {
+  stdio?: InitStdio;
+  /** Start the init in a session of its own. */
+  detached?: boolean;
+  node?: string;
+  /** Fds 3 .. 3+N-1 of this process that the container's program gets as the same numbers. */
+  preserveFds?: number;
+  /**
+   * An existing PID namespace (a pod's) for the init to join as one of its processes, instead
+   * of being PID 1 of a new one.
+   */
+  pidNamespace?: string;
+}
+
+/** The init's sync socket: the last of its stdio. */
+export function syncPipeOf(init: Pid1Process): import('node:stream').Duplex {
+  return init.child.stdio[init.child.stdio.length - 1] as unknown as import('node:stream').Duplex;
 }

@@ -40,6 +40,8 @@ import {
   umount2,
   unshare,
 } from '@corral/sys';
+import { mountCgroups } from './cgroup-mount.js';
+import { beforePivotRoot, beforeProgram, type LifecycleConfig, moveRoot } from './init-lifecycle.js';
 import { parseMountOptions, rootPropagation } from './mount-options.js';
 import { secureJoin } from './paths.js';
 import {
@@ -62,10 +64,13 @@ import {
 import { execSupervisor, openSupervisorViews, type SupervisorViews } from './supervisor-exec.js';
 import { readLineSync, writeLineSync } from './sync.js';
 
-const SYNC_FD = 3;
+// fd 3 unless the runtime passes fds to the program there (--preserve-fds): then after them.
+const SYNC_FD = Number(process.env.CORRAL_SYNC_FD || 3);
 
-interface InitConfig {
+interface InitConfig extends LifecycleConfig {
   spec: OciSpec;
+  /** Fds from 3 on that the program keeps (--preserve-fds). */
+  preserveFds?: number;
   /** Replace stdin with /dev/null (the init was started with the caller's stdin). */
   nullStdin: boolean;
   /** Absolute path of the rootfs on the host. */
@@ -232,7 +237,10 @@ function setup(config: InitConfig): Prepared {
   // Nothing mounted from here on may propagate back to the host.
   step('making / private', () => mount(null, '/', null, rootPropagation(spec.linux?.rootfsPropagation)));
   step(`bind-mounting the rootfs ${rootfs}`, () => mount(rootfs, rootfs, null, MS.BIND | MS.REC));
-  for (const m of spec.mounts ?? []) doMount(rootfs, m);
+  for (const m of spec.mounts ?? []) {
+    if (m.type === 'cgroup') mountCgroups(rootfs, m);
+    else doMount(rootfs, m);
+  }
   const devices = [...DEFAULT_DEVICES, ...(spec.linux?.devices ?? [])];
   for (const d of devices) createDevice(rootfs, d);
   devSymlinks(rootfs);
@@ -242,23 +250,27 @@ function setup(config: InitConfig): Prepared {
   if (spec.hostname) step('sethostname', () => sethostname(spec.hostname!));
   if (spec.domainname) step('setdomainname', () => setdomainname(spec.domainname!));
 
+  beforePivotRoot(config, SYNC_FD);
   const views =
     spec.annotations?.[INIT_ANNOTATION] === 'true'
       ? step('opening the init supervisor', () => openSupervisorViews(config.node))
       : null;
-  step('pivot_root', () => {
-    chdir(rootfs);
-    pivotRoot('.', '.');
-    umount2('.', MNT.DETACH);
-    chdir('/');
-  });
+  if (config.noPivot) moveRoot(rootfs);
+  else
+    step('pivot_root', () => {
+      chdir(rootfs);
+      pivotRoot('.', '.');
+      umount2('.', MNT.DETACH);
+      chdir('/');
+    });
+  // Before /proc/sys turns read-only.
+  for (const [key, value] of Object.entries(spec.linux?.sysctl ?? {})) {
+    step(`sysctl ${key}`, () => writeFileSync(`/proc/sys/${key.replace(/\./g, '/')}`, value));
+  }
   maskPaths(spec.linux?.maskedPaths ?? []);
   readonlyPaths(spec.linux?.readonlyPaths ?? []);
   if (spec.root.readonly)
     step('making the rootfs read-only', () => mount(null, '/', null, MS.REMOUNT | MS.BIND | MS.RDONLY));
-  for (const [key, value] of Object.entries(spec.linux?.sysctl ?? {})) {
-    step(`sysctl ${key}`, () => writeFileSync(`/proc/sys/${key.replace(/\./g, '/')}`, value));
-  }
   setRlimits(spec);
 
   const env = spec.process.env ?? [];
@@ -291,6 +303,7 @@ function main(): void {
   const fifo = openSync(`/proc/self/fd/${prepared.fifoFd}`, O.WRONLY | O.CLOEXEC);
   const { spec } = config;
   const env = spec.process.env ?? [];
+  beforeProgram(config);
   if (prepared.views) {
     // The supervisor writes the fifo's byte once it has let go of the host: until then
     // `start` does not return, so nothing of the container runs beside it.
@@ -304,7 +317,7 @@ function main(): void {
     });
   }
   writeFileSync(fifo, '0');
-  becomeProgram(prepared.file, spec.process.args, env);
+  becomeProgram(prepared.file, spec.process.args, env, config.preserveFds);
 }
 
 // Nothing in the container may ptrace us or open our /proc files while we hold the host's

@@ -81,3 +81,11 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
 export function rootPropagation(value: string | undefined): number {
   return PROPAGATION[value ?? 'rprivate'] ?? MS.PRIVATE | MS.REC;
 }
+
+/** Every mount option that parseMountOptions gives a meaning (for `corral-runtime features`). */
+export const MOUNT_OPTION_NAMES: readonly string[] = [
+  ...Object.keys(FLAGS),
+  ...Object.keys(PROPAGATION),
+  'bind',
+  'rbind',
+].sort();

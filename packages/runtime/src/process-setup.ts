@@ -130,7 +130,15 @@ export function setUserAndCapabilities(proc: OciProcess, seccomp?: OciSeccomp): 
         permitted: mask(caps.permitted),
         inheritable: mask(caps.inheritable),
       });
-      for (const name of caps.ambient ?? []) raiseAmbientCapability(parseCapability(name));
+      for (const name of caps.ambient ?? []) {
+        try {
+          raiseAmbientCapability(parseCapability(name));
+        } catch (e) {
+          // The kernel raises an ambient capability only if it is permitted and inheritable;
+          // runc skips the others with a warning, and specs (`runc spec`'s) rely on that.
+          if (!isErrno(e, 'EPERM')) throw e;
+        }
+      }
       keepCapabilities(false);
     });
   }
@@ -140,14 +148,22 @@ export function setUserAndCapabilities(proc: OciProcess, seccomp?: OciSeccomp): 
  * The program gets stdin, stdout and stderr only: whatever else the runtime's caller left open
  * (without close-on-exec) is closed at exec, as runc does.
  */
-export function closeInheritedFds(): void {
-  cloexecFrom(3);
+export function closeInheritedFds(preserveFds = 0): void {
+  cloexecFrom(3 + preserveFds);
 }
 
-/** Replaces this process with the program, keeping only fds 0-2 (Node marks them close-on-exec). */
-export function becomeProgram(file: string, args: readonly string[], env: readonly string[]): never {
-  closeInheritedFds();
-  for (const fd of [0, 1, 2]) clearCloexec(fd);
+/**
+ * Replaces this process with the program, keeping only fds 0-2 (Node marks them close-on-exec)
+ * and the `preserveFds` after them.
+ */
+export function becomeProgram(
+  file: string,
+  args: readonly string[],
+  env: readonly string[],
+  preserveFds = 0,
+): never {
+  closeInheritedFds(preserveFds);
+  for (let fd = 0; fd < 3 + preserveFds; fd++) clearCloexec(fd);
   try {
     return execve(file, args, env);
   } catch (e) {

@@ -1,4 +1,3 @@
-import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import {
   chownSync,
   closeSync,
@@ -7,27 +6,23 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   readSync,
-  renameSync,
   rmSync,
   statSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import {
   type Cgroup,
   type CgroupLimits,
+  type CgroupStats,
   limitsFromOci,
-  type OciLinuxResources,
   openCgroup,
+  readProcCgroups,
 } from '@corral/cgroups';
-import { Pid1Process } from '@corral/pidns';
+import { namespacePids, type Pid1Process } from '@corral/pidns';
 import {
-  CLONE,
   close,
   isErrno,
   mknod,
@@ -39,62 +34,55 @@ import {
   procStartTime,
   S_IF,
 } from '@corral/sys';
-import { applyDeviceRules, type DeviceRule } from './devices.js';
-import type { ExecConfig } from './exec-init.js';
-import { type InitStdio, type StdioPipe, spawnInit } from './init-process.js';
-import { sealedNode } from './sealed.js';
-import { JOINABLE_NAMESPACES, type OciProcess, type OciSpec, validateSpec } from './spec.js';
-import type { InitMessage } from './sync.js';
+import { applyDeviceRules, DEFAULT_DEVICE_RULES, type DeviceRule } from './devices.js';
+import { RuntimeError } from './errors.js';
+import {
+  type CreatedContainer,
+  createdContainer,
+  type ExecOptions,
+  execInContainer,
+  readMessage,
+} from './exec.js';
+import { type HookState, hasHooks, runHooks } from './hooks.js';
+import { type InitStdio, spawnInit, syncPipeOf } from './init-process.js';
+import { type OciHooks, type OciProcess, type OciResources, type OciSpec, validateSpec } from './spec.js';
+import { checkSupported } from './spec-check.js';
+import {
+  type ContainerState,
+  containerState,
+  isAlive,
+  OCI_VERSION,
+  readState,
+  type StoredState,
+  stateDir,
+  statusOf,
+  writeAtomic,
+} from './state.js';
 
-/** What the runtime remembers of a container, in ROOT/ID/state.json. */
-interface StoredState {
-  id: string;
-  bundle: string;
-  rootfs: string;
-  pid: number;
-  /** Start time of the init in clock ticks: with the pid it names one process for good. */
-  startTime: number;
-  created: string;
-  annotations: Record<string, string>;
-  /** The container's cgroup path as given to openCgroup, or null when it has none. */
-  cgroupsPath: string | null;
-  /** The pids limit, written at start: the Node init's own threads must not count against it. */
-  pidsLimit?: number;
-}
-
-export type ContainerStatus = 'created' | 'running' | 'stopped';
-
-/** The OCI `state` of a container. */
-export interface ContainerState {
-  ociVersion: string;
-  id: string;
-  status: ContainerStatus;
-  pid: number;
-  bundle: string;
-  rootfs: string;
-  created: string;
-  annotations: Record<string, string>;
-}
-
-/** A runtime failure with the exit code a CLI should use (125, or 126/127 for the program). */
-export class RuntimeError extends Error {
-  readonly exitCode: number;
-  constructor(message: string, exitCode = 125) {
-    super(message);
-    this.name = 'RuntimeError';
-    this.exitCode = exitCode;
-  }
-}
+export { RuntimeError } from './errors.js';
+export type { ContainerProcess, CreatedContainer, ExecOptions } from './exec.js';
+export type { ContainerState, ContainerStatus } from './state.js';
 
 export interface CreateOptions {
   /** stdin, stdout and stderr of the container's process (child_process stdio forms). */
   stdio?: InitStdio;
-  /** An init started ahead of need with spawnInit; its stdio and session are then already set. */
+  /** An init started ahead of need with spawnInit (with the same preserveFds and PID namespace). */
   init?: Pid1Process;
   /** Give the program /dev/null as stdin (for an init started with stdin inherited). */
   nullStdin?: boolean;
   /** Start the init in its own session, so it outlives a caller that exits (a shim does this). */
   detached?: boolean;
+  /** Fds 3 .. 3+N-1 of this process that the program gets as the same numbers (`--preserve-fds`). */
+  preserveFds?: number;
+  /** Keep this process's session keyring instead of a new one named after the container. */
+  noNewKeyring?: boolean;
+  /** Move the rootfs onto / and chroot instead of pivot_root (for a ramdisk root; weaker). */
+  noPivot?: boolean;
+  /**
+   * The cgroup when the spec names none: null for none unless the spec has resources (corral's
+   * default), or a path (runc uses the container's id, beneath its own cgroup).
+   */
+  defaultCgroupsPath?: string | null;
   /**
    * Called with the init's host PID before the init reads its spec: the place to put it in
    * its cgroups, so nothing of the program ever runs outside its limits.
@@ -102,28 +90,16 @@ export interface CreateOptions {
   beforeSetup?: (pid: number) => void | Promise<void>;
 }
 
-/** A container made by create, seen from the process that made it (its parent). */
-export interface CreatedContainer {
-  id: string;
-  pid: number;
-  process: ContainerProcess;
-  /** The container's stdio pipes, when stdio asked for 'pipe'. */
-  stdin: Writable | null;
-  stdout: Readable | null;
-  stderr: Readable | null;
-  /** The master side of the container's terminal (process.terminal), for the creator to relay. */
-  terminal: number | null;
-  /** Resolves with the exit code (128 + S when killed by signal S). */
-  wait(): Promise<number>;
+interface HeldState extends StoredState {
+  /** Hooks run by later commands (start, delete), kept in case the bundle goes. */
+  hooks?: Pick<OciHooks, 'poststart' | 'poststop'>;
 }
 
-const OCI_VERSION = '1.2.0';
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
 /**
- * An OCI runtime (create, start, state, kill, delete) keeping its state under `root`.
- * The process that calls create is the container init's parent and can wait for it; any
- * other process can start, inspect, signal and delete the container through the state.
+ * An OCI runtime (create, start, state, kill, delete, pause, resume, update, exec) keeping its
+ * state under `root`. The process that calls create is the container init's parent and can
+ * wait for it, or may exit and leave it parked (its subreaper then reaps it); any process can
+ * start, inspect, signal and delete the container through the state.
  */
 export class Runtime {
   readonly root: string;
@@ -136,23 +112,27 @@ export class Runtime {
   }
 
   private dir(id: string): string {
-    return join(this.root, id);
+    return stateDir(this.root, id);
   }
 
-  private read(id: string): StoredState {
-    try {
-      return JSON.parse(readFileSync(join(this.dir(id), 'state.json'), 'utf8')) as StoredState;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
-        throw new RuntimeError(`container ${id} does not exist`, 1);
-      throw e;
-    }
+  private read(id: string): HeldState {
+    return readState(this.root, id);
+  }
+
+  private hookState(st: StoredState, status: HookState['status']): HookState {
+    return {
+      ociVersion: OCI_VERSION,
+      id: st.id,
+      status,
+      pid: st.pid,
+      bundle: st.bundle,
+      annotations: st.annotations,
+    };
   }
 
   /** Creates the container from `bundle`/config.json: its init waits for `start`. */
   async create(id: string, bundle: string, options: CreateOptions = {}): Promise<CreatedContainer> {
-    if (!ID_RE.test(id))
-      throw new RuntimeError(`invalid container id ${JSON.stringify(id)}: use letters, digits, _ . -`);
+    const dir = this.dir(id);
     bundle = resolve(bundle);
     let spec: OciSpec;
     try {
@@ -162,20 +142,23 @@ export class Runtime {
     }
     try {
       validateSpec(spec);
+      checkSupported(spec);
     } catch (e) {
       throw new RuntimeError((e as Error).message);
     }
     const rootfs = resolve(bundle, spec.root.path);
     if (!existsSync(rootfs) || !statSync(rootfs).isDirectory())
       throw new RuntimeError(`rootfs ${rootfs} does not exist or is not a directory`);
-    if (!(spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path)) {
+    const pidNs = (spec.linux?.namespaces ?? []).find((n) => n.type === 'pid');
+    if (!pidNs) {
       throw new RuntimeError(
-        'the spec must ask for a new pid namespace: corral runs every container as PID 1 of its own',
+        'the spec must ask for a new pid namespace, or give the path of one to join: corral never runs a container in the host PID namespace',
       );
     }
+    if (spec.process.terminal && options.init)
+      throw new RuntimeError('a container with a terminal needs its own init: do not pass one started ahead');
 
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    const dir = this.dir(id);
     try {
       mkdirSync(dir, { mode: 0o700 });
     } catch (e) {
@@ -185,8 +168,15 @@ export class Runtime {
     }
     const fifo = join(dir, 'exec.fifo');
     // A container gets a cgroup when its spec names one or asks for limits.
-    const cgroupsPath = spec.linux?.cgroupsPath || (spec.linux?.resources ? `corral-${id}` : null);
+    const cgroupsPath =
+      spec.linux?.cgroupsPath ||
+      (options.defaultCgroupsPath !== undefined
+        ? options.defaultCgroupsPath
+        : spec.linux?.resources
+          ? `corral-${id}`
+          : null);
     let cgroup: Cgroup | undefined;
+    let madeCgroup = false;
     let pidsLimit: number | undefined;
     let early: CgroupLimits;
     let p: Pid1Process | undefined;
@@ -195,11 +185,6 @@ export class Runtime {
       mknod(fifo, S_IF.FIFO | 0o600);
       // The init opens the fifo after it has become the container's user.
       chownSync(fifo, spec.process.user.uid, spec.process.user.gid);
-      if (spec.process.terminal && options.init) {
-        throw new RuntimeError(
-          'a container with a terminal needs its own init: do not pass one started ahead',
-        );
-      }
       // With a terminal the init replaces stdin, stdout and stderr by the pty it opens.
       p =
         options.init ??
@@ -207,38 +192,33 @@ export class Runtime {
           stdio: spec.process.terminal ? 'ignore' : options.stdio,
           detached: options.detached,
           node: this.node,
+          preserveFds: options.preserveFds,
+          pidNamespace: pidNs.path || undefined,
         });
-      const child = p.child;
-      const sync = child.stdio[3] as unknown as Readable & Writable;
-      const answer = readMessage(sync, p);
+      const sync = syncPipeOf(p);
+      let answer = readMessage(sync, p);
+      const cgroupOwn = readProcCgroups('self');
       if (cgroupsPath) {
-        cgroup = openCgroup({ path: cgroupsPath });
+        cgroup = openCgroup({ path: cgroupsPath, own: cgroupOwn });
         try {
-          cgroup.create();
-          ({ pidsLimit, ...early } = limitsFromOci(spec.linux?.resources as OciLinuxResources));
+          // runc joins a cgroup that is there already (a pod's, made by its caller).
+          if (!cgroup.exists()) {
+            cgroup.create();
+            madeCgroup = true;
+          }
+          ({ pidsLimit, ...early } = limitsFromOci(spec.linux?.resources));
           cgroup.apply(early);
-          applyDeviceRules(
-            cgroup,
-            ((spec.linux?.resources as { devices?: DeviceRule[] } | undefined)?.devices ??
-              []) as DeviceRule[],
-          );
+          applyDeviceRules(cgroup, withDefaultDevices(spec.linux?.resources?.devices));
           cgroup.addProcess(p.pid);
         } catch (e) {
           throw new RuntimeError(`cgroup ${cgroupsPath}: ${(e as Error).message}`);
         }
       }
+      if (spec.process.oomScoreAdj !== undefined) setOomScoreAdj(p.pid, spec.process.oomScoreAdj);
       await options.beforeSetup?.(p.pid);
-      sync.write(
-        `${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false, node: this.node })}\n`,
-      );
-      const msg = await answer;
-      sync.destroy();
-      if (msg.type === 'error') throw new RuntimeError(msg.message, msg.exitCode);
-      if (msg.type === 'ready' && msg.terminalFd !== null && msg.terminalFd !== undefined)
-        terminal = pidfdGetfd(p.pidfd, msg.terminalFd);
       const startTime = procStartTime(p.pid);
       if (startTime === null) throw new RuntimeError('the container init died during setup');
-      const state: StoredState = {
+      const st: HeldState = {
         id,
         bundle,
         rootfs,
@@ -247,9 +227,34 @@ export class Runtime {
         created: new Date().toISOString(),
         annotations: spec.annotations ?? {},
         cgroupsPath,
+        cgroupOwn,
+        freezer: cgroup ? freezerOf(cgroup) : undefined,
         pidsLimit,
+        hooks: spec.hooks && { poststart: spec.hooks.poststart, poststop: spec.hooks.poststop },
       };
-      writeAtomic(join(dir, 'state.json'), JSON.stringify(state));
+      const state = this.hookState(st, 'creating');
+      sync.write(
+        `${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false, node: this.node, state, preserveFds: options.preserveFds ?? 0, noNewKeyring: options.noNewKeyring, noPivot: options.noPivot })}\n`,
+      );
+      let msg = await answer;
+      if (msg.type === 'hooks') {
+        // The init paused before pivot_root: the runtime's own hooks run now, in its namespaces.
+        answer = readMessage(sync, p);
+        try {
+          runHooks(spec.hooks, 'prestart', state);
+          runHooks(spec.hooks, 'createRuntime', state);
+        } catch (e) {
+          throw new RuntimeError((e as Error).message);
+        }
+        sync.write('go\n');
+        msg = await answer;
+      }
+      sync.destroy();
+      if (msg.type === 'error') throw new RuntimeError(msg.message, msg.exitCode);
+      if (msg.type === 'ready' && msg.terminalFd !== null && msg.terminalFd !== undefined)
+        terminal = pidfdGetfd(p.pidfd, msg.terminalFd);
+      if (procStartTime(p.pid) !== startTime) throw new RuntimeError('the container init died during setup');
+      writeAtomic(join(dir, 'state.json'), JSON.stringify(st));
       return createdContainer(id, p, terminal);
     } catch (e) {
       if (terminal !== null) close(terminal);
@@ -257,16 +262,16 @@ export class Runtime {
         p.kill('KILL');
         await p.wait();
       }
-      await cgroup?.remove().catch(() => {});
+      if (madeCgroup) await cgroup?.remove().catch(() => {});
       rmSync(dir, { recursive: true, force: true });
       throw e;
     }
   }
 
-  /** Lets the container's program run: opens the exec fifo the init is waiting on. */
+  /** Lets the container's program run: opens the exec fifo the init is waiting on; then poststart hooks. */
   async start(id: string): Promise<void> {
     const st = this.read(id);
-    const status = this.status(st);
+    const status = statusOf(this.root, st);
     if (status !== 'created')
       throw new RuntimeError(`container ${id} is ${status}, not created: it cannot be started`);
     if (st.pidsLimit !== undefined) this.cgroup(id)?.apply({ pidsLimit: st.pidsLimit });
@@ -285,7 +290,7 @@ export class Runtime {
       for (;;) {
         if (readByte()) break;
         // A quick program may have run and ended already: its init wrote the byte first.
-        if (!this.alive(st)) {
+        if (!isAlive(st)) {
           if (readByte()) break;
           throw new RuntimeError(`container ${id} died before it started`);
         }
@@ -295,92 +300,37 @@ export class Runtime {
       closeSync(fd);
     }
     unlinkSync(fifo);
-  }
-
-  private alive(st: StoredState): boolean {
-    return procStartTime(st.pid) === st.startTime && !isZombie(st.pid);
-  }
-
-  private status(st: StoredState): ContainerStatus {
-    if (!this.alive(st)) return 'stopped';
-    return existsSync(join(this.dir(st.id), 'exec.fifo')) ? 'created' : 'running';
+    if (hasHooks(st.hooks, 'poststart')) {
+      try {
+        runHooks(st.hooks, 'poststart', this.hookState(st, 'running'));
+      } catch (e) {
+        // runc's behaviour: a failed poststart hook ends the container.
+        this.killQuiet(st, 'SIGKILL');
+        throw new RuntimeError((e as Error).message);
+      }
+    }
   }
 
   state(id: string): ContainerState {
-    const st = this.read(id);
-    return {
-      ociVersion: OCI_VERSION,
-      id,
-      status: this.status(st),
-      pid: st.pid,
-      bundle: st.bundle,
-      rootfs: st.rootfs,
-      created: st.created,
-      annotations: st.annotations,
-    };
+    return containerState(this.root, this.read(id));
   }
 
   /**
    * Starts another program in a running container (`docker exec`). A helper on the host
    * (exec-init.ts) enters the container on one thread and starts the program from there: the
    * program is born in the container's namespaces and cgroup with its user, capabilities,
-   * no_new_privs and seccomp profile. What `proc` leaves out (capabilities) or asks less of
-   * than the container (no_new_privs) is taken from the container's own process.
+   * no_new_privs and seccomp profile.
    */
-  async exec(id: string, proc: OciProcess, options: { stdio?: InitStdio } = {}): Promise<CreatedContainer> {
+  async exec(id: string, proc: OciProcess, options: ExecOptions = {}): Promise<CreatedContainer> {
     const st = this.read(id);
-    if (this.status(st) !== 'running') throw new RuntimeError(`container ${id} is not running`, 1);
-    const spec = this.specOf(st);
-    // The namespaces to join: each one where the container differs from this process.
-    let namespaces = CLONE.NEWPID;
-    for (const { link, flag } of JOINABLE_NAMESPACES) {
-      if (readlinkQuiet(`/proc/${st.pid}/ns/${link}`) !== readlinkQuiet(`/proc/self/ns/${link}`))
-        namespaces |= flag;
-    }
-    const process: OciProcess = {
-      ...proc,
-      capabilities: proc.capabilities ?? spec.process.capabilities,
-      noNewPrivileges: proc.noNewPrivileges || spec.process.noNewPrivileges,
-    };
-    const child = spawn(sealedNode(this.node), ['--v8-pool-size=1', execScript], {
-      stdio: [
-        ...stdioTriple(proc.terminal ? 'ignore' : (options.stdio ?? 'inherit')),
-        'pipe',
-      ] as StdioOptions,
-      env: { UV_THREADPOOL_SIZE: '1' },
+    const status = statusOf(this.root, st);
+    if (status !== 'running')
+      throw new RuntimeError(`container ${id} is ${status}, not running: cannot exec in it`, 1);
+    return execInContainer(st, this.specOf(st), proc, {
+      ...options,
+      node: this.node,
+      addToCgroup: (pid) => this.cgroup(id)?.addProcess(pid),
     });
-    const helper = new Pid1Process(child);
-    let terminal: number | null = null;
-    try {
-      const sync = child.stdio[3] as unknown as Readable & Writable;
-      const ready = readMessage(sync, helper);
-      // The program is born in the helper's cgroup: the container's.
-      this.cgroup(id)?.addProcess(helper.pid);
-      const config: ExecConfig = {
-        process,
-        namespaces,
-        seccomp: spec.linux?.seccomp,
-        init: { pid: st.pid, startTime: st.startTime },
-      };
-      sync.write(`${JSON.stringify(config)}\n`);
-      const msg = await ready;
-      if (msg.type === 'error') throw new RuntimeError(msg.message, msg.exitCode);
-      if (msg.type === 'ready' && msg.terminalFd !== null && msg.terminalFd !== undefined)
-        terminal = pidfdGetfd(helper.pidfd, msg.terminalFd);
-      const started = readMessage(sync, helper);
-      sync.write('go\n');
-      const running = await started;
-      if (running.type === 'error') throw new RuntimeError(running.message, running.exitCode);
-      if (running.type !== 'started') throw new RuntimeError('the exec helper did not start the program');
-      const program = new ExecProcess(helper, running.pid);
-      sync.end('held\n');
-      return createdContainer(id, program, terminal);
-    } catch (e) {
-      if (terminal !== null) close(terminal);
-      helper.kill('SIGKILL');
-      await helper.wait();
-      throw e;
-    }
   }
 
   /** The container's spec, from its bundle. */
@@ -396,14 +346,71 @@ export class Runtime {
   /** The container's cgroup (for stats, freeze, thaw), or null when it has none. */
   cgroup(id: string): Cgroup | null {
     const st = this.read(id);
-    return st.cgroupsPath ? openCgroup({ path: st.cgroupsPath }) : null;
+    return st.cgroupsPath ? openCgroup({ path: st.cgroupsPath, own: st.cgroupOwn }) : null;
+  }
+
+  private requireCgroup(id: string, what: string): Cgroup {
+    const cgroup = this.cgroup(id);
+    if (!cgroup) throw new RuntimeError(`container ${id} has no cgroup: ${what} needs one`);
+    return cgroup;
   }
 
   /** Signals every process of the container through its cgroup (`kill --all`). */
   async killAll(id: string, signal: string | number = 'SIGKILL'): Promise<void> {
+    const st = this.read(id);
+    if (!isAlive(st)) throw new RuntimeError(`container ${id} is not running`, 1);
+    await this.requireCgroup(id, 'kill --all').killAll(signal);
+  }
+
+  /** Freezes every process of the container (`pause`): its status becomes paused. */
+  async pause(id: string): Promise<void> {
+    const st = this.read(id);
+    const status = statusOf(this.root, st);
+    if (status !== 'running') throw new RuntimeError(`container ${id} is ${status}, not running`, 1);
+    await this.requireCgroup(id, 'pause').freeze();
+  }
+
+  /** Thaws a paused container (`resume`). */
+  async resume(id: string): Promise<void> {
+    const st = this.read(id);
+    const status = statusOf(this.root, st);
+    if (status !== 'paused') throw new RuntimeError(`container ${id} is ${status}, not paused`, 1);
+    await this.requireCgroup(id, 'resume').thaw();
+  }
+
+  /** Changes the limits of a container (`update`): linux.resources, devices included. */
+  update(id: string, resources: OciResources): CgroupLimits {
+    const st = this.read(id);
+    if (!isAlive(st)) throw new RuntimeError(`container ${id} is not running`, 1);
+    const cgroup = this.requireCgroup(id, 'update');
+    try {
+      const { pidsLimit, ...rest } = limitsFromOci(resources);
+      const limits: CgroupLimits = rest;
+      // Before start the pids limit waits in the state: the init's Node threads must not count.
+      if (pidsLimit !== undefined && statusOf(this.root, st) === 'created') {
+        writeAtomic(join(this.dir(id), 'state.json'), JSON.stringify({ ...st, pidsLimit }));
+      } else if (pidsLimit !== undefined) {
+        limits.pidsLimit = pidsLimit;
+      }
+      const applied = cgroup.apply(limits);
+      applyDeviceRules(cgroup, resources.devices ?? []);
+      return applied;
+    } catch (e) {
+      throw new RuntimeError((e as Error).message);
+    }
+  }
+
+  /** Usage of the container's cgroup. */
+  stats(id: string): CgroupStats {
+    return this.requireCgroup(id, 'stats').stats();
+  }
+
+  /** Host PIDs of the container's processes: its cgroup's, or its PID namespace's without one. */
+  processes(id: string): number[] {
+    const st = this.read(id);
+    if (!isAlive(st)) return [];
     const cgroup = this.cgroup(id);
-    if (!cgroup) throw new RuntimeError(`container ${id} has no cgroup: kill --all needs one`);
-    await cgroup.killAll(signal);
+    return cgroup ? cgroup.processes() : namespacePids(st.pid);
   }
 
   /** The ids of the containers this runtime knows. */
@@ -415,11 +422,11 @@ export class Runtime {
     }
   }
 
-  /** Sends a signal to the container's PID 1 (through a pidfd, never to a recycled PID). */
+  /** Sends a signal to the container's init (through a pidfd, never to a recycled PID). */
   kill(id: string, signal: string | number = 'SIGTERM'): void {
     const st = this.read(id);
     const signo = typeof signal === 'number' ? signal : parseSignal(signal);
-    if (!this.alive(st)) throw new RuntimeError(`container ${id} is not running`, 1);
+    if (!isAlive(st)) throw new RuntimeError(`container ${id} is not running`, 1);
     let fd: number;
     try {
       fd = pidfdOpen(st.pid);
@@ -429,10 +436,18 @@ export class Runtime {
     }
     try {
       // The pidfd was opened after the check: make sure it names the same process.
-      if (!this.alive(st)) throw new RuntimeError(`container ${id} is not running`, 1);
+      if (!isAlive(st)) throw new RuntimeError(`container ${id} is not running`, 1);
       pidfdSendSignal(fd, signo);
     } finally {
       close(fd);
+    }
+  }
+
+  private killQuiet(st: StoredState, signal: string): void {
+    try {
+      this.kill(st.id, signal);
+    } catch (e) {
+      if (!(e instanceof RuntimeError)) throw e;
     }
   }
 
@@ -440,146 +455,88 @@ export class Runtime {
   async waitStopped(id: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<boolean> {
     const st = this.read(id);
     const end = Date.now() + timeoutMs;
-    while (this.alive(st)) {
+    while (isAlive(st)) {
       if (Date.now() > end) return false;
       await new Promise((r) => setTimeout(r, 10));
     }
     return true;
   }
 
-  /** Removes a stopped container's state; with `force`, kills it first. */
-  async delete(id: string, options: { force?: boolean } = {}): Promise<void> {
-    let st: StoredState;
+  /**
+   * Removes a container's state and cgroup: a stopped or created one (whose parked init is
+   * killed), a running or paused one only with `force`. Then runs the poststop hooks, whose
+   * failures come back as warnings (the spec's rule).
+   */
+  async delete(id: string, options: { force?: boolean } = {}): Promise<string[]> {
+    let st: HeldState;
     try {
       st = this.read(id);
     } catch (e) {
       // A create that died half way leaves a folder without state: remove that too.
-      if (existsSync(this.dir(id)) && !existsSync(join(this.dir(id), 'state.json'))) {
-        rmSync(this.dir(id), { recursive: true, force: true });
-        return;
+      const dir = this.dir(id);
+      if (existsSync(dir) && !existsSync(join(dir, 'state.json'))) {
+        rmSync(dir, { recursive: true, force: true });
+        return [];
       }
       throw e;
     }
-    if (this.alive(st)) {
-      if (!options.force)
-        throw new RuntimeError(`container ${id} is ${this.status(st)}: stop it first or force the delete`);
-      try {
-        this.kill(id, 'SIGKILL');
-      } catch (e) {
-        if (!(e instanceof RuntimeError)) throw e;
-      }
+    const status = statusOf(this.root, st);
+    if (status !== 'stopped') {
+      if (status !== 'created' && !options.force)
+        throw new RuntimeError(`container ${id} is ${status}: stop it first or force the delete`);
+      this.killQuiet(st, 'SIGKILL');
+      // A frozen task dies only once thawed.
+      if (status === 'paused')
+        await this.cgroup(id)
+          ?.thaw()
+          .catch(() => {});
       await this.waitStopped(id);
     }
     const cgroup = this.cgroup(id);
     if (cgroup?.exists()) {
-      // Processes that escaped PID 1's death (none should) would keep the cgroup busy.
+      // Processes that outlived the init (exec'd ones in a joined PID namespace) keep it busy.
       await cgroup.killAll('SIGKILL').catch(() => {});
       await cgroup.remove();
     }
     rmSync(this.dir(id), { recursive: true, force: true });
-  }
-}
-
-const execScript = fileURLToPath(new URL('./exec-init.js', import.meta.url));
-
-function readlinkQuiet(path: string): string | null {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return null;
-  }
-}
-
-function stdioTriple(stdio: InitStdio): (StdioPipe | number)[] {
-  return Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
-}
-
-/** The process create or exec started, as its caller sees it. */
-export interface ContainerProcess {
-  /** The runtime's child: the init, or the helper of an exec. */
-  readonly child: ChildProcess;
-  /** The program's PID on the host. */
-  readonly pid: number;
-  /** Sends a signal to the program. */
-  kill(signal?: string | number): void;
-  /** Resolves with the program's exit code (128 + S when killed by signal S). */
-  wait(): Promise<number>;
-}
-
-/** An exec'd program: the runtime's child is its helper, which exits as the program does. */
-class ExecProcess implements ContainerProcess {
-  private readonly pidfd: number;
-  private done = false;
-
-  constructor(
-    private readonly helper: Pid1Process,
-    readonly pid: number,
-  ) {
-    // The helper reaps the program only once we said we hold this pidfd: the PID names it.
-    this.pidfd = pidfdOpen(pid);
-    helper.wait().then(() => {
-      this.done = true;
-      close(this.pidfd);
-    });
-  }
-
-  get child(): ChildProcess {
-    return this.helper.child;
-  }
-
-  kill(signal: string | number = 'SIGTERM'): void {
-    if (this.done) return;
-    try {
-      pidfdSendSignal(this.pidfd, typeof signal === 'number' ? signal : parseSignal(signal));
-    } catch (e) {
-      if (!isErrno(e, 'ESRCH')) throw e; // ended meanwhile
-    }
-  }
-
-  wait(): Promise<number> {
-    return this.helper.wait();
-  }
-}
-
-/** What create and exec hand their caller: the process, its pipes and terminal, and a wait. */
-function createdContainer(id: string, p: ContainerProcess, terminal: number | null): CreatedContainer {
-  const { stdin, stdout, stderr } = p.child;
-  return { id, pid: p.pid, process: p, stdin, stdout, stderr, terminal, wait: () => p.wait() };
-}
-
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.charAt(stat.lastIndexOf(')') + 2) === 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function writeAtomic(path: string, data: string): void {
-  writeFileSync(`${path}.tmp`, data);
-  renameSync(`${path}.tmp`, path);
-}
-
-/** The init's answer on the sync socket, or an error if it dies first. */
-function readMessage(sync: Readable, p: Pid1Process): Promise<InitMessage> {
-  return new Promise((resolvePromise, reject) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString('utf8');
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      sync.off('data', onData);
+    const warnings: string[] = [];
+    for (const [i, hook] of (st.hooks?.poststop ?? []).entries()) {
       try {
-        resolvePromise(JSON.parse(buf.slice(0, nl)) as InitMessage);
+        runHooks({ poststop: [hook] }, 'poststop', this.hookState(st, 'stopped'));
       } catch (e) {
-        reject(new RuntimeError(`bad message from the container init: ${(e as Error).message}`));
+        warnings.push(`poststop hook #${i}: ${(e as Error).message}`);
       }
-    };
-    sync.on('data', onData);
-    sync.on('error', () => {});
-    p.wait().then((code) =>
-      reject(new RuntimeError(`the container init exited with code ${code} during setup`, code)),
+    }
+    return warnings;
+  }
+}
+
+/**
+ * The spec's device rules followed by the devices every container gets (as runc appends its
+ * AllowedDevices): a spec that denies everything still has /dev/null, mknod, its ptys.
+ */
+function withDefaultDevices(rules: DeviceRule[] | undefined): DeviceRule[] {
+  if (!rules?.length) return [];
+  return [...rules, ...DEFAULT_DEVICE_RULES.filter((r) => r.allow)];
+}
+
+/** Where the cgroup says it is frozen: v1 freezer.state, v2 cgroup.freeze. */
+function freezerOf(cgroup: Cgroup): StoredState['freezer'] {
+  if (cgroup.backend === 'v1') {
+    const dir = Object.entries(cgroup.dirs).find(([name]) => name.split(',').includes('freezer'))?.[1];
+    return dir ? { file: join(dir, 'freezer.state'), frozen: 'FROZEN' } : undefined;
+  }
+  const dir = Object.values(cgroup.dirs)[0];
+  return dir ? { file: join(dir, 'cgroup.freeze'), frozen: '1' } : undefined;
+}
+
+function setOomScoreAdj(pid: number, value: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/oom_score_adj`, String(value));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new RuntimeError(
+      `process.oomScoreAdj ${value}: ${(e as Error).message}${code === 'EACCES' || code === 'EPERM' ? ' (lowering it needs CAP_SYS_RESOURCE, which this runtime lacks)' : ''}`,
     );
-  });
+  }
 }

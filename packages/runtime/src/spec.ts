@@ -1,4 +1,6 @@
+import type { OciLinuxResources } from '@corral/cgroups';
 import { CLONE } from '@corral/sys';
+import type { DeviceRule } from './devices.js';
 import type { OciSeccomp } from './seccomp.js';
 /** The parts of the OCI runtime spec (config.json) that corral's runtime implements. */
 export interface OciSpec {
@@ -8,8 +10,43 @@ export interface OciSpec {
   hostname?: string;
   domainname?: string;
   mounts?: OciMount[];
+  hooks?: OciHooks;
   annotations?: Record<string, string>;
   linux?: OciLinux;
+}
+
+/** One hook: a program on the host (or, for createContainer and startContainer, in the container). */
+export interface OciHook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  /** Seconds before the hook is killed and counts as failed. */
+  timeout?: number;
+}
+
+/** The lifecycle hooks, by the point where they run (runtime spec "POSIX-platform Hooks"). */
+export interface OciHooks {
+  /** Deprecated alias of createRuntime, run just before it. */
+  prestart?: OciHook[];
+  createRuntime?: OciHook[];
+  createContainer?: OciHook[];
+  startContainer?: OciHook[];
+  poststart?: OciHook[];
+  poststop?: OciHook[];
+}
+
+export const HOOK_NAMES = [
+  'prestart',
+  'createRuntime',
+  'createContainer',
+  'startContainer',
+  'poststart',
+  'poststop',
+] as const satisfies readonly (keyof OciHooks)[];
+
+/** linux.resources: the cgroup limits, plus the device rules of the devices controller. */
+export interface OciResources extends Omit<OciLinuxResources, 'devices'> {
+  devices?: DeviceRule[];
 }
 
 export interface OciProcess {
@@ -57,7 +94,7 @@ export interface OciLinux {
   namespaces?: { type: NamespaceType; path?: string }[];
   devices?: OciDevice[];
   cgroupsPath?: string;
-  resources?: Record<string, unknown>;
+  resources?: OciResources;
   rootfsPropagation?:
     | 'private'
     | 'rprivate'
@@ -71,6 +108,8 @@ export interface OciLinux {
   readonlyPaths?: string[];
   sysctl?: Record<string, string>;
   seccomp?: OciSeccomp;
+  personality?: { domain: 'LINUX' | 'LINUX32'; flags?: string[] };
+  intelRdt?: Record<string, unknown>;
 }
 
 export interface OciDevice {

@@ -3,6 +3,8 @@ import { readSync, writeSync } from 'node:fs';
 /** Messages between the runtime and a container's init on the sync socket, one JSON per line. */
 export type InitMessage =
   | { type: 'ready'; terminalFd?: number | null }
+  /** From the init, before pivot_root: run the prestart and createRuntime hooks, then answer "go". */
+  | { type: 'hooks' }
   /** From the exec helper: the program runs, with this PID on the host. */
   | { type: 'started'; pid: number }
   | { type: 'error'; message: string; exitCode: number };

@@ -17,3 +17,6 @@ export { isMountPoint, type MountInfo, procStartTime, readMountInfo } from './pr
 export * from './seccomp.js';
 export { parseSignal, signalName } from './signals.js';
 export { cloexecFrom, type SpawnProgramOptions, spawnProgram } from './spawn.js';
+export { joinSessionKeyring } from './keyring.js';
+export { PERSONALITY, personality } from './personality.js';
+export { connectUnix, sendFd, sendFdTo } from './socket.js';

@@ -57,7 +57,7 @@ export class CgroupV1 implements Cgroup {
       );
     this.path = opts.path;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
-    const own = readProcCgroups('self');
+    const own = opts.own ?? readProcCgroups('self');
     this.hierarchies = [];
     for (const m of v1Mounts(opts.mounts)) {
       const mine = own.find((c) => sameSet(c.controllers, m.controllers));

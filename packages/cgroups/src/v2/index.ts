@@ -70,7 +70,7 @@ export class CgroupV2 implements Cgroup {
     // In a scratch tree the root stands for our own cgroup.
     this.own = this.scratch
       ? '/'
-      : (readProcCgroups('self').find((c) => c.id === 0 && c.controllers.length === 0)?.path ?? '/');
+      : ((opts.own ?? readProcCgroups('self')).find((c) => c.id === 0 && c.controllers.length === 0)?.path ?? '/');
     this.cgroup = resolveCgroupPath(this.own, opts.path, opts.parent);
     const dir = cgroupDir(this.root, mountRoot, this.cgroup);
     if (dir === null)

@@ -1,0 +1,112 @@
+// What the runtime remembers of a container (ROOT/ID/state.json) and how its status is read
+// from the kernel. Light on purpose (no native module): `corral-runtime state`, which consumers
+// call often, loads this and little else.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RuntimeError } from './errors.js';
+
+/** What the runtime remembers of a container, in ROOT/ID/state.json. */
+export interface StoredState {
+  id: string;
+  bundle: string;
+  rootfs: string;
+  pid: number;
+  /** Start time of the init in clock ticks: with the pid it names one process for good. */
+  startTime: number;
+  created: string;
+  annotations: Record<string, string>;
+  /** The container's cgroup path as given to openCgroup, or null when it has none. */
+  cgroupsPath: string | null;
+  /** The creator's own cgroups (/proc/self/cgroup): a relative cgroupsPath resolves against them. */
+  cgroupOwn?: { id: number; controllers: string[]; path: string }[];
+  /** The file that says whether the cgroup is frozen, and the value that means frozen. */
+  freezer?: { file: string; frozen: string };
+  /** The pids limit, written at start: the Node init's own threads must not count against it. */
+  pidsLimit?: number;
+}
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
+
+/** The OCI `state` of a container. */
+export interface ContainerState {
+  ociVersion: string;
+  id: string;
+  status: ContainerStatus;
+  pid: number;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  annotations: Record<string, string>;
+}
+
+/** The version of the runtime spec this runtime implements. */
+export const OCI_VERSION = '1.2.0';
+
+export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
+
+/** The folder of one container's state. */
+export function stateDir(root: string, id: string): string {
+  if (!ID_RE.test(id))
+    throw new RuntimeError(`invalid container id ${JSON.stringify(id)}: use letters, digits, _ . + -`);
+  return join(root, id);
+}
+
+export function readState(root: string, id: string): StoredState {
+  try {
+    return JSON.parse(readFileSync(join(stateDir(root, id), 'state.json'), 'utf8')) as StoredState;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new RuntimeError(`container ${id} does not exist`, 1);
+    throw e;
+  }
+}
+
+export function writeAtomic(path: string, data: string): void {
+  writeFileSync(`${path}.tmp`, data, { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
+}
+
+/** Fields of /proc/PID/stat after the command name, or null when the process is gone. */
+function procStat(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm may hold spaces and parentheses: fields start after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** True while the init named by the state (PID and start time) lives and is not a zombie. */
+export function isAlive(st: StoredState): boolean {
+  const f = procStat(st.pid);
+  return f !== null && Number(f[19]) === st.startTime && f[0] !== 'Z';
+}
+
+function isFrozen(st: StoredState): boolean {
+  if (!st.freezer) return false;
+  try {
+    return readFileSync(st.freezer.file, 'utf8').trim() === st.freezer.frozen;
+  } catch {
+    return false;
+  }
+}
+
+export function statusOf(root: string, st: StoredState): ContainerStatus {
+  if (!isAlive(st)) return 'stopped';
+  if (existsSync(join(root, st.id, 'exec.fifo'))) return 'created';
+  return isFrozen(st) ? 'paused' : 'running';
+}
+
+export function containerState(root: string, st: StoredState): ContainerState {
+  return {
+    ociVersion: OCI_VERSION,
+    id: st.id,
+    status: statusOf(root, st),
+    pid: st.pid,
+    bundle: st.bundle,
+    rootfs: st.rootfs,
+    created: st.created,
+    annotations: st.annotations,
+  };
+}
