@@ -100,6 +100,16 @@ export const O = {
   PATH: 0o10000000,
 } as const;
 
+/** resolve flags of openat2(2)'s struct open_how. */
+export const RESOLVE = {
+  NO_XDEV: 0x01,
+  NO_MAGICLINKS: 0x02,
+  NO_SYMLINKS: 0x04,
+  BENEATH: 0x08,
+  IN_ROOT: 0x10,
+  CACHED: 0x20,
+} as const;
+
 /** Operations of flock(2). */
 export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 

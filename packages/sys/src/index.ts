@@ -20,3 +20,5 @@ export { cloexecFrom, type SpawnProgramOptions, spawnProgram } from './spawn.js'
 export { joinSessionKeyring } from './keyring.js';
 export { PERSONALITY, personality } from './personality.js';
 export { connectUnix, sendFd, sendFdTo } from './socket.js';
+export * from './fuse.js';
+export * from './rawfs.js';

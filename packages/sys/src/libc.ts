@@ -107,6 +107,9 @@ export const fn = {
   symlinkat: libc.func('int symlinkat(const char *target, int dirfd, const char *path)'),
   readlinkat: libc.func('intptr_t readlinkat(int dirfd, const char *path, void *buf, size_t size)'),
   unlinkat: libc.func('int unlinkat(int dirfd, const char *path, int flags)'),
+  renameat2: libc.func(
+    'int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)',
+  ),
   flock: libc.func('int flock(int fd, int operation)'),
   syncfs: libc.func('int syncfs(int fd)'),
   sync_file_range: libc.func(
