@@ -3,6 +3,7 @@ export { main as cliMain, parseOverlayOptions } from './cli.js';
 export { type Change, diffUpper, formatChanges, isOpaque, isWhiteout, redirectOf } from './diff.js';
 export { UnionFsError, type UnionFsErrorCode } from './errors.js';
 export { filesystemOf } from './fsinfo.js';
+export { type FuseOptions, FuseUnionFs, isFuseUnion } from './fuse/backend.js';
 export {
   OVERLAY_FEATURES,
   type OverlayMethod,
@@ -10,4 +11,11 @@ export {
   OverlayUnionFs,
 } from './overlay/index.js';
 export { getUnionFs, registerUnionFs, unionFsBackends } from './registry.js';
-export type { BackendName, UnionFs, UnionMount, UnionMountOptions, UnmountOptions } from './types.js';
+export type {
+  BackendName,
+  UnionFs,
+  UnionMount,
+  UnionMountOptions,
+  UnionServerExit,
+  UnmountOptions,
+} from './types.js';

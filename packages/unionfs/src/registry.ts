@@ -1,13 +1,15 @@
 import { UnionFsError } from './errors.js';
+import { FuseUnionFs } from './fuse/backend.js';
 import { OverlayUnionFs } from './overlay/index.js';
 import type { BackendName, UnionFs } from './types.js';
 
-const factories = new Map<string, () => UnionFs>([['overlay', () => new OverlayUnionFs()]]);
+const factories = new Map<string, () => UnionFs>([
+  ['overlay', () => new OverlayUnionFs()],
+  ['fuse', () => new FuseUnionFs()],
+]);
 
 /** Backends that are planned but not built yet: asking for them is a clear error. */
-const planned: Record<string, string> = {
-  fuse: 'the fuse backend is not available yet (it comes in its own issue): use --backend overlay',
-};
+const planned: Record<string, string> = {};
 
 /** Adds (or replaces) a backend under `name`; for backends living in their own package. */
 export function registerUnionFs(name: BackendName, factory: () => UnionFs): void {
@@ -19,7 +21,7 @@ export function unionFsBackends(): string[] {
   return [...factories.keys()];
 }
 
-/** The backend called `name` (`overlay`, later `fuse`). */
+/** The backend called `name` (`overlay`, `fuse`, or one registered). */
 export function getUnionFs(name: string = 'overlay'): UnionFs {
   const make = factories.get(name);
   if (make) return make();

@@ -1,5 +1,14 @@
-/** Names of the union backends. */
-export type BackendName = 'overlay' | 'fuse';
+/**
+ * The name a backend is registered under: `overlay` and `fuse` come with this package, others
+ * register themselves with registerUnionFs.
+ */
+export type BackendName = string;
+
+/** How the process serving a mount ended. */
+export interface UnionServerExit {
+  code: number | null;
+  signal: string | null;
+}
 
 export interface UnionMountOptions {
   /** Read-only layers, top layer first (as overlayfs's lowerdir lists them). At least one. */
@@ -20,6 +29,13 @@ export interface UnionMount {
   readonly upper: string | null;
   readonly work: string | null;
   readonly readonly: boolean;
+  /** The process serving the mount (the fuse backend's server); null when the kernel serves it. */
+  readonly pid: number | null;
+  /**
+   * Settles when the mount's server has ended: after an unmount, or when it died (the mount
+   * then answers ENOTCONN until it is taken off). For a kernel mount: after unmount() here.
+   */
+  readonly closed: Promise<UnionServerExit>;
   /** Unmounts this union. */
   unmount(options?: UnmountOptions): Promise<void>;
 }

@@ -21,7 +21,14 @@ import {
   umount2,
 } from '@corral/sys';
 import { UnionFsError } from '../errors.js';
-import type { BackendName, UnionFs, UnionMount, UnionMountOptions, UnmountOptions } from '../types.js';
+import type {
+  BackendName,
+  UnionFs,
+  UnionMount,
+  UnionMountOptions,
+  UnionServerExit,
+  UnmountOptions,
+} from '../types.js';
 import { type CheckedOptions, checkOptions, emptyLayerFor, mountAt } from '../validate.js';
 
 /**
@@ -74,6 +81,10 @@ function contextLog(fd: number): string {
 class KernelOverlayMount implements UnionMount {
   readonly backend: BackendName = 'overlay';
   readonly readonly: boolean;
+  /** The kernel serves it: no process. */
+  readonly pid = null;
+  readonly closed: Promise<UnionServerExit>;
+  private settle!: (e: UnionServerExit) => void;
 
   constructor(
     private readonly fs: OverlayUnionFs,
@@ -83,10 +94,14 @@ class KernelOverlayMount implements UnionMount {
     readonly work: string | null,
   ) {
     this.readonly = upper === null;
+    this.closed = new Promise((resolve) => {
+      this.settle = resolve;
+    });
   }
 
-  unmount(options?: UnmountOptions): Promise<void> {
-    return this.fs.unmount(this.target, options);
+  async unmount(options?: UnmountOptions): Promise<void> {
+    await this.fs.unmount(this.target, options);
+    this.settle({ code: 0, signal: null });
   }
 }
 

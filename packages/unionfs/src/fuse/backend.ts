@@ -1,0 +1,161 @@
+// The `fuse` backend: a union served by a process of its own (src/fuse/main.ts) that speaks
+// FUSE on /dev/fuse. mount() starts it and returns once the mount answers; unmounting ends it.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { isErrno, MNT, umount2 } from '@corral/sys';
+import { UnionFsError } from '../errors.js';
+import type {
+  BackendName,
+  UnionFs,
+  UnionMount,
+  UnionMountOptions,
+  UnionServerExit,
+  UnmountOptions,
+} from '../types.js';
+import { checkOptions, mountAt } from '../validate.js';
+import type { ServerConfig } from './union/serve.js';
+
+/** The server's entry, compiled (tests that run this file from src/ use the built one). */
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url)).replace(
+  /\/src\/fuse\/main\.js$/,
+  '/dist/fuse/main.js',
+);
+/** How long a server may take to mount and answer INIT. */
+const START_TIMEOUT_MS = 30_000;
+
+export interface FuseOptions {
+  /** Threads reading /dev/fuse (default 4). */
+  threads?: number;
+  /** A file the server appends its errors (and, with `debug`, every request) to. */
+  log?: string;
+  debug?: boolean;
+  /** The node binary that runs the server (default: this process's). */
+  node?: string;
+}
+
+/** True for the mount types this backend makes. */
+export const isFuseUnion = (fsType: string): boolean => fsType === 'fuse.corral-unionfs';
+
+class FuseUnionMount implements UnionMount {
+  readonly backend: BackendName = 'fuse';
+  readonly readonly: boolean;
+
+  constructor(
+    private readonly fs: FuseUnionFs,
+    readonly target: string,
+    readonly lower: readonly string[],
+    readonly upper: string | null,
+    readonly work: string | null,
+    private readonly child: ChildProcess,
+    readonly closed: Promise<UnionServerExit>,
+  ) {
+    this.readonly = upper === null;
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  /** Unmounts, then waits for the server to end (a detached unmount waits for nobody). */
+  async unmount(options?: UnmountOptions): Promise<void> {
+    await this.fs.unmount(this.target, options);
+    if (options?.detach) return;
+    // Waiting keeps this process alive, which an unref'd child alone would not.
+    this.child.ref();
+    try {
+      await this.closed;
+    } finally {
+      this.child.unref();
+    }
+  }
+}
+
+/** Reads the server's one line on its fd 3. */
+function readyLine(child: ChildProcess): Promise<string> {
+  const pipe = child.stdio[3] as Readable;
+  return new Promise((resolve) => {
+    let text = '';
+    const timer = setTimeout(() => resolve('error the server did not answer in time'), START_TIMEOUT_MS);
+    pipe.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    pipe.on('end', () => {
+      clearTimeout(timer);
+      resolve(text.trim() || 'error the server ended without a word');
+    });
+    pipe.on('error', () => {});
+  });
+}
+
+/** A userspace union served over FUSE by a process of its own, with overlayfs's semantics. */
+export class FuseUnionFs implements UnionFs {
+  readonly name: BackendName = 'fuse';
+
+  constructor(private readonly options: FuseOptions = {}) {}
+
+  async mount(options: UnionMountOptions): Promise<UnionMount> {
+    const o = checkOptions(options, 'fuse');
+    const config: ServerConfig = {
+      lower: o.lower,
+      upper: o.upper,
+      work: o.work,
+      target: o.target,
+      threads: this.options.threads,
+      debug: this.options.debug,
+    };
+    const log = this.options.log ? openSync(this.options.log, 'a', 0o600) : 'ignore';
+    let child: ChildProcess;
+    try {
+      // Its own session: the signals of the caller's terminal are not the server's.
+      child = spawn(this.options.node ?? process.execPath, [MAIN, JSON.stringify(config)], {
+        detached: true,
+        stdio: ['ignore', 'ignore', log, 'pipe'],
+      });
+    } finally {
+      if (typeof log === 'number') closeSync(log);
+    }
+    const closed = new Promise<UnionServerExit>((resolve) => {
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+      child.on('error', () => resolve({ code: null, signal: null }));
+    });
+    const line = await readyLine(child);
+    if (line !== 'ready') {
+      child.kill('SIGKILL');
+      await closed;
+      const why = line.replace(/^error /, '');
+      throw new UnionFsError(
+        'MOUNT_FAILED',
+        `fuse mount at ${o.target} failed: ${why}${this.options.log ? ` (see ${this.options.log})` : ''}`,
+      );
+    }
+    // The server outlives this process if it must (a detached container).
+    child.unref();
+    (child.stdio[3] as Readable).destroy();
+    return new FuseUnionMount(this, o.target, o.lower, o.upper, o.work, child, closed);
+  }
+
+  async unmount(target: string, options: UnmountOptions = {}): Promise<void> {
+    const m = mountAt(target);
+    if (!m) throw new UnionFsError('NOT_MOUNTED', `${target} is not a mount point: nothing to unmount`);
+    if (!isFuseUnion(m.fsType)) {
+      throw new UnionFsError(
+        'NOT_MOUNTED',
+        `${target} holds a ${m.fsType} mount, not a corral fuse union: not unmounting it`,
+      );
+    }
+    try {
+      umount2(m.mountPoint, options.detach ? MNT.DETACH : 0);
+    } catch (e) {
+      if (isErrno(e, 'EBUSY')) {
+        throw new UnionFsError(
+          'MOUNTPOINT_BUSY',
+          `${target} is busy (files open or processes inside): close them, or unmount with { detach: true }`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+  }
+}

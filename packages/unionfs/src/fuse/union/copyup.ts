@@ -1,0 +1,389 @@
+// Changing the upper layer the way overlayfs does: copy-up (an entry of a lower layer made
+// whole in upper, with owner, mode, times and xattrs, through the work folder so it appears
+// at once), whiteouts (character devices 0/0), and entries made over a whiteout (a folder made
+// there is opaque).
+import { threadId } from 'node:worker_threads';
+import {
+  cstr,
+  rawCopyFileRange,
+  rawFchmod,
+  rawFchmodat2,
+  rawFchown,
+  rawFchownat,
+  rawFgetxattr,
+  rawFlistxattr,
+  rawFsetxattr,
+  rawFsync,
+  rawLgetxattr,
+  rawLinkat,
+  rawLlistxattr,
+  rawLsetxattr,
+  rawMkdirat,
+  rawMknodat,
+  rawOpenat,
+  rawPread,
+  rawPwrite,
+  rawReadlinkat,
+  rawRenameat2,
+  rawSymlinkat,
+  rawUnlinkat,
+  rawUtimensat,
+  STX,
+} from '@corral/sys';
+import {
+  AT_EMPTY_PATH,
+  AT_REMOVEDIR,
+  AT_SYMLINK_NOFOLLOW,
+  EMPTY_NAME,
+  EROFS,
+  O_CLOEXEC,
+  O_DIRECTORY,
+  O_RDONLY,
+  O_RDWR,
+  O_TMPFILE,
+  OPAQUE_XATTR,
+  readEntries,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+} from './layers.js';
+import { N } from './nodes.js';
+import type { Union } from './union.js';
+
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+export const RENAME_WHITEOUT = 4;
+const EXDEV = 18;
+const EINVAL = 22;
+const ENOSYS = 38;
+const EOPNOTSUPP = 95;
+const ENODATA = 61;
+const EPERM = 1;
+const COPY_CHUNK = 64 << 20;
+
+let tmpCount = 0;
+/** A fresh name in the work folder (overlayfs names its temporaries "#<hex>" too). */
+export const tmpName = (): Buffer => cstr(`#corral.${process.pid}.${threadId}.${(++tmpCount).toString(16)}`);
+
+const DOT = cstr('.');
+const Y = Buffer.from('y');
+
+/** struct timespec[2] (atime, mtime) from a statx buffer. */
+export function timesOf(stx: Buffer, out = Buffer.alloc(32)): Buffer {
+  out.writeBigInt64LE(stx.readBigInt64LE(STX.atime), 0);
+  out.writeBigInt64LE(BigInt(stx.readUInt32LE(STX.atime + 8)), 8);
+  out.writeBigInt64LE(stx.readBigInt64LE(STX.mtime), 16);
+  out.writeBigInt64LE(BigInt(stx.readUInt32LE(STX.mtime + 8)), 24);
+  return out;
+}
+
+/** The 64-bit dev_t glibc encodes from a major and minor number. */
+export function makedev(major: number, minor: number): number {
+  return Number(
+    ((BigInt(major) & 0xfffff000n) << 32n) |
+      ((BigInt(major) & 0xfffn) << 8n) |
+      ((BigInt(minor) & 0xffffff00n) << 12n) |
+      (BigInt(minor) & 0xffn),
+  );
+}
+
+/** The path /proc/self/fd/FD[/NAME] (NUL-terminated), reaching NAME in FD without following it. */
+export function procPath(fd: number, name: Buffer | null): Buffer {
+  const head = `/proc/self/fd/${fd}${name ? '/' : ''}`;
+  const bare = name && name[name.length - 1] === 0 ? name.subarray(0, name.length - 1) : name;
+  return Buffer.concat([Buffer.from(head), bare ?? Buffer.alloc(0), Buffer.from([0])]);
+}
+
+const isPrivate = (name: Buffer) => name.toString('latin1').startsWith('trusted.overlay.');
+
+/** The xattr names in a list as listxattr returns it, each NUL-terminated. */
+function names(list: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < list.length; i++) {
+    if (list[i] === 0) {
+      if (i > start) out.push(list.subarray(start, i + 1));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+interface XattrIo {
+  list(buf: Buffer | null): number;
+  get(name: Buffer, buf: Buffer | null): number;
+}
+
+/** Copies every xattr but overlayfs's own from `src` to `set`. */
+function copyXattrs(src: XattrIo, set: (name: Buffer, value: Buffer) => number): number {
+  const size = src.list(null);
+  if (size <= 0) return size === -EOPNOTSUPP || size === -ENODATA ? 0 : size;
+  const list = Buffer.alloc(size);
+  const n = src.list(list);
+  if (n < 0) return n;
+  for (const name of names(list.subarray(0, n))) {
+    if (isPrivate(name.subarray(0, name.length - 1))) continue;
+    const vs = src.get(name, null);
+    if (vs < 0) {
+      if (vs === -ENODATA) continue;
+      return vs;
+    }
+    const value = Buffer.alloc(vs);
+    const got = src.get(name, value);
+    if (got < 0) return got;
+    const r = set(name, value.subarray(0, got));
+    // An xattr the upper filesystem cannot hold (a foreign security module's) is left out,
+    // as overlayfs does.
+    if (r < 0 && r !== -EOPNOTSUPP && r !== -EPERM) return r;
+  }
+  return 0;
+}
+
+const fdXattrs = (fd: number): XattrIo => ({
+  list: (buf) => rawFlistxattr(fd, buf),
+  get: (name, buf) => rawFgetxattr(fd, name, buf),
+});
+
+const pathXattrs = (path: Buffer): XattrIo => ({
+  list: (buf) => rawLlistxattr(path, buf),
+  get: (name, buf) => rawLgetxattr(path, name, buf),
+});
+
+/** Copies `len` bytes from `src` to `dst` from offset 0 (copy_file_range, else read/write). */
+function copyData(src: number, dst: number, len: number): number {
+  const offIn = Buffer.alloc(8);
+  const offOut = Buffer.alloc(8);
+  let done = 0;
+  while (done < len) {
+    const n = rawCopyFileRange(src, offIn, dst, offOut, Math.min(COPY_CHUNK, len - done));
+    if (n === 0) break;
+    if (n < 0) {
+      if (n === -EXDEV || n === -EINVAL || n === -ENOSYS || n === -EOPNOTSUPP)
+        return copyPlain(src, dst, done, len);
+      return n;
+    }
+    done += n;
+  }
+  return 0;
+}
+
+function copyPlain(src: number, dst: number, from: number, len: number): number {
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (let off = from; off < len; ) {
+    const n = rawPread(src, buf, buf.length, off);
+    if (n < 0) return n;
+    if (n === 0) break;
+    for (let w = 0; w < n; ) {
+      const m = rawPwrite(dst, buf.subarray(w), n - w, off + w);
+      if (m < 0) return m;
+      w += m;
+    }
+    off += n;
+  }
+  return 0;
+}
+
+/**
+ * Copies node `i` (and, first, its parent folders) up into the upper layer. With `data`
+ * false a regular file's contents are left behind (it is about to be truncated).
+ */
+export function copyUp(u: Union, i: number, data = true): number {
+  const { nodes, L } = u;
+  if (u.U < 0) return -EROFS;
+  const top = nodes.get(i, N.TOP);
+  if (top === 0) return 0;
+  const parent = nodes.get(i, N.PARENT);
+  let r = copyUp(u, parent, true);
+  if (r < 0) return r;
+  const lowerDir = L.openDir(top, parent);
+  if (lowerDir < 0) return lowerDir;
+  const upperDir = L.openDir(0, parent);
+  if (upperDir < 0) {
+    L.close(lowerDir);
+    return upperDir;
+  }
+  try {
+    const name = Buffer.from(u.nameOf(i));
+    r = L.stat(lowerDir, name);
+    if (r < 0) return r;
+    const st = Buffer.from(L.stx);
+    r = L.fstat(upperDir);
+    if (r < 0) return r;
+    const parentTimes = timesOf(L.stx);
+    const type = st.readUInt16LE(STX.mode) & S_IFMT;
+    if (type === S_IFREG) r = copyFile(u, lowerDir, upperDir, name, st, data);
+    else r = copyOther(u, lowerDir, upperDir, name, st, type);
+    if (r < 0) return r;
+    // Making the entry changed the folder's times; overlayfs puts them back.
+    rawUtimensat(upperDir, EMPTY_NAME, parentTimes, AT_EMPTY_PATH);
+    nodes.set(i, N.TOP, 0);
+    return 0;
+  } finally {
+    L.close(lowerDir);
+    L.close(upperDir);
+  }
+}
+
+/** Sets owner, then mode (chown clears set-user-ID), then times, on an open fd. */
+function setAttrsFd(fd: number, st: Buffer): number {
+  let r = rawFchown(fd, st.readUInt32LE(STX.uid), st.readUInt32LE(STX.gid));
+  if (r < 0) return r;
+  r = rawFchmod(fd, st.readUInt16LE(STX.mode) & 0o7777);
+  if (r < 0) return r;
+  return rawUtimensat(fd, EMPTY_NAME, timesOf(st), AT_EMPTY_PATH);
+}
+
+function copyFile(
+  u: Union,
+  lowerDir: number,
+  upperDir: number,
+  name: Buffer,
+  st: Buffer,
+  data: boolean,
+): number {
+  const L = u.L;
+  const src = L.openAt(lowerDir, name, O_RDONLY);
+  if (src < 0) return src;
+  const dst = rawOpenat(L.workFd, DOT, O_TMPFILE | O_RDWR | O_CLOEXEC, 0o600);
+  if (dst < 0) {
+    L.close(src);
+    return dst;
+  }
+  try {
+    const size = Number(st.readBigUInt64LE(STX.size));
+    let r = data ? copyData(src, dst, size) : 0;
+    if (r < 0) return r;
+    r = copyXattrs(fdXattrs(src), (n, v) => rawFsetxattr(dst, n, v, 0));
+    if (r < 0) return r;
+    r = setAttrsFd(dst, st);
+    if (r < 0) return r;
+    // The data is on disk before the file appears in upper, as overlayfs makes sure.
+    if (data && size > 0) {
+      r = rawFsync(dst);
+      if (r < 0) return r;
+    }
+    return rawLinkat(dst, EMPTY_NAME, upperDir, name, AT_EMPTY_PATH);
+  } finally {
+    L.close(src);
+    L.close(dst);
+  }
+}
+
+/** Folders, symlinks and special files: made in the work folder, then renamed into upper. */
+function copyOther(
+  u: Union,
+  lowerDir: number,
+  upperDir: number,
+  name: Buffer,
+  st: Buffer,
+  type: number,
+): number {
+  const L = u.L;
+  const work = L.workFd;
+  const tmp = tmpName();
+  const mode = st.readUInt16LE(STX.mode);
+  let r: number;
+  if (type === S_IFDIR) r = rawMkdirat(work, tmp, mode & 0o7777);
+  else if (type === S_IFLNK) {
+    const target = Buffer.alloc(4097);
+    const n = rawReadlinkat(lowerDir, name, target);
+    if (n < 0) return n;
+    target[n] = 0;
+    r = rawSymlinkat(target.subarray(0, n + 1), work, tmp);
+  } else {
+    r = rawMknodat(work, tmp, mode, makedev(st.readUInt32LE(STX.rdevMajor), st.readUInt32LE(STX.rdevMinor)));
+  }
+  if (r < 0) return r;
+  r = finishOther(u, lowerDir, name, st, type, tmp);
+  if (r >= 0) r = rawRenameat2(work, tmp, upperDir, name, RENAME_NOREPLACE);
+  if (r < 0) rawUnlinkat(work, tmp, type === S_IFDIR ? AT_REMOVEDIR : 0);
+  return r;
+}
+
+function finishOther(
+  u: Union,
+  lowerDir: number,
+  name: Buffer,
+  st: Buffer,
+  type: number,
+  tmp: Buffer,
+): number {
+  const work = u.L.workFd;
+  const srcPath = procPath(lowerDir, name);
+  const dstPath = procPath(work, tmp);
+  let r = copyXattrs(pathXattrs(srcPath), (n, v) => rawLsetxattr(dstPath, n, v, 0));
+  if (r < 0) return r;
+  r = rawFchownat(work, tmp, st.readUInt32LE(STX.uid), st.readUInt32LE(STX.gid), AT_SYMLINK_NOFOLLOW);
+  if (r < 0) return r;
+  if (type !== S_IFLNK) {
+    r = rawFchmodat2(work, tmp, st.readUInt16LE(STX.mode) & 0o7777, AT_SYMLINK_NOFOLLOW);
+    if (r < 0) return r;
+  }
+  return rawUtimensat(work, tmp, timesOf(st), AT_SYMLINK_NOFOLLOW);
+}
+
+/** Puts a whiteout at `name` in the upper folder `upperDir` (where nothing is). */
+export function makeWhiteout(upperDir: number, name: Buffer): number {
+  return rawMknodat(upperDir, name, 0o020000, 0);
+}
+
+/**
+ * Replaces `name` in `upperDir` with a whiteout in one step (RENAME_WHITEOUT into the work
+ * folder), then removes what was moved out; a folder may hold whiteouts only.
+ */
+export function replaceWithWhiteout(u: Union, upperDir: number, name: Buffer, isDir: boolean): number {
+  const tmp = tmpName();
+  const r = rawRenameat2(upperDir, name, u.L.workFd, tmp, RENAME_WHITEOUT);
+  if (r < 0) return r;
+  return isDir ? removeTree(u, u.L.workFd, tmp) : rawUnlinkat(u.L.workFd, tmp, 0);
+}
+
+/** Removes `name` in `dirfd`, a folder whose entries are whiteouts (or empty folders). */
+export function removeTree(u: Union, dirfd: number, name: Buffer): number {
+  const fd = u.L.openAt(dirfd, name, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return fd;
+  const inner: Buffer[] = [];
+  const r = readEntries(fd, (n) => inner.push(cstr(n)));
+  for (const n of inner) {
+    if (rawUnlinkat(fd, n, 0) < 0) removeTree(u, fd, n);
+  }
+  u.L.close(fd);
+  if (r < 0) return r;
+  return rawUnlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+/**
+ * Makes an entry at `name` in `upperDir` where a whiteout is: `make` creates it in the work
+ * folder under a temporary name; a folder is marked opaque (the lowers' folder stays hidden)
+ * and swapped with the whiteout, anything else replaces it.
+ */
+export function createOverWhiteout(
+  u: Union,
+  upperDir: number,
+  name: Buffer,
+  isDir: boolean,
+  make: (dirfd: number, tmp: Buffer) => number,
+): number {
+  const work = u.L.workFd;
+  const tmp = tmpName();
+  let r = make(work, tmp);
+  if (r < 0) return r;
+  if (isDir) {
+    r = rawLsetxattr(procPath(work, tmp), OPAQUE_XATTR, Y, 0);
+    if (r >= 0) r = rawRenameat2(work, tmp, upperDir, name, RENAME_EXCHANGE);
+    if (r >= 0) return rawUnlinkat(work, tmp, 0);
+    rawUnlinkat(work, tmp, AT_REMOVEDIR);
+    return r;
+  }
+  r = rawRenameat2(work, tmp, upperDir, name, 0);
+  if (r < 0) rawUnlinkat(work, tmp, 0);
+  return r;
+}
+
+/** Marks the upper folder `name` in `upperDir` opaque. */
+export function setOpaque(upperDir: number, name: Buffer): number {
+  return rawLsetxattr(procPath(upperDir, name), OPAQUE_XATTR, Y, 0);
+}
+
+export { S_IFDIR };

@@ -1,0 +1,289 @@
+// Open files. Files in upper (and every file of a read-only union) are opened in passthrough
+// mode where the kernel offers it: reads, writes and mmap go straight to the layer's file and
+// never reach this server. All open files of one node share one backing id, as the kernel
+// requires. A file of a lower layer opened for reading is served by READ instead (cached by
+// the kernel), so that a copy-up while it is open shows through it as overlayfs shows it.
+import {
+  fuseBackingClose,
+  fuseBackingOpen,
+  rawClose,
+  rawCopyFileRange,
+  rawDup3,
+  rawFallocate,
+  rawFchmod,
+  rawFchown,
+  rawFsync,
+  rawLseek,
+  rawOpenat,
+  rawPread,
+  rawPwrite,
+  STX,
+} from '@corral/sys';
+import type { Reply, Request } from '../codec.js';
+import { FOPEN, FSYNC_FDATASYNC, SIZE } from '../kernel.js';
+import { copyUp, createOverWhiteout } from './copyup.js';
+import {
+  EBADF,
+  EINVAL,
+  EISDIR,
+  ENOENT,
+  ENOSYS,
+  EROFS,
+  ESTALE,
+  O_CLOEXEC,
+  O_CREAT,
+  O_EXCL,
+  O_NOFOLLOW,
+  O_RDONLY,
+  O_RDWR,
+  O_TRUNC,
+} from './layers.js';
+import { N, NF } from './nodes.js';
+import { prepareCreate } from './ops-dir.js';
+import type { Op } from './ops-entry.js';
+import { FD, type Union } from './union.js';
+
+const O_ACCMODE = 3;
+const O_DIRECT = 0o40000;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+/** Flags of the user's open kept on the server's own fd. */
+const KEPT = O_DIRECT;
+let passthroughBroken = false;
+
+/**
+ * Opens node `i`'s file for a new open file of the kernel (`fd` given when it is already
+ * open, as after CREATE) and writes fuse_open_out at `p`. Returns 0 or -errno.
+ */
+function openFile(u: Union, i: number, flags: number, out: Reply, fdGiven = -1): number {
+  const nodes = u.nodes;
+  const top = nodes.get(i, N.TOP);
+  const writable = (flags & O_ACCMODE) !== O_RDONLY;
+  const inUpper = top === u.U || u.U < 0;
+  let passthrough = u.conn.passthrough && !passthroughBroken && inUpper && nodes.get(i, N.CACHED_OPENS) === 0;
+  let fd = fdGiven;
+  if (fd < 0) {
+    const dir = u.L.openDir(top, nodes.get(i, N.PARENT));
+    if (dir < 0) return dir;
+    // Upper files are opened read-write (one backing file serves readers and writers).
+    const access = u.U < 0 || top !== 0 ? O_RDONLY : passthrough || writable ? O_RDWR : O_RDONLY;
+    fd = u.L.openAt(dir, u.nameOf(i), access | (flags & (KEPT | O_TRUNC)));
+    u.L.close(dir);
+    if (fd < 0) return fd;
+  }
+  if (fd >= u.fdState.length) {
+    rawClose(fd);
+    return -EMFILE;
+  }
+  let backing = 0;
+  if (passthrough) {
+    backing = nodes.get(i, N.BACKING);
+    if (!backing) {
+      const id = fuseBackingOpen(u.conn.devFd, fd);
+      if (id < 0) {
+        // EPERM (no CAP_SYS_ADMIN) or a kernel without passthrough: READ and WRITE from now on.
+        passthroughBroken = true;
+        passthrough = false;
+      } else {
+        backing = id;
+        nodes.set(i, N.BACKING, id);
+      }
+    }
+  }
+  const p = out.reserve(SIZE.OPEN_OUT);
+  out.buf.writeUInt32LE(fd, p);
+  if (passthrough) {
+    nodes.set(i, N.PT_OPENS, nodes.get(i, N.PT_OPENS) + 1);
+    u.fdState[fd] = FD.OPEN | FD.PASSTHROUGH;
+    out.buf.writeUInt32LE(FOPEN.PASSTHROUGH, p + 8);
+    out.buf.writeInt32LE(backing, p + 12);
+  } else {
+    nodes.set(i, N.CACHED_OPENS, nodes.get(i, N.CACHED_OPENS) + 1);
+    u.fdState[fd] = FD.OPEN | FD.CACHED | (top > 0 && u.U >= 0 ? FD.LOWER : 0);
+    // Lower files never change: the kernel may keep their pages from one open to the next.
+    out.buf.writeUInt32LE(top > 0 || u.U < 0 ? FOPEN.KEEP_CACHE : 0, p + 8);
+  }
+  return 0;
+}
+const EMFILE = 24;
+
+export const open: Op = (u, req, out) => {
+  const i = u.node(req.nodeid);
+  if (!i) return ESTALE;
+  if (u.nodes.isDir(i)) return EISDIR;
+  if (u.nodes.flags(i) & NF.DELETED) return ENOENT;
+  const flags = req.u32(0);
+  if ((flags & O_ACCMODE) !== O_RDONLY || flags & O_TRUNC) {
+    if (u.U < 0) return EROFS;
+    const r = copyUp(u, i, !(flags & O_TRUNC));
+    if (r < 0) return -r;
+  }
+  const r = openFile(u, i, flags, out);
+  return r < 0 ? -r : 0;
+};
+
+export const create: Op = (u, req, out) => {
+  const parent = u.node(req.nodeid);
+  if (!parent) return ESTALE;
+  const flags = req.u32(0);
+  const mode = req.u32(4) & 0o7777;
+  const name = req.cname(16);
+  const t = prepareCreate(u, req, parent, name);
+  if (typeof t === 'number') return -t;
+  let fd = -1;
+  try {
+    const make = (dirfd: number, n: Buffer) => {
+      fd = rawOpenat(dirfd, n, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC | (flags & O_DIRECT), mode);
+      if (fd < 0) return fd;
+      if (t.uid !== 0 || t.gid !== 0) {
+        const r = rawFchown(fd, t.uid, t.gid);
+        if (r < 0) return r;
+        // chown clears set-user-ID and set-group-ID: give the mode asked for.
+        if (mode & (S_ISUID | S_ISGID)) return rawFchmod(fd, mode);
+      }
+      return 0;
+    };
+    const r = t.whiteout ? createOverWhiteout(u, t.upperDir, name, false, make) : make(t.upperDir, name);
+    if (r < 0) {
+      if (fd >= 0) rawClose(fd);
+      return -r;
+    }
+    const s = u.fstatInto(fd);
+    if (s < 0) {
+      rawClose(fd);
+      return -s;
+    }
+    const bare = name.subarray(0, name.length - 1);
+    const old = u.nodes.find(parent, bare);
+    if (old) u.nodes.detach(old);
+    const ino = Number(u.topStx.readBigUInt64LE(STX.ino));
+    const i = u.nodes.insert(parent, bare, 0, 0, 0, u.L.devMixed(ino, 0));
+    u.replyEntry(out, i);
+    const o = openFile(u, i, flags, out, fd);
+    if (o < 0) {
+      rawClose(fd);
+      return -o;
+    }
+    return 0;
+  } finally {
+    u.L.close(t.upperDir);
+  }
+};
+
+/**
+ * A cached file opened on a lower layer before its copy-up now reads the copy: its fd is
+ * replaced in place (dup3) by the upper file's, as overlayfs switches its real file.
+ */
+function followCopyUp(u: Union, i: number, fd: number): void {
+  u.nodes.lock();
+  try {
+    if (!(u.fdState[fd] & FD.LOWER) || u.nodes.get(i, N.TOP) !== 0) return;
+    const dir = u.L.openDir(0, u.nodes.get(i, N.PARENT));
+    if (dir < 0) return;
+    const up = u.L.openAt(dir, u.nameOf(i), O_RDONLY);
+    u.L.close(dir);
+    if (up < 0) return;
+    rawDup3(up, fd, O_CLOEXEC);
+    rawClose(up);
+    u.fdState[fd] &= ~FD.LOWER;
+  } finally {
+    u.nodes.unlock();
+  }
+}
+
+/** READ, without the table's lock: the fd is the file handle. */
+export const read: Op = (u, req, out) => {
+  const fd = req.u64(0);
+  const offset = req.u64(8);
+  const size = Math.min(req.u32(16), out.room);
+  if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
+  if (u.fdState[fd] & FD.LOWER && u.nodes.get(req.nodeid, N.TOP) === 0) followCopyUp(u, req.nodeid, fd);
+  const n = rawPread(fd, out.buf.subarray(out.at(0)), size, offset);
+  if (n < 0) return -n;
+  out.len = n;
+  return 0;
+};
+
+export const write: Op = (u, req, out) => {
+  const fd = req.u64(0);
+  const offset = req.u64(8);
+  const size = req.u32(16);
+  if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
+  const n = rawPwrite(fd, req.bytes(40, size), size, offset);
+  if (n < 0) return -n;
+  const p = out.reserve(SIZE.WRITE_OUT);
+  out.buf.writeUInt32LE(n, p);
+  return 0;
+};
+
+export const release: Op = (u, req) => {
+  const fd = req.u64(0);
+  const i = req.nodeid;
+  if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return 0;
+  const s = u.fdState[fd];
+  if (u.nodes.valid(i)) {
+    if (s & FD.PASSTHROUGH) {
+      const left = u.nodes.get(i, N.PT_OPENS) - 1;
+      u.nodes.set(i, N.PT_OPENS, left);
+      const backing = u.nodes.get(i, N.BACKING);
+      if (left <= 0 && backing) {
+        try {
+          fuseBackingClose(u.conn.devFd, backing);
+        } catch {
+          // already gone with the connection
+        }
+        u.nodes.set(i, N.BACKING, 0);
+      }
+    } else if (s & FD.CACHED) u.nodes.set(i, N.CACHED_OPENS, u.nodes.get(i, N.CACHED_OPENS) - 1);
+    u.nodes.released(i);
+  }
+  u.fdState[fd] = 0;
+  rawClose(fd);
+  return 0;
+};
+
+/** FLUSH has nothing to do: ENOSYS tells the kernel not to send it again. */
+export const flush: Op = () => ENOSYS;
+
+export const fsync: Op = (u, req) => {
+  const fd = req.u64(0);
+  if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
+  const r = rawFsync(fd, (req.u32(8) & FSYNC_FDATASYNC) !== 0);
+  return r < 0 ? -r : 0;
+};
+
+export const fallocate: Op = (u, req) => {
+  const fd = req.u64(0);
+  if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
+  const r = rawFallocate(fd, req.u32(24), req.u64(8), req.u64(16));
+  return r < 0 ? -r : 0;
+};
+
+export const lseek: Op = (u, req, out) => {
+  const fd = req.u64(0);
+  if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
+  const whence = req.u32(16);
+  if (whence !== 3 && whence !== 4) return EINVAL; // SEEK_DATA, SEEK_HOLE only
+  const r = rawLseek(fd, req.u64(8), whence);
+  if (r < 0) return -r;
+  out.u64(r);
+  return 0;
+};
+
+export const copyFileRange: Op = (u, req, out) => {
+  const fdIn = req.u64(0);
+  const fdOut = req.u64(24);
+  for (const fd of [fdIn, fdOut]) if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
+  const offIn = Buffer.alloc(8);
+  const offOut = Buffer.alloc(8);
+  offIn.writeBigUInt64LE(BigInt(req.u64(8)));
+  offOut.writeBigUInt64LE(BigInt(req.u64(32)));
+  const len = Math.min(req.u64(40), 0x7ffff000);
+  const n = rawCopyFileRange(fdIn, offIn, fdOut, offOut, len);
+  if (n < 0) return -n;
+  const p = out.reserve(SIZE.WRITE_OUT);
+  out.buf.writeUInt32LE(n, p);
+  return 0;
+};
+
+export type { Request };

@@ -1,0 +1,167 @@
+// Folder handles. The merged listing is made when the kernel first reads a handle (at
+// offset 0, which rewinddir sends again) and kept in a memfd as records, so that any thread
+// can answer the next READDIR of the same handle: the record's byte offset is the offset the
+// kernel gets back. READDIRPLUS looks each entry up too, so that the kernel needs no LOOKUP
+// for names it has just listed.
+import { rawClose, rawFsync, rawFtruncate, rawMemfd, rawPread, rawPwrite } from '@corral/sys';
+import { direntplusSize, direntSize, writeDirent } from '../codec.js';
+import { FOPEN, SIZE } from '../kernel.js';
+import { EMPTY_NAME, ENOENT, ENOTDIR, ESTALE } from './layers.js';
+import { DirFds, listMerged } from './lookup.js';
+import { N, NF } from './nodes.js';
+import type { Op } from './ops-entry.js';
+import { DIR_HANDLES, type Union } from './union.js';
+
+const EMFILE = 24;
+const EBADF = 9;
+const MFD_CLOEXEC = 1;
+const DT_DIR = 4;
+/** Record header in the memfd: u64 ino, u16 name length, u8 type, u8 layer, u32 record length. */
+const REC = 16;
+
+// dirHandles slots: [node, memfd (or -1), bytes, in use]
+const H_NODE = 0;
+const H_FD = 1;
+const H_BYTES = 2;
+const H_USED = 3;
+
+let hint = 1;
+
+export const opendir: Op = (u, req, out) => {
+  const i = u.node(req.nodeid);
+  if (!i) return ESTALE;
+  if (!u.nodes.isDir(i)) return ENOTDIR;
+  const h = u.dirHandles;
+  for (let k = 0; k < DIR_HANDLES; k++) {
+    const slot = ((hint + k) % (DIR_HANDLES - 1)) + 1;
+    if (h[slot * 4 + H_USED]) continue;
+    h[slot * 4 + H_USED] = 1;
+    h[slot * 4 + H_NODE] = i;
+    h[slot * 4 + H_FD] = -1;
+    h[slot * 4 + H_BYTES] = 0;
+    hint = slot + 1;
+    const p = out.reserve(SIZE.OPEN_OUT);
+    out.buf.writeUInt32LE(slot, p);
+    // The kernel may keep the listing: every change goes through this server, which tells it.
+    out.buf.writeUInt32LE(FOPEN.CACHE_DIR | FOPEN.KEEP_CACHE, p + 8);
+    return 0;
+  }
+  return EMFILE;
+};
+
+export const releasedir: Op = (u, req) => {
+  const slot = req.u32(0);
+  const h = u.dirHandles;
+  if (slot > 0 && slot < DIR_HANDLES && h[slot * 4 + H_USED]) {
+    if (h[slot * 4 + H_FD] >= 0) rawClose(h[slot * 4 + H_FD]);
+    h[slot * 4 + H_USED] = 0;
+  }
+  return 0;
+};
+
+export const fsyncdir: Op = (u, req) => {
+  const i = u.node(req.nodeid);
+  if (!i || u.U < 0 || u.nodes.get(i, N.TOP) !== 0) return 0;
+  const fd = u.L.openDir(0, i, 0);
+  if (fd < 0) return 0;
+  rawFsync(fd);
+  u.L.close(fd);
+  return 0;
+};
+
+/** Writes the merged listing of the handle's folder into its memfd; -errno on failure. */
+function snapshot(u: Union, slot: number): number {
+  const h = u.dirHandles;
+  const i = h[slot * 4 + H_NODE];
+  if (!u.nodes.valid(i) || u.nodes.flags(i) & NF.DELETED) return -ENOENT;
+  const list = listMerged(u.L, u.nodes, i);
+  if (typeof list === 'number') return list;
+  let fd = h[slot * 4 + H_FD];
+  if (fd < 0) {
+    fd = rawMemfd('corral-readdir', MFD_CLOEXEC);
+    if (fd < 0) return fd;
+    h[slot * 4 + H_FD] = fd;
+  } else rawFtruncate(fd, 0);
+  let size = 0;
+  for (const e of list) size += (REC + e.name.length + 7) & ~7;
+  size += 2 * (REC + 8);
+  const buf = Buffer.alloc(size);
+  let p = 0;
+  const put = (name: Buffer, ino: number, type: number, layer: number) => {
+    const len = (REC + name.length + 7) & ~7;
+    buf.writeBigUInt64LE(BigInt(ino), p);
+    buf.writeUInt16LE(name.length, p + 8);
+    buf[p + 10] = type;
+    buf[p + 11] = layer;
+    buf.writeUInt32LE(len, p + 12);
+    name.copy(buf, p + REC);
+    p += len;
+  };
+  const parent = i === 1 ? 1 : u.nodes.get(i, N.PARENT);
+  put(DOT, u.nodes.ino(i), DT_DIR, 255);
+  put(DOTDOT, u.nodes.valid(parent) ? u.nodes.ino(parent) : u.nodes.ino(i), DT_DIR, 255);
+  for (const e of list) {
+    // A name the kernel knows keeps the inode number stat shows for it.
+    const known = u.nodes.find(i, e.name);
+    put(e.name, known ? u.nodes.ino(known) : e.ino, e.type, e.layer);
+  }
+  const w = rawPwrite(fd, buf, p, 0);
+  if (w < 0) return w;
+  h[slot * 4 + H_BYTES] = p;
+  return 0;
+}
+
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
+
+function readdirAny(u: Union, req: Parameters<Op>[1], out: Parameters<Op>[2], plus: boolean): number {
+  const slot = req.u32(0);
+  const offset = req.u64(8);
+  const size = Math.min(req.u32(16), out.room);
+  const h = u.dirHandles;
+  if (!(slot > 0 && slot < DIR_HANDLES && h[slot * 4 + H_USED])) return EBADF;
+  if (offset === 0 || h[slot * 4 + H_FD] < 0) {
+    const r = snapshot(u, slot);
+    if (r < 0) return -r;
+  }
+  const bytes = h[slot * 4 + H_BYTES];
+  if (offset >= bytes) return 0;
+  // Records are at most as long as the dirents made of them, plus a little.
+  const chunk = Buffer.allocUnsafe(Math.min(bytes - offset, size + 4096));
+  const got = rawPread(h[slot * 4 + H_FD], chunk, chunk.length, offset);
+  if (got < 0) return -got;
+  const dir = h[slot * 4 + H_NODE];
+  const dirs = plus ? new DirFds(u.L, dir) : null;
+  try {
+    for (let p = 0; p + REC <= got; ) {
+      const len = chunk.readUInt32LE(p + 12);
+      if (p + len > got) break;
+      const nameLen = chunk.readUInt16LE(p + 8);
+      const name = chunk.subarray(p + REC, p + REC + nameLen);
+      const type = chunk[p + 10];
+      const layer = chunk[p + 11];
+      const ino = Number(chunk.readBigUInt64LE(p));
+      const next = offset + p + len;
+      const need = plus ? direntplusSize(nameLen) : direntSize(nameLen);
+      if (need > size - out.len) break;
+      const at = out.reserve(need);
+      if (plus) {
+        let node = -1;
+        if (layer !== 255 && dirs) {
+          const z = Buffer.concat([name, EMPTY_NAME]);
+          node = u.lookupNode(dirs, z, layer);
+        }
+        if (node > 0) u.writeEntryAt(out.buf, at, node);
+        else out.buf.fill(0, at, at + SIZE.ENTRY_OUT);
+        writeDirent(out.buf, at + SIZE.ENTRY_OUT, node > 0 ? u.nodes.ino(node) : ino, next, type, name);
+      } else writeDirent(out.buf, at, ino, next, type, name);
+      p += len;
+    }
+  } finally {
+    dirs?.close();
+  }
+  return 0;
+}
+
+export const readdir: Op = (u, req, out) => readdirAny(u, req, out, false);
+export const readdirplus: Op = (u, req, out) => readdirAny(u, req, out, true);

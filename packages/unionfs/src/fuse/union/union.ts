@@ -1,0 +1,190 @@
+// The union filesystem's per-thread context: the shared node table, the layers, and the
+// helpers every operation uses (resolve a node, look a name up, stat, write entries and
+// attributes). The operations themselves are in ops-*.ts.
+import { STX } from '@corral/sys';
+import { type Reply, writeAttr, writeEntry } from '../codec.js';
+import { SIZE } from '../kernel.js';
+import type { Connection } from '../session.js';
+import { AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, EMPTY_NAME, type Layers, S_IFDIR, S_IFMT } from './layers.js';
+import { DirFds, findChild, type Hit } from './lookup.js';
+import { N, NF, type NodeTable } from './nodes.js';
+
+/** How long the kernel may keep names and attributes: nothing changes them behind our back. */
+export const TTL = 365 * 86400;
+
+/** Flags of an open file, by fd, in the shared fd table. */
+export const FD = {
+  OPEN: 1,
+  /** Opened on a lower layer for reading: moved to the upper copy after a copy-up. */
+  LOWER: 2,
+  PASSTHROUGH: 4,
+  CACHED: 8,
+  DIR: 16,
+} as const;
+
+/** Shared tables besides the nodes. */
+export interface SharedTables {
+  /** Flags by fd (FD.*). */
+  fdState: SharedArrayBuffer;
+  /** Per folder handle: [node, memfd, snapshot bytes, unused]. */
+  dirHandles: SharedArrayBuffer;
+}
+
+export const FD_SLOTS = 1 << 16;
+export const DIR_HANDLES = 1 << 14;
+
+export function createTables(): SharedTables {
+  return {
+    fdState: new SharedArrayBuffer(FD_SLOTS * 4),
+    dirHandles: new SharedArrayBuffer(DIR_HANDLES * 16),
+  };
+}
+
+export class Union {
+  /** The statx of the entry the last lookup or stat found. */
+  readonly topStx = Buffer.alloc(256);
+  readonly hit: Hit = { top: 0, bottom: 0, dir: false, ino: 0 };
+  /** Upper's layer index, -1 in a read-only union. */
+  readonly U: number;
+  readonly fdState: Int32Array;
+  readonly dirHandles: Int32Array;
+  conn!: Connection;
+  private readonly nameZ = Buffer.alloc(260);
+
+  constructor(
+    readonly nodes: NodeTable,
+    readonly L: Layers,
+    tables: SharedTables,
+  ) {
+    this.U = L.writable ? 0 : -1;
+    this.fdState = new Int32Array(tables.fdState);
+    this.dirHandles = new Int32Array(tables.dirHandles);
+  }
+
+  /** The node a request names, or 0 when the kernel names none we know (stale). */
+  node(nodeid: number): number {
+    return this.nodes.valid(nodeid) ? nodeid : 0;
+  }
+
+  /** Node `i`'s name with a NUL, in a per-thread buffer (valid until the next call). */
+  nameOf(i: number): Buffer {
+    const name = this.nodes.name(i);
+    name.copy(this.nameZ);
+    this.nameZ[name.length] = 0;
+    return this.nameZ.subarray(0, name.length + 1);
+  }
+
+  /**
+   * Looks `name` (NUL-terminated) up in folder node `dirs.node` and makes or updates its node
+   * (without counting a kernel lookup). Returns the node, or -errno; `topStx` holds its stat.
+   */
+  lookupNode(dirs: DirFds, name: Buffer, from?: number): number {
+    const parent = dirs.node;
+    const r = findChild(
+      this.L,
+      this.nodes,
+      dirs,
+      name,
+      from ?? this.nodes.get(parent, N.TOP),
+      this.hit,
+      this.topStx,
+    );
+    const bare = name.subarray(0, name.length - 1);
+    let i = this.nodes.find(parent, bare);
+    if (r < 0) {
+      if (i) this.nodes.detach(i);
+      return r;
+    }
+    const h = this.hit;
+    if (i && this.nodes.isDir(i) !== h.dir) {
+      this.nodes.detach(i);
+      i = 0;
+    }
+    if (!i) i = this.nodes.insert(parent, bare, h.dir ? NF.DIR : 0, h.top, h.bottom, h.ino);
+    else {
+      this.nodes.set(i, N.TOP, h.top);
+      this.nodes.set(i, N.BOTTOM, h.bottom);
+    }
+    return i;
+  }
+
+  /** lstat of node `i`'s top entry into `topStx`; 0 or -errno. */
+  statNode(i: number): number {
+    const L = this.L;
+    const top = this.nodes.get(i, N.TOP);
+    if (i === 1) return this.statInto(L.fds[top], EMPTY_NAME, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+    const fd = L.openDir(top, this.nodes.get(i, N.PARENT));
+    if (fd < 0) return fd;
+    const r = this.statInto(fd, this.nameOf(i), AT_SYMLINK_NOFOLLOW);
+    L.close(fd);
+    return r;
+  }
+
+  /** fstat of an open fd into `topStx`. */
+  fstatInto(fd: number): number {
+    return this.statInto(fd, EMPTY_NAME, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  }
+
+  private statInto(fd: number, name: Buffer, flags: number): number {
+    const r = flags & AT_EMPTY_PATH ? this.L.fstat(fd) : this.L.stat(fd, name);
+    if (r === 0) this.L.stx.copy(this.topStx);
+    return r;
+  }
+
+  /** Fixes `topStx` as the union shows node `i`: merged folders have one link, as in overlayfs. */
+  private adjust(i: number): void {
+    const s = this.topStx;
+    if (
+      (s.readUInt16LE(STX.mode) & S_IFMT) === S_IFDIR &&
+      this.nodes.get(i, N.BOTTOM) > this.nodes.get(i, N.TOP)
+    )
+      s.writeUInt32LE(1, STX.nlink);
+  }
+
+  /** The attribute timeout for `topStx`: none for files with several links (another name may change them). */
+  private attrTtl(): number {
+    const s = this.topStx;
+    return (s.readUInt16LE(STX.mode) & S_IFMT) !== S_IFDIR && s.readUInt32LE(STX.nlink) > 1 ? 0 : TTL;
+  }
+
+  /** Replies a fuse_entry_out for node `i` (whose stat is in `topStx`) and counts the lookup. */
+  replyEntry(out: Reply, i: number): void {
+    this.adjust(i);
+    const p = out.reserve(SIZE.ENTRY_OUT);
+    writeEntry(out.buf, p, i, this.nodes.get(i, N.GEN), TTL, this.attrTtl(), this.topStx, this.nodes.ino(i));
+    this.nodes.ref(i);
+  }
+
+  /** Writes an entry at `p` (for READDIRPLUS) and counts the lookup. */
+  writeEntryAt(buf: Buffer, p: number, i: number): void {
+    this.adjust(i);
+    writeEntry(buf, p, i, this.nodes.get(i, N.GEN), TTL, this.attrTtl(), this.topStx, this.nodes.ino(i));
+    this.nodes.ref(i);
+  }
+
+  /** Replies a negative entry the kernel may keep (the name is absent). */
+  replyNegative(out: Reply): void {
+    const p = out.reserve(SIZE.ENTRY_OUT);
+    writeEntry(out.buf, p, 0, 0, TTL, 0, null, 0);
+  }
+
+  /** Replies a fuse_attr_out for node `i` from `topStx`. */
+  replyAttr(out: Reply, i: number): void {
+    this.adjust(i);
+    const p = out.reserve(SIZE.ATTR_OUT);
+    const ttl = this.attrTtl();
+    out.buf.writeUInt32LE(ttl, p);
+    out.buf.writeUInt32LE(0, p + 4);
+    writeAttr(out.buf, p + 16, this.topStx, this.nodes.ino(i));
+  }
+
+  /** FORGET: drops `count` kernel lookups of a node. */
+  forgetNode(id: number, count: number): void {
+    if (this.nodes.valid(id)) this.nodes.forget(id, count);
+  }
+
+  /** The folder fds of node `i` (close them after use). */
+  dirs(i: number): DirFds {
+    return new DirFds(this.L, i);
+  }
+}
