@@ -3,27 +3,13 @@
 // filesystem, says "ready", waits until `start` opens the exec fifo, then becomes the user's
 // program (execve) or, with the init annotation, its supervisor.
 // Namespaces move only this thread: after unshare everything here is synchronous.
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, existsSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { ExecError, pathOf, resolveExecutable } from '@corral/pidns';
 import {
   chdir,
   dup2,
   MNT,
   MS,
-  makedev,
-  mknod,
   mount,
   O,
   PR,
@@ -32,7 +18,6 @@ import {
   prlimit,
   RLIMIT,
   type RlimitName,
-  S_IF,
   setCloexec,
   setdomainname,
   sethostname,
@@ -42,8 +27,7 @@ import {
 } from '@corral/sys';
 import { mountCgroups } from './cgroup-mount.js';
 import { beforePivotRoot, beforeProgram, type LifecycleConfig, moveRoot } from './init-lifecycle.js';
-import { parseMountOptions, rootPropagation } from './mount-options.js';
-import { secureJoin } from './paths.js';
+import { rootPropagation } from './mount-options.js';
 import {
   becomeProgram,
   closeInheritedFds,
@@ -53,14 +37,8 @@ import {
   setUserAndCapabilities,
   step,
 } from './process-setup.js';
-import {
-  DEFAULT_DEVICES,
-  INIT_ANNOTATION,
-  JOINABLE_NAMESPACES,
-  type OciDevice,
-  type OciMount,
-  type OciSpec,
-} from './spec.js';
+import { createDevice, devSymlinks, doMount, ensureWorkdir } from './rootfs.js';
+import { DEFAULT_DEVICES, INIT_ANNOTATION, JOINABLE_NAMESPACES, type OciSpec } from './spec.js';
 import { execSupervisor, openSupervisorViews, type SupervisorViews } from './supervisor-exec.js';
 import { readLineSync, writeLineSync } from './sync.js';
 
@@ -96,88 +74,6 @@ function enterNamespaces(spec: OciSpec): void {
   for (const ns of nss) if (!ns.path) flags |= flagOf(ns.type);
   // A new cgroup namespace is unshared last: the runtime has already placed us in our cgroup.
   if (flags) step('unshare', () => unshare(flags));
-}
-
-function mkdirp(path: string): void {
-  mkdirSync(path, { recursive: true, mode: 0o755 });
-}
-
-function ensureMountTarget(target: string, sourceIsFile: boolean): void {
-  if (existsSync(target)) return;
-  if (sourceIsFile) {
-    mkdirp(dirname(target));
-    closeSync(openSync(target, 'a'));
-  } else {
-    mkdirp(target);
-  }
-}
-
-function doMount(rootfs: string, m: OciMount): void {
-  const target = secureJoin(rootfs, m.destination);
-  const o = parseMountOptions(m.options);
-  const bind = o.bind || m.type === 'bind';
-  const what = `mounting ${m.type ?? 'bind'} on ${m.destination}`;
-  if (bind) {
-    const source = m.source ?? '';
-    const isFile = (() => {
-      try {
-        return !statSync(source).isDirectory();
-      } catch {
-        throw new SetupError(`${what}: bind source ${source} does not exist`);
-      }
-    })();
-    ensureMountTarget(target, isFile);
-    step(what, () => mount(source, target, null, MS.BIND | (o.recursive ? MS.REC : 0)));
-    // Bind mounts take their flags only on a remount.
-    const flags = o.flags & ~MS.REMOUNT;
-    if (flags) step(what, () => mount(null, target, null, MS.REMOUNT | MS.BIND | flags));
-  } else {
-    ensureMountTarget(target, false);
-    try {
-      mount(m.source ?? m.type ?? 'none', target, m.type ?? null, o.flags, o.data || null);
-    } catch (e) {
-      // sysfs cannot be mounted without a network namespace of our own: bind the host's, read-only.
-      if (m.type === 'sysfs') {
-        step(what, () => mount('/sys', target, null, MS.BIND | MS.REC));
-        step(what, () =>
-          mount(null, target, null, MS.REMOUNT | MS.BIND | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
-        );
-      } else {
-        throw new SetupError(`${what}: ${(e as Error).message}`);
-      }
-    }
-  }
-  if (o.propagation) step(what, () => mount(null, target, null, o.propagation));
-}
-
-function createDevice(rootfs: string, d: OciDevice): void {
-  const target = secureJoin(rootfs, d.path);
-  mkdirp(dirname(target));
-  const type = d.type === 'b' ? S_IF.BLK : d.type === 'p' ? S_IF.FIFO : S_IF.CHR;
-  step(`creating device ${d.path}`, () => {
-    try {
-      if (lstatSync(target)) return; // already there (e.g. a bind from the host)
-    } catch {
-      mknod(target, type | (d.fileMode ?? 0o666), makedev(d.major ?? 0, d.minor ?? 0));
-    }
-    chmodSync(target, d.fileMode ?? 0o666);
-    chownSync(target, d.uid ?? 0, d.gid ?? 0);
-  });
-}
-
-/** Symlinks that programs expect in /dev (runc makes the same ones). */
-function devSymlinks(rootfs: string): void {
-  const links: [string, string][] = [
-    ['/proc/self/fd', '/dev/fd'],
-    ['/proc/self/fd/0', '/dev/stdin'],
-    ['/proc/self/fd/1', '/dev/stdout'],
-    ['/proc/self/fd/2', '/dev/stderr'],
-  ];
-  if (existsSync(secureJoin(rootfs, '/dev/pts/ptmx'))) links.push(['pts/ptmx', '/dev/ptmx']);
-  for (const [target, path] of links) {
-    const at = secureJoin(rootfs, path);
-    if (!existsSync(at)) step(`linking ${path}`, () => symlinkSync(target, at));
-  }
 }
 
 function maskPaths(paths: readonly string[]): void {
@@ -244,8 +140,7 @@ function setup(config: InitConfig): Prepared {
   const devices = [...DEFAULT_DEVICES, ...(spec.linux?.devices ?? [])];
   for (const d of devices) createDevice(rootfs, d);
   devSymlinks(rootfs);
-  const cwd = secureJoin(rootfs, spec.process.cwd);
-  if (!existsSync(cwd)) step(`creating the working directory ${spec.process.cwd}`, () => mkdirp(cwd));
+  ensureWorkdir(rootfs, spec.process.cwd);
 
   if (spec.hostname) step('sethostname', () => sethostname(spec.hostname!));
   if (spec.domainname) step('setdomainname', () => setdomainname(spec.domainname!));

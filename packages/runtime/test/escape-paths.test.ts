@@ -1,0 +1,186 @@
+// Escape classes of paths the init resolves on the host for a container (issue 9, part 6),
+// each attack run for real against a canary folder outside the rootfs.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MNT, umount2 } from '@corral/sys';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { type OciSpec, Runtime } from '../dist/index.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'corral-escape-'));
+const rt = new Runtime({ root: join(tmp, 'state') });
+/** A host folder the container must never write into, nor mount onto. */
+const canary = join(tmp, 'canary');
+mkdirSync(canary);
+writeFileSync(join(canary, 'keep'), 'host data\n');
+
+const mountsUnder = (dir: string) =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.split(' ')[4]?.startsWith(dir));
+
+afterAll(async () => {
+  for (const id of rt.list()) await rt.delete(id, { force: true });
+  for (const l of mountsUnder(tmp).reverse()) umount2(l.split(' ')[4], MNT.DETACH);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+/** A busybox rootfs (Debian's busybox-static). */
+function makeRootfs(name: string): string {
+  const rootfs = join(tmp, name);
+  mkdirSync(join(rootfs, 'bin'), { recursive: true });
+  copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
+  for (const a of ['sh', 'touch', 'mkdir', 'cat', 'ls', 'echo'])
+    symlinkSync('busybox', join(rootfs, 'bin', a));
+  return rootfs;
+}
+
+let n = 0;
+function bundle(rootfs: string, args: string[], change: (s: OciSpec) => void = () => {}): string {
+  const dir = join(tmp, `bundle${n++}`);
+  mkdirSync(dir);
+  const spec: OciSpec = {
+    ociVersion: '1.2.0',
+    process: { user: { uid: 0, gid: 0 }, args, env: ['PATH=/bin'], cwd: '/' },
+    root: { path: rootfs },
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'mode=755'] },
+    ],
+    linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }] },
+  };
+  change(spec);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+  return dir;
+}
+
+/** Runs a bundle to its end; its output, or the error create gave. */
+async function run(id: string, dir: string): Promise<string> {
+  let c: Awaited<ReturnType<Runtime['create']>>;
+  try {
+    c = await rt.create(id, dir, { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    return `create failed: ${(e as Error).message}`;
+  }
+  let out = '';
+  c.stdout?.on('data', (d) => (out += d));
+  c.stderr?.on('data', (d) => (out += d));
+  await rt.start(id);
+  await c.wait();
+  await rt.delete(id, { force: true });
+  return out;
+}
+
+/** The canary folder exactly as the test made it. */
+function expectCanaryUntouched(): void {
+  expect(readdirSync(canary)).toEqual(['keep']);
+  expect(readFileSync(join(canary, 'keep'), 'utf8')).toBe('host data\n');
+  expect(mountsUnder(canary)).toEqual([]);
+}
+
+const racerScript = fileURLToPath(new URL('../../sys/test/swap-racer.mjs', import.meta.url));
+let racer: ChildProcess | null = null;
+afterEach(() => {
+  racer?.kill('SIGKILL');
+  racer = null;
+});
+
+describe('mount targets and created paths (CVE-2021-30465 class)', () => {
+  it('resolves a target whose path is a symlink to a host folder inside the rootfs', async () => {
+    const rootfs = makeRootfs('static');
+    symlinkSync(canary, join(rootfs, 'data')); // absolute: on the host it is the canary
+    symlinkSync(canary, join(rootfs, 'work'));
+    const file = join(tmp, 'bind-source');
+    writeFileSync(file, 'bound\n');
+    const out = await run(
+      'static',
+      bundle(rootfs, ['sh', '-c', 'cat /data/f; touch /data/x && echo wrote; pwd'], (s) => {
+        s.mounts!.push(
+          { destination: '/data', type: 'tmpfs', source: 'tmpfs' },
+          { destination: '/data/f', type: 'bind', source: file, options: ['bind', 'ro'] },
+        );
+        s.process.cwd = '/work/sub';
+      }),
+    );
+    expect(out).toBe(`bound\nwrote\n${canary}/sub\n`);
+    // The links led inside the rootfs: the mounts, the file and the working directory are there.
+    expectCanaryUntouched();
+  });
+
+  it('never creates or mounts on the host while a path component is swapped for a symlink', async () => {
+    const rootfs = makeRootfs('race');
+    mkdirSync(join(rootfs, 'data'));
+    symlinkSync(canary, join(rootfs, 'data.link'));
+    const file = join(tmp, 'race-source');
+    writeFileSync(file, 'bound\n');
+    // What a second container sharing this folder would do: swap data and data.link, atomically.
+    racer = spawn(process.execPath, [racerScript, join(rootfs, 'data'), join(rootfs, 'data.link')], {
+      stdio: 'ignore',
+    });
+    for (let i = 0; i < 25; i++) {
+      await run(
+        `race${i}`,
+        bundle(rootfs, ['true'], (s) => {
+          s.mounts!.push(
+            { destination: `/data/t${i}/deep`, type: 'tmpfs', source: 'tmpfs' },
+            { destination: `/data/f${i}`, type: 'bind', source: file, options: ['bind'] },
+          );
+          s.process.cwd = `/data/w${i}`;
+        }),
+      );
+    }
+    racer.kill('SIGKILL');
+    expectCanaryUntouched();
+  });
+});
+
+describe('sysfs bound from the host (when sysfs cannot be mounted)', () => {
+  it('is read-only in every submount: the host cgroupfs cannot be written', async () => {
+    const name = `corral-canary-${process.pid}`;
+    const hostPath = `/sys/fs/cgroup/${name}`;
+    try {
+      const out = await run(
+        'sysfs',
+        bundle(
+          makeRootfs('sysfs'),
+          [
+            'sh',
+            '-c',
+            `touch /sys/fs/cgroup/${name}; mkdir /sys/fs/cgroup/pids/${name}; cat /sys/kernel/mm/transparent_hugepage/enabled >/dev/null && echo readable`,
+          ],
+          (s) => {
+            // An option sysfs does not know makes the kernel refuse the mount: the fallback runs.
+            s.mounts!.push({
+              destination: '/sys',
+              type: 'sysfs',
+              source: 'sysfs',
+              options: ['nosuid', 'noexec', 'nodev', 'ro', 'corral-not-an-option'],
+            });
+          },
+        ),
+      );
+      expect(out).toContain(`touch: /sys/fs/cgroup/${name}: Read-only file system`);
+      expect(out).toContain(
+        `mkdir: can't create directory '/sys/fs/cgroup/pids/${name}': Read-only file system`,
+      );
+      expect(out).toContain('readable');
+      expect(existsSync(hostPath)).toBe(false);
+      expect(existsSync(`/sys/fs/cgroup/pids/${name}`)).toBe(false);
+    } finally {
+      rmSync(hostPath, { force: true });
+      spawnSync('rmdir', [`/sys/fs/cgroup/pids/${name}`]);
+    }
+  });
+});
