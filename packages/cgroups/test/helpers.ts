@@ -1,21 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Cleanups } from '@corral/testkit';
 import type { Cgroup } from '../src/index.js';
 
 /** Everything a test made, undone in afterEach even when the test failed. */
 export class Scope {
-  private readonly dirs: string[] = [];
   private readonly cgroups: Cgroup[] = [];
   private readonly children: ChildProcess[] = [];
-  private readonly cleanups: (() => void | Promise<void>)[] = [];
+  private readonly cleanups = new Cleanups();
 
   tmp(): string {
-    const d = mkdtempSync(join(tmpdir(), 'corral-cgroups-'));
-    this.dirs.push(d);
-    return d;
+    return this.cleanups.tempDir('cgroups');
   }
 
   /** A cgroup name no other test (or test run) uses. */
@@ -29,7 +25,7 @@ export class Scope {
   }
 
   onCleanup(fn: () => void | Promise<void>): void {
-    this.cleanups.push(fn);
+    this.cleanups.add(fn);
   }
 
   /**
@@ -77,8 +73,7 @@ export class Scope {
     }
     for (const c of this.children.splice(0))
       if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    for (const fn of this.cleanups.splice(0).reverse()) await fn();
-    for (const d of this.dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+    await this.cleanups.run().catch((e) => errors.push(e));
     if (errors.length) throw errors[0];
   }
 }
@@ -91,17 +86,6 @@ export interface Held {
   closed: Promise<void>;
   stderr(): string;
   stdout(): string;
-}
-
-/** Polls until `fn` returns a truthy value (fails the test after `ms`). */
-export async function until<T>(fn: () => T, what: string, ms = 10_000): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 /** The number a counting loop last wrote to `file` (0 before its first write). */
@@ -118,4 +102,5 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+export { until } from '@corral/testkit';
 export { sleep };

@@ -55,23 +55,26 @@ describe('placement', () => {
     for (const c of own) expect(c.path.startsWith('/')).toBe(true);
   });
 
-  it('resolves relative paths beneath our own cgroup and absolute ones as given (v1)', () => {
-    if (detectCgroupMode() === 'v2') return;
-    const own = readProcCgroups('self');
-    const cg = openCgroup({ path: 'a/b', backend: 'v1' });
-    for (const [hierarchy, path] of Object.entries(cg.paths)) {
-      const mine = own.find((c) => c.controllers.join(',') === hierarchy)!.path;
-      expect(path).toBe(`${mine === '/' ? '' : mine}/a/b`);
-    }
-    const abs = openCgroup({ path: '/x/y', backend: 'v1' });
-    expect(new Set(Object.values(abs.paths))).toEqual(new Set(['/x/y']));
-    expect(() => openCgroup({ path: 'c', parent: '/x', backend: 'v1' }).paths).not.toThrow();
-    expect(() => openCgroup({ path: '/c', parent: '/x', backend: 'v1' })).toThrow(/absolute, so a parent/);
-    expect(() => openCgroup({ path: 'c', backend: 'v3' as 'v1' })).toThrow(
-      "unknown cgroup backend 'v3': use v1, v2 or auto",
-    );
-    expect(() => openCgroup({ path: 'c', backend: 'v1', root: '/tmp' })).toThrow(
-      /root option applies to the v2 backend only/,
-    );
-  });
+  // v1 hierarchies exist only on v1 and hybrid hosts: on a v2 host the test is reported skipped.
+  it.skipIf(detectCgroupMode() === 'v2')(
+    'resolves relative paths beneath our own cgroup and absolute ones as given (v1)',
+    () => {
+      const own = readProcCgroups('self');
+      const cg = openCgroup({ path: 'a/b', backend: 'v1' });
+      for (const [hierarchy, path] of Object.entries(cg.paths)) {
+        const mine = own.find((c) => c.controllers.join(',') === hierarchy)!.path;
+        expect(path).toBe(`${mine === '/' ? '' : mine}/a/b`);
+      }
+      const abs = openCgroup({ path: '/x/y', backend: 'v1' });
+      expect(new Set(Object.values(abs.paths))).toEqual(new Set(['/x/y']));
+      expect(() => openCgroup({ path: 'c', parent: '/x', backend: 'v1' }).paths).not.toThrow();
+      expect(() => openCgroup({ path: '/c', parent: '/x', backend: 'v1' })).toThrow(/absolute, so a parent/);
+      expect(() => openCgroup({ path: 'c', backend: 'v3' as 'v1' })).toThrow(
+        "unknown cgroup backend 'v3': use v1, v2 or auto",
+      );
+      expect(() => openCgroup({ path: 'c', backend: 'v1', root: '/tmp' })).toThrow(
+        /root option applies to the v2 backend only/,
+      );
+    },
+  );
 });

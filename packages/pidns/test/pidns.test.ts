@@ -1,7 +1,7 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { Cleanups, until } from '@corral/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   flattenTree,
   formatTree,
@@ -20,14 +20,8 @@ function run(argv: string[], init = false): { p: Pid1Process; out: () => string 
   return { p, out: () => out };
 }
 
-/** Polls until `cond` holds (processes start and die asynchronously). */
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const cleanup = new Cleanups();
+afterEach(() => cleanup.run());
 
 const alive = (pid: number) => existsSync(`/proc/${pid}`);
 
@@ -142,15 +136,11 @@ describe('init mode', () => {
 describe('resolveExecutable', () => {
   it('finds programs on PATH and gives Docker exit codes otherwise', () => {
     expect(resolveExecutable('sh', '/usr/bin:/bin')).toMatch(/\/sh$/);
-    const dir = mkdtempSync(join(tmpdir(), 'corral-pidns-'));
-    try {
-      writeFileSync(join(dir, 'data'), 'not a program', { mode: 0o644 });
-      expect(() => resolveExecutable('data', dir)).toThrow(expect.objectContaining({ exitCode: 126 }));
-      expect(() => resolveExecutable(`${dir}/data`, '')).toThrow('permission denied');
-      expect(() => resolveExecutable('/no/such', '')).toThrow(expect.objectContaining({ exitCode: 127 }));
-      expect(resolveExecutable('/bin/sh', '', '/')).toBe('/bin/sh');
-    } finally {
-      rmSync(dir, { recursive: true });
-    }
+    const dir = cleanup.tempDir('pidns');
+    writeFileSync(join(dir, 'data'), 'not a program', { mode: 0o644 });
+    expect(() => resolveExecutable('data', dir)).toThrow(expect.objectContaining({ exitCode: 126 }));
+    expect(() => resolveExecutable(`${dir}/data`, '')).toThrow('permission denied');
+    expect(() => resolveExecutable('/no/such', '')).toThrow(expect.objectContaining({ exitCode: 127 }));
+    expect(resolveExecutable('/bin/sh', '', '/')).toBe('/bin/sh');
   });
 });

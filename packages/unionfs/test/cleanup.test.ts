@@ -1,20 +1,19 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMountPoint, MS, mount } from '@corral/sys';
+import { removeTree, tempDir } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanupStale, OverlayUnionFs, UnionFsError } from '../src/index.js';
-import { teardown } from './conformance/index.js';
-import { tempRoot } from './helpers.js';
 
 let root = '';
 afterEach(() => {
-  if (root) teardown(root);
+  if (root) removeTree(root);
   root = '';
 });
 
 describe('cleanupStale', () => {
   it('takes off union mounts left at a mount point, stacked ones too', async () => {
-    root = tempRoot('a', 'b', 'm');
+    root = tempDir('unionfs', 'a', 'b', 'm');
     const target = join(root, 'm');
     // What a crash between mount and record leaves: mounts nobody tracks.
     await new OverlayUnionFs().mount({ lower: [join(root, 'a')], target });
@@ -27,7 +26,7 @@ describe('cleanupStale', () => {
   });
 
   it('leaves a mount that is not a union alone and says so', () => {
-    root = tempRoot('t');
+    root = tempDir('unionfs', 't');
     mount('corral-test', join(root, 't'), 'tmpfs', 0, 'size=1m');
     mkdirSync(join(root, 't/keep'));
     expect(() => cleanupStale(join(root, 't'))).toThrow(UnionFsError);

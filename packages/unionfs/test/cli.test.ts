@@ -3,23 +3,22 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMountPoint } from '@corral/sys';
+import { removeTree, tempDir } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseOverlayOptions } from '../src/index.js';
-import { teardown } from './conformance/index.js';
-import { tempRoot } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../bin/corral-unionfs.js', import.meta.url));
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
 
 let root = '';
 afterEach(() => {
-  if (root) teardown(root);
+  if (root) removeTree(root);
   root = '';
 });
 
 describe('corral-unionfs', () => {
   it('mounts and unmounts with fuse-overlayfs options, and prints the diff', () => {
-    root = tempRoot('a', 'b', 'u', 'm');
+    root = tempDir('unionfs', 'a', 'b', 'u', 'm');
     writeFileSync(join(root, 'a/x'), 'a');
     writeFileSync(join(root, 'b/x'), 'b');
     writeFileSync(join(root, 'b/y'), 'y');
@@ -37,7 +36,7 @@ describe('corral-unionfs', () => {
   });
 
   it('fails clearly: fuse backend, missing lower, busy mount point, bad options', () => {
-    root = tempRoot('a', 'm');
+    root = tempDir('unionfs', 'a', 'm');
     const fuse = run('--backend', 'fuse', '-o', `lowerdir=${root}/a`, join(root, 'm'));
     expect(fuse.status).toBe(1);
     expect(fuse.stderr).toMatch(/the fuse backend is not available yet/);

@@ -1,21 +1,20 @@
 import { mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lsetxattr, mknod, S_IF } from '@corral/sys';
+import { removeTree, tempDir } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { diffUpper, formatChanges, OverlayUnionFs } from '../src/index.js';
-import { teardown } from './conformance/index.js';
 import { buildLayer } from './conformance/layers.js';
-import { tempRoot } from './helpers.js';
 
 let root = '';
 afterEach(() => {
-  if (root) teardown(root);
+  if (root) removeTree(root);
   root = '';
 });
 
 describe('diffUpper', () => {
   it('lists what a container changed through a real overlay mount, like docker diff', async () => {
-    root = tempRoot('u', 'w', 'm');
+    root = tempDir('unionfs', 'u', 'w', 'm');
     buildLayer(join(root, 'l1'), { etc: { hosts: 'h', conf: { a: 'a' } }, bin: { sh: 'sh' } });
     buildLayer(join(root, 'l0'), { etc: { motd: 'm' }, var: { log: { old: 'o' } }, tmp: {} });
     const lower = [join(root, 'l0'), join(root, 'l1')];
@@ -59,7 +58,7 @@ describe('diffUpper', () => {
   });
 
   it('reads layers made by hand: whiteouts, opaque and redirected folders, whiteouts in lowers', () => {
-    root = tempRoot();
+    root = tempDir('unionfs');
     buildLayer(join(root, 'low'), {
       a: 'a',
       gone: { $whiteout: true },
@@ -83,7 +82,7 @@ describe('diffUpper', () => {
   });
 
   it('with no lowers, every entry is added', () => {
-    root = tempRoot();
+    root = tempDir('unionfs');
     buildLayer(join(root, 'up'), { f: 'f', d: { g: 'g' } });
     expect(formatChanges(diffUpper(join(root, 'up')))).toBe('A /d\nA /d/g\nA /f');
   });

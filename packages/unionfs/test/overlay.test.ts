@@ -12,16 +12,15 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMountPoint, MS, mount, readMountInfo } from '@corral/sys';
+import { removeTree, tempDir } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getUnionFs, OverlayUnionFs, UnionFsError, unionFsBackends } from '../src/index.js';
-import { teardown } from './conformance/index.js';
-import { tempRoot } from './helpers.js';
 
 const hasFuseOverlayfs = spawnSync('fuse-overlayfs', ['--version']).status === 0;
 
 let root = '';
 afterEach(() => {
-  if (root) teardown(root);
+  if (root) removeTree(root);
   root = '';
 });
 
@@ -59,7 +58,7 @@ for (const method of ['fsopen', 'mount'] as const) {
     const fs = new OverlayUnionFs({ method });
 
     it('mounts, merges and unmounts', async () => {
-      root = tempRoot('a', 'b', 'u', 'w', 'm');
+      root = tempDir('unionfs', 'a', 'b', 'u', 'w', 'm');
       writeFileSync(join(root, 'a/x'), 'top');
       writeFileSync(join(root, 'b/x'), 'bottom');
       writeFileSync(join(root, 'b/y'), 'y');
@@ -79,7 +78,7 @@ for (const method of ['fsopen', 'mount'] as const) {
     });
 
     it('mounts one layer read-only and cleans its empty bottom layer on unmount', async () => {
-      root = tempRoot('a', 'm');
+      root = tempDir('unionfs', 'a', 'm');
       writeFileSync(join(root, 'a/x'), 'x');
       const m = await fs.mount({ lower: [join(root, 'a')], target: join(root, 'm') });
       expect(m.readonly).toBe(true);
@@ -90,7 +89,7 @@ for (const method of ['fsopen', 'mount'] as const) {
     });
 
     it('mounts 300 layers with long paths (past one page of mount data)', async () => {
-      root = tempRoot('u', 'w', 'm');
+      root = tempDir('unionfs', 'u', 'w', 'm');
       const layers: string[] = [];
       for (let i = 0; i < 300; i++) {
         const dir = join(root, `a-layer-folder-with-a-long-name-${String(i).padStart(4, '0')}`);
@@ -122,7 +121,7 @@ for (const method of ['fsopen', 'mount'] as const) {
     });
 
     it('refuses a lower layer that does not exist', async () => {
-      root = tempRoot('a', 'u', 'w', 'm');
+      root = tempDir('unionfs', 'a', 'u', 'w', 'm');
       await expectUnionError(
         fs.mount({
           lower: [join(root, 'a'), join(root, 'nope')],
@@ -137,7 +136,7 @@ for (const method of ['fsopen', 'mount'] as const) {
     });
 
     it('refuses an upper on an overlay mount and names the filesystem', async () => {
-      root = tempRoot('a', 'u', 'w', 'm', 'm2');
+      root = tempDir('unionfs', 'a', 'u', 'w', 'm', 'm2');
       await fs.mount({
         lower: [join(root, 'a')],
         upper: join(root, 'u'),
@@ -161,7 +160,7 @@ for (const method of ['fsopen', 'mount'] as const) {
     it.skipIf(!hasFuseOverlayfs)(
       'refuses an upper on a FUSE mount (fuse-overlayfs) and names it',
       async () => {
-        root = tempRoot('a', 'fu', 'fw', 'f', 'm');
+        root = tempDir('unionfs', 'a', 'fu', 'fw', 'f', 'm');
         const child = spawn(
           'fuse-overlayfs',
           ['-f', '-o', `lowerdir=${root}/a,upperdir=${root}/fu,workdir=${root}/fw`, join(root, 'f')],
@@ -195,7 +194,7 @@ for (const method of ['fsopen', 'mount'] as const) {
     );
 
     it('takes an upper on tmpfs', async () => {
-      root = tempRoot('a', 't', 'm');
+      root = tempDir('unionfs', 'a', 't', 'm');
       writeFileSync(join(root, 'a/x'), 'x');
       mount('corral-test', join(root, 't'), 'tmpfs', MS.NOSUID | MS.NODEV, 'size=4m');
       mkdirSync(join(root, 't/u'));
@@ -211,7 +210,7 @@ for (const method of ['fsopen', 'mount'] as const) {
     });
 
     it('refuses a mount point already in use', async () => {
-      root = tempRoot('a', 'm');
+      root = tempDir('unionfs', 'a', 'm');
       await fs.mount({ lower: [join(root, 'a')], target: join(root, 'm') });
       await expectUnionError(
         fs.mount({ lower: [join(root, 'a')], target: join(root, 'm') }),
@@ -221,7 +220,7 @@ for (const method of ['fsopen', 'mount'] as const) {
     });
 
     it('refuses a missing mount point, and upper without work', async () => {
-      root = tempRoot('a', 'u');
+      root = tempDir('unionfs', 'a', 'u');
       await expectUnionError(
         fs.mount({ lower: [join(root, 'a')], target: join(root, 'none') }),
         'MOUNTPOINT_MISSING',
@@ -240,7 +239,7 @@ for (const method of ['fsopen', 'mount'] as const) {
     });
 
     it('says when the mount is busy, and detaches on request', async () => {
-      root = tempRoot('a', 'u', 'w', 'm');
+      root = tempDir('unionfs', 'a', 'u', 'w', 'm');
       writeFileSync(join(root, 'a/x'), 'x');
       await fs.mount({
         lower: [join(root, 'a')],
@@ -259,7 +258,7 @@ for (const method of ['fsopen', 'mount'] as const) {
     });
 
     it('will not unmount what it did not mount', async () => {
-      root = tempRoot('t');
+      root = tempDir('unionfs', 't');
       await expectUnionError(fs.unmount(join(root, 't')), 'NOT_MOUNTED', /not a mount point/);
       mount('corral-test', join(root, 't'), 'tmpfs', 0, 'size=1m');
       await expectUnionError(fs.unmount(join(root, 't')), 'NOT_MOUNTED', /tmpfs mount, not an overlay/);
@@ -270,7 +269,7 @@ for (const method of ['fsopen', 'mount'] as const) {
 
 describe('overlay backend (auto)', () => {
   it('uses the new mount API with one lowerdir+ per layer on this kernel', async () => {
-    root = tempRoot('a', 'b', 'm');
+    root = tempDir('unionfs', 'a', 'b', 'm');
     await new OverlayUnionFs().mount({ lower: [join(root, 'a'), join(root, 'b')], target: join(root, 'm') });
     expect(mountOf(join(root, 'm'))?.superOptions).toContain(`lowerdir+=${join(root, 'a')}`);
   });

@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { MNT, MS, mount, readMountInfo, umount2 } from '@corral/sys';
+import { MS, mount, umount2 } from '@corral/sys';
+import { removeTree, tempDir } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { UnionFs } from '../../src/index.js';
 import { CASES, type Case } from './cases.js';
@@ -24,22 +24,6 @@ function mountReference(lower: string[], upper: string | null, work: string | nu
     upper ? 0 : MS.RDONLY,
     `lowerdir=${lower.join(':')}${dirs},${REFERENCE_OPTIONS}`,
   );
-}
-
-/** Takes off every mount under `root` (deepest first) and removes the folder. */
-export function teardown(root: string): void {
-  const under = readMountInfo()
-    .map((m) => m.mountPoint)
-    .filter((p) => p === root || p.startsWith(`${root}/`))
-    .sort((a, b) => b.length - a.length);
-  for (const p of under) {
-    try {
-      umount2(p, MNT.DETACH);
-    } catch {
-      // Already gone.
-    }
-  }
-  rmSync(root, { recursive: true, force: true });
 }
 
 interface Outcome {
@@ -92,13 +76,13 @@ export function runConformance(backendName: string, factory: () => UnionFs, case
   describe(`UnionFs conformance: ${backendName}`, () => {
     let root = '';
     afterEach(() => {
-      if (root) teardown(root);
+      if (root) removeTree(root);
       root = '';
     });
 
     for (const c of cases) {
       it(c.name, async () => {
-        root = mkdtempSync(join(tmpdir(), 'corral-unionfs-conf-'));
+        root = tempDir('unionfs-conf');
         const lowers = c.lower.map((spec, i) => {
           const dir = join(root, `lower${i}`);
           buildLayer(dir, spec);

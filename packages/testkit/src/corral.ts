@@ -1,0 +1,15 @@
+import { fileURLToPath } from 'node:url';
+import { type ExecOptions, exec, must, type Result } from './exec.js';
+
+/** The corral CLI of this work tree (apps/cli, built by the workspace build). */
+export const corralBin = fileURLToPath(new URL('../../../apps/cli/bin/corral.js', import.meta.url));
+
+/** Runs `corral --root ROOT ARGS...` with this Node; never throws for a non-zero exit. */
+export function runCorral(root: string, args: string[], opts: ExecOptions = {}): Promise<Result> {
+  return exec(process.execPath, [corralBin, '--root', root, ...args], opts);
+}
+
+/** Like runCorral, but a non-zero exit is an error that shows what corral printed. */
+export function mustCorral(root: string, args: string[], opts: ExecOptions = {}): Promise<Result> {
+  return must(process.execPath, [corralBin, '--root', root, ...args], opts);
+}

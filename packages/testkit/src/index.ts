@@ -1,0 +1,7 @@
+export { corralBin, mustCorral, runCorral } from './corral.js';
+export { type ExecOptions, exec, must, type Result } from './exec.js';
+export { mountsUnder, unmountUnder } from './mounts.js';
+export { freePort } from './net.js';
+export { BUSYBOX, busyboxApplets, busyboxRootfs } from './rootfs.js';
+export { Cleanups, removeTree, tempDir } from './temp.js';
+export { until } from './until.js';

@@ -1,0 +1,55 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { unmountUnder } from './mounts.js';
+
+/** A fresh folder `corral-NAME-XXXXXX` under os.tmpdir(), with the named sub-folders made. */
+export function tempDir(name: string, ...subdirs: string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), `corral-${name}-`));
+  for (const d of subdirs) mkdirSync(join(dir, d), { recursive: true });
+  return dir;
+}
+
+/** Takes off whatever is still mounted under `dir` (deepest first), then removes it. */
+export function removeTree(dir: string): void {
+  unmountUnder(dir);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * What a test made, undone in reverse order at `run()` (an afterEach or afterAll hook), also
+ * when the test failed. Every step runs even when an earlier one throws; the first error is
+ * thrown at the end.
+ */
+export class Cleanups {
+  private readonly steps: (() => unknown)[] = [];
+
+  /** Runs `fn` at cleanup, before everything added earlier. */
+  add(fn: () => unknown): void {
+    this.steps.push(fn);
+  }
+
+  /** A temp folder (see tempDir), unmounted and removed at cleanup. */
+  tempDir(name: string, ...subdirs: string[]): string {
+    const dir = tempDir(name, ...subdirs);
+    this.add(() => removeTree(dir));
+    return dir;
+  }
+
+  /** How many steps wait. */
+  get size(): number {
+    return this.steps.length;
+  }
+
+  async run(): Promise<void> {
+    let first: { error: unknown } | undefined;
+    for (let fn = this.steps.pop(); fn; fn = this.steps.pop()) {
+      try {
+        await fn();
+      } catch (e) {
+        first ??= { error: e };
+      }
+    }
+    if (first) throw first.error;
+  }
+}
