@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
+import { Cleanups, removeTree, tempDir } from '@corral/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   commit,
@@ -13,17 +14,13 @@ import {
   saveArchive,
   sha256,
 } from '../src/index.js';
-import { makeTar, readTar, tempRoot } from './helpers.js';
+import { makeTar, readTar } from './helpers.js';
 
 // skopeo (Debian package) is the independent implementation these tests compare with.
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  while (cleanups.length) cleanups.pop()!();
-});
+const cleanup = new Cleanups();
+afterEach(() => cleanup.run());
 function dir(): string {
-  const t = tempRoot();
-  cleanups.push(t.cleanup);
-  return t.dir;
+  return cleanup.tempDir('image');
 }
 const skopeo = (...args: string[]) =>
   execFileSync('skopeo', ['--insecure-policy', ...args], { encoding: 'utf8' });
@@ -35,8 +32,8 @@ async function save(store: ImageStore, refs: string[], file: string): Promise<vo
 /** A store holding busybox plus a committed second layer (app:1), to test multi-layer images. */
 let fixture: { root: string; store: ImageStore; archive: string; busyboxId: string; appId: string };
 beforeAll(async () => {
-  const root = dir();
-  cleanups.pop(); // kept for the whole file; removed in the last test's afterEach below
+  // Kept for the whole file; removed by the teardown this hook returns.
+  const root = tempDir('image');
   const store = new ImageStore(join(root, 'image'));
   const bb = await ensureBusyboxImage(store);
   const upper = join(root, 'upper');
@@ -51,7 +48,7 @@ beforeAll(async () => {
   const archive = join(root, 'save.tar');
   await save(store, ['busybox:latest', 'app:1'], archive);
   fixture = { root, store, archive, busyboxId: bb.id, appId: app.id };
-  return () => fs.rmSync(root, { recursive: true, force: true });
+  return () => removeTree(root);
 });
 
 describe('saveArchive', () => {

@@ -3,21 +3,18 @@ import * as fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ContentStore, sha256 } from '../src/index.js';
 import { getInto } from '../src/registry/blob-download.js';
-import { tempRoot } from './helpers.js';
 import { selfSignedCert } from './registry-server.js';
 
-const cleanups: (() => void | Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const cleanup = new Cleanups();
+afterEach(() => cleanup.run());
 
 function newStore(): ContentStore {
-  const t = tempRoot();
-  cleanups.push(t.cleanup);
-  return new ContentStore(t.dir);
+  const tmp = cleanup.tempDir('image');
+  return new ContentStore(tmp);
 }
 
 const tmpFiles = (store: ContentStore) => fs.readdirSync(store.tmpDir);
@@ -32,7 +29,7 @@ async function listen(server: net.Server): Promise<{ url: string; connections: (
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(
+  cleanup.add(
     () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
@@ -260,9 +257,8 @@ describe('blob downloads straight from the socket', () => {
   });
 
   it('speaks TLS: verifies the certificate unless the registry is named insecure', async () => {
-    const t = tempRoot();
-    cleanups.push(t.cleanup);
-    const { keyPath, certPath } = selfSignedCert(t.dir, 'localhost');
+    const tmp = cleanup.tempDir('image');
+    const { keyPath, certPath } = selfSignedCert(tmp, 'localhost');
     const blob = randomBytes(300_000);
     const server = https.createServer(
       { key: fs.readFileSync(keyPath), cert: fs.readFileSync(certPath) },

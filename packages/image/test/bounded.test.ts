@@ -3,13 +3,14 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { MNT, MS, mount, umount2 } from '@corral/sys';
+import { MS, mount } from '@corral/sys';
+import { Cleanups } from '@corral/testkit';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { hostArchitecture } from '../src/archive/common.js';
 import { applyLayer, ImageStore, importRootfs, loadArchive, sha256 } from '../src/index.js';
 import { RegistryClient } from '../src/registry/client.js';
 import { pullToStore } from '../src/registry/store.js';
-import { makeTar, tempRoot } from './helpers.js';
+import { makeTar } from './helpers.js';
 import { startRegistry, type TestRegistry } from './registry-server.js';
 
 // Hostile archives and layers, built here, against a store on a 64 MiB tmpfs of the test's
@@ -17,26 +18,22 @@ import { startRegistry, type TestRegistry } from './registry-server.js';
 // fill the filesystem, and leave the image stored before it as it was.
 
 const MiB = 1024 * 1024;
-let t: { dir: string; cleanup: () => void };
+/** The file's temp folder, with the tmpfs under it: unmounted and removed after the last test. */
+const fileCleanup = new Cleanups();
+let tmp: string;
 let data: string;
 let store: ImageStore;
 
 beforeAll(async () => {
-  t = tempRoot();
-  data = join(t.dir, 'data');
+  tmp = fileCleanup.tempDir('image');
+  data = join(tmp, 'data');
   fs.mkdirSync(data);
   mount('corral-test', data, 'tmpfs', MS.NOSUID | MS.NODEV, 'size=64m');
   store = new ImageStore(join(data, 'image'));
   const layer = await makeTar([{ name: 'kept', body: 'still here' }]);
   await importRootfs(store, Readable.from([layer]), { names: ['keep:1'] });
 });
-afterAll(() => {
-  try {
-    if (data) umount2(data, MNT.DETACH);
-  } finally {
-    t?.cleanup();
-  }
-});
+afterAll(() => fileCleanup.run());
 
 // --- building hostile tars without holding their bodies ---
 
@@ -207,7 +204,7 @@ describe('JSON documents have the registry caps on every way in', () => {
   });
 
   it('a stored config over 32 MiB is refused before it is read (pull, import and load register through here)', async () => {
-    const other = new ImageStore(join(t.dir, 'big-config'));
+    const other = new ImageStore(join(tmp, 'big-config'));
     const big = await other.content.writeBlob(Buffer.alloc(33 * MiB, 0x20));
     const manifest = {
       schemaVersion: 2,
@@ -240,7 +237,7 @@ describe('archives cannot make the loader hold unbounded memory', () => {
     const long = `${'d/'.repeat(2500)}f`;
     const e = await refusal(loadArchive(store, Readable.from([await makeTar([{ name: long, body: 'x' }])])));
     expect(e.message).toMatch(/name of 5001 bytes, more than the 4096 allowed/);
-    const dir = join(t.dir, 'long-name-layer');
+    const dir = join(tmp, 'long-name-layer');
     fs.mkdirSync(dir);
     const l = await refusal(applyLayer(Readable.from([await makeTar([{ name: long, body: 'x' }])]), dir));
     expect(l.code).toBe('BAD_LAYER');
@@ -291,7 +288,7 @@ describe('a registry pull has the same bounds', () => {
   let client: RegistryClient;
   beforeAll(async () => {
     registry = await startRegistry();
-    client = new RegistryClient({ configPath: join(t.dir, 'docker-config.json') });
+    client = new RegistryClient({ configPath: join(tmp, 'docker-config.json') });
   });
   afterAll(() => registry?.stop());
 

@@ -4,33 +4,35 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { flock, LOCK } from '@corral/sys';
+import { Cleanups } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commit, ImageStore, importRootfs, loadArchive, saveArchive } from '../src/index.js';
-import { makeTar, tempRoot } from './helpers.js';
+import { makeTar } from './helpers.js';
 
 // Loads run in child processes (the built package), so a test can SIGKILL one half way.
 const pkg = join(import.meta.dirname, '..');
 const child = join(import.meta.dirname, 'fixtures-load-child.mjs');
 const LAYERS = 3;
-let t: { dir: string; cleanup: () => void };
+const fileCleanup = new Cleanups();
+let tmp: string;
 let archive: string;
 
 beforeAll(async () => {
   execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: pkg });
-  t = tempRoot();
-  const store = new ImageStore(join(t.dir, 'source'));
+  tmp = fileCleanup.tempDir('image');
+  const store = new ImageStore(join(tmp, 'source'));
   await importRootfs(store, Readable(await makeTar([{ name: 'base', body: 'b' }])), { names: ['big:0'] });
   // Random (incompressible) files make each layer slow enough to be interrupted.
   for (let i = 1; i <= LAYERS; i++) {
-    const upper = join(t.dir, `upper${i}`);
+    const upper = join(tmp, `upper${i}`);
     fs.mkdirSync(upper);
     for (let f = 0; f < 4; f++) fs.writeFileSync(join(upper, `data${f}`), randomBytes(6 * 1024 * 1024));
     await commit(store, { base: `big:${i - 1}`, upperDir: upper, names: [`big:${i}`] });
   }
-  archive = join(t.dir, 'big.tar');
+  archive = join(tmp, 'big.tar');
   await saveArchive(store, [`big:${LAYERS}`], fs.createWriteStream(archive));
 }, 120_000);
-afterAll(() => t?.cleanup());
+afterAll(() => fileCleanup.run());
 
 function Readable(data: Buffer) {
   return (async function* () {
@@ -56,7 +58,7 @@ function startLoad(root: string) {
 
 describe('interrupted and concurrent loads', () => {
   it('a load killed half way leaves the store consistent, and a reload works', async () => {
-    const root = join(t.dir, `killed-${Date.now()}`);
+    const root = join(tmp, `killed-${Date.now()}`);
     new ImageStore(root);
     const load = startLoad(root);
     // Kill once the first layer is unpacked and recorded, while the others are still to come.
@@ -95,7 +97,7 @@ describe('interrupted and concurrent loads', () => {
   });
 
   it('two processes loading the same layers at once neither corrupt nor duplicate them', async () => {
-    const root = join(t.dir, `concurrent-${Date.now()}`);
+    const root = join(tmp, `concurrent-${Date.now()}`);
     new ImageStore(root);
     const [a, b] = await Promise.all([startLoad(root).done, startLoad(root).done]);
     expect([a.code, b.code, a.err, b.err]).toEqual([0, 0, '', '']);

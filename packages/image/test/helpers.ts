@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
@@ -79,12 +78,6 @@ export async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(Buffer.from(c));
   return Buffer.concat(chunks);
-}
-
-/** A temp root of our own, removed by the returned cleanup. */
-export function tempRoot(): { dir: string; cleanup: () => void } {
-  const dir = fs.mkdtempSync(join(tmpdir(), 'corral-image-'));
-  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Every path under `dir` (relative), for "nothing appeared outside" checks. */

@@ -2,26 +2,24 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { lgetxattr } from '@corral/sys';
+import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyLayer } from '../src/index.js';
-import { listTree, makeTar, type TarEntry, tempRoot } from './helpers.js';
+import { listTree, makeTar, type TarEntry } from './helpers.js';
 
 // Each case gets a fresh sandbox: SANDBOX/layer is the layer root, SANDBOX/outside a
 // neighbour with a bait file. After applying, nothing may have changed outside the layer.
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  while (cleanups.length) cleanups.pop()!();
-});
+const cleanup = new Cleanups();
+afterEach(() => cleanup.run());
 
 function sandbox() {
-  const t = tempRoot();
-  cleanups.push(t.cleanup);
-  const layer = join(t.dir, 'layer');
-  const outside = join(t.dir, 'outside');
+  const tmp = cleanup.tempDir('image');
+  const layer = join(tmp, 'layer');
+  const outside = join(tmp, 'outside');
   fs.mkdirSync(layer);
   fs.mkdirSync(outside);
   fs.writeFileSync(join(outside, 'bait'), 'original');
-  return { dir: t.dir, layer, outside };
+  return { dir: tmp, layer, outside };
 }
 
 async function run(entries: TarEntry[]) {

@@ -5,18 +5,15 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { lgetxattr, lsetxattr, MNT, MS, makedev, mknod, mount, S_IF, umount2 } from '@corral/sys';
+import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyLayer, diffLayer, exportRootfs, parsePaxRecords } from '../src/index.js';
-import { collect, listTree, makeTar, readTar, tempRoot } from './helpers.js';
+import { collect, listTree, makeTar, readTar } from './helpers.js';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  while (cleanups.length) cleanups.pop()!();
-});
+const cleanup = new Cleanups();
+afterEach(() => cleanup.run());
 function root(): string {
-  const t = tempRoot();
-  cleanups.push(t.cleanup);
-  return t.dir;
+  return cleanup.tempDir('image');
 }
 function layerDir(): string {
   const d = join(root(), 'layer');

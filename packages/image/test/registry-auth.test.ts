@@ -1,18 +1,13 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { tempDir } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../src/registry/client.js';
 import { isRegistryError } from '../src/registry/errors.js';
 import { ContentStore } from '../src/store/content.js';
 import { parseReference } from '../src/store/reference.js';
 import { type BuiltImage, buildImage, storeImage } from './registry-image.js';
-import {
-  startRegistry,
-  startTokenServer,
-  type TestRegistry,
-  type TokenServer,
-  tempDir,
-} from './registry-server.js';
+import { startRegistry, startTokenServer, type TestRegistry, type TokenServer } from './registry-server.js';
 
 async function readConfig(
   file: string,
@@ -28,7 +23,7 @@ describe('basic auth (htpasswd, bcrypt entries made with bcryptjs)', () => {
 
   beforeAll(async () => {
     registry = await startRegistry({ users: { alice: 'wonder land:1' } });
-    work = await tempDir('registry-basic');
+    work = tempDir('registry-basic');
     image = await buildImage({ format: 'oci', layers: [{ 'etc/secret': 'basic\n' }] });
     source = new ContentStore(path.join(work, 'source'));
     await storeImage(source, image);
@@ -118,7 +113,7 @@ describe('bearer tokens from a token service', () => {
   beforeAll(async () => {
     tokens = await startTokenServer({ bob: 'builder' });
     registry = await startRegistry({ token: tokens });
-    work = await tempDir('registry-token');
+    work = tempDir('registry-token');
     image = await buildImage({
       format: 'docker',
       layers: [{ 'etc/token': 'bearer\n' }, { 'etc/more': 'more\n' }],

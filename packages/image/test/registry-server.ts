@@ -2,26 +2,10 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes, sign } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
+import type net from 'node:net';
 import path from 'node:path';
+import { freePort, tempDir } from '@corral/testkit';
 import bcrypt from 'bcryptjs';
-
-/** A temp folder of this test run, removed by the caller. */
-export async function tempDir(name: string): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), `corral-${name}-`));
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface TokenAuth {
   realm: string;
@@ -51,7 +35,7 @@ export interface TestRegistry {
  * storage in a temp folder; `stop` ends it (by its pid) and removes the folder.
  */
 export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
-  const root = await tempDir('registry');
+  const root = tempDir('registry');
   const port = await freePort();
   const lines = [
     'version: 0.1',
@@ -173,7 +157,7 @@ export function selfSignedCert(dir: string, commonName: string): { keyPath: stri
  * Anonymous callers get pull on repositories under `public/` only.
  */
 export async function startTokenServer(users: Record<string, string>): Promise<TokenServer> {
-  const dir = await tempDir('token');
+  const dir = tempDir('token');
   const { keyPath, certPath } = selfSignedCert(dir, 'corral-test-token');
   const key = readFileSync(keyPath, 'utf8');
   const certDer = Buffer.from(

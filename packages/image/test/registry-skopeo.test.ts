@@ -4,6 +4,7 @@ import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import { tempDir } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveArchive } from '../src/archive/save.js';
 import { ensureBusyboxImage } from '../src/busybox.js';
@@ -15,7 +16,7 @@ import { ContentStore } from '../src/store/content.js';
 import { ImageStore } from '../src/store/image-store.js';
 import { parseReference } from '../src/store/reference.js';
 import { buildImage, buildIndex, storeImage, writeOciLayout } from './registry-image.js';
-import { sha256, startFlakyProxy, startRegistry, type TestRegistry, tempDir } from './registry-server.js';
+import { sha256, startFlakyProxy, startRegistry, type TestRegistry } from './registry-server.js';
 
 const run = promisify(execFile);
 
@@ -46,7 +47,7 @@ describe('registry client against docker-registry, checked by skopeo', () => {
 
   beforeAll(async () => {
     registry = await startRegistry();
-    work = await tempDir('registry-skopeo');
+    work = tempDir('registry-skopeo');
     client = new RegistryClient({ configPath: path.join(work, 'docker', 'config.json') });
   });
 

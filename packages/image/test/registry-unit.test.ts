@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { tempDir } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerCredentialStore, defaultDockerConfigPath, parseChallenge } from '../src/registry/auth.js';
 import { RegistryClient } from '../src/registry/client.js';
@@ -13,7 +14,7 @@ import { normalizePlatform, parsePlatform, selectPlatform } from '../src/registr
 import { createProgressRenderer, formatBytes, type ProgressEvent } from '../src/registry/progress.js';
 import { parseReference } from '../src/store/reference.js';
 import type { ImageIndex } from '../src/store/types.js';
-import { sha256, tempDir } from './registry-server.js';
+import { sha256 } from './registry-server.js';
 
 describe('WWW-Authenticate challenges', () => {
   it('reads a Bearer challenge with quoted, escaped and comma-separated values', () => {
@@ -214,7 +215,7 @@ describe('credentials in a Docker-style config.json', () => {
   let oldPath: string | undefined;
 
   beforeAll(async () => {
-    work = await tempDir('registry-creds');
+    work = tempDir('registry-creds');
     oldPath = process.env['PATH'];
   });
 

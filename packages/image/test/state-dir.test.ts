@@ -3,9 +3,10 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ImageStore, importRootfs, loadArchive, saveArchive } from '../src/index.js';
-import { makeTar, tempRoot } from './helpers.js';
+import { makeTar } from './helpers.js';
 
 // A local user (uid 65534, through util-linux's setpriv) attacks an image store whose parent
 // folder is 0755, as /var/lib is. Each attack runs for real and must fail.
@@ -17,10 +18,8 @@ const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups', '--', '/bin/
 const ID = '/usr/bin/id';
 const SECRET = 'canary-secret-7f3a9c';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  while (cleanups.length) cleanups.pop()!();
-});
+const cleanup = new Cleanups();
+afterEach(() => cleanup.run());
 
 function asNobody(argv: string[]): { status: number | null; out: string; err: string } {
   const r = spawnSync('setpriv', [...NOBODY, ...argv], { encoding: 'utf8', timeout: 10_000 });
@@ -29,10 +28,9 @@ function asNobody(argv: string[]): { status: number | null; out: string; err: st
 
 /** A temp folder as open as /var/lib (0755), with the store root inside it. */
 function openParent(): string {
-  const t = tempRoot();
-  cleanups.push(t.cleanup);
-  fs.chmodSync(t.dir, 0o755);
-  return t.dir;
+  const tmp = cleanup.tempDir('image');
+  fs.chmodSync(tmp, 0o755);
+  return tmp;
 }
 
 async function storeWithSecrets(root: string): Promise<ImageStore> {
@@ -99,7 +97,7 @@ describe('an unprivileged local user cannot use the image store', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     // One process all along (each step execs the next): killing it drops the lock.
-    cleanups.push(() => {
+    cleanup.add(() => {
       if (attacker.exitCode === null && attacker.signalCode === null) attacker.kill('SIGKILL');
     });
     let out = '';

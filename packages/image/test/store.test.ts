@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
+import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ContentStore,
@@ -14,16 +15,13 @@ import {
   normalizeReference,
   sha256,
 } from '../src/index.js';
-import { makeTar, readTar, tempRoot } from './helpers.js';
+import { makeTar, readTar } from './helpers.js';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  while (cleanups.length) cleanups.pop()!();
-});
+const cleanup = new Cleanups();
+afterEach(() => cleanup.run());
 function newStore(): ImageStore {
-  const t = tempRoot();
-  cleanups.push(t.cleanup);
-  return new ImageStore(join(t.dir, 'image'));
+  const tmp = cleanup.tempDir('image');
+  return new ImageStore(join(tmp, 'image'));
 }
 
 /** Stores a one-layer image built from `entries`, gzip layer, OCI manifest. */
@@ -69,9 +67,8 @@ describe('references', () => {
 
 describe('ContentStore', () => {
   it('stores by sha256, verifies, and refuses a mismatch naming both digests', async () => {
-    const t = tempRoot();
-    cleanups.push(t.cleanup);
-    const cs = new ContentStore(t.dir);
+    const tmp = cleanup.tempDir('image');
+    const cs = new ContentStore(tmp);
     const info = await cs.writeBlob(Readable.from([Buffer.from('hello')]));
     expect(info).toEqual({ digest: sha256('hello'), size: 5 });
     expect(cs.hasBlob(info.digest)).toBe(true);
@@ -90,9 +87,8 @@ describe('ContentStore', () => {
   });
 
   it('streams a big blob in small pieces (batched writes in flight), and refuses or drops it whole', async () => {
-    const t = tempRoot();
-    cleanups.push(t.cleanup);
-    const cs = new ContentStore(t.dir);
+    const tmp = cleanup.tempDir('image');
+    const cs = new ContentStore(tmp);
     // 9 MiB in 7,000-byte pieces: batched writev calls, several in flight.
     const data = Buffer.alloc(9 * 1024 * 1024);
     for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
@@ -215,17 +211,16 @@ describe('ImageStore', () => {
         { name: 'etc/os', body: 'tiny' },
       ]),
     );
-    const t = tempRoot();
-    cleanups.push(t.cleanup);
-    fs.writeFileSync(join(t.dir, 'rootfs.tgz'), rootfs);
-    const base = await importRootfs(store, join(t.dir, 'rootfs.tgz'), {
+    const tmp = cleanup.tempDir('image');
+    fs.writeFileSync(join(tmp, 'rootfs.tgz'), rootfs);
+    const base = await importRootfs(store, join(tmp, 'rootfs.tgz'), {
       names: ['tiny:1'],
       config: { Cmd: ['/bin/true'] },
     });
     expect(base.layers[0].mediaType).toBe(MediaType.OciLayerGzip);
     expect(fs.readFileSync(join(store.layerDirs('tiny:1')[0], 'etc/os'), 'utf8')).toBe('tiny');
 
-    const upper = join(t.dir, 'upper');
+    const upper = join(tmp, 'upper');
     fs.mkdirSync(join(upper, 'etc'), { recursive: true });
     fs.writeFileSync(join(upper, 'etc/added'), 'new');
     const committed = await commit(store, {
