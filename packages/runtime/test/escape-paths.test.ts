@@ -2,50 +2,34 @@
 // each attack run for real against a canary folder outside the rootfs.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
-  copyFileSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MNT, umount2 } from '@corral/sys';
+import { busyboxRootfs, mountsUnder, removeTree, tempDir } from '@corral/testkit';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type OciSpec, Runtime } from '../dist/index.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'corral-escape-'));
+const tmp = tempDir('escape');
 const rt = new Runtime({ root: join(tmp, 'state') });
 /** A host folder the container must never write into, nor mount onto. */
 const canary = join(tmp, 'canary');
 mkdirSync(canary);
 writeFileSync(join(canary, 'keep'), 'host data\n');
 
-const mountsUnder = (dir: string) =>
-  readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((l) => l.split(' ')[4]?.startsWith(dir));
-
 afterAll(async () => {
   for (const id of rt.list()) await rt.delete(id, { force: true });
-  for (const l of mountsUnder(tmp).reverse()) umount2(l.split(' ')[4], MNT.DETACH);
-  rmSync(tmp, { recursive: true, force: true });
+  removeTree(tmp);
 });
 
 /** A busybox rootfs (Debian's busybox-static). */
-function makeRootfs(name: string): string {
-  const rootfs = join(tmp, name);
-  mkdirSync(join(rootfs, 'bin'), { recursive: true });
-  copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
-  for (const a of ['sh', 'touch', 'mkdir', 'cat', 'ls', 'echo'])
-    symlinkSync('busybox', join(rootfs, 'bin', a));
-  return rootfs;
-}
+const makeRootfs = (name: string) => busyboxRootfs(join(tmp, name));
 
 let n = 0;
 function bundle(rootfs: string, args: string[], change: (s: OciSpec) => void = () => {}): string {

@@ -1,23 +1,8 @@
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OciSpec } from '../dist/index.js';
 
-/** A temp folder of the test's own. */
-export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `corral-${prefix}-`));
-}
-
-/** A busybox rootfs (Debian's busybox-static) at `dir`. */
-export function busyboxRootfs(dir: string): string {
-  mkdirSync(join(dir, 'bin'), { recursive: true });
-  copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
-  for (const a of spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n')) {
-    if (a && a !== 'busybox') symlinkSync('busybox', join(dir, 'bin', a));
-  }
-  return dir;
-}
+export { busyboxRootfs, tempDir } from '@corral/testkit';
 
 /** Writes bundles (config.json naming `rootfs`) into folders of `dir`. */
 export function bundleMaker(dir: string, rootfs: string) {
