@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileProfile, type OciSeccomp } from '@corral/runtime';
 import { SECCOMP_MAX_INSNS } from '@corral/sys';
+import { removeTree, tempDir } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   type DockerSeccompProfile,
@@ -13,8 +13,8 @@ import {
 import { DEFAULT_SECCOMP_PROFILE } from '../src/seccomp-default.js';
 import { capabilityNames } from '../src/spec.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'corral-seccomp-profile-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('seccomp-profile');
+afterAll(() => removeTree(tmp));
 
 const caps = (capAdd: string[] = []) =>
   capabilityNames({ privileged: false, capAdd, capDrop: [] } as never as Parameters<

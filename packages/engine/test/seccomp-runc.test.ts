@@ -2,10 +2,9 @@
 // syscall by syscall. Profiles: Docker's default as the engine resolves it for a default
 // container and for one with --cap-add SYS_ADMIN, Debian's containers-common profile, and one
 // made to test each comparison on 64-bit arguments.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { OciSeccomp } from '@corral/runtime';
+import { removeTree, tempDir } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJsonExact, resolveSeccompProfile } from '../src/seccomp.js';
 import { DEFAULT_SECCOMP_PROFILE } from '../src/seccomp-default.js';
@@ -21,12 +20,12 @@ import {
   verdict,
 } from './seccomp-probe.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'corral-seccomp-runc-'));
+const tmp = tempDir('seccomp-runc');
 let rootfs = '';
 beforeAll(() => {
   rootfs = probeRootfs(tmp);
 });
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => removeTree(tmp));
 
 const caps = (capAdd: string[] = []) =>
   capabilityNames({ privileged: false, capAdd, capDrop: [] } as never as Parameters<
