@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { type CgroupLimits, limitsToOci } from '@corral/cgroups';
 import {
   DEFAULT_DEVICE_RULES,
@@ -8,7 +7,7 @@ import {
   type OciSeccomp,
   type OciSpec,
 } from '@corral/runtime';
-import { CAP, parseCapability } from '@corral/sys';
+import { CAP, close, openRoot, parseCapability, readFileInRoot } from '@corral/sys';
 import { EngineError } from './errors.js';
 import type { ContainerRecord } from './records.js';
 import { resolveSeccompProfile } from './seccomp.js';
@@ -33,16 +32,25 @@ const MASKED_PATHS = [
 ];
 const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
-/** The entries of a passwd- or group-style file of the image, split into fields; none when absent. */
-function entries(file: string): string[][] {
+/** passwd and group files larger than this are refused (glibc has no limit; 4 MiB is plenty). */
+const MAX_ETC_FILE = 4 << 20;
+
+/**
+ * The entries of a passwd- or group-style file of the image, split into fields; none when
+ * absent. The file is looked up inside the container's root (its symlinks cannot lead to the
+ * host's files) and must be a regular file of at most 4 MiB.
+ */
+function entries(rootfd: number, file: string): string[][] {
+  let content: Buffer | null;
   try {
-    return readFileSync(file, 'utf8')
-      .split('\n')
-      .filter((line) => line && !line.startsWith('#'))
-      .map((line) => line.split(':'));
-  } catch {
-    return [];
+    content = readFileInRoot(rootfd, file, MAX_ETC_FILE);
+  } catch (e) {
+    throw new EngineError(`cannot read the image's ${file}: ${(e as Error).message}`, 125);
   }
+  return (content?.toString('utf8') ?? '')
+    .split('\n')
+    .filter((line) => line && !line.startsWith('#'))
+    .map((line) => line.split(':'));
 }
 
 const isId = (s: string) => /^\d+$/.test(s);
@@ -61,8 +69,15 @@ export interface ResolvedUser {
  */
 export function resolveUser(user: string, rootfs: string): ResolvedUser {
   const [u = '', g] = (user || '0').split(':');
-  const passwd = entries(join(rootfs, 'etc/passwd'));
-  const groups = entries(join(rootfs, 'etc/group'));
+  const rootfd = openRoot(rootfs);
+  let passwd: string[][];
+  let groups: string[][];
+  try {
+    passwd = entries(rootfd, '/etc/passwd');
+    groups = entries(rootfd, '/etc/group');
+  } finally {
+    close(rootfd);
+  }
   const entry = isId(u) ? passwd.find((f) => f[2] === u) : passwd.find((f) => f[0] === u);
   if (!entry && !isId(u))
     throw new EngineError(`unable to find user ${u}: no matching entries in passwd file`, 125);
