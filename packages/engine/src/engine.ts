@@ -573,17 +573,26 @@ export class Engine {
   /** docker commit: the container's changes become a new layer on top of its image. */
   async commitContainer(
     ref: string,
-    options: { name?: string; author?: string; message?: string } = {},
+    options: { name?: string; author?: string; message?: string; pause?: boolean } = {},
   ): Promise<ImageRecord> {
     const r = this.get(ref);
-    return commitImage(this.images, {
-      base: r.imageId ?? undefined,
-      upperDir: join(this.records.dir(r.id), 'upper'),
-      names: options.name ? [options.name] : [],
-      author: options.author,
-      message: options.message,
-      createdBy: r.config.cmd.join(' '),
-    });
+    // Docker's --pause (the default): a running container is frozen while its layer is read,
+    // so the layer is one moment of it. Unpaused, the read still never follows what the
+    // container changes meanwhile (diffLayer walks by fds, O_NOFOLLOW).
+    const freeze = options.pause !== false && r.state.status === 'running' && !r.state.paused;
+    if (freeze) await this.pause(r.id);
+    try {
+      return await commitImage(this.images, {
+        base: r.imageId ?? undefined,
+        upperDir: join(this.records.dir(r.id), 'upper'),
+        names: options.name ? [options.name] : [],
+        author: options.author,
+        message: options.message,
+        createdBy: r.config.cmd.join(' '),
+      });
+    } finally {
+      if (freeze) await this.unpause(r.id).catch(() => {}); // ended meanwhile: nothing to thaw
+    }
   }
 
   /**

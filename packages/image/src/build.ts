@@ -37,9 +37,8 @@ export async function storeLayerTar(
 ): Promise<{ descriptor: Descriptor; diffId: string }> {
   const h = hashing();
   const gzip = createGzip();
-  const writing = store.content.writeBlob(gzip);
-  await pipeline(tarStream, h.stream, gzip);
-  const blob = await writing;
+  // Both awaited at once: when the tar fails, the blob write fails too and is not left unhandled.
+  const [, blob] = await Promise.all([pipeline(tarStream, h.stream, gzip), store.content.writeBlob(gzip)]);
   return {
     descriptor: { mediaType: MediaType.OciLayerGzip, digest: blob.digest, size: blob.size },
     diffId: h.result().digest,

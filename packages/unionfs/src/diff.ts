@@ -1,6 +1,6 @@
 import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { lgetxattr } from '@corral/sys';
+import { DirFd, fdPath, lgetxattr } from '@corral/sys';
 
 /** One change of an upper layer against its lower layers, as `docker diff` lists them. */
 export interface Change {
@@ -76,19 +76,32 @@ function lowerNames(layers: readonly string[], rel: string): string[] {
   return [...names].sort();
 }
 
+/** Runs `f`, or gives null when the entry it looks at changed or went away meanwhile. */
+function unlessChanged<T>(f: () => T): T | null {
+  try {
+    return f();
+  } catch (e) {
+    // SyscallError and Node's errors both carry the errno name as `code`.
+    if (['ENOENT', 'ELOOP', 'ENOTDIR'].includes((e as { code?: string }).code ?? '')) return null;
+    throw e;
+  }
+}
+
 /**
  * The changes an upper layer makes to its lower layers (top first), read straight from the
  * folders without mounting: a whiteout is a deletion, an opaque folder deletes what the
  * lowers had in it, an entry that a lower also has is modified, others are added.
  * Parent folders of changes that exist below are listed as modified, as `docker diff` does.
+ * The upper layer may belong to a running container, which can swap a folder for a symlink
+ * to the host's `/` at any moment: its folders are held by fds and entries are looked up
+ * relative to them (O_NOFOLLOW), so no name of the host's ever shows up here.
  */
 export function diffUpper(upper: string, lower: readonly string[] = []): Change[] {
   const changes: Change[] = [];
   // merged: the lowers show through this folder; replaced: it hides them (opaque);
   // new: the lowers have nothing at this path.
-  const walk = (rel: string, mode: 'merged' | 'replaced' | 'new') => {
-    const dir = join(upper, rel);
-    const names = readdirSync(dir).sort();
+  const walk = (dir: DirFd, rel: string, mode: 'merged' | 'replaced' | 'new') => {
+    const names = dir.names().sort();
     if (mode === 'replaced') {
       const kept = new Set(names);
       for (const n of lowerNames(lower, rel)) {
@@ -97,8 +110,8 @@ export function diffUpper(upper: string, lower: readonly string[] = []): Change[
     }
     for (const name of names) {
       const r = `${rel}/${name}`;
-      const path = join(upper, r);
-      const st = lstatSync(path);
+      const st = unlessChanged(() => dir.lstat(name));
+      if (!st) continue;
       const below = mode === 'new' ? null : lowerEntry(lower, r);
       if (isWhiteout(st)) {
         if (below) changes.push({ kind: 'deleted', path: r });
@@ -109,20 +122,32 @@ export function diffUpper(upper: string, lower: readonly string[] = []): Change[
         changes.push({ kind, path: r });
         continue;
       }
-      const redirect = redirectOf(path);
-      if (redirect !== null) {
-        // A renamed lower folder: its contents come from where it was.
-        const from = redirect.startsWith('/') ? redirect : `${rel}/${redirect}`;
-        changes.push({ kind, path: r, from });
-        walk(r, 'new');
-        continue;
+      const sub = unlessChanged(() => dir.dir(name));
+      if (!sub) continue;
+      try {
+        const here = `${fdPath(sub.fd)}/.`;
+        const redirect = redirectOf(here);
+        if (redirect !== null) {
+          // A renamed lower folder: its contents come from where it was.
+          const from = redirect.startsWith('/') ? redirect : `${rel}/${redirect}`;
+          changes.push({ kind, path: r, from });
+          walk(sub, r, 'new');
+          continue;
+        }
+        changes.push({ kind, path: r });
+        if (!below?.st.isDirectory()) walk(sub, r, 'new');
+        else walk(sub, r, mode === 'replaced' || isOpaque(here) ? 'replaced' : 'merged');
+      } finally {
+        sub.close();
       }
-      changes.push({ kind, path: r });
-      if (!below?.st.isDirectory()) walk(r, 'new');
-      else walk(r, mode === 'replaced' || isOpaque(path) ? 'replaced' : 'merged');
     }
   };
-  walk('', 'merged');
+  const top = DirFd.open(upper);
+  try {
+    walk(top, '', 'merged');
+  } finally {
+    top.close();
+  }
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 

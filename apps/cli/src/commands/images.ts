@@ -174,12 +174,23 @@ export const commitCmd: Command = {
   flags: [
     { name: 'author', short: 'a', type: 'string', description: 'Author' },
     { name: 'message', short: 'm', type: 'string', description: 'Commit message' },
+    {
+      name: 'pause',
+      short: 'p',
+      type: 'boolean',
+      description: 'Pause the container during commit (default true; --pause=false to not)',
+    },
   ],
   async run(a, ctx) {
     const [ref, name] = a.positionals;
     if (!ref) throw new UsageError('"commit" requires a container');
     const rec = await imageOp(() =>
-      engine(ctx).commitContainer(ref, { name, author: str(a, 'author'), message: str(a, 'message') }),
+      engine(ctx).commitContainer(ref, {
+        name,
+        author: str(a, 'author'),
+        message: str(a, 'message'),
+        pause: a.flags.pause !== false,
+      }),
     );
     console.log(rec.id);
     return 0;

@@ -1,8 +1,7 @@
 import * as fs from 'node:fs';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { lgetxattr, llistxattr } from '@corral/sys';
+import { DirFd, fdPath, lgetxattr, llistxattr } from '@corral/sys';
 import * as tar from 'tar-stream';
 import { isOverlayXattr, OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 
@@ -108,27 +107,52 @@ function readXattrs(path: string): [string, Buffer][] {
   return out;
 }
 
+/** Errors of an entry that changed or went away while a live folder was walked: it is skipped. */
+// SyscallError and Node's errors both carry the errno name as `code`.
+const changedMeanwhile = (e: unknown) =>
+  ['ENOENT', 'ELOOP', 'ENOTDIR'].includes((e as { code?: string } | null)?.code ?? '');
+
+/** Runs `f`, or gives null when the entry it looks at changed or went away meanwhile. */
+function unlessChanged<T>(f: () => T, ...also: string[]): T | null {
+  try {
+    return f();
+  } catch (e) {
+    if (changedMeanwhile(e) || also.includes((e as { code?: string }).code ?? '')) return null;
+    throw e;
+  }
+}
+
+function deviceNumbers(rdev: number): { devmajor: number; devminor: number } {
+  const r = BigInt(rdev);
+  return {
+    devmajor: Number((r >> 8n) & 0xfffn) | Number((r >> 32n) & ~0xfffn),
+    devminor: Number(r & 0xffn) | Number((r >> 12n) & ~0xffn),
+  };
+}
+
 /**
  * Walks `dir` in sorted order and writes every entry to a tar. With `overlay` set, the
  * overlay upper format is turned back into OCI whiteouts: a 0/0 character device becomes
  * `.wh.NAME`, an opaque folder gets a `.wh..wh..opq` entry.
+ * The folder may belong to a running container, which can swap a folder for a symlink to the
+ * host's `/` at any moment (CVE-2018-15664): each folder is held by an fd and its entries are
+ * opened relative to it with O_NOFOLLOW, a file's header comes from the fd its data is read
+ * from, and an entry that changed or went away meanwhile is left out.
  */
 function packTree(dir: string, overlay: boolean, options: PackOptions): Readable {
   const pack = tar.pack();
   const links = new Map<string, string>();
-  const walk = async (rel: string): Promise<void> => {
-    const names = fs.readdirSync(join(dir, rel)).sort();
-    for (const name of names) {
+  const walk = async (d: DirFd, rel: string): Promise<void> => {
+    for (const name of d.names().sort()) {
       const relPath = rel ? `${rel}/${name}` : name;
-      const path = join(dir, relPath);
-      const st = fs.lstatSync(path);
-      const mtime = options.mtime ?? st.mtime;
-      const base: Header = {
+      const lst = unlessChanged(() => d.lstat(name));
+      if (!lst) continue;
+      const header = (st: fs.Stats): Header => ({
         name: relPath,
         mode: st.mode & 0o7777,
         uid: st.uid,
         gid: st.gid,
-        mtime,
+        mtime: options.mtime ?? st.mtime,
         size: 0,
         type: 'file',
         linkname: '',
@@ -136,52 +160,80 @@ function packTree(dir: string, overlay: boolean, options: PackOptions): Readable
         gname: '',
         devmajor: 0,
         devminor: 0,
-      };
-      if (overlay && st.isCharacterDevice() && st.rdev === 0) {
+      });
+      if (overlay && lst.isCharacterDevice() && lst.rdev === 0) {
         await writeEntry(pack, {
-          ...base,
+          ...header(lst),
           name: rel ? `${rel}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`,
           mode: 0o600,
         });
         continue;
       }
-      const xattrs = readXattrs(path);
-      if (st.isDirectory()) {
-        await writeEntry(pack, { ...base, type: 'directory', xattrs });
-        if (overlay && lgetxattr(path, OPAQUE_XATTR)?.toString() === 'y') {
-          await writeEntry(pack, { ...base, name: `${relPath}/${WHITEOUT_OPAQUE}`, mode: 0o600 });
+      const xattrs = unlessChanged(() => readXattrs(d.at(name))) ?? [];
+      if (lst.isDirectory()) {
+        const sub = unlessChanged(() => d.dir(name));
+        if (!sub) continue;
+        try {
+          const st = fs.fstatSync(sub.fd);
+          await writeEntry(pack, { ...header(st), type: 'directory', xattrs });
+          if (overlay && lgetxattr(`${fdPath(sub.fd)}/.`, OPAQUE_XATTR)?.toString() === 'y') {
+            await writeEntry(pack, { ...header(st), name: `${relPath}/${WHITEOUT_OPAQUE}`, mode: 0o600 });
+          }
+          await walk(sub, relPath);
+        } finally {
+          sub.close();
         }
-        await walk(relPath);
-      } else if (st.isSymbolicLink()) {
-        await writeEntry(pack, { ...base, type: 'symlink', linkname: fs.readlinkSync(path), xattrs });
-      } else if (st.isFile()) {
+      } else if (lst.isSymbolicLink()) {
+        // EINVAL: no longer a symlink.
+        const linkname = unlessChanged(() => d.readlink(name), 'EINVAL');
+        if (linkname !== null) await writeEntry(pack, { ...header(lst), type: 'symlink', linkname, xattrs });
+      } else if (lst.isFile()) {
+        const file = unlessChanged(() => d.file(name));
+        if (!file) continue;
+        const { fd, st } = file;
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? links.get(key) : undefined;
-        if (first) {
-          await writeEntry(pack, { ...base, type: 'link', linkname: first, xattrs });
+        if (first || st.size === 0) {
+          fs.closeSync(fd);
+          await writeEntry(
+            pack,
+            first ? { ...header(st), type: 'link', linkname: first, xattrs } : { ...header(st), xattrs },
+          );
           continue;
         }
         if (st.nlink > 1) links.set(key, relPath);
-        await writeEntry(pack, { ...base, type: 'file', size: st.size, xattrs }, fs.createReadStream(path));
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        const major = Number((BigInt(st.rdev) >> 8n) & 0xfffn) | Number((BigInt(st.rdev) >> 32n) & ~0xfffn);
-        const minor = Number(BigInt(st.rdev) & 0xffn) | Number((BigInt(st.rdev) >> 12n) & ~0xffn);
+        // No more than the header says, even if the file grows meanwhile.
+        const body = fs.createReadStream('', { fd, start: 0, end: st.size - 1 });
+        await writeEntry(pack, { ...header(st), size: st.size, xattrs }, body);
+      } else if (lst.isCharacterDevice() || lst.isBlockDevice()) {
         await writeEntry(pack, {
-          ...base,
-          type: st.isCharacterDevice() ? 'character-device' : 'block-device',
-          devmajor: major,
-          devminor: minor,
+          ...header(lst),
+          type: lst.isCharacterDevice() ? 'character-device' : 'block-device',
+          ...deviceNumbers(lst.rdev),
           xattrs,
         });
-      } else if (st.isFIFO()) {
-        await writeEntry(pack, { ...base, type: 'fifo', xattrs });
+      } else if (lst.isFIFO()) {
+        await writeEntry(pack, { ...header(lst), type: 'fifo', xattrs });
       }
       // Sockets cannot be carried in a tar; docker skips them too.
     }
   };
-  walk('').then(
-    () => pack.finalize(),
-    (e) => pack.destroy(e),
+  let top: DirFd;
+  try {
+    top = DirFd.open(dir);
+  } catch (e) {
+    pack.destroy(e as Error);
+    return pack as unknown as Readable;
+  }
+  walk(top, '').then(
+    () => {
+      top.close();
+      pack.finalize();
+    },
+    (e) => {
+      top.close();
+      pack.destroy(e);
+    },
   );
   return pack as unknown as Readable;
 }
