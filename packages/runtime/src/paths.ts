@@ -3,8 +3,11 @@ import { posix } from 'node:path';
 
 /**
  * Joins `unsafe` onto `root` the way the kernel would resolve it if `root` were `/`: symlinks
- * are followed inside `root` and `..` never climbs above it. A path from a container's config
- * can therefore never point outside its rootfs. Missing components are kept as they are.
+ * are followed inside `root` and `..` never climbs above it. Missing components are kept as
+ * they are. The answer is only a name, true when it was computed: a container can swap a
+ * component for a symlink before the kernel resolves the string again (CVE-2021-30465). To
+ * act on a container's file, open it inside its root instead (@corral/sys `openInRoot`) and
+ * use the fd, as the init does (rootfs.ts).
  */
 export function secureJoin(root: string, unsafe: string): string {
   const parts = unsafe.split('/').filter((p) => p && p !== '.');
