@@ -1,11 +1,8 @@
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { MNT, umount2 } from '@corral/sys';
+import { type Result, removeTree, runCorral, tempDir, until } from '@corral/testkit';
 
-const bin = fileURLToPath(new URL('../bin/corral.js', import.meta.url));
+export { type Result, until };
 
 /** A private data root for one test file, and the corral CLI pointed at it. */
 export class Sandbox {
@@ -13,22 +10,12 @@ export class Sandbox {
 
   /** `root`: a data root of the test's own choosing (made by corral); a fresh temp folder by default. */
   constructor(root?: string) {
-    this.root = root ?? mkdtempSync(join(tmpdir(), 'corral-cli-'));
+    this.root = root ?? tempDir('cli');
   }
 
   /** Runs the CLI; async so that the test worker stays responsive while it runs. */
   corral(args: string[], input?: string): Promise<Result> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [bin, '--root', this.root, ...args], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.stdin.end(input ?? '');
-      child.on('close', (status) => resolve({ status, stdout, stderr, out: stdout.trim() }));
-    });
+    return runCorral(this.root, args, { input });
   }
 
   /**
@@ -40,8 +27,7 @@ export class Sandbox {
     const ids = existsSync(containers) ? readdirSync(containers) : [];
     if (ids.length) await this.corral(['rm', '-f', ...ids]);
     const left = this.mounts();
-    for (const line of [...left].reverse()) umount2(line.split(' ')[4], MNT.DETACH);
-    rmSync(this.root, { recursive: true, force: true });
+    removeTree(this.root);
     if (left.length) throw new Error(`mounts left behind:\n${left.join('\n')}`);
   }
 
@@ -59,25 +45,6 @@ export class Sandbox {
     return readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
       .filter((l) => l.includes(this.root));
-  }
-}
-
-export interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-  out: string;
-}
-
-export async function until(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  ms = 15_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
   }
 }
 

@@ -1,14 +1,6 @@
-import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { busyboxRootfs } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alive, Sandbox, until } from './helpers.js';
 
@@ -19,12 +11,7 @@ const inRootfs = (script: string) => s.corral(['run', '--rm', '--rootfs', rootfs
 
 beforeAll(async () => {
   // A rootfs folder of our own, from Debian's busybox-static.
-  rootfs = join(s.root, 'my-rootfs');
-  for (const d of ['bin', 'etc', 'tmp']) mkdirSync(join(rootfs, d), { recursive: true });
-  copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
-  for (const a of spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n')) {
-    if (a && a !== 'busybox') symlinkSync('busybox', join(rootfs, 'bin', a));
-  }
+  rootfs = busyboxRootfs(join(s.root, 'my-rootfs'), 'etc', 'tmp');
   writeFileSync(
     join(rootfs, 'etc/passwd'),
     'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n',
