@@ -2,70 +2,27 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { freePort, mustCorral, type Result, runCorral, until } from '@corral/testkit';
 
-/** The corral CLI of this work tree (built by `pnpm turbo run build`). */
-export const corralBin = fileURLToPath(new URL('../../apps/cli/bin/corral.js', import.meta.url));
-
-/** A temp folder of this test file under os.tmpdir(), named `corral-NAME-...`. */
-export function tempRoot(name: string): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), `corral-${name}-`));
-}
+// What every package's tests share comes from @corral/testkit; `tempRoot` is its tempDir under
+// the name these files use.
+export {
+  corralBin,
+  type ExecOptions,
+  exec,
+  freePort,
+  mountsUnder,
+  must,
+  type Result,
+  tempDir as tempRoot,
+  unmountUnder,
+  until,
+} from '@corral/testkit';
 
 /** A name that no other run uses, for cgroup parents and the like. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
-}
-
-export interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-  /** stdout, trimmed. */
-  out: string;
-}
-
-export interface ExecOptions {
-  input?: string | Buffer;
-  env?: NodeJS.ProcessEnv;
-  cwd?: string;
-}
-
-/** Runs a program to its end without blocking the test worker; never throws for a non-zero exit. */
-export function exec(file: string, args: string[], opts: ExecOptions = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: opts.env ?? process.env,
-      cwd: opts.cwd,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
-    child.on('close', (status) => resolve({ status, stdout, stderr, out: stdout.trim() }));
-  });
-}
-
-/** Like exec, but a non-zero exit is an error that shows the command and what it printed. */
-export async function must(file: string, args: string[], opts: ExecOptions = {}): Promise<Result> {
-  const r = await exec(file, args, opts);
-  if (r.status !== 0) {
-    throw new Error(
-      `${file} ${args.join(' ')} exited ${r.status}\nstdout: ${r.stdout.slice(-4000)}\nstderr: ${r.stderr.slice(-4000)}`,
-    );
-  }
-  return r;
 }
 
 /** The corral CLI with its own data root. */
@@ -76,11 +33,11 @@ export class Corral {
   ) {}
 
   run(args: string[], input?: string | Buffer): Promise<Result> {
-    return exec(process.execPath, [corralBin, '--root', this.root, ...args], { input, env: this.env });
+    return runCorral(this.root, args, { input, env: this.env });
   }
 
   must(args: string[], input?: string | Buffer): Promise<Result> {
-    return must(process.execPath, [corralBin, '--root', this.root, ...args], { input, env: this.env });
+    return mustCorral(this.root, args, { input, env: this.env });
   }
 
   /** `corral images --format json`, one object per image. */
@@ -122,32 +79,6 @@ export interface CorralImage {
   repoTags: string[];
   created: string;
   size: number;
-}
-
-/** Mount points at or below `dir` (from /proc/self/mountinfo), deepest first. */
-export function mountsUnder(dir: string): string[] {
-  const unoctal = (s: string) =>
-    s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(Number.parseInt(o, 8)));
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => unoctal(l.split(' ')[4]!))
-    .filter((m) => m === dir || m.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
-}
-
-/** Unmounts everything at or below `dir`, deepest first (lazily when busy). */
-export async function unmountUnder(dir: string): Promise<void> {
-  for (let round = 0; round < 5; round++) {
-    const mounts = mountsUnder(dir);
-    if (!mounts.length) return;
-    for (const m of mounts) {
-      const r = await exec('umount', [m]);
-      if (r.status !== 0) await exec('umount', ['-l', m]);
-    }
-  }
-  const left = mountsUnder(dir);
-  if (left.length) throw new Error(`could not unmount under ${dir}: ${left.join(', ')}`);
 }
 
 /**
@@ -263,18 +194,6 @@ export function childrenOf(ppid: number): number[] {
   return pids;
 }
 
-export async function until(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  ms = 30_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** SIGTERM to a process this test started, then SIGKILL if it is still there after `ms`. */
 export async function stopProcess(pid: number, ms = 30_000): Promise<void> {
   if (gone(pid)) return;
@@ -303,17 +222,6 @@ export async function endChild(child: ChildProcess, ms = 30_000): Promise<void> 
   }, ms);
   await exited;
   clearTimeout(timer);
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Does a GET on a loopback URL answer at all (any status)? */
@@ -398,10 +306,14 @@ export async function startRegistry(dir: string, htpasswd?: string): Promise<Reg
   const host = `127.0.0.1:${port}`;
   const stop = () => endChild(child, 10_000);
   try {
-    await until(async () => {
-      if (child.exitCode !== null) throw new Error(`docker-registry exited (${child.exitCode}): ${log}`);
-      return answers(`http://${host}/v2/`);
-    }, `docker-registry on ${host}`);
+    await until(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`docker-registry exited (${child.exitCode}): ${log}`);
+        return answers(`http://${host}/v2/`);
+      },
+      `docker-registry on ${host}`,
+      30_000,
+    );
   } catch (e) {
     await stop();
     throw e;

@@ -1,6 +1,6 @@
 export { corralBin, mustCorral, runCorral } from './corral.js';
 export { type ExecOptions, exec, must, type Result } from './exec.js';
-export { mountsUnder, unmountUnder } from './mounts.js';
+export { mountsUnder, unmountUnder, unmountUnderSync } from './mounts.js';
 export { freePort } from './net.js';
 export { BUSYBOX, busyboxApplets, busyboxRootfs } from './rootfs.js';
 export { Cleanups, removeTree, tempDir } from './temp.js';

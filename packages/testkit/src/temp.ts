@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { unmountUnder } from './mounts.js';
+import { unmountUnderSync } from './mounts.js';
 
 /** A fresh folder `corral-NAME-XXXXXX` under os.tmpdir(), with the named sub-folders made. */
 export function tempDir(name: string, ...subdirs: string[]): string {
@@ -12,7 +12,7 @@ export function tempDir(name: string, ...subdirs: string[]): string {
 
 /** Takes off whatever is still mounted under `dir` (deepest first), then removes it. */
 export function removeTree(dir: string): void {
-  unmountUnder(dir);
+  unmountUnderSync(dir);
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -11,6 +11,7 @@ import {
   removeTree,
   tempDir,
   unmountUnder,
+  unmountUnderSync,
   until,
 } from '../src/index.js';
 
@@ -70,7 +71,10 @@ describe('mounts', () => {
     mkdirSync(spaced);
     await must('mount', ['-t', 'tmpfs', 'testkit', spaced]);
     expect(mountsUnder(dir)).toEqual([spaced]);
-    expect(unmountUnder(dir)).toEqual([spaced]);
+    expect(unmountUnderSync(dir)).toEqual([spaced]);
+    expect(mountsUnder(dir)).toEqual([]);
+    await must('mount', ['-t', 'tmpfs', 'testkit', spaced]);
+    expect(await unmountUnder(dir)).toEqual([spaced]);
     expect(mountsUnder(dir)).toEqual([]);
   });
 });
