@@ -3,7 +3,8 @@
 // relative to a directory fd, and failures come back as -errno rather than as exceptions,
 // since a server turns most of them into an answer and a lookup that misses is no error.
 import { arch } from 'node:process';
-import { errno, libc } from './libc.js';
+import { SyscallError } from './errors.js';
+import { errno, koffi, libc } from './libc.js';
 
 /** Syscall numbers that glibc does not wrap (or wraps only recently). */
 const NR: Record<string, Record<string, number>> = {
@@ -54,6 +55,9 @@ const f = {
   pwrite: libc.func('intptr_t pwrite(int fd, void *buf, size_t count, int64_t offset)'),
   fstatfs: libc.func('int fstatfs(int fd, void *buf)'),
   memfdCreate: libc.func('int memfd_create(const char *name, unsigned int flags)'),
+  mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)'),
+  munmap: libc.func('int munmap(void *addr, size_t len)'),
+  msync: libc.func('int msync(void *addr, size_t len, int flags)'),
 } as const;
 
 /** A libc result: the value itself, or -errno when the call failed (returned -1). */
@@ -199,3 +203,34 @@ export const rawPwrite = (fd: number, buf: Buffer, len: number, offset: number):
 /** fstatfs(2) into `out` (120 bytes of struct statfs, 64-bit layout). */
 export const rawFstatfs = (fd: number, out: Buffer): number => res(f.fstatfs(fd, out));
 export const rawMemfd = (name: string, flags: number): number => res(f.memfdCreate(name, flags));
+
+/** mmap(2) protections and flags. */
+export const PROT = { READ: 1, WRITE: 2 } as const;
+export const MAP = { SHARED: 1, PRIVATE: 2 } as const;
+
+/** A file mapped into memory: `bytes` is a view of the mapping. */
+export interface Mapping {
+  readonly bytes: Buffer;
+  /** msync(MS_SYNC): writes the mapping's changes to the file. */
+  sync(): void;
+  unmap(): void;
+}
+
+/** Maps `length` bytes of `fd` from `offset` (mmap(2)). */
+export function mapFile(fd: number, length: number, prot: number, flags: number, offset = 0): Mapping {
+  const ptr = f.mmap(null, length, prot, flags, fd, offset);
+  if (koffi.address(ptr) === 0xffffffffffffffffn) throw new SyscallError('mmap', errno(), [fd, length]);
+  const bytes = Buffer.from(koffi.view(ptr, length));
+  let mapped = true;
+  return {
+    bytes,
+    sync() {
+      if (f.msync(ptr, length, 4) < 0) throw new SyscallError('msync', errno(), [fd]);
+    },
+    unmap() {
+      if (!mapped) return;
+      mapped = false;
+      if (f.munmap(ptr, length) < 0) throw new SyscallError('munmap', errno(), [fd]);
+    },
+  };
+}

@@ -1,14 +1,20 @@
 import { mkdirSync } from 'node:fs';
 import { diffUpper, formatChanges } from './diff.js';
 import { UnionFsError } from './errors.js';
+import { isFuseUnion } from './fuse/backend.js';
+import { serveUnion } from './fuse/union/serve.js';
 import { getUnionFs } from './registry.js';
+import { checkOptions, mountAt } from './validate.js';
 
 const USAGE = `usage:
   corral-unionfs [--backend overlay|fuse] -o lowerdir=A:B,upperdir=U,workdir=W MOUNTPOINT
   corral-unionfs [--backend overlay|fuse] -o lowerdir=A:B MOUNTPOINT      (read-only)
   corral-unionfs umount MOUNTPOINT
   corral-unionfs diff -o lowerdir=A:B,upperdir=U                            (like docker diff)
-lowerdir lists the top layer first, as overlayfs does; "\\" escapes "," and ":" in paths.`;
+lowerdir lists the top layer first, as overlayfs does; "\\" escapes "," and ":" in paths.
+With the fuse backend, the command returns once the mount answers and its server runs on in
+the background until the mount is taken off; -f keeps the server in the foreground, -d also
+logs every request to stderr.`;
 
 /** Splits on `sep` where it is not escaped with a backslash, and drops the escapes. */
 function splitEscaped(s: string, sep: string): string[] {
@@ -79,6 +85,8 @@ export async function main(
   err = process.stderr,
 ): Promise<number> {
   let backend = 'overlay';
+  let foreground = false;
+  let debug = false;
   const opts: string[] = [];
   const rest: string[] = [];
   try {
@@ -95,14 +103,18 @@ export async function main(
         else backend = v;
       } else if (a.startsWith('--backend=')) backend = a.slice(10);
       else if (a.startsWith('-o') && a.length > 2) opts.push(a.slice(2));
-      else if (a === '-f' || a === '-d') {
-        // fuse-overlayfs's foreground/debug flags: a kernel mount has no process to keep.
+      else if (a === '-f') foreground = true;
+      else if (a === '-d') {
+        foreground = true;
+        debug = true;
       } else if (a.startsWith('-')) throw new UnionFsError('BAD_OPTIONS', `unknown flag ${a}`);
       else rest.push(a);
     }
     if (rest[0] === 'umount' || rest[0] === 'unmount') {
       if (rest.length !== 2) throw new UnionFsError('BAD_OPTIONS', 'umount takes one MOUNTPOINT');
-      await getUnionFs(backend).unmount(rest[1]);
+      // The mount says which backend made it.
+      const m = mountAt(rest[1]);
+      await getUnionFs(m && isFuseUnion(m.fsType) ? 'fuse' : backend).unmount(rest[1]);
       return 0;
     }
     if (rest[0] === 'diff') {
@@ -116,7 +128,15 @@ export async function main(
     const o = parseOverlayOptions(opts);
     const fs = getUnionFs(backend);
     if (o.work) mkdirSync(o.work, { recursive: true });
-    await fs.mount({ lower: o.lower, upper: o.upper, work: o.work, target: rest[0] });
+    const options = { lower: o.lower, upper: o.upper, work: o.work, target: rest[0] };
+    if (foreground && backend === 'fuse') {
+      // This process is the server, until the mount is taken off.
+      const c = checkOptions(options, 'fuse');
+      await serveUnion({ ...c, debug }, () => {});
+      return 0;
+    }
+    // A kernel mount has no process to keep in the foreground: -f and -d change nothing there.
+    await fs.mount(options);
     return 0;
   } catch (e) {
     if (e instanceof UnionFsError) {

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { lsetxattr, mknod, S_IF } from '@corral/sys';
 import { removeTree, tempDir } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
+import { buildLayer } from '../src/conformance/layers.js';
 import { diffUpper, formatChanges, OverlayUnionFs } from '../src/index.js';
-import { buildLayer } from './conformance/layers.js';
 
 let root = '';
 afterEach(() => {

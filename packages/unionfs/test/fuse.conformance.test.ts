@@ -1,4 +1,4 @@
+import { runConformance } from '../src/conformance/index.js';
 import { FuseUnionFs } from '../src/index.js';
-import { runConformance } from './conformance/index.js';
 
 runConformance('fuse', () => new FuseUnionFs());

@@ -1,5 +1,5 @@
+import { runConformance } from '../src/conformance/index.js';
 import { OverlayUnionFs } from '../src/index.js';
-import { runConformance } from './conformance/index.js';
 
 runConformance('overlay', () => new OverlayUnionFs());
 // The same backend through classic mount(2), the path taken on kernels without lowerdir+.

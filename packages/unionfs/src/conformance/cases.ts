@@ -23,11 +23,15 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { lgetxattr, llistxattr, lsetxattr, mknod, S_IF } from '@corral/sys';
 import type { Spec } from './layers.js';
 
-/** One conformance case: layers, then operations on the merged tree; what they return is compared. */
+/**
+ * One conformance case: layers, then operations on the merged tree; what they return is
+ * compared. `run` runs in a child process of its own (see child.ts), so that a server in the
+ * test's process could not deadlock it, and so that it can run as another user.
+ */
 export interface Case {
   name: string;
   /** Lower layers, top first. */
@@ -36,6 +40,8 @@ export interface Case {
   upper?: Spec;
   /** Mount without upper and work. */
   readonly?: boolean;
+  /** Run the operations as this user instead of root. */
+  as?: { uid: number; gid: number };
   run(root: string): unknown;
 }
 
@@ -49,10 +55,10 @@ export function attempt(fn: () => unknown): string {
   }
 }
 
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+export const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** A deterministic buffer of `size` bytes (not all zeros, so a hole would show). */
-function pattern(size: number, seed: number): Buffer {
+export function pattern(size: number, seed: number): Buffer {
   const b = Buffer.alloc(size);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < size; i += 4) {
@@ -73,7 +79,8 @@ function deepSpec(depth: number, leaf: Spec): Spec {
 }
 const deepPath = (depth: number) => Array.from({ length: depth }, (_, i) => `d${i}`).join('/');
 
-export const CASES: Case[] = [
+/** The cases every backend runs (more in cases-more.ts). */
+export const BASE_CASES: Case[] = [
   {
     name: 'lookup through layers; the upper and higher layers take precedence',
     lower: [
@@ -289,11 +296,19 @@ export const CASES: Case[] = [
     },
   },
   {
+    // A union reports the space of its upper layer's filesystem. Its type is the backend's
+    // (overlayfs's magic, or FUSE's: the kernel sets it), so only that it is one is compared.
     name: 'statfs',
     lower: [{ a: 'a' }, { b: 'b' }],
     run: (root) => {
       const s = statfsSync(root);
-      return { type: s.type.toString(16), bsize: s.bsize };
+      const below = statfsSync(dirname(root));
+      return {
+        union: ['794c7630', '65735546'].includes(s.type.toString(16)),
+        bsize: s.bsize,
+        blocks: s.blocks === below.blocks,
+        files: s.files === below.files,
+      };
     },
   },
   {

@@ -27,7 +27,14 @@ export type Entry =
   | { $fifo: true }
   | { $link: string }
   | { $file: string | Buffer; mode?: number; xattrs?: Record<string, string>; uid?: number; gid?: number }
-  | { $dir: Spec; mode?: number; opaque?: boolean; xattrs?: Record<string, string> };
+  | {
+      $dir: Spec;
+      mode?: number;
+      opaque?: boolean;
+      xattrs?: Record<string, string>;
+      uid?: number;
+      gid?: number;
+    };
 
 function isTagged(e: Entry, tag: string): boolean {
   return typeof e === 'object' && !Buffer.isBuffer(e) && tag in e;
@@ -59,9 +66,17 @@ export function buildLayer(dir: string, spec: Spec): void {
         if (f.mode !== undefined) chmod(path, f.mode);
         for (const [k, v] of Object.entries(f.xattrs ?? {})) lsetxattr(path, k, v);
       } else if (isTagged(e, '$dir')) {
-        const d = e as { $dir: Spec; mode?: number; opaque?: boolean; xattrs?: Record<string, string> };
+        const d = e as {
+          $dir: Spec;
+          mode?: number;
+          opaque?: boolean;
+          xattrs?: Record<string, string>;
+          uid?: number;
+          gid?: number;
+        };
         mkdirSync(path);
         write(path, d.$dir);
+        if (d.uid !== undefined || d.gid !== undefined) lchownSync(path, d.uid ?? 0, d.gid ?? 0);
         if (d.mode !== undefined) chmod(path, d.mode);
         if (d.opaque) lsetxattr(path, 'trusted.overlay.opaque', 'y');
         for (const [k, v] of Object.entries(d.xattrs ?? {})) lsetxattr(path, k, v);

@@ -90,6 +90,7 @@ export const INIT = {
   CACHE_SYMLINKS: 2 ** 23,
   NO_OPENDIR_SUPPORT: 2 ** 24,
   EXPLICIT_INVAL_DATA: 2 ** 25,
+  HANDLE_KILLPRIV_V2: 2 ** 28,
   INIT_EXT: 2 ** 30,
   PASSTHROUGH: 2 ** 37,
 } as const;
@@ -123,6 +124,9 @@ export const FATTR = {
 } as const;
 
 export const GETATTR_FH = 1;
+/** With HANDLE_KILLPRIV_V2 the server clears set-user-ID and set-group-ID when these say. */
+export const OPEN_KILL_SUIDGID = 1;
+export const WRITE_KILL_SUIDGID = 1 << 2;
 export const FSYNC_FDATASYNC = 1;
 /** Notification codes (written with unique 0 and the code as error). */
 export const NOTIFY = { INVAL_INODE: 2, INVAL_ENTRY: 3, DELETE: 6 } as const;

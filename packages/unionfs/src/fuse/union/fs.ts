@@ -108,6 +108,7 @@ export class UnionFileSystem implements FuseFileSystem {
       INIT.PARALLEL_DIROPS |
       INIT.MAX_PAGES |
       INIT.CACHE_SYMLINKS |
+      INIT.HANDLE_KILLPRIV_V2 |
       INIT.INIT_EXT;
     flags += INIT.PASSTHROUGH;
     // Without passthrough, the kernel's writeback cache batches small writes; both at once

@@ -9,7 +9,9 @@ import {
   rawLremovexattr,
   rawLsetxattr,
   rawReadlinkat,
+  rawStatx,
   rawUtimensat,
+  STX,
 } from '@corral/sys';
 import type { Reply, Request } from '../codec.js';
 import { FATTR, GETATTR_FH, SIZE } from '../kernel.js';
@@ -92,6 +94,21 @@ export const getattr: Op = (u, req, out) => {
   return 0;
 };
 
+/**
+ * Clears set-user-ID, and set-group-ID where group execute is set, as a write or truncate by
+ * an unprivileged user does (the kernel leaves it to the server with HANDLE_KILLPRIV_V2).
+ */
+export function killSuidgid(dir: number, name: Buffer, at: number): number {
+  const stx = Buffer.alloc(256);
+  const r = rawStatx(dir, name, at, stx);
+  if (r < 0) return r;
+  const mode = stx.readUInt16LE(STX.mode);
+  let keep = mode & 0o7777 & ~0o4000;
+  if (mode & 0o10) keep &= ~0o2000;
+  if (keep === (mode & 0o7777) || (mode & 0o170000) !== 0o100000) return 0;
+  return rawFchmodat2(dir, name, keep, at);
+}
+
 const UTIME_NOW = (1 << 30) - 1;
 const UTIME_OMIT = (1 << 30) - 2;
 
@@ -145,6 +162,10 @@ export const setattr: Op = (u, req, out) => {
       put(FATTR.ATIME, FATTR.ATIME_NOW, 0, 32, 56);
       put(FATTR.MTIME, FATTR.MTIME_NOW, 16, 40, 60);
       r = rawUtimensat(dir, name, t, at);
+      if (r < 0) return -r;
+    }
+    if (valid & FATTR.KILL_SUIDGID && !(valid & FATTR.MODE)) {
+      r = killSuidgid(dir, name, at);
       if (r < 0) return -r;
     }
   } finally {

@@ -20,12 +20,14 @@ import {
   STX,
 } from '@corral/sys';
 import type { Reply, Request } from '../codec.js';
-import { FOPEN, FSYNC_FDATASYNC, SIZE } from '../kernel.js';
+import { FOPEN, FSYNC_FDATASYNC, OPEN_KILL_SUIDGID, SIZE, WRITE_KILL_SUIDGID } from '../kernel.js';
 import { copyUp, createOverWhiteout } from './copyup.js';
 import {
+  AT_EMPTY_PATH,
   EBADF,
   EINVAL,
   EISDIR,
+  EMPTY_NAME,
   ENOENT,
   ENOSYS,
   EROFS,
@@ -40,7 +42,7 @@ import {
 } from './layers.js';
 import { N, NF } from './nodes.js';
 import { prepareCreate } from './ops-dir.js';
-import type { Op } from './ops-entry.js';
+import { killSuidgid, type Op } from './ops-entry.js';
 import { FD, type Union } from './union.js';
 
 const O_ACCMODE = 3;
@@ -119,7 +121,12 @@ export const open: Op = (u, req, out) => {
     if (r < 0) return -r;
   }
   const r = openFile(u, i, flags, out);
-  return r < 0 ? -r : 0;
+  if (r < 0) return -r;
+  if (flags & O_TRUNC && req.u32(4) & OPEN_KILL_SUIDGID) {
+    const fd = out.buf.readUInt32LE(out.at(0));
+    killSuidgid(fd, EMPTY_NAME, AT_EMPTY_PATH);
+  }
+  return 0;
 };
 
 export const create: Op = (u, req, out) => {
@@ -211,6 +218,7 @@ export const write: Op = (u, req, out) => {
   if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
   const n = rawPwrite(fd, req.bytes(40, size), size, offset);
   if (n < 0) return -n;
+  if (req.u32(20) & WRITE_KILL_SUIDGID) killSuidgid(fd, EMPTY_NAME, AT_EMPTY_PATH);
   const p = out.reserve(SIZE.WRITE_OUT);
   out.buf.writeUInt32LE(n, p);
   return 0;
