@@ -1,9 +1,10 @@
 // A mount of type `cgroup` in the spec (podman and `runc spec` ask for one at /sys/fs/cgroup):
 // the container's own cgroups, as runc mounts them. On a v1 or hybrid host a tmpfs holds one
 // folder per hierarchy; in a cgroup namespace of the container's own each folder is a fresh
-// mount of its hierarchy (rooted at the container's cgroup by the namespace), otherwise a
-// read-only bind of the container's cgroup folder from the host's mount. Nothing above the
-// container's cgroup is shown. Runs in the init before pivot_root, through fds in the root.
+// mount of its hierarchy (rooted at the container's cgroup by the namespace), otherwise a bind
+// of the container's cgroup folder from the host's mount (read-only when the mount says ro).
+// Nothing above the container's cgroup is shown; the tmpfs stays writable, as runc leaves it.
+// Runs in the init before pivot_root, through fds in the root.
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import {
@@ -61,7 +62,8 @@ function hierarchies(): { list: Hierarchy[]; namespaced: boolean; unifiedRoot: b
   for (const m of readMountInfo()) {
     if (m.fsType !== 'cgroup' && m.fsType !== 'cgroup2') continue;
     if (m.fsType === 'cgroup2' && m.mountPoint === '/sys/fs/cgroup') unifiedRoot = true;
-    else if (posix.dirname(m.mountPoint) !== '/sys/fs/cgroup') continue;
+    // A hybrid host's cgroup2 (/sys/fs/cgroup/unified) holds no controllers: runc leaves it out.
+    else if (m.fsType === 'cgroup2' || posix.dirname(m.mountPoint) !== '/sys/fs/cgroup') continue;
     // A mount made outside our cgroup namespace shows its root above ours: "/..".
     if (m.root.startsWith('/..')) namespaced = true;
     const controllers =
@@ -84,12 +86,16 @@ function hierarchies(): { list: Hierarchy[]; namespaced: boolean; unifiedRoot: b
   return { list, namespaced, unifiedRoot };
 }
 
-/** Binds `hostDir` read-only (nosuid, nodev, noexec) onto the O_PATH fd `target`. */
-function bindReadOnly(hostDir: string, target: number): void {
+/** Binds `hostDir` (nosuid, nodev, noexec; read-only unless `flags` says rw) onto the O_PATH fd `target`. */
+function bindCgroup(hostDir: string, target: number, flags: number): void {
   const tree = openTree(AT.FDCWD, hostDir, OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC);
   try {
     mountSetattr(tree, '', AT.EMPTY_PATH, {
-      set: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC,
+      set:
+        (flags & MS.RDONLY ? MOUNT_ATTR.RDONLY : 0) |
+        MOUNT_ATTR.NOSUID |
+        MOUNT_ATTR.NODEV |
+        MOUNT_ATTR.NOEXEC,
     });
     moveMount(tree, '', target, '', MOVE_MOUNT.F_EMPTY_PATH | MOVE_MOUNT.T_EMPTY_PATH);
   } finally {
@@ -100,7 +106,7 @@ function bindReadOnly(hostDir: string, target: number): void {
 /** One hierarchy onto the O_PATH fd `dir`: a fresh mount in a cgroup namespace, else a bind. */
 function mountHierarchy(h: Hierarchy, dir: number, namespaced: boolean, flags: number): void {
   if (namespaced) mount(h.fsType, fdPath(dir), h.fsType, flags | SECURE, h.data || null);
-  else if (h.hostDir) bindReadOnly(h.hostDir, dir);
+  else if (h.hostDir) bindCgroup(h.hostDir, dir, flags);
 }
 
 /** Mounts the container's cgroups at `destination` inside the root (an fd of the rootfs). */
@@ -139,7 +145,6 @@ export function mountCgroupTree(root: number, destination: string, o: ParsedMoun
         for (const alias of h.name.split(','))
           if (!list.some((x) => x.name === alias)) symlinkat(h.name, top, alias);
     }
-    if (o.flags & MS.RDONLY) mount(null, fdPath(top), null, MS.REMOUNT | MS.RDONLY | SECURE, null);
   } finally {
     close(top);
   }

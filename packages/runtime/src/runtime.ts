@@ -45,6 +45,7 @@ import {
 } from './exec.js';
 import { type HookState, hasHooks, runHooks } from './hooks.js';
 import { type InitStdio, spawnInit, syncPipeOf } from './init-process.js';
+import { withHome } from './passwd.js';
 import { type OciHooks, type OciProcess, type OciResources, type OciSpec, validateSpec } from './spec.js';
 import { checkSupported } from './spec-check.js';
 import {
@@ -233,6 +234,7 @@ export class Runtime {
         hooks: spec.hooks && { poststart: spec.hooks.poststart, poststop: spec.hooks.poststop },
       };
       const state = this.hookState(st, 'creating');
+      spec.process.env = withHome(spec.process.env, rootfs, spec.process.user.uid);
       sync.write(
         `${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false, node: this.node, state, preserveFds: options.preserveFds ?? 0, noNewKeyring: options.noNewKeyring, noPivot: options.noPivot })}\n`,
       );
@@ -326,11 +328,17 @@ export class Runtime {
     const status = statusOf(this.root, st);
     if (status !== 'running')
       throw new RuntimeError(`container ${id} is ${status}, not running: cannot exec in it`, 1);
-    return execInContainer(st, this.specOf(st), proc, {
-      ...options,
-      node: this.node,
-      addToCgroup: (pid) => this.cgroup(id)?.addProcess(pid),
-    });
+    const env = withHome(proc.env, `/proc/${st.pid}/root`, proc.user.uid);
+    return execInContainer(
+      st,
+      this.specOf(st),
+      { ...proc, env },
+      {
+        ...options,
+        node: this.node,
+        addToCgroup: (pid) => this.cgroup(id)?.addProcess(pid),
+      },
+    );
   }
 
   /** The container's spec, from its bundle. */

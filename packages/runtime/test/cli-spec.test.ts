@@ -282,7 +282,7 @@ describe('spec fields', () => {
     const args = [
       'sh',
       '-c',
-      'cat /sys/fs/cgroup/pids/pids.max; grep -c . /sys/fs/cgroup/pids/cgroup.procs; touch /sys/fs/cgroup/x 2>&1 | grep -c Read-only',
+      'cat /sys/fs/cgroup/pids/pids.max; grep -c . /sys/fs/cgroup/pids/cgroup.procs; touch /sys/fs/cgroup/pids/x 2>&1 | grep -c Read-only',
     ];
     const cg = (s: OciSpec) => {
       s.mounts!.push({
