@@ -90,15 +90,19 @@ describe('mount targets and created paths (CVE-2021-30465 class)', () => {
     writeFileSync(file, 'bound\n');
     const out = await run(
       'static',
-      bundle(rootfs, ['sh', '-c', 'cat /data/f; touch /data/x && echo wrote; pwd'], (s) => {
-        s.mounts!.push(
-          { destination: '/data', type: 'tmpfs', source: 'tmpfs' },
-          { destination: '/data/f', type: 'bind', source: file, options: ['bind', 'ro'] },
-        );
-        s.process.cwd = '/work/sub';
-      }),
+      bundle(
+        rootfs,
+        ['sh', '-c', 'cat /data/f; echo x 2>/dev/null >/data/f || echo ro; touch /data/x && echo wrote; pwd'],
+        (s) => {
+          s.mounts!.push(
+            { destination: '/data', type: 'tmpfs', source: 'tmpfs' },
+            { destination: '/data/f', type: 'bind', source: file, options: ['bind', 'ro'] },
+          );
+          s.process.cwd = '/work/sub';
+        },
+      ),
     );
-    expect(out).toBe(`bound\nwrote\n${canary}/sub\n`);
+    expect(out).toBe(`bound\nro\nwrote\n${canary}/sub\n`);
     // The links led inside the rootfs: the mounts, the file and the working directory are there.
     expectCanaryUntouched();
   });
