@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: busybox-static for the embedded default image, the peers that tests
-# and benchmarks run beside corral, and the registry server the image tests talk to;
+# and benchmarks run beside corral (runc, crun; containerd and podman drive corral-runtime), and the registry server the image tests talk to;
 # containers-common's seccomp profile and gcc (a static seccomp probe) for the seccomp tests.
-APT_PACKAGES=(busybox-static runc golang-github-containers-common gcc libc6-dev skopeo docker-registry umoci fuse-overlayfs fuse3 hyperfine zstd iproute2 procps openssl xz-utils bzip2 docker.io podman)
+APT_PACKAGES=(busybox-static runc crun containerd golang-github-containers-common gcc libc6-dev skopeo docker-registry umoci fuse-overlayfs fuse3 hyperfine zstd iproute2 procps openssl xz-utils bzip2 docker.io podman)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
