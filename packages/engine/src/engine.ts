@@ -26,7 +26,7 @@ import {
 import { namespaceTree, type Pid1Process, type ProcessNode } from '@corral/pidns';
 import { type CreatedContainer, type OciProcess, Runtime, RuntimeError } from '@corral/runtime';
 import { parseSignal, procStartTime } from '@corral/sys';
-import { type Change, cleanupStale, diffUpper, getUnionFs } from '@corral/unionfs';
+import { type Change, cleanupStale, diffUpper, getUnionFs, type UnionMount } from '@corral/unionfs';
 import { EngineError } from './errors.js';
 import { type LogEntry, LogWriter, type ReadLogsOptions, readLogs } from './logs.js';
 import { newId, shortId } from './names.js';
@@ -317,8 +317,9 @@ export class Engine {
     rmSync(join(dir, 'work'), { recursive: true, force: true });
     mkdirSync(join(dir, 'work'));
     const union = getUnionFs(r.hostConfig.storageDriver);
+    let mounted: UnionMount;
     try {
-      await union.mount({
+      mounted = await union.mount({
         lower: r.layers,
         upper: join(dir, 'upper'),
         work: join(dir, 'work'),
@@ -327,6 +328,7 @@ export class Engine {
     } catch (e) {
       throw new EngineError(`mounting the container's root: ${(e as Error).message}`, 125);
     }
+    this.watchStorage(r.id, mounted);
     try {
       const etc = this.writeEtcFiles(r);
       const spec = buildSpec(r, rootfs, etc, consoleSize);
@@ -362,9 +364,34 @@ export class Engine {
     }
   }
 
+  /**
+   * A root served by a process (the fuse driver) whose server ends while the container runs
+   * leaves a root that answers ENOTCONN: the container is killed and recorded as failed.
+   */
+  private watchStorage(id: string, m: UnionMount): void {
+    if (m.pid === null) return;
+    m.closed.then((exit) => {
+      if (this.releasing.has(id)) return;
+      const r = this.records.read(id);
+      if (r?.state.status !== 'running') return;
+      this.records.update(id, (x) => {
+        x.state.error = `the storage server (pid ${m.pid}) of the container's root ended (${exit.signal ?? `exit code ${exit.code}`}): its files are gone from under it`;
+      });
+      try {
+        this.runtime.kill(id, 'SIGKILL');
+      } catch {
+        // ended meanwhile
+      }
+    });
+  }
+
+  /** Containers whose root this process is unmounting on purpose. */
+  private readonly releasing = new Set<string>();
+
   /** Records how a launched container ended and releases its mount (and the container with --rm). */
   async finish(ref: string, exitCode: number): Promise<void> {
     const r = this.records.resolve(ref);
+    this.releasing.add(r.id);
     let oomKilled = false;
     try {
       oomKilled = (this.runtime.cgroup(r.id)?.stats().memory.oomKills ?? 0) > 0;
