@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { type Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { hostArchitecture } from './archive/common.js';
 import { ImageError } from './errors.js';
 import { Decompress } from './layer/compress.js';
 import { diffLayer } from './layer/pack.js';
+import { HashingStream } from './store/hashing.js';
 import type { ImageStore } from './store/image-store.js';
 import {
   type ContainerConfig,
@@ -16,32 +16,18 @@ import {
   MediaType,
 } from './store/types.js';
 
-/** A transform that hashes (sha256) and counts what passes through. */
-function hashing(): { stream: Transform; result: () => { digest: string; size: number } } {
-  const hash = createHash('sha256');
-  let size = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  return { stream, result: () => ({ digest: `sha256:${hash.digest('hex')}`, size }) };
-}
-
 /** Stores an uncompressed layer tar gzip-compressed; returns its descriptor and diff ID. */
 export async function storeLayerTar(
   store: ImageStore,
   tarStream: Readable,
 ): Promise<{ descriptor: Descriptor; diffId: string }> {
-  const h = hashing();
+  const h = new HashingStream('sha256');
   const gzip = createGzip();
   // Both awaited at once: when the tar fails, the blob write fails too and is not left unhandled.
-  const [, blob] = await Promise.all([pipeline(tarStream, h.stream, gzip), store.content.writeBlob(gzip)]);
+  const [, blob] = await Promise.all([pipeline(tarStream, h, gzip), store.content.writeBlob(gzip)]);
   return {
     descriptor: { mediaType: MediaType.OciLayerGzip, digest: blob.digest, size: blob.size },
-    diffId: h.result().digest,
+    diffId: h.digest(),
   };
 }
 
@@ -68,18 +54,13 @@ export async function importRootfs(
     const input = typeof source === 'string' ? fs.createReadStream(source) : source;
     const blob = await store.content.writeBlob(input);
     try {
-      const h = hashing();
+      const h = new HashingStream('sha256');
       const decompress = new Decompress();
-      await pipeline(
-        store.content.openBlob(blob.digest),
-        decompress,
-        h.stream,
-        async (s: AsyncIterable<Buffer>) => {
-          for await (const _ of s) {
-            // Only the hash is wanted.
-          }
-        },
-      );
+      await pipeline(store.content.openBlob(blob.digest), decompress, h, async (s: AsyncIterable<Buffer>) => {
+        for await (const _ of s) {
+          // Only the hash is wanted.
+        }
+      });
       const compression = decompress.compression ?? 'none';
       const mediaType =
         compression === 'gzip'
@@ -93,7 +74,7 @@ export async function importRootfs(
         architecture: hostArchitecture(),
         os: 'linux',
         config: options.config ?? {},
-        rootfs: { type: 'layers', diff_ids: [h.result().digest] },
+        rootfs: { type: 'layers', diff_ids: [h.digest()] },
         history: [
           { created, created_by: 'corral import', comment: options.message ?? 'Imported from tarball' },
         ],

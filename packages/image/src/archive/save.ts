@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { ImageError } from '../errors.js';
 import { Decompress } from '../layer/compress.js';
+import { sha256 } from '../store/digest.js';
 import { tempName } from '../store/fsutil.js';
+import { HashingStream } from '../store/hashing.js';
 import type { ImageStore } from '../store/image-store.js';
 import { familiarName, normalizeReference, parseReference } from '../store/reference.js';
 import { type Descriptor, type ImageRecord, type Manifest, MediaType } from '../store/types.js';
@@ -45,7 +45,7 @@ export async function saveArchive(store: ImageStore, refs: string[], output: Wri
         const manifestBytes = Buffer.from(JSON.stringify(manifest));
         const manifestDesc: Descriptor = {
           mediaType: MediaType.OciManifest,
-          digest: `sha256:${createHash('sha256').update(manifestBytes).digest('hex')}`,
+          digest: sha256(manifestBytes),
           size: manifestBytes.length,
         };
         blobs.set(manifestDesc.digest, {
@@ -152,17 +152,10 @@ async function uncompressedManifest(
       } else {
         const tmp = tempName(store.tmpDir, 'save-layer');
         temps.push(tmp);
-        const hash = createHash('sha256');
-        let size = 0;
-        const hasher = new Transform({
-          transform(chunk: Buffer, _e, cb) {
-            hash.update(chunk);
-            size += chunk.length;
-            cb(null, chunk);
-          },
-        });
+        const hasher = new HashingStream('sha256');
         await pipeline(store.content.openBlob(l.digest), new Decompress(), hasher, fs.createWriteStream(tmp));
-        const digest = `sha256:${hash.digest('hex')}`;
+        const digest = hasher.digest();
+        const size = hasher.size;
         if (digest !== l.diffId) {
           throw new ImageError(
             'DIGEST_MISMATCH',

@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { type Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { lsetxattr, makedev, mknod, S_IF } from '@corral/sys';
 import * as tar from 'tar-stream';
 import { ImageError } from '../errors.js';
+import { HashingStream } from '../store/hashing.js';
 import { MAX_ENTRY_NAME_BYTES } from '../store/limits.js';
 import type { SpaceGuard } from '../store/space.js';
 import { type Compression, Decompress } from './compress.js';
@@ -178,15 +178,7 @@ export async function applyLayer(
   const { space } = options;
   space?.ensure(0);
   const root = fs.realpathSync(dest);
-  const hash = createHash('sha256');
-  let size = 0;
-  const hasher = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  });
+  const hasher = new HashingStream('sha256');
   const decompress = new Decompress();
   const extract = tar.extract();
   // tar-stream decodes PAX values as UTF-8, which mangles binary xattrs: keep the raw bytes.
@@ -457,8 +449,8 @@ export async function applyLayer(
   dirTimes.apply();
   if (skippedMore) skipped.push(`... and ${skippedMore} more`);
   return {
-    diffId: `sha256:${hash.digest('hex')}`,
-    size,
+    diffId: hasher.digest(),
+    size: hasher.size,
     compression: decompress.compression ?? 'none',
     entries,
     skipped,

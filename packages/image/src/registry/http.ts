@@ -1,8 +1,9 @@
-import { createHash, type Hash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import type { Readable, TransformCallback } from 'node:stream';
+import { type DigestAlgorithm, HashingStream } from '../store/hashing.js';
 import { DigestMismatchError, RegistryError } from './errors.js';
+import { isValidDigest } from './hosts.js';
 
 export interface HttpResponse {
   status: number;
@@ -152,6 +153,17 @@ export async function readBody(res: HttpResponse, limit: number): Promise<Buffer
   return Buffer.concat(chunks);
 }
 
+/** A header's value; several are joined as one. */
+export function headerValue(h: string | string[] | undefined): string | undefined {
+  return Array.isArray(h) ? h.join(', ') : h;
+}
+
+/** The Docker-Content-Digest a registry answered, when it is a valid digest. */
+export function headerDigest(res: HttpResponse): string | undefined {
+  const d = headerValue(res.headers['docker-content-digest'])?.trim();
+  return d && isValidDigest(d) ? d : undefined;
+}
+
 /** Throws away a body so the socket can be reused. */
 export function discard(res: HttpResponse): void {
   res.body.resume();
@@ -162,31 +174,19 @@ export function discard(res: HttpResponse): void {
  * arrive, or at the end when the digest or size is not the expected one. With `hashing`
  * false only the size is checked (for a sink that hashes what it stores anyway).
  */
-export class DigestVerifier extends Transform {
-  private readonly hash: Hash | undefined;
-  private count = 0;
-
+export class DigestVerifier extends HashingStream {
   constructor(
     private readonly expectedDigest: string,
     private readonly expectedSize: number | undefined,
     private readonly what: string,
-    private readonly onBytes?: (total: number) => void,
+    onBytes?: (total: number) => void,
     hashing = true,
   ) {
-    super();
-    const algorithm = expectedDigest.split(':', 1)[0];
-    if (algorithm !== 'sha256' && algorithm !== 'sha512') {
-      throw new RegistryError(
-        'INVALID_MANIFEST',
-        `${what}: unsupported digest algorithm in ${expectedDigest}`,
-      );
-    }
-    this.hash = hashing ? createHash(algorithm) : undefined;
+    super(digestAlgorithm(expectedDigest, what), { hashing, onBytes });
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.count += chunk.length;
-    if (this.expectedSize !== undefined && this.count > this.expectedSize) {
+  override _transform(chunk: Buffer, enc: BufferEncoding, done: TransformCallback): void {
+    if (this.expectedSize !== undefined && this.size + chunk.length > this.expectedSize) {
       done(
         new RegistryError(
           'SIZE_MISMATCH',
@@ -195,28 +195,34 @@ export class DigestVerifier extends Transform {
       );
       return;
     }
-    this.hash?.update(chunk);
-    this.onBytes?.(this.count);
-    done(null, chunk);
+    super._transform(chunk, enc, done);
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.expectedSize !== undefined && this.count !== this.expectedSize) {
+    if (this.expectedSize !== undefined && this.size !== this.expectedSize) {
       done(
         new RegistryError(
           'SIZE_MISMATCH',
-          `${this.what}: expected ${this.expectedSize} bytes, got ${this.count}; nothing was stored`,
+          `${this.what}: expected ${this.expectedSize} bytes, got ${this.size}; nothing was stored`,
         ),
       );
       return;
     }
-    if (!this.hash) {
+    if (!this.hashing) {
       done();
       return;
     }
-    const algorithm = this.expectedDigest.split(':', 1)[0];
-    const actual = `${algorithm}:${this.hash.digest('hex')}`;
+    const actual = this.digest();
     if (actual !== this.expectedDigest) done(new DigestMismatchError(this.what, this.expectedDigest, actual));
     else done();
   }
+}
+
+/** The algorithm a digest names, when it is one a registry may use (sha256, sha512). */
+function digestAlgorithm(digest: string, what: string): DigestAlgorithm {
+  const algorithm = digest.split(':', 1)[0];
+  if (algorithm !== 'sha256' && algorithm !== 'sha512') {
+    throw new RegistryError('INVALID_MANIFEST', `${what}: unsupported digest algorithm in ${digest}`);
+  }
+  return algorithm;
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { type ManifestRules, parseIndexWith, parseManifestWith } from '../manifest.js';
 import { type Descriptor, type ImageIndex, type Manifest, MediaType, type Platform } from '../store/types.js';
 import { RegistryError } from './errors.js';
 
@@ -39,77 +40,49 @@ export function manifestKind(mediaType: string | undefined, json: unknown): Mani
   );
 }
 
-function checkDescriptor(d: unknown, where: string): Descriptor {
-  const o = d as Record<string, unknown> | null;
-  if (
-    !o ||
-    typeof o['mediaType'] !== 'string' ||
-    typeof o['digest'] !== 'string' ||
-    typeof o['size'] !== 'number' ||
-    !Number.isSafeInteger(o['size']) ||
-    (o['size'] as number) < 0
-  ) {
-    throw new RegistryError(
-      'INVALID_MANIFEST',
-      `invalid manifest: ${where} needs mediaType, digest and size`,
-    );
-  }
-  if (!/^[a-z0-9]+:[a-f0-9]+$/.test(o['digest'] as string)) {
-    throw new RegistryError(
-      'INVALID_MANIFEST',
-      `invalid manifest: ${where} has a malformed digest "${o['digest']}"`,
-    );
-  }
-  return o as unknown as Descriptor;
+/** True for the media types of manifests and indexes (schema 1 too, to refuse it clearly). */
+export function isManifestType(t: string): boolean {
+  return (
+    t === MediaType.DockerManifest ||
+    t === MediaType.DockerManifestList ||
+    t === MediaType.OciManifest ||
+    t === MediaType.OciIndex ||
+    /^application\/vnd\.docker\.distribution\.manifest\.v1\+/.test(t)
+  );
 }
 
-/** Parses and checks an image manifest's JSON. */
-export function parseImageManifest(bytes: Buffer | string): Manifest {
-  const json = parseJson(bytes, 'manifest');
-  if (json['schemaVersion'] !== 2) {
-    throw new RegistryError(
-      'UNSUPPORTED_MANIFEST',
-      `unsupported manifest schemaVersion ${String(json['schemaVersion'])}`,
-    );
-  }
-  checkDescriptor(json['config'], 'config');
-  if (!Array.isArray(json['layers']))
-    throw new RegistryError('INVALID_MANIFEST', 'invalid manifest: no layers array');
-  json['layers'].forEach((l: unknown, i: number) => {
-    checkDescriptor(l, `layer ${i}`);
+/** The media type of a manifest that names none: OCI, or Docker's when its config is Docker's. */
+export function defaultMediaType(kind: ManifestKind, json: unknown): string {
+  const configType = (json as { config?: { mediaType?: string } })?.config?.mediaType;
+  if (kind === 'index') return MediaType.OciIndex;
+  return configType === MediaType.DockerConfig ? MediaType.DockerManifest : MediaType.OciManifest;
+}
+
+/** Descriptors with the same digest once (a layer may appear twice in a manifest). */
+export function uniqueByDigest<T extends { digest: string }>(items: T[]): T[] {
+  const seen = new Set<string>();
+  return items.filter((i) => {
+    if (seen.has(i.digest)) return false;
+    seen.add(i.digest);
+    return true;
   });
-  return json as unknown as Manifest;
+}
+
+/** Registry errors for the package's manifest parser: INVALID_MANIFEST, UNSUPPORTED_MANIFEST. */
+const registryFault = (what: string): ManifestRules => ({
+  what,
+  fail: (fault, message) =>
+    new RegistryError(fault === 'invalid' ? 'INVALID_MANIFEST' : 'UNSUPPORTED_MANIFEST', message),
+});
+
+/** Parses and checks an image manifest's JSON (see parseManifestWith). */
+export function parseImageManifest(bytes: Buffer | string): Manifest {
+  return parseManifestWith(bytes, registryFault('manifest'));
 }
 
 /** Parses and checks a manifest list / image index's JSON. */
 export function parseImageIndex(bytes: Buffer | string): ImageIndex {
-  const json = parseJson(bytes, 'index');
-  if (json['schemaVersion'] !== 2) {
-    throw new RegistryError(
-      'UNSUPPORTED_MANIFEST',
-      `unsupported index schemaVersion ${String(json['schemaVersion'])}`,
-    );
-  }
-  if (!Array.isArray(json['manifests'])) {
-    throw new RegistryError('INVALID_MANIFEST', 'invalid index: no manifests array');
-  }
-  json['manifests'].forEach((m: unknown, i: number) => {
-    checkDescriptor(m, `manifest ${i}`);
-  });
-  return json as unknown as ImageIndex;
-}
-
-function parseJson(bytes: Buffer | string, what: string): Record<string, unknown> {
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString());
-  } catch (e) {
-    throw new RegistryError('INVALID_MANIFEST', `invalid ${what}: not JSON (${(e as Error).message})`);
-  }
-  if (!json || typeof json !== 'object' || Array.isArray(json)) {
-    throw new RegistryError('INVALID_MANIFEST', `invalid ${what}: not a JSON object`);
-  }
-  return json as Record<string, unknown>;
+  return parseIndexWith(bytes, registryFault('index'));
 }
 
 const ARCH_ALIASES: Record<string, string> = {

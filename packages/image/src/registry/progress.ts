@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import { shortId } from '../store/digest.js';
 
 /** What happens to one blob during a pull or push. */
 export type ProgressStatus =
@@ -20,6 +21,16 @@ export interface ProgressEvent {
   /** Bytes moved so far and the blob's size. */
   current: number;
   total: number;
+}
+
+/** The event for a blob at `current` bytes. */
+export function progressEvent(
+  d: { digest: string; size: number },
+  kind: ProgressEvent['kind'],
+  status: ProgressStatus,
+  current: number,
+): ProgressEvent {
+  return { id: shortId(d.digest), digest: d.digest, kind, status, current, total: d.size };
 }
 
 const LABELS: Record<ProgressStatus, string> = {

@@ -4,69 +4,42 @@ import { ImageError } from '../errors.js';
 import { canonicalConfigJson } from './canonical.js';
 import { ContentStore } from './content.js';
 import { digestHex, isDigest, sha256, shortId } from './digest.js';
-import { acquireLock, cleanTempDir, pidAlive, readJsonFile, tempName, writeFileAtomic } from './fsutil.js';
+import { acquireLock, cleanTempDir, readJsonFile, writeFileAtomic } from './fsutil.js';
+import { Collector } from './gc.js';
 import { type HistoryRow, historyRows, inspectImage } from './inspect.js';
 import { LayerStore, type LayerToUnpack, type LayerUnpacker } from './layer-store.js';
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES } from './limits.js';
-import { checkStore, collectUnused } from './maintenance.js';
+import { checkStore } from './maintenance.js';
 import { parseManifest } from './manifest-check.js';
 import { familiarName, normalizeReference, parseReference } from './reference.js';
 import { RefStore } from './refs.js';
 import { isPrivateOrMissing, privateDir, privateFiles } from './state-dir.js';
 import {
   type Descriptor,
+  type ImageBlobs,
   type ImageConfig,
   type ImageRecord,
   type ImageSummary,
+  type ImportFromBlobsOptions,
   type LayerRecord,
   type Manifest,
   MediaType,
+  type PruneOptions,
+  type PruneResult,
+  type RemoveOptions,
+  type RemoveResult,
 } from './types.js';
 
 export type { HistoryRow } from './inspect.js';
 export { parseManifest } from './manifest-check.js';
-
-/** The manifest to register: by digest (already a blob) or as bytes (stored as a blob). */
-export interface ImportFromBlobsOptions {
-  manifestDigest?: string;
-  manifest?: Buffer;
-  /** Names to point at the image, e.g. `busybox` or `localhost:5000/app:1`. */
-  names?: string[];
-  /** The index (manifest list) the manifest was picked from: `NAME@<index digest>` finds it too. */
-  indexDigest?: string;
-}
-
-/** The blobs a pusher sends for one image, all present in `store.content`. */
-export interface ImageBlobs {
-  record: ImageRecord;
-  manifest: Descriptor;
-  config: Descriptor;
-  layers: Descriptor[];
-}
-
-export interface RemoveOptions {
-  force?: boolean;
-  /** The engine's answer to "does a container use this image?" */
-  isInUse?: (imageId: string) => boolean;
-}
-
-export interface RemoveResult {
-  untagged: string[];
-  deleted: string[];
-}
-
-export interface PruneOptions {
-  /** Remove every image without a container, not only dangling (untagged) ones. */
-  all?: boolean;
-  isInUse?: (imageId: string) => boolean;
-}
-
-export interface PruneResult {
-  deletedImages: string[];
-  deletedLayers: string[];
-  deletedBlobs: string[];
-  reclaimedBytes: number;
-}
+export type {
+  ImageBlobs,
+  ImportFromBlobsOptions,
+  PruneOptions,
+  PruneResult,
+  RemoveOptions,
+  RemoveResult,
+} from './types.js';
 
 /** Docker layer media types and their OCI names, for OCI manifests built here. */
 const OCI_LAYER_TYPE: Record<string, string> = {
@@ -97,6 +70,7 @@ export class ImageStore {
   private readonly locksDir: string;
   private readonly activeDir: string;
   private readonly refs: RefStore;
+  private readonly gc: Collector;
 
   constructor(root: string) {
     this.root = root;
@@ -116,6 +90,13 @@ export class ImageStore {
     }
     cleanTempDir(this.content.tmpDir);
     cleanTempDir(this.activeDir);
+    this.gc = new Collector(
+      this.activeDir,
+      (name) => this.lock(name),
+      () => this.records(),
+      this.layers,
+      this.content,
+    );
   }
 
   get tmpDir(): string {
@@ -128,23 +109,8 @@ export class ImageStore {
    * Runs `fn` as a write session: while it runs, prune and remove leave unreferenced blobs
    * and layers alone. Wrap a pull (blobs first, importFromBlobs last) in one.
    */
-  async session<T>(fn: () => Promise<T>): Promise<T> {
-    const release = await this.lock('gc');
-    const mark = tempName(this.activeDir, 'session');
-    try {
-      fs.writeFileSync(mark, '', { mode: 0o600 });
-    } finally {
-      release();
-    }
-    try {
-      return await fn();
-    } finally {
-      fs.rmSync(mark, { force: true });
-    }
-  }
-
-  private activeSessions(): number {
-    return fs.readdirSync(this.activeDir).filter((n) => pidAlive(Number.parseInt(n, 10))).length;
+  session<T>(fn: () => Promise<T>): Promise<T> {
+    return this.gc.session(fn);
   }
 
   private lock(name: string): Promise<() => void> {
@@ -448,7 +414,7 @@ export class ImageStore {
       for (const n of names) delete refs[n];
     });
     fs.rmSync(this.imagePath(record.manifestDigest), { force: true });
-    await this.collect();
+    await this.gc.collect();
     return { untagged: names.map(familiarName), deleted: [record.id] };
   }
 
@@ -472,36 +438,13 @@ export class ImageStore {
       fs.rmSync(this.imagePath(r.manifestDigest), { force: true });
       deletedImages.push(r.id);
     }
-    const collected = await this.collect();
+    const collected = await this.gc.collect();
     return { deletedImages, ...collected };
   }
 
-  /** Deletes layers and blobs that no image record references; skipped while a writer runs. */
-  private async collect(): Promise<Omit<PruneResult, 'deletedImages'>> {
-    const release = await this.lock('gc');
-    try {
-      if (this.activeSessions() > 0) return { deletedLayers: [], deletedBlobs: [], reclaimedBytes: 0 };
-      return collectUnused(this.records(), this.layers, this.content);
-    } finally {
-      release();
-    }
-  }
-
   /** Deletes blobs a failed operation wrote, when no image needs them and no other writer runs. */
-  async discardBlobs(digests: Iterable<string>): Promise<void> {
-    const release = await this.lock('gc');
-    try {
-      if (this.activeSessions() > 1) return;
-      const used = new Set<string>();
-      for (const r of this.records()) {
-        used.add(r.manifestDigest);
-        used.add(r.configDigest);
-        for (const l of r.layers) used.add(l.digest);
-      }
-      for (const d of digests) if (!used.has(d)) this.content.deleteBlob(d);
-    } finally {
-      release();
-    }
+  discardBlobs(digests: Iterable<string>): Promise<void> {
+    return this.gc.discardBlobs(digests);
   }
 
   // --- inspect and history ---

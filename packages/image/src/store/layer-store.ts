@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { syncfsAsync } from '@corral/sys';
 import { ImageError } from '../errors.js';
 import { applyLayer } from '../layer/apply.js';
+import { TaskGroup } from '../task-group.js';
 import type { ContentStore } from './content.js';
 import { digestHex } from './digest.js';
 import { readJsonFile, tempName, writeFileAtomic } from './fsutil.js';
@@ -106,38 +107,13 @@ export class LayerStore {
    * still queued are skipped.
    */
   unpacker(): LayerUnpacker {
-    let active = 0;
-    const waiting: (() => void)[] = [];
-    const tasks: Promise<void>[] = [];
-    let failure: { error: unknown } | undefined;
-    const acquire = async () => {
-      if (active < LAYER_CONCURRENCY) active++;
-      else await new Promise<void>((r) => waiting.push(r));
-    };
-    const release = () => {
-      const next = waiting.shift();
-      if (next) next();
-      else active--;
-    };
+    const group = new TaskGroup(LAYER_CONCURRENCY);
     return {
-      add: (layer) => {
-        tasks.push(
-          (async () => {
-            await acquire();
-            try {
-              if (!failure) await this.ensure(layer);
-            } catch (e) {
-              failure ??= { error: e };
-            } finally {
-              release();
-            }
-          })(),
-        );
-      },
-      done: async () => {
-        await Promise.all(tasks);
-        if (failure) throw failure.error;
-      },
+      add: (layer) =>
+        group.add(async () => {
+          await this.ensure(layer);
+        }),
+      done: () => group.done(),
     };
   }
 

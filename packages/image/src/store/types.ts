@@ -126,3 +126,47 @@ export interface ImageSummary {
 
 export const isLayerMediaType = (mt: string): boolean =>
   mt.startsWith('application/vnd.oci.image.layer.') || mt.startsWith('application/vnd.docker.image.rootfs.');
+
+// --- what the ImageStore takes and gives ---
+
+/** The manifest to register: by digest (already a blob) or as bytes (stored as a blob). */
+export interface ImportFromBlobsOptions {
+  manifestDigest?: string;
+  manifest?: Buffer;
+  /** Names to point at the image, e.g. `busybox` or `localhost:5000/app:1`. */
+  names?: string[];
+  /** The index (manifest list) the manifest was picked from: `NAME@<index digest>` finds it too. */
+  indexDigest?: string;
+}
+
+/** The blobs a pusher sends for one image, all present in `store.content`. */
+export interface ImageBlobs {
+  record: ImageRecord;
+  manifest: Descriptor;
+  config: Descriptor;
+  layers: Descriptor[];
+}
+
+export interface RemoveOptions {
+  force?: boolean;
+  /** The engine's answer to "does a container use this image?" */
+  isInUse?: (imageId: string) => boolean;
+}
+
+export interface RemoveResult {
+  untagged: string[];
+  deleted: string[];
+}
+
+export interface PruneOptions {
+  /** Remove every image without a container, not only dangling (untagged) ones. */
+  all?: boolean;
+  isInUse?: (imageId: string) => boolean;
+}
+
+export interface PruneResult {
+  deletedImages: string[];
+  deletedLayers: string[];
+  deletedBlobs: string[];
+  reclaimedBytes: number;
+}
