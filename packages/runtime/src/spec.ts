@@ -157,6 +157,7 @@ export function validateSpec(spec: unknown): asserts spec is OciSpec {
   for (const ns of s!.linux?.namespaces ?? []) {
     if (!['pid', 'network', 'mount', 'ipc', 'uts', 'user', 'cgroup', 'time'].includes(ns.type))
       fail(`unknown namespace type ${ns.type}`);
-    if (ns.type === 'user') fail('user namespaces are not supported: corral is rootful (see DESIGN.md)');
+    if (ns.type === 'user')
+      fail('user namespaces are not supported: corral runs containers as root, without a user namespace');
   }
 }

@@ -86,7 +86,7 @@ async function main(argv: string[]): Promise<number> {
       'the systemd cgroup manager is not supported by corral-runtime: run it with the cgroupfs manager (no --systemd-cgroup; SystemdCgroup = false in containerd)',
     );
   if (globals.rootless === 'true')
-    return fatal('rootless mode is not supported: corral-runtime runs as root (see DESIGN.md)');
+    return fatal('rootless mode is not supported: corral-runtime runs as root');
   const run = await load();
   try {
     return (await run(globals, rest)) ?? 0;
