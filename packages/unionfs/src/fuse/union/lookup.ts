@@ -124,7 +124,9 @@ export function listMerged(L: Layers, nodes: NodeTable, dir: number): Listed[] |
   const out: Listed[] = [];
   for (let layer = top; layer <= bottom; layer++) {
     const fd = L.openDir(layer, dir, O_RDONLY);
-    if (fd < 0) continue;
+    if (fd === -ENOENT || fd === -ENOTDIR) continue;
+    // Anything else (ELOOP: a symlink where the folder was) is an error, never a way round.
+    if (fd < 0) return fd;
     let failed = 0;
     const r = readEntries(fd, (name, ino, type) => {
       const key = name.toString('latin1');
