@@ -34,12 +34,13 @@ describe('basic auth (htpasswd, bcrypt entries made with bcryptjs)', () => {
     if (work) await fs.rm(work, { recursive: true, force: true });
   });
 
-  it('asks for credentials and says to run corral login', async () => {
+  it('asks for credentials and says to log in to the registry (no CLI command: the library has none)', async () => {
     const client = new RegistryClient({ configPath: path.join(work, 'anon', 'config.json') });
     expect((await client.ping(registry.host)).auth).toBe('basic');
     const err = await client.getManifest(parseReference(`${registry.host}/team/app:1`)).catch((e) => e);
     expect(isRegistryError(err, 'UNAUTHORIZED')).toBe(true);
-    expect(err.message).toContain(`corral login ${registry.host}`);
+    expect(err.message).toContain(`log in to ${registry.host}`);
+    expect(err.host).toBe(registry.host);
   });
 
   it('refuses a wrong password at login and stores nothing', async () => {
@@ -87,7 +88,8 @@ describe('basic auth (htpasswd, bcrypt entries made with bcryptjs)', () => {
       .catch((e) => e);
     expect(isRegistryError(err, 'UNAUTHORIZED')).toBe(true);
     expect(err.message).toContain('alice');
-    expect(err.message).toContain(`corral login ${registry.host}`);
+    expect(err.message).toContain(`log in to ${registry.host}`);
+    expect(err.host).toBe(registry.host);
   });
 
   it('says what is wrong with a config.json that is not JSON, and leaves it as it was', async () => {
@@ -148,13 +150,15 @@ describe('bearer tokens from a token service', () => {
 
     const err = await anon.getManifest(parseReference(`${registry.host}/private/tool:1`)).catch((e) => e);
     expect(isRegistryError(err, 'UNAUTHORIZED')).toBe(true);
-    expect(err.message).toContain(`corral login ${registry.host}`);
+    expect(err.message).toContain(`log in to ${registry.host}`);
+    expect(err.host).toBe(registry.host);
 
     const push = await anon
       .push(parseReference(`${registry.host}/public/tool:2`), { manifest: image.manifest }, source)
       .catch((e) => e);
     expect(isRegistryError(push, 'UNAUTHORIZED', 'DENIED')).toBe(true);
-    expect(push.message).toContain('corral login');
+    expect(push.message).toContain(`log in to ${registry.host}`);
+    expect(push.message).not.toContain('corral');
   });
 
   it('asks for one token per scope and reuses it', async () => {
@@ -213,7 +217,8 @@ describe('bearer tokens from a token service', () => {
       .getManifest(parseReference(`${registry.host}/private/tool:1`))
       .catch((e) => e);
     expect(isRegistryError(err, 'UNAUTHORIZED')).toBe(true);
-    expect(err.message).toContain(`corral login ${registry.host}`);
+    expect(err.message).toContain(`log in to ${registry.host}`);
+    expect(err.host).toBe(registry.host);
   });
 
   it('refuses wrong credentials at login and keeps config.json as it was', async () => {

@@ -27,6 +27,10 @@ async function imageOp<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
+    if (isRegistryError(e, 'UNAUTHORIZED', 'DENIED') && e.host) {
+      // The library says which registry to log in to; the command to do it is the CLI's.
+      throw new EngineError(`${e.message} (\`corral login ${e.host}\`)`, 1);
+    }
     if (e instanceof ImageError || isRegistryError(e)) {
       throw new EngineError((e as Error).message, 1);
     }

@@ -138,7 +138,8 @@ export class DockerCredentialStore {
         if (colon < 0) {
           throw new RegistryError(
             'UNAUTHORIZED',
-            `the "auth" entry for ${key} in ${this.configPath} is not base64 of user:password; run \`corral login ${registry}\` again`,
+            `the "auth" entry for ${key} in ${this.configPath} is not base64 of user:password; log in to ${registry} again`,
+            { host: registry },
           );
         }
         return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };

@@ -121,8 +121,8 @@ export class Authorizer {
       throw new RegistryError(
         'UNAUTHORIZED',
         creds
-          ? `the token service of ${registry} refused the credentials for ${creds.username}; run \`corral login ${registry}\` again`
-          : `${registry} wants credentials; run \`corral login ${registry}\``,
+          ? `the token service of ${registry} refused the credentials for ${creds.username}; log in to ${registry} again`
+          : `${registry} wants credentials; log in to ${registry} first`,
         { host: registry, status: res.status },
       );
     }

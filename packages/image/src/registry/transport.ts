@@ -216,15 +216,15 @@ export class Transport {
       return new RegistryError(
         'UNAUTHORIZED',
         creds
-          ? `${ctx.registry} refused the stored credentials of ${creds.username} to ${ctx.action} ${ctx.what}${suffix}; run \`corral login ${ctx.registry}\` again`
-          : `authentication required to ${ctx.action} ${ctx.what}${suffix}; run \`corral login ${ctx.registry}\``,
+          ? `${ctx.registry} refused the stored credentials of ${creds.username} to ${ctx.action} ${ctx.what}${suffix}; log in to ${ctx.registry} again`
+          : `authentication required to ${ctx.action} ${ctx.what}${suffix}; log in to ${ctx.registry} first`,
         opts,
       );
     }
     if (res.status === 403) {
       return new RegistryError(
         'DENIED',
-        `access denied: ${ctx.registry} does not let ${creds ? creds.username : 'anonymous users'} ${ctx.action} ${ctx.what}${suffix}; run \`corral login ${ctx.registry}\` with an account that may`,
+        `access denied: ${ctx.registry} does not let ${creds ? creds.username : 'anonymous users'} ${ctx.action} ${ctx.what}${suffix}; log in to ${ctx.registry} with an account that may`,
         opts,
       );
     }

@@ -80,7 +80,7 @@ export class SpaceGuard {
         : '';
     return new ImageError(
       'NO_SPACE',
-      `not enough space in ${this.dir}: ${this.what} ${need}${sofar}, ${have}; nothing of it was kept. Free some space (corral image prune, corral rm) and retry`,
+      `not enough space in ${this.dir}: ${this.what} ${need}${sofar}, ${have}; nothing of it was kept. Free some space (remove unused images and containers) and retry`,
     );
   }
 }
