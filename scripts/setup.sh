@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: busybox-static for the embedded default image, the peers that tests
 # and benchmarks run beside corral (runc, crun; containerd and podman drive corral-runtime), and the registry server the image tests talk to;
-# containers-common's seccomp profile and gcc (a static seccomp probe) for the seccomp tests.
-APT_PACKAGES=(busybox-static runc crun containerd golang-github-containers-common gcc libc6-dev skopeo docker-registry umoci fuse-overlayfs fuse3 hyperfine zstd iproute2 procps openssl xz-utils bzip2 docker.io podman)
+# containers-common's seccomp profile and gcc (a static seccomp probe) for the seccomp tests;
+# containernetworking-plugins (bridge, host-local, loopback, portmap, firewall) and iptables for @corral/network.
+APT_PACKAGES=(busybox-static containernetworking-plugins iptables runc crun containerd golang-github-containers-common gcc libc6-dev skopeo docker-registry umoci fuse-overlayfs fuse3 hyperfine zstd iproute2 procps openssl xz-utils bzip2 docker.io podman)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,174 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { MissingPluginError } from './errors.js';
+import { mustRun, run } from './run.js';
+
+/** The comment on the rules corral adds itself, so that a leftover is recognised. */
+export const GUARD_COMMENT = 'corral-localnet-guard';
+
+/** The chains the portmap and firewall plugins share between all their users. */
+const SHARED_CHAINS = {
+  nat: ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SETMARK', 'CNI-HOSTPORT-MASQ'],
+  filter: ['CNI-FORWARD', 'CNI-ADMIN', 'CNI-ISOLATION-STAGE-1', 'CNI-ISOLATION-STAGE-2'],
+} as const;
+
+export async function iptables(
+  args: readonly string[],
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  try {
+    return await run('iptables', ['-w', ...args]);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new MissingPluginError('iptables', ['PATH'], 'iptables');
+    throw e;
+  }
+}
+
+/** Every link's name on the host. */
+export async function hostLinks(): Promise<string[]> {
+  const out = await mustRun('ip', ['-j', 'link', 'show'], 'listing links');
+  return (JSON.parse(out) as { ifname: string }[]).map((l) => l.ifname);
+}
+
+/**
+ * The network's bridge with its gateway address, up. corral, not the bridge plugin, sets the
+ * address: the plugin's gateway mode would turn on ip forwarding (see conflist.ts).
+ *
+ * With iptables allowed, it also guards the bridge against CVE-2020-8558: the portmap
+ * plugin sets route_localnet on the bridge so that 127.0.0.1 can be published, which would
+ * also let a container send packets to the host's 127.0.0.1 services through its gateway.
+ * A raw PREROUTING rule drops anything arriving on the bridge for 127.0.0.0/8 (the replies
+ * to published-port traffic arrive for the bridge's address and pass).
+ */
+export async function ensureBridge(name: string, gatewayCidr: string, guard: boolean): Promise<void> {
+  const add = await run('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
+  if (add.status !== 0 && !/exists/i.test(add.stderr))
+    throw new Error(`creating bridge ${name}: ${add.stderr.trim()}`);
+  const addr = await run('ip', ['addr', 'add', gatewayCidr, 'dev', name]);
+  if (addr.status !== 0 && !/(exists|already assigned)/i.test(addr.stderr))
+    throw new Error(`addressing bridge ${name}: ${addr.stderr.trim()}`);
+  await mustRun('ip', ['link', 'set', name, 'up'], `bringing bridge ${name} up`);
+  if (guard) {
+    const rule = guardRule(name);
+    if ((await iptables(['-t', 'raw', '-C', ...rule])).status !== 0) {
+      const r = await iptables(['-t', 'raw', '-I', ...rule]);
+      if (r.status !== 0) throw new Error(`guarding bridge ${name}: ${r.stderr.trim()}`);
+    }
+  }
+}
+
+function guardRule(bridge: string): string[] {
+  return [
+    'PREROUTING',
+    '-i',
+    bridge,
+    '-d',
+    '127.0.0.0/8',
+    '-m',
+    'comment',
+    '--comment',
+    GUARD_COMMENT,
+    '-j',
+    'DROP',
+  ];
+}
+
+/**
+ * Removes the bridge and every iptables rule (in any table) that names it as an input or
+ * output interface: the guard, and what the firewall plugin's isolation left for it.
+ */
+export async function removeBridge(name: string, withRules: boolean): Promise<void> {
+  const del = await run('ip', ['link', 'del', name]);
+  if (del.status !== 0 && !/(cannot find|does not exist)/i.test(del.stderr))
+    throw new Error(`removing bridge ${name}: ${del.stderr.trim()}`);
+  if (withRules) await deleteRules((rule) => hasToken(rule, '-i', name) || hasToken(rule, '-o', name));
+}
+
+function hasToken(rule: string[], flag: string, value: string): boolean {
+  for (let i = 0; i + 1 < rule.length; i++) if (rule[i] === flag && rule[i + 1] === value) return true;
+  return false;
+}
+
+/** `iptables-save` as table -> chain -> rules (each the tokens after `-A CHAIN`). */
+export async function ruleset(): Promise<Map<string, Map<string, string[][]>>> {
+  const out = await run('iptables-save', []);
+  if (out.status !== 0) throw new Error(`iptables-save: ${out.stderr.trim()}`);
+  const tables = new Map<string, Map<string, string[][]>>();
+  let chains: Map<string, string[][]> | undefined;
+  for (const line of out.stdout.split('\n')) {
+    if (line.startsWith('*')) {
+      chains = new Map();
+      tables.set(line.slice(1), chains);
+    } else if (line.startsWith(':') && chains) {
+      chains.set(line.slice(1).split(' ')[0], []);
+    } else if (line.startsWith('-A ') && chains) {
+      const tokens = splitRule(line);
+      chains.get(tokens[1])?.push(tokens.slice(2));
+    }
+  }
+  return tables;
+}
+
+/** iptables-save quotes arguments with spaces (comments): split like a shell would. */
+function splitRule(line: string): string[] {
+  const out: string[] = [];
+  for (const m of line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)) out.push(m[1] ?? m[2]);
+  return out;
+}
+
+async function deleteRules(match: (rule: string[], table: string, chain: string) => boolean): Promise<void> {
+  for (const [table, chains] of await ruleset()) {
+    for (const [chain, rules] of chains) {
+      for (const rule of rules)
+        if (match(rule, table, chain)) await iptables(['-t', table, '-D', chain, ...rule]);
+    }
+  }
+}
+
+/**
+ * Takes away the chains the portmap and firewall plugins create on first use and never
+ * remove, once nothing uses them: no port mapping left in CNI-HOSTPORT-DNAT, no container
+ * rule left in CNI-FORWARD, no bridge left in the isolation stages. Other CNI users (podman
+ * in CNI mode) share these chains; a chain still in use by anyone is left alone.
+ */
+export async function pruneSharedChains(): Promise<void> {
+  const rs = await ruleset();
+  const nat = rs.get('nat');
+  const filter = rs.get('filter');
+  const drop: [string, string][] = [];
+  if (nat?.has('CNI-HOSTPORT-DNAT') && nat.get('CNI-HOSTPORT-DNAT')?.length === 0)
+    for (const c of SHARED_CHAINS.nat) if (nat.has(c)) drop.push(['nat', c]);
+  const onlyReturn = (rules?: string[][]) => (rules ?? []).every((r) => bare(r) === '-j RETURN');
+  const fwd = filter?.get('CNI-FORWARD');
+  if (fwd?.every((r) => bare(r) === '-j CNI-ADMIN') && (filter?.get('CNI-ADMIN')?.length ?? 0) === 0) {
+    drop.push(['filter', 'CNI-FORWARD'], ['filter', 'CNI-ADMIN']);
+  }
+  if (filter?.has('CNI-ISOLATION-STAGE-1') && onlyReturn(filter.get('CNI-ISOLATION-STAGE-1')))
+    if (onlyReturn(filter.get('CNI-ISOLATION-STAGE-2')))
+      drop.push(['filter', 'CNI-ISOLATION-STAGE-1'], ['filter', 'CNI-ISOLATION-STAGE-2']);
+  if (drop.length === 0) return;
+  const doomed = new Set(drop.map(([t, c]) => `${t}/${c}`));
+  // Jumps into the doomed chains first (from anywhere), then the chains themselves.
+  await deleteRules((rule, table) => {
+    const j = rule.indexOf('-j');
+    return j >= 0 && doomed.has(`${table}/${rule[j + 1]}`);
+  });
+  for (const [t, c] of drop) await iptables(['-t', t, '-F', c]);
+  for (const [t, c] of drop) await iptables(['-t', t, '-X', c]);
+}
+
+/** A rule without its comment match, to compare with a plugin's baseline rules. */
+function bare(rule: string[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < rule.length; i++) {
+    if (rule[i] === '-m' && rule[i + 1] === 'comment') i += 1;
+    else if (rule[i] === '--comment') i += 1;
+    else out.push(rule[i]);
+  }
+  return out.join(' ');
+}
+
+/** Turns on net.ipv4.ip_forward (the ip-forward switch); never turns it off. */
+export function enableIpForward(): void {
+  const p = '/proc/sys/net/ipv4/ip_forward';
+  if (readFileSync(p, 'utf8').trim() !== '1') writeFileSync(p, '1');
+}

@@ -1,0 +1,125 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { join } from 'node:path';
+import { Cleanups, until } from '@corral/testkit';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parsePort } from '../src/index.js';
+import { BUSYBOX, busybox, hostState, inNs, ipForward, leases, testManager, unrouted } from './helpers.js';
+
+const c = new Cleanups();
+afterEach(() => c.run());
+beforeAll(() => {
+  // The rule of these machines: tests run with forwarding off and must not turn it on.
+  expect(ipForward()).toBe('0');
+});
+
+function fetchText(url: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = get(url, (res) => {
+      let body = '';
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve(res.statusCode === 200 ? body : undefined));
+    });
+    req.on('error', () => resolve(undefined));
+    req.setTimeout(2000, () => req.destroy());
+  });
+}
+
+describe('bridge networks on the CNI plugins', () => {
+  it('two namespaces on one bridge reach each other; a third network cannot reach them', async () => {
+    const mgr = testManager(c, 'reach');
+    const n1 = await mgr.createNetwork({ name: 'n1' });
+    const n2 = await mgr.createNetwork({ name: 'n2' });
+    expect(await unrouted(n1.subnet)).toBe(true);
+    expect(await unrouted(n2.subnet)).toBe(true);
+    const a = await mgr.createSandbox('a');
+    const b = await mgr.createSandbox('b');
+    const x = await mgr.createSandbox('x');
+    const aa = await mgr.connect('a', 'alpha', 'n1');
+    const bb = await mgr.connect('b', 'beta', 'n1');
+    await mgr.connect('x', 'xray', 'n2');
+    expect(aa.ip).toMatch(/^10\.213\./);
+    expect(aa.ip).not.toBe(bb.ip);
+
+    expect((await busybox(a, 'ping', '-c', '1', '-W', '3', bb.ip as string)).status).toBe(0);
+    expect((await busybox(b, 'ping', '-c', '1', '-W', '3', aa.ip as string)).status).toBe(0);
+    // TCP too: busybox nc between the two namespaces.
+    const srv = spawn('nsenter', [`--net=${b}`, '--', BUSYBOX, 'nc', '-l', '-p', '7000'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    c.add(() => srv.kill('SIGKILL'));
+    let got = '';
+    srv.stdout.on('data', (d) => {
+      got += d;
+    });
+    await until(
+      async () => (await inNs(a, BUSYBOX, ['sh', '-c', `echo hello | nc -w 2 ${bb.ip} 7000`])).status === 0,
+      'nc a -> b',
+    );
+    await until(() => got.includes('hello'), 'the message at b');
+
+    expect((await busybox(x, 'ping', '-c', '1', '-W', '1', aa.ip as string)).status).not.toBe(0);
+    expect((await busybox(x, 'ping', '-c', '1', '-W', '1', bb.ip as string)).status).not.toBe(0);
+    expect(ipForward()).toBe('0');
+    // Names as peers see them (corral keeps /etc/hosts current from these).
+    expect(mgr.peers('n1', 'a')).toEqual([{ ip: bb.ip, names: ['beta'] }]);
+  });
+
+  it('--network none: a namespace with only lo, up', async () => {
+    const mgr = testManager(c, 'none');
+    const ns = await mgr.createSandbox('lonely');
+    const links = JSON.parse((await inNs(ns, 'ip', ['-j', 'link', 'show'])).stdout) as {
+      ifname: string;
+      flags: string[];
+    }[];
+    expect(links.map((l) => l.ifname)).toEqual(['lo']);
+    expect(links[0].flags).toContain('UP');
+    expect((await busybox(ns, 'ping', '-c', '1', '-W', '1', '127.0.0.1')).status).toBe(0);
+  });
+
+  it('a port published on 127.0.0.1 serves busybox httpd running in the namespace', async () => {
+    const mgr = testManager(c, 'publish');
+    await mgr.defaultNetwork();
+    const ns = await mgr.createSandbox('web');
+    const att = await mgr.connect('web', 'web', 'bridge', { ports: [parsePort('127.0.0.1::8080')] });
+    const port = att.ports[0].hostPort;
+    expect(port).toBeGreaterThan(0);
+    const www = c.tempDir('www');
+    mkdirSync(join(www, 'sub'));
+    writeFileSync(join(www, 'index.html'), 'served from a namespace\n');
+    const httpd = spawn('nsenter', [`--net=${ns}`, '--', BUSYBOX, 'httpd', '-f', '-p', '8080', '-h', www], {
+      stdio: 'ignore',
+    });
+    c.add(() => httpd.kill('SIGKILL'));
+    const body = await until(
+      () => fetchText(`http://127.0.0.1:${port}/index.html`),
+      'the published port to answer',
+    );
+    expect(body).toBe('served from a namespace\n');
+    // The host's own port table has nothing on it: the kernel's DNAT serves it.
+    expect(ipForward()).toBe('0');
+  });
+
+  it('teardown leaves no veth, bridge, rule, lease or namespace', async () => {
+    const before = await hostState();
+    const mgr = testManager(c, 'teardown');
+    await mgr.createNetwork({ name: 'tn' });
+    await mgr.createSandbox('t1');
+    await mgr.connect('t1', 't1', 'tn', {
+      ports: [parsePort('127.0.0.1::80'), parsePort('127.0.0.1::53/udp')],
+    });
+    const during = await hostState();
+    expect(during.links.length).toBeGreaterThan(before.links.length);
+    expect(during.rules.length).toBeGreaterThan(before.rules.length);
+    expect(await leases(mgr)).toHaveLength(1);
+
+    await mgr.destroySandbox('t1');
+    await mgr.removeNetwork('tn');
+    expect(await hostState()).toEqual(before);
+    expect(await leases(mgr)).toEqual([]);
+    expect(mgr.netns.list()).toEqual([]);
+  });
+});
