@@ -27,7 +27,7 @@ import {
 
 const CONTAINERD = '/usr/bin/containerd';
 const CTR = '/usr/bin/ctr';
-const RUNTIME = fileURLToPath(new URL('../../packages/runtime/bin/corral-runtime.js', import.meta.url));
+const RUNTIME = fileURLToPath(new URL('../../packages/runtime/bin/corral-runtime.cjs', import.meta.url));
 const IMAGE = 'docker.io/library/busybox:corral';
 
 let tmp = '';

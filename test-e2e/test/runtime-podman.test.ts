@@ -19,7 +19,7 @@ import {
 } from './helpers.js';
 
 const PODMAN = '/usr/bin/podman';
-const RUNTIME = fileURLToPath(new URL('../../packages/runtime/bin/corral-runtime.js', import.meta.url));
+const RUNTIME = fileURLToPath(new URL('../../packages/runtime/bin/corral-runtime.cjs', import.meta.url));
 
 let tmp = '';
 let cgroups: ReturnType<typeof prepareCgroupParent> | undefined;

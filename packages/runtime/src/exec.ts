@@ -3,9 +3,9 @@
 import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { Pid1Process } from '@corral/pidns';
 import { CLONE, close, isErrno, parseSignal, pidfdGetfd, pidfdOpen, pidfdSendSignal } from '@corral/sys';
+import { processScript } from './bundled.js';
 import { RuntimeError } from './errors.js';
 import type { ExecConfig } from './exec-init.js';
 import type { InitStdio, StdioPipe } from './init-process.js';
@@ -49,7 +49,7 @@ export interface CreatedContainer {
   wait(): Promise<number>;
 }
 
-const execScript = fileURLToPath(new URL('./exec-init.js', import.meta.url));
+const execScript = processScript('exec-init', import.meta.url);
 
 function readlinkQuiet(path: string): string | null {
   try {

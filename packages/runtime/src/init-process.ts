@@ -1,14 +1,14 @@
 import type { StdioOptions } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { inPidNamespaceAt, Pid1Process, spawnPid1 } from '@corral/pidns';
+import { processScript } from './bundled.js';
 import { sealedNode } from './sealed.js';
 
 /** One of stdin, stdout, stderr: inherited, /dev/null, a pipe to the creator, or an open fd. */
 export type StdioPipe = 'inherit' | 'ignore' | 'pipe';
 export type InitStdio = StdioPipe | [StdioPipe | number, StdioPipe | number, StdioPipe | number];
 
-const initScript = fileURLToPath(new URL('./init.js', import.meta.url));
+const initScript = processScript('init', import.meta.url);
 
 /**
  * Starts a container init: PID 1 of a new PID namespace, which loads and then waits on its

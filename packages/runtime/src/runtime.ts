@@ -503,7 +503,7 @@ export class Runtime {
     const cgroup = this.cgroup(id);
     if (cgroup?.exists()) {
       // Processes that outlived the init (exec'd ones in a joined PID namespace) keep it busy.
-      await cgroup.killAll('SIGKILL').catch(() => {});
+      if (cgroup.processes().length) await cgroup.killAll('SIGKILL').catch(() => {});
       await cgroup.remove();
     }
     rmSync(this.dir(id), { recursive: true, force: true });

@@ -6,7 +6,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const BIN = fileURLToPath(new URL('../bin/corral-runtime.js', import.meta.url));
+export const BIN = fileURLToPath(new URL('../bin/corral-runtime.cjs', import.meta.url));
 
 export interface Result {
   status: number | null;

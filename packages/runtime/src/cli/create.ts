@@ -7,24 +7,9 @@ import type { Pid1Process } from '@corral/pidns';
 import { spawnInit } from '../init-process.js';
 import type { OciSpec } from '../spec.js';
 import { type FlagSpecs, type Globals, parseFlags, UsageError } from './args.js';
+import { CREATE_FLAGS, RUN_FLAGS, takeEarlyInit } from './create-flags.js';
 import { log } from './log.js';
 import { exactArgs } from './state.js';
-
-export const CREATE_FLAGS: FlagSpecs = {
-  bundle: { type: 'string', alias: ['b'] },
-  'pid-file': { type: 'string' },
-  'console-socket': { type: 'string' },
-  'no-pivot': { type: 'bool' },
-  'no-new-keyring': { type: 'bool' },
-  'preserve-fds': { type: 'int' },
-};
-
-const RUN_FLAGS: FlagSpecs = {
-  ...CREATE_FLAGS,
-  detach: { type: 'bool', alias: ['d'] },
-  keep: { type: 'bool' },
-  'no-subreaper': { type: 'bool' },
-};
 
 /** Writes the pid file as runc does: a temporary file in the same folder, then a rename. */
 export function writePidFile(path: string, pid: number): void {
@@ -79,9 +64,13 @@ async function createContainer(g: Globals, command: string, p: Parsed, detach: b
     throw new UsageError('cannot use console socket if corral-runtime will not detach or allocate tty');
   const preserveFds = (flags['preserve-fds'] as number | undefined) ?? 0;
   const pidNamespace = spec?.linux?.namespaces?.find((n) => n.type === 'pid')?.path || undefined;
-  // Started now, so that its Node start-up overlaps the loading of the runtime below.
+  // Started ahead by early.ts (or now), so that its Node start-up overlaps loading the runtime.
   let init: Pid1Process | undefined;
-  if (!terminal) init = spawnInit({ stdio: 'inherit', preserveFds, pidNamespace });
+  const early = takeEarlyInit();
+  if (early && early.preserveFds === preserveFds && early.pidNamespace === pidNamespace && !terminal)
+    init = early.init;
+  else early?.init.kill('SIGKILL');
+  if (!terminal && !init) init = spawnInit({ stdio: 'inherit', preserveFds, pidNamespace });
   try {
     const { Runtime } = await import('../runtime.js');
     const rt = new Runtime({ root: g.root });

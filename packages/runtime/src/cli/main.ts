@@ -87,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
     );
   if (globals.rootless === 'true')
     return fatal('rootless mode is not supported: corral-runtime runs as root');
+  if (command === 'create' || command === 'run') (await import('./early.js')).startEarly(command, rest);
   const run = await load();
   try {
     return (await run(globals, rest)) ?? 0;

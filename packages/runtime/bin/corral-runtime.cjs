@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// The bundle (scripts/bundle.mjs) when the build made one: CommonJS, one file per command, so
+// that a Node start neither starts the ESM loader nor loads what the command does not use.
+const { existsSync } = require('node:fs');
+const { join } = require('node:path');
+
+const bundled = join(__dirname, '../dist/bundle/main.cjs');
+if (existsSync(bundled)) require(bundled);
+else import('../dist/cli/main.js');
