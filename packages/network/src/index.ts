@@ -8,6 +8,7 @@ export {
   findPlugin,
   invokePlugin,
 } from './cni/invoke.js';
+export { type NetworkMode, parseNetworkMode, writeEtcFiles, writeFileInRoot } from './container.js';
 export type { NetworkDriver } from './driver.js';
 export { CniPluginError, MissingPluginError, NetworkError, type NetworkErrorKind } from './errors.js';
 export { DEFAULT_DNS, type HostsEntry, hostnameFile, hostsFile, resolvConf } from './etc.js';
