@@ -1,3 +1,5 @@
+import type { ErrorKind } from '@corral/engine';
+
 /** A flag of a command: `--name VALUE`, `-n VALUE`, `--rm` (boolean), `-e A -e B` (list). */
 export interface FlagSpec {
   name: string;
@@ -89,6 +91,14 @@ export interface Command {
   description: string;
   flags: FlagSpec[];
   stopAtPositional?: boolean;
+  /** How many positional arguments it takes (checked before it runs; max absent: no limit). */
+  args?: { min: number; max?: number };
+  /**
+   * The exit code of a failure (Docker's: 125 for run and create, 1 otherwise), and per error
+   * kind where a command differs; 126/127 (the program's own) always pass through.
+   */
+  failureCode?: number;
+  exitCodes?: Partial<Record<ErrorKind, number>>;
   /** Returns the exit code. */
   run(args: ParsedArgs, ctx: Context): Promise<number>;
 }
@@ -107,4 +117,15 @@ export function helpText(c: Command): string {
     }
   }
   return lines.join('\n');
+}
+
+/** Checks the number of positional arguments against the command's arity. */
+export function checkArity(c: Command, positionals: readonly string[]): void {
+  if (!c.args) return;
+  const { min, max } = c.args;
+  const n = positionals.length;
+  const plural = (k: number) => `${k} argument${k === 1 ? '' : 's'}`;
+  if (max === min && n !== min) throw new UsageError(`"${c.name}" requires exactly ${plural(min)}`);
+  if (n < min) throw new UsageError(`"${c.name}" requires at least ${plural(min)}`);
+  if (max !== undefined && n > max) throw new UsageError(`"${c.name}" requires at most ${plural(max)}`);
 }

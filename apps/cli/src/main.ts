@@ -1,14 +1,15 @@
 // First: starts a container init ahead for an attached run (see early.ts); order matters.
 import './early.js';
-import { EngineError } from '@corral/engine';
-import { type Command, type Context, helpText, parseArgs, UsageError } from './args.js';
+import { CorralError } from '@corral/engine';
+import { type Command, type Context, checkArity, helpText, parseArgs, UsageError } from './args.js';
 import { containerCommands } from './commands/containers.js';
+import { events } from './commands/events.js';
 import { imageCommands } from './commands/images.js';
 import { stats } from './commands/stats.js';
 import { releaseParkedInit } from './early.js';
 
 const commands = new Map<string, Command>(
-  [...containerCommands, stats, ...imageCommands].map((c) => [c.name, c]),
+  [...containerCommands, stats, events, ...imageCommands].map((c) => [c.name, c]),
 );
 
 function usage(): string {
@@ -48,24 +49,35 @@ async function main(argv: string[]): Promise<number> {
   let args: ReturnType<typeof parseArgs>;
   try {
     args = parseArgs(argv, command.flags, command.stopAtPositional);
+    checkArity(command, args.positionals);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     console.error(`corral ${name}: ${e.message}\nSee 'corral ${name} --help'.`);
-    return name === 'run' || name === 'create' ? 125 : 1;
+    return command.failureCode ?? 1;
   }
   try {
     return await command.run(args, ctx);
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`corral ${name}: ${e.message}\nSee 'corral ${name} --help'.`);
-      return name === 'run' || name === 'create' ? 125 : 1;
+      return command.failureCode ?? 1;
     }
-    if (e instanceof EngineError) {
+    if (e instanceof CorralError) {
       console.error(`corral: ${e.message}`);
-      return e.exitCode;
+      return exitCodeOf(e, command);
     }
     throw e;
   }
+}
+
+/**
+ * Docker's exit code for an engine error: the program's own 126/127, 125 for a failure before
+ * it ran (and for anything in run and create), 1 otherwise, unless the command says otherwise.
+ */
+function exitCodeOf(e: CorralError, command: Command): number {
+  if (e.kind === 'NotExecutable') return 126;
+  if (e.kind === 'CommandNotFound') return 127;
+  return command.exitCodes?.[e.kind] ?? (e.kind === 'CannotStart' ? 125 : (command.failureCode ?? 1));
 }
 
 main(process.argv.slice(2))

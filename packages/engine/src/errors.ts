@@ -1,13 +1,68 @@
+import { isImageError, isRegistryError } from '@corral/image';
+import { CorralError, type ErrorKind } from '@corral/sys';
+
+export { CorralError, type ErrorKind };
+
 /**
- * An engine failure with the exit code the CLI should use: 1 for an unknown container or a
- * refused operation, 125 for an error before the program ran, 126/127 when the program could
- * not be started (Docker's convention).
+ * An engine failure of a kind (NotFound, Conflict, ...). The engine says what went wrong; the
+ * front-ends say how: the CLI maps kinds to Docker's exit codes (1, or 125 for run and create,
+ * 126/127 for the program), the daemon to Docker's HTTP statuses (`httpStatus`).
  */
-export class EngineError extends Error {
-  readonly exitCode: number;
-  constructor(message: string, exitCode = 1) {
-    super(message);
+export class EngineError extends CorralError {
+  constructor(kind: ErrorKind, message: string) {
+    super(kind, message);
     this.name = 'EngineError';
-    this.exitCode = exitCode;
+  }
+}
+
+/** Docker's HTTP status for an error kind (what the daemon answers). */
+export function httpStatus(kind: ErrorKind): number {
+  switch (kind) {
+    case 'NotFound':
+      return 404;
+    case 'Conflict':
+      return 409;
+    case 'InvalidArgument':
+      return 400;
+    case 'NotModified':
+      return 304;
+    case 'Forbidden':
+      return 403;
+    default:
+      return 500;
+  }
+}
+
+const IMAGE_KINDS: Record<string, ErrorKind> = {
+  NOT_FOUND: 'NotFound',
+  MANIFEST_UNKNOWN: 'NotFound',
+  BLOB_UNKNOWN: 'NotFound',
+  NAME_UNKNOWN: 'NotFound',
+  IN_USE: 'Conflict',
+  CONFLICT: 'Conflict',
+  UNAUTHORIZED: 'Forbidden',
+  DENIED: 'Forbidden',
+  NETWORK: 'Unavailable',
+  HTTP: 'Unavailable',
+  NO_SPACE: 'Unavailable',
+};
+
+/**
+ * The engine's view of what a library threw: image and registry errors become EngineErrors of
+ * their kind (the message kept); anything else passes unchanged.
+ */
+export function asEngineError(e: unknown): unknown {
+  if (e instanceof CorralError) return e;
+  if (isImageError(e) || isRegistryError(e))
+    return new EngineError(IMAGE_KINDS[e.code] ?? 'InvalidArgument', e.message);
+  return e;
+}
+
+/** Runs `fn`, rethrowing library errors as EngineErrors (see asEngineError). */
+export async function engineOp<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw asEngineError(e);
   }
 }

@@ -1,17 +1,30 @@
+// The engine's public face: what a front-end (the CLI, the daemon) needs and nothing of its
+// insides (records, runtime, image store, the watcher are not exported).
+
+// Presentation helpers a front-end prints with.
 export {
-  type ContainerSummary,
-  type CreateContainerOptions,
-  defaultRoot,
-  describeStatus,
-  Engine,
-  type ExecOptions,
-  type Stdio,
-  since,
-} from './engine.js';
-export { EngineError } from './errors.js';
-export { type LogEntry, LogWriter, readLogs } from './logs.js';
-export { newId, randomName, shortId } from './names.js';
-export { type ContainerRecord, RecordStore, type Resources } from './records.js';
+  createProgressRenderer,
+  familiarName,
+  formatBytes,
+  type ProgressEvent,
+} from '@corral/image';
+export type { AttachOptions, ExecOptions, ProcessHandle, RunExtras, StdioTarget } from './attach.js';
+export { defaultRoot, type EngineOptions, type RegistrySettings } from './context.js';
+export { type CreateContainerOptions, checkEnv, parseSecurityOpts } from './create.js';
+export { type ContainerSummary, Engine } from './engine.js';
+export { CorralError, EngineError, type ErrorKind, httpStatus } from './errors.js';
+export {
+  type EngineEvent,
+  type EventFilter,
+  parseFilters,
+  parseTime,
+  type ReadEventsOptions,
+} from './events.js';
+export type { EngineImages } from './images.js';
+export type { LogEntry, ReadLogsOptions } from './logs.js';
+export { shortId } from './names.js';
+export { type ContainerRecord, type ContainerStatus, type Resources, statusOf } from './records.js';
+// Docker's seccomp profile format, for front-ends that take a profile (SecurityOpt).
 export {
   type DockerSeccompProfile,
   loadSeccompProfile,
@@ -19,4 +32,6 @@ export {
   type SeccompTarget,
 } from './seccomp.js';
 export { DEFAULT_SECCOMP_PROFILE } from './seccomp-default.js';
-export { buildSpec, containerEnv, resolveUser } from './spec.js';
+export type { StatsSample, StatsStreamOptions } from './stats.js';
+export { describeStatus, since } from './status.js';
+export type { Pty } from './terminal.js';

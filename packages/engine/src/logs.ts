@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { finished, type Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 
 /** One line of a container's output, as Docker's json-file driver stores it. */
 export interface LogEntry {
@@ -27,8 +28,11 @@ export class LogWriter {
   attach(source: Readable, stream: LogEntry['stream']): void {
     this.open++;
     let pending = '';
+    // One decoder per stream: a character whose bytes span two chunks is joined, not split
+    // into two replacement characters.
+    const decoder = new StringDecoder('utf8');
     source.on('data', (chunk: Buffer) => {
-      pending += chunk.toString('utf8');
+      pending += decoder.write(chunk);
       let nl = pending.indexOf('\n');
       while (nl >= 0) {
         this.write(pending.slice(0, nl + 1), stream);
@@ -39,6 +43,7 @@ export class LogWriter {
     // finished() also fires for a stream that already ended before we attached (a program
     // that exits at once): a 'close' listener added then would wait forever.
     finished(source, () => {
+      pending += decoder.end();
       if (pending) this.write(pending, stream);
       if (--this.open === 0) {
         closeSync(this.fd);
@@ -72,7 +77,8 @@ function parse(line: string): LogEntry | null {
 export async function* readLogs(path: string, options: ReadLogsOptions = {}): AsyncGenerator<LogEntry> {
   if (!existsSync(path)) return;
   let offset = 0;
-  let rest = '';
+  // Decoded only up to the last newline: a line being written may end inside a character.
+  let rest = Buffer.alloc(0);
   const readMore = (): LogEntry[] => {
     const size = statSync(path).size;
     if (size <= offset) return [];
@@ -81,9 +87,14 @@ export async function* readLogs(path: string, options: ReadLogsOptions = {}): As
     const n = readSync(fd, buf, 0, buf.length, offset);
     closeSync(fd);
     offset += n;
-    const text = rest + buf.subarray(0, n).toString('utf8');
-    const lines = text.split('\n');
-    rest = lines.pop() ?? '';
+    const bytes = Buffer.concat([rest, buf.subarray(0, n)]);
+    const end = bytes.lastIndexOf(0x0a);
+    if (end < 0) {
+      rest = bytes;
+      return [];
+    }
+    rest = bytes.subarray(end + 1);
+    const lines = bytes.subarray(0, end).toString('utf8').split('\n');
     return lines.map(parse).filter((e): e is LogEntry => e !== null);
   };
   let first = readMore();

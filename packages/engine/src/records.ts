@@ -16,10 +16,21 @@ import { join } from 'node:path';
 import type { CgroupLimits } from '@corral/cgroups';
 import { isPrivateOrMissing, privateDir } from '@corral/image';
 import type { OciSeccomp } from '@corral/runtime';
+import { flock, LOCK } from '@corral/sys';
 import { EngineError } from './errors.js';
 import { NAME_RE, randomName } from './names.js';
 
+/**
+ * A container's status, one vocabulary for the engine and its front-ends (Docker's words):
+ * `paused` is a running container whose cgroup is frozen (`state.paused`), shown by
+ * `statusOf`; the runtime's own `stopped` is an engine's `exited`.
+ */
 export type ContainerStatus = 'created' | 'running' | 'exited';
+
+/** Docker's State.Status of a record: created, running, paused or exited. */
+export function statusOf(r: ContainerRecord): ContainerStatus | 'paused' {
+  return r.state.status === 'running' && r.state.paused ? 'paused' : r.state.status;
+}
 
 /** Limits a container runs with, in Docker's units, and where its cgroup goes. */
 export type Resources = CgroupLimits & { cgroupParent?: string };
@@ -78,6 +89,8 @@ export interface ContainerRecord {
     detached: boolean;
     /** The process that records this container's exit: the attached CLI or the watcher. */
     watcherPid?: number;
+    /** The process that runs it attached and removes it (`run --rm`), with its start time. */
+    owner?: { pid: number; startTime: number };
   };
 }
 
@@ -110,8 +123,8 @@ export class RecordStore {
     if (name !== undefined) {
       if (!NAME_RE.test(name))
         throw new EngineError(
+          'InvalidArgument',
           `Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`,
-          125,
         );
       try {
         symlinkSync(id, join(this.names, name));
@@ -119,8 +132,8 @@ export class RecordStore {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         const owner = this.nameOwner(name);
         throw new EngineError(
+          'Conflict',
           `Conflict. The container name "/${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`,
-          125,
         );
       }
       return name;
@@ -170,13 +183,28 @@ export class RecordStore {
     }
   }
 
-  /** Applies `change` to the stored record and writes it back. */
+  /**
+   * Applies `change` to the stored record and writes it back, under an exclusive flock of the
+   * container's lock file: the CLI and a watcher process updating one record at once both
+   * keep their change (the record file itself is replaced by rename, so it cannot hold a lock).
+   */
   update(id: string, change: (r: ContainerRecord) => void): ContainerRecord {
-    const r = this.read(id);
-    if (!r) throw new EngineError(`No such container: ${id}`);
-    change(r);
-    this.write(r);
-    return r;
+    let fd: number;
+    try {
+      fd = openSync(join(this.dir(id), 'container.lock'), 'a', 0o600);
+    } catch {
+      throw new EngineError('NotFound', `No such container: ${id}`);
+    }
+    try {
+      flock(fd, LOCK.EX);
+      const r = this.read(id);
+      if (!r) throw new EngineError('NotFound', `No such container: ${id}`);
+      change(r);
+      this.write(r);
+      return r;
+    } finally {
+      closeSync(fd); // drops the lock
+    }
   }
 
   ids(): string[] {
@@ -187,7 +215,7 @@ export class RecordStore {
 
   /** Finds a container by full id, name, or unique id prefix, as Docker does. */
   resolve(ref: string): ContainerRecord {
-    if (!ref) throw new EngineError('No such container: (empty name)');
+    if (!ref) throw new EngineError('NotFound', 'No such container: (empty name)');
     const byName = this.nameOwner(ref.replace(/^\//, ''));
     if (byName) {
       const r = this.read(byName);
@@ -195,13 +223,14 @@ export class RecordStore {
     }
     if (/^[0-9a-f]{1,64}$/.test(ref)) {
       const matches = this.ids().filter((id) => id.startsWith(ref));
-      if (matches.length > 1) throw new EngineError(`Multiple IDs found with provided prefix: ${ref}`);
+      if (matches.length > 1)
+        throw new EngineError('InvalidArgument', `Multiple IDs found with provided prefix: ${ref}`);
       if (matches.length === 1) {
         const r = this.read(matches[0]);
         if (r) return r;
       }
     }
-    throw new EngineError(`No such container: ${ref}`);
+    throw new EngineError('NotFound', `No such container: ${ref}`);
   }
 
   remove(record: ContainerRecord): void {

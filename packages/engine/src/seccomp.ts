@@ -193,7 +193,7 @@ export const MAX_PROFILE_BYTES = 4 << 20;
 export function loadSeccompProfile(file: string, target: SeccompTarget): OciSeccomp | undefined {
   const path = resolve(file);
   const fail = (what: string): never => {
-    throw new EngineError(`seccomp profile ${path}: ${what}`, 125);
+    throw new EngineError('InvalidArgument', `seccomp profile ${path}: ${what}`);
   };
   let text = '';
   try {

@@ -45,7 +45,7 @@ function entries(rootfd: number, file: string): string[][] {
   try {
     content = readFileInRoot(rootfd, file, MAX_ETC_FILE);
   } catch (e) {
-    throw new EngineError(`cannot read the image's ${file}: ${(e as Error).message}`, 125);
+    throw new EngineError('CannotStart', `cannot read the image's ${file}: ${(e as Error).message}`);
   }
   return (content?.toString('utf8') ?? '')
     .split('\n')
@@ -80,19 +80,19 @@ export function resolveUser(user: string, rootfs: string): ResolvedUser {
   }
   const entry = isId(u) ? passwd.find((f) => f[2] === u) : passwd.find((f) => f[0] === u);
   if (!entry && !isId(u))
-    throw new EngineError(`unable to find user ${u}: no matching entries in passwd file`, 125);
+    throw new EngineError('CannotStart', `unable to find user ${u}: no matching entries in passwd file`);
   const uid = Number(entry?.[2] ?? u);
   let gid = Number(entry?.[3] ?? 0);
   if (g !== undefined) {
     const group = isId(g) ? null : groups.find((f) => f[0] === g);
     if (!isId(g) && !group)
-      throw new EngineError(`unable to find group ${g}: no matching entries in group file`, 125);
+      throw new EngineError('CannotStart', `unable to find group ${g}: no matching entries in group file`);
     gid = Number(group?.[2] ?? g);
   }
   if (!Number.isInteger(uid) || !Number.isInteger(gid))
     throw new EngineError(
+      'CannotStart',
       `invalid user ${user}: the image's passwd or group file has a malformed entry`,
-      125,
     );
   const member = entry
     ? groups.filter((f) => (f[3] ?? '').split(',').includes(entry[0])).map((f) => Number(f[2]))
@@ -248,7 +248,7 @@ export function capabilityNames(hostConfig: ContainerRecord['hostConfig']): stri
       try {
         parseCapability(key);
       } catch {
-        throw new EngineError(`unknown capability: "${n}"`, 125);
+        throw new EngineError('InvalidArgument', `unknown capability: "${n}"`);
       }
     }
     return key;
@@ -263,8 +263,8 @@ export function capabilityNames(hostConfig: ContainerRecord['hostConfig']): stri
   for (const c of add) {
     if (c !== 'ALL' && !held.has(c))
       throw new EngineError(
+        'Forbidden',
         `capability ${c} is not available: corral itself does not hold it on this host`,
-        125,
       );
   }
   if (hostConfig.privileged) return all.map((c) => `CAP_${c}`);

@@ -1,68 +1,75 @@
 import { closeSync, writeSync } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import { ReadStream } from 'node:tty';
 import { setWindowSize } from '@corral/sys';
 
 /**
  * The output side of a container's terminal (the pty master) as a stream. The kernel ends a
  * master with EIO once the program and everything holding the slave are gone: that is the
- * end of the stream, not an error.
+ * end of the stream, not an error (any other error ends it too, reported to `onError`).
  */
-export function terminalOutput(master: number): Readable {
+export function terminalOutput(master: number, onError?: (e: Error) => void): Readable {
   const stream = new ReadStream(master);
   stream.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EIO') process.stderr.write(`corral: terminal: ${e.message}\n`);
+    if (e.code !== 'EIO') onError?.(e);
     stream.destroy();
   });
   return stream;
 }
 
+/** A container's terminal as a front-end uses it: what it shows, what is typed, its size. */
+export interface Pty {
+  /** What the program writes to its terminal. */
+  output: Readable;
+  /** Keystrokes for the program (raw bytes: ^C is 0x03, the terminal makes it SIGINT). */
+  input: Writable;
+  resize(cols: number, rows: number): void;
+}
+
 /**
- * Connects this process's terminal to a container's: output to stdout; with `interactive`,
- * keystrokes (raw mode, so ^C reaches the container's foreground job) to the container; the
- * window size follows ours. Returns a function that waits for the output to drain and puts
- * our terminal back.
+ * The pty master of a container as a Pty, and `close`, which waits for the last output to be
+ * read and closes the master.
  */
-export function attachTerminal(master: number, interactive: boolean): () => Promise<void> {
+export function openPty(master: number): { pty: Pty; close(): Promise<void> } {
   const output = terminalOutput(master);
   const drained = new Promise<void>((resolve) => output.on('close', () => resolve()));
-  output.pipe(process.stdout, { end: false });
-  const stdin = process.stdin;
-  const raw = interactive && stdin.isTTY;
-  const onInput = (data: Buffer) => {
-    try {
-      writeSync(master, data);
-    } catch {
-      // the container is gone
-    }
+  const input = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      try {
+        writeSync(master, chunk);
+      } catch {
+        // the container is gone
+      }
+      done();
+    },
+  });
+  const pty: Pty = {
+    output,
+    input,
+    resize(cols, rows) {
+      try {
+        setWindowSize(master, rows, cols);
+      } catch {
+        // the terminal is gone
+      }
+    },
   };
-  if (interactive) {
-    if (raw) stdin.setRawMode(true);
-    stdin.on('data', onInput);
-    stdin.resume();
-  }
-  const resize = () => {
-    if (process.stdout.isTTY) setWindowSize(master, process.stdout.rows, process.stdout.columns);
-  };
-  process.stdout.on('resize', resize);
-  return async () => {
-    // What the program wrote last is still in the master: read it before closing. The
-    // timeout is for a slave that something in the background keeps open; it gives way to
-    // I/O already waiting (setImmediate runs after the poll phase), since a process that
-    // was not scheduled for 2 s (a loaded machine) sees its timer before its last reads.
-    const timeout = new Promise((r) => setTimeout(() => setImmediate(r), 2000));
-    await Promise.race([drained, timeout]);
-    process.stdout.off('resize', resize);
-    if (interactive) {
-      stdin.off('data', onInput);
-      if (raw) stdin.setRawMode(false);
-      stdin.pause();
-    }
-    output.destroy();
-    try {
-      closeSync(master);
-    } catch {
-      // the stream closed it
-    }
+  return {
+    pty,
+    async close() {
+      // What the program wrote last is still in the master: read it before closing. The
+      // timeout is for a slave that something in the background keeps open; it gives way to
+      // I/O already waiting (setImmediate runs after the poll phase), since a process that
+      // was not scheduled for 2 s (a loaded machine) sees its timer before its last reads.
+      const timeout = new Promise((r) => setTimeout(() => setImmediate(r), 2000));
+      await Promise.race([drained, timeout]);
+      input.destroy();
+      output.destroy();
+      try {
+        closeSync(master);
+      } catch {
+        // the stream closed it
+      }
+    },
   };
 }

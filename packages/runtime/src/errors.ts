@@ -1,9 +1,21 @@
-/** A runtime failure with the exit code a CLI should use (125, or 126/127 for the program). */
-export class RuntimeError extends Error {
+import { CorralError, type ErrorKind } from '@corral/sys';
+
+/**
+ * A runtime failure with the exit code a runtime CLI uses (runc's: 125, 126/127 for the
+ * program, 1 for a container in the wrong state); its kind says the same to a library user.
+ */
+export class RuntimeError extends CorralError {
   readonly exitCode: number;
   constructor(message: string, exitCode = 125) {
-    super(message);
+    super(kindOfExit(exitCode), message);
     this.name = 'RuntimeError';
     this.exitCode = exitCode;
   }
+}
+
+function kindOfExit(code: number): ErrorKind {
+  if (code === 126) return 'NotExecutable';
+  if (code === 127) return 'CommandNotFound';
+  if (code === 1) return 'Conflict';
+  return 'CannotStart';
 }

@@ -43,3 +43,29 @@ export class SyscallError extends Error {
 export function isErrno(e: unknown, ...codes: string[]): e is SyscallError {
   return e instanceof SyscallError && codes.includes(e.code);
 }
+
+/**
+ * What went wrong, as the front-ends need it: the CLI maps a kind to Docker's exit codes and
+ * the daemon to Docker's HTTP statuses. `CannotStart` is a failure before the container's
+ * program ran (Docker's 125), `NotExecutable` and `CommandNotFound` the program's own 126/127.
+ */
+export type ErrorKind =
+  | 'NotFound'
+  | 'Conflict'
+  | 'InvalidArgument'
+  | 'NotModified'
+  | 'Forbidden'
+  | 'Unavailable'
+  | 'CannotStart'
+  | 'NotExecutable'
+  | 'CommandNotFound';
+
+/** The one base of the errors corral's libraries throw on purpose (engine, runtime). */
+export class CorralError extends Error {
+  readonly kind: ErrorKind;
+  constructor(kind: ErrorKind, message: string) {
+    super(message);
+    this.name = 'CorralError';
+    this.kind = kind;
+  }
+}

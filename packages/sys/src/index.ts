@@ -3,7 +3,8 @@ export * from './calls.js';
 export * from './caps.js';
 export * from './constants.js';
 export { DirFd } from './dir.js';
-export { errnoName, errnoValue, isErrno, SyscallError } from './errors.js';
+export { CorralError, type ErrorKind, errnoName, errnoValue, isErrno, SyscallError } from './errors.js';
+export * from './fuse.js';
 export {
   fdPath,
   type InRootOptions,
@@ -13,12 +14,11 @@ export {
   readFileInRoot,
   walkInRoot,
 } from './in-root.js';
-export { isMountPoint, type MountInfo, procStartTime, readMountInfo } from './proc.js';
-export * from './seccomp.js';
-export { parseSignal, signalName } from './signals.js';
-export { cloexecFrom, type SpawnProgramOptions, spawnProgram } from './spawn.js';
 export { joinSessionKeyring } from './keyring.js';
 export { PERSONALITY, personality } from './personality.js';
-export { connectUnix, sendFd, sendFdTo } from './socket.js';
-export * from './fuse.js';
+export { isMountPoint, type MountInfo, procStartTime, readMountInfo } from './proc.js';
 export * from './rawfs.js';
+export * from './seccomp.js';
+export { parseSignal, signalName } from './signals.js';
+export { connectUnix, sendFd, sendFdTo } from './socket.js';
+export { cloexecFrom, type SpawnProgramOptions, spawnProgram } from './spawn.js';

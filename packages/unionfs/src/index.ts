@@ -11,6 +11,7 @@ export {
   OverlayUnionFs,
 } from './overlay/index.js';
 export { getUnionFs, registerUnionFs, unionFsBackends } from './registry.js';
+export { type MountSpec, mountAll, Snapshotter, type SnapshotUsage } from './snapshotter.js';
 export type {
   BackendName,
   UnionFs,

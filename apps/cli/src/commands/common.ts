@@ -1,8 +1,9 @@
-import { Engine } from '@corral/engine';
+import { Engine, type RegistrySettings } from '@corral/engine';
 import { type Context, type ParsedArgs, UsageError } from '../args.js';
 
-/** The engine on the data root the command line chose. */
-export const engine = (ctx: Context) => new Engine({ root: ctx.root });
+/** The engine on the data root the command line chose (what interrupted runs left reclaimed). */
+export const engine = (ctx: Context, registry?: RegistrySettings) =>
+  Engine.open({ root: ctx.root, registry });
 
 export const str = (a: ParsedArgs, k: string) => a.flags[k] as string | undefined;
 export const list = (a: ParsedArgs, k: string) => (a.flags[k] as string[] | undefined) ?? [];

@@ -1,34 +1,20 @@
-import { resolve } from 'node:path';
+import { constants } from 'node:os';
 import { parseBytes, parseCpus, parseMemorySwap } from '@corral/cgroups';
-import { type CreateContainerOptions, EngineError, type Resources, shortId } from '@corral/engine';
+import {
+  type CreateContainerOptions,
+  EngineError,
+  type ProcessHandle,
+  type Resources,
+  shortId,
+} from '@corral/engine';
 import { formatTree } from '@corral/pidns';
 import { formatChanges } from '@corral/unionfs';
 import { type Command, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
+import { bindHandle, consoleSize, onSignals } from '../attach.js';
 import { takeParkedInit } from '../early.js';
 import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
 import { createFlags, processFlags } from './run-flags.js';
-
-/**
- * --security-opt values corral knows (`seccomp=unconfined|builtin|FILE`, `no-new-privileges`);
- * anything else is a usage error, not silently ignored. A profile file is read by the engine.
- */
-function securityOptions(opts: string[]): Pick<CreateContainerOptions, 'seccomp' | 'noNewPrivileges'> {
-  const out: Pick<CreateContainerOptions, 'seccomp' | 'noNewPrivileges'> = {};
-  for (const o of opts) {
-    const seccomp = /^seccomp[=:](.*)$/s.exec(o)?.[1];
-    if (seccomp === 'unconfined') out.seccomp = 'unconfined';
-    else if (seccomp === 'builtin') out.seccomp = 'default';
-    else if (seccomp) out.seccomp = { file: resolve(seccomp) };
-    else if (o === 'no-new-privileges' || o === 'no-new-privileges=true' || o === 'no-new-privileges:true')
-      out.noNewPrivileges = true;
-    else
-      throw new UsageError(
-        `unsupported --security-opt ${o}: seccomp=unconfined|builtin|FILE or no-new-privileges`,
-      );
-  }
-  return out;
-}
 
 /** The limit flags, checked and converted to Docker's units (bytes, microseconds, nano-CPUs). */
 function resources(a: ParsedArgs): Resources {
@@ -67,8 +53,6 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
     throw new UsageError('"run" requires at least 1 argument: an image, or --rootfs DIR');
   const cmd = rest;
   if (rootfs && !cmd.length) throw new UsageError('no command given: corral run --rootfs DIR CMD...');
-  for (const e of list(a, 'env'))
-    if (!e.includes('=')) throw new UsageError(`invalid environment variable ${e}: use K=V`);
   return {
     image,
     rootfs,
@@ -84,7 +68,7 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
     privileged: bool(a, 'privileged'),
     capAdd: list(a, 'cap-add'),
     capDrop: list(a, 'cap-drop'),
-    ...securityOptions(list(a, 'security-opt')),
+    securityOpt: list(a, 'security-opt'),
     autoRemove: bool(a, 'rm'),
     readonlyRootfs: bool(a, 'read-only'),
     storageDriver: str(a, 'storage-driver'),
@@ -94,21 +78,42 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
   };
 }
 
+const osSignals = constants.signals as Record<string, number>;
+
 export const run: Command = {
   name: 'run',
   usage: 'run [OPTIONS] IMAGE|--rootfs DIR [COMMAND] [ARG...]',
   description: 'Create and run a new container',
   flags: createFlags,
   stopAtPositional: true,
+  failureCode: 125,
   async run(a, ctx) {
-    const e = engine(ctx);
-    const r = await e.create(createOptions(a));
+    const e = await engine(ctx);
+    const options = createOptions(a);
     if (bool(a, 'detach')) {
-      await e.startDetached(r.id);
+      const r = await e.create(options);
+      await e.start(r.id);
       console.log(r.id);
       return 0;
     }
-    return e.runAttached(r.id, { interactive: bool(a, 'interactive'), init: takeParkedInit() });
+    // A signal before the program runs undoes what the run made; after, it goes to the program.
+    const interrupted = new AbortController();
+    let handle: ProcessHandle | null = null;
+    const stop = onSignals((sig) => (handle ? handle.signal(sig) : interrupted.abort(sig)));
+    const interactive = bool(a, 'interactive');
+    try {
+      handle = await e.run(
+        options,
+        { stdin: interactive ? 0 : 'ignore', stdout: 1, stderr: 2, consoleSize: consoleSize() },
+        { init: takeParkedInit(), abort: interrupted.signal },
+      );
+    } catch (err) {
+      if (!interrupted.signal.aborted) throw err;
+      return 128 + (osSignals[interrupted.signal.reason as NodeJS.Signals] ?? 15);
+    } finally {
+      stop();
+    }
+    return bindHandle(handle, interactive);
   },
 };
 
@@ -118,8 +123,9 @@ export const create: Command = {
   description: 'Create a new container without starting it',
   flags: createFlags.filter((f) => f.name !== 'detach' && f.name !== 'interactive'),
   stopAtPositional: true,
+  failureCode: 125,
   async run(a, ctx) {
-    console.log((await engine(ctx).create(createOptions(a))).id);
+    console.log((await (await engine(ctx)).create(createOptions(a))).id);
     return 0;
   },
 };
@@ -140,7 +146,7 @@ export const ps: Command = {
     { name: 'format', type: 'string', value: 'json', description: 'Print as JSON lines' },
   ],
   async run(a, ctx) {
-    const rows = engine(ctx).list({ all: bool(a, 'all') });
+    const rows = (await engine(ctx)).list({ all: bool(a, 'all') });
     const full = bool(a, 'no-trunc');
     if (bool(a, 'quiet')) {
       for (const r of rows) console.log(full ? r.id : shortId(r.id));
@@ -170,9 +176,9 @@ export const top: Command = {
   usage: 'top CONTAINER',
   description: "Show a container's processes: host PID, (PID inside), command",
   flags: [],
+  args: { min: 1, max: 1 },
   async run(a, ctx) {
-    if (a.positionals.length !== 1) throw new UsageError('"top" requires exactly 1 argument');
-    console.log(formatTree(engine(ctx).top(a.positionals[0])));
+    console.log(formatTree((await engine(ctx)).top(a.positionals[0])));
     return 0;
   },
 };
@@ -182,12 +188,13 @@ export const rm: Command = {
   usage: 'rm [OPTIONS] CONTAINER [CONTAINER...]',
   description: 'Remove containers and their writable layers',
   flags: [{ name: 'force', short: 'f', type: 'boolean', description: 'Kill and remove a running container' }],
+  args: { min: 1 },
   async run(a, ctx) {
-    if (!a.positionals.length) throw new UsageError('"rm" requires at least 1 argument');
+    const e = await engine(ctx);
     let code = 0;
     for (const ref of a.positionals) {
       try {
-        await engine(ctx).remove(ref, { force: bool(a, 'force') });
+        await e.remove(ref, { force: bool(a, 'force') });
         console.log(ref);
       } catch (err) {
         console.error(`Error response from daemon: ${(err as Error).message}`);
@@ -212,11 +219,14 @@ export const logs: Command = {
     { name: 'tail', short: 'n', type: 'string', description: 'Number of lines from the end (default all)' },
     { name: 'timestamps', short: 't', type: 'boolean', description: 'Show timestamps' },
   ],
+  args: { min: 1, max: 1 },
   async run(a, ctx) {
-    if (a.positionals.length !== 1) throw new UsageError('"logs" requires exactly 1 argument');
     const tailFlag = str(a, 'tail');
     const tail = tailFlag === undefined || tailFlag === 'all' ? undefined : int(a, 'tail');
-    for await (const entry of engine(ctx).logs(a.positionals[0], { follow: bool(a, 'follow'), tail })) {
+    for await (const entry of (await engine(ctx)).logs(a.positionals[0], {
+      follow: bool(a, 'follow'),
+      tail,
+    })) {
       const out = entry.stream === 'stderr' ? process.stderr : process.stdout;
       out.write(bool(a, 'timestamps') ? `${entry.time} ${entry.log}` : entry.log);
     }
@@ -230,9 +240,9 @@ export const diff: Command = {
   description:
     "Inspect changes to files or directories on a container's filesystem (A added, C changed, D deleted)",
   flags: [],
+  args: { min: 1, max: 1 },
   async run(a, ctx) {
-    if (a.positionals.length !== 1) throw new UsageError('"diff" requires exactly 1 argument');
-    const out = formatChanges(engine(ctx).diff(a.positionals[0]));
+    const out = formatChanges((await engine(ctx)).diff(a.positionals[0]));
     if (out) console.log(out);
     return 0;
   },
@@ -243,9 +253,9 @@ export const inspect: Command = {
   usage: 'inspect CONTAINER [CONTAINER...]',
   description: 'Show low-level information on containers or images as JSON',
   flags: [],
+  args: { min: 1 },
   async run(a, ctx) {
-    if (!a.positionals.length) throw new UsageError('"inspect" requires at least 1 argument');
-    const e = engine(ctx);
+    const e = await engine(ctx);
     // Like docker: a container by that name or id, else an image.
     const out: unknown[] = [];
     for (const ref of a.positionals) {
@@ -254,10 +264,9 @@ export const inspect: Command = {
       } catch (err) {
         if (!(err instanceof EngineError)) throw err;
         try {
-          await e.ensureEmbeddedImages([ref]);
           out.push(await e.images.inspect(ref));
         } catch {
-          throw new EngineError(`No such object: ${ref}`);
+          throw new EngineError('NotFound', `No such object: ${ref}`);
         }
       }
     }
@@ -275,21 +284,24 @@ export const exec: Command = {
     ...processFlags,
   ],
   stopAtPositional: true,
+  args: { min: 2 },
   async run(a, ctx) {
     const [ref, ...cmd] = a.positionals;
-    if (!ref || !cmd.length)
-      throw new UsageError('"exec" requires at least 2 arguments: a container and a command');
-    for (const e of list(a, 'env'))
-      if (!e.includes('=')) throw new UsageError(`invalid environment variable ${e}: use K=V`);
-    return engine(ctx).exec(ref, {
-      cmd,
-      env: list(a, 'env'),
-      workdir: str(a, 'workdir'),
-      user: str(a, 'user'),
-      tty: bool(a, 'tty'),
-      interactive: bool(a, 'interactive'),
-      detach: bool(a, 'detach'),
-    });
+    const interactive = bool(a, 'interactive');
+    const detach = bool(a, 'detach');
+    const handle = await (await engine(ctx)).exec(
+      ref,
+      {
+        cmd,
+        env: list(a, 'env'),
+        workdir: str(a, 'workdir'),
+        user: str(a, 'user'),
+        tty: bool(a, 'tty'),
+        detach,
+      },
+      { stdin: interactive ? 0 : 'ignore', stdout: 1, stderr: 2, consoleSize: consoleSize() },
+    );
+    return detach ? handle.wait() : bindHandle(handle, interactive);
   },
 };
 
@@ -298,7 +310,7 @@ function eachContainer(
   name: string,
   description: string,
   /** Does the work; what it returns is printed, else the container reference (Docker's way). */
-  act: (e: ReturnType<typeof engine>, ref: string, a: ParsedArgs) => Promise<string | undefined>,
+  act: (e: Awaited<ReturnType<typeof engine>>, ref: string, a: ParsedArgs) => Promise<string | undefined>,
   flags: FlagSpec[] = [],
 ): Command {
   return {
@@ -306,9 +318,9 @@ function eachContainer(
     usage: `${name}${flags.length ? ' [OPTIONS]' : ''} CONTAINER [CONTAINER...]`,
     description,
     flags,
+    args: { min: 1 },
     async run(a, ctx) {
-      if (!a.positionals.length) throw new UsageError(`"${name}" requires at least 1 argument`);
-      const e = engine(ctx);
+      const e = await engine(ctx);
       for (const ref of a.positionals) console.log((await act(e, ref, a)) ?? ref);
       return 0;
     },
@@ -327,7 +339,7 @@ export const start = eachContainer(
   'start',
   'Start one or more stopped containers in the background',
   async (e, ref) => {
-    await e.startDetached(ref);
+    await e.start(ref);
     return undefined;
   },
 );
@@ -386,9 +398,11 @@ export const rename: Command = {
   usage: 'rename CONTAINER NEW_NAME',
   description: 'Rename a container',
   flags: [],
+  args: { min: 2, max: 2 },
+  // A taken or invalid name fails as at create (Docker's 125 here is corral's choice too).
+  exitCodes: { Conflict: 125, InvalidArgument: 125 },
   async run(a, ctx) {
-    if (a.positionals.length !== 2) throw new UsageError('"rename" requires exactly 2 arguments');
-    engine(ctx).rename(a.positionals[0], a.positionals[1]);
+    (await engine(ctx)).rename(a.positionals[0], a.positionals[1]);
     return 0;
   },
 };

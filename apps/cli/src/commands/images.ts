@@ -1,42 +1,12 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { EngineError } from '@corral/engine';
-import {
-  createProgressRenderer,
-  familiarName,
-  formatBytes,
-  ImageError,
-  importRootfs,
-  isRegistryError,
-  loadArchive,
-  type ProgressEvent,
-  pullToStore,
-  pushFromStore,
-  RegistryClient,
-  saveArchive,
-} from '@corral/image';
+import { createProgressRenderer, familiarName, formatBytes, type ProgressEvent } from '@corral/engine';
 import type { Command, Context, ParsedArgs } from '../args.js';
 import { UsageError } from '../args.js';
 import { ago, table } from '../format.js';
 import { engine, list, str } from './common.js';
 
 const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
-
-/** Image errors are the user's (a bad archive, an unknown image): exit 1 with the message. */
-async function imageOp<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (isRegistryError(e, 'UNAUTHORIZED', 'DENIED') && e.host) {
-      // The library says which registry to log in to; the command to do it is the CLI's.
-      throw new EngineError(`${e.message} (\`corral login ${e.host}\`)`, 1);
-    }
-    if (e instanceof ImageError || isRegistryError(e)) {
-      throw new EngineError((e as Error).message, 1);
-    }
-    throw e;
-  }
-}
 
 /** Where an archive goes: `-o FILE`, or stdout unless that is a terminal. */
 function archiveOutput(a: ParsedArgs): Writable {
@@ -47,26 +17,19 @@ function archiveOutput(a: ParsedArgs): Writable {
   return file ? createWriteStream(file) : process.stdout;
 }
 
-/** The engine, with the embedded images among `refs` made if this data root never used them. */
-async function engineWithImages(ctx: Context, refs: readonly string[]) {
-  const e = engine(ctx);
-  await e.ensureEmbeddedImages(refs);
-  return e;
-}
-
 /** Runs a pull or push with a progress display on stderr (bars on a terminal, lines otherwise). */
 async function withProgress<T>(fn: (onProgress: (event: ProgressEvent) => void) => Promise<T>): Promise<T> {
   const progress = createProgressRenderer(process.stderr);
   try {
-    return await imageOp(() => fn((event) => progress.update(event)));
+    return await fn((event) => progress.update(event));
   } finally {
     progress.finish();
   }
 }
 
-function client(a: ParsedArgs): RegistryClient {
-  return new RegistryClient({ insecureRegistries: list(a, 'insecure-registry') });
-}
+/** The engine with the registry settings of the command line. */
+const withRegistry = (ctx: Context, a: ParsedArgs) =>
+  engine(ctx, { insecureRegistries: list(a, 'insecure-registry') });
 
 const insecureFlag = {
   name: 'insecure-registry',
@@ -84,7 +47,7 @@ export const images: Command = {
     { name: 'format', type: 'string', value: 'json', description: 'Print JSON lines' },
   ],
   async run(a, ctx) {
-    const rows = engine(ctx).images.list();
+    const rows = (await engine(ctx)).images.list();
     if (a.flags.quiet) {
       for (const r of rows) console.log(short(r.id));
     } else if (str(a, 'format') === 'json') {
@@ -118,12 +81,11 @@ export const load: Command = {
     { name: 'input', short: 'i', type: 'string', value: 'FILE', description: 'Read from a tar archive file' },
   ],
   async run(a, ctx) {
-    const e = engine(ctx);
-    const result = await imageOp(() => loadArchive(e.images, str(a, 'input') ?? process.stdin));
+    const e = await engine(ctx);
+    const result = await e.images.load(str(a, 'input') ?? process.stdin);
     for (const img of result.images) {
-      const names = (img as { names?: string[] }).names ?? [];
-      if (names.length) for (const n of names) console.log(`Loaded image: ${familiarName(n)}`);
-      else console.log(`Loaded image ID: ${(img as { id: string }).id}`);
+      if (img.names.length) for (const n of img.names) console.log(`Loaded image: ${familiarName(n)}`);
+      else console.log(`Loaded image ID: ${img.id}`);
     }
     return 0;
   },
@@ -134,11 +96,10 @@ export const save: Command = {
   usage: 'save [OPTIONS] IMAGE [IMAGE...]',
   description: 'Save images to a tar archive that docker load, podman and skopeo read (stdout by default)',
   flags: [{ name: 'output', short: 'o', type: 'string', value: 'FILE', description: 'Write to a file' }],
+  args: { min: 1 },
   async run(a, ctx) {
-    if (!a.positionals.length) throw new UsageError('"save" requires at least 1 argument');
     const out = archiveOutput(a);
-    const e = await engineWithImages(ctx, a.positionals);
-    await imageOp(() => saveArchive(e.images, a.positionals, out));
+    await (await engine(ctx)).images.save(a.positionals, out);
     return 0;
   },
 };
@@ -148,12 +109,12 @@ export const importCmd: Command = {
   usage: 'import FILE|- [REPOSITORY[:TAG]]',
   description: 'Import a root filesystem tarball as a one-layer image',
   flags: [],
+  args: { min: 1, max: 2 },
   async run(a, ctx) {
     const [file, name] = a.positionals;
-    if (!file) throw new UsageError('"import" requires a tarball');
-    const e = engine(ctx);
+    const e = await engine(ctx);
     const source = file === '-' ? process.stdin : createReadStream(file);
-    const rec = await imageOp(() => importRootfs(e.images, source, { names: name ? [name] : [] }));
+    const rec = await e.images.import(source, { names: name ? [name] : [] });
     console.log(rec.id);
     return 0;
   },
@@ -164,9 +125,9 @@ export const exportCmd: Command = {
   usage: 'export [OPTIONS] CONTAINER',
   description: "Export a container's filesystem as a tar archive (stdout by default)",
   flags: [{ name: 'output', short: 'o', type: 'string', value: 'FILE', description: 'Write to a file' }],
+  args: { min: 1, max: 1 },
   async run(a, ctx) {
-    if (a.positionals.length !== 1) throw new UsageError('"export" requires exactly 1 argument');
-    await engine(ctx).exportContainer(a.positionals[0], archiveOutput(a));
+    await (await engine(ctx)).exportContainer(a.positionals[0], archiveOutput(a));
     return 0;
   },
 };
@@ -185,17 +146,15 @@ export const commitCmd: Command = {
       description: 'Pause the container during commit (default true; --pause=false to not)',
     },
   ],
+  args: { min: 1, max: 2 },
   async run(a, ctx) {
     const [ref, name] = a.positionals;
-    if (!ref) throw new UsageError('"commit" requires a container');
-    const rec = await imageOp(() =>
-      engine(ctx).commitContainer(ref, {
-        name,
-        author: str(a, 'author'),
-        message: str(a, 'message'),
-        pause: a.flags.pause !== false,
-      }),
-    );
+    const rec = await (await engine(ctx)).commitContainer(ref, {
+      name,
+      author: str(a, 'author'),
+      message: str(a, 'message'),
+      pause: a.flags.pause !== false,
+    });
     console.log(rec.id);
     return 0;
   },
@@ -206,15 +165,13 @@ export const rmi: Command = {
   usage: 'rmi [OPTIONS] IMAGE [IMAGE...]',
   description: 'Remove images (refused while a container uses one, unless -f)',
   flags: [{ name: 'force', short: 'f', type: 'boolean', description: 'Remove even if a container uses it' }],
+  args: { min: 1 },
   async run(a, ctx) {
-    if (!a.positionals.length) throw new UsageError('"rmi" requires at least 1 argument');
-    const e = engine(ctx);
+    const e = await engine(ctx);
     let code = 0;
     for (const ref of a.positionals) {
       try {
-        const r = await imageOp(() =>
-          e.images.remove(ref, { force: a.flags.force === true, isInUse: (id) => e.imageInUse(id) }),
-        );
+        const r = await e.images.remove(ref, { force: a.flags.force === true });
         for (const u of r.untagged) console.log(`Untagged: ${u}`);
         for (const d of r.deleted) console.log(`Deleted: ${d}`);
       } catch (err) {
@@ -231,10 +188,9 @@ export const tag: Command = {
   usage: 'tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]',
   description: 'Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE',
   flags: [],
+  args: { min: 2, max: 2 },
   async run(a, ctx) {
-    if (a.positionals.length !== 2) throw new UsageError('"tag" requires exactly 2 arguments');
-    const e = await engineWithImages(ctx, [a.positionals[0]]);
-    await imageOp(() => e.images.tag(a.positionals[0], a.positionals[1]));
+    await (await engine(ctx)).images.tag(a.positionals[0], a.positionals[1]);
     return 0;
   },
 };
@@ -244,10 +200,9 @@ export const history: Command = {
   usage: 'history IMAGE',
   description: 'Show the history of an image',
   flags: [],
+  args: { min: 1, max: 1 },
   async run(a, ctx) {
-    if (a.positionals.length !== 1) throw new UsageError('"history" requires exactly 1 argument');
-    const e = await engineWithImages(ctx, a.positionals);
-    const rows = await imageOp(() => e.images.history(a.positionals[0]));
+    const rows = await (await engine(ctx)).images.history(a.positionals[0]);
     console.log(
       table(
         ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
@@ -286,14 +241,14 @@ export const pull: Command = {
     },
     insecureFlag,
   ],
+  args: { min: 1, max: 1 },
   async run(a, ctx) {
-    if (a.positionals.length !== 1) throw new UsageError('"pull" requires exactly 1 argument');
-    const e = engine(ctx);
-    const { record } = await withProgress((onProgress) =>
-      pullToStore(client(a), e.images, a.positionals[0], { platform: str(a, 'platform'), onProgress }),
+    const e = await withRegistry(ctx, a);
+    const { digest } = await withProgress((onProgress) =>
+      e.images.pull(a.positionals[0], { platform: str(a, 'platform'), onProgress }),
     );
     // Like docker: the digest of what the name points at (the index for multi-platform images).
-    console.log(`Digest: ${record.indexDigest ?? record.manifestDigest}`);
+    console.log(`Digest: ${digest}`);
     return 0;
   },
 };
@@ -303,12 +258,10 @@ export const push: Command = {
   usage: 'push [OPTIONS] NAME[:TAG]',
   description: 'Upload an image to a registry',
   flags: [insecureFlag],
+  args: { min: 1, max: 1 },
   async run(a, ctx) {
-    if (a.positionals.length !== 1) throw new UsageError('"push" requires exactly 1 argument');
-    const e = await engineWithImages(ctx, a.positionals);
-    const result = await withProgress((onProgress) =>
-      pushFromStore(client(a), e.images, a.positionals[0], a.positionals[0], { onProgress }),
-    );
+    const e = await withRegistry(ctx, a);
+    const result = await withProgress((onProgress) => e.images.push(a.positionals[0], { onProgress }));
     console.log(`Digest: ${result.digest}`);
     return 0;
   },
@@ -324,9 +277,9 @@ export const login: Command = {
     { name: 'password-stdin', type: 'boolean', description: 'Take the password from stdin' },
     insecureFlag,
   ],
+  args: { min: 1, max: 1 },
   async run(a, ctx) {
     const [server] = a.positionals;
-    if (!server) throw new UsageError('"login" requires a server');
     const user = str(a, 'username');
     let password = str(a, 'password');
     if (a.flags['password-stdin']) {
@@ -338,8 +291,7 @@ export const login: Command = {
     }
     if (!user || password === undefined)
       throw new UsageError('give -u USER and -p PASSWORD (or --password-stdin)');
-    void ctx;
-    await imageOp(() => client(a).login(server, user, password!));
+    await (await withRegistry(ctx, a)).images.login(server, user, password);
     console.log('Login Succeeded');
     return 0;
   },
@@ -352,10 +304,7 @@ export const image: Command = {
   flags: [{ name: 'all', short: 'a', type: 'boolean', description: 'Remove all images without a container' }],
   async run(a, ctx) {
     if (a.positionals[0] !== 'prune') throw new UsageError('usage: corral image prune [-a]');
-    const e = engine(ctx);
-    const r = await imageOp(() =>
-      e.images.prune({ all: a.flags.all === true, isInUse: (id) => e.imageInUse(id) }),
-    );
+    const r = await (await engine(ctx)).images.prune({ all: a.flags.all === true });
     for (const d of r.deletedImages) console.log(`deleted: ${d}`);
     console.log(`Total reclaimed space: ${formatBytes(r.reclaimedBytes)}`);
     return 0;

@@ -1,7 +1,8 @@
-import { type CgroupStats, cpuPercent, memoryPercent, memoryUsed } from '@corral/cgroups';
-import { Engine, EngineError, shortId } from '@corral/engine';
-import type { Command } from '../args.js';
+import { cpuPercent, memoryPercent, memoryUsed } from '@corral/cgroups';
+import { type StatsSample, shortId } from '@corral/engine';
+import { type Command, UsageError } from '../args.js';
 import { table } from '../format.js';
+import { engine } from './common.js';
 
 /** Docker's memory units: binary (KiB, MiB, GiB). */
 export function binaryBytes(n: number): string {
@@ -25,24 +26,17 @@ export function decimalBytes(n: number): string {
   return `${i ? n.toFixed(3).replace(/\.?0+$/, '') : n}${units[i]}`;
 }
 
-interface Sample {
-  id: string;
-  name: string;
-  prev: CgroupStats;
-  cur: CgroupStats;
-}
-
-function row(s: Sample) {
-  const cpu = cpuPercent(s.prev, s.cur);
+function row(s: StatsSample) {
+  const cpu = cpuPercent(s.precpu, s.stats);
   return {
     ID: shortId(s.id),
     Name: s.name,
     CPUPerc: `${cpu.toFixed(2)}%`,
-    MemUsage: `${binaryBytes(memoryUsed(s.cur))} / ${binaryBytes(s.cur.memory.limit)}`,
-    MemPerc: `${memoryPercent(s.cur).toFixed(2)}%`,
-    BlockIO: `${decimalBytes(s.cur.blkio.read)} / ${decimalBytes(s.cur.blkio.write)}`,
-    PIDs: String(s.cur.pids.current),
-    OOMKills: s.cur.memory.oomKills,
+    MemUsage: `${binaryBytes(memoryUsed(s.stats))} / ${binaryBytes(s.stats.memory.limit)}`,
+    MemPerc: `${memoryPercent(s.stats).toFixed(2)}%`,
+    BlockIO: `${decimalBytes(s.stats.blkio.read)} / ${decimalBytes(s.stats.blkio.write)}`,
+    PIDs: String(s.stats.pids.current),
+    OOMKills: s.stats.memory.oomKills,
   };
 }
 
@@ -55,30 +49,10 @@ export const stats: Command = {
     { name: 'format', type: 'string', value: 'json', description: 'Print JSON lines instead of a table' },
   ],
   async run(a, ctx) {
-    const engine = new Engine({ root: ctx.root });
-    const named = a.positionals.length > 0;
-    const refs = () => (named ? a.positionals : engine.list().map((c) => c.id));
     const json = a.flags.format === 'json';
     if (a.flags.format !== undefined && !json)
-      throw new EngineError(`unsupported format ${a.flags.format}: json`);
-    const previous = new Map<string, CgroupStats>();
-    const sample = (): Sample[] => {
-      const out: Sample[] = [];
-      for (const ref of refs()) {
-        let got: ReturnType<Engine['stats']>;
-        try {
-          got = engine.stats(ref);
-        } catch (e) {
-          if (named) throw e; // a container asked for by name must exist and run
-          continue; // it ended between the listing and the read
-        }
-        const prev = previous.get(got.record.id) ?? got.stats;
-        previous.set(got.record.id, got.stats);
-        out.push({ id: got.record.id, name: got.record.name, prev, cur: got.stats });
-      }
-      return out;
-    };
-    const print = (samples: Sample[]) => {
+      throw new UsageError(`unsupported format ${a.flags.format}: json`);
+    const print = (samples: StatsSample[]) => {
       const rows = samples.map(row);
       if (json) {
         for (const r of rows) console.log(JSON.stringify(r));
@@ -91,19 +65,12 @@ export const stats: Command = {
         ),
       );
     };
-    // CPU % needs two samples: take one, wait, then show the second against it.
-    sample();
-    await new Promise((r) => setTimeout(r, 500));
-    if (a.flags['no-stream']) {
-      print(sample());
-      return 0;
+    const once = a.flags['no-stream'] === true;
+    // CPU % needs two samples: the engine takes one, waits, then gives the next against it.
+    for await (const round of (await engine(ctx)).statsStream({ refs: a.positionals, once })) {
+      if (!once && !json && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+      print(round);
     }
-    for (;;) {
-      const samples = sample();
-      if (!json && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
-      print(samples);
-      if (named && samples.length === 0) return 0;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+    return 0;
   },
 };

@@ -1,0 +1,69 @@
+import { join, resolve } from 'node:path';
+import { ImageStore, privateDir } from '@corral/image';
+import { Runtime } from '@corral/runtime';
+import { Snapshotter } from '@corral/unionfs';
+import { EventLog } from './events.js';
+import { RecordStore } from './records.js';
+
+/** The data root: `--root`, then CORRAL_ROOT, then /var/lib/corral (like Docker's data-root). */
+export function defaultRoot(): string {
+  return process.env.CORRAL_ROOT || '/var/lib/corral';
+}
+
+/** Registry settings, engine configuration as in dockerd's daemon.json. */
+export interface RegistrySettings {
+  /** Registries (`host` or `host:port`) reached over plain HTTP (loopback ones always are). */
+  insecureRegistries?: string[];
+  /** Docker-style config.json with credentials (default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`). */
+  credentialsFile?: string;
+}
+
+export interface EngineOptions {
+  root?: string;
+  registry?: RegistrySettings;
+}
+
+/**
+ * What the engine's parts share inside one process: the stores and the runtime. Not exported
+ * from the package: front-ends see only the Engine's methods.
+ */
+export class EngineContext {
+  readonly root: string;
+  readonly records: RecordStore;
+  readonly runtime: Runtime;
+  readonly store: ImageStore;
+  readonly events: EventLog;
+  readonly registry: RegistrySettings;
+  /** Containers whose root this process is unmounting on purpose (not a storage failure). */
+  readonly releasing = new Set<string>();
+
+  constructor(options: EngineOptions = {}) {
+    this.root = resolve(options.root ?? defaultRoot());
+    // The root and every state folder in it are 0700, also in a root an older version made
+    // 0711/0755: no container needs to walk them, and other users must not (see the image
+    // package's state-dir.ts for why nothing needs more).
+    privateDir(this.root);
+    this.records = new RecordStore(this.root);
+    this.store = new ImageStore(join(this.root, 'image'));
+    privateDir(join(this.root, 'runtime'));
+    this.runtime = new Runtime({ root: join(this.root, 'runtime') });
+    this.events = new EventLog(this.root);
+    this.registry = options.registry ?? {};
+  }
+
+  logPath(id: string): string {
+    return join(this.records.dir(id), `${id}-json.log`);
+  }
+
+  /**
+   * The snapshots of containers made with a storage driver: each container's folder holds its
+   * writable layer (upper/, work/); the image store keeps the read-only layers.
+   */
+  snapshots(driver: string): Snapshotter {
+    return new Snapshotter((id) => this.records.dir(id), driver);
+  }
+
+  rootfs(id: string): string {
+    return join(this.records.dir(id), 'rootfs');
+  }
+}

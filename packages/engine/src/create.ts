@@ -1,0 +1,252 @@
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { validateLimits } from '@corral/cgroups';
+import { type ContainerConfig, ensureBusyboxImage } from '@corral/image';
+import { parseSignal, procStartTime } from '@corral/sys';
+import type { EngineContext } from './context.js';
+import { EngineError } from './errors.js';
+import { newId, shortId } from './names.js';
+import type { ContainerRecord, Resources } from './records.js';
+import { seccompOption } from './seccomp.js';
+import { capabilityNames } from './spec.js';
+
+export interface CreateContainerOptions {
+  /** An image name, or null with `rootfs`. */
+  image?: string;
+  /** A pseudo-terminal for the program (`-t`). */
+  tty?: boolean;
+  privileged?: boolean;
+  /** Capabilities beyond Docker's defaults, and ones to take away (`ALL` for every one). */
+  capAdd?: string[];
+  capDrop?: string[];
+  /**
+   * Docker's default seccomp profile (`default`), none (`unconfined`), or a profile in Docker's
+   * format read from a file (`--security-opt seccomp=FILE`), checked and resolved at create.
+   */
+  seccomp?: 'default' | 'unconfined' | { file: string };
+  /** no_new_privs: setuid binaries and file capabilities grant nothing. */
+  noNewPrivileges?: boolean;
+  /**
+   * Docker's SecurityOpt strings (`seccomp=unconfined|builtin|FILE`, `no-new-privileges`),
+   * parsed here; they override `seccomp` and `noNewPrivileges`.
+   */
+  securityOpt?: string[];
+  /** Replaces the image's entrypoint ('' for none); the image's Cmd is then dropped too. */
+  entrypoint?: string;
+  /** A folder to use as the container's (read-only) root layer. */
+  rootfs?: string;
+  cmd: string[];
+  name?: string;
+  /** `K=V` entries, checked here. */
+  env?: string[];
+  workdir?: string;
+  hostname?: string;
+  user?: string;
+  init?: boolean;
+  autoRemove?: boolean;
+  storageDriver?: string;
+  readonlyRootfs?: boolean;
+  stopSignal?: string;
+  /** Seconds between the stop signal and SIGKILL (default 10). */
+  stopTimeout?: number;
+  resources?: Resources;
+  /**
+   * The pid of the process that runs this container attached and owns its cleanup (set by
+   * Engine.run): an `--rm` container whose owner died before it did is reclaimed.
+   */
+  owner?: number;
+}
+
+/**
+ * Docker's --security-opt values corral knows (`seccomp=unconfined|builtin|FILE`,
+ * `no-new-privileges`); anything else is refused, not silently ignored.
+ */
+export function parseSecurityOpts(
+  opts: readonly string[],
+): Pick<CreateContainerOptions, 'seccomp' | 'noNewPrivileges'> {
+  const out: Pick<CreateContainerOptions, 'seccomp' | 'noNewPrivileges'> = {};
+  for (const o of opts) {
+    const seccomp = /^seccomp[=:](.*)$/s.exec(o)?.[1];
+    if (seccomp === 'unconfined') out.seccomp = 'unconfined';
+    else if (seccomp === 'builtin') out.seccomp = 'default';
+    else if (seccomp) out.seccomp = { file: resolve(seccomp) };
+    else if (o === 'no-new-privileges' || o === 'no-new-privileges=true' || o === 'no-new-privileges:true')
+      out.noNewPrivileges = true;
+    else
+      throw new EngineError(
+        'InvalidArgument',
+        `unsupported --security-opt ${o}: seccomp=unconfined|builtin|FILE or no-new-privileges`,
+      );
+  }
+  return out;
+}
+
+/** Environment entries must be `K=V`. */
+export function checkEnv(env: readonly string[]): void {
+  for (const e of env)
+    if (!e.includes('='))
+      throw new EngineError('InvalidArgument', `invalid environment variable ${e}: use K=V`);
+}
+
+/** A signal by name or number, or an InvalidArgument error. */
+export function signalNumber(signal: string): number {
+  try {
+    return parseSignal(signal);
+  } catch {
+    throw new EngineError('InvalidArgument', `invalid signal: ${signal}`);
+  }
+}
+
+/** A timeout in seconds (stop, restart): a whole number, -1 for none. */
+export function checkTimeout(seconds: number | undefined): number | undefined {
+  if (seconds === undefined) return undefined;
+  if (!Number.isInteger(seconds) || seconds < -1)
+    throw new EngineError(
+      'InvalidArgument',
+      `invalid timeout ${seconds}: whole seconds, or -1 to wait forever`,
+    );
+  return seconds;
+}
+
+function ownerOf(pid: number | undefined): { owner?: { pid: number; startTime: number } } {
+  const startTime = pid === undefined ? null : procStartTime(pid);
+  return pid !== undefined && startTime !== null ? { owner: { pid, startTime } } : {};
+}
+
+export function isBusybox(ref: string): boolean {
+  return [
+    'busybox',
+    'busybox:latest',
+    'docker.io/library/busybox:latest',
+    'docker.io/library/busybox',
+  ].includes(ref);
+}
+
+/**
+ * What a container's root is made of and what its image says to run: a folder given with
+ * --rootfs, or an image from the store (the embedded busybox is made on first use).
+ */
+async function resolveRoot(
+  ctx: EngineContext,
+  options: CreateContainerOptions,
+): Promise<{ image: string; imageId: string | null; layers: string[]; config: ContainerConfig }> {
+  if (options.rootfs) {
+    const dir = resolve(options.rootfs);
+    if (!existsSync(dir) || !statSync(dir).isDirectory())
+      throw new EngineError('InvalidArgument', `rootfs ${dir} does not exist or is not a directory`);
+    return { image: dir, imageId: null, layers: [dir], config: {} };
+  }
+  const ref = options.image ?? '';
+  let record = ctx.store.resolve(ref);
+  if (!record && isBusybox(ref)) record = await ensureBusyboxImage(ctx.store);
+  if (!record)
+    throw new EngineError('NotFound', `Unable to find image '${ref}' locally: pull or load it first`);
+  const config = (await ctx.store.readConfig(record.configDigest)).config ?? {};
+  return { image: ref, imageId: record.id, layers: ctx.store.layerDirs(record.id).reverse(), config };
+}
+
+/** Checks limits against what this host can enforce, before anything is made. */
+function checkResources(resources: Resources): Resources {
+  const { cgroupParent, ...limits } = resources;
+  if (!Object.values(limits).some((v) => v !== undefined)) return resources;
+  try {
+    return { ...validateLimits(limits), ...(cgroupParent ? { cgroupParent } : {}) };
+  } catch (e) {
+    throw new EngineError('InvalidArgument', (e as Error).message);
+  }
+}
+
+/** Makes a container (Docker's `create`): a record, a name, a writable layer; nothing runs yet. */
+export async function createContainer(
+  ctx: EngineContext,
+  options: CreateContainerOptions,
+): Promise<ContainerRecord> {
+  const storageDriver = options.storageDriver ?? 'overlay';
+  try {
+    ctx.snapshots(storageDriver);
+  } catch (e) {
+    throw new EngineError('InvalidArgument', `storage driver ${storageDriver}: ${(e as Error).message}`);
+  }
+  checkEnv(options.env ?? []);
+  const security = options.securityOpt ? parseSecurityOpts(options.securityOpt) : {};
+  const seccompChoice = security.seccomp ?? options.seccomp;
+  const noNewPrivileges = security.noNewPrivileges ?? options.noNewPrivileges ?? false;
+  const resources = checkResources(options.resources ?? {});
+  // Unknown capability names and a bad seccomp profile fail here, before anything is made.
+  const caps = capabilityNames({
+    privileged: options.privileged ?? false,
+    capAdd: options.capAdd ?? [],
+    capDrop: options.capDrop ?? [],
+  } as ContainerRecord['hostConfig']);
+  const seccomp = seccompOption(seccompChoice, caps);
+  const stopTimeout = checkTimeout(options.stopTimeout) ?? 10;
+  const { image, imageId, layers, config } = await resolveRoot(ctx, options);
+  // Docker's rules: --entrypoint replaces the image's and drops its Cmd; arguments replace Cmd.
+  const entrypoint =
+    options.entrypoint !== undefined
+      ? options.entrypoint
+        ? [options.entrypoint]
+        : []
+      : (config.Entrypoint ?? []);
+  const args = options.cmd.length ? options.cmd : options.entrypoint !== undefined ? [] : (config.Cmd ?? []);
+  const cmd = [...entrypoint, ...args];
+  if (!cmd.length) throw new EngineError('InvalidArgument', 'No command specified');
+  const stopSignal = options.stopSignal ?? config.StopSignal ?? 'SIGTERM';
+  signalNumber(stopSignal);
+  const id = newId();
+  const name = ctx.records.claimName(options.name, id);
+  const record: ContainerRecord = {
+    id,
+    name,
+    created: new Date().toISOString(),
+    image,
+    imageId,
+    layers,
+    config: {
+      cmd,
+      env: [...(config.Env ?? []), ...(options.env ?? [])],
+      workdir: options.workdir ?? (config.WorkingDir || '/'),
+      hostname: options.hostname ?? shortId(id),
+      user: options.user ?? config.User ?? '',
+      init: options.init ?? false,
+      tty: options.tty ?? false,
+      stopSignal,
+      stopTimeout,
+    },
+    hostConfig: {
+      autoRemove: options.autoRemove ?? false,
+      storageDriver,
+      readonlyRootfs: options.readonlyRootfs ?? false,
+      privileged: options.privileged ?? false,
+      capAdd: options.capAdd ?? [],
+      capDrop: options.capDrop ?? [],
+      ...seccomp,
+      noNewPrivileges,
+      resources,
+    },
+    state: {
+      status: 'created',
+      pid: 0,
+      startedAt: null,
+      finishedAt: null,
+      exitCode: null,
+      error: null,
+      oomKilled: false,
+      paused: false,
+      detached: false,
+      ...ownerOf(options.owner),
+    },
+  };
+  try {
+    const dir = ctx.records.dir(id);
+    mkdirSync(dir, { mode: 0o700 });
+    for (const sub of ['rootfs', 'bundle']) mkdirSync(join(dir, sub), { mode: 0o755 });
+    ctx.snapshots(storageDriver).prepare(id, layers);
+    ctx.records.write(record);
+  } catch (e) {
+    ctx.records.remove(record);
+    throw e;
+  }
+  ctx.events.emit('container', 'create', id, { name, image });
+  return record;
+}

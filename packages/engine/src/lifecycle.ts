@@ -1,0 +1,356 @@
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { Pid1Process } from '@corral/pidns';
+import { type CreatedContainer, type InitStdio, RuntimeError } from '@corral/runtime';
+import { procStartTime } from '@corral/sys';
+import { cleanupStale, getUnionFs, mountAll, type UnionMount } from '@corral/unionfs';
+import type { EngineContext } from './context.js';
+import { signalNumber } from './create.js';
+import { EngineError } from './errors.js';
+import type { ContainerRecord } from './records.js';
+import { buildSpec } from './spec.js';
+import { readWatcherMessage } from './watcher-protocol.js';
+
+// Beside this module once built; from the sources (the engine's own tests), the built one.
+const shimScript = [new URL('./shim.js', import.meta.url), new URL('../dist/shim.js', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((p) => existsSync(p)) as string;
+// A watcher lives as long as its container: one V8 helper thread is plenty. (Heap flags were
+// measured and changed nothing: bench/engine/watcher-memory.mjs.)
+const WATCHER_NODE_FLAGS = ['--v8-pool-size=1'];
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The runtime's errors as the engine's (their kind kept: 125/126/127 for the program). */
+export function fromRuntime(e: unknown, prefix = ''): unknown {
+  return e instanceof RuntimeError ? new EngineError(e.kind, `${prefix}${e.message}`) : e;
+}
+
+function processAlive(ctx: EngineContext, r: ContainerRecord): boolean {
+  try {
+    return ctx.runtime.state(r.id).status !== 'stopped';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A record that says "running" while its process is gone (its watcher was killed) is
+ * brought up to date here, so no command ever shows a dead container as running.
+ */
+export function reconcile(ctx: EngineContext, r: ContainerRecord): ContainerRecord {
+  if (r.state.status !== 'running' || processAlive(ctx, r)) return r;
+  const watcher = r.state.watcherPid;
+  if (watcher && procStartTime(watcher) !== null) return r; // the watcher is about to record the exit
+  return ctx.records.update(r.id, (x) => {
+    x.state.status = 'exited';
+    x.state.exitCode ??= 255;
+    x.state.finishedAt ??= new Date().toISOString();
+    x.state.error ??= 'the process watching this container ended before it did';
+  });
+}
+
+export function getRecord(ctx: EngineContext, ref: string): ContainerRecord {
+  return reconcile(ctx, ctx.records.resolve(ref));
+}
+
+export function runningRecord(ctx: EngineContext, ref: string): ContainerRecord {
+  const r = getRecord(ctx, ref);
+  if (r.state.status !== 'running') throw new EngineError('Conflict', `Container ${r.name} is not running`);
+  return r;
+}
+
+function writeEtcFiles(ctx: EngineContext, r: ContainerRecord) {
+  const dir = ctx.records.dir(r.id);
+  const hosts = join(dir, 'hosts');
+  const hostname = join(dir, 'hostname');
+  const resolvConf = join(dir, 'resolv.conf');
+  writeFileSync(hostname, `${r.config.hostname}\n`);
+  writeFileSync(
+    hosts,
+    `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${r.config.hostname}\n`,
+  );
+  try {
+    copyFileSync('/etc/resolv.conf', resolvConf);
+  } catch {
+    writeFileSync(resolvConf, '');
+  }
+  return { hosts, hostname, resolvConf };
+}
+
+/**
+ * A root served by a process (the fuse driver) whose server ends while the container runs
+ * leaves a root that answers ENOTCONN: the container is killed and recorded as failed.
+ */
+function watchStorage(ctx: EngineContext, id: string, m: UnionMount): void {
+  if (m.pid === null) return;
+  m.closed.then((exit) => {
+    if (ctx.releasing.has(id)) return;
+    const r = ctx.records.read(id);
+    if (r?.state.status !== 'running') return;
+    ctx.records.update(id, (x) => {
+      x.state.error = `the storage server (pid ${m.pid}) of the container's root ended (${exit.signal ?? `exit code ${exit.code}`}): its files are gone from under it`;
+    });
+    try {
+      ctx.runtime.kill(id, 'SIGKILL');
+    } catch {
+      // ended meanwhile
+    }
+  });
+}
+
+export interface LaunchOptions {
+  stdio: InitStdio;
+  detached: boolean;
+  init?: Pid1Process;
+  consoleSize?: { height: number; width: number };
+  /** Checked between the steps: an abort undoes what the launch made. */
+  abort?: AbortSignal;
+  /** Called after each step (for tests that interrupt a run at every step). */
+  onStep?: (step: LaunchStep) => void;
+}
+
+/** The steps of a launch, in order. */
+export type LaunchStep = 'mounted' | 'bundle' | 'created' | 'started';
+
+/**
+ * Mounts the container's root, writes its OCI bundle and creates and starts it with the
+ * runtime. The calling process becomes the parent that must `finish` it after it exits.
+ */
+export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions): Promise<CreatedContainer> {
+  let init = o.init;
+  try {
+    const r = getRecord(ctx, ref);
+    if (r.state.status === 'running')
+      throw new EngineError('Conflict', `container ${r.name} is already running`);
+    if (r.config.tty && init) {
+      // An init started ahead has the caller's stdio; a terminal needs one started on the pty.
+      init.kill('SIGKILL');
+      init = undefined;
+    }
+    const dir = ctx.records.dir(r.id);
+    const rootfs = join(dir, 'rootfs');
+    // Leftovers of a crash between mount and record: unmount, clear the runtime's state.
+    cleanupStale(rootfs);
+    await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
+    const union = getUnionFs(r.hostConfig.storageDriver);
+    let mounted: UnionMount;
+    try {
+      mounted = await mountAll(ctx.snapshots(r.hostConfig.storageDriver).mounts(r.id, r.layers), rootfs);
+    } catch (e) {
+      throw new EngineError('CannotStart', `mounting the container's root: ${(e as Error).message}`);
+    }
+    watchStorage(ctx, r.id, mounted);
+    try {
+      o.onStep?.('mounted');
+      checkAborted(o.abort);
+      const etc = writeEtcFiles(ctx, r);
+      const spec = buildSpec(r, rootfs, etc, o.consoleSize);
+      writeFileSync(join(dir, 'bundle', 'config.json'), JSON.stringify(spec, null, 2));
+      o.onStep?.('bundle');
+      checkAborted(o.abort);
+      const created = await ctx.runtime.create(r.id, join(dir, 'bundle'), {
+        stdio: o.stdio,
+        detached: false,
+        init,
+        // An init started ahead (see spawnInit) has the caller's stdin.
+        nullStdin: init !== undefined && Array.isArray(o.stdio) && o.stdio[0] === 'ignore',
+      });
+      init = undefined; // the runtime owns it now
+      o.onStep?.('created');
+      checkAborted(o.abort);
+      await ctx.runtime.start(r.id);
+      o.onStep?.('started');
+      checkAborted(o.abort);
+      ctx.records.update(r.id, (x) => {
+        x.state = {
+          ...x.state,
+          status: 'running',
+          pid: created.pid,
+          startedAt: new Date().toISOString(),
+          finishedAt: null,
+          exitCode: null,
+          error: null,
+          paused: false,
+          detached: o.detached,
+        };
+        x.state.watcherPid = process.pid;
+      });
+      ctx.events.emit('container', 'start', r.id, { name: r.name, image: r.image });
+      return created;
+    } catch (e) {
+      ctx.releasing.add(r.id);
+      await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
+      await union.unmount(rootfs, { detach: true }).catch(() => cleanupStale(rootfs));
+      throw fromRuntime(e);
+    }
+  } catch (e) {
+    // An init started ahead for this container must not outlive a launch that failed.
+    init?.kill('SIGKILL');
+    throw e;
+  }
+}
+
+export function checkAborted(abort: AbortSignal | undefined): void {
+  if (abort?.aborted)
+    throw new EngineError('Unavailable', `interrupted (${String(abort.reason ?? 'aborted')})`);
+}
+
+/** Records how a launched container ended and releases its mount (and the container with --rm). */
+export async function finish(ctx: EngineContext, ref: string, exitCode: number): Promise<void> {
+  const r = ctx.records.resolve(ref);
+  ctx.releasing.add(r.id);
+  let oomKilled = false;
+  try {
+    oomKilled = (ctx.runtime.cgroup(r.id)?.stats().memory.oomKills ?? 0) > 0;
+  } catch {
+    // no cgroup left to ask
+  }
+  await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
+  const rootfs = ctx.rootfs(r.id);
+  await getUnionFs(r.hostConfig.storageDriver)
+    .unmount(rootfs, { detach: true })
+    .catch(() => cleanupStale(rootfs));
+  const done = ctx.records.update(r.id, (x) => {
+    x.state.status = 'exited';
+    x.state.exitCode = exitCode;
+    x.state.oomKilled = oomKilled;
+    x.state.finishedAt = new Date().toISOString();
+    x.state.pid = 0;
+  });
+  const attrs = { name: done.name, image: done.image };
+  if (oomKilled) ctx.events.emit('container', 'oom', done.id, attrs);
+  ctx.events.emit('container', 'die', done.id, { ...attrs, exitCode: String(exitCode) });
+  if (done.hostConfig.autoRemove) {
+    ctx.records.remove(done);
+    ctx.events.emit('container', 'destroy', done.id, attrs);
+  }
+}
+
+/**
+ * Starts a container in the background under a watcher process (the shim) that keeps its
+ * output in the log and records its exit. Resolves once the program is running.
+ */
+export async function startDetached(ctx: EngineContext, ref: string): Promise<ContainerRecord> {
+  const r = getRecord(ctx, ref);
+  const shimLog = join(ctx.records.dir(r.id), 'shim.log');
+  const shim = spawn(process.execPath, [...WATCHER_NODE_FLAGS, shimScript, ctx.root, r.id], {
+    detached: true,
+    stdio: ['ignore', 'ignore', openSync(shimLog, 'a'), 'pipe'],
+  });
+  const exited = new Promise<number | null>((res) => shim.on('exit', (code) => res(code)));
+  const pipe = shim.stdio[3] as Readable;
+  const answer = await readWatcherMessage(pipe);
+  pipe.destroy();
+  shim.unref();
+  if (answer?.type === 'started') return getRecord(ctx, r.id);
+  const now = ctx.records.read(r.id);
+  if (now) ctx.records.remove(now);
+  if (answer) throw new EngineError(answer.kind, answer.message);
+  const code = await Promise.race([exited, sleep(1000).then(() => null)]);
+  throw new EngineError('CannotStart', `the container's watcher exited with code ${code}: see ${shimLog}`);
+}
+
+/**
+ * Sends a signal to the container's PID 1. A paused (frozen) container is thawed after
+ * the signal, as Docker does, or the signal would wait for an unpause that never comes.
+ */
+export async function signalContainer(
+  ctx: EngineContext,
+  r: ContainerRecord,
+  signal: string | number,
+): Promise<void> {
+  ctx.runtime.kill(r.id, signal);
+  if (r.state.paused) {
+    await ctx.runtime.cgroup(r.id)?.thaw();
+    ctx.records.update(r.id, (x) => {
+      x.state.paused = false;
+    });
+  }
+}
+
+export async function kill(ctx: EngineContext, ref: string, signal = 'SIGKILL'): Promise<ContainerRecord> {
+  const signo = signalNumber(signal);
+  const r = runningRecord(ctx, ref);
+  try {
+    await signalContainer(ctx, r, signo);
+  } catch (e) {
+    throw fromRuntime(e, `Cannot kill container ${r.name}: `);
+  }
+  ctx.events.emit('container', 'kill', r.id, { name: r.name, image: r.image, signal: String(signo) });
+  return r;
+}
+
+/** Waits until the watcher has recorded the container's exit. */
+export async function waitExited(
+  ctx: EngineContext,
+  ref: string,
+  timeoutMs = Number.POSITIVE_INFINITY,
+): Promise<ContainerRecord> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const r = getRecord(ctx, ref);
+    if (r.state.status !== 'running') return r;
+    if (Date.now() > end) throw new EngineError('Unavailable', `container ${r.name} did not stop in time`);
+    await sleep(20);
+  }
+}
+
+/** Docker's stop: the stop signal, then SIGKILL after `timeoutSec` seconds (-1: never). */
+export async function stop(ctx: EngineContext, ref: string, timeoutSec?: number): Promise<ContainerRecord> {
+  const r = getRecord(ctx, ref);
+  if (r.state.status !== 'running') return r;
+  const t = timeoutSec ?? r.config.stopTimeout;
+  try {
+    await signalContainer(ctx, r, r.config.stopSignal);
+  } catch {
+    // ended meanwhile
+  }
+  const waitMs = t < 0 ? undefined : t * 1000;
+  if (!(await ctx.runtime.waitStopped(r.id, waitMs).catch(() => true))) {
+    try {
+      await signalContainer(ctx, getRecord(ctx, r.id), 'SIGKILL');
+    } catch {
+      // ended meanwhile
+    }
+    await ctx.runtime.waitStopped(r.id).catch(() => true);
+  }
+  return waitExited(ctx, r.id, 10_000);
+}
+
+/** Removes a container: refused while it runs unless `force`, which kills it first. */
+export async function removeContainer(
+  ctx: EngineContext,
+  ref: string,
+  options: { force?: boolean } = {},
+): Promise<ContainerRecord> {
+  let r = getRecord(ctx, ref);
+  if (r.state.status === 'running') {
+    if (!options.force)
+      throw new EngineError(
+        'Conflict',
+        `You cannot remove a running container ${r.id}. Stop the container before attempting removal or force remove`,
+      );
+    try {
+      await signalContainer(ctx, r, 'SIGKILL');
+    } catch {
+      // ended meanwhile
+    }
+    await ctx.runtime.waitStopped(r.id).catch(() => true);
+    r = await waitExited(ctx, r.id, 10_000).catch(() => r);
+  }
+  await discard(ctx, r);
+  return r;
+}
+
+/** Takes away everything a container has: its runtime state, its mount, its folder and name. */
+export async function discard(ctx: EngineContext, r: ContainerRecord): Promise<void> {
+  ctx.releasing.add(r.id);
+  await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
+  cleanupStale(ctx.rootfs(r.id));
+  if (!ctx.records.read(r.id)) return;
+  ctx.records.remove(r);
+  ctx.events.emit('container', 'destroy', r.id, { name: r.name, image: r.image });
+}

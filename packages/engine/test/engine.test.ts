@@ -1,0 +1,115 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Cleanups, unmountUnder } from '@corral/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Engine } from '../src/engine.js';
+import type { LaunchStep } from '../src/lifecycle.js';
+
+const cleanups = new Cleanups();
+const root = cleanups.tempDir('engine');
+cleanups.add(() => unmountUnder(root));
+afterAll(() => cleanups.run());
+
+const mounts = () =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(root));
+const containers = () => readdirSync(join(root, 'containers'));
+const runtimeStates = () => (existsSync(join(root, 'runtime')) ? readdirSync(join(root, 'runtime')) : []);
+
+async function text(stream: NodeJS.ReadableStream | null): Promise<string> {
+  let s = '';
+  for await (const c of stream ?? []) s += c.toString();
+  return s;
+}
+
+describe('the engine without a CLI', () => {
+  it("runs a container and streams its output through the handle's pipes", async () => {
+    const engine = await Engine.open({ root });
+    const h = await engine.run(
+      { image: 'busybox', cmd: ['sh', '-c', 'echo out; echo err >&2; exit 3'], autoRemove: true },
+      { stdout: 'pipe', stderr: 'pipe' },
+    );
+    const [out, err, code] = await Promise.all([text(h.stdout), text(h.stderr), h.wait()]);
+    expect([out, err, code]).toEqual(['out\n', 'err\n', 3]);
+    expect(containers()).toEqual([]);
+    expect(mounts()).toEqual([]);
+  });
+
+  it('feeds stdin and passes a signal on to the program', async () => {
+    const engine = await Engine.open({ root });
+    const h = await engine.run(
+      {
+        image: 'busybox',
+        cmd: ['sh', '-c', 'read line; echo "got $line"; trap "exit 9" TERM; sleep 30 & wait'],
+        autoRemove: true,
+      },
+      { stdin: 'pipe', stdout: 'pipe' },
+    );
+    h.stdin?.end('hello\n');
+    let out = '';
+    for await (const c of h.stdout ?? []) {
+      out += c.toString();
+      if (out.includes('\n')) break;
+    }
+    expect(out).toBe('got hello\n');
+    await new Promise((r) => setTimeout(r, 200)); // the trap is set after the echo
+    h.signal('SIGTERM');
+    expect(await h.wait()).toBe(9);
+  });
+
+  it('gives an exec a handle, and a terminal as a pty', async () => {
+    const engine = await Engine.open({ root });
+    const c = await engine.create({ image: 'busybox', cmd: ['sleep', '60'], name: 'execd' });
+    await engine.start(c.id);
+    try {
+      const piped = await engine.exec('execd', { cmd: ['sh', '-c', 'echo $((6*7))'] }, { stdout: 'pipe' });
+      const [out, code] = await Promise.all([text(piped.stdout), piped.wait()]);
+      expect([out, code]).toEqual(['42\n', 0]);
+      const tty = await engine.exec(
+        'execd',
+        { cmd: ['stty', 'size'], tty: true },
+        { consoleSize: { cols: 91, rows: 17 } },
+      );
+      expect(tty.pty).not.toBeNull();
+      const [shown, ttyCode] = await Promise.all([text(tty.pty!.output), tty.wait()]);
+      expect([shown.trim(), ttyCode]).toEqual(['17 91', 0]);
+      const missing = engine.exec('execd', { cmd: ['no-such-program'] }, {});
+      await expect(missing).rejects.toMatchObject({ kind: 'CommandNotFound' });
+    } finally {
+      await engine.remove('execd', { force: true });
+    }
+  });
+
+  // An attached run interrupted at each of its steps leaves nothing: no record, mount or runtime state.
+  for (const step of ['record', 'mounted', 'bundle', 'created', 'started'] as const) {
+    it(`cleans up a run interrupted after the step "${step}"`, async () => {
+      const engine = await Engine.open({ root });
+      const abort = new AbortController();
+      const run = engine.run(
+        { image: 'busybox', cmd: ['sleep', '60'], autoRemove: true },
+        {},
+        { abort: abort.signal, onStep: (s: 'record' | LaunchStep) => s === step && abort.abort('SIGTERM') },
+      );
+      await expect(run).rejects.toMatchObject({ kind: 'Unavailable' });
+      expect(containers()).toEqual([]);
+      expect(mounts()).toEqual([]);
+      expect(runtimeStates()).toEqual([]);
+    });
+  }
+
+  it('reclaims at the next start what a SIGKILLed --rm run left', async () => {
+    // A process stands for the run: it owns the container, then dies without cleaning up.
+    const owner = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const engine = await Engine.open({ root });
+    const r = await engine.create({ image: 'busybox', cmd: ['true'], autoRemove: true, owner: owner.pid });
+    const kept = await engine.create({ image: 'busybox', cmd: ['true'], autoRemove: true });
+    expect((await Engine.open({ root })).get(r.id).id).toBe(r.id); // its owner lives: left alone
+    owner.kill('SIGKILL');
+    await new Promise((res) => owner.on('exit', res));
+    await Engine.open({ root });
+    expect(containers()).toEqual([kept.id]); // a `create --rm` without an owner is not touched
+    await engine.remove(kept.id);
+  });
+});

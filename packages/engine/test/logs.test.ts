@@ -1,0 +1,72 @@
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Cleanups } from '@corral/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type LogEntry, LogWriter, readLogs } from '../src/logs.js';
+
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
+
+async function collect(gen: AsyncGenerator<LogEntry>): Promise<LogEntry[]> {
+  const out: LogEntry[] = [];
+  for await (const e of gen) out.push(e);
+  return out;
+}
+
+describe('logs', () => {
+  it('keeps a UTF-8 character whose bytes arrive in two chunks whole', async () => {
+    const path = join(cleanups.tempDir('engine-logs'), 'c-json.log');
+    const log = new LogWriter(path);
+    const out = new PassThrough();
+    const err = new PassThrough();
+    log.attach(out, 'stdout');
+    log.attach(err, 'stderr');
+    const text = Buffer.from('héllo wörld 🐄\nsecond ✓ line\n', 'utf8');
+    // One byte at a time: every multi-byte character is cut somewhere.
+    for (const b of text) out.write(Buffer.from([b]));
+    const cow = Buffer.from('🐄', 'utf8');
+    err.write(cow.subarray(0, 3));
+    err.write(cow.subarray(3)); // no newline: written when the stream ends
+    out.end();
+    err.end();
+    await log.finished;
+    const entries = await collect(readLogs(path));
+    expect(entries.map((e) => [e.stream, e.log])).toEqual([
+      ['stdout', 'héllo wörld 🐄\n'],
+      ['stdout', 'second ✓ line\n'],
+      ['stderr', '🐄'],
+    ]);
+    expect(readFileSync(path, 'utf8')).not.toContain('\ufffd');
+  });
+
+  it('reads a log whose last line is being written, cut inside a character', async () => {
+    const path = join(cleanups.tempDir('engine-logs'), 'c-json.log');
+    const line = `${JSON.stringify({ log: 'ünïcode\n', stream: 'stdout', time: new Date().toISOString() })}\n`;
+    const bytes = Buffer.from(line + line, 'utf8');
+    // The second line cut after the first of ü's two bytes (`{"log":"` is 8 bytes).
+    const cut = Buffer.byteLength(line) + 9;
+    writeFileSync(path, bytes.subarray(0, cut));
+    let done = false;
+    const seen: string[] = [];
+    const reader = (async () => {
+      for await (const e of readLogs(path, { follow: true, isDone: () => done })) seen.push(e.log);
+    })();
+    await new Promise((r) => setTimeout(r, 120));
+    appendFileSync(path, bytes.subarray(cut));
+    done = true;
+    await reader;
+    expect(seen).toEqual(['ünïcode\n', 'ünïcode\n']);
+  });
+
+  it('gives the last N lines with tail', async () => {
+    const path = join(cleanups.tempDir('engine-logs'), 'c-json.log');
+    const log = new LogWriter(path);
+    const s = new PassThrough();
+    log.attach(s, 'stdout');
+    s.end('1\n2\n3\n');
+    await log.finished;
+    expect((await collect(readLogs(path, { tail: 2 }))).map((e) => e.log)).toEqual(['2\n', '3\n']);
+    expect(await collect(readLogs(path, { tail: 0 }))).toEqual([]);
+  });
+});
