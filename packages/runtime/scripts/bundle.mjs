@@ -59,16 +59,36 @@ const common = {
   external: ['koffi'],
   outExtension: { '.js': '.cjs' },
   define: { 'import.meta.url': '__corralModuleUrl' },
-  banner: { js: 'const __corralModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  banner: {
+    js: [
+      'const __corralModuleUrl = `file://${__filename.split("/").map(encodeURIComponent).join("/")}`;',
+      // A builtin loaded on first use (see lazyBuiltins).
+      'const __corralLazy = (id) => { let m; return new Proxy({}, { get: (_, k) => (m ??= require(id))[k] }); };',
+    ].join('\n'),
+  },
   plugins: [sideEffectFree],
   logLevel: 'warning',
 };
+/**
+ * child_process (with net, streams and more behind it) is loaded when first used: the init
+ * needs it only for hooks and --init's supervisor, the exec helper never, and loading it is a
+ * good part of their start.
+ */
+function lazyBuiltins(file, ids) {
+  let s = readFileSync(file, 'utf8');
+  for (const id of ids) {
+    s = s.replace(new RegExp(`var (\\w+) = require\\("${id}"\\);`, 'g'), `var $1 = __corralLazy("${id}");`);
+  }
+  writeFileSync(file, s);
+}
+
 // The init and the exec helper: one file each.
 await build({
   ...common,
   entryPoints: { init: entries.init, 'exec-init': entries['exec-init'] },
   outdir: out,
 });
+for (const f of ['init.cjs', 'exec-init.cjs']) lazyBuiltins(join(out, f), ['node:child_process']);
 
 // The CLI: its entry, which imports one command module when it runs, and each command module
 // bundled on its own (a process runs one command: what they share is repeated, not split, so

@@ -7,6 +7,7 @@ import { MOUNT_OPTION_NAMES } from '../mount-options.js';
 import { HOOK_NAMES } from '../spec.js';
 import { OCI_VERSION } from '../state.js';
 import { type Globals, parseFlags, UsageError } from './args.js';
+import { writeOut } from './out.js';
 import { VERSION } from './version.js';
 
 const CAPABILITIES = Object.entries(CAP)
@@ -55,7 +56,7 @@ export async function features(_g: Globals, argv: string[]): Promise<number> {
       'run.corral.node.version': process.version,
     },
   };
-  process.stdout.write(`${JSON.stringify(out, null, 4)}\n`);
+  writeOut(`${JSON.stringify(out, null, 4)}\n`);
   return 0;
 }
 

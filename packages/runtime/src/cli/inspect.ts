@@ -6,6 +6,7 @@ import { parseBytes, parseMemorySwap } from '@corral/cgroups';
 import { Runtime } from '../runtime.js';
 import type { OciResources } from '../spec.js';
 import { type FlagSpecs, type Globals, parseFlags, UsageError } from './args.js';
+import { writeOut } from './out.js';
 import { exactArgs } from './state.js';
 
 export async function ps(g: Globals, argv: string[]): Promise<number> {
@@ -15,7 +16,7 @@ export async function ps(g: Globals, argv: string[]): Promise<number> {
   const format = (flags.format as string | undefined) ?? 'table';
   const pids = new Runtime({ root: g.root }).processes(id);
   if (format === 'json') {
-    process.stdout.write(`${JSON.stringify(pids)}\n`);
+    writeOut(`${JSON.stringify(pids)}\n`);
     return 0;
   }
   if (format !== 'table') throw new UsageError(`invalid format option: ${format}`);
@@ -31,7 +32,7 @@ export async function ps(g: Globals, argv: string[]): Promise<number> {
     const f = line.trim().split(/\s+/);
     if (f.length > column && mine.has(Number(f[column]))) out.push(line);
   }
-  process.stdout.write(`${out.join('\n')}\n`);
+  writeOut(`${out.join('\n')}\n`);
   return 0;
 }
 
@@ -73,7 +74,7 @@ export async function events(g: Globals, argv: string[]): Promise<number> {
   const interval = parseDuration((flags.interval as string | undefined) ?? '5s');
   const rt = new Runtime({ root: g.root });
   const line = (type: string, data?: unknown) =>
-    process.stdout.write(`${JSON.stringify({ type, id, ...(data ? { data } : {}) })}\n`);
+    writeOut(`${JSON.stringify({ type, id, ...(data ? { data } : {}) })}\n`);
   if (rt.state(id).status === 'stopped') throw new Error(`container ${id} is not running`);
   if (flags.stats) {
     line('stats', runcStats(rt.stats(id)));

@@ -4,6 +4,7 @@
 // stderr; with it, a fatal error is also printed on stderr as a plain line.
 import { appendFileSync } from 'node:fs';
 import type { Globals } from './args.js';
+import { writeErr } from './out.js';
 
 export type Level = 'debug' | 'info' | 'warning' | 'error';
 
@@ -38,12 +39,12 @@ export function log(level: Level, msg: string): void {
       // an unwritable log: fall back to stderr
     }
   }
-  process.stderr.write(line);
+  writeErr(line);
 }
 
 /** Logs `msg` as an error and exits with `code` (runc's fatal). */
 export function fatal(msg: string, code = 1): never {
   log('error', msg);
-  if (settings.log) process.stderr.write(`${msg}\n`);
+  if (settings.log) writeErr(`${msg}\n`);
   process.exit(code);
 }

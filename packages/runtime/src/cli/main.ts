@@ -3,6 +3,7 @@
 // runs, so `state` (which consumers call often) never loads what `create` needs.
 import { parseGlobals, UsageError } from './args.js';
 import { configureLog, fatal } from './log.js';
+import { writeOut } from './out.js';
 import { VERSION } from './version.js';
 
 export type Command = (globals: import('./args.js').Globals, argv: string[]) => Promise<number | undefined>;
@@ -70,13 +71,11 @@ async function main(argv: string[]): Promise<number> {
   configureLog(globals);
   if (globals.version) {
     const { OCI_VERSION } = await import('../state.js');
-    process.stdout.write(
-      `corral-runtime version ${VERSION}\nspec: ${OCI_VERSION}\nnode: ${process.version}\n`,
-    );
+    writeOut(`corral-runtime version ${VERSION}\nspec: ${OCI_VERSION}\nnode: ${process.version}\n`);
     return 0;
   }
   if (!command || command === 'help' || globals.help) {
-    process.stdout.write(USAGE);
+    writeOut(USAGE);
     return command || globals.help ? 0 : 1;
   }
   const load = COMMANDS[command];

@@ -3,6 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { containerState, readState, type StoredState, statusOf } from '../state.js';
 import { type Globals, parseFlags, UsageError } from './args.js';
+import { writeOut } from './out.js';
 
 /** Exactly `n` positional arguments, or runc's usage error. */
 export function exactArgs(command: string, args: string[], n = 1): string[] {
@@ -30,7 +31,7 @@ export function runcState(root: string, st: StoredState): Record<string, unknown
 export async function state(g: Globals, argv: string[]): Promise<number> {
   const { args } = parseFlags(argv, {});
   const [id] = exactArgs('state', args);
-  process.stdout.write(JSON.stringify(runcState(g.root, readState(g.root, id)), null, 2));
+  writeOut(JSON.stringify(runcState(g.root, readState(g.root, id)), null, 2));
   return 0;
 }
 
@@ -76,13 +77,13 @@ export async function list(g: Globals, argv: string[]): Promise<number> {
     states.push({ ...runcState(g.root, st), owner: ownerOf(join(g.root, id)), status: statusOf(g.root, st) });
   }
   if (flags.quiet) {
-    for (const s of states) process.stdout.write(`${s.id}\n`);
+    for (const s of states) writeOut(`${s.id}\n`);
   } else if (format === 'json') {
-    process.stdout.write(`${states.length ? JSON.stringify(states) : 'null'}\n`);
+    writeOut(`${states.length ? JSON.stringify(states) : 'null'}\n`);
   } else {
     const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER']];
     for (const s of states) rows.push([s.id, s.pid, s.status, s.bundle, s.created, s.owner].map(String));
-    process.stdout.write(table(rows));
+    writeOut(table(rows));
   }
   return 0;
 }

@@ -1,0 +1,338 @@
+// corral-runtime beside runc (and crun where it accepts the host) in one run, interleaved:
+// `run` of `true` in a busybox root, `state`, and podman run --rm through either runtime; with
+// `node -e 0` as the yardstick for one Node start. Targets (issue 12): corral-runtime run no
+// slower than node -e 0 + runc run; podman through corral-runtime at most 2x podman through runc.
+// Then a profile of corral-runtime run: the time of each phase, from marks put into a traced
+// copy of the bundle (dist/bundle-trace, removed after), medians over the runs.
+// Run as root after `npm run build`: node bench/runtime/cli.mjs [RUNS]
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const runs = Number(process.argv[2] ?? 20);
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const runtimeDir = join(repo, 'packages/runtime');
+const bin = join(runtimeDir, 'bin/corral-runtime.cjs');
+const tmp = mkdtempSync('/var/tmp/corral-bench-cli-');
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2 : Number.NaN;
+};
+
+// A busybox root and one bundle for every runtime (runc spec's namespaces, no network; a cgroup
+// by id beneath the runtime's own, as runc does without cgroupsPath).
+const rootfs = join(tmp, 'rootfs');
+mkdirSync(join(rootfs, 'bin'), { recursive: true });
+for (const d of ['proc', 'dev', 'sys', 'etc', 'tmp']) mkdirSync(join(rootfs, d));
+copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
+for (const a of execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n'))
+  if (a && a !== 'busybox') symlinkSync('busybox', join(rootfs, 'bin', a));
+const bundle = join(tmp, 'bundle');
+mkdirSync(bundle);
+writeFileSync(
+  join(bundle, 'config.json'),
+  JSON.stringify({
+    ociVersion: '1.0.2',
+    process: {
+      user: { uid: 0, gid: 0 },
+      args: ['true'],
+      env: ['PATH=/bin'],
+      cwd: '/',
+      noNewPrivileges: true,
+    },
+    root: { path: rootfs, readonly: true },
+    hostname: 'bench',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    ],
+    linux: {
+      namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }],
+      resources: { pids: { limit: 100 } },
+    },
+  }),
+);
+
+// podman keeps its state here; its cgroup parent lies beneath our own cgroup in every
+// hierarchy (the deepest of our paths), conmon stays in ours (machine rules).
+const ownCgroups = readFileSync('/proc/self/cgroup', 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((l) => l.split(':').slice(2).join(':'));
+const podmanParent = join(
+  ownCgroups.reduce((a, b) => (b.length > a.length ? b : a), '/'),
+  `corral-bench-cli-${process.pid}`,
+);
+const hierarchies = readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
+const ancestorsOf = (h) => {
+  const out = [];
+  for (let d = dirname(podmanParent); d !== '/'; d = dirname(d)) out.push(join(h, d));
+  return out;
+};
+const existedBefore = new Set(hierarchies.flatMap(ancestorsOf).filter((d) => existsSync(d)));
+const podman = (runtime) => [
+  'podman',
+  '--root',
+  join(tmp, 'podman'),
+  '--runroot',
+  join(tmp, 'podman-run'),
+  '--tmpdir',
+  join(tmp, 'podman-tmp'),
+  '--cgroup-manager',
+  'cgroupfs',
+  '--events-backend',
+  'file',
+  '--runtime',
+  runtime,
+  '--runtime-flag',
+  `root=${join(tmp, `podman-${runtime === 'runc' ? 'runc' : 'corral'}-state`)}`,
+];
+const podmanRun = (runtime) => [
+  ...podman(runtime),
+  'run',
+  '--rm',
+  '--pull=never',
+  '--network',
+  'none',
+  '--cgroups',
+  'no-conmon',
+  '--cgroup-parent',
+  podmanParent,
+  '--ulimit',
+  'nofile=20000:20000',
+  '--ulimit',
+  'nproc=32768:32768',
+  'localhost/bench-busybox',
+  'true',
+];
+
+let n = 0;
+const id = (p) => `${p}${process.pid}-${n++}`;
+const commands = [
+  { name: 'node -e 0', argv: () => [process.execPath, '-e', '0'] },
+  { name: 'runc run', argv: () => ['runc', '--root', join(tmp, 'runc'), 'run', '--bundle', bundle, id('r')] },
+  {
+    name: 'crun run',
+    argv: () => ['crun', '--root', join(tmp, 'crun'), 'run', '--bundle', bundle, id('c')],
+    optional: 'crun',
+  },
+  {
+    name: 'corral-runtime run',
+    argv: () => [bin, '--root', join(tmp, 'corral'), 'run', '--bundle', bundle, id('x')],
+  },
+  { name: 'runc state', argv: () => ['runc', '--root', join(tmp, 'runc-keep'), 'state', 'keep'] },
+  { name: 'corral-runtime state', argv: () => [bin, '--root', join(tmp, 'corral-keep'), 'state', 'keep'] },
+];
+if (has('podman')) {
+  const tar = join(tmp, 'busybox.tar');
+  execFileSync('tar', ['-C', rootfs, '-cf', tar, '.']);
+  execFileSync(podman('runc')[0], [...podman('runc').slice(1), 'import', tar, 'localhost/bench-busybox'], {
+    stdio: 'ignore',
+  });
+  commands.push({ name: 'podman run (runc)', argv: () => podmanRun('runc') });
+  commands.push({ name: 'podman run (corral-runtime)', argv: () => podmanRun(bin) });
+}
+
+// A container kept running under each runtime, for `state`.
+const keep = join(tmp, 'keep');
+mkdirSync(keep);
+const keepSpec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+keepSpec.process.args = ['sleep', '1000'];
+writeFileSync(join(keep, 'config.json'), JSON.stringify(keepSpec));
+execFileSync('runc', ['--root', join(tmp, 'runc-keep'), 'run', '-d', '--bundle', keep, 'keep'], {
+  stdio: 'ignore',
+});
+execFileSync(bin, ['--root', join(tmp, 'corral-keep'), 'run', '-d', '--bundle', keep, 'keep'], {
+  stdio: 'ignore',
+});
+
+/** Wall and CPU (user + system, from GNU time) of one run, or the error when it fails. */
+function timeOnce(argv) {
+  const cpuFile = join(tmp, 'cpu');
+  const t = process.hrtime.bigint();
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', cpuFile, ...argv], { encoding: 'utf8' });
+  const wall = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.status !== 0) return { error: (r.stderr || r.stdout).trim().split('\n').pop() };
+  const [u, s] = readFileSync(cpuFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  return { wall, cpu: (u + s) * 1000 };
+}
+
+const samples = new Map(commands.map((c) => [c.name, { wall: [], cpu: [], error: undefined }]));
+for (const c of commands) {
+  const probe =
+    c.optional && !has(c.optional) ? { error: `${c.optional} is not installed` } : timeOnce(c.argv());
+  if (probe.error) samples.get(c.name).error = probe.error;
+}
+const live = commands.filter((c) => !samples.get(c.name).error);
+for (let i = 0; i < 2; i++) for (const c of live) timeOnce(c.argv()); // warm-up
+for (let i = 0; i < runs; i++) {
+  for (const c of live) {
+    const r = timeOnce(c.argv());
+    if (r.error) continue;
+    samples.get(c.name).wall.push(r.wall);
+    samples.get(c.name).cpu.push(r.cpu);
+  }
+}
+
+// The profile: phase marks in a traced copy of the bundle.
+const traced = join(runtimeDir, 'dist/bundle-trace');
+rmSync(traced, { recursive: true, force: true });
+cpSync(join(runtimeDir, 'dist/bundle'), traced, { recursive: true });
+const mark = (what) =>
+  `process.stderr.write(\`MARK ${what} \${(performance.timeOrigin + performance.now()).toFixed(2)}\\n\`);`;
+const patch = (file, edits, head) => {
+  let s = readFileSync(join(traced, file), 'utf8');
+  if (head) {
+    const at = s.indexOf('\n', s.indexOf('__corralModuleUrl')) + 1;
+    s = `${s.slice(0, at)}${head}\n${s.slice(at)}`;
+  }
+  for (const [a, b] of edits) {
+    if (!s.includes(a)) throw new Error(`bench: ${file} has no ${a}: the profile marks need updating`);
+    s = s.replace(a, b);
+  }
+  writeFileSync(join(traced, file), s);
+};
+patch(
+  'main.cjs',
+  [],
+  `process.stderr.write(\`MARK node-started \${performance.timeOrigin.toFixed(2)}\\n\`);${mark('cli-script')}`,
+);
+patch(
+  'cmd-early.cjs',
+  [['    putEarlyInit({', `    ${mark('init-spawning')}\n    putEarlyInit({`]],
+  mark('cli-loaded'),
+);
+patch(
+  'cmd-create.cjs',
+  [
+    [
+      '    await rt.start(p.id);',
+      `    ${mark('created')}\n    await rt.start(p.id);\n    ${mark('started')}`,
+    ],
+    ['  const code = await c.wait();', `  const code = await c.wait();\n  ${mark('exited')}`],
+    ['  return code;\n}', `  ${mark('deleted')}\n  return code;\n}`],
+  ],
+  mark('create-loaded'),
+);
+patch(
+  'init.cjs',
+  [
+    ['function main() {\n', `function main() {\n  ${mark('init-loaded')}\n`],
+    [
+      '  writeLineSync(SYNC_FD, { type: "ready"',
+      `  ${mark('init-ready')}\n  writeLineSync(SYNC_FD, { type: "ready"`,
+    ],
+  ],
+  `process.stderr.write(\`MARK init-node-started \${performance.timeOrigin.toFixed(2)}\\n\`);${mark('init-script')}`,
+);
+const phases = [
+  ['CLI: node start (exec to its script)', 'node-started', 'cli-script'],
+  ['CLI: loading main and early', 'cli-script', 'cli-loaded'],
+  ['CLI: flags, config, spawn of the init', 'cli-loaded', 'init-spawning'],
+  ['init: fork and exec of node', 'init-spawning', 'init-node-started'],
+  ['init: node start (exec to its script)', 'init-node-started', 'init-script'],
+  ['init: loading its bundle (koffi)', 'init-script', 'init-loaded'],
+  ['init: namespaces, mounts, pivot_root, user', 'init-loaded', 'init-ready'],
+  ['create after ready (state.json)', 'init-ready', 'created'],
+  ['start (exec fifo)', 'created', 'started'],
+  ['program runs and exits', 'started', 'exited'],
+  ['delete (cgroup, state)', 'exited', 'deleted'],
+  ['total', 'node-started', 'deleted'],
+];
+const phaseSamples = new Map(phases.map(([name]) => [name, []]));
+const overlap = [];
+for (let i = 0; i < runs; i++) {
+  const r = spawnSync(
+    process.execPath,
+    [join(traced, 'main.cjs'), '--root', join(tmp, 'traced'), 'run', '--bundle', bundle, id('t')],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const at = Object.fromEntries(
+    [...r.stderr.matchAll(/^MARK (\S+) (\S+)$/gm)].map((m) => [m[1], Number(m[2])]),
+  );
+  for (const [name, from, to] of phases)
+    if (at[from] && at[to]) phaseSamples.get(name).push(at[to] - at[from]);
+  if (at['create-loaded'] && at['init-spawning']) overlap.push(at['create-loaded'] - at['init-spawning']);
+}
+rmSync(traced, { recursive: true, force: true });
+
+// Report.
+const med = (name, what = 'wall') => median(samples.get(name)?.[what] ?? []);
+console.log(`corral-runtime beside runc, ${runs} interleaved runs each (ms, median wall / CPU)`);
+const results = [];
+for (const c of commands) {
+  const s = samples.get(c.name);
+  const row = { name: c.name, wall: median(s.wall), cpu: median(s.cpu), runs: s.wall.length, error: s.error };
+  results.push(row);
+  console.log(
+    s.error
+      ? `${c.name.padEnd(30)} failed: ${s.error}`
+      : `${c.name.padEnd(30)} ${row.wall.toFixed(1).padStart(8)} ${row.cpu.toFixed(0).padStart(6)}`,
+  );
+}
+const node0 = med('node -e 0');
+const runcRun = med('runc run');
+const corralRun = med('corral-runtime run');
+const targets = {
+  runRatioToRunc: corralRun / runcRun,
+  runOverheadBeyondNodeOverRunc: (corralRun - node0) / runcRun,
+  stateRatioToRunc: med('corral-runtime state') / med('runc state'),
+  podmanRatio: med('podman run (corral-runtime)') / med('podman run (runc)'),
+};
+console.log(
+  `\ncorral-runtime run / runc run: ${targets.runRatioToRunc.toFixed(2)}x; (corral-runtime run - node -e 0) / runc run: ${targets.runOverheadBeyondNodeOverRunc.toFixed(2)} (target <= 1)`,
+);
+console.log(`corral-runtime state / runc state: ${targets.stateRatioToRunc.toFixed(2)}x`);
+if (Number.isFinite(targets.podmanRatio))
+  console.log(
+    `podman through corral-runtime / through runc: ${targets.podmanRatio.toFixed(2)}x (target <= 2)`,
+  );
+console.log('\nprofile of corral-runtime run (ms, median):');
+const profile = {};
+for (const [name] of phases) {
+  profile[name] = median(phaseSamples.get(name));
+  console.log(`  ${name.padEnd(44)} ${profile[name].toFixed(1).padStart(7)}`);
+}
+console.log(`  (the CLI's loading of create overlaps the init's start by ${median(overlap).toFixed(1)} ms)`);
+
+mkdirSync(join(repo, 'bench/results'), { recursive: true });
+writeFileSync(
+  join(repo, 'bench/results/runtime-cli.json'),
+  `${JSON.stringify({ date: new Date().toISOString(), runs, results, targets, profile }, null, 2)}\n`,
+);
+
+// Cleanup: kept containers, podman's storage, its cgroups and the folder.
+spawnSync('runc', ['--root', join(tmp, 'runc-keep'), 'delete', '--force', 'keep']);
+spawnSync(bin, ['--root', join(tmp, 'corral-keep'), 'delete', '--force', 'keep']);
+if (has('podman'))
+  spawnSync(podman('runc')[0], [...podman('runc').slice(1), 'system', 'reset', '-f'], { stdio: 'ignore' });
+const rmTree = (d) => {
+  if (!existsSync(d)) return;
+  for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
+  spawnSync('rmdir', [d]);
+};
+for (const h of hierarchies) {
+  rmTree(join(h, podmanParent));
+  for (const d of ancestorsOf(h)) if (!existedBefore.has(d)) spawnSync('rmdir', [d]);
+}
+for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').reverse()) {
+  const mp = line.split(' ')[4];
+  if (mp?.startsWith(tmp)) spawnSync('umount', ['-l', mp]);
+}
+rmSync(tmp, { recursive: true, force: true });
