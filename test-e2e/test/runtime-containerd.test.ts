@@ -10,6 +10,7 @@ import { closeSync, existsSync, promises as fs, openSync, readFileSync } from 'n
 import { arch } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { busyboxRootfs } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   endChild,
@@ -90,11 +91,7 @@ function runArgs(id: string): string[] {
 async function busyboxArchive(): Promise<string> {
   const dir = path.join(tmp, 'image');
   const rootfs = path.join(tmp, 'image-rootfs');
-  await fs.mkdir(path.join(rootfs, 'bin'), { recursive: true });
-  await fs.copyFile('/bin/busybox', path.join(rootfs, 'bin/busybox'));
-  for (const a of (await must('/bin/busybox', ['--list'])).out.split('\n'))
-    if (a && a !== 'busybox') await fs.symlink('busybox', path.join(rootfs, 'bin', a));
-  for (const d of ['proc', 'sys', 'dev', 'etc', 'tmp']) await fs.mkdir(path.join(rootfs, d));
+  busyboxRootfs(rootfs, 'proc', 'sys', 'dev', 'etc', 'tmp');
   await fs.mkdir(path.join(dir, 'blobs/sha256'), { recursive: true });
   const layerTar = path.join(tmp, 'layer.tar');
   await must('tar', ['-C', rootfs, '--numeric-owner', '-cf', layerTar, '.']);

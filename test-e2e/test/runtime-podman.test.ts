@@ -6,6 +6,7 @@
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { busyboxRootfs } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   exec,
@@ -74,11 +75,7 @@ beforeAll(async () => {
   cgroups = prepareCgroupParent(uniqueName('corral-rt-podman'));
   // A busybox image: Debian's busybox-static with its applet links, imported from a tar.
   const rootfs = path.join(tmp, 'rootfs');
-  await fs.mkdir(path.join(rootfs, 'bin'), { recursive: true });
-  await fs.copyFile('/bin/busybox', path.join(rootfs, 'bin/busybox'));
-  for (const a of (await must('/bin/busybox', ['--list'])).out.split('\n'))
-    if (a && a !== 'busybox') await fs.symlink('busybox', path.join(rootfs, 'bin', a));
-  for (const d of ['proc', 'sys', 'dev', 'etc', 'tmp']) await fs.mkdir(path.join(rootfs, d));
+  busyboxRootfs(rootfs, 'proc', 'sys', 'dev', 'etc', 'tmp');
   await must('tar', ['-C', rootfs, '-cf', path.join(tmp, 'busybox.tar'), '.']);
   await podman(['import', path.join(tmp, 'busybox.tar'), 'localhost/busybox:latest']);
 });

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until as pollUntil } from '@corral/testkit';
 
 export const BIN = fileURLToPath(new URL('../bin/corral-runtime.cjs', import.meta.url));
 
@@ -52,11 +53,7 @@ export function runc(dir: string, root: string) {
     runCommand(dir, ['runc', '--root', root, ...args], options);
 }
 
-/** Waits until `check` is true (polling), or throws after `ms`. */
+/** Waits until `check` is true (polling), or throws after `ms`: testkit's `until`, in this file's argument order. */
 export async function until(check: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await pollUntil(check, what, ms);
 }
