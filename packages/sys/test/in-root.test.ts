@@ -2,15 +2,14 @@ import {
   closeSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readFileSync,
   readlinkSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { removeTree, tempDir } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   close,
@@ -31,8 +30,8 @@ import {
   walkInRoot,
 } from '../src/index.js';
 
-const top = mkdtempSync(join(tmpdir(), 'corral-inroot-'));
-afterAll(() => rmSync(top, { recursive: true, force: true }));
+const top = tempDir('inroot');
+afterAll(() => removeTree(top));
 
 /** A host folder outside every root, with a file whose content must never be read. */
 const canary = join(top, 'canary');
