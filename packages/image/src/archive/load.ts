@@ -15,6 +15,7 @@ import {
   MAX_MANIFEST_BYTES,
   tooBig,
 } from '../store/limits.js';
+import { parseManifest } from '../store/manifest-check.js';
 import { familiarName, normalizeReference, parseReference } from '../store/reference.js';
 import { type Descriptor, type ImageIndex, type Manifest, MediaType } from '../store/types.js';
 import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, pickPlatform } from './common.js';
@@ -182,12 +183,16 @@ async function loadInSession(
     if (!f) throw new ImageError('BAD_ARCHIVE', `the archive lacks ${path} (${what})`);
     return f;
   };
-  /** An archive file parsed as JSON; one over `limit` is refused unread. */
-  const json = <T>(path: string, what: string, limit: number): T => {
+  /** An archive file's bytes; one over `limit` is refused unread. */
+  const bytes = (path: string, what: string, limit: number): Buffer => {
     const f = need(path, what);
     const size = 'data' in f ? f.data.length : f.size;
     if (size > limit) throw tooBig(`${path} in the archive (${what})`, size, limit, 'BAD_ARCHIVE');
-    const data = 'data' in f ? f.data : fs.readFileSync(store.content.blobPath(f.digest));
+    return 'data' in f ? f.data : fs.readFileSync(store.content.blobPath(f.digest));
+  };
+  /** An archive file parsed as JSON; one over `limit` is refused unread. */
+  const json = <T>(path: string, what: string, limit: number): T => {
+    const data = bytes(path, what, limit);
     try {
       return JSON.parse(data.toString('utf8')) as T;
     } catch (e) {
@@ -269,9 +274,8 @@ async function loadInSession(
     for (const { desc, names } of byManifest.values()) {
       const manifestPath = blobPathOf(desc.digest);
       await storeFile(manifestPath, 'manifest', desc);
-      const manifest = json<Manifest>(manifestPath, 'manifest', MAX_MANIFEST_BYTES);
-      if (!manifest.config || !Array.isArray(manifest.layers))
-        throw new ImageError('BAD_ARCHIVE', `manifest ${desc.digest} is not an image manifest`);
+      // Checked by the store's manifest parser before any blob it names is stored.
+      const manifest = parseManifest(bytes(manifestPath, 'manifest', MAX_MANIFEST_BYTES), desc.digest);
       if (manifest.config.size > MAX_CONFIG_BYTES)
         throw tooBig(`image config ${manifest.config.digest}`, manifest.config.size, MAX_CONFIG_BYTES);
       await storeFile(blobPathOf(manifest.config.digest), 'config', manifest.config);
