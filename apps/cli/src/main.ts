@@ -1,6 +1,6 @@
 // First: starts a container init ahead for an attached run (see early.ts); order matters.
 import './early.js';
-import { CorralError } from '@corral/engine';
+import { CorralError, EngineError } from '@corral/engine';
 import { type Command, type Context, checkArity, helpText, parseArgs, UsageError } from './args.js';
 import { containerCommands } from './commands/containers.js';
 import { events } from './commands/events.js';
@@ -63,7 +63,9 @@ async function main(argv: string[]): Promise<number> {
       return command.failureCode ?? 1;
     }
     if (e instanceof CorralError) {
-      console.error(`corral: ${e.message}`);
+      // A registry's refusal says which registry to log in to; the command to do it is ours.
+      const registry = e instanceof EngineError ? e.registry : undefined;
+      console.error(`corral: ${e.message}${registry ? ` (\`corral login ${registry}\`)` : ''}`);
       return exitCodeOf(e, command);
     }
     throw e;

@@ -9,9 +9,13 @@ export { CorralError, type ErrorKind };
  * 126/127 for the program), the daemon to Docker's HTTP statuses (`httpStatus`).
  */
 export class EngineError extends CorralError {
-  constructor(kind: ErrorKind, message: string) {
+  /** The registry that refused the credentials (or wants some): the one to log in to. */
+  readonly registry?: string;
+
+  constructor(kind: ErrorKind, message: string, options: { registry?: string } = {}) {
     super(kind, message);
     this.name = 'EngineError';
+    if (options.registry) this.registry = options.registry;
   }
 }
 
@@ -53,6 +57,8 @@ const IMAGE_KINDS: Record<string, ErrorKind> = {
  */
 export function asEngineError(e: unknown): unknown {
   if (e instanceof CorralError) return e;
+  if (isRegistryError(e, 'UNAUTHORIZED', 'DENIED'))
+    return new EngineError(IMAGE_KINDS[e.code]!, e.message, { registry: e.host });
   if (isImageError(e) || isRegistryError(e))
     return new EngineError(IMAGE_KINDS[e.code] ?? 'InvalidArgument', e.message);
   return e;
