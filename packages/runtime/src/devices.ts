@@ -51,3 +51,12 @@ export function applyDeviceRules(cgroup: Cgroup, rules: readonly DeviceRule[]): 
   }
   for (const r of rules) writeFileSync(join(dir, r.allow ? 'devices.allow' : 'devices.deny'), ruleLine(r));
 }
+
+/**
+ * The spec's device rules followed by the devices every container gets (as runc appends its
+ * AllowedDevices): a spec that denies everything still has /dev/null, mknod, its ptys.
+ */
+export function withDefaultDevices(rules: DeviceRule[] | undefined): DeviceRule[] {
+  if (!rules?.length) return [];
+  return [...rules, ...DEFAULT_DEVICE_RULES.filter((r) => r.allow)];
+}

@@ -1,15 +1,11 @@
 import {
   chownSync,
-  closeSync,
   existsSync,
   mkdirSync,
-  openSync,
   readdirSync,
   readFileSync,
-  readSync,
   rmSync,
   statSync,
-  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -26,7 +22,6 @@ import {
   close,
   isErrno,
   mknod,
-  O,
   parseSignal,
   pidfdGetfd,
   pidfdOpen,
@@ -34,7 +29,7 @@ import {
   procStartTime,
   S_IF,
 } from '@corral/sys';
-import { applyDeviceRules, DEFAULT_DEVICE_RULES, type DeviceRule } from './devices.js';
+import { applyDeviceRules, withDefaultDevices } from './devices.js';
 import { RuntimeError } from './errors.js';
 import {
   type CreatedContainer,
@@ -43,11 +38,12 @@ import {
   execInContainer,
   readMessage,
 } from './exec.js';
-import { type HookState, hasHooks, runHooks } from './hooks.js';
+import { type HookState, runHooks } from './hooks.js';
 import { type InitStdio, spawnInit, syncPipeOf } from './init-process.js';
 import { withHome } from './passwd.js';
-import { type OciHooks, type OciProcess, type OciResources, type OciSpec, validateSpec } from './spec.js';
+import { type OciProcess, type OciResources, type OciSpec, validateSpec } from './spec.js';
 import { checkSupported } from './spec-check.js';
+import { cgroupPids, poststop, removeCgroupDirs, startContainer } from './start-stop.js';
 import {
   type ContainerState,
   containerState,
@@ -91,11 +87,6 @@ export interface CreateOptions {
   beforeSetup?: (pid: number) => void | Promise<void>;
 }
 
-interface HeldState extends StoredState {
-  /** Hooks run by later commands (start, delete), kept in case the bundle goes. */
-  hooks?: Pick<OciHooks, 'poststart' | 'poststop'>;
-}
-
 /**
  * An OCI runtime (create, start, state, kill, delete, pause, resume, update, exec) keeping its
  * state under `root`. The process that calls create is the container init's parent and can
@@ -116,7 +107,7 @@ export class Runtime {
     return stateDir(this.root, id);
   }
 
-  private read(id: string): HeldState {
+  private read(id: string): StoredState {
     return readState(this.root, id);
   }
 
@@ -209,6 +200,8 @@ export class Runtime {
           }
           ({ pidsLimit, ...early } = limitsFromOci(spec.linux?.resources));
           cgroup.apply(early);
+          // Written at start (see StoredState), checked now.
+          if (pidsLimit !== undefined) cgroup.validate({ pidsLimit });
           applyDeviceRules(cgroup, withDefaultDevices(spec.linux?.resources?.devices));
           cgroup.addProcess(p.pid);
         } catch (e) {
@@ -219,7 +212,7 @@ export class Runtime {
       await options.beforeSetup?.(p.pid);
       const startTime = procStartTime(p.pid);
       if (startTime === null) throw new RuntimeError('the container init died during setup');
-      const st: HeldState = {
+      const st: StoredState = {
         id,
         bundle,
         rootfs,
@@ -229,6 +222,7 @@ export class Runtime {
         annotations: spec.annotations ?? {},
         cgroupsPath,
         cgroupOwn,
+        cgroupDirs: cgroup ? { ...cgroup.dirs } : undefined,
         freezer: cgroup ? freezerOf(cgroup) : undefined,
         pidsLimit,
         hooks: spec.hooks && { poststart: spec.hooks.poststart, poststop: spec.hooks.poststop },
@@ -272,44 +266,11 @@ export class Runtime {
 
   /** Lets the container's program run: opens the exec fifo the init is waiting on; then poststart hooks. */
   async start(id: string): Promise<void> {
-    const st = this.read(id);
-    const status = statusOf(this.root, st);
-    if (status !== 'created')
-      throw new RuntimeError(`container ${id} is ${status}, not created: it cannot be started`);
-    if (st.pidsLimit !== undefined) this.cgroup(id)?.apply({ pidsLimit: st.pidsLimit });
-    const fifo = join(this.dir(id), 'exec.fifo');
-    const fd = openSync(fifo, O.RDONLY | O.NONBLOCK | O.CLOEXEC);
-    try {
-      const buf = Buffer.alloc(1);
-      const readByte = () => {
-        try {
-          return readSync(fd, buf, 0, 1, null) === 1;
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-          return false;
-        }
-      };
-      for (;;) {
-        if (readByte()) break;
-        // A quick program may have run and ended already: its init wrote the byte first.
-        if (!isAlive(st)) {
-          if (readByte()) break;
-          throw new RuntimeError(`container ${id} died before it started`);
-        }
-        await new Promise((r) => setTimeout(r, 1));
-      }
-    } finally {
-      closeSync(fd);
-    }
-    unlinkSync(fifo);
-    if (hasHooks(st.hooks, 'poststart')) {
-      try {
-        runHooks(st.hooks, 'poststart', this.hookState(st, 'running'));
-      } catch (e) {
-        // runc's behaviour: a failed poststart hook ends the container.
-        this.killQuiet(st, 'SIGKILL');
-        throw new RuntimeError((e as Error).message);
-      }
+    const failed = await startContainer(this.root, id);
+    if (failed) {
+      // runc's behaviour: a failed poststart hook ends the container.
+      this.killQuiet(this.read(id), 'SIGKILL');
+      throw new RuntimeError(failed.message);
     }
   }
 
@@ -476,7 +437,7 @@ export class Runtime {
    * failures come back as warnings (the spec's rule).
    */
   async delete(id: string, options: { force?: boolean } = {}): Promise<string[]> {
-    let st: HeldState;
+    let st: StoredState;
     try {
       st = this.read(id);
     } catch (e) {
@@ -500,32 +461,20 @@ export class Runtime {
           .catch(() => {});
       await this.waitStopped(id);
     }
-    const cgroup = this.cgroup(id);
-    if (cgroup?.exists()) {
-      // Processes that outlived the init (exec'd ones in a joined PID namespace) keep it busy.
-      if (cgroup.processes().length) await cgroup.killAll('SIGKILL').catch(() => {});
-      await cgroup.remove();
+    // Processes that outlived the init (exec'd ones in a joined PID namespace) keep it busy.
+    const left = cgroupPids(st);
+    if (left === null || left.length) {
+      const cgroup = this.cgroup(id);
+      if (cgroup?.exists()) {
+        if (cgroup.processes().length) await cgroup.killAll('SIGKILL').catch(() => {});
+        await cgroup.remove();
+      }
+    } else {
+      await removeCgroupDirs(st);
     }
     rmSync(this.dir(id), { recursive: true, force: true });
-    const warnings: string[] = [];
-    for (const [i, hook] of (st.hooks?.poststop ?? []).entries()) {
-      try {
-        runHooks({ poststop: [hook] }, 'poststop', this.hookState(st, 'stopped'));
-      } catch (e) {
-        warnings.push(`poststop hook #${i}: ${(e as Error).message}`);
-      }
-    }
-    return warnings;
+    return poststop(st);
   }
-}
-
-/**
- * The spec's device rules followed by the devices every container gets (as runc appends its
- * AllowedDevices): a spec that denies everything still has /dev/null, mknod, its ptys.
- */
-function withDefaultDevices(rules: DeviceRule[] | undefined): DeviceRule[] {
-  if (!rules?.length) return [];
-  return [...rules, ...DEFAULT_DEVICE_RULES.filter((r) => r.allow)];
 }
 
 /** Where the cgroup says it is frozen: v1 freezer.state, v2 cgroup.freeze. */

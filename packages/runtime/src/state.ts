@@ -4,6 +4,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeError } from './errors.js';
+import type { OciHooks } from './spec.js';
 
 /** What the runtime remembers of a container, in ROOT/ID/state.json. */
 export interface StoredState {
@@ -19,10 +20,14 @@ export interface StoredState {
   cgroupsPath: string | null;
   /** The creator's own cgroups (/proc/self/cgroup): a relative cgroupsPath resolves against them. */
   cgroupOwn?: { id: number; controllers: string[]; path: string }[];
+  /** The cgroup's folder in each hierarchy (v1: by controllers, v2: `unified`). */
+  cgroupDirs?: Record<string, string>;
   /** The file that says whether the cgroup is frozen, and the value that means frozen. */
   freezer?: { file: string; frozen: string };
   /** The pids limit, written at start: the Node init's own threads must not count against it. */
   pidsLimit?: number;
+  /** Hooks run by later commands (start, delete), kept in case the bundle goes. */
+  hooks?: Pick<OciHooks, 'poststart' | 'poststop'>;
 }
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';

@@ -1,15 +1,39 @@
 // start, kill, delete, pause and resume: one call of the runtime each, on the stored state.
-import { existsSync } from 'node:fs';
+// start and the delete of a stopped container need no more than the state and the cgroup
+// folders (start-stop.ts): the runtime, with its native module, loads only when needed.
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseSignal } from '@corral/sys';
-import { Runtime } from '../runtime.js';
+import { RuntimeError } from '../errors.js';
+import {
+  cgroupPids,
+  poststop,
+  removableWithoutKill,
+  removeCgroupDirs,
+  startContainer,
+} from '../start-stop.js';
+import { readState } from '../state.js';
 import { type Globals, parseFlags, UsageError } from './args.js';
 import { log } from './log.js';
 import { exactArgs } from './state.js';
 
+async function runtime(g: Globals) {
+  const { Runtime } = await import('../runtime.js');
+  return new Runtime({ root: g.root });
+}
+
 export async function start(g: Globals, argv: string[]): Promise<number> {
   const [id] = exactArgs('start', parseFlags(argv, {}).args);
-  await new Runtime({ root: g.root }).start(id);
+  const failed = await startContainer(g.root, id);
+  if (failed) {
+    // runc's behaviour: a failed poststart hook ends the container.
+    const rt = await runtime(g);
+    try {
+      rt.kill(id, 'SIGKILL');
+    } catch (e) {
+      if (!(e instanceof RuntimeError)) throw e;
+    }
+    throw failed;
+  }
   return 0;
 }
 
@@ -18,13 +42,14 @@ export async function kill(g: Globals, argv: string[]): Promise<number> {
   if (args.length < 1 || args.length > 2)
     throw new UsageError('corral-runtime: "kill" requires a minimum of 1 and a maximum of 2 arguments');
   const [id, name = 'SIGTERM'] = args;
+  const { parseSignal } = await import('@corral/sys');
   let signal: number;
   try {
     signal = parseSignal(name);
   } catch {
     throw new Error(`unknown signal "${name}"`);
   }
-  const rt = new Runtime({ root: g.root });
+  const rt = await runtime(g);
   if (flags.all) await rt.killAll(id, signal);
   else rt.kill(id, signal);
   return 0;
@@ -33,21 +58,30 @@ export async function kill(g: Globals, argv: string[]): Promise<number> {
 export async function remove(g: Globals, argv: string[]): Promise<number> {
   const { flags, args } = parseFlags(argv, { force: { type: 'bool', alias: ['f'] } });
   const [id] = exactArgs('delete', args);
-  const rt = new Runtime({ root: g.root });
   // runc: deleting a container that is not there succeeds with --force.
-  if (flags.force && !existsSync(join(rt.root, id))) return 0;
-  for (const w of await rt.delete(id, { force: flags.force === true })) log('warning', w);
+  if (flags.force && !existsSync(join(g.root, id))) return 0;
+  let warnings: string[];
+  const st = existsSync(join(g.root, id, 'state.json')) ? readState(g.root, id) : null;
+  if (st && removableWithoutKill(g.root, st) && cgroupPids(st)?.length === 0) {
+    // The common case (podman, the shim): a stopped container, nothing left in its cgroup.
+    await removeCgroupDirs(st);
+    rmSync(join(g.root, id), { recursive: true, force: true });
+    warnings = poststop(st);
+  } else {
+    warnings = await (await runtime(g)).delete(id, { force: flags.force === true });
+  }
+  for (const w of warnings) log('warning', w);
   return 0;
 }
 
 export async function pause(g: Globals, argv: string[]): Promise<number> {
   const [id] = exactArgs('pause', parseFlags(argv, {}).args);
-  await new Runtime({ root: g.root }).pause(id);
+  await (await runtime(g)).pause(id);
   return 0;
 }
 
 export async function resume(g: Globals, argv: string[]): Promise<number> {
   const [id] = exactArgs('resume', parseFlags(argv, {}).args);
-  await new Runtime({ root: g.root }).resume(id);
+  await (await runtime(g)).resume(id);
   return 0;
 }
