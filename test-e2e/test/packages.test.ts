@@ -3,18 +3,10 @@
 // and its other dependencies from the npm registry, the only network it uses), and its README
 // example run from there. The tarball itself is checked too: the license text, `os`, source
 // maps that resolve inside it, a README that points only at files it holds.
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { busyboxRootfs, Cleanups, exec, must } from '@corral/testkit';
+import { busyboxRootfs, Cleanups, exec, must, removeTree } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -30,6 +22,7 @@ const PACKAGES: { dir: string; prepare?: (project: string) => void }[] = [
   { dir: 'packages/unionfs' },
   { dir: 'packages/image' },
   { dir: 'packages/runtime', prepare: runtimeBundle },
+  { dir: 'packages/network', prepare: () => removedAfter('/tmp/corral-network-demo') },
   { dir: 'packages/engine' },
   { dir: 'apps/cli' },
 ];
@@ -193,12 +186,11 @@ function runtimeBundle(project: string): void {
     linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }] },
   };
   writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
-  // The example keeps its state in /run/corral-demo: removed again when this test made it.
-  if (!existsSync('/run/corral-demo')) {
-    cleanup.add(() => {
-      try {
-        rmdirSync('/run/corral-demo');
-      } catch {}
-    });
-  }
+  // The example keeps its state in /run/corral-demo.
+  removedAfter('/run/corral-demo');
+}
+
+/** A folder an example makes outside the project: removed again when this test made it. */
+function removedAfter(dir: string): void {
+  if (!existsSync(dir)) cleanup.add(() => removeTree(dir));
 }
