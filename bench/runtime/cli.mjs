@@ -18,10 +18,12 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const runs = Number(process.argv[2] ?? 20);
+const loadBefore = loadavg()[0];
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const runtimeDir = join(repo, 'packages/runtime');
 const bin = join(runtimeDir, 'bin/corral-runtime.cjs');
@@ -274,7 +276,9 @@ rmSync(traced, { recursive: true, force: true });
 
 // Report.
 const med = (name, what = 'wall') => median(samples.get(name)?.[what] ?? []);
-console.log(`corral-runtime beside runc, ${runs} interleaved runs each (ms, median wall / CPU)`);
+console.log(
+  `corral-runtime beside runc, ${runs} interleaved runs each (ms, median wall / CPU); load average ${loadBefore.toFixed(1)} -> ${loadavg()[0].toFixed(1)} on ${availableParallelism()} CPUs`,
+);
 const results = [];
 for (const c of commands) {
   const s = samples.get(c.name);
@@ -314,7 +318,7 @@ console.log(`  (the CLI's loading of create overlaps the init's start by ${media
 mkdirSync(join(repo, 'bench/results'), { recursive: true });
 writeFileSync(
   join(repo, 'bench/results/runtime-cli.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), runs, results, targets, profile }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), runs, load: [loadBefore, loadavg()[0]], results, targets, profile }, null, 2)}\n`,
 );
 
 // Cleanup: kept containers, podman's storage, its cgroups and the folder.
