@@ -1,5 +1,5 @@
 export { applyDeviceRules, DEFAULT_DEVICE_RULES, type DeviceRule } from './devices.js';
-export { type HookState, HookError, runHooks } from './hooks.js';
+export { HookError, type HookState, runHooks } from './hooks.js';
 export { type InitStdio, type SpawnInitOptions, type StdioPipe, spawnInit } from './init-process.js';
 export { type ParsedMountOptions, parseMountOptions, rootPropagation } from './mount-options.js';
 export { secureJoin } from './paths.js';
@@ -13,8 +13,6 @@ export {
   Runtime,
   RuntimeError,
 } from './runtime.js';
-export { checkSupported, UnsupportedError } from './spec-check.js';
-export { OCI_VERSION } from './state.js';
 export {
   compileProfile,
   type OciSeccomp,
@@ -38,3 +36,5 @@ export {
   type OciSpec,
   validateSpec,
 } from './spec.js';
+export { checkSupported, UnsupportedError } from './spec-check.js';
+export { OCI_VERSION } from './state.js';
