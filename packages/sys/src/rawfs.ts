@@ -43,6 +43,7 @@ const f = {
   fallocate: libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)'),
   lseek: libc.func('int64_t lseek(int fd, int64_t offset, int whence)'),
   fsync: libc.func('int fsync(int fd)'),
+  syncFileRange: libc.func('int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags)'),
   fdatasync: libc.func('int fdatasync(int fd)'),
   ftruncate: libc.func('int ftruncate(int fd, int64_t len)'),
   fchmod: libc.func('int fchmod(int fd, uint32_t mode)'),
@@ -187,6 +188,9 @@ export const rawLseek = (fd: number, offset: number, whence: number): number =>
   res(f.lseek(fd, offset, whence));
 export const rawFsync = (fd: number, dataOnly = false): number =>
   res(dataOnly ? f.fdatasync(fd) : f.fsync(fd));
+/** sync_file_range(2) with SYNC_FILE_RANGE_WRITE: starts writing a range out, without waiting. */
+export const rawStartWriteback = (fd: number, offset: number, len: number): number =>
+  res(f.syncFileRange(fd, offset, len, 2));
 export const rawFtruncate = (fd: number, len: number): number => res(f.ftruncate(fd, len));
 export const rawFchmod = (fd: number, mode: number): number => res(f.fchmod(fd, mode));
 export const rawFchown = (fd: number, uid: number, gid: number): number =>

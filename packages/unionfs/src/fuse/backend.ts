@@ -22,6 +22,14 @@ const MAIN = fileURLToPath(new URL('./main.js', import.meta.url)).replace(
   /\/src\/fuse\/main\.js$/,
   '/dist/fuse/main.js',
 );
+/**
+ * V8 flags of the server: its garbage collection on its own threads rather than helper threads
+ * woken for every young-generation collection (fewer wakeups per request).
+ */
+const SERVER_NODE_FLAGS = (process.env.CORRAL_FUSE_NODE_FLAGS ?? '--single-threaded-gc')
+  .split(' ')
+  .filter(Boolean);
+
 /** How long a server may take to mount and answer INIT. */
 const START_TIMEOUT_MS = 30_000;
 
@@ -109,10 +117,14 @@ export class FuseUnionFs implements UnionFs {
     let child: ChildProcess;
     try {
       // Its own session: the signals of the caller's terminal are not the server's.
-      child = spawn(this.options.node ?? process.execPath, [MAIN, JSON.stringify(config)], {
-        detached: true,
-        stdio: ['ignore', 'ignore', log, 'pipe'],
-      });
+      child = spawn(
+        this.options.node ?? process.execPath,
+        [...SERVER_NODE_FLAGS, MAIN, JSON.stringify(config)],
+        {
+          detached: true,
+          stdio: ['ignore', 'ignore', log, 'pipe'],
+        },
+      );
     } finally {
       if (typeof log === 'number') closeSync(log);
     }

@@ -3,7 +3,7 @@
 // them and waits; it never blocks on the device, and libuv's pool is never used for it.
 import { parentPort, Worker, workerData } from 'node:worker_threads';
 import { cloneFuseDevice, rawClose } from '@corral/sys';
-import { type FuseFileSystem, runSession, SHARED_INIT_BYTES } from './session.js';
+import { createSessionShared, type FuseFileSystem, runSession } from './session.js';
 
 /** What each thread gets. */
 interface ThreadData {
@@ -34,7 +34,7 @@ export function startThreads(
   fsData: unknown,
   options: { threads: number; maxWrite: number; debug?: boolean },
 ): Threads {
-  const init = new SharedArrayBuffer(SHARED_INIT_BYTES);
+  const init = createSessionShared();
   let initDone: () => void;
   let initFailed: (e: Error) => void;
   const initP = new Promise<void>((resolve, reject) => {

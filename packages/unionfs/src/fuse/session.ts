@@ -26,6 +26,11 @@ export interface Connection {
   passthrough: boolean;
   /** The /dev/fuse fd this thread reads (for backing ids and notifications). */
   devFd: number;
+  /**
+   * Hands the reading of /dev/fuse on to an idle thread: for a handler about to wait (for a
+   * lock another thread holds), so that requests keep being read meanwhile.
+   */
+  yieldReader: () => void;
 }
 
 /** What a filesystem asks of the kernel in INIT. */
@@ -45,6 +50,11 @@ export interface FuseFileSystem {
   /** Called on every thread once INIT is done, before its first request. */
   start(conn: Connection): void;
   handlers: Partial<Record<number, Handler>>;
+  /**
+   * Opcodes answered in a few microseconds: the thread that read one keeps reading after it.
+   * Before any other, the thread hands the reading on to an idle thread (see runSession).
+   */
+  quick?: ReadonlySet<number>;
 }
 
 /**
@@ -52,6 +62,17 @@ export interface FuseFileSystem {
  * SHARED_INIT_BYTES): whether INIT is done and what it agreed.
  */
 export const SHARED_INIT_BYTES = 32;
+/** 1 while no thread is reading /dev/fuse: the next idle thread takes the reading. */
+const S_TOKEN = 6;
+/** Set when the device is gone: every thread ends. */
+const S_SHUTDOWN = 7;
+
+/** The state the threads of one server share, ready for the first thread to read. */
+export function createSessionShared(): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(SHARED_INIT_BYTES);
+  new Int32Array(sab)[S_TOKEN] = 1;
+  return sab;
+}
 const S_DONE = 0;
 const S_MINOR = 1;
 const S_FLAGS_LO = 2;
@@ -69,6 +90,9 @@ const ECONNABORTED = 103;
 const EIO = 5;
 const ENOSYS = 38;
 const EPROTO = 71;
+
+/** CORRAL_FUSE_PROFILE=1: each thread prints its count and mean time per opcode at unmount. */
+const PROFILE: Record<number, [number, number]> | null = process.env.CORRAL_FUSE_PROFILE ? {} : null;
 
 /** The size of the read buffer for a given max_write: the largest WRITE plus its headers. */
 export const readBufferSize = (maxWrite: number): number => maxWrite + 4096;
@@ -95,24 +119,59 @@ export function runSession(
   // A reply holds at most one READ or READDIR of max_pages, which max_write bounds here.
   const out = new Reply(Buffer.allocUnsafe(SIZE.OUT_HEADER + maxWrite + 4096));
   let started = false;
+  // One thread reads /dev/fuse at a time and keeps reading while the requests are quick, so a
+  // run of small requests stays on one warm thread. Before a request that may take long (disk
+  // I/O), the reader hands the reading to an idle thread, which is then in read() while the
+  // first works: several requests are served at once and none waits behind a slow one.
+  let reading = false;
+  const handOn = () => {
+    if (!reading) return;
+    reading = false;
+    Atomics.store(shared, S_TOKEN, 1);
+    Atomics.notify(shared, S_TOKEN, 1);
+  };
+  const takeOn = (): boolean => {
+    for (;;) {
+      if (Atomics.load(shared, S_SHUTDOWN)) return false;
+      if (Atomics.compareExchange(shared, S_TOKEN, 1, 0) === 1) {
+        reading = true;
+        return true;
+      }
+      Atomics.wait(shared, S_TOKEN, 0);
+    }
+  };
+  const quick = fs.quick ?? new Set<number>();
   for (;;) {
+    if (!reading && !takeOn()) return;
     const n = rawRead(devFd, req.buf);
     if (n < 0) {
       const e = -n;
       if (e === EINTR || e === EAGAIN || e === ENOENT) continue;
-      if (e === ENODEV || e === ECONNABORTED) return;
+      if (e === ENODEV || e === ECONNABORTED) {
+        Atomics.store(shared, S_SHUTDOWN, 1);
+        Atomics.store(shared, S_TOKEN, 1);
+        Atomics.notify(shared, S_TOKEN);
+        if (PROFILE)
+          process.stderr.write(
+            `profile ${Object.entries(PROFILE)
+              .map(([op, [c, us]]) => `${OP_NAME[Number(op)]}: ${c} x ${(us / c).toFixed(1)}us`)
+              .join(', ')}\n`,
+          );
+        return;
+      }
       throw new Error(
         `reading /dev/fuse: ${errnoName(e)}${e === 22 ? ' (read buffer smaller than max_write plus a page)' : ''}`,
       );
     }
     req.decode(n);
     out.reset();
+    if (!quick.has(req.opcode)) handOn();
     let result: number;
     if (req.opcode === OP.INIT) {
       result = answerInit(req, out, fs, shared);
       if (result === 0) {
         send(devFd, req, out, 0, options.debug);
-        const conn = connection(shared, devFd);
+        const conn = connection(shared, devFd, handOn);
         fs.start(conn);
         started = true;
         options.onInit?.(conn);
@@ -121,14 +180,21 @@ export function runSession(
     } else {
       // The kernel sends nothing else before INIT is answered, on whichever thread.
       if (!started) {
-        fs.start(connection(shared, devFd));
+        fs.start(connection(shared, devFd, handOn));
         started = true;
       }
       const h = fs.handlers[req.opcode];
       if (!h) result = ENOSYS;
       else {
         try {
+          const t0 = PROFILE ? process.hrtime.bigint() : 0n;
           result = h(req, out);
+          if (PROFILE) {
+            const p = PROFILE[req.opcode] ?? [0, 0];
+            PROFILE[req.opcode] = p;
+            p[0]++;
+            p[1] += Number(process.hrtime.bigint() - t0) / 1000;
+          }
         } catch (e) {
           process.stderr.write(
             `corral fuse: ${OP_NAME[req.opcode] ?? req.opcode} on node ${req.nodeid}: ${(e as Error).stack ?? e}\n`,
@@ -164,7 +230,7 @@ function send(devFd: number, req: Request, out: Reply, error: number, debug?: bo
   }
 }
 
-function connection(shared: Int32Array, devFd: number): Connection {
+function connection(shared: Int32Array, devFd: number, yieldReader: () => void): Connection {
   const flags = (shared[S_FLAGS_LO] >>> 0) + (shared[S_FLAGS_HI] >>> 0) * TWO32;
   return {
     minor: shared[S_MINOR],
@@ -173,6 +239,7 @@ function connection(shared: Int32Array, devFd: number): Connection {
     maxReadahead: shared[S_READAHEAD],
     passthrough: Math.floor(flags / INIT.PASSTHROUGH) % 2 === 1,
     devFd,
+    yieldReader,
   };
 }
 

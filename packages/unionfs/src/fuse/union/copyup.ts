@@ -25,6 +25,7 @@ import {
   rawPwrite,
   rawReadlinkat,
   rawRenameat2,
+  rawStartWriteback,
   rawSymlinkat,
   rawUnlinkat,
   rawUtimensat,
@@ -60,7 +61,7 @@ const ENOSYS = 38;
 const EOPNOTSUPP = 95;
 const ENODATA = 61;
 const EPERM = 1;
-const COPY_CHUNK = 64 << 20;
+const COPY_CHUNK = 16 << 20;
 
 let tmpCount = 0;
 /** A fresh name in the work folder (overlayfs names its temporaries "#<hex>" too). */
@@ -163,6 +164,9 @@ function copyData(src: number, dst: number, len: number): number {
         return copyPlain(src, dst, done, len);
       return n;
     }
+    // The disk starts on each piece while the next is copied: the fsync before the link
+    // then waits for little.
+    rawStartWriteback(dst, done, n);
     done += n;
   }
   return 0;

@@ -34,6 +34,17 @@ export function createUnionShared(
 
 export const MAX_WRITE = 1 << 20;
 
+/** Opcodes answered without the table's lock, from the open file alone. */
+const UNLOCKED = new Set<number>([
+  OP.READ,
+  OP.WRITE,
+  OP.FSYNC,
+  OP.FSYNCDIR,
+  OP.FALLOCATE,
+  OP.LSEEK,
+  OP.COPY_FILE_RANGE,
+]);
+
 export class UnionFileSystem implements FuseFileSystem {
   readonly union: Union;
   readonly handlers: Partial<Record<number, Handler>>;
@@ -50,6 +61,7 @@ export class UnionFileSystem implements FuseFileSystem {
         try {
           return op(u, req, out);
         } finally {
+          layers.endRequest();
           nodes.unlock();
         }
       };
@@ -97,7 +109,20 @@ export class UnionFileSystem implements FuseFileSystem {
       [OP.INTERRUPT]: () => -1,
       [OP.DESTROY]: () => 0,
     };
+    this.quick = new Set(
+      Object.keys(this.handlers)
+        .map(Number)
+        .filter((op) => !UNLOCKED.has(op)),
+    );
   }
+
+  /**
+   * The operations under the table's lock, which other threads wait for anyway: the thread
+   * that read one keeps reading after it. Those that can take long (a copy-up, a big listing)
+   * hand the reading on themselves (conn.yieldReader); reads, writes and syncs of open files,
+   * which run without the lock, always do, so that they run beside everything else.
+   */
+  readonly quick: ReadonlySet<number>;
 
   wants(kernelFlags: number): InitWants {
     let flags =
@@ -126,5 +151,6 @@ export class UnionFileSystem implements FuseFileSystem {
 
   start(conn: Connection): void {
     this.union.conn = conn;
+    this.union.nodes.onContention = conn.yieldReader;
   }
 }

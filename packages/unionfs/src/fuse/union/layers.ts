@@ -4,7 +4,7 @@
 // reached by its single name relative to that folder's fd with AT_SYMLINK_NOFOLLOW. So no
 // name the container made (a symlink to /, a folder renamed meanwhile) leads to a host path.
 import { cstr, RESOLVE, rawClose, rawGetdents, rawLgetxattr, rawOpenat2, rawStatx, STX } from '@corral/sys';
-import { N, type NodeTable } from './nodes.js';
+import { N, NF, type NodeTable } from './nodes.js';
 
 export const O_RDONLY = 0;
 export const O_WRONLY = 1;
@@ -49,6 +49,9 @@ export const ENODATA = 61;
 export const EOPNOTSUPP = 95;
 export const ESTALE = 116;
 
+/** Folder fds each thread keeps open. */
+const DIR_CACHE = 128;
+
 /** openat2 resolve flags for every path inside a layer. */
 const RESOLVE_LAYER = RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS | RESOLVE.NO_XDEV;
 
@@ -63,6 +66,9 @@ export class Layers {
   private readonly procBuf = Buffer.alloc(4096 + 64);
   private readonly how = Buffer.alloc(24);
   private readonly xbuf = Buffer.alloc(8);
+  private readonly cache = new Map<number, { gen: number; fd: number }>();
+  private readonly cached = new Set<number>();
+  private readonly retired: number[] = [];
 
   constructor(
     readonly nodes: NodeTable,
@@ -83,9 +89,36 @@ export class Layers {
 
   /**
    * Opens node `i`'s folder in `layer` (O_PATH unless `flags` says otherwise). Returns the fd
-   * or -errno: ENOENT or ENOTDIR when the layer has no folder there.
+   * or -errno: ENOENT or ENOTDIR when the layer has no folder there. O_PATH fds come from a
+   * per-thread cache: a folder's fd follows it through renames, and a node that is removed or
+   * whose slot is reused no longer matches its entry. close() leaves cached fds open.
    */
   openDir(layer: number, i: number, flags = O_PATH): number {
+    if (flags !== O_PATH) return this.openPath(layer, i, flags);
+    const key = i * 1024 + layer;
+    const gen = this.nodes.get(i, N.GEN);
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key);
+      if (hit.gen === gen && this.nodes.valid(i) && !(this.nodes.flags(i) & NF.DELETED)) {
+        this.cache.set(key, hit);
+        return hit.fd;
+      }
+      this.retire(hit.fd);
+    }
+    const fd = this.openPath(layer, i, O_PATH);
+    if (fd < 0) return fd;
+    this.cache.set(key, { gen, fd });
+    this.cached.add(fd);
+    if (this.cache.size > DIR_CACHE) {
+      const [oldest, e] = this.cache.entries().next().value as [number, { fd: number }];
+      this.cache.delete(oldest);
+      this.retire(e.fd);
+    }
+    return fd;
+  }
+
+  private openPath(layer: number, i: number, flags: number): number {
     const n = this.nodes.path(i, this.pathBuf);
     if (n < 0) return -ENAMETOOLONG;
     return rawOpenat2(
@@ -96,6 +129,18 @@ export class Layers {
       RESOLVE_LAYER,
       this.how,
     );
+  }
+
+  /** A cached fd leaving the cache is closed after the request (it may still be in use). */
+  private retire(fd: number): void {
+    this.cached.delete(fd);
+    this.retired.push(fd);
+  }
+
+  /** Called after each request: closes the fds that left the cache meanwhile. */
+  endRequest(): void {
+    for (const fd of this.retired) rawClose(fd);
+    this.retired.length = 0;
   }
 
   /** Opens `name` in the folder `dirfd` without following a symlink, or -errno. */
@@ -162,9 +207,9 @@ export class Layers {
     return this.nodes.path(i, this.pathBuf) < 0 ? null : this.pathBuf;
   }
 
-  /** Closes an fd this class opened; negative values (errors) are ignored. */
+  /** Closes an fd this class opened, unless it is cached; negative values (errors) are ignored. */
   close(fd: number): void {
-    if (fd >= 0) rawClose(fd);
+    if (fd >= 0 && !this.cached.has(fd)) rawClose(fd);
   }
 
   /** The layer range of node `i`'s folder, top and bottom. */

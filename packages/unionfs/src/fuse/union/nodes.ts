@@ -37,6 +37,8 @@ export const NF = {
   DELETED: 4,
   /** The kernel forgot it while files were open: freed at the last release. */
   FORGOTTEN: 8,
+  /** Made by this server and given no xattr since: it has no file capabilities. */
+  CLEAN: 16,
 } as const;
 
 /** Control words. */
@@ -50,6 +52,7 @@ const C_NAME_FREE = 8; // 32 free-list heads of name chunks, by size / 8
 const CONTROL_WORDS = 64;
 
 const TWO32 = 2 ** 32;
+const SPIN = Number(process.env.CORRAL_FUSE_SPIN ?? 200);
 const MAX_NODES = 1 << 23;
 const INITIAL_NODES = 4096;
 
@@ -101,6 +104,9 @@ export class NodeTable {
   private nb: Buffer;
   private readonly buckets: Int32Array;
 
+  /** Called when lock() has to wait for another thread (the session hands its reading on). */
+  onContention: (() => void) | null = null;
+
   constructor(private readonly b: NodeBuffers) {
     this.c = new Int32Array(b.control);
     // Length-tracking views: they follow the buffers as any thread grows them.
@@ -114,6 +120,14 @@ export class NodeTable {
     const c = this.c;
     let s = Atomics.compareExchange(c, C_LOCK, 0, 1);
     if (s === 0) return;
+    this.onContention?.();
+    // Held for a few microseconds as a rule: spin a while before sleeping in the kernel.
+    for (let spin = 0; spin < SPIN; spin++) {
+      if (Atomics.load(c, C_LOCK) === 0) {
+        s = Atomics.compareExchange(c, C_LOCK, 0, 1);
+        if (s === 0) return;
+      }
+    }
     if (s !== 2) s = Atomics.exchange(c, C_LOCK, 2);
     while (s !== 0) {
       Atomics.wait(c, C_LOCK, 2);

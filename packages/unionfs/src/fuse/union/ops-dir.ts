@@ -51,44 +51,37 @@ import type { Union } from './union.js';
 
 const S_ISGID = 0o2000;
 
-/** Where a new entry goes: the upper folder, and whether a whiteout sits at the name. */
+/** Where a new entry goes: the upper folder, and who owns what is made there. */
 export interface Target {
   upperDir: number;
-  whiteout: boolean;
   uid: number;
   gid: number;
 }
 
 /**
- * Gets the upper folder of `parent` ready for a new entry `name`: copies the folder up, then
- * looks at what upper has at the name (nothing, or a whiteout; anything else is EEXIST).
- * Owner of the new entry: the caller, with the folder's group where the folder is set-group-ID.
+ * Gets the upper folder of `parent` ready for a new entry: copies the folder up. Owner of the
+ * new entry: the caller, with the folder's group where the folder is set-group-ID (for root,
+ * the upper filesystem does that itself).
  */
-export function prepareCreate(u: Union, req: Request, parent: number, name: Buffer): Target | number {
+export function prepareCreate(u: Union, req: Request, parent: number): Target | number {
   if (u.U < 0) return -EROFS;
   if (u.nodes.flags(parent) & NF.DELETED) return -ENOENT;
   if (!u.nodes.isDir(parent)) return -ENOTDIR;
-  let r = copyUp(u, parent);
+  const r = copyUp(u, parent);
   if (r < 0) return r;
   const upperDir = u.L.openDir(0, parent);
   if (upperDir < 0) return upperDir;
-  r = u.L.fstat(upperDir);
-  const sgid = r === 0 && (u.L.mode() & S_ISGID) !== 0;
-  const gid = sgid ? u.L.stx.readUInt32LE(STX.gid) : req.gid;
-  r = u.L.stat(upperDir, name);
-  if (r === 0 && !u.L.isWhiteout()) {
-    u.L.close(upperDir);
-    return -EEXIST;
-  }
-  if (r < 0 && r !== -ENOENT) {
-    u.L.close(upperDir);
-    return r;
-  }
-  return { upperDir, whiteout: r === 0, uid: req.uid, gid };
+  let gid = req.gid;
+  if ((req.uid !== 0 || req.gid !== 0) && u.L.fstat(upperDir) === 0 && u.L.mode() & S_ISGID)
+    gid = u.L.stx.readUInt32LE(STX.gid);
+  return { upperDir, uid: req.uid, gid };
 }
 
-/** Makes an entry with `make` (at the name, or over the whiteout), owned as `t` says. */
-function create(
+/**
+ * Makes an entry at `name` with `make`, owned as `t` says: in place, or, where upper holds a
+ * whiteout at the name (the name was deleted), over that whiteout. EEXIST otherwise.
+ */
+export function createEntry(
   u: Union,
   t: Target,
   name: Buffer,
@@ -96,14 +89,16 @@ function create(
   make: (dirfd: number, n: Buffer) => number,
 ): number {
   const made = (dirfd: number, n: Buffer) => {
-    const r = make(dirfd, n);
-    if (r < 0) return r;
-    if (t.uid === 0 && t.gid === 0) return 0;
-    return rawFchownat(dirfd, n, t.uid, t.gid, AT_SYMLINK_NOFOLLOW);
+    let r = make(dirfd, n);
+    if (r < 0 || (t.uid === 0 && t.gid === 0)) return r;
+    r = rawFchownat(dirfd, n, t.uid, t.gid, AT_SYMLINK_NOFOLLOW);
+    if (r < 0) rawUnlinkat(dirfd, n, isDir ? AT_REMOVEDIR : 0);
+    return r;
   };
-  if (t.whiteout) return createOverWhiteout(u, t.upperDir, name, isDir, made);
   const r = made(t.upperDir, name);
-  if (r < 0) rawUnlinkat(t.upperDir, name, isDir ? AT_REMOVEDIR : 0);
+  if (r !== -EEXIST) return r;
+  if (u.L.stat(t.upperDir, name) === 0 && u.L.isWhiteout())
+    return createOverWhiteout(u, t.upperDir, name, isDir, made);
   return r;
 }
 
@@ -115,7 +110,7 @@ function replyNew(u: Union, out: Reply, parent: number, t: Target, name: Buffer,
   const bare = name.subarray(0, name.length - 1);
   const old = u.nodes.find(parent, bare);
   if (old) u.nodes.detach(old);
-  const i = u.nodes.insert(parent, bare, isDir ? NF.DIR : 0, 0, 0, u.L.ino(0));
+  const i = u.nodes.insert(parent, bare, (isDir ? NF.DIR : 0) | NF.CLEAN, 0, 0, u.L.ino(0));
   u.replyEntry(out, i);
   return 0;
 }
@@ -132,10 +127,10 @@ function making(
   const parent = u.node(req.nodeid);
   if (!parent) return ESTALE;
   const name = req.cname(nameAt);
-  const t = prepareCreate(u, req, parent, name);
+  const t = prepareCreate(u, req, parent);
   if (typeof t === 'number') return -t;
   try {
-    const r = create(u, t, name, isDir, make);
+    const r = createEntry(u, t, name, isDir, make);
     if (r < 0) return -r;
     return replyNew(u, out, parent, t, name, isDir);
   } finally {
@@ -174,14 +169,15 @@ export const link: Op = (u, req, out) => {
   let r = copyUp(u, src);
   if (r < 0) return -r;
   const name = req.cname(8);
-  const t = prepareCreate(u, req, parent, name);
+  const t = prepareCreate(u, req, parent);
   if (typeof t === 'number') return -t;
   const srcDir = u.L.openDir(0, u.nodes.get(src, N.PARENT));
   try {
     if (srcDir < 0) return -srcDir;
     const srcName = Buffer.from(u.nameOf(src));
+    // A link keeps its inode's owner: made as root, never chowned.
     const linkTo = (d: number, n: Buffer) => rawLinkat(srcDir, srcName, d, n, 0);
-    r = t.whiteout ? createOverWhiteout(u, t.upperDir, name, false, linkTo) : linkTo(t.upperDir, name);
+    r = createEntry(u, { ...t, uid: 0, gid: 0 }, name, false, linkTo);
     if (r < 0) return -r;
     r = u.L.stat(t.upperDir, name);
     if (r < 0) return -r;

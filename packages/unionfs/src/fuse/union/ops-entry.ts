@@ -22,6 +22,7 @@ import {
   AT_SYMLINK_NOFOLLOW,
   EINVAL,
   ENAMETOOLONG,
+  ENODATA,
   ENOENT,
   ENOTDIR,
   EOPNOTSUPP,
@@ -205,6 +206,8 @@ export const statfs: Op = (u, _req, out) => {
 
 export const access: Op = (u, req) => (u.node(req.nodeid) ? 0 : ESTALE);
 
+const CAPABILITY = Buffer.from('security.capability\0');
+
 /** overlayfs's own xattrs are not shown through the union. */
 const isPrivate = (name: Buffer) => name.toString('latin1').startsWith('trusted.overlay.');
 
@@ -235,6 +238,8 @@ export const getxattr: Op = (u, req, out) => {
   const size = req.u32(0);
   const name = req.cname(8);
   if (isPrivate(name.subarray(0, name.length - 1))) return EOPNOTSUPP;
+  // The kernel asks for this one before every first write to a file: a file made here has none.
+  if (u.nodes.flags(i) & NF.CLEAN && name.equals(CAPABILITY)) return ENODATA;
   const e = entryPath(u, i, u.nodes.get(i, N.TOP));
   if (typeof e === 'number') return -e;
   const n = rawLgetxattr(
@@ -286,6 +291,7 @@ export const setxattr: Op = (u, req) => {
   const name = Buffer.from(req.cname(8));
   if (isPrivate(name.subarray(0, name.length - 1))) return EOPNOTSUPP;
   const value = Buffer.from(req.bytes(8 + name.length, size));
+  u.nodes.set(i, N.FLAGS, u.nodes.flags(i) & ~NF.CLEAN);
   const r = copyUp(u, i);
   if (r < 0) return -r;
   const e = entryPath(u, i, 0);

@@ -11,7 +11,6 @@ import {
   rawDup3,
   rawFallocate,
   rawFchmod,
-  rawFchown,
   rawFsync,
   rawLseek,
   rawOpenat,
@@ -21,7 +20,7 @@ import {
 } from '@corral/sys';
 import type { Reply, Request } from '../codec.js';
 import { FOPEN, FSYNC_FDATASYNC, OPEN_KILL_SUIDGID, SIZE, WRITE_KILL_SUIDGID } from '../kernel.js';
-import { copyUp, createOverWhiteout } from './copyup.js';
+import { copyUp } from './copyup.js';
 import {
   AT_EMPTY_PATH,
   EBADF,
@@ -41,7 +40,7 @@ import {
   O_TRUNC,
 } from './layers.js';
 import { N, NF } from './nodes.js';
-import { prepareCreate } from './ops-dir.js';
+import { createEntry, prepareCreate } from './ops-dir.js';
 import { killSuidgid, type Op } from './ops-entry.js';
 import { FD, type Union } from './union.js';
 
@@ -135,46 +134,39 @@ export const create: Op = (u, req, out) => {
   const flags = req.u32(0);
   const mode = req.u32(4) & 0o7777;
   const name = req.cname(16);
-  const t = prepareCreate(u, req, parent, name);
+  const t = prepareCreate(u, req, parent);
   if (typeof t === 'number') return -t;
   let fd = -1;
-  try {
-    const make = (dirfd: number, n: Buffer) => {
-      fd = rawOpenat(dirfd, n, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC | (flags & O_DIRECT), mode);
-      if (fd < 0) return fd;
-      if (t.uid !== 0 || t.gid !== 0) {
-        const r = rawFchown(fd, t.uid, t.gid);
-        if (r < 0) return r;
-        // chown clears set-user-ID and set-group-ID: give the mode asked for.
-        if (mode & (S_ISUID | S_ISGID)) return rawFchmod(fd, mode);
-      }
-      return 0;
-    };
-    const r = t.whiteout ? createOverWhiteout(u, t.upperDir, name, false, make) : make(t.upperDir, name);
-    if (r < 0) {
-      if (fd >= 0) rawClose(fd);
-      return -r;
-    }
-    const s = u.fstatInto(fd);
-    if (s < 0) {
-      rawClose(fd);
-      return -s;
-    }
-    const bare = name.subarray(0, name.length - 1);
-    const old = u.nodes.find(parent, bare);
-    if (old) u.nodes.detach(old);
-    const ino = Number(u.topStx.readBigUInt64LE(STX.ino));
-    const i = u.nodes.insert(parent, bare, 0, 0, 0, u.L.devMixed(ino, 0));
-    u.replyEntry(out, i);
-    const o = openFile(u, i, flags, out, fd);
-    if (o < 0) {
-      rawClose(fd);
-      return -o;
-    }
-    return 0;
-  } finally {
-    u.L.close(t.upperDir);
+  const make = (dirfd: number, n: Buffer) => {
+    const r = rawOpenat(
+      dirfd,
+      n,
+      O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC | (flags & O_DIRECT),
+      mode,
+    );
+    if (r >= 0) fd = r;
+    return Math.min(r, 0);
+  };
+  let r = createEntry(u, t, name, false, make);
+  // chown clears set-user-ID and set-group-ID: give the mode asked for.
+  if (r >= 0 && (t.uid !== 0 || t.gid !== 0) && mode & (S_ISUID | S_ISGID)) r = rawFchmod(fd, mode);
+  if (r >= 0) r = u.fstatInto(fd);
+  if (r < 0) {
+    if (fd >= 0) rawClose(fd);
+    return -r;
   }
+  const bare = name.subarray(0, name.length - 1);
+  const old = u.nodes.find(parent, bare);
+  if (old) u.nodes.detach(old);
+  const ino = Number(u.topStx.readBigUInt64LE(STX.ino));
+  const i = u.nodes.insert(parent, bare, NF.CLEAN, 0, 0, u.L.devMixed(ino, 0));
+  u.replyEntry(out, i);
+  const o = openFile(u, i, flags, out, fd);
+  if (o < 0) {
+    rawClose(fd);
+    return -o;
+  }
+  return 0;
 };
 
 /**
@@ -194,6 +186,7 @@ function followCopyUp(u: Union, i: number, fd: number): void {
     rawClose(up);
     u.fdState[fd] &= ~FD.LOWER;
   } finally {
+    u.L.endRequest();
     u.nodes.unlock();
   }
 }

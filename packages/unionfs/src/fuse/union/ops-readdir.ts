@@ -74,6 +74,8 @@ function snapshot(u: Union, slot: number): number {
   const h = u.dirHandles;
   const i = h[slot * 4 + H_NODE];
   if (!u.nodes.valid(i) || u.nodes.flags(i) & NF.DELETED) return -ENOENT;
+  // A big folder takes a while to list: another thread reads the next requests meanwhile.
+  u.conn.yieldReader();
   const list = listMerged(u.L, u.nodes, i);
   if (typeof list === 'number') return list;
   let fd = h[slot * 4 + H_FD];

@@ -2,7 +2,7 @@
 // threads and serves until the mount goes away. Runs as root on the host, for a container
 // that may be hostile: it never resolves a path the container can change except relative to
 // the layer fds opened here.
-import { closeSync, fstatSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AT,
@@ -38,6 +38,22 @@ export interface ServerConfig {
 function cleanWork(work: string): void {
   for (const name of readdirSync(work)) {
     if (name.startsWith('#corral.')) rmSync(join(work, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Lets the kernel read ahead up to 1 MiB on this mount (the default is 128 KiB), so that a
+ * file read through the server takes a READ per MiB rather than eight. The setting belongs
+ * to the mount's own backing device and goes with it. Best effort.
+ */
+function raiseReadahead(target: string): void {
+  try {
+    const dev = statSync(target).dev;
+    const major = Math.floor(dev / 256) & 0xfff;
+    const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+    writeFileSync(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`, '1024');
+  } catch {
+    // no sysfs, or not writable: the default stays
   }
 }
 
@@ -103,6 +119,7 @@ export async function serveUnion(config: ServerConfig, ready: () => void): Promi
       stop();
       throw e;
     }
+    raiseReadahead(config.target);
     ready();
     await threads.ended;
     mounted = false;
