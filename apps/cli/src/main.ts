@@ -5,11 +5,12 @@ import { type Command, type Context, checkArity, helpText, parseArgs, UsageError
 import { containerCommands } from './commands/containers.js';
 import { events } from './commands/events.js';
 import { imageCommands } from './commands/images.js';
+import { networkCommands } from './commands/network.js';
 import { stats } from './commands/stats.js';
 import { releaseParkedInit } from './early.js';
 
 const commands = new Map<string, Command>(
-  [...containerCommands, stats, events, ...imageCommands].map((c) => [c.name, c]),
+  [...containerCommands, stats, events, ...imageCommands, ...networkCommands].map((c) => [c.name, c]),
 );
 
 function usage(): string {

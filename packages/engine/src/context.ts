@@ -1,8 +1,10 @@
 import { join, resolve } from 'node:path';
 import { ImageStore, privateDir } from '@corral/image';
+import type { NetworkManager } from '@corral/network';
 import { Runtime } from '@corral/runtime';
 import { Snapshotter } from '@corral/unionfs';
 import { EventLog } from './events.js';
+import { type NetworkSettings, networkManager } from './network-config.js';
 import { RecordStore } from './records.js';
 
 /** The data root: `--root`, then CORRAL_ROOT, then /var/lib/corral (like Docker's data-root). */
@@ -21,6 +23,8 @@ export interface RegistrySettings {
 export interface EngineOptions {
   root?: string;
   registry?: RegistrySettings;
+  /** dockerd's network switches (iptables, ip-forward, ip-masq) and the address pool. */
+  network?: NetworkSettings;
 }
 
 /**
@@ -34,6 +38,8 @@ export class EngineContext {
   readonly store: ImageStore;
   readonly events: EventLog;
   readonly registry: RegistrySettings;
+  /** Networks, namespaces and attachments under ROOT/network. */
+  readonly net: NetworkManager;
   /** Containers whose root this process is unmounting on purpose (not a storage failure). */
   readonly releasing = new Set<string>();
 
@@ -49,6 +55,7 @@ export class EngineContext {
     this.runtime = new Runtime({ root: join(this.root, 'runtime') });
     this.events = new EventLog(this.root);
     this.registry = options.registry ?? {};
+    this.net = networkManager(this.root, options.network ?? {}, this.root === '/var/lib/corral');
   }
 
   logPath(id: string): string {

@@ -6,11 +6,12 @@ import { parseSignal, procStartTime } from '@corral/sys';
 import type { EngineContext } from './context.js';
 import { EngineError } from './errors.js';
 import { newId, shortId } from './names.js';
+import { type NetworkCreateOptions, networkConfig } from './network-config.js';
 import type { ContainerRecord, Resources } from './records.js';
 import { seccompOption } from './seccomp.js';
 import { capabilityNames } from './spec.js';
 
-export interface CreateContainerOptions {
+export interface CreateContainerOptions extends NetworkCreateOptions {
   /** An image name, or null with `rootfs`. */
   image?: string;
   /** A pseudo-terminal for the program (`-t`). */
@@ -193,6 +194,9 @@ export async function createContainer(
   if (!cmd.length) throw new EngineError('InvalidArgument', 'No command specified');
   const stopSignal = options.stopSignal ?? config.StopSignal ?? 'SIGTERM';
   signalNumber(stopSignal);
+  const net = networkConfig(options, config, (ref) => ctx.records.resolve(ref));
+  if (options.hostname && net.network.mode.startsWith('container:'))
+    throw new EngineError('InvalidArgument', 'conflicting options: --hostname and --network container:NAME');
   const id = newId();
   const name = ctx.records.claimName(options.name, id);
   const record: ContainerRecord = {
@@ -206,7 +210,7 @@ export async function createContainer(
       cmd,
       env: [...(config.Env ?? []), ...(options.env ?? [])],
       workdir: options.workdir ?? (config.WorkingDir || '/'),
-      hostname: options.hostname ?? shortId(id),
+      hostname: options.hostname ?? net.hostname ?? shortId(id),
       user: options.user ?? config.User ?? '',
       init: options.init ?? false,
       tty: options.tty ?? false,
@@ -223,6 +227,7 @@ export async function createContainer(
       ...seccomp,
       noNewPrivileges,
       resources,
+      network: net.network,
     },
     state: {
       status: 'created',

@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CgroupLimits } from '@corral/cgroups';
 import { commit as commitImage, exportRootfs, type ImageRecord } from '@corral/image';
+import type { PortMapping } from '@corral/network';
 import type { ProcessNode } from '@corral/pidns';
 import { namespaceTree } from '@corral/pidns';
 import { type Change, diffUpper, mountAll } from '@corral/unionfs';
@@ -32,11 +33,15 @@ import {
   waitExited,
 } from './lifecycle.js';
 import { type LogEntry, type ReadLogsOptions, readLogs } from './logs.js';
-import { reclaimAbandoned } from './reclaim.js';
+import { portsOf } from './network.js';
+import { EngineNetworks, type NetworkSettingsView } from './networks.js';
+import { reclaimAbandoned, reclaimNetworks } from './reclaim.js';
 import type { ContainerRecord } from './records.js';
 import { cgroupPathOf } from './spec.js';
 import { readStats, type StatsSample, type StatsStreamOptions, statsStream } from './stats.js';
 import { describeStatus } from './status.js';
+
+const ETC_FILES = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
 
 /** A container's summary for `ps`. */
 export interface ContainerSummary {
@@ -48,6 +53,8 @@ export interface ContainerSummary {
   status: string;
   state: ContainerRecord['state']['status'];
   exitCode: number | null;
+  /** Ports published while it runs. */
+  ports: PortMapping[];
 }
 
 /**
@@ -59,10 +66,13 @@ export class Engine {
   readonly #ctx: EngineContext;
   /** Images: list, pull, push, load, save, import, tag, rmi, prune (Docker's image endpoints). */
   readonly images: EngineImages;
+  /** Networks: create, list, inspect, remove, connect, disconnect, prune (Docker's network endpoints). */
+  readonly networks: EngineNetworks;
 
   constructor(options: EngineOptions = {}) {
     this.#ctx = new EngineContext(options);
     this.images = new EngineImages(this.#ctx);
+    this.networks = new EngineNetworks(this.#ctx);
   }
 
   /**
@@ -72,6 +82,7 @@ export class Engine {
   static async open(options: EngineOptions = {}): Promise<Engine> {
     const e = new Engine(options);
     await reclaimAbandoned(e.#ctx);
+    await reclaimNetworks(e.#ctx);
     return e;
   }
 
@@ -149,6 +160,7 @@ export class Engine {
         status: describeStatus(r),
         state: r.state.status,
         exitCode: r.state.exitCode,
+        ports: r.state.status === 'running' ? portsOf(this.#ctx, r) : [],
       });
     }
     return out.sort((a, b) => b.created.localeCompare(a.created));
@@ -236,8 +248,18 @@ export class Engine {
     return statsStream(this.#ctx, options);
   }
 
-  /** The record plus, while it runs, the limits the kernel enforces (read back from its cgroup). */
-  inspect(ref: string): ContainerRecord & { limitsInForce: CgroupLimits | null; cgroupPath: string } {
+  /** docker port: the ports published for a running container (none when it is not running). */
+  ports(ref: string): PortMapping[] {
+    const r = this.get(ref);
+    return r.state.status === 'running' ? portsOf(this.#ctx, r) : [];
+  }
+
+  /** The record plus, while it runs, the limits the kernel enforces and its network settings. */
+  inspect(ref: string): ContainerRecord & {
+    limitsInForce: CgroupLimits | null;
+    cgroupPath: string;
+    networkSettings: NetworkSettingsView;
+  } {
     const r = this.get(ref);
     let limitsInForce: CgroupLimits | null = null;
     if (r.state.status === 'running') {
@@ -247,7 +269,7 @@ export class Engine {
         // ended meanwhile
       }
     }
-    return { ...r, limitsInForce, cgroupPath: cgroupPathOf(r) };
+    return { ...r, limitsInForce, cgroupPath: cgroupPathOf(r), networkSettings: this.networks.settingsOf(r) };
   }
 
   /** The container's process tree with host PIDs and PIDs inside. */
@@ -266,7 +288,11 @@ export class Engine {
   /** What the container changed in its root, read from its writable layer. */
   diff(ref: string): Change[] {
     const r = this.get(ref);
-    return diffUpper(this.#ctx.snapshots(r.hostConfig.storageDriver).upper(r.id), r.layers);
+    const changes = diffUpper(this.#ctx.snapshots(r.hostConfig.storageDriver).upper(r.id), r.layers);
+    // The /etc files corral writes at each start are the engine's, not the program's (Docker's
+    // bind-mounted copies never show either); /etc itself only when something else changed in it.
+    const kept = changes.filter((c) => !ETC_FILES.has(c.path));
+    return kept.some((c) => c.path.startsWith('/etc/')) ? kept : kept.filter((c) => c.path !== '/etc');
   }
 
   /** Docker's event stream (see EventLog.read): past events with `since`, then new ones. */

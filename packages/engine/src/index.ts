@@ -8,6 +8,8 @@ export {
   formatBytes,
   type ProgressEvent,
 } from '@corral/image';
+// Docker's -p forms, for front-ends that print them.
+export { formatPorts, type NetworkRecord, type PortMapping, parsePort } from '@corral/network';
 export type { AttachOptions, ExecOptions, ProcessHandle, RunExtras, StdioTarget } from './attach.js';
 export { defaultRoot, type EngineOptions, type RegistrySettings } from './context.js';
 export { type CreateContainerOptions, checkEnv, parseSecurityOpts } from './create.js';
@@ -23,6 +25,13 @@ export {
 export type { EngineImages } from './images.js';
 export type { LogEntry, ReadLogsOptions } from './logs.js';
 export { shortId } from './names.js';
+export type { EndpointConfig, NetworkCreateOptions, NetworkSettings } from './network-config.js';
+export type {
+  EngineNetworks,
+  NetworkCreateRequest,
+  NetworkDetails,
+  NetworkSettingsView,
+} from './networks.js';
 export { type ContainerRecord, type ContainerStatus, type Resources, statusOf } from './records.js';
 // Docker's seccomp profile format, for front-ends that take a profile (SecurityOpt).
 export {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import { cleanupStale, getUnionFs, mountAll, type UnionMount } from '@corral/uni
 import type { EngineContext } from './context.js';
 import { signalNumber } from './create.js';
 import { EngineError } from './errors.js';
+import { setupNetwork, teardownNetwork, writeEtc } from './network.js';
 import type { ContainerRecord } from './records.js';
 import { buildSpec } from './spec.js';
 import { readWatcherMessage } from './watcher-protocol.js';
@@ -60,24 +61,6 @@ export function runningRecord(ctx: EngineContext, ref: string): ContainerRecord 
   const r = getRecord(ctx, ref);
   if (r.state.status !== 'running') throw new EngineError('Conflict', `Container ${r.name} is not running`);
   return r;
-}
-
-function writeEtcFiles(ctx: EngineContext, r: ContainerRecord) {
-  const dir = ctx.records.dir(r.id);
-  const hosts = join(dir, 'hosts');
-  const hostname = join(dir, 'hostname');
-  const resolvConf = join(dir, 'resolv.conf');
-  writeFileSync(hostname, `${r.config.hostname}\n`);
-  writeFileSync(
-    hosts,
-    `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${r.config.hostname}\n`,
-  );
-  try {
-    copyFileSync('/etc/resolv.conf', resolvConf);
-  } catch {
-    writeFileSync(resolvConf, '');
-  }
-  return { hosts, hostname, resolvConf };
 }
 
 /**
@@ -146,8 +129,9 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
     try {
       o.onStep?.('mounted');
       checkAborted(o.abort);
-      const etc = writeEtcFiles(ctx, r);
-      const spec = buildSpec(r, rootfs, etc, o.consoleSize);
+      const netns = await setupNetwork(ctx, r);
+      writeEtc(ctx, r, rootfs);
+      const spec = buildSpec(r, rootfs, netns, o.consoleSize);
       writeFileSync(join(dir, 'bundle', 'config.json'), JSON.stringify(spec, null, 2));
       o.onStep?.('bundle');
       checkAborted(o.abort);
@@ -177,12 +161,14 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
           detached: o.detached,
         };
         x.state.watcherPid = process.pid;
+        x.state.networkOwner = undefined;
       });
       ctx.events.emit('container', 'start', r.id, { name: r.name, image: r.image });
       return created;
     } catch (e) {
       ctx.releasing.add(r.id);
       await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
+      await teardownNetwork(ctx, r).catch(() => {});
       await union.unmount(rootfs, { detach: true }).catch(() => cleanupStale(rootfs));
       throw fromRuntime(e);
     }
@@ -209,6 +195,7 @@ export async function finish(ctx: EngineContext, ref: string, exitCode: number):
     // no cgroup left to ask
   }
   await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
+  await teardownNetwork(ctx, r).catch(() => {}); // what is left, the next Engine.open takes
   const rootfs = ctx.rootfs(r.id);
   await getUnionFs(r.hostConfig.storageDriver)
     .unmount(rootfs, { detach: true })
@@ -349,6 +336,7 @@ export async function removeContainer(
 export async function discard(ctx: EngineContext, r: ContainerRecord): Promise<void> {
   ctx.releasing.add(r.id);
   await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
+  await teardownNetwork(ctx, r).catch(() => {});
   cleanupStale(ctx.rootfs(r.id));
   if (!ctx.records.read(r.id)) return;
   ctx.records.remove(r);

@@ -1,6 +1,7 @@
 import { procStartTime } from '@corral/sys';
 import type { EngineContext } from './context.js';
 import { discard, reconcile } from './lifecycle.js';
+import { reconcileNetworks } from './network.js';
 
 /**
  * Removes the `--rm` containers whose attached run died before its container did (SIGKILLed
@@ -26,4 +27,18 @@ export async function reclaimAbandoned(ctx: EngineContext): Promise<string[]> {
     reclaimed.push(id);
   }
   return reclaimed;
+}
+
+/**
+ * Takes down the networks of containers that no longer run (their watcher or engine was
+ * SIGKILLed before it could): namespaces, veths, port rules, leases.
+ */
+export function reclaimNetworks(ctx: EngineContext): Promise<string[]> {
+  return reconcileNetworks(ctx, (r) => {
+    try {
+      return reconcile(ctx, r).state.status === 'running';
+    } catch {
+      return false;
+    }
+  });
 }

@@ -19,6 +19,7 @@ import type { OciSeccomp } from '@corral/runtime';
 import { flock, LOCK } from '@corral/sys';
 import { EngineError } from './errors.js';
 import { NAME_RE, randomName } from './names.js';
+import type { ContainerNetwork } from './network-config.js';
 
 /**
  * A container's status, one vocabulary for the engine and its front-ends (Docker's words):
@@ -75,6 +76,8 @@ export interface ContainerRecord {
     seccompProfile?: OciSeccomp;
     noNewPrivileges: boolean;
     resources: Resources;
+    /** Its network (absent in records of versions before networking: the host's). */
+    network?: ContainerNetwork;
   };
   state: {
     status: ContainerStatus;
@@ -91,6 +94,8 @@ export interface ContainerRecord {
     watcherPid?: number;
     /** The process that runs it attached and removes it (`run --rm`), with its start time. */
     owner?: { pid: number; startTime: number };
+    /** The process setting up its network right now (engines opening the root leave it alone). */
+    networkOwner?: { pid: number; startTime: number };
   };
 }
 

@@ -119,7 +119,8 @@ export function containerEnv(r: ContainerRecord): string[] {
 export function buildSpec(
   r: ContainerRecord,
   rootfs: string,
-  etcFiles: { hosts: string; hostname: string; resolvConf: string },
+  /** The network namespace to join (null: the host's, --network host). */
+  netns: string | null,
   consoleSize?: { height: number; width: number },
 ): OciSpec {
   const { uid, gid, additionalGids } = resolveUser(r.config.user, rootfs);
@@ -172,23 +173,16 @@ export function buildSpec(
         source: 'sysfs',
         options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'],
       },
-      { destination: '/etc/hosts', type: 'bind', source: etcFiles.hosts, options: ['rbind', 'rprivate'] },
-      {
-        destination: '/etc/hostname',
-        type: 'bind',
-        source: etcFiles.hostname,
-        options: ['rbind', 'rprivate'],
-      },
-      {
-        destination: '/etc/resolv.conf',
-        type: 'bind',
-        source: etcFiles.resolvConf,
-        options: ['rbind', 'rprivate'],
-      },
     ],
     annotations: r.config.init ? { [INIT_ANNOTATION]: 'true' } : {},
     linux: {
-      namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }],
+      namespaces: [
+        { type: 'pid' },
+        { type: 'mount' },
+        { type: 'uts' },
+        { type: 'ipc' },
+        ...(netns ? [{ type: 'network' as const, path: netns }] : []),
+      ],
       cgroupsPath: cgroupPathOf(r),
       resources: {
         ...limitsToOci(limitsOf(r)),

@@ -22,6 +22,8 @@ export interface NetworkManagerOptions {
   /** Where new networks' subnets come from, in /`subnetSize` pieces. */
   pool?: string;
   subnetSize?: number;
+  /** The default network's bridge (`corral0`); engines on other data roots pick their own. */
+  defaultBridge?: string;
 }
 
 export const DEFAULT_SWITCHES: HostSwitches = { iptables: true, ipForward: false, ipMasq: false };
@@ -46,6 +48,7 @@ export class NetworkManager {
   private readonly lockPath: string;
   private readonly pool: string;
   private readonly subnetSize: number;
+  private readonly defaultBridge: string;
 
   constructor(opts: NetworkManagerOptions) {
     this.root = opts.root;
@@ -58,6 +61,7 @@ export class NetworkManager {
     this.lockPath = join(opts.root, 'lock');
     this.pool = opts.pool ?? '10.213.0.0/16';
     this.subnetSize = opts.subnetSize ?? 24;
+    this.defaultBridge = opts.defaultBridge ?? 'corral0';
   }
 
   locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -103,12 +107,12 @@ export class NetworkManager {
     });
   }
 
-  /** The default `bridge` network, made on first use (bridge `corral0`). */
+  /** The default `bridge` network, made on first use (bridge `corral0` unless told otherwise). */
   async defaultNetwork(): Promise<NetworkRecord> {
     const n = this.networks.find(DEFAULT_NETWORK);
     if (n) return n;
     try {
-      return await this.make({ name: DEFAULT_NETWORK, bridge: 'corral0' });
+      return await this.make({ name: DEFAULT_NETWORK, bridge: this.defaultBridge });
     } catch (e) {
       const again = this.networks.find(DEFAULT_NETWORK);
       if (again) return again;

@@ -3,6 +3,7 @@ import { parseBytes, parseCpus, parseMemorySwap } from '@corral/cgroups';
 import {
   type CreateContainerOptions,
   EngineError,
+  formatPorts,
   type ProcessHandle,
   type Resources,
   shortId,
@@ -75,6 +76,16 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
     stopSignal: str(a, 'stop-signal'),
     stopTimeout: int(a, 'stop-timeout'),
     resources: resources(a),
+    network: str(a, 'network'),
+    publish: list(a, 'publish'),
+    publishAll: bool(a, 'publish-all'),
+    ip: str(a, 'ip'),
+    macAddress: str(a, 'mac-address'),
+    networkAliases: list(a, 'network-alias'),
+    addHost: list(a, 'add-host'),
+    dns: list(a, 'dns'),
+    dnsSearch: list(a, 'dns-search'),
+    dnsOptions: list(a, 'dns-option'),
   };
 }
 
@@ -155,13 +166,14 @@ export const ps: Command = {
     } else {
       console.log(
         table(
-          ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'],
+          ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
           rows.map((r) => [
             full ? r.id : shortId(r.id),
             r.image,
             full ? JSON.stringify(r.command) : quoteCommand(r.command),
             ago(r.created),
             r.status,
+            formatPorts(r.ports),
             r.name,
           ]),
         ),

@@ -43,6 +43,7 @@ export const createFlags: FlagSpec[] = [
     description: "Run corral's init as PID 1: it reaps orphans and forwards signals",
   },
   { name: 'hostname', short: 'h', type: 'string', description: 'Container host name' },
+  ...networkFlags(),
   ...processFlags,
   {
     name: 'privileged',
@@ -121,3 +122,35 @@ export const createFlags: FlagSpec[] = [
     description: "Parent cgroup (relative to corral's own, or absolute)",
   },
 ];
+
+/** The network flags of `run` and `create` (Docker's). */
+function networkFlags(): FlagSpec[] {
+  return [
+    {
+      name: 'network',
+      type: 'string',
+      value: 'MODE',
+      description: "bridge (default), none, host, container:NAME, or a network's name",
+    },
+    {
+      name: 'publish',
+      short: 'p',
+      type: 'list',
+      value: '[IP:]HOST:CTR[/PROTO]',
+      description: "Publish a container's port on the host (CTR alone: a free host port)",
+    },
+    {
+      name: 'publish-all',
+      short: 'P',
+      type: 'boolean',
+      description: 'Publish every port the image exposes on free host ports',
+    },
+    { name: 'ip', type: 'string', value: 'ADDR', description: 'IPv4 address on a user network' },
+    { name: 'mac-address', type: 'string', value: 'MAC', description: 'MAC address of the interface' },
+    { name: 'network-alias', type: 'list', value: 'NAME', description: 'Another name on a user network' },
+    { name: 'add-host', type: 'list', value: 'NAME:IP', description: 'Add a line to /etc/hosts' },
+    { name: 'dns', type: 'list', value: 'IP', description: 'Set a DNS server in /etc/resolv.conf' },
+    { name: 'dns-search', type: 'list', value: 'DOMAIN', description: 'Set a DNS search domain' },
+    { name: 'dns-option', type: 'list', value: 'OPT', description: 'Set a DNS option' },
+  ];
+}

@@ -1,0 +1,304 @@
+// Networking as a Docker user sees it: a private namespace per container, published ports,
+// user networks with names, none and host modes, and nothing left on the host afterwards.
+// Traffic goes only between the host's loopback and published ports, and between containers
+// on networks this file made; ip forwarding stays off.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { freePort } from '@corral/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Sandbox, until } from './helpers.js';
+
+const s = new Sandbox();
+const hostLinks = () => readdirSync('/sys/class/net').sort();
+const ipForward = () => readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
+/** iptables lines (all tables) that mention any of `needles`. */
+const rulesWith = (needles: string[]) =>
+  execFileSync('iptables-save', { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => needles.some((n) => n && l.includes(n)));
+/** Every file under the data root's network state that says a container is on the network. */
+const networkState = () => {
+  const dir = join(s.root, 'network');
+  const list = (d: string) => {
+    try {
+      return readdirSync(join(dir, d));
+    } catch {
+      return [];
+    }
+  };
+  const leases = list('ipam').flatMap((n) =>
+    list(join('ipam', n)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)),
+  );
+  return { netns: list('netns'), attachments: list('attachments'), leases };
+};
+
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
+const httpd = (file: string, text: string) =>
+  `mkdir -p /www && echo ${text} > /www/${file} && exec httpd -f -p 8080 -h /www`;
+
+const bridges: string[] = [];
+let hostPort = 0;
+
+beforeAll(() => {
+  expect(ipForward()).toBe('0');
+});
+
+afterAll(async () => {
+  await s.teardown();
+});
+
+describe('corral networking', () => {
+  it('publishes a port on 127.0.0.1 that a client on the host fetches; port and ps show it', async () => {
+    hostPort = await freePort();
+    const run = await s.corral([
+      'run',
+      '-d',
+      '--name',
+      'web',
+      '-p',
+      `127.0.0.1:${hostPort}:8080`,
+      'busybox',
+      'sh',
+      '-c',
+      httpd('hello.txt', 'hello-from-corral'),
+    ]);
+    expect(run.stderr).toBe('');
+    let res = { status: 0, body: '' };
+    await until(async () => {
+      res = await get(hostPort, '/hello.txt').catch(() => res);
+      return res.status === 200;
+    }, 'httpd to answer through the published port');
+    expect(res.body).toBe('hello-from-corral\n');
+    expect((await s.corral(['port', 'web'])).out).toBe(`8080/tcp -> 127.0.0.1:${hostPort}`);
+    expect((await s.corral(['port', 'web', '8080/tcp'])).out).toBe(`127.0.0.1:${hostPort}`);
+    expect((await s.corral(['ps'])).out).toContain(`127.0.0.1:${hostPort}->8080/tcp`);
+    const net = JSON.parse((await s.corral(['network', 'inspect', 'bridge'])).out)[0];
+    bridges.push(net.bridge);
+    expect(net.containers.map((c: { name: string }) => c.name)).toEqual(['web']);
+  });
+
+  it("gives a default container a network namespace of its own, with none of the host's links", async () => {
+    const r = await s.corral([
+      'run',
+      '--rm',
+      'busybox',
+      'sh',
+      '-c',
+      'readlink /proc/self/ns/net; ls /sys/class/net',
+    ]);
+    const [ns, ...links] = r.out.split('\n');
+    expect(ns).toMatch(/^net:\[\d+\]$/);
+    expect(ns).not.toBe(readlinkSync('/proc/self/ns/net'));
+    expect(links.sort()).toEqual(['eth0', 'lo']);
+    // Its eth0 is its own veth end, not the host's.
+    const mac = (await s.corral(['run', '--rm', 'busybox', 'cat', '/sys/class/net/eth0/address'])).out;
+    expect(mac).not.toBe(readFileSync('/sys/class/net/eth0/address', 'utf8').trim());
+  });
+
+  it("cannot open AF_PACKET on the host's interfaces", async () => {
+    // arping binds an AF_PACKET socket to the interface named: the host's bridge is not there.
+    const r = await s.corral([
+      'run',
+      '--rm',
+      'busybox',
+      'arping',
+      '-c',
+      '1',
+      '-w',
+      '1',
+      '-I',
+      bridges[0],
+      '10.0.0.1',
+    ]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/No such device/i);
+  });
+
+  it('--network none has only lo; --network host sees the host interfaces', async () => {
+    const none = await s.corral(['run', '--rm', '--network', 'none', 'busybox', 'ls', '/sys/class/net']);
+    expect(none.out.split('\n')).toEqual(['lo']);
+    const host = await s.corral([
+      'run',
+      '--rm',
+      '--network',
+      'host',
+      'busybox',
+      'sh',
+      '-c',
+      'readlink /proc/self/ns/net; ls /sys/class/net',
+    ]);
+    const [ns, ...links] = host.out.split('\n');
+    expect(ns).toBe(readlinkSync('/proc/self/ns/net'));
+    expect(links).toContain('eth0');
+    expect(links).toContain('lo');
+  });
+
+  it('containers on one user network reach each other by name; one on another network cannot', async () => {
+    expect((await s.corral(['network', 'create', 'n1'])).status).toBe(0);
+    expect((await s.corral(['network', 'create', 'n2'])).status).toBe(0);
+    for (const n of ['n1', 'n2'])
+      bridges.push(JSON.parse((await s.corral(['network', 'inspect', n])).out)[0].bridge);
+    await s.corral([
+      'run',
+      '-d',
+      '--name',
+      'alpha',
+      '--network',
+      'n1',
+      'busybox',
+      'sh',
+      '-c',
+      httpd('a', 'from-alpha'),
+    ]);
+    await s.corral([
+      'run',
+      '-d',
+      '--name',
+      'beta',
+      '--network',
+      'n1',
+      'busybox',
+      'sh',
+      '-c',
+      httpd('b', 'from-beta'),
+    ]);
+    await s.corral(['run', '-d', '--name', 'gamma', '--network', 'n2', 'busybox', 'sleep', '60']);
+    // nc with a timeout (busybox wget -T crashes): the body is the answer's last line.
+    const fetch = async (from: string, url: string) => {
+      const [, host, path] = /^http:\/\/([^/:]+):8080(\/.*)$/.exec(url) ?? [];
+      const r = await s.corral([
+        'exec',
+        from,
+        'sh',
+        '-c',
+        `printf 'GET ${path} HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ${host} 8080`,
+      ]);
+      const ok = r.status === 0 && r.out.startsWith('HTTP/1.1 200');
+      return { status: ok ? 0 : 1, out: ok ? (r.out.split('\n').pop() ?? '') : r.out };
+    };
+    let r = await fetch('alpha', 'http://beta:8080/b');
+    await until(async () => {
+      r = await fetch('alpha', 'http://beta:8080/b');
+      return r.status === 0;
+    }, 'alpha to reach beta by name');
+    expect(r.out).toBe('from-beta');
+    expect((await fetch('beta', 'http://alpha:8080/a')).out).toBe('from-alpha');
+    // gamma knows no such names, and the addresses do not answer across networks.
+    const alphaIp = JSON.parse((await s.corral(['inspect', 'alpha'])).out)[0].networkSettings.networks.n1.ip;
+    expect(alphaIp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect((await fetch('gamma', 'http://alpha:8080/a')).status).not.toBe(0);
+    expect((await fetch('gamma', `http://${alphaIp}:8080/a`)).status).not.toBe(0);
+    // connect makes gamma a peer (both /etc/hosts are rewritten); disconnect undoes it.
+    expect((await s.corral(['network', 'connect', 'n1', 'gamma'])).status).toBe(0);
+    expect((await fetch('gamma', 'http://alpha:8080/a')).out).toBe('from-alpha');
+    expect((await s.corral(['exec', 'alpha', 'cat', '/etc/hosts'])).out).toMatch(/\sgamma$/m);
+    expect((await s.corral(['network', 'disconnect', 'n1', 'gamma'])).status).toBe(0);
+    expect((await s.corral(['exec', 'alpha', 'cat', '/etc/hosts'])).out).not.toMatch(/\sgamma$/m);
+    // rm of a peer takes its name out of the others' /etc/hosts.
+    await s.corral(['rm', '-f', 'beta']);
+    expect((await s.corral(['exec', 'alpha', 'cat', '/etc/hosts'])).out).not.toMatch(/\sbeta$/m);
+    const rm = await s.corral(['network', 'rm', 'n1']);
+    expect(rm.status).toBe(1);
+    expect(rm.stderr).toContain('in use');
+  });
+
+  it('writes --hostname, --add-host and --dns into /etc, and --ip on a user network', async () => {
+    const net = JSON.parse((await s.corral(['network', 'inspect', 'n2'])).out)[0];
+    const ip = net.subnet.replace(/\.0\/24$/, '.77');
+    const r = await s.corral([
+      'run',
+      '--rm',
+      '--network',
+      'n2',
+      '--ip',
+      ip,
+      '--hostname',
+      'box',
+      '--add-host',
+      'db:10.9.9.9',
+      '--dns',
+      '192.0.2.53',
+      '--dns-search',
+      'example.test',
+      'busybox',
+      'sh',
+      '-c',
+      'cat /etc/hostname /etc/hosts /etc/resolv.conf; ip -o -4 addr show eth0',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.out).toMatch(/^box$/m);
+    expect(r.out).toMatch(/^10\.9\.9\.9\tdb$/m);
+    expect(r.out).toMatch(new RegExp(`^${ip.replace(/\./g, '\\.')}\\tbox$`, 'm'));
+    expect(r.out).toMatch(/^nameserver 192\.0\.2\.53$/m);
+    expect(r.out).toMatch(/^search example\.test$/m);
+    expect(r.out).toContain(`inet ${ip}/24`);
+    expect((await s.corral(['run', '--rm', '-p', 'x:80', 'busybox', 'true'])).status).toBe(125);
+  });
+
+  it('joins another container with --network container:NAME', async () => {
+    const r = await s.corral([
+      'run',
+      '--rm',
+      '--network',
+      'container:alpha',
+      'busybox',
+      'wget',
+      '-q',
+      '-O',
+      '-',
+      'http://127.0.0.1:8080/a',
+    ]);
+    expect(r.out).toBe('from-alpha');
+  });
+
+  it('takes down what a SIGKILLed container left, at the next command', async () => {
+    await s.corral(['run', '-d', '--name', 'doomed', '-p', '127.0.0.1::8080', 'busybox', 'sleep', '60']);
+    const rec = JSON.parse((await s.corral(['inspect', 'doomed'])).out)[0];
+    expect(rec.networkSettings.ports[0].hostPort).toBeGreaterThan(0);
+    process.kill(rec.state.watcherPid, 'SIGKILL');
+    process.kill(rec.state.pid, 'SIGKILL');
+    await until(async () => !(await s.corral(['ps'])).out.includes('doomed'), 'doomed to be seen exited');
+    expect(networkState().netns).not.toContain(rec.id);
+    expect(rulesWith([`:${rec.networkSettings.ports[0].hostPort}`])).toEqual([]);
+  });
+
+  it('leaves no veth, bridge, rule, lease or namespace once its containers and networks are gone', async () => {
+    const ids = readdirSync(join(s.root, 'containers'));
+    // The host ends of the running containers' veths, from the CNI results corral keeps.
+    const attDir = join(s.root, 'network', 'attachments');
+    const veths = readdirSync(attDir).flatMap((id) =>
+      readdirSync(join(attDir, id)).flatMap((f) => {
+        const att = JSON.parse(readFileSync(join(attDir, id, f), 'utf8'));
+        return (att.result?.interfaces ?? [])
+          .filter((i: { sandbox?: string }) => !i.sandbox)
+          .map((i: { name: string }) => i.name);
+      }),
+    );
+    expect(veths.some((v) => v.startsWith('veth'))).toBe(true);
+    await s.corral(['rm', '-f', ...ids]);
+    expect((await s.corral(['network', 'rm', 'n1', 'n2'])).status).toBe(0);
+    expect((await s.corral(['network', 'ls', '-q'])).out.split('\n')).toHaveLength(1); // bridge
+    expect(networkState()).toEqual({ netns: [], attachments: [], leases: [] });
+    const now = hostLinks();
+    for (const b of bridges) expect(now).not.toContain(b);
+    for (const v of veths) expect(now).not.toContain(v);
+    expect(rulesWith([...bridges, `:${hostPort}`])).toEqual([]);
+    expect(ipForward()).toBe('0');
+  });
+});
