@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { validateLimits } from '@corral/cgroups';
 import { type ContainerConfig, ensureBusyboxImage } from '@corral/image';
@@ -247,6 +247,9 @@ export async function createContainer(
     mkdirSync(dir, { mode: 0o700 });
     for (const sub of ['rootfs', 'bundle']) mkdirSync(join(dir, sub), { mode: 0o755 });
     ctx.snapshots(storageDriver).prepare(id, layers);
+    // The log exists from create on: a follower that opens it before the start reads every
+    // line, also of an --rm container removed right after its program ends.
+    closeSync(openSync(ctx.logPath(id), 'a', 0o640));
     ctx.records.write(record);
   } catch (e) {
     ctx.records.remove(record);

@@ -277,11 +277,27 @@ export class Engine {
     return namespaceTree(runningRecord(this.#ctx, ref).state.pid);
   }
 
-  logs(ref: string, options: Omit<ReadLogsOptions, 'isDone'> = {}): AsyncGenerator<LogEntry> {
+  /**
+   * The container's log. With `follow`, entries as they are written until the container is
+   * not running; with `untilExit` too, a created container is waited for while it starts (a
+   * front-end opens the log, then starts the container, and reads every line).
+   */
+  logs(
+    ref: string,
+    options: Omit<ReadLogsOptions, 'isDone'> & { untilExit?: boolean } = {},
+  ): AsyncGenerator<LogEntry> {
     const r = this.get(ref);
+    const { untilExit, ...rest } = options;
     return readLogs(this.#ctx.logPath(r.id), {
-      ...options,
-      isDone: () => this.get(r.id).state.status !== 'running',
+      ...rest,
+      isDone: () => {
+        try {
+          const status = this.get(r.id).state.status;
+          return status === 'exited' || (status === 'created' && !untilExit);
+        } catch {
+          return true; // removed (--rm): what it wrote is still read through the open log
+        }
+      },
     });
   }
 

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { finished, type Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 
@@ -63,6 +63,9 @@ export interface ReadLogsOptions {
   isDone?: () => boolean;
   /** Only the last N lines (of what is there when reading starts). */
   tail?: number;
+  /** Only entries written at or after this time, and not after `until` (ms since the epoch). */
+  since?: number;
+  until?: number;
 }
 
 function parse(line: string): LogEntry | null {
@@ -76,16 +79,38 @@ function parse(line: string): LogEntry | null {
 /** The entries of a log file, optionally following it while the container runs. */
 export async function* readLogs(path: string, options: ReadLogsOptions = {}): AsyncGenerator<LogEntry> {
   if (!existsSync(path)) return;
+  // One fd for the whole read: an --rm container's folder may be removed right after its last
+  // line is written, and a follower still reads that line through the open file.
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return;
+  }
+  try {
+    yield* readOpen(fd, options);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function inWindow(e: LogEntry, options: ReadLogsOptions): boolean {
+  if (options.since === undefined && options.until === undefined) return true;
+  const t = Date.parse(e.time);
+  return (
+    !(options.since !== undefined && t < options.since) && !(options.until !== undefined && t > options.until)
+  );
+}
+
+async function* readOpen(fd: number, options: ReadLogsOptions): AsyncGenerator<LogEntry> {
   let offset = 0;
   // Decoded only up to the last newline: a line being written may end inside a character.
   let rest = Buffer.alloc(0);
   const readMore = (): LogEntry[] => {
-    const size = statSync(path).size;
+    const size = fstatSync(fd).size;
     if (size <= offset) return [];
-    const fd = openSync(path, 'r');
     const buf = Buffer.alloc(size - offset);
     const n = readSync(fd, buf, 0, buf.length, offset);
-    closeSync(fd);
     offset += n;
     const bytes = Buffer.concat([rest, buf.subarray(0, n)]);
     const end = bytes.lastIndexOf(0x0a);
@@ -95,7 +120,7 @@ export async function* readLogs(path: string, options: ReadLogsOptions = {}): As
     }
     rest = bytes.subarray(end + 1);
     const lines = bytes.subarray(0, end).toString('utf8').split('\n');
-    return lines.map(parse).filter((e): e is LogEntry => e !== null);
+    return lines.map(parse).filter((e): e is LogEntry => e !== null && inWindow(e, options));
   };
   let first = readMore();
   if (options.tail !== undefined && options.tail >= 0)

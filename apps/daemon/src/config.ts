@@ -1,0 +1,164 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isLogLevel, type LogLevel } from './log.js';
+
+/** corrald's settings: dockerd's flags and daemon.json keys where they apply. */
+export interface DaemonConfig {
+  hosts: string[];
+  group?: string;
+  dataRoot: string;
+  execRoot: string;
+  pidfile: string;
+  cgroupParent?: string;
+  insecureRegistries: string[];
+  logLevel: LogLevel;
+  poolSize: number;
+}
+
+export const DEFAULT_SOCKET = '/run/corral/corral.sock';
+export const DEFAULT_CONFIG_FILE = '/etc/corral/daemon.json';
+
+export class ConfigError extends Error {}
+
+const USAGE = `Usage: corrald [OPTIONS]
+
+The Docker Engine API for corral on a unix socket.
+
+Options:
+  -H, --host unix://PATH        Socket to listen on (default unix://${DEFAULT_SOCKET})
+  -G, --group GROUP             Group that may use the socket (default: root only)
+      --data-root DIR           corral's data root (default CORRAL_ROOT or /var/lib/corral)
+      --exec-root DIR           Daemon run state (default /run/corral)
+  -p, --pidfile FILE            Pid file (default EXEC_ROOT/corrald.pid)
+      --cgroup-parent PATH      Parent cgroup of containers that name none
+      --insecure-registry HOST  A registry reached over plain HTTP (repeatable)
+  -l, --log-level LEVEL         debug, info, warn, error, fatal (default info)
+      --pool-size N             Warm inits kept ready (not implemented yet: 0 only)
+      --config-file FILE        daemon.json (default ${DEFAULT_CONFIG_FILE} when present)
+`;
+
+export function usage(): string {
+  return USAGE;
+}
+
+const KEYS: Record<string, keyof DaemonConfig> = {
+  hosts: 'hosts',
+  group: 'group',
+  'data-root': 'dataRoot',
+  'exec-root': 'execRoot',
+  pidfile: 'pidfile',
+  'cgroup-parent': 'cgroupParent',
+  'insecure-registries': 'insecureRegistries',
+  'log-level': 'logLevel',
+  'pool-size': 'poolSize',
+};
+
+/** Flags first, then the config file; a setting in both is an error, as dockerd makes it. */
+export function parseConfig(argv: string[], env = process.env): DaemonConfig | 'help' | 'version' {
+  const flags: Partial<DaemonConfig> & { configFile?: string } = {};
+  const hosts: string[] = [];
+  const insecure: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i];
+    let value: string | undefined;
+    if (a.startsWith('--') && a.includes('=')) {
+      value = a.slice(a.indexOf('=') + 1);
+      a = a.slice(0, a.indexOf('='));
+    }
+    const next = () => {
+      if (value !== undefined) return value;
+      const v = argv[++i];
+      if (v === undefined) throw new ConfigError(`${a} needs a value`);
+      return v;
+    };
+    switch (a) {
+      case '-h':
+      case '--help':
+        return 'help';
+      case '-v':
+      case '--version':
+        return 'version';
+      case '-H':
+      case '--host':
+        hosts.push(next());
+        break;
+      case '-G':
+      case '--group':
+        flags.group = next();
+        break;
+      case '--data-root':
+        flags.dataRoot = next();
+        break;
+      case '--exec-root':
+        flags.execRoot = next();
+        break;
+      case '-p':
+      case '--pidfile':
+        flags.pidfile = next();
+        break;
+      case '--cgroup-parent':
+        flags.cgroupParent = next();
+        break;
+      case '--insecure-registry':
+        insecure.push(next());
+        break;
+      case '-l':
+      case '--log-level':
+        flags.logLevel = next() as DaemonConfig['logLevel'];
+        break;
+      case '--pool-size':
+        flags.poolSize = Number(next());
+        break;
+      case '--config-file':
+        flags.configFile = next();
+        break;
+      default:
+        throw new ConfigError(`unknown flag: ${a}`);
+    }
+  }
+  if (hosts.length) flags.hosts = hosts;
+  if (insecure.length) flags.insecureRegistries = insecure;
+  const file = flags.configFile ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  delete flags.configFile;
+  const fromFile: Partial<DaemonConfig> = {};
+  if (file) {
+    let json: Record<string, unknown>;
+    try {
+      json = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new ConfigError(`config file ${file}: ${(e as Error).message}`);
+    }
+    if (!json || typeof json !== 'object' || Array.isArray(json))
+      throw new ConfigError(`config file ${file}: not a JSON object`);
+    for (const [k, v] of Object.entries(json)) {
+      const key = KEYS[k];
+      if (!key) throw new ConfigError(`config file ${file}: unknown setting ${k}`);
+      if (flags[key] !== undefined)
+        throw new ConfigError(
+          `the following directives are specified both as a flag and in the configuration file: ${k}`,
+        );
+      (fromFile as Record<string, unknown>)[key] = v;
+    }
+  }
+  const merged = { ...fromFile, ...flags };
+  const execRoot = merged.execRoot ?? '/run/corral';
+  const config: DaemonConfig = {
+    hosts: merged.hosts ?? [`unix://${DEFAULT_SOCKET}`],
+    group: merged.group,
+    dataRoot: merged.dataRoot ?? (env.CORRAL_ROOT || '/var/lib/corral'),
+    execRoot,
+    pidfile: merged.pidfile ?? `${execRoot}/corrald.pid`,
+    cgroupParent: merged.cgroupParent,
+    insecureRegistries: merged.insecureRegistries ?? [],
+    logLevel: merged.logLevel ?? 'info',
+    poolSize: merged.poolSize ?? 0,
+  };
+  if (!isLogLevel(config.logLevel)) throw new ConfigError(`invalid log level ${config.logLevel}`);
+  if (!Number.isInteger(config.poolSize) || config.poolSize < 0)
+    throw new ConfigError(`invalid pool size ${config.poolSize}`);
+  if (config.poolSize > 0)
+    throw new ConfigError('--pool-size: the warm pool of inits is not implemented yet (0 only)');
+  for (const h of config.hosts)
+    if (!h.startsWith('unix://') || h.length <= 'unix://'.length)
+      throw new ConfigError(`invalid host ${h}: corrald listens only on unix://PATH sockets`);
+  return config;
+}

@@ -1,0 +1,224 @@
+import { EngineError } from '@corral/engine';
+import { bad, filtersParam, flag, intParam, jsonBody, sendEmpty, sendJson } from '../http.js';
+import type { Route } from '../server.js';
+import type { DaemonState } from '../state.js';
+import { createOptions, inspectJson, summaryJson } from '../translate.js';
+
+const ID = '([^/]+)';
+
+/** GET /containers/json filters (Docker's): id, name, status, exited, ancestor. */
+function listFiltered(d: DaemonState, all: boolean, filters: Record<string, string[]>) {
+  for (const k of Object.keys(filters))
+    if (!['id', 'name', 'status', 'exited', 'ancestor', 'before', 'since'].includes(k))
+      throw bad(`invalid filter '${k}'`);
+  const rows = d.engine.list({ all: all || Object.keys(filters).length > 0 });
+  const out = [];
+  for (const c of rows) {
+    let r: ReturnType<DaemonState['engine']['get']>;
+    try {
+      r = d.engine.get(c.id);
+    } catch {
+      continue;
+    }
+    const status = r.state.status === 'running' && r.state.paused ? 'paused' : r.state.status;
+    const any = (k: string, test: (v: string) => boolean) => !filters[k]?.length || filters[k].some(test);
+    if (
+      any('id', (v) => r.id.startsWith(v)) &&
+      any('name', (v) => r.name.includes(v.replace(/^\//, ''))) &&
+      any('status', (v) => v === status) &&
+      any('exited', (v) => r.state.status === 'exited' && String(r.state.exitCode) === v) &&
+      any('ancestor', (v) => r.image === v || r.imageId === v || (r.imageId ?? '').startsWith(`sha256:${v}`))
+    )
+      out.push(summaryJson(r, c.status));
+  }
+  return out;
+}
+
+export const containerRoutes: Route[] = [
+  [
+    'GET',
+    /^\/containers\/json$/,
+    (call, d) => {
+      let rows = listFiltered(d, flag(call.query, 'all'), filtersParam(call.query));
+      const limit = intParam(call.query, 'limit');
+      if (limit !== undefined && limit > 0) rows = rows.slice(0, limit);
+      sendJson(call, 200, rows);
+    },
+  ],
+  [
+    'POST',
+    /^\/containers\/create$/,
+    async (call, d) => {
+      const body = await jsonBody(call);
+      d.log.debug(`create: ${JSON.stringify(body)}`);
+      const platform = call.query.get('platform');
+      if (platform && platform !== 'linux' && !platform.startsWith(`linux/`))
+        throw bad(`platform ${platform} is not supported`);
+      const options = createOptions(body, call.query.get('name') ?? undefined);
+      if (d.info.cgroupParent && !options.resources?.cgroupParent)
+        options.resources = { ...options.resources, cgroupParent: d.info.cgroupParent };
+      const r = await d.engine.create(options);
+      sendJson(call, 201, { Id: r.id, Warnings: [] });
+    },
+  ],
+  [
+    'GET',
+    new RegExp(`^/containers/${ID}/json$`),
+    (call, d) => {
+      const r = d.engine.inspect(call.params[0]);
+      const json = inspectJson(r, `${d.info.dataRoot}/containers/${r.id}/${r.id}-json.log`);
+      const execs = [...d.execs.values()].filter((e) => e.containerId === r.id).map((e) => e.id);
+      json.ExecIDs = execs.length ? execs : null;
+      sendJson(call, 200, json);
+    },
+  ],
+  [
+    'POST',
+    new RegExp(`^/containers/${ID}/start$`),
+    async (call, d) => {
+      const r = d.engine.get(call.params[0]);
+      if (r.state.status === 'running') return sendEmpty(call, 304);
+      await d.start(r.id);
+      sendEmpty(call);
+    },
+  ],
+  [
+    'POST',
+    new RegExp(`^/containers/${ID}/stop$`),
+    async (call, d) => {
+      const r = d.engine.get(call.params[0]);
+      if (r.state.status !== 'running') return sendEmpty(call, 304);
+      await d.engine.stop(r.id, intParam(call.query, 't') ?? intParam(call.query, 'timeout'));
+      sendEmpty(call);
+    },
+  ],
+  [
+    'POST',
+    new RegExp(`^/containers/${ID}/restart$`),
+    async (call, d) => {
+      const r = d.engine.get(call.params[0]);
+      if (r.state.status === 'running') await d.engine.stop(r.id, intParam(call.query, 't'));
+      await d.start(r.id);
+      sendEmpty(call);
+    },
+  ],
+  [
+    'POST',
+    new RegExp(`^/containers/${ID}/kill$`),
+    async (call, d) => {
+      const r = d.engine.get(call.params[0]);
+      if (r.state.status !== 'running') throw new EngineError('Conflict', `Container ${r.id} is not running`);
+      await d.engine.kill(r.id, call.query.get('signal') || 'SIGKILL');
+      sendEmpty(call);
+    },
+  ],
+  [
+    'POST',
+    new RegExp(`^/containers/${ID}/pause$`),
+    async (call, d) => {
+      await d.engine.pause(call.params[0]);
+      sendEmpty(call);
+    },
+  ],
+  [
+    'POST',
+    new RegExp(`^/containers/${ID}/unpause$`),
+    async (call, d) => {
+      await d.engine.unpause(call.params[0]);
+      sendEmpty(call);
+    },
+  ],
+  [
+    'POST',
+    new RegExp(`^/containers/${ID}/rename$`),
+    (call, d) => {
+      const name = call.query.get('name');
+      if (!name) throw bad('name is required');
+      d.engine.rename(call.params[0], name.replace(/^\//, ''));
+      sendEmpty(call);
+    },
+  ],
+  [
+    'DELETE',
+    new RegExp(`^/containers/${ID}$`),
+    async (call, d) => {
+      if (flag(call.query, 'link')) throw bad('links are not supported by corral');
+      const r = await d.engine.remove(call.params[0], { force: flag(call.query, 'force') });
+      for (const [id, e] of d.execs) if (e.containerId === r.id) d.execs.delete(id);
+      sendEmpty(call);
+    },
+  ],
+  [
+    'GET',
+    new RegExp(`^/containers/${ID}/top$`),
+    (call, d) => {
+      const psArgs = call.query.get('ps_args');
+      if (psArgs && psArgs !== '-ef') throw bad(`ps_args ${psArgs} is not supported by corral (-ef)`);
+      const rows: string[][] = [];
+      const walk = (nodes: ReturnType<DaemonState['engine']['top']>) => {
+        for (const n of nodes) {
+          rows.push(['root', String(n.hostPid), String(n.hostPpid), '0', '', '?', '00:00:00', n.command]);
+          walk(n.children);
+        }
+      };
+      walk(d.engine.top(call.params[0]));
+      sendJson(call, 200, {
+        Titles: ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD'],
+        Processes: rows,
+      });
+    },
+  ],
+  [
+    'GET',
+    new RegExp(`^/containers/${ID}/changes$`),
+    (call, d) => {
+      const kinds: Record<string, number> = { modified: 0, added: 1, deleted: 2, M: 0, A: 1, D: 2 };
+      sendJson(
+        call,
+        200,
+        d.engine.diff(call.params[0]).map((c) => ({ Path: c.path, Kind: kinds[c.kind] ?? 0 })),
+      );
+    },
+  ],
+  [
+    'POST',
+    /^\/containers\/prune$/,
+    async (call, d) => {
+      const deleted: string[] = [];
+      for (const c of d.engine.list({ all: true })) {
+        if (c.state === 'running') continue;
+        try {
+          await d.engine.remove(c.id);
+          deleted.push(c.id);
+        } catch {
+          // started or removed meanwhile
+        }
+      }
+      sendJson(call, 200, { ContainersDeleted: deleted, SpaceReclaimed: 0 });
+    },
+  ],
+  [
+    'POST',
+    /^\/commit$/,
+    async (call, d) => {
+      const container = call.query.get('container');
+      if (!container) throw bad('container is required');
+      const body = await jsonBody(call);
+      if (
+        Object.keys(body).some(
+          (k) => !['Cmd', 'Entrypoint', 'Env', 'Labels', 'Image', 'Hostname'].includes(k) && body[k],
+        )
+      )
+        throw bad('commit with a changed config is not supported by corral');
+      const repo = call.query.get('repo');
+      const tag = call.query.get('tag');
+      const img = await d.engine.commitContainer(container, {
+        name: repo ? `${repo}:${tag || 'latest'}` : undefined,
+        author: call.query.get('author') ?? undefined,
+        message: call.query.get('comment') ?? undefined,
+        pause: flag(call.query, 'pause', true),
+      });
+      sendJson(call, 201, { Id: img.id });
+    },
+  ],
+];

@@ -1,0 +1,206 @@
+import type { ProgressEvent } from '@corral/engine';
+import type { Call } from '../http.js';
+import { bad, flag, jsonStream, mustRes, sendJson } from '../http.js';
+import type { Route } from '../server.js';
+import type { DaemonState } from '../state.js';
+
+const NAME = '(.+?)';
+const secs = (iso?: string) => (iso ? Math.floor(Date.parse(iso) / 1000) || 0 : 0);
+
+/** Docker's JSON progress line for an engine progress event. */
+function progressLine(e: ProgressEvent) {
+  const words: Record<string, string> = {
+    waiting: 'Waiting',
+    downloading: 'Downloading',
+    verifying: 'Verifying Checksum',
+    'download-complete': 'Download complete',
+    extracting: 'Extracting',
+    'pull-complete': 'Pull complete',
+    exists: 'Already exists',
+    pushing: 'Pushing',
+    pushed: 'Pushed',
+    mounted: 'Mounted from',
+  };
+  return {
+    status: words[e.status] ?? e.status,
+    id: e.id,
+    progressDetail: e.total ? { current: e.current, total: e.total } : {},
+  };
+}
+
+/** X-Registry-Auth (base64url JSON): credentials for one pull or push are not supported yet. */
+function checkAuth(call: Call): void {
+  const h = call.req.headers['x-registry-auth'];
+  if (typeof h !== 'string' || !h) return;
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+  } catch {
+    throw bad('invalid X-Registry-Auth header');
+  }
+  if (v && (v.username || v.password || v.identitytoken || v.registrytoken))
+    throw bad(
+      'per-request registry credentials (X-Registry-Auth) are not supported by corrald yet: use POST /auth (docker login) first',
+    );
+}
+
+async function streamed(call: Call, work: (write: (v: unknown) => void) => Promise<void>): Promise<void> {
+  const out = jsonStream(call);
+  try {
+    await work(out.write);
+  } catch (e) {
+    out.write({ errorDetail: { message: (e as Error).message }, error: (e as Error).message });
+  }
+  out.end();
+}
+
+function imageRow(d: DaemonState, i: ReturnType<DaemonState['engine']['images']['list']>[number]) {
+  return {
+    Id: i.id,
+    ParentId: '',
+    RepoTags: i.repoTags,
+    RepoDigests: [],
+    Created: secs(i.created),
+    Size: i.size,
+    SharedSize: -1,
+    VirtualSize: i.size,
+    Labels: {},
+    Containers: -1,
+  };
+}
+
+export const imageRoutes: Route[] = [
+  [
+    'GET',
+    /^\/images\/json$/,
+    (call, d) =>
+      sendJson(
+        call,
+        200,
+        d.engine.images.list().map((i) => imageRow(d, i)),
+      ),
+  ],
+  [
+    'POST',
+    /^\/images\/create$/,
+    async (call, d) => {
+      const from = call.query.get('fromImage');
+      if (!from) {
+        if (call.query.get('fromSrc')) throw bad('import (fromSrc) is not supported by corrald yet');
+        throw bad('fromImage is required');
+      }
+      checkAuth(call);
+      const tag = call.query.get('tag');
+      const name = tag ? (tag.startsWith('sha256:') ? `${from}@${tag}` : `${from}:${tag}`) : from;
+      const platform = call.query.get('platform') || undefined;
+      // A name the engine does not know fails before any header is sent: a 404 the client shows.
+      await streamed(call, async (write) => {
+        write({ status: `Pulling from ${from}`, id: tag || 'latest' });
+        const { digest } = await d.engine.images.pull(name, {
+          platform,
+          onProgress: (e) => write(progressLine(e)),
+        });
+        write({ status: `Digest: ${digest}` });
+        write({ status: `Status: Downloaded newer image for ${name}` });
+      });
+    },
+  ],
+  [
+    'POST',
+    /^\/images\/load$/,
+    async (call, d) => {
+      const quiet = flag(call.query, 'quiet');
+      const r = await d.engine.images.load(call.req);
+      const out = jsonStream(call);
+      for (const img of r.images)
+        for (const n of img.names.length ? img.names : [img.id])
+          out.write({ stream: n === img.id ? `Loaded image ID: ${n}\n` : `Loaded image: ${n}\n` });
+      void quiet;
+      out.end();
+    },
+  ],
+  [
+    'GET',
+    /^\/images\/get$/,
+    async (call, d) => {
+      const names = call.query.getAll('names');
+      if (!names.length) throw bad('names is required');
+      for (const n of names) await d.engine.images.inspect(n); // 404 before the tar starts
+      const res = mustRes(call);
+      res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+      await d.engine.images.save(names, res);
+    },
+  ],
+  [
+    'GET',
+    new RegExp(`^/images/${NAME}/get$`),
+    async (call, d) => {
+      await d.engine.images.inspect(call.params[0]);
+      const res = mustRes(call);
+      res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+      await d.engine.images.save([call.params[0]], res);
+    },
+  ],
+  [
+    'POST',
+    /^\/images\/prune$/,
+    async (call, d) => {
+      const filters = call.query.get('filters');
+      const all = filters ? /"dangling"\s*:\s*(\{\s*"false"|\[\s*"false")/.test(filters) : false;
+      const r = await d.engine.images.prune({ all });
+      sendJson(call, 200, {
+        ImagesDeleted: r.deletedImages.map((id) => ({ Deleted: id })),
+        SpaceReclaimed: r.reclaimedBytes,
+      });
+    },
+  ],
+  [
+    'GET',
+    new RegExp(`^/images/${NAME}/json$`),
+    async (call, d) => sendJson(call, 200, await d.engine.images.inspect(call.params[0])),
+  ],
+  [
+    'GET',
+    new RegExp(`^/images/${NAME}/history$`),
+    async (call, d) => sendJson(call, 200, await d.engine.images.history(call.params[0])),
+  ],
+  [
+    'POST',
+    new RegExp(`^/images/${NAME}/tag$`),
+    async (call, d) => {
+      const repo = call.query.get('repo');
+      if (!repo) throw bad('repo is required');
+      await d.engine.images.tag(call.params[0], `${repo}:${call.query.get('tag') || 'latest'}`);
+      sendJson(call, 201, {});
+    },
+  ],
+  [
+    'POST',
+    new RegExp(`^/images/${NAME}/push$`),
+    async (call, d) => {
+      checkAuth(call);
+      const tag = call.query.get('tag');
+      const name = tag ? `${call.params[0]}:${tag}` : call.params[0];
+      await d.engine.images.inspect(name);
+      await streamed(call, async (write) => {
+        write({ status: `The push refers to repository [${call.params[0]}]` });
+        const { digest } = await d.engine.images.push(name, { onProgress: (e) => write(progressLine(e)) });
+        write({
+          status: `${tag || 'latest'}: digest: ${digest}`,
+          aux: { Tag: tag || 'latest', Digest: digest },
+        });
+      });
+    },
+  ],
+  [
+    'DELETE',
+    new RegExp(`^/images/${NAME}$`),
+    async (call, d) => {
+      const r = await d.engine.images.remove(call.params[0], { force: flag(call.query, 'force') });
+      sendJson(call, 200, [
+        ...r.untagged.map((u) => ({ Untagged: u })),
+        ...r.deleted.map((x) => ({ Deleted: x })),
+      ]);
+    },
+  ],
+];
