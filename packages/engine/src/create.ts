@@ -6,7 +6,7 @@ import { parseSignal, procStartTime } from '@corral/sys';
 import type { EngineContext } from './context.js';
 import { EngineError } from './errors.js';
 import { newId, shortId } from './names.js';
-import { type NetworkCreateOptions, networkConfig } from './network-config.js';
+import { type NetworkCreateOptions, netOp, networkConfig } from './network-config.js';
 import type { ContainerRecord, Resources } from './records.js';
 import { seccompOption } from './seccomp.js';
 import { capabilityNames } from './spec.js';
@@ -195,6 +195,8 @@ export async function createContainer(
   const stopSignal = options.stopSignal ?? config.StopSignal ?? 'SIGTERM';
   signalNumber(stopSignal);
   const net = networkConfig(options, config, (ref) => ctx.records.resolve(ref));
+  for (const n of Object.keys(net.network.networks))
+    if (n !== 'bridge') await netOp(() => ctx.net.networks.get(n)); // NotFound before anything is made
   if (options.hostname && net.network.mode.startsWith('container:'))
     throw new EngineError('InvalidArgument', 'conflicting options: --hostname and --network container:NAME');
   const id = newId();

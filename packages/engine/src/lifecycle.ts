@@ -119,17 +119,28 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
     cleanupStale(rootfs);
     await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
     const union = getUnionFs(r.hostConfig.storageDriver);
+    // The network is made while the root is mounted (the plugins are processes of their own).
+    const network = setupNetwork(ctx, r).then(
+      (netns) => ({ netns }),
+      (error: unknown) => ({ error }),
+    );
+    const dropNetwork = async () => {
+      if (!('error' in (await network))) await teardownNetwork(ctx, r).catch(() => {});
+    };
     let mounted: UnionMount;
     try {
       mounted = await mountAll(ctx.snapshots(r.hostConfig.storageDriver).mounts(r.id, r.layers), rootfs);
     } catch (e) {
+      await dropNetwork();
       throw new EngineError('CannotStart', `mounting the container's root: ${(e as Error).message}`);
     }
     watchStorage(ctx, r.id, mounted);
     try {
       o.onStep?.('mounted');
+      const net = await network;
+      if ('error' in net) throw net.error;
       checkAborted(o.abort);
-      const netns = await setupNetwork(ctx, r);
+      const netns = net.netns;
       writeEtc(ctx, r, rootfs);
       const spec = buildSpec(r, rootfs, netns, o.consoleSize);
       writeFileSync(join(dir, 'bundle', 'config.json'), JSON.stringify(spec, null, 2));
@@ -168,7 +179,7 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
     } catch (e) {
       ctx.releasing.add(r.id);
       await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
-      await teardownNetwork(ctx, r).catch(() => {});
+      await dropNetwork();
       await union.unmount(rootfs, { detach: true }).catch(() => cleanupStale(rootfs));
       throw fromRuntime(e);
     }
@@ -195,11 +206,13 @@ export async function finish(ctx: EngineContext, ref: string, exitCode: number):
     // no cgroup left to ask
   }
   await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
-  await teardownNetwork(ctx, r).catch(() => {}); // what is left, the next Engine.open takes
   const rootfs = ctx.rootfs(r.id);
-  await getUnionFs(r.hostConfig.storageDriver)
-    .unmount(rootfs, { detach: true })
-    .catch(() => cleanupStale(rootfs));
+  await Promise.all([
+    teardownNetwork(ctx, r).catch(() => {}), // what is left, the next Engine.open takes
+    getUnionFs(r.hostConfig.storageDriver)
+      .unmount(rootfs, { detach: true })
+      .catch(() => cleanupStale(rootfs)),
+  ]);
   const done = ctx.records.update(r.id, (x) => {
     x.state.status = 'exited';
     x.state.exitCode = exitCode;

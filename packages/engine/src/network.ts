@@ -12,7 +12,7 @@ import {
   resolvConf,
   writeEtcFiles,
 } from '@corral/network';
-import { close, openRoot, procStartTime } from '@corral/sys';
+import { close, O, openInRoot, openRoot, procStartTime, readlinkat, unlinkat } from '@corral/sys';
 import type { EngineContext } from './context.js';
 import { EngineError } from './errors.js';
 import { fromNetwork } from './network-config.js';
@@ -127,10 +127,29 @@ function resolvOf(r: ContainerRecord): string {
   return resolvConf(host, { dns: n?.dns, search: n?.dnsSearch, options: n?.dnsOptions });
 }
 
-/** Writes files inside the root mounted at `rootfs`, through an fd of it (never a host path). */
+/**
+ * Writes files inside the root mounted at `rootfs`, through an fd of it (never a host path).
+ * A symlink the image has in place of one of them (resolv.conf -> ../run/...) is replaced by
+ * the file: removed through the fd of its folder inside the root, never followed.
+ */
 function writeInRoot(rootfs: string, files: Parameters<typeof writeEtcFiles>[1]): void {
   const fd = openRoot(rootfs);
   try {
+    const etc = openInRoot(fd, 'etc', O.PATH | O.DIRECTORY | O.CLOEXEC, { create: 'dir' });
+    try {
+      const names = { hosts: 'hosts', hostname: 'hostname', resolvConf: 'resolv.conf' } as const;
+      for (const [key, name] of Object.entries(names)) {
+        if (files[key as keyof typeof names] === undefined) continue;
+        try {
+          readlinkat(etc, name);
+        } catch {
+          continue; // not a symlink (or absent)
+        }
+        unlinkat(etc, name);
+      }
+    } finally {
+      close(etc);
+    }
     writeEtcFiles(fd, files);
   } finally {
     close(fd);

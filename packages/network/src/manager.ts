@@ -141,18 +141,15 @@ export class NetworkManager {
       .map((a) => ({ ip: a.ip as string, names: [a.name, ...a.aliases] }));
   }
 
-  /** A fresh, pinned namespace for the container, with `lo` up: all of `--network none`. */
+  /**
+   * A fresh, pinned namespace for the container, with `lo` up: all of `--network none`. `lo`
+   * is brought up by corral itself (NetnsDir.create), not by the CNI loopback plugin: the
+   * same result without two processes per container, which `--network none` cannot afford.
+   */
   async createSandbox(containerId: string): Promise<string> {
     if (!CONTAINER_ID.test(containerId))
       throw new NetworkError('InvalidArgument', `invalid container id ${containerId}`);
-    const path = this.netns.create(containerId);
-    try {
-      await this.driver.loopback(containerId, path, 'ADD');
-    } catch (e) {
-      this.netns.remove(containerId);
-      throw e;
-    }
-    return path;
+    return this.netns.create(containerId);
   }
 
   /** Puts the container's namespace on a network (Docker's connect, and the start of run). */
@@ -254,7 +251,6 @@ export class NetworkManager {
         });
       }
       if (first) throw first;
-      await this.driver.loopback(containerId, this.netns.path(containerId), 'DEL').catch(() => {});
       this.netns.remove(containerId);
       rmSync(join(this.attDir, containerId), { recursive: true, force: true });
     });

@@ -1,6 +1,21 @@
 import { closeSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLONE, isErrno, isMountPoint, MNT, MS, mount, O, setns, umount2, unshare } from '@corral/sys';
+import {
+  CLONE,
+  close,
+  ioctl,
+  isErrno,
+  isMountPoint,
+  MNT,
+  MS,
+  mount,
+  NETDEV,
+  O,
+  setns,
+  socket,
+  umount2,
+  unshare,
+} from '@corral/sys';
 
 /**
  * Network namespaces that outlive the process that made them: the namespace file
@@ -20,9 +35,11 @@ export class NetnsDir {
   }
 
   /**
-   * Makes a fresh network namespace pinned at path(id). Only the calling (main) thread
-   * enters the new namespace, and only for the two synchronous calls that pin it; it returns
-   * to the namespace it came from before anything else runs on it.
+   * Makes a fresh network namespace pinned at path(id), with `lo` up. Only the calling (main)
+   * thread enters the new namespace, and only for the three synchronous calls that pin it and
+   * make a socket in it; it returns to the namespace it came from before anything else runs
+   * on it. The socket stays the new namespace's: through it, `lo` is brought up (what the CNI
+   * loopback plugin does, without a process of its own).
    */
   create(id: string): string {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
@@ -30,18 +47,37 @@ export class NetnsDir {
     closeSync(openSync(target, O.CREAT | O.EXCL | O.RDONLY | O.CLOEXEC, 0o444));
     const home = openSync('/proc/thread-self/ns/net', O.RDONLY | O.CLOEXEC);
     let moved = false;
+    let sock = -1;
     try {
       unshare(CLONE.NEWNET);
       moved = true;
       mount('/proc/thread-self/ns/net', target, null, MS.BIND);
+      sock = socket(NETDEV.AF_INET, NETDEV.SOCK_DGRAM | NETDEV.SOCK_CLOEXEC);
     } catch (e) {
+      if (moved) this.unpin(target);
       rmSync(target, { force: true });
       throw e;
     } finally {
       if (moved) setns(home, CLONE.NEWNET);
       closeSync(home);
     }
+    try {
+      loopbackUp(sock);
+    } catch (e) {
+      this.remove(id);
+      throw e;
+    } finally {
+      close(sock);
+    }
     return target;
+  }
+
+  private unpin(target: string): void {
+    try {
+      umount2(target, MNT.DETACH);
+    } catch {
+      // not pinned
+    }
   }
 
   /** Unpins and removes path(id); the namespace goes when nothing else uses it. Idempotent. */
@@ -68,4 +104,13 @@ export class NetnsDir {
   isPinned(id: string): boolean {
     return isMountPoint(this.path(id));
   }
+}
+
+/** `ip link set lo up` through a socket of the namespace (netdevice(7) SIOCGIFFLAGS/SIOCSIFFLAGS). */
+function loopbackUp(sock: number): void {
+  const ifr = Buffer.alloc(40); // struct ifreq: the name, then ifr_flags (a short)
+  ifr.write('lo', 0, 'latin1');
+  ioctl(sock, NETDEV.SIOCGIFFLAGS, ifr);
+  ifr.writeUInt16LE(ifr.readUInt16LE(16) | NETDEV.IFF_UP, 16);
+  ioctl(sock, NETDEV.SIOCSIFFLAGS, ifr);
 }

@@ -213,6 +213,25 @@ export function ioctl(fd: number, request: number, arg: Buffer | null = null): n
   return check('ioctl', fn.ioctl(fd, request, arg), [fd, `0x${request.toString(16)}`]);
 }
 
+/**
+ * socket(2). The socket belongs to the network namespace of the calling thread at this moment:
+ * one made while the main thread is inside a new namespace keeps acting there (its ioctls
+ * configure that namespace's links) after the thread has gone back.
+ */
+export function socket(domain: number, type: number, protocol = 0): number {
+  return check('socket', fn.socket(domain, type, protocol), [domain, type, protocol]);
+}
+
+/** What corral uses of socket(2) and netdevice(7): an inet datagram socket, link flags. */
+export const NETDEV = {
+  AF_INET: 2,
+  SOCK_DGRAM: 2,
+  SOCK_CLOEXEC: 0o2000000,
+  SIOCGIFFLAGS: 0x8913,
+  SIOCSIFFLAGS: 0x8914,
+  IFF_UP: 0x1,
+} as const;
+
 /** ioctl(2) requests of terminals. */
 export const TIOC = { SCTTY: 0x540e, GWINSZ: 0x5413, SWINSZ: 0x5414 } as const;
 

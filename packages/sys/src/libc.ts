@@ -95,6 +95,7 @@ export const fn = {
   gettid: libc.func('int gettid()'),
   prlimit: libc.func('int prlimit(int pid, int resource, const void *newlim, void *oldlim)'),
   ioctl: libc.func('int ioctl(int fd, unsigned long request, void *arg)'),
+  socket: libc.func('int socket(int domain, int type, int protocol)'),
   capset: libc.func('int capset(void *header, void *data)'),
   ioctlInt: libc.func('int ioctl(int fd, unsigned long request, long arg)'),
   posix_openpt: libc.func('int posix_openpt(int flags)'),
