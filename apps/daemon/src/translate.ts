@@ -1,4 +1,15 @@
 import type { ContainerRecord, CreateContainerOptions, Resources } from '@corral/engine';
+
+type PortMapping = { hostIP: string; hostPort: number; containerPort: number; protocol: string };
+type NetView = {
+  mode: string;
+  networks: Record<
+    string,
+    { ip: string | null; mac: string | null; gateway: string | null; aliases: string[] }
+  >;
+  ports: PortMapping[];
+};
+
 import { statusOf } from '@corral/engine';
 import { bad } from './http.js';
 
@@ -17,17 +28,11 @@ const isEmpty = (v: unknown): boolean =>
 const UNSUPPORTED_HOST = [
   'Binds',
   'Mounts',
-  'PortBindings',
-  'PublishAllPorts',
   'Links',
   'VolumesFrom',
   'Devices',
   'DeviceRequests',
   'DeviceCgroupRules',
-  'Dns',
-  'DnsOptions',
-  'DnsSearch',
-  'ExtraHosts',
   'GroupAdd',
   'Tmpfs',
   'Sysctls',
@@ -66,8 +71,6 @@ const UNSUPPORTED_HOST = [
 const UNSUPPORTED_CONFIG = ['Volumes', 'Labels', 'Healthcheck', 'OnBuild', 'Shell', 'ArgsEscaped_'] as const;
 
 const MODE_OK: Record<string, string[]> = {
-  // The engine's default network only, until the daemon passes networks through.
-  NetworkMode: ['', 'default'],
   PidMode: [''],
   IpcMode: ['', 'private', 'shareable'],
   UTSMode: [''],
@@ -116,16 +119,7 @@ export function createOptions(body: Json, name: string | undefined): CreateConta
   const logConfig = host.LogConfig as Json | undefined;
   if (logConfig?.Type && logConfig.Type !== 'json-file')
     throw bad(`HostConfig.LogConfig.Type ${String(logConfig.Type)} is not supported by corral (json-file)`);
-  const endpoints = ((body.NetworkingConfig as Json | undefined)?.EndpointsConfig ?? {}) as Record<
-    string,
-    Json
-  >;
-  for (const [net, ep] of Object.entries(endpoints)) {
-    if (!MODE_OK.NetworkMode.includes(net))
-      throw bad(`NetworkingConfig for network ${net} is not supported by corral`);
-    for (const [k, v] of Object.entries(ep ?? {}))
-      if (!isEmpty(v)) throw bad(`NetworkingConfig.EndpointsConfig.${net}.${k} is not supported by corral`);
-  }
+  const network = networkOptions(host, (body.NetworkingConfig as Json | undefined)?.EndpointsConfig);
   const image = str(body.Image, 'Image');
   if (!image) throw bad('Config.Image is required');
   const entry = asStrings(body.Entrypoint, 'Entrypoint');
@@ -173,13 +167,66 @@ export function createOptions(body: Json, name: string | undefined): CreateConta
     capDrop: asStrings(host.CapDrop, 'CapDrop'),
     securityOpt: asStrings(host.SecurityOpt, 'SecurityOpt'),
     resources,
+    ...network,
   };
+}
+
+/** Docker's PortBindings (`"80/tcp": [{HostIp, HostPort}]`) as the engine's `-p` strings. */
+function publishOf(bindings: unknown): string[] {
+  if (bindings === undefined || bindings === null) return [];
+  if (typeof bindings !== 'object' || Array.isArray(bindings))
+    throw bad('HostConfig.PortBindings must be an object');
+  const out: string[] = [];
+  for (const [port, list] of Object.entries(bindings as Record<string, unknown>)) {
+    const [ctr, proto = 'tcp'] = port.split('/');
+    for (const b of (Array.isArray(list) ? list : []) as Json[]) {
+      const ip = typeof b?.HostIp === 'string' && b.HostIp ? `${b.HostIp}:` : '';
+      const hostPort = typeof b?.HostPort === 'string' ? b.HostPort : '';
+      out.push(`${ip}${hostPort}:${ctr}/${proto}`);
+    }
+  }
+  return out;
+}
+
+/** NetworkMode, ports, DNS and the one endpoint's settings as the engine's network options. */
+function networkOptions(host: Json, endpointsRaw: unknown): Partial<CreateContainerOptions> {
+  const mode = str(host.NetworkMode, 'NetworkMode');
+  const network = mode && mode !== 'default' ? mode : undefined;
+  const out: Partial<CreateContainerOptions> = {
+    network,
+    publish: publishOf(host.PortBindings),
+    publishAll: host.PublishAllPorts === true,
+    dns: asStrings(host.Dns, 'Dns'),
+    dnsSearch: asStrings(host.DnsSearch, 'DnsSearch'),
+    dnsOptions: asStrings(host.DnsOptions, 'DnsOptions'),
+    addHost: asStrings(host.ExtraHosts, 'ExtraHosts'),
+  };
+  const endpoints = (endpointsRaw ?? {}) as Record<string, Json>;
+  for (const [net, ep] of Object.entries(endpoints)) {
+    if (net !== (mode || 'default') && net !== network)
+      throw bad(
+        `NetworkingConfig for network ${net}: only the container's NetworkMode (${mode || 'default'})`,
+      );
+    for (const [k, v] of Object.entries(ep ?? {})) {
+      if (isEmpty(v)) continue;
+      if (k === 'Aliases') out.networkAliases = asStrings(v, 'Aliases');
+      else if (k === 'MacAddress') out.macAddress = str(v, 'MacAddress');
+      else if (
+        k === 'IPAMConfig' &&
+        Object.keys(v as Json).every((x) => x === 'IPv4Address' || isEmpty((v as Json)[x]))
+      )
+        out.ip = str((v as Json).IPv4Address, 'IPv4Address');
+      else throw bad(`NetworkingConfig.EndpointsConfig.${net}.${k} is not supported by corral`);
+    }
+  }
+  for (const k of Object.keys(out) as (keyof typeof out)[]) if (out[k] === undefined) delete out[k];
+  return out;
 }
 
 const secs = (iso: string) => Math.floor(Date.parse(iso) / 1000);
 
 /** A row of GET /containers/json. */
-export function summaryJson(r: ContainerRecord, status: string): Json {
+export function summaryJson(r: ContainerRecord, status: string, ports: PortMapping[] = []): Json {
   return {
     Id: r.id,
     Names: [`/${r.name}`],
@@ -187,11 +234,16 @@ export function summaryJson(r: ContainerRecord, status: string): Json {
     ImageID: r.imageId ?? '',
     Command: r.config.cmd.join(' '),
     Created: secs(r.created),
-    Ports: [],
+    Ports: ports.map((p) => ({
+      IP: p.hostIP,
+      PrivatePort: p.containerPort,
+      PublicPort: p.hostPort,
+      Type: p.protocol,
+    })),
     Labels: {},
     State: statusOf(r),
     Status: status,
-    HostConfig: { NetworkMode: 'default' },
+    HostConfig: { NetworkMode: r.hostConfig.network?.mode ?? 'default' },
     NetworkSettings: { Networks: {} },
     Mounts: [],
   };
@@ -200,7 +252,25 @@ export function summaryJson(r: ContainerRecord, status: string): Json {
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 /** GET /containers/{id}/json: Docker's shape for the fields corral has. */
-export function inspectJson(r: ContainerRecord & { cgroupPath: string }, logPath: string): Json {
+export function inspectJson(
+  r: ContainerRecord & { cgroupPath: string; networkSettings?: NetView },
+  logPath: string,
+): Json {
+  const net = r.networkSettings;
+  const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of net?.ports ?? []) {
+    const key = `${p.containerPort}/${p.protocol}`;
+    ports[key] = [...(ports[key] ?? []), { HostIp: p.hostIP, HostPort: String(p.hostPort) }];
+  }
+  const networks: Json = {};
+  for (const [name, n] of Object.entries(net?.networks ?? {}))
+    networks[name] = {
+      IPAddress: n.ip ?? '',
+      Gateway: n.gateway ?? '',
+      MacAddress: n.mac ?? '',
+      Aliases: n.aliases,
+    };
+  const first = Object.values(net?.networks ?? {})[0];
   const s = r.state;
   const res = r.hostConfig.resources;
   return {
@@ -245,7 +315,7 @@ export function inspectJson(r: ContainerRecord & { cgroupPath: string }, logPath
         ...(r.hostConfig.noNewPrivileges ? ['no-new-privileges'] : []),
       ],
       Init: r.config.init,
-      NetworkMode: 'default',
+      NetworkMode: net?.mode ?? 'default',
       RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
       LogConfig: { Type: 'json-file', Config: {} },
       CgroupParent: res.cgroupParent ?? '',
@@ -286,7 +356,14 @@ export function inspectJson(r: ContainerRecord & { cgroupPath: string }, logPath
       StopSignal: r.config.stopSignal,
       StopTimeout: r.config.stopTimeout,
     },
-    NetworkSettings: { Networks: {}, Ports: {}, SandboxKey: '', IPAddress: '', Gateway: '', MacAddress: '' },
+    NetworkSettings: {
+      Networks: networks,
+      Ports: ports,
+      SandboxKey: '',
+      IPAddress: first?.ip ?? '',
+      Gateway: first?.gateway ?? '',
+      MacAddress: first?.mac ?? '',
+    },
     CorralCgroupPath: r.cgroupPath,
   };
 }

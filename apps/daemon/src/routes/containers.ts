@@ -29,7 +29,7 @@ function listFiltered(d: DaemonState, all: boolean, filters: Record<string, stri
       any('exited', (v) => r.state.status === 'exited' && String(r.state.exitCode) === v) &&
       any('ancestor', (v) => r.image === v || r.imageId === v || (r.imageId ?? '').startsWith(`sha256:${v}`))
     )
-      out.push(summaryJson(r, c.status));
+      out.push(summaryJson(r, c.status, c.ports));
   }
   return out;
 }

@@ -1,0 +1,133 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { request } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Cleanups, exec, type Result, until } from '@corral/testkit';
+
+export const CORRALD = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'corrald.js');
+
+export interface Daemon {
+  socket: string;
+  root: string;
+  execRoot: string;
+  child: ChildProcess;
+  log: () => string;
+  /** The docker CLI at this daemon (DOCKER_HOST), its own config folder. */
+  docker(args: string[], opts?: { input?: string; bin?: string }): Promise<Result>;
+  api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResult>;
+}
+
+export interface ApiResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: () => any;
+}
+
+/** One request on a unix socket, the whole body read. */
+export function apiRequest(
+  socket: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<ApiResult> {
+  return new Promise((resolve, reject) => {
+    const data =
+      body === undefined
+        ? undefined
+        : Buffer.isBuffer(body)
+          ? body
+          : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const req = request(
+      {
+        socketPath: socket,
+        method,
+        path,
+        headers: {
+          ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}),
+          ...headers,
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('latin1');
+        res.on('data', (d) => {
+          text += d;
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/**
+ * Starts corrald on a private socket, data root and exec root under a temp folder; at cleanup
+ * every container it has is removed, the daemon stopped, the folder unmounted and removed.
+ */
+export async function startDaemon(c: Cleanups, extra: string[] = []): Promise<Daemon> {
+  const dir = c.tempDir('corrald');
+  const socket = join(dir, 'corrald.sock');
+  const root = join(dir, 'root');
+  const execRoot = join(dir, 'exec');
+  const dockerConfig = join(dir, 'docker-config');
+  const child = spawn(
+    process.execPath,
+    [
+      CORRALD,
+      '-H',
+      `unix://${socket}`,
+      '--data-root',
+      root,
+      '--exec-root',
+      execRoot,
+      '--log-level',
+      'debug',
+      ...extra,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  child.stderr?.on('data', (d) => {
+    log += d;
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  c.add(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+  c.add(async () => {
+    if (child.exitCode !== null || !existsSync(socket)) return;
+    const list = await apiRequest(socket, 'GET', '/containers/json?all=1');
+    for (const ct of list.status === 200 ? list.json() : [])
+      await apiRequest(socket, 'DELETE', `/containers/${ct.Id}?force=1`);
+  });
+  await until(() => existsSync(socket) || child.exitCode !== null, 'corrald to listen', 30_000);
+  if (child.exitCode !== null) throw new Error(`corrald exited ${child.exitCode}: ${log}`);
+  const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig };
+  return {
+    socket,
+    root,
+    execRoot,
+    child,
+    log: () => log,
+    docker: (args, opts = {}) => exec(opts.bin ?? '/usr/local/bin/docker', args, { env, input: opts.input }),
+    api: (method, path, body, headers) => apiRequest(socket, method, path, body, headers),
+  };
+}
+
+/** Container folders left under a data root. */
+export const containerDirs = (root: string): string[] => {
+  try {
+    return readdirSync(join(root, 'containers'));
+  } catch {
+    return [];
+  }
+};

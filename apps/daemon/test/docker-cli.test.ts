@@ -1,0 +1,145 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Cleanups, until } from '@corral/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { containerDirs, type Daemon, startDaemon } from './daemon.js';
+
+// The docker CLI (28.x at /usr/local/bin, and Debian's 20.10 when present) against corrald on a
+// private socket and data root, as a user runs it.
+const c = new Cleanups();
+let d: Daemon;
+
+beforeAll(async () => {
+  d = await startDaemon(c);
+});
+afterAll(() => c.run());
+
+const must = async (args: string[], input?: string) => {
+  const r = await d.docker(args, { input });
+  if (r.status !== 0)
+    throw new Error(`docker ${args.join(' ')} exited ${r.status}: ${r.stderr}\n${d.log().slice(-3000)}`);
+  return r;
+};
+
+describe('docker CLI 28 against corrald', () => {
+  it('makes its socket 0660 root:root', () => {
+    const s = statSync(d.socket);
+    expect(s.isSocket()).toBe(true);
+    expect(s.mode & 0o777).toBe(0o660);
+    expect([s.uid, s.gid]).toEqual([0, 0]);
+  });
+
+  it('negotiates the API version and reports the server', async () => {
+    const r = await must(['version', '--format', '{{.Server.APIVersion}} {{.Server.MinAPIVersion}}']);
+    expect(r.out).toBe('1.47 1.24');
+  });
+
+  it('runs --rm busybox echo hi, and the container is gone', async () => {
+    const r = await must(['run', '--rm', 'busybox', 'echo', 'hi']);
+    expect(r.stdout).toBe('hi\n');
+    expect(containerDirs(d.root)).toEqual([]);
+  });
+
+  it('keeps stdout and stderr apart and gives the exit code', async () => {
+    const r = await d.docker(['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    expect([r.status, r.stdout, r.stderr]).toEqual([3, 'out\n', 'err\n']);
+  });
+
+  it('passes stdin with -i and the client half-close is the EOF', async () => {
+    const r = await must(['run', '--rm', '-i', 'busybox', 'sh', '-c', 'cat; echo done'], 'hello stdin\n');
+    expect(r.stdout).toBe('hello stdin\ndone\n');
+  });
+
+  it('runs -d; ps, logs -f, exec, top, stats, inspect, stop, wait, rm', async () => {
+    const id = (
+      await must([
+        'run',
+        '-d',
+        '--name',
+        'web',
+        'busybox',
+        'sh',
+        '-c',
+        'trap "exit 7" TERM; i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done',
+      ])
+    ).out;
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    expect((await must(['ps', '--format', '{{.Names}}'])).out).toBe('web');
+    await until(async () => (await must(['logs', 'web'])).stdout.includes('line 2'), 'three lines');
+    const follow = d.docker(['logs', '-f', '--tail', '1', 'web']);
+    const ex = await d.docker(['exec', 'web', 'sh', '-c', 'echo in-exec; exit 4']);
+    expect([ex.status, ex.stdout]).toEqual([4, 'in-exec\n']);
+    const top = await must(['top', 'web']);
+    expect(top.stdout).toContain('while true');
+    const stats = await must(['stats', '--no-stream', '--format', '{{.Name}} {{.PIDs}}', 'web']);
+    expect(stats.out).toMatch(/^web \d+$/);
+    const state = await must(['inspect', '-f', '{{.State.Status}} {{.Name}} {{.Config.Hostname}}', 'web']);
+    expect(state.out).toBe(`running /web ${id.slice(0, 12)}`);
+    await must(['stop', '-t', '5', 'web']);
+    expect((await must(['wait', 'web'])).out).toBe('7');
+    const followed = await follow; // ends when the container does
+    expect(followed.status).toBe(0);
+    expect(followed.stdout.split('\n').filter(Boolean).length).toBeGreaterThan(1);
+    expect(
+      (await must(['ps', '-a', '--filter', 'status=exited', '--format', '{{.Names}} {{.Status}}'])).out,
+    ).toMatch(/^web Exited \(7\)/);
+    await must(['rm', 'web']);
+    expect((await must(['ps', '-aq'])).out).toBe('');
+  });
+
+  it('saves, removes, loads and lists images', async () => {
+    const tar = join(d.root, '..', 'bb.tar');
+    await must(['save', '-o', tar, 'busybox']);
+    expect(statSync(tar).size).toBeGreaterThan(1e6);
+    await must(['rmi', 'busybox']);
+    expect((await must(['images', '-q'])).out).toBe('');
+    expect((await must(['load', '-i', tar])).out).toContain('Loaded image: busybox:latest');
+    expect((await must(['images', '--format', '{{.Repository}}:{{.Tag}}'])).out).toBe('busybox:latest');
+  });
+
+  it('streams events', async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    await must(['run', '--rm', '--name', 'ev', 'busybox', 'true']);
+    const r = await must([
+      'events',
+      '--since',
+      String(since),
+      '--until',
+      String(Math.floor(Date.now() / 1000) + 1),
+      '--filter',
+      'container=ev',
+      '--format',
+      '{{.Action}}',
+    ]);
+    expect(r.out.split('\n')).toEqual(['create', 'start', 'die', 'destroy']);
+  });
+
+  it('refuses a bind mount with a 400 naming the field, and makes nothing', async () => {
+    const r = await d.docker(['run', '--rm', '-v', '/etc:/x', 'busybox', 'true']);
+    expect(r.status).toBe(125);
+    expect(r.stderr).toContain('HostConfig.Binds is not supported');
+    expect(containerDirs(d.root)).toEqual([]);
+  });
+
+  it("answers an unknown container with Docker's 404 message", async () => {
+    const r = await d.docker(['rm', 'nope']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('Error response from daemon: No such container: nope');
+  });
+});
+
+describe.skipIf(!existsSync('/usr/bin/docker'))('Debian docker CLI 20.10 (API 1.41) against corrald', () => {
+  it('runs --rm busybox echo, and -d then ps, logs, rm -f', async () => {
+    const r = await d.docker(['run', '--rm', 'busybox', 'echo', 'from 20.10'], { bin: '/usr/bin/docker' });
+    expect([r.status, r.stdout]).toEqual([0, 'from 20.10\n']);
+    const id = (
+      await d.docker(['run', '-d', 'busybox', 'sh', '-c', 'echo up; sleep 30'], { bin: '/usr/bin/docker' })
+    ).out;
+    await until(
+      async () => (await d.docker(['logs', id], { bin: '/usr/bin/docker' })).stdout === 'up\n',
+      'logs',
+    );
+    expect((await d.docker(['ps', '-q', '--no-trunc'], { bin: '/usr/bin/docker' })).out).toBe(id);
+    expect((await d.docker(['rm', '-f', id], { bin: '/usr/bin/docker' })).status).toBe(0);
+  });
+});
