@@ -62,6 +62,8 @@ export const streamRoutes: Route[] = [
       };
       const stream = flag(q, 'stream');
       const logs = flag(q, 'logs');
+      // A body (dockerode sends its options as one) comes before the client's stdin: read off.
+      await call.body();
       if (!stream && !logs) throw bad('at least one of stream or logs must be set');
       if (r.state.status === 'running' && a.stdin && !d.attached.has(r.id))
         throw new EngineError('Conflict', `container ${r.id} runs detached: its stdin cannot be attached`);
