@@ -1,6 +1,7 @@
 // Container start-to-exit latency of `true` in a busybox root, side by side in one run:
 // runc run, crun run, corral's runtime alone (bench/runtime/run-bundle.mjs), `corral run
-// --rootfs` (engine: overlay, records, runtime) and `podman run --rootfs`, as ratios to runc.
+// --rootfs` (engine: overlay, records, runtime, the network: host, none, bridge) and `podman run
+// --rootfs`, as ratios to runc.
 // podman's cgroupfs manager uses one cgroup parent path in every hierarchy: it gets the
 // deepest of our own cgroup paths as prefix, so it stays beneath ours in each (machine rule).
 // Run as root after `npm run build`: node bench/runtime/run.mjs [RUNS]
@@ -85,10 +86,19 @@ for (const [tag, dir] of builds) {
     `corral runtime${tag}`,
     `${node} ${dir}/bench/runtime/run-bundle.mjs ${tmp}/corral-rt ${bundle}`,
   ]);
-  commands.push([
-    `corral run --rootfs${tag}`,
-    `${node} ${dir}/apps/cli/bin/corral.js --root ${tmp}/corral run --rm --rootfs ${rootfs} true`,
-  ]);
+  // --network host was the default before issue 14; none is a namespace with lo only; bridge
+  // (the default now) adds a veth on corral's bridge through the CNI plugins.
+  for (const mode of tag ? [] : ['host', 'none', 'bridge'])
+    commands.push([
+      `corral run --network ${mode}${tag}`,
+      `${node} ${dir}/apps/cli/bin/corral.js --root ${tmp}/corral run --rm --network ${mode} --rootfs ${rootfs} true`,
+    ]);
+  // An older build (before --network) runs in the host's namespace.
+  if (tag)
+    commands.push([
+      `corral run --rootfs${tag}`,
+      `${node} ${dir}/apps/cli/bin/corral.js --root ${tmp}/corral run --rm --rootfs ${rootfs} true`,
+    ]);
 }
 const ownCgroups = readFileSync('/proc/self/cgroup', 'utf8')
   .split('\n')
@@ -108,7 +118,7 @@ const existedBefore = new Set(hierarchies.flatMap(ancestorsOf).filter((d) => exi
 if (has('podman')) {
   commands.push([
     'podman run --rootfs',
-    `podman --root ${tmp}/podman --runroot ${tmp}/podman-run --cgroup-manager cgroupfs run --rm --network none --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --cgroup-parent ${podmanParent} --rootfs ${rootfs} true`,
+    `podman --root ${tmp}/podman --runroot ${tmp}/podman-run --runtime runc --cgroup-manager cgroupfs run --rm --network none --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --cgroup-parent ${podmanParent} --rootfs ${rootfs} true`,
   ]);
 }
 
@@ -131,10 +141,10 @@ for (const [name, cmd] of commands) {
 const base = results.find((r) => r.name === 'runc')?.median;
 console.log(`container start to exit of \`true\`, ${runs} runs each (ms, median; ratio to runc)`);
 for (const r of results) {
-  if (r.error) console.log(`${r.name.padEnd(22)} failed: ${r.error}`);
+  if (r.error) console.log(`${r.name.padEnd(30)} failed: ${r.error}`);
   else
     console.log(
-      `${r.name.padEnd(22)} ${r.median.toFixed(1).padStart(8)} ±${r.stddev.toFixed(1).padEnd(6)} ${base ? `${(r.median / base).toFixed(2)}x` : ''}`,
+      `${r.name.padEnd(30)} ${r.median.toFixed(1).padStart(8)} ±${r.stddev.toFixed(1).padEnd(6)} ${base ? `${(r.median / base).toFixed(2)}x` : ''}`,
     );
 }
 mkdirSync(join(repo, 'bench/results'), { recursive: true });

@@ -40,6 +40,9 @@ function global(): string[] {
     'cgroupfs',
     '--events-backend',
     'file',
+    // crun, podman's first choice when installed, refuses this hybrid cgroup layout.
+    '--runtime',
+    'runc',
   ];
 }
 
