@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Cleanups, until } from '@corral/testkit';
+import { Cleanups, exec, until } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerDirs, type Daemon, startDaemon } from './daemon.js';
 
@@ -85,6 +85,34 @@ describe('docker CLI 28 against corrald', () => {
     ).toMatch(/^web Exited \(7\)/);
     await must(['rm', 'web']);
     expect((await must(['ps', '-aq'])).out).toBe('');
+  });
+
+  it('runs -t with a terminal (raw stream) and exec -it under a pty from the test', async () => {
+    const t = await must(['run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty']);
+    expect(t.stdout).toBe('/dev/pts/0\r\n');
+    await must(['run', '-d', '--name', 'term', '--network', 'none', 'busybox', 'sleep', '60']);
+    // script(1) gives the docker CLI a terminal, as a user's shell would.
+    const r = await exec(
+      'script',
+      ['-qec', `docker exec -it term sh -c 'tty; echo $TERM; exit 6'`, '/dev/null'],
+      {
+        env: { ...process.env, DOCKER_HOST: `unix://${d.socket}` },
+      },
+    );
+    // (script's own end of input may echo as ^@ in between.)
+    expect(r.stdout).toMatch(/\/dev\/pts\/0\r\n.*xterm\r\n/s);
+    expect(r.status).toBe(6);
+    await must(['rm', '-f', 'term']);
+  });
+
+  it('gives a container no way to the API socket: none in its filesystem, none among its fds', async () => {
+    const r = await must(
+      ['run', '--rm', '-i', 'busybox', 'sh', '-c', 'find / -xdev -type s; ls -l /proc/1/fd | grep -c socket'],
+      '',
+    );
+    // stdin, stdout and stderr are the program's own socketpairs to corrald, nothing more.
+    expect(r.out).toBe('3');
+    expect(r.stdout).not.toContain('corrald.sock');
   });
 
   it('saves, removes, loads and lists images', async () => {
