@@ -70,8 +70,8 @@ export function apiRequest(
  * Starts corrald on a private socket, data root and exec root under a temp folder; at cleanup
  * every container it has is removed, the daemon stopped, the folder unmounted and removed.
  */
-export async function startDaemon(c: Cleanups, extra: string[] = []): Promise<Daemon> {
-  const dir = c.tempDir('corrald');
+export async function startDaemon(c: Cleanups, extra: string[] = [], inDir?: string): Promise<Daemon> {
+  const dir = inDir ?? c.tempDir('corrald');
   const socket = join(dir, 'corrald.sock');
   const root = join(dir, 'root');
   const execRoot = join(dir, 'exec');
@@ -104,12 +104,18 @@ export async function startDaemon(c: Cleanups, extra: string[] = []): Promise<Da
     }
   });
   c.add(async () => {
-    if (child.exitCode !== null || !existsSync(socket)) return;
+    if (child.exitCode !== null || child.signalCode !== null || !existsSync(socket)) return;
     const list = await apiRequest(socket, 'GET', '/containers/json?all=1');
     for (const ct of list.status === 200 ? list.json() : [])
       await apiRequest(socket, 'DELETE', `/containers/${ct.Id}?force=1`);
   });
-  await until(() => existsSync(socket) || child.exitCode !== null, 'corrald to listen', 30_000);
+  // A socket file may be a killed daemon's: wait for one that answers.
+  const answers = () =>
+    apiRequest(socket, 'GET', '/_ping').then(
+      (r) => r.status === 200,
+      () => false,
+    );
+  await until(async () => child.exitCode !== null || (await answers()), 'corrald to listen', 30_000);
   if (child.exitCode !== null) throw new Error(`corrald exited ${child.exitCode}: ${log}`);
   const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig };
   return {
