@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Cleanups, exec } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORRALD, containerDirs, type Daemon, startDaemon } from './daemon.js';
@@ -65,6 +65,36 @@ describe('corrald API', () => {
     ]);
     expect((await d.api('DELETE', '/containers/taken?force=1')).status).toBe(204);
     expect(containerDirs(d.root)).toEqual([]);
+  });
+
+  it('never follows a container reference out of the data root (a planted record, a canary folder)', async () => {
+    // names/../../evil -> ../x: a ref of `../../evil` once read DIR/root/x/container.json,
+    // whose id `../../canary` rm -f then removed.
+    const dir = dirname(d.root);
+    mkdirSync(join(dir, 'canary'));
+    writeFileSync(join(dir, 'canary', 'keep'), 'host data');
+    mkdirSync(join(d.root, 'x'));
+    writeFileSync(
+      join(d.root, 'x', 'container.json'),
+      JSON.stringify({
+        id: '../../canary',
+        name: 'zz',
+        hostConfig: {},
+        config: { cmd: [] },
+        state: { status: 'exited' },
+      }),
+    );
+    symlinkSync('../x', join(dir, 'evil'));
+    for (const ref of ['..%2F..%2Fevil', '%2F..%2F..%2Fevil', '%2E%2E'])
+      for (const [method, path] of [
+        ['GET', `/containers/${ref}/json`],
+        ['DELETE', `/containers/${ref}?force=1`],
+      ]) {
+        const r = await d.api(method, path);
+        expect([method, path, r.status]).toEqual([method, path, 404]);
+      }
+    expect(readFileSync(join(dir, 'canary', 'keep'), 'utf8')).toBe('host data');
+    rmSync(join(d.root, 'x'), { recursive: true });
   });
 
   it('refuses a create field that corral does not do, naming it, and makes nothing', async () => {

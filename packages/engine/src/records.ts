@@ -160,7 +160,8 @@ export class RecordStore {
 
   private nameOwner(name: string): string | null {
     try {
-      return readlinkSync(join(this.names, name));
+      const id = readlinkSync(join(this.names, name));
+      return /^[0-9a-f]{64}$/.test(id) ? id : null; // what corral links is an id, nothing else
     } catch {
       return null;
     }
@@ -221,7 +222,10 @@ export class RecordStore {
   /** Finds a container by full id, name, or unique id prefix, as Docker does. */
   resolve(ref: string): ContainerRecord {
     if (!ref) throw new EngineError('NotFound', 'No such container: (empty name)');
-    const byName = this.nameOwner(ref.replace(/^\//, ''));
+    // Only a valid name or an id prefix is looked up: a ref such as `../../x` (from the CLI or
+    // an API path) never reaches a path outside names/ or containers/.
+    const name = ref.replace(/^\//, '');
+    const byName = NAME_RE.test(name) ? this.nameOwner(name) : null;
     if (byName) {
       const r = this.read(byName);
       if (r) return r;
