@@ -13,6 +13,7 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  readFileSync,
   readSync,
   rmSync,
   statfsSync,
@@ -23,7 +24,7 @@ import { release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMountPoint, MNT, mount, readMountInfo, umount2 } from '@corral/sys';
-import { getUnionFs, unionFsBackends } from '@corral/unionfs';
+import { FuseUnionFs, getUnionFs, unionFsBackends } from '@corral/unionfs';
 
 const FILES = Number(process.env.BENCH_FILES ?? 10_000);
 const BIG = Number(process.env.BENCH_BIG_MIB ?? 256) * 1024 * 1024;
@@ -123,10 +124,24 @@ try {
           work: d.work,
           target: d.mnt,
         });
-        return { dir: d.mnt, down: () => m.unmount() };
+        return { dir: d.mnt, down: () => m.unmount(), pid: m.pid };
       },
     })),
   ];
+  // The fuse backend as fuse-overlayfs copies up: without waiting for the disk (overlayfs's
+  // `volatile`); the default waits, as the kernel's overlayfs does.
+  variants.push({
+    name: 'corral fuse (volatile)',
+    setup: async (d) => {
+      const m = await new FuseUnionFs({ volatile: true }).mount({
+        lower: [top, base],
+        upper: d.upper,
+        work: d.work,
+        target: d.mnt,
+      });
+      return { dir: d.mnt, down: () => m.unmount(), pid: m.pid };
+    },
+  });
   const fuseVersion = spawnSync('fuse-overlayfs', ['--version'], { encoding: 'utf8' });
   if (fuseVersion.status === 0) {
     variants.push({
@@ -147,6 +162,7 @@ try {
         }
         return {
           dir: d.mnt,
+          pid: child.pid,
           down: async () => {
             execFileSync('fusermount3', ['-u', d.mnt]);
             await exited;
@@ -167,11 +183,11 @@ try {
       scratch: join(root, `v${i}/scratch`),
     };
     for (const p of Object.values(d)) mkdirSync(p, { recursive: true });
-    const { dir, down } = await v.setup(d);
+    const { dir, down, pid = null } = await v.setup(d);
     cleanups.push(async () => {
       if (isMountPoint(d.mnt)) await down();
     });
-    mounted.push({ v, d, dir, many: join(dir, 'many'), names: readdirSync(join(dir, 'many')), ms: {} });
+    mounted.push({ v, d, dir, pid, many: join(dir, 'many'), names: readdirSync(join(dir, 'many')), ms: {} });
   }
   const buf = Buffer.alloc(1024 * 1024);
   const ops = [
@@ -220,8 +236,18 @@ try {
     }
     for (const [k, m] of mounted.entries()) m.ms[o.op] = median(samples[k]);
   }
+  // Peak memory of the processes serving a mount (a userspace server), read before unmounting.
+  const peakMiB = (pid) => {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  };
+  for (const m of mounted) if (m.pid) m.peakMiB = peakMiB(m.pid);
   for (const fn of cleanups.splice(0).reverse()) await fn();
-  const results = mounted.map((m) => ({ variant: m.v.name, ms: m.ms }));
+  const results = mounted.map((m) => ({
+    variant: m.v.name,
+    ms: m.ms,
+    ...(m.peakMiB ? { peakMiB: m.peakMiB } : {}),
+  }));
 
   const ext4 = results[0].ms;
   const names = Object.keys(ext4);
@@ -235,6 +261,8 @@ try {
     `unionfs benchmark: ${FILES} files, ${BIG >> 20} MiB file, median of ${REPEAT} (3 for create and copy-up); ratios to ext4 (lower is better)`,
   );
   console.table(table);
+  for (const r of results)
+    if (r.peakMiB) console.log(`peak memory of ${r.variant}'s server: ${r.peakMiB.toFixed(1)} MiB`);
   const report = {
     date: new Date().toISOString(),
     kernel: release(),

@@ -56,6 +56,11 @@ const f = {
   pwrite: libc.func('intptr_t pwrite(int fd, void *buf, size_t count, int64_t offset)'),
   fstatfs: libc.func('int fstatfs(int fd, void *buf)'),
   memfdCreate: libc.func('int memfd_create(const char *name, unsigned int flags)'),
+  splice: libc.func(
+    'intptr_t splice(int fdin, void *offin, int fdout, void *offout, size_t len, unsigned int flags)',
+  ),
+  pipe2: libc.func('int pipe2(_Out_ int *fds, int flags)'),
+  fcntl: libc.func('int fcntl(int fd, int cmd, int arg)'),
   mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)'),
   munmap: libc.func('int munmap(void *addr, size_t len)'),
   msync: libc.func('int msync(void *addr, size_t len, int flags)'),
@@ -207,6 +212,31 @@ export const rawPwrite = (fd: number, buf: Buffer, len: number, offset: number):
 /** fstatfs(2) into `out` (120 bytes of struct statfs, 64-bit layout). */
 export const rawFstatfs = (fd: number, out: Buffer): number => res(f.fstatfs(fd, out));
 export const rawMemfd = (name: string, flags: number): number => res(f.memfdCreate(name, flags));
+
+/** splice(2): moves `len` bytes between an fd and a pipe; `off` (8 bytes, advanced) or null. */
+export const rawSplice = (
+  fdIn: number,
+  offIn: Buffer | null,
+  fdOut: number,
+  offOut: Buffer | null,
+  len: number,
+  flags: number,
+): number => res(f.splice(fdIn, offIn, fdOut, offOut, len, flags));
+export const SPLICE = { MOVE: 1, NONBLOCK: 2, MORE: 4 } as const;
+
+/** A pipe (close-on-exec) of `size` bytes (F_SETPIPE_SZ; at most /proc/sys/fs/pipe-max-size). */
+export function rawPipe(size: number): { read: number; write: number } | number {
+  const fds = [0, 0];
+  const r = res(f.pipe2(fds, 0o2000000));
+  if (r < 0) return r;
+  const s = res(f.fcntl(fds[1], 1031, size));
+  if (s < 0) {
+    f.close(fds[0]);
+    f.close(fds[1]);
+    return s;
+  }
+  return { read: fds[0], write: fds[1] };
+}
 
 /** mmap(2) protections and flags. */
 export const PROT = { READ: 1, WRITE: 2 } as const;

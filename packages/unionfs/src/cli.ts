@@ -1,13 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { diffUpper, formatChanges } from './diff.js';
 import { UnionFsError } from './errors.js';
-import { isFuseUnion } from './fuse/backend.js';
+import { FuseUnionFs, isFuseUnion } from './fuse/backend.js';
 import { serveUnion } from './fuse/union/serve.js';
 import { getUnionFs } from './registry.js';
 import { checkOptions, mountAt } from './validate.js';
 
 const USAGE = `usage:
-  corral-unionfs [--backend overlay|fuse] -o lowerdir=A:B,upperdir=U,workdir=W MOUNTPOINT
+  corral-unionfs [--backend overlay|fuse] -o lowerdir=A:B,upperdir=U,workdir=W[,volatile] MOUNTPOINT
   corral-unionfs [--backend overlay|fuse] -o lowerdir=A:B MOUNTPOINT      (read-only)
   corral-unionfs umount MOUNTPOINT
   corral-unionfs diff -o lowerdir=A:B,upperdir=U                            (like docker diff)
@@ -52,6 +52,8 @@ export interface ParsedOptions {
   lower: string[];
   upper?: string;
   work?: string;
+  /** overlayfs's `volatile` (the fuse backend): syncs do not wait for the disk. */
+  volatile?: boolean;
 }
 
 /** Parses fuse-overlayfs / overlayfs `-o` values (several may be given) into mount options. */
@@ -66,10 +68,11 @@ export function parseOverlayOptions(values: readonly string[]): ParsedOptions {
       if (key === 'lowerdir') out.lower = splitEscaped(val, ':').filter(Boolean);
       else if (key === 'upperdir') out.upper = splitEscaped(val, ',')[0];
       else if (key === 'workdir') out.work = splitEscaped(val, ',')[0];
+      else if (key === 'volatile' && eq < 0) out.volatile = true;
       else
         throw new UnionFsError(
           'BAD_OPTIONS',
-          `unsupported option "${opt}": corral-unionfs takes lowerdir, upperdir and workdir`,
+          `unsupported option "${opt}": corral-unionfs takes lowerdir, upperdir, workdir and (with the fuse backend) volatile`,
         );
     }
   }
@@ -126,13 +129,15 @@ export async function main(
     }
     if (rest.length !== 1) throw new UnionFsError('BAD_OPTIONS', 'give exactly one MOUNTPOINT');
     const o = parseOverlayOptions(opts);
-    const fs = getUnionFs(backend);
+    if (o.volatile && backend !== 'fuse')
+      throw new UnionFsError('BAD_OPTIONS', 'volatile is an option of the fuse backend: add --backend fuse');
+    const fs = o.volatile ? new FuseUnionFs({ volatile: true }) : getUnionFs(backend);
     if (o.work) mkdirSync(o.work, { recursive: true });
     const options = { lower: o.lower, upper: o.upper, work: o.work, target: rest[0] };
     if (foreground && backend === 'fuse') {
       // This process is the server, until the mount is taken off.
       const c = checkOptions(options, 'fuse');
-      await serveUnion({ ...c, debug }, () => {});
+      await serveUnion({ ...c, debug, volatile: o.volatile }, () => {});
       return 0;
     }
     // A kernel mount has no process to keep in the foreground: -f and -d change nothing there.

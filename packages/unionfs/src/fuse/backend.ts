@@ -34,8 +34,13 @@ const SERVER_NODE_FLAGS = (process.env.CORRAL_FUSE_NODE_FLAGS ?? '--single-threa
 const START_TIMEOUT_MS = 30_000;
 
 export interface FuseOptions {
-  /** Threads reading /dev/fuse (default 4). */
+  /** Threads serving requests (default 3; one reads /dev/fuse at a time, see session.ts). */
   threads?: number;
+  /**
+   * overlayfs's `volatile`: copy-ups, fsync and syncfs do not wait for the disk. Faster, and
+   * fuse-overlayfs's default for copy-ups; what a crash interrupts may be lost or partial.
+   */
+  volatile?: boolean;
   /** A file the server appends its errors (and, with `debug`, every request) to. */
   log?: string;
   debug?: boolean;
@@ -112,6 +117,7 @@ export class FuseUnionFs implements UnionFs {
       target: o.target,
       threads: this.options.threads,
       debug: this.options.debug,
+      volatile: this.options.volatile,
     };
     const log = this.options.log ? openSync(this.options.log, 'a', 0o600) : 'ignore';
     let child: ChildProcess;

@@ -154,7 +154,10 @@ export function runSession(
         if (PROFILE)
           process.stderr.write(
             `profile ${Object.entries(PROFILE)
-              .map(([op, [c, us]]) => `${OP_NAME[Number(op)]}: ${c} x ${(us / c).toFixed(1)}us`)
+              .map(
+                ([op, [c, us]]) =>
+                  `${Number(op) >= 1000 ? `send ${OP_NAME[Number(op) - 1000]}` : OP_NAME[Number(op)]}: ${c} x ${(us / c).toFixed(1)}us`,
+              )
               .join(', ')}\n`,
           );
         return;
@@ -172,6 +175,10 @@ export function runSession(
       if (result === 0) {
         send(devFd, req, out, 0, options.debug);
         const conn = connection(shared, devFd, handOn);
+        if (options.debug)
+          process.stderr.write(
+            `fuse: protocol 7.${conn.minor}, max_write ${conn.maxWrite}, passthrough ${conn.passthrough ? 'on' : 'off'}\n`,
+          );
         fs.start(conn);
         started = true;
         options.onInit?.(conn);
@@ -207,7 +214,14 @@ export function runSession(
       if (options.debug) process.stderr.write(`fuse: ${OP_NAME[req.opcode]} ${req.nodeid} (no reply)\n`);
       continue;
     }
+    const ts = PROFILE ? process.hrtime.bigint() : 0n;
     send(devFd, req, out, result, options.debug);
+    if (PROFILE) {
+      const p = PROFILE[1000 + req.opcode] ?? [0, 0];
+      PROFILE[1000 + req.opcode] = p;
+      p[0]++;
+      p[1] += Number(process.hrtime.bigint() - ts) / 1000;
+    }
   }
 }
 

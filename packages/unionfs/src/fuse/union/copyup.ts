@@ -152,7 +152,7 @@ const pathXattrs = (path: Buffer): XattrIo => ({
 });
 
 /** Copies `len` bytes from `src` to `dst` from offset 0 (copy_file_range, else read/write). */
-function copyData(src: number, dst: number, len: number): number {
+function copyData(src: number, dst: number, len: number, writeback: boolean): number {
   const offIn = Buffer.alloc(8);
   const offOut = Buffer.alloc(8);
   let done = 0;
@@ -166,7 +166,7 @@ function copyData(src: number, dst: number, len: number): number {
     }
     // The disk starts on each piece while the next is copied: the fsync before the link
     // then waits for little.
-    rawStartWriteback(dst, done, n);
+    if (writeback) rawStartWriteback(dst, done, n);
     done += n;
   }
   return 0;
@@ -256,14 +256,14 @@ function copyFile(
   }
   try {
     const size = Number(st.readBigUInt64LE(STX.size));
-    let r = data ? copyData(src, dst, size) : 0;
+    let r = data ? copyData(src, dst, size, !u.volatile) : 0;
     if (r < 0) return r;
     r = copyXattrs(fdXattrs(src), (n, v) => rawFsetxattr(dst, n, v, 0));
     if (r < 0) return r;
     r = setAttrsFd(dst, st);
     if (r < 0) return r;
     // The data is on disk before the file appears in upper, as overlayfs makes sure.
-    if (data && size > 0) {
+    if (data && size > 0 && !u.volatile) {
       r = rawFsync(dst);
       if (r < 0) return r;
     }

@@ -19,6 +19,8 @@ export interface UnionShared {
   writable: boolean;
   workFd: number;
   devIndex: number[];
+  /** overlayfs's `volatile`: no sync of any kind reaches the disk (copy-up, fsync, syncfs). */
+  volatile: boolean;
   nodes: NodeBuffers;
   tables: SharedTables;
 }
@@ -28,8 +30,17 @@ export function createUnionShared(
   writable: boolean,
   workFd: number,
   devIndex: number[],
+  volatile = false,
 ): UnionShared {
-  return { layerFds, writable, workFd, devIndex, nodes: createNodeBuffers(), tables: createTables() };
+  return {
+    layerFds,
+    writable,
+    workFd,
+    devIndex,
+    volatile,
+    nodes: createNodeBuffers(),
+    tables: createTables(),
+  };
 }
 
 export const MAX_WRITE = 1 << 20;
@@ -52,7 +63,7 @@ export class UnionFileSystem implements FuseFileSystem {
   constructor(shared: UnionShared) {
     const nodes = new NodeTable(shared.nodes);
     const layers = new Layers(nodes, shared.layerFds, shared.writable, shared.workFd, shared.devIndex);
-    const u = new Union(nodes, layers, shared.tables);
+    const u = new Union(nodes, layers, shared.tables, shared.volatile);
     this.union = u;
     const locked =
       (op: Op): Handler =>

@@ -14,12 +14,17 @@ import {
   rawFsync,
   rawLseek,
   rawOpenat,
+  rawPipe,
   rawPread,
   rawPwrite,
+  rawSplice,
+  rawWrite,
+  SPLICE,
   STX,
 } from '@corral/sys';
 import type { Reply, Request } from '../codec.js';
 import { FOPEN, FSYNC_FDATASYNC, OPEN_KILL_SUIDGID, SIZE, WRITE_KILL_SUIDGID } from '../kernel.js';
+import { NO_REPLY } from '../session.js';
 import { copyUp } from './copyup.js';
 import {
   AT_EMPTY_PATH,
@@ -100,7 +105,9 @@ function openFile(u: Union, i: number, flags: number, out: Reply, fdGiven = -1):
     out.buf.writeInt32LE(backing, p + 12);
   } else {
     nodes.set(i, N.CACHED_OPENS, nodes.get(i, N.CACHED_OPENS) + 1);
-    u.fdState[fd] = FD.OPEN | FD.CACHED | (top > 0 && u.U >= 0 ? FD.LOWER : 0);
+    const lower = top > 0 && u.U >= 0;
+    u.fdState[fd] = FD.OPEN | FD.CACHED | (lower ? FD.LOWER : 0);
+    if (lower) u.fdSize[fd] = u.L.fstat(fd) === 0 ? Number(u.L.stx.readBigUInt64LE(STX.size)) : -1;
     // Lower files never change: the kernel may keep their pages from one open to the next.
     out.buf.writeUInt32LE(top > 0 || u.U < 0 ? FOPEN.KEEP_CACHE : 0, p + 8);
   }
@@ -191,6 +198,52 @@ function followCopyUp(u: Union, i: number, fd: number): void {
   }
 }
 
+/** A pipe per thread for READ replies spliced from the file (a copy saved), or null. */
+let pipe: { read: number; write: number } | null | undefined;
+const PIPE_SIZE = 1 << 20;
+const hdr = Buffer.alloc(SIZE.OUT_HEADER);
+const offBuf = Buffer.alloc(8);
+
+/**
+ * Answers a READ of a lower file by splicing: the reply's header is written into a pipe, the
+ * file's pages are spliced in behind it and the whole is spliced into /dev/fuse, so the data
+ * is never copied into this process (libfuse's splice reply). The file never changes, so its
+ * size, known since open, gives the reply's length up front. False when it cannot; nothing is
+ * sent then.
+ */
+function spliceRead(u: Union, req: Request, fd: number, offset: number, size: number): boolean {
+  if (pipe === undefined) {
+    const p = rawPipe(PIPE_SIZE);
+    pipe = typeof p === 'number' ? null : p;
+  }
+  const fileSize = u.fdSize[fd];
+  if (!pipe || fileSize < 0) return false;
+  const n = Math.max(0, Math.min(size, fileSize - offset));
+  // The header takes a slot of its own, and unaligned data one page more.
+  if (n === 0 || n + 2 * 4096 > PIPE_SIZE) return false;
+  hdr.writeUInt32LE(SIZE.OUT_HEADER + n, 0);
+  hdr.writeInt32LE(0, 4);
+  req.buf.copy(hdr, 8, 8, 16);
+  if (rawWrite(pipe.write, hdr, SIZE.OUT_HEADER) !== SIZE.OUT_HEADER) return dropPipe();
+  offBuf.writeBigUInt64LE(BigInt(offset));
+  if (rawSplice(fd, offBuf, pipe.write, null, n, SPLICE.MOVE) !== n) return dropPipe();
+  const w = rawSplice(pipe.read, null, u.conn.devFd, null, SIZE.OUT_HEADER + n, SPLICE.MOVE);
+  if (w === SIZE.OUT_HEADER + n) return true;
+  dropPipe();
+  // ENOENT: the request was interrupted meanwhile, its answer is not wanted.
+  return w === -ENOENT;
+}
+
+/** Throws away a pipe a failed splice left something in; the next READ makes another. */
+function dropPipe(): false {
+  if (pipe) {
+    rawClose(pipe.read);
+    rawClose(pipe.write);
+  }
+  pipe = undefined;
+  return false;
+}
+
 /** READ, without the table's lock: the fd is the file handle. */
 export const read: Op = (u, req, out) => {
   const fd = req.u64(0);
@@ -198,6 +251,7 @@ export const read: Op = (u, req, out) => {
   const size = Math.min(req.u32(16), out.room);
   if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
   if (u.fdState[fd] & FD.LOWER && u.nodes.get(req.nodeid, N.TOP) === 0) followCopyUp(u, req.nodeid, fd);
+  if (u.fdState[fd] & FD.LOWER && spliceRead(u, req, fd, offset, size)) return NO_REPLY;
   const n = rawPread(fd, out.buf.subarray(out.at(0)), size, offset);
   if (n < 0) return -n;
   out.len = n;
@@ -249,6 +303,7 @@ export const flush: Op = () => ENOSYS;
 export const fsync: Op = (u, req) => {
   const fd = req.u64(0);
   if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
+  if (u.volatile) return 0;
   const r = rawFsync(fd, (req.u32(8) & FSYNC_FDATASYNC) !== 0);
   return r < 0 ? -r : 0;
 };

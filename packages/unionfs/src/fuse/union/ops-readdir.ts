@@ -61,7 +61,7 @@ export const releasedir: Op = (u, req) => {
 
 export const fsyncdir: Op = (u, req) => {
   const i = u.node(req.nodeid);
-  if (!i || u.U < 0 || u.nodes.get(i, N.TOP) !== 0) return 0;
+  if (!i || u.U < 0 || u.volatile || u.nodes.get(i, N.TOP) !== 0) return 0;
   const fd = u.L.openDir(0, i, 0);
   if (fd < 0) return 0;
   rawFsync(fd);

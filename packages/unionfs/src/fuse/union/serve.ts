@@ -2,7 +2,7 @@
 // threads and serves until the mount goes away. Runs as root on the host, for a container
 // that may be hostile: it never resolves a path the container can change except relative to
 // the layer fds opened here.
-import { closeSync, fstatSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AT,
@@ -28,32 +28,18 @@ export interface ServerConfig {
   upper: string | null;
   work: string | null;
   target: string;
-  /** Threads reading /dev/fuse (default 4). */
+  /** Threads serving requests (default 3). */
   threads?: number;
   /** Log every request to stderr. */
   debug?: boolean;
+  /** overlayfs's `volatile`: no copy-up or fsync waits for the disk (fast, lost in a crash). */
+  volatile?: boolean;
 }
 
 /** Temporaries a server left in the work folder when it died mid-change. */
 function cleanWork(work: string): void {
   for (const name of readdirSync(work)) {
     if (name.startsWith('#corral.')) rmSync(join(work, name), { recursive: true, force: true });
-  }
-}
-
-/**
- * Lets the kernel read ahead up to 1 MiB on this mount (the default is 128 KiB), so that a
- * file read through the server takes a READ per MiB rather than eight. The setting belongs
- * to the mount's own backing device and goes with it. Best effort.
- */
-function raiseReadahead(target: string): void {
-  try {
-    const dev = statSync(target).dev;
-    const major = Math.floor(dev / 256) & 0xfff;
-    const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
-    writeFileSync(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`, '1024');
-  } catch {
-    // no sysfs, or not writable: the default stays
   }
 }
 
@@ -89,7 +75,7 @@ export async function serveUnion(config: ServerConfig, ready: () => void): Promi
       if (k < 0) k = devs.push(dev) - 1;
       return k;
     });
-    const shared = createUnionShared(fds, writable, workFd, devIndex);
+    const shared = createUnionShared(fds, writable, workFd, devIndex, config.volatile ?? false);
     const root = fstatSync(fds[0], { bigint: true });
     new NodeTable(shared.nodes).initRoot(0, fds.length - 1, Number(root.ino));
     devFd = openFuseDevice();
@@ -100,7 +86,7 @@ export async function serveUnion(config: ServerConfig, ready: () => void): Promi
     });
     mounted = true;
     const threads = startThreads(new URL('./worker.js', import.meta.url), devFd, shared, {
-      threads: config.threads ?? 4,
+      threads: config.threads ?? 3,
       maxWrite: MAX_WRITE,
       debug: config.debug,
     });
@@ -119,7 +105,6 @@ export async function serveUnion(config: ServerConfig, ready: () => void): Promi
       stop();
       throw e;
     }
-    raiseReadahead(config.target);
     ready();
     await threads.ended;
     mounted = false;

@@ -28,6 +28,8 @@ export interface SharedTables {
   fdState: SharedArrayBuffer;
   /** Per folder handle: [node, memfd, snapshot bytes, unused]. */
   dirHandles: SharedArrayBuffer;
+  /** Size by fd, of files opened on a lower layer (they never change). */
+  fdSize: SharedArrayBuffer;
 }
 
 export const FD_SLOTS = 1 << 16;
@@ -37,6 +39,7 @@ export function createTables(): SharedTables {
   return {
     fdState: new SharedArrayBuffer(FD_SLOTS * 4),
     dirHandles: new SharedArrayBuffer(DIR_HANDLES * 16),
+    fdSize: new SharedArrayBuffer(FD_SLOTS * 8),
   };
 }
 
@@ -48,6 +51,7 @@ export class Union {
   readonly U: number;
   readonly fdState: Int32Array;
   readonly dirHandles: Int32Array;
+  readonly fdSize: Float64Array;
   conn!: Connection;
   private readonly nameZ = Buffer.alloc(260);
 
@@ -55,10 +59,13 @@ export class Union {
     readonly nodes: NodeTable,
     readonly L: Layers,
     tables: SharedTables,
+    /** overlayfs's `volatile`: syncs are skipped. */
+    readonly volatile = false,
   ) {
     this.U = L.writable ? 0 : -1;
     this.fdState = new Int32Array(tables.fdState);
     this.dirHandles = new Int32Array(tables.dirHandles);
+    this.fdSize = new Float64Array(tables.fdSize);
   }
 
   /** The node a request names, or 0 when the kernel names none we know (stale). */
