@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cleanups, exec, until } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -113,6 +113,47 @@ describe('docker CLI 28 against corrald', () => {
     // stdin, stdout and stderr are the program's own socketpairs to corrald, nothing more.
     expect(r.out).toBe('3');
     expect(r.stdout).not.toContain('corrald.sock');
+  });
+
+  it('pauses, renames, diffs, commits; history and system df', async () => {
+    await must(['run', '-d', '--name', 'c1', '--network', 'none', 'busybox', 'sleep', '60']);
+    await must(['pause', 'c1']);
+    expect((await must(['inspect', '-f', '{{.State.Status}}', 'c1'])).out).toBe('paused');
+    await must(['unpause', 'c1']);
+    await must(['rename', 'c1', 'c2']);
+    await must(['exec', 'c2', 'sh', '-c', 'echo data > /newfile']);
+    expect((await must(['diff', 'c2'])).out).toContain('A /newfile');
+    const id = (await must(['commit', 'c2', 'mine:v1'])).out;
+    expect(id).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const r = await must(['run', '--rm', '--network', 'none', 'mine:v1', 'cat', '/newfile']);
+    expect(r.out).toBe('data');
+    expect((await must(['history', '--format', '{{.CreatedBy}}', 'mine:v1'])).out).toContain('sleep 60');
+    expect((await must(['system', 'df', '--format', '{{.Type}} {{.TotalCount}}'])).out).toContain('Images 2');
+    await must(['rm', '-f', 'c2']);
+    await must(['rmi', 'mine:v1']);
+  });
+
+  it('takes a seccomp profile the CLI sends as JSON', async () => {
+    const file = join(d.execRoot, '..', 'deny-mkdir.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO' }],
+      }),
+    );
+    const r = await d.docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--security-opt',
+      `seccomp=${file}`,
+      'busybox',
+      'mkdir',
+      '/x',
+    ]);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringContaining('Operation not permitted')]);
   });
 
   it('saves, removes, loads and lists images', async () => {

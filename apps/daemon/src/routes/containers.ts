@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { EngineError } from '@corral/engine';
 import { bad, filtersParam, flag, intParam, jsonBody, sendEmpty, sendJson } from '../http.js';
 import type { Route } from '../server.js';
@@ -55,9 +58,25 @@ export const containerRoutes: Route[] = [
       if (platform && platform !== 'linux' && !platform.startsWith(`linux/`))
         throw bad(`platform ${platform} is not supported`);
       const options = createOptions(body, call.query.get('name') ?? undefined);
+      // The docker CLI sends a seccomp profile's JSON itself; the engine reads profiles from
+      // files at create: it gets a private copy, removed once the container is made.
+      let profile: string | null = null;
+      options.securityOpt = options.securityOpt?.map((o) => {
+        const json = /^seccomp[=:](\{.*)$/s.exec(o)?.[1];
+        if (!json) return o;
+        mkdirSync(join(d.info.execRoot, 'seccomp'), { recursive: true, mode: 0o700 });
+        profile = join(d.info.execRoot, 'seccomp', `${randomBytes(8).toString('hex')}.json`);
+        writeFileSync(profile, json, { mode: 0o600 });
+        return `seccomp=${profile}`;
+      });
       if (d.info.cgroupParent && !options.resources?.cgroupParent)
         options.resources = { ...options.resources, cgroupParent: d.info.cgroupParent };
-      const r = await d.engine.create(options);
+      let r: Awaited<ReturnType<typeof d.engine.create>>;
+      try {
+        r = await d.engine.create(options);
+      } finally {
+        if (profile) rmSync(profile, { force: true });
+      }
       sendJson(call, 201, { Id: r.id, Warnings: [] });
     },
   ],

@@ -162,7 +162,24 @@ export const imageRoutes: Route[] = [
   [
     'GET',
     new RegExp(`^/images/${NAME}/history$`),
-    async (call, d) => sendJson(call, 200, await d.engine.images.history(call.params[0])),
+    async (call, d) => {
+      const rows = await d.engine.images.history(call.params[0]);
+      const tags = d.engine.images
+        .list()
+        .find((i) => i.id === d.engine.images.resolve(call.params[0])?.id)?.repoTags;
+      sendJson(
+        call,
+        200,
+        rows.map((h, i) => ({
+          Id: h.id || '<missing>',
+          Created: secs(h.created),
+          CreatedBy: h.createdBy,
+          Tags: i === 0 ? (tags ?? null) : null,
+          Size: h.size,
+          Comment: h.comment,
+        })),
+      );
+    },
   ],
   [
     'POST',
