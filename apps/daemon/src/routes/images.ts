@@ -7,24 +7,32 @@ import type { DaemonState } from '../state.js';
 const NAME = '(.+?)';
 const secs = (iso?: string) => (iso ? Math.floor(Date.parse(iso) / 1000) || 0 : 0);
 
-/** Docker's JSON progress line for an engine progress event. */
-function progressLine(e: ProgressEvent) {
-  const words: Record<string, string> = {
-    waiting: 'Waiting',
-    downloading: 'Downloading',
-    verifying: 'Verifying Checksum',
-    'download-complete': 'Download complete',
-    extracting: 'Extracting',
-    'pull-complete': 'Pull complete',
-    exists: 'Already exists',
-    pushing: 'Pushing',
-    pushed: 'Pushed',
-    mounted: 'Mounted from',
-  };
+/** Docker's JSON progress line for an engine progress event (a pull's words or a push's). */
+function progressLine(e: ProgressEvent, push: boolean) {
+  const words: Record<string, string> = push
+    ? {
+        waiting: 'Waiting',
+        exists: 'Layer already exists',
+        uploading: 'Pushing',
+        mounted: 'Mounted from',
+        done: 'Pushed',
+        retrying: 'Retrying',
+        failed: 'Failed',
+      }
+    : {
+        waiting: 'Waiting',
+        exists: 'Already exists',
+        downloading: 'Downloading',
+        done: 'Pull complete',
+        retrying: 'Retrying',
+        failed: 'Failed',
+      };
+  // Only moving bytes carry a progress bar: the CLI prints no line for a bar without a terminal.
+  const moving = e.status === 'downloading' || e.status === 'uploading';
   return {
     status: words[e.status] ?? e.status,
     id: e.id,
-    progressDetail: e.total ? { current: e.current, total: e.total } : {},
+    progressDetail: moving && e.total ? { current: e.current, total: e.total } : {},
   };
 }
 
@@ -98,7 +106,9 @@ export const imageRoutes: Route[] = [
         write({ status: `Pulling from ${from}`, id: tag || 'latest' });
         const { digest } = await d.engine.images.pull(name, {
           platform,
-          onProgress: (e) => write(progressLine(e)),
+          onProgress: (e) => {
+            if (e.kind === 'layer') write(progressLine(e, false));
+          },
         });
         write({ status: `Digest: ${digest}` });
         write({ status: `Status: Downloaded newer image for ${name}` });
@@ -201,11 +211,14 @@ export const imageRoutes: Route[] = [
       await d.engine.images.inspect(name);
       await streamed(call, async (write) => {
         write({ status: `The push refers to repository [${call.params[0]}]` });
-        const { digest } = await d.engine.images.push(name, { onProgress: (e) => write(progressLine(e)) });
-        write({
-          status: `${tag || 'latest'}: digest: ${digest}`,
-          aux: { Tag: tag || 'latest', Digest: digest },
+        const { digest } = await d.engine.images.push(name, {
+          onProgress: (e) => {
+            if (e.kind === 'layer') write(progressLine(e, true));
+          },
         });
+        // The CLI prints a status line, and hands a line with `aux` to its callback unprinted.
+        write({ status: `${tag || 'latest'}: digest: ${digest}` });
+        write({ progressDetail: {}, aux: { Tag: tag || 'latest', Digest: digest } });
       });
     },
   ],
