@@ -56,6 +56,7 @@ const f = {
   pwrite: libc.func('intptr_t pwrite(int fd, void *buf, size_t count, int64_t offset)'),
   fstatfs: libc.func('int fstatfs(int fd, void *buf)'),
   memfdCreate: libc.func('int memfd_create(const char *name, unsigned int flags)'),
+  poll: libc.func('int poll(void *fds, unsigned long nfds, int timeout)'),
   splice: libc.func(
     'intptr_t splice(int fdin, void *offin, int fdout, void *offout, size_t len, unsigned int flags)',
   ),
@@ -212,6 +213,15 @@ export const rawPwrite = (fd: number, buf: Buffer, len: number, offset: number):
 /** fstatfs(2) into `out` (120 bytes of struct statfs, 64-bit layout). */
 export const rawFstatfs = (fd: number, out: Buffer): number => res(f.fstatfs(fd, out));
 export const rawMemfd = (name: string, flags: number): number => res(f.memfdCreate(name, flags));
+
+const pollBuf = Buffer.alloc(8);
+/** True when `fd` has something to read right now (poll with no timeout). */
+export function rawReadable(fd: number): boolean {
+  pollBuf.writeInt32LE(fd, 0);
+  pollBuf.writeInt16LE(1, 4); // POLLIN
+  pollBuf.writeInt16LE(0, 6);
+  return Number(f.poll(pollBuf, 1, 0)) > 0 && (pollBuf.readInt16LE(6) & 1) !== 0;
+}
 
 /** splice(2): moves `len` bytes between an fd and a pipe; `off` (8 bytes, advanced) or null. */
 export const rawSplice = (

@@ -26,9 +26,7 @@ const MAIN = fileURLToPath(new URL('./main.js', import.meta.url)).replace(
  * V8 flags of the server: its garbage collection on its own threads rather than helper threads
  * woken for every young-generation collection (fewer wakeups per request).
  */
-const SERVER_NODE_FLAGS = (process.env.CORRAL_FUSE_NODE_FLAGS ?? '--single-threaded-gc')
-  .split(' ')
-  .filter(Boolean);
+const SERVER_NODE_FLAGS = ['--single-threaded-gc'];
 
 /** How long a server may take to mount and answer INIT. */
 const START_TIMEOUT_MS = 30_000;

@@ -2,7 +2,7 @@
 // blocking read on libuv's pool would starve every other fs call of the process), decoding
 // the request, calling the filesystem's handler and writing its reply. The INIT handshake is
 // answered here; the filesystem only says what it wants. Any filesystem can use this layer.
-import { errnoName, rawRead, rawWrite } from '@corral/sys';
+import { errnoName, rawRead, rawReadable, rawWrite } from '@corral/sys';
 import { Reply, Request, writeU64 } from './codec.js';
 import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, INIT, OP, OP_NAME, SIZE } from './kernel.js';
 
@@ -52,7 +52,8 @@ export interface FuseFileSystem {
   handlers: Partial<Record<number, Handler>>;
   /**
    * Opcodes answered in a few microseconds: the thread that read one keeps reading after it.
-   * Before any other, the thread hands the reading on to an idle thread (see runSession).
+   * For any other, the thread hands the reading on to an idle thread when more requests are
+   * already waiting (see runSession); the filesystem hands it on itself before long work.
    */
   quick?: ReadonlySet<number>;
 }
@@ -168,7 +169,9 @@ export function runSession(
     }
     req.decode(n);
     out.reset();
-    if (!quick.has(req.opcode)) handOn();
+    // A request that is not quick is handed on when others are already waiting, and by the
+    // filesystem itself before anything long (a copy-up, an fsync).
+    if (!quick.has(req.opcode) && rawReadable(devFd)) handOn();
     let result: number;
     if (req.opcode === OP.INIT) {
       result = answerInit(req, out, fs, shared);

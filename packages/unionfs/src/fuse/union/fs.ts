@@ -120,10 +120,13 @@ export class UnionFileSystem implements FuseFileSystem {
       [OP.INTERRUPT]: () => -1,
       [OP.DESTROY]: () => 0,
     };
+    // READ too: a READ of a lower file is a splice from the page cache, and the kernel's
+    // readahead keeps the next one waiting, so handing the reading on at each one only made
+    // the threads take turns (measured: sequential reads a third slower).
     this.quick = new Set(
       Object.keys(this.handlers)
         .map(Number)
-        .filter((op) => !UNLOCKED.has(op)),
+        .filter((op) => !UNLOCKED.has(op) || op === OP.READ),
     );
   }
 

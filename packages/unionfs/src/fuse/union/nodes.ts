@@ -52,7 +52,8 @@ const C_NAME_FREE = 8; // 32 free-list heads of name chunks, by size / 8
 const CONTROL_WORDS = 64;
 
 const TWO32 = 2 ** 32;
-const SPIN = Number(process.env.CORRAL_FUSE_SPIN ?? 200);
+/** Rounds a contended lock() spins before it sleeps. */
+const SPIN = 200;
 const MAX_NODES = 1 << 23;
 const INITIAL_NODES = 4096;
 

@@ -201,6 +201,7 @@ function followCopyUp(u: Union, i: number, fd: number): void {
 /** A pipe per thread for READ replies spliced from the file (a copy saved), or null. */
 let pipe: { read: number; write: number } | null | undefined;
 const PIPE_SIZE = 1 << 20;
+const SPLICE_MIN = 16384;
 const hdr = Buffer.alloc(SIZE.OUT_HEADER);
 const offBuf = Buffer.alloc(8);
 
@@ -219,8 +220,9 @@ function spliceRead(u: Union, req: Request, fd: number, offset: number, size: nu
   const fileSize = u.fdSize[fd];
   if (!pipe || fileSize < 0) return false;
   const n = Math.max(0, Math.min(size, fileSize - offset));
-  // The header takes a slot of its own, and unaligned data one page more.
-  if (n === 0 || n + 2 * 4096 > PIPE_SIZE) return false;
+  // The header takes a slot of its own, and unaligned data one page more. Small reads are
+  // cheaper copied (two calls rather than three).
+  if (n < SPLICE_MIN || n + 2 * 4096 > PIPE_SIZE) return false;
   hdr.writeUInt32LE(SIZE.OUT_HEADER + n, 0);
   hdr.writeInt32LE(0, 4);
   req.buf.copy(hdr, 8, 8, 16);
@@ -304,6 +306,7 @@ export const fsync: Op = (u, req) => {
   const fd = req.u64(0);
   if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
   if (u.volatile) return 0;
+  u.conn.yieldReader();
   const r = rawFsync(fd, (req.u32(8) & FSYNC_FDATASYNC) !== 0);
   return r < 0 ? -r : 0;
 };
@@ -311,6 +314,7 @@ export const fsync: Op = (u, req) => {
 export const fallocate: Op = (u, req) => {
   const fd = req.u64(0);
   if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
+  u.conn.yieldReader();
   const r = rawFallocate(fd, req.u32(24), req.u64(8), req.u64(16));
   return r < 0 ? -r : 0;
 };
@@ -335,6 +339,7 @@ export const copyFileRange: Op = (u, req, out) => {
   offIn.writeBigUInt64LE(BigInt(req.u64(8)));
   offOut.writeBigUInt64LE(BigInt(req.u64(32)));
   const len = Math.min(req.u64(40), 0x7ffff000);
+  u.conn.yieldReader();
   const n = rawCopyFileRange(fdIn, offIn, fdOut, offOut, len);
   if (n < 0) return -n;
   const p = out.reserve(SIZE.WRITE_OUT);

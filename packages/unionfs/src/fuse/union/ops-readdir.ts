@@ -64,6 +64,7 @@ export const fsyncdir: Op = (u, req) => {
   if (!i || u.U < 0 || u.volatile || u.nodes.get(i, N.TOP) !== 0) return 0;
   const fd = u.L.openDir(0, i, 0);
   if (fd < 0) return 0;
+  u.conn.yieldReader();
   rawFsync(fd);
   u.L.close(fd);
   return 0;
