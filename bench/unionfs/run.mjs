@@ -278,6 +278,7 @@ try {
       variant: r.variant,
       ms: r.ms,
       ratioToExt4: Object.fromEntries(names.map((op) => [op, Number((r.ms[op] / ext4[op]).toFixed(3))])),
+      ...(r.peakMiB ? { serverPeakMiB: Number(r.peakMiB.toFixed(1)) } : {}),
     })),
   };
   mkdirSync(dirname(OUT), { recursive: true });
