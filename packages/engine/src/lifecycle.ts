@@ -245,7 +245,11 @@ export async function startDetached(ctx: EngineContext, ref: string): Promise<Co
   const answer = await readWatcherMessage(pipe);
   pipe.destroy();
   shim.unref();
-  if (answer?.type === 'started') return getRecord(ctx, r.id);
+  if (answer?.type === 'started') {
+    // An --rm container may have run, ended and been removed already: its start still succeeded.
+    const now = ctx.records.read(r.id);
+    return now ? getRecord(ctx, r.id) : r;
+  }
   const now = ctx.records.read(r.id);
   if (now) ctx.records.remove(now);
   if (answer) throw new EngineError(answer.kind, answer.message);
