@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { Cleanups, exec } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,6 +96,25 @@ describe('corrald API', () => {
       }
     expect(readFileSync(join(dir, 'canary', 'keep'), 'utf8')).toBe('host data');
     rmSync(join(d.root, 'x'), { recursive: true });
+  });
+
+  it('drops an attach whose client went away before the start; the start still runs the container', async () => {
+    const id = (
+      await create({ Image: 'busybox', Cmd: ['sh', '-c', 'echo ran'], HostConfig: { NetworkMode: 'none' } })
+    ).json().Id;
+    const sock = connect(d.socket);
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(
+      `POST /containers/${id}/attach?stream=1&stdout=1&stderr=1&stdin=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`,
+    );
+    await new Promise((r) => sock.once('data', r)); // 101 UPGRADED
+    sock.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await d.api('POST', `/containers/${id}/start`)).status).toBe(204);
+    expect((await d.api('POST', `/containers/${id}/wait`)).json().StatusCode).toBe(0);
+    const logs = await d.api('GET', `/containers/${id}/logs?stdout=1`);
+    expect(logs.text.slice(8)).toBe('ran\n'); // one frame: its 8-byte header, then the line
+    expect((await d.api('DELETE', `/containers/${id}`)).status).toBe(204);
   });
 
   it('refuses a create field that corral does not do, naming it, and makes nothing', async () => {

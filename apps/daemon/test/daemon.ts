@@ -3,7 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Cleanups, exec, type Result, until } from '@corral/testkit';
+import { type Cleanups, exec, type Result, runCorral, until } from '@corral/testkit';
 
 export const CORRALD = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'corrald.js');
 
@@ -97,6 +97,11 @@ export async function startDaemon(c: Cleanups, extra: string[] = [], inDir?: str
     log += d;
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  // Last, once the daemon is gone: a network keeps its bridge while it exists, so the bridges
+  // and rules of this root's networks (the default one's too) are taken down.
+  c.add(async () => {
+    if (existsSync(join(root, 'network', 'networks'))) await runCorral(root, ['network', 'down']);
+  });
   c.add(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');

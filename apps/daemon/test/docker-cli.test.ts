@@ -107,11 +107,19 @@ describe('docker CLI 28 against corrald', () => {
 
   it('gives a container no way to the API socket: none in its filesystem, none among its fds', async () => {
     const r = await must(
-      ['run', '--rm', '-i', 'busybox', 'sh', '-c', 'find / -xdev -type s; ls -l /proc/1/fd | grep -c socket'],
+      [
+        'run',
+        '--rm',
+        '-i',
+        'busybox',
+        'sh',
+        '-c',
+        "find / -xdev -type s; ls -l /proc/1/fd | grep socket | grep -v ' [012] -> '; true",
+      ],
       '',
     );
-    // stdin, stdout and stderr are the program's own socketpairs to corrald, nothing more.
-    expect(r.out).toBe('3');
+    // Only stdin, stdout and stderr may be sockets: the program's own socketpairs.
+    expect(r.out).toBe('');
     expect(r.stdout).not.toContain('corrald.sock');
   });
 

@@ -73,6 +73,10 @@ export const streamRoutes: Route[] = [
       const pending = { conn, ...a };
       if (r.state.status === 'created' && stream) {
         d.pending.set(r.id, [...(d.pending.get(r.id) ?? []), pending]);
+        // The client's input ended before the start: it still reads the output.
+        conn.once('end', () => {
+          pending.stdin = false;
+        });
         conn.once('close', () => {
           const left = (d.pending.get(r.id) ?? []).filter((p) => p !== pending);
           if (left.length) d.pending.set(r.id, left);
