@@ -102,6 +102,12 @@ export async function startDaemon(c: Cleanups, extra: string[] = [], inDir?: str
   c.add(async () => {
     if (existsSync(join(root, 'network', 'networks'))) await runCorral(root, ['network', 'down']);
   });
+  // Containers the daemon could not remove (it was killed, or never answered again) are removed
+  // through the CLI on the same data root: no test leaves one running.
+  c.add(async () => {
+    const left = containerDirs(root);
+    if (left.length) await runCorral(root, ['rm', '-f', ...left]);
+  });
   c.add(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
