@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { Cleanups, exec, until } from '@corral/testkit';
+import { Cleanups, exec, runCorral, until } from '@corral/testkit';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Registry, startRegistry } from './helpers.js';
@@ -26,6 +26,8 @@ beforeAll(async () => {
     },
   );
   const exited = new Promise((r) => child.once('exit', r));
+  // After the daemon stops: the bridges and rules of this root's networks go too.
+  c.add(() => runCorral(join(dir, 'root'), ['network', 'down']));
   c.add(async () => {
     child.kill('SIGTERM');
     await exited;

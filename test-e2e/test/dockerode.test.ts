@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { Cleanups, until } from '@corral/testkit';
+import { Cleanups, runCorral, until } from '@corral/testkit';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -24,6 +24,8 @@ beforeAll(async () => {
     },
   );
   const exited = new Promise((r) => child.once('exit', r));
+  // After the daemon stops: the bridges and rules of this root's networks go too.
+  c.add(() => runCorral(root, ['network', 'down']));
   c.add(async () => {
     child.kill('SIGTERM');
     await exited;

@@ -70,6 +70,8 @@ export class Corral {
     const dir = path.join(this.root, 'containers');
     const ids = existsSync(dir) ? readdirSync(dir) : [];
     if (ids.length) await this.run(['rm', '-f', ...ids]);
+    // A network keeps its bridge while it exists: take this root's bridges and rules down.
+    if (existsSync(path.join(this.root, 'network', 'networks'))) await this.run(['network', 'down']);
   }
 }
 

@@ -26,6 +26,8 @@ export class Sandbox {
     const containers = join(this.root, 'containers');
     const ids = existsSync(containers) ? readdirSync(containers) : [];
     if (ids.length) await this.corral(['rm', '-f', ...ids]);
+    // Networks keep their bridge while they exist: take every bridge and rule of this root down.
+    if (existsSync(join(this.root, 'network', 'networks'))) await this.corral(['network', 'down']);
     const left = this.mounts();
     removeTree(this.root);
     if (left.length) throw new Error(`mounts left behind:\n${left.join('\n')}`);

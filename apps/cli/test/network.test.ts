@@ -278,7 +278,7 @@ describe('corral networking', () => {
     expect(rulesWith([`:${rec.networkSettings.ports[0].hostPort}`])).toEqual([]);
   });
 
-  it('leaves no veth, bridge, rule, lease or namespace once its containers and networks are gone', async () => {
+  it('leaves no veth, bridge, rule, lease or namespace once its containers and networks are gone (the default one with network down)', async () => {
     const ids = readdirSync(join(s.root, 'containers'));
     // The host ends of the running containers' veths, from the CNI results corral keeps.
     const attDir = join(s.root, 'network', 'attachments');
@@ -296,9 +296,16 @@ describe('corral networking', () => {
     expect((await s.corral(['network', 'ls', '-q'])).out.split('\n')).toHaveLength(1); // bridge
     expect(networkState()).toEqual({ netns: [], attachments: [], leases: [] });
     const now = hostLinks();
-    for (const b of bridges) expect(now).not.toContain(b);
-    for (const v of veths) expect(now).not.toContain(v);
-    expect(rulesWith([...bridges, `:${hostPort}`])).toEqual([]);
+    // The default network lives on, and keeps its bridge as docker0 does; the others' went.
+    const [dflt, ...others] = bridges;
+    expect(now).toContain(dflt);
+    for (const b of others) expect(now).not.toContain(b);
+    for (const v of veths.filter((v) => !bridges.includes(v))) expect(now).not.toContain(v);
+    expect(rulesWith([...others, `:${hostPort}`])).toEqual([]);
+    // `network down` takes the default bridge and its rules away (Sandbox.teardown runs it).
+    expect((await s.corral(['network', 'down'])).out).toBe(dflt);
+    expect(hostLinks()).not.toContain(dflt);
+    expect(rulesWith(bridges)).toEqual([]);
     expect(ipForward()).toBe('0');
   });
 });

@@ -93,6 +93,17 @@ export class EngineNetworks {
   }
 
   /**
+   * Takes down the host side of every network no container is attached to, the default
+   * `bridge` network's included: bridges, the rules that name them, the shared chains once
+   * unused. Networks stay (as data) and get their bridge again when a container next joins.
+   * A network's bridge otherwise lives as long as the network, as docker0 does; this is the
+   * explicit call that removes it (tests, before removing a data root). Returns the bridges.
+   */
+  down(): Promise<string[]> {
+    return netOp(() => this.#ctx.net.down());
+  }
+
+  /**
    * docker network connect: the container joins the network at its next start, and now if it
    * runs (its peers' /etc/hosts and its own learn the new names).
    */

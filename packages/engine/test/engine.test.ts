@@ -9,6 +9,10 @@ import type { LaunchStep } from '../src/lifecycle.js';
 const cleanups = new Cleanups();
 const root = cleanups.tempDir('engine');
 cleanups.add(() => unmountUnder(root));
+// A network keeps its bridge while it exists: the default network's bridge and rules go here.
+cleanups.add(async () => {
+  if (existsSync(join(root, 'network', 'networks'))) await (await Engine.open({ root })).networks.down();
+});
 afterAll(() => cleanups.run());
 
 const mounts = () =>

@@ -15,6 +15,7 @@ cleanups.add(async () => {
   const e = new Engine({ root });
   for (const c of e.list({ all: true })) await e.remove(c.id, { force: true }).catch(() => {});
   for (const n of await e.networks.list()) await e.networks.remove(n.name).catch(() => {});
+  await e.networks.down(); // the default network's bridge and rules
   unmountUnder(root);
 });
 afterAll(() => cleanups.run());

@@ -205,7 +205,6 @@ export class NetworkManager {
       } catch (e) {
         await this.driver.del(att).catch(() => {});
         rmSync(file, { force: true });
-        await this.afterLeave(net);
         throw e;
       }
       const ip = att.result.ips?.find((i) => i.address.includes('.'));
@@ -226,19 +225,16 @@ export class NetworkManager {
     });
   }
 
-  /** DEL, forget, and take the bridge away when the network is left empty. */
+  /**
+   * DEL (veth, lease, port and container rules) and forget. The network's bridge, its address
+   * and its rules stay for as long as the network exists, as docker0 does: only when the
+   * network's record is already gone does its bridge go with the last attachment.
+   */
   private async leave(att: Attachment): Promise<void> {
     await this.driver.del(att);
     rmSync(this.attFile(att.containerId, att.networkId), { force: true });
-    const net = this.networks.find(att.networkId);
-    if (net) await this.afterLeave(net);
-    else await removeBridge(att.conflist.plugins[0].bridge as string, this.switches.iptables);
-  }
-
-  private async afterLeave(net: NetworkRecord): Promise<void> {
-    if (this.attachments({ networkId: net.id }).length > 0) return;
-    await removeBridge(net.bridge, this.switches.iptables);
-    if (this.switches.iptables) await pruneSharedChains();
+    if (!this.networks.find(att.networkId))
+      await removeBridge(att.conflist.plugins[0].bridge as string, this.switches.iptables);
   }
 
   /** Every attachment DEL'd, `lo` DEL'd, the namespace unpinned. Idempotent. */
@@ -256,7 +252,11 @@ export class NetworkManager {
     });
   }
 
-  /** Removes a network that no container uses, with its bridge and leases. */
+  /**
+   * Removes a network that no container uses: its bridge, the rules that name it, its leases,
+   * the shared chains once nothing uses them, then its record (last, so that a crash half way
+   * leaves a record whose removal can be run again, never a bridge nobody knows).
+   */
   removeNetwork(ref: string): Promise<NetworkRecord> {
     return this.locked(async () => {
       const net = this.networks.get(ref);
@@ -266,11 +266,38 @@ export class NetworkManager {
           'Conflict',
           `network ${net.name} has active endpoints (${users.map((u) => u.name).join(', ')})`,
         );
-      if ((await hostLinks()).includes(net.bridge)) await removeBridge(net.bridge, this.switches.iptables);
+      await this.takeDown(net);
+      if (this.switches.iptables) await pruneSharedChains();
       rmSync(join(this.ipamDir, net.name), { recursive: true, force: true });
       this.networks.remove(net.name);
       return net;
     });
+  }
+
+  /**
+   * Takes the host side of every network no container is attached to away (the default
+   * network's included): bridges, the rules that name them, then the shared chains once
+   * unused. The records stay, and a network's bridge is made again when a container next
+   * joins it. What stopping dockerd with docker0 removed would be; tests call it in teardown
+   * so that the machine is left without a bridge or rule they made. Returns the bridges.
+   */
+  down(): Promise<string[]> {
+    return this.locked(async () => {
+      const links = new Set(await hostLinks());
+      const gone: string[] = [];
+      for (const net of this.networks.list()) {
+        if (this.attachments({ networkId: net.id }).length > 0) continue;
+        if (links.has(net.bridge)) gone.push(net.bridge);
+        await this.takeDown(net);
+      }
+      if (this.switches.iptables) await pruneSharedChains();
+      return gone;
+    });
+  }
+
+  /** The bridge (when present) and, with iptables, every rule that names it. */
+  private async takeDown(net: NetworkRecord): Promise<void> {
+    await removeBridge(net.bridge, this.switches.iptables);
   }
 
   /** Removes every user network that no container uses (not the default one). */

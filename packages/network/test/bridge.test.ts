@@ -116,7 +116,18 @@ describe('bridge networks on the CNI plugins', () => {
     expect(during.rules.length).toBeGreaterThan(before.rules.length);
     expect(await leases(mgr)).toHaveLength(1);
 
+    const bridge = mgr.networks.get('tn').bridge;
     await mgr.destroySandbox('t1');
+    // The network outlives its last container with its bridge: the next one joins faster.
+    const between = await hostState();
+    expect(between.links.filter((l) => !before.links.includes(l))).toEqual([bridge]);
+    expect(await leases(mgr)).toEqual([]);
+    await mgr.createSandbox('t2');
+    await mgr.connect('t2', 't2', 'tn');
+    await mgr.destroySandbox('t2');
+    expect(await mgr.down()).toEqual([bridge]); // host side gone, the network stays as data
+    expect((await hostState()).links).toEqual(before.links);
+    expect(mgr.networks.find('tn')?.bridge).toBe(bridge);
     await mgr.removeNetwork('tn');
     expect(await hostState()).toEqual(before);
     expect(await leases(mgr)).toEqual([]);

@@ -40,6 +40,13 @@ describe('crash between ADD and DEL', () => {
     const report = await reconcile(mgr, () => false);
     expect(report.containers).toEqual(['victim']);
     expect(report.errors).toEqual([]);
+    // The live network keeps its bridge (and its guard); the veth, lease and port rules are gone.
+    const bridge = mgr.networks.get('crashnet').bridge;
+    const kept = await hostState();
+    expect(kept.links.filter((l) => !before.links.includes(l))).toEqual([bridge]);
+    expect(kept.rules.some((r) => r.includes(`--dport ${added.port}`))).toBe(false);
+    expect(await leases(mgr)).toEqual([]);
+    await mgr.removeNetwork('crashnet');
     expect(await hostState()).toEqual(before); // no veth, no bridge, no rule, no chain
     expect(await leases(mgr)).toEqual([]);
     expect(mgr.netns.list()).toEqual([]);

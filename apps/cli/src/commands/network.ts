@@ -159,6 +159,17 @@ const subs: Record<string, Sub> = {
       return 0;
     },
   },
+  down: {
+    usage: 'network down',
+    description:
+      'Remove the bridges and rules of every network no container is attached to (the default one too)',
+    flags: [],
+    args: { min: 0, max: 0 },
+    async run(e) {
+      for (const b of await e.networks.down()) console.log(b);
+      return 0;
+    },
+  },
 };
 
 export const network: Command = {
