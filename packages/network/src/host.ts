@@ -39,15 +39,99 @@ export async function hostLinks(): Promise<string[]> {
  * A raw PREROUTING rule drops anything arriving on the bridge for 127.0.0.0/8 (the replies
  * to published-port traffic arrive for the bridge's address and pass).
  */
-export async function ensureBridge(name: string, gatewayCidr: string, guard: boolean): Promise<void> {
+export async function ensureBridge(name: string, gatewayCidr: string, rules: boolean): Promise<void> {
   if (!(await bridgeReady(name, gatewayCidr))) await makeBridge(name, gatewayCidr);
-  if (guard) {
-    const rule = guardRule(name);
-    if ((await iptables(['-t', 'raw', '-C', ...rule])).status !== 0) {
-      const r = await iptables(['-t', 'raw', '-I', ...rule]);
-      if (r.status !== 0) throw new Error(`guarding bridge ${name}: ${r.stderr.trim()}`);
-    }
+  if (rules) await ensureBridgeRules(name);
+}
+
+/** corral's filter chains: the per-network forwarding rules, and the isolation between networks. */
+export const FORWARD_CHAIN = 'CORRAL-FORWARD';
+export const ISOLATION_CHAIN = 'CORRAL-ISOLATION';
+
+interface BridgeRule {
+  table: 'raw' | 'filter';
+  chain: string;
+  /** Inserted at the top rather than appended. */
+  first?: boolean;
+  /** Unique per kind of rule; with the bridge's name, how the rule is found again. */
+  comment: string;
+  args: string[];
+}
+
+/**
+ * Every rule a bridge has for as long as its network exists, each marked by a comment: the
+ * CVE-2020-8558 guard, and in place of the firewall plugin's per-container rules, Docker's
+ * per-network ones: isolation from corral's other bridges (a packet from this bridge to
+ * another is dropped), replies into the bridge and anything out of it accepted (what matters
+ * when the host forwards, e.g. with FORWARD's policy DROP).
+ */
+function bridgeRules(br: string): BridgeRule[] {
+  return [
+    { table: 'raw', chain: 'PREROUTING', first: true, comment: GUARD_COMMENT, args: guardArgs(br) },
+    {
+      table: 'filter',
+      chain: FORWARD_CHAIN,
+      comment: 'corral-isolate',
+      args: ['-i', br, '!', '-o', br, '-j', ISOLATION_CHAIN],
+    },
+    {
+      table: 'filter',
+      chain: FORWARD_CHAIN,
+      comment: 'corral-replies',
+      args: ['-o', br, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT'],
+    },
+    { table: 'filter', chain: FORWARD_CHAIN, comment: 'corral-outbound', args: ['-i', br, '-j', 'ACCEPT'] },
+    { table: 'filter', chain: ISOLATION_CHAIN, comment: 'corral-isolated', args: ['-o', br, '-j', 'DROP'] },
+  ];
+}
+
+/**
+ * The bridge's rules, the chains and FORWARD's jump into them: one iptables-save when all
+ * are there (each container's join), a few iptables runs when not (the network's first).
+ */
+async function ensureBridgeRules(br: string): Promise<void> {
+  const rs = await ruleset();
+  const filter = rs.get('filter');
+  const has = (table: string, chain: string, comment: string, bridge?: string) =>
+    (rs.get(table)?.get(chain) ?? []).some(
+      (r) =>
+        hasToken(r, '--comment', comment) &&
+        (!bridge || hasToken(r, '-i', bridge) || hasToken(r, '-o', bridge)),
+    );
+  for (const chain of [FORWARD_CHAIN, ISOLATION_CHAIN]) {
+    if (filter?.has(chain)) continue;
+    const r = await iptables(['-t', 'filter', '-N', chain]);
+    if (r.status !== 0 && !/exists/i.test(r.stderr))
+      throw new Error(`creating chain ${chain}: ${r.stderr.trim()}`);
   }
+  if (!has('filter', 'FORWARD', 'corral-forward'))
+    await mustIptables(
+      ['-t', 'filter', '-I', 'FORWARD', '-m', 'comment', '--comment', 'corral-forward', '-j', FORWARD_CHAIN],
+      br,
+    );
+  for (const rule of bridgeRules(br)) {
+    if (has(rule.table, rule.chain, rule.comment, br)) continue;
+    await mustIptables(
+      [
+        '-t',
+        rule.table,
+        rule.first ? '-I' : '-A',
+        rule.chain,
+        ...rule.args,
+        '-m',
+        'comment',
+        '--comment',
+        rule.comment,
+      ],
+      br,
+    );
+  }
+}
+
+async function mustIptables(args: string[], br: string): Promise<void> {
+  const r = await iptables(args);
+  if (r.status !== 0)
+    throw new Error(`adding the rules of bridge ${br}: iptables ${args.join(' ')}: ${r.stderr.trim()}`);
 }
 
 /** The bridge is there, up, with the gateway address: one `ip` run instead of three. */
@@ -76,20 +160,8 @@ async function makeBridge(name: string, gatewayCidr: string): Promise<void> {
   await mustRun('ip', ['link', 'set', name, 'up'], `bringing bridge ${name} up`);
 }
 
-function guardRule(bridge: string): string[] {
-  return [
-    'PREROUTING',
-    '-i',
-    bridge,
-    '-d',
-    '127.0.0.0/8',
-    '-m',
-    'comment',
-    '--comment',
-    GUARD_COMMENT,
-    '-j',
-    'DROP',
-  ];
+function guardArgs(bridge: string): string[] {
+  return ['-i', bridge, '-d', '127.0.0.0/8', '-j', 'DROP'];
 }
 
 /**
@@ -162,6 +234,15 @@ export async function pruneSharedChains(): Promise<void> {
   if (fwd?.every((r) => bare(r) === '-j CNI-ADMIN') && (filter?.get('CNI-ADMIN')?.length ?? 0) === 0) {
     drop.push(['filter', 'CNI-FORWARD'], ['filter', 'CNI-ADMIN']);
   }
+  if (
+    filter?.has(FORWARD_CHAIN) &&
+    (filter.get(FORWARD_CHAIN)?.length ?? 0) === 0 &&
+    (filter.get(ISOLATION_CHAIN)?.length ?? 0) === 0
+  )
+    drop.push(
+      ['filter', FORWARD_CHAIN],
+      ...(filter.has(ISOLATION_CHAIN) ? [['filter', ISOLATION_CHAIN] as [string, string]] : []),
+    );
   if (filter?.has('CNI-ISOLATION-STAGE-1') && onlyReturn(filter.get('CNI-ISOLATION-STAGE-1')))
     if (onlyReturn(filter.get('CNI-ISOLATION-STAGE-2')))
       drop.push(['filter', 'CNI-ISOLATION-STAGE-1'], ['filter', 'CNI-ISOLATION-STAGE-2']);

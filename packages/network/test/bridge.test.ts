@@ -64,6 +64,17 @@ describe('bridge networks on the CNI plugins', () => {
     expect((await busybox(x, 'ping', '-c', '1', '-W', '1', aa.ip as string)).status).not.toBe(0);
     expect((await busybox(x, 'ping', '-c', '1', '-W', '1', bb.ip as string)).status).not.toBe(0);
     expect(ipForward()).toBe('0');
+    // Were the host to forward: each bridge's packets to another corral bridge are dropped.
+    const rules = (await hostState()).rules;
+    for (const br of [n1.bridge, n2.bridge]) {
+      expect(rules).toContain(
+        `filter/CORRAL-ISOLATION -o ${br} -m comment --comment corral-isolated -j DROP`,
+      );
+      expect(rules).toContain(
+        `filter/CORRAL-FORWARD -i ${br} ! -o ${br} -m comment --comment corral-isolate -j CORRAL-ISOLATION`,
+      );
+    }
+    expect(rules).toContain('filter/FORWARD -m comment --comment corral-forward -j CORRAL-FORWARD');
     // Names as peers see them (corral keeps /etc/hosts current from these).
     expect(mgr.peers('n1', 'a')).toEqual([{ ip: bb.ip, names: ['beta'] }]);
   });

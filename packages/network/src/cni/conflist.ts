@@ -4,8 +4,9 @@ export const CNI_VERSION = '1.0.0';
 
 /**
  * The configuration list corral writes for a bridge network: the bridge plugin with
- * host-local IPAM (leases in corral's own data folder), then portmap and firewall when
- * corral may touch iptables.
+ * host-local IPAM (leases in corral's own data folder), then portmap when corral may touch
+ * iptables. No firewall plugin: its rules are per container (15 iptables runs on each ADD);
+ * corral keeps the same forwarding and isolation rules per network instead (host.ts).
  *
  * The bridge plugin is not the gateway (`isGateway: false`): in gateway mode it turns on
  * net.ipv4.ip_forward on every ADD, which the ip-forward switch must be able to forbid.
@@ -31,7 +32,6 @@ export function bridgeConflist(net: NetworkRecord, ipamDir: string, sw: HostSwit
   ];
   if (sw.iptables) {
     plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
-    plugins.push({ type: 'firewall', backend: 'iptables', ingressPolicy: 'same-bridge' });
   }
   return { cniVersion: CNI_VERSION, name: net.name, plugins };
 }
