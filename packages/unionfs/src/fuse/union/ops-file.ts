@@ -33,7 +33,6 @@ import {
   EISDIR,
   EMPTY_NAME,
   ENOENT,
-  ENOSYS,
   EROFS,
   ESTALE,
   O_CLOEXEC,
@@ -101,7 +100,7 @@ function openFile(u: Union, i: number, flags: number, out: Reply, fdGiven = -1):
   if (passthrough) {
     nodes.set(i, N.PT_OPENS, nodes.get(i, N.PT_OPENS) + 1);
     u.fdState[fd] = FD.OPEN | FD.PASSTHROUGH;
-    out.buf.writeUInt32LE(FOPEN.PASSTHROUGH, p + 8);
+    out.buf.writeUInt32LE(FOPEN.PASSTHROUGH | FOPEN.NOFLUSH, p + 8);
     out.buf.writeInt32LE(backing, p + 12);
   } else {
     nodes.set(i, N.CACHED_OPENS, nodes.get(i, N.CACHED_OPENS) + 1);
@@ -109,7 +108,7 @@ function openFile(u: Union, i: number, flags: number, out: Reply, fdGiven = -1):
     u.fdState[fd] = FD.OPEN | FD.CACHED | (lower ? FD.LOWER : 0);
     if (lower) u.fdSize[fd] = u.L.fstat(fd) === 0 ? Number(u.L.stx.readBigUInt64LE(STX.size)) : -1;
     // Lower files never change: the kernel may keep their pages from one open to the next.
-    out.buf.writeUInt32LE(top > 0 || u.U < 0 ? FOPEN.KEEP_CACHE : 0, p + 8);
+    out.buf.writeUInt32LE((top > 0 || u.U < 0 ? FOPEN.KEEP_CACHE : 0) | FOPEN.NOFLUSH, p + 8);
   }
   return 0;
 }
@@ -299,8 +298,11 @@ export const release: Op = (u, req) => {
   return 0;
 };
 
-/** FLUSH has nothing to do: ENOSYS tells the kernel not to send it again. */
-export const flush: Op = () => ENOSYS;
+/**
+ * FLUSH (a close) has nothing to write out: opens say FOPEN_NOFLUSH, so the kernel sends it
+ * only with its writeback cache, which it has flushed itself before.
+ */
+export const flush: Op = () => 0;
 
 export const fsync: Op = (u, req) => {
   const fd = req.u64(0);
