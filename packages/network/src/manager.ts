@@ -190,7 +190,7 @@ export class NetworkManager {
         networkId: net.id,
         netns: this.netns.path(containerId),
         ifname: `eth${n}`,
-        conflist: bridgeConflist(net, this.ipamDir, this.switches),
+        conflist: bridgeConflist(net, this.ipamDir, this.switches, { ports: ports.length > 0 }),
         runtimeConfig: runtimeConfig(ports, opts, subnet.prefix),
         ports,
         aliases: opts.aliases ?? [],
