@@ -163,6 +163,15 @@ for (const h of hierarchies) {
   rmTree(join(h, podmanParent));
   for (const d of ancestorsOf(h)) if (!existedBefore.has(d)) spawnSync('rmdir', [d]);
 }
+// corral's networks keep their bridge while they exist: take the bench root's down.
+if (existsSync(join(tmp, 'corral', 'network', 'networks')))
+  spawnSync(process.execPath, [
+    join(repo, 'apps/cli/bin/corral.js'),
+    '--root',
+    join(tmp, 'corral'),
+    'network',
+    'down',
+  ]);
 // podman's storage mounts, if any, then the folder.
 for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').reverse()) {
   const mp = line.split(' ')[4];
