@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { type CgroupLimits, limitsToOci } from '@corral/cgroups';
 import {
+  DEFAULT_DEV_MOUNTS,
   DEFAULT_DEVICE_RULES,
   INIT_ANNOTATION,
   type OciProcess,
@@ -143,30 +144,7 @@ export function buildSpec(
     hostname: r.config.hostname,
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-      {
-        destination: '/dev',
-        type: 'tmpfs',
-        source: 'tmpfs',
-        options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
-      },
-      {
-        destination: '/dev/pts',
-        type: 'devpts',
-        source: 'devpts',
-        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
-      },
-      {
-        destination: '/dev/shm',
-        type: 'tmpfs',
-        source: 'shm',
-        options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
-      },
-      {
-        destination: '/dev/mqueue',
-        type: 'mqueue',
-        source: 'mqueue',
-        options: ['nosuid', 'noexec', 'nodev'],
-      },
+      ...DEFAULT_DEV_MOUNTS,
       {
         destination: '/sys',
         type: 'sysfs',

@@ -22,6 +22,7 @@ export {
   SECCOMP_ARCHES,
 } from './seccomp.js';
 export {
+  DEFAULT_DEV_MOUNTS,
   DEFAULT_DEVICES,
   HOOK_NAMES,
   INIT_ANNOTATION,

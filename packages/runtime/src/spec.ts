@@ -125,6 +125,34 @@ export interface OciDevice {
 /** Annotation that makes corral's init PID 1, with the program as its child (Docker's --init). */
 export const INIT_ANNOTATION = 'run.corral.init';
 
+/** /dev and its usual filesystems, as runc's sample spec and Docker give every container. */
+export const DEFAULT_DEV_MOUNTS: readonly OciMount[] = [
+  {
+    destination: '/dev',
+    type: 'tmpfs',
+    source: 'tmpfs',
+    options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+  },
+  {
+    destination: '/dev/pts',
+    type: 'devpts',
+    source: 'devpts',
+    options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+  },
+  {
+    destination: '/dev/shm',
+    type: 'tmpfs',
+    source: 'shm',
+    options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+  },
+  {
+    destination: '/dev/mqueue',
+    type: 'mqueue',
+    source: 'mqueue',
+    options: ['nosuid', 'noexec', 'nodev'],
+  },
+];
+
 /** The devices every container gets (runtime spec: "Default Devices"). */
 export const DEFAULT_DEVICES: OciDevice[] = [
   { type: 'c', path: '/dev/null', major: 1, minor: 3, fileMode: 0o666 },

@@ -4,7 +4,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CAP } from '@corral/sys';
 import { MOUNT_OPTION_NAMES } from '../mount-options.js';
-import { HOOK_NAMES } from '../spec.js';
+import { DEFAULT_DEV_MOUNTS, HOOK_NAMES } from '../spec.js';
 import { OCI_VERSION } from '../state.js';
 import { type Globals, parseFlags, UsageError } from './args.js';
 import { writeOut } from './out.js';
@@ -79,30 +79,7 @@ export function sampleSpec(): Record<string, unknown> {
     hostname: 'corral',
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc' },
-      {
-        destination: '/dev',
-        type: 'tmpfs',
-        source: 'tmpfs',
-        options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
-      },
-      {
-        destination: '/dev/pts',
-        type: 'devpts',
-        source: 'devpts',
-        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
-      },
-      {
-        destination: '/dev/shm',
-        type: 'tmpfs',
-        source: 'shm',
-        options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
-      },
-      {
-        destination: '/dev/mqueue',
-        type: 'mqueue',
-        source: 'mqueue',
-        options: ['nosuid', 'noexec', 'nodev'],
-      },
+      ...DEFAULT_DEV_MOUNTS,
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
     ],
     linux: {
