@@ -4,7 +4,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { isErrno, MNT, umount2 } from '@corral/sys';
 import { UnionFsError } from '../errors.js';
 import type {
   BackendName,
@@ -14,7 +13,8 @@ import type {
   UnionServerExit,
   UnmountOptions,
 } from '../types.js';
-import { checkOptions, mountAt } from '../validate.js';
+import { unmountUnion } from '../unmount.js';
+import { checkOptions } from '../validate.js';
 import type { ServerConfig } from './union/serve.js';
 
 /** The server's entry, compiled (tests that run this file from src/ use the built one). */
@@ -153,25 +153,6 @@ export class FuseUnionFs implements UnionFs {
   }
 
   async unmount(target: string, options: UnmountOptions = {}): Promise<void> {
-    const m = mountAt(target);
-    if (!m) throw new UnionFsError('NOT_MOUNTED', `${target} is not a mount point: nothing to unmount`);
-    if (!isFuseUnion(m.fsType)) {
-      throw new UnionFsError(
-        'NOT_MOUNTED',
-        `${target} holds a ${m.fsType} mount, not a corral fuse union: not unmounting it`,
-      );
-    }
-    try {
-      umount2(m.mountPoint, options.detach ? MNT.DETACH : 0);
-    } catch (e) {
-      if (isErrno(e, 'EBUSY')) {
-        throw new UnionFsError(
-          'MOUNTPOINT_BUSY',
-          `${target} is busy (files open or processes inside): close them, or unmount with { detach: true }`,
-          { cause: e },
-        );
-      }
-      throw e;
-    }
+    unmountUnion(target, options, isFuseUnion, 'a corral fuse union');
   }
 }

@@ -11,14 +11,12 @@ import {
   fsmount,
   fsopen,
   isErrno,
-  MNT,
   MOUNT_ATTR,
   MOVE_MOUNT,
   MS,
   mount,
   moveMount,
   SyscallError,
-  umount2,
 } from '@corral/sys';
 import { UnionFsError } from '../errors.js';
 import type {
@@ -29,7 +27,8 @@ import type {
   UnionServerExit,
   UnmountOptions,
 } from '../types.js';
-import { type CheckedOptions, checkOptions, emptyLayerFor, mountAt } from '../validate.js';
+import { unmountUnion } from '../unmount.js';
+import { type CheckedOptions, checkOptions, emptyLayerFor } from '../validate.js';
 
 /**
  * The semantics every corral union promises (and the fuse backend must match): no inode
@@ -139,26 +138,7 @@ export class OverlayUnionFs implements UnionFs {
   }
 
   async unmount(target: string, options: UnmountOptions = {}): Promise<void> {
-    const m = mountAt(target);
-    if (!m) throw new UnionFsError('NOT_MOUNTED', `${target} is not a mount point: nothing to unmount`);
-    if (m.fsType !== 'overlay') {
-      throw new UnionFsError(
-        'NOT_MOUNTED',
-        `${target} holds a ${m.fsType} mount, not an overlay: not unmounting it`,
-      );
-    }
-    try {
-      umount2(m.mountPoint, options.detach ? MNT.DETACH : 0);
-    } catch (e) {
-      if (isErrno(e, 'EBUSY')) {
-        throw new UnionFsError(
-          'MOUNTPOINT_BUSY',
-          `${target} is busy (files open or processes inside): close them, or unmount with { detach: true }`,
-          { cause: e },
-        );
-      }
-      throw e;
-    }
+    const m = unmountUnion(target, options, (type) => type === 'overlay', 'an overlay');
     rmSync(emptyLayerFor(m.mountPoint), { recursive: true, force: true });
   }
 
