@@ -1,6 +1,7 @@
 import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { DirFd, fdPath, lgetxattr } from '@corral/sys';
+import { DirFd, fdPath } from '@corral/sys';
+import { isOpaque, isWhiteout, redirectOf } from './whiteout.js';
 
 /** One change of an upper layer against its lower layers, as `docker diff` lists them. */
 export interface Change {
@@ -9,21 +10,6 @@ export interface Change {
   path: string;
   /** For a folder renamed with overlayfs's redirect_dir: where it came from. */
   from?: string;
-}
-
-/** overlayfs marks a deleted entry with a character device 0/0 of the same name. */
-export function isWhiteout(st: Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
-}
-
-/** A folder that hides the lower folders of the same path: trusted.overlay.opaque = "y". */
-export function isOpaque(path: string): boolean {
-  return lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y';
-}
-
-/** trusted.overlay.redirect of a renamed folder, or null. */
-export function redirectOf(path: string): string | null {
-  return lgetxattr(path, 'trusted.overlay.redirect')?.toString() ?? null;
 }
 
 function lstatOrNull(path: string): Stats | null {

@@ -1,6 +1,6 @@
 export { type CleanupResult, cleanupStale } from './cleanup.js';
 export { main as cliMain, parseOverlayOptions } from './cli.js';
-export { type Change, diffUpper, formatChanges, isOpaque, isWhiteout, redirectOf } from './diff.js';
+export { type Change, diffUpper, formatChanges } from './diff.js';
 export { UnionFsError, type UnionFsErrorCode } from './errors.js';
 export { filesystemOf } from './fsinfo.js';
 export { type FuseOptions, FuseUnionFs, isFuseUnion } from './fuse/backend.js';
@@ -12,6 +12,21 @@ export {
 } from './overlay/index.js';
 export { getUnionFs, registerUnionFs, unionFsBackends } from './registry.js';
 export { type MountSpec, mountAll, Snapshotter, type SnapshotUsage } from './snapshotter.js';
+export {
+  isOpaque,
+  isOverlayXattr,
+  isWhiteout,
+  makeWhiteout,
+  markOpaque,
+  OPAQUE_XATTR,
+  type OciEntry,
+  ociWhiteoutName,
+  parseOciName,
+  REDIRECT_XATTR,
+  redirectOf,
+  WHITEOUT_OPAQUE,
+  WHITEOUT_PREFIX,
+} from './whiteout.js';
 export type {
   BackendName,
   UnionFs,

@@ -3,13 +3,13 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { lsetxattr, makedev, mknod, S_IF } from '@corral/sys';
+import { isOverlayXattr, makeWhiteout, markOpaque, parseOciName } from '@corral/unionfs/whiteout';
 import * as tar from 'tar-stream';
 import { ImageError } from '../errors.js';
 import { HashingStream } from '../store/hashing.js';
 import { MAX_ENTRY_NAME_BYTES } from '../store/limits.js';
 import type { SpaceGuard } from '../store/space.js';
 import { type Compression, Decompress } from './compress.js';
-import { isOverlayXattr, OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 import { DirTimes, writeFileFrom, writeSmallFile } from './write-file.js';
 
 export interface ApplyResult {
@@ -331,18 +331,19 @@ export async function applyLayer(
     }
     const base = parts[parts.length - 1];
     const parent = await parentOf(parts.slice(0, -1), header.name);
-    if (base.startsWith(WHITEOUT_PREFIX)) {
+    const oci = parseOciName(base);
+    if (oci.kind !== 'entry') {
       stream.resume();
-      if (base === WHITEOUT_OPAQUE) {
-        lsetxattr(parent, OPAQUE_XATTR, Buffer.from('y'));
+      if (oci.kind === 'opaque') {
+        markOpaque(parent);
         return;
       }
-      if (base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) return; // aufs metadata (.wh..wh.plnk ...)
-      const name = base.slice(WHITEOUT_PREFIX.length);
+      if (oci.kind === 'aufs-meta') return;
+      const { name } = oci;
       if (!name || name === '.' || name === '..') unsafe(header.name, 'is a whiteout of nothing');
       const path = join(parent, name);
       await clear(path, false);
-      mknod(path, S_IF.CHR | 0o000, makedev(0, 0));
+      makeWhiteout(path);
       mark(path);
       fs.lchownSync(path, header.uid ?? 0, header.gid ?? 0);
       return;

@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DirFd, fdPath, lgetxattr, llistxattr } from '@corral/sys';
+import { isOpaque, isOverlayXattr, isWhiteout, ociWhiteoutName, WHITEOUT_OPAQUE } from '@corral/unionfs/whiteout';
 import * as tar from 'tar-stream';
-import { isOverlayXattr, OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 
 export interface PackOptions {
   /** Same mtime on every entry, for tars whose bytes (and digest) do not depend on when they were made. */
@@ -161,10 +161,10 @@ function packTree(dir: string, overlay: boolean, options: PackOptions): Readable
         devmajor: 0,
         devminor: 0,
       });
-      if (overlay && lst.isCharacterDevice() && lst.rdev === 0) {
+      if (overlay && isWhiteout(lst)) {
         await writeEntry(pack, {
           ...header(lst),
-          name: rel ? `${rel}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`,
+          name: rel ? `${rel}/${ociWhiteoutName(name)}` : ociWhiteoutName(name),
           mode: 0o600,
         });
         continue;
@@ -176,7 +176,7 @@ function packTree(dir: string, overlay: boolean, options: PackOptions): Readable
         try {
           const st = fs.fstatSync(sub.fd);
           await writeEntry(pack, { ...header(st), type: 'directory', xattrs });
-          if (overlay && lgetxattr(`${fdPath(sub.fd)}/.`, OPAQUE_XATTR)?.toString() === 'y') {
+          if (overlay && isOpaque(`${fdPath(sub.fd)}/.`)) {
             await writeEntry(pack, { ...header(st), name: `${relPath}/${WHITEOUT_OPAQUE}`, mode: 0o600 });
           }
           await walk(sub, relPath);

@@ -11,6 +11,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { lsetxattr, mknod, S_IF } from '@corral/sys';
+import { markOpaque } from '../whiteout.js';
 import { FIXED_TIME } from './tree.js';
 
 /**
@@ -78,7 +79,7 @@ export function buildLayer(dir: string, spec: Spec): void {
         write(path, d.$dir);
         if (d.uid !== undefined || d.gid !== undefined) lchownSync(path, d.uid ?? 0, d.gid ?? 0);
         if (d.mode !== undefined) chmod(path, d.mode);
-        if (d.opaque) lsetxattr(path, 'trusted.overlay.opaque', 'y');
+        if (d.opaque) markOpaque(path);
         for (const [k, v] of Object.entries(d.xattrs ?? {})) lsetxattr(path, k, v);
       } else {
         mkdirSync(path);

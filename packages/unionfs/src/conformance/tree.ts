@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { lgetxattr, llistxattr } from '@corral/sys';
+import { isWhiteout, OPAQUE_XATTR, REDIRECT_XATTR } from '../whiteout.js';
 
 /** Lower layers are built with this mtime, so a kept time is told apart from "changed now". */
 export const FIXED_TIME = new Date('2000-01-01T00:00:00Z');
@@ -28,7 +29,7 @@ export interface EntryRecord {
 export type Snapshot = Record<string, EntryRecord>;
 
 function typeOf(st: Stats): EntryRecord['type'] {
-  if (st.isCharacterDevice() && st.rdev === 0) return 'whiteout';
+  if (isWhiteout(st)) return 'whiteout';
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';
@@ -46,7 +47,7 @@ function typeOf(st: Stats): EntryRecord['type'] {
 function xattrsOf(path: string, layer: boolean): Record<string, string> {
   const out: Record<string, string> = {};
   const keep = (n: string) =>
-    n.startsWith('user.') || (layer && (n === 'trusted.overlay.opaque' || n === 'trusted.overlay.redirect'));
+    n.startsWith('user.') || (layer && (n === OPAQUE_XATTR || n === REDIRECT_XATTR));
   for (const name of llistxattr(path).filter(keep).sort()) {
     out[name] = lgetxattr(path, name)?.toString('hex') ?? '';
   }

@@ -4,6 +4,7 @@
 // reached by its single name relative to that folder's fd with AT_SYMLINK_NOFOLLOW. So no
 // name the container made (a symlink to /, a folder renamed meanwhile) leads to a host path.
 import { cstr, RESOLVE, rawClose, rawGetdents, rawLgetxattr, rawOpenat2, rawStatx, STX } from '@corral/sys';
+import { OPAQUE_XATTR as OPAQUE_XATTR_NAME } from '../../whiteout.js';
 import { N, NF, type NodeTable } from './nodes.js';
 
 export const O_RDONLY = 0;
@@ -55,7 +56,7 @@ const DIR_CACHE = 128;
 /** openat2 resolve flags for every path inside a layer. */
 const RESOLVE_LAYER = RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS | RESOLVE.NO_XDEV;
 
-export const OPAQUE_XATTR = cstr('trusted.overlay.opaque');
+export const OPAQUE_XATTR = cstr(OPAQUE_XATTR_NAME);
 const PROC_FD = '/proc/self/fd/';
 
 /** The layers of one union and the per-thread scratch buffers to reach into them. */
