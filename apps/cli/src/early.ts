@@ -2,8 +2,7 @@
 // attached `corral run`, the container's init is started now and its Node start-up overlaps
 // the CLI's own (loading the engine, resolving the image, mounting the root).
 
-import type { Pid1Process } from '@corral/pidns';
-import { spawnInit } from '@corral/runtime/init-process';
+import { type Pid1Process, spawnInit } from '@corral/engine/init-ahead';
 import { parseArgs } from './args.js';
 import { createFlags } from './commands/run-flags.js';
 

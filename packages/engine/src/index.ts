@@ -8,6 +8,17 @@ export {
   formatBytes,
   type ProgressEvent,
 } from '@corral/image';
+// Units, percentages, a process tree and a diff as Docker reads and prints them.
+export {
+  cpuPercent,
+  memoryPercent,
+  memoryUsed,
+  parseBytes,
+  parseCpus,
+  parseMemorySwap,
+} from '@corral/cgroups';
+export { formatTree } from '@corral/pidns';
+export { formatChanges } from '@corral/unionfs';
 // Docker's -p forms, for front-ends that print them.
 export { formatPorts, type NetworkRecord, type PortMapping, parsePort } from '@corral/network';
 export type { AttachOptions, ExecOptions, ProcessHandle, RunExtras, StdioTarget } from './attach.js';

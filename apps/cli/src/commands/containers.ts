@@ -1,15 +1,17 @@
 import { constants } from 'node:os';
-import { parseBytes, parseCpus, parseMemorySwap } from '@corral/cgroups';
 import {
   type CreateContainerOptions,
   EngineError,
+  formatChanges,
   formatPorts,
+  formatTree,
   type ProcessHandle,
+  parseBytes,
+  parseCpus,
+  parseMemorySwap,
   type Resources,
   shortId,
 } from '@corral/engine';
-import { formatTree } from '@corral/pidns';
-import { formatChanges } from '@corral/unionfs';
 import { type Command, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
 import { bindHandle, consoleSize, onSignals } from '../attach.js';
 import { takeParkedInit } from '../early.js';

@@ -1,5 +1,4 @@
-import { cpuPercent, memoryPercent, memoryUsed } from '@corral/cgroups';
-import { type StatsSample, shortId } from '@corral/engine';
+import { cpuPercent, memoryPercent, memoryUsed, type StatsSample, shortId } from '@corral/engine';
 import { type Command, UsageError } from '../args.js';
 import { table } from '../format.js';
 import { engine } from './common.js';
