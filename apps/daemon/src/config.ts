@@ -125,7 +125,7 @@ export function parseConfig(argv: string[], env = process.env): DaemonConfig | '
     try {
       json = JSON.parse(readFileSync(file, 'utf8'));
     } catch (e) {
-      throw new ConfigError(`config file ${file}: ${(e as Error).message}`);
+      throw new ConfigError(`config file ${file} is not valid JSON (${(e as Error).message}): fix or remove it`);
     }
     if (!json || typeof json !== 'object' || Array.isArray(json))
       throw new ConfigError(`config file ${file}: not a JSON object`);

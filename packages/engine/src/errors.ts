@@ -49,6 +49,7 @@ const IMAGE_KINDS: Record<string, ErrorKind> = {
   NETWORK: 'Unavailable',
   HTTP: 'Unavailable',
   NO_SPACE: 'Unavailable',
+  DAMAGED_STATE: 'Unavailable',
 };
 
 /**
@@ -68,6 +69,15 @@ export function asEngineError(e: unknown): unknown {
 export async function engineOp<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
+  } catch (e) {
+    throw asEngineError(e);
+  }
+}
+
+/** engineOp for synchronous calls (store lookups that read state files). */
+export function engineSync<T>(fn: () => T): T {
+  try {
+    return fn();
   } catch (e) {
     throw asEngineError(e);
   }

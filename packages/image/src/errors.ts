@@ -12,6 +12,8 @@ export type ImageErrorCode =
   | 'BAD_LAYER'
   | 'UNSAFE_PATH'
   | 'NO_SPACE'
+  /** A state file of the store (refs.json, a record) does not parse: `corral system check --repair`. */
+  | 'DAMAGED_STATE'
   | 'UNSUPPORTED';
 
 /** A typed error of @corral/image; the message says what is wrong and what to do. */

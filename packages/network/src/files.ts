@@ -9,6 +9,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { NetworkError } from './errors.js';
 
 /** Writes JSON whole or not at all: a temp file, fsync, rename. */
 export function writeJson(path: string, value: unknown): void {
@@ -25,11 +26,23 @@ export function writeJson(path: string, value: unknown): void {
 }
 
 export function readJson<T>(path: string): T | undefined {
+  let text: string;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
+  }
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('not a JSON object');
+    return value as T;
+  } catch (e) {
+    // A disk fault or a hand edit: name the file and the repair, never a bare SyntaxError.
+    throw new NetworkError(
+      'Unavailable',
+      `the state file ${path} is damaged (${(e as Error).message}): run \`corral system check --repair\` to set it aside, or remove it`,
+    );
   }
 }
 

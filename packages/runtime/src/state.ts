@@ -57,12 +57,21 @@ export function stateDir(root: string, id: string): string {
 }
 
 export function readState(root: string, id: string): StoredState {
+  const path = join(stateDir(root, id), 'state.json');
+  let text: string;
   try {
-    return JSON.parse(readFileSync(join(stateDir(root, id), 'state.json'), 'utf8')) as StoredState;
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT')
       throw new RuntimeError(`container ${id} does not exist`, 1);
     throw e;
+  }
+  try {
+    return JSON.parse(text) as StoredState;
+  } catch (e) {
+    throw new RuntimeError(
+      `the state file ${path} is damaged (${(e as Error).message}): run \`corral system check --repair\` to remove it once the container has ended`,
+    );
   }
 }
 

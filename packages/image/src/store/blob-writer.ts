@@ -5,7 +5,7 @@ import { startWriteback } from '@corral/sys';
 import { ImageError } from '../errors.js';
 import { digestHex } from './digest.js';
 import { fsyncDirAsync } from './fsutil.js';
-import type { SpaceGuard } from './space.js';
+import { diskFull, isNoSpace, type SpaceGuard } from './space.js';
 
 /** One write to the temp file: a slab of this size is filled, then written whole. */
 const SLAB = 1024 * 1024;
@@ -155,7 +155,7 @@ export class BlobWriter {
       digest = `sha256:${this.hash.digest('hex')}`;
     } catch (e) {
       await this.discard();
-      throw e;
+      throw this.full(e);
     }
     await closeAsync(this.fd);
     const { expected } = this;
@@ -202,6 +202,12 @@ export class BlobWriter {
     await fs.promises.rm(this.dest.tmpPath, { force: true });
   }
 
+  /** The kernel's ENOSPC as NO_SPACE, naming the store's disk; other errors unchanged. */
+  private full(e: unknown): unknown {
+    if (!isNoSpace(e)) return e;
+    return diskFull(this.dest.space?.dir ?? this.dest.dir, this.expected.what ?? 'a blob', e);
+  }
+
   private async settle(): Promise<void> {
     while (this.writes.size) await Promise.all(this.writes);
   }
@@ -219,7 +225,7 @@ export class BlobWriter {
     this.inFlight++;
     const done = this.writeFully(slab, length, position)
       .catch((e) => {
-        this.writeError ??= e;
+        this.writeError ??= this.full(e);
       })
       .finally(() => {
         this.writes.delete(done);

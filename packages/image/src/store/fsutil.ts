@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { flock, LOCK } from '@corral/sys';
+import { ImageError } from '../errors.js';
 
 /** fsync a folder so a rename in it survives a crash. */
 export function fsyncDir(dir: string): void {
@@ -59,7 +60,21 @@ export function readJsonFile<T>(path: string): T | undefined {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
-  return JSON.parse(text) as T;
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('not a JSON object');
+    return value as T;
+  } catch (e) {
+    throw damagedState(path, (e as Error).message.replace(/\s+/g, ' '));
+  }
+}
+
+/** What to say about a state file that does not parse (a disk fault, a hand edit). */
+export function damagedState(path: string, why: string): ImageError {
+  return new ImageError(
+    'DAMAGED_STATE',
+    `the state file ${path} is damaged (${why}): run \`corral system check --repair\` to set it aside and repair the store`,
+  );
 }
 
 export function pidAlive(pid: number): boolean {

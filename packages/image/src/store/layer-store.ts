@@ -79,6 +79,11 @@ export class LayerStore {
     return join(this.metaDir, `${digestHex(diffId)}.json`);
   }
 
+  /** Where a layer's record is (layers/<hex>.json). */
+  metaPathOf(diffId: string): string {
+    return this.metaPath(diffId);
+  }
+
   meta(diffId: string): LayerMeta | undefined {
     return readJsonFile<LayerMeta>(this.metaPath(diffId));
   }

@@ -48,7 +48,7 @@ export class SpaceGuard {
     const reserve = reservedBytes(st);
     if (free - bytes < reserve) {
       throw this.noSpace(
-        `needs ${formatBytes(bytes)} more`,
+        bytes > 0 ? `needs ${formatBytes(bytes)} more` : 'needs room to be written',
         `${formatBytes(free)} is free and corral keeps ${formatBytes(reserve)} free`,
       );
     }
@@ -80,7 +80,39 @@ export class SpaceGuard {
         : '';
     return new ImageError(
       'NO_SPACE',
-      `not enough space in ${this.dir}: ${this.what} ${need}${sofar}, ${have}; nothing of it was kept. Free some space (remove unused images and containers) and retry`,
+      `the disk is full: not enough space in ${this.dir}: ${this.what} ${need}${sofar}, ${have}; nothing of it was kept. Free some space (remove unused images and containers) and retry`,
     );
   }
+}
+
+/** Is `e` (or an error it wraps) the kernel's "no space left on device" (or quota)? */
+export function isNoSpace(e: unknown): boolean {
+  for (let c = e, i = 0; c && i < 8; c = (c as { cause?: unknown }).cause, i++) {
+    const code = (c as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+    if (/\bENOSPC\b|No space left on device/.test((c as Error).message ?? '')) return true;
+  }
+  return false;
+}
+
+/** How full the filesystem holding `dir` is, for a message ("12 KiB free of 48 MiB"). */
+export function spaceOf(dir: string): string {
+  try {
+    const st = fs.statfsSync(dir);
+    return `${formatBytes(st.bavail * st.bsize)} free of ${formatBytes(st.blocks * st.bsize)}${st.files > 0 ? `, ${st.ffree} inodes free` : ''}`;
+  } catch {
+    return 'its size unknown';
+  }
+}
+
+/**
+ * The kernel's ENOSPC while writing `what` to the store in `dir`, as NO_SPACE: which disk,
+ * how full, and that nothing was kept (the writers remove what they wrote).
+ */
+export function diskFull(dir: string, what: string, cause: unknown): ImageError {
+  return new ImageError(
+    'NO_SPACE',
+    `the disk is full: writing ${what} to ${dir} failed with ENOSPC (${spaceOf(dir)}); nothing of it was kept. Free some space (remove unused images and containers) and retry`,
+    { cause },
+  );
 }
