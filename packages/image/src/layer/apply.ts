@@ -8,7 +8,7 @@ import * as tar from 'tar-stream';
 import { ImageError } from '../errors.js';
 import { HashingStream } from '../store/hashing.js';
 import { MAX_ENTRY_NAME_BYTES } from '../store/limits.js';
-import type { SpaceGuard } from '../store/space.js';
+import { diskFull, isNoSpace, type SpaceGuard } from '../store/space.js';
 import { type Compression, Decompress } from './compress.js';
 import { DirTimes, writeFileFrom, writeSmallFile } from './write-file.js';
 
@@ -444,7 +444,10 @@ export async function applyLayer(
   } catch (e) {
     // No write may land after the caller removes the folder.
     while (pending.size) await Promise.all([...pending.values()]);
-    if (e instanceof ImageError || (e as { name?: string }).name === 'SyscallError') throw e;
+    if (e instanceof ImageError) throw e;
+    // A full disk is no bad layer: say so, and where (the folder being unpacked into).
+    if (isNoSpace(e)) throw diskFull(space?.dir ?? dest, 'a layer\'s files', e);
+    if ((e as { name?: string }).name === 'SyscallError') throw e;
     throw new ImageError('BAD_LAYER', `cannot read the layer tar: ${(e as Error).message}`, { cause: e });
   }
   dirTimes.apply();
