@@ -13,6 +13,7 @@ import {
   streamResponse,
 } from './http.js';
 import type { Logger } from './log.js';
+import { archiveRoutes } from './routes/archive.js';
 import { containerRoutes } from './routes/containers.js';
 import { execRoutes } from './routes/exec.js';
 import { imageRoutes } from './routes/images.js';
@@ -39,6 +40,7 @@ export function createDaemonServer(options: DaemonOptions): Server {
     ...systemRoutes,
     ...containerRoutes,
     ...streamRoutes,
+    ...archiveRoutes,
     ...execRoutes,
     ...imageRoutes,
   ];

@@ -8,3 +8,5 @@ export { type Compression, Decompress, detectCompression } from './layer/compres
 export { diffLayer, exportRootfs, type PackOptions } from './layer/pack.js';
 export * from './registry/index.js';
 export * from './store/index.js';
+// tar-stream's reader and writer, for the engine's container archives (docker cp).
+export { extract as tarExtract, type Header as TarHeader, pack as tarPack } from 'tar-stream';

@@ -176,16 +176,4 @@ export const streamRoutes: Route[] = [
       await d.engine.exportContainer(r.id, res);
     },
   ],
-  ['GET', new RegExp(`^/containers/${ID}/archive$`), (call, d) => archive(call, d, false)],
-  ['HEAD', new RegExp(`^/containers/${ID}/archive$`), (call, d) => archive(call, d, true)],
 ];
-
-/** GET/HEAD /containers/{id}/archive (docker cp out): not done yet, said plainly. */
-function archive(call: Parameters<Route[2]>[0], d: DaemonState, _headOnly: boolean): void {
-  d.engine.get(call.params[0]);
-  if (!call.query.get('path')) throw bad('path is required');
-  throw new EngineError(
-    'Unavailable',
-    'copying out of a container (archive) is not supported by corrald yet',
-  );
-}

@@ -1,0 +1,101 @@
+import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Cleanups } from '@corral/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Daemon, startDaemon } from './daemon.js';
+
+// `docker cp` both ways with the real docker CLI against corrald: the archive endpoints
+// (HEAD for the stat, GET for a tar out, PUT for a tar in), on running and stopped containers.
+const c = new Cleanups();
+let d: Daemon;
+let host: string;
+
+beforeAll(async () => {
+  d = await startDaemon(c);
+  host = c.tempDir('docker-cp-host');
+});
+afterAll(() => c.run());
+
+const must = async (args: string[], bin?: string) => {
+  const r = await d.docker(args, { bin });
+  if (r.status !== 0)
+    throw new Error(`docker ${args.join(' ')} exited ${r.status}: ${r.stderr}\n${d.log().slice(-3000)}`);
+  return r;
+};
+
+const SETUP =
+  'mkdir -p /data/sub && echo hello > /data/a.txt && echo deep > /data/sub/b && ln -s /data/a.txt /data/link && chown 123:45 /data/a.txt';
+
+describe('docker cp against corrald', () => {
+  it('copies out of a running container: a folder, a file renamed, a folder content with /.', async () => {
+    await must(['run', '-d', '--name', 'box', 'busybox', 'sh', '-c', `${SETUP} && sleep 300`]);
+    await until(async () => (await d.docker(['exec', 'box', 'test', '-L', '/data/link'])).status === 0);
+    const out = join(host, 'out');
+    mkdirSync(out);
+    await must(['cp', 'box:/data', out]);
+    expect(readFileSync(join(out, 'data', 'a.txt'), 'utf8')).toBe('hello\n');
+    expect(readFileSync(join(out, 'data', 'sub', 'b'), 'utf8')).toBe('deep\n');
+    expect(readlinkSync(join(out, 'data', 'link'))).toBe('/data/a.txt');
+    await must(['cp', 'box:/data/a.txt', join(out, 'renamed.txt')]);
+    expect(readFileSync(join(out, 'renamed.txt'), 'utf8')).toBe('hello\n');
+    await must(['cp', 'box:/data/.', join(out, 'content')]);
+    expect(readFileSync(join(out, 'content', 'sub', 'b'), 'utf8')).toBe('deep\n');
+    // -L: the link's target, under the link's name.
+    await must(['cp', '-L', 'box:/data/link', join(out, 'followed')]);
+    expect(readFileSync(join(out, 'followed'), 'utf8')).toBe('hello\n');
+  });
+
+  it('copies into a running container: a folder, a file over a file, into a folder with a trailing /', async () => {
+    const src = join(host, 'src');
+    mkdirSync(join(src, 'nested'), { recursive: true });
+    writeFileSync(join(src, 'nested', 'f'), 'from host\n');
+    writeFileSync(join(host, 'one.txt'), 'one\n');
+    await must(['cp', src, 'box:/copied']);
+    expect((await must(['exec', 'box', 'cat', '/copied/nested/f'])).stdout).toBe('from host\n');
+    await must(['cp', join(host, 'one.txt'), 'box:/data/a.txt']);
+    expect((await must(['exec', 'box', 'cat', '/data/a.txt'])).stdout).toBe('one\n');
+    await must(['cp', join(host, 'one.txt'), 'box:/data/sub/']);
+    expect((await must(['exec', 'box', 'cat', '/data/sub/one.txt'])).stdout).toBe('one\n');
+  });
+
+  it("gives Docker's errors: a missing source, a folder onto a file, a file into a missing folder", async () => {
+    const missing = await d.docker(['cp', 'box:/nope', host]);
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain('Could not find the file /nope in container box');
+    const dirOnFile = await d.docker(['cp', join(host, 'src'), 'box:/data/a.txt']);
+    expect(dirOnFile.status).not.toBe(0);
+    expect(dirOnFile.stderr).toContain('cannot copy directory');
+    const noDir = await d.docker(['cp', join(host, 'one.txt'), 'box:/absent/']);
+    expect(noDir.status).not.toBe(0);
+  });
+
+  it('copies in and out of a stopped container (its root mounted for the copy)', async () => {
+    await must(['stop', '-t', '0', 'box']);
+    writeFileSync(join(host, 'late.txt'), 'while stopped\n');
+    await must(['cp', join(host, 'late.txt'), 'box:/data/']);
+    await must(['cp', 'box:/data/late.txt', join(host, 'back.txt')]);
+    expect(readFileSync(join(host, 'back.txt'), 'utf8')).toBe('while stopped\n');
+    await must(['start', 'box']);
+    expect((await must(['exec', 'box', 'cat', '/data/late.txt'])).stdout).toBe('while stopped\n');
+    // Nothing of the copy's mount is left in the container's folder.
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toMatch(/\/cp-[0-9a-f]{8} /);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/docker'))("works with Debian's docker 20.10 client too", async () => {
+    const out = join(host, 'old');
+    mkdirSync(out);
+    await must(['cp', 'box:/data/sub', out], '/usr/bin/docker');
+    expect(readFileSync(join(out, 'sub', 'b'), 'utf8')).toBe('deep\n');
+    await must(['cp', join(host, 'one.txt'), 'box:/old.txt'], '/usr/bin/docker');
+    expect((await must(['exec', 'box', 'cat', '/old.txt'])).stdout).toBe('one\n');
+    await must(['rm', '-f', 'box']);
+  });
+});
+
+async function until(check: () => Promise<boolean>) {
+  for (let i = 0; i < 100; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('timed out');
+}

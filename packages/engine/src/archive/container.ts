@@ -1,0 +1,209 @@
+// A container's files, read and written from the host (docker cp, Docker's archive endpoints).
+// A running container's root is its union mount; a stopped one's is mounted read-write for
+// the copy, as Docker does. Paths are resolved inside that root through an fd (openInRoot),
+// never as host path strings, so symlinks the container made cannot lead out of it.
+import { fstatSync, mkdirSync, readlinkSync, rmSync, type Stats } from 'node:fs';
+import { posix, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { mountAll } from '@corral/unionfs';
+import { close, fdPath, isErrno, O, openat, openInRoot, openRoot, readlinkat } from '@corral/sys';
+import type { EngineContext } from '../context.js';
+import { EngineError } from '../errors.js';
+import { getRecord } from '../lifecycle.js';
+import type { ContainerRecord } from '../records.js';
+import { type ExtractOptions, type ExtractResult, extractTar } from './extract.js';
+import { packTree } from './pack.js';
+import { containerAbs, goFileMode } from './paths.js';
+
+/** Docker's ContainerPathStat (the X-Docker-Container-Path-Stat header, base64 JSON). */
+export interface PathStat {
+  name: string;
+  size: number;
+  /** Go's os.FileMode bits (see goFileMode). */
+  mode: number;
+  mtime: string;
+  /** For a symlink: where it leads, resolved inside the container, as an absolute path. */
+  linkTarget: string;
+}
+
+/** Runs `fn` with an fd of the container's root (mounting a stopped container's for the time). */
+export async function withContainerRoot<T>(
+  ctx: EngineContext,
+  ref: string,
+  fn: (rootfd: number, r: ContainerRecord) => Promise<T>,
+): Promise<T> {
+  const r = getRecord(ctx, ref);
+  if (r.state.status === 'running') {
+    const rootfd = openRoot(ctx.rootfs(r.id));
+    try {
+      return await fn(rootfd, r);
+    } finally {
+      close(rootfd);
+    }
+  }
+  const target = join(ctx.records.dir(r.id), `cp-${randomBytes(4).toString('hex')}`);
+  mkdirSync(target, { mode: 0o700 });
+  try {
+    const mount = await mountAll(ctx.snapshots(r.hostConfig.storageDriver).mounts(r.id, r.layers), target);
+    try {
+      const rootfd = openRoot(target);
+      try {
+        return await fn(rootfd, r);
+      } finally {
+        close(rootfd);
+      }
+    } finally {
+      await mount.unmount({ detach: true });
+    }
+  } finally {
+    rmSync(target, { recursive: true, force: true });
+  }
+}
+
+const notFound = (path: string, r: ContainerRecord) =>
+  new EngineError('NotFound', `Could not find the file ${path} in container ${r.name}`);
+
+/** The resolved parent folder of `abs` (symlinks followed in the root) and the last name, kept. */
+function resolveParent(rootfd: number, abs: string, r: ContainerRecord): { dirfd: number; base: string } {
+  const cut = abs.lastIndexOf('/') + 1;
+  const dir = abs.slice(0, cut) || '/';
+  const base = abs.slice(cut);
+  try {
+    return { dirfd: openInRoot(rootfd, dir, O.PATH | O.DIRECTORY), base };
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) throw notFound(abs, r);
+    if (isErrno(e, 'ENOTDIR')) throw new EngineError('InvalidArgument', `${abs}: not a directory`);
+    throw e;
+  }
+}
+
+/** `path`'s stat as Docker reports it: the last component is not followed. */
+function statIn(rootfd: number, path: string, r: ContainerRecord): { stat: PathStat; st: Stats; dirfd: number; base: string } {
+  const abs = containerAbs(path);
+  const { dirfd, base } = resolveParent(rootfd, abs, r);
+  try {
+    let st: Stats;
+    if (base === '' || base === '.') st = fstatSync(dirfd);
+    else {
+      let fd: number;
+      try {
+        fd = openat(dirfd, base, O.PATH | O.NOFOLLOW | O.CLOEXEC);
+      } catch (e) {
+        if (isErrno(e, 'ENOENT')) throw notFound(path, r);
+        throw e;
+      }
+      try {
+        st = fstatSync(fd);
+      } finally {
+        close(fd);
+      }
+    }
+    const linkTarget = st.isSymbolicLink() ? resolvedTarget(rootfd, dirfd, abs, base) : '';
+    const name = abs === '/' ? '/' : posix.basename(abs);
+    const stat = { name, size: st.size, mode: goFileMode(st), mtime: st.mtime.toISOString(), linkTarget };
+    return { stat, st, dirfd, base };
+  } catch (e) {
+    close(dirfd);
+    throw e;
+  }
+}
+
+/** Where symlink `abs` leads inside the root; a dangling one by its text, joined to its folder. */
+function resolvedTarget(rootfd: number, dirfd: number, abs: string, base: string): string {
+  try {
+    const fd = openInRoot(rootfd, abs, O.PATH);
+    try {
+      return inRootPath(rootfd, fd);
+    } finally {
+      close(fd);
+    }
+  } catch {
+    const text = readlinkat(dirfd, base);
+    return text.startsWith('/') ? posix.normalize(text) : posix.join(posix.dirname(abs), text);
+  }
+}
+
+/** The path inside the root of what `fd` holds. */
+function inRootPath(rootfd: number, fd: number): string {
+  const root = readlinkSync(fdPath(rootfd));
+  const p = readlinkSync(fdPath(fd));
+  if (p === root) return '/';
+  if (!p.startsWith(`${root}/`)) throw new EngineError('Conflict', 'the file moved out of the container root during the copy');
+  return p.slice(root.length);
+}
+
+export function statPath(ctx: EngineContext, ref: string, path: string): Promise<PathStat> {
+  return withContainerRoot(ctx, ref, async (rootfd, r) => {
+    const s = statIn(rootfd, path, r);
+    close(s.dirfd);
+    return s.stat;
+  });
+}
+
+/**
+ * A tar of `path` (Docker's GET archive): a folder as itself and its content under the path's
+ * base name, anything else as one entry; a final symlink is archived as the link. `onStat` is
+ * called before any byte is written to `out`.
+ */
+export function getArchive(
+  ctx: EngineContext,
+  ref: string,
+  path: string,
+  out: Writable,
+  onStat?: (s: PathStat) => void,
+): Promise<PathStat> {
+  return withContainerRoot(ctx, ref, async (rootfd, r) => {
+    const s = statIn(rootfd, path, r);
+    try {
+      onStat?.(s.stat);
+      const as = s.stat.name;
+      if (s.st.isDirectory() && s.base !== '' && s.base !== '.') {
+        const fd = openat(s.dirfd, s.base, O.PATH | O.NOFOLLOW | O.DIRECTORY | O.CLOEXEC);
+        try {
+          await pipeline(packTree({ dirfd: fd, name: '.', as }), out);
+        } finally {
+          close(fd);
+        }
+      } else if (s.st.isDirectory()) await pipeline(packTree({ dirfd: s.dirfd, name: '.', as }), out);
+      else await pipeline(packTree({ dirfd: s.dirfd, name: s.base, as }), out);
+      return s.stat;
+    } finally {
+      close(s.dirfd);
+    }
+  });
+}
+
+/**
+ * Extracts tar `input` into folder `path` of the container (Docker's PUT archive); a final
+ * symlink is followed (inside the root), so a link to a folder is a fine destination.
+ */
+export function putArchive(
+  ctx: EngineContext,
+  ref: string,
+  path: string,
+  input: Readable,
+  options: ExtractOptions = {},
+): Promise<ExtractResult> {
+  return withContainerRoot(ctx, ref, async (rootfd, r) => {
+    if (r.hostConfig.readonlyRootfs)
+      throw new EngineError('Forbidden', 'container rootfs is marked read-only');
+    let fd: number;
+    try {
+      fd = openInRoot(rootfd, containerAbs(path), O.PATH);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) throw notFound(path, r);
+      if (isErrno(e, 'ENOTDIR')) throw new EngineError('InvalidArgument', 'extraction point is not a directory');
+      throw e;
+    }
+    let dest: string;
+    try {
+      if (!fstatSync(fd).isDirectory()) throw new EngineError('InvalidArgument', 'extraction point is not a directory');
+      dest = inRootPath(rootfd, fd);
+    } finally {
+      close(fd);
+    }
+    return extractTar(input, rootfd, dest, options);
+  });
+}
