@@ -245,16 +245,30 @@ export async function startDetached(ctx: EngineContext, ref: string): Promise<Co
   const answer = await readWatcherMessage(pipe);
   pipe.destroy();
   shim.unref();
-  if (answer?.type === 'started') {
-    // An --rm container may have run, ended and been removed already: its start still succeeded.
-    const now = ctx.records.read(r.id);
-    return now ? getRecord(ctx, r.id) : r;
-  }
+  if (answer?.type === 'started') return startedRecord(ctx, r);
   const now = ctx.records.read(r.id);
   if (now) ctx.records.remove(now);
   if (answer) throw new EngineError(answer.kind, answer.message);
   const code = await Promise.race([exited, sleep(1000).then(() => null)]);
   throw new EngineError('CannotStart', `the container's watcher exited with code ${code}: see ${shimLog}`);
+}
+
+/**
+ * The record to answer a start that succeeded with. The watcher runs on its own: an --rm
+ * container whose program ends at once may be finished and removed by it at any moment from
+ * here on (a fast program on a busy machine), even between two reads of one lookup, which
+ * must not turn a start that happened into No such container. So the record is read once, and
+ * a removal seen after that answers with the last record read.
+ */
+function startedRecord(ctx: EngineContext, before: ContainerRecord): ContainerRecord {
+  const now = ctx.records.read(before.id);
+  if (!now) return before;
+  try {
+    return reconcile(ctx, now);
+  } catch (e) {
+    if (e instanceof EngineError && e.kind === 'NotFound') return now;
+    throw e;
+  }
 }
 
 /**
