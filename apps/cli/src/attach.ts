@@ -32,8 +32,13 @@ export function onSignals(on: (sig: NodeJS.Signals) => void): () => void {
  * container's foreground job; the window size follows ours) and signals. Streams the engine
  * was told to give our own fds need nothing here.
  */
-export async function bindHandle(handle: ProcessHandle, interactive: boolean): Promise<number> {
-  const stop = onSignals((sig) => handle.signal(sig));
+export async function bindHandle(
+  handle: ProcessHandle,
+  interactive: boolean,
+  /** false (--sig-proxy=false): the signals are ignored here, the program never gets them. */
+  forwardSignals = true,
+): Promise<number> {
+  const stop = onSignals((sig) => forwardSignals && handle.signal(sig));
   const pty = handle.pty;
   const stdin = process.stdin;
   const raw = pty !== null && interactive && stdin.isTTY;

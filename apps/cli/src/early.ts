@@ -13,7 +13,8 @@ function attachedRun(argv: string[]): boolean {
   try {
     const { flags } = parseArgs(argv.slice(i + 1), createFlags, true);
     // A terminal (-t) needs an init started on the pty, not one started now.
-    return flags.detach !== true && flags.tty !== true;
+    // -a: the program gets only some of our streams, not all three as an init started now.
+    return flags.detach !== true && flags.tty !== true && flags.attach === undefined;
   } catch {
     return false; // the command itself will report the error
   }

@@ -30,6 +30,11 @@ export interface CgroupLimits {
   pidsLimit?: number;
   /** `--blkio-weight`: block IO weight, 10..1000 (v2 io.weight gets runc's conversion). */
   blkioWeight?: number;
+  /**
+   * `--oom-kill-disable`: tasks that pass the memory limit wait for memory instead of being
+   * killed (v1 memory.oom_control; cgroup v2 has no such switch).
+   */
+  oomKillDisable?: boolean;
 }
 
 /** What a host (or a cgroup's place in it) can enforce; see Cgroup.capabilities(). */
@@ -247,6 +252,20 @@ export function checkLimits(limits: CgroupLimits, caps: CgroupCapabilities): Cgr
       );
     out.blkioWeight = weight;
   }
+
+  // The OOM killer.
+  const oom = limits.oomKillDisable;
+  if (oom !== undefined && typeof oom !== 'boolean')
+    throw new CgroupLimitError('oomKillDisable', 'oomKillDisable must be true or false');
+  if (oom) {
+    if (caps.backend !== 'v1')
+      throw new CgroupLimitError(
+        'oomKillDisable',
+        'disabling the OOM killer needs cgroup v1 (memory.oom_control); cgroup v2 has no such switch',
+      );
+    need(caps, 'memory', 'oomKillDisable');
+    out.oomKillDisable = true;
+  }
   return out;
 }
 
@@ -263,6 +282,7 @@ export const LIMIT_FIELDS = [
   'cpusetMems',
   'pidsLimit',
   'blkioWeight',
+  'oomKillDisable',
 ] as const;
 
 /** linux.resources of the OCI runtime spec (the part corral enforces). */
@@ -331,7 +351,7 @@ export function limitsFromOci(resources: OciLinuxResources | undefined): CgroupL
     if (memory.reservation !== undefined) out.memoryReservation = memory.reservation;
     for (const k of ['kernel', 'kernelTCP', 'swappiness'] as const)
       if (memory[k] !== undefined) unsupported(`memory.${k}`);
-    if (memory.disableOOMKiller) unsupported('memory.disableOOMKiller');
+    if (memory.disableOOMKiller) out.oomKillDisable = true;
   }
   if (cpu) {
     if (cpu.shares !== undefined) out.cpuShares = cpu.shares;
@@ -372,6 +392,7 @@ export function limitsToOci(limits: CgroupLimits): OciLinuxResources {
   if (l.memory !== undefined) memory.limit = l.memory;
   if (l.memorySwap !== undefined) memory.swap = l.memorySwap;
   if (l.memoryReservation !== undefined) memory.reservation = l.memoryReservation;
+  if (l.oomKillDisable) memory.disableOOMKiller = true;
   if (Object.keys(memory).length) out.memory = memory;
   const cpu: NonNullable<OciLinuxResources['cpu']> = {};
   if (l.cpuShares !== undefined) cpu.shares = l.cpuShares;

@@ -1,17 +1,20 @@
 import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { validateLimits } from '@corral/cgroups';
-import { type ContainerConfig, ensureBusyboxImage } from '@corral/image';
+import { type ContainerConfig, ensureBusyboxImage, type ProgressEvent } from '@corral/image';
 import { parseSignal, procStartTime } from '@corral/sys';
 import type { EngineContext } from './context.js';
 import { EngineError } from './errors.js';
 import { newId, shortId } from './names.js';
 import { type NetworkCreateOptions, netOp, networkConfig } from './network-config.js';
+import { type HealthConfig, resolveHealthcheck } from './health.js';
+import { pullImage } from './images.js';
 import type { ContainerRecord, Resources } from './records.js';
+import { checkRunSettings, type RunSettings } from './run-options.js';
 import { seccompOption } from './seccomp.js';
 import { capabilityNames } from './spec.js';
 
-export interface CreateContainerOptions extends NetworkCreateOptions {
+export interface CreateContainerOptions extends NetworkCreateOptions, RunSettings {
   /** An image name, or null with `rootfs`. */
   image?: string;
   /** A pseudo-terminal for the program (`-t`). */
@@ -51,6 +54,17 @@ export interface CreateContainerOptions extends NetworkCreateOptions {
   /** Seconds between the stop signal and SIGKILL (default 10). */
   stopTimeout?: number;
   resources?: Resources;
+  /** Docker's --health-* (durations in ns); `Test: ["NONE"]` for --no-healthcheck. */
+  healthcheck?: HealthConfig;
+  /** When to pull the image: `missing` (default), `always`, `never`. */
+  pull?: 'missing' | 'always' | 'never';
+  /** `--platform OS/ARCH[/VARIANT]`: the image to pick from a multi-platform index when pulling. */
+  platform?: string;
+  /** Called once a pull begins (the image was missing or `pull: always`), then with its progress. */
+  onPullStart?: (ref: string) => void;
+  onPullProgress?: (e: ProgressEvent) => void;
+  /** Called when that pull has ended well, with the digest the name points at. */
+  onPullDone?: (digest: string) => void;
   /**
    * The pid of the process that runs this container attached and owns its cleanup (set by
    * Engine.run): an `--rm` container whose owner died before it did is reclaimed.
@@ -138,10 +152,30 @@ async function resolveRoot(
     return { image: dir, imageId: null, layers: [dir], config: {} };
   }
   const ref = options.image ?? '';
-  let record = ctx.store.resolve(ref);
+  const pull = options.pull ?? 'missing';
+  if (!['missing', 'always', 'never'].includes(pull))
+    throw new EngineError('InvalidArgument', `invalid --pull ${pull}: missing, always or never`);
+  // The embedded busybox is made here, never fetched.
+  let record = pull === 'always' && !isBusybox(ref) ? undefined : ctx.store.resolve(ref);
   if (!record && isBusybox(ref)) record = await ensureBusyboxImage(ctx.store);
-  if (!record)
+  if (!record && pull === 'never')
     throw new EngineError('NotFound', `Unable to find image '${ref}' locally: pull or load it first`);
+  if (!record) {
+    options.onPullStart?.(ref);
+    try {
+      record = await pullImage(ctx, ref, { platform: options.platform, onProgress: options.onPullProgress });
+      options.onPullDone?.(record.indexDigest ?? record.manifestDigest);
+    } catch (e) {
+      if (!(e instanceof EngineError)) throw e;
+      const where =
+        pull === 'always' ? 'pulling it' : `Unable to find image '${ref}' locally, and pulling it`;
+      throw new EngineError(
+        e.kind,
+        `${where} failed (--pull ${pull}): ${e.message}`,
+        e.registry ? { registry: e.registry } : {},
+      );
+    }
+  }
   const config = (await ctx.store.readConfig(record.configDigest)).config ?? {};
   return { image: ref, imageId: record.id, layers: ctx.store.layerDirs(record.id).reverse(), config };
 }
@@ -172,7 +206,10 @@ export async function createContainer(
   const security = options.securityOpt ? parseSecurityOpts(options.securityOpt) : {};
   const seccompChoice = security.seccomp ?? options.seccomp;
   const noNewPrivileges = security.noNewPrivileges ?? options.noNewPrivileges ?? false;
-  const resources = checkResources(options.resources ?? {});
+  const resources = checkResources({
+    ...(options.resources ?? {}),
+    ...(options.oomKillDisable ? { oomKillDisable: true } : {}),
+  });
   // Unknown capability names and a bad seccomp profile fail here, before anything is made.
   const caps = capabilityNames({
     privileged: options.privileged ?? false,
@@ -181,6 +218,8 @@ export async function createContainer(
   } as ContainerRecord['hostConfig']);
   const seccomp = seccompOption(seccompChoice, caps);
   const stopTimeout = checkTimeout(options.stopTimeout) ?? 10;
+  // Checked before an image is pulled: a bad flag costs nothing.
+  const run = checkRunSettings(options, options.network ?? 'bridge');
   const { image, imageId, layers, config } = await resolveRoot(ctx, options);
   // Docker's rules: --entrypoint replaces the image's and drops its Cmd; arguments replace Cmd.
   const entrypoint =
@@ -199,6 +238,7 @@ export async function createContainer(
     if (n !== 'bridge') await netOp(() => ctx.net.networks.get(n)); // NotFound before anything is made
   if (options.hostname && net.network.mode.startsWith('container:'))
     throw new EngineError('InvalidArgument', 'conflicting options: --hostname and --network container:NAME');
+  const healthcheck = resolveHealthcheck(options.healthcheck, config.Healthcheck as HealthConfig | undefined);
   const id = newId();
   const name = ctx.records.claimName(options.name, id);
   const record: ContainerRecord = {
@@ -218,6 +258,8 @@ export async function createContainer(
       tty: options.tty ?? false,
       stopSignal,
       stopTimeout,
+      labels: { ...(config.Labels ?? {}), ...run.labels },
+      ...(healthcheck ? { healthcheck } : {}),
     },
     hostConfig: {
       autoRemove: options.autoRemove ?? false,
@@ -230,6 +272,7 @@ export async function createContainer(
       noNewPrivileges,
       resources,
       network: net.network,
+      ...run.hostConfig,
     },
     state: {
       status: 'created',

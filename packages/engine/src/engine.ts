@@ -36,6 +36,7 @@ import { type LogEntry, type ReadLogsOptions, readLogs } from './logs.js';
 import { portsOf } from './network.js';
 import { EngineNetworks, type NetworkSettingsView } from './networks.js';
 import { reclaimAbandoned, reclaimNetworks } from './reclaim.js';
+import { labelMatcher } from './run-options.js';
 import type { ContainerRecord } from './records.js';
 import { cgroupPathOf } from './spec.js';
 import { readStats, type StatsSample, type StatsStreamOptions, statsStream } from './stats.js';
@@ -55,6 +56,7 @@ export interface ContainerSummary {
   exitCode: number | null;
   /** Ports published while it runs. */
   ports: PortMapping[];
+  labels: Record<string, string>;
 }
 
 /**
@@ -140,7 +142,9 @@ export class Engine {
     return getRecord(this.#ctx, ref);
   }
 
-  list(options: { all?: boolean } = {}): ContainerSummary[] {
+  /** docker ps; `filters.label` entries (`K` or `K=V`) must all match, as Docker's. */
+  list(options: { all?: boolean; filters?: { label?: string[] } } = {}): ContainerSummary[] {
+    const labelFilter = labelMatcher(options.filters?.label ?? []);
     const out: ContainerSummary[] = [];
     for (const id of this.#ctx.records.ids()) {
       if (!this.#ctx.records.read(id)) continue;
@@ -151,6 +155,7 @@ export class Engine {
         continue; // removed meanwhile
       }
       if (!options.all && r.state.status !== 'running') continue;
+      if (!labelFilter(r.config.labels ?? {})) continue;
       out.push({
         id: r.id,
         name: r.name,
@@ -161,6 +166,7 @@ export class Engine {
         state: r.state.status,
         exitCode: r.state.exitCode,
         ports: r.state.status === 'running' ? portsOf(this.#ctx, r) : [],
+        labels: r.config.labels ?? {},
       });
     }
     return out.sort((a, b) => b.created.localeCompare(a.created));

@@ -18,6 +18,23 @@ import type { EngineContext } from './context.js';
 import { isBusybox } from './create.js';
 import { engineOp } from './errors.js';
 
+/** A registry client with the engine's registry settings. */
+function registryClient(ctx: EngineContext): RegistryClient {
+  const r = ctx.registry;
+  return new RegistryClient({ insecureRegistries: r.insecureRegistries, configPath: r.credentialsFile });
+}
+
+/** docker pull into the engine's store (also create's pull of a missing image), with its event. */
+export async function pullImage(
+  ctx: EngineContext,
+  name: string,
+  options: { platform?: string; onProgress?: (e: ProgressEvent) => void } = {},
+): Promise<ImageRecord> {
+  const { record } = await engineOp(() => pullToStore(registryClient(ctx), ctx.store, name, options));
+  ctx.events.emit('image', 'pull', record.id, { name });
+  return record;
+}
+
 /**
  * Images through the engine (Docker's image endpoints): the store's safety rules are applied
  * here, once for both front-ends: an image a container uses is not removed or pruned, the
@@ -35,8 +52,7 @@ export class EngineImages {
   }
 
   private client(): RegistryClient {
-    const r = this.#ctx.registry;
-    return new RegistryClient({ insecureRegistries: r.insecureRegistries, configPath: r.credentialsFile });
+    return registryClient(this.#ctx);
   }
 
   /** True when a container (any state) was made from the image with this id. */
@@ -122,8 +138,7 @@ export class EngineImages {
     name: string,
     options: { platform?: string; onProgress?: (e: ProgressEvent) => void } = {},
   ): Promise<{ record: ImageRecord; digest: string }> {
-    const { record } = await engineOp(() => pullToStore(this.client(), this.store, name, options));
-    this.#ctx.events.emit('image', 'pull', record.id, { name });
+    const record = await pullImage(this.#ctx, name, options);
     return { record, digest: record.indexDigest ?? record.manifestDigest };
   }
 

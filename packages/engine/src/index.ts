@@ -34,6 +34,12 @@ export {
   type ReadEventsOptions,
 } from './events.js';
 export type { EngineImages } from './images.js';
+export {
+  type HealthConfig,
+  type HealthResult,
+  type HealthState,
+  parseDuration,
+} from './health.js';
 export type { LogEntry, ReadLogsOptions } from './logs.js';
 export { shortId } from './names.js';
 export type { EndpointConfig, NetworkCreateOptions, NetworkSettings } from './network-config.js';
@@ -44,6 +50,20 @@ export type {
   NetworkSettingsView,
 } from './networks.js';
 export { type ContainerRecord, type ContainerStatus, type Resources, statusOf } from './records.js';
+// Docker's `run` flag strings (--ulimit, --device, --sysctl, --log-opt, --label, --env-file).
+export {
+  type DeviceMapping,
+  type LogConfig,
+  parseDevice,
+  parseLabels,
+  parseLogOpts,
+  parseShmSize,
+  parseSysctls,
+  parseUlimit,
+  readKeyValueFile,
+  type RunSettings,
+  type Ulimit,
+} from './run-options.js';
 // Docker's seccomp profile format, for front-ends that take a profile (SecurityOpt).
 export {
   type DockerSeccompProfile,

@@ -1,4 +1,14 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { finished, type Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 
@@ -9,18 +19,32 @@ export interface LogEntry {
   time: string;
 }
 
+/** `--log-opt max-size` / `max-file`: the log is rotated before it would pass maxSize bytes. */
+export interface LogRotation {
+  maxSize: number;
+  /** Files kept in all, the live one included (PATH, PATH.1, ... PATH.N-1; Docker's naming). */
+  maxFile: number;
+}
+
 /**
  * Writes a container's stdout and stderr to a log file, one JSON object per line, keeping
  * which stream each line came from and when. Partial lines are written when the stream ends.
+ * With a rotation, a full file becomes PATH.1 (PATH.1 becomes PATH.2, ...), the oldest
+ * beyond max-file goes, and a new PATH is begun; with max-file 1 the file starts afresh.
  */
 export class LogWriter {
-  private readonly fd: number;
+  private fd: number;
+  private size: number;
   private open = 0;
   private done!: () => void;
   readonly finished: Promise<void>;
 
-  constructor(path: string) {
+  constructor(
+    private readonly path: string,
+    private readonly rotation: LogRotation | null = null,
+  ) {
     this.fd = openSync(path, 'a', 0o640);
+    this.size = fstatSync(this.fd).size;
     this.finished = new Promise((r) => (this.done = r));
   }
 
@@ -53,8 +77,31 @@ export class LogWriter {
   }
 
   private write(log: string, stream: LogEntry['stream']): void {
-    writeSync(this.fd, `${JSON.stringify({ log, stream, time: new Date().toISOString() })}\n`);
+    const line = Buffer.from(`${JSON.stringify({ log, stream, time: new Date().toISOString() })}\n`);
+    if (this.rotation && this.size > 0 && this.size + line.length > this.rotation.maxSize) this.rotate();
+    writeSync(this.fd, line);
+    this.size += line.length;
   }
+
+  private rotate(): void {
+    const keep = Math.max(1, this.rotation!.maxFile);
+    closeSync(this.fd);
+    rmSync(`${this.path}.${keep - 1}`, { force: true });
+    for (let i = keep - 2; i >= 1; i--)
+      if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+    if (keep > 1) renameSync(this.path, `${this.path}.1`);
+    else rmSync(this.path, { force: true });
+    // A new file (a follower still holding the old one sees its inode change and moves on).
+    this.fd = openSync(this.path, 'a', 0o640);
+    this.size = 0;
+  }
+}
+
+/** The rotated files of a log that exist, oldest first (PATH.N ... PATH.1). */
+export function rotatedLogs(path: string): string[] {
+  const out: string[] = [];
+  for (let i = 1; existsSync(`${path}.${i}`); i++) out.unshift(`${path}.${i}`);
+  return out;
 }
 
 export interface ReadLogsOptions {
@@ -79,6 +126,7 @@ function parse(line: string): LogEntry | null {
 /** The entries of a log file, optionally following it while the container runs. */
 export async function* readLogs(path: string, options: ReadLogsOptions = {}): AsyncGenerator<LogEntry> {
   if (!existsSync(path)) return;
+  const older = rotatedLogs(path);
   // One fd for the whole read: an --rm container's folder may be removed right after its last
   // line is written, and a follower still reads that line through the open file.
   let fd: number;
@@ -88,7 +136,29 @@ export async function* readLogs(path: string, options: ReadLogsOptions = {}): As
     return;
   }
   try {
-    yield* readOpen(fd, options);
+    yield* readOpen(fd, options, older, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Every entry of a rotated (finished) log file. */
+function readWhole(file: string, options: ReadLogsOptions): LogEntry[] {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return []; // rotated away meanwhile
+  }
+  try {
+    const buf = Buffer.alloc(fstatSync(fd).size);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return buf
+      .subarray(0, n)
+      .toString('utf8')
+      .split('\n')
+      .map(parse)
+      .filter((e): e is LogEntry => e !== null && inWindow(e, options));
   } finally {
     closeSync(fd);
   }
@@ -102,7 +172,13 @@ function inWindow(e: LogEntry, options: ReadLogsOptions): boolean {
   );
 }
 
-async function* readOpen(fd: number, options: ReadLogsOptions): AsyncGenerator<LogEntry> {
+async function* readOpen(
+  firstFd: number,
+  options: ReadLogsOptions,
+  older: readonly string[] = [],
+  path?: string,
+): AsyncGenerator<LogEntry> {
+  let fd = firstFd;
   let offset = 0;
   // Decoded only up to the last newline: a line being written may end inside a character.
   let rest = Buffer.alloc(0);
@@ -122,15 +198,39 @@ async function* readOpen(fd: number, options: ReadLogsOptions): AsyncGenerator<L
     const lines = bytes.subarray(0, end).toString('utf8').split('\n');
     return lines.map(parse).filter((e): e is LogEntry => e !== null && inWindow(e, options));
   };
-  let first = readMore();
+  let first = [...older.flatMap((f) => readWhole(f, options)), ...readMore()];
   if (options.tail !== undefined && options.tail >= 0)
     first = options.tail === 0 ? [] : first.slice(-options.tail);
   yield* first;
   if (!options.follow) return;
-  for (;;) {
-    const done = options.isDone?.() ?? true;
-    yield* readMore();
-    if (done) return;
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    for (;;) {
+      const done = options.isDone?.() ?? true;
+      yield* readMore();
+      // Rotated: what the old file still had is read above; go on with the new one.
+      const next = path ? reopened(path, fd) : null;
+      if (next !== null) {
+        yield* readMore();
+        if (fd !== firstFd) closeSync(fd);
+        fd = next;
+        offset = 0;
+        rest = Buffer.alloc(0);
+        continue;
+      }
+      if (done) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    if (fd !== firstFd) closeSync(fd);
+  }
+}
+
+/** A new fd for `path` when the file there is no longer the one `fd` reads (the log was rotated). */
+function reopened(path: string, fd: number): number | null {
+  try {
+    if (statSync(path).ino === fstatSync(fd).ino) return null;
+    return openSync(path, 'r');
+  } catch {
+    return null;
   }
 }

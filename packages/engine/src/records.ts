@@ -19,7 +19,9 @@ import type { OciSeccomp } from '@corral/runtime';
 import { flock, LOCK } from '@corral/sys';
 import { EngineError } from './errors.js';
 import { NAME_RE, randomName } from './names.js';
+import type { HealthConfig, HealthState } from './health.js';
 import type { ContainerNetwork } from './network-config.js';
+import type { RunRecordParts } from './run-options.js';
 
 /**
  * A container's status, one vocabulary for the engine and its front-ends (Docker's words):
@@ -58,6 +60,10 @@ export interface ContainerRecord {
     stopTimeout: number;
     /** A pseudo-terminal as the program's stdin, stdout and stderr (`-t`). */
     tty: boolean;
+    /** The image's labels with `--label`s over them (absent in older records). */
+    labels?: Record<string, string>;
+    /** The health check in force (the container's over the image's); absent: none. */
+    healthcheck?: HealthConfig;
   };
   hostConfig: {
     autoRemove: boolean;
@@ -78,7 +84,7 @@ export interface ContainerRecord {
     resources: Resources;
     /** Its network (absent in records of versions before networking: the host's). */
     network?: ContainerNetwork;
-  };
+  } & RunRecordParts['hostConfig'];
   state: {
     status: ContainerStatus;
     pid: number;
@@ -96,6 +102,8 @@ export interface ContainerRecord {
     owner?: { pid: number; startTime: number };
     /** The process setting up its network right now (engines opening the root leave it alone). */
     networkOwner?: { pid: number; startTime: number };
+    /** The health check's status and last results, while it has one (Docker's State.Health). */
+    health?: HealthState;
   };
 }
 

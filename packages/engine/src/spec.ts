@@ -11,6 +11,7 @@ import {
 import { CAP, close, openRoot, parseCapability, readFileInRoot } from '@corral/sys';
 import { EngineError } from './errors.js';
 import type { ContainerRecord } from './records.js';
+import { applyRunSettings } from './run-options.js';
 import { resolveSeccompProfile } from './seccomp.js';
 import { DEFAULT_SECCOMP_PROFILE } from './seccomp-default.js';
 
@@ -128,7 +129,7 @@ export function buildSpec(
   const privileged = r.hostConfig.privileged;
   const capabilities = capabilitiesFor(r, uid);
   const seccomp = seccompProfile(r, capabilities?.bounding ?? []);
-  return {
+  const spec: OciSpec = {
     ociVersion: '1.2.0',
     process: {
       terminal: r.config.tty,
@@ -171,6 +172,18 @@ export function buildSpec(
       readonlyPaths: privileged ? [] : READONLY_PATHS,
     },
   };
+  applyRunSettings(spec, r, () => imageGroups(rootfs));
+  return spec;
+}
+
+/** The entries of the container's /etc/group (read inside its root). */
+function imageGroups(rootfs: string): string[][] {
+  const rootfd = openRoot(rootfs);
+  try {
+    return entries(rootfd, '/etc/group');
+  } finally {
+    close(rootfd);
+  }
 }
 
 /**

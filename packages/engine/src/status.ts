@@ -1,3 +1,4 @@
+import { healthSuffix } from './health.js';
 import type { ContainerRecord } from './records.js';
 
 /** How long ago `iso` was, as Docker words it: `Less than a second`, `3 seconds`, `2 hours`. */
@@ -11,10 +12,10 @@ export function since(iso: string | null): string {
   return `${Math.floor(s / 86400)} days`;
 }
 
-/** Docker's STATUS column: `Up 3 seconds`, `Exited (3) 2 minutes ago`, `Created`. */
+/** Docker's STATUS column: `Up 3 seconds (healthy)`, `Exited (3) 2 minutes ago`, `Created`. */
 export function describeStatus(r: ContainerRecord): string {
   if (r.state.status === 'running')
-    return `Up ${since(r.state.startedAt)}${r.state.paused ? ' (Paused)' : ''}`;
+    return `Up ${since(r.state.startedAt)}${r.state.paused ? ' (Paused)' : healthSuffix(r.state.health)}`;
   if (r.state.status === 'exited') return `Exited (${r.state.exitCode}) ${since(r.state.finishedAt)} ago`;
   return 'Created';
 }

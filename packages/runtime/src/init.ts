@@ -104,7 +104,9 @@ function setRlimits(spec: OciSpec): void {
     const name = r.type.replace(/^RLIMIT_/, '') as RlimitName;
     if (RLIMIT[name] === undefined) throw new SetupError(`unknown rlimit ${r.type}`);
     try {
-      prlimit(0, RLIMIT[name], { soft: r.soft, hard: r.hard });
+      // RLIM_INFINITY (2^64-1) does not survive JSON as a number: anything that large is it.
+      const lim = (v: number) => (v >= 2 ** 64 - 1 ? Number.POSITIVE_INFINITY : v);
+      prlimit(0, RLIMIT[name], { soft: lim(r.soft), hard: lim(r.hard) });
     } catch (e) {
       throw new SetupError(
         `setting ${r.type} to ${r.soft}:${r.hard}: ${(e as Error).message} (the hard limit cannot be raised above the runtime's own without CAP_SYS_RESOURCE)`,

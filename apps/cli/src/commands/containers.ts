@@ -18,6 +18,7 @@ import { takeParkedInit } from '../early.js';
 import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
 import { createFlags, processFlags } from './run-flags.js';
+import { attachedStreams, checkCidfile, pullDisplay, settingOptions, writeCidfile } from './run-settings.js';
 
 /** The limit flags, checked and converted to Docker's units (bytes, microseconds, nano-CPUs). */
 function resources(a: ParsedArgs): Resources {
@@ -88,6 +89,7 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
     dns: list(a, 'dns'),
     dnsSearch: list(a, 'dns-search'),
     dnsOptions: list(a, 'dns-option'),
+    ...settingOptions(a),
   };
 }
 
@@ -101,32 +103,47 @@ export const run: Command = {
   stopAtPositional: true,
   failureCode: 125,
   async run(a, ctx) {
+    checkCidfile(a);
     const e = await engine(ctx);
-    const options = createOptions(a);
+    const pulling = pullDisplay();
+    const options = { ...createOptions(a), ...pulling.options };
     if (bool(a, 'detach')) {
-      const r = await e.create(options);
+      if (list(a, 'attach').length) throw new UsageError('Conflicting options: -a and -d');
+      const r = await e.create(options).finally(pulling.finish);
+      writeCidfile(a, r.id);
       await e.start(r.id);
       console.log(r.id);
       return 0;
     }
+    const streams = attachedStreams(a);
+    // --sig-proxy=false: the program gets no signal this process receives (they are ignored
+    // here while it runs: stop it with corral stop or kill).
+    const sigProxy = a.flags['sig-proxy'] !== false;
     // A signal before the program runs undoes what the run made; after, it goes to the program.
     const interrupted = new AbortController();
     let handle: ProcessHandle | null = null;
-    const stop = onSignals((sig) => (handle ? handle.signal(sig) : interrupted.abort(sig)));
+    const stop = onSignals((sig) => (handle ? sigProxy && handle.signal(sig) : interrupted.abort(sig)));
     const interactive = bool(a, 'interactive');
     try {
       handle = await e.run(
         options,
-        { stdin: interactive ? 0 : 'ignore', stdout: 1, stderr: 2, consoleSize: consoleSize() },
+        {
+          stdin: interactive && streams.has('stdin') ? 0 : 'ignore',
+          stdout: streams.has('stdout') ? 1 : 'ignore',
+          stderr: streams.has('stderr') ? 2 : 'ignore',
+          consoleSize: consoleSize(),
+        },
         { init: takeParkedInit(), abort: interrupted.signal },
       );
     } catch (err) {
       if (!interrupted.signal.aborted) throw err;
       return 128 + (osSignals[interrupted.signal.reason as NodeJS.Signals] ?? 15);
     } finally {
+      pulling.finish();
       stop();
     }
-    return bindHandle(handle, interactive);
+    writeCidfile(a, handle.id);
+    return bindHandle(handle, interactive, sigProxy);
   },
 };
 
@@ -134,11 +151,15 @@ export const create: Command = {
   name: 'create',
   usage: 'create [OPTIONS] IMAGE|--rootfs DIR [COMMAND] [ARG...]',
   description: 'Create a new container without starting it',
-  flags: createFlags.filter((f) => f.name !== 'detach' && f.name !== 'interactive'),
+  flags: createFlags.filter((f) => !['detach', 'interactive', 'sig-proxy', 'attach'].includes(f.name)),
   stopAtPositional: true,
   failureCode: 125,
   async run(a, ctx) {
-    console.log((await (await engine(ctx)).create(createOptions(a))).id);
+    checkCidfile(a);
+    const pulling = pullDisplay();
+    const r = await (await engine(ctx)).create({ ...createOptions(a), ...pulling.options }).finally(pulling.finish);
+    writeCidfile(a, r.id);
+    console.log(r.id);
     return 0;
   },
 };
@@ -157,9 +178,21 @@ export const ps: Command = {
     { name: 'quiet', short: 'q', type: 'boolean', description: 'Only display container IDs' },
     { name: 'no-trunc', type: 'boolean', description: "Don't truncate output" },
     { name: 'format', type: 'string', value: 'json', description: 'Print as JSON lines' },
+    {
+      name: 'filter',
+      short: 'f',
+      type: 'list',
+      value: 'label=K[=V]',
+      description: 'Only containers with this label (every --filter must match)',
+    },
   ],
   async run(a, ctx) {
-    const rows = (await engine(ctx)).list({ all: bool(a, 'all') });
+    const label = list(a, 'filter').map((f) => {
+      const m = /^label=(.+)$/.exec(f);
+      if (!m) throw new UsageError(`unsupported filter ${f}: label=KEY or label=KEY=VALUE`);
+      return m[1];
+    });
+    const rows = (await engine(ctx)).list({ all: bool(a, 'all'), filters: { label } });
     const full = bool(a, 'no-trunc');
     if (bool(a, 'quiet')) {
       for (const r of rows) console.log(full ? r.id : shortId(r.id));

@@ -1,4 +1,5 @@
 import type { FlagSpec } from '../args.js';
+import { settingFlags } from './run-setting-flags.js';
 
 /** How the program runs: shared by `run`, `create` and `exec`. */
 export const processFlags: FlagSpec[] = [
@@ -45,6 +46,7 @@ export const createFlags: FlagSpec[] = [
   { name: 'hostname', short: 'h', type: 'string', description: 'Container host name' },
   ...networkFlags(),
   ...processFlags,
+  ...settingFlags,
   {
     name: 'privileged',
     type: 'boolean',

@@ -224,6 +224,7 @@ export class CgroupV1 implements Cgroup {
     }
     if (l.memoryReservation !== undefined)
       writeControl(f('memory', 'memory.soft_limit_in_bytes'), l.memoryReservation);
+    if (l.oomKillDisable) writeControl(f('memory', 'memory.oom_control'), 1);
     if (l.cpuShares !== undefined) writeControl(f('cpu', 'cpu.shares'), l.cpuShares);
     if (l.cpuPeriod !== undefined) writeControl(f('cpu', 'cpu.cfs_period_us'), l.cpuPeriod);
     if (l.cpuQuota !== undefined) writeControl(f('cpu', 'cpu.cfs_quota_us'), l.cpuQuota);
