@@ -9,12 +9,13 @@ import { newId, shortId } from './names.js';
 import { type NetworkCreateOptions, netOp, networkConfig } from './network-config.js';
 import { type HealthConfig, resolveHealthcheck } from './health.js';
 import { pullImage } from './images.js';
+import { type MountCreateOptions, planMounts, removeVolumes } from './mounts.js';
 import type { ContainerRecord, Resources } from './records.js';
 import { checkRunSettings, type RunSettings } from './run-options.js';
 import { seccompOption } from './seccomp.js';
 import { capabilityNames } from './spec.js';
 
-export interface CreateContainerOptions extends NetworkCreateOptions, RunSettings {
+export interface CreateContainerOptions extends MountCreateOptions, NetworkCreateOptions, RunSettings {
   /** An image name, or null with `rootfs`. */
   image?: string;
   /** A pseudo-terminal for the program (`-t`). */
@@ -220,6 +221,7 @@ export async function createContainer(
   const stopTimeout = checkTimeout(options.stopTimeout) ?? 10;
   // Checked before an image is pulled: a bad flag costs nothing.
   const run = checkRunSettings(options, options.network ?? 'bridge');
+  planMounts(ctx, options, []); // bad mount flags fail before an image is pulled
   const { image, imageId, layers, config } = await resolveRoot(ctx, options);
   // Docker's rules: --entrypoint replaces the image's and drops its Cmd; arguments replace Cmd.
   const entrypoint =
@@ -239,6 +241,7 @@ export async function createContainer(
   if (options.hostname && net.network.mode.startsWith('container:'))
     throw new EngineError('InvalidArgument', 'conflicting options: --hostname and --network container:NAME');
   const healthcheck = resolveHealthcheck(options.healthcheck, config.Healthcheck as HealthConfig | undefined);
+  const planned = planMounts(ctx, options, Object.keys(config.Volumes ?? {}));
   const id = newId();
   const name = ctx.records.claimName(options.name, id);
   const record: ContainerRecord = {
@@ -272,6 +275,7 @@ export async function createContainer(
       noNewPrivileges,
       resources,
       network: net.network,
+      ...(planned.mounts.length ? { mounts: planned.mounts } : {}),
       ...run.hostConfig,
     },
     state: {
@@ -287,7 +291,9 @@ export async function createContainer(
       ...ownerOf(options.owner),
     },
   };
+  let volumesMade: string[] = [];
   try {
+    volumesMade = planned.make();
     const dir = ctx.records.dir(id);
     mkdirSync(dir, { mode: 0o700 });
     for (const sub of ['rootfs', 'bundle']) mkdirSync(join(dir, sub), { mode: 0o755 });
@@ -298,6 +304,7 @@ export async function createContainer(
     ctx.records.write(record);
   } catch (e) {
     ctx.records.remove(record);
+    removeVolumes(ctx, volumesMade);
     throw e;
   }
   ctx.events.emit('container', 'create', id, { name, image });

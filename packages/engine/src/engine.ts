@@ -33,6 +33,7 @@ import {
   waitExited,
 } from './lifecycle.js';
 import { type LogEntry, type ReadLogsOptions, readLogs } from './logs.js';
+import { type MountView, mountViews } from './mounts.js';
 import { portsOf } from './network.js';
 import { EngineNetworks, type NetworkSettingsView } from './networks.js';
 import { reclaimAbandoned, reclaimNetworks } from './reclaim.js';
@@ -41,6 +42,7 @@ import type { ContainerRecord } from './records.js';
 import { cgroupPathOf } from './spec.js';
 import { readStats, type StatsSample, type StatsStreamOptions, statsStream } from './stats.js';
 import { describeStatus } from './status.js';
+import { EngineVolumes } from './volumes.js';
 
 const ETC_FILES = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
 
@@ -70,11 +72,14 @@ export class Engine {
   readonly images: EngineImages;
   /** Networks: create, list, inspect, remove, connect, disconnect, prune (Docker's network endpoints). */
   readonly networks: EngineNetworks;
+  /** Volumes: create, list, inspect, remove, prune (Docker's volume endpoints, the local driver). */
+  readonly volumes: EngineVolumes;
 
   constructor(options: EngineOptions = {}) {
     this.#ctx = new EngineContext(options);
     this.images = new EngineImages(this.#ctx);
     this.networks = new EngineNetworks(this.#ctx);
+    this.volumes = new EngineVolumes(this.#ctx);
   }
 
   /**
@@ -234,7 +239,7 @@ export class Engine {
   }
 
   /** Removes a container: refused while it runs unless `force`, which kills it first. */
-  remove(ref: string, options: { force?: boolean } = {}): Promise<ContainerRecord> {
+  remove(ref: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<ContainerRecord> {
     return removeContainer(this.#ctx, ref, options);
   }
 
@@ -265,6 +270,7 @@ export class Engine {
     limitsInForce: CgroupLimits | null;
     cgroupPath: string;
     networkSettings: NetworkSettingsView;
+    mounts: MountView[];
   } {
     const r = this.get(ref);
     let limitsInForce: CgroupLimits | null = null;
@@ -275,7 +281,13 @@ export class Engine {
         // ended meanwhile
       }
     }
-    return { ...r, limitsInForce, cgroupPath: cgroupPathOf(r), networkSettings: this.networks.settingsOf(r) };
+    return {
+      ...r,
+      limitsInForce,
+      cgroupPath: cgroupPathOf(r),
+      networkSettings: this.networks.settingsOf(r),
+      mounts: mountViews(this.#ctx, r),
+    };
   }
 
   /** The container's process tree with host PIDs and PIDs inside. */

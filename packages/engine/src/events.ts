@@ -4,7 +4,7 @@ import { EngineError } from './errors.js';
 
 /** One event of Docker's stream (`docker events --format json`, GET /events). */
 export interface EngineEvent {
-  Type: 'container' | 'image';
+  Type: 'container' | 'image' | 'volume';
   /** create, start, die, destroy, pause, unpause, kill, oom, rename; pull, push, load, import, tag, untag, delete, save. */
   Action: string;
   Actor: { ID: string; Attributes: Record<string, string> };

@@ -41,6 +41,17 @@ export {
   parseDuration,
 } from './health.js';
 export type { LogEntry, ReadLogsOptions } from './logs.js';
+export {
+  checkVolumeName,
+  type MountPoint,
+  type MountRequest,
+  mountPointOf,
+  parseMountFlag,
+  parseTmpfsFlag,
+  parseVolumeSpec,
+  parseVolumesFrom,
+} from './mount-parse.js';
+export type { MountCreateOptions, MountView } from './mounts.js';
 export { shortId } from './names.js';
 export type { EndpointConfig, NetworkCreateOptions, NetworkSettings } from './network-config.js';
 export type {
@@ -75,3 +86,4 @@ export { DEFAULT_SECCOMP_PROFILE } from './seccomp-default.js';
 export type { StatsSample, StatsStreamOptions } from './stats.js';
 export { describeStatus, since } from './status.js';
 export type { Pty } from './terminal.js';
+export type { EngineVolumes, VolumeCreateRequest, VolumeFilters, VolumeView } from './volumes.js';

@@ -10,6 +10,7 @@ import { cleanupStale, getUnionFs, mountAll, type UnionMount } from '@corral/uni
 import type { EngineContext } from './context.js';
 import { signalNumber } from './create.js';
 import { EngineError } from './errors.js';
+import { ociMounts, removeAnonymousVolumes } from './mounts.js';
 import { setupNetwork, teardownNetwork, writeEtc } from './network.js';
 import type { ContainerRecord } from './records.js';
 import { buildSpec } from './spec.js';
@@ -143,6 +144,7 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       const netns = net.netns;
       writeEtc(ctx, r, rootfs);
       const spec = buildSpec(r, rootfs, netns, o.consoleSize);
+      spec.mounts = [...(spec.mounts ?? []), ...ociMounts(ctx, r, rootfs)];
       writeFileSync(join(dir, 'bundle', 'config.json'), JSON.stringify(spec, null, 2));
       o.onStep?.('bundle');
       checkAborted(o.abort);
@@ -225,6 +227,7 @@ export async function finish(ctx: EngineContext, ref: string, exitCode: number):
   ctx.events.emit('container', 'die', done.id, { ...attrs, exitCode: String(exitCode) });
   if (done.hostConfig.autoRemove) {
     ctx.records.remove(done);
+    removeAnonymousVolumes(ctx, done);
     ctx.events.emit('container', 'destroy', done.id, attrs);
   }
 }
@@ -342,7 +345,8 @@ export async function stop(ctx: EngineContext, ref: string, timeoutSec?: number)
 export async function removeContainer(
   ctx: EngineContext,
   ref: string,
-  options: { force?: boolean } = {},
+  /** `volumes`: its anonymous volumes go too (`rm -v`). */
+  options: { force?: boolean; volumes?: boolean } = {},
 ): Promise<ContainerRecord> {
   let r = getRecord(ctx, ref);
   if (r.state.status === 'running') {
@@ -359,17 +363,23 @@ export async function removeContainer(
     await ctx.runtime.waitStopped(r.id).catch(() => true);
     r = await waitExited(ctx, r.id, 10_000).catch(() => r);
   }
-  await discard(ctx, r);
+  await discard(ctx, r, options.volumes);
   return r;
 }
 
 /** Takes away everything a container has: its runtime state, its mount, its folder and name. */
-export async function discard(ctx: EngineContext, r: ContainerRecord): Promise<void> {
+export async function discard(
+  ctx: EngineContext,
+  r: ContainerRecord,
+  /** Its anonymous volumes too (default: for an --rm container, as Docker's auto-remove). */
+  volumes = r.hostConfig.autoRemove,
+): Promise<void> {
   ctx.releasing.add(r.id);
   await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
   await teardownNetwork(ctx, r).catch(() => {});
   cleanupStale(ctx.rootfs(r.id));
   if (!ctx.records.read(r.id)) return;
   ctx.records.remove(r);
+  if (volumes) removeAnonymousVolumes(ctx, r);
   ctx.events.emit('container', 'destroy', r.id, { name: r.name, image: r.image });
 }

@@ -20,6 +20,7 @@ import { flock, LOCK } from '@corral/sys';
 import { EngineError } from './errors.js';
 import { NAME_RE, randomName } from './names.js';
 import type { HealthConfig, HealthState } from './health.js';
+import type { MountPoint } from './mount-parse.js';
 import type { ContainerNetwork } from './network-config.js';
 import type { RunRecordParts } from './run-options.js';
 
@@ -84,6 +85,8 @@ export interface ContainerRecord {
     resources: Resources;
     /** Its network (absent in records of versions before networking: the host's). */
     network?: ContainerNetwork;
+    /** Binds, volumes and tmpfs mounts, in the order planned (absent in older records: none). */
+    mounts?: MountPoint[];
   } & RunRecordParts['hostConfig'];
   state: {
     status: ContainerStatus;
