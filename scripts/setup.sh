@@ -35,3 +35,7 @@ fi
 
 pnpm install --frozen-lockfile --reporter=silent 2>/dev/null || pnpm install --reporter=silent
 pnpm exec turbo run build --output-logs=errors-only
+
+# The corral command at the root: a link to the CLI's bin, which runs its bundle (issue 15);
+# pnpm's shell shim in its place costs a shell and three helper programs per command.
+ln -sfn ../../apps/cli/bin/corral.cjs node_modules/.bin/corral

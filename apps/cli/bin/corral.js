@@ -1,2 +1,5 @@
-#!/usr/bin/env -S node --
-import '../dist/main.js';
+#!/usr/bin/env node
+// Kept for scripts that name it: the command is bin/corral.cjs (it runs the bundle).
+import { createRequire } from 'node:module';
+
+createRequire(import.meta.url)('./corral.cjs');

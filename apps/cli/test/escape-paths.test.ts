@@ -26,7 +26,7 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const bin = fileURLToPath(new URL('../bin/corral.js', import.meta.url));
+const bin = fileURLToPath(new URL('../bin/corral.cjs', import.meta.url));
 const racerScript = fileURLToPath(new URL('../../../packages/sys/test/swap-racer.mjs', import.meta.url));
 let racer: ChildProcess | null = null;
 afterEach(() => {

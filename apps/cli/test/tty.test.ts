@@ -5,7 +5,7 @@ import { Sandbox, until } from './helpers.js';
 
 const s = new Sandbox();
 afterAll(() => s.teardown());
-const bin = fileURLToPath(new URL('../bin/corral.js', import.meta.url));
+const bin = fileURLToPath(new URL('../bin/corral.cjs', import.meta.url));
 
 /** Runs the CLI on a terminal of its own (util-linux `script`), feeding `input` as keystrokes. */
 function onTerminal(args: string[], input = ''): Promise<{ status: number | null; out: string }> {

@@ -25,10 +25,33 @@ function loadKoffi(): typeof Koffi {
   return require('koffi') as typeof Koffi;
 }
 
-const koffi = loadKoffi();
+/**
+ * An object made on its first use. koffi (its native module, then libc's prototypes) costs
+ * about 10 ms to load: a process that never calls libc (`corral ps`, `corral --help`) never
+ * pays it. A proxy stands for the object. With `bind`, its methods are bound to it (a koffi
+ * library's native methods need their own `this`); a table of functions keeps them as they
+ * are (`fn.syncfs.async`).
+ */
+export function lazy<T extends object>(make: () => T, bind = false): T {
+  let real: T | undefined;
+  const bound = new Map<PropertyKey, unknown>();
+  return new Proxy({} as T, {
+    get(_, k) {
+      real ??= make();
+      const v = Reflect.get(real, k);
+      if (!bind || typeof v !== 'function') return v;
+      let b = bound.get(k);
+      if (b === undefined) bound.set(k, (b = v.bind(real)));
+      return b;
+    },
+    has: (_, k) => k in (real ??= make()),
+  });
+}
+
+const koffi: typeof Koffi = lazy(loadKoffi, true);
 
 /** libc, loaded once for the whole process. */
-const libc = koffi.load('libc.so.6');
+const libc = lazy(() => koffi.load('libc.so.6'), true);
 
 /**
  * Syscall numbers from 424 on, the same on every architecture: for calls glibc does not wrap
@@ -62,8 +85,9 @@ function nr(name: string): number {
   return n;
 }
 
-// One declaration per C prototype. syscall(2) is declared once per argument shape.
-export const fn = {
+// One declaration per C prototype, made on the first call of any. syscall(2) is declared once
+// per argument shape.
+export const fn = lazy(() => ({
   unshare: libc.func('int unshare(int flags)'),
   setns: libc.func('int setns(int fd, int nstype)'),
   mount: libc.func(
@@ -142,7 +166,7 @@ export const fn = {
   sys_i_s_u_p_z: libc.func(
     'long syscall(long nr, int dfd, const char *path, unsigned int flags, void *attr, size_t size)',
   ),
-} as const;
+}));
 
 /** errno of the last failed call on this thread. */
 export function errno(): number {

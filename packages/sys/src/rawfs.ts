@@ -4,7 +4,7 @@
 // since a server turns most of them into an answer and a lookup that misses is no error.
 import { arch } from 'node:process';
 import { SyscallError } from './errors.js';
-import { errno, koffi, libc } from './libc.js';
+import { errno, koffi, lazy, libc } from './libc.js';
 
 /** Syscall numbers that glibc does not wrap (or wraps only recently). */
 const NR: Record<string, Record<string, number>> = {
@@ -13,7 +13,7 @@ const NR: Record<string, Record<string, number>> = {
 };
 const nr = NR[arch] ?? NR.x64;
 
-const f = {
+const f = lazy(() => ({
   openat: libc.func('int openat(int dirfd, void *path, int flags, uint32_t mode)'),
   openat2: libc.func('long syscall(long nr, int dirfd, void *path, void *how, size_t size)'),
   statx: libc.func('int statx(int dirfd, void *path, int flags, uint32_t mask, void *out)'),
@@ -65,7 +65,7 @@ const f = {
   mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)'),
   munmap: libc.func('int munmap(void *addr, size_t len)'),
   msync: libc.func('int msync(void *addr, size_t len, int flags)'),
-} as const;
+}));
 
 /** A libc result: the value itself, or -errno when the call failed (returned -1). */
 const res = (r: number | bigint): number => {

@@ -1,5 +1,5 @@
 import { arch } from 'node:process';
-import { check, koffi, libc } from './libc.js';
+import { check, koffi, lazy, libc } from './libc.js';
 import { Assembler, type Insn, JEQ, JGE, JGT } from './seccomp-bpf.js';
 import { syscallTable } from './syscall-table.js';
 
@@ -228,8 +228,10 @@ export function compileSeccomp(
   return a.assemble();
 }
 
-koffi.struct('corral_sock_fprog', { len: 'uint16', filter: 'void *' });
-const prctlSeccomp = libc.func('int prctl(int option, unsigned long mode, corral_sock_fprog *prog)');
+const seccompFn = lazy(() => {
+  koffi.struct('corral_sock_fprog', { len: 'uint16', filter: 'void *' });
+  return { prctl: libc.func('int prctl(int option, unsigned long mode, corral_sock_fprog *prog)') };
+});
 
 /**
  * Installs a compiled filter on the calling thread and, through fork and exec, on everything
@@ -238,7 +240,7 @@ const prctlSeccomp = libc.func('int prctl(int option, unsigned long mode, corral
 export function loadSeccompFilter(program: Buffer): void {
   check(
     'prctl',
-    prctlSeccomp(22 /* PR_SET_SECCOMP */, 2 /* SECCOMP_MODE_FILTER */, {
+    seccompFn.prctl(22 /* PR_SET_SECCOMP */, 2 /* SECCOMP_MODE_FILTER */, {
       len: program.length / 8,
       filter: program,
     }),

@@ -1,26 +1,27 @@
 // Handing an fd to another process over a unix socket (SCM_RIGHTS), as an OCI runtime hands a
 // container's terminal to its caller (`--console-socket`): Node's net module cannot send fds.
 import { SyscallError } from './errors.js';
-import { check, koffi, libc } from './libc.js';
+import { check, koffi, lazy, libc } from './libc.js';
 
-const iovec = koffi.struct('corral_iovec', { base: 'void *', len: 'size_t' });
-// Declared by name for sendmsg's prototype below.
-koffi.struct('corral_msghdr', {
-  name: 'void *',
-  namelen: 'uint32_t',
-  iov: koffi.pointer(iovec),
-  iovlen: 'size_t',
-  control: 'void *',
-  controllen: 'size_t',
-  flags: 'int',
+const sock = lazy(() => {
+  const iovec = koffi.struct('corral_iovec', { base: 'void *', len: 'size_t' });
+  // Declared by name for sendmsg's prototype below.
+  koffi.struct('corral_msghdr', {
+    name: 'void *',
+    namelen: 'uint32_t',
+    iov: koffi.pointer(iovec),
+    iovlen: 'size_t',
+    control: 'void *',
+    controllen: 'size_t',
+    flags: 'int',
+  });
+  return {
+    socket: libc.func('int socket(int domain, int type, int protocol)'),
+    connect: libc.func('int connect(int fd, const void *addr, uint32_t len)'),
+    sendmsg: libc.func('intptr_t sendmsg(int fd, const corral_msghdr *msg, int flags)'),
+    close: libc.func('int close(int fd)'),
+  };
 });
-
-const sock = {
-  socket: libc.func('int socket(int domain, int type, int protocol)'),
-  connect: libc.func('int connect(int fd, const void *addr, uint32_t len)'),
-  sendmsg: libc.func('intptr_t sendmsg(int fd, const corral_msghdr *msg, int flags)'),
-  close: libc.func('int close(int fd)'),
-} as const;
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;

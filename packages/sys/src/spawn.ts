@@ -5,9 +5,9 @@
 // no_new_privs and seccomp filter (child_process.spawn would do the same from the main
 // thread, but cannot make a terminal the child's controlling terminal).
 import { SyscallError } from './errors.js';
-import { check, fn, libc, nr } from './libc.js';
+import { check, fn, lazy, libc, nr } from './libc.js';
 
-const spawnFn = {
+const spawnFn = lazy(() => ({
   actionsInit: libc.func('int posix_spawn_file_actions_init(void *fa)'),
   actionsDestroy: libc.func('int posix_spawn_file_actions_destroy(void *fa)'),
   addOpen: libc.func(
@@ -22,7 +22,7 @@ const spawnFn = {
   spawn: libc.func(
     'int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)',
   ),
-} as const;
+}));
 
 /** glibc's POSIX_SPAWN_* flags. */
 const SETSIGDEF = 0x04;

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { type ExecOptions, exec, must, type Result } from './exec.js';
 
 /** The corral CLI of this work tree (apps/cli, built by the workspace build). */
-export const corralBin = fileURLToPath(new URL('../../../apps/cli/bin/corral.js', import.meta.url));
+export const corralBin = fileURLToPath(new URL('../../../apps/cli/bin/corral.cjs', import.meta.url));
 
 // `--` first: Node 20 reads a `--env-file FILE` anywhere in its argv (a missing FILE ends it
 // with "node: FILE: not found"), even after the script's name; not after `--`.

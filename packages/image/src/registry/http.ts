@@ -55,11 +55,14 @@ export function tooManyRedirects(url: URL): RegistryError {
 export function timeoutError(ms: number): Error {
   return Object.assign(new Error(`no answer for ${Math.round(ms / 1000)} s`), { code: 'ETIMEDOUT' });
 }
-const agents = {
-  http: new http.Agent({ keepAlive: true, maxSockets: 16 }),
-  https: new https.Agent({ keepAlive: true, maxSockets: 16 }),
-  httpsInsecure: new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false }),
-};
+// Made on the first request: a process that never talks to a registry never loads node:http.
+let agentsMade: { http: http.Agent; https: https.Agent; httpsInsecure: https.Agent } | undefined;
+const agents = () =>
+  (agentsMade ??= {
+    http: new http.Agent({ keepAlive: true, maxSockets: 16 }),
+    https: new https.Agent({ keepAlive: true, maxSockets: 16 }),
+    httpsInsecure: new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false }),
+  });
 
 /** Network failures as a RegistryError that names the host and says what to check. */
 export function networkError(host: string, e: unknown): RegistryError {
@@ -108,7 +111,8 @@ export async function httpRequest(url: URL, opts: HttpRequestOptions): Promise<H
 
 function once(url: URL, opts: HttpRequestOptions, headers: Record<string, string>): Promise<HttpResponse> {
   const isHttps = url.protocol === 'https:';
-  const agent = isHttps ? (opts.insecureTls ? agents.httpsInsecure : agents.https) : agents.http;
+  const a = agents();
+  const agent = isHttps ? (opts.insecureTls ? a.httpsInsecure : a.https) : a.http;
   const mod = isHttps ? https : http;
   const body = typeof opts.body === 'function' ? opts.body() : opts.body;
   const allHeaders = { ...headers };

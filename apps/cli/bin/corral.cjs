@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// The bundle (../../scripts/bundle.mjs) when the build made one: one CommonJS file, so that a
+// command neither starts the ESM loader nor loads the modules it does not use (issue 15).
+const { existsSync } = require('node:fs');
+const { join } = require('node:path');
+
+const bundled = join(__dirname, '../dist/bundle/corral.cjs');
+if (existsSync(bundled)) require(bundled);
+else import('../dist/main.js');

@@ -1,0 +1,168 @@
+// Bundles a process's entry point (after tsc) into one CommonJS file, for a faster Node start
+// (issue 15): one file read and no ESM loader instead of resolving and evaluating ~100 modules.
+// Used by apps/cli (the corral command) and packages/engine (the watcher); the packages' own
+// dist stays as it is for npm users. Generic on purpose: whatever an entry imports is followed,
+// so new commands, flags or modules need nothing here.
+//   node ../../scripts/bundle.mjs dist/main.js=dist/bundle/corral [more ENTRY=OUT pairs]
+// writes dist/bundle/corral.cjs (or .mjs for an entry with a top-level await, which CommonJS
+// cannot have; it keeps the rest but loads its builtins eagerly); entries that do not exist are
+// skipped.
+// - koffi stays external: its native module is found from @corral/sys, its dependency.
+// - Every module keeps its own import.meta.url (the file it was built from, relative to the
+//   bundle), so what a package finds beside itself (the runtime's init bundle, pidns's
+//   supervisor, unionfs's workers) is found as from its dist; a process script beside it that
+//   its package bundled (the engine's watcher) is started as that bundle.
+// - corral's packages are side-effect free for the bundler (what nothing uses is dropped); an
+//   app's own modules are not (the CLI imports early.js for its effect).
+// - Builtins beyond fs/path/url and third-party CommonJS packages (tar-stream) load on first
+//   use, so a command that never touches HTTP, child processes or archives never loads them.
+// - A module that is import()ed is evaluated when the import() runs, not at start.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const workspace = [join(repo, 'packages'), join(repo, 'apps')];
+const libraries = `${join(repo, 'packages')}/`;
+const ours = (p) => workspace.some((w) => p.startsWith(`${w}/`)) && !p.includes('/node_modules/');
+/** Builtins Node has loaded before any user code runs: nothing to gain by deferring them. */
+const EAGER = new Set(['fs', 'path', 'url', 'process']);
+
+/** @type {import('esbuild').Plugin} */
+const sideEffectFree = {
+  name: 'corral-side-effect-free',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, async (args) => {
+      if (args.pluginData?.again || args.kind === 'entry-point') return undefined;
+      const r = await b.resolve(args.path, {
+        kind: args.kind,
+        resolveDir: args.resolveDir,
+        importer: args.importer,
+        pluginData: { again: true },
+      });
+      if (r.errors.length || r.external || !r.path.startsWith(libraries)) return r;
+      return { ...r, sideEffects: false };
+    });
+  },
+};
+
+/** import.meta.url of each of our modules: its built file, found relative to the bundle. */
+function ownUrls(outdir) {
+  return {
+    name: 'corral-own-urls',
+    setup(b) {
+      b.onLoad({ filter: /\.js$/ }, (args) => {
+        if (!ours(args.path)) return undefined;
+        let src = readFileSync(args.path, 'utf8');
+        if (!src.includes('import.meta.url')) return { contents: src, loader: 'js' };
+        // A process script beside the module (`new URL('./keeper.js', import.meta.url)`) that its
+        // package bundled is started as its bundle.
+        src = src.replace(/new URL\((['"])\.\/([\w-]+)\.js\1, import\.meta\.url\)/g, (all, _q, name) => {
+          const ext = ['cjs', 'mjs'].find((e) =>
+            existsSync(join(dirname(args.path), 'bundle', `${name}.${e}`)),
+          );
+          return ext ? `new URL('./bundle/${name}.${ext}', import.meta.url)` : all;
+        });
+        const rel = JSON.stringify(relative(outdir, args.path));
+        return { contents: src.replaceAll('import.meta.url', `__corralUrl(${rel})`), loader: 'js' };
+      });
+    },
+  };
+}
+
+const helpers = [
+  'const __corralUrl = (rel) => require("node:url").pathToFileURL(require("node:path").join(__dirname, rel)).href;',
+  // A builtin as an ES namespace: its properties through the prototype, `default` the module.
+  'const __corralNs = (m) => Object.create(m, { default: { value: m } });',
+  // A module loaded on its first use; `esm`: an import's default is the module itself.
+  'const __corralLazy = (load, esm) => { let m; const get = () => (m ??= load()); return new Proxy({}, { get: (_, k) => (esm && k === "default" ? get() : get()[k]), has: (_, k) => k in get() }); };',
+];
+const banners = {
+  cjs: ['"use strict";', ...helpers].join('\n'),
+  // An ES module has neither require nor __dirname: made from its own URL.
+  esm: [
+    'import { createRequire as __corralCreateRequire } from "node:module";',
+    'const require = __corralCreateRequire(import.meta.url);',
+    'const __dirname = require("node:path").dirname(require("node:url").fileURLToPath(import.meta.url));',
+    ...helpers,
+  ].join('\n'),
+};
+
+/** Rewrites the bundle's eager requires of builtins and packages into lazy ones. */
+function deferRequires(file) {
+  let s = readFileSync(file, 'utf8');
+  // Only the bundle's top level (ES modules as esbuild hoists them): inside a CommonJS package a
+  // required value may be a class or function, which a proxy cannot stand for.
+  s = s.replace(/^var (\w+) = (__toESM\()?require\("(node:)?([\w/]+)"\)\)?;$/gm, (all, v, esm, _n, id) => {
+    if (!EAGER.has(id)) return `var ${v} = __corralLazy(() => require("node:${id}"), ${Boolean(esm)});`;
+    // `import * as fs`: esbuild's __toESM copies fs's hundred properties, once per module.
+    return esm ? `var ${v} = __corralNs(require("node:${id}"));` : all;
+  });
+  s = s.replace(
+    /^var (\w+) = __toESM\((require_\w+)\(\)\);$/gm,
+    (_a, v, fn) => `var ${v} = __corralLazy(${fn}, true);`,
+  );
+  writeFileSync(file, s);
+}
+
+/**
+ * Bundles `entry` (a built .js) into `out` + `.cjs`; an entry that awaits at its top level
+ * (CommonJS cannot) into `out` + `.mjs`. Returns the file written.
+ */
+export async function bundleOne(entry, out) {
+  const outdir = dirname(out);
+  mkdirSync(outdir, { recursive: true });
+  const options = (format) => ({
+    entryPoints: [entry],
+    metafile: analyze,
+    outfile: `${out}.${format === 'cjs' ? 'cjs' : 'mjs'}`,
+    bundle: true,
+    format,
+    platform: 'node',
+    target: 'node20',
+    external: ['koffi'],
+    banner: { js: banners[format] },
+    plugins: [sideEffectFree, ownUrls(outdir)],
+    logLevel: 'silent',
+  });
+  for (const f of [`${out}.cjs`, `${out}.mjs`]) rmSync(f, { force: true });
+  let r;
+  let o = options('cjs');
+  try {
+    r = await build(o);
+    deferRequires(o.outfile);
+  } catch (e) {
+    if (!e.errors?.some((x) => /top-level await/i.test(x.text))) throw e;
+    o = options('esm');
+    r = await build(o);
+  }
+  const outfile = o.outfile;
+  // --analyze: the bytes each package adds, biggest first.
+  if (r.metafile) {
+    const by = new Map();
+    for (const [k, v] of Object.entries(r.metafile.outputs[relative(process.cwd(), outfile)].inputs)) {
+      const key = k
+        .replace(/^.*?(packages|apps|node_modules\/\.pnpm)\//, '')
+        .split('/')
+        .slice(0, 3)
+        .join('/');
+      by.set(key, (by.get(key) ?? 0) + v.bytesInOutput);
+    }
+    for (const [k, v] of [...by].sort((a, b) => b[1] - a[1]).slice(0, 30))
+      console.log(`${(v / 1024).toFixed(0).padStart(6)} KiB  ${k}`);
+  }
+  return outfile;
+}
+
+const analyze = process.argv.includes('--analyze');
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  for (const pair of process.argv.slice(2).filter((a) => a !== '--analyze')) {
+    const [entry, out] = pair.split('=');
+    // An entry the package does not have (yet, or any more: a dist file left by an older build
+    // whose source is gone) is skipped: a package's build lists its processes.
+    const source = entry.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts');
+    if (existsSync(entry) && (source === entry || existsSync(source)))
+      await bundleOne(resolve(entry), resolve(out));
+  }
+}
