@@ -130,6 +130,29 @@ describe('corrald API', () => {
     expect(containerDirs(d.root)).toEqual([]);
   });
 
+  it('never opens a file a SecurityOpt seccomp names: profiles come inline (canary profile and secret)', async () => {
+    // Were the path read, this valid profile would be taken and the create answered 201.
+    const dir = join(d.root, '..', 'seccomp-canary');
+    mkdirSync(dir, { recursive: true });
+    const profile = join(dir, 'allow.json');
+    writeFileSync(profile, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW' }));
+    const secret = join(dir, 'secret');
+    writeFileSync(secret, 'CANARY-91c2 not json');
+    for (const path of [profile, secret]) {
+      const r = await create({ Image: 'busybox', Cmd: ['true'], HostConfig: { SecurityOpt: [`seccomp=${path}`] } });
+      expect([r.status, r.json().message]).toEqual([400, expect.stringContaining('must be inline JSON')]);
+      expect(r.text).not.toContain('CANARY');
+    }
+    expect(containerDirs(d.root)).toEqual([]);
+    const inline = await create({
+      Image: 'busybox',
+      Cmd: ['true'],
+      HostConfig: { NetworkMode: 'none', SecurityOpt: [`seccomp=${readFileSync(profile, 'utf8')}`] },
+    });
+    expect(inline.status).toBe(201);
+    expect((await d.api('DELETE', `/containers/${inline.json().Id}`)).status).toBe(204);
+  });
+
   it('survives a bounded fuzz of paths and bodies and leaves no half-made container', async () => {
     const paths = [
       '/containers/create',

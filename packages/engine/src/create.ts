@@ -12,7 +12,7 @@ import { pullImage } from './images.js';
 import { type MountCreateOptions, planMounts, removeVolumes } from './mounts.js';
 import type { ContainerRecord, Resources } from './records.js';
 import { checkRunSettings, type RunSettings } from './run-options.js';
-import { seccompOption } from './seccomp.js';
+import { type SeccompChoice, seccompOption } from './seccomp.js';
 import { capabilityNames } from './spec.js';
 
 export interface CreateContainerOptions extends MountCreateOptions, NetworkCreateOptions, RunSettings {
@@ -26,14 +26,18 @@ export interface CreateContainerOptions extends MountCreateOptions, NetworkCreat
   capDrop?: string[];
   /**
    * Docker's default seccomp profile (`default`), none (`unconfined`), or a profile in Docker's
-   * format read from a file (`--security-opt seccomp=FILE`), checked and resolved at create.
+   * format: `{ profile }` its JSON text (or the parsed object), `{ file }` a file this process
+   * reads (the command line's `--security-opt seccomp=FILE`). Checked and resolved at create.
    */
-  seccomp?: 'default' | 'unconfined' | { file: string };
+  seccomp?: SeccompChoice;
   /** no_new_privs: setuid binaries and file capabilities grant nothing. */
   noNewPrivileges?: boolean;
   /**
-   * Docker's SecurityOpt strings (`seccomp=unconfined|builtin|FILE`, `no-new-privileges`),
-   * parsed here; they override `seccomp` and `noNewPrivileges`.
+   * Docker API's SecurityOpt strings, parsed here (parseSecurityOpts 'api'):
+   * `seccomp=unconfined|builtin|<profile JSON>` (the profile inline, as the docker CLI sends it:
+   * nothing here opens a file a client names) and `no-new-privileges`. They override `seccomp`
+   * and `noNewPrivileges`. A front-end whose users name profile files parses its flag with
+   * parseSecurityOpts(opts, 'cli') and passes `seccomp` instead.
    */
   securityOpt?: string[];
   /** Replaces the image's entrypoint ('' for none); the image's Cmd is then dropped too. */
@@ -74,24 +78,36 @@ export interface CreateContainerOptions extends MountCreateOptions, NetworkCreat
 }
 
 /**
- * Docker's --security-opt values corral knows (`seccomp=unconfined|builtin|FILE`,
- * `no-new-privileges`); anything else is refused, not silently ignored.
+ * Docker's security options corral knows: `seccomp=unconfined`, `seccomp=builtin`, a profile,
+ * `no-new-privileges`; anything else is refused, not silently ignored. The profile is written
+ * as each of Docker's two front doors takes it: `cli`, the command line's `seccomp=FILE` (a
+ * path, relative to this process's folder, read at create, as the docker CLI reads it); `api`,
+ * the Engine API's `seccomp=<JSON>` (the docker CLI sends the file's content): a value that is
+ * not a JSON object is refused there and never opened as a file.
  */
 export function parseSecurityOpts(
   opts: readonly string[],
+  form: 'api' | 'cli' = 'api',
 ): Pick<CreateContainerOptions, 'seccomp' | 'noNewPrivileges'> {
   const out: Pick<CreateContainerOptions, 'seccomp' | 'noNewPrivileges'> = {};
+  const flag = form === 'cli' ? '--security-opt' : 'SecurityOpt';
   for (const o of opts) {
     const seccomp = /^seccomp[=:](.*)$/s.exec(o)?.[1];
     if (seccomp === 'unconfined') out.seccomp = 'unconfined';
     else if (seccomp === 'builtin') out.seccomp = 'default';
-    else if (seccomp) out.seccomp = { file: resolve(seccomp) };
+    else if (seccomp && form === 'cli') out.seccomp = { file: resolve(seccomp) };
+    else if (seccomp?.trimStart().startsWith('{')) out.seccomp = { profile: seccomp };
+    else if (seccomp)
+      throw new EngineError(
+        'InvalidArgument',
+        `${flag} seccomp: the profile must be inline JSON (a client reads a profile file and sends its content), or unconfined or builtin`,
+      );
     else if (o === 'no-new-privileges' || o === 'no-new-privileges=true' || o === 'no-new-privileges:true')
       out.noNewPrivileges = true;
     else
       throw new EngineError(
         'InvalidArgument',
-        `unsupported --security-opt ${o}: seccomp=unconfined|builtin|FILE or no-new-privileges`,
+        `unsupported ${flag} ${o}: seccomp=unconfined|builtin|${form === 'cli' ? 'FILE' : 'PROFILE-JSON'} or no-new-privileges`,
       );
   }
   return out;

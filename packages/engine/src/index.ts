@@ -80,6 +80,7 @@ export {
   type DockerSeccompProfile,
   loadSeccompProfile,
   resolveSeccompProfile,
+  type SeccompChoice,
   type SeccompTarget,
 } from './seccomp.js';
 export { DEFAULT_SECCOMP_PROFILE } from './seccomp-default.js';

@@ -76,7 +76,8 @@ export interface ContainerRecord {
     capDrop: string[];
     /**
      * `unconfined` (--security-opt seccomp=unconfined), `default` (Docker's profile, resolved
-     * at each start), or `custom` (--security-opt seccomp=FILE, resolved at create).
+     * at each start), or `custom` (a profile given at create, from a file or inline JSON,
+     * resolved then).
      */
     seccomp: 'default' | 'unconfined' | 'custom';
     /** The custom profile, resolved against the container's capabilities. */

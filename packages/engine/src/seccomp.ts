@@ -230,13 +230,46 @@ export function checkedProfile(
   }
 }
 
-/** The record's seccomp fields for a create option: a FILE is read, checked and resolved now. */
+/**
+ * A profile given as its JSON text (the Engine API's SecurityOpt `seccomp=<JSON>`), or already
+ * parsed, resolved for a container like loadSeccompProfile's file.
+ */
+export function inlineSeccompProfile(
+  profile: string | DockerSeccompProfile,
+  target: SeccompTarget,
+): OciSeccomp | undefined {
+  const fail = (what: string): never => {
+    throw new EngineError('InvalidArgument', `seccomp profile (inline): ${what}`);
+  };
+  if (typeof profile !== 'string') return checkedProfile(profile, target, fail);
+  if (Buffer.byteLength(profile) > MAX_PROFILE_BYTES) fail(`larger than ${MAX_PROFILE_BYTES} bytes`);
+  let parsed: DockerSeccompProfile;
+  try {
+    parsed = parseJsonExact(profile) as DockerSeccompProfile;
+  } catch (e) {
+    return fail(`not valid JSON: ${(e as Error).message}`);
+  }
+  return checkedProfile(parsed, target, fail);
+}
+
+/**
+ * A container's seccomp as asked at create: Docker's default profile, none, or a profile in
+ * Docker's format, inline (`profile`: its JSON text or object) or in a file this process reads.
+ */
+export type SeccompChoice =
+  | 'default'
+  | 'unconfined'
+  | { file: string }
+  | { profile: string | DockerSeccompProfile };
+
+/** The record's seccomp fields for a create option: a profile is read, checked and resolved now. */
 export function seccompOption(
-  option: 'default' | 'unconfined' | { file: string } | undefined,
+  option: SeccompChoice | undefined,
   caps: readonly string[],
 ): { seccomp: 'default' | 'unconfined' | 'custom'; seccompProfile?: OciSeccomp } {
   if (option === undefined || option === 'default') return { seccomp: 'default' };
   if (option === 'unconfined') return { seccomp: 'unconfined' };
-  const seccompProfile = loadSeccompProfile(option.file, { caps });
+  const seccompProfile =
+    'file' in option ? loadSeccompProfile(option.file, { caps }) : inlineSeccompProfile(option.profile, { caps });
   return seccompProfile ? { seccomp: 'custom', seccompProfile } : { seccomp: 'unconfined' };
 }

@@ -7,6 +7,7 @@ import {
   formatTree,
   type ProcessHandle,
   parseBytes,
+  parseSecurityOpts,
   parseCpus,
   parseMemorySwap,
   type Resources,
@@ -72,7 +73,8 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
     privileged: bool(a, 'privileged'),
     capAdd: list(a, 'cap-add'),
     capDrop: list(a, 'cap-drop'),
-    securityOpt: list(a, 'security-opt'),
+    // Profiles are files here, read at create, as the docker CLI reads them.
+    ...parseSecurityOpts(list(a, 'security-opt'), 'cli'),
     autoRemove: bool(a, 'rm'),
     readonlyRootfs: bool(a, 'read-only'),
     storageDriver: str(a, 'storage-driver'),

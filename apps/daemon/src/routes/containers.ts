@@ -1,6 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { EngineError } from '@corral/engine';
 import { bad, filtersParam, flag, intParam, jsonBody, sendEmpty, sendJson } from '../http.js';
 import type { Route } from '../server.js';
@@ -57,26 +54,12 @@ export const containerRoutes: Route[] = [
       const platform = call.query.get('platform');
       if (platform && platform !== 'linux' && !platform.startsWith(`linux/`))
         throw bad(`platform ${platform} is not supported`);
+      // SecurityOpt goes to the engine as the API sends it: a seccomp profile is inline JSON
+      // (the docker CLI reads the file), never a path on this machine.
       const options = createOptions(body, call.query.get('name') ?? undefined);
-      // The docker CLI sends a seccomp profile's JSON itself; the engine reads profiles from
-      // files at create: it gets a private copy, removed once the container is made.
-      let profile: string | null = null;
-      options.securityOpt = options.securityOpt?.map((o) => {
-        const json = /^seccomp[=:](\{.*)$/s.exec(o)?.[1];
-        if (!json) return o;
-        mkdirSync(join(d.info.execRoot, 'seccomp'), { recursive: true, mode: 0o700 });
-        profile = join(d.info.execRoot, 'seccomp', `${randomBytes(8).toString('hex')}.json`);
-        writeFileSync(profile, json, { mode: 0o600 });
-        return `seccomp=${profile}`;
-      });
       if (d.info.cgroupParent && !options.resources?.cgroupParent)
         options.resources = { ...options.resources, cgroupParent: d.info.cgroupParent };
-      let r: Awaited<ReturnType<typeof d.engine.create>>;
-      try {
-        r = await d.engine.create(options);
-      } finally {
-        if (profile) rmSync(profile, { force: true });
-      }
+      const r = await d.engine.create(options);
       sendJson(call, 201, { Id: r.id, Warnings: [] });
     },
   ],
