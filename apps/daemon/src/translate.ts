@@ -12,6 +12,7 @@ type NetView = {
 
 import { statusOf } from '@corral/engine';
 import { bad } from './http.js';
+import { configRunJson, healthJson, hostRunJson, runSettingsOf } from './translate-run.js';
 
 type Json = Record<string, unknown>;
 
@@ -30,17 +31,10 @@ const UNSUPPORTED_HOST = [
   'Mounts',
   'Links',
   'VolumesFrom',
-  'Devices',
   'DeviceRequests',
   'DeviceCgroupRules',
-  'GroupAdd',
   'Tmpfs',
-  'Sysctls',
-  'Ulimits',
   'StorageOpt',
-  'ShmSize',
-  'OomScoreAdj',
-  'OomKillDisable',
   'KernelMemory',
   'KernelMemoryTCP',
   'MemorySwappiness',
@@ -68,7 +62,7 @@ const UNSUPPORTED_HOST = [
 ] as const;
 
 /** Config fields corral does not do yet (non-empty values are refused). */
-const UNSUPPORTED_CONFIG = ['Volumes', 'Labels', 'Healthcheck', 'OnBuild', 'Shell', 'ArgsEscaped_'] as const;
+const UNSUPPORTED_CONFIG = ['Volumes', 'OnBuild', 'Shell', 'ArgsEscaped_'] as const;
 
 const MODE_OK: Record<string, string[]> = {
   PidMode: [''],
@@ -116,9 +110,6 @@ export function createOptions(body: Json, name: string | undefined): CreateConta
   const restart = host.RestartPolicy as Json | undefined;
   if (restart && restart.Name && restart.Name !== 'no')
     throw bad(`HostConfig.RestartPolicy ${String(restart.Name)} is not supported by corral`);
-  const logConfig = host.LogConfig as Json | undefined;
-  if (logConfig?.Type && logConfig.Type !== 'json-file')
-    throw bad(`HostConfig.LogConfig.Type ${String(logConfig.Type)} is not supported by corral (json-file)`);
   const network = networkOptions(host, (body.NetworkingConfig as Json | undefined)?.EndpointsConfig);
   const image = str(body.Image, 'Image');
   if (!image) throw bad('Config.Image is required');
@@ -168,6 +159,7 @@ export function createOptions(body: Json, name: string | undefined): CreateConta
     securityOpt: asStrings(host.SecurityOpt, 'SecurityOpt'),
     resources,
     ...network,
+    ...runSettingsOf(host, body),
   };
 }
 
@@ -240,7 +232,7 @@ export function summaryJson(r: ContainerRecord, status: string, ports: PortMappi
       PublicPort: p.hostPort,
       Type: p.protocol,
     })),
-    Labels: {},
+    Labels: r.config.labels ?? {},
     State: statusOf(r),
     Status: status,
     HostConfig: { NetworkMode: r.hostConfig.network?.mode ?? 'default' },
@@ -290,6 +282,7 @@ export function inspectJson(
       Error: s.error ?? '',
       StartedAt: s.startedAt ?? ZERO_TIME,
       FinishedAt: s.finishedAt ?? ZERO_TIME,
+      ...healthJson(r),
     },
     Image: r.imageId ?? '',
     ResolvConfPath: '',
@@ -330,6 +323,7 @@ export function inspectJson(
       CpusetMems: res.cpusetMems ?? '',
       PidsLimit: res.pidsLimit ?? null,
       BlkioWeight: res.blkioWeight ?? 0,
+      ...hostRunJson(r),
       Binds: null,
       PortBindings: {},
     },
@@ -352,7 +346,7 @@ export function inspectJson(
       WorkingDir: r.config.workdir,
       Entrypoint: null,
       OnBuild: null,
-      Labels: {},
+      ...configRunJson(r),
       StopSignal: r.config.stopSignal,
       StopTimeout: r.config.stopTimeout,
     },

@@ -6,12 +6,15 @@ import { createOptions, inspectJson, summaryJson } from '../translate.js';
 
 const ID = '([^/]+)';
 
-/** GET /containers/json filters (Docker's): id, name, status, exited, ancestor. */
+/** GET /containers/json filters (Docker's): id, name, status, exited, ancestor, label. */
 function listFiltered(d: DaemonState, all: boolean, filters: Record<string, string[]>) {
   for (const k of Object.keys(filters))
-    if (!['id', 'name', 'status', 'exited', 'ancestor', 'before', 'since'].includes(k))
+    if (!['id', 'name', 'status', 'exited', 'ancestor', 'before', 'since', 'label'].includes(k))
       throw bad(`invalid filter '${k}'`);
-  const rows = d.engine.list({ all: all || Object.keys(filters).length > 0 });
+  const rows = d.engine.list({
+    all: all || Object.keys(filters).length > 0,
+    filters: { label: filters.label ?? [] },
+  });
   const out = [];
   for (const c of rows) {
     let r: ReturnType<DaemonState['engine']['get']>;
