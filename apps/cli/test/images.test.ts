@@ -21,7 +21,8 @@ describe('corral run IMAGE', () => {
   });
 
   it('says clearly that an unknown image is not there', async () => {
-    const r = await s.corral(['run', '--rm', 'no-such-image:1']);
+    // --pull never: the default would ask Docker Hub, off this machine (run-pull.test.ts pulls).
+    const r = await s.corral(['run', '--rm', '--pull', 'never', 'no-such-image:1']);
     expect(r.status).toBe(125);
     expect(r.stderr).toContain("Unable to find image 'no-such-image:1' locally");
   });
