@@ -34,17 +34,24 @@ function loadKoffi(): typeof Koffi {
  */
 export function lazy<T extends object>(make: () => T, bind = false): T {
   let real: T | undefined;
+  const target = (): T => {
+    real ??= make();
+    return real;
+  };
   const bound = new Map<PropertyKey, unknown>();
   return new Proxy({} as T, {
     get(_, k) {
-      real ??= make();
-      const v = Reflect.get(real, k);
+      const t = target();
+      const v = Reflect.get(t, k);
       if (!bind || typeof v !== 'function') return v;
       let b = bound.get(k);
-      if (b === undefined) bound.set(k, (b = v.bind(real)));
+      if (b === undefined) {
+        b = v.bind(t);
+        bound.set(k, b);
+      }
       return b;
     },
-    has: (_, k) => k in (real ??= make()),
+    has: (_, k) => k in target(),
   });
 }
 
