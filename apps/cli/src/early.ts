@@ -1,35 +1,39 @@
 // main.ts imports this module first, so it runs before the rest of the CLI loads: for an
-// attached `corral run`, the container's init is started now and its Node start-up overlaps
-// the CLI's own (loading the engine, resolving the image, mounting the root).
+// attached `corral run`, the container's keeper is started now (it starts the init at once),
+// and their Node start-ups overlap the CLI's own (loading the engine, resolving the image,
+// mounting the root). The keeper outlives this process if it is killed: see keeper.ts.
 
-import { type Pid1Process, spawnInit } from '@corral/engine/init-ahead';
+import { KeeperClient } from '@corral/engine/init-ahead';
 import { parseArgs } from './args.js';
 import { createFlags } from './commands/run-flags.js';
 
-function attachedRun(argv: string[]): boolean {
+/** The program's stdin for an attached run that can have its keeper started now, or null. */
+function attachedRun(argv: string[]): 0 | 'ignore' | null {
   let i = 0;
   while (argv[i]?.startsWith('--root')) i += argv[i].includes('=') ? 1 : 2;
-  if (argv[i] !== 'run') return false;
+  if (argv[i] !== 'run') return null;
   try {
     const { flags } = parseArgs(argv.slice(i + 1), createFlags, true);
     // A terminal (-t) needs an init started on the pty, not one started now.
     // -a: the program gets only some of our streams, not all three as an init started now.
-    return flags.detach !== true && flags.tty !== true && flags.attach === undefined;
+    if (flags.detach === true || flags.tty === true || flags.attach !== undefined) return null;
+    return flags.interactive === true ? 0 : 'ignore';
   } catch {
-    return false; // the command itself will report the error
+    return null; // the command itself will report the error
   }
 }
 
-let parked: Pid1Process | null = attachedRun(process.argv.slice(2)) ? spawnInit({ stdio: 'inherit' }) : null;
+const stdin = attachedRun(process.argv.slice(2));
+let parked: KeeperClient | null = stdin === null ? null : new KeeperClient('attached', [stdin, 1, 2]);
 
-/** The init started ahead for this run, once; null when there is none or it was taken. */
-export function takeParkedInit(): Pid1Process | undefined {
+/** The keeper started ahead for this run, once; undefined when there is none or it was taken. */
+export function takeParkedKeeper(): KeeperClient | undefined {
   const p = parked ?? undefined;
   parked = null;
   return p;
 }
 
-/** Ends the init started ahead if nobody took it (the run failed before it). */
+/** Ends the keeper started ahead if nobody took it (the run failed before it): its init goes too. */
 export function releaseParkedInit(): void {
-  takeParkedInit()?.kill('SIGKILL');
+  takeParkedKeeper()?.kill();
 }

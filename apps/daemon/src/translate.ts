@@ -107,9 +107,8 @@ export function createOptions(body: Json, name: string | undefined): CreateConta
     if (typeof v !== 'string' || !ok.includes(v))
       throw bad(`HostConfig.${f}=${String(v)} is not supported by corral`);
   }
+  // Applied by the container's keeper (the engine checks the name and count: a 400 when bad).
   const restart = host.RestartPolicy as Json | undefined;
-  if (restart && restart.Name && restart.Name !== 'no')
-    throw bad(`HostConfig.RestartPolicy ${String(restart.Name)} is not supported by corral`);
   const network = networkOptions(host, (body.NetworkingConfig as Json | undefined)?.EndpointsConfig);
   const image = str(body.Image, 'Image');
   if (!image) throw bad('Config.Image is required');
@@ -151,6 +150,14 @@ export function createOptions(body: Json, name: string | undefined): CreateConta
     stopSignal: str(body.StopSignal, 'StopSignal'),
     stopTimeout: typeof stopTimeout === 'number' ? stopTimeout : undefined,
     autoRemove: host.AutoRemove === true,
+    ...(restart?.Name
+      ? {
+          restart: {
+            name: String(restart.Name),
+            maximumRetryCount: Number(restart.MaximumRetryCount ?? 0),
+          },
+        }
+      : {}),
     privileged: host.Privileged === true,
     readonlyRootfs: host.ReadonlyRootfs === true,
     init: host.Init === true,
@@ -274,7 +281,7 @@ export function inspectJson(
       Status: statusOf(r),
       Running: s.status === 'running',
       Paused: s.paused,
-      Restarting: false,
+      Restarting: s.restarting === true,
       OOMKilled: s.oomKilled,
       Dead: false,
       Pid: s.pid,
@@ -290,7 +297,7 @@ export function inspectJson(
     HostsPath: '',
     LogPath: logPath,
     Name: `/${r.name}`,
-    RestartCount: 0,
+    RestartCount: s.restartCount ?? 0,
     Driver: r.hostConfig.storageDriver,
     Platform: 'linux',
     MountLabel: '',
@@ -309,7 +316,10 @@ export function inspectJson(
       ],
       Init: r.config.init,
       NetworkMode: net?.mode ?? 'default',
-      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+      RestartPolicy: {
+        Name: r.hostConfig.restartPolicy?.name ?? 'no',
+        MaximumRetryCount: r.hostConfig.restartPolicy?.maximumRetryCount ?? 0,
+      },
       LogConfig: { Type: 'json-file', Config: {} },
       CgroupParent: res.cgroupParent ?? '',
       Memory: res.memory ?? 0,

@@ -7,17 +7,16 @@ import { checkEnv } from './create.js';
 import { EngineError } from './errors.js';
 import {
   discard,
-  finish,
+  finishAttached,
   fromRuntime,
   getRecord,
   type LaunchStep,
   launch,
   runningRecord,
 } from './lifecycle.js';
-import { LogWriter } from './logs.js';
+import { KeeperClient } from './keeper-client.js';
 import { capabilitiesFor, containerEnv, resolveUser } from './spec.js';
-import { openPty, type Pty, terminalOutput } from './terminal.js';
-import { reportToParent, type WatcherMessage } from './watcher-protocol.js';
+import { openPty, type Pty } from './terminal.js';
 
 /**
  * Where one of the program's streams goes: a pipe the handle exposes, nothing, or an fd of
@@ -108,6 +107,16 @@ export async function runAttached(
   options: RunExtras = {},
 ): Promise<ProcessHandle> {
   const r = getRecord(ctx, ref);
+  // The container's keeper: it outlives this process if this process is killed, and then
+  // records the exit and removes an --rm container. (An init given instead: no keeper; the
+  // container then ends with this process.)
+  let keeper = options.keeper ?? null;
+  if (r.config.tty && keeper?.mode === 'attached') {
+    keeper.kill(); // started ahead with our stdio: a terminal needs an init without
+    keeper = null;
+  }
+  if (!keeper && !options.init)
+    keeper = new KeeperClient(r.config.tty ? 'tty' : 'attached', stdioOf(io, r.config.tty));
   let created: CreatedContainer;
   try {
     const size = io.consoleSize ? { height: io.consoleSize.rows, width: io.consoleSize.cols } : undefined;
@@ -115,6 +124,7 @@ export async function runAttached(
       stdio: stdioOf(io, false),
       detached: false,
       init: options.init,
+      keeper: keeper ?? undefined,
       consoleSize: size,
       abort: options.abort,
       onStep: options.onStep,
@@ -123,17 +133,27 @@ export async function runAttached(
     await discard(ctx, ctx.records.read(r.id) ?? r);
     throw e;
   }
+  if (keeper) {
+    // The program's pipes (stdio 'pipe') run between it and us, through the keeper's stdio.
+    const { stdin, stdout, stderr } = keeper.child;
+    created = { ...created, stdin, stdout, stderr };
+  }
   return handleOf(
     r.id,
     created,
     (sig) => ctx.runtime.kill(r.id, sig),
-    (code) => finish(ctx, r.id, code),
+    (code) => finishAttached(ctx, r.id, code, keeper),
   );
 }
 
 /** What an attached run may be given beyond its streams. */
 export interface RunExtras {
-  /** An init started ahead of need (spawnInit) with the caller's stdio. */
+  /**
+   * The container's keeper started ahead of need (`new KeeperClient('attached', stdio)`), with
+   * the program's stdio: its init starts while the caller loads the engine.
+   */
+  keeper?: KeeperClient;
+  /** An init started ahead of need (spawnInit) with the caller's stdio: no keeper then. */
   init?: Pid1Process;
   /** Fired before the program runs: what the run made is removed and the call fails (Unavailable). */
   abort?: AbortSignal;
@@ -205,36 +225,4 @@ export async function execIn(
     (sig) => created.process.kill(sig as NodeJS.Signals),
     async () => {},
   );
-}
-
-/**
- * The body of a detached container's watcher (shim.ts): launch, keep the logs, report to the
- * parent (watcher-protocol.ts), record the exit.
- */
-export async function watchContainer(
-  ctx: EngineContext,
-  id: string,
-  init: Pid1Process | undefined,
-  report: (msg: WatcherMessage) => void = reportToParent,
-): Promise<void> {
-  let created: CreatedContainer;
-  try {
-    created = await launch(ctx, id, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, init });
-  } catch (e) {
-    const kind = e instanceof EngineError ? e.kind : 'CannotStart';
-    report({ type: 'failed', kind, message: (e as Error).message });
-    return;
-  }
-  const log = new LogWriter(ctx.logPath(id));
-  if (created.terminal !== null) {
-    // With a terminal both streams are one: Docker logs it all as stdout.
-    log.attach(terminalOutput(created.terminal), 'stdout');
-  } else {
-    log.attach(created.stdout!, 'stdout');
-    log.attach(created.stderr!, 'stderr');
-  }
-  report({ type: 'started' });
-  const code = await created.wait();
-  await log.finished;
-  await finish(ctx, id, code);
 }

@@ -11,6 +11,7 @@ import { type HealthConfig, resolveHealthcheck } from './health.js';
 import { pullImage } from './images.js';
 import { type MountCreateOptions, planMounts, removeVolumes } from './mounts.js';
 import type { ContainerRecord, Resources } from './records.js';
+import { checkRestartPolicy, parseRestartPolicy, type RestartPolicy } from './restart.js';
 import { checkRunSettings, type RunSettings } from './run-options.js';
 import { type SeccompChoice, seccompOption } from './seccomp.js';
 import { capabilityNames } from './spec.js';
@@ -75,6 +76,8 @@ export interface CreateContainerOptions extends MountCreateOptions, NetworkCreat
    * Engine.run): an `--rm` container whose owner died before it did is reclaimed.
    */
   owner?: number;
+  /** `--restart`: a string as the flag takes it, or Docker's RestartPolicy object. */
+  restart?: string | { name?: string; maximumRetryCount?: number };
 }
 
 /**
@@ -111,6 +114,16 @@ export function parseSecurityOpts(
       );
   }
   return out;
+}
+
+/** The restart policy asked for, checked against Docker's rules (none with --rm). */
+function restartPolicyOf(options: CreateContainerOptions): RestartPolicy {
+  const r = options.restart;
+  const policy =
+    r === undefined ? checkRestartPolicy({}) : typeof r === 'string' ? parseRestartPolicy(r) : checkRestartPolicy(r);
+  if (policy.name !== 'no' && options.autoRemove)
+    throw new EngineError('InvalidArgument', 'Conflicting options: --restart and --rm');
+  return policy;
 }
 
 /** Environment entries must be `K=V`. */
@@ -235,6 +248,7 @@ export async function createContainer(
   } as ContainerRecord['hostConfig']);
   const seccomp = seccompOption(seccompChoice, caps);
   const stopTimeout = checkTimeout(options.stopTimeout) ?? 10;
+  const restartPolicy = restartPolicyOf(options);
   // Checked before an image is pulled: a bad flag costs nothing.
   const run = checkRunSettings(options, options.network ?? 'bridge');
   planMounts(ctx, options, []); // bad mount flags fail before an image is pulled
@@ -292,6 +306,7 @@ export async function createContainer(
       resources,
       network: net.network,
       ...(planned.mounts.length ? { mounts: planned.mounts } : {}),
+      ...(restartPolicy.name !== 'no' ? { restartPolicy } : {}),
       ...run.hostConfig,
     },
     state: {

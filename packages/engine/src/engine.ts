@@ -36,7 +36,7 @@ import { type LogEntry, type ReadLogsOptions, readLogs } from './logs.js';
 import { type MountView, mountViews } from './mounts.js';
 import { portsOf } from './network.js';
 import { EngineNetworks, type NetworkSettingsView } from './networks.js';
-import { reclaimAbandoned, reclaimNetworks } from './reclaim.js';
+import { reclaimAbandoned, reclaimNetworks, reclaimUnkept } from './reclaim.js';
 import { labelMatcher } from './run-options.js';
 import type { ContainerRecord } from './records.js';
 import { cgroupPathOf } from './spec.js';
@@ -89,6 +89,7 @@ export class Engine {
   static async open(options: EngineOptions = {}): Promise<Engine> {
     const e = new Engine(options);
     await reclaimAbandoned(e.#ctx);
+    await reclaimUnkept(e.#ctx);
     await reclaimNetworks(e.#ctx);
     return e;
   }
@@ -116,7 +117,9 @@ export class Engine {
     try {
       r = await this.create({ ...options, owner: process.pid });
     } catch (e) {
-      extra.init?.kill('SIGKILL'); // an init started ahead must not outlive a run that failed
+      // An init or keeper started ahead must not outlive a run that failed.
+      extra.init?.kill('SIGKILL');
+      extra.keeper?.kill();
       throw e;
     }
     try {
@@ -124,6 +127,7 @@ export class Engine {
       checkAborted(extra.abort);
     } catch (e) {
       extra.init?.kill('SIGKILL');
+      extra.keeper?.kill();
       await discard(this.#ctx, r);
       throw e;
     }
@@ -271,6 +275,8 @@ export class Engine {
     cgroupPath: string;
     networkSettings: NetworkSettingsView;
     mounts: MountView[];
+    /** Starts by the restart policy (Docker's RestartCount). */
+    restartCount: number;
   } {
     const r = this.get(ref);
     let limitsInForce: CgroupLimits | null = null;
@@ -287,6 +293,7 @@ export class Engine {
       cgroupPath: cgroupPathOf(r),
       networkSettings: this.networks.settingsOf(r),
       mounts: mountViews(this.#ctx, r),
+      restartCount: r.state.restartCount ?? 0,
     };
   }
 

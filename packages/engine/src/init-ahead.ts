@@ -4,3 +4,5 @@
 // else. The init it gives is handed to `Engine.run` (RunExtras.init), or killed if unused.
 export type { Pid1Process } from '@corral/pidns';
 export { spawnInit } from '@corral/runtime/init-process';
+// A container's keeper started ahead, which starts its init at once (see keeper.ts).
+export { KeeperClient } from './keeper-client.js';

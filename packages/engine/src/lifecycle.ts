@@ -1,8 +1,5 @@
-import { spawn } from 'node:child_process';
-import { existsSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type { Pid1Process } from '@corral/pidns';
 import { type CreatedContainer, type InitStdio, RuntimeError } from '@corral/runtime';
 import { procStartTime } from '@corral/sys';
@@ -10,19 +7,12 @@ import { cleanupStale, getUnionFs, mountAll, type UnionMount } from '@corral/uni
 import type { EngineContext } from './context.js';
 import { signalNumber } from './create.js';
 import { EngineError } from './errors.js';
+import { KEEPER_LOST, KeeperClient, keeperIdentity } from './keeper-client.js';
 import { ociMounts, removeAnonymousVolumes } from './mounts.js';
 import { setupNetwork, teardownNetwork, writeEtc } from './network.js';
 import type { ContainerRecord } from './records.js';
 import { buildSpec } from './spec.js';
-import { readWatcherMessage } from './watcher-protocol.js';
 
-// Beside this module once built; from the sources (the engine's own tests), the built one.
-const shimScript = [new URL('./shim.js', import.meta.url), new URL('../dist/shim.js', import.meta.url)]
-  .map((u) => fileURLToPath(u))
-  .find((p) => existsSync(p)) as string;
-// A watcher lives as long as its container: one V8 helper thread is plenty. (Heap flags were
-// measured and changed nothing: bench/engine/watcher-memory.mjs.)
-const WATCHER_NODE_FLAGS = ['--v8-pool-size=1'];
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The runtime's errors as the engine's (their kind kept: 125/126/127 for the program). */
@@ -38,19 +28,43 @@ function processAlive(ctx: EngineContext, r: ContainerRecord): boolean {
   }
 }
 
+/** Whether the container's keeper still lives (the same process: pid and start time). */
+export function keeperAlive(r: ContainerRecord): boolean {
+  const pid = r.state.watcherPid;
+  if (!pid) return false;
+  const now = procStartTime(pid);
+  return now !== null && (r.state.keeperStartTime === undefined || now === r.state.keeperStartTime);
+}
+
 /**
- * A record that says "running" while its process is gone (its watcher was killed) is
- * brought up to date here, so no command ever shows a dead container as running.
+ * A record whose keeper is gone while it says "running" (or "restarting") is brought up to
+ * date here, so no command ever shows a dead container as running and `wait` and `logs -f`
+ * end. A keeper that is SIGKILLed takes its container with it (dieWithParent); one that still
+ * runs without a keeper (a seccomp profile refused the parent-death signal) is killed here:
+ * nothing would record how it ends. What it leaves (mount, cgroups) goes at the next
+ * Engine.open (reclaimUnkept).
  */
 export function reconcile(ctx: EngineContext, r: ContainerRecord): ContainerRecord {
-  if (r.state.status !== 'running' || processAlive(ctx, r)) return r;
-  const watcher = r.state.watcherPid;
-  if (watcher && procStartTime(watcher) !== null) return r; // the watcher is about to record the exit
+  if ((r.state.status !== 'running' && !r.state.restarting) || keeperAlive(r)) return r;
+  if (r.state.status === 'running' && processAlive(ctx, r)) {
+    if (r.state.watcherPid === undefined) return r; // a record of a version before keepers
+    try {
+      ctx.runtime.kill(r.id, 'SIGKILL');
+    } catch {
+      // ended meanwhile
+    }
+  }
+  const pid = r.state.watcherPid;
   return ctx.records.update(r.id, (x) => {
-    x.state.status = 'exited';
-    x.state.exitCode ??= 255;
-    x.state.finishedAt ??= new Date().toISOString();
-    x.state.error ??= 'the process watching this container ended before it did';
+    if (x.state.status === 'running') {
+      x.state.status = 'exited';
+      x.state.exitCode ??= 137;
+      x.state.finishedAt ??= new Date().toISOString();
+      x.state.error ??= `its keeper (pid ${pid}) was killed before it recorded the exit: the container was killed with it`;
+    } else {
+      x.state.error ??= `its keeper (pid ${pid}) was killed while it waited to restart it`;
+    }
+    x.state.restarting = false;
   });
 }
 
@@ -94,6 +108,13 @@ export interface LaunchOptions {
   abort?: AbortSignal;
   /** Called after each step (for tests that interrupt a run at every step). */
   onStep?: (step: LaunchStep) => void;
+  /**
+   * The container's keeper, which started the init (`init` is then ignored): the launch goes
+   * through its init and hands the container to it. Without one, this process is the keeper.
+   */
+  keeper?: KeeperClient;
+  /** A start by the restart policy: counted in restartCount. */
+  restarted?: boolean;
 }
 
 /** The steps of a launch, in order. */
@@ -109,7 +130,12 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
     const r = getRecord(ctx, ref);
     if (r.state.status === 'running')
       throw new EngineError('Conflict', `container ${r.name} is already running`);
-    if (r.config.tty && init) {
+    if (o.keeper) {
+      init?.kill('SIGKILL');
+      init = await o.keeper.init.catch((e: Error) => {
+        throw new EngineError('CannotStart', e.message);
+      });
+    } else if (r.config.tty && init) {
       // An init started ahead has the caller's stdio; a terminal needs one started on the pty.
       init.kill('SIGKILL');
       init = undefined;
@@ -152,15 +178,21 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
         stdio: o.stdio,
         detached: false,
         init,
-        // An init started ahead (see spawnInit) has the caller's stdin.
-        nullStdin: init !== undefined && Array.isArray(o.stdio) && o.stdio[0] === 'ignore',
+        // An init started ahead (see spawnInit) has the caller's stdin; a keeper's has what it was given.
+        nullStdin: !o.keeper && init !== undefined && Array.isArray(o.stdio) && o.stdio[0] === 'ignore',
+        initWithoutStdio: o.keeper !== undefined && o.keeper.mode !== 'attached',
+        // Whoever is the init's parent keeps it: when that process dies, so does the container.
+        dieWithParent: true,
       });
       init = undefined; // the runtime owns it now
       o.onStep?.('created');
       checkAborted(o.abort);
+      await o.keeper?.own(ctx.root, r.id, o.detached, created.initTerminalFd ?? null);
       await ctx.runtime.start(r.id);
+      o.keeper?.started();
       o.onStep?.('started');
       checkAborted(o.abort);
+      const keeper = o.keeper ? keeperIdentity(o.keeper) : { pid: process.pid, startTime: procStartTime(process.pid) };
       ctx.records.update(r.id, (x) => {
         x.state = {
           ...x.state,
@@ -173,7 +205,12 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
           paused: false,
           detached: o.detached,
         };
-        x.state.watcherPid = process.pid;
+        x.state.watcherPid = keeper?.pid;
+        x.state.keeperStartTime = keeper?.startTime ?? undefined;
+        x.state.restarting = false;
+        // A start by hand clears a stop by hand; the keeper's own restarts leave it for `stop`.
+        if (o.restarted) x.state.restartCount = (x.state.restartCount ?? 0) + 1;
+        else x.state.stopRequested = false;
         x.state.networkOwner = undefined;
       });
       ctx.events.emit('container', 'start', r.id, { name: r.name, image: r.image });
@@ -188,6 +225,7 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
   } catch (e) {
     // An init started ahead for this container must not outlive a launch that failed.
     init?.kill('SIGKILL');
+    o.keeper?.kill();
     throw e;
   }
 }
@@ -198,9 +236,20 @@ export function checkAborted(abort: AbortSignal | undefined): void {
 }
 
 /** Records how a launched container ended and releases its mount (and the container with --rm). */
-export async function finish(ctx: EngineContext, ref: string, exitCode: number): Promise<void> {
+export async function finish(
+  ctx: EngineContext,
+  ref: string,
+  exitCode: number,
+  /** Why the code is not the program's own (its keeper was lost). */
+  error?: string,
+): Promise<void> {
   const r = ctx.records.resolve(ref);
   ctx.releasing.add(r.id);
+  // The code and time first: a finish interrupted while it releases still leaves them.
+  ctx.records.update(r.id, (x) => {
+    x.state.exitCode = exitCode;
+    x.state.finishedAt = new Date().toISOString();
+  });
   let oomKilled = false;
   try {
     oomKilled = (ctx.runtime.cgroup(r.id)?.stats().memory.oomKills ?? 0) > 0;
@@ -219,8 +268,8 @@ export async function finish(ctx: EngineContext, ref: string, exitCode: number):
     x.state.status = 'exited';
     x.state.exitCode = exitCode;
     x.state.oomKilled = oomKilled;
-    x.state.finishedAt = new Date().toISOString();
     x.state.pid = 0;
+    if (error) x.state.error = error;
   });
   const attrs = { name: done.name, image: done.image };
   if (oomKilled) ctx.events.emit('container', 'oom', done.id, attrs);
@@ -233,27 +282,34 @@ export async function finish(ctx: EngineContext, ref: string, exitCode: number):
 }
 
 /**
- * Starts a container in the background under a watcher process (the shim) that keeps its
- * output in the log and records its exit. Resolves once the program is running.
+ * Starts a container in the background under its keeper (keeper.ts), which keeps its output
+ * in the log and records its exit. Resolves once the program is running.
  */
 export async function startDetached(ctx: EngineContext, ref: string): Promise<ContainerRecord> {
   const r = getRecord(ctx, ref);
-  const shimLog = join(ctx.records.dir(r.id), 'shim.log');
-  const shim = spawn(process.execPath, [...WATCHER_NODE_FLAGS, shimScript, ctx.root, r.id], {
-    detached: true,
-    stdio: ['ignore', 'ignore', openSync(shimLog, 'a'), 'pipe'],
-  });
-  const exited = new Promise<number | null>((res) => shim.on('exit', (code) => res(code)));
-  const pipe = shim.stdio[3] as Readable;
-  const answer = await readWatcherMessage(pipe);
-  pipe.destroy();
-  shim.unref();
-  if (answer?.type === 'started') return startedRecord(ctx, r);
-  const now = ctx.records.read(r.id);
-  if (now) ctx.records.remove(now);
-  if (answer) throw new EngineError(answer.kind, answer.message);
-  const code = await Promise.race([exited, sleep(1000).then(() => null)]);
-  throw new EngineError('CannotStart', `the container's watcher exited with code ${code}: see ${shimLog}`);
+  const keeperLog = openSync(join(ctx.records.dir(r.id), 'keeper.log'), 'a', 0o600);
+  let keeper: KeeperClient;
+  try {
+    keeper = new KeeperClient(r.config.tty ? 'tty' : 'detached', undefined, keeperLog);
+  } finally {
+    closeSync(keeperLog);
+  }
+  try {
+    const created = await launch(ctx, r.id, { stdio: 'ignore', detached: true, keeper });
+    // The keeper took the terminal for the log; this process needs no copy.
+    if (created.terminal !== null) closeSync(created.terminal);
+  } catch (e) {
+    const now = ctx.records.read(r.id);
+    if (now?.hostConfig.autoRemove) ctx.records.remove(now);
+    throw e;
+  }
+  keeper.release();
+  return startedRecord(ctx, r);
+}
+
+/** How an attached run ended, as its front-end records it: the keeper's word on a lost exit. */
+export function finishAttached(ctx: EngineContext, id: string, code: number, keeper: KeeperClient | null) {
+  return finish(ctx, id, code, keeper?.lost ? KEEPER_LOST : undefined).finally(() => keeper?.recorded());
 }
 
 /**
@@ -295,6 +351,8 @@ export async function signalContainer(
 export async function kill(ctx: EngineContext, ref: string, signal = 'SIGKILL'): Promise<ContainerRecord> {
   const signo = signalNumber(signal);
   const r = runningRecord(ctx, ref);
+  // Docker's rule: a container ended by hand is not restarted by its policy.
+  if (r.hostConfig.restartPolicy) await endRestarts(ctx, r, false);
   try {
     await signalContainer(ctx, r, signo);
   } catch (e) {
@@ -304,7 +362,22 @@ export async function kill(ctx: EngineContext, ref: string, signal = 'SIGKILL'):
   return r;
 }
 
-/** Waits until the watcher has recorded the container's exit. */
+/**
+ * Marks the container as ended by hand, so that its keeper does not start it again (Docker's
+ * HasBeenManuallyStopped); with `wait`, waits until a keeper in its back-off has let go.
+ */
+async function endRestarts(ctx: EngineContext, r: ContainerRecord, wait: boolean): Promise<ContainerRecord> {
+  let now = ctx.records.update(r.id, (x) => {
+    x.state.stopRequested = true;
+  });
+  for (const end = Date.now() + 5000; wait && now.state.restarting && Date.now() < end; ) {
+    await sleep(20);
+    now = getRecord(ctx, r.id);
+  }
+  return now;
+}
+
+/** Waits until the keeper has recorded the container's exit. */
 export async function waitExited(
   ctx: EngineContext,
   ref: string,
@@ -321,7 +394,9 @@ export async function waitExited(
 
 /** Docker's stop: the stop signal, then SIGKILL after `timeoutSec` seconds (-1: never). */
 export async function stop(ctx: EngineContext, ref: string, timeoutSec?: number): Promise<ContainerRecord> {
-  const r = getRecord(ctx, ref);
+  let r = getRecord(ctx, ref);
+  if (r.state.restarting || (r.state.status === 'running' && r.hostConfig.restartPolicy))
+    r = await endRestarts(ctx, r, true);
   if (r.state.status !== 'running') return r;
   const t = timeoutSec ?? r.config.stopTimeout;
   try {
@@ -349,12 +424,21 @@ export async function removeContainer(
   options: { force?: boolean; volumes?: boolean } = {},
 ): Promise<ContainerRecord> {
   let r = getRecord(ctx, ref);
+  if (r.state.restarting) {
+    if (!options.force)
+      throw new EngineError(
+        'Conflict',
+        `You cannot remove a restarting container ${r.id}. Stop the container before attempting removal or force remove`,
+      );
+    r = await endRestarts(ctx, r, true);
+  }
   if (r.state.status === 'running') {
     if (!options.force)
       throw new EngineError(
         'Conflict',
         `You cannot remove a running container ${r.id}. Stop the container before attempting removal or force remove`,
       );
+    if (r.hostConfig.restartPolicy) await endRestarts(ctx, r, false);
     try {
       await signalContainer(ctx, r, 'SIGKILL');
     } catch {

@@ -1,7 +1,9 @@
-import { procStartTime } from '@corral/sys';
+import { isMountPoint, procStartTime } from '@corral/sys';
+import { cleanupStale } from '@corral/unionfs';
 import type { EngineContext } from './context.js';
-import { discard, reconcile } from './lifecycle.js';
+import { discard, keeperAlive, reconcile } from './lifecycle.js';
 import { reconcileNetworks } from './network.js';
+import type { ContainerRecord } from './records.js';
 
 /**
  * Removes the `--rm` containers whose attached run died before its container did (SIGKILLed
@@ -41,4 +43,33 @@ export function reclaimNetworks(ctx: EngineContext): Promise<string[]> {
       return false;
     }
   });
+}
+
+/**
+ * Releases what containers whose keeper was killed left behind (reconcile has recorded how
+ * they ended): the runtime's state and cgroups, the root's mount; an --rm one is removed.
+ */
+export async function reclaimUnkept(ctx: EngineContext): Promise<string[]> {
+  const held = new Set(ctx.runtime.list());
+  const reclaimed: string[] = [];
+  for (const id of ctx.records.ids()) {
+    let r: ContainerRecord | null;
+    try {
+      r = ctx.records.read(id);
+      if (!r || r.state.watcherPid === undefined || r.state.status === 'created') continue;
+      r = reconcile(ctx, r);
+    } catch {
+      continue; // removed meanwhile, or damaged (left to `system check`)
+    }
+    if (r.state.status !== 'exited' || keeperAlive(r)) continue;
+    const rootfs = ctx.rootfs(id);
+    const left = held.has(id) || isMountPoint(rootfs);
+    if (!left && !r.hostConfig.autoRemove) continue;
+    ctx.releasing.add(id);
+    await ctx.runtime.delete(id, { force: true }).catch(() => {});
+    cleanupStale(rootfs);
+    if (r.hostConfig.autoRemove) await discard(ctx, r);
+    reclaimed.push(id);
+  }
+  return reclaimed;
 }

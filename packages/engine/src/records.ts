@@ -19,9 +19,10 @@ import type { OciSeccomp } from '@corral/runtime';
 import { flock, LOCK } from '@corral/sys';
 import { EngineError } from './errors.js';
 import { NAME_RE, randomName } from './names.js';
-import type { HealthConfig, HealthState } from './health.js';
 import type { MountPoint } from './mount-parse.js';
 import type { ContainerNetwork } from './network-config.js';
+import type { HealthConfig, HealthState } from './health.js';
+import type { RestartPolicy } from './restart.js';
 import type { RunRecordParts } from './run-options.js';
 
 /**
@@ -31,8 +32,9 @@ import type { RunRecordParts } from './run-options.js';
  */
 export type ContainerStatus = 'created' | 'running' | 'exited';
 
-/** Docker's State.Status of a record: created, running, paused or exited. */
-export function statusOf(r: ContainerRecord): ContainerStatus | 'paused' {
+/** Docker's State.Status of a record: created, running, paused, restarting or exited. */
+export function statusOf(r: ContainerRecord): ContainerStatus | 'paused' | 'restarting' {
+  if (r.state.restarting) return 'restarting';
   return r.state.status === 'running' && r.state.paused ? 'paused' : r.state.status;
 }
 
@@ -88,6 +90,8 @@ export interface ContainerRecord {
     network?: ContainerNetwork;
     /** Binds, volumes and tmpfs mounts, in the order planned (absent in older records: none). */
     mounts?: MountPoint[];
+    /** Docker's RestartPolicy, applied by the keeper (absent: no). */
+    restartPolicy?: RestartPolicy;
   } & RunRecordParts['hostConfig'];
   state: {
     status: ContainerStatus;
@@ -100,8 +104,15 @@ export interface ContainerRecord {
     /** Frozen by `pause` (the container still counts as running, as in Docker). */
     paused: boolean;
     detached: boolean;
-    /** The process that records this container's exit: the attached CLI or the watcher. */
+    /** The container's keeper (keeper.ts), which records its exit, with its start time. */
     watcherPid?: number;
+    keeperStartTime?: number;
+    /** Waiting to start again under its restart policy (Docker's State.Restarting). */
+    restarting?: boolean;
+    /** Starts by the restart policy so far (Docker's RestartCount). */
+    restartCount?: number;
+    /** `stop` or `kill` ended it: the restart policy does not start it again (Docker's HasBeenManuallyStopped). */
+    stopRequested?: boolean;
     /** The process that runs it attached and removes it (`run --rm`), with its start time. */
     owner?: { pid: number; startTime: number };
     /** The process setting up its network right now (engines opening the root leave it alone). */

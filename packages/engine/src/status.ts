@@ -16,6 +16,8 @@ export function since(iso: string | null): string {
 export function describeStatus(r: ContainerRecord): string {
   if (r.state.status === 'running')
     return `Up ${since(r.state.startedAt)}${r.state.paused ? ' (Paused)' : healthSuffix(r.state.health)}`;
+  // Docker words a container in its restart back-off this way, with the last run's code.
+  if (r.state.restarting) return `Restarting (${r.state.exitCode}) ${since(r.state.finishedAt)} ago`;
   if (r.state.status === 'exited') return `Exited (${r.state.exitCode}) ${since(r.state.finishedAt)} ago`;
   return 'Created';
 }

@@ -45,6 +45,8 @@ export interface CreatedContainer {
   stderr: Readable | null;
   /** The master side of the container's terminal (process.terminal), for the creator to relay. */
   terminal: number | null;
+  /** The terminal master's fd number in the parked init (until start), for its keeper to take. */
+  initTerminalFd?: number | null;
   /** Resolves with the exit code (128 + S when killed by signal S). */
   wait(): Promise<number>;
 }

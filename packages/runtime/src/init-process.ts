@@ -25,7 +25,7 @@ export function spawnInit(options: SpawnInitOptions = {}): Pid1Process {
   const extra = Array.from({ length: preserve }, (_, i) => 3 + i);
   const args = ['--v8-pool-size=1', initScript];
   const spawnOptions = {
-    stdio: [...(base as StdioOptions[]), ...extra, 'pipe'] as StdioOptions,
+    stdio: [...(base as StdioOptions[]), ...extra, options.syncFd ?? 'pipe'] as StdioOptions,
     detached: options.detached ?? false,
     // Few threads: each one is a task in the container's PID namespace and pids cgroup.
     env: { UV_THREADPOOL_SIZE: '1', CORRAL_SYNC_FD: String(3 + preserve) },
@@ -50,6 +50,12 @@ export interface SpawnInitOptions {
    * of being PID 1 of a new one.
    */
   pidNamespace?: string;
+  /**
+   * An fd of this process to give the init as its sync socket instead of a new pipe: one end
+   * of a socket whose other end another process holds (a keeper starts the init, the engine
+   * that spawned the keeper creates the container through it). syncPipeOf is then null.
+   */
+  syncFd?: number;
 }
 
 /** The init's sync socket: the last of its stdio. */

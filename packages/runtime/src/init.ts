@@ -57,7 +57,11 @@ interface InitConfig extends LifecycleConfig {
   fifo: string;
   /** The host's node binary: the --init supervisor runs it again, born inside the container. */
   node: string;
+  /** SIGKILL when our parent (the container's keeper) dies: see CreateOptions.dieWithParent. */
+  dieWithParent?: boolean;
 }
+
+const SIGKILL = 9;
 
 const flagOf = (type: string) => JOINABLE_NAMESPACES.find((n) => n.type === type)?.flag ?? 0;
 
@@ -173,7 +177,17 @@ function setup(config: InitConfig): Prepared {
   const env = spec.process.env ?? [];
   const file = resolveExecutable(spec.process.args[0], pathOf(env));
   const terminalFd = spec.process.terminal ? openTerminal(spec.process) : null;
+  // Before the credentials change too: a seccomp profile may refuse prctl afterwards.
+  if (config.dieWithParent) prctl(PR.SET_PDEATHSIG, SIGKILL);
   setUserAndCapabilities(spec.process, spec.linux?.seccomp);
+  // A change of effective uid clears it: set again for a container with a user of its own.
+  if (config.dieWithParent) {
+    try {
+      prctl(PR.SET_PDEATHSIG, SIGKILL);
+    } catch {
+      // refused by the profile: the engine's reconcile still ends a container left unkept
+    }
+  }
   step(`changing to the working directory ${spec.process.cwd}`, () => process.chdir(spec.process.cwd));
   if (spec.process.noNewPrivileges) step('no_new_privs', () => prctl(PR.SET_NO_NEW_PRIVS, 1));
   return { file, fifoFd: fifoPath, terminalFd, views };

@@ -76,6 +76,14 @@ export interface CreateOptions {
   /** Move the rootfs onto / and chroot instead of pivot_root (for a ramdisk root; weaker). */
   noPivot?: boolean;
   /**
+   * The container is SIGKILLed when its init's parent dies (PR_SET_PDEATHSIG, set by the init
+   * once it is the container's user): for a parent that keeps the container and its exit code,
+   * so that a keeper killed never leaves a container that nothing watches.
+   */
+  dieWithParent?: boolean;
+  /** The init given was started without stdio (as one for a terminal must be). */
+  initWithoutStdio?: boolean;
+  /**
    * The cgroup when the spec names none: null for none unless the spec has resources (corral's
    * default), or a path (runc uses the container's id, beneath its own cgroup).
    */
@@ -147,7 +155,7 @@ export class Runtime {
         'the spec must ask for a new pid namespace, or give the path of one to join: corral never runs a container in the host PID namespace',
       );
     }
-    if (spec.process.terminal && options.init)
+    if (spec.process.terminal && options.init && !options.initWithoutStdio)
       throw new RuntimeError('a container with a terminal needs its own init: do not pass one started ahead');
 
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
@@ -230,7 +238,7 @@ export class Runtime {
       const state = this.hookState(st, 'creating');
       spec.process.env = withHome(spec.process.env, rootfs, spec.process.user.uid);
       sync.write(
-        `${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false, node: this.node, state, preserveFds: options.preserveFds ?? 0, noNewKeyring: options.noNewKeyring, noPivot: options.noPivot })}\n`,
+        `${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false, node: this.node, state, preserveFds: options.preserveFds ?? 0, noNewKeyring: options.noNewKeyring, noPivot: options.noPivot, dieWithParent: options.dieWithParent })}\n`,
       );
       let msg = await answer;
       if (msg.type === 'hooks') {
@@ -251,7 +259,9 @@ export class Runtime {
         terminal = pidfdGetfd(p.pidfd, msg.terminalFd);
       if (procStartTime(p.pid) !== startTime) throw new RuntimeError('the container init died during setup');
       writeAtomic(join(dir, 'state.json'), JSON.stringify(st));
-      return createdContainer(id, p, terminal);
+      const created = createdContainer(id, p, terminal);
+      if (msg.type === 'ready') created.initTerminalFd = msg.terminalFd ?? null;
+      return created;
     } catch (e) {
       if (terminal !== null) close(terminal);
       if (p) {

@@ -15,7 +15,7 @@ import {
 } from '@corral/engine';
 import { type Command, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
 import { bindHandle, consoleSize, onSignals } from '../attach.js';
-import { takeParkedInit } from '../early.js';
+import { takeParkedKeeper } from '../early.js';
 import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
 import { createFlags, processFlags } from './run-flags.js';
@@ -76,6 +76,7 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
     // Profiles are files here, read at create, as the docker CLI reads them.
     ...parseSecurityOpts(list(a, 'security-opt'), 'cli'),
     autoRemove: bool(a, 'rm'),
+    restart: str(a, 'restart'),
     readonlyRootfs: bool(a, 'read-only'),
     storageDriver: str(a, 'storage-driver'),
     stopSignal: str(a, 'stop-signal'),
@@ -135,7 +136,7 @@ export const run: Command = {
           stderr: streams.has('stderr') ? 2 : 'ignore',
           consoleSize: consoleSize(),
         },
-        { init: takeParkedInit(), abort: interrupted.signal },
+        { keeper: takeParkedKeeper(), abort: interrupted.signal },
       );
     } catch (err) {
       if (!interrupted.signal.aborted) throw err;

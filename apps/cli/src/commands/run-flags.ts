@@ -1,4 +1,5 @@
 import type { FlagSpec } from '../args.js';
+import { mountFlags } from './mount-flags.js';
 import { settingFlags } from './run-setting-flags.js';
 
 /** How the program runs: shared by `run`, `create` and `exec`. */
@@ -31,6 +32,12 @@ export const createFlags: FlagSpec[] = [
     description: 'Run in the background and print the container ID',
   },
   { name: 'rm', type: 'boolean', description: 'Remove the container when it exits' },
+  {
+    name: 'restart',
+    type: 'string',
+    value: 'POLICY',
+    description: 'Restart policy: no, on-failure[:max-retries], always, unless-stopped (default no)',
+  },
   { name: 'name', type: 'string', description: 'Assign a name to the container' },
   {
     name: 'rootfs',
@@ -47,6 +54,7 @@ export const createFlags: FlagSpec[] = [
   ...networkFlags(),
   ...processFlags,
   ...settingFlags,
+  ...mountFlags,
   {
     name: 'privileged',
     type: 'boolean',

@@ -1,0 +1,178 @@
+// The front-end's end of a container's keeper (keeper.ts): spawns it, and gives the engine the
+// keeper's init as the runtime takes an init started ahead (a Pid1Process whose sync socket
+// is ours, whose exit the keeper reports). Loads little: the CLI imports it before the engine.
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import type { Duplex, Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Pid1Process } from '@corral/pidns';
+import { procStartTime } from '@corral/sys';
+import {
+  type FrontMessage,
+  KEEPER_CONTROL_FD,
+  KEEPER_SYNC_FD,
+  type KeeperMessage,
+  type KeeperMode,
+  readMessages,
+  writeMessage,
+} from './keeper-protocol.js';
+
+// The bundle the build makes (one file: a faster start, scripts/bundle.mjs), else the module
+// beside this one; from the sources (the engine's own tests), the built ones.
+const keeperScript = ['./bundle/keeper.mjs', './keeper.js', '../dist/bundle/keeper.mjs', '../dist/keeper.js']
+  .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
+  .find((p) => existsSync(p)) as string;
+
+/**
+ * A keeper lives as long as its container. One V8 helper thread; a small young generation
+ * (measured: bench/engine/watcher-memory.mjs).
+ */
+export const KEEPER_NODE_FLAGS = ['--v8-pool-size=1', '--max-semi-space-size=1'];
+
+/** The keeper's child as the runtime sees an init's ChildProcess: no stdio of ours, our sync socket. */
+class KeptChild extends EventEmitter {
+  exitCode: number | null = null;
+  signalCode: NodeJS.Signals | null = null;
+  readonly stdin = null;
+  readonly stdout = null;
+  readonly stderr = null;
+  readonly stdio: (Duplex | null)[];
+
+  constructor(
+    readonly pid: number,
+    sync: Duplex,
+  ) {
+    super();
+    this.stdio = [null, null, null, sync];
+  }
+
+  ended(code: number): void {
+    if (this.exitCode !== null) return;
+    this.exitCode = code;
+    this.emit('exit', code, null);
+  }
+
+  ref(): void {}
+  unref(): void {}
+}
+
+/** Why the program's exit code is not the program's own: its keeper was killed first. */
+export const KEEPER_LOST = 'its keeper was killed before it recorded the exit: the container was killed with it';
+
+/**
+ * A keeper spawned for one container. `init` resolves with the init it started (the runtime's
+ * `create` takes it); `lost` is set when the keeper died before reporting the exit, and the
+ * exit code given is then 137 (the container was killed with it, see dieWithParent).
+ */
+export class KeeperClient {
+  readonly child: ChildProcess;
+  readonly init: Promise<Pid1Process>;
+  readonly mode: KeeperMode;
+  lost = false;
+  private readonly control: Duplex;
+  private kept: KeptChild | null = null;
+  private released = false;
+
+  /**
+   * `stdio`: what the container's program gets as 0, 1 and 2 in `attached` mode (fds of this
+   * process, 'ignore', or 'pipe': then `child.stdout` etc. are the program's streams).
+   */
+  constructor(
+    mode: KeeperMode,
+    stdio: ('pipe' | 'ignore' | 'inherit' | number)[] = ['ignore', 'ignore', 'ignore'],
+    errorLog?: number,
+  ) {
+    this.mode = mode;
+    const io = mode === 'attached' ? stdio : ['ignore', 'ignore', errorLog ?? 'ignore'];
+    // Its own session: a ^C on the front-end's terminal reaches the program through the
+    // front-end (sig-proxy), never the keeper.
+    this.child = spawn(process.execPath, [...KEEPER_NODE_FLAGS, keeperScript, mode], {
+      detached: true,
+      stdio: [...io, 'pipe', 'pipe'] as StdioOptions,
+      // The front-end's environment (PATH for the network's tools when the keeper restarts it).
+      env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
+    });
+    this.control = this.child.stdio[KEEPER_CONTROL_FD] as unknown as Duplex;
+    const sync = this.child.stdio[KEEPER_SYNC_FD] as unknown as Duplex;
+    this.init = new Promise((resolve, reject) => {
+      readMessages<KeeperMessage>(
+        this.control,
+        (m) => {
+          if (m.type === 'init') {
+            if (procStartTime(m.pid) !== m.startTime) return reject(new Error('the container init died at once'));
+            this.kept = new KeptChild(m.pid, sync);
+            resolve(new Pid1Process(this.kept as unknown as ChildProcess));
+          } else if (m.type === 'failed') reject(new Error(`the container's keeper: ${m.message}`));
+          else if (m.type === 'exit') this.kept?.ended(m.code);
+          else if (m.type === 'owned') this.onOwned?.();
+        },
+        () => {
+          reject(new Error("the container's keeper ended before it started the init"));
+          if (!this.released) void this.keeperGone();
+        },
+      );
+    });
+    this.init.catch(() => {});
+  }
+
+  private onOwned: (() => void) | undefined;
+
+  /** The keeper died without a word: its init was killed with it (or is, now). */
+  private async keeperGone(): Promise<void> {
+    const kept = this.kept;
+    if (!kept || kept.exitCode !== null) return;
+    this.lost = true;
+    const startTime = procStartTime(kept.pid);
+    while (startTime !== null && procStartTime(kept.pid) === startTime)
+      await new Promise((r) => setTimeout(r, 10));
+    kept.ended(137);
+  }
+
+  private send(m: FrontMessage): void {
+    if (!this.control.destroyed) writeMessage(this.control as Writable, m);
+  }
+
+  /** The init is this container's now; resolves once the keeper has attached what it keeps. */
+  own(root: string, id: string, detached: boolean, terminalFd: number | null = null): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.onOwned = resolve;
+      this.kept?.once('exit', () => reject(new Error("the container's keeper ended")));
+      this.send({ type: 'own', root, id, detached, terminalFd });
+    });
+  }
+
+  started(): void {
+    this.send({ type: 'started' });
+  }
+
+  /** The exit is recorded (attached): the keeper may end, or apply the restart policy. */
+  recorded(): void {
+    this.send({ type: 'recorded' });
+    this.release();
+  }
+
+  /** This process lets the keeper go on alone (detached), or never needed it. */
+  release(): void {
+    this.released = true;
+    (this.control as Writable).end();
+    (this.control as unknown as { unref?: () => void }).unref?.();
+    this.child.unref();
+  }
+
+  /** Ends the keeper (a launch that failed): its init goes with it. */
+  kill(): void {
+    this.released = true;
+    this.child.kill('SIGKILL');
+    this.control.destroy();
+  }
+}
+
+/** The keeper's pid and start time, for the record. */
+export function keeperIdentity(k: KeeperClient): { pid: number; startTime: number } | null {
+  const pid = k.child.pid;
+  const startTime = pid === undefined ? null : procStartTime(pid);
+  return pid !== undefined && startTime !== null ? { pid, startTime } : null;
+}
+
+export type { Readable };

@@ -1,0 +1,104 @@
+// What a keeper does with the engine loaded, once its front-end has gone: record how the
+// container ended (finish: exit code, finish time, mount, network, --rm), and apply the
+// restart policy (Docker's restart manager: back-off, restart count, `stop` ends it).
+import type { Pid1Process } from '@corral/pidns';
+import { spawnInit } from '@corral/runtime/init-process';
+import { procStartTime } from '@corral/sys';
+import { EngineContext } from './context.js';
+import { startTasks } from './keeper-tasks.js';
+import { finish, launch, sleep } from './lifecycle.js';
+import { LogWriter } from './logs.js';
+import { nextDelay, shouldRestart } from './restart.js';
+import { logRotation } from './run-options.js';
+import { terminalOutput } from './terminal.js';
+
+/** Records the exit (the front-end could not), then restarts the container if its policy says so. */
+export async function finishAlone(root: string, id: string, code: number, ranForMs: number): Promise<void> {
+  const ctx = new EngineContext({ root });
+  await finish(ctx, id, code).catch(() => {}); // removed meanwhile (rm -f)
+  await restartLoop(ctx, id, code, ranForMs);
+}
+
+/** After an exit the front-end recorded: restarts while the policy says so. */
+export async function keepRestarting(root: string, id: string, code: number, ranForMs: number): Promise<void> {
+  await restartLoop(new EngineContext({ root }), id, code, ranForMs);
+}
+
+function wantsRestart(ctx: EngineContext, id: string, exitCode: number): boolean {
+  const r = ctx.records.read(id);
+  if (!r || r.state.status === 'running') return false;
+  return shouldRestart(r.hostConfig.restartPolicy, {
+    exitCode,
+    restartCount: r.state.restartCount ?? 0,
+    stopRequested: r.state.stopRequested ?? false,
+  });
+}
+
+function setRestarting(ctx: EngineContext, id: string, on: boolean): void {
+  try {
+    ctx.records.update(id, (x) => {
+      x.state.restarting = on;
+      if (on) {
+        x.state.watcherPid = process.pid;
+        x.state.keeperStartTime = procStartTime(process.pid) ?? undefined;
+      }
+    });
+  } catch {
+    // removed meanwhile
+  }
+}
+
+async function restartLoop(ctx: EngineContext, id: string, firstCode: number, firstRanFor: number): Promise<void> {
+  let code = firstCode;
+  let ranFor = firstRanFor;
+  let delay = 0;
+  for (;;) {
+    if (!wantsRestart(ctx, id, code)) return setRestarting(ctx, id, false);
+    delay = nextDelay(delay, ranFor);
+    setRestarting(ctx, id, true);
+    // The back-off, ended early by `stop`, `kill` or `rm`.
+    const until = Date.now() + delay;
+    while (Date.now() < until && wantsRestart(ctx, id, code)) await sleep(Math.min(50, until - Date.now()));
+    if (!wantsRestart(ctx, id, code)) return setRestarting(ctx, id, false);
+    const started = Date.now();
+    const run = await relaunch(ctx, id);
+    if (run === null) return setRestarting(ctx, id, false);
+    code = await run;
+    ranFor = Date.now() - started;
+  }
+}
+
+/** Starts the container again under this keeper; resolves with its run's exit code, recorded. */
+async function relaunch(ctx: EngineContext, id: string): Promise<Promise<number> | null> {
+  const r = ctx.records.read(id);
+  if (!r) return null;
+  const init: Pid1Process | undefined = r.config.tty ? undefined : spawnInit({ stdio: ['ignore', 'pipe', 'pipe'] });
+  let created: Awaited<ReturnType<typeof launch>>;
+  try {
+    created = await launch(ctx, id, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      init,
+      restarted: true,
+    });
+  } catch (e) {
+    ctx.records.update(id, (x) => {
+      x.state.error = `restarting: ${(e as Error).message}`;
+    });
+    return null;
+  }
+  const log = new LogWriter(ctx.logPath(id), logRotation(r));
+  if (created.terminal !== null) log.attach(terminalOutput(created.terminal), 'stdout');
+  else {
+    log.attach(created.stdout!, 'stdout');
+    log.attach(created.stderr!, 'stderr');
+  }
+  const stopTasks = await startTasks(ctx.root, id);
+  return (async () => {
+    const code = await created.wait();
+    await stopTasks().catch(() => {});
+    await log.finished;
+    await finish(ctx, id, code).catch(() => {});
+    return code;
+  })();
+}

@@ -1,0 +1,153 @@
+// A container's keeper (like conmon or containerd-shim): one small process per container, on
+// the host, in a session of its own, started by the front-end that creates the container (the
+// CLI for `run` attached or detached, corrald, Engine.start). It starts the container's init
+// first thing, so that it is its parent for good; the front-end creates and starts the
+// container through the init's sync socket (keeper-protocol.ts). While the front-end is there
+// it only reports the exit code; once the front-end has gone (detached, or killed) it keeps
+// the log, records the real exit code and finish time, removes an --rm container, runs the
+// per-container tasks (keeper-tasks.ts) and applies the restart policy. The engine's code is
+// loaded only when there is work for it: a kept container costs a bare keeper's memory.
+//
+// Its init is started with dieWithParent: a keeper that is SIGKILLed takes its container
+// with it, and the next command records that (lifecycle.ts reconcile), so that no container
+// ever runs with nothing to record how it ended.
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { spawnInit } from '@corral/runtime/init-process';
+import { dup2, PR, pidfdGetfd, prctl, procStartTime, setCloexec } from '@corral/sys';
+import {
+  type FrontMessage,
+  KEEPER_CONTROL_FD,
+  KEEPER_SYNC_FD,
+  type KeeperMode,
+  readMessages,
+  writeMessage,
+} from './keeper-protocol.js';
+
+// Nothing may ptrace us or read our memory through /proc.
+prctl(PR.SET_DUMPABLE, 0);
+// Orphans of what the keeper runs (a storage server) come back to it, not to the machine's init.
+prctl(PR.SET_CHILD_SUBREAPER, 1);
+
+const mode = process.argv[2] as KeeperMode;
+// Our two sockets reach the front-end: no child of ours inherits them by accident (the init
+// gets the sync socket as its fd 3 from spawn's own mapping, and closes it at exec).
+setCloexec(KEEPER_CONTROL_FD);
+setCloexec(KEEPER_SYNC_FD);
+const control = new Socket({ fd: KEEPER_CONTROL_FD, readable: true, writable: true });
+control.on('error', () => {});
+
+const init = (() => {
+  try {
+    return spawnInit({
+      stdio: mode === 'attached' ? [0, 1, 2] : mode === 'detached' ? ['ignore', 'pipe', 'pipe'] : 'ignore',
+      syncFd: KEEPER_SYNC_FD,
+    });
+  } catch (e) {
+    writeMessage(control, { type: 'failed', message: (e as Error).message });
+    process.exit(1);
+  }
+})();
+closeSync(KEEPER_SYNC_FD);
+if (mode === 'attached') {
+  // The program has the front-end's stdio now; the keeper holds no copy (a pipe's reader
+  // sees its end when the program's ends).
+  const devnull = openSync('/dev/null', 'r+');
+  for (const fd of [0, 1, 2]) dup2(devnull, fd);
+  closeSync(devnull);
+}
+writeMessage(control, { type: 'init', pid: init.pid, startTime: procStartTime(init.pid) ?? 0 });
+
+let owner: { root: string; id: string; detached: boolean } | null = null;
+let started = false;
+let startedAt = 0;
+let recorded = false;
+let frontGone = false;
+let log = null as { finished: Promise<void> } | null;
+let stopTasks = null as (() => Promise<void>) | null;
+let frontSettled: () => void = () => {};
+const front = new Promise<void>((r) => (frontSettled = r));
+
+/** The record as stored, read without the engine (null once removed). */
+function storedRecord(): { hostConfig?: { restartPolicy?: { name: string } } } | null {
+  if (!owner) return null;
+  try {
+    return JSON.parse(readFileSync(join(owner.root, 'containers', owner.id, 'container.json'), 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+async function keepLog(terminalFd: number | null | undefined): Promise<void> {
+  const { LogWriter } = await import('./logs.js');
+  const { root, id } = owner!;
+  const writer = new LogWriter(join(root, 'containers', id, `${id}-json.log`), await logRotationOf());
+  if (mode === 'tty' && terminalFd !== null && terminalFd !== undefined) {
+    // With a terminal both streams are one: Docker logs it all as stdout.
+    const { terminalOutput } = await import('./terminal.js');
+    writer.attach(terminalOutput(pidfdGetfd(init.pidfd, terminalFd)), 'stdout');
+  } else if (mode === 'detached') {
+    writer.attach(init.child.stdout as Readable, 'stdout');
+    writer.attach(init.child.stderr as Readable, 'stderr');
+  }
+  log = writer;
+}
+
+/** The json-file log's rotation, if the record asks for one (loaded only then). */
+async function logRotationOf() {
+  const r = storedRecord() as { hostConfig?: { logConfig?: unknown } } | null;
+  if (!r?.hostConfig?.logConfig) return null;
+  const { logRotation } = await import('./run-options.js');
+  return logRotation(r as never);
+}
+
+readMessages<FrontMessage>(
+  control,
+  (m) => {
+    if (m.type === 'own') {
+      owner = { root: m.root, id: m.id, detached: m.detached };
+      const attachLog = mode !== 'attached' && m.detached ? keepLog(m.terminalFd) : Promise.resolve();
+      attachLog.then(
+        () => writeMessage(control, { type: 'owned' }),
+        () => control.destroy(),
+      );
+    } else if (m.type === 'started') {
+      started = true;
+      startedAt = Date.now();
+      void import('./keeper-tasks.js').then(async (t) => {
+        stopTasks = await t.startTasks(owner!.root, owner!.id);
+      });
+    } else if (m.type === 'recorded') {
+      recorded = true;
+      frontSettled();
+    }
+  },
+  () => {
+    frontGone = true;
+    // A container whose front-end went before its program ran is not started by anyone:
+    // the front-end's undo, or the next command's reclaim, takes what it made.
+    if (!started) init.kill('SIGKILL');
+    frontSettled();
+    control.destroy();
+  },
+);
+
+const code = await init.wait();
+await stopTasks?.().catch(() => {});
+if (!frontGone) writeMessage(control, { type: 'exit', code });
+await front;
+if (owner && started) {
+  const { root, id } = owner;
+  const ranFor = Date.now() - startedAt;
+  if (!recorded) {
+    await log?.finished;
+    const { finishAlone } = await import('./keeper-restart.js');
+    await finishAlone(root, id, code, ranFor);
+  } else if ((storedRecord()?.hostConfig?.restartPolicy?.name ?? 'no') !== 'no') {
+    const { keepRestarting } = await import('./keeper-restart.js');
+    await keepRestarting(root, id, code, ranFor);
+  }
+}
+process.exit(0);
