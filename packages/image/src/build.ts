@@ -16,15 +16,28 @@ import {
   MediaType,
 } from './store/types.js';
 
-/** Stores an uncompressed layer tar gzip-compressed; returns its descriptor and diff ID. */
+/**
+ * Stores an uncompressed layer tar gzip-compressed; returns its descriptor and diff ID.
+ * `onProgress` hears the tar bytes read so far.
+ */
 export async function storeLayerTar(
   store: ImageStore,
   tarStream: Readable,
+  onProgress?: (bytes: number) => void,
 ): Promise<{ descriptor: Descriptor; diffId: string }> {
   const h = new HashingStream('sha256');
   const gzip = createGzip();
+  const piped = pipeline(tarStream, h, gzip);
+  if (onProgress) {
+    let n = 0;
+    // Beside the pipe already set up: a data listener sees every chunk and changes no flow.
+    h.on('data', (chunk: Buffer) => {
+      n += chunk.length;
+      onProgress(n);
+    });
+  }
   // Both awaited at once: when the tar fails, the blob write fails too and is not left unhandled.
-  const [, blob] = await Promise.all([pipeline(tarStream, h, gzip), store.content.writeBlob(gzip)]);
+  const [, blob] = await Promise.all([piped, store.content.writeBlob(gzip)]);
   return {
     descriptor: { mediaType: MediaType.OciLayerGzip, digest: blob.digest, size: blob.size },
     diffId: h.digest(),
@@ -107,16 +120,19 @@ export interface CommitOptions {
   /** Config values that replace the base image's (docker commit --change). */
   config?: ContainerConfig;
   created?: Date;
+  /** Hears the layer's (uncompressed) bytes read so far, for a progress display. */
+  onProgress?: (bytes: number) => void;
 }
 
 /** docker commit: the upper folder becomes a new gzip layer on top of the base image's layers. */
 export async function commit(store: ImageStore, options: CommitOptions): Promise<ImageRecord> {
   return store.session(async () => {
-    const base = options.base ? store.get(options.base) : undefined;
+    // By its full id also an image removed (rmi -f) while its stopped containers still use it.
+    const base = options.base ? (store.record(options.base) ?? store.get(options.base)) : undefined;
     const baseConfig: ImageConfig = base
       ? await store.readConfig(base.configDigest)
       : { architecture: hostArchitecture(), os: 'linux', rootfs: { type: 'layers', diff_ids: [] } };
-    const layer = await storeLayerTar(store, diffLayer(options.upperDir));
+    const layer = await storeLayerTar(store, diffLayer(options.upperDir), options.onProgress);
     const created = (options.created ?? new Date()).toISOString();
     const config: ImageConfig = {
       ...baseConfig,

@@ -179,6 +179,12 @@ describe('ImageStore', () => {
     expect(store.resolve('one:1')).toBeDefined();
     const removed = await store.remove('one:1', { isInUse: inUse, force: true });
     expect(removed.deleted).toEqual([rec.id]);
+    // A stopped container still uses it: hidden, its layers kept until that container goes.
+    expect(store.resolve('one:1')).toBeUndefined();
+    expect(store.list()).toEqual([]);
+    expect(store.record(rec.id)?.removed).toBeTruthy();
+    expect(fs.readdirSync(store.layersRoot)).toHaveLength(1);
+    await store.release(rec.id);
     expect(store.records()).toEqual([]);
     expect(store.content.listBlobs()).toEqual([]);
     expect(fs.readdirSync(store.layersRoot)).toEqual([]);

@@ -3,9 +3,18 @@ import { join } from 'node:path';
 import { ImageError } from '../errors.js';
 import { canonicalConfigJson } from './canonical.js';
 import { ContentStore } from './content.js';
-import { digestHex, isDigest, sha256, shortId } from './digest.js';
-import { acquireLock, cleanTempDir, readJsonFile, writeFileAtomic } from './fsutil.js';
+import { digestHex, isDigest, sha256 } from './digest.js';
+import { type FsckResult, fsckStore } from './fsck.js';
+import {
+  acquireLock,
+  cleanTempDir,
+  type Release,
+  readJsonFile,
+  removeIdleLocks,
+  writeFileAtomic,
+} from './fsutil.js';
 import { Collector } from './gc.js';
+import { Holds, type ImageUser } from './holds.js';
 import { type HistoryRow, historyRows, inspectImage } from './inspect.js';
 import { LayerStore, type LayerToUnpack, type LayerUnpacker } from './layer-store.js';
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES } from './limits.js';
@@ -13,6 +22,7 @@ import { checkStore } from './maintenance.js';
 import { parseManifest } from './manifest-check.js';
 import { familiarName, normalizeReference, parseReference } from './reference.js';
 import { RefStore } from './refs.js';
+import { Removal } from './removal.js';
 import { isPrivateOrMissing, privateDir, privateFiles } from './state-dir.js';
 import {
   type Descriptor,
@@ -30,6 +40,8 @@ import {
   type RemoveResult,
 } from './types.js';
 
+export type { Finding, FsckResult } from './fsck.js';
+export type { ImageUser } from './holds.js';
 export type { HistoryRow } from './inspect.js';
 export { parseManifest } from './manifest-check.js';
 export type {
@@ -48,6 +60,14 @@ const OCI_LAYER_TYPE: Record<string, string> = {
   [MediaType.DockerLayerForeignGzip]: MediaType.OciLayerNondistributableGzip,
 };
 
+export interface ImageStoreOptions {
+  /**
+   * The containers that use an image (the engine's answer): removal and prune keep what they
+   * use, and a running one refuses even a forced removal.
+   */
+  users?: (imageId: string) => ImageUser[];
+}
+
 /**
  * The image store under one root (e.g. DATA/image):
  *
@@ -56,6 +76,7 @@ const OCI_LAYER_TYPE: Record<string, string> = {
  *     layers/<hex>.json      the layer's record, written last: the layer exists iff it exists
  *     images/<hex>.json      one record per manifest digest
  *     refs.json              full name (docker.io/library/busybox:latest) -> manifest digest
+ *     holds/<holder>         an image held by a container being made (see holds.ts)
  *     locks/  tmp/           lock files and temp files (same filesystem, for rename)
  *
  * Every folder is 0700 and every lock file 0600 (see state-dir.ts); opening a store made by
@@ -71,8 +92,9 @@ export class ImageStore {
   private readonly activeDir: string;
   private readonly refs: RefStore;
   private readonly gc: Collector;
+  private readonly removal: Removal;
 
-  constructor(root: string) {
+  constructor(root: string, options: ImageStoreOptions = {}) {
     this.root = root;
     this.content = new ContentStore(root);
     this.layers = new LayerStore(root, this.content, (name) => this.lock(name));
@@ -90,6 +112,7 @@ export class ImageStore {
     }
     cleanTempDir(this.content.tmpDir);
     cleanTempDir(this.activeDir);
+    removeIdleLocks(this.locksDir, 'layer-');
     this.gc = new Collector(
       this.activeDir,
       (name) => this.lock(name),
@@ -97,6 +120,14 @@ export class ImageStore {
       this.layers,
       this.content,
     );
+    this.removal = new Removal({
+      store: this,
+      refs: this.refs,
+      gc: this.gc,
+      holds: new Holds(join(root, 'holds')),
+      users: options.users ?? (() => []),
+      imagePath: (digest) => this.imagePath(digest),
+    });
   }
 
   get tmpDir(): string {
@@ -113,7 +144,7 @@ export class ImageStore {
     return this.gc.session(fn);
   }
 
-  private lock(name: string): Promise<() => void> {
+  private lock(name: string): Promise<Release> {
     return acquireLock(join(this.locksDir, name));
   }
 
@@ -144,7 +175,7 @@ export class ImageStore {
     return join(this.imagesDir, `${digestHex(manifestDigest)}.json`);
   }
 
-  /** Every image record. */
+  /** Every image record, those removed while containers still use them too (see `removed`). */
   records(): ImageRecord[] {
     const out: ImageRecord[] = [];
     for (const n of fs.readdirSync(this.imagesDir)) {
@@ -208,10 +239,17 @@ export class ImageStore {
       // Layers unpack side by side (each into its own temp folder, under its own lock): file
       // creation is the cost, and the pool then creates files in several folders at once.
       const unpacker = this.layerUnpacker();
+      const fresh = [...new Set(layers.map((l) => l.diffId))].filter((d) => !this.hasLayer(d));
       for (const diffId of new Set(layers.map((l) => l.diffId))) {
         unpacker.add(layers.find((l) => l.diffId === diffId)!);
       }
-      await unpacker.done();
+      try {
+        await unpacker.done();
+      } catch (e) {
+        // Layers this import unpacked before another failed (a full disk) go with it.
+        await this.gc.discardLayers(fresh);
+        throw e;
+      }
       const record: ImageRecord = {
         id: manifest.config.digest,
         manifestDigest,
@@ -277,7 +315,7 @@ export class ImageStore {
 
   /** The image a reference names: a name, name@digest, a manifest digest, or an image ID (prefix). */
   resolve(ref: string): ImageRecord | undefined {
-    const records = this.records();
+    const records = this.records().filter((r) => !r.removed);
     let parsed: ReturnType<typeof parseReference> | undefined;
     try {
       parsed = parseReference(ref);
@@ -314,6 +352,37 @@ export class ImageStore {
     if (!r)
       throw new ImageError('NOT_FOUND', `no such image: ${ref} (see the image list, or pull/load it first)`);
     return r;
+  }
+
+  /**
+   * The record of an image by its full id, also one removed while containers still use it
+   * (what a container's commit builds on).
+   */
+  record(imageId: string): ImageRecord | undefined {
+    const all = this.records().filter((r) => r.id === imageId);
+    return all.find((r) => !r.removed) ?? all[0];
+  }
+
+  /**
+   * Resolves `ref` and holds the image for `holder` (a container being made from it) until
+   * `unhold`: a removal meanwhile keeps it (see holds.ts). NOT_FOUND when the image is not
+   * there, or not whole (a layer not unpacked).
+   */
+  hold(ref: string, holder: string): Promise<ImageRecord> {
+    return this.removal.hold(ref, holder);
+  }
+
+  /** Drops a hold (the container's record now names the image, or its create failed). */
+  unhold(holder: string): void {
+    this.removal.unhold(holder);
+  }
+
+  /**
+   * A container made from `imageId` is gone: an image removed while containers used it
+   * (`rmi -f`) goes now, with its layers and blobs, when no other container uses it.
+   */
+  release(imageId: string): Promise<void> {
+    return this.removal.release(imageId);
   }
 
   async config(ref: string): Promise<ImageConfig> {
@@ -371,6 +440,7 @@ export class ImageStore {
   list(): ImageSummary[] {
     const refs = Object.entries(this.refs.read());
     return this.records()
+      .filter((r) => !r.removed)
       .map((r) => ({
         id: r.id,
         manifestDigest: r.manifestDigest,
@@ -386,60 +456,20 @@ export class ImageStore {
   }
 
   /**
-   * docker rmi: a name that is one of several only loses that name; otherwise the image is
-   * deleted (refused with IN_USE while a container uses it, unless force), then unreferenced
-   * layers and blobs are collected.
+   * docker rmi, with Docker's rules for images in use (see removal.ts): refused while a
+   * running container uses the image, even with force; with force, an image stopped
+   * containers use loses its names and is hidden, its layers kept until they are removed.
    */
-  async remove(ref: string, options: RemoveOptions = {}): Promise<RemoveResult> {
-    const record = this.get(ref);
-    const names = this.namesOf(record.manifestDigest);
-    const byName = names.includes(safeNormalize(ref) ?? '');
-    if (byName && names.length > 1 && !options.force) {
-      await this.untag(ref);
-      return { untagged: [familiarName(safeNormalize(ref)!)], deleted: [] };
-    }
-    if (!byName && names.length > 1 && !options.force) {
-      throw new ImageError(
-        'CONFLICT',
-        `image ${shortId(record.id)} has several names (${names.map(familiarName).join(', ')}); remove them by name, or force the removal`,
-      );
-    }
-    if (!options.force && options.isInUse?.(record.id)) {
-      throw new ImageError(
-        'IN_USE',
-        `image ${shortId(record.id)} (${names.map(familiarName).join(', ') || 'untagged'}) is used by a container; remove the container first or force the removal`,
-      );
-    }
-    await this.refs.update((refs) => {
-      for (const n of names) delete refs[n];
-    });
-    fs.rmSync(this.imagePath(record.manifestDigest), { force: true });
-    await this.gc.collect();
-    return { untagged: names.map(familiarName), deleted: [record.id] };
+  remove(ref: string, options: RemoveOptions = {}): Promise<RemoveResult> {
+    return this.removal.remove(ref, options);
   }
 
   /**
-   * Removes dangling images (no name; with `all`: every image not in use), then layers and
-   * blobs no image references.
+   * docker image prune: dangling images (with `all`: every image), never one a container
+   * uses, then layers and blobs no image references.
    */
-  async prune(options: PruneOptions = {}): Promise<PruneResult> {
-    const refs = new Set(Object.values(this.refs.read()));
-    const deletedImages: string[] = [];
-    for (const r of this.records()) {
-      const dangling = !refs.has(r.manifestDigest);
-      if (!dangling && !options.all) continue;
-      if (options.isInUse?.(r.id)) continue;
-      if (!dangling) {
-        const names = this.namesOf(r.manifestDigest);
-        await this.refs.update((all) => {
-          for (const n of names) delete all[n];
-        });
-      }
-      fs.rmSync(this.imagePath(r.manifestDigest), { force: true });
-      deletedImages.push(r.id);
-    }
-    const collected = await this.gc.collect();
-    return { deletedImages, ...collected };
+  prune(options: PruneOptions = {}): Promise<PruneResult> {
+    return this.removal.prune(options);
   }
 
   /** Deletes blobs a failed operation wrote, when no image needs them and no other writer runs. */
@@ -469,12 +499,22 @@ export class ImageStore {
   check(): string[] {
     return checkStore(this.records(), this.refs.read(), this.layers, this.content);
   }
-}
 
-function safeNormalize(ref: string): string | undefined {
-  try {
-    return normalizeReference(ref);
-  } catch {
-    return undefined;
+  /**
+   * `system check` of the store (see fsck.ts): every file parsed, every blob hashed, every
+   * layer blob checked against its diff ID; with `repair`, what can be fixed without losing
+   * data is fixed.
+   */
+  fsck(options: { repair?: boolean } = {}): Promise<FsckResult> {
+    const parts = {
+      root: this.root,
+      imagesDir: this.imagesDir,
+      refsPath: join(this.root, 'refs.json'),
+      activeDir: this.activeDir,
+      content: this.content,
+      layers: this.layers,
+      lock: (name: string) => this.lock(name),
+    };
+    return fsckStore(parts, options.repair === true);
   }
 }

@@ -3,9 +3,13 @@ export { canonicalConfigJson, goTime } from './canonical.js';
 export { type BlobSource, ContentStore } from './content.js';
 export { digestHex, isDigest, sha256, shortId } from './digest.js';
 export {
+  type Finding,
+  type FsckResult,
   type HistoryRow,
   type ImageBlobs,
   ImageStore,
+  type ImageStoreOptions,
+  type ImageUser,
   type ImportFromBlobsOptions,
   type PruneOptions,
   type PruneResult,

@@ -6,7 +6,7 @@ import { applyLayer } from '../layer/apply.js';
 import { TaskGroup } from '../task-group.js';
 import type { ContentStore } from './content.js';
 import { digestHex } from './digest.js';
-import { readJsonFile, tempName, writeFileAtomic } from './fsutil.js';
+import { type Release, readJsonFile, tempName, writeFileAtomic } from './fsutil.js';
 import { SpaceGuard } from './space.js';
 import { privateDir } from './state-dir.js';
 
@@ -63,7 +63,7 @@ export class LayerStore {
   constructor(
     storeRoot: string,
     private readonly content: ContentStore,
-    private readonly lock: (name: string) => Promise<() => void>,
+    private readonly lock: (name: string) => Promise<Release>,
   ) {
     this.root = join(storeRoot, 'l');
     this.metaDir = join(storeRoot, 'layers');
@@ -178,7 +178,8 @@ export class LayerStore {
         throw e;
       }
     } finally {
-      release();
+      // The layer is recorded (or was not made): its lock file is not needed any more.
+      release({ unlink: true });
     }
   }
 }

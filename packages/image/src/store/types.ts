@@ -1,3 +1,5 @@
+import type { ImageUser } from './holds.js';
+
 /** Media types of the OCI image spec and Docker's schema 2. */
 export const MediaType = {
   OciManifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -111,6 +113,11 @@ export interface ImageRecord {
   created?: string;
   /** When this store registered the image (ISO time). */
   loadedAt: string;
+  /**
+   * When it was removed (`rmi -f`) while stopped containers still used it: hidden from names,
+   * lists and lookups, kept (with its layers) until the last of them is removed.
+   */
+  removed?: string;
 }
 
 /** A row of `images`. */
@@ -149,8 +156,10 @@ export interface ImageBlobs {
 
 export interface RemoveOptions {
   force?: boolean;
-  /** The engine's answer to "does a container use this image?" */
+  /** The engine's answer to "does a container use this image?" (a stopped one). */
   isInUse?: (imageId: string) => boolean;
+  /** The containers that use an image (overrides the store's `users`). */
+  users?: (imageId: string) => ImageUser[];
 }
 
 export interface RemoveResult {
@@ -161,7 +170,10 @@ export interface RemoveResult {
 export interface PruneOptions {
   /** Remove every image without a container, not only dangling (untagged) ones. */
   all?: boolean;
+  /** Only images created before this time (ms since the epoch; Docker's `until` filter). */
+  until?: number;
   isInUse?: (imageId: string) => boolean;
+  users?: (imageId: string) => ImageUser[];
 }
 
 export interface PruneResult {
