@@ -7,10 +7,14 @@ import { events } from './commands/events.js';
 import { imageCommands } from './commands/images.js';
 import { networkCommands } from './commands/network.js';
 import { stats } from './commands/stats.js';
+import { volumeCommands } from './commands/volume.js';
 import { releaseParkedInit } from './early.js';
 
 const commands = new Map<string, Command>(
-  [...containerCommands, stats, events, ...imageCommands, ...networkCommands].map((c) => [c.name, c]),
+  [...containerCommands, stats, events, ...imageCommands, ...networkCommands, ...volumeCommands].map((c) => [
+    c.name,
+    c,
+  ]),
 );
 
 function usage(): string {

@@ -20,6 +20,7 @@ import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
 import { createFlags, processFlags } from './run-flags.js';
 import { attachedStreams, checkCidfile, pullDisplay, settingOptions, writeCidfile } from './run-settings.js';
+import { mountOptions } from './volume.js';
 
 /** The limit flags, checked and converted to Docker's units (bytes, microseconds, nano-CPUs). */
 function resources(a: ParsedArgs): Resources {
@@ -92,6 +93,7 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
     dns: list(a, 'dns'),
     dnsSearch: list(a, 'dns-search'),
     dnsOptions: list(a, 'dns-option'),
+    ...mountOptions(a),
     ...settingOptions(a),
   };
 }
@@ -237,14 +239,17 @@ export const rm: Command = {
   name: 'rm',
   usage: 'rm [OPTIONS] CONTAINER [CONTAINER...]',
   description: 'Remove containers and their writable layers',
-  flags: [{ name: 'force', short: 'f', type: 'boolean', description: 'Kill and remove a running container' }],
+  flags: [
+    { name: 'force', short: 'f', type: 'boolean', description: 'Kill and remove a running container' },
+    { name: 'volumes', short: 'v', type: 'boolean', description: 'Remove its anonymous volumes too' },
+  ],
   args: { min: 1 },
   async run(a, ctx) {
     const e = await engine(ctx);
     let code = 0;
     for (const ref of a.positionals) {
       try {
-        await e.remove(ref, { force: bool(a, 'force') });
+        await e.remove(ref, { force: bool(a, 'force'), volumes: bool(a, 'volumes') });
         console.log(ref);
       } catch (err) {
         console.error(`Error response from daemon: ${(err as Error).message}`);
