@@ -225,12 +225,28 @@ async function* readOpen(
   }
 }
 
-/** A new fd for `path` when the file there is no longer the one `fd` reads (the log was rotated). */
+/**
+ * After a rotation, the fd of the file that follows the one `fd` reads: PATH.k-1 when ours is
+ * now PATH.k, PATH when ours is PATH.1, and when ours was removed (rotated past max-file) the
+ * oldest one left. Null while `fd` still reads PATH itself.
+ */
 function reopened(path: string, fd: number): number | null {
+  const ino = (p: string) => {
+    try {
+      return statSync(p).ino;
+    } catch {
+      return null;
+    }
+  };
+  const mine = fstatSync(fd).ino;
+  const current = ino(path);
+  if (current === null || current === mine) return null;
+  const rotated = rotatedLogs(path); // oldest first: PATH.N ... PATH.1
+  const at = rotated.findIndex((f) => ino(f) === mine);
+  const next = at < 0 ? (rotated[0] ?? path) : (rotated[at + 1] ?? path);
   try {
-    if (statSync(path).ino === fstatSync(fd).ino) return null;
-    return openSync(path, 'r');
+    return openSync(next, 'r');
   } catch {
-    return null;
+    return null; // rotated again meanwhile: the next round finds it
   }
 }
