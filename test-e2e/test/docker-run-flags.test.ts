@@ -5,7 +5,7 @@ import { promises as fs, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivateDockerd, startPrivateDockerd } from './dockerd.js';
-import { Corral, mountsUnder, type Result, tempRoot } from './helpers.js';
+import { Corral, mountsUnder, type Result, tempRoot, until } from './helpers.js';
 
 let tmp = '';
 let dockerd: PrivateDockerd | undefined;
@@ -75,6 +75,26 @@ describe('docker run and corral run, side by side', () => {
       '--oom-score-adj', '300', '--group-add', '4242', '-u', 'nobody', '-l', 'a=b', 'busybox', 'sh', '-c',
       "df -k /dev/shm | tail -1 | awk '{print $2}'; cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj; id",
     ]);
+  });
+
+  it("an image's HEALTHCHECK (docker build, docker save, corral load) turns the container unhealthy in both; --no-healthcheck drops it", async () => {
+    const ctx = path.join(tmp, 'hc');
+    await fs.mkdir(ctx, { recursive: true });
+    writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox:latest\nHEALTHCHECK --interval=1s --retries=1 CMD false\n');
+    const built = await dockerd!.docker(['build', '-q', '-t', 'e2e/hc:1', ctx]);
+    expect(built.status, built.stderr).toBe(0);
+    const archive = path.join(tmp, 'hc.tar');
+    expect((await dockerd!.docker(['save', '-o', archive, 'e2e/hc:1'])).status).toBe(0);
+    await corral.must(['load', '-i', archive]);
+    expect((await dockerd!.docker(['run', '-d', '--name', 'hc', 'e2e/hc:1', 'sleep', '60'])).status).toBe(0);
+    await corral.must(['run', '-d', '--name', 'hc', 'e2e/hc:1', 'sleep', '60']);
+    const dockerPs = async () => (await dockerd!.docker(['ps', '--filter', 'name=hc', '--format', '{{.Status}}'])).stdout;
+    await until(async () => (await dockerPs()).includes('(unhealthy)'), 'docker: unhealthy', 30_000);
+    await until(async () => / \(unhealthy\) .* hc\n/.test((await corral.run(['ps'])).stdout), 'corral: unhealthy', 30_000);
+    const none = (await corral.must(['create', '--no-healthcheck', 'e2e/hc:1', 'true'])).out;
+    expect(JSON.parse((await corral.must(['inspect', none])).stdout)[0].config.healthcheck).toBeUndefined();
+    await dockerd!.docker(['rm', '-f', 'hc']);
+    await corral.must(['rm', '-f', 'hc', none]);
   });
 
   it('bad input: an unknown ulimit, soft above hard, a hard limit above the caller\'s, a missing env-file', async () => {
