@@ -38,6 +38,7 @@ import {
   execInContainer,
   readMessage,
 } from './exec.js';
+import { removeHalfCreated, writeCreating } from './half-created.js';
 import { type HookState, runHooks } from './hooks.js';
 import { type InitStdio, spawnInit, syncPipeOf } from './init-process.js';
 import { withHome } from './passwd.js';
@@ -198,6 +199,8 @@ export class Runtime {
       const sync = syncPipeOf(p);
       let answer = readMessage(sync, p);
       const cgroupOwn = readProcCgroups('self');
+      // Before anything outside the folder is made: what delete takes away after a SIGKILL.
+      writeCreating(dir, { cgroupsPath, cgroupOwn });
       if (cgroupsPath) {
         cgroup = openCgroup({ path: cgroupsPath, own: cgroupOwn });
         try {
@@ -451,10 +454,11 @@ export class Runtime {
     try {
       st = this.read(id);
     } catch (e) {
-      // A create that died half way leaves a folder without state: remove that too.
+      // A create that died half way leaves a folder without state: remove that too,
+      // and its cgroup (see half-created.ts).
       const dir = this.dir(id);
       if (existsSync(dir) && !existsSync(join(dir, 'state.json'))) {
-        rmSync(dir, { recursive: true, force: true });
+        await removeHalfCreated(dir);
         return [];
       }
       throw e;
