@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { ImageStore, privateDir } from '@corral/image';
+import { ImageStore, type ImageUser, privateDir } from '@corral/image';
 import type { NetworkManager } from '@corral/network';
 import { Runtime } from '@corral/runtime';
 import { Snapshotter } from '@corral/unionfs';
@@ -50,12 +50,37 @@ export class EngineContext {
     // package's state-dir.ts for why nothing needs more).
     privateDir(this.root);
     this.records = new RecordStore(this.root);
-    this.store = new ImageStore(join(this.root, 'image'));
+    this.store = new ImageStore(join(this.root, 'image'), { users: (id) => this.imageUsers(id) });
     privateDir(join(this.root, 'runtime'));
     this.runtime = new Runtime({ root: join(this.root, 'runtime') });
     this.events = new EventLog(this.root);
     this.registry = options.registry ?? {};
     this.net = networkManager(this.root, options.network ?? {}, this.root === '/var/lib/corral');
+  }
+
+  /**
+   * The containers made from an image, for the store's rules on images in use: one whose
+   * process lives (running, paused, or being started) is a running user.
+   */
+  imageUsers(imageId: string): ImageUser[] {
+    const users: ImageUser[] = [];
+    for (const id of this.records.ids()) {
+      let r: ReturnType<RecordStore['read']>;
+      try {
+        r = this.records.read(id);
+      } catch {
+        continue; // damaged: `system check` reports it
+      }
+      if (r?.imageId !== imageId) continue;
+      let running = false;
+      try {
+        running = this.runtime.state(id).status !== 'stopped';
+      } catch {
+        // no runtime state: not running
+      }
+      users.push({ id, running });
+    }
+    return users;
   }
 
   logPath(id: string): string {

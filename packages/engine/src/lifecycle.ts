@@ -276,6 +276,7 @@ export async function finish(
   ctx.events.emit('container', 'die', done.id, { ...attrs, exitCode: String(exitCode) });
   if (done.hostConfig.autoRemove) {
     ctx.records.remove(done);
+    await releaseImage(ctx, done);
     removeAnonymousVolumes(ctx, done);
     ctx.events.emit('container', 'destroy', done.id, attrs);
   }
@@ -451,6 +452,14 @@ export async function removeContainer(
   return r;
 }
 
+/**
+ * A removed container's image, when `rmi -f` removed it while the container used it, goes now
+ * (with its layers) unless another container still uses it.
+ */
+async function releaseImage(ctx: EngineContext, r: ContainerRecord): Promise<void> {
+  if (r.imageId) await ctx.store.release(r.imageId).catch(() => {});
+}
+
 /** Takes away everything a container has: its runtime state, its mount, its folder and name. */
 export async function discard(
   ctx: EngineContext,
@@ -464,6 +473,7 @@ export async function discard(
   cleanupStale(ctx.rootfs(r.id));
   if (!ctx.records.read(r.id)) return;
   ctx.records.remove(r);
+  await releaseImage(ctx, r);
   if (volumes) removeAnonymousVolumes(ctx, r);
   ctx.events.emit('container', 'destroy', r.id, { name: r.name, image: r.image });
 }
