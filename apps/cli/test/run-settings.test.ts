@@ -94,6 +94,10 @@ describe('--group-add, --shm-size, --oom-score-adj', () => {
     const r = await s.corral(['run', '--rm', '-u', 'nobody', '--group-add', 'mail', '--group-add', '4242', 'busybox', 'id']);
     expect(r.out).toMatch(/groups=.*8\(mail\)/);
     expect(r.out).toContain('4242');
+    // An exec gets them too (Docker's rule).
+    const id = (await s.corral(['run', '-d', '-u', 'nobody', '--group-add', '4242', 'busybox', 'sleep', '30'])).out;
+    expect((await s.corral(['exec', id, 'id', '-G'])).out.split(' ')).toContain('4242');
+    await s.corral(['rm', '-f', id]);
     // Looked up in the container's /etc/group at start.
     await refused(['--group-add', 'no-such-group', 'busybox', 'true'], '--group-add no-such-group', 'run');
   });

@@ -15,7 +15,7 @@ import {
   runningRecord,
 } from './lifecycle.js';
 import { KeeperClient } from './keeper-client.js';
-import { capabilitiesFor, containerEnv, resolveUser } from './spec.js';
+import { capabilitiesFor, containerEnv, execUser } from './spec.js';
 import { openPty, type Pty } from './terminal.js';
 
 /**
@@ -184,7 +184,7 @@ export async function execIn(
   if (!options.cmd.length) throw new EngineError('InvalidArgument', 'exec needs a command');
   checkEnv(options.env ?? []);
   const env = [...containerEnv(r), ...(options.env ?? [])];
-  const user = resolveUser(options.user ?? r.config.user, ctx.rootfs(r.id));
+  const user = execUser(r, options.user ?? r.config.user, ctx.rootfs(r.id));
   const proc: OciProcess = {
     args: options.cmd,
     env: options.tty && !env.some((e) => e.startsWith('TERM=')) ? [...env, 'TERM=xterm'] : env,

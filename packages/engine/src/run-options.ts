@@ -380,7 +380,7 @@ export function checkRunSettings(s: RunSettings, networkMode: string): RunRecord
 const RLIM_INFINITY = 18446744073709551615;
 
 /** Looks up `--group-add` names in the container's group entries (`name:x:gid:...`). */
-function groupIds(groupAdd: readonly string[], groups: readonly string[][]): number[] {
+export function groupIds(groupAdd: readonly string[], groups: readonly string[][]): number[] {
   return groupAdd.map((g) => {
     if (/^\d+$/.test(g)) return Number(g);
     const entry = groups.find((f) => f[0] === g);

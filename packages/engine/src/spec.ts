@@ -11,7 +11,7 @@ import {
 import { CAP, close, openRoot, parseCapability, readFileInRoot } from '@corral/sys';
 import { EngineError } from './errors.js';
 import type { ContainerRecord } from './records.js';
-import { applyRunSettings } from './run-options.js';
+import { applyRunSettings, groupIds } from './run-options.js';
 import { resolveSeccompProfile } from './seccomp.js';
 import { DEFAULT_SECCOMP_PROFILE } from './seccomp-default.js';
 
@@ -174,6 +174,14 @@ export function buildSpec(
   };
   applyRunSettings(spec, r, () => imageGroups(rootfs));
   return spec;
+}
+
+/** The user of an exec: resolved as for the container's program, with its --group-add groups (Docker's rule). */
+export function execUser(r: ContainerRecord, user: string, rootfs: string): ResolvedUser {
+  const u = resolveUser(user, rootfs);
+  if (!r.hostConfig.groupAdd?.length) return u;
+  const extra = groupIds(r.hostConfig.groupAdd, imageGroups(rootfs));
+  return { ...u, additionalGids: [...new Set([...u.additionalGids, ...extra])] };
 }
 
 /** The entries of the container's /etc/group (read inside its root). */
