@@ -19,6 +19,7 @@ import { execRoutes } from './routes/exec.js';
 import { imageRoutes } from './routes/images.js';
 import { streamRoutes } from './routes/streams.js';
 import { systemRoutes } from './routes/system.js';
+import { volumeRoutes } from './routes/volumes.js';
 import { DaemonState } from './state.js';
 
 export type Handler = (call: Call, d: DaemonState) => Promise<void> | void;
@@ -39,6 +40,7 @@ export function createDaemonServer(options: DaemonOptions): Server {
   const routes: Route[] = [
     ...systemRoutes,
     ...containerRoutes,
+    ...volumeRoutes,
     ...streamRoutes,
     ...archiveRoutes,
     ...execRoutes,

@@ -1,4 +1,4 @@
-import type { ContainerRecord, CreateContainerOptions, Resources } from '@corral/engine';
+import type { ContainerRecord, CreateContainerOptions, MountView, Resources } from '@corral/engine';
 
 type PortMapping = { hostIP: string; hostPort: number; containerPort: number; protocol: string };
 type NetView = {
@@ -12,6 +12,7 @@ type NetView = {
 
 import { statusOf } from '@corral/engine';
 import { bad } from './http.js';
+import { mountFieldsJson, mountOptionsOf } from './mounts.js';
 import { configRunJson, healthJson, hostRunJson, runSettingsOf } from './translate-run.js';
 
 type Json = Record<string, unknown>;
@@ -27,13 +28,9 @@ const isEmpty = (v: unknown): boolean =>
 
 /** HostConfig fields that change what a container is and that corral does not do yet. */
 const UNSUPPORTED_HOST = [
-  'Binds',
-  'Mounts',
   'Links',
-  'VolumesFrom',
   'DeviceRequests',
   'DeviceCgroupRules',
-  'Tmpfs',
   'StorageOpt',
   'KernelMemory',
   'KernelMemoryTCP',
@@ -51,7 +48,6 @@ const UNSUPPORTED_HOST = [
   'IOMaximumBandwidth',
   'MaskedPaths',
   'ReadonlyPaths',
-  'VolumeDriver',
   'Runtime',
   'Isolation',
   'CgroupnsMode',
@@ -62,7 +58,7 @@ const UNSUPPORTED_HOST = [
 ] as const;
 
 /** Config fields corral does not do yet (non-empty values are refused). */
-const UNSUPPORTED_CONFIG = ['Volumes', 'OnBuild', 'Shell', 'ArgsEscaped_'] as const;
+const UNSUPPORTED_CONFIG = ['OnBuild', 'Shell', 'ArgsEscaped_'] as const;
 
 const MODE_OK: Record<string, string[]> = {
   PidMode: [''],
@@ -166,6 +162,7 @@ export function createOptions(body: Json, name: string | undefined): CreateConta
     securityOpt: asStrings(host.SecurityOpt, 'SecurityOpt'),
     resources,
     ...network,
+    ...mountOptionsOf(body, host),
     ...runSettingsOf(host, body),
   };
 }
@@ -252,9 +249,10 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 /** GET /containers/{id}/json: Docker's shape for the fields corral has. */
 export function inspectJson(
-  r: ContainerRecord & { cgroupPath: string; networkSettings?: NetView },
+  r: ContainerRecord & { cgroupPath: string; networkSettings?: NetView; mounts?: MountView[] },
   logPath: string,
 ): Json {
+  const fields = mountFieldsJson(r);
   const net = r.networkSettings;
   const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
   for (const p of net?.ports ?? []) {
@@ -334,11 +332,12 @@ export function inspectJson(
       PidsLimit: res.pidsLimit ?? null,
       BlkioWeight: res.blkioWeight ?? 0,
       ...hostRunJson(r),
-      Binds: null,
+      Binds: fields.Binds,
+      Tmpfs: fields.Tmpfs,
       PortBindings: {},
     },
     GraphDriver: { Name: r.hostConfig.storageDriver, Data: null },
-    Mounts: [],
+    Mounts: r.mounts ?? [],
     Config: {
       Hostname: r.config.hostname,
       Domainname: '',
@@ -352,7 +351,7 @@ export function inspectJson(
       Env: r.config.env,
       Cmd: r.config.cmd,
       Image: r.image,
-      Volumes: null,
+      Volumes: fields.Volumes,
       WorkingDir: r.config.workdir,
       Entrypoint: null,
       OnBuild: null,

@@ -119,7 +119,12 @@ describe('corrald API', () => {
 
   it('refuses a create field that corral does not do, naming it, and makes nothing', async () => {
     for (const [host, field] of [
-      [{ Binds: ['/:/host'] }, 'HostConfig.Binds'],
+      [{ Binds: ['/:/host:bogus'] }, 'invalid mode: bogus'],
+      [
+        { Mounts: [{ Type: 'bind', Source: '/tmp', Target: '/x', BindOptions: { CreateMountpoint: true } }] },
+        'HostConfig.Mounts[0].BindOptions.CreateMountpoint',
+      ],
+      [{ VolumeDriver: 'nfs' }, 'HostConfig.VolumeDriver'],
       [{ RestartPolicy: { Name: 'always' } }, 'HostConfig.RestartPolicy'],
       [{ PidMode: 'host' }, 'HostConfig.PidMode'],
       [{ Devices: [{ PathOnHost: '/dev/sda' }] }, 'HostConfig.Devices'],

@@ -191,10 +191,10 @@ describe('docker CLI 28 against corrald', () => {
     expect(r.out.split('\n')).toEqual(['create', 'start', 'die', 'destroy']);
   });
 
-  it('refuses a bind mount with a 400 naming the field, and makes nothing', async () => {
-    const r = await d.docker(['run', '--rm', '-v', '/etc:/x', 'busybox', 'true']);
+  it('refuses a field it does not do with a 400 naming the field, and makes nothing', async () => {
+    const r = await d.docker(['run', '--rm', '--link', 'web:web', 'busybox', 'true']);
     expect(r.status).toBe(125);
-    expect(r.stderr).toContain('HostConfig.Binds is not supported');
+    expect(r.stderr).toContain('HostConfig.Links is not supported');
     expect(containerDirs(d.root)).toEqual([]);
   });
 

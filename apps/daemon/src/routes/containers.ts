@@ -150,7 +150,10 @@ export const containerRoutes: Route[] = [
     new RegExp(`^/containers/${ID}$`),
     async (call, d) => {
       if (flag(call.query, 'link')) throw bad('links are not supported by corral');
-      const r = await d.engine.remove(call.params[0], { force: flag(call.query, 'force') });
+      const r = await d.engine.remove(call.params[0], {
+        force: flag(call.query, 'force'),
+        volumes: flag(call.query, 'v'),
+      });
       for (const [id, e] of d.execs) if (e.containerId === r.id) d.execs.delete(id);
       sendEmpty(call);
     },
