@@ -197,13 +197,13 @@ export function putArchive(
       if (isErrno(e, 'ENOTDIR')) throw new EngineError('InvalidArgument', 'extraction point is not a directory');
       throw e;
     }
-    let dest: string;
     try {
       if (!fstatSync(fd).isDirectory()) throw new EngineError('InvalidArgument', 'extraction point is not a directory');
-      dest = inRootPath(rootfd, fd);
+      // Extracted relative to this very folder: one the container swaps for a symlink meanwhile
+      // does not redirect the rest of the copy.
+      return await extractTar(input, fd, options);
     } finally {
       close(fd);
     }
-    return extractTar(input, rootfd, dest, options);
   });
 }

@@ -52,13 +52,13 @@ export interface ExtractResult {
   bytes: number;
 }
 
-/** Extracts `input` into folder `dest` (a path inside the root that `rootfd` opens). */
-export async function extractTar(
-  input: Readable,
-  rootfd: number,
-  dest: string,
-  options: ExtractOptions = {},
-): Promise<ExtractResult> {
+/**
+ * Extracts `input` into the folder `destfd` holds. That folder is the root of every lookup:
+ * the tar's own symlinks, absolute or with `..`, resolve beneath it, as in a chroot there.
+ */
+export async function extractTar(input: Readable, destfd: number, options: ExtractOptions = {}): Promise<ExtractResult> {
+  const rootfd = destfd;
+  const dest = '/';
   const extract = tarExtract();
   input.on('error', (e) => extract.destroy(e));
   input.pipe(extract as unknown as NodeJS.WritableStream);
@@ -74,13 +74,19 @@ export async function extractTar(
     }
     const base = parts.pop()!;
     const parentPath = posix.join(dest, ...parts);
-    const pfd = openInRoot(rootfd, parentPath, O.PATH | O.DIRECTORY, { create: 'dir' });
     try {
-      result.bytes += await writeEntry(pfd, base, h, entry as unknown as Readable, options, rootfd, dest, name);
-      if (h.type === 'directory') dirTimes.push([posix.join(parentPath, base), h.mtime]);
-      result.entries++;
-    } finally {
-      close(pfd);
+      const pfd = openInRoot(rootfd, parentPath, O.PATH | O.DIRECTORY, { create: 'dir' });
+      try {
+        result.bytes += await writeEntry(pfd, base, h, entry as unknown as Readable, options, rootfd, dest, name);
+        if (h.type === 'directory') dirTimes.push([posix.join(parentPath, base), h.mtime]);
+        result.entries++;
+      } finally {
+        close(pfd);
+      }
+    } catch (e) {
+      if (e instanceof SyscallError)
+        throw new EngineError('InvalidArgument', `cannot extract "${name}": ${e.code}: ${e.message}`);
+      throw e;
     }
   }
   // Folder times last: writing their entries changed them.

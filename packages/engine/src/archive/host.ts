@@ -72,7 +72,7 @@ export async function copyFromContainer(
         throw e;
       });
       const [result] = await Promise.all([
-        extractTar(tar, fd, '/', {
+        extractTar(tar, fd, {
           keepOwners: options.archive,
           noOverwriteDirNonDir: true,
           rename: rename || rebaseName ? { from: top, to: rename?.to ?? rebaseName! } : undefined,
