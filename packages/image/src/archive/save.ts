@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable, TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { ImageError } from '../errors.js';
@@ -84,6 +84,7 @@ export async function saveArchive(store: ImageStore, refs: string[], output: Wri
 
     const pack = tar.pack();
     const piping = pipeline(pack as unknown as Readable, output);
+    piping.catch(() => {}); // awaited below; a failed blob ends the save before that
     const add = (name: string, data: Buffer) =>
       new Promise<void>((res, rej) => {
         pack.entry({ name, mtime: EPOCH, mode: 0o644, size: data.length }, data, (e) => (e ? rej(e) : res()));
@@ -99,11 +100,21 @@ export async function saveArchive(store: ImageStore, refs: string[], output: Wri
         await add(blobName(b.digest), b.data);
         continue;
       }
+      // Checked while it streams out: a blob damaged in the store fails the save, by name,
+      // instead of shipping to a load elsewhere that would refuse it.
       await new Promise<void>((res, rej) => {
         const sink = pack.entry({ name: blobName(b.digest), mtime: EPOCH, mode: 0o644, size: b.size }, (e) =>
           e ? rej(e) : res(),
         );
-        pipeline(fs.createReadStream(b.path!), sink as unknown as NodeJS.WritableStream).catch(rej);
+        pipeline(
+          fs.createReadStream(b.path!),
+          new BlobCheck(b.digest, b.size, b.path!),
+          sink as unknown as NodeJS.WritableStream,
+        ).catch((e) => {
+          rej(e);
+          // The tar entry never completes: end the archive stream with the same error.
+          pack.destroy(e as Error);
+        });
       });
     }
     await add(
@@ -116,6 +127,29 @@ export async function saveArchive(store: ImageStore, refs: string[], output: Wri
     await piping;
   } finally {
     for (const t of temps) fs.rmSync(t, { force: true });
+  }
+}
+
+/** Passes a stored blob's bytes on, failing at the end when they are not what its digest and size say. */
+class BlobCheck extends HashingStream {
+  constructor(
+    private readonly expected: string,
+    private readonly expectedSize: number,
+    private readonly path: string,
+  ) {
+    super('sha256');
+  }
+
+  override _flush(done: TransformCallback): void {
+    const actual = this.digest();
+    if (actual === this.expected && this.size === this.expectedSize) done();
+    else
+      done(
+        new ImageError(
+          'DIGEST_MISMATCH',
+          `blob ${this.expected} (${this.path}) holds ${this.size} bytes with digest ${actual}, not ${this.expectedSize} bytes with its own digest: the store is damaged (see \`corral system check\`); nothing was saved`,
+        ),
+      );
   }
 }
 
@@ -153,7 +187,27 @@ async function uncompressedManifest(
         const tmp = tempName(store.tmpDir, 'save-layer');
         temps.push(tmp);
         const hasher = new HashingStream('sha256');
-        await pipeline(store.content.openBlob(l.digest), new Decompress(), hasher, fs.createWriteStream(tmp));
+        const blobHash = new HashingStream('sha256');
+        const damaged = `layer blob ${l.digest} (${store.content.blobPath(l.digest)})`;
+        try {
+          await pipeline(
+            store.content.openBlob(l.digest),
+            blobHash,
+            new Decompress(),
+            hasher,
+            fs.createWriteStream(tmp),
+          );
+        } catch (e) {
+          throw new ImageError(
+            'BAD_LAYER',
+            `${damaged} cannot be read: ${(e as Error).message}; the store is damaged (see \`corral system check\`), nothing was saved`,
+          );
+        }
+        if (blobHash.digest() !== l.digest)
+          throw new ImageError(
+            'DIGEST_MISMATCH',
+            `${damaged} holds data with digest ${blobHash.digest()}; the store is damaged (see \`corral system check\`), nothing was saved`,
+          );
         const digest = hasher.digest();
         const size = hasher.size;
         if (digest !== l.diffId) {
