@@ -3,7 +3,7 @@
 // --shm-size, --sysctl, --oom-score-adj, --oom-kill-disable, --log-opt, --cidfile,
 // --sig-proxy, -a, health checks; bad input fails naming the flag with nothing created.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { corralBin, runCorral } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -125,6 +125,25 @@ describe('--device', () => {
     // Without --device the same node made inside (mknod is allowed) cannot be opened.
     const none = await s.corral(['run', '--rm', 'busybox', 'sh', '-c', 'mknod /dev/f c 10 229 && exec 3<>/dev/f && echo opened']);
     expect(none.out).not.toContain('opened');
+  });
+
+  it("makes the node inside the root when the image's path is a symlink to a host folder (canary)", async () => {
+    const canary = join(s.root, 'canary-dev');
+    mkdirSync(canary);
+    writeFileSync(join(canary, 'keep'), 'canary');
+    await s.corral(['run', '--name', 'evil-maker', 'busybox', 'sh', '-c', `ln -s ${canary} /evil && ln -s ../../../../../../.. /up`]);
+    await s.corral(['commit', 'evil-maker', 'evil-dev:1']);
+    await s.corral(['rm', 'evil-maker']);
+    const r = await s.corral([
+      'run', '--rm', '--device', '/dev/null:/evil/null', '--device', '/dev/zero:/up/zero', 'evil-dev:1', 'sh', '-c',
+      `ls ${canary}; echo x > /evil/null && head -c 3 /up/zero | wc -c`,
+    ]);
+    expect(r.status).toBe(0);
+    // Inside, the nodes are where the links lead within the root; the host folder is untouched.
+    expect(r.out).toBe('null\n3');
+    expect(readdirSync(canary)).toEqual(['keep']);
+    expect(existsSync('/zero')).toBe(false);
+    await s.corral(['rmi', 'evil-dev:1']);
   });
 
   it('refuses a missing device, a file, and a relative path', async () => {
