@@ -27,9 +27,16 @@ beforeAll(async () => {
   envFile = path.join(tmp, 'app.env');
   writeFileSync(
     envFile,
-    ['A=from file', '# a comment', '', '  B=two words', 'FROM_CALLER', 'NOT_SET_ANYWHERE', 'Q="quoted"', 'E='].join(
-      '\n',
-    ),
+    [
+      'A=from file',
+      '# a comment',
+      '',
+      '  B=two words',
+      'FROM_CALLER',
+      'NOT_SET_ANYWHERE',
+      'Q="quoted"',
+      'E=',
+    ].join('\n'),
   );
 }, 180_000);
 
@@ -41,7 +48,10 @@ afterAll(async () => {
 
 /** One `run` line through both: [docker's result, corral's]. */
 async function both(args: string[]): Promise<[Result, Result]> {
-  return [await dockerd!.docker(['run', '--network', 'none', ...args]), await corral.run(['run', '--network', 'none', ...args])];
+  return [
+    await dockerd!.docker(['run', '--network', 'none', ...args]),
+    await corral.run(['run', '--network', 'none', ...args]),
+  ];
 }
 
 async function same(args: string[]): Promise<string> {
@@ -55,15 +65,33 @@ async function same(args: string[]): Promise<string> {
 describe('docker run and corral run, side by side', () => {
   it('--ulimit: the soft and hard limits the program sees', async () => {
     const out = await same([
-      '--rm', '--ulimit', 'nofile=1000:2000', '--ulimit', 'core=-1', '--ulimit', 'nproc=500:600', '--ulimit', 'stack=4194304',
-      'busybox', 'sh', '-c', 'ulimit -n; ulimit -Hn; ulimit -c; ulimit -u; ulimit -Hu; ulimit -s',
+      '--rm',
+      '--ulimit',
+      'nofile=1000:2000',
+      '--ulimit',
+      'core=-1',
+      '--ulimit',
+      'nproc=500:600',
+      '--ulimit',
+      'stack=4194304',
+      'busybox',
+      'sh',
+      '-c',
+      'ulimit -n; ulimit -Hn; ulimit -c; ulimit -u; ulimit -Hu; ulimit -s',
     ]);
     expect(out).toBe('1000\n2000\nunlimited\n500\n600\n4096\n');
   });
 
   it("--env-file: comments, blanks, a bare name from the client's environment, -e over the file", async () => {
     const out = await same([
-      '--rm', '--env-file', envFile, '-e', 'A=from -e', 'busybox', 'sh', '-c',
+      '--rm',
+      '--env-file',
+      envFile,
+      '-e',
+      'A=from -e',
+      'busybox',
+      'sh',
+      '-c',
       'echo "$A|$B|$FROM_CALLER|${NOT_SET_ANYWHERE-unset}|$Q|${E-unset}"',
     ]);
     expect(out).toBe('from -e|two words|caller value|unset|"quoted"|\n');
@@ -71,8 +99,24 @@ describe('docker run and corral run, side by side', () => {
 
   it('--shm-size, --sysctl, --oom-score-adj, --group-add, --label', async () => {
     await same([
-      '--rm', '--shm-size', '128m', '--sysctl', 'kernel.shmmax=123456', '--sysctl', 'net.ipv4.ip_forward=1',
-      '--oom-score-adj', '300', '--group-add', '4242', '-u', 'nobody', '-l', 'a=b', 'busybox', 'sh', '-c',
+      '--rm',
+      '--shm-size',
+      '128m',
+      '--sysctl',
+      'kernel.shmmax=123456',
+      '--sysctl',
+      'net.ipv4.ip_forward=1',
+      '--oom-score-adj',
+      '300',
+      '--group-add',
+      '4242',
+      '-u',
+      'nobody',
+      '-l',
+      'a=b',
+      'busybox',
+      'sh',
+      '-c',
       "df -k /dev/shm | tail -1 | awk '{print $2}'; cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj; id",
     ]);
   });
@@ -80,7 +124,10 @@ describe('docker run and corral run, side by side', () => {
   it("an image's HEALTHCHECK (docker build, docker save, corral load) turns the container unhealthy in both; --no-healthcheck drops it", async () => {
     const ctx = path.join(tmp, 'hc');
     await fs.mkdir(ctx, { recursive: true });
-    writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox:latest\nHEALTHCHECK --interval=1s --retries=1 CMD false\n');
+    writeFileSync(
+      path.join(ctx, 'Dockerfile'),
+      'FROM busybox:latest\nHEALTHCHECK --interval=1s --retries=1 CMD false\n',
+    );
     const built = await dockerd!.docker(['build', '-q', '-t', 'e2e/hc:1', ctx]);
     expect(built.status, built.stderr).toBe(0);
     const archive = path.join(tmp, 'hc.tar');
@@ -88,16 +135,21 @@ describe('docker run and corral run, side by side', () => {
     await corral.must(['load', '-i', archive]);
     expect((await dockerd!.docker(['run', '-d', '--name', 'hc', 'e2e/hc:1', 'sleep', '60'])).status).toBe(0);
     await corral.must(['run', '-d', '--name', 'hc', 'e2e/hc:1', 'sleep', '60']);
-    const dockerPs = async () => (await dockerd!.docker(['ps', '--filter', 'name=hc', '--format', '{{.Status}}'])).stdout;
+    const dockerPs = async () =>
+      (await dockerd!.docker(['ps', '--filter', 'name=hc', '--format', '{{.Status}}'])).stdout;
     await until(async () => (await dockerPs()).includes('(unhealthy)'), 'docker: unhealthy', 30_000);
-    await until(async () => / \(unhealthy\) .* hc\n/.test((await corral.run(['ps'])).stdout), 'corral: unhealthy', 30_000);
+    await until(
+      async () => / \(unhealthy\) .* hc\n/.test((await corral.run(['ps'])).stdout),
+      'corral: unhealthy',
+      30_000,
+    );
     const none = (await corral.must(['create', '--no-healthcheck', 'e2e/hc:1', 'true'])).out;
     expect(JSON.parse((await corral.must(['inspect', none])).stdout)[0].config.healthcheck).toBeUndefined();
     await dockerd!.docker(['rm', '-f', 'hc']);
     await corral.must(['rm', '-f', 'hc', none]);
   });
 
-  it('bad input: an unknown ulimit, soft above hard, a hard limit above the caller\'s, a missing env-file', async () => {
+  it("bad input: an unknown ulimit, soft above hard, a hard limit above the caller's, a missing env-file", async () => {
     for (const args of [
       ['--ulimit', 'nofiles=10'],
       ['--ulimit', 'nofile=20:10'],

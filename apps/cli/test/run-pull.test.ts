@@ -24,7 +24,8 @@ afterAll(async () => {
   await registry?.stop();
 });
 
-const manifestGets = () => registry.requests.filter((r) => r.startsWith('GET /v2/pulled/bb/manifests/')).length;
+const manifestGets = () =>
+  registry.requests.filter((r) => r.startsWith('GET /v2/pulled/bb/manifests/')).length;
 
 describe('run pulls a missing image', () => {
   it('pulls it by default and runs it; in a pipe nothing about the pull is printed', async () => {
@@ -57,7 +58,9 @@ describe('run pulls a missing image', () => {
   it('a name the registry does not have fails naming the pull, with nothing created', async () => {
     const r = await s.corral(['run', '--rm', `${registry.host}/pulled/none:1`, 'true']);
     expect(r.status).toBe(125);
-    expect(r.stderr).toContain(`Unable to find image '${registry.host}/pulled/none:1' locally, and pulling it failed`);
+    expect(r.stderr).toContain(
+      `Unable to find image '${registry.host}/pulled/none:1' locally, and pulling it failed`,
+    );
     expect((await s.corral(['ps', '-aq'])).out).toBe('');
   });
 
@@ -72,7 +75,18 @@ describe('run pulls a missing image', () => {
 
   it("on a terminal the pull is shown (Docker's lines, the digest)", async () => {
     await s.corral(['rmi', ref]).catch(() => {});
-    const cmd = [process.execPath, '--', corralBin, '--root', s.root, 'run', '--rm', ref, 'echo', 'done'].join(' ');
+    const cmd = [
+      process.execPath,
+      '--',
+      corralBin,
+      '--root',
+      s.root,
+      'run',
+      '--rm',
+      ref,
+      'echo',
+      'done',
+    ].join(' ');
     const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => {

@@ -12,7 +12,8 @@ import { Sandbox, until } from './helpers.js';
 const s = new Sandbox();
 afterAll(() => s.teardown());
 
-const containers = () => (existsSync(join(s.root, 'containers')) ? readdirSync(join(s.root, 'containers')) : []);
+const containers = () =>
+  existsSync(join(s.root, 'containers')) ? readdirSync(join(s.root, 'containers')) : [];
 
 /** Runs `corral create ARGS` (`run --rm` with `run`) and expects a refusal naming `flag`, with no container left. */
 async function refused(args: string[], flag: string, command: 'create' | 'run' = 'create'): Promise<string> {
@@ -27,8 +28,18 @@ async function refused(args: string[], flag: string, command: 'create' | 'run' =
 describe('--ulimit', () => {
   it('sets soft and hard limits the program sees (ulimit -a), -1 for unlimited', async () => {
     const r = await s.corral([
-      'run', '--rm', '--ulimit', 'nofile=1000:2000', '--ulimit', 'core=-1', '--ulimit', 'nproc=500',
-      'busybox', 'sh', '-c', 'ulimit -n; ulimit -Hn; ulimit -c; ulimit -u; ulimit -a',
+      'run',
+      '--rm',
+      '--ulimit',
+      'nofile=1000:2000',
+      '--ulimit',
+      'core=-1',
+      '--ulimit',
+      'nproc=500',
+      'busybox',
+      'sh',
+      '-c',
+      'ulimit -n; ulimit -Hn; ulimit -c; ulimit -u; ulimit -a',
     ]);
     expect(r.status).toBe(0);
     const [soft, hard, core, nproc, ...all] = r.out.split('\n');
@@ -36,11 +47,18 @@ describe('--ulimit', () => {
     expect(all.join('\n')).toMatch(/open files\s+\(-n\)\s+1000/);
   });
 
-  it('refuses an unknown name, soft above hard, and a hard limit above corral\'s own', async () => {
-    expect(await refused(['--ulimit', 'nofiles=10', 'busybox', 'true'], '--ulimit nofiles')).toContain('unknown ulimit type');
+  it("refuses an unknown name, soft above hard, and a hard limit above corral's own", async () => {
+    expect(await refused(['--ulimit', 'nofiles=10', 'busybox', 'true'], '--ulimit nofiles')).toContain(
+      'unknown ulimit type',
+    );
     await refused(['--ulimit', 'nofile=20:10', 'busybox', 'true'], '--ulimit nofile');
-    const ownHard = Number(/^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1]);
-    const msg = await refused(['--ulimit', `nofile=${ownHard + 1}:${ownHard + 1}`, 'busybox', 'true'], '--ulimit nofile');
+    const ownHard = Number(
+      /^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1],
+    );
+    const msg = await refused(
+      ['--ulimit', `nofile=${ownHard + 1}:${ownHard + 1}`, 'busybox', 'true'],
+      '--ulimit nofile',
+    );
     expect(msg).toContain('CAP_SYS_RESOURCE');
   });
 });
@@ -53,7 +71,18 @@ describe('--env-file', () => {
     delete env.UNSET_HERE;
     const r = await runCorral(
       s.root,
-      ['run', '--rm', '--env-file', file, '-e', 'A=over', 'busybox', 'sh', '-c', 'echo "$A|$B|$FROM_CALLER|${UNSET_HERE-unset}|$Q"'],
+      [
+        'run',
+        '--rm',
+        '--env-file',
+        file,
+        '-e',
+        'A=over',
+        'busybox',
+        'sh',
+        '-c',
+        'echo "$A|$B|$FROM_CALLER|${UNSET_HERE-unset}|$Q"',
+      ],
       { env },
     );
     expect(r.out).toBe('over|two words|from corral|unset|"kept"');
@@ -71,7 +100,17 @@ describe('--label, --label-file, ps --filter label=', () => {
   it('labels a container; ps filters by key and by key=value; inspect shows them', async () => {
     const file = join(s.root, 'labels');
     writeFileSync(file, 'team=blue\nbare\n');
-    await s.corral(['create', '--name', 'lab-web', '--label-file', file, '-l', 'tier=web', 'busybox', 'true']);
+    await s.corral([
+      'create',
+      '--name',
+      'lab-web',
+      '--label-file',
+      file,
+      '-l',
+      'tier=web',
+      'busybox',
+      'true',
+    ]);
     await s.corral(['create', '--name', 'lab-db', '--label', 'tier=db', 'busybox', 'true']);
     const names = async (...f: string[]) =>
       (await s.corral(['ps', '-a', '--format', 'json', ...f.flatMap((x) => ['--filter', x])])).out
@@ -91,11 +130,24 @@ describe('--label, --label-file, ps --filter label=', () => {
 
 describe('--group-add, --shm-size, --oom-score-adj', () => {
   it('adds groups by name and id to the program', async () => {
-    const r = await s.corral(['run', '--rm', '-u', 'nobody', '--group-add', 'mail', '--group-add', '4242', 'busybox', 'id']);
+    const r = await s.corral([
+      'run',
+      '--rm',
+      '-u',
+      'nobody',
+      '--group-add',
+      'mail',
+      '--group-add',
+      '4242',
+      'busybox',
+      'id',
+    ]);
     expect(r.out).toMatch(/groups=.*8\(mail\)/);
     expect(r.out).toContain('4242');
     // An exec gets them too (Docker's rule).
-    const id = (await s.corral(['run', '-d', '-u', 'nobody', '--group-add', '4242', 'busybox', 'sleep', '30'])).out;
+    const id = (
+      await s.corral(['run', '-d', '-u', 'nobody', '--group-add', '4242', 'busybox', 'sleep', '30'])
+    ).out;
     expect((await s.corral(['exec', id, 'id', '-G'])).out.split(' ')).toContain('4242');
     await s.corral(['rm', '-f', id]);
     // Looked up in the container's /etc/group at start.
@@ -107,8 +159,20 @@ describe('--group-add, --shm-size, --oom-score-adj', () => {
     expect(r.out.split('\n')[1]).toMatch(/^shm\s+131072\s/);
   });
 
-  it('sets oom_score_adj; a value below corral\'s own is refused (no CAP_SYS_RESOURCE here)', async () => {
-    expect((await s.corral(['run', '--rm', '--oom-score-adj', '500', 'busybox', 'cat', '/proc/self/oom_score_adj'])).out).toBe('500');
+  it("sets oom_score_adj; a value below corral's own is refused (no CAP_SYS_RESOURCE here)", async () => {
+    expect(
+      (
+        await s.corral([
+          'run',
+          '--rm',
+          '--oom-score-adj',
+          '500',
+          'busybox',
+          'cat',
+          '/proc/self/oom_score_adj',
+        ])
+      ).out,
+    ).toBe('500');
     const own = Number(readFileSync('/proc/self/oom_score_adj', 'utf8'));
     await refused(['--oom-score-adj', String(own - 1), 'busybox', 'true'], '--oom-score-adj');
     await refused(['--oom-score-adj', '1001', 'busybox', 'true'], '--oom-score-adj');
@@ -117,13 +181,38 @@ describe('--group-add, --shm-size, --oom-score-adj', () => {
 
 describe('--device', () => {
   it('makes the node inside the root with its cgroup rule: rw opens, :r refuses a write open, no rule no open', async () => {
-    const rw = await s.corral(['run', '--rm', '--device', '/dev/fuse:/dev/xfuse', 'busybox', 'sh', '-c', 'ls -l /dev/xfuse; exec 3<>/dev/xfuse && echo opened']);
+    const rw = await s.corral([
+      'run',
+      '--rm',
+      '--device',
+      '/dev/fuse:/dev/xfuse',
+      'busybox',
+      'sh',
+      '-c',
+      'ls -l /dev/xfuse; exec 3<>/dev/xfuse && echo opened',
+    ]);
     expect(rw.out).toMatch(/^c\S+\s+1 root\s+root\s+10,\s+229 .* \/dev\/xfuse\nopened$/);
-    const ro = await s.corral(['run', '--rm', '--device', '/dev/fuse:/dev/xfuse:r', 'busybox', 'sh', '-c', 'exec 3</dev/xfuse && echo read-ok; exec 4<>/dev/xfuse && echo rw-ok']);
+    const ro = await s.corral([
+      'run',
+      '--rm',
+      '--device',
+      '/dev/fuse:/dev/xfuse:r',
+      'busybox',
+      'sh',
+      '-c',
+      'exec 3</dev/xfuse && echo read-ok; exec 4<>/dev/xfuse && echo rw-ok',
+    ]);
     expect(ro.out).toBe('read-ok');
     expect(ro.stderr).toContain('Operation not permitted');
     // Without --device the same node made inside (mknod is allowed) cannot be opened.
-    const none = await s.corral(['run', '--rm', 'busybox', 'sh', '-c', 'mknod /dev/f c 10 229 && exec 3<>/dev/f && echo opened']);
+    const none = await s.corral([
+      'run',
+      '--rm',
+      'busybox',
+      'sh',
+      '-c',
+      'mknod /dev/f c 10 229 && exec 3<>/dev/f && echo opened',
+    ]);
     expect(none.out).not.toContain('opened');
   });
 
@@ -131,11 +220,27 @@ describe('--device', () => {
     const canary = join(s.root, 'canary-dev');
     mkdirSync(canary);
     writeFileSync(join(canary, 'keep'), 'canary');
-    await s.corral(['run', '--name', 'evil-maker', 'busybox', 'sh', '-c', `ln -s ${canary} /evil && ln -s ../../../../../../.. /up`]);
+    await s.corral([
+      'run',
+      '--name',
+      'evil-maker',
+      'busybox',
+      'sh',
+      '-c',
+      `ln -s ${canary} /evil && ln -s ../../../../../../.. /up`,
+    ]);
     await s.corral(['commit', 'evil-maker', 'evil-dev:1']);
     await s.corral(['rm', 'evil-maker']);
     const r = await s.corral([
-      'run', '--rm', '--device', '/dev/null:/evil/null', '--device', '/dev/zero:/up/zero', 'evil-dev:1', 'sh', '-c',
+      'run',
+      '--rm',
+      '--device',
+      '/dev/null:/evil/null',
+      '--device',
+      '/dev/zero:/up/zero',
+      'evil-dev:1',
+      'sh',
+      '-c',
       `ls ${canary}; echo x > /evil/null && head -c 3 /up/zero | wc -c`,
     ]);
     expect(r.status).toBe(0);
@@ -158,8 +263,16 @@ describe('--sysctl', () => {
     const hostShm = readFileSync('/proc/sys/kernel/shmmax', 'utf8').trim();
     const hostFwd = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
     const r = await s.corral([
-      'run', '--rm', '--sysctl', 'kernel.shmmax=123456', '--sysctl', 'net.ipv4.ip_forward=1',
-      'busybox', 'cat', '/proc/sys/kernel/shmmax', '/proc/sys/net/ipv4/ip_forward',
+      'run',
+      '--rm',
+      '--sysctl',
+      'kernel.shmmax=123456',
+      '--sysctl',
+      'net.ipv4.ip_forward=1',
+      'busybox',
+      'cat',
+      '/proc/sys/kernel/shmmax',
+      '/proc/sys/net/ipv4/ip_forward',
     ]);
     expect(r.out).toBe('123456\n1');
     expect(readFileSync('/proc/sys/kernel/shmmax', 'utf8').trim()).toBe(hostShm);
@@ -167,18 +280,34 @@ describe('--sysctl', () => {
   });
 
   it('refuses a sysctl no namespace of the container isolates, and net.* in the host network', async () => {
-    expect(await refused(['--sysctl', 'kernel.pid_max=100000', 'busybox', 'true'], '--sysctl kernel.pid_max')).toContain('namespaced');
+    expect(
+      await refused(['--sysctl', 'kernel.pid_max=100000', 'busybox', 'true'], '--sysctl kernel.pid_max'),
+    ).toContain('namespaced');
     await refused(['--sysctl', 'vm.swappiness=1', 'busybox', 'true'], '--sysctl vm.swappiness');
-    await refused(['--network', 'host', '--sysctl', 'net.ipv4.ip_forward=1', 'busybox', 'true'], '--sysctl net.ipv4.ip_forward');
+    await refused(
+      ['--network', 'host', '--sysctl', 'net.ipv4.ip_forward=1', 'busybox', 'true'],
+      '--sysctl net.ipv4.ip_forward',
+    );
   });
 });
 
 describe('--oom-kill-disable', () => {
   it('a program past -m waits for memory instead of being killed', async () => {
-    const id = (await s.corral([
-      'run', '-d', '-m', '8m', '--memory-swap', '8m', '--oom-kill-disable', 'busybox', 'sh', '-c',
-      'x=$(head -c 64000000 /dev/zero | tr "\\0" a); echo survived',
-    ])).out;
+    const id = (
+      await s.corral([
+        'run',
+        '-d',
+        '-m',
+        '8m',
+        '--memory-swap',
+        '8m',
+        '--oom-kill-disable',
+        'busybox',
+        'sh',
+        '-c',
+        'x=$(head -c 64000000 /dev/zero | tr "\\0" a); echo survived',
+      ])
+    ).out;
     const path = JSON.parse((await s.corral(['inspect', id])).stdout)[0].cgroupPath;
     const mine = /^\d+:memory:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1] ?? '/';
     const control = join('/sys/fs/cgroup/memory', mine, path, 'memory.oom_control');
@@ -193,10 +322,20 @@ describe('--oom-kill-disable', () => {
 
 describe('--log-opt max-size, max-file', () => {
   it('rotates the json-file log, keeping max-file files; logs reads them in order', async () => {
-    const id = (await s.corral([
-      'run', '-d', '--log-opt', 'max-size=1k', '--log-opt', 'max-file=3', 'busybox', 'sh', '-c',
-      'i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done',
-    ])).out;
+    const id = (
+      await s.corral([
+        'run',
+        '-d',
+        '--log-opt',
+        'max-size=1k',
+        '--log-opt',
+        'max-file=3',
+        'busybox',
+        'sh',
+        '-c',
+        'i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done',
+      ])
+    ).out;
     await s.corral(['wait', id]);
     const log = join(s.root, 'containers', id, `${id}-json.log`);
     expect(existsSync(`${log}.1`) && existsSync(`${log}.2`)).toBe(true);
@@ -236,8 +375,23 @@ describe('--cidfile, -a, --sig-proxy', () => {
 
   /** An attached run sent SIGTERM once its program is ready; its output and exit code. */
   async function signalled(extra: string[]): Promise<{ out: string; code: number | null }> {
-    const child = spawn(process.execPath, ['--', corralBin, '--root', s.root, 'run', '--rm', ...extra, 'busybox', 'sh', '-c',
-      'trap "echo got TERM; exit 3" TERM; echo ready; i=0; while [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; echo done'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        '--',
+        corralBin,
+        '--root',
+        s.root,
+        'run',
+        '--rm',
+        ...extra,
+        'busybox',
+        'sh',
+        '-c',
+        'trap "echo got TERM; exit 3" TERM; echo ready; i=0; while [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; echo done',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
@@ -255,10 +409,21 @@ describe('--cidfile, -a, --sig-proxy', () => {
 
 describe('health checks', () => {
   it('turns unhealthy after the retries, healthy once the check passes; ps and inspect show it', async () => {
-    const id = (await s.corral([
-      'run', '-d', '--health-cmd', 'test -e /tmp/ok', '--health-interval', '200ms', '--health-retries', '2',
-      'busybox', 'sleep', '60',
-    ])).out;
+    const id = (
+      await s.corral([
+        'run',
+        '-d',
+        '--health-cmd',
+        'test -e /tmp/ok',
+        '--health-interval',
+        '200ms',
+        '--health-retries',
+        '2',
+        'busybox',
+        'sleep',
+        '60',
+      ])
+    ).out;
     const health = async () => JSON.parse((await s.corral(['inspect', id])).stdout)[0].state.health;
     await until(async () => (await health())?.Status === 'unhealthy', 'unhealthy');
     expect((await s.corral(['ps'])).out).toMatch(/Up .* \(unhealthy\)/);
@@ -273,10 +438,23 @@ describe('health checks', () => {
   });
 
   it('a check past its timeout fails; --no-healthcheck leaves none; bad durations are refused', async () => {
-    const id = (await s.corral([
-      'run', '-d', '--health-cmd', 'sleep 5', '--health-interval', '100ms', '--health-timeout', '200ms',
-      '--health-retries', '1', 'busybox', 'sleep', '60',
-    ])).out;
+    const id = (
+      await s.corral([
+        'run',
+        '-d',
+        '--health-cmd',
+        'sleep 5',
+        '--health-interval',
+        '100ms',
+        '--health-timeout',
+        '200ms',
+        '--health-retries',
+        '1',
+        'busybox',
+        'sleep',
+        '60',
+      ])
+    ).out;
     const health = async () => JSON.parse((await s.corral(['inspect', id])).stdout)[0].state.health;
     await until(async () => (await health())?.Status === 'unhealthy', 'unhealthy by timeout');
     expect((await health()).Log[0].Output).toContain('exceeded timeout');
@@ -284,6 +462,9 @@ describe('health checks', () => {
     const none = (await s.corral(['create', '--no-healthcheck', 'busybox', 'true'])).out;
     expect(JSON.parse((await s.corral(['inspect', none])).stdout)[0].config.healthcheck).toBeUndefined();
     await s.corral(['rm', none]);
-    await refused(['--health-cmd', 'true', '--health-interval', 'soon', 'busybox', 'true'], '--health-interval');
+    await refused(
+      ['--health-cmd', 'true', '--health-interval', 'soon', 'busybox', 'true'],
+      '--health-interval',
+    );
   });
 });

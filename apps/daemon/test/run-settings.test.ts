@@ -27,9 +27,25 @@ describe('docker run settings through corrald', () => {
     const env = join(d.root, '..', 'app.env');
     writeFileSync(env, 'A=from-file\n# c\nB=two words\n');
     const r = await must([
-      'run', '--rm', '--ulimit', 'nofile=1000:2000', '--env-file', env, '--group-add', '4242',
-      '--shm-size', '128m', '--sysctl', 'kernel.shmmax=123456', '--oom-score-adj', '300',
-      '--device', '/dev/fuse:/dev/xfuse', 'busybox', 'sh', '-c',
+      'run',
+      '--rm',
+      '--ulimit',
+      'nofile=1000:2000',
+      '--env-file',
+      env,
+      '--group-add',
+      '4242',
+      '--shm-size',
+      '128m',
+      '--sysctl',
+      'kernel.shmmax=123456',
+      '--oom-score-adj',
+      '300',
+      '--device',
+      '/dev/fuse:/dev/xfuse',
+      'busybox',
+      'sh',
+      '-c',
       'ulimit -n; ulimit -Hn; echo "$A|$B"; id -G; df -k /dev/shm | tail -1; cat /proc/sys/kernel/shmmax /proc/self/oom_score_adj; exec 3<>/dev/xfuse && echo opened',
     ]);
     const lines = r.stdout.trim().split('\n');
@@ -50,21 +66,53 @@ describe('docker run settings through corrald', () => {
   });
 
   it('labels filter ps; inspect shows labels, ulimits, log options and the health state', async () => {
-    await must(['run', '-d', '--name', 'web', '-l', 'tier=web', '--log-opt', 'max-size=1k', '--log-opt', 'max-file=2',
-      '--ulimit', 'nproc=500', '--health-cmd', 'false', '--health-interval', '200ms', '--health-retries', '1',
-      'busybox', 'sleep', '60']);
+    await must([
+      'run',
+      '-d',
+      '--name',
+      'web',
+      '-l',
+      'tier=web',
+      '--log-opt',
+      'max-size=1k',
+      '--log-opt',
+      'max-file=2',
+      '--ulimit',
+      'nproc=500',
+      '--health-cmd',
+      'false',
+      '--health-interval',
+      '200ms',
+      '--health-retries',
+      '1',
+      'busybox',
+      'sleep',
+      '60',
+    ]);
     await must(['run', '-d', '--name', 'db', '-l', 'tier=db', 'busybox', 'sleep', '60']);
-    expect((await must(['ps', '--filter', 'label=tier=web', '--format', '{{.Names}}'])).stdout.trim()).toBe('web');
-    expect((await must(['ps', '--filter', 'label=tier', '--format', '{{.Names}}'])).stdout.trim().split('\n').sort()).toEqual(['db', 'web']);
+    expect((await must(['ps', '--filter', 'label=tier=web', '--format', '{{.Names}}'])).stdout.trim()).toBe(
+      'web',
+    );
+    expect(
+      (await must(['ps', '--filter', 'label=tier', '--format', '{{.Names}}'])).stdout
+        .trim()
+        .split('\n')
+        .sort(),
+    ).toEqual(['db', 'web']);
     const inspect = async () => JSON.parse((await must(['inspect', 'web'])).stdout)[0];
     await until(async () => (await inspect()).State.Health?.Status === 'unhealthy', 'web unhealthy');
     const i = await inspect();
     expect(i.Config.Labels).toEqual({ tier: 'web' });
     expect(i.Config.Healthcheck.Test).toEqual(['CMD-SHELL', 'false']);
     expect(i.HostConfig.Ulimits).toEqual([{ Name: 'nproc', Soft: 500, Hard: 500 }]);
-    expect(i.HostConfig.LogConfig).toEqual({ Type: 'json-file', Config: { 'max-size': '1k', 'max-file': '2' } });
+    expect(i.HostConfig.LogConfig).toEqual({
+      Type: 'json-file',
+      Config: { 'max-size': '1k', 'max-file': '2' },
+    });
     expect(i.State.Health.Log.at(-1).ExitCode).toBe(1);
-    expect((await must(['ps', '--filter', 'name=web', '--format', '{{.Status}}'])).stdout).toContain('(unhealthy)');
+    expect((await must(['ps', '--filter', 'name=web', '--format', '{{.Status}}'])).stdout).toContain(
+      '(unhealthy)',
+    );
     await must(['rm', '-f', 'web', 'db']);
   });
 });

@@ -59,7 +59,10 @@ export function resolveHealthcheck(
   const test = own?.Test?.length ? own.Test : image?.Test;
   if (!test?.length || test[0] === 'NONE') return null;
   if (test[0] !== 'CMD' && test[0] !== 'CMD-SHELL')
-    throw new EngineError('InvalidArgument', `invalid health check ${JSON.stringify(test)}: CMD, CMD-SHELL or NONE first`);
+    throw new EngineError(
+      'InvalidArgument',
+      `invalid health check ${JSON.stringify(test)}: CMD, CMD-SHELL or NONE first`,
+    );
   if (test.length < 2) throw new EngineError('InvalidArgument', 'the health check has no command');
   const pick = (k: 'Interval' | 'Timeout' | 'StartPeriod' | 'Retries') => {
     const v = own?.[k] || image?.[k] || 0;

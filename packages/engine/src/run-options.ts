@@ -119,9 +119,12 @@ export function checkUlimits(ulimits: readonly Ulimit[]): Ulimit[] {
     const what = `--ulimit ${u.name}=${u.soft}:${u.hard}`;
     const resource = ULIMIT_NAMES[u.name];
     if (!resource)
-      throw bad(`invalid ${what}: unknown ulimit type ${u.name} (known: ${Object.keys(ULIMIT_NAMES).join(', ')})`);
+      throw bad(
+        `invalid ${what}: unknown ulimit type ${u.name} (known: ${Object.keys(ULIMIT_NAMES).join(', ')})`,
+      );
     for (const v of [u.soft, u.hard])
-      if (!Number.isSafeInteger(v) || v < -1) throw bad(`invalid ${what}: limits are whole numbers, -1 for unlimited`);
+      if (!Number.isSafeInteger(v) || v < -1)
+        throw bad(`invalid ${what}: limits are whole numbers, -1 for unlimited`);
     const soft = asLimit(u.soft);
     const hard = asLimit(u.hard);
     if (soft > hard) throw bad(`invalid ${what}: the soft limit must not exceed the hard limit`);
@@ -152,7 +155,9 @@ export function hostDevice(path: string): { type: 'c' | 'b'; major: number; mino
   try {
     st = statSync(path);
   } catch (e) {
-    throw bad(`--device ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such device on the host' : (e as Error).message}`);
+    throw bad(
+      `--device ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such device on the host' : (e as Error).message}`,
+    );
   }
   if (!st.isCharacterDevice() && !st.isBlockDevice())
     throw bad(`--device ${path}: not a character or block device (folders of devices are not supported)`);
@@ -216,14 +221,16 @@ export function parseSysctls(list: readonly string[]): Record<string, string> {
 function checkSysctls(sysctls: Record<string, string>, networkMode: string): Record<string, string> {
   for (const [key, value] of Object.entries(sysctls)) {
     const flag = `--sysctl ${key}=${value}`;
-    if (!/^[a-z0-9_]+(\.[a-zA-Z0-9_\-]+)+$/.test(key)) throw bad(`invalid ${flag}: not a sysctl name`);
+    if (!/^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$/.test(key)) throw bad(`invalid ${flag}: not a sysctl name`);
     if (/[\n\0]/.test(value)) throw bad(`invalid ${flag}: the value holds a newline`);
     if (IPC_SYSCTLS.has(key) || key.startsWith('fs.mqueue.')) continue;
     if (key.startsWith('net.')) {
       if (networkMode === 'host')
         throw bad(`${flag}: net.* sysctls are not allowed with --network host: they would change the host`);
       if (networkMode.startsWith('container:'))
-        throw bad(`${flag}: net.* sysctls are not allowed with --network container: the namespace is another container's`);
+        throw bad(
+          `${flag}: net.* sysctls are not allowed with --network container: the namespace is another container's`,
+        );
       continue;
     }
     throw bad(
@@ -266,7 +273,8 @@ function checkLogConfig(l: NonNullable<RunSettings['logConfig']>): LogConfig | u
       }
       if (n <= 0) throw bad(`invalid --log-opt max-size=${v}: must be at least 1 byte`);
     } else if (k === 'max-file') {
-      if (!/^\d+$/.test(v) || Number(v) < 1) throw bad(`invalid --log-opt max-file=${v}: a whole number of at least 1`);
+      if (!/^\d+$/.test(v) || Number(v) < 1)
+        throw bad(`invalid --log-opt max-file=${v}: a whole number of at least 1`);
     } else throw bad(`--log-opt ${k} is not supported by corral's json-file log (max-size, max-file)`);
   }
   if (config['max-file'] && Number(config['max-file']) > 1 && !config['max-size'])
@@ -349,7 +357,8 @@ export function checkRunSettings(s: RunSettings, networkMode: string): RunRecord
   if (s.ulimits?.length) hostConfig.ulimits = checkUlimits(s.ulimits);
   if (s.groupAdd?.length) {
     for (const g of s.groupAdd)
-      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(g)) throw bad(`invalid --group-add ${g}: a group name or id`);
+      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(g))
+        throw bad(`invalid --group-add ${g}: a group name or id`);
     hostConfig.groupAdd = [...s.groupAdd];
   }
   if (s.devices?.length) hostConfig.devices = checkDevices(s.devices);
@@ -377,7 +386,8 @@ export function checkRunSettings(s: RunSettings, networkMode: string): RunRecord
   return { labels: { ...(s.labels ?? {}) }, hostConfig };
 }
 
-const RLIM_INFINITY = 18446744073709551615;
+// RLIM_INFINITY as JSON can carry it (2^64 as a double): the runtime reads anything this large as it.
+const RLIM_INFINITY = 2 ** 64 - 1;
 
 /** Looks up `--group-add` names in the container's group entries (`name:x:gid:...`). */
 export function groupIds(groupAdd: readonly string[], groups: readonly string[][]): number[] {
@@ -408,7 +418,13 @@ export function applyRunSettings(spec: OciSpec, r: ContainerRecord, groups: () =
   if (h.shmSize)
     spec.mounts = (spec.mounts ?? []).map((m) =>
       m.destination === '/dev/shm'
-        ? { ...m, options: [...(m.options ?? []).filter((o) => !o.startsWith('size=')), `size=${Math.ceil(h.shmSize! / 1024)}k`] }
+        ? {
+            ...m,
+            options: [
+              ...(m.options ?? []).filter((o) => !o.startsWith('size=')),
+              `size=${Math.ceil(h.shmSize! / 1024)}k`,
+            ],
+          }
         : m,
     );
   if (h.groupAdd?.length) {
@@ -427,10 +443,24 @@ export function applyRunSettings(spec: OciSpec, r: ContainerRecord, groups: () =
       }
       spec.linux.devices = [
         ...(spec.linux.devices ?? []),
-        { type: dev.type, path: d.pathInContainer, major: dev.major, minor: dev.minor, fileMode: dev.mode, uid: 0, gid: 0 },
+        {
+          type: dev.type,
+          path: d.pathInContainer,
+          major: dev.major,
+          minor: dev.minor,
+          fileMode: dev.mode,
+          uid: 0,
+          gid: 0,
+        },
       ];
       if (!allowAll)
-        rules.push({ allow: true, type: dev.type, major: dev.major, minor: dev.minor, access: d.cgroupPermissions });
+        rules.push({
+          allow: true,
+          type: dev.type,
+          major: dev.major,
+          minor: dev.minor,
+          access: d.cgroupPermissions,
+        });
     }
     spec.linux.resources = { ...(spec.linux.resources ?? {}), devices: rules };
   }

@@ -25,9 +25,21 @@ describe('flag strings', () => {
     expect(parseUlimit('core=-1')).toEqual({ name: 'core', soft: -1, hard: -1 });
     expect(() => parseUlimit('nofile')).toThrow(/--ulimit nofile/);
     expect(() => parseUlimit('nofile=1:x')).toThrow(/--ulimit/);
-    expect(parseDevice('/dev/fuse')).toEqual({ pathOnHost: '/dev/fuse', pathInContainer: '/dev/fuse', cgroupPermissions: 'rwm' });
-    expect(parseDevice('/dev/fuse:r')).toEqual({ pathOnHost: '/dev/fuse', pathInContainer: '/dev/fuse', cgroupPermissions: 'r' });
-    expect(parseDevice('/dev/sda:/dev/xvda:rw')).toEqual({ pathOnHost: '/dev/sda', pathInContainer: '/dev/xvda', cgroupPermissions: 'rw' });
+    expect(parseDevice('/dev/fuse')).toEqual({
+      pathOnHost: '/dev/fuse',
+      pathInContainer: '/dev/fuse',
+      cgroupPermissions: 'rwm',
+    });
+    expect(parseDevice('/dev/fuse:r')).toEqual({
+      pathOnHost: '/dev/fuse',
+      pathInContainer: '/dev/fuse',
+      cgroupPermissions: 'r',
+    });
+    expect(parseDevice('/dev/sda:/dev/xvda:rw')).toEqual({
+      pathOnHost: '/dev/sda',
+      pathInContainer: '/dev/xvda',
+      cgroupPermissions: 'rw',
+    });
     expect(() => parseDevice('a:b:c:d')).toThrow(/--device/);
   });
 
@@ -67,19 +79,38 @@ describe('checks before anything is made', () => {
     bad({ oomScoreAdj: 1001 }, /--oom-score-adj/);
     bad({ logConfig: { type: 'syslog' } }, /--log-driver syslog/);
     bad({ logConfig: { config: { 'max-file': '3' } } }, /max-file needs max-size/);
-    bad({ devices: [{ pathOnHost: '/dev/null', pathInContainer: 'rel', cgroupPermissions: 'rwm' }] }, /--device \/dev\/null/);
-    bad({ devices: [{ pathOnHost: '/dev/null', pathInContainer: '/dev/x', cgroupPermissions: 'rwx' }] }, /permissions/);
+    bad(
+      { devices: [{ pathOnHost: '/dev/null', pathInContainer: 'rel', cgroupPermissions: 'rwm' }] },
+      /--device \/dev\/null/,
+    );
+    bad(
+      { devices: [{ pathOnHost: '/dev/null', pathInContainer: '/dev/x', cgroupPermissions: 'rwx' }] },
+      /permissions/,
+    );
     bad({ groupAdd: ['a b'] }, /--group-add/);
     const ok = checkRunSettings(
-      { sysctls: { 'kernel.shmmax': '1', 'fs.mqueue.msg_max': '5', 'net.ipv4.ip_forward': '1' }, shmSize: 1 << 20 },
+      {
+        sysctls: { 'kernel.shmmax': '1', 'fs.mqueue.msg_max': '5', 'net.ipv4.ip_forward': '1' },
+        shmSize: 1 << 20,
+      },
       'none',
     );
-    expect(ok.hostConfig.sysctls).toEqual({ 'kernel.shmmax': '1', 'fs.mqueue.msg_max': '5', 'net.ipv4.ip_forward': '1' });
+    expect(ok.hostConfig.sysctls).toEqual({
+      'kernel.shmmax': '1',
+      'fs.mqueue.msg_max': '5',
+      'net.ipv4.ip_forward': '1',
+    });
   });
 
   it("merges a health check over the image's; NONE disables it", () => {
     const image = { Test: ['CMD', 'true'], Interval: 5e9, Retries: 5 };
-    expect(resolveHealthcheck(undefined, image)).toEqual({ Test: ['CMD', 'true'], Interval: 5e9, Timeout: 0, StartPeriod: 0, Retries: 5 });
+    expect(resolveHealthcheck(undefined, image)).toEqual({
+      Test: ['CMD', 'true'],
+      Interval: 5e9,
+      Timeout: 0,
+      StartPeriod: 0,
+      Retries: 5,
+    });
     expect(resolveHealthcheck({ Test: [], Interval: 1e9 }, image)?.Interval).toBe(1e9);
     expect(resolveHealthcheck({ Test: ['CMD-SHELL', 'false'] }, image)?.Test).toEqual(['CMD-SHELL', 'false']);
     expect(resolveHealthcheck({ Test: ['NONE'] }, image)).toBeNull();

@@ -12,7 +12,12 @@ export const settingFlags: FlagSpec[] = [
     value: 'missing|always|never',
     description: 'Pull the image before creating (default missing)',
   },
-  { name: 'platform', type: 'string', value: 'OS/ARCH', description: 'Platform to pull if the image is missing' },
+  {
+    name: 'platform',
+    type: 'string',
+    value: 'OS/ARCH',
+    description: 'Platform to pull if the image is missing',
+  },
   {
     name: 'ulimit',
     type: 'list',
@@ -42,7 +47,12 @@ export const settingFlags: FlagSpec[] = [
     description: 'Set a namespaced sysctl (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, net.*)',
   },
   { name: 'oom-kill-disable', type: 'boolean', description: 'Disable the OOM killer (cgroup v1)' },
-  { name: 'oom-score-adj', type: 'string', value: 'N', description: "Tune the host's OOM preferences (-1000 to 1000)" },
+  {
+    name: 'oom-score-adj',
+    type: 'string',
+    value: 'N',
+    description: "Tune the host's OOM preferences (-1000 to 1000)",
+  },
   { name: 'log-driver', type: 'string', value: 'json-file', description: 'Logging driver (json-file only)' },
   {
     name: 'log-opt',

@@ -44,7 +44,9 @@ export function attachedStreams(a: ParsedArgs): Set<'stdin' | 'stdout' | 'stderr
   const given = list(a, 'attach').map((s) => s.toLowerCase());
   for (const s of given)
     if (s !== 'stdin' && s !== 'stdout' && s !== 'stderr')
-      throw new UsageError(`invalid argument "${s}" for -a, --attach: valid streams are STDIN, STDOUT and STDERR`);
+      throw new UsageError(
+        `invalid argument "${s}" for -a, --attach: valid streams are STDIN, STDOUT and STDERR`,
+      );
   return new Set(given.length ? (given as ('stdin' | 'stdout' | 'stderr')[]) : ['stdin', 'stdout', 'stderr']);
 }
 
