@@ -437,6 +437,32 @@ describe('health checks', () => {
     await s.corral(['rm', '-f', id]);
   });
 
+  it('failures in the start period do not count', async () => {
+    const id = (
+      await s.corral([
+        'run',
+        '-d',
+        '--health-cmd',
+        'false',
+        '--health-interval',
+        '100ms',
+        '--health-retries',
+        '1',
+        '--health-start-period',
+        '60s',
+        'busybox',
+        'sleep',
+        '60',
+      ])
+    ).out;
+    const health = async () => JSON.parse((await s.corral(['inspect', id])).stdout)[0].state.health;
+    await until(async () => (await health())?.Log.length >= 2, 'two failed checks');
+    const h = await health();
+    expect(h.Log.every((l: { ExitCode: number }) => l.ExitCode === 1)).toBe(true);
+    expect([h.Status, h.FailingStreak]).toEqual(['starting', 0]);
+    await s.corral(['rm', '-f', id]);
+  });
+
   it('a check past its timeout fails; --no-healthcheck leaves none; bad durations are refused', async () => {
     const id = (
       await s.corral([
