@@ -4,8 +4,8 @@
 // dist stays as it is for npm users. Generic on purpose: whatever an entry imports is followed,
 // so new commands, flags or modules need nothing here.
 //   node ../../scripts/bundle.mjs dist/main.js=dist/bundle/corral [more ENTRY=OUT pairs]
-// writes dist/bundle/corral.cjs (or .mjs for an entry with a top-level await, which CommonJS
-// cannot have; it keeps the rest but loads its builtins eagerly); entries that do not exist are
+// writes dist/bundle/corral.cjs (or .mjs when a module below the entry awaits at its top level,
+// which CommonJS cannot have; it loads its builtins eagerly); entries that do not exist are
 // skipped.
 // - koffi stays external: its native module is found from @corral/sys, its dependency.
 // - Every module keeps its own import.meta.url (the file it was built from, relative to the
@@ -17,7 +17,7 @@
 // - Builtins beyond fs/path/url and third-party CommonJS packages (tar-stream) load on first
 //   use, so a command that never touches HTTP, child processes or archives never loads them.
 // - A module that is import()ed is evaluated when the import() runs, not at start.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -48,13 +48,14 @@ const sideEffectFree = {
 };
 
 /** import.meta.url of each of our modules: its built file, found relative to the bundle. */
-function ownUrls(outdir) {
+function ownUrls(outdir, wrapEntry) {
   return {
     name: 'corral-own-urls',
     setup(b) {
       b.onLoad({ filter: /\.js$/ }, (args) => {
         if (!ours(args.path)) return undefined;
         let src = readFileSync(args.path, 'utf8');
+        if (args.path === wrapEntry) src = withoutTopLevelAwait(src);
         if (!src.includes('import.meta.url')) return { contents: src, loader: 'js' };
         // A process script beside the module (`new URL('./keeper.js', import.meta.url)`) that its
         // package bundled is started as its bundle.
@@ -69,6 +70,20 @@ function ownUrls(outdir) {
       });
     },
   };
+}
+
+/**
+ * An entry module whose top level awaits, as one that CommonJS can hold: its imports stay on
+ * top, the rest runs in an async function called at once (a rejection still ends the process,
+ * as an unhandled one). tsc writes each import on one line; an entry exports nothing.
+ */
+function withoutTopLevelAwait(src) {
+  const lines = src.split('\n');
+  const isImport = (l) => /^import\s.*['"][^'"]+['"];\s*$/.test(l);
+  if (lines.some((l) => /^export\s/.test(l))) throw new Error('an entry point with exports');
+  const head = lines.filter(isImport);
+  const body = lines.filter((l) => !isImport(l));
+  return `${head.join('\n')}\nvoid (async () => {\n${body.join('\n')}\n})();\n`;
 }
 
 const helpers = [
@@ -90,8 +105,8 @@ const banners = {
 };
 
 /** Rewrites the bundle's eager requires of builtins and packages into lazy ones. */
-function deferRequires(file) {
-  let s = readFileSync(file, 'utf8');
+function deferRequires(source) {
+  let s = source;
   // Only the bundle's top level (ES modules as esbuild hoists them): inside a CommonJS package a
   // required value may be a class or function, which a proxy cannot stand for.
   s = s.replace(/^var (\w+) = (__toESM\()?require\("(node:)?([\w/]+)"\)\)?;$/gm, (all, v, esm, _n, id) => {
@@ -103,17 +118,18 @@ function deferRequires(file) {
     /^var (\w+) = __toESM\((require_\w+)\(\)\);$/gm,
     (_a, v, fn) => `var ${v} = __corralLazy(${fn}, true);`,
   );
-  writeFileSync(file, s);
+  return s;
 }
 
 /**
- * Bundles `entry` (a built .js) into `out` + `.cjs`; an entry that awaits at its top level
- * (CommonJS cannot) into `out` + `.mjs`. Returns the file written.
+ * Bundles `entry` (a built .js) into `out` + `.cjs` (an entry that awaits at its top level is
+ * wrapped); into `out` + `.mjs` when a module it imports awaits at its top level (CommonJS
+ * cannot). Returns the file written.
  */
 export async function bundleOne(entry, out) {
   const outdir = dirname(out);
   mkdirSync(outdir, { recursive: true });
-  const options = (format) => ({
+  const options = (format, wrap) => ({
     entryPoints: [entry],
     metafile: analyze,
     outfile: `${out}.${format === 'cjs' ? 'cjs' : 'mjs'}`,
@@ -123,21 +139,35 @@ export async function bundleOne(entry, out) {
     target: 'node20',
     external: ['koffi'],
     banner: { js: banners[format] },
-    plugins: [sideEffectFree, ownUrls(outdir)],
+    plugins: [sideEffectFree, ownUrls(outdir, wrap ? entry : undefined)],
     logLevel: 'silent',
+    write: false,
   });
-  for (const f of [`${out}.cjs`, `${out}.mjs`]) rmSync(f, { force: true });
+  const tla = (e) => e.errors?.some((x) => /top-level await/i.test(x.text));
   let r;
   let o = options('cjs');
   try {
     r = await build(o);
-    deferRequires(o.outfile);
   } catch (e) {
-    if (!e.errors?.some((x) => /top-level await/i.test(x.text))) throw e;
-    o = options('esm');
-    r = await build(o);
+    if (!tla(e)) throw e;
+    // The entry's own top-level awaits can be wrapped; a module deeper down that awaits at its
+    // top level leaves ESM as the only way.
+    try {
+      o = options('cjs', true);
+      r = await build(o);
+    } catch (e2) {
+      if (!tla(e2)) throw e2;
+      o = options('esm');
+      r = await build(o);
+    }
   }
   const outfile = o.outfile;
+  const text = r.outputFiles[0].text;
+  // In place at once (temp file, rename): a process of another build or test may start it now.
+  const tmp = `${outfile}.${process.pid}.tmp`;
+  writeFileSync(tmp, o.format === 'cjs' ? deferRequires(text) : text);
+  renameSync(tmp, outfile);
+  rmSync(outfile.endsWith('.cjs') ? `${out}.mjs` : `${out}.cjs`, { force: true });
   // --analyze: the bytes each package adds, biggest first.
   if (r.metafile) {
     const by = new Map();

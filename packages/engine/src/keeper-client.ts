@@ -20,7 +20,14 @@ import {
 
 // The bundle the build makes (one file: a faster start, scripts/bundle.mjs), else the module
 // beside this one; from the sources (the engine's own tests), the built ones.
-const keeperScript = ['./bundle/keeper.mjs', './keeper.js', '../dist/bundle/keeper.mjs', '../dist/keeper.js']
+const keeperScript = [
+  './bundle/keeper.cjs',
+  './bundle/keeper.mjs',
+  './keeper.js',
+  '../dist/bundle/keeper.cjs',
+  '../dist/bundle/keeper.mjs',
+  '../dist/keeper.js',
+]
   .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
   .find((p) => existsSync(p)) as string;
 
@@ -58,7 +65,8 @@ class KeptChild extends EventEmitter {
 }
 
 /** Why the program's exit code is not the program's own: its keeper was killed first. */
-export const KEEPER_LOST = 'its keeper was killed before it recorded the exit: the container was killed with it';
+export const KEEPER_LOST =
+  'its keeper was killed before it recorded the exit: the container was killed with it';
 
 /**
  * A keeper spawned for one container. `init` resolves with the init it started (the runtime's
@@ -100,7 +108,8 @@ export class KeeperClient {
         this.control,
         (m) => {
           if (m.type === 'init') {
-            if (procStartTime(m.pid) !== m.startTime) return reject(new Error('the container init died at once'));
+            if (procStartTime(m.pid) !== m.startTime)
+              return reject(new Error('the container init died at once'));
             this.kept = new KeptChild(m.pid, sync);
             resolve(new Pid1Process(this.kept as unknown as ChildProcess));
           } else if (m.type === 'failed') reject(new Error(`the container's keeper: ${m.message}`));
