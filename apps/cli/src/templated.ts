@@ -1,8 +1,7 @@
 // `--format` as docker's CLI reads it: `json` (corral's JSON lines, handled by each command),
 // a Go template per row, or `table TEMPLATE` with Docker's column headers, aligned as
 // docker's tabwriter does (columns at least 10 wide, 3 spaces of padding).
-import { formatPorts, shortId } from '@corral/engine';
-import { UsageError } from './args.js';
+import { EngineError, formatPorts, shortId } from '@corral/engine';
 import { ago, quoteCommand } from './format.js';
 import { Template, TemplateError } from './template.js';
 
@@ -71,7 +70,7 @@ function parse(format: string): { template: Template; table: boolean } {
   try {
     return { template: Template.parse(f), table };
   } catch (e) {
-    if (e instanceof TemplateError) throw new UsageError(`template parsing error: ${e.message}`);
+    if (e instanceof TemplateError) throw new EngineError('InvalidArgument', `template parsing error: ${e.message}`);
     throw e;
   }
 }
@@ -93,13 +92,10 @@ function execute(t: Template, data: unknown): string {
   try {
     return t.execute(data);
   } catch (e) {
-    if (e instanceof TemplateError) throw new TemplateFailure(e.message);
+    if (e instanceof TemplateError) throw new EngineError('InvalidArgument', e.message);
     throw e;
   }
 }
-
-/** A template that failed while it ran (an unknown field): printed as is, exit 1. */
-export class TemplateFailure extends UsageError {}
 
 /** What the header line is rendered from: every field reads as its column's name. */
 function headerContext(headers: Record<string, string>): object {
@@ -136,6 +132,9 @@ export function tabwrite(lines: string[]): string {
     .join('\n');
 }
 
+/** Docker's CreatedAt: `2026-11-30 23:15:38 +0000 UTC`. */
+export const dockerTime = (iso: string) => `${new Date(iso).toISOString().slice(0, 19).replace('T', ' ')} +0000 UTC`;
+
 /** `k=v,k2=v2`, sorted, as docker's .Labels column. */
 const labelList = (labels: Record<string, string> = {}) =>
   Object.keys(labels)
@@ -167,7 +166,7 @@ export function psRow(c: PsSource, noTrunc = false) {
   return withLabel(
     {
       Command: noTrunc ? JSON.stringify(c.command) : quoteCommand(c.command),
-      CreatedAt: new Date(c.created).toString(),
+      CreatedAt: dockerTime(c.created),
       ID: noTrunc ? c.id : shortId(c.id),
       Image: c.image,
       Labels: labelList(c.labels),

@@ -1,5 +1,6 @@
 import { type Command, checkArity, type FlagSpec, helpText, parseArgs } from '../args.js';
 import { table } from '../format.js';
+import { dockerTime, HEADERS, isTemplate, renderRows } from '../templated.js';
 import { bool, engine, list, str } from './common.js';
 
 export const port: Command = {
@@ -74,13 +75,28 @@ const subs: Record<string, Sub> = {
     flags: [
       { name: 'quiet', short: 'q', type: 'boolean', description: 'Only display network IDs' },
       { name: 'no-trunc', type: 'boolean', description: "Don't truncate the IDs" },
+      { name: 'format', type: 'string', value: 'string', description: "'table TEMPLATE' or a Go template ({{.Name}} ...)" },
     ],
     args: { min: 0, max: 0 },
     async run(e, a) {
       const nets = await e.networks.list();
       const id = (s: string) => (bool(a, 'no-trunc') ? s : s.slice(0, 12));
+      const format = str(a, 'format');
       if (bool(a, 'quiet')) for (const n of nets) console.log(id(n.id));
-      else
+      else if (isTemplate(format)) {
+        const rows = nets.map((n) => ({
+          CreatedAt: dockerTime(n.created),
+          Driver: n.driver,
+          ID: id(n.id),
+          IPv6: 'false',
+          Internal: String(n.internal),
+          Labels: Object.entries(n.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
+          Name: n.name,
+          Scope: 'local',
+        }));
+        const out = renderRows(format, rows, HEADERS.networks);
+        if (out) console.log(out);
+      } else
         console.log(
           table(
             ['NETWORK ID', 'NAME', 'DRIVER', 'SUBNET', 'INTERNAL'],

@@ -1,6 +1,7 @@
 import { cpuPercent, memoryPercent, memoryUsed, type StatsSample, shortId } from '@corral/engine';
 import { type Command, UsageError } from '../args.js';
 import { table } from '../format.js';
+import { HEADERS, isTemplate, renderRows } from '../templated.js';
 import { engine } from './common.js';
 
 /** Docker's memory units: binary (KiB, MiB, GiB). */
@@ -45,14 +46,21 @@ export const stats: Command = {
   description: 'Display a live stream of container resource usage (from their cgroups)',
   flags: [
     { name: 'no-stream', type: 'boolean', description: 'Print one snapshot and exit' },
-    { name: 'format', type: 'string', value: 'json', description: 'Print JSON lines instead of a table' },
+    { name: 'format', type: 'string', value: 'string', description: "'json' (JSON lines), 'table TEMPLATE' or a Go template ({{.Name}} {{.CPUPerc}} ...)" },
   ],
   async run(a, ctx) {
     const json = a.flags.format === 'json';
-    if (a.flags.format !== undefined && !json)
-      throw new UsageError(`unsupported format ${a.flags.format}: json`);
+    const format = a.flags.format as string | undefined;
+    if (format !== undefined && !json && !isTemplate(format))
+      throw new UsageError(`unsupported format ${format}: json, a Go template or table TEMPLATE`);
     const print = (samples: StatsSample[]) => {
       const rows = samples.map(row);
+      if (isTemplate(format)) {
+        const withNames = rows.map((r) => ({ ...r, Container: r.Name, NetIO: '--' }));
+        const out = renderRows(format, withNames, HEADERS.stats);
+        if (out) console.log(out);
+        return;
+      }
       if (json) {
         for (const r of rows) console.log(JSON.stringify(r));
         return;

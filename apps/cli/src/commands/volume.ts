@@ -1,6 +1,7 @@
 import { type MountCreateOptions, parseMountFlag, type VolumeView } from '@corral/engine';
 import { type Command, checkArity, type FlagSpec, helpText, type ParsedArgs, parseArgs } from '../args.js';
 import { table } from '../format.js';
+import { HEADERS, isTemplate, renderRows } from '../templated.js';
 import { bool, engine, list } from './common.js';
 
 /** The mount flags of `run` / `create` as the engine's options (checked by the engine). */
@@ -80,12 +81,29 @@ const subs: Record<string, Sub> = {
     flags: [
       { name: 'quiet', short: 'q', type: 'boolean', description: 'Only display volume names' },
       filterFlag,
-      { name: 'format', type: 'string', value: 'json', description: 'Print as JSON lines' },
+      {
+        name: 'format',
+        type: 'string',
+        value: 'string',
+        description: "'json' (JSON lines), 'table TEMPLATE' or a Go template ({{.Name}} ...)",
+      },
     ],
     args: { min: 0, max: 0 },
     async run(e, a) {
       const vols = e.volumes.list(filters(list(a, 'filter')));
+      const format = a.flags.format as string | undefined;
       if (bool(a, 'quiet')) for (const v of vols) console.log(v.Name);
+      else if (isTemplate(format)) {
+        const rows = vols.map((v) => ({
+          Driver: v.Driver,
+          Labels: Object.entries(v.Labels).map(([k, x]) => `${k}=${x}`).join(','),
+          Mountpoint: v.Mountpoint,
+          Name: v.Name,
+          Scope: v.Scope,
+        }));
+        const out = renderRows(format, rows, HEADERS.volumes);
+        if (out) console.log(out);
+      }
       else if (a.flags.format === 'json') for (const v of vols) console.log(JSON.stringify(v));
       else
         console.log(

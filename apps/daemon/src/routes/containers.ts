@@ -6,33 +6,22 @@ import { createOptions, inspectJson, summaryJson } from '../translate.js';
 
 const ID = '([^/]+)';
 
-/** GET /containers/json filters (Docker's): id, name, status, exited, ancestor, label. */
-function listFiltered(d: DaemonState, all: boolean, filters: Record<string, string[]>) {
-  for (const k of Object.keys(filters))
-    if (!['id', 'name', 'status', 'exited', 'ancestor', 'before', 'since', 'label'].includes(k))
-      throw bad(`invalid filter '${k}'`);
-  const rows = d.engine.list({
-    all: all || Object.keys(filters).length > 0,
-    filters: { label: filters.label ?? [] },
-  });
+/** GET /containers/json: the engine's filters (Docker's), sizes with size=1. */
+function listFiltered(d: DaemonState, all: boolean, filters: Record<string, string[]>, size: boolean) {
+  const rows = d.engine.list({ all: all || Object.keys(filters).length > 0, filters });
   const out = [];
   for (const c of rows) {
-    let r: ReturnType<DaemonState['engine']['get']>;
     try {
-      r = d.engine.get(c.id);
+      const r = d.engine.get(c.id);
+      const json = summaryJson(r, c.status, c.ports);
+      if (size) {
+        const s = d.engine.size(r.id);
+        Object.assign(json, { SizeRw: s.rw, SizeRootFs: s.rootFs });
+      }
+      out.push(json);
     } catch {
-      continue;
+      // removed meanwhile
     }
-    const status = r.state.status === 'running' && r.state.paused ? 'paused' : r.state.status;
-    const any = (k: string, test: (v: string) => boolean) => !filters[k]?.length || filters[k].some(test);
-    if (
-      any('id', (v) => r.id.startsWith(v)) &&
-      any('name', (v) => r.name.includes(v.replace(/^\//, ''))) &&
-      any('status', (v) => v === status) &&
-      any('exited', (v) => r.state.status === 'exited' && String(r.state.exitCode) === v) &&
-      any('ancestor', (v) => r.image === v || r.imageId === v || (r.imageId ?? '').startsWith(`sha256:${v}`))
-    )
-      out.push(summaryJson(r, c.status, c.ports));
   }
   return out;
 }
@@ -42,7 +31,7 @@ export const containerRoutes: Route[] = [
     'GET',
     /^\/containers\/json$/,
     (call, d) => {
-      let rows = listFiltered(d, flag(call.query, 'all'), filtersParam(call.query));
+      let rows = listFiltered(d, flag(call.query, 'all'), filtersParam(call.query), flag(call.query, 'size'));
       const limit = intParam(call.query, 'limit');
       if (limit !== undefined && limit > 0) rows = rows.slice(0, limit);
       sendJson(call, 200, rows);
@@ -194,17 +183,8 @@ export const containerRoutes: Route[] = [
     'POST',
     /^\/containers\/prune$/,
     async (call, d) => {
-      const deleted: string[] = [];
-      for (const c of d.engine.list({ all: true })) {
-        if (c.state === 'running') continue;
-        try {
-          await d.engine.remove(c.id);
-          deleted.push(c.id);
-        } catch {
-          // started or removed meanwhile
-        }
-      }
-      sendJson(call, 200, { ContainersDeleted: deleted, SpaceReclaimed: 0 });
+      const r = await d.engine.pruneContainers(filtersParam(call.query));
+      sendJson(call, 200, { ContainersDeleted: r.deleted, SpaceReclaimed: r.spaceReclaimed });
     },
   ],
   [
