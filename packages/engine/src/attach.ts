@@ -172,6 +172,14 @@ export interface ExecOptions {
 }
 
 /** docker exec: another program in a running container, as a handle. */
+function runtimeRunning(ctx: EngineContext, id: string): boolean {
+  try {
+    return ctx.runtime.state(id).status === 'running';
+  } catch {
+    return false;
+  }
+}
+
 export async function execIn(
   ctx: EngineContext,
   ref: string,
@@ -203,6 +211,9 @@ export async function execIn(
       stdio: [...stdio] as [StdioPipe | number, StdioPipe | number, StdioPipe | number],
     });
   } catch (e) {
+    // The container ended or was removed while the exec was being set up (an rm -f racing
+    // it): Docker's answer, not the setup's ("init exited with code 137").
+    if (!runtimeRunning(ctx, r.id)) throw new EngineError('Conflict', `container ${r.id} is not running`);
     throw fromRuntime(e);
   }
   if (options.detach) {

@@ -1,10 +1,10 @@
 import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { validateLimits } from '@corral/cgroups';
-import { type ContainerConfig, ensureBusyboxImage, type ProgressEvent } from '@corral/image';
+import { type ContainerConfig, ensureBusyboxImage, isImageError, type ProgressEvent } from '@corral/image';
 import { parseSignal, procStartTime } from '@corral/sys';
 import type { EngineContext } from './context.js';
-import { EngineError } from './errors.js';
+import { EngineError, engineOp } from './errors.js';
 import { newId, shortId } from './names.js';
 import { type NetworkCreateOptions, netOp, networkConfig } from './network-config.js';
 import { type HealthConfig, resolveHealthcheck } from './health.js';
@@ -16,7 +16,7 @@ import { checkRunSettings, type RunSettings } from './run-options.js';
 import { type SeccompChoice, seccompOption } from './seccomp.js';
 import { capabilityNames } from './spec.js';
 
-export interface CreateContainerOptions extends MountCreateOptions, NetworkCreateOptions, RunSettings {
+export interface CreateContainerOptions extends NetworkCreateOptions, RunSettings, MountCreateOptions {
   /** An image name, or null with `rootfs`. */
   image?: string;
   /** A pseudo-terminal for the program (`-t`). */
@@ -76,6 +76,11 @@ export interface CreateContainerOptions extends MountCreateOptions, NetworkCreat
    * Engine.run): an `--rm` container whose owner died before it did is reclaimed.
    */
   owner?: number;
+  /**
+   * Cancels what create waits on, a pull of a missing image (Engine.run passes its `abort`):
+   * a run interrupted while it pulls ends at once and leaves nothing.
+   */
+  signal?: AbortSignal;
   /** `--restart`: a string as the flag takes it, or Docker's RestartPolicy object. */
   restart?: string | { name?: string; maximumRetryCount?: number };
 }
@@ -174,6 +179,7 @@ export function isBusybox(ref: string): boolean {
 async function resolveRoot(
   ctx: EngineContext,
   options: CreateContainerOptions,
+  holder: string,
 ): Promise<{ image: string; imageId: string | null; layers: string[]; config: ContainerConfig }> {
   if (options.rootfs) {
     const dir = resolve(options.rootfs);
@@ -193,7 +199,11 @@ async function resolveRoot(
   if (!record) {
     options.onPullStart?.(ref);
     try {
-      record = await pullImage(ctx, ref, { platform: options.platform, onProgress: options.onPullProgress });
+      record = await pullImage(ctx, ref, {
+        platform: options.platform,
+        onProgress: options.onPullProgress,
+        signal: options.signal,
+      });
       options.onPullDone?.(record.indexDigest ?? record.manifestDigest);
     } catch (e) {
       if (!(e instanceof EngineError)) throw e;
@@ -206,8 +216,26 @@ async function resolveRoot(
       );
     }
   }
-  const config = (await ctx.store.readConfig(record.configDigest)).config ?? {};
-  return { image: ref, imageId: record.id, layers: ctx.store.layerDirs(record.id).reverse(), config };
+  const held = await holdImage(ctx, ref, record.manifestDigest, holder);
+  const config = (await ctx.store.readConfig(held.configDigest)).config ?? {};
+  const layers = held.layers.map((l) => ctx.store.layerDir(l.diffId)).reverse();
+  return { image: ref, imageId: held.id, layers, config };
+}
+
+/**
+ * Holds the image until the container's record names it (see ImageStore.hold): an rmi racing
+ * this create either keeps the image for it, or came first, and then the image is not found.
+ */
+async function holdImage(ctx: EngineContext, ref: string, manifestDigest: string, holder: string) {
+  try {
+    return await ctx.store.hold(manifestDigest, holder);
+  } catch (e) {
+    if (!isImageError(e, 'NOT_FOUND')) throw e;
+    throw new EngineError(
+      'NotFound',
+      `Unable to find image '${ref}' locally: it was removed meanwhile (${e.message})`,
+    );
+  }
 }
 
 /** Checks limits against what this host can enforce, before anything is made. */
@@ -225,6 +253,19 @@ function checkResources(resources: Resources): Resources {
 export async function createContainer(
   ctx: EngineContext,
   options: CreateContainerOptions,
+): Promise<ContainerRecord> {
+  const id = newId();
+  try {
+    return await makeContainer(ctx, options, id);
+  } finally {
+    ctx.store.unhold(id); // the record names its image now (or the create failed)
+  }
+}
+
+async function makeContainer(
+  ctx: EngineContext,
+  options: CreateContainerOptions,
+  id: string,
 ): Promise<ContainerRecord> {
   const storageDriver = options.storageDriver ?? 'overlay';
   try {
@@ -252,7 +293,8 @@ export async function createContainer(
   // Checked before an image is pulled: a bad flag costs nothing.
   const run = checkRunSettings(options, options.network ?? 'bridge');
   planMounts(ctx, options, []); // bad mount flags fail before an image is pulled
-  const { image, imageId, layers, config } = await resolveRoot(ctx, options);
+  // A store lookup's ImageError (a damaged refs.json) as the engine's, never a bare stack.
+  const { image, imageId, layers, config } = await engineOp(() => resolveRoot(ctx, options, id));
   // Docker's rules: --entrypoint replaces the image's and drops its Cmd; arguments replace Cmd.
   const entrypoint =
     options.entrypoint !== undefined
@@ -272,7 +314,6 @@ export async function createContainer(
     throw new EngineError('InvalidArgument', 'conflicting options: --hostname and --network container:NAME');
   const healthcheck = resolveHealthcheck(options.healthcheck, config.Healthcheck as HealthConfig | undefined);
   const planned = planMounts(ctx, options, Object.keys(config.Volumes ?? {}));
-  const id = newId();
   const name = ctx.records.claimName(options.name, id);
   const record: ContainerRecord = {
     id,
@@ -327,12 +368,14 @@ export async function createContainer(
     volumesMade = planned.make();
     const dir = ctx.records.dir(id);
     mkdirSync(dir, { mode: 0o700 });
+    // The record first: a create killed from here on leaves a container that `rm -f` (and for
+    // an --rm run whose owner died, the next command) finds and removes with all it made.
+    ctx.records.write(record);
     for (const sub of ['rootfs', 'bundle']) mkdirSync(join(dir, sub), { mode: 0o755 });
     ctx.snapshots(storageDriver).prepare(id, layers);
     // The log exists from create on: a follower that opens it before the start reads every
     // line, also of an --rm container removed right after its program ends.
     closeSync(openSync(ctx.logPath(id), 'a', 0o640));
-    ctx.records.write(record);
   } catch (e) {
     ctx.records.remove(record);
     removeVolumes(ctx, volumesMade);

@@ -16,7 +16,7 @@ import {
 } from '@corral/image';
 import type { EngineContext } from './context.js';
 import { isBusybox } from './create.js';
-import { engineOp } from './errors.js';
+import { EngineError, engineOp, engineSync } from './errors.js';
 
 /** A registry client with the engine's registry settings. */
 function registryClient(ctx: EngineContext): RegistryClient {
@@ -28,11 +28,40 @@ function registryClient(ctx: EngineContext): RegistryClient {
 export async function pullImage(
   ctx: EngineContext,
   name: string,
-  options: { platform?: string; onProgress?: (e: ProgressEvent) => void } = {},
+  options: { platform?: string; onProgress?: (e: ProgressEvent) => void; signal?: AbortSignal } = {},
 ): Promise<ImageRecord> {
   const { record } = await engineOp(() => pullToStore(registryClient(ctx), ctx.store, name, options));
   ctx.events.emit('image', 'pull', record.id, { name });
   return record;
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1e3,
+  m: 6e4,
+  h: 3.6e6,
+};
+
+/** Docker's `until` filter value as ms since the epoch: a time, Unix seconds, or a Go duration back from `now`. */
+export function parseUntil(value: string, now = Date.now()): number {
+  const v = value.trim();
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  if (/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(v)) {
+    let ms = 0;
+    for (const [, n, unit] of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
+      ms += Number(n) * DURATION_UNITS[unit]!;
+    return now - ms;
+  }
+  const t = Date.parse(v);
+  if (Number.isNaN(t))
+    throw new EngineError(
+      'InvalidArgument',
+      `invalid until filter "${value}": a time (2006-01-02T15:04:05Z), Unix seconds, or a duration such as 24h`,
+    );
+  return t;
 }
 
 /**
@@ -57,22 +86,21 @@ export class EngineImages {
 
   /** True when a container (any state) was made from the image with this id. */
   inUse(imageId: string): boolean {
-    const records = this.#ctx.records;
-    return records.ids().some((id) => records.read(id)?.imageId === imageId);
+    return this.#ctx.imageUsers(imageId).length > 0;
   }
 
   /** Makes the embedded images among `refs` that this data root does not have yet. */
   async ensureEmbedded(refs: readonly string[]): Promise<void> {
     for (const ref of refs)
-      if (isBusybox(ref) && !this.store.resolve(ref)) await ensureBusyboxImage(this.store);
+      if (isBusybox(ref) && !this.resolve(ref)) await engineOp(() => ensureBusyboxImage(this.store));
   }
 
   list(): ImageSummary[] {
-    return this.store.list();
+    return engineSync(() => this.store.list());
   }
 
   resolve(ref: string): ImageRecord | undefined {
-    return this.store.resolve(ref);
+    return engineSync(() => this.store.resolve(ref));
   }
 
   async inspect(ref: string): Promise<Record<string, unknown>> {
@@ -91,21 +119,26 @@ export class EngineImages {
     this.#ctx.events.emit('image', 'tag', this.store.resolve(target)?.id ?? target, { name: target });
   }
 
-  /** docker rmi: refused while a container uses the image, unless `force`. */
+  /**
+   * docker rmi, with Docker's rules for images in use: refused (Conflict) while a running or
+   * paused container uses the image, even with `force`; with only stopped containers on it,
+   * `force` removes it and its layers stay until the last of those containers is removed.
+   */
   async remove(ref: string, options: { force?: boolean } = {}): Promise<RemoveResult> {
-    const r = await engineOp(() =>
-      this.store.remove(ref, { force: options.force === true, isInUse: (id) => this.inUse(id) }),
-    );
+    const r = await engineOp(() => this.store.remove(ref, { force: options.force === true }));
     for (const u of r.untagged) this.#ctx.events.emit('image', 'untag', r.deleted[0] ?? u, { name: u });
     for (const d of r.deleted) this.#ctx.events.emit('image', 'delete', d, { name: ref });
     return r;
   }
 
-  /** docker image prune: dangling images (every unused one with `all`) and unreferenced layers. */
-  async prune(options: { all?: boolean } = {}): Promise<PruneResult> {
-    const r = await engineOp(() =>
-      this.store.prune({ all: options.all === true, isInUse: (id) => this.inUse(id) }),
-    );
+  /**
+   * docker image prune: dangling images (every unused one with `all`) and unreferenced layers;
+   * never an image a container uses. `until` (Docker's filter): only images created before it,
+   * a time (RFC 3339, Unix seconds) or a duration back from now (`24h`, `1h30m`).
+   */
+  async prune(options: { all?: boolean; until?: string } = {}): Promise<PruneResult> {
+    const until = options.until === undefined ? undefined : parseUntil(options.until);
+    const r = await engineOp(() => this.store.prune({ all: options.all === true, until }));
     for (const d of r.deletedImages) this.#ctx.events.emit('image', 'delete', d, {});
     return r;
   }

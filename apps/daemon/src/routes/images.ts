@@ -1,6 +1,6 @@
 import type { ProgressEvent } from '@corral/engine';
 import type { Call } from '../http.js';
-import { bad, flag, jsonStream, mustRes, sendJson } from '../http.js';
+import { bad, filtersParam, flag, jsonStream, mustRes, sendJson } from '../http.js';
 import type { Route } from '../server.js';
 import type { DaemonState } from '../state.js';
 
@@ -155,9 +155,10 @@ export const imageRoutes: Route[] = [
     'POST',
     /^\/images\/prune$/,
     async (call, d) => {
-      const filters = call.query.get('filters');
-      const all = filters ? /"dangling"\s*:\s*(\{\s*"false"|\[\s*"false")/.test(filters) : false;
-      const r = await d.engine.images.prune({ all });
+      const filters = filtersParam(call.query);
+      const all = filters.dangling?.includes('false') ?? false;
+      const until = filters.until?.[0];
+      const r = await d.engine.images.prune({ all, ...(until !== undefined ? { until } : {}) });
       sendJson(call, 200, {
         ImagesDeleted: r.deletedImages.map((id) => ({ Deleted: id })),
         SpaceReclaimed: r.reclaimedBytes,
