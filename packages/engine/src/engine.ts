@@ -115,7 +115,7 @@ export class Engine {
   ): Promise<ProcessHandle> {
     let r: ContainerRecord;
     try {
-      r = await this.create({ ...options, owner: process.pid });
+      r = await this.create({ ...options, owner: process.pid, signal: extra.abort });
     } catch (e) {
       // An init or keeper started ahead must not outlive a run that failed.
       extra.init?.kill('SIGKILL');

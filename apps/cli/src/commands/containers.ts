@@ -19,6 +19,7 @@ import { takeParkedKeeper } from '../early.js';
 import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
 import { createFlags, processFlags } from './run-flags.js';
+import { pauseAtStep } from '../test-pause.js';
 import { attachedStreams, checkCidfile, pullDisplay, settingOptions, writeCidfile } from './run-settings.js';
 import { mountOptions } from './volume.js';
 
@@ -127,7 +128,14 @@ export const run: Command = {
     // A signal before the program runs undoes what the run made; after, it goes to the program.
     const interrupted = new AbortController();
     let handle: ProcessHandle | null = null;
-    const stop = onSignals((sig) => (handle ? sigProxy && handle.signal(sig) : interrupted.abort(sig)));
+    // One listener from here until bindHandle's own is in place: a signal taken while this
+    // process is busy is handled later, after the hand-over, and must find a listener then.
+    let bound = false;
+    const stop = onSignals((sig) => {
+      if (bound) return; // bindHandle's listener passes it on
+      if (!handle) interrupted.abort(sig);
+      else if (sigProxy) handle.signal(sig);
+    });
     const interactive = bool(a, 'interactive');
     try {
       handle = await e.run(
@@ -138,17 +146,27 @@ export const run: Command = {
           stderr: streams.has('stderr') ? 2 : 'ignore',
           consoleSize: consoleSize(),
         },
-        { keeper: takeParkedKeeper(), abort: interrupted.signal },
+        { keeper: takeParkedKeeper(), abort: interrupted.signal, onStep: pauseAtStep() },
       );
     } catch (err) {
+      stop();
       if (!interrupted.signal.aborted) throw err;
       return 128 + (osSignals[interrupted.signal.reason as NodeJS.Signals] ?? 15);
     } finally {
       pulling.finish();
+    }
+    // A signal taken after the run's last check, as it handed the program over: the program
+    // gets it, as it gets later ones.
+    if (interrupted.signal.aborted && sigProxy) handle.signal(interrupted.signal.reason as NodeJS.Signals);
+    let done: Promise<number>;
+    try {
+      writeCidfile(a, handle.id);
+      bound = true;
+      done = bindHandle(handle, interactive, sigProxy); // its listener is in place from here on
+    } finally {
       stop();
     }
-    writeCidfile(a, handle.id);
-    return bindHandle(handle, interactive, sigProxy);
+    return done;
   },
 };
 

@@ -49,6 +49,50 @@ export function insecureMatcher(registries: string[] = []): (host: string) => bo
   };
 }
 
+/** A registry's probe and the requests that wait on it. */
+interface HostProbe {
+  state: Promise<HostState>;
+  abort: AbortController;
+  waiting: number;
+  settled: boolean;
+}
+
+/** One caller's wait on a shared probe, ended early by its own signal. */
+function waitForProbe(probe: HostProbe, registry: string, signal?: AbortSignal): Promise<HostState> {
+  if (!signal) {
+    probe.waiting = Number.POSITIVE_INFINITY; // a waiter that cannot leave: the probe runs its course
+    return probe.state;
+  }
+  const aborted = () => networkError(registry, Object.assign(new Error('aborted'), { name: 'AbortError' }));
+  if (signal.aborted) return Promise.reject(aborted());
+  probe.waiting++;
+  return new Promise((resolve, reject) => {
+    let left = false;
+    const leave = () => {
+      if (left) return;
+      left = true;
+      signal.removeEventListener('abort', onAbort);
+      probe.waiting--;
+    };
+    const onAbort = () => {
+      leave();
+      if (probe.waiting === 0 && !probe.settled) probe.abort.abort();
+      reject(aborted());
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    probe.state.then(
+      (v) => {
+        leave();
+        resolve(v);
+      },
+      (e) => {
+        leave();
+        reject(e);
+      },
+    );
+  });
+}
+
 export interface RequestOptions {
   headers?: Record<string, string>;
   body?: Buffer | (() => Readable);
@@ -62,7 +106,7 @@ export interface RequestOptions {
  * challenge), and turns unexpected answers into errors that say what to do.
  */
 export class Transport {
-  private readonly hosts = new Map<string, Promise<HostState>>();
+  private readonly hosts = new Map<string, HostProbe>();
 
   constructor(
     readonly settings: HttpSettings,
@@ -74,18 +118,31 @@ export class Transport {
     this.hosts.delete(registry);
   }
 
-  /** Learns once per registry which scheme works and which auth it wants (GET /v2/). */
-  host(registry: string): Promise<HostState> {
-    let state = this.hosts.get(registry);
-    if (!state) {
-      state = this.probe(registry);
-      this.hosts.set(registry, state);
-      state.catch(() => this.hosts.delete(registry));
+  /**
+   * Learns once per registry which scheme works and which auth it wants (GET /v2/). The probe
+   * is shared by every request that waits on it: `signal` ends this caller's wait, and the
+   * probe itself is aborted once every waiter's signal has fired (an interrupted pull from a
+   * registry that never answers ends at once, without a socket left to hold the process).
+   */
+  host(registry: string, signal?: AbortSignal): Promise<HostState> {
+    let probe = this.hosts.get(registry);
+    if (!probe) {
+      const abort = new AbortController();
+      const made: HostProbe = { state: this.probe(registry, abort.signal), abort, waiting: 0, settled: false };
+      made.state.then(
+        () => (made.settled = true),
+        () => {
+          made.settled = true;
+          if (this.hosts.get(registry) === made) this.hosts.delete(registry);
+        },
+      );
+      this.hosts.set(registry, made);
+      probe = made;
     }
-    return state;
+    return waitForProbe(probe, registry, signal);
   }
 
-  private async probe(registry: string): Promise<HostState> {
+  private async probe(registry: string, signal: AbortSignal): Promise<HostState> {
     const apiHost = registryApiHost(registry);
     const insecure = this.settings.isInsecure(registry);
     // Like Docker: HTTPS first; plain HTTP only for loopback and registries named insecure.
@@ -96,8 +153,9 @@ export class Transport {
       const state: HostState = { base, insecureTls: insecure, challenge: undefined };
       let res: HttpResponse;
       try {
-        res = await this.send(state, new URL('/v2/', base), 'GET', {});
+        res = await this.send(state, new URL('/v2/', base), 'GET', {}, undefined, signal);
       } catch (e) {
+        if (signal.aborted) throw networkError(registry, e);
         lastError = e;
         continue;
       }
@@ -164,7 +222,7 @@ export class Transport {
       extraScopes?: string[];
     } = {},
   ): Promise<HttpResponse> {
-    const state = await this.host(ctx.registry);
+    const state = await this.host(ctx.registry, opts.signal);
     const url = new URL(pathOrUrl, state.base);
     if (url.origin !== state.base.origin && url.protocol === 'http:' && !this.settings.isInsecure(url.host)) {
       throw new RegistryError(
