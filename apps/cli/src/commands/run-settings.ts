@@ -119,6 +119,7 @@ export function pullDisplay(): { options: Partial<CreateContainerOptions>; finis
       },
       onPullProgress: (e) => progress.update(e),
       onPullDone: (digest) => {
+        pulled = false; // drawn for good here: finish() has nothing more to draw
         progress.finish();
         process.stderr.write(`Digest: ${digest}\n`);
       },
