@@ -5,11 +5,11 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { imageArchive } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Dockerd, startDockerd } from './dockerd.js';
+import { type PrivateDockerd, startPrivateDockerd } from './dockerd.js';
 import { Corral, type Result, tempRoot } from './helpers.js';
 
 let tmp = '';
-let dockerd: Dockerd | undefined;
+let dockerd: PrivateDockerd | undefined;
 let corral: Corral;
 
 /** Two engines behind one call: the line runs in each, with host paths of its own. */
@@ -23,8 +23,7 @@ let engines: Engine[] = [];
 
 beforeAll(async () => {
   tmp = await tempRoot('docker-volumes');
-  await fs.mkdir(path.join(tmp, 'dockerd'));
-  dockerd = await startDockerd(path.join(tmp, 'dockerd'));
+  dockerd = await startPrivateDockerd(path.join(tmp, 'dockerd'));
   corral = new Corral(path.join(tmp, 'corral'), dockerd.env);
   // One image with content at a VOLUME path, loaded into both.
   const archive = imageArchive(path.join(tmp, 'image'), {
@@ -45,10 +44,8 @@ beforeAll(async () => {
     {
       name: 'docker',
       host: path.join(tmp, 'host-docker'),
-      run: (args) =>
-        d.docker(
-          args[0] === 'run' ? ['run', '--pull', 'never', '--network', 'none', ...args.slice(1)] : args,
-        ),
+      // `run` gets --pull never from the helper; no network is needed here.
+      run: (args) => d.docker(args[0] === 'run' ? ['run', '--network', 'none', ...args.slice(1)] : args),
     },
     { name: 'corral', host: path.join(tmp, 'host-corral'), run: (args) => corral.run(args) },
   ];

@@ -1,6 +1,6 @@
-// A private dockerd (Debian's docker.io, 20.10) for side-by-side tests: its own socket, data
-// root, exec root and managed containerd namespaces, no bridge, no iptables, a unique cgroup
-// parent beneath ours. `stop()` ends it and removes everything it made.
+// A private dockerd (Debian's docker.io, 20.10) for side-by-side tests, as docker.test.ts starts
+// its own: its own socket, data and exec roots, no bridge, no iptables, a unique cgroup parent
+// beneath ours and containerd namespaces of its own. `stop` ends it and removes all it made.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, promises as fs, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,21 +19,21 @@ import {
   until,
 } from './helpers.js';
 
-/** The client that matches the daemon (20.10); CORRAL_E2E_DOCKER=/usr/local/bin/docker tries the 28.x one. */
+/** The client that matches the daemon (20.10). */
 export const DOCKER =
   process.env['CORRAL_E2E_DOCKER'] ??
   (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : '/usr/local/bin/docker');
 
-export interface Dockerd {
-  /** The docker client on this daemon; never throws for a non-zero exit. */
-  docker(args: string[], input?: string): Promise<Result>;
+export interface PrivateDockerd {
+  /** The docker client on this daemon (never pulls: `run` gets `--pull never`). */
+  docker(args: string[]): Promise<Result>;
   env: NodeJS.ProcessEnv;
   log(): string;
   stop(): Promise<void>;
 }
 
-/** Starts dockerd with everything under `tmp` (made by the caller, removed by it after stop). */
-export async function startDockerd(tmp: string): Promise<Dockerd> {
+/** Starts dockerd with everything under `tmp` (a folder of the test's own). */
+export async function startPrivateDockerd(tmp: string): Promise<PrivateDockerd> {
   requireProgram('/usr/sbin/dockerd', 'docker.io');
   requireProgram(DOCKER, 'docker.io');
   const sock = path.join(tmp, 'docker.sock');
@@ -42,6 +42,7 @@ export async function startDockerd(tmp: string): Promise<Dockerd> {
   const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_CONFIG: path.join(tmp, 'client') };
   delete env['DOCKER_HOST'];
   delete env['DOCKER_CONTEXT'];
+  await fs.mkdir(tmp, { recursive: true });
   await fs.writeFile(path.join(tmp, 'daemon.json'), '{}\n');
   const runDirs = leftovers(['/run/docker', '/run/docker/plugins', '/run/containerd', '/run/containerd/s']);
   const logFile = path.join(tmp, 'dockerd.log');
@@ -84,16 +85,15 @@ export async function startDockerd(tmp: string): Promise<Dockerd> {
     { stdio: ['ignore', fd, fd] },
   );
   closeSync(fd);
-  const docker = (args: string[], input?: string) =>
-    exec(DOCKER, ['-H', `unix://${sock}`, ...args], { env, ...(input ? { input } : {}) });
-  let containerd: number[] = [];
+  let containerdPids: number[] = [];
   const stop = async () => {
     const problems: string[] = [];
+    // SIGTERM stops dockerd's containers, then dockerd, which stops its managed containerd.
     await endChild(dockerd, 60_000);
-    for (const pid of containerd) await stopProcess(pid).catch((e) => problems.push(String(e)));
+    for (const pid of containerdPids) await stopProcess(pid).catch((e) => problems.push(String(e)));
     await unmountUnder(tmp).catch((e) => problems.push(String(e)));
     problems.push(...cgroups.cleanup());
-    if (mountsUnder(tmp).length) problems.push(`mounts left under ${tmp}`);
+    if (!mountsUnder(tmp).length) await fs.rm(tmp, { recursive: true, force: true });
     runDirs.clean();
     if (problems.length) throw new Error(`dockerd teardown: ${problems.join('\n')}`);
   };
@@ -101,7 +101,7 @@ export async function startDockerd(tmp: string): Promise<Dockerd> {
     await until(
       async () => {
         if (dockerd.exitCode !== null) throw new Error(`dockerd exited (${dockerd.exitCode}): ${log()}`);
-        return (await docker(['version'])).status === 0;
+        return (await exec(DOCKER, ['-H', `unix://${sock}`, 'version'], { env })).status === 0;
       },
       'dockerd to answer on its socket',
       90_000,
@@ -110,6 +110,15 @@ export async function startDockerd(tmp: string): Promise<Dockerd> {
     await stop().catch(() => {});
     throw new Error(`${(e as Error).message}\n${log()}`);
   }
-  containerd = childrenOf(dockerd.pid!);
-  return { docker, env, log, stop };
+  containerdPids = childrenOf(dockerd.pid!);
+  return {
+    env,
+    log,
+    stop,
+    docker(args) {
+      const [cmd, ...rest] = args;
+      const all = cmd === 'run' ? ['run', '--pull', 'never', ...rest] : args;
+      return exec(DOCKER, ['-H', `unix://${sock}`, ...all], { env });
+    },
+  };
 }
