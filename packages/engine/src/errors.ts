@@ -1,4 +1,5 @@
-import { isImageError, isRegistryError } from '@corral/image';
+import { statfsSync } from 'node:fs';
+import { formatBytes, isImageError, isRegistryError } from '@corral/image';
 import { CorralError, type ErrorKind } from '@corral/sys';
 
 export { CorralError, type ErrorKind };
@@ -80,5 +81,36 @@ export function engineSync<T>(fn: () => T): T {
     return fn();
   } catch (e) {
     throw asEngineError(e);
+  }
+}
+
+/** Is `e` (or an error it wraps, or its message) the kernel's "no space left on device"? */
+function isNoSpace(e: unknown): boolean {
+  for (let c = e, i = 0; c && i < 8; c = (c as { cause?: unknown }).cause, i++) {
+    const code = (c as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+    if (/\bENOSPC\b|no space left on device/i.test((c as Error).message ?? '')) return true;
+  }
+  return false;
+}
+
+/**
+ * Runs `fn`; the kernel's ENOSPC on the way (a record, a log, a network file, a mount's work
+ * folder) becomes an Unavailable error that says the disk is full, which, and how full.
+ */
+export async function onFullDisk<T>(root: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!isNoSpace(e) || /^the disk is full/.test((e as Error).message)) throw e;
+    let space = '';
+    try {
+      const st = statfsSync(root);
+      space = ` (${formatBytes(st.bavail * st.bsize)} free of ${formatBytes(st.blocks * st.bsize)})`;
+    } catch {}
+    throw new EngineError(
+      'Unavailable',
+      `the disk is full: the filesystem of the data root ${root} has no space left${space}: ${(e as Error).message}. Free some space (remove unused containers and images) and retry`,
+    );
   }
 }

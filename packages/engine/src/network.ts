@@ -177,11 +177,11 @@ export function refreshHosts(ctx: EngineContext, ids: readonly string[]): void {
   if (!ids.length) return;
   const targets = new Set(ids);
   for (const id of ctx.records.ids()) {
-    const r = ctx.records.read(id);
+    const r = ctx.records.peek(id);
     if (r && targets.has(netOwner(r))) targets.add(r.id);
   }
   for (const id of targets) {
-    const r = ctx.records.read(id);
+    const r = ctx.records.peek(id);
     if (!r || r.state.status !== 'running') continue;
     try {
       writeInRoot(ctx.rootfs(r.id), { hosts: hostsOf(ctx, r) });
@@ -210,7 +210,8 @@ export async function reconcileNetworks(
 ): Promise<string[]> {
   const gone: string[] = [];
   for (const id of ctx.net.knownContainers()) {
-    const r = ctx.records.read(id);
+    const r = ctx.records.peek(id);
+    if (r === undefined) continue; // damaged: left to `system check`, never taken down unread
     const owner = r?.state.networkOwner;
     if (r && owner && procStartTime(owner.pid) === owner.startTime) continue; // being set up
     if (r && running(r)) continue;

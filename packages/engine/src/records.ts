@@ -192,23 +192,55 @@ export class RecordStore {
 
   /** Writes a record: temp file, fsync, rename, so a reader never sees half of one. */
   write(record: ContainerRecord): void {
-    const path = join(this.dir(record.id), 'container.json');
+    const dir = this.dir(record.id);
+    const path = join(dir, 'container.json');
     const tmp = `${path}.${process.pid}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
+    const data = JSON.stringify(record, null, 2);
     try {
-      writeSync(fd, JSON.stringify(record, null, 2));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      writeWhole(tmp, data);
+    } catch (e) {
+      // A container that filled the disk must still get its exit recorded: the spare room
+      // kept beside the record is given up for it.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOSPC' || !existsSync(join(dir, SPARE))) throw e;
+      rmSync(join(dir, SPARE), { force: true });
+      writeWhole(tmp, data);
     }
     renameSync(tmp, path);
+    keepSpare(dir);
   }
 
+  /**
+   * The stored record, or null when there is none (removed meanwhile). A record that does not
+   * parse (a disk fault, a hand edit) is a DAMAGED error naming the file and the repair.
+   */
   read(id: string): ContainerRecord | null {
+    const path = join(this.dir(id), 'container.json');
+    let text: string;
     try {
-      return JSON.parse(readFileSync(join(this.dir(id), 'container.json'), 'utf8')) as ContainerRecord;
+      text = readFileSync(path, 'utf8');
     } catch {
       return null;
+    }
+    try {
+      const r = JSON.parse(text) as ContainerRecord;
+      if (!r || typeof r !== 'object' || !r.state || typeof r.state !== 'object')
+        throw new Error('not a container record');
+      return r;
+    } catch (e) {
+      throw damagedRecord(path, (e as Error).message.replace(/\s+/g, ' '));
+    }
+  }
+
+  /**
+   * Like read, but a damaged record is `undefined`: for sweeps that run whenever an engine
+   * opens its root, which must neither fail every command nor touch what they cannot read
+   * (`system check` reports it).
+   */
+  peek(id: string): ContainerRecord | null | undefined {
+    try {
+      return this.read(id);
+    } catch {
+      return undefined;
     }
   }
 
@@ -218,12 +250,8 @@ export class RecordStore {
    * keep their change (the record file itself is replaced by rename, so it cannot hold a lock).
    */
   update(id: string, change: (r: ContainerRecord) => void): ContainerRecord {
-    let fd: number;
-    try {
-      fd = openSync(join(this.dir(id), 'container.lock'), 'a', 0o600);
-    } catch {
-      throw new EngineError('NotFound', `No such container: ${id}`);
-    }
+    const fd = this.openLock(id, true);
+    if (fd === null) throw new EngineError('NotFound', `No such container: ${id}`);
     try {
       flock(fd, LOCK.EX);
       const r = this.read(id);
@@ -265,10 +293,75 @@ export class RecordStore {
     throw new EngineError('NotFound', `No such container: ${ref}`);
   }
 
+  /**
+   * The container's lock file, opened; null when the container is gone. It is made only while
+   * the record exists, so a writer never puts it back into a folder being removed.
+   */
+  private openLock(id: string, make: boolean): number | null {
+    const path = join(this.dir(id), 'container.lock');
+    try {
+      return openSync(path, 'r+');
+    } catch {
+      if (!make || !existsSync(join(this.dir(id), 'container.json'))) return null;
+      try {
+        return openSync(path, 'a', 0o600);
+      } catch {
+        return null;
+      }
+    }
+  }
+
   remove(record: ContainerRecord): void {
     this.releaseName(record.name, record.id);
-    rmSync(this.dir(record.id), { recursive: true, force: true });
+    // Under the record's lock: a writer (a watcher recording the exit) finishes first, and
+    // finds the record gone after.
+    const fd = this.openLock(record.id, false);
+    try {
+      if (fd !== null) flock(fd, LOCK.EX);
+      // A file made meanwhile (a log rotated by a watcher) must not fail the removal.
+      rmSync(this.dir(record.id), { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+    } finally {
+      if (fd !== null) closeSync(fd);
+    }
   }
+}
+
+/** Room kept beside each record (a file of zeros) for writing it on a full disk. */
+const SPARE = 'record.spare';
+const SPARE_BYTES = 64 * 1024;
+
+function writeWhole(path: string, data: string): void {
+  try {
+    const fd = openSync(path, 'w', 0o600);
+    try {
+      writeSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    rmSync(path, { force: true });
+    throw e;
+  }
+}
+
+/** Makes the spare room again when it is missing (quietly not, on a disk that is still full). */
+function keepSpare(dir: string): void {
+  const spare = join(dir, SPARE);
+  if (existsSync(spare)) return;
+  try {
+    writeWhole(spare, '\0'.repeat(SPARE_BYTES));
+  } catch {
+    // still full: the next write tries again
+  }
+}
+
+/** A state file that does not parse: named, with the command that repairs it. */
+export function damagedRecord(path: string, why: string): EngineError {
+  return new EngineError(
+    'Unavailable',
+    `the state file ${path} is damaged (${why}): run \`corral system check --repair\` to set it aside and repair the data root`,
+  );
 }
 
 export function unlinkQuiet(path: string): void {

@@ -37,7 +37,11 @@ export async function storeLayerTar(
     });
   }
   // Both awaited at once: when the tar fails, the blob write fails too and is not left unhandled.
-  const [, blob] = await Promise.all([piped, store.content.writeBlob(gzip)]);
+  // The blob write's error comes first: when it stops (a full disk) the pipe only says aborted.
+  const [pipe, written] = await Promise.allSettled([piped, store.content.writeBlob(gzip)]);
+  if (written.status === 'rejected') throw written.reason;
+  if (pipe.status === 'rejected') throw pipe.reason;
+  const blob = written.value;
   return {
     descriptor: { mediaType: MediaType.OciLayerGzip, digest: blob.digest, size: blob.size },
     diffId: h.digest(),
