@@ -16,9 +16,9 @@ beforeAll(async () => {
   tmp = await tempRoot('docker-run-flags');
   dockerd = await startPrivateDockerd(path.join(tmp, 'dockerd'));
   // Both clients read a bare name of an env-file from their own environment.
-  const env = { ...dockerd.env, FROM_CALLER: 'caller value' };
-  delete env['NOT_SET_ANYWHERE'];
-  dockerd.env.FROM_CALLER = env.FROM_CALLER;
+  dockerd.env.FROM_CALLER = 'caller value';
+  delete dockerd.env.NOT_SET_ANYWHERE;
+  const env: NodeJS.ProcessEnv = { ...dockerd.env };
   corral = new Corral(path.join(tmp, 'corral'), env);
   const archive = path.join(tmp, 'busybox.tar');
   await corral.must(['save', '-o', archive, 'busybox']);
