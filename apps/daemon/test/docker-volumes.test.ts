@@ -136,5 +136,9 @@ describe.skipIf(!existsSync('/usr/bin/docker'))('Debian docker CLI 20.10 (API 1.
     expect((await must(['run', '--rm', '-v', 'old1:/o', 'busybox', 'cat', '/o/f'], bin)).out).toBe('v');
     await must(['volume', 'rm', 'old1'], bin);
     expect((await must(['volume', 'ls', '-q'], bin)).out).toBe('');
+    // API 1.41: prune takes named volumes too (only anonymous ones from 1.42 on).
+    await must(['volume', 'create', 'old2'], bin);
+    expect((await must(['volume', 'prune', '-f'], bin)).out).toContain('old2');
+    expect((await must(['volume', 'ls', '-q'], bin)).out).toBe('');
   });
 });

@@ -1,4 +1,4 @@
-import { bad, filtersParam, flag, jsonBody, sendEmpty, sendJson } from '../http.js';
+import { bad, compareVersions, filtersParam, flag, jsonBody, sendEmpty, sendJson } from '../http.js';
 import type { Route } from '../server.js';
 
 const NAME = '([^/]+)';
@@ -46,7 +46,9 @@ export const volumeRoutes: Route[] = [
     'POST',
     /^\/volumes\/prune$/,
     (call, d) => {
-      const r = d.engine.volumes.prune({ filters: filtersParam(call.query) });
+      // Before API 1.42 a prune took every unused volume, named ones too (Docker's change).
+      const all = compareVersions(call.version, '1.42') < 0;
+      const r = d.engine.volumes.prune({ all, filters: filtersParam(call.query) });
       sendJson(call, 200, { VolumesDeleted: r.removed, SpaceReclaimed: r.spaceReclaimed });
     },
   ],
