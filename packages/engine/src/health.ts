@@ -153,7 +153,8 @@ export function startHealthChecks(ctx: EngineContext, id: string, exec: HealthEx
     } catch {
       return; // removed meanwhile
     }
-    if (after && after !== before)
+    // Docker's events: a change to healthy or unhealthy (not the starting state of a start).
+    if (after && after !== before && after !== 'starting')
       ctx.events.emit('container', `health_status: ${after}`, id, { name: r.name, image: r.image });
   };
   write(() => ({ Status: 'starting', FailingStreak: 0, Log: [] }));
