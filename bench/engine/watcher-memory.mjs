@@ -1,6 +1,7 @@
-// Memory of the watcher (shim) that each detached container gets: RSS, PSS (shared pages
-// split among the processes that map them) and private anonymous memory, over N containers.
-// Run as root after `npm run build`: node bench/engine/watcher-memory.mjs [N]
+// Memory of the keeper (packages/engine/src/keeper.ts) that each container gets: RSS, PSS
+// (shared pages split among the processes that map them) and private anonymous memory, over
+// N detached containers. Run as root after `npm run build`:
+//   node bench/engine/watcher-memory.mjs [N]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,29 +10,23 @@ import { join } from 'node:path';
 const n = Number(process.argv[2] ?? 5);
 const root = mkdtempSync(join(tmpdir(), 'corral-bench-'));
 const corral = (...args) =>
-  execFileSync(process.execPath, ['apps/cli/bin/corral.js', '--root', root, ...args], {
-    encoding: 'utf8',
-  }).trim();
+  execFileSync('node_modules/.bin/corral', ['--root', root, ...args], { encoding: 'utf8' }).trim();
 const kib = (text, key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
 
 try {
-  for (let i = 0; i < n; i++) corral('run', '-d', 'busybox', 'sleep', '300');
-  const shims = readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`shim.js\0${root}`);
-      } catch {
-        return false;
-      }
-    });
-  const rows = shims.map((p) => {
+  for (let i = 0; i < n; i++) corral('run', '-d', '--network', 'none', 'busybox', 'sleep', '300');
+  // Settled: a keeper's heap after its start-up garbage is collected.
+  await new Promise((r) => setTimeout(r, 3000));
+  const keepers = readdirSync(join(root, 'containers')).map(
+    (id) => JSON.parse(readFileSync(join(root, 'containers', id, 'container.json'), 'utf8')).state.watcherPid,
+  );
+  const rows = keepers.map((p) => {
     const r = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
     return { rss: kib(r, 'Rss'), pss: kib(r, 'Pss'), anon: kib(r, 'Anonymous') };
   });
   const avg = (k) => (rows.reduce((s, r) => s + r[k], 0) / rows.length / 1024).toFixed(1);
   console.log(
-    `watchers: ${rows.length}; per watcher: RSS ${avg('rss')} MiB, PSS ${avg('pss')} MiB, anonymous ${avg('anon')} MiB`,
+    `keepers: ${rows.length}; per keeper: RSS ${avg('rss')} MiB, PSS ${avg('pss')} MiB, anonymous ${avg('anon')} MiB`,
   );
 } finally {
   corral('rm', '-f', ...readdirSync(join(root, 'containers')));

@@ -2,7 +2,8 @@
 // runs it, keeps its own exit code, and is cleaned up when it was --rm; a keeper that is
 // SIGKILLed leaves a truthful record that every command can end on; restart policies.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { corralBin } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -94,6 +95,44 @@ describe('the keeper is SIGKILLed', () => {
     expect(after.state.error).toMatch(/keeper \(pid \d+\) was killed/);
     // The next command (the inspect above) took the mount, runtime state and cgroups away.
     expect(leftovers(r.id, cgroups)).toEqual([]);
+  });
+});
+
+describe("the keeper is out of the container's reach", () => {
+  it('the program sees no keeper and no fd of the host; what it writes cannot drive its keeper (canary)', async () => {
+    const canary = mkdtempSync(join(tmpdir(), 'corral-keeper-canary-'));
+    try {
+      // The keeper's own messages, forged on the program's stdout and stderr: they are log lines.
+      const forged = [
+        JSON.stringify({ type: 'own', root: canary, id: 'x'.repeat(64), detached: true }),
+        JSON.stringify({ type: 'recorded' }),
+        JSON.stringify({ type: 'exit', code: 0 }),
+      ];
+      const script = [
+        // What PID 1 was given and passes on: a child's fds (none of the shell's own redirections).
+        'sleep 3 & sleep 0.2; ls /proc/$!/fd > /fds; tr "\\n" " " < /fds; echo',
+        'cat /proc/[0-9]*/comm | tr "\\n" " "; echo',
+        ...forged.map((m) => `echo '${m}'; echo '${m}' >&2`),
+        'exit 3',
+      ].join('; ');
+      await s.corral(['run', '-d', '--name', 'probe', 'busybox', 'sh', '-c', script]);
+      await until(async () => (await status('probe')).includes('Exited (3)'), 'the probe to end with its own code');
+      const logs = await s.corral(['logs', 'probe']);
+      const lines = logs.out.split('\n');
+      expect(logs.stderr.split('\n').filter(Boolean)).toEqual(forged);
+      expect(lines[0].trim()).toBe('0 1 2'); // stdio only: no socket, pidfd or folder of the host
+      expect(lines[1]).not.toMatch(/node/); // no process of ours (a keeper is a node) in its /proc
+      expect(lines.slice(2)).toEqual(forged);
+      expect(readdirSync(canary)).toEqual([]);
+      expect((await inspect('probe')).state.error).toBeNull();
+    } finally {
+      rmSync(canary, { recursive: true, force: true });
+    }
+  });
+
+  it("an attached run: the program has the CLI's stdio and nothing else", async () => {
+    const r = await s.corral(['run', '--rm', 'busybox', 'sh', '-c', 'ls /proc/1/fd; true']);
+    expect(r.out.split('\n')).toEqual(['0', '1', '2']);
   });
 });
 

@@ -140,6 +140,15 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       init.kill('SIGKILL');
       init = undefined;
     }
+    if (o.keeper) {
+      // Named from the first step: a launch whose front-end and keeper die half way leaves a
+      // mount and cgroups that the next command takes away (reclaimUnkept).
+      const k = keeperIdentity(o.keeper);
+      ctx.records.update(r.id, (x) => {
+        x.state.watcherPid = k?.pid;
+        x.state.keeperStartTime = k?.startTime;
+      });
+    }
     const dir = ctx.records.dir(r.id);
     const rootfs = join(dir, 'rootfs');
     // Leftovers of a crash between mount and record: unmount, clear the runtime's state.

@@ -47,7 +47,8 @@ export function reclaimNetworks(ctx: EngineContext): Promise<string[]> {
 
 /**
  * Releases what containers whose keeper was killed left behind (reconcile has recorded how
- * they ended): the runtime's state and cgroups, the root's mount; an --rm one is removed.
+ * they ended, or they never started): the runtime's state and cgroups, the root's mount; an
+ * --rm one that ran is removed.
  */
 export async function reclaimUnkept(ctx: EngineContext): Promise<string[]> {
   const held = new Set(ctx.runtime.list());
@@ -56,19 +57,21 @@ export async function reclaimUnkept(ctx: EngineContext): Promise<string[]> {
     let r: ContainerRecord | null;
     try {
       r = ctx.records.read(id);
-      if (!r || r.state.watcherPid === undefined || r.state.status === 'created') continue;
+      if (!r || r.state.watcherPid === undefined) continue;
       r = reconcile(ctx, r);
     } catch {
       continue; // removed meanwhile, or damaged (left to `system check`)
     }
-    if (r.state.status !== 'exited' || keeperAlive(r)) continue;
+    // A created one: its launch was cut short (its front-end and keeper died half way).
+    if (r.state.status === 'running' || r.state.restarting || keeperAlive(r)) continue;
     const rootfs = ctx.rootfs(id);
+    const ran = r.state.status === 'exited';
     const left = held.has(id) || isMountPoint(rootfs);
-    if (!left && !r.hostConfig.autoRemove) continue;
+    if (!left && !(ran && r.hostConfig.autoRemove)) continue;
     ctx.releasing.add(id);
     await ctx.runtime.delete(id, { force: true }).catch(() => {});
     cleanupStale(rootfs);
-    if (r.hostConfig.autoRemove) await discard(ctx, r);
+    if (ran && r.hostConfig.autoRemove) await discard(ctx, r);
     reclaimed.push(id);
   }
   return reclaimed;
