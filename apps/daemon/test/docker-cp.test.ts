@@ -24,7 +24,7 @@ const must = async (args: string[], bin?: string) => {
 };
 
 const SETUP =
-  'mkdir -p /data/sub && echo hello > /data/a.txt && echo deep > /data/sub/b && ln -s /data/a.txt /data/link && chown 123:45 /data/a.txt';
+  'mkdir -p /data/sub && echo hello > /data/a.txt && echo deep > /data/sub/b && ln -sfn /data/a.txt /data/link && chown 123:45 /data/a.txt';
 
 describe('docker cp against corrald', () => {
   it('copies out of a running container: a folder, a file renamed, a folder content with /.', async () => {
@@ -89,6 +89,25 @@ describe('docker cp against corrald', () => {
     await must(['cp', join(host, 'one.txt'), 'box:/old.txt'], '/usr/bin/docker');
     expect((await must(['exec', 'box', 'cat', '/old.txt'])).stdout).toBe('one\n');
     await must(['rm', '-f', 'box']);
+  });
+});
+
+describe('docker ps filters and sizes, system df, container prune against corrald', () => {
+  it('filters and sizes containers, reports disk usage and prunes', async () => {
+    await d.docker(['rm', '-f', 'box']); // the cp tests' container, if still there
+    await must(['run', '-d', '--name', 'up', '--label', 'role=web', 'busybox', 'sleep', '300']);
+    await d.docker(['run', '--name', 'down', 'busybox', 'sh', '-c', 'head -c 4000 /dev/zero > /f; exit 2']);
+    expect((await must(['ps', '-a', '--filter', 'exited=2', '--format', '{{.Names}}'])).out).toBe('down');
+    expect((await must(['ps', '--filter', 'label=role=web', '--format', '{{.Names}}'])).out).toBe('up');
+    expect((await must(['ps', '-a', '--filter', 'status=exited', '--format', '{{.Names}}'])).out).toBe('down');
+    const sized = await must(['ps', '-a', '-s', '--filter', 'name=down', '--format', '{{.Size}}']);
+    expect(sized.out).toMatch(/^4(\.\d+)?kB \(virtual [\d.]+MB\)$/);
+    const df = await must(['system', 'df', '--format', '{{.Type}} {{.TotalCount}} {{.Active}}']);
+    expect(df.out.split('\n').slice(0, 2)).toEqual(['Images 1 1', 'Containers 2 1']);
+    const pruned = await must(['container', 'prune', '-f']);
+    expect(pruned.out).toMatch(/^Deleted Containers:\n[0-9a-f]{64}\n\nTotal reclaimed space: 4/);
+    expect((await must(['ps', '-a', '--format', '{{.Names}}'])).out).toBe('up');
+    await must(['rm', '-f', 'up']);
   });
 });
 
