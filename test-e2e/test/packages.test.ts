@@ -25,6 +25,8 @@ const PACKAGES: { dir: string; prepare?: (project: string) => void }[] = [
   { dir: 'packages/network', prepare: () => removedAfter('/tmp/corral-network-demo') },
   { dir: 'packages/engine' },
   { dir: 'apps/cli' },
+  // corrald's example starts it on a socket and data root in the project folder, pings it and stops it.
+  { dir: 'apps/daemon' },
 ];
 
 interface Packed {
