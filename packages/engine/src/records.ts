@@ -190,22 +190,30 @@ export class RecordStore {
     }
   }
 
-  /** Writes a record: temp file, fsync, rename, so a reader never sees half of one. */
+  /**
+   * Writes a record: temp file, rename, so a reader never sees half of one. Only the first
+   * record of a container that outlives its run waits for the disk (fsync of the file and its
+   * folder): a crash would lose that container. A later change lost to a crash comes back as
+   * the state before it (reconcile records a container that says running while nothing runs),
+   * and an --rm container's folder is reclaimed at the next open: one write-and-rename each.
+   */
   write(record: ContainerRecord): void {
     const dir = this.dir(record.id);
     const path = join(dir, 'container.json');
     const tmp = `${path}.${process.pid}.tmp`;
     const data = JSON.stringify(record, null, 2);
+    const durable = !record.hostConfig.autoRemove && !existsSync(path);
     try {
-      writeWhole(tmp, data);
+      writeWhole(tmp, data, durable);
     } catch (e) {
       // A container that filled the disk must still get its exit recorded: the spare room
       // kept beside the record is given up for it.
       if ((e as NodeJS.ErrnoException).code !== 'ENOSPC' || !existsSync(join(dir, SPARE))) throw e;
       rmSync(join(dir, SPARE), { force: true });
-      writeWhole(tmp, data);
+      writeWhole(tmp, data, durable);
     }
     renameSync(tmp, path);
+    if (durable) syncFolder(dir);
     keepSpare(dir);
   }
 
@@ -330,12 +338,12 @@ export class RecordStore {
 const SPARE = 'record.spare';
 const SPARE_BYTES = 64 * 1024;
 
-function writeWhole(path: string, data: string): void {
+function writeWhole(path: string, data: string, durable: boolean): void {
   try {
     const fd = openSync(path, 'w', 0o600);
     try {
       writeSync(fd, data);
-      fsyncSync(fd);
+      if (durable) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
@@ -345,12 +353,23 @@ function writeWhole(path: string, data: string): void {
   }
 }
 
+/** Makes a new name in `dir` durable (fsync of the folder). */
+function syncFolder(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Makes the spare room again when it is missing (quietly not, on a disk that is still full). */
 function keepSpare(dir: string): void {
   const spare = join(dir, SPARE);
   if (existsSync(spare)) return;
   try {
-    writeWhole(spare, '\0'.repeat(SPARE_BYTES));
+    // Its blocks are taken when written; a crash that loses it only loses the reserve.
+    writeWhole(spare, '\0'.repeat(SPARE_BYTES), false);
   } catch {
     // still full: the next write tries again
   }
