@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Cleanups } from '@corral/testkit';
+import { Cleanups, until } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Daemon, startDaemon } from './daemon.js';
 
@@ -29,7 +29,10 @@ const SETUP =
 describe('docker cp against corrald', () => {
   it('copies out of a running container: a folder, a file renamed, a folder content with /.', async () => {
     await must(['run', '-d', '--name', 'box', 'busybox', 'sh', '-c', `${SETUP} && sleep 300`]);
-    await until(async () => (await d.docker(['exec', 'box', 'test', '-L', '/data/link'])).status === 0);
+    await until(
+      async () => (await d.docker(['exec', 'box', 'test', '-L', '/data/link'])).status === 0,
+      'the setup in the container',
+    );
     const out = join(host, 'out');
     mkdirSync(out);
     await must(['cp', 'box:/data', out]);
@@ -99,7 +102,9 @@ describe('docker ps filters and sizes, system df, container prune against corral
     await d.docker(['run', '--name', 'down', 'busybox', 'sh', '-c', 'head -c 4000 /dev/zero > /f; exit 2']);
     expect((await must(['ps', '-a', '--filter', 'exited=2', '--format', '{{.Names}}'])).out).toBe('down');
     expect((await must(['ps', '--filter', 'label=role=web', '--format', '{{.Names}}'])).out).toBe('up');
-    expect((await must(['ps', '-a', '--filter', 'status=exited', '--format', '{{.Names}}'])).out).toBe('down');
+    expect((await must(['ps', '-a', '--filter', 'status=exited', '--format', '{{.Names}}'])).out).toBe(
+      'down',
+    );
     const sized = await must(['ps', '-a', '-s', '--filter', 'name=down', '--format', '{{.Size}}']);
     expect(sized.out).toMatch(/^4(\.\d+)?kB \(virtual [\d.]+MB\)$/);
     const df = await must(['system', 'df', '--format', '{{.Type}} {{.TotalCount}} {{.Active}}']);
@@ -110,11 +115,3 @@ describe('docker ps filters and sizes, system df, container prune against corral
     await must(['rm', '-f', 'up']);
   });
 });
-
-async function until(check: () => Promise<boolean>) {
-  for (let i = 0; i < 100; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('timed out');
-}
