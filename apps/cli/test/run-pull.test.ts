@@ -67,6 +67,15 @@ describe('run pulls a missing image', () => {
   it('--platform picks the image to pull; one the image lacks is refused', async () => {
     const ok = await s.corral(['run', '--rm', '--platform', 'linux/amd64', ref, 'true']);
     expect(ok.status).toBe(0);
+    // Here for amd64 only: another platform is not run from it.
+    const never = await s.corral(['run', '--rm', '--pull', 'never', '--platform', 'linux/arm64', ref, 'true']);
+    expect(never.status).toBe(125);
+    expect(never.stderr).toContain('is here for linux/amd64, not linux/arm64');
+    const again = manifestGets();
+    const missing = await s.corral(['run', '--rm', '--platform', 'linux/arm64', ref, 'true']);
+    expect(missing.status).toBe(125);
+    expect(manifestGets()).toBeGreaterThan(again); // it asked the registry for one
+    expect((await s.corral(['images'])).out).toContain(`${registry.host}/pulled/bb`);
     await s.corral(['rmi', ref]);
     const other = await s.corral(['run', '--rm', '--platform', 'linux/s390x', ref, 'true']);
     expect(other.status).toBe(125);

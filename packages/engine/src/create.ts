@@ -194,6 +194,18 @@ async function resolveRoot(
   // The embedded busybox is made here, never fetched.
   let record = pull === 'always' && !isBusybox(ref) ? undefined : ctx.store.resolve(ref);
   if (!record && isBusybox(ref)) record = await ensureBusyboxImage(ctx.store);
+  // --platform and an image here for another one: pulled again (missing), or refused (never).
+  if (record && options.platform && !isBusybox(ref)) {
+    const img = await ctx.store.readConfig(record.configDigest);
+    if (!platformMatches(img, options.platform)) {
+      if (pull === 'never')
+        throw new EngineError(
+          'NotFound',
+          `image '${ref}' is here for ${img.os}/${img.architecture}, not ${options.platform} (--pull never)`,
+        );
+      record = undefined;
+    }
+  }
   if (!record && pull === 'never')
     throw new EngineError('NotFound', `Unable to find image '${ref}' locally: pull or load it first`);
   if (!record) {
@@ -236,6 +248,17 @@ async function holdImage(ctx: EngineContext, ref: string, manifestDigest: string
       `Unable to find image '${ref}' locally: it was removed meanwhile (${e.message})`,
     );
   }
+}
+
+const ARCH_ALIASES: Record<string, string> = { x86_64: 'amd64', aarch64: 'arm64', armhf: 'arm', i386: '386' };
+
+/** Whether an image's os/architecture[/variant] is the `--platform OS/ARCH[/VARIANT]` asked for. */
+function platformMatches(img: { os: string; architecture: string; variant?: string }, platform: string): boolean {
+  const [os, arch = '', variant] = platform.toLowerCase().split('/');
+  const norm = (a: string) => ARCH_ALIASES[a] ?? a;
+  return (
+    img.os === os && norm(img.architecture) === norm(arch) && (variant === undefined || img.variant === variant)
+  );
 }
 
 /** Checks limits against what this host can enforce, before anything is made. */
