@@ -127,8 +127,7 @@ export async function systemCheck(
         await ctx.runtime.delete(id, { force: true });
         return 'runtime state deleted (its processes killed, its cgroup removed)';
       });
-    const cgroup = openCgroup({ path: cgroupPathOf(rec) });
-    if (cgroup.exists())
+    if (cgroupLeft(cgroupPathOf(rec)))
       await add('cgroup', `container ${rec.name} does not run but its cgroup ${cgroupPathOf(rec)} is there`, async () => {
         await removeCgroup(cgroupPathOf(rec));
         return 'removed';
@@ -199,11 +198,22 @@ function runtimeRunning(ctx: EngineContext, id: string): boolean {
   }
 }
 
+/** Is any folder of a container's cgroup there (a create killed half way makes only some)? */
+function cgroupLeft(path: string): boolean {
+  return Object.values(openCgroup({ path }).dirs).some((d) => existsSync(d));
+}
+
 /** Removes a container's cgroup (placed beneath ours), killing what is left in it. */
 async function removeCgroup(path: string): Promise<void> {
+  if (!cgroupLeft(path)) return;
   const cgroup = openCgroup({ path });
-  if (!cgroup.exists()) return;
-  if (cgroup.processes().length) await cgroup.killAll('SIGKILL');
+  let pids: number[] = [];
+  try {
+    pids = cgroup.processes();
+  } catch {
+    // only some of its folders are there
+  }
+  if (pids.length) await cgroup.killAll('SIGKILL');
   await cgroup.remove();
 }
 
