@@ -5,11 +5,11 @@ import { type ContainerConfig, ensureBusyboxImage, isImageError, type ProgressEv
 import { parseSignal, procStartTime } from '@corral/sys';
 import type { EngineContext } from './context.js';
 import { EngineError, engineOp } from './errors.js';
-import { newId, shortId } from './names.js';
-import { type NetworkCreateOptions, netOp, networkConfig } from './network-config.js';
 import { type HealthConfig, resolveHealthcheck } from './health.js';
 import { pullImage } from './images.js';
 import { type MountCreateOptions, planMounts, removeVolumes } from './mounts.js';
+import { newId, shortId } from './names.js';
+import { type NetworkCreateOptions, netOp, networkConfig } from './network-config.js';
 import type { ContainerRecord, Resources } from './records.js';
 import { checkRestartPolicy, parseRestartPolicy, type RestartPolicy } from './restart.js';
 import { checkRunSettings, type RunSettings } from './run-options.js';

@@ -18,10 +18,10 @@ import { isPrivateOrMissing, privateDir } from '@corral/image';
 import type { OciSeccomp } from '@corral/runtime';
 import { flock, LOCK } from '@corral/sys';
 import { EngineError } from './errors.js';
-import { NAME_RE, randomName } from './names.js';
-import type { MountPoint } from './mount-parse.js';
-import type { ContainerNetwork } from './network-config.js';
 import type { HealthConfig, HealthState } from './health.js';
+import type { MountPoint } from './mount-parse.js';
+import { NAME_RE, randomName } from './names.js';
+import type { ContainerNetwork } from './network-config.js';
 import type { RestartPolicy } from './restart.js';
 import type { RunRecordParts } from './run-options.js';
 
