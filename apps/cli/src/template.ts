@@ -9,7 +9,7 @@ export class TemplateError extends Error {}
 type Node =
   | { kind: 'text'; text: string }
   | { kind: 'action'; pipe: Pipe }
-  | { kind: 'if' | 'with'; pipe: Pipe; then: Node[]; else: Node[] }
+  | { kind: 'if' | 'with'; pipe: Pipe; body: Node[]; else: Node[] }
   | { kind: 'range'; pipe: Pipe; body: Node[]; else: Node[] };
 
 type Operand =
@@ -134,7 +134,9 @@ class Parser {
       }
     }
     this.stopWord = '';
-    return word === 'range' ? { kind: 'range', pipe, body, else: alt } : { kind: word, pipe, then: body, else: alt };
+    return word === 'range'
+      ? { kind: 'range', pipe, body, else: alt }
+      : { kind: word, pipe, body, else: alt };
   }
 
   pipe(tokens: Token[], at: number): Pipe {
@@ -157,7 +159,7 @@ class Parser {
         if (depth) throw this.fail('unclosed left paren', tok.pos);
         const inner: Operand = { kind: 'sub', pipe: this.pipe(tokens.slice(k + 1, j - 1), tok.pos) };
         const next = tokens[j];
-        if (next && next.t.startsWith('.') && next.t.length > 1 && next.pos === tokens[j - 1].pos + 1) {
+        if (next?.t.startsWith('.') && next.t.length > 1 && next.pos === tokens[j - 1].pos + 1) {
           cmds[cmds.length - 1].push({ ...fieldOf(next), base: inner } as Operand);
           k = j;
         } else {
@@ -182,7 +184,14 @@ function operand(tok: Token): Operand {
   const t = tok.t;
   if (t === '.') return { kind: 'dot', pos: tok.pos };
   if (t === '$') return { kind: 'root', pos: tok.pos };
-  if (t.startsWith('$.')) return { kind: 'field', path: t.slice(2).split('.'), src: t, pos: tok.pos, base: { kind: 'root', pos: tok.pos } };
+  if (t.startsWith('$.'))
+    return {
+      kind: 'field',
+      path: t.slice(2).split('.'),
+      src: t,
+      pos: tok.pos,
+      base: { kind: 'root', pos: tok.pos },
+    };
   if (t.startsWith('.')) return fieldOf(tok);
   if (t.startsWith('"')) return { kind: 'lit', value: JSON.parse(t) };
   if (t.startsWith('`')) return { kind: 'lit', value: t.slice(1, -1) };
@@ -231,7 +240,7 @@ class Executor {
       else if (n.kind === 'action') out += printValue(this.pipe(n.pipe, dot));
       else if (n.kind === 'if' || n.kind === 'with') {
         const v = this.pipe(n.pipe, dot);
-        if (truthy(v)) out += this.run(n.then, n.kind === 'with' ? v : dot);
+        if (truthy(v)) out += this.run(n.body, n.kind === 'with' ? v : dot);
         else out += this.run(n.else, dot);
       } else if (n.kind === 'range') {
         const v = this.pipe(n.pipe, dot);
@@ -262,12 +271,16 @@ class Executor {
     const args = () => [...rest.map((a) => this.operand(a, dot)), ...(piped ? [piped.value] : [])];
     if (head.kind === 'ident') {
       const fn = FUNCS[head.name];
-      if (!fn) throw new TemplateError(`template: :${this.positions(head.pos).line}: function "${head.name}" not defined`);
+      if (!fn)
+        throw new TemplateError(
+          `template: :${this.positions(head.pos).line}: function "${head.name}" not defined`,
+        );
       return fn(...args());
     }
     if (head.kind === 'field' && (rest.length || piped)) {
       const method = this.operand(head, dot, true);
-      if (typeof method !== 'function') throw this.execError(head, `${head.path.at(-1)} is not a method but has arguments`);
+      if (typeof method !== 'function')
+        throw this.execError(head, `${head.path.at(-1)} is not a method but has arguments`);
       return method(...args());
     }
     if (rest.length || piped) throw new TemplateError(`template: : can't give argument to non-function`);
@@ -286,7 +299,10 @@ class Executor {
         return this.pipe(o.pipe, dot);
       case 'ident': {
         const fn = FUNCS[o.name];
-        if (!fn) throw new TemplateError(`template: :${this.positions(o.pos).line}: function "${o.name}" not defined`);
+        if (!fn)
+          throw new TemplateError(
+            `template: :${this.positions(o.pos).line}: function "${o.name}" not defined`,
+          );
         return fn();
       }
       case 'field': {
@@ -377,6 +393,7 @@ function goPrint(args: unknown[]): string {
   return out;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a template function takes whatever the template passes
 const FUNCS: Record<string, (...a: any[]) => unknown> = {
   json: (v: unknown) => JSON.stringify(v ?? null),
   join: (list: unknown, sep: string) => (Array.isArray(list) ? list.map(str).join(sep) : str(list)),
@@ -386,13 +403,23 @@ const FUNCS: Record<string, (...a: any[]) => unknown> = {
   title: (s: unknown) => str(s).replace(/\b\w/g, (c) => c.toUpperCase()),
   truncate: (s: unknown, n: number) => [...str(s)].slice(0, n).join(''),
   pad: (s: unknown, before: number, after: number) => ' '.repeat(before) + str(s) + ' '.repeat(after),
-  len: (v: unknown) => (Array.isArray(v) || typeof v === 'string' ? v.length : v && typeof v === 'object' ? Object.keys(v).length : 0),
+  len: (v: unknown) =>
+    Array.isArray(v) || typeof v === 'string'
+      ? v.length
+      : v && typeof v === 'object'
+        ? Object.keys(v).length
+        : 0,
   index: (v: unknown, ...keys: unknown[]) => {
     let cur = v;
     for (const k of keys) {
       if (cur === null || cur === undefined) return undefined;
       cur = (cur as Record<string, unknown>)[String(k)];
-      if (cur === undefined) return Array.isArray(v) ? (() => { throw new TemplateError(`template: : error calling index: index out of range: ${k}`); })() : '';
+      if (cur === undefined)
+        return Array.isArray(v)
+          ? (() => {
+              throw new TemplateError(`template: : error calling index: index out of range: ${k}`);
+            })()
+          : '';
     }
     return cur;
   },

@@ -58,7 +58,13 @@ export const HEADERS = {
     Labels: 'LABELS',
     CreatedAt: 'CREATED AT',
   },
-  volumes: { Name: 'VOLUME NAME', Driver: 'DRIVER', Scope: 'SCOPE', Mountpoint: 'MOUNTPOINT', Labels: 'LABELS' },
+  volumes: {
+    Name: 'VOLUME NAME',
+    Driver: 'DRIVER',
+    Scope: 'SCOPE',
+    Mountpoint: 'MOUNTPOINT',
+    Labels: 'LABELS',
+  },
 } satisfies Record<string, Record<string, string>>;
 
 function parse(format: string): { template: Template; table: boolean } {
@@ -70,13 +76,18 @@ function parse(format: string): { template: Template; table: boolean } {
   try {
     return { template: Template.parse(f), table };
   } catch (e) {
-    if (e instanceof TemplateError) throw new EngineError('InvalidArgument', `template parsing error: ${e.message}`);
+    if (e instanceof TemplateError)
+      throw new EngineError('InvalidArgument', `template parsing error: ${e.message}`);
     throw e;
   }
 }
 
 /** `rows` through `format`, one rendering per row; with `table`, a header line first. */
-export function renderRows(format: string, rows: readonly object[], headers: Record<string, string> = {}): string {
+export function renderRows(
+  format: string,
+  rows: readonly object[],
+  headers: Record<string, string> = {},
+): string {
   const { template, table } = parse(format);
   const lines = rows.map((r) => execute(template, r));
   if (!table) return lines.join('\n');
@@ -133,7 +144,8 @@ export function tabwrite(lines: string[]): string {
 }
 
 /** Docker's CreatedAt: `2026-11-30 23:15:38 +0000 UTC`. */
-export const dockerTime = (iso: string) => `${new Date(iso).toISOString().slice(0, 19).replace('T', ' ')} +0000 UTC`;
+export const dockerTime = (iso: string) =>
+  `${new Date(iso).toISOString().slice(0, 19).replace('T', ' ')} +0000 UTC`;
 
 /** `k=v,k2=v2`, sorted, as docker's .Labels column. */
 const labelList = (labels: Record<string, string> = {}) =>

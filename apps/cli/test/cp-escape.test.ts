@@ -70,7 +70,10 @@ beforeAll(async () => {
   writeFileSync(join(canary, 'in', 'keep'), ORIGINAL);
   mkdirSync(host, { recursive: true });
   await ok(['run', '-d', '--name', 'racer', '-e', `CANARY=${canary}`, 'busybox', 'sh', '-c', RACER]);
-  await until(async () => (await corral(['exec', 'racer', 'test', '-e', '/ready'])).status === 0, 'the racer');
+  await until(
+    async () => (await corral(['exec', 'racer', 'test', '-e', '/ready'])).status === 0,
+    'the racer',
+  );
 });
 
 describe('a container racing a folder against a symlink to the host', () => {
@@ -94,7 +97,8 @@ describe('a container racing a folder against a symlink to the host', () => {
     writeFileSync(join(src, 'secret'), 'PWNED\n');
     let copied = 0;
     // /w/e/in: the flip is inside the path, so no symlink is left for the client side to follow.
-    for (let i = 0; i < 12; i++) if ((await corral(['cp', `${src}/.`, 'racer:/w/e/in'])).status === 0) copied++;
+    for (let i = 0; i < 12; i++)
+      if ((await corral(['cp', `${src}/.`, 'racer:/w/e/in'])).status === 0) copied++;
     expect(canaryState()).toEqual(PRISTINE);
     expect(copied).toBeGreaterThan(0);
     // What was copied is in the container's folder.
@@ -147,7 +151,10 @@ describe('hostile tars given to cp in', () => {
 
   it('keeps absolute names beneath the destination', async () => {
     await ok(['exec', 'racer', 'mkdir', '/tmp/abs']);
-    const r = await corralStdin(['cp', '-', 'racer:/tmp/abs'], makeTar([{ name: `${canary}/f`, body: 'PWNED\n' }]));
+    const r = await corralStdin(
+      ['cp', '-', 'racer:/tmp/abs'],
+      makeTar([{ name: `${canary}/f`, body: 'PWNED\n' }]),
+    );
     expect(r.code).toBe(0);
     expect((await ok(['exec', 'racer', 'cat', `/tmp/abs${canary}/f`])).stdout).toBe('PWNED\n');
     expect(canaryState()).toEqual(PRISTINE);
@@ -167,7 +174,9 @@ describe('hostile tars given to cp in', () => {
     expect(r.code).toBe(0);
     // Both landed beneath the destination, as if it were the root (a chroot there).
     const inside = `/tmp/sym${canary}`;
-    expect((await ok(['exec', 'racer', 'cat', `${inside}/f`, `${inside}/secret`])).stdout).toBe('PWNED\nPWNED\n');
+    expect((await ok(['exec', 'racer', 'cat', `${inside}/f`, `${inside}/secret`])).stdout).toBe(
+      'PWNED\nPWNED\n',
+    );
     expect(canaryState()).toEqual(PRISTINE);
   });
 

@@ -1,5 +1,14 @@
 import { execFile } from 'node:child_process';
-import { chownSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { corralBin } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,14 +28,21 @@ const ok = async (args: string[], input?: string) => {
 const cat = async (path: string, ctr = 'box') => (await ok(['exec', ctr, 'cat', path])).stdout;
 
 /** corral with raw bytes in and out (a tar on stdin or stdout). */
-function corralRaw(args: string[], input?: Buffer): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+function corralRaw(
+  args: string[],
+  input?: Buffer,
+): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
       ['--', corralBin, '--root', s.root, ...args],
       { encoding: 'buffer', maxBuffer: 64 << 20 },
       (err, stdout, stderr) =>
-        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr: stderr.toString() }),
+        resolve({
+          code: err ? Number((err as { code?: number }).code ?? 1) : 0,
+          stdout,
+          stderr: stderr.toString(),
+        }),
     );
     child.stdin?.end(input ?? Buffer.alloc(0));
   });
@@ -44,7 +60,10 @@ beforeAll(async () => {
     '-c',
     'mkdir -p /data/sub && echo hello > /data/a.txt && echo deep > /data/sub/b && ln -s a.txt /data/link && touch /ready && sleep 600',
   ]);
-  await until(async () => (await s.corral(['exec', 'box', 'test', '-e', '/ready'])).status === 0, 'the setup');
+  await until(
+    async () => (await s.corral(['exec', 'box', 'test', '-e', '/ready'])).status === 0,
+    'the setup',
+  );
 });
 
 describe('corral cp out of a container', () => {
@@ -91,12 +110,21 @@ describe('corral cp out of a container', () => {
   it('writes a tar to stdout with -', async () => {
     const r = await corralRaw(['cp', 'box:/data', '-']);
     expect(r.code).toBe(0);
-    expect(tarNames(r.stdout).sort()).toEqual(['data/', 'data/a.txt', 'data/link', 'data/sub/', 'data/sub/b']);
+    expect(tarNames(r.stdout).sort()).toEqual([
+      'data/',
+      'data/a.txt',
+      'data/link',
+      'data/sub/',
+      'data/sub/b',
+    ]);
   });
 
   it("says Docker's error for a missing file", async () => {
     const r = await s.corral(['cp', 'box:/nope', host]);
-    expect([r.status, r.stderr.trim()]).toEqual([1, 'corral: Could not find the file /nope in container box']);
+    expect([r.status, r.stderr.trim()]).toEqual([
+      1,
+      'corral: Could not find the file /nope in container box',
+    ]);
   });
 });
 
@@ -126,7 +154,9 @@ describe('corral cp into a container', () => {
     chownSync(join(host, 'owned'), 1234, 5678);
     await ok(['cp', join(host, 'owned'), 'box:/tmp/plain']);
     await ok(['cp', '-a', join(host, 'owned'), 'box:/tmp/kept']);
-    expect((await ok(['exec', 'box', 'stat', '-c', '%u:%g', '/tmp/plain', '/tmp/kept'])).out).toBe('0:0\n1234:5678');
+    expect((await ok(['exec', 'box', 'stat', '-c', '%u:%g', '/tmp/plain', '/tmp/kept'])).out).toBe(
+      '0:0\n1234:5678',
+    );
   });
 
   it('follows a host symlink with -L, copying its target under the link name', async () => {
@@ -152,7 +182,9 @@ describe('corral cp into a container', () => {
 
   it('refuses bad arguments as docker does', async () => {
     expect((await s.corral(['cp', 'a', 'b'])).stderr).toContain('must specify at least one container source');
-    expect((await s.corral(['cp', 'box:/a', 'box:/b'])).stderr).toContain('copying between containers is not supported');
+    expect((await s.corral(['cp', 'box:/a', 'box:/b'])).stderr).toContain(
+      'copying between containers is not supported',
+    );
     expect((await s.corral(['cp', 'nosuch:/a', host])).stderr).toContain('No such container');
   });
 });

@@ -15,8 +15,30 @@ const lines = async (args: string[]) => (await ok(args)).out.split('\n').filter(
 
 let webId = '';
 beforeAll(async () => {
-  webId = (await ok(['run', '-d', '--name', 'web', '--label', 'app=db', '--label', 'tier=back', 'busybox', 'sleep', '600'])).out;
-  await s.corral(['run', '--name', 'three', 'busybox', 'sh', '-c', 'head -c 10000 /dev/zero > /fill; exit 3']);
+  webId = (
+    await ok([
+      'run',
+      '-d',
+      '--name',
+      'web',
+      '--label',
+      'app=db',
+      '--label',
+      'tier=back',
+      'busybox',
+      'sleep',
+      '600',
+    ])
+  ).out;
+  await s.corral([
+    'run',
+    '--name',
+    'three',
+    'busybox',
+    'sh',
+    '-c',
+    'head -c 10000 /dev/zero > /fill; exit 3',
+  ]);
   await ok(['create', '--name', 'fresh', 'busybox', 'true']);
 });
 
@@ -27,7 +49,9 @@ describe('ps', () => {
     expect(await lines(['ps', '-f', 'exited=3', '--format', '{{.Names}}'])).toEqual(['three']);
     expect(await lines(['ps', '-a', '-f', 'name=^thr', '--format', '{{.Names}}'])).toEqual(['three']);
     expect(await lines(['ps', '-f', `id=${webId.slice(0, 6)}`, '--format', '{{.Names}}'])).toEqual(['web']);
-    expect(await lines(['ps', '-f', 'label=app=db', '-f', 'label=tier', '--format', '{{.Names}}'])).toEqual(['web']);
+    expect(await lines(['ps', '-f', 'label=app=db', '-f', 'label=tier', '--format', '{{.Names}}'])).toEqual([
+      'web',
+    ]);
     expect(await lines(['ps', '-f', 'label=app=other', '--format', '{{.Names}}'])).toEqual([]);
     expect((await lines(['ps', '-a', '-f', 'ancestor=busybox', '--format', '{{.Names}}'])).sort()).toEqual([
       'fresh',
@@ -38,7 +62,9 @@ describe('ps', () => {
     expect(await lines(['ps', '-a', '-f', 'since=three', '--format', '{{.Names}}'])).toEqual(['fresh']);
     const bad = await s.corral(['ps', '-f', 'colour=red']);
     expect([bad.status, bad.stderr.trim()]).toEqual([1, "corral: invalid filter 'colour'"]);
-    expect((await s.corral(['ps', '-f', 'status=sleeping'])).stderr).toContain("invalid filter 'status=sleeping'");
+    expect((await s.corral(['ps', '-f', 'status=sleeping'])).stderr).toContain(
+      "invalid filter 'status=sleeping'",
+    );
   });
 
   it('shows the last n (-n), the latest (-l), and sizes (-s)', async () => {
@@ -55,7 +81,12 @@ describe('ps', () => {
     expect(t[0]).toBe('NAMES     STATE');
     expect(t.slice(1).sort()).toEqual(['fresh     created', 'three     exited', 'web       running']);
     const json = JSON.parse((await ok(['ps', '-f', 'name=web', '--format', '{{json .}}'])).out);
-    expect(json).toMatchObject({ Names: 'web', Image: 'busybox', State: 'running', Labels: 'app=db,tier=back' });
+    expect(json).toMatchObject({
+      Names: 'web',
+      Image: 'busybox',
+      State: 'running',
+      Labels: 'app=db,tier=back',
+    });
     expect((await ok(['ps', '--format', '{{.Label "tier"}}'])).out).toBe('back');
     const bad = await s.corral(['ps', '--format', '{{.Foo}}']);
     expect([bad.status, bad.stderr.trim()]).toEqual([
@@ -69,9 +100,15 @@ describe('--format on inspect, images, stats', () => {
   it('inspect -f reads nested fields, ranges, index and json of a container', async () => {
     const pid = Number((await ok(['inspect', '-f', '{{.State.Pid}}', 'web'])).out);
     expect(pid).toBeGreaterThan(1);
-    expect((await ok(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'three'])).out).toBe('exited 3');
-    expect((await ok(['inspect', '-f', '{{range .Config.Cmd}}[{{.}}]{{end}}', 'web'])).out).toBe('[sleep][600]');
-    expect((await ok(['inspect', '-f', '{{index .Config.Labels "app"}} {{upper .Name}}', 'web'])).out).toBe('db WEB');
+    expect((await ok(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'three'])).out).toBe(
+      'exited 3',
+    );
+    expect((await ok(['inspect', '-f', '{{range .Config.Cmd}}[{{.}}]{{end}}', 'web'])).out).toBe(
+      '[sleep][600]',
+    );
+    expect((await ok(['inspect', '-f', '{{index .Config.Labels "app"}} {{upper .Name}}', 'web'])).out).toBe(
+      'db WEB',
+    );
     expect(JSON.parse((await ok(['inspect', '-f', '{{json .State}}', 'web'])).out).pid).toBe(pid);
   });
 
@@ -84,14 +121,23 @@ describe('--format on inspect, images, stats', () => {
 
 describe('logs --since and --until', () => {
   it('keeps the lines of a time window, given as RFC 3339 or relative', async () => {
-    await ok(['run', '-d', '--name', 'talker', 'busybox', 'sh', '-c', 'echo early; sleep 2; echo late; sleep 600']);
+    await ok([
+      'run',
+      '-d',
+      '--name',
+      'talker',
+      'busybox',
+      'sh',
+      '-c',
+      'echo early; sleep 2; echo late; sleep 600',
+    ]);
     await until(async () => (await s.corral(['logs', 'talker'])).stdout.includes('late'), 'the late line');
     const all = (await ok(['logs', '-t', 'talker'])).stdout.split('\n').filter(Boolean);
     const lateAt = all[1].split(' ')[0];
     expect((await ok(['logs', '--since', lateAt, 'talker'])).stdout).toBe('late\n');
-    expect((await ok(['logs', '--until', new Date(Date.parse(lateAt) - 500).toISOString(), 'talker'])).stdout).toBe(
-      'early\n',
-    );
+    expect(
+      (await ok(['logs', '--until', new Date(Date.parse(lateAt) - 500).toISOString(), 'talker'])).stdout,
+    ).toBe('early\n');
     expect((await ok(['logs', '--since', '10m', 'talker'])).stdout).toBe('early\nlate\n');
     expect((await ok(['logs', '--until', '10m', 'talker'])).stdout).toBe('');
     expect((await s.corral(['logs', '--since', 'yesterday-ish', 'talker'])).stderr).toContain('invalid time');
@@ -103,13 +149,17 @@ describe('prune and df', () => {
   it('system df counts images, containers and their sizes', async () => {
     const rows = await lines(['system', 'df', '--format', '{{.Type}} {{.TotalCount}} {{.Active}}']);
     expect(rows).toEqual(['Images 1 1', 'Containers 3 1', 'Local Volumes 0 0', 'Build Cache 0 0']);
-    expect((await ok(['system', 'df'])).out).toMatch(/^Containers\s+3\s+1\s+10\.\d?kB\s+10\.\d?kB \(\d+%\)$/m);
+    expect((await ok(['system', 'df'])).out).toMatch(
+      /^Containers\s+3\s+1\s+10\.\d?kB\s+10\.\d?kB \(\d+%\)$/m,
+    );
   });
 
   it('container prune removes what is not running, keeps a label it is told to', async () => {
     await ok(['create', '--name', 'keepme', '--label', 'keep=1', 'busybox', 'true']);
     const r = await ok(['container', 'prune', '-f', '--filter', 'label!=keep']);
-    expect(r.out).toMatch(/^Deleted Containers:\n[0-9a-f]{64}\n[0-9a-f]{64}\n\nTotal reclaimed space: 10(\.\d)?kB$/);
+    expect(r.out).toMatch(
+      /^Deleted Containers:\n[0-9a-f]{64}\n[0-9a-f]{64}\n\nTotal reclaimed space: 10(\.\d)?kB$/,
+    );
     expect((await lines(['ps', '-a', '--format', '{{.Names}}'])).sort()).toEqual(['keepme', 'web']);
   });
 
@@ -118,11 +168,13 @@ describe('prune and df', () => {
     const r = await ok(['system', 'prune', '-f']);
     expect(r.out).toContain('Deleted Networks:\nidle-net');
     expect(r.out).toMatch(/Deleted Containers:\n[0-9a-f]{64}\n/);
-    expect((await lines(['ps', '-a', '--format', '{{.Names}}']))).toEqual(['web']);
+    expect(await lines(['ps', '-a', '--format', '{{.Names}}'])).toEqual(['web']);
     // busybox is in use by web: -a keeps it.
     expect((await ok(['system', 'prune', '-f', '-a'])).out).not.toContain('Deleted Images');
     await ok(['rm', '-f', 'web']);
-    expect((await ok(['system', 'prune', '-f', '-a'])).out).toMatch(/Deleted Images:\ndeleted: sha256:[0-9a-f]{64}/);
+    expect((await ok(['system', 'prune', '-f', '-a'])).out).toMatch(
+      /Deleted Images:\ndeleted: sha256:[0-9a-f]{64}/,
+    );
     expect(await lines(['images', '-q'])).toEqual([]);
   });
 });

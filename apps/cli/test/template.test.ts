@@ -42,7 +42,9 @@ describe('templates', () => {
 
   it('if / else if / else, with, and comparisons', () => {
     expect(run('{{if .State.Running}}up{{else}}down{{end}}', ctr)).toBe('up');
-    expect(run('{{if eq .State.Status "exited"}}e{{else if eq .State.Status "running"}}r{{else}}?{{end}}', ctr)).toBe('r');
+    expect(
+      run('{{if eq .State.Status "exited"}}e{{else if eq .State.Status "running"}}r{{else}}?{{end}}', ctr),
+    ).toBe('r');
     expect(run('{{if and .State.Running (gt .State.Pid 10)}}big{{end}}', ctr)).toBe('big');
     expect(run('{{if not .Config.Env}}empty{{end}}', ctr)).toBe('empty');
     expect(run('{{with .State}}{{.Pid}}{{end}}', ctr)).toBe('42');
@@ -63,7 +65,9 @@ describe('templates', () => {
   });
 
   it("fails an unknown field with Go's message and position", () => {
-    expect(() => run('{{.Foo}}', ctr)).toThrow('template: :1:2: executing "" at <.Foo>: can\'t evaluate field Foo');
+    expect(() => run('{{.Foo}}', ctr)).toThrow(
+      'template: :1:2: executing "" at <.Foo>: can\'t evaluate field Foo',
+    );
     expect(() => run('x {{.State.Nope}}', ctr)).toThrow(
       'template: :1:4: executing "" at <.State.Nope>: can\'t evaluate field Nope',
     );

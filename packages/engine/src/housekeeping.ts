@@ -24,7 +24,10 @@ export function labelsMatch(labels: Record<string, string>, wanted: readonly str
 }
 
 /** A test of records against `filters`, checked first: an unknown key or value is an error. */
-export function containerMatcher(ctx: EngineContext, filters: ContainerFilters): (r: ContainerRecord) => boolean {
+export function containerMatcher(
+  ctx: EngineContext,
+  filters: ContainerFilters,
+): (r: ContainerRecord) => boolean {
   for (const [k, values] of Object.entries(filters)) {
     if (!KEYS.includes(k)) throw new EngineError('InvalidArgument', `invalid filter '${k}'`);
     if (k === 'status')
@@ -33,7 +36,8 @@ export function containerMatcher(ctx: EngineContext, filters: ContainerFilters):
           throw new EngineError('InvalidArgument', `invalid filter 'status=${v}': ${STATUSES.join(', ')}`);
     if (k === 'exited')
       for (const v of values)
-        if (!/^-?\d+$/.test(v)) throw new EngineError('InvalidArgument', `invalid filter 'exited=${v}': an exit code`);
+        if (!/^-?\d+$/.test(v))
+          throw new EngineError('InvalidArgument', `invalid filter 'exited=${v}': an exit code`);
   }
   const created = (ref: string) => Date.parse(getRecord(ctx, ref).created);
   const before = filters.before?.map(created);
@@ -124,7 +128,13 @@ export interface DiskUsage {
     sizeRw: number;
     sizeRootFs: number;
   }[];
-  volumes: { name: string; size: number; refCount: number; labels: Record<string, string>; mountpoint: string }[];
+  volumes: {
+    name: string;
+    size: number;
+    refCount: number;
+    labels: Record<string, string>;
+    mountpoint: string;
+  }[];
 }
 
 const PRUNE_KEYS = ['until', 'label', 'label!'];
@@ -172,7 +182,8 @@ function parseUntil(v: string): number {
   const m = /^(\d+(?:\.\d+)?)(s|m|h)$/.exec(v);
   if (m) return Date.now() - Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
   const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new EngineError('InvalidArgument', `invalid filter 'until=${v}': a time or a duration`);
+  if (Number.isNaN(t))
+    throw new EngineError('InvalidArgument', `invalid filter 'until=${v}': a time or a duration`);
   return t;
 }
 

@@ -25,15 +25,26 @@ export function humanSize(n: number): string {
 
 export const cp: Command = {
   name: 'cp',
-  usage: 'cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n        corral cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH',
+  usage:
+    'cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n        corral cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH',
   description:
     'Copy files/folders between a container and the local filesystem\n\n' +
     "Use '-' as the source to read a tar archive from stdin and extract it to a directory\n" +
     "destination in a container. Use '-' as the destination to stream a tar archive of a\n" +
     'container source to stdout.',
   flags: [
-    { name: 'archive', short: 'a', type: 'boolean', description: 'Archive mode (copy all uid/gid information)' },
-    { name: 'follow-link', short: 'L', type: 'boolean', description: 'Always follow symbol link in SRC_PATH' },
+    {
+      name: 'archive',
+      short: 'a',
+      type: 'boolean',
+      description: 'Archive mode (copy all uid/gid information)',
+    },
+    {
+      name: 'follow-link',
+      short: 'L',
+      type: 'boolean',
+      description: 'Always follow symbol link in SRC_PATH',
+    },
     { name: 'quiet', short: 'q', type: 'boolean', description: 'Suppress progress output during copy' },
   ],
   args: { min: 2, max: 2 },

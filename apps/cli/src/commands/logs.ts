@@ -10,7 +10,12 @@ export const logs: Command = {
   usage: 'logs [OPTIONS] CONTAINER',
   description: 'Print what a container wrote to stdout and stderr',
   flags: [
-    { name: 'follow', short: 'f', type: 'boolean', description: 'Follow the output until the container ends' },
+    {
+      name: 'follow',
+      short: 'f',
+      type: 'boolean',
+      description: 'Follow the output until the container ends',
+    },
     {
       name: 'since',
       type: 'string',

@@ -7,7 +7,12 @@ import { isTemplate, renderRows } from '../templated.js';
 import { bool, engine, list, str } from './common.js';
 import { filterFlags } from './ps.js';
 
-const force = { name: 'force', short: 'f', type: 'boolean', description: 'Do not prompt for confirmation (corral never prompts)' } as const;
+const force = {
+  name: 'force',
+  short: 'f',
+  type: 'boolean',
+  description: 'Do not prompt for confirmation (corral never prompts)',
+} as const;
 
 /** Docker's `Deleted X:` sections, then the total. */
 function printPruned(sections: [string, string[]][], bytes: number): void {
@@ -21,7 +26,12 @@ export const containerPrune: Command = {
   description: 'Remove all stopped containers',
   flags: [
     force,
-    { name: 'filter', type: 'list', value: 'filter', description: 'Provide filter values (until=10m, label=K[=V], label!=K)' },
+    {
+      name: 'filter',
+      type: 'list',
+      value: 'filter',
+      description: 'Provide filter values (until=10m, label=K[=V], label!=K)',
+    },
   ],
   args: { min: 0, max: 0 },
   async run(a, ctx) {
@@ -62,7 +72,12 @@ export const df: Command = {
   usage: 'system df [OPTIONS]',
   description: 'Show disk usage: images, containers, local volumes',
   flags: [
-    { name: 'format', type: 'string', value: 'string', description: "'json' (JSON lines) or a Go template ({{.Type}} {{.Size}} ...)" },
+    {
+      name: 'format',
+      type: 'string',
+      value: 'string',
+      description: "'json' (JSON lines) or a Go template ({{.Type}} {{.Size}} ...)",
+    },
   ],
   args: { min: 0, max: 0 },
   async run(a, ctx) {
@@ -109,7 +124,12 @@ export const systemPrune: Command = {
   description:
     'Remove stopped containers, networks no container uses, dangling images (-a: every unused image) and, with --volumes, unused anonymous volumes',
   flags: [
-    { name: 'all', short: 'a', type: 'boolean', description: 'Remove all unused images not just dangling ones' },
+    {
+      name: 'all',
+      short: 'a',
+      type: 'boolean',
+      description: 'Remove all unused images not just dangling ones',
+    },
     force,
     { name: 'volumes', type: 'boolean', description: 'Prune anonymous volumes' },
   ],

@@ -10,20 +10,27 @@ export function filterFlags(values: readonly string[]): Record<string, string[]>
   for (const f of values) {
     const eq = f.indexOf('=');
     if (eq <= 0) throw new UsageError(`bad format of filter (expected name=value): ${f}`);
-    (out[f.slice(0, eq)] ??= []).push(f.slice(eq + 1));
+    const key = f.slice(0, eq);
+    out[key] = [...(out[key] ?? []), f.slice(eq + 1)];
   }
   return out;
 }
 
 /** Docker's SIZE column: `2B (virtual 4.26MB)`. */
-const sizeColumn = (s: { rw: number; rootFs: number }) => `${formatBytes(s.rw)} (virtual ${formatBytes(s.rootFs)})`;
+const sizeColumn = (s: { rw: number; rootFs: number }) =>
+  `${formatBytes(s.rw)} (virtual ${formatBytes(s.rootFs)})`;
 
 export const ps: Command = {
   name: 'ps',
   usage: 'ps [OPTIONS]',
   description: 'List containers',
   flags: [
-    { name: 'all', short: 'a', type: 'boolean', description: 'Show all containers (default shows just running)' },
+    {
+      name: 'all',
+      short: 'a',
+      type: 'boolean',
+      description: 'Show all containers (default shows just running)',
+    },
     {
       name: 'filter',
       short: 'f',
@@ -38,8 +45,19 @@ export const ps: Command = {
       value: 'string',
       description: "'json' (JSON lines), 'table TEMPLATE' or a Go template ({{.ID}} {{.Names}} ...)",
     },
-    { name: 'last', short: 'n', type: 'string', value: 'int', description: 'Show n last created containers (includes all states)' },
-    { name: 'latest', short: 'l', type: 'boolean', description: 'Show the latest created container (includes all states)' },
+    {
+      name: 'last',
+      short: 'n',
+      type: 'string',
+      value: 'int',
+      description: 'Show n last created containers (includes all states)',
+    },
+    {
+      name: 'latest',
+      short: 'l',
+      type: 'boolean',
+      description: 'Show the latest created container (includes all states)',
+    },
     { name: 'no-trunc', type: 'boolean', description: "Don't truncate output" },
     { name: 'quiet', short: 'q', type: 'boolean', description: 'Only display container IDs' },
     { name: 'size', short: 's', type: 'boolean', description: 'Display total file sizes' },

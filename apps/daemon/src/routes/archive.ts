@@ -23,7 +23,10 @@ export const archiveRoutes: Route[] = [
     async (call, d: DaemonState) => {
       const s = await d.engine.archive.stat(call.params[0], pathOf(call));
       const res = mustRes(call);
-      res.writeHead(200, { 'X-Docker-Container-Path-Stat': statHeader(s), 'Content-Type': 'application/x-tar' });
+      res.writeHead(200, {
+        'X-Docker-Container-Path-Stat': statHeader(s),
+        'Content-Type': 'application/x-tar',
+      });
       res.end();
     },
   ],
@@ -34,7 +37,10 @@ export const archiveRoutes: Route[] = [
       const res = mustRes(call);
       // The stat goes in the headers, before the first byte of the tar (errors before it are JSON).
       await d.engine.archive.get(call.params[0], pathOf(call), res, (s) =>
-        res.writeHead(200, { 'X-Docker-Container-Path-Stat': statHeader(s), 'Content-Type': 'application/x-tar' }),
+        res.writeHead(200, {
+          'X-Docker-Container-Path-Stat': statHeader(s),
+          'Content-Type': 'application/x-tar',
+        }),
       );
     },
   ],

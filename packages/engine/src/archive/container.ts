@@ -2,13 +2,14 @@
 // A running container's root is its union mount; a stopped one's is mounted read-write for
 // the copy, as Docker does. Paths are resolved inside that root through an fd (openInRoot),
 // never as host path strings, so symlinks the container made cannot lead out of it.
-import { fstatSync, mkdirSync, readlinkSync, rmSync, type Stats } from 'node:fs';
-import { posix, join } from 'node:path';
+
 import { randomBytes } from 'node:crypto';
+import { fstatSync, mkdirSync, readlinkSync, rmSync, type Stats } from 'node:fs';
+import { join, posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { mountAll } from '@corral/unionfs';
 import { close, fdPath, isErrno, O, openat, openInRoot, openRoot, readlinkat } from '@corral/sys';
+import { mountAll } from '@corral/unionfs';
 import type { EngineContext } from '../context.js';
 import { EngineError } from '../errors.js';
 import { getRecord } from '../lifecycle.js';
@@ -80,7 +81,11 @@ function resolveParent(rootfd: number, abs: string, r: ContainerRecord): { dirfd
 }
 
 /** `path`'s stat as Docker reports it: the last component is not followed. */
-function statIn(rootfd: number, path: string, r: ContainerRecord): { stat: PathStat; st: Stats; dirfd: number; base: string } {
+function statIn(
+  rootfd: number,
+  path: string,
+  r: ContainerRecord,
+): { stat: PathStat; st: Stats; dirfd: number; base: string } {
   const abs = containerAbs(path);
   const { dirfd, base } = resolveParent(rootfd, abs, r);
   try {
@@ -130,7 +135,8 @@ function inRootPath(rootfd: number, fd: number): string {
   const root = readlinkSync(fdPath(rootfd));
   const p = readlinkSync(fdPath(fd));
   if (p === root) return '/';
-  if (!p.startsWith(`${root}/`)) throw new EngineError('Conflict', 'the file moved out of the container root during the copy');
+  if (!p.startsWith(`${root}/`))
+    throw new EngineError('Conflict', 'the file moved out of the container root during the copy');
   return p.slice(root.length);
 }
 
@@ -194,11 +200,13 @@ export function putArchive(
       fd = openInRoot(rootfd, containerAbs(path), O.PATH);
     } catch (e) {
       if (isErrno(e, 'ENOENT')) throw notFound(path, r);
-      if (isErrno(e, 'ENOTDIR')) throw new EngineError('InvalidArgument', 'extraction point is not a directory');
+      if (isErrno(e, 'ENOTDIR'))
+        throw new EngineError('InvalidArgument', 'extraction point is not a directory');
       throw e;
     }
     try {
-      if (!fstatSync(fd).isDirectory()) throw new EngineError('InvalidArgument', 'extraction point is not a directory');
+      if (!fstatSync(fd).isDirectory())
+        throw new EngineError('InvalidArgument', 'extraction point is not a directory');
       // Extracted relative to this very folder: one the container swaps for a symlink meanwhile
       // does not redirect the rest of the copy.
       return await extractTar(input, fd, options);

@@ -8,12 +8,13 @@ import { fchmodSync, fchownSync, fstatSync, futimesSync, write as writeCb } from
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { tarExtract, type TarHeader } from '@corral/image';
+import { type TarHeader, tarExtract } from '@corral/image';
 import {
   AT,
   close,
   cstr,
   DirFd,
+  EMPTY,
   fdPath,
   isErrno,
   makedev,
@@ -30,7 +31,6 @@ import {
   SyscallError,
   symlinkat,
   unlinkat,
-  EMPTY,
 } from '@corral/sys';
 import { EngineError } from '../errors.js';
 import { rebaseName } from './paths.js';
@@ -56,7 +56,11 @@ export interface ExtractResult {
  * Extracts `input` into the folder `destfd` holds. That folder is the root of every lookup:
  * the tar's own symlinks, absolute or with `..`, resolve beneath it, as in a chroot there.
  */
-export async function extractTar(input: Readable, destfd: number, options: ExtractOptions = {}): Promise<ExtractResult> {
+export async function extractTar(
+  input: Readable,
+  destfd: number,
+  options: ExtractOptions = {},
+): Promise<ExtractResult> {
   const rootfd = destfd;
   const dest = '/';
   const extract = tarExtract();
@@ -77,7 +81,16 @@ export async function extractTar(input: Readable, destfd: number, options: Extra
     try {
       const pfd = openInRoot(rootfd, parentPath, O.PATH | O.DIRECTORY, { create: 'dir' });
       try {
-        result.bytes += await writeEntry(pfd, base, h, entry as unknown as Readable, options, rootfd, dest, name);
+        result.bytes += await writeEntry(
+          pfd,
+          base,
+          h,
+          entry as unknown as Readable,
+          options,
+          rootfd,
+          dest,
+          name,
+        );
         if (h.type === 'directory') dirTimes.push([posix.join(parentPath, base), h.mtime]);
         result.entries++;
       } finally {
@@ -111,7 +124,11 @@ export function entryParts(name: string): string[] {
   for (const part of name.split('/')) {
     if (part === '' || part === '.') continue;
     if (part === '..') {
-      if (!out.length) throw new EngineError('InvalidArgument', `invalid tar entry "${name}": it climbs out of the destination`);
+      if (!out.length)
+        throw new EngineError(
+          'InvalidArgument',
+          `invalid tar entry "${name}": it climbs out of the destination`,
+        );
       out.pop();
     } else out.push(part);
   }
@@ -154,9 +171,15 @@ async function writeEntry(
   const existing = kindAt(pfd, base);
   if (existing && !(existing === 'dir' && isDir)) {
     if (options.noOverwriteDirNonDir && existing === 'dir')
-      throw new EngineError('InvalidArgument', `cannot overwrite directory "${base}" with non-directory "${name}"`);
+      throw new EngineError(
+        'InvalidArgument',
+        `cannot overwrite directory "${base}" with non-directory "${name}"`,
+      );
     if (options.noOverwriteDirNonDir && isDir)
-      throw new EngineError('InvalidArgument', `cannot overwrite non-directory "${base}" with directory "${name}"`);
+      throw new EngineError(
+        'InvalidArgument',
+        `cannot overwrite non-directory "${base}" with directory "${name}"`,
+      );
     removeAt(pfd, base, existing === 'dir');
   }
   const uid = options.keepOwners ? h.uid : 0;
@@ -170,7 +193,8 @@ async function writeEntry(
       let bytes = 0;
       try {
         for await (const chunk of data as AsyncIterable<Buffer>) {
-          for (let off = 0; off < chunk.length; ) off += (await write(fd, chunk, off, chunk.length - off)).bytesWritten;
+          for (let off = 0; off < chunk.length; )
+            off += (await write(fd, chunk, off, chunk.length - off)).bytesWritten;
           bytes += chunk.length;
         }
         fchownSync(fd, uid, gid);
@@ -213,7 +237,12 @@ async function writeEntry(
       break;
     case 'character-device':
     case 'block-device':
-      mknodat(pfd, base, (h.type === 'block-device' ? S_IF.BLK : S_IF.CHR) | 0o600, makedev(h.devmajor, h.devminor));
+      mknodat(
+        pfd,
+        base,
+        (h.type === 'block-device' ? S_IF.BLK : S_IF.CHR) | 0o600,
+        makedev(h.devmajor, h.devminor),
+      );
       break;
     default:
       data.resume(); // kinds a copy cannot make here are left out
@@ -243,7 +272,10 @@ function setAttrs(pfd: number, base: string, uid: number, gid: number, mode: num
 
 /** Removes `base` (a whole folder too), through fds: nothing in it is followed. */
 export function removeAt(pfd: number, base: string, isDir: boolean): void {
-  if (!isDir) return unlinkat(pfd, base, 0);
+  if (!isDir) {
+    unlinkat(pfd, base, 0);
+    return;
+  }
   const dirfd = openat(pfd, base, O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC);
   const dir = DirFd.open(fdPath(dirfd));
   close(dirfd);

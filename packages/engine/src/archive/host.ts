@@ -6,7 +6,7 @@ import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { PassThrough } from 'node:stream';
-import { close, O, openat, AT } from '@corral/sys';
+import { AT, close, O, openat } from '@corral/sys';
 import type { EngineContext } from '../context.js';
 import { EngineError } from '../errors.js';
 import { getRecord } from '../lifecycle.js';
@@ -41,7 +41,8 @@ function rebaseFor(path: string, resolved: string): { path: string; rebaseName?:
   return { path: resolved, rebaseName: base(path) !== base(resolved) ? base(path) : undefined };
 }
 
-const copyError = (e: unknown) => (e instanceof CopyError ? new EngineError('InvalidArgument', e.message) : e);
+const copyError = (e: unknown) =>
+  e instanceof CopyError ? new EngineError('InvalidArgument', e.message) : e;
 
 /** Copies `src` of the container to host path `dst` (docker cp CONTAINER:SRC DST). */
 export async function copyFromContainer(
@@ -135,15 +136,21 @@ export async function copyToContainer(
     const dstInfo: CopyInfo = { path: dst, exists: false, isDir: false };
     let st: PathStat | null = await statPath(ctx, ref, dst).catch(notFoundNull);
     if (st && goModeIsSymlink(st.mode)) {
-      dstInfo.path = st.linkTarget.startsWith('/') ? st.linkTarget : posix.join(splitDirEntry(dst).dir, st.linkTarget);
+      dstInfo.path = st.linkTarget.startsWith('/')
+        ? st.linkTarget
+        : posix.join(splitDirEntry(dst).dir, st.linkTarget);
       st = await statPath(ctx, ref, dstInfo.path).catch(notFoundNull);
     }
     const name = getRecord(ctx, ref).name;
     if (st && goModeIsIrregular(st.mode))
-      throw new EngineError('InvalidArgument', `destination "${name}:${dst}" must be a directory or a regular file`);
+      throw new EngineError(
+        'InvalidArgument',
+        `destination "${name}:${dst}" must be a directory or a regular file`,
+      );
     if (st) Object.assign(dstInfo, { exists: true, isDir: goModeIsDir(st.mode) });
     if (src === '-') {
-      if (!dstInfo.isDir) throw new EngineError('InvalidArgument', `destination "${name}:${dst}" must be a directory`);
+      if (!dstInfo.isDir)
+        throw new EngineError('InvalidArgument', `destination "${name}:${dst}" must be a directory`);
       if (!options.stdin) throw new EngineError('InvalidArgument', 'no tar stream to read');
       return await putArchive(ctx, ref, dstInfo.path, options.stdin, extract);
     }
@@ -174,7 +181,7 @@ function sourceInfo(path: string, followLink: boolean): CopyInfo {
   const real = (p: string) => {
     try {
       return realpathSync(p);
-    } catch (e) {
+    } catch {
       throw new EngineError('NotFound', `lstat ${p}: no such file or directory`);
     }
   };
@@ -191,7 +198,10 @@ function sourceInfo(path: string, followLink: boolean): CopyInfo {
   try {
     st = lstatSync(resolved);
   } catch {
-    throw new EngineError('NotFound', `lstat ${resolved.replace(/\/\.?$/, '') || '/'}: no such file or directory`);
+    throw new EngineError(
+      'NotFound',
+      `lstat ${resolved.replace(/\/\.?$/, '') || '/'}: no such file or directory`,
+    );
   }
   return { path: resolved, exists: true, isDir: st.isDirectory(), rebaseName };
 }

@@ -4,8 +4,8 @@ import { getArchive, type PathStat, putArchive, statPath } from './container.js'
 import type { ExtractOptions, ExtractResult } from './extract.js';
 import { type CopyOptions, copyFromContainer, copyToContainer } from './host.js';
 
-export type { CopyOptions, ExtractOptions, ExtractResult, PathStat };
 export { goModeIsDir, goModeIsSymlink } from './paths.js';
+export type { CopyOptions, ExtractOptions, ExtractResult, PathStat };
 
 /**
  * A container's files from the host: Docker's archive endpoints (stat, get, put) and docker

@@ -2,8 +2,8 @@
 // entries are opened relative to it with O_NOFOLLOW (DirFd), so a folder that a running
 // container swaps for a symlink mid-walk is never followed to the host.
 import { fstatSync, read as readCb, type Stats } from 'node:fs';
-import { promisify } from 'node:util';
 import type { Readable, Writable } from 'node:stream';
+import { promisify } from 'node:util';
 import { type TarHeader, tarPack } from '@corral/image';
 import { close, DirFd, fdPath, isErrno } from '@corral/sys';
 

@@ -1,8 +1,9 @@
 // Docker's path rules for docker cp (moby's pkg/archive copy.go, restated): a trailing `/`
 // asserts a folder, a trailing `/.` means "the folder's content", and a copy lands under the
 // destination's base name unless the destination is an existing folder.
-import { posix } from 'node:path';
+
 import type { Stats } from 'node:fs';
+import { posix } from 'node:path';
 
 export const hasTrailingSep = (p: string) => p.endsWith('/');
 export const specifiesCurrentDir = (p: string) => p === '.' || p.endsWith('/.');
@@ -53,7 +54,8 @@ export function prepareCopy(
 
 /** A tar entry's name with its top `from` renamed `to` (moby's RebaseArchiveEntries). */
 export function rebaseName(name: string, from: string, to: string): string {
-  if (from === '/' || from === '') return `${to}/${name.replace(/^\/+/, '')}`.replace(/\/+$/, (m) => (m ? '/' : ''));
+  if (from === '/' || from === '')
+    return `${to}/${name.replace(/^\/+/, '')}`.replace(/\/+$/, (m) => (m ? '/' : ''));
   if (name === from || name === `${from}/`) return name.replace(from, to);
   if (name.startsWith(`${from}/`)) return to + name.slice(from.length);
   return name;
@@ -93,4 +95,5 @@ export function goFileMode(st: Stats): number {
 export const goModeIsDir = (mode: number) => mode >= GO.dir;
 export const goModeIsSymlink = (mode: number) => Math.floor(mode / GO.symlink) % 2 === 1;
 /** Neither a folder nor a regular file (Docker refuses such a destination). */
-export const goModeIsIrregular = (mode: number) => !goModeIsDir(mode) && mode > 0o7777 && !goModeIsSymlink(mode);
+export const goModeIsIrregular = (mode: number) =>
+  !goModeIsDir(mode) && mode > 0o7777 && !goModeIsSymlink(mode);
