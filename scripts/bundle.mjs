@@ -161,6 +161,11 @@ export async function bundleOne(entry, out) {
       r = await build(o);
     }
   }
+  // An import that names nothing (a package's dist half rebuilt by a build running beside this
+  // one) would become undefined at run time: no bundle rather than a broken one.
+  const missing = r.warnings.filter((w) => w.id === 'import-is-undefined');
+  if (missing.length)
+    throw new Error(`bundle of ${entry}: ${missing.map((w) => `${w.location?.file}: ${w.text}`).join('; ')}`);
   const outfile = o.outfile;
   // Smaller to read and parse at every start (after the rewrites, which read esbuild's lines);
   // names are kept, so stack traces stay readable.
