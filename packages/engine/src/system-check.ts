@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { openCgroup } from '@corral/cgroups';
 import type { Finding } from '@corral/image';
@@ -62,7 +71,9 @@ export async function systemCheck(
   // Every container the runtime has a folder for: with its state.json, or half created (a
   // create SIGKILLed before it wrote one, which delete takes away too).
   const runtimeRoot = join(ctx.root, 'runtime');
-  const runtimeIds = new Set(existsSync(runtimeRoot) ? readdirSync(runtimeRoot).filter((d) => ID_RE.test(d)) : []);
+  const runtimeIds = new Set(
+    existsSync(runtimeRoot) ? readdirSync(runtimeRoot).filter((d) => ID_RE.test(d)) : [],
+  );
   const known = new Set<string>();
 
   for (const id of readdirSync(ctx.records.containers)) {
@@ -110,37 +121,57 @@ export async function systemCheck(
     if (busy(rec)) continue; // a run, start or watcher is at work on it
     if (rec.state.status === 'running') {
       if (runtimeRunning(ctx, id)) continue;
-      await add('container', `container ${rec.name} (${id.slice(0, 12)}) is recorded as running, but its process is gone`, () => {
-        reconcile(ctx, rec);
-        return 'marked exited';
-      });
+      await add(
+        'container',
+        `container ${rec.name} (${id.slice(0, 12)}) is recorded as running, but its process is gone`,
+        () => {
+          reconcile(ctx, rec);
+          return 'marked exited';
+        },
+      );
     }
     // Not running (or just marked so): nothing of a run may be left.
     const left = mountsUnder(dir);
     if (left.length)
-      await add('mount', `container ${rec.name} does not run but ${left.join(', ')} ${left.length > 1 ? 'are' : 'is'} mounted`, () => {
-        unmountAll(dir);
-        return 'unmounted';
-      });
+      await add(
+        'mount',
+        `container ${rec.name} does not run but ${left.join(', ')} ${left.length > 1 ? 'are' : 'is'} mounted`,
+        () => {
+          unmountAll(dir);
+          return 'unmounted';
+        },
+      );
     if (runtimeIds.has(id))
-      await add('runtime', `container ${rec.name} does not run but the runtime still holds its state (and maybe an init waiting to start)`, async () => {
-        await ctx.runtime.delete(id, { force: true });
-        return 'runtime state deleted (its processes killed, its cgroup removed)';
-      });
+      await add(
+        'runtime',
+        `container ${rec.name} does not run but the runtime still holds its state (and maybe an init waiting to start)`,
+        async () => {
+          await ctx.runtime.delete(id, { force: true });
+          return 'runtime state deleted (its processes killed, its cgroup removed)';
+        },
+      );
     if (cgroupLeft(cgroupPathOf(rec)))
-      await add('cgroup', `container ${rec.name} does not run but its cgroup ${cgroupPathOf(rec)} is there`, async () => {
-        await removeCgroup(cgroupPathOf(rec));
-        return 'removed';
-      });
+      await add(
+        'cgroup',
+        `container ${rec.name} does not run but its cgroup ${cgroupPathOf(rec)} is there`,
+        async () => {
+          await removeCgroup(cgroupPathOf(rec));
+          return 'removed';
+        },
+      );
   }
 
   // Runtime state of containers without a folder (removed while their run died).
   for (const id of runtimeIds) {
     if (known.has(id) || !ID_RE.test(id)) continue;
-    await add('runtime', `the runtime holds state for ${id.slice(0, 12)}, which has no container`, async () => {
-      await ctx.runtime.delete(id, { force: true });
-      return 'runtime state deleted (its processes killed, its cgroup removed)';
-    });
+    await add(
+      'runtime',
+      `the runtime holds state for ${id.slice(0, 12)}, which has no container`,
+      async () => {
+        await ctx.runtime.delete(id, { force: true });
+        return 'runtime state deleted (its processes killed, its cgroup removed)';
+      },
+    );
   }
 
   // Names that point at no container.
@@ -150,10 +181,14 @@ export async function systemCheck(
       target = readlinkSync(join(ctx.records.names, name));
     } catch {}
     if (existsSync(ctx.records.dir(target))) continue;
-    await add('container', `name ${name} points at ${target.slice(0, 12) || 'nothing'}, which is no container`, () => {
-      unlinkSync(join(ctx.records.names, name));
-      return 'name released';
-    });
+    await add(
+      'container',
+      `name ${name} points at ${target.slice(0, 12) || 'nothing'}, which is no container`,
+      () => {
+        unlinkSync(join(ctx.records.names, name));
+        return 'name released';
+      },
+    );
   }
 
   // Union mounts under the root that belong to no container (network namespaces excepted).
@@ -161,6 +196,13 @@ export async function systemCheck(
     if (!m.startsWith(`${ctx.root}/`) || m.startsWith(`${join(ctx.root, 'network')}/`)) continue;
     const rel = m.slice(ctx.root.length + 1).split('/');
     if (rel[0] === 'containers' && rel[1] && known.has(rel[1])) continue;
+    // A tmpfs volume (local driver, type=tmpfs) stays mounted at its _data until it is removed.
+    if (
+      rel[0] === 'volumes' &&
+      rel[2] === '_data' &&
+      existsSync(join(ctx.root, 'volumes', rel[1], 'volume.json'))
+    )
+      continue;
     await add('mount', `${m} is mounted but belongs to no container`, () => {
       cleanupStale(m);
       return 'unmounted';
