@@ -405,8 +405,8 @@ export async function waitExited(
 /** Docker's stop: the stop signal, then SIGKILL after `timeoutSec` seconds (-1: never). */
 export async function stop(ctx: EngineContext, ref: string, timeoutSec?: number): Promise<ContainerRecord> {
   let r = getRecord(ctx, ref);
-  if (r.state.restarting || (r.state.status === 'running' && r.hostConfig.restartPolicy))
-    r = await endRestarts(ctx, r, true);
+  // Also between two runs (exited, its keeper about to start the back-off): no restart after.
+  if (r.hostConfig.restartPolicy) r = await endRestarts(ctx, r, true);
   if (r.state.status !== 'running') return r;
   const t = timeoutSec ?? r.config.stopTimeout;
   try {

@@ -83,9 +83,11 @@ export const containerRoutes: Route[] = [
     new RegExp(`^/containers/${ID}/stop$`),
     async (call, d) => {
       const r = d.engine.get(call.params[0]);
-      if (r.state.status !== 'running') return sendEmpty(call, 304);
+      const running = r.state.status === 'running' || r.state.restarting === true;
+      // A stop ends a restart policy's restarts too, also between two runs.
+      if (!running && !r.hostConfig.restartPolicy) return sendEmpty(call, 304);
       await d.engine.stop(r.id, intParam(call.query, 't') ?? intParam(call.query, 'timeout'));
-      sendEmpty(call);
+      sendEmpty(call, running ? undefined : 304);
     },
   ],
   [
