@@ -72,6 +72,23 @@ describe('docker cp against corrald', () => {
     expect(noDir.status).not.toBe(0);
   });
 
+  it('answers bad archive requests with 400/404 bodies, the HEAD stat with Go mode bits', async () => {
+    const head = await d.api('HEAD', '/containers/box/archive?path=/data/sub');
+    expect(head.status).toBe(200);
+    const stat = JSON.parse(Buffer.from(String(head.headers['x-docker-container-path-stat']), 'base64').toString());
+    expect(stat).toMatchObject({ name: 'sub', mode: 2 ** 31 + 0o755, linkTarget: '' });
+    const link = await d.api('HEAD', '/containers/box/archive?path=/data/link');
+    const linkStat = JSON.parse(Buffer.from(String(link.headers['x-docker-container-path-stat']), 'base64').toString());
+    expect(linkStat).toMatchObject({ name: 'link', linkTarget: '/data/a.txt' });
+    expect((await d.api('GET', '/containers/box/archive')).status).toBe(400);
+    expect((await d.api('HEAD', '/containers/box/archive?path=/nope')).status).toBe(404);
+    const garbage = await d.api('PUT', '/containers/box/archive?path=/tmp', Buffer.alloc(1024, 7));
+    expect(garbage.status).toBe(400);
+    expect(garbage.json().message).toContain('not valid');
+    const onFile = await d.api('PUT', '/containers/box/archive?path=/data/a.txt', Buffer.alloc(1024));
+    expect([onFile.status, onFile.json().message]).toEqual([400, 'extraction point is not a directory']);
+  });
+
   it('copies in and out of a stopped container (its root mounted for the copy)', async () => {
     await must(['stop', '-t', '0', 'box']);
     writeFileSync(join(host, 'late.txt'), 'while stopped\n');

@@ -68,6 +68,37 @@ export async function extractTar(
   input.pipe(extract as unknown as NodeJS.WritableStream);
   const dirTimes: [string, Date][] = [];
   const result: ExtractResult = { entries: 0, bytes: 0 };
+  try {
+    await extractEntries(extract, rootfd, dest, options, dirTimes, result);
+  } catch (e) {
+    // What is not ours nor the kernel's came from reading the stream: a tar that does not parse.
+    if (e instanceof EngineError || e instanceof SyscallError) throw e;
+    throw new EngineError('InvalidArgument', `the tar stream is not valid: ${(e as Error).message}`);
+  }
+  // Folder times last: writing their entries changed them.
+  for (const [path, mtime] of dirTimes.reverse()) {
+    try {
+      const fd = openInRoot(rootfd, path, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+      try {
+        futimesSync(fd, mtime, mtime);
+      } finally {
+        close(fd);
+      }
+    } catch {
+      // changed meanwhile: its time is not worth failing the copy
+    }
+  }
+  return result;
+}
+
+async function extractEntries(
+  extract: ReturnType<typeof tarExtract>,
+  rootfd: number,
+  dest: string,
+  options: ExtractOptions,
+  dirTimes: [string, Date][],
+  result: ExtractResult,
+): Promise<void> {
   for await (const entry of extract) {
     const h = entry.header;
     const name = options.rename ? rebaseName(h.name, options.rename.from, options.rename.to) : h.name;
@@ -102,20 +133,6 @@ export async function extractTar(
       throw e;
     }
   }
-  // Folder times last: writing their entries changed them.
-  for (const [path, mtime] of dirTimes.reverse()) {
-    try {
-      const fd = openInRoot(rootfd, path, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
-      try {
-        futimesSync(fd, mtime, mtime);
-      } finally {
-        close(fd);
-      }
-    } catch {
-      // changed meanwhile: its time is not worth failing the copy
-    }
-  }
-  return result;
 }
 
 /** A tar name's components below the destination; `..` above it is refused, as Docker does. */
