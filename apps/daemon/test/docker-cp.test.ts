@@ -75,10 +75,14 @@ describe('docker cp against corrald', () => {
   it('answers bad archive requests with 400/404 bodies, the HEAD stat with Go mode bits', async () => {
     const head = await d.api('HEAD', '/containers/box/archive?path=/data/sub');
     expect(head.status).toBe(200);
-    const stat = JSON.parse(Buffer.from(String(head.headers['x-docker-container-path-stat']), 'base64').toString());
+    const stat = JSON.parse(
+      Buffer.from(String(head.headers['x-docker-container-path-stat']), 'base64').toString(),
+    );
     expect(stat).toMatchObject({ name: 'sub', mode: 2 ** 31 + 0o755, linkTarget: '' });
     const link = await d.api('HEAD', '/containers/box/archive?path=/data/link');
-    const linkStat = JSON.parse(Buffer.from(String(link.headers['x-docker-container-path-stat']), 'base64').toString());
+    const linkStat = JSON.parse(
+      Buffer.from(String(link.headers['x-docker-container-path-stat']), 'base64').toString(),
+    );
     expect(linkStat).toMatchObject({ name: 'link', linkTarget: '/data/a.txt' });
     expect((await d.api('GET', '/containers/box/archive')).status).toBe(400);
     expect((await d.api('HEAD', '/containers/box/archive?path=/nope')).status).toBe(404);
