@@ -16,11 +16,22 @@ import {
   type RunExtras,
   runAttached,
 } from './attach.js';
+import { type EngineInfo, type EngineVersion, engineInfo, engineVersion } from './about.js';
+import { EngineArchive } from './archive/index.js';
 import { EngineContext, type EngineOptions } from './context.js';
 import { type CreateContainerOptions, checkTimeout, createContainer } from './create.js';
-import { EngineError, engineOp } from './errors.js';
+import { EngineError, engineOp, onFullDisk } from './errors.js';
 import type { EngineEvent, ReadEventsOptions } from './events.js';
 import { EngineImages } from './images.js';
+import {
+  type ContainerFilters,
+  containerMatcher,
+  containerSize,
+  type DiskUsage,
+  diskUsage,
+  filtersImplyAll,
+  pruneContainers,
+} from './housekeeping.js';
 import {
   checkAborted,
   discard,
@@ -37,11 +48,11 @@ import { type MountView, mountViews } from './mounts.js';
 import { portsOf } from './network.js';
 import { EngineNetworks, type NetworkSettingsView } from './networks.js';
 import { reclaimAbandoned, reclaimNetworks, reclaimUnkept } from './reclaim.js';
-import { labelMatcher } from './run-options.js';
 import type { ContainerRecord } from './records.js';
 import { cgroupPathOf } from './spec.js';
 import { readStats, type StatsSample, type StatsStreamOptions, statsStream } from './stats.js';
 import { describeStatus } from './status.js';
+import { type SystemCheckResult, systemCheck } from './system-check.js';
 import { EngineVolumes } from './volumes.js';
 
 const ETC_FILES = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
@@ -72,14 +83,21 @@ export class Engine {
   readonly images: EngineImages;
   /** Networks: create, list, inspect, remove, connect, disconnect, prune (Docker's network endpoints). */
   readonly networks: EngineNetworks;
+  /** A container's files: Docker's archive endpoints and docker cp both ways. */
+  readonly archive: EngineArchive;
   /** Volumes: create, list, inspect, remove, prune (Docker's volume endpoints, the local driver). */
   readonly volumes: EngineVolumes;
+  /** The data root as a whole: `check` is its fsck (`corral system check [--repair]`). */
+  readonly system: { check(options?: { repair?: boolean }): Promise<SystemCheckResult> };
 
   constructor(options: EngineOptions = {}) {
     this.#ctx = new EngineContext(options);
     this.images = new EngineImages(this.#ctx);
     this.networks = new EngineNetworks(this.#ctx);
+    this.archive = new EngineArchive(this.#ctx);
     this.volumes = new EngineVolumes(this.#ctx);
+    const ctx = this.#ctx;
+    this.system = { check: (options) => systemCheck(ctx, options) };
   }
 
   /**
@@ -98,9 +116,27 @@ export class Engine {
     return this.#ctx.root;
   }
 
+  /** `docker version`'s server half; opens nothing (also Engine.version() without an engine). */
+  version(): EngineVersion {
+    return engineVersion();
+  }
+
+  static version(): EngineVersion {
+    return engineVersion();
+  }
+
+  /** `docker info`: containers by state, images, drivers, kernel, runtimes, data root. */
+  info(): EngineInfo {
+    const containers = this.list({ all: true }).map((c) => ({
+      state: c.state,
+      paused: c.status.endsWith('(Paused)'),
+    }));
+    return engineInfo(this.#ctx.root, containers, this.images.list().length);
+  }
+
   /** Makes a container (Docker's `create`): a record, a name, a writable layer; nothing runs yet. */
   create(options: CreateContainerOptions): Promise<ContainerRecord> {
-    return createContainer(this.#ctx, options);
+    return onFullDisk(this.#ctx.root, () => createContainer(this.#ctx, options));
   }
 
   /**
@@ -131,7 +167,7 @@ export class Engine {
       await discard(this.#ctx, r);
       throw e;
     }
-    return runAttached(this.#ctx, r.id, io, extra);
+    return onFullDisk(this.#ctx.root, () => runAttached(this.#ctx, r.id, io, extra));
   }
 
   /** Starts a created container attached: see `run`. */
@@ -144,16 +180,21 @@ export class Engine {
    * the log and records its exit. Resolves once the program is running.
    */
   start(ref: string): Promise<ContainerRecord> {
-    return startDetached(this.#ctx, ref);
+    return onFullDisk(this.#ctx.root, () => startDetached(this.#ctx, ref));
   }
 
   get(ref: string): ContainerRecord {
     return getRecord(this.#ctx, ref);
   }
 
-  /** docker ps; `filters.label` entries (`K` or `K=V`) must all match, as Docker's. */
-  list(options: { all?: boolean; filters?: { label?: string[] } } = {}): ContainerSummary[] {
-    const labelFilter = labelMatcher(options.filters?.label ?? []);
+  /**
+   * docker ps with Docker's filters (id, name, status, exited, ancestor, label, before, since);
+   * a status or exited filter includes containers that are not running, as `-a` does.
+   */
+  list(options: { all?: boolean; filters?: ContainerFilters } = {}): ContainerSummary[] {
+    const filters = options.filters ?? {};
+    const match = containerMatcher(this.#ctx, filters);
+    const all = options.all || filtersImplyAll(filters);
     const out: ContainerSummary[] = [];
     for (const id of this.#ctx.records.ids()) {
       if (!this.#ctx.records.read(id)) continue;
@@ -163,8 +204,8 @@ export class Engine {
       } catch {
         continue; // removed meanwhile
       }
-      if (!options.all && r.state.status !== 'running') continue;
-      if (!labelFilter(r.config.labels ?? {})) continue;
+      if (!all && r.state.status !== 'running') continue;
+      if (!match(r)) continue;
       out.push({
         id: r.id,
         name: r.name,
@@ -179,6 +220,45 @@ export class Engine {
       });
     }
     return out.sort((a, b) => b.created.localeCompare(a.created));
+  }
+
+  /** docker ps -s: bytes of the container's writable layer, and with its image's. */
+  size(ref: string): { rw: number; rootFs: number } {
+    return containerSize(this.#ctx, this.get(ref));
+  }
+
+  /** docker container prune: containers not running (filters: until, label, label!). */
+  pruneContainers(filters: ContainerFilters = {}): Promise<{ deleted: string[]; spaceReclaimed: number }> {
+    return pruneContainers(this.#ctx, (id) => this.remove(id), filters);
+  }
+
+  /** docker system df: images, containers and volumes with their sizes. */
+  diskUsage(): DiskUsage {
+    const volumes = this.volumes.list().map((v) => ({
+      name: v.Name,
+      mountpoint: v.Mountpoint,
+      labels: v.Labels,
+      refCount: this.list({ all: true }).filter((c) => this.inspect(c.id).mounts.some((m) => m.Name === v.Name)).length,
+    }));
+    return diskUsage(this.#ctx, volumes);
+  }
+
+  /**
+   * docker system prune: stopped containers, unused networks, dangling images (every unused
+   * one with `all`), and with `volumes` unused anonymous volumes, in Docker's order.
+   */
+  async systemPrune(options: { all?: boolean; volumes?: boolean } = {}) {
+    const containers = await this.pruneContainers();
+    const networks = await this.networks.prune();
+    const volumes = options.volumes ? this.volumes.prune() : { removed: [], spaceReclaimed: 0 };
+    const images = await this.images.prune({ all: options.all });
+    return {
+      containers: containers.deleted,
+      networks,
+      volumes: volumes.removed,
+      images: images.deletedImages,
+      spaceReclaimed: containers.spaceReclaimed + volumes.spaceReclaimed + images.reclaimedBytes,
+    };
   }
 
   kill(ref: string, signal = 'SIGKILL'): Promise<ContainerRecord> {
@@ -344,7 +424,14 @@ export class Engine {
   /** docker commit: the container's changes become a new layer on top of its image. */
   async commitContainer(
     ref: string,
-    options: { name?: string; author?: string; message?: string; pause?: boolean } = {},
+    options: {
+      name?: string;
+      author?: string;
+      message?: string;
+      pause?: boolean;
+      /** Hears the new layer's bytes read so far (a front-end's progress display). */
+      onProgress?: (bytes: number) => void;
+    } = {},
   ): Promise<ImageRecord> {
     const r = this.get(ref);
     // Docker's --pause (the default): a running container is frozen while its layer is read,
@@ -361,6 +448,7 @@ export class Engine {
           author: options.author,
           message: options.message,
           createdBy: r.config.cmd.join(' '),
+          onProgress: options.onProgress,
         }),
       );
       this.#ctx.events.emit('container', 'commit', r.id, { name: r.name, image: r.image });

@@ -21,6 +21,16 @@ export { formatTree } from '@corral/pidns';
 export { formatChanges } from '@corral/unionfs';
 // Docker's -p forms, for front-ends that print them.
 export { formatPorts, type NetworkRecord, type PortMapping, parsePort } from '@corral/network';
+export type { ContainerFilters, DiskUsage } from './housekeeping.js';
+export type { CopyOptions, EngineArchive, ExtractOptions, ExtractResult, PathStat } from './archive/index.js';
+// What `docker version` and `docker info` show (the CLI and corrald both).
+export {
+  API_VERSION,
+  DEFAULT_STORAGE_DRIVER,
+  type EngineInfo,
+  type EngineVersion,
+  MIN_API_VERSION,
+} from './about.js';
 export type { AttachOptions, ExecOptions, ProcessHandle, RunExtras, StdioTarget } from './attach.js';
 export { defaultRoot, type EngineOptions, type RegistrySettings } from './context.js';
 export { type CreateContainerOptions, checkEnv, parseSecurityOpts } from './create.js';
@@ -86,5 +96,6 @@ export {
 export { DEFAULT_SECCOMP_PROFILE } from './seccomp-default.js';
 export type { StatsSample, StatsStreamOptions } from './stats.js';
 export { describeStatus, since } from './status.js';
+export type { Finding, SystemCheckResult } from './system-check.js';
 export type { Pty } from './terminal.js';
 export type { EngineVolumes, VolumeCreateRequest, VolumeFilters, VolumeView } from './volumes.js';
