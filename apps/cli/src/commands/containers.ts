@@ -1,9 +1,7 @@
 import { constants } from 'node:os';
 import {
   type CreateContainerOptions,
-  EngineError,
   formatChanges,
-  formatPorts,
   formatTree,
   type ProcessHandle,
   parseBytes,
@@ -11,14 +9,15 @@ import {
   parseCpus,
   parseMemorySwap,
   type Resources,
-  shortId,
 } from '@corral/engine';
 import { type Command, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
 import { bindHandle, consoleSize, onSignals } from '../attach.js';
 import { takeParkedKeeper } from '../early.js';
-import { ago, quoteCommand, table } from '../format.js';
 import { bool, engine, int, list, str } from './common.js';
 import { createFlags, processFlags } from './run-flags.js';
+import { inspect } from './inspect.js';
+import { logs } from './logs.js';
+import { ps } from './ps.js';
 import { pauseAtStep } from '../test-pause.js';
 import { attachedStreams, checkCidfile, pullDisplay, settingOptions, writeCidfile } from './run-settings.js';
 import { mountOptions } from './volume.js';
@@ -94,8 +93,8 @@ function createOptions(a: ParsedArgs): CreateContainerOptions {
     dns: list(a, 'dns'),
     dnsSearch: list(a, 'dns-search'),
     dnsOptions: list(a, 'dns-option'),
-    ...mountOptions(a),
     ...settingOptions(a),
+    ...mountOptions(a),
   };
 }
 
@@ -187,60 +186,6 @@ export const create: Command = {
   },
 };
 
-export const ps: Command = {
-  name: 'ps',
-  usage: 'ps [OPTIONS]',
-  description: 'List containers',
-  flags: [
-    {
-      name: 'all',
-      short: 'a',
-      type: 'boolean',
-      description: 'Show all containers (default shows just running)',
-    },
-    { name: 'quiet', short: 'q', type: 'boolean', description: 'Only display container IDs' },
-    { name: 'no-trunc', type: 'boolean', description: "Don't truncate output" },
-    { name: 'format', type: 'string', value: 'json', description: 'Print as JSON lines' },
-    {
-      name: 'filter',
-      short: 'f',
-      type: 'list',
-      value: 'label=K[=V]',
-      description: 'Only containers with this label (every --filter must match)',
-    },
-  ],
-  async run(a, ctx) {
-    const label = list(a, 'filter').map((f) => {
-      const m = /^label=(.+)$/.exec(f);
-      if (!m) throw new UsageError(`unsupported filter ${f}: label=KEY or label=KEY=VALUE`);
-      return m[1];
-    });
-    const rows = (await engine(ctx)).list({ all: bool(a, 'all'), filters: { label } });
-    const full = bool(a, 'no-trunc');
-    if (bool(a, 'quiet')) {
-      for (const r of rows) console.log(full ? r.id : shortId(r.id));
-    } else if (str(a, 'format') === 'json') {
-      for (const r of rows) console.log(JSON.stringify(r));
-    } else {
-      console.log(
-        table(
-          ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
-          rows.map((r) => [
-            full ? r.id : shortId(r.id),
-            r.image,
-            full ? JSON.stringify(r.command) : quoteCommand(r.command),
-            ago(r.created),
-            r.status,
-            formatPorts(r.ports),
-            r.name,
-          ]),
-        ),
-      );
-    }
-    return 0;
-  },
-};
-
 export const top: Command = {
   name: 'top',
   usage: 'top CONTAINER',
@@ -278,35 +223,6 @@ export const rm: Command = {
   },
 };
 
-export const logs: Command = {
-  name: 'logs',
-  usage: 'logs [OPTIONS] CONTAINER',
-  description: 'Print what a container wrote to stdout and stderr',
-  flags: [
-    {
-      name: 'follow',
-      short: 'f',
-      type: 'boolean',
-      description: 'Follow the output until the container ends',
-    },
-    { name: 'tail', short: 'n', type: 'string', description: 'Number of lines from the end (default all)' },
-    { name: 'timestamps', short: 't', type: 'boolean', description: 'Show timestamps' },
-  ],
-  args: { min: 1, max: 1 },
-  async run(a, ctx) {
-    const tailFlag = str(a, 'tail');
-    const tail = tailFlag === undefined || tailFlag === 'all' ? undefined : int(a, 'tail');
-    for await (const entry of (await engine(ctx)).logs(a.positionals[0], {
-      follow: bool(a, 'follow'),
-      tail,
-    })) {
-      const out = entry.stream === 'stderr' ? process.stderr : process.stdout;
-      out.write(bool(a, 'timestamps') ? `${entry.time} ${entry.log}` : entry.log);
-    }
-    return 0;
-  },
-};
-
 export const diff: Command = {
   name: 'diff',
   usage: 'diff CONTAINER',
@@ -317,33 +233,6 @@ export const diff: Command = {
   async run(a, ctx) {
     const out = formatChanges((await engine(ctx)).diff(a.positionals[0]));
     if (out) console.log(out);
-    return 0;
-  },
-};
-
-export const inspect: Command = {
-  name: 'inspect',
-  usage: 'inspect CONTAINER [CONTAINER...]',
-  description: 'Show low-level information on containers or images as JSON',
-  flags: [],
-  args: { min: 1 },
-  async run(a, ctx) {
-    const e = await engine(ctx);
-    // Like docker: a container by that name or id, else an image.
-    const out: unknown[] = [];
-    for (const ref of a.positionals) {
-      try {
-        out.push(e.inspect(ref));
-      } catch (err) {
-        if (!(err instanceof EngineError)) throw err;
-        try {
-          out.push(await e.images.inspect(ref));
-        } catch {
-          throw new EngineError('NotFound', `No such object: ${ref}`);
-        }
-      }
-    }
-    console.log(JSON.stringify(out, null, 4));
     return 0;
   },
 };
