@@ -3,6 +3,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { imageArchive } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Sandbox } from './helpers.js';
 
@@ -120,6 +121,16 @@ describe('run with -v, --mount, --tmpfs', () => {
       "stat -c %a /t1 /t2; df -k /t1 /t2 | awk 'NR>1{print $2}'",
     ]);
     expect(r.out.split('\n')).toEqual(['700', '1770', '1024', '3072']);
+  });
+
+  it('containers started at once with one new volume each see it filled once from the image', async () => {
+    const archive = imageArchive(join(tmp, 'img'), { tag: 'clivol:1', files: { 'data/a/b.txt': 'seed\n' } });
+    await s.corral(['load', '-i', archive]);
+    const runs = await Promise.all(
+      [1, 2, 3].map(() => s.corral(['run', '--rm', '-v', 'race1:/data', 'clivol:1', 'cat', '/data/a/b.txt'])),
+    );
+    expect(runs.map((r) => [r.status, r.out, r.stderr])).toEqual([1, 2, 3].map(() => [0, 'seed', '']));
+    await s.corral(['volume', 'rm', 'race1']);
   });
 
   it('--volumes-from sees the same data', async () => {

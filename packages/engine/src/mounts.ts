@@ -3,8 +3,9 @@
 // from the image, tmpfs options), shown by inspect, and the anonymous volumes removed with the
 // container. The runtime mounts each one on its target opened inside the container's root.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import type { OciMount } from '@corral/runtime';
+import { flock, LOCK } from '@corral/sys';
 import type { EngineContext } from './context.js';
 import { copyUp } from './copy-up.js';
 import { EngineError } from './errors.js';
@@ -118,6 +119,17 @@ export function planMounts(
   return { mounts, make };
 }
 
+/** Runs `f` holding an exclusive flock of folder `dir` (other engines wait; `f` is synchronous). */
+function withLock<T>(dir: string, f: () => T): T {
+  const fd = openSync(dir, 'r');
+  try {
+    flock(fd, LOCK.EX);
+    return f();
+  } finally {
+    closeSync(fd); // drops the lock
+  }
+}
+
 /** Mounts sort parents first (Docker: by the number of path components), so none hides another. */
 const depth = (p: string) => p.split('/').filter(Boolean).length;
 
@@ -148,7 +160,8 @@ export function ociMounts(ctx: EngineContext, r: ContainerRecord, rootfs: string
       source = store.source(record);
       if (!m.noCopy) {
         try {
-          copyUp(rootfs, m.target, source);
+          // Two containers starting with one new volume: one fills it, the other finds it full.
+          withLock(store.path(m.source), () => copyUp(rootfs, m.target, source));
         } catch (e) {
           throw new EngineError(
             'CannotStart',
