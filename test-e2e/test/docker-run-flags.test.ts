@@ -82,6 +82,34 @@ describe('docker run and corral run, side by side', () => {
     expect(out).toBe('1000\n2000\nunlimited\n500\n600\n4096\n');
   });
 
+  it("--ulimit: an exec gets the container's hard limit too", async () => {
+    const outs: string[] = [];
+    for (const run of [(a: string[]) => dockerd!.docker(a), (a: string[]) => corral.run(a)]) {
+      const made = await run([
+        'run',
+        '-d',
+        '--name',
+        'ul',
+        '--network',
+        'none',
+        '--ulimit',
+        'nofile=1000:2000',
+        'busybox',
+        'sleep',
+        '60',
+      ]);
+      expect(made.status, made.stderr).toBe(0);
+      const r = await run(['exec', 'ul', 'sh', '-c', 'ulimit -n; ulimit -Hn']);
+      outs.push(r.stdout);
+      await run(['rm', '-f', 'ul']);
+    }
+    // The hard limit is the container's in both. (dockerd's exec also has the soft limit of
+    // open files at the hard one: runc's Go init raises it; corral's exec keeps the container's.)
+    const [dockerSoft, dockerHard] = outs[0].split('\n');
+    expect([dockerSoft, dockerHard]).toEqual(['2000', '2000']);
+    expect(outs[1]).toBe('1000\n2000\n');
+  });
+
   it("--env-file: comments, blanks, a bare name from the client's environment, -e over the file", async () => {
     const out = await same([
       '--rm',

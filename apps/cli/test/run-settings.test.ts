@@ -45,6 +45,10 @@ describe('--ulimit', () => {
     const [soft, hard, core, nproc, ...all] = r.out.split('\n');
     expect([soft, hard, core, nproc]).toEqual(['1000', '2000', 'unlimited', '500']);
     expect(all.join('\n')).toMatch(/open files\s+\(-n\)\s+1000/);
+    // An exec has them too: the hard limit is not escaped through exec.
+    const id = (await s.corral(['run', '-d', '--ulimit', 'nofile=1000:2000', 'busybox', 'sleep', '30'])).out;
+    expect((await s.corral(['exec', id, 'sh', '-c', 'ulimit -n; ulimit -Hn'])).out).toBe('1000\n2000');
+    await s.corral(['rm', '-f', id]);
   });
 
   it("refuses an unknown name, soft above hard, and a hard limit above corral's own", async () => {

@@ -15,6 +15,7 @@ import {
   runningRecord,
 } from './lifecycle.js';
 import { KeeperClient } from './keeper-client.js';
+import { rlimitsOf } from './run-options.js';
 import { capabilitiesFor, containerEnv, execUser } from './spec.js';
 import { openPty, type Pty } from './terminal.js';
 
@@ -199,6 +200,8 @@ export async function execIn(
     cwd: options.workdir || r.config.workdir || '/',
     user,
     capabilities: capabilitiesFor(r, user.uid),
+    // The container's --ulimit settings, as its program has them (runc's rule for exec).
+    rlimits: rlimitsOf(r),
     terminal: options.tty ?? false,
     ...(options.tty && io.consoleSize
       ? { consoleSize: { height: io.consoleSize.rows, width: io.consoleSize.cols } }

@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { parseBytes } from '@corral/cgroups';
-import type { OciSpec } from '@corral/runtime';
+import type { OciProcess, OciSpec } from '@corral/runtime';
 import { prlimit, RLIMIT, type RlimitName } from '@corral/sys';
 import { EngineError } from './errors.js';
 import type { ContainerRecord } from './records.js';
@@ -389,6 +389,17 @@ export function checkRunSettings(s: RunSettings, networkMode: string): RunRecord
 // RLIM_INFINITY as JSON can carry it (2^64 as a double): the runtime reads anything this large as it.
 const RLIM_INFINITY = 2 ** 64 - 1;
 
+/** The OCI rlimits of a container's --ulimit settings (its program's and every exec's), if any. */
+export function rlimitsOf(r: ContainerRecord): OciProcess['rlimits'] {
+  const u = r.hostConfig.ulimits;
+  if (!u?.length) return undefined;
+  return u.map((x) => ({
+    type: `RLIMIT_${ULIMIT_NAMES[x.name]}`,
+    soft: x.soft === -1 ? RLIM_INFINITY : x.soft,
+    hard: x.hard === -1 ? RLIM_INFINITY : x.hard,
+  }));
+}
+
 /** Looks up `--group-add` names in the container's group entries (`name:x:gid:...`). */
 export function groupIds(groupAdd: readonly string[], groups: readonly string[][]): number[] {
   return groupAdd.map((g) => {
@@ -407,12 +418,8 @@ export function groupIds(groupAdd: readonly string[], groups: readonly string[][
  */
 export function applyRunSettings(spec: OciSpec, r: ContainerRecord, groups: () => string[][]): void {
   const h = r.hostConfig;
-  if (h.ulimits?.length)
-    spec.process.rlimits = h.ulimits.map((u) => ({
-      type: `RLIMIT_${ULIMIT_NAMES[u.name]}`,
-      soft: u.soft === -1 ? RLIM_INFINITY : u.soft,
-      hard: u.hard === -1 ? RLIM_INFINITY : u.hard,
-    }));
+  const rlimits = rlimitsOf(r);
+  if (rlimits) spec.process.rlimits = rlimits;
   if (h.oomScoreAdj !== undefined) spec.process.oomScoreAdj = h.oomScoreAdj;
   if (h.sysctls && spec.linux) spec.linux.sysctl = { ...(spec.linux.sysctl ?? {}), ...h.sysctls };
   if (h.shmSize)

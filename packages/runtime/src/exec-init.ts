@@ -28,6 +28,7 @@ import {
   closeInheritedFds,
   openContainerPty,
   SetupError,
+  setRlimits,
   setUserAndCapabilities,
   step,
 } from './process-setup.js';
@@ -69,6 +70,7 @@ function enter(config: ExecConfig): { file: string; pty: Pty | null } {
   step(`changing to the working directory ${proc.cwd}`, () => process.chdir(proc.cwd));
   const file = resolveExecutable(proc.args[0], pathOf(proc.env ?? []));
   const pty = proc.terminal ? openContainerPty(proc) : null;
+  setRlimits(proc.rlimits);
   setUserAndCapabilities(proc, config.seccomp);
   if (proc.noNewPrivileges) step('no_new_privs', () => prctl(PR.SET_NO_NEW_PRIVS, 1));
   return { file, pty };

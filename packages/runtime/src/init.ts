@@ -15,9 +15,6 @@ import {
   PR,
   pivotRoot,
   prctl,
-  prlimit,
-  RLIMIT,
-  type RlimitName,
   setCloexec,
   setdomainname,
   sethostname,
@@ -34,6 +31,7 @@ import {
   envObject,
   openTerminal,
   SetupError,
+  setRlimits,
   setUserAndCapabilities,
   step,
 } from './process-setup.js';
@@ -103,22 +101,6 @@ function readonlyPaths(paths: readonly string[]): void {
   }
 }
 
-function setRlimits(spec: OciSpec): void {
-  for (const r of spec.process.rlimits ?? []) {
-    const name = r.type.replace(/^RLIMIT_/, '') as RlimitName;
-    if (RLIMIT[name] === undefined) throw new SetupError(`unknown rlimit ${r.type}`);
-    try {
-      // RLIM_INFINITY (2^64-1) does not survive JSON as a number: anything that large is it.
-      const lim = (v: number) => (v >= 2 ** 64 - 1 ? Number.POSITIVE_INFINITY : v);
-      prlimit(0, RLIMIT[name], { soft: lim(r.soft), hard: lim(r.hard) });
-    } catch (e) {
-      throw new SetupError(
-        `setting ${r.type} to ${r.soft}:${r.hard}: ${(e as Error).message} (the hard limit cannot be raised above the runtime's own without CAP_SYS_RESOURCE)`,
-      );
-    }
-  }
-}
-
 interface Prepared {
   file: string;
   fifoFd: number;
@@ -172,7 +154,7 @@ function setup(config: InitConfig): Prepared {
   readonlyPaths(spec.linux?.readonlyPaths ?? []);
   if (spec.root.readonly)
     step('making the rootfs read-only', () => mount(null, '/', null, MS.REMOUNT | MS.BIND | MS.RDONLY));
-  setRlimits(spec);
+  setRlimits(spec.process.rlimits);
 
   const env = spec.process.env ?? [];
   const file = resolveExecutable(spec.process.args[0], pathOf(env));

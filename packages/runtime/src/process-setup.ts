@@ -17,6 +17,9 @@ import {
   openPty,
   type Pty,
   parseCapability,
+  prlimit,
+  RLIMIT,
+  type RlimitName,
   raiseAmbientCapability,
   setControllingTerminal,
   setgroups,
@@ -28,6 +31,23 @@ import {
 } from '@corral/sys';
 import { compileProfile, type OciSeccomp } from './seccomp.js';
 import type { OciProcess } from './spec.js';
+
+/** Sets process.rlimits on this process (the init's and an exec's; the program inherits them). */
+export function setRlimits(rlimits: OciProcess['rlimits']): void {
+  for (const r of rlimits ?? []) {
+    const name = r.type.replace(/^RLIMIT_/, '') as RlimitName;
+    if (RLIMIT[name] === undefined) throw new SetupError(`unknown rlimit ${r.type}`);
+    try {
+      // RLIM_INFINITY (2^64-1) does not survive JSON as a number: anything that large is it.
+      const lim = (v: number) => (v >= 2 ** 64 - 1 ? Number.POSITIVE_INFINITY : v);
+      prlimit(0, RLIMIT[name], { soft: lim(r.soft), hard: lim(r.hard) });
+    } catch (e) {
+      throw new SetupError(
+        `setting ${r.type} to ${r.soft}:${r.hard}: ${(e as Error).message} (the hard limit cannot be raised above the runtime's own without CAP_SYS_RESOURCE)`,
+      );
+    }
+  }
+}
 
 /** A setup failure, with the exit code the runtime reports (125 unless the program is at fault). */
 export class SetupError extends Error {
