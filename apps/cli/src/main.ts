@@ -2,6 +2,7 @@
 import './early.js';
 import { CorralError, EngineError } from '@corral/engine';
 import { type Command, type Context, checkArity, helpText, parseArgs, UsageError } from './args.js';
+import { aboutCommands, versionLine } from './commands/about.js';
 import { containerCommands } from './commands/containers.js';
 import { events } from './commands/events.js';
 import { imageCommands } from './commands/images.js';
@@ -11,7 +12,7 @@ import { volumeCommands } from './commands/volume.js';
 import { releaseParkedInit } from './early.js';
 
 const commands = new Map<string, Command>(
-  [...containerCommands, stats, events, ...imageCommands, ...networkCommands, ...volumeCommands].map((c) => [
+  [...containerCommands, stats, events, ...imageCommands, ...networkCommands, ...volumeCommands, ...aboutCommands].map((c) => [
     c.name,
     c,
   ]),
@@ -19,7 +20,7 @@ const commands = new Map<string, Command>(
 
 function usage(): string {
   const lines = [
-    'Usage:  corral [--root DIR] COMMAND',
+    'Usage:  corral [--root DIR] COMMAND\n        corral --version',
     '',
     'A container engine for real Linux containers.',
     '',
@@ -38,6 +39,10 @@ async function main(argv: string[]): Promise<number> {
     if (!ctx.root) throw new UsageError('--root needs a folder');
   }
   const name = argv.shift();
+  if (name === '--version' || name === '-v') {
+    console.log(versionLine());
+    return 0;
+  }
   if (!name || name === '--help' || name === 'help') {
     console.log(usage());
     return name ? 0 : 1;

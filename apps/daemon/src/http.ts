@@ -1,11 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex, type Readable, type Writable } from 'node:stream';
-import { CorralError, EngineError, httpStatus } from '@corral/engine';
+import { API_VERSION, CorralError, EngineError, httpStatus, MIN_API_VERSION } from '@corral/engine';
 
-/** The newest Docker Engine API version corrald implements, and the oldest it accepts. */
-export const API_VERSION = '1.47';
-export const MIN_API_VERSION = '1.24';
+/** The newest Docker Engine API version corrald implements, and the oldest it accepts (the engine's). */
+export { API_VERSION, MIN_API_VERSION };
 
 /** Largest JSON request body accepted (a create config is a few KiB). */
 const MAX_JSON = 4 << 20;

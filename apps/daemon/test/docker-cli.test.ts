@@ -1,4 +1,5 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { Cleanups, exec, until } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,6 +33,15 @@ describe('docker CLI 28 against corrald', () => {
   it('negotiates the API version and reports the server', async () => {
     const r = await must(['version', '--format', '{{.Server.APIVersion}} {{.Server.MinAPIVersion}}']);
     expect(r.out).toBe('1.47 1.24');
+  });
+
+  it('reports the engine in docker info: cgroup version, storage driver, kernel, data root', async () => {
+    const r = await must([
+      'info',
+      '--format',
+      '{{.CgroupVersion}}|{{.Driver}}|{{.KernelVersion}}|{{.DockerRootDir}}',
+    ]);
+    expect(r.out.split('|')).toEqual([expect.stringMatching(/^[12]$/), 'overlay', release(), d.root]);
   });
 
   it('runs --rm busybox echo hi, and the container is gone', async () => {

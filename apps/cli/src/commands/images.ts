@@ -4,6 +4,7 @@ import { createProgressRenderer, familiarName, formatBytes, type ProgressEvent }
 import type { Command, Context, ParsedArgs } from '../args.js';
 import { UsageError } from '../args.js';
 import { ago, table } from '../format.js';
+import { byteProgress, loadInput } from '../progress.js';
 import { engine, list, str } from './common.js';
 
 const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
@@ -82,7 +83,9 @@ export const load: Command = {
   ],
   async run(a, ctx) {
     const e = await engine(ctx);
-    const result = await e.images.load(str(a, 'input') ?? process.stdin);
+    // On a terminal, the archive's bytes read so far against its size (nothing in a pipe).
+    const { input, progress } = loadInput(str(a, 'input'));
+    const result = await e.images.load(input).finally(() => progress.finish());
     for (const img of result.images) {
       if (img.names.length) for (const n of img.names) console.log(`Loaded image: ${familiarName(n)}`);
       else console.log(`Loaded image ID: ${img.id}`);
@@ -149,12 +152,18 @@ export const commitCmd: Command = {
   args: { min: 1, max: 2 },
   async run(a, ctx) {
     const [ref, name] = a.positionals;
-    const rec = await (await engine(ctx)).commitContainer(ref, {
-      name,
-      author: str(a, 'author'),
-      message: str(a, 'message'),
-      pause: a.flags.pause !== false,
-    });
+    const e = await engine(ctx);
+    // On a terminal, the new layer's bytes so far (nothing in a pipe).
+    const progress = byteProgress('Committing');
+    const rec = await e
+      .commitContainer(ref, {
+        name,
+        author: str(a, 'author'),
+        message: str(a, 'message'),
+        pause: a.flags.pause !== false,
+        onProgress: (n) => progress.set(n),
+      })
+      .finally(() => progress.finish());
     console.log(rec.id);
     return 0;
   },

@@ -1,5 +1,4 @@
-import { cpus, hostname, release, totalmem } from 'node:os';
-import { parseTime } from '@corral/engine';
+import { Engine, parseTime } from '@corral/engine';
 import {
   API_VERSION,
   bad,
@@ -7,13 +6,13 @@ import {
   filtersParam,
   jsonBody,
   jsonStream,
-  MIN_API_VERSION,
   mustRes,
   sendJson,
 } from '../http.js';
 import type { Route } from '../server.js';
 
-export const VERSION = '0.1.0';
+/** corrald's version: the engine's (`corrald --version`). */
+export const VERSION = Engine.version().version;
 
 function ping(call: Parameters<Route[2]>[0]): void {
   const res = mustRes(call);
@@ -40,52 +39,56 @@ export const systemRoutes: Route[] = [
   [
     'GET',
     /^\/version$/,
-    (call) =>
+    (call, d) => {
+      const v = d.engine.version();
       sendJson(call, 200, {
         Platform: { Name: 'corral' },
         Components: [
           {
             Name: 'Engine',
-            Version: VERSION,
+            Version: v.version,
             Details: {
-              ApiVersion: API_VERSION,
-              MinAPIVersion: MIN_API_VERSION,
-              Os: 'linux',
-              Arch: process.arch === 'x64' ? 'amd64' : process.arch,
-              KernelVersion: release(),
-              GoVersion: `node ${process.version}`,
+              ApiVersion: v.apiVersion,
+              MinAPIVersion: v.minApiVersion,
+              Os: v.os,
+              Arch: v.arch,
+              KernelVersion: v.kernelVersion,
+              GoVersion: `node ${v.node}`,
               GitCommit: '',
               BuildTime: '',
               Experimental: 'false',
+              CgroupVersion: v.cgroupVersion,
+              StorageDriver: v.storageDriver,
             },
           },
+          { Name: v.runtime, Version: v.version, Details: { GitCommit: '' } },
         ],
-        Version: VERSION,
-        ApiVersion: API_VERSION,
-        MinAPIVersion: MIN_API_VERSION,
+        Version: v.version,
+        ApiVersion: v.apiVersion,
+        MinAPIVersion: v.minApiVersion,
         GitCommit: '',
-        GoVersion: `node ${process.version}`,
-        Os: 'linux',
-        Arch: process.arch === 'x64' ? 'amd64' : process.arch,
-        KernelVersion: release(),
+        GoVersion: `node ${v.node}`,
+        Os: v.os,
+        Arch: v.arch,
+        KernelVersion: v.kernelVersion,
         BuildTime: '',
-      }),
+      });
+    },
   ],
   [
     'GET',
     /^\/info$/,
     (call, d) => {
-      const list = d.engine.list({ all: true });
-      const count = (s: string) => list.filter((c) => c.state === s).length;
+      const i = d.engine.info();
       const mem = process.memoryUsage();
       sendJson(call, 200, {
         ID: '',
-        Containers: list.length,
-        ContainersRunning: count('running'),
-        ContainersPaused: 0,
-        ContainersStopped: list.length - count('running'),
-        Images: d.engine.images.list().length,
-        Driver: 'overlay',
+        Containers: i.containers,
+        ContainersRunning: i.containersRunning,
+        ContainersPaused: i.containersPaused,
+        ContainersStopped: i.containersStopped,
+        Images: i.images,
+        Driver: i.storageDriver,
         DriverStatus: [],
         Plugins: { Volume: [], Network: [], Authorization: null, Log: ['json-file'] },
         MemoryLimit: true,
@@ -101,15 +104,15 @@ export const systemRoutes: Route[] = [
         NGoroutines: 0,
         SystemTime: new Date().toISOString(),
         LoggingDriver: 'json-file',
-        CgroupDriver: 'cgroupfs',
-        CgroupVersion: '',
+        CgroupDriver: i.cgroupDriver,
+        CgroupVersion: i.cgroupVersion,
         NEventsListener: 0,
-        KernelVersion: release(),
+        KernelVersion: i.kernelVersion,
         OperatingSystem: 'corral',
         OSType: 'linux',
-        Architecture: process.arch === 'x64' ? 'x86_64' : process.arch,
-        NCPU: cpus().length,
-        MemTotal: totalmem(),
+        Architecture: i.architecture,
+        NCPU: i.ncpu,
+        MemTotal: i.memTotal,
         IndexServerAddress: 'https://index.docker.io/v1/',
         RegistryConfig: { InsecureRegistryCIDRs: [], IndexConfigs: {}, Mirrors: [] },
         DockerRootDir: d.info.dataRoot,
@@ -119,16 +122,16 @@ export const systemRoutes: Route[] = [
         HttpProxy: '',
         HttpsProxy: '',
         NoProxy: '',
-        Name: hostname(),
+        Name: i.name,
         Labels: [],
         ExperimentalBuild: false,
-        ServerVersion: VERSION,
-        Runtimes: { 'corral-runtime': { path: 'corral-runtime' } },
-        DefaultRuntime: 'corral-runtime',
+        ServerVersion: i.version,
+        Runtimes: Object.fromEntries(i.runtimes.map((r) => [r, { path: r }])),
+        DefaultRuntime: i.defaultRuntime,
         LiveRestoreEnabled: false,
         Isolation: '',
         SecurityOptions: ['name=seccomp,profile=builtin'],
-        Warnings: [],
+        Warnings: i.warnings.map((w) => `WARNING: ${w}`),
         // corral's own: what this idle daemon holds in memory.
         DaemonMemory: { RssBytes: mem.rss, HeapUsedBytes: mem.heapUsed },
       });
@@ -153,23 +156,22 @@ export const systemRoutes: Route[] = [
     'GET',
     /^\/system\/df$/,
     async (call, d) => {
-      const images = d.engine.images.list();
-      const containers = d.engine.list({ all: true });
+      const u = d.engine.diskUsage();
       sendJson(call, 200, {
-        LayersSize: images.reduce((n, i) => n + (i.size ?? 0), 0),
-        Images: images.map((i) => ({
+        LayersSize: u.images.reduce((n, i) => n + i.size, 0),
+        Images: u.images.map((i) => ({
           Id: i.id,
           ParentId: '',
           RepoTags: i.repoTags,
           RepoDigests: [],
           Created: Math.floor(Date.parse(i.created ?? '') / 1000) || 0,
-          Size: i.size ?? 0,
+          Size: i.size,
           SharedSize: -1,
-          VirtualSize: i.size ?? 0,
+          VirtualSize: i.size,
           Labels: {},
-          Containers: containers.filter((c) => d.engine.get(c.id).imageId === i.id).length,
+          Containers: i.containers,
         })),
-        Containers: containers.map((c) => ({
+        Containers: u.containers.map((c) => ({
           Id: c.id,
           Names: [`/${c.name}`],
           Image: c.image,
@@ -177,12 +179,20 @@ export const systemRoutes: Route[] = [
           Created: Math.floor(Date.parse(c.created) / 1000),
           State: c.state,
           Status: c.status,
-          SizeRw: 0,
-          SizeRootFs: 0,
+          SizeRw: c.sizeRw,
+          SizeRootFs: c.sizeRootFs,
           Labels: {},
           Mounts: [],
         })),
-        Volumes: [],
+        Volumes: u.volumes.map((v) => ({
+          Name: v.name,
+          Driver: 'local',
+          Mountpoint: v.mountpoint,
+          Labels: v.labels,
+          Scope: 'local',
+          Options: {},
+          UsageData: { Size: v.size, RefCount: v.refCount },
+        })),
         BuildCache: [],
       });
     },

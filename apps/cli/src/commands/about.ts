@@ -1,0 +1,135 @@
+// `corral version` (and `--version`) and `corral info`, as `docker version` and `docker info`
+// print them; the data comes from the engine (corrald's /version and /info use the same).
+import { readFileSync } from 'node:fs';
+import { Engine, type EngineInfo, type EngineVersion, formatBytes } from '@corral/engine';
+import { type Command, UsageError } from '../args.js';
+import { engine, str } from './common.js';
+
+/** This CLI's version, from its package.json. */
+export function clientVersion(): string {
+  try {
+    return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+const cgroup = (v: EngineVersion) =>
+  v.cgroupMode === 'hybrid' ? `${v.cgroupVersion} (hybrid)` : v.cgroupVersion || 'none';
+
+/** Label-value lines, values aligned as docker version aligns them. */
+const rows = (indent: string, pairs: [string, string][]) =>
+  pairs.map(([k, v]) => `${indent}${`${k}:`.padEnd(19 - indent.length)}${v}`);
+
+/** `corral --version`: one line. */
+export function versionLine(): string {
+  const v = Engine.version();
+  return `corral version ${clientVersion()}, API ${v.apiVersion}, Node ${v.node}, kernel ${v.kernelVersion}, cgroup v${cgroup(v)}, storage driver ${v.storageDriver}`;
+}
+
+const version: Command = {
+  name: 'version',
+  usage: 'version [OPTIONS]',
+  description: 'Show the corral version information',
+  args: { min: 0, max: 0 },
+  flags: [
+    { name: 'format', short: 'f', type: 'string', value: 'json', description: "'json': print as JSON" },
+  ],
+  async run(a) {
+    const v = Engine.version();
+    const client = {
+      version: clientVersion(),
+      apiVersion: v.apiVersion,
+      node: v.node,
+      os: v.os,
+      arch: v.arch,
+    };
+    const format = str(a, 'format');
+    if (format !== undefined) {
+      if (format !== 'json') throw new UsageError(`unknown format ${format}: only json`);
+      console.log(JSON.stringify({ client, server: v }));
+      return 0;
+    }
+    const lines = [
+      'Client:',
+      ...rows(' ', [
+        ['Version', client.version],
+        ['API version', client.apiVersion],
+        ['Node version', client.node],
+        ['OS/Arch', `${client.os}/${client.arch}`],
+        ['Context', 'daemonless'],
+      ]),
+      '',
+      'Server: corral engine (in this process)',
+      ' Engine:',
+      ...rows('  ', [
+        ['Version', v.version],
+        ['API version', `${v.apiVersion} (minimum version ${v.minApiVersion})`],
+        ['Node version', v.node],
+        ['OS/Arch', `${v.os}/${v.arch}`],
+        ['Kernel version', v.kernelVersion],
+        ['Cgroup version', cgroup(v)],
+        ['Cgroup driver', v.cgroupDriver],
+        ['Storage driver', v.storageDriver],
+      ]),
+      ` ${v.runtime}:`,
+      ...rows('  ', [['Version', v.version]]),
+    ];
+    console.log(lines.join('\n'));
+    return 0;
+  },
+};
+
+function infoText(i: EngineInfo): string {
+  const lines = [
+    'Client:',
+    ` Version:    ${clientVersion()}`,
+    ' Context:    daemonless',
+    '',
+    'Server:',
+    ` Containers: ${i.containers}`,
+    `  Running: ${i.containersRunning}`,
+    `  Paused: ${i.containersPaused}`,
+    `  Stopped: ${i.containersStopped}`,
+    ` Images: ${i.images}`,
+    ` Server Version: ${i.version}`,
+    ` Storage Driver: ${i.storageDriver}`,
+    `  Also available: ${i.storageDrivers.filter((d) => d !== i.storageDriver).join(', ')}`,
+    ' Logging Driver: json-file',
+    ` Cgroup Driver: ${i.cgroupDriver}`,
+    ` Cgroup Version: ${cgroup(i)}`,
+    ` Runtimes: ${i.runtimes.join(' ')}`,
+    ` Default Runtime: ${i.defaultRuntime}`,
+    ` Kernel Version: ${i.kernelVersion}`,
+    ' OSType: linux',
+    ` Architecture: ${i.architecture}`,
+    ` Node Version: ${i.node}`,
+    ` CPUs: ${i.ncpu}`,
+    ` Total Memory: ${formatBytes(i.memTotal)}`,
+    ` Name: ${i.name}`,
+    ` Data Root: ${i.dataRoot}`,
+    ` API Version: ${i.apiVersion} (minimum version ${i.minApiVersion})`,
+  ];
+  for (const w of i.warnings) lines.push(`WARNING: ${w}`);
+  return lines.join('\n');
+}
+
+const info: Command = {
+  name: 'info',
+  usage: 'info [OPTIONS]',
+  description: 'Display system-wide information',
+  args: { min: 0, max: 0 },
+  flags: [
+    { name: 'format', short: 'f', type: 'string', value: 'json', description: "'json': print as JSON" },
+  ],
+  async run(a, ctx) {
+    const format = str(a, 'format');
+    if (format !== undefined && format !== 'json')
+      throw new UsageError(`unknown format ${format}: only json`);
+    const i = (await engine(ctx)).info();
+    console.log(format === 'json' ? JSON.stringify(i) : infoText(i));
+    return 0;
+  },
+};
+
+export const aboutCommands: Command[] = [version, info];
