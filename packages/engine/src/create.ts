@@ -8,7 +8,7 @@ import { EngineError, engineOp } from './errors.js';
 import { type HealthConfig, resolveHealthcheck } from './health.js';
 import { pullImage } from './images.js';
 import { type MountCreateOptions, planMounts, removeVolumes } from './mounts.js';
-import { newId, shortId } from './names.js';
+import { NAME_RE, newId, shortId } from './names.js';
 import { type NetworkCreateOptions, netOp, networkConfig } from './network-config.js';
 import type { ContainerRecord, Resources } from './records.js';
 import { checkRestartPolicy, parseRestartPolicy, type RestartPolicy } from './restart.js';
@@ -337,7 +337,14 @@ async function makeContainer(
     throw new EngineError('InvalidArgument', 'conflicting options: --hostname and --network container:NAME');
   const healthcheck = resolveHealthcheck(options.healthcheck, config.Healthcheck as HealthConfig | undefined);
   const planned = planMounts(ctx, options, Object.keys(config.Volumes ?? {}));
-  const name = ctx.records.claimName(options.name, id);
+  // A name asked for is claimed once the record is written (below), so that it never points at
+  // a container a killed create did not make; a random one is claimed now (never contended).
+  if (options.name !== undefined && !NAME_RE.test(options.name))
+    throw new EngineError(
+      'InvalidArgument',
+      `Invalid container name (${options.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`,
+    );
+  const name = options.name ?? ctx.records.claimName(undefined, id);
   const record: ContainerRecord = {
     id,
     name,
@@ -394,6 +401,8 @@ async function makeContainer(
     // The record first: a create killed from here on leaves a container that `rm -f` (and for
     // an --rm run whose owner died, the next command) finds and removes with all it made.
     ctx.records.write(record);
+    // Two creates with one name: the one that loses removes its record (not the winner's name).
+    if (options.name !== undefined) ctx.records.claimName(options.name, id);
     for (const sub of ['rootfs', 'bundle']) mkdirSync(join(dir, sub), { mode: 0o755 });
     ctx.snapshots(storageDriver).prepare(id, layers);
     // The log exists from create on: a follower that opens it before the start reads every
