@@ -60,7 +60,7 @@ export class EngineContext {
 
   /**
    * The containers made from an image, for the store's rules on images in use: one whose
-   * process lives (running, paused, or being started) is a running user.
+   * process lives (running, paused, or being started) or that is restarting is a running user.
    */
   imageUsers(imageId: string): ImageUser[] {
     const users: ImageUser[] = [];
@@ -72,9 +72,10 @@ export class EngineContext {
         continue; // damaged: `system check` reports it
       }
       if (r?.imageId !== imageId) continue;
-      let running = false;
+      // Restarting (between two runs of a restart policy) counts as running, as in Docker.
+      let running = r.state.restarting === true;
       try {
-        running = this.runtime.state(id).status !== 'stopped';
+        running ||= this.runtime.state(id).status !== 'stopped';
       } catch {
         // no runtime state: not running
       }
