@@ -93,7 +93,7 @@ export async function systemCheck(
     try {
       r = ctx.records.read(id);
     } catch (e) {
-      await add('container', (e as Error).message.replace(/: run `corral system check.*$/, ''), async () => {
+      await add('container', (e as Error).message, async () => {
         if (runtimeRunning(ctx, id)) throw new Error('its program still runs: stop it first');
         unmountAll(dir);
         if (runtimeIds.has(id)) await ctx.runtime.delete(id, { force: true });

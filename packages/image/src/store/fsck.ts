@@ -109,7 +109,10 @@ export async function fsckStore(s: StoreParts, repair: boolean): Promise<FsckRes
       const actual = await hashFile(s.content.blobPath(b));
       if (actual === b) continue;
       corrupt.add(b);
-      add(`blob ${b} holds data whose digest is ${actual}`, () => `moved to ${setAside(s.content.blobPath(b))}`);
+      add(
+        `blob ${b} holds data whose digest is ${actual}`,
+        () => `moved to ${setAside(s.content.blobPath(b))}`,
+      );
     }
 
     // Layer records.
@@ -137,7 +140,9 @@ export async function fsckStore(s: StoreParts, repair: boolean): Promise<FsckRes
       for (const l of r.layers) {
         if (bad.includes(l.digest) || checkedLayers.has(l.digest)) continue;
         checkedLayers.add(l.digest);
-        const diffId = await diffIdOf(s.content.blobPath(l.digest)).catch((e: Error) => `unreadable (${e.message})`);
+        const diffId = await diffIdOf(s.content.blobPath(l.digest)).catch(
+          (e: Error) => `unreadable (${e.message})`,
+        );
         if (diffId !== l.diffId) {
           bad.push(l.digest);
           add(`layer blob ${l.digest} unpacks to ${diffId}, not to its diff ID ${l.diffId}`);
