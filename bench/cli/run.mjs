@@ -1,0 +1,290 @@
+// Start-up of the corral CLI beside `node -e 0` and podman, side by side in one run (issue 15):
+// `corral --help`, `version`, `ps`, `images` against `node -e 0` (target: at most 1.25x) and
+// podman's ps/images/version; `corral run --rm busybox true` against `podman run --rm` (runc,
+// cgroupfs; target: at most 0.8x) and `run -d` (target: at most 1.0x). Warm page cache, then
+// cold (caches dropped before every run). hyperfine runs every command in rounds (a few runs
+// each, all commands per round), so that the shared machine's load falls on all of them alike.
+// Then a CPU profile (node --cpu-prof) of each corral command with its top costs named.
+// Results: bench/results/cli.json and bench/results/cli-profile.md.
+// Run as root after `npm run build`: node bench/cli/run.mjs [ROUNDS] [COLD_RUNS]
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const rounds = Number(process.argv[2] ?? 6);
+const coldRuns = Number(process.argv[3] ?? 5);
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const corralBin = join(repo, 'apps/cli/bin/corral.cjs');
+const tmp = mkdtempSync('/var/tmp/corral-bench-cli-');
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const q = (a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+const sh = (argv) => argv.map(q).join(' ');
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2 : Number.NaN;
+};
+const loadBefore = loadavg()[0];
+
+const corral = [process.execPath, corralBin, '--root', join(tmp, 'corral')];
+// podman keeps its state here; its cgroup parent lies beneath our own cgroup in every
+// hierarchy (the deepest of our paths), conmon stays in ours (machine rules).
+const ownCgroups = readFileSync('/proc/self/cgroup', 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((l) => l.split(':').slice(2).join(':'));
+const podmanParent = join(
+  ownCgroups.reduce((a, b) => (b.length > a.length ? b : a), '/'),
+  `corral-bench-cli-${process.pid}`,
+);
+const hierarchies = readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
+const ancestorsOf = (h) => {
+  const out = [];
+  for (let d = dirname(podmanParent); d !== '/'; d = dirname(d)) out.push(join(h, d));
+  return out;
+};
+const existedBefore = new Set(hierarchies.flatMap(ancestorsOf).filter((d) => existsSync(d)));
+const podman = [
+  'podman',
+  '--root',
+  join(tmp, 'podman'),
+  '--runroot',
+  join(tmp, 'podman-run'),
+  '--tmpdir',
+  join(tmp, 'podman-tmp'),
+  '--cgroup-manager',
+  'cgroupfs',
+  '--events-backend',
+  'file',
+  '--runtime',
+  'runc',
+];
+const podmanRunFlags = [
+  '--pull=never',
+  '--cgroups',
+  'no-conmon',
+  '--cgroup-parent',
+  podmanParent,
+  '--ulimit',
+  'nofile=20000:20000',
+  '--ulimit',
+  'nproc=32768:32768',
+];
+
+// What the runs left, also when the bench fails: containers, podman's cgroups (children
+// first), mounts, the folder.
+let podmanOk = false;
+function cleanup() {
+  spawnSync('sh', ['-c', `${sh(corral)} rm -f $(${sh(corral)} ps -aq) 2>/dev/null`]);
+  spawnSync(corral[0], [...corral.slice(1), 'network', 'down']);
+  if (podmanOk) spawnSync(podman[0], [...podman.slice(1), 'rm', '-af']);
+  const rmTree = (d) => {
+    if (!existsSync(d)) return;
+    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
+    spawnSync('rmdir', [d]);
+  };
+  for (const h of hierarchies) {
+    rmTree(join(h, podmanParent));
+    for (const d of ancestorsOf(h)) if (!existedBefore.has(d)) spawnSync('rmdir', [d]);
+  }
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').reverse()) {
+    const mp = line.split(' ')[4];
+    if (mp?.startsWith(tmp)) spawnSync('umount', ['-l', mp]);
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+
+// The same busybox in both: corral's own (embedded) image, saved and loaded into podman.
+execFileSync(corral[0], [...corral.slice(1), 'run', '--rm', '--network', 'none', 'busybox', 'true']);
+const tar = join(tmp, 'busybox.tar');
+execFileSync(corral[0], [...corral.slice(1), 'save', '-o', tar, 'busybox']);
+podmanOk = has('podman') && spawnSync(podman[0], [...podman.slice(1), 'load', '-i', tar]).status === 0;
+
+const commands = [
+  { name: 'node -e 0', argv: [process.execPath, '-e', '0'], group: 'start' },
+  { name: 'corral --help', argv: [...corral, '--help'], group: 'start' },
+  { name: 'corral version', argv: [...corral, 'version'], group: 'start' },
+  { name: 'corral ps', argv: [...corral, 'ps', '-a'], group: 'start' },
+  { name: 'corral images', argv: [...corral, 'images'], group: 'start' },
+  { name: 'corral run --rm', argv: [...corral, 'run', '--rm', 'busybox', 'true'], group: 'run' },
+  {
+    name: 'corral run --rm --network none',
+    argv: [...corral, 'run', '--rm', '--network', 'none', 'busybox', 'true'],
+    group: 'run',
+  },
+  {
+    name: 'corral run -d',
+    argv: [...corral, 'run', '-d', '--rm', '--network', 'none', 'busybox', 'true'],
+    group: 'run',
+  },
+];
+if (podmanOk) {
+  commands.push(
+    { name: 'podman ps', argv: [...podman, 'ps', '-a'], group: 'start' },
+    { name: 'podman images', argv: [...podman, 'images'], group: 'start' },
+    { name: 'podman version', argv: [...podman, 'version'], group: 'start' },
+    {
+      name: 'podman run --rm --network none',
+      argv: [...podman, 'run', '--rm', ...podmanRunFlags, '--network', 'none', 'busybox', 'true'],
+      group: 'run',
+    },
+    {
+      name: 'podman run -d',
+      argv: [...podman, 'run', '-d', '--rm', ...podmanRunFlags, '--network', 'none', 'busybox', 'true'],
+      group: 'run',
+    },
+  );
+}
+
+// A command that fails is reported, not timed.
+const errors = {};
+for (const c of commands) {
+  const r = spawnSync(c.argv[0], c.argv.slice(1), { encoding: 'utf8' });
+  if (r.status !== 0) errors[c.name] = (r.stderr || r.stdout).trim().split('\n').pop();
+}
+const live = commands.filter((c) => !errors[c.name]);
+
+/** hyperfine over `cmds`; the times of each (ms), from its JSON export. */
+function hyperfine(cmds, runs, extra = []) {
+  const out = join(tmp, 'hf.json');
+  const args = ['-N', '--runs', String(runs), '--export-json', out, ...extra];
+  for (const c of cmds) args.push('-n', c.name, sh(c.argv));
+  const r = spawnSync('hyperfine', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`hyperfine failed: ${r.stderr.trim().split('\n').slice(-6).join('\n')}`);
+  return JSON.parse(readFileSync(out, 'utf8')).results.map((r) => ({
+    name: r.command,
+    times: r.times.map((t) => t * 1000),
+    user: r.user * 1000,
+    system: r.system * 1000,
+  }));
+}
+
+function measure(runsPerRound, nRounds, extra) {
+  const all = new Map(live.map((c) => [c.name, { wall: [], cpu: [] }]));
+  for (let i = 0; i < nRounds; i++)
+    for (const r of hyperfine(live, runsPerRound, extra)) {
+      all.get(r.name).wall.push(...r.times);
+      all.get(r.name).cpu.push(r.user + r.system);
+    }
+  return Object.fromEntries(
+    [...all].map(([name, s]) => [
+      name,
+      { median: median(s.wall), cpuMean: median(s.cpu), runs: s.wall.length },
+    ]),
+  );
+}
+
+const warm = measure(5, rounds, ['--warmup', '1']);
+// Cold: every run after dropping the page cache (the shared machine slows meanwhile).
+const cold = measure(coldRuns, 1, ['--prepare', "sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches'"]);
+
+const ratios = (m) => {
+  const node = m['node -e 0']?.median;
+  const r = {};
+  for (const n of ['corral --help', 'corral version', 'corral ps', 'corral images'])
+    if (m[n]) r[`${n} / node -e 0`] = m[n].median / node;
+  const pairs = [
+    // podman's default network would add a bridge and NAT rules to the host: not run here.
+    ['corral run --rm', 'podman run --rm --network none'],
+    ['corral run --rm --network none', 'podman run --rm --network none'],
+    ['corral run -d', 'podman run -d'],
+    ['corral ps', 'podman ps'],
+    ['corral images', 'podman images'],
+    ['corral version', 'podman version'],
+  ];
+  for (const [a, b] of pairs) if (m[a] && m[b]) r[`${a} / ${b}`] = m[a].median / m[b].median;
+  return r;
+};
+
+// The profile of each corral command: top self time by function, and by kind.
+function profile(c) {
+  const dir = join(tmp, `prof-${c.name.replace(/\W+/g, '-')}`);
+  mkdirSync(dir);
+  spawnSync(c.argv[0], ['--cpu-prof', '--cpu-prof-dir', dir, ...c.argv.slice(1)], { stdio: 'ignore' });
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  const p = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000));
+  const fns = new Map();
+  const kinds = new Map();
+  for (const [id, ms] of self) {
+    const f = byId.get(id).callFrame;
+    const where = f.url ? f.url.replace(/^.*\/(dist|lib)\//, '').replace(/^node:/, '') : '';
+    const key = `${f.functionName || '(top level)'}${where ? ` ${where}:${f.lineNumber + 1}` : ''}`;
+    fns.set(key, (fns.get(key) ?? 0) + ms);
+    const kind = /^\((idle|program|garbage collector)\)$/.test(f.functionName)
+      ? f.functionName
+      : f.url.includes('/bundle/')
+        ? 'corral (bundle)'
+        : f.url.startsWith('node:internal/modules') || f.functionName === 'compileForInternalLoader'
+          ? 'module loading'
+          : f.url.startsWith('node:') || !f.url
+            ? 'node (builtins, bootstrap, native)'
+            : 'other';
+    kinds.set(kind, (kinds.get(kind) ?? 0) + ms);
+  }
+  const top = (m, n) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([name, ms]) => ({ name, ms: Math.round(ms * 10) / 10 }));
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  return { name: c.name, totalMs: Math.round(total), kinds: top(kinds, 8), functions: top(fns, 12) };
+}
+const profiles = live.filter((c) => c.name.startsWith('corral')).map(profile);
+
+const result = {
+  date: new Date().toISOString(),
+  node: process.version,
+  rounds,
+  coldRuns,
+  load: { before: loadBefore, after: loadavg()[0] },
+  docker: 'not measured: bench/runtime runs no dockerd either',
+  errors,
+  warm: { medians: warm, ratios: ratios(warm) },
+  cold: { medians: cold, ratios: ratios(cold) },
+  profiles,
+};
+mkdirSync(join(repo, 'bench/results'), { recursive: true });
+writeFileSync(join(repo, 'bench/results/cli.json'), `${JSON.stringify(result, null, 2)}\n`);
+
+const md = [
+  '# corral CLI start-up profile',
+  '',
+  `${result.date}, node ${process.version}, load ${loadBefore.toFixed(1)} → ${result.load.after.toFixed(1)} (bench/cli/run.mjs; numbers from bench/results/cli.json).`,
+  'Self time of one run of each command under `node --cpu-prof` (the profiler slows it: compare shares, not totals).',
+  '',
+];
+for (const p of profiles) {
+  md.push(`## ${p.name} (${p.totalMs} ms sampled)`, '');
+  md.push(`By kind: ${p.kinds.map((k) => `${k.name} ${k.ms} ms`).join('; ')}.`, '');
+  md.push('| ms | function |', '| ---: | --- |');
+  for (const f of p.functions) md.push(`| ${f.ms} | \`${f.name}\` |`);
+  md.push('');
+}
+writeFileSync(join(repo, 'bench/results/cli-profile.md'), `${md.join('\n')}\n`);
+
+console.log(`CLI start-up, ${rounds} rounds of 5 runs (warm) and ${coldRuns} cold runs; median ms`);
+for (const c of commands) {
+  if (errors[c.name]) console.log(`${c.name.padEnd(34)} failed: ${errors[c.name]}`);
+  else
+    console.log(
+      `${c.name.padEnd(34)} warm ${warm[c.name].median.toFixed(1).padStart(7)}   cold ${cold[c.name].median.toFixed(1).padStart(7)}`,
+    );
+}
+for (const [label, m] of [
+  ['warm', result.warm.ratios],
+  ['cold', result.cold.ratios],
+])
+  for (const [k, v] of Object.entries(m)) console.log(`${label.padEnd(5)} ${k.padEnd(62)} ${v.toFixed(2)}x`);
