@@ -137,6 +137,35 @@ describe('symlinks in the container that point at host paths', () => {
   });
 });
 
+describe('a volume whose symlinks point at host paths', () => {
+  it('resolves them inside the volume: nothing is read from or written to the host', async () => {
+    await ok([
+      'run',
+      '-d',
+      '--name',
+      'withvol',
+      '-v',
+      'escvol:/vol',
+      '-e',
+      `CANARY=${canary}`,
+      'busybox',
+      'sh',
+      '-c',
+      'ln -s "$CANARY" /vol/esc; sleep 600',
+    ]);
+    await until(
+      async () => (await corral(['exec', 'withvol', 'test', '-L', '/vol/esc'])).status === 0,
+      'the link',
+    );
+    writeFileSync(join(host, 'secret'), 'PWNED\n');
+    expect((await corral(['cp', join(host, 'secret'), 'withvol:/vol/esc/'])).status).toBe(1);
+    expect((await corral(['cp', 'withvol:/vol/esc/secret', join(host, 'vol-out')])).status).toBe(1);
+    expect(canaryState()).toEqual(PRISTINE);
+    await ok(['rm', '-f', '-v', 'withvol']);
+    await ok(['volume', 'rm', 'escvol']);
+  });
+});
+
 describe('hostile tars given to cp in', () => {
   it('refuses entries that climb out with ..', async () => {
     const depth = '../'.repeat(12);

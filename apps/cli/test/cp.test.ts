@@ -189,6 +189,48 @@ describe('corral cp into a container', () => {
   });
 });
 
+describe('corral cp with volumes and bind mounts', () => {
+  it('reads and writes a named volume and a bind mount, refuses a read-only one', async () => {
+    const bind = join(host, 'bound');
+    mkdirSync(bind);
+    writeFileSync(join(bind, 'b'), 'from the bind\n');
+    await ok([
+      'run',
+      '-d',
+      '--name',
+      'vols',
+      '-v',
+      'cpvol:/vol',
+      '-v',
+      `${bind}:/mnt/ro:ro`,
+      'busybox',
+      'sh',
+      '-c',
+      'echo in-volume > /vol/x; sleep 600',
+    ]);
+    await until(
+      async () => (await s.corral(['exec', 'vols', 'test', '-e', '/vol/x'])).status === 0,
+      'the volume file',
+    );
+    await ok(['cp', 'vols:/vol/x', join(host, 'volx')]);
+    expect(readFileSync(join(host, 'volx'), 'utf8')).toBe('in-volume\n');
+    await ok(['cp', 'vols:/mnt/ro/b', join(host, 'bindb')]);
+    expect(readFileSync(join(host, 'bindb'), 'utf8')).toBe('from the bind\n');
+    writeFileSync(join(host, 'tovol'), 'to the volume\n');
+    await ok(['cp', join(host, 'tovol'), 'vols:/vol/']);
+    expect(await cat('/vol/tovol', 'vols')).toBe('to the volume\n');
+    const ro = await s.corral(['cp', join(host, 'tovol'), 'vols:/mnt/ro/']);
+    expect([ro.status, ro.stderr.trim()]).toEqual([1, 'corral: mounted volume is marked read-only']);
+    expect(readdirSync(bind)).toEqual(['b']);
+    await ok(['stop', '-t', '0', 'vols']);
+    await ok(['cp', join(host, 'tovol'), 'vols:/vol/stopped']);
+    await ok(['start', 'vols']);
+    expect(await cat('/vol/stopped', 'vols')).toBe('to the volume\n');
+    await ok(['rm', '-f', '-v', 'vols']);
+    await ok(['volume', 'rm', 'cpvol']);
+  });
+});
+
 describe('corral cp with a stopped container', () => {
   it('copies in and out through its root mounted for the copy, and leaves no mount', async () => {
     await ok(['create', '--name', 'cold', 'busybox', 'cat', '/tmp/given']);

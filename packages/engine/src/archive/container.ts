@@ -13,10 +13,11 @@ import { mountAll } from '@corral/unionfs';
 import type { EngineContext } from '../context.js';
 import { EngineError } from '../errors.js';
 import { getRecord } from '../lifecycle.js';
+import { mountViews } from '../mounts.js';
 import type { ContainerRecord } from '../records.js';
 import { type ExtractOptions, type ExtractResult, extractTar } from './extract.js';
 import { packTree } from './pack.js';
-import { containerAbs, goFileMode } from './paths.js';
+import { containerAbs, goFileMode, preserveTrailing } from './paths.js';
 
 /** Docker's ContainerPathStat (the X-Docker-Container-Path-Stat header, base64 JSON). */
 export interface PathStat {
@@ -63,18 +64,99 @@ export async function withContainerRoot<T>(
   }
 }
 
+/** Where a container path lives: the container's root, or a volume or bind mount over part of it. */
+interface Located {
+  rootfd: number;
+  /** The path inside `rootfd`. */
+  path: string;
+  /** The mount's destination in the container ('' for the root). */
+  prefix: string;
+  /** The base name of the path the caller gave (a mount's own root would say `/`). */
+  name: string;
+  /** The path the caller gave, for messages. */
+  shown: string;
+  mount?: ReturnType<typeof mountViews>[number];
+}
+
+/**
+ * Runs `fn` where `path` lives. A path under a volume or bind mount is reached through the
+ * mount's host folder (opened as the root of every lookup, so its symlinks stay inside it),
+ * found by the path as written or, failing that, as resolved inside the container's root.
+ */
+export function withContainerPath<T>(
+  ctx: EngineContext,
+  ref: string,
+  path: string,
+  fn: (loc: Located, r: ContainerRecord) => Promise<T>,
+): Promise<T> {
+  return withContainerRoot(ctx, ref, async (rootfd, r) => {
+    const abs = containerAbs(path);
+    const name = abs === '/' ? '/' : posix.basename(abs);
+    const mounts = mountViews(ctx, r).filter((m) => m.Destination && posix.normalize(m.Destination) !== '/');
+    const under = (p: string) => {
+      let best: { m: (typeof mounts)[number]; d: string } | undefined;
+      for (const m of mounts) {
+        const d = posix.normalize(m.Destination).replace(/\/$/, '');
+        if ((p === d || p.startsWith(`${d}/`)) && (!best || d.length > best.d.length)) best = { m, d };
+      }
+      return best;
+    };
+    const lexical = posix.normalize(abs).replace(/\/\.?$/, '') || '/';
+    const found = under(lexical) ?? under(canonical(rootfd, abs) ?? '');
+    if (!found) return fn({ rootfd, path, prefix: '', name, shown: path }, r);
+    if (!found.m.Source || found.m.Type === 'tmpfs')
+      throw new EngineError(
+        'InvalidArgument',
+        `${path} is on a ${found.m.Type} mount, which a copy cannot reach`,
+      );
+    const canon = under(lexical) ? lexical : canonical(rootfd, abs)!;
+    const inner = preserveTrailing(canon.slice(found.d.length) || '/', abs);
+    const mountfd = openRoot(found.m.Source);
+    try {
+      return await fn(
+        { rootfd: mountfd, path: inner, prefix: found.d, name, shown: path, mount: found.m },
+        r,
+      );
+    } finally {
+      close(mountfd);
+    }
+  });
+}
+
+/** `abs` with its folders' symlinks resolved inside the root (the last name kept), or null. */
+function canonical(rootfd: number, abs: string): string | null {
+  const cut = abs.lastIndexOf('/') + 1;
+  const base = abs.slice(cut);
+  try {
+    const fd = openInRoot(rootfd, abs.slice(0, cut) || '/', O.PATH | O.DIRECTORY);
+    try {
+      const dir = inRootPath(rootfd, fd);
+      return base === '' || base === '.' ? dir : posix.join(dir, base);
+    } finally {
+      close(fd);
+    }
+  } catch {
+    return null;
+  }
+}
+
 const notFound = (path: string, r: ContainerRecord) =>
   new EngineError('NotFound', `Could not find the file ${path} in container ${r.name}`);
 
 /** The resolved parent folder of `abs` (symlinks followed in the root) and the last name, kept. */
-function resolveParent(rootfd: number, abs: string, r: ContainerRecord): { dirfd: number; base: string } {
+function resolveParent(
+  rootfd: number,
+  abs: string,
+  r: ContainerRecord,
+  shown = abs,
+): { dirfd: number; base: string } {
   const cut = abs.lastIndexOf('/') + 1;
   const dir = abs.slice(0, cut) || '/';
   const base = abs.slice(cut);
   try {
     return { dirfd: openInRoot(rootfd, dir, O.PATH | O.DIRECTORY), base };
   } catch (e) {
-    if (isErrno(e, 'ENOENT')) throw notFound(abs, r);
+    if (isErrno(e, 'ENOENT')) throw notFound(shown, r);
     if (isErrno(e, 'ENOTDIR')) throw new EngineError('InvalidArgument', `${abs}: not a directory`);
     throw e;
   }
@@ -85,9 +167,10 @@ function statIn(
   rootfd: number,
   path: string,
   r: ContainerRecord,
+  loc: { prefix: string; name: string; shown?: string } = { prefix: '', name: '' },
 ): { stat: PathStat; st: Stats; dirfd: number; base: string } {
   const abs = containerAbs(path);
-  const { dirfd, base } = resolveParent(rootfd, abs, r);
+  const { dirfd, base } = resolveParent(rootfd, abs, r, loc.shown ?? path);
   try {
     let st: Stats;
     if (base === '' || base === '.') st = fstatSync(dirfd);
@@ -96,7 +179,7 @@ function statIn(
       try {
         fd = openat(dirfd, base, O.PATH | O.NOFOLLOW | O.CLOEXEC);
       } catch (e) {
-        if (isErrno(e, 'ENOENT')) throw notFound(path, r);
+        if (isErrno(e, 'ENOENT')) throw notFound(loc.shown ?? path, r);
         throw e;
       }
       try {
@@ -105,8 +188,10 @@ function statIn(
         close(fd);
       }
     }
-    const linkTarget = st.isSymbolicLink() ? resolvedTarget(rootfd, dirfd, abs, base) : '';
-    const name = abs === '/' ? '/' : posix.basename(abs);
+    const inside = st.isSymbolicLink() ? resolvedTarget(rootfd, dirfd, abs, base) : '';
+    // In a mount, the target's path is the mount's destination joined with its path inside.
+    const linkTarget = inside && loc.prefix ? posix.join(loc.prefix, inside) : inside;
+    const name = loc.name || (abs === '/' ? '/' : posix.basename(abs));
     const stat = { name, size: st.size, mode: goFileMode(st), mtime: st.mtime.toISOString(), linkTarget };
     return { stat, st, dirfd, base };
   } catch (e) {
@@ -141,8 +226,8 @@ function inRootPath(rootfd: number, fd: number): string {
 }
 
 export function statPath(ctx: EngineContext, ref: string, path: string): Promise<PathStat> {
-  return withContainerRoot(ctx, ref, async (rootfd, r) => {
-    const s = statIn(rootfd, path, r);
+  return withContainerPath(ctx, ref, path, async (loc, r) => {
+    const s = statIn(loc.rootfd, loc.path, r, loc);
     close(s.dirfd);
     return s.stat;
   });
@@ -160,8 +245,8 @@ export function getArchive(
   out: Writable,
   onStat?: (s: PathStat) => void,
 ): Promise<PathStat> {
-  return withContainerRoot(ctx, ref, async (rootfd, r) => {
-    const s = statIn(rootfd, path, r);
+  return withContainerPath(ctx, ref, path, async (loc, r) => {
+    const s = statIn(loc.rootfd, loc.path, r, loc);
     try {
       onStat?.(s.stat);
       const as = s.stat.name;
@@ -192,12 +277,15 @@ export function putArchive(
   input: Readable,
   options: ExtractOptions = {},
 ): Promise<ExtractResult> {
-  return withContainerRoot(ctx, ref, async (rootfd, r) => {
-    if (r.hostConfig.readonlyRootfs)
-      throw new EngineError('Forbidden', 'container rootfs is marked read-only');
+  return withContainerPath(ctx, ref, path, async (loc, r) => {
+    if (loc.mount ? !loc.mount.RW : r.hostConfig.readonlyRootfs)
+      throw new EngineError(
+        'Forbidden',
+        loc.mount ? 'mounted volume is marked read-only' : 'container rootfs is marked read-only',
+      );
     let fd: number;
     try {
-      fd = openInRoot(rootfd, containerAbs(path), O.PATH);
+      fd = openInRoot(loc.rootfd, containerAbs(loc.path), O.PATH);
     } catch (e) {
       if (isErrno(e, 'ENOENT')) throw notFound(path, r);
       if (isErrno(e, 'ENOTDIR'))
