@@ -171,7 +171,15 @@ export interface PsSource {
   ports: Parameters<typeof formatPorts>[0];
   labels?: Record<string, string>;
   size?: string;
+  mounts?: { Name?: string; Source: string; Driver?: string }[];
 }
+
+/** docker ps's Mounts: each mount's volume name, else its source, cut to 15 characters. */
+const mountList = (mounts: PsSource['mounts'] = [], noTrunc = false) =>
+  mounts
+    .map((m) => m.Name || m.Source)
+    .map((n) => (noTrunc || n.length <= 15 ? n : `${n.slice(0, 14)}…`))
+    .join(',');
 
 /** docker ps's row context (ContainerContext): the same field names and strings. */
 export function psRow(c: PsSource, noTrunc = false) {
@@ -182,8 +190,8 @@ export function psRow(c: PsSource, noTrunc = false) {
       ID: noTrunc ? c.id : shortId(c.id),
       Image: c.image,
       Labels: labelList(c.labels),
-      LocalVolumes: '0',
-      Mounts: '',
+      LocalVolumes: String((c.mounts ?? []).filter((m) => m.Driver === 'local').length),
+      Mounts: mountList(c.mounts, noTrunc),
       Names: c.name,
       Networks: '',
       Ports: formatPorts(c.ports),

@@ -92,6 +92,16 @@ describe('run with -v, --mount, --tmpfs', () => {
       expect.objectContaining({ Type: 'bind', Source: host, Destination: '/out', RW: true }),
       expect.objectContaining({ Type: 'bind', Source: tmp, Destination: '/ro', RW: false, Mode: 'ro' }),
     ]);
+    const ps = await s.corral([
+      'ps',
+      '-a',
+      '--no-trunc',
+      '--filter',
+      'name=binder',
+      '--format',
+      '{{.Mounts}}|{{.LocalVolumes}}',
+    ]);
+    expect(ps.out).toBe(`${host},${tmp}|0`);
     await s.corral(['rm', 'binder']);
   });
 

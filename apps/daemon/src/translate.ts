@@ -222,7 +222,12 @@ function networkOptions(host: Json, endpointsRaw: unknown): Partial<CreateContai
 const secs = (iso: string) => Math.floor(Date.parse(iso) / 1000);
 
 /** A row of GET /containers/json. */
-export function summaryJson(r: ContainerRecord, status: string, ports: PortMapping[] = []): Json {
+export function summaryJson(
+  r: ContainerRecord,
+  status: string,
+  ports: PortMapping[] = [],
+  mounts: MountView[] = [],
+): Json {
   return {
     Id: r.id,
     Names: [`/${r.name}`],
@@ -241,7 +246,7 @@ export function summaryJson(r: ContainerRecord, status: string, ports: PortMappi
     Status: status,
     HostConfig: { NetworkMode: r.hostConfig.network?.mode ?? 'default' },
     NetworkSettings: { Networks: {} },
-    Mounts: [],
+    Mounts: mounts,
   };
 }
 

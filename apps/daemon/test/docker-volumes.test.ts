@@ -85,6 +85,15 @@ describe('docker CLI 28: volumes through corrald', () => {
     await must(['run', '--rm', '-v', '/anon', '--mount', 'type=volume,dst=/anon2', 'busybox', 'true']);
     expect(await volumes()).toEqual(['keep']);
     await must(['create', '--name', 'holder', '-v', 'keep:/k', '-v', '/anon', 'busybox', 'true']);
+    const ps = await must([
+      'ps',
+      '-a',
+      '--filter',
+      'name=holder',
+      '--format',
+      '{{.Mounts}}|{{.LocalVolumes}}',
+    ]);
+    expect(ps.out).toMatch(/^keep,[0-9a-f]{14}…\|2$/);
     const r = await must(['run', '--rm', '--volumes-from', 'holder:ro', 'busybox', 'cat', '/k/f']);
     expect(r.out).toBe('kept');
     expect(await volumes()).toHaveLength(2);

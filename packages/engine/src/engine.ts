@@ -8,6 +8,8 @@ import type { PortMapping } from '@corral/network';
 import type { ProcessNode } from '@corral/pidns';
 import { namespaceTree } from '@corral/pidns';
 import { type Change, diffUpper, mountAll } from '@corral/unionfs';
+import { type EngineInfo, type EngineVersion, engineInfo, engineVersion } from './about.js';
+import { EngineArchive } from './archive/index.js';
 import {
   type AttachOptions,
   type ExecOptions,
@@ -16,13 +18,10 @@ import {
   type RunExtras,
   runAttached,
 } from './attach.js';
-import { type EngineInfo, type EngineVersion, engineInfo, engineVersion } from './about.js';
-import { EngineArchive } from './archive/index.js';
 import { EngineContext, type EngineOptions } from './context.js';
 import { type CreateContainerOptions, checkTimeout, createContainer } from './create.js';
 import { EngineError, engineOp, onFullDisk } from './errors.js';
 import type { EngineEvent, ReadEventsOptions } from './events.js';
-import { EngineImages } from './images.js';
 import {
   type ContainerFilters,
   containerMatcher,
@@ -32,6 +31,7 @@ import {
   filtersImplyAll,
   pruneContainers,
 } from './housekeeping.js';
+import { EngineImages } from './images.js';
 import {
   checkAborted,
   discard,
@@ -70,6 +70,8 @@ export interface ContainerSummary {
   /** Ports published while it runs. */
   ports: PortMapping[];
   labels: Record<string, string>;
+  /** Its binds, volumes and --mount tmpfs mounts (Docker's Mounts). */
+  mounts: MountView[];
 }
 
 /**
@@ -217,6 +219,7 @@ export class Engine {
         exitCode: r.state.exitCode,
         ports: r.state.status === 'running' ? portsOf(this.#ctx, r) : [],
         labels: r.config.labels ?? {},
+        mounts: mountViews(this.#ctx, r),
       });
     }
     return out.sort((a, b) => b.created.localeCompare(a.created));
@@ -238,7 +241,9 @@ export class Engine {
       name: v.Name,
       mountpoint: v.Mountpoint,
       labels: v.Labels,
-      refCount: this.list({ all: true }).filter((c) => this.inspect(c.id).mounts.some((m) => m.Name === v.Name)).length,
+      refCount: this.list({ all: true }).filter((c) =>
+        this.inspect(c.id).mounts.some((m) => m.Name === v.Name),
+      ).length,
     }));
     return diskUsage(this.#ctx, volumes);
   }

@@ -13,7 +13,7 @@ function listFiltered(d: DaemonState, all: boolean, filters: Record<string, stri
   for (const c of rows) {
     try {
       const r = d.engine.get(c.id);
-      const json = summaryJson(r, c.status, c.ports);
+      const json = summaryJson(r, c.status, c.ports, c.mounts);
       if (size) {
         const s = d.engine.size(r.id);
         Object.assign(json, { SizeRw: s.rw, SizeRootFs: s.rootFs });
