@@ -4,9 +4,9 @@
 // dist stays as it is for npm users. Generic on purpose: whatever an entry imports is followed,
 // so new commands, flags or modules need nothing here.
 //   node ../../scripts/bundle.mjs dist/main.js=dist/bundle/corral [more ENTRY=OUT pairs]
-// writes dist/bundle/corral.cjs (or .mjs when a module below the entry awaits at its top level,
-// which CommonJS cannot have; it loads its builtins eagerly); entries that do not exist are
-// skipped.
+// writes dist/bundle/corral.cjs, which runs dist/bundle/corral.body.cjs through a V8 code cache
+// (or one dist/bundle/corral.mjs when a module below the entry awaits at its top level, which
+// CommonJS cannot have; it loads its builtins eagerly); entries that do not exist are skipped.
 // - koffi stays external: its native module is found from @corral/sys, its dependency.
 // - Every module keeps its own import.meta.url (the file it was built from, relative to the
 //   bundle), so what a package finds beside itself (the runtime's init bundle, pidns's
@@ -104,6 +104,45 @@ const banners = {
   ].join('\n'),
 };
 
+/**
+ * The file a process starts: it runs the bundle's code (`body`, beside it) as a CommonJS module
+ * compiled from a V8 code cache, which spares most of the parse of a few hundred KB at every
+ * start (about half of its compile, bench/cli). The first run without a usable cache (after a
+ * build, or with other V8 flags) writes one when it exits; the cache is named by the code's
+ * size and time, since V8 checks it against the source's length only; a read-only install
+ * compiles each time.
+ */
+function loader(body) {
+  return `"use strict";
+// Made by scripts/bundle.mjs: runs ${body} through a V8 code cache kept beside it.
+const { readFileSync, renameSync, statSync, writeFileSync } = require("node:fs");
+const { join } = require("node:path");
+const Module = require("node:module");
+const { Script } = require("node:vm");
+const file = join(__dirname, ${JSON.stringify(body)});
+const source = readFileSync(file, "utf8");
+const st = statSync(file);
+const cacheFile = \`\${file}.\${st.size}-\${Math.trunc(st.mtimeMs)}.cache\`;
+let cachedData;
+try {
+  cachedData = readFileSync(cacheFile);
+} catch {}
+const script = new Script(Module.wrap(source), { filename: file, cachedData });
+if (cachedData === undefined || script.cachedDataRejected)
+  process.once("exit", () => {
+    try {
+      const tmp = \`\${cacheFile}.\${process.pid}\`;
+      writeFileSync(tmp, script.createCachedData());
+      renameSync(tmp, cacheFile);
+    } catch {}
+  });
+const m = new Module(file, module);
+m.filename = file;
+m.paths = Module._nodeModulePaths(__dirname);
+script.runInThisContext()(m.exports, Module.createRequire(file), m, file, __dirname);
+`;
+}
+
 /** Rewrites the bundle's eager requires of builtins and packages into lazy ones. */
 function deferRequires(source) {
   let s = source;
@@ -174,12 +213,19 @@ export async function bundleOne(entry, out) {
     { minifyWhitespace: true, minifySyntax: true, format: o.format, platform: 'node', target: 'node20' },
   );
   // In place at once (temp file, rename): a process of another build or test may start it now.
-  const tmp = `${outfile}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, outfile);
-  // Code caches of the bundle this one replaces (a bin may keep one beside it, see apps/cli).
+  const put = (file, data) => {
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, data);
+    renameSync(tmp, file);
+  };
+  if (o.format === 'cjs') {
+    // The code in OUT.body.cjs, run by a small OUT.cjs through a V8 code cache (see loader).
+    put(`${out}.body.cjs`, text);
+    put(outfile, loader(basename(`${out}.body.cjs`)));
+  } else put(outfile, text);
+  // Code caches of the code this replaces.
   for (const f of readdirSync(outdir))
-    if (f.startsWith(basename(outfile)) && f.endsWith('.cache')) rmSync(join(outdir, f), { force: true });
+    if (f.startsWith(basename(out)) && f.endsWith('.cache')) rmSync(join(outdir, f), { force: true });
   rmSync(outfile.endsWith('.cjs') ? `${out}.mjs` : `${out}.cjs`, { force: true });
   // --analyze: the bytes each package adds, biggest first.
   if (r.metafile) {
