@@ -1,9 +1,12 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, openSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { createProgressRenderer, familiarName, formatBytes, type ProgressEvent } from '@corral/engine';
 import type { Command, Context, ParsedArgs } from '../args.js';
-import { UsageError } from '../args.js';
+import { checkArity, helpText, parseArgs, UsageError } from '../args.js';
 import { ago, table } from '../format.js';
+import { dockerTime, HEADERS, isTemplate, renderRows } from '../templated.js';
 import { byteProgress, loadInput } from '../progress.js';
 import { engine, list, str } from './common.js';
 
@@ -45,12 +48,36 @@ export const images: Command = {
   description: 'List images',
   flags: [
     { name: 'quiet', short: 'q', type: 'boolean', description: 'Only show image IDs' },
-    { name: 'format', type: 'string', value: 'json', description: 'Print JSON lines' },
+    {
+      name: 'format',
+      type: 'string',
+      value: 'string',
+      description: "'json' (JSON lines), 'table TEMPLATE' or a Go template ({{.Repository}}:{{.Tag}} ...)",
+    },
   ],
   async run(a, ctx) {
     const rows = (await engine(ctx)).images.list();
+    const format = str(a, 'format');
     if (a.flags.quiet) {
       for (const r of rows) console.log(short(r.id));
+    } else if (isTemplate(format)) {
+      const out = renderRows(
+        format,
+        rows.flatMap((r) =>
+          (r.repoTags.length ? r.repoTags : ['<none>:<none>']).map((t) => ({
+            Containers: 'N/A',
+            CreatedAt: r.created ? dockerTime(r.created) : '',
+            CreatedSince: r.created ? ago(r.created) : 'N/A',
+            Digest: '<none>',
+            ID: short(r.id),
+            Repository: t.slice(0, t.lastIndexOf(':')),
+            Size: formatBytes(r.size),
+            Tag: t.slice(t.lastIndexOf(':') + 1),
+          })),
+        ),
+        HEADERS.images,
+      );
+      if (out) console.log(out);
     } else if (str(a, 'format') === 'json') {
       for (const r of rows) console.log(JSON.stringify(r));
     } else {
@@ -101,8 +128,26 @@ export const save: Command = {
   flags: [{ name: 'output', short: 'o', type: 'string', value: 'FILE', description: 'Write to a file' }],
   args: { min: 1 },
   async run(a, ctx) {
-    const out = archiveOutput(a);
-    await (await engine(ctx)).images.save(a.positionals, out);
+    const file = str(a, 'output');
+    const e = await engine(ctx);
+    if (!file) {
+      await e.images.save(a.positionals, archiveOutput(a));
+      return 0;
+    }
+    // As docker's CLI: written beside the file, renamed once whole; a failed (or killed) save
+    // never leaves a half archive under the name asked for.
+    const tmp = join(
+      dirname(file),
+      `.${basename(file)}.corral-${process.pid}-${randomBytes(4).toString('hex')}`,
+    );
+    try {
+      // Opened now, so that a failure before the first write leaves no file behind.
+      await e.images.save(a.positionals, createWriteStream(tmp, { fd: openSync(tmp, 'wx', 0o644) }));
+      renameSync(tmp, file);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    }
     return 0;
   },
 };
@@ -306,17 +351,57 @@ export const login: Command = {
   },
 };
 
-export const image: Command = {
-  name: 'image',
-  usage: 'image prune [-a]',
+const pruneCmd: Command = {
+  name: 'image prune',
+  usage: 'image prune [OPTIONS]',
   description: 'Remove dangling images (-a: every image no container uses) and unreferenced layers',
-  flags: [{ name: 'all', short: 'a', type: 'boolean', description: 'Remove all images without a container' }],
+  flags: [
+    { name: 'all', short: 'a', type: 'boolean', description: 'Remove all images without a container' },
+    {
+      name: 'force',
+      short: 'f',
+      type: 'boolean',
+      description: 'Do not prompt for confirmation (corral never prompts)',
+    },
+    {
+      name: 'filter',
+      type: 'list',
+      value: 'filter',
+      description: "Only images created before a time: 'until=24h'",
+    },
+  ],
+  args: { min: 0, max: 0 },
   async run(a, ctx) {
-    if (a.positionals[0] !== 'prune') throw new UsageError('usage: corral image prune [-a]');
-    const r = await (await engine(ctx)).images.prune({ all: a.flags.all === true });
+    let until: string | undefined;
+    for (const f of list(a, 'filter')) {
+      const m = /^until=(.+)$/.exec(f);
+      if (!m) throw new UsageError(`unsupported filter ${f}: only until=TIME|DURATION`);
+      until = m[1];
+    }
+    const r = await (await engine(ctx)).images.prune({ all: a.flags.all === true, until });
     for (const d of r.deletedImages) console.log(`deleted: ${d}`);
     console.log(`Total reclaimed space: ${formatBytes(r.reclaimedBytes)}`);
     return 0;
+  },
+};
+
+export const image: Command = {
+  name: 'image',
+  usage: 'image COMMAND (prune)',
+  description: 'Manage images',
+  flags: [],
+  stopAtPositional: true,
+  args: { min: 1 },
+  async run(a, ctx) {
+    const [name, ...rest] = a.positionals;
+    if (name !== 'prune') throw new UsageError(`unknown command ${name}: corral image prune [OPTIONS]`);
+    if (rest.includes('--help')) {
+      console.log(helpText(pruneCmd));
+      return 0;
+    }
+    const args = parseArgs(rest, pruneCmd.flags);
+    checkArity(pruneCmd, args.positionals);
+    return pruneCmd.run(args, ctx);
   },
 };
 
