@@ -75,7 +75,12 @@ const subs: Record<string, Sub> = {
     flags: [
       { name: 'quiet', short: 'q', type: 'boolean', description: 'Only display network IDs' },
       { name: 'no-trunc', type: 'boolean', description: "Don't truncate the IDs" },
-      { name: 'format', type: 'string', value: 'string', description: "'table TEMPLATE' or a Go template ({{.Name}} ...)" },
+      {
+        name: 'format',
+        type: 'string',
+        value: 'string',
+        description: "'table TEMPLATE' or a Go template ({{.Name}} ...)",
+      },
     ],
     args: { min: 0, max: 0 },
     async run(e, a) {
@@ -90,7 +95,9 @@ const subs: Record<string, Sub> = {
           ID: id(n.id),
           IPv6: 'false',
           Internal: String(n.internal),
-          Labels: Object.entries(n.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
+          Labels: Object.entries(n.labels ?? {})
+            .map(([k, v]) => `${k}=${v}`)
+            .join(','),
           Name: n.name,
           Scope: 'local',
         }));

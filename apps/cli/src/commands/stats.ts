@@ -46,7 +46,12 @@ export const stats: Command = {
   description: 'Display a live stream of container resource usage (from their cgroups)',
   flags: [
     { name: 'no-stream', type: 'boolean', description: 'Print one snapshot and exit' },
-    { name: 'format', type: 'string', value: 'string', description: "'json' (JSON lines), 'table TEMPLATE' or a Go template ({{.Name}} {{.CPUPerc}} ...)" },
+    {
+      name: 'format',
+      type: 'string',
+      value: 'string',
+      description: "'json' (JSON lines), 'table TEMPLATE' or a Go template ({{.Name}} {{.CPUPerc}} ...)",
+    },
   ],
   async run(a, ctx) {
     const json = a.flags.format === 'json';

@@ -6,6 +6,11 @@ import { bool, engine, list } from './common.js';
 
 /** The mount flags of `run` / `create` as the engine's options (checked by the engine). */
 export function mountOptions(a: ParsedArgs): MountCreateOptions {
+  for (const v of list(a, 'volume')) {
+    const mode = v.split(':')[2] ?? '';
+    if (mode.split(',').some((m) => m === 'z' || m === 'Z'))
+      console.error(`corral: note: -v ${v}: z/Z (SELinux relabeling) is ignored, corral sets no SELinux labels`);
+  }
   return {
     volumes: list(a, 'volume'),
     mounts: list(a, 'mount').map((m) => parseMountFlag(m)),
@@ -96,15 +101,16 @@ const subs: Record<string, Sub> = {
       else if (isTemplate(format)) {
         const rows = vols.map((v) => ({
           Driver: v.Driver,
-          Labels: Object.entries(v.Labels).map(([k, x]) => `${k}=${x}`).join(','),
+          Labels: Object.entries(v.Labels)
+            .map(([k, x]) => `${k}=${x}`)
+            .join(','),
           Mountpoint: v.Mountpoint,
           Name: v.Name,
           Scope: v.Scope,
         }));
         const out = renderRows(format, rows, HEADERS.volumes);
         if (out) console.log(out);
-      }
-      else if (a.flags.format === 'json') for (const v of vols) console.log(JSON.stringify(v));
+      } else if (a.flags.format === 'json') for (const v of vols) console.log(JSON.stringify(v));
       else
         console.log(
           table(
