@@ -6,8 +6,8 @@ import { createProgressRenderer, familiarName, formatBytes, type ProgressEvent }
 import type { Command, Context, ParsedArgs } from '../args.js';
 import { checkArity, helpText, parseArgs, UsageError } from '../args.js';
 import { ago, table } from '../format.js';
-import { dockerTime, HEADERS, isTemplate, renderRows } from '../templated.js';
 import { byteProgress, loadInput } from '../progress.js';
+import { dockerTime, HEADERS, isTemplate, renderRows } from '../templated.js';
 import { engine, list, str } from './common.js';
 
 const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
@@ -217,8 +217,10 @@ export const commitCmd: Command = {
 export const rmi: Command = {
   name: 'rmi',
   usage: 'rmi [OPTIONS] IMAGE [IMAGE...]',
-  description: 'Remove images (refused while a container uses one, unless -f)',
-  flags: [{ name: 'force', short: 'f', type: 'boolean', description: 'Remove even if a container uses it' }],
+  description: 'Remove images (never one a running container uses; one only stopped containers use needs -f)',
+  flags: [
+    { name: 'force', short: 'f', type: 'boolean', description: 'Remove even if stopped containers use it' },
+  ],
   args: { min: 1 },
   async run(a, ctx) {
     const e = await engine(ctx);
