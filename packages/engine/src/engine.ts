@@ -206,7 +206,8 @@ export class Engine {
       } catch {
         continue; // removed meanwhile
       }
-      if (!all && r.state.status !== 'running') continue;
+      // Docker's ps lists a container in its restart back-off with the running ones.
+      if (!all && r.state.status !== 'running' && !r.state.restarting) continue;
       if (!match(r)) continue;
       out.push({
         id: r.id,
