@@ -79,18 +79,19 @@ describe('run with -v, --mount, --tmpfs', () => {
       '-v',
       `${host}:/out`,
       '-v',
-      `${tmp}:/ro:ro`,
+      `${tmp}:/ro:ro,Z`,
       'busybox',
       'sh',
       '-c',
       'echo hi > /out/f; touch /ro/x',
     ]);
     expect(r.stderr).toMatch(/Read-only file system/);
+    expect(r.stderr).toMatch(/note: -v .*:\/ro:ro,Z: z\/Z \(SELinux relabeling\) is ignored/);
     expect(readFileSync(join(host, 'f'), 'utf8')).toBe('hi\n');
     const [c] = JSON.parse((await s.corral(['inspect', 'binder'])).out);
     expect(c.mounts).toEqual([
       expect.objectContaining({ Type: 'bind', Source: host, Destination: '/out', RW: true }),
-      expect.objectContaining({ Type: 'bind', Source: tmp, Destination: '/ro', RW: false, Mode: 'ro' }),
+      expect.objectContaining({ Type: 'bind', Source: tmp, Destination: '/ro', RW: false, Mode: 'ro,Z' }),
     ]);
     const ps = await s.corral([
       'ps',

@@ -9,7 +9,9 @@ export function mountOptions(a: ParsedArgs): MountCreateOptions {
   for (const v of list(a, 'volume')) {
     const mode = v.split(':')[2] ?? '';
     if (mode.split(',').some((m) => m === 'z' || m === 'Z'))
-      console.error(`corral: note: -v ${v}: z/Z (SELinux relabeling) is ignored, corral sets no SELinux labels`);
+      console.error(
+        `corral: note: -v ${v}: z/Z (SELinux relabeling) is ignored, corral sets no SELinux labels`,
+      );
   }
   return {
     volumes: list(a, 'volume'),
