@@ -1,6 +1,5 @@
 import type { FlagSpec } from '../args.js';
 import { mountFlags } from './mount-flags.js';
-import { mountFlags } from './mount-flags.js';
 import { settingFlags } from './run-setting-flags.js';
 
 /** How the program runs: shared by `run`, `create` and `exec`. */
@@ -54,7 +53,6 @@ export const createFlags: FlagSpec[] = [
   { name: 'hostname', short: 'h', type: 'string', description: 'Container host name' },
   ...networkFlags(),
   ...processFlags,
-  ...mountFlags,
   ...settingFlags,
   ...mountFlags,
   {
