@@ -14,7 +14,7 @@ import type { ContainerRecord } from './records.js';
 export async function reclaimAbandoned(ctx: EngineContext): Promise<string[]> {
   const reclaimed: string[] = [];
   for (const id of ctx.records.ids()) {
-    const r = ctx.records.read(id);
+    const r = ctx.records.peek(id); // a damaged one is left to `system check`
     const owner = r?.state.owner;
     if (!r || !owner || !r.hostConfig.autoRemove) continue;
     if (procStartTime(owner.pid) === owner.startTime) continue; // its run is alive
