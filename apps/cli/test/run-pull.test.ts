@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRegistry, type TestRegistry } from '../../../packages/image/test/registry-server.js';
 import { Sandbox } from './helpers.js';
 
+// Many real containers per test on a shared, loaded machine: a longer timeout than the default.
 const s = new Sandbox();
 let registry: TestRegistry;
 let ref: string;
@@ -27,7 +28,7 @@ afterAll(async () => {
 const manifestGets = () =>
   registry.requests.filter((r) => r.startsWith('GET /v2/pulled/bb/manifests/')).length;
 
-describe('run pulls a missing image', () => {
+describe('run pulls a missing image', { timeout: 180_000 }, () => {
   it('pulls it by default and runs it; in a pipe nothing about the pull is printed', async () => {
     const before = manifestGets();
     const r = await s.corral(['run', '--rm', ref, 'echo', 'pulled and ran']);

@@ -9,6 +9,7 @@ import { corralBin, runCorral } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Sandbox, until } from './helpers.js';
 
+// Many real containers per test on a shared, loaded machine: a longer timeout than the default.
 const s = new Sandbox();
 afterAll(() => s.teardown());
 
@@ -25,7 +26,7 @@ async function refused(args: string[], flag: string, command: 'create' | 'run' =
   return r.stderr;
 }
 
-describe('--ulimit', () => {
+describe('--ulimit', { timeout: 180_000 }, () => {
   it('sets soft and hard limits the program sees (ulimit -a), -1 for unlimited', async () => {
     const r = await s.corral([
       'run',
@@ -67,7 +68,7 @@ describe('--ulimit', () => {
   });
 });
 
-describe('--env-file', () => {
+describe('--env-file', { timeout: 180_000 }, () => {
   it("reads K=V lines (comments and blanks skipped, a bare name from the caller's environment), -e wins", async () => {
     const file = join(s.root, 'app.env');
     writeFileSync(file, 'A=1\n# comment\n\n  B=two words\nFROM_CALLER\nUNSET_HERE\nQ="kept"\n');
@@ -100,7 +101,7 @@ describe('--env-file', () => {
   });
 });
 
-describe('--label, --label-file, ps --filter label=', () => {
+describe('--label, --label-file, ps --filter label=', { timeout: 180_000 }, () => {
   it('labels a container; ps filters by key and by key=value; inspect shows them', async () => {
     const file = join(s.root, 'labels');
     writeFileSync(file, 'team=blue\nbare\n');
@@ -132,7 +133,7 @@ describe('--label, --label-file, ps --filter label=', () => {
   });
 });
 
-describe('--group-add, --shm-size, --oom-score-adj', () => {
+describe('--group-add, --shm-size, --oom-score-adj', { timeout: 180_000 }, () => {
   it('adds groups by name and id to the program', async () => {
     const r = await s.corral([
       'run',
@@ -183,7 +184,7 @@ describe('--group-add, --shm-size, --oom-score-adj', () => {
   });
 });
 
-describe('--device', () => {
+describe('--device', { timeout: 180_000 }, () => {
   it('makes the node inside the root with its cgroup rule: rw opens, :r refuses a write open, no rule no open', async () => {
     const rw = await s.corral([
       'run',
@@ -262,7 +263,7 @@ describe('--device', () => {
   });
 });
 
-describe('--sysctl', () => {
+describe('--sysctl', { timeout: 180_000 }, () => {
   it('sets namespaced sysctls inside, leaving the host as it was', async () => {
     const hostShm = readFileSync('/proc/sys/kernel/shmmax', 'utf8').trim();
     const hostFwd = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
@@ -295,7 +296,7 @@ describe('--sysctl', () => {
   });
 });
 
-describe('--oom-kill-disable', () => {
+describe('--oom-kill-disable', { timeout: 180_000 }, () => {
   it('a program past -m waits for memory instead of being killed', async () => {
     const id = (
       await s.corral([
@@ -324,7 +325,7 @@ describe('--oom-kill-disable', () => {
   });
 });
 
-describe('--log-opt max-size, max-file', () => {
+describe('--log-opt max-size, max-file', { timeout: 180_000 }, () => {
   it('rotates the json-file log, keeping max-file files; logs reads them in order', async () => {
     const id = (
       await s.corral([
@@ -359,7 +360,7 @@ describe('--log-opt max-size, max-file', () => {
   });
 });
 
-describe('--cidfile, -a, --sig-proxy', () => {
+describe('--cidfile, -a, --sig-proxy', { timeout: 180_000 }, () => {
   it('writes the id; an existing file is refused with nothing created', async () => {
     const file = join(s.root, 'cid');
     const id = (await s.corral(['run', '-d', '--cidfile', file, 'busybox', 'true'])).out;
@@ -411,7 +412,7 @@ describe('--cidfile, -a, --sig-proxy', () => {
   });
 });
 
-describe('health checks', () => {
+describe('health checks', { timeout: 180_000 }, () => {
   it('turns unhealthy after the retries, healthy once the check passes; ps and inspect show it', async () => {
     const id = (
       await s.corral([
