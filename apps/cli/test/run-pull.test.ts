@@ -69,7 +69,16 @@ describe('run pulls a missing image', { timeout: 180_000 }, () => {
     const ok = await s.corral(['run', '--rm', '--platform', 'linux/amd64', ref, 'true']);
     expect(ok.status).toBe(0);
     // Here for amd64 only: another platform is not run from it.
-    const never = await s.corral(['run', '--rm', '--pull', 'never', '--platform', 'linux/arm64', ref, 'true']);
+    const never = await s.corral([
+      'run',
+      '--rm',
+      '--pull',
+      'never',
+      '--platform',
+      'linux/arm64',
+      ref,
+      'true',
+    ]);
     expect(never.status).toBe(125);
     expect(never.stderr).toContain('is here for linux/amd64, not linux/arm64');
     const again = manifestGets();
