@@ -8,7 +8,17 @@ import { Sandbox } from './helpers.js';
 // Issue 17's races, each for real: parallel CLI processes on one data root.
 
 const s = new Sandbox();
-afterAll(() => s.teardown());
+const made: string[] = [];
+/** A temp folder of this file, removed after its tests (also when one fails). */
+const temp = (name: string) => {
+  const d = tempDir(name);
+  made.push(d);
+  return d;
+};
+afterAll(async () => {
+  await s.teardown();
+  for (const d of made) removeTree(d);
+});
 afterEach(async () => {
   const ids = (await s.corral(['ps', '-aq'])).out.split('\n').filter(Boolean);
   if (ids.length) await s.corral(['rm', '-f', ...ids]);
@@ -110,11 +120,11 @@ describe('parallel run --name with one name', () => {
 
 describe('parallel loads of one archive', () => {
   it('store one copy: one record, one layer, the blobs of one load', async () => {
-    const archive = imageArchive(tempDir('race-archive'), { tag: 'twice:1', files: { '/x': 'x' } });
-    const single = tempDir('race-single');
+    const archive = imageArchive(temp('race-archive'), { tag: 'twice:1', files: { '/x': 'x' } });
+    const single = temp('race-single');
     expect((await start(['load', '-i', archive], single)).status).toBe(0);
     const blobs = readdirSync(join(single, 'image', 'blobs', 'sha256')).sort();
-    const root = tempDir('race-loads');
+    const root = temp('race-loads');
     const at = (...parts: string[]) => readdirSync(join(root, 'image', ...parts));
     const loads = await Promise.all(Array.from({ length: 6 }, () => start(['load', '-i', archive], root)));
     for (const l of loads) {
@@ -127,7 +137,5 @@ describe('parallel loads of one archive', () => {
     expect(at('blobs', 'sha256').sort()).toEqual(blobs);
     expect(at('tmp')).toEqual([]);
     expect((await start(['run', '--rm', '--pull', 'never', 'twice:1', 'cat', '/x'], root)).out).toBe('x');
-    removeTree(root);
-    removeTree(single);
   }, 300_000);
 });

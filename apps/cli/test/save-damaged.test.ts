@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { imageArchive, tempDir } from '@corral/testkit';
+import { imageArchive, removeTree, tempDir } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Sandbox } from './helpers.js';
 
@@ -8,11 +8,15 @@ import { Sandbox } from './helpers.js';
 // blob, and with -o no file (whole or partial) is left under the name asked for.
 
 const s = new Sandbox();
-afterAll(() => s.teardown());
+const dir = tempDir('damaged-save');
+afterAll(async () => {
+  await s.teardown();
+  removeTree(dir);
+});
 
 describe('save of an image with a damaged blob', () => {
   it('fails with the blob name and leaves no output file', async () => {
-    const archive = imageArchive(tempDir('damaged-save'), {
+    const archive = imageArchive(dir, {
       tag: 'dmg:1',
       files: { '/big': 'y'.repeat(200_000) },
     });
