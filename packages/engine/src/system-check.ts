@@ -15,7 +15,7 @@ import { procStartTime, readMountInfo } from '@corral/sys';
 import { cleanupStale } from '@corral/unionfs';
 import type { EngineContext } from './context.js';
 import { reconcile } from './lifecycle.js';
-import type { ContainerRecord } from './records.js';
+import { type ContainerRecord, runtimeStatus } from './records.js';
 import { cgroupPathOf } from './spec.js';
 
 export type { Finding };
@@ -191,9 +191,11 @@ export async function systemCheck(
     );
   }
 
-  // Union mounts under the root that belong to no container (network namespaces excepted).
+  // Union mounts under the root that belong to no container (network namespaces and
+  // volumes' own mounts, a tmpfs volume's, are theirs).
+  const others = ['network', 'volumes'].map((d) => `${join(ctx.root, d)}/`);
   for (const m of mounts()) {
-    if (!m.startsWith(`${ctx.root}/`) || m.startsWith(`${join(ctx.root, 'network')}/`)) continue;
+    if (!m.startsWith(`${ctx.root}/`) || others.some((o) => m.startsWith(o))) continue;
     const rel = m.slice(ctx.root.length + 1).split('/');
     if (rel[0] === 'containers' && rel[1] && known.has(rel[1])) continue;
     // A tmpfs volume (local driver, type=tmpfs) stays mounted at its _data until it is removed.
@@ -233,11 +235,7 @@ function busy(r: ContainerRecord): boolean {
 }
 
 function runtimeRunning(ctx: EngineContext, id: string): boolean {
-  try {
-    return ctx.runtime.state(id).status !== 'stopped';
-  } catch {
-    return false;
-  }
+  return runtimeStatus(ctx.runtime, id) !== 'exited';
 }
 
 /** Is any folder of a container's cgroup there (a create killed half way makes only some)? */
