@@ -4,12 +4,12 @@
 // never as host path strings, so symlinks the container made cannot lead out of it.
 
 import { randomBytes } from 'node:crypto';
-import { fstatSync, mkdirSync, readlinkSync, rmSync, type Stats } from 'node:fs';
+import { existsSync, fstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { close, fdPath, isErrno, O, openat, openInRoot, openRoot, readlinkat } from '@corral/sys';
-import { mountAll } from '@corral/unionfs';
+import { cleanupStale, mountAll } from '@corral/unionfs';
 import type { EngineContext } from '../context.js';
 import { EngineError } from '../errors.js';
 import { getRecord } from '../lifecycle.js';
@@ -45,7 +45,9 @@ export async function withContainerRoot<T>(
       close(rootfd);
     }
   }
-  const target = join(ctx.records.dir(r.id), `cp-${randomBytes(4).toString('hex')}`);
+  releaseCopyMounts(ctx.records.dir(r.id), true);
+  // Named after this process: a copy killed mid-way leaves a mount the next one (or rm) takes off.
+  const target = join(ctx.records.dir(r.id), `cp-${process.pid}-${randomBytes(4).toString('hex')}`);
   mkdirSync(target, { mode: 0o700 });
   try {
     const mount = await mountAll(ctx.snapshots(r.hostConfig.storageDriver).mounts(r.id, r.layers), target);
@@ -137,6 +139,26 @@ function canonical(rootfd: number, abs: string): string | null {
     }
   } catch {
     return null;
+  }
+}
+
+/**
+ * Takes off the roots that copies mounted in a container's folder: those of processes that
+ * are gone (`deadOnly`), or all of them (the container is being removed; a copy still
+ * running keeps its open fds).
+ */
+export function releaseCopyMounts(dir: string, deadOnly = false): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^cp-(\d+)-[0-9a-f]+$/.exec(n);
+    if (!m || (deadOnly && existsSync(`/proc/${m[1]}`))) continue;
+    cleanupStale(join(dir, n));
+    rmSync(join(dir, n), { recursive: true, force: true });
   }
 }
 
