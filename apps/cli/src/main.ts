@@ -1,6 +1,6 @@
 // First: starts a container init ahead for an attached run (see early.ts); order matters.
 import './early.js';
-import { CorralError, EngineError } from '@corral/engine';
+import { CorralError } from '@corral/engine';
 import { type Command, type Context, checkArity, helpText, parseArgs, UsageError } from './args.js';
 import { aboutCommands, versionLine } from './commands/about.js';
 import { containerCommands } from './commands/containers.js';
@@ -10,6 +10,7 @@ import { networkCommands } from './commands/network.js';
 import { stats } from './commands/stats.js';
 import { volumeCommands } from './commands/volume.js';
 import { releaseParkedInit } from './early.js';
+import { errorText } from './errors.js';
 
 const commands = new Map<string, Command>(
   [...containerCommands, stats, events, ...imageCommands, ...networkCommands, ...volumeCommands, ...aboutCommands].map((c) => [
@@ -73,9 +74,7 @@ async function main(argv: string[]): Promise<number> {
       return command.failureCode ?? 1;
     }
     if (e instanceof CorralError) {
-      // A registry's refusal says which registry to log in to; the command to do it is ours.
-      const registry = e instanceof EngineError ? e.registry : undefined;
-      console.error(`corral: ${e.message}${registry ? ` (\`corral login ${registry}\`)` : ''}`);
+      console.error(`corral: ${errorText(e)}`);
       return exitCodeOf(e, command);
     }
     throw e;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex, type Readable, type Writable } from 'node:stream';
-import { API_VERSION, CorralError, EngineError, httpStatus, MIN_API_VERSION } from '@corral/engine';
+import { API_VERSION, CorralError, EngineError, httpStatus, MIN_API_VERSION, repairAdvice } from '@corral/engine';
 
 /** The newest Docker Engine API version corrald implements, and the oldest it accepts (the engine's). */
 export { API_VERSION, MIN_API_VERSION };
@@ -38,7 +38,11 @@ export interface Call {
 
 /** Docker's error body for a failure, with the status of its kind. */
 export function errorStatus(e: unknown): { status: number; message: string } {
-  if (e instanceof CorralError) return { status: httpStatus(e.kind), message: e.message };
+  if (e instanceof CorralError) {
+    // A repair the error carries as data, worded for an API client (no CLI command named).
+    const advice = repairAdvice(e);
+    return { status: httpStatus(e.kind), message: advice ? `${e.message}: ${advice}` : e.message };
+  }
   return { status: 500, message: (e as Error)?.message ?? String(e) };
 }
 

@@ -5,7 +5,7 @@ import { Runtime } from '@corral/runtime';
 import { Snapshotter } from '@corral/unionfs';
 import { EventLog } from './events.js';
 import { type NetworkSettings, networkManager } from './network-config.js';
-import { RecordStore } from './records.js';
+import { RecordStore, runtimeStatus } from './records.js';
 
 /** The data root: `--root`, then CORRAL_ROOT, then /var/lib/corral (like Docker's data-root). */
 export function defaultRoot(): string {
@@ -73,12 +73,7 @@ export class EngineContext {
       }
       if (r?.imageId !== imageId) continue;
       // Restarting (between two runs of a restart policy) counts as running, as in Docker.
-      let running = r.state.restarting === true;
-      try {
-        running ||= this.runtime.state(id).status !== 'stopped';
-      } catch {
-        // no runtime state: not running
-      }
+      const running = r.state.restarting === true || runtimeStatus(this.runtime, id) !== 'exited';
       users.push({ id, running });
     }
     return users;

@@ -1,8 +1,8 @@
 import { statfsSync } from 'node:fs';
 import { formatBytes, isImageError, isRegistryError } from '@corral/image';
-import { CorralError, type ErrorKind } from '@corral/sys';
+import { CorralError, type ErrorKind, type Repair } from '@corral/sys';
 
-export { CorralError, type ErrorKind };
+export { CorralError, type ErrorKind, type Repair };
 
 /**
  * An engine failure of a kind (NotFound, Conflict, ...). The engine says what went wrong; the
@@ -13,11 +13,21 @@ export class EngineError extends CorralError {
   /** The registry that refused the credentials (or wants some): the one to log in to. */
   readonly registry?: string;
 
-  constructor(kind: ErrorKind, message: string, options: { registry?: string } = {}) {
-    super(kind, message);
+  constructor(kind: ErrorKind, message: string, options: { registry?: string; repair?: Repair } = {}) {
+    super(kind, message, { repair: options.repair });
     this.name = 'EngineError';
     if (options.registry) this.registry = options.registry;
   }
+}
+
+/**
+ * How a front-end that is not a shell says an error's repair (the daemon's API clients): what
+ * to do, not a CLI command. The CLI names its own (`corral system check --repair`).
+ */
+export function repairAdvice(e: CorralError): string | undefined {
+  if (e.repair === 'system-check')
+    return 'the data root holds damaged state: its check with repair (run on the host) sets it aside';
+  return undefined;
 }
 
 /** Docker's HTTP status for an error kind (what the daemon answers). */
@@ -62,7 +72,9 @@ export function asEngineError(e: unknown): unknown {
   if (isRegistryError(e, 'UNAUTHORIZED', 'DENIED'))
     return new EngineError(IMAGE_KINDS[e.code]!, e.message, { registry: e.host });
   if (isImageError(e) || isRegistryError(e))
-    return new EngineError(IMAGE_KINDS[e.code] ?? 'InvalidArgument', e.message);
+    return new EngineError(IMAGE_KINDS[e.code] ?? 'InvalidArgument', e.message, {
+      repair: isImageError(e) ? e.repair : undefined,
+    });
   return e;
 }
 

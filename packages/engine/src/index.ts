@@ -35,7 +35,7 @@ export type { AttachOptions, ExecOptions, ProcessHandle, RunExtras, StdioTarget 
 export { defaultRoot, type EngineOptions, type RegistrySettings } from './context.js';
 export { type CreateContainerOptions, checkEnv, parseSecurityOpts } from './create.js';
 export { type ContainerSummary, Engine } from './engine.js';
-export { CorralError, EngineError, type ErrorKind, httpStatus } from './errors.js';
+export { CorralError, EngineError, type ErrorKind, httpStatus, type Repair, repairAdvice } from './errors.js';
 export {
   type EngineEvent,
   type EventFilter,

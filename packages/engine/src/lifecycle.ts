@@ -10,22 +10,18 @@ import { EngineError } from './errors.js';
 import { KEEPER_LOST, KeeperClient, keeperIdentity } from './keeper-client.js';
 import { ociMounts, removeAnonymousVolumes } from './mounts.js';
 import { setupNetwork, teardownNetwork, writeEtc } from './network.js';
-import type { ContainerRecord } from './records.js';
+import { type ContainerRecord, runtimeStatus } from './records.js';
 import { buildSpec } from './spec.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The runtime's errors as the engine's (their kind kept: 125/126/127 for the program). */
 export function fromRuntime(e: unknown, prefix = ''): unknown {
-  return e instanceof RuntimeError ? new EngineError(e.kind, `${prefix}${e.message}`) : e;
+  return e instanceof RuntimeError ? new EngineError(e.kind, `${prefix}${e.message}`, { repair: e.repair }) : e;
 }
 
 function processAlive(ctx: EngineContext, r: ContainerRecord): boolean {
-  try {
-    return ctx.runtime.state(r.id).status !== 'stopped';
-  } catch {
-    return false;
-  }
+  return runtimeStatus(ctx.runtime, r.id) !== 'exited';
 }
 
 /** Whether the container's keeper still lives (the same process: pid and start time). */

@@ -70,7 +70,7 @@ export interface NetworkCreateOptions {
 /** The network library's errors as the engine's (their kind kept). */
 export function fromNetwork(e: unknown, prefix = ''): unknown {
   return e instanceof NetworkError
-    ? new EngineError(e.kind, `${prefix}${e.message}`)
+    ? new EngineError(e.kind, `${prefix}${e.message}`, { repair: e.repair })
     : e instanceof Error && prefix
       ? new EngineError('CannotStart', `${prefix}${e.message}`)
       : e;

@@ -15,7 +15,7 @@ import {
 import { join } from 'node:path';
 import type { CgroupLimits } from '@corral/cgroups';
 import { isPrivateOrMissing, privateDir } from '@corral/image';
-import type { OciSeccomp } from '@corral/runtime';
+import type { OciSeccomp, OciStatus, Runtime } from '@corral/runtime';
 import { flock, LOCK } from '@corral/sys';
 import { EngineError } from './errors.js';
 import type { HealthConfig, HealthState } from './health.js';
@@ -28,9 +28,31 @@ import type { RunRecordParts } from './run-options.js';
 /**
  * A container's status, one vocabulary for the engine and its front-ends (Docker's words):
  * `paused` is a running container whose cgroup is frozen (`state.paused`), shown by
- * `statusOf`; the runtime's own `stopped` is an engine's `exited`.
+ * `statusOf`. The runtime speaks OCI's words (its `OciStatus`); `fromOci` is the one place
+ * they become these.
  */
 export type ContainerStatus = 'created' | 'running' | 'exited';
+
+/**
+ * The runtime's OCI status in Docker's words, the only such mapping in the engine: OCI
+ * `stopped` (the init is gone) is Docker's `exited`; OCI `paused` (the cgroup frozen) is
+ * Docker's `paused`; `created` and `running` keep their names.
+ */
+export function fromOci(status: OciStatus): ContainerStatus | 'paused' {
+  return status === 'stopped' ? 'exited' : status;
+}
+
+/**
+ * The runtime's status of container `id` in Docker's words; `exited` when the runtime has no
+ * state for it (never created there, or deleted).
+ */
+export function runtimeStatus(runtime: Pick<Runtime, 'state'>, id: string): ContainerStatus | 'paused' {
+  try {
+    return fromOci(runtime.state(id).status);
+  } catch {
+    return 'exited';
+  }
+}
 
 /** Docker's State.Status of a record: created, running, paused, restarting or exited. */
 export function statusOf(r: ContainerRecord): ContainerStatus | 'paused' | 'restarting' {
@@ -375,12 +397,9 @@ function keepSpare(dir: string): void {
   }
 }
 
-/** A state file that does not parse: named, with the command that repairs it. */
+/** A state file that does not parse: named; the repair is data (`repair`), worded by each front-end. */
 export function damagedRecord(path: string, why: string): EngineError {
-  return new EngineError(
-    'Unavailable',
-    `the state file ${path} is damaged (${why}): run \`corral system check --repair\` to set it aside and repair the data root`,
-  );
+  return new EngineError('Unavailable', `the state file ${path} is damaged (${why})`, { repair: 'system-check' });
 }
 
 export function unlinkQuiet(path: string): void {

@@ -15,7 +15,7 @@ import { procStartTime, readMountInfo } from '@corral/sys';
 import { cleanupStale } from '@corral/unionfs';
 import type { EngineContext } from './context.js';
 import { reconcile } from './lifecycle.js';
-import type { ContainerRecord } from './records.js';
+import { type ContainerRecord, runtimeStatus } from './records.js';
 import { cgroupPathOf } from './spec.js';
 
 export type { Finding };
@@ -235,11 +235,7 @@ function busy(r: ContainerRecord): boolean {
 }
 
 function runtimeRunning(ctx: EngineContext, id: string): boolean {
-  try {
-    return ctx.runtime.state(id).status !== 'stopped';
-  } catch {
-    return false;
-  }
+  return runtimeStatus(ctx.runtime, id) !== 'exited';
 }
 
 /** Is any folder of a container's cgroup there (a create killed half way makes only some)? */

@@ -1,8 +1,17 @@
 import { ImageError } from '@corral/image';
 import { RuntimeError } from '@corral/runtime';
-import { describe, expect, it } from 'vitest';
-import { asEngineError, CorralError, EngineError, httpStatus } from '../src/errors.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NetworkError } from '@corral/network';
+import { Cleanups } from '@corral/testkit';
+import { asEngineError, CorralError, EngineError, httpStatus, repairAdvice } from '../src/errors.js';
 import { fromRuntime } from '../src/lifecycle.js';
+import { fromNetwork } from '../src/network-config.js';
+import { fromOci, RecordStore, runtimeStatus } from '../src/records.js';
+
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
 
 describe('error kinds', () => {
   it('EngineError and RuntimeError share one base with a kind', () => {
@@ -36,5 +45,59 @@ describe('error kinds', () => {
     expect([rt.kind, rt.message]).toEqual(['NotExecutable', 'no']);
     const other = new TypeError('x');
     expect(asEngineError(other)).toBe(other);
+  });
+});
+
+// Libraries say what is wrong and which file; the remedy is data (`repair`), and each
+// front-end words it: the CLI names its command, the daemon none.
+describe('damaged state carries its repair as data', () => {
+  it('a damaged record names its file, no CLI command, and asks for system-check', () => {
+    const root = cleanups.tempDir('engine-damaged');
+    const records = new RecordStore(root);
+    mkdirSync(records.dir('abc'), { recursive: true });
+    const file = join(records.dir('abc'), 'container.json');
+    writeFileSync(file, '{"id": "abc", ');
+    let caught: unknown;
+    try {
+      records.read('abc');
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(EngineError);
+    const e = caught as EngineError;
+    expect(e.message).toContain(file);
+    expect(e.message).toMatch(/is damaged/);
+    expect(e.message).not.toMatch(/`corral |system check|--repair/);
+    expect([e.kind, e.repair]).toEqual(['Unavailable', 'system-check']);
+    expect(repairAdvice(e)).toMatch(/data root/);
+    expect(repairAdvice(e)).not.toMatch(/corral|--repair/);
+    expect(repairAdvice(new EngineError('NotFound', 'x'))).toBeUndefined();
+  });
+
+  it('keeps the repair of image, runtime and network errors', () => {
+    const img = asEngineError(new ImageError('DAMAGED_STATE', 'the state file /x is damaged')) as EngineError;
+    expect([img.kind, img.repair]).toEqual(['Unavailable', 'system-check']);
+    const blob = new ImageError('DIGEST_MISMATCH', 'blob b holds other data', { repair: 'system-check' });
+    expect((asEngineError(blob) as EngineError).repair).toBe('system-check');
+    expect((asEngineError(new ImageError('DIGEST_MISMATCH', 'pulled bad')) as EngineError).repair).toBeUndefined();
+    const rt = fromRuntime(new RuntimeError('the state file /s is damaged', 125, { repair: 'system-check' }));
+    expect((rt as EngineError).repair).toBe('system-check');
+    const net = fromNetwork(new NetworkError('Unavailable', 'damaged', { repair: 'system-check' }));
+    expect((net as EngineError).repair).toBe('system-check');
+  });
+});
+
+describe("one status vocabulary: the runtime's OCI words in Docker's", () => {
+  it('maps stopped to exited and keeps the others; no runtime state is exited', () => {
+    expect(fromOci('stopped')).toBe('exited');
+    expect(fromOci('created')).toBe('created');
+    expect(fromOci('running')).toBe('running');
+    expect(fromOci('paused')).toBe('paused');
+    const none = {
+      state: (): never => {
+        throw new RuntimeError('container x does not exist', 1);
+      },
+    };
+    expect(runtimeStatus(none, 'x')).toBe('exited');
   });
 });

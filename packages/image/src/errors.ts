@@ -12,18 +12,25 @@ export type ImageErrorCode =
   | 'BAD_LAYER'
   | 'UNSAFE_PATH'
   | 'NO_SPACE'
-  /** A state file of the store (refs.json, a record) does not parse: `corral system check --repair`. */
+  /** A state file of the store (refs.json, a record) does not parse (`repair` is set). */
   | 'DAMAGED_STATE'
   | 'UNSUPPORTED';
 
-/** A typed error of @corral/image; the message says what is wrong and what to do. */
+/** A typed error of @corral/image; the message says what is wrong and which file or blob. */
 export class ImageError extends Error {
   readonly code: ImageErrorCode;
+  /**
+   * The store itself is damaged (a state file, a blob): the data root's check with repair
+   * (@corral/sys's Repair). Data, not words: each front-end names its own command.
+   */
+  readonly repair?: 'system-check';
 
-  constructor(code: ImageErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ImageErrorCode, message: string, options?: { cause?: unknown; repair?: 'system-check' }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ImageError';
     this.code = code;
+    const repair = options?.repair ?? (code === 'DAMAGED_STATE' ? 'system-check' : undefined);
+    if (repair) this.repair = repair;
   }
 }
 

@@ -7,10 +7,13 @@ export type NetworkErrorKind = 'NotFound' | 'Conflict' | 'InvalidArgument' | 'Un
 /** The one base of the errors this package throws on purpose. */
 export class NetworkError extends Error {
   readonly kind: NetworkErrorKind;
-  constructor(kind: NetworkErrorKind, message: string) {
+  /** Damaged state on disk: the data root's check with repair (@corral/sys's Repair). */
+  readonly repair?: 'system-check';
+  constructor(kind: NetworkErrorKind, message: string, options: { repair?: 'system-check' } = {}) {
     super(message);
     this.name = 'NetworkError';
     this.kind = kind;
+    if (options.repair) this.repair = options.repair;
   }
 }
 

@@ -38,11 +38,10 @@ export function readJson<T>(path: string): T | undefined {
     if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('not a JSON object');
     return value as T;
   } catch (e) {
-    // A disk fault or a hand edit: name the file and the repair, never a bare SyntaxError.
-    throw new NetworkError(
-      'Unavailable',
-      `the state file ${path} is damaged (${(e as Error).message}): run \`corral system check --repair\` to set it aside, or remove it`,
-    );
+    // A disk fault or a hand edit: name the file (never a bare SyntaxError); the repair is data.
+    throw new NetworkError('Unavailable', `the state file ${path} is damaged (${(e as Error).message})`, {
+      repair: 'system-check',
+    });
   }
 }
 

@@ -1,4 +1,4 @@
-import { CorralError, type ErrorKind } from '@corral/sys';
+import { CorralError, type ErrorKind, type Repair } from '@corral/sys';
 
 /**
  * A runtime failure with the exit code a runtime CLI uses (runc's: 125, 126/127 for the
@@ -6,8 +6,8 @@ import { CorralError, type ErrorKind } from '@corral/sys';
  */
 export class RuntimeError extends CorralError {
   readonly exitCode: number;
-  constructor(message: string, exitCode = 125) {
-    super(kindOfExit(exitCode), message);
+  constructor(message: string, exitCode = 125, options: { repair?: Repair } = {}) {
+    super(kindOfExit(exitCode), message, options);
     this.name = 'RuntimeError';
     this.exitCode = exitCode;
   }

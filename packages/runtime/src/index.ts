@@ -6,10 +6,10 @@ export { secureJoin } from './paths.js';
 export {
   type ContainerProcess,
   type ContainerState,
-  type ContainerStatus,
   type CreatedContainer,
   type CreateOptions,
   type ExecOptions,
+  type OciStatus,
   Runtime,
   RuntimeError,
 } from './runtime.js';

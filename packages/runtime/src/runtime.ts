@@ -59,7 +59,7 @@ import {
 
 export { RuntimeError } from './errors.js';
 export type { ContainerProcess, CreatedContainer, ExecOptions } from './exec.js';
-export type { ContainerState, ContainerStatus } from './state.js';
+export type { ContainerState, OciStatus } from './state.js';
 
 export interface CreateOptions {
   /** stdin, stdout and stderr of the container's process (child_process stdio forms). */

@@ -30,13 +30,18 @@ export interface StoredState {
   hooks?: Pick<OciHooks, 'poststart' | 'poststop'>;
 }
 
-export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
+/**
+ * A container's status in the OCI runtime spec's words (`runc state`). `creating` is never
+ * reported: `create` returns once the init waits at its exec fifo (`created`). @corral/engine
+ * speaks Docker's words (`exited` for `stopped`) and maps these in one place.
+ */
+export type OciStatus = 'created' | 'running' | 'paused' | 'stopped';
 
 /** The OCI `state` of a container. */
 export interface ContainerState {
   ociVersion: string;
   id: string;
-  status: ContainerStatus;
+  status: OciStatus;
   pid: number;
   bundle: string;
   rootfs: string;
@@ -69,9 +74,10 @@ export function readState(root: string, id: string): StoredState {
   try {
     return JSON.parse(text) as StoredState;
   } catch (e) {
-    throw new RuntimeError(
-      `the state file ${path} is damaged (${(e as Error).message}): run \`corral system check --repair\` to remove it once the container has ended`,
-    );
+    // The remedy is data: a front-end names its own repair command.
+    throw new RuntimeError(`the state file ${path} is damaged (${(e as Error).message})`, 125, {
+      repair: 'system-check',
+    });
   }
 }
 
@@ -106,7 +112,7 @@ function isFrozen(st: StoredState): boolean {
   }
 }
 
-export function statusOf(root: string, st: StoredState): ContainerStatus {
+export function statusOf(root: string, st: StoredState): OciStatus {
   if (!isAlive(st)) return 'stopped';
   if (existsSync(join(root, st.id, 'exec.fifo'))) return 'created';
   return isFrozen(st) ? 'paused' : 'running';

@@ -60,12 +60,22 @@ export type ErrorKind =
   | 'NotExecutable'
   | 'CommandNotFound';
 
+/**
+ * What repairs a failure that no retry fixes, as data: the libraries name what is wrong and
+ * which file, and each front-end words the remedy its own way (the CLI names its command).
+ * `system-check`: state on disk is damaged; the data root's check with repair sets it aside.
+ */
+export type Repair = 'system-check';
+
 /** The one base of the errors corral's libraries throw on purpose (engine, runtime). */
 export class CorralError extends Error {
   readonly kind: ErrorKind;
-  constructor(kind: ErrorKind, message: string) {
+  /** Set when the failure needs a repair of the stored state (see Repair). */
+  readonly repair?: Repair;
+  constructor(kind: ErrorKind, message: string, options: { repair?: Repair } = {}) {
     super(message);
     this.name = 'CorralError';
     this.kind = kind;
+    if (options.repair) this.repair = options.repair;
   }
 }

@@ -13,6 +13,7 @@ import {
 import { type Command, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
 import { bindHandle, consoleSize, onSignals } from '../attach.js';
 import { takeParkedKeeper } from '../early.js';
+import { errorText } from '../errors.js';
 import { bool, engine, int, list, str } from './common.js';
 import { createFlags, processFlags } from './run-flags.js';
 import { inspect } from './inspect.js';
@@ -215,7 +216,7 @@ export const rm: Command = {
         await e.remove(ref, { force: bool(a, 'force'), volumes: bool(a, 'volumes') });
         console.log(ref);
       } catch (err) {
-        console.error(`Error response from daemon: ${(err as Error).message}`);
+        console.error(`Error response from daemon: ${errorText(err)}`);
         code = 1;
       }
     }

@@ -147,7 +147,8 @@ class BlobCheck extends HashingStream {
       done(
         new ImageError(
           'DIGEST_MISMATCH',
-          `blob ${this.expected} (${this.path}) holds ${this.size} bytes with digest ${actual}, not ${this.expectedSize} bytes with its own digest: the store is damaged (see \`corral system check\`); nothing was saved`,
+          `blob ${this.expected} (${this.path}) holds ${this.size} bytes with digest ${actual}, not ${this.expectedSize} bytes with its own digest: the store is damaged; nothing was saved`,
+          { repair: 'system-check' },
         ),
       );
   }
@@ -200,13 +201,15 @@ async function uncompressedManifest(
         } catch (e) {
           throw new ImageError(
             'BAD_LAYER',
-            `${damaged} cannot be read: ${(e as Error).message}; the store is damaged (see \`corral system check\`), nothing was saved`,
+            `${damaged} cannot be read: ${(e as Error).message}; the store is damaged, nothing was saved`,
+            { repair: 'system-check' },
           );
         }
         if (blobHash.digest() !== l.digest)
           throw new ImageError(
             'DIGEST_MISMATCH',
-            `${damaged} holds data with digest ${blobHash.digest()}; the store is damaged (see \`corral system check\`), nothing was saved`,
+            `${damaged} holds data with digest ${blobHash.digest()}; the store is damaged, nothing was saved`,
+            { repair: 'system-check' },
           );
         const digest = hasher.digest();
         const size = hasher.size;
@@ -214,6 +217,7 @@ async function uncompressedManifest(
           throw new ImageError(
             'DIGEST_MISMATCH',
             `layer ${l.digest} uncompresses to ${digest}, but its diff ID is ${l.diffId}; the store is damaged`,
+            { repair: 'system-check' },
           );
         }
         blobs.set(l.diffId, { digest, size, path: tmp });

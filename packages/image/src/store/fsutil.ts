@@ -71,12 +71,9 @@ export function readJsonFile<T>(path: string): T | undefined {
   }
 }
 
-/** What to say about a state file that does not parse (a disk fault, a hand edit). */
+/** What to say about a state file that does not parse (a disk fault, a hand edit); `repair` is set. */
 export function damagedState(path: string, why: string): ImageError {
-  return new ImageError(
-    'DAMAGED_STATE',
-    `the state file ${path} is damaged (${why}): run \`corral system check --repair\` to set it aside and repair the store`,
-  );
+  return new ImageError('DAMAGED_STATE', `the state file ${path} is damaged (${why})`);
 }
 
 export function pidAlive(pid: number): boolean {
