@@ -98,6 +98,21 @@ describe('the keeper is SIGKILLed', () => {
   });
 });
 
+describe('the keeper of an attached run is SIGKILLed', () => {
+  it('the run ends with 137 and the reason is recorded; nothing is left', async () => {
+    const run = background(['run', '--name', 'lost', 'busybox', 'sh', '-c', 'sleep 30; exit 4']);
+    await until(async () => (await status('lost')).includes('Up'), 'lost to run');
+    const r = await inspect('lost');
+    const cgroups = cgroupDirs(r.id);
+    process.kill(r.state.watcherPid, 'SIGKILL');
+    expect(await run.exited).toBe(137);
+    const after = await inspect('lost');
+    expect(after.state.exitCode).toBe(137);
+    expect(after.state.error).toMatch(/keeper was killed/);
+    expect(leftovers(r.id, cgroups)).toEqual([]);
+  });
+});
+
 describe("the keeper is out of the container's reach", () => {
   it('the program sees no keeper and no fd of the host; what it writes cannot drive its keeper (canary)', async () => {
     const canary = mkdtempSync(join(tmpdir(), 'corral-keeper-canary-'));

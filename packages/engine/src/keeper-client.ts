@@ -132,6 +132,9 @@ export class KeeperClient {
     const kept = this.kept;
     if (!kept || kept.exitCode !== null) return;
     this.lost = true;
+    // Its parent-death signal has killed the container, unless the keeper died before the init
+    // had set it: then this end does it, as the keeper would have.
+    (await this.init.catch(() => null))?.kill('SIGKILL');
     const startTime = procStartTime(kept.pid);
     while (startTime !== null && procStartTime(kept.pid) === startTime)
       await new Promise((r) => setTimeout(r, 10));
