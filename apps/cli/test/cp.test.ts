@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import {
   chownSync,
   mkdirSync,
@@ -242,5 +242,22 @@ describe('corral cp with a stopped container', () => {
     await ok(['start', 'cold']);
     expect((await ok(['wait', 'cold'])).out).toBe('0');
     expect((await ok(['logs', 'cold'])).stdout).toBe('given while created\n');
+  });
+
+  it('takes off the root a killed copy left mounted when the container is removed', async () => {
+    await ok(['create', '--name', 'killed', 'busybox', 'true']);
+    // A copy in from a stdin that never ends holds the stopped container's root mounted.
+    const child = spawn(process.execPath, ['--', corralBin, '--root', s.root, 'cp', '-', 'killed:/tmp'], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    await until(
+      async () => s.mounts().some((l) => /\/cp-\d+-[0-9a-f]+ /.test(l)),
+      'the copy to mount the root',
+    );
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(s.mounts().some((l) => l.includes('/cp-'))).toBe(true);
+    await ok(['rm', 'killed']);
+    expect(s.mounts().filter((l) => l.includes('/cp-'))).toEqual([]);
   });
 });
