@@ -4,19 +4,30 @@ import { CorralError } from '@corral/engine';
 import { type Command, type Context, checkArity, helpText, parseArgs, UsageError } from './args.js';
 import { aboutCommands, versionLine } from './commands/about.js';
 import { containerCommands } from './commands/containers.js';
+import { cp } from './commands/cp.js';
 import { events } from './commands/events.js';
 import { imageCommands } from './commands/images.js';
 import { networkCommands } from './commands/network.js';
+import { container } from './commands/prune.js';
 import { stats } from './commands/stats.js';
+import { system } from './commands/system.js';
 import { volumeCommands } from './commands/volume.js';
 import { releaseParkedInit } from './early.js';
 import { errorText } from './errors.js';
 
 const commands = new Map<string, Command>(
-  [...containerCommands, stats, events, ...imageCommands, ...networkCommands, ...volumeCommands, ...aboutCommands].map((c) => [
-    c.name,
-    c,
-  ]),
+  [
+    ...containerCommands,
+    cp,
+    container,
+    stats,
+    events,
+    ...imageCommands,
+    ...networkCommands,
+    system,
+    ...volumeCommands,
+    ...aboutCommands,
+  ].map((c) => [c.name, c]),
 );
 
 function usage(): string {
