@@ -85,9 +85,11 @@ export class EngineContext {
 
   /**
    * The snapshots of containers made with a storage driver: each container's folder holds its
-   * writable layer (upper/, work/); the image store keeps the read-only layers.
+   * writable layer (upper/, work/); the image store keeps the read-only layers. The engine
+   * reaches storage only through it (prepare, mounts, view, unmount, cleanup); `cleanup` takes
+   * unions of any backend off, so a caller without a record's driver may leave it out.
    */
-  snapshots(driver: string): Snapshotter {
+  snapshots(driver = 'overlay'): Snapshotter {
     return new Snapshotter((id) => this.records.dir(id), driver);
   }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Pid1Process } from '@corral/pidns';
 import { type CreatedContainer, type InitStdio, RuntimeError } from '@corral/runtime';
 import { procStartTime } from '@corral/sys';
-import { cleanupStale, getUnionFs, mountAll, type UnionMount } from '@corral/unionfs';
+import { mountAll, type UnionMount } from '@corral/unionfs';
 import type { EngineContext } from './context.js';
 import { signalNumber } from './create.js';
 import { EngineError } from './errors.js';
@@ -148,9 +148,9 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
     const dir = ctx.records.dir(r.id);
     const rootfs = join(dir, 'rootfs');
     // Leftovers of a crash between mount and record: unmount, clear the runtime's state.
-    cleanupStale(rootfs);
+    const snaps = ctx.snapshots(r.hostConfig.storageDriver);
+    snaps.cleanup(rootfs);
     await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
-    const union = getUnionFs(r.hostConfig.storageDriver);
     // The network is made while the root is mounted (the plugins are processes of their own).
     const network = setupNetwork(ctx, r).then(
       (netns) => ({ netns }),
@@ -161,7 +161,7 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
     };
     let mounted: UnionMount;
     try {
-      mounted = await mountAll(ctx.snapshots(r.hostConfig.storageDriver).mounts(r.id, r.layers), rootfs);
+      mounted = await mountAll(snaps.mounts(r.id, r.layers), rootfs);
     } catch (e) {
       await dropNetwork();
       throw new EngineError('CannotStart', `mounting the container's root: ${(e as Error).message}`);
@@ -224,7 +224,7 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       ctx.releasing.add(r.id);
       await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
       await dropNetwork();
-      await union.unmount(rootfs, { detach: true }).catch(() => cleanupStale(rootfs));
+      await snaps.unmount(rootfs);
       throw fromRuntime(e);
     }
   } catch (e) {
@@ -265,9 +265,7 @@ export async function finish(
   const rootfs = ctx.rootfs(r.id);
   await Promise.all([
     teardownNetwork(ctx, r).catch(() => {}), // what is left, the next Engine.open takes
-    getUnionFs(r.hostConfig.storageDriver)
-      .unmount(rootfs, { detach: true })
-      .catch(() => cleanupStale(rootfs)),
+    ctx.snapshots(r.hostConfig.storageDriver).unmount(rootfs),
   ]);
   const done = ctx.records.update(r.id, (x) => {
     x.state.status = 'exited';
@@ -475,7 +473,7 @@ export async function discard(
   ctx.releasing.add(r.id);
   await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
   await teardownNetwork(ctx, r).catch(() => {});
-  cleanupStale(ctx.rootfs(r.id));
+  ctx.snapshots(r.hostConfig.storageDriver).cleanup(ctx.rootfs(r.id));
   if (!ctx.records.read(r.id)) return;
   ctx.records.remove(r);
   await releaseImage(ctx, r);

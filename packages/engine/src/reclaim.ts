@@ -1,5 +1,4 @@
 import { isMountPoint, procStartTime } from '@corral/sys';
-import { cleanupStale } from '@corral/unionfs';
 import type { EngineContext } from './context.js';
 import { discard, keeperAlive, reconcile } from './lifecycle.js';
 import { reconcileNetworks } from './network.js';
@@ -70,7 +69,7 @@ export async function reclaimUnkept(ctx: EngineContext): Promise<string[]> {
     if (!left && !(ran && r.hostConfig.autoRemove)) continue;
     ctx.releasing.add(id);
     await ctx.runtime.delete(id, { force: true }).catch(() => {});
-    cleanupStale(rootfs);
+    ctx.snapshots(r.hostConfig.storageDriver).cleanup(rootfs);
     if (ran && r.hostConfig.autoRemove) await discard(ctx, r);
     reclaimed.push(id);
   }

@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { openCgroup } from '@corral/cgroups';
 import type { Finding } from '@corral/image';
 import { procStartTime, readMountInfo } from '@corral/sys';
-import { cleanupStale } from '@corral/unionfs';
 import type { EngineContext } from './context.js';
 import { reconcile } from './lifecycle.js';
 import { type ContainerRecord, runtimeStatus } from './records.js';
@@ -66,7 +65,7 @@ export async function systemCheck(
   const mountsUnder = (dir: string) => mounts().filter((m) => m === dir || m.startsWith(`${dir}/`));
   const unmountAll = (dir: string) => {
     // Deepest first: a mount stacked inside another goes before it.
-    for (const m of mountsUnder(dir).sort((a, b) => b.length - a.length)) cleanupStale(m);
+    for (const m of mountsUnder(dir).sort((a, b) => b.length - a.length)) ctx.snapshots().cleanup(m);
   };
   // Every container the runtime has a folder for: with its state.json, or half created (a
   // create SIGKILLed before it wrote one, which delete takes away too).
@@ -206,7 +205,7 @@ export async function systemCheck(
     )
       continue;
     await add('mount', `${m} is mounted but belongs to no container`, () => {
-      cleanupStale(m);
+      ctx.snapshots().cleanup(m);
       return 'unmounted';
     });
   }

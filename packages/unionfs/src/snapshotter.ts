@@ -3,7 +3,7 @@
 // turns that data into a mount. The backend is picked by name, so `fuse` is one more name.
 import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupStale } from './cleanup.js';
+import { type CleanupResult, cleanupStale } from './cleanup.js';
 import { UnionFsError } from './errors.js';
 import { getUnionFs } from './registry.js';
 import type { BackendName, UnionMount } from './types.js';
@@ -84,6 +84,25 @@ export class Snapshotter {
     const dir = this.dirOf(key);
     rmSync(join(dir, 'upper'), { recursive: true, force: true });
     rmSync(join(dir, 'work'), { recursive: true, force: true });
+  }
+
+  /**
+   * Takes a root mounted by mountAll off `target`. A mount the backend cannot take off (its
+   * server died, a crash left it) is cleared as `cleanup` does; never throws for that.
+   */
+  async unmount(target: string): Promise<void> {
+    await getUnionFs(this.backend)
+      .unmount(target, { detach: true })
+      .catch(() => cleanupStale(target));
+  }
+
+  /**
+   * Clears what a crash left mounted at `target`: every union mount stacked there (of any
+   * backend, a dead server's too), detached. Refuses any other kind of mount; a target with
+   * nothing mounted is no error. For reclaiming after a crash and for a data root's check.
+   */
+  cleanup(target: string): CleanupResult {
+    return cleanupStale(target);
   }
 }
 

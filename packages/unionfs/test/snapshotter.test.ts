@@ -72,4 +72,23 @@ describe.each(['overlay', 'fuse'] as BackendName[])('Snapshotter (%s)', (backend
     await expect(mountAll(two, join(root, 'rw'))).rejects.toMatchObject({ code: 'BAD_OPTIONS' });
     expect(() => new Snapshotter(() => root, 'no-such-backend')).toThrow(/no-such-backend/);
   });
+
+  it('unmount takes a root off; cleanup clears a mount a crash left', async () => {
+    root = tempDir(`snap-${backend}`, 'snaps', 'rw');
+    buildLayer(join(root, 'l0'), { a: 'a' });
+    const snaps = new Snapshotter((key) => join(root, 'snaps', key), backend);
+    const rw = join(root, 'rw');
+    await mountAll(snaps.prepare('c1', [join(root, 'l0')]), rw);
+    await snaps.unmount(rw);
+    expect(mountsUnder(root)).toEqual([]);
+    await snaps.unmount(rw); // nothing mounted: no error
+
+    // A root left by an owner that never unmounted (a crash).
+    await mountAll(snaps.view('c1', [join(root, 'l0')]), rw);
+    expect(mountsUnder(root)).toHaveLength(1);
+    expect(snaps.cleanup(rw)).toEqual({ unmounted: 1 });
+    expect(mountsUnder(root)).toEqual([]);
+    expect(snaps.cleanup(rw)).toEqual({ unmounted: 0 });
+    expect(readFileSync(join(root, 'l0', 'a'), 'utf8')).toBe('a'); // the layers untouched
+  });
 });
