@@ -68,6 +68,26 @@ describe('corrald API', () => {
     expect(containerDirs(d.root)).toEqual([]);
   });
 
+  it('answers a damaged record with its file and the repair in words for an API client, no CLI command', async () => {
+    const made = await create({ Image: 'busybox', Cmd: ['true'], HostConfig: { NetworkMode: 'none' } }, 'damaged');
+    expect(made.status).toBe(201);
+    const id = made.json().Id as string;
+    const file = join(d.root, 'containers', id, 'container.json');
+    const whole = readFileSync(file, 'utf8');
+    writeFileSync(file, whole.slice(0, 20));
+    try {
+      const r = await d.api('GET', `/containers/${id}/json`);
+      expect(r.status).toBe(500);
+      const message = r.json().message as string;
+      expect(message).toContain(`the state file ${file} is damaged`);
+      expect(message).toMatch(/data root holds damaged state: its check with repair/);
+      expect(message).not.toMatch(/`corral |system check|--repair/);
+    } finally {
+      writeFileSync(file, whole);
+    }
+    expect((await d.api('DELETE', `/containers/${id}`)).status).toBe(204);
+  });
+
   it('never follows a container reference out of the data root (a planted record, a canary folder)', async () => {
     // names/../../evil -> ../x: a ref of `../../evil` once read DIR/root/x/container.json,
     // whose id `../../canary` rm -f then removed.
