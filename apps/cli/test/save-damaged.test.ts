@@ -37,6 +37,8 @@ describe('save of an image with a damaged blob', () => {
     const r = await s.corral(['save', '-o', file, 'dmg:1']);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`sha256:${layer!.n}`);
+    // The library says what is damaged; the CLI adds its own command for the repair.
+    expect(r.stderr).toMatch(/the store is damaged.*: run `corral system check --repair`/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(existsSync(file)).toBe(false);
     expect(readdirSync(s.root).filter((n) => n.includes('damaged'))).toEqual([]);
