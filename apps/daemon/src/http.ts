@@ -1,7 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex, type Readable, type Writable } from 'node:stream';
-import { API_VERSION, CorralError, EngineError, httpStatus, MIN_API_VERSION, repairAdvice } from '@corral/engine';
+import {
+  API_VERSION,
+  CorralError,
+  EngineError,
+  httpStatus,
+  MIN_API_VERSION,
+  repairAdvice,
+} from '@corral/engine';
 
 /** The newest Docker Engine API version corrald implements, and the oldest it accepts (the engine's). */
 export { API_VERSION, MIN_API_VERSION };

@@ -69,7 +69,10 @@ describe('corrald API', () => {
   });
 
   it('answers a damaged record with its file and the repair in words for an API client, no CLI command', async () => {
-    const made = await create({ Image: 'busybox', Cmd: ['true'], HostConfig: { NetworkMode: 'none' } }, 'damaged');
+    const made = await create(
+      { Image: 'busybox', Cmd: ['true'], HostConfig: { NetworkMode: 'none' } },
+      'damaged',
+    );
     expect(made.status).toBe(201);
     const id = made.json().Id as string;
     const file = join(d.root, 'containers', id, 'container.json');
@@ -164,7 +167,11 @@ describe('corrald API', () => {
     const secret = join(dir, 'secret');
     writeFileSync(secret, 'CANARY-91c2 not json');
     for (const path of [profile, secret]) {
-      const r = await create({ Image: 'busybox', Cmd: ['true'], HostConfig: { SecurityOpt: [`seccomp=${path}`] } });
+      const r = await create({
+        Image: 'busybox',
+        Cmd: ['true'],
+        HostConfig: { SecurityOpt: [`seccomp=${path}`] },
+      });
       expect([r.status, r.json().message]).toEqual([400, expect.stringContaining('must be inline JSON')]);
       expect(r.text).not.toContain('CANARY');
     }

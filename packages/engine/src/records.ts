@@ -399,7 +399,9 @@ function keepSpare(dir: string): void {
 
 /** A state file that does not parse: named; the repair is data (`repair`), worded by each front-end. */
 export function damagedRecord(path: string, why: string): EngineError {
-  return new EngineError('Unavailable', `the state file ${path} is damaged (${why})`, { repair: 'system-check' });
+  return new EngineError('Unavailable', `the state file ${path} is damaged (${why})`, {
+    repair: 'system-check',
+  });
 }
 
 export function unlinkQuiet(path: string): void {

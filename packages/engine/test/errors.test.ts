@@ -1,10 +1,10 @@
-import { ImageError } from '@corral/image';
-import { RuntimeError } from '@corral/runtime';
-import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ImageError } from '@corral/image';
 import { NetworkError } from '@corral/network';
+import { RuntimeError } from '@corral/runtime';
 import { Cleanups } from '@corral/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
 import { asEngineError, CorralError, EngineError, httpStatus, repairAdvice } from '../src/errors.js';
 import { fromRuntime } from '../src/lifecycle.js';
 import { fromNetwork } from '../src/network-config.js';
@@ -79,7 +79,9 @@ describe('damaged state carries its repair as data', () => {
     expect([img.kind, img.repair]).toEqual(['Unavailable', 'system-check']);
     const blob = new ImageError('DIGEST_MISMATCH', 'blob b holds other data', { repair: 'system-check' });
     expect((asEngineError(blob) as EngineError).repair).toBe('system-check');
-    expect((asEngineError(new ImageError('DIGEST_MISMATCH', 'pulled bad')) as EngineError).repair).toBeUndefined();
+    expect(
+      (asEngineError(new ImageError('DIGEST_MISMATCH', 'pulled bad')) as EngineError).repair,
+    ).toBeUndefined();
     const rt = fromRuntime(new RuntimeError('the state file /s is damaged', 125, { repair: 'system-check' }));
     expect((rt as EngineError).repair).toBe('system-check');
     const net = fromNetwork(new NetworkError('Unavailable', 'damaged', { repair: 'system-check' }));

@@ -3,7 +3,15 @@ export * from './calls.js';
 export * from './caps.js';
 export * from './constants.js';
 export { DirFd } from './dir.js';
-export { CorralError, type ErrorKind, type Repair, errnoName, errnoValue, isErrno, SyscallError } from './errors.js';
+export {
+  CorralError,
+  type ErrorKind,
+  errnoName,
+  errnoValue,
+  isErrno,
+  type Repair,
+  SyscallError,
+} from './errors.js';
 export * from './fuse.js';
 export {
   fdPath,

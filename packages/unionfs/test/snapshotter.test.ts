@@ -31,7 +31,9 @@ describe.each(['overlay', 'fuse'] as BackendName[])('Snapshotter (%s)', (backend
 
     const specs = snaps.prepare('c1', parents);
     const dir = join(root, 'snaps', 'c1');
-    expect(specs).toEqual([{ type: backend, lower: parents, upper: join(dir, 'upper'), work: join(dir, 'work') }]);
+    expect(specs).toEqual([
+      { type: backend, lower: parents, upper: join(dir, 'upper'), work: join(dir, 'work') },
+    ]);
     expect(readdirSync(dir).sort()).toEqual(['upper', 'work']);
     expect(mountsUnder(root)).toEqual([]); // data only: nothing is mounted yet
 
