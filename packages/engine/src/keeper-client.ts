@@ -80,6 +80,7 @@ export class KeeperClient {
   lost = false;
   private readonly control: Duplex;
   private kept: KeptChild | null = null;
+  private keptStartTime: number | null = null;
   private released = false;
 
   /**
@@ -111,6 +112,7 @@ export class KeeperClient {
             if (procStartTime(m.pid) !== m.startTime)
               return reject(new Error('the container init died at once'));
             this.kept = new KeptChild(m.pid, sync);
+            this.keptStartTime = m.startTime;
             resolve(new Pid1Process(this.kept as unknown as ChildProcess));
           } else if (m.type === 'failed') reject(new Error(`the container's keeper: ${m.message}`));
           else if (m.type === 'exit') this.kept?.ended(m.code);
@@ -172,11 +174,25 @@ export class KeeperClient {
     this.child.unref();
   }
 
-  /** Ends the keeper (a launch that failed): its init goes with it. */
+  /**
+   * Ends the keeper (a launch that failed) and its init. An init still parked before its
+   * config has no parent-death signal yet: it is killed here when known, and our end of its
+   * sync socket is closed, so that it reads EOF and ends and nothing keeps this process alive.
+   */
   kill(): void {
     this.released = true;
+    const kept = this.kept;
+    // By start time: a pid the keeper has reaped may be someone else's by now.
+    if (kept && kept.exitCode === null && procStartTime(kept.pid) === this.keptStartTime) {
+      try {
+        process.kill(kept.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     this.child.kill('SIGKILL');
     this.control.destroy();
+    (this.child.stdio[KEEPER_SYNC_FD] as unknown as Duplex | null)?.destroy();
   }
 }
 
