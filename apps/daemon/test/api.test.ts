@@ -148,9 +148,10 @@ describe('corrald API', () => {
         'HostConfig.Mounts[0].BindOptions.CreateMountpoint',
       ],
       [{ VolumeDriver: 'nfs' }, 'HostConfig.VolumeDriver'],
-      [{ RestartPolicy: { Name: 'always' } }, 'HostConfig.RestartPolicy'],
+      [{ RestartPolicy: { Name: 'sometimes' } }, 'sometimes'],
+      [{ MaskedPaths: ['/etc'] }, 'HostConfig.MaskedPaths'],
       [{ PidMode: 'host' }, 'HostConfig.PidMode'],
-      [{ Devices: [{ PathOnHost: '/dev/sda' }] }, 'HostConfig.Devices'],
+      [{ Devices: [{ PathOnHost: '/dev/corral-no-such-device' }] }, 'no such device'],
     ] as const) {
       const r = await create({ Image: 'busybox', Cmd: ['true'], HostConfig: host });
       expect([r.status, r.json().message]).toEqual([400, expect.stringContaining(field)]);
