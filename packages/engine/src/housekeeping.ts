@@ -19,7 +19,10 @@ export const filtersImplyAll = (f: ContainerFilters) => Boolean(f.status?.length
 export function labelsMatch(labels: Record<string, string>, wanted: readonly string[]): boolean {
   return wanted.every((w) => {
     const i = w.indexOf('=');
-    return i < 0 ? w in labels : labels[w.slice(0, i)] === w.slice(i + 1);
+    // Own keys only: `label=constructor` must not match every container.
+    if (i < 0) return Object.hasOwn(labels, w);
+    const k = w.slice(0, i);
+    return Object.hasOwn(labels, k) && labels[k] === w.slice(i + 1);
   });
 }
 
