@@ -4,6 +4,7 @@ import type { Pid1Process } from '@corral/pidns';
 import { type CreatedContainer, type InitStdio, RuntimeError } from '@corral/runtime';
 import { procStartTime } from '@corral/sys';
 import { mountAll, type UnionMount } from '@corral/unionfs';
+import { releaseCopyMounts } from './archive/container.js';
 import type { EngineContext } from './context.js';
 import { signalNumber } from './create.js';
 import { EngineError } from './errors.js';
@@ -474,6 +475,7 @@ export async function discard(
   await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
   await teardownNetwork(ctx, r).catch(() => {});
   ctx.snapshots(r.hostConfig.storageDriver).cleanup(ctx.rootfs(r.id));
+  releaseCopyMounts(ctx.records.dir(r.id)); // roots a killed `cp` left mounted
   if (!ctx.records.read(r.id)) return;
   ctx.records.remove(r);
   await releaseImage(ctx, r);
