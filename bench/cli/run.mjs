@@ -160,7 +160,8 @@ function hyperfine(cmds, runs, extra = []) {
   const args = ['-N', '--runs', String(runs), '--export-json', out, ...extra];
   for (const c of cmds) args.push('-n', c.name, sh(c.argv));
   const r = spawnSync('hyperfine', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`hyperfine failed: ${r.stderr.trim().split('\n').slice(-6).join('\n')}`);
+  if (r.status !== 0)
+    throw new Error(`hyperfine failed: ${r.stderr.trim().split('\n').slice(-6).join('\n')}`);
   return JSON.parse(readFileSync(out, 'utf8')).results.map((r) => ({
     name: r.command,
     times: r.times.map((t) => t * 1000),
@@ -215,7 +216,8 @@ function profile(c) {
   const p = JSON.parse(readFileSync(join(dir, file), 'utf8'));
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map();
-  p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000));
+  for (const [i, id] of p.samples.entries())
+    self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000);
   const fns = new Map();
   const kinds = new Map();
   for (const [id, ms] of self) {
