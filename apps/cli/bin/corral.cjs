@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The bundle (../../scripts/bundle.mjs) when the build made one: one CommonJS file, compiled
 // from a V8 code cache beside it, so that a command neither starts the ESM loader nor loads the
-// modules it does not use (issue 15); the package's dist otherwise.
+// modules it does not use (issue 15); the package's dist otherwise. The npm package ships no
+// bundle (package.json files): it reaches the other packages by this workspace's folders.
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 
