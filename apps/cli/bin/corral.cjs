@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
 // The bundle (../../scripts/bundle.mjs) when the build made one: one CommonJS file, compiled
 // from a V8 code cache beside it, so that a command neither starts the ESM loader nor loads the
 // modules it does not use (issue 15); the package's dist otherwise. The npm package ships no
