@@ -177,6 +177,39 @@ describe('docker run and corral run, side by side', () => {
     await corral.must(['rm', '-f', 'hc', none]);
   });
 
+  it('--restart on-failure:2: a failing program runs three times in all, then stays exited with its code', async () => {
+    const name = 'restart-twice';
+    const args = [
+      '-d',
+      '--name',
+      name,
+      '--restart',
+      'on-failure:2',
+      'busybox',
+      'sh',
+      '-c',
+      'echo ran; exit 3',
+    ];
+    const [d, c] = await both(args);
+    expect(d.status, `docker: ${d.stderr}`).toBe(0);
+    expect(c.status, `corral: ${c.stderr}`).toBe(0);
+    // Each engine's wait returns at the first exit: poll until the policy has run out.
+    const settled = async (run: (a: string[]) => Promise<Result>) => {
+      let r: Result | undefined;
+      await until(async () => {
+        r = await run(['inspect', '-f', '{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}', name]);
+        return r.status === 0 && r.stdout.trim() === '2 exited 3';
+      }, 'the restart policy to run out');
+      return r!.stdout.trim();
+    };
+    expect(await settled((a) => dockerd!.docker(a))).toBe('2 exited 3');
+    expect(await settled((a) => corral.run(a))).toBe('2 exited 3');
+    const logs = await Promise.all([dockerd!.docker(['logs', name]), corral.run(['logs', name])]);
+    expect(logs.map((l) => l.stdout.trim())).toEqual(['ran\nran\nran', 'ran\nran\nran']);
+    await dockerd!.docker(['rm', '-f', name]);
+    await corral.run(['rm', '-f', name]);
+  });
+
   it("bad input: an unknown ulimit, soft above hard, a hard limit above the caller's, a missing env-file", async () => {
     for (const args of [
       ['--ulimit', 'nofiles=10'],
