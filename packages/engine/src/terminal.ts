@@ -1,20 +1,27 @@
 import { closeSync, writeSync } from 'node:fs';
-import { type Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, Writable } from 'node:stream';
 import { ReadStream } from 'node:tty';
 import { setWindowSize } from '@corral/sys';
 
 /**
  * The output side of a container's terminal (the pty master) as a stream. The kernel ends a
  * master with EIO once the program and everything holding the slave are gone: that is the
- * end of the stream, not an error (any other error ends it too, reported to `onError`).
+ * end of the stream, not an error (any other error ends it too, reported to `onError`). The
+ * master's own ReadStream would hand that EIO to an async iterator as an error whatever
+ * listener it has, so readers get a PassThrough that simply ends.
  */
 export function terminalOutput(master: number, onError?: (e: Error) => void): Readable {
-  const stream = new ReadStream(master);
-  stream.on('error', (e: NodeJS.ErrnoException) => {
+  const source = new ReadStream(master);
+  const output = new PassThrough();
+  source.pipe(output);
+  source.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EIO') onError?.(e);
-    stream.destroy();
+    source.unpipe(output);
+    output.end();
   });
-  return stream;
+  // A reader that gives up (destroy) stops the reads of the master too.
+  output.on('close', () => source.destroy());
+  return output;
 }
 
 /** A container's terminal as a front-end uses it: what it shows, what is typed, its size. */
