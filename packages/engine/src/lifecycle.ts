@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Pid1Process } from '@corral/pidns';
 import { type CreatedContainer, type InitStdio, RuntimeError } from '@corral/runtime';
 import { procStartTime } from '@corral/sys';
-import { mountAll, type UnionMount } from '@corral/unionfs';
+import { mountAll, type UnionMount, type UnionServerExit } from '@corral/unionfs';
 import { releaseCopyMounts } from './archive/container.js';
 import type { EngineContext } from './context.js';
 import { signalNumber } from './create.js';
@@ -18,7 +18,9 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The runtime's errors as the engine's (their kind kept: 125/126/127 for the program). */
 export function fromRuntime(e: unknown, prefix = ''): unknown {
-  return e instanceof RuntimeError ? new EngineError(e.kind, `${prefix}${e.message}`, { repair: e.repair }) : e;
+  return e instanceof RuntimeError
+    ? new EngineError(e.kind, `${prefix}${e.message}`, { repair: e.repair })
+    : e;
 }
 
 function processAlive(ctx: EngineContext, r: ContainerRecord): boolean {
@@ -42,6 +44,8 @@ export function keeperAlive(r: ContainerRecord): boolean {
  * Engine.open (reclaimUnkept).
  */
 export function reconcile(ctx: EngineContext, r: ContainerRecord): ContainerRecord {
+  if (r.state.status === 'running' && storageServerGone(r))
+    r = failStorage(ctx, r.id, r.state.storagePid!, null);
   if ((r.state.status !== 'running' && !r.state.restarting) || keeperAlive(r)) return r;
   if (r.state.status === 'running' && processAlive(ctx, r)) {
     if (r.state.watcherPid === undefined) return r; // a record of a version before keepers
@@ -75,24 +79,44 @@ export function runningRecord(ctx: EngineContext, ref: string): ContainerRecord 
   return r;
 }
 
+/** The record names a storage server (the fuse driver) that is no longer that process. */
+function storageServerGone(r: ContainerRecord): boolean {
+  const pid = r.state.storagePid;
+  return pid !== undefined && procStartTime(pid) !== r.state.storageStartTime;
+}
+
 /**
  * A root served by a process (the fuse driver) whose server ends while the container runs
- * leaves a root that answers ENOTCONN: the container is killed and recorded as failed.
+ * leaves a root that answers ENOTCONN: the container is killed and recorded as failed (its
+ * keeper records the exit). The launching process watches its server while it lives; after
+ * it has gone (`run -d`), every command's reconcile checks the server by pid and start time.
  */
+function failStorage(
+  ctx: EngineContext,
+  id: string,
+  pid: number,
+  exit: UnionServerExit | null,
+): ContainerRecord {
+  const how = exit ? ` (${exit.signal ?? `exit code ${exit.code}`})` : '';
+  const r = ctx.records.update(id, (x) => {
+    x.state.error ??= `the storage server (pid ${pid}) of the container's root ended${how}: its files are gone from under it`;
+    x.state.storagePid = undefined;
+  });
+  try {
+    ctx.runtime.kill(id, 'SIGKILL');
+  } catch {
+    // ended meanwhile
+  }
+  return r;
+}
+
 function watchStorage(ctx: EngineContext, id: string, m: UnionMount): void {
   if (m.pid === null) return;
   m.closed.then((exit) => {
     if (ctx.releasing.has(id)) return;
     const r = ctx.records.read(id);
-    if (r?.state.status !== 'running') return;
-    ctx.records.update(id, (x) => {
-      x.state.error = `the storage server (pid ${m.pid}) of the container's root ended (${exit.signal ?? `exit code ${exit.code}`}): its files are gone from under it`;
-    });
-    try {
-      ctx.runtime.kill(id, 'SIGKILL');
-    } catch {
-      // ended meanwhile
-    }
+    if (r?.state.status !== 'running' || r.state.storagePid === undefined) return;
+    failStorage(ctx, id, m.pid as number, exit);
   });
 }
 
@@ -198,7 +222,9 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       o.keeper?.started();
       o.onStep?.('started');
       checkAborted(o.abort);
-      const keeper = o.keeper ? keeperIdentity(o.keeper) : { pid: process.pid, startTime: procStartTime(process.pid) };
+      const keeper = o.keeper
+        ? keeperIdentity(o.keeper)
+        : { pid: process.pid, startTime: procStartTime(process.pid) };
       ctx.records.update(r.id, (x) => {
         x.state = {
           ...x.state,
@@ -213,6 +239,9 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
         };
         x.state.watcherPid = keeper?.pid;
         x.state.keeperStartTime = keeper?.startTime ?? undefined;
+        const server = mounted.pid === null ? null : procStartTime(mounted.pid);
+        x.state.storagePid = server === null ? undefined : (mounted.pid as number);
+        x.state.storageStartTime = server ?? undefined;
         x.state.restarting = false;
         // A start by hand clears a stop by hand; the keeper's own restarts leave it for `stop`.
         if (o.restarted) x.state.restartCount = (x.state.restartCount ?? 0) + 1;
@@ -252,9 +281,11 @@ export async function finish(
   const r = ctx.records.resolve(ref);
   ctx.releasing.add(r.id);
   // The code and time first: a finish interrupted while it releases still leaves them.
+  // The unmount below ends a storage server: not a failure for a reconcile meanwhile.
   ctx.records.update(r.id, (x) => {
     x.state.exitCode = exitCode;
     x.state.finishedAt = new Date().toISOString();
+    x.state.storagePid = undefined;
   });
   let oomKilled = false;
   try {

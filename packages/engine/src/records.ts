@@ -129,6 +129,9 @@ export interface ContainerRecord {
     /** The container's keeper (keeper.ts), which records its exit, with its start time. */
     watcherPid?: number;
     keeperStartTime?: number;
+    /** The process serving the container's root (the fuse driver), with its start time. */
+    storagePid?: number;
+    storageStartTime?: number;
     /** Waiting to start again under its restart policy (Docker's State.Restarting). */
     restarting?: boolean;
     /** Starts by the restart policy so far (Docker's RestartCount). */
