@@ -6,8 +6,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { busyboxRootfs, Cleanups, exec, must, removeTree } from '@corral/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { busyboxRootfs, Cleanups, corralBin, exec, must, removeTree } from '@corral/testkit';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -137,7 +137,13 @@ describe('packages as an npm user gets them', () => {
 
       prepare?.(project);
       const readme = readFileSync(path.join(repo, dir, 'README.md'), 'utf8');
-      const env = { ...process.env, CORRAL_ROOT: path.join(project, 'data') };
+      const data = path.join(project, 'data');
+      const env = { ...process.env, CORRAL_ROOT: data };
+      // A container on the default network leaves the root's bridge up while the root lives.
+      onTestFinished(async () => {
+        if (existsSync(path.join(data, 'network', 'networks')))
+          await must(process.execPath, ['--', corralBin, '--root', data, 'network', 'down']);
+      });
       const js = /```js\n([\s\S]*?)```/.exec(readme)?.[1];
       if (js) {
         writeFileSync(path.join(project, 'demo.mjs'), js);

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { MissingPluginError } from './errors.js';
 import { mustRun, run } from './run.js';
 
@@ -39,8 +39,13 @@ export async function hostLinks(): Promise<string[]> {
  * A raw PREROUTING rule drops anything arriving on the bridge for 127.0.0.0/8 (the replies
  * to published-port traffic arrive for the bridge's address and pass).
  */
-export async function ensureBridge(name: string, gatewayCidr: string, rules: boolean): Promise<void> {
-  if (!(await bridgeReady(name, gatewayCidr))) await makeBridge(name, gatewayCidr);
+export async function ensureBridge(
+  name: string,
+  gatewayCidr: string,
+  rules: boolean,
+  owner?: string,
+): Promise<void> {
+  if (!(await bridgeReady(name, gatewayCidr))) await makeBridge(name, gatewayCidr, owner);
   if (rules) await ensureBridgeRules(name);
 }
 
@@ -150,10 +155,15 @@ async function bridgeReady(name: string, gatewayCidr: string): Promise<boolean> 
   );
 }
 
-async function makeBridge(name: string, gatewayCidr: string): Promise<void> {
+/** A bridge's alias names the network folder that owns it: see sweepOrphanBridges. */
+const OWNER_ALIAS = 'corral:';
+
+async function makeBridge(name: string, gatewayCidr: string, owner?: string): Promise<void> {
   const add = await run('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
   if (add.status !== 0 && !/exists/i.test(add.stderr))
     throw new Error(`creating bridge ${name}: ${add.stderr.trim()}`);
+  if (owner && OWNER_ALIAS.length + owner.length < 256)
+    await run('ip', ['link', 'set', 'dev', name, 'alias', OWNER_ALIAS + owner]);
   const addr = await run('ip', ['addr', 'add', gatewayCidr, 'dev', name]);
   if (addr.status !== 0 && !/(exists|already assigned)/i.test(addr.stderr))
     throw new Error(`addressing bridge ${name}: ${addr.stderr.trim()}`);
@@ -272,4 +282,25 @@ function bare(rule: string[]): string {
 export function enableIpForward(): void {
   const p = '/proc/sys/net/ipv4/ip_forward';
   if (readFileSync(p, 'utf8').trim() !== '1') writeFileSync(p, '1');
+}
+
+/**
+ * Bridges (and their rules) whose owning network folder is gone: what a data root removed
+ * without `corral network down` left on the host. Only bridges corral made and named (the
+ * alias set at creation) are considered; returns what was removed, bridge and owner.
+ */
+export async function sweepOrphanBridges(): Promise<{ bridge: string; owner: string }[]> {
+  const r = await run('ip', ['-j', '-d', 'link', 'show', 'type', 'bridge']);
+  if (r.status !== 0) return [];
+  const links = JSON.parse(r.stdout || '[]') as { ifname: string; ifalias?: string }[];
+  const removed: { bridge: string; owner: string }[] = [];
+  for (const l of links) {
+    if (!l.ifalias?.startsWith(OWNER_ALIAS)) continue;
+    const owner = l.ifalias.slice(OWNER_ALIAS.length);
+    if (existsSync(owner)) continue;
+    await removeBridge(l.ifname, true);
+    removed.push({ bridge: l.ifname, owner });
+  }
+  if (removed.length) await pruneSharedChains();
+  return removed;
 }

@@ -195,7 +195,7 @@ export class NetworkManager {
         ports,
         aliases: opts.aliases ?? [],
       };
-      await ensureBridge(net.bridge, `${net.gateway}/${subnet.prefix}`, this.switches.iptables);
+      await ensureBridge(net.bridge, `${net.gateway}/${subnet.prefix}`, this.switches.iptables, this.root);
       if (this.switches.ipForward) enableIpForward();
       const file = this.attFile(containerId, net.id);
       // Recorded before ADD: whatever ADD leaves, a later DEL (also after a crash) finds.
