@@ -110,6 +110,10 @@ describe('--format on inspect, images, stats', () => {
       'db WEB',
     );
     expect(JSON.parse((await ok(['inspect', '-f', '{{json .State}}', 'web'])).out).pid).toBe(pid);
+    // Docker's State.Running and State.Dead, which scripts test.
+    const running = ['inspect', '-f', '{{.State.Running}} {{.State.Dead}}'];
+    expect((await ok([...running, 'web'])).out).toBe('true false');
+    expect((await ok([...running, 'three'])).out).toBe('false false');
   });
 
   it('images and stats take templates', async () => {

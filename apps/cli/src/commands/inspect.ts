@@ -36,7 +36,20 @@ export const inspect: Command = {
     const format = str(a, 'format');
     if (format === undefined) console.log(JSON.stringify(out, null, 4));
     else if (format === 'json') console.log(JSON.stringify(out));
-    else for (const o of out) console.log(renderOne(format, o));
+    else for (const o of out) console.log(renderOne(format, dockerStateView(o)));
     return 0;
   },
 };
+
+/**
+ * Docker's State also says Running and Dead, which scripts test (`{{.State.Running}}`);
+ * corral's record has them as its status: the template sees both.
+ */
+function dockerStateView(o: unknown): unknown {
+  const state = (o as { state?: { status?: unknown } }).state;
+  if (typeof state?.status !== 'string') return o;
+  return {
+    ...(o as object),
+    state: { ...state, running: state.status === 'running', dead: state.status === 'dead' },
+  };
+}
