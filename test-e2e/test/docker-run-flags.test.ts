@@ -103,10 +103,12 @@ describe('docker run and corral run, side by side', () => {
       outs.push(r.stdout);
       await run(['rm', '-f', 'ul']);
     }
-    // The hard limit is the container's in both. (dockerd's exec also has the soft limit of
-    // open files at the hard one: runc's Go init raises it; corral's exec keeps the container's.)
+    // The hard limit is the container's in both. (dockerd's exec has the soft limit of open
+    // files at the container's or, now and then, at the hard one: runc's Go start-up raises it;
+    // corral's exec keeps the container's.)
     const [dockerSoft, dockerHard] = outs[0].split('\n');
-    expect([dockerSoft, dockerHard]).toEqual(['2000', '2000']);
+    expect(dockerHard).toBe('2000');
+    expect(['1000', '2000']).toContain(dockerSoft);
     expect(outs[1]).toBe('1000\n2000\n');
   });
 
