@@ -136,6 +136,9 @@ describe('parallel loads of one archive', () => {
     expect(at('l')).toHaveLength(1);
     expect(at('blobs', 'sha256').sort()).toEqual(blobs);
     expect(at('tmp')).toEqual([]);
-    expect((await start(['run', '--rm', '--pull', 'never', 'twice:1', 'cat', '/x'], root)).out).toBe('x');
+    expect(
+      (await start(['run', '--rm', '--network', 'none', '--pull', 'never', 'twice:1', 'cat', '/x'], root))
+        .out,
+    ).toBe('x');
   }, 300_000);
 });
