@@ -50,7 +50,10 @@ export function runHook(name: keyof OciHooks, index: number, hook: OciHook, stat
   // spawnSync marks a timeout as ETIMEDOUT after killing the hook.
   if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT')
     throw new HookError(`${what}: timed out after ${hook.timeout} s`);
-  if (r.error) throw new HookError(`${what}: ${r.error.message}`);
+  // EPIPE: the hook ended without reading its state from stdin, which hooks may do (runc
+  // ignores it too); its exit status below says whether it failed.
+  if (r.error && (r.error as NodeJS.ErrnoException).code !== 'EPIPE')
+    throw new HookError(`${what}: ${r.error.message}`);
   if (r.status !== 0) {
     const how = r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`;
     const out = [r.stdout && `stdout: ${clip(r.stdout)}`, r.stderr && `stderr: ${clip(r.stderr)}`]
