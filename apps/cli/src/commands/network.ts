@@ -1,7 +1,8 @@
-import { type Command, checkArity, type FlagSpec, helpText, parseArgs } from '../args.js';
+import type { Command } from '../args.js';
 import { table } from '../format.js';
 import { dockerTime, HEADERS, isTemplate, renderRows } from '../templated.js';
 import { bool, engine, list, str } from './common.js';
+import { type EngineSub, engineCommandGroup } from './group.js';
 
 export const port: Command = {
   name: 'port',
@@ -27,20 +28,12 @@ export const port: Command = {
   },
 };
 
-interface Sub {
-  usage: string;
-  description: string;
-  flags: FlagSpec[];
-  args: { min: number; max?: number };
-  run(e: Awaited<ReturnType<typeof engine>>, a: ReturnType<typeof parseArgs>): Promise<number>;
-}
-
 const labels = (values: string[]) =>
   Object.fromEntries(
     values.map((l) => [l.split('=')[0], l.includes('=') ? l.slice(l.indexOf('=') + 1) : '']),
   );
 
-const subs: Record<string, Sub> = {
+const subs: Record<string, EngineSub> = {
   create: {
     usage: 'network create [OPTIONS] NETWORK',
     description: 'Create a bridge network',
@@ -195,33 +188,6 @@ const subs: Record<string, Sub> = {
   },
 };
 
-export const network: Command = {
-  name: 'network',
-  usage: `network COMMAND (${Object.keys(subs).join('|')})`,
-  description: 'Manage networks',
-  flags: [],
-  stopAtPositional: true,
-  args: { min: 1 },
-  async run(a, ctx) {
-    const [name, ...rest] = a.positionals;
-    const sub = subs[name];
-    if (!sub) {
-      console.error(
-        `corral network: unknown command ${name}\n${Object.entries(subs)
-          .map(([n, s]) => `  ${n.padEnd(11)}${s.description}`)
-          .join('\n')}`,
-      );
-      return 1;
-    }
-    const cmd: Command = { name: `network ${name}`, ...sub, run: async () => 0 };
-    if (rest[0] === '--help') {
-      console.log(helpText(cmd));
-      return 0;
-    }
-    const args = parseArgs(rest, sub.flags);
-    checkArity(cmd, args.positionals);
-    return sub.run(await engine(ctx), args);
-  },
-};
+export const network = engineCommandGroup('network', 'Manage networks', subs);
 
 export const networkCommands = [port, network];

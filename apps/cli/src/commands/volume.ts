@@ -1,8 +1,9 @@
 import { type MountCreateOptions, parseMountFlag, type VolumeView } from '@corral/engine';
-import { type Command, checkArity, type FlagSpec, helpText, type ParsedArgs, parseArgs } from '../args.js';
+import type { FlagSpec, ParsedArgs } from '../args.js';
 import { table } from '../format.js';
 import { HEADERS, isTemplate, renderRows } from '../templated.js';
-import { bool, engine, list } from './common.js';
+import { bool, list } from './common.js';
+import { type EngineSub, engineCommandGroup } from './group.js';
 
 /** The mount flags of `run` / `create` as the engine's options (checked by the engine). */
 export function mountOptions(a: ParsedArgs): MountCreateOptions {
@@ -38,14 +39,6 @@ const filters = (values: string[]) => {
   return out;
 };
 
-interface Sub {
-  usage: string;
-  description: string;
-  flags: FlagSpec[];
-  args: { min: number; max?: number };
-  run(e: Awaited<ReturnType<typeof engine>>, a: ParsedArgs): Promise<number>;
-}
-
 const filterFlag: FlagSpec = {
   name: 'filter',
   short: 'f',
@@ -54,7 +47,7 @@ const filterFlag: FlagSpec = {
   description: 'Filter: name=, label=K[=V], dangling=true|false',
 };
 
-const subs: Record<string, Sub> = {
+const subs: Record<string, EngineSub> = {
   create: {
     usage: 'volume create [OPTIONS] [VOLUME]',
     description: 'Create a volume (the local driver)',
@@ -178,33 +171,6 @@ const subs: Record<string, Sub> = {
   },
 };
 
-export const volume: Command = {
-  name: 'volume',
-  usage: `volume COMMAND (${Object.keys(subs).join('|')})`,
-  description: 'Manage volumes',
-  flags: [],
-  stopAtPositional: true,
-  args: { min: 1 },
-  async run(a, ctx) {
-    const [name, ...rest] = a.positionals;
-    const sub = subs[name];
-    if (!sub) {
-      console.error(
-        `corral volume: unknown command ${name}\n${Object.entries(subs)
-          .map(([n, s]) => `  ${n.padEnd(11)}${s.description}`)
-          .join('\n')}`,
-      );
-      return 1;
-    }
-    const cmd: Command = { name: `volume ${name}`, ...sub, run: async () => 0 };
-    if (rest[0] === '--help') {
-      console.log(helpText(cmd));
-      return 0;
-    }
-    const args = parseArgs(rest, sub.flags);
-    checkArity(cmd, args.positionals);
-    return sub.run(await engine(ctx), args);
-  },
-};
+export const volume = engineCommandGroup('volume', 'Manage volumes', subs);
 
 export const volumeCommands = [volume];
