@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { isMountPoint, procStartTime } from '@corral/sys';
 import type { EngineContext } from './context.js';
 import { discard, keeperAlive, reconcile } from './lifecycle.js';
@@ -49,10 +50,17 @@ export function reclaimNetworks(ctx: EngineContext): Promise<string[]> {
  * they ended, or they never started): the runtime's state and cgroups, the root's mount; an
  * --rm one that ran is removed.
  */
+function launchAbandoned(r: ContainerRecord): boolean {
+  const owner = r.state.owner;
+  return r.state.status === 'created' && !!owner && procStartTime(owner.pid) !== owner.startTime;
+}
+
 export async function reclaimUnkept(ctx: EngineContext): Promise<string[]> {
   const held = new Set(ctx.runtime.list());
   const reclaimed: string[] = [];
   for (const id of ctx.records.ids()) {
+    // A command SIGKILLed between a record's write and its rename left the temp file.
+    for (const f of ctx.records.staleTemps(id)) rmSync(f, { force: true });
     let r: ContainerRecord | null;
     try {
       r = ctx.records.read(id);
@@ -61,8 +69,11 @@ export async function reclaimUnkept(ctx: EngineContext): Promise<string[]> {
     } catch {
       continue; // removed meanwhile, or damaged (left to `system check`)
     }
-    // A created one: its launch was cut short (its front-end and keeper died half way).
-    if (r.state.status === 'running' || r.state.restarting || keeperAlive(r)) continue;
+    // A created one: its launch was cut short (its front-end and keeper died half way). A
+    // keeper whose front-end died before the start is on its way out (it kills the init and
+    // ends; nothing else starts that container), so what the launch made goes now.
+    if (r.state.status === 'running' || r.state.restarting) continue;
+    if (keeperAlive(r) && !launchAbandoned(r)) continue;
     const rootfs = ctx.rootfs(id);
     const ran = r.state.status === 'exited';
     const left = held.has(id) || isMountPoint(rootfs);

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { CgroupLimits } from '@corral/cgroups';
 import { isPrivateOrMissing, privateDir } from '@corral/image';
 import type { OciSeccomp, OciStatus, Runtime } from '@corral/runtime';
-import { flock, LOCK } from '@corral/sys';
+import { flock, LOCK, procStartTime } from '@corral/sys';
 import { EngineError } from './errors.js';
 import type { HealthConfig, HealthState } from './health.js';
 import type { MountPoint } from './mount-parse.js';
@@ -295,6 +295,22 @@ export class RecordStore {
     } finally {
       closeSync(fd); // drops the lock
     }
+  }
+
+  /** Record temp files of writers that died between write and rename (a SIGKILLed command). */
+  staleTemps(id: string): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir(id));
+    } catch {
+      return [];
+    }
+    return names
+      .filter((f) => {
+        const m = /^container\.json\.(\d+)\.tmp$/.exec(f);
+        return m !== null && procStartTime(Number(m[1])) === null;
+      })
+      .map((f) => join(this.dir(id), f));
   }
 
   ids(): string[] {

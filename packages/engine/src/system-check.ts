@@ -80,14 +80,11 @@ export async function systemCheck(
     if (!ID_RE.test(id)) continue;
     known.add(id);
     // Record temp files of writers that died between write and rename.
-    for (const f of readdirSync(dir)) {
-      const m = /^container\.json\.(\d+)\.tmp$/.exec(f);
-      if (m && procStartTime(Number(m[1])) === null)
-        await add('temp', `${join(dir, f)} left by a process that is gone`, () => {
-          rmSync(join(dir, f), { force: true });
-          return 'removed';
-        });
-    }
+    for (const f of ctx.records.staleTemps(id))
+      await add('temp', `${f} left by a process that is gone`, () => {
+        rmSync(f, { force: true });
+        return 'removed';
+      });
     let r: ContainerRecord | null;
     try {
       r = ctx.records.read(id);
