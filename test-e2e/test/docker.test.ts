@@ -2,43 +2,15 @@
 // corral save -> docker load / docker run, and docker save / docker import -> corral load / corral run.
 // The test starts a private dockerd (its own socket, data root, exec root, managed containerd,
 // no bridge, no iptables, a unique cgroup parent) and removes all of it afterwards.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, promises as fs, openSync, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PrivateDockerd, startPrivateDockerd } from './dockerd.js';
 import { EXPECTED_FILES, MAKE_FILES, SHOW_FILES } from './file-kinds.js';
-import {
-  Corral,
-  childrenOf,
-  endChild,
-  exec,
-  leftovers,
-  mountsUnder,
-  must,
-  prepareCgroupParent,
-  type Registry,
-  requireProgram,
-  startRegistry,
-  stopProcess,
-  tempRoot,
-  uniqueName,
-  unmountUnder,
-  until,
-} from './helpers.js';
-
-/** The client that matches the daemon (20.10); CORRAL_E2E_DOCKER=/usr/local/bin/docker tries the 28.x one. */
-const DOCKER =
-  process.env['CORRAL_E2E_DOCKER'] ??
-  (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : '/usr/local/bin/docker');
+import { Corral, must, type Registry, type Result, startRegistry, tempRoot } from './helpers.js';
 
 let tmp = '';
-let sock = '';
-let cgroupParent = '';
-let containerdNamespace = '';
-let cgroups: ReturnType<typeof prepareCgroupParent> | undefined;
-let dockerd: ChildProcess | undefined;
-let containerdPids: number[] = [];
-let runDirs: ReturnType<typeof leftovers> | undefined;
+let dockerd: PrivateDockerd | undefined;
 let registry: Registry | undefined;
 let env: NodeJS.ProcessEnv = process.env;
 /** The corral root that makes images for docker. */
@@ -46,17 +18,16 @@ let maker: Corral;
 /** An empty corral root that reads what docker wrote. */
 let reader: Corral;
 
-/** The docker client on our daemon; `run` never pulls (nothing is fetched from outside). */
-function docker(args: string[]) {
-  const [cmd, ...rest] = args;
-  const all = cmd === 'run' ? ['run', '--pull', 'never', ...rest] : args;
-  return must(DOCKER, ['-H', `unix://${sock}`, ...all], { env });
+/** The docker client on our daemon, which must succeed; `run` never pulls (nothing is fetched from outside). */
+async function docker(args: string[]): Promise<Result> {
+  const r = await dockerd!.docker(args);
+  if (r.status !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r;
 }
 
 /** Later tests use docker's busybox without depending on the first test having loaded it. */
 async function dockerHasBusybox(): Promise<void> {
-  const r = await exec(DOCKER, ['-H', `unix://${sock}`, 'image', 'inspect', 'busybox:latest'], { env });
-  if (r.status === 0) return;
+  if ((await dockerd!.docker(['image', 'inspect', 'busybox:latest'])).status === 0) return;
   const archive = path.join(tmp, 'busybox-for-docker.tar');
   await maker.must(['save', '-o', archive, 'busybox']);
   await docker(['load', '-i', archive]);
@@ -72,77 +43,12 @@ async function corralInspect(c: Corral, ref: string): Promise<{ Id: string; Root
   return JSON.parse((await c.must(['inspect', ref])).out)[0];
 }
 
-function dockerdLog(): string {
-  try {
-    return readFileSync(path.join(tmp, 'dockerd.log'), 'utf8').slice(-4000);
-  } catch {
-    return '';
-  }
-}
-
 beforeAll(async () => {
-  requireProgram('/usr/sbin/dockerd', 'docker.io');
-  requireProgram(DOCKER, 'docker.io');
   tmp = await tempRoot('docker');
-  sock = path.join(tmp, 'docker.sock');
-  const cgroupName = uniqueName('corral-e2e');
-  cgroups = prepareCgroupParent(cgroupName);
-  cgroupParent = cgroups.path;
-  containerdNamespace = cgroupName;
-  env = { ...process.env, DOCKER_CONFIG: path.join(tmp, 'client') };
-  delete env['DOCKER_HOST'];
-  delete env['DOCKER_CONTEXT'];
+  dockerd = await startPrivateDockerd(path.join(tmp, 'dockerd'));
+  env = dockerd.env;
   maker = new Corral(path.join(tmp, 'corral'), env);
   reader = new Corral(path.join(tmp, 'corral-reader'), env);
-  // An empty daemon.json so that a machine-wide /etc/docker/daemon.json changes nothing here.
-  await fs.writeFile(path.join(tmp, 'daemon.json'), '{}\n');
-  runDirs = leftovers(['/run/docker', '/run/docker/plugins', '/run/containerd', '/run/containerd/s']);
-  const log = openSync(path.join(tmp, 'dockerd.log'), 'a');
-  dockerd = spawn(
-    '/usr/sbin/dockerd',
-    [
-      '--config-file',
-      path.join(tmp, 'daemon.json'),
-      '--host',
-      `unix://${sock}`,
-      '--data-root',
-      path.join(tmp, 'data'),
-      '--exec-root',
-      path.join(tmp, 'exec'),
-      '--pidfile',
-      path.join(tmp, 'docker.pid'),
-      '--bridge',
-      'none',
-      '--iptables=false',
-      '--ip6tables=false',
-      '--ip-forward=false',
-      '--ip-masq=false',
-      '--userland-proxy=false',
-      '--cgroup-parent',
-      cgroupParent,
-      // dockerd 20.10 uses a containerd already listening on /run/containerd/containerd.sock
-      // and starts its own (state under the exec and data roots) otherwise; namespaces of our own
-      // keep this daemon's objects apart in either case.
-      '--containerd-namespace',
-      containerdNamespace,
-      '--containerd-plugins-namespace',
-      `${containerdNamespace}-plugins`,
-    ],
-    { stdio: ['ignore', log, log] },
-  );
-  closeSync(log);
-  await until(
-    async () => {
-      if (dockerd!.exitCode !== null)
-        throw new Error(`dockerd exited (${dockerd!.exitCode}): ${dockerdLog()}`);
-      return (await exec(DOCKER, ['-H', `unix://${sock}`, 'version'], { env })).status === 0;
-    },
-    'dockerd to answer on its socket',
-    90_000,
-  ).catch((e) => {
-    throw new Error(`${(e as Error).message}\n${dockerdLog()}`);
-  });
-  containerdPids = childrenOf(dockerd.pid!);
   // The embedded busybox is stored on first use.
   await maker.must(['run', '--rm', 'busybox', 'true']);
 });
@@ -151,17 +57,8 @@ afterAll(async () => {
   const problems: string[] = [];
   for (const c of [maker, reader]) await c?.removeContainers().catch(() => {});
   await registry?.stop().catch((e) => problems.push(String(e)));
-  if (dockerd) {
-    // SIGTERM stops dockerd's containers, then dockerd, which stops its managed containerd.
-    await endChild(dockerd, 60_000);
-    for (const pid of containerdPids) await stopProcess(pid).catch((e) => problems.push(String(e)));
-  }
-  if (tmp) {
-    await unmountUnder(tmp).catch((e) => problems.push(String(e)));
-    if (cgroups) problems.push(...cgroups.cleanup());
-    if (!mountsUnder(tmp).length) await fs.rm(tmp, { recursive: true, force: true });
-  }
-  runDirs?.clean();
+  await dockerd?.stop().catch((e) => problems.push(String(e)));
+  if (tmp) await fs.rm(tmp, { recursive: true, force: true });
   if (problems.length) throw new Error(`docker teardown: ${problems.join('\n')}`);
 });
 
@@ -339,25 +236,17 @@ describe('docker rules for the image config, side by side', () => {
       expect(mine, `corral run ${args.join(' ')}`).toBe(theirs);
     }
     expect((await reader.must(['run', '--rm', 'e2e/cfg:1'])).out).toBe('ep c1');
-    const exit = await exec(
-      DOCKER,
-      [
-        '-H',
-        `unix://${sock}`,
-        'run',
-        '--rm',
-        '--pull',
-        'never',
-        '--network',
-        'none',
-        '--entrypoint',
-        '/bin/sh',
-        'e2e/cfg:1',
-        '-c',
-        'exit 7',
-      ],
-      { env },
-    );
+    const exit = await dockerd!.docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--entrypoint',
+      '/bin/sh',
+      'e2e/cfg:1',
+      '-c',
+      'exit 7',
+    ]);
     expect(exit.status).toBe(7);
     expect(
       (await reader.run(['run', '--rm', '--entrypoint', '/bin/sh', 'e2e/cfg:1', '-c', 'exit 7'])).status,
