@@ -1,5 +1,5 @@
 // A private dockerd (Debian's docker.io, 20.10) for side-by-side tests (docker.test.ts and others):
-// its own: its own socket, data and exec roots, no bridge, no iptables, a unique cgroup parent
+// its own socket, data and exec roots, no bridge, no iptables, a unique cgroup parent
 // beneath ours and containerd namespaces of its own. `stop` ends it and removes all it made.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, promises as fs, openSync, readFileSync } from 'node:fs';
