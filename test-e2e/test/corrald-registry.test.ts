@@ -1,5 +1,8 @@
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
+import bcrypt from 'bcryptjs';
 import { Cleanups, exec, runCorral, until } from '@corral/testkit';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,19 +15,21 @@ const c = new Cleanups();
 let registry: Registry;
 let env: NodeJS.ProcessEnv;
 let dockerode: Docker;
+let daemonConfig = '';
+let dir = '';
 
 beforeAll(async () => {
-  const dir = c.tempDir('corrald-registry');
+  dir = c.tempDir('corrald-registry');
   registry = await startRegistry(join(dir, 'registry'));
   c.add(() => registry.stop());
   const socket = join(dir, 'corrald.sock');
   const child = spawn(
     process.execPath,
     [CORRALD, '-H', `unix://${socket}`, '--data-root', join(dir, 'root'), '--exec-root', join(dir, 'exec')],
-    {
-      stdio: 'ignore',
-    },
+    // The daemon's own credentials file: it must stay empty (clients keep theirs).
+    { stdio: 'ignore', env: { ...process.env, DOCKER_CONFIG: join(dir, 'daemon-docker-config') } },
   );
+  daemonConfig = join(dir, 'daemon-docker-config');
   const exited = new Promise((r) => child.once('exit', r));
   // After the daemon stops: the bridges and rules of this root's networks go too.
   c.add(() => runCorral(join(dir, 'root'), ['network', 'down']));
@@ -91,3 +96,80 @@ describe('corrald with a registry', () => {
     expect(r.stderr.length).toBeGreaterThan(0);
   });
 });
+
+describe('corrald with a registry that asks for credentials (htpasswd)', () => {
+  const password = 'e2e pass:word';
+  let secured: Registry;
+  let authEnv: NodeJS.ProcessEnv;
+  beforeAll(async () => {
+    secured = await startRegistry(join(dir, 'registry-auth'), `alice:${bcrypt.hashSync(password, 5)}\n`);
+    c.add(() => secured.stop());
+    authEnv = { ...env, DOCKER_CONFIG: join(dir, 'auth-docker-config') };
+  });
+  const dockerAuth = (args: string[], input?: string) => exec('docker', args, { env: authEnv, input });
+
+  it("refuses wrong credentials at docker login with 401 and the registry's words, keeping nothing", async () => {
+    const r = await dockerAuth(['login', '-u', 'alice', '--password-stdin', secured.host], 'not it\n');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(
+      `Error response from daemon: login attempt to http://${secured.host}/v2/ failed with status: 401 Unauthorized`,
+    );
+    expect(existsSync(join(dir, 'auth-docker-config', 'config.json'))).toBe(false);
+    // The API's own status, as dockerd answers it.
+    const res = await fetchAuth({ username: 'alice', password: 'nope', serveraddress: secured.host });
+    expect(res.status).toBe(401);
+    expect(JSON.parse(res.body).message).toContain('401 Unauthorized');
+  });
+
+  it("pushes only after docker login, then pushes and pulls with the client's credentials (X-Registry-Auth)", async () => {
+    const ref = `${secured.host}/team/bb:1`;
+    await docker(['tag', 'busybox', ref]);
+    const anon = await dockerAuth(['push', ref]);
+    expect(anon.status).toBe(1);
+    expect(anon.stderr).toContain(secured.host);
+
+    const login = await dockerAuth(
+      ['login', '-u', 'alice', '--password-stdin', secured.host],
+      `${password}\n`,
+    );
+    expect(login.status, login.stderr).toBe(0);
+    expect(login.stdout).toContain('Login Succeeded');
+    // The client keeps them (its config.json); the daemon keeps none.
+    const kept = JSON.parse(readFileSync(join(dir, 'auth-docker-config', 'config.json'), 'utf8'));
+    expect(Buffer.from(kept.auths[secured.host].auth, 'base64').toString()).toBe(`alice:${password}`);
+    expect(existsSync(join(daemonConfig, 'config.json'))).toBe(false);
+
+    const push = await dockerAuth(['push', ref]);
+    expect(push.status, push.stderr).toBe(0);
+    expect(push.stdout).toMatch(/digest: sha256:[0-9a-f]{64}/);
+    await docker(['rmi', ref]);
+    const pull = await dockerAuth(['pull', ref]);
+    expect(pull.status, pull.stderr).toBe(0);
+    expect(pull.stdout).toContain('Digest: sha256:');
+    expect((await docker(['run', '--rm', '--network', 'none', ref, 'echo', 'authorized'])).out).toBe(
+      'authorized',
+    );
+
+    // Without the client's credentials the daemon has none of its own to pull with.
+    await docker(['rmi', ref]);
+    const stranger = await docker(['pull', ref]).catch((e: Error) => e);
+    expect(stranger).toBeInstanceOf(Error);
+    expect(String(stranger)).toContain(secured.host);
+  });
+});
+
+/** POST /auth on corrald's socket: status and body. */
+function fetchAuth(body: unknown): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socketPath = String(env.DOCKER_HOST).replace(/^unix:\/\//, '');
+    const data = JSON.stringify(body);
+    const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) };
+    const req = request({ socketPath, path: '/v1.47/auth', method: 'POST', headers }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}

@@ -18,19 +18,35 @@ import type { EngineContext } from './context.js';
 import { isBusybox } from './create.js';
 import { EngineError, engineOp, engineSync } from './errors.js';
 
-/** A registry client with the engine's registry settings. */
-function registryClient(ctx: EngineContext): RegistryClient {
+/** Credentials that one pull or push brings along (Docker's X-Registry-Auth), over the stored ones. */
+export interface RegistryAuth {
+  username: string;
+  password: string;
+}
+
+/** A registry client with the engine's registry settings (and a request's own credentials). */
+function registryClient(ctx: EngineContext, auth?: RegistryAuth): RegistryClient {
   const r = ctx.registry;
-  return new RegistryClient({ insecureRegistries: r.insecureRegistries, configPath: r.credentialsFile });
+  return new RegistryClient({
+    insecureRegistries: r.insecureRegistries,
+    configPath: r.credentialsFile,
+    ...(auth ? { credentials: { username: auth.username, password: auth.password } } : {}),
+  });
 }
 
 /** docker pull into the engine's store (also create's pull of a missing image), with its event. */
 export async function pullImage(
   ctx: EngineContext,
   name: string,
-  options: { platform?: string; onProgress?: (e: ProgressEvent) => void; signal?: AbortSignal } = {},
+  options: {
+    platform?: string;
+    onProgress?: (e: ProgressEvent) => void;
+    signal?: AbortSignal;
+    auth?: RegistryAuth;
+  } = {},
 ): Promise<ImageRecord> {
-  const { record } = await engineOp(() => pullToStore(registryClient(ctx), ctx.store, name, options));
+  const { auth, ...pull } = options;
+  const { record } = await engineOp(() => pullToStore(registryClient(ctx, auth), ctx.store, name, pull));
   ctx.events.emit('image', 'pull', record.id, { name });
   return record;
 }
@@ -169,7 +185,13 @@ export class EngineImages {
   /** docker pull; resolves with the digest the name points at (the index's for a multi-platform image). */
   async pull(
     name: string,
-    options: { platform?: string; onProgress?: (e: ProgressEvent) => void } = {},
+    options: {
+      platform?: string;
+      onProgress?: (e: ProgressEvent) => void;
+      /** Ends the pull: what it stored so far stays only where whole (layers), never an image. */
+      signal?: AbortSignal;
+      auth?: RegistryAuth;
+    } = {},
   ): Promise<{ record: ImageRecord; digest: string }> {
     const record = await pullImage(this.#ctx, name, options);
     return { record, digest: record.indexDigest ?? record.manifestDigest };
@@ -178,16 +200,24 @@ export class EngineImages {
   /** docker push. */
   async push(
     name: string,
-    options: { onProgress?: (e: ProgressEvent) => void } = {},
+    options: { onProgress?: (e: ProgressEvent) => void; auth?: RegistryAuth } = {},
   ): Promise<{ digest: string }> {
     await this.ensureEmbedded([name]);
-    const result = await engineOp(() => pushFromStore(this.client(), this.store, name, name, options));
+    const { auth, ...push } = options;
+    const result = await engineOp(() =>
+      pushFromStore(registryClient(this.#ctx, auth), this.store, name, name, push),
+    );
     this.#ctx.events.emit('image', 'push', this.store.resolve(name)?.id ?? name, { name });
     return { digest: result.digest };
   }
 
-  /** docker login: checks the credentials with the registry and keeps them in the credentials file. */
-  async login(server: string, username: string, password: string): Promise<void> {
-    await engineOp(() => this.client().login(server, username, password));
+  /**
+   * docker login: checks the credentials with the registry and keeps them in the credentials
+   * file; with `store: false` only checks them (a daemon's /auth: its client keeps them).
+   */
+  async login(server: string, username: string, password: string, options: { store?: boolean } = {}) {
+    const client = this.client();
+    if (options.store === false) await engineOp(() => client.checkLogin(server, username, password));
+    else await engineOp(() => client.login(server, username, password));
   }
 }

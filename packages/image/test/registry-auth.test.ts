@@ -48,7 +48,21 @@ describe('basic auth (htpasswd, bcrypt entries made with bcryptjs)', () => {
     const client = new RegistryClient({ configPath });
     const err = await client.login(registry.host, 'alice', 'nope').catch((e) => e);
     expect(isRegistryError(err, 'UNAUTHORIZED')).toBe(true);
-    expect(err.message).toContain('wrong username or password');
+    expect(err.message).toBe(`login attempt to http://${registry.host}/v2/ failed with status: 401 Unauthorized`);
+    await expect(fs.access(configPath)).rejects.toThrow();
+  });
+
+  it('uses credentials given to the client (a request of its own), refused with wrong ones', async () => {
+    const configPath = path.join(work, 'given', 'config.json');
+    const password = 'wonder land:1';
+    const good = new RegistryClient({ configPath, credentials: { username: 'alice', password } });
+    await expect(good.checkLogin(registry.host, 'alice', password)).resolves.toBeUndefined();
+    const bad = new RegistryClient({ configPath, credentials: { username: 'alice', password: 'nope' } });
+    const err = await bad.getManifest(parseReference(`${registry.host}/team/none:1`)).catch((e) => e);
+    expect(isRegistryError(err, 'UNAUTHORIZED')).toBe(true);
+    const missing = await good.getManifest(parseReference(`${registry.host}/team/none:1`)).catch((e) => e);
+    expect(isRegistryError(missing, 'UNAUTHORIZED')).toBe(false);
+    // checkLogin stores nothing.
     await expect(fs.access(configPath)).rejects.toThrow();
   });
 

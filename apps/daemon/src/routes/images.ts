@@ -1,6 +1,6 @@
-import type { ProgressEvent } from '@corral/engine';
+import type { ProgressEvent, RegistryAuth } from '@corral/engine';
 import type { Call } from '../http.js';
-import { bad, filtersParam, flag, jsonStream, mustRes, sendJson } from '../http.js';
+import { bad, clientGone, filtersParam, flag, jsonStream, mustRes, sendJson } from '../http.js';
 import type { Route } from '../server.js';
 import type { DaemonState } from '../state.js';
 
@@ -36,20 +36,33 @@ function progressLine(e: ProgressEvent, push: boolean) {
   };
 }
 
-/** X-Registry-Auth (base64url JSON): credentials for one pull or push are not supported yet. */
-function checkAuth(call: Call): void {
+/**
+ * X-Registry-Auth (base64url JSON, Docker's AuthConfig): the credentials a client sends with a
+ * pull or push (the docker CLI's, kept since its `docker login`); none when empty or `{}`.
+ */
+export function registryAuth(call: Call): RegistryAuth | undefined {
   const h = call.req.headers['x-registry-auth'];
-  if (typeof h !== 'string' || !h) return;
+  if (typeof h !== 'string' || !h) return undefined;
   let v: Record<string, unknown>;
   try {
     v = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
   } catch {
-    throw bad('invalid X-Registry-Auth header');
+    throw bad('invalid X-Registry-Auth header: not base64url JSON');
   }
-  if (v && (v.username || v.password || v.identitytoken || v.registrytoken))
-    throw bad(
-      'per-request registry credentials (X-Registry-Auth) are not supported by corrald yet: use POST /auth (docker login) first',
-    );
+  if (!v || typeof v !== 'object') throw bad('invalid X-Registry-Auth header: not a JSON object');
+  if (v.identitytoken || v.registrytoken)
+    throw bad('X-Registry-Auth with an identity or registry token is not supported by corrald: send username and password');
+  let { username, password } = v as { username?: unknown; password?: unknown };
+  // The older form: `auth`, base64 of user:password.
+  if (!username && typeof v.auth === 'string' && v.auth) {
+    const plain = Buffer.from(v.auth, 'base64').toString('utf8');
+    const colon = plain.indexOf(':');
+    if (colon > 0) [username, password] = [plain.slice(0, colon), plain.slice(colon + 1)];
+  }
+  if (!username && !password) return undefined;
+  if (typeof username !== 'string' || typeof password !== 'string' || !username)
+    throw bad('invalid X-Registry-Auth header: username and password are strings');
+  return { username, password };
 }
 
 async function streamed(call: Call, work: (write: (v: unknown) => void) => Promise<void>): Promise<void> {
@@ -97,7 +110,7 @@ export const imageRoutes: Route[] = [
         if (call.query.get('fromSrc')) throw bad('import (fromSrc) is not supported by corrald yet');
         throw bad('fromImage is required');
       }
-      checkAuth(call);
+      const auth = registryAuth(call);
       const tag = call.query.get('tag');
       const name = tag ? (tag.startsWith('sha256:') ? `${from}@${tag}` : `${from}:${tag}`) : from;
       const platform = call.query.get('platform') || undefined;
@@ -106,6 +119,9 @@ export const imageRoutes: Route[] = [
         write({ status: `Pulling from ${from}`, id: tag || 'latest' });
         const { digest } = await d.engine.images.pull(name, {
           platform,
+          auth,
+          // A client that goes away ends the pull: no half image is left (whole layers may stay).
+          signal: clientGone(call),
           onProgress: (e) => {
             if (e.kind === 'layer') write(progressLine(e, false));
           },
@@ -206,13 +222,14 @@ export const imageRoutes: Route[] = [
     'POST',
     new RegExp(`^/images/${NAME}/push$`),
     async (call, d) => {
-      checkAuth(call);
+      const auth = registryAuth(call);
       const tag = call.query.get('tag');
       const name = tag ? `${call.params[0]}:${tag}` : call.params[0];
       await d.engine.images.inspect(name);
       await streamed(call, async (write) => {
         write({ status: `The push refers to repository [${call.params[0]}]` });
         const { digest } = await d.engine.images.push(name, {
+          auth,
           onProgress: (e) => {
             if (e.kind === 'layer') write(progressLine(e, true));
           },

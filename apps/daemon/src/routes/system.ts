@@ -1,4 +1,5 @@
-import { Engine, parseTime } from '@corral/engine';
+import { readFileSync } from 'node:fs';
+import { Engine, EngineError, parseTime } from '@corral/engine';
 import {
   API_VERSION,
   bad,
@@ -10,6 +11,16 @@ import {
   sendJson,
 } from '../http.js';
 import type { Route } from '../server.js';
+
+/** This process's proportional set size (its private memory plus its share of the shared). */
+function ownPss(): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
 
 /** corrald's version: the engine's (`corrald --version`). */
 export const VERSION = Engine.version().version;
@@ -132,8 +143,10 @@ export const systemRoutes: Route[] = [
         Isolation: '',
         SecurityOptions: ['name=seccomp,profile=builtin'],
         Warnings: i.warnings.map((w) => `WARNING: ${w}`),
-        // corral's own: what this idle daemon holds in memory.
-        DaemonMemory: { RssBytes: mem.rss, HeapUsedBytes: mem.heapUsed },
+        // corral's own: what this idle daemon holds in memory, and its pool of keepers started
+        // ahead (--pool-size) with what those hold.
+        DaemonMemory: { RssBytes: mem.rss, HeapUsedBytes: mem.heapUsed, PssBytes: ownPss() },
+        KeeperPool: d.engine.pool() ?? { size: 0, ready: 0, starting: 0, hits: 0, misses: 0, pssBytes: 0 },
       });
     },
   ],
@@ -203,7 +216,17 @@ export const systemRoutes: Route[] = [
     async (call, d) => {
       const b = await jsonBody<{ username?: string; password?: string; serveraddress?: string }>(call);
       if (!b.username || !b.password) throw bad('username and password are required');
-      await d.engine.images.login(b.serveraddress || 'docker.io', b.username, b.password);
+      // Checked, not kept: as with dockerd, the client keeps them and sends them with each
+      // pull and push (X-Registry-Auth).
+      const host = (b.serveraddress || 'docker.io').replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+      const server = /(^|\.)docker\.io$/.test(host) ? 'docker.io' : host;
+      try {
+        await d.engine.images.login(server, b.username, b.password, { store: false });
+      } catch (e) {
+        // dockerd's status for refused credentials, with the registry's words.
+        if (e instanceof EngineError && e.kind === 'Forbidden') return sendJson(call, 401, { message: e.message });
+        throw e;
+      }
       sendJson(call, 200, { Status: 'Login Succeeded', IdentityToken: '' });
     },
   ],

@@ -17,6 +17,8 @@ export class Authorizer {
   constructor(
     readonly credentials: DockerCredentialStore,
     private readonly settings: HttpSettings,
+    /** Used for every registry in place of the stored credentials (one request's own). */
+    private readonly given?: Credentials,
   ) {}
 
   /** The Authorization header for a request needing `scopes` (none without a challenge). */
@@ -49,6 +51,7 @@ export class Authorizer {
 
   /** The stored credentials of a registry, read once. */
   storedCredentials(registry: string): Promise<Credentials | undefined> {
+    if (this.given) return Promise.resolve(this.given);
     let c = this.creds.get(registry);
     if (!c) {
       c = this.credentials.get(registry);

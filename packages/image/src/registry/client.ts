@@ -50,7 +50,7 @@ export class RegistryClient {
       timeoutMs: opts.timeoutMs ?? 60_000,
       isInsecure: insecureMatcher(opts.insecureRegistries),
     };
-    this.authorizer = new Authorizer(this.credentials, settings);
+    this.authorizer = new Authorizer(this.credentials, settings, opts.credentials);
     this.transport = new Transport(settings, this.authorizer);
     this.resolver = new Resolver(this.transport);
     this.fetcher = new Fetcher(this.transport, this.authorizer, this.resolver);
@@ -73,6 +73,17 @@ export class RegistryClient {
    * Bearer) and, when they work, stores them in config.json.
    */
   async login(registry: string, username: string, password: string): Promise<void> {
+    await this.checkLogin(registry, username, password);
+    const creds = { username, password };
+    await this.credentials.set(registry, creds);
+    this.authorizer.remember(registry, creds);
+  }
+
+  /**
+   * Checks the credentials against the registry as `login` does, storing nothing (a daemon's
+   * /auth: the client keeps them and sends them with each pull and push).
+   */
+  async checkLogin(registry: string, username: string, password: string): Promise<void> {
     this.transport.forget(registry);
     const state = await this.transport.host(registry);
     const creds = { username, password };
@@ -85,7 +96,10 @@ export class RegistryClient {
       });
       discard(res);
       if (res.status === 401 || res.status === 403) {
-        throw new RegistryError('UNAUTHORIZED', `login to ${where} failed: wrong username or password`, {
+        // Docker's words: the docker CLI shows them as they are.
+        const url = new URL('/v2/', state.base).href;
+        const text = res.status === 401 ? 'Unauthorized' : 'Forbidden';
+        throw new RegistryError('UNAUTHORIZED', `login attempt to ${url} failed with status: ${res.status} ${text}`, {
           host: registry,
           status: res.status,
         });
@@ -97,8 +111,6 @@ export class RegistryClient {
         });
       }
     }
-    await this.credentials.set(registry, creds);
-    this.authorizer.remember(registry, creds);
   }
 
   /** Forgets a registry's stored credentials; true when there were some. */

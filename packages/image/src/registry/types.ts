@@ -38,6 +38,11 @@ export interface RegistryClientOptions {
   userAgent?: string;
   /** Idle time after which a request fails, in ms. */
   timeoutMs?: number;
+  /**
+   * Credentials for this client's requests in place of the stored ones (a daemon's request
+   * that carries its own, as Docker's X-Registry-Auth): one client per pull or push.
+   */
+  credentials?: { username: string; password: string };
 }
 
 export interface FetchedManifest {
