@@ -32,7 +32,7 @@ export {
   MIN_API_VERSION,
 } from './about.js';
 export type { AttachOptions, ExecOptions, ProcessHandle, RunExtras, StdioTarget } from './attach.js';
-export { defaultRoot, type EngineOptions, type RegistrySettings, type ResidentOptions } from './context.js';
+export { defaultRoot, type EngineOptions, type RegistrySettings } from './context.js';
 export { type CreateContainerOptions, checkEnv, parseSecurityOpts } from './create.js';
 export { type ContainerSummary, Engine } from './engine.js';
 export { CorralError, EngineError, type ErrorKind, httpStatus, type Repair, repairAdvice } from './errors.js';
@@ -50,7 +50,6 @@ export {
   type HealthState,
   parseDuration,
 } from './health.js';
-export type { KeeperPoolStatus } from './keeper-pool.js';
 export type { LogEntry, ReadLogsOptions } from './logs.js';
 export {
   checkVolumeName,
