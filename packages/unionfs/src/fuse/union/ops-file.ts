@@ -22,7 +22,7 @@ import {
   SPLICE,
   STX,
 } from '@corral/sys';
-import type { Reply, Request } from '../codec.js';
+import { type Reply, type Request, writeU64 } from '../codec.js';
 import { FOPEN, FSYNC_FDATASYNC, OPEN_KILL_SUIDGID, SIZE, WRITE_KILL_SUIDGID } from '../kernel.js';
 import { NO_REPLY } from '../session.js';
 import { copyUp } from './copyup.js';
@@ -221,12 +221,12 @@ function spliceRead(u: Union, req: Request, fd: number, offset: number, size: nu
   const n = Math.max(0, Math.min(size, fileSize - offset));
   // The header takes a slot of its own, and unaligned data one page more. Small reads are
   // cheaper copied (two calls rather than three).
-  if (n < SPLICE_MIN || n + 2 * 4096 > PIPE_SIZE) return false;
+  if (n < SPLICE_MIN || n + 4096 + (offset % 4096 ? 4096 : 0) > PIPE_SIZE) return false;
   hdr.writeUInt32LE(SIZE.OUT_HEADER + n, 0);
   hdr.writeInt32LE(0, 4);
   req.buf.copy(hdr, 8, 8, 16);
   if (rawWrite(pipe.write, hdr, SIZE.OUT_HEADER) !== SIZE.OUT_HEADER) return dropPipe();
-  offBuf.writeBigUInt64LE(BigInt(offset));
+  writeU64(offBuf, 0, offset);
   if (rawSplice(fd, offBuf, pipe.write, null, n, SPLICE.MOVE) !== n) return dropPipe();
   const w = rawSplice(pipe.read, null, u.conn.devFd, null, SIZE.OUT_HEADER + n, SPLICE.MOVE);
   if (w === SIZE.OUT_HEADER + n) return true;
