@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
+import { type ImageStore, MediaType, sha256 } from '../src/index.js';
 
 export interface TarEntry {
   name: string;
@@ -93,4 +95,30 @@ export function listTree(dir: string): string[] {
   };
   walk('');
   return out.sort();
+}
+
+/** Stores an image of one layer holding the file `f` (gzipped unless `gzip` is false) under `names`. */
+export async function storeOneLayerImage(
+  store: ImageStore,
+  o: { body: string; names: string[]; gzip?: boolean },
+) {
+  const gzip = o.gzip ?? true;
+  const tarBytes = await makeTar([{ name: 'f', body: o.body }]);
+  const layer = await store.content.writeBlob(gzip ? gzipSync(tarBytes) : tarBytes);
+  const cfg = await store.content.writeBlob(
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: [sha256(tarBytes)] },
+      }),
+    ),
+  );
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, ...cfg },
+    layers: [{ mediaType: gzip ? MediaType.OciLayerGzip : MediaType.OciLayer, ...layer }],
+  };
+  return store.importFromBlobs({ manifest: Buffer.from(JSON.stringify(manifest)), names: o.names });
 }

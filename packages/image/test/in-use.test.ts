@@ -1,13 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ImageStore, type ImageUser, MediaType, sha256 } from '../src/index.js';
+import { ImageStore, type ImageUser } from '../src/index.js';
 import { acquireLock, tempName } from '../src/store/fsutil.js';
 import { SELF_OWNER } from '../src/store/owner.js';
-import { makeTar } from './helpers.js';
+import { storeOneLayerImage } from './helpers.js';
 
 const cleanup = new Cleanups();
 afterEach(() => cleanup.run());
@@ -16,25 +15,8 @@ function newStore(users?: (id: string) => ImageUser[]): ImageStore {
   return new ImageStore(join(cleanup.tempDir('in-use'), 'image'), users ? { users } : {});
 }
 
-async function storeImage(store: ImageStore, body: string, names: string[]) {
-  const tarBytes = await makeTar([{ name: 'f', body }]);
-  const layer = await store.content.writeBlob(gzipSync(tarBytes));
-  const cfg = await store.content.writeBlob(
-    Buffer.from(
-      JSON.stringify({
-        architecture: 'amd64',
-        os: 'linux',
-        rootfs: { type: 'layers', diff_ids: [sha256(tarBytes)] },
-      }),
-    ),
-  );
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: MediaType.OciManifest,
-    config: { mediaType: MediaType.OciConfig, ...cfg },
-    layers: [{ mediaType: MediaType.OciLayerGzip, ...layer }],
-  };
-  return store.importFromBlobs({ manifest: Buffer.from(JSON.stringify(manifest)), names });
+function storeImage(store: ImageStore, body: string, names: string[]) {
+  return storeOneLayerImage(store, { body, names });
 }
 
 /** The PID and start time of a process that has ended (a PID + start time no process has). */
@@ -117,7 +99,10 @@ describe('leftovers are owned by PID and start time', () => {
     const store = newStore();
     const locks = join(store.root, 'locks');
     const layerLocks = () => fs.readdirSync(locks).filter((n) => n.startsWith('layer-'));
-    await Promise.all([storeImage(store, '5', ['a:1']), storeImage(new ImageStore(store.root), '5', ['b:1'])]);
+    await Promise.all([
+      storeImage(store, '5', ['a:1']),
+      storeImage(new ImageStore(store.root), '5', ['b:1']),
+    ]);
     expect(layerLocks()).toEqual([]);
     expect(fs.readdirSync(store.layersRoot)).toHaveLength(1);
     // One left by a killed holder goes when a store opens; one a live process holds stays.

@@ -1,10 +1,9 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { Cleanups } from '@corral/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ImageStore, MediaType, pushFromStore, RegistryClient, saveArchive, sha256 } from '../src/index.js';
-import { makeTar } from './helpers.js';
+import { ImageStore, MediaType, pushFromStore, RegistryClient, saveArchive } from '../src/index.js';
+import { storeOneLayerImage } from './helpers.js';
 import { startRegistry, type TestRegistry } from './registry-server.js';
 
 // Issue 17: save shipped a blob damaged in the store and exited 0; only a later load noticed.
@@ -12,25 +11,8 @@ import { startRegistry, type TestRegistry } from './registry-server.js';
 const cleanup = new Cleanups();
 afterEach(() => cleanup.run());
 
-async function storeImage(store: ImageStore, gzip: boolean) {
-  const tarBytes = await makeTar([{ name: 'f', body: 'x'.repeat(5000) }]);
-  const layer = await store.content.writeBlob(gzip ? gzipSync(tarBytes) : tarBytes);
-  const cfg = await store.content.writeBlob(
-    Buffer.from(
-      JSON.stringify({
-        architecture: 'amd64',
-        os: 'linux',
-        rootfs: { type: 'layers', diff_ids: [sha256(tarBytes)] },
-      }),
-    ),
-  );
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: MediaType.OciManifest,
-    config: { mediaType: MediaType.OciConfig, ...cfg },
-    layers: [{ mediaType: gzip ? MediaType.OciLayerGzip : MediaType.OciLayer, ...layer }],
-  };
-  return store.importFromBlobs({ manifest: Buffer.from(JSON.stringify(manifest)), names: ['v:1'] });
+function storeImage(store: ImageStore, gzip: boolean) {
+  return storeOneLayerImage(store, { body: 'x'.repeat(5000), names: ['v:1'], gzip });
 }
 
 /** Flips one byte in the middle of a stored blob, keeping its size. */
