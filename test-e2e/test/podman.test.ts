@@ -15,8 +15,7 @@ import {
   uniqueName,
   unmountUnder,
 } from './helpers.js';
-
-const PODMAN = '/usr/bin/podman';
+import { PODMAN, PODMAN_RLIMITS, podmanGlobal } from './peers.js';
 
 let tmp = '';
 let cgroupParent = '';
@@ -25,36 +24,15 @@ let maker: Corral;
 let reader: Corral;
 
 function global(): string[] {
-  return [
-    '--root',
-    path.join(tmp, 'storage'),
-    '--runroot',
-    path.join(tmp, 'run'),
-    '--tmpdir',
-    path.join(tmp, 'tmp'),
-    '--network-config-dir',
-    path.join(tmp, 'net'),
-    '--storage-driver',
-    'overlay',
-    '--cgroup-manager',
-    'cgroupfs',
-    '--events-backend',
-    'file',
-    // crun, podman's first choice when installed, refuses this hybrid cgroup layout.
-    '--runtime',
-    'runc',
-  ];
+  // crun, podman's first choice when installed, refuses this hybrid cgroup layout.
+  return podmanGlobal(tmp, ['--runtime', 'runc']);
 }
 
 function podman(args: string[]) {
   return must(PODMAN, [...global(), ...args]);
 }
 
-/**
- * Our root lacks CAP_SYS_RESOURCE and the hard limit of open files is 20000, so runc cannot
- * give podman's default rlimits: they are named here (see DESIGN.md). --pull=never: nothing
- * is fetched from outside, and an image missing here is an error, not a download.
- */
+/** --pull=never: nothing is fetched from outside, and an image missing here is an error, not a download. */
 function podmanRun(image: string, cmd: string[]) {
   return podman([
     'run',
@@ -64,10 +42,7 @@ function podmanRun(image: string, cmd: string[]) {
     'none',
     '--cgroup-parent',
     cgroupParent,
-    '--ulimit',
-    'nofile=20000:20000',
-    '--ulimit',
-    'nproc=32768:32768',
+    ...PODMAN_RLIMITS,
     image,
     ...cmd,
   ]);

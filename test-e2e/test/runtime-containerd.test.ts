@@ -25,6 +25,7 @@ import {
   unmountUnder,
   until,
 } from './helpers.js';
+import { onPty } from './peers.js';
 
 const CONTAINERD = '/usr/bin/containerd';
 const CTR = '/usr/bin/ctr';
@@ -139,31 +140,6 @@ async function busyboxArchive(): Promise<string> {
   const archive = path.join(tmp, 'busybox-oci.tar');
   await must('tar', ['-C', dir, '-cf', archive, '.']);
   return archive;
-}
-
-/** Runs argv on a pty that python holds (the user's terminal); returns what it printed. */
-function onPty(argv: string[], input = ''): Promise<{ status: number | null; stdout: string }> {
-  const harness = `
-import os, pty, sys, time
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-if sys.stdin.readable():
-    data = sys.stdin.read()
-    if data:
-        time.sleep(1)
-        os.write(fd, data.encode())
-out = b''
-while True:
-    try: d = os.read(fd, 4096)
-    except OSError: break
-    if not d: break
-    out += d
-_, st = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors='replace'))
-sys.exit(os.waitstatus_to_exitcode(st))
-`;
-  return exec('python3', ['-c', harness, ...argv], { input });
 }
 
 async function taskStatus(id: string): Promise<string> {

@@ -18,36 +18,22 @@ import {
   uniqueName,
   unmountUnder,
 } from './helpers.js';
+import { onPty, PODMAN, PODMAN_RLIMITS, podmanGlobal } from './peers.js';
 
-const PODMAN = '/usr/bin/podman';
 const RUNTIME = fileURLToPath(new URL('../../packages/runtime/bin/corral-runtime.cjs', import.meta.url));
 
 let tmp = '';
 let cgroups: ReturnType<typeof prepareCgroupParent> | undefined;
 
 function global(): string[] {
-  return [
-    '--root',
-    path.join(tmp, 'storage'),
-    '--runroot',
-    path.join(tmp, 'run'),
-    '--tmpdir',
-    path.join(tmp, 'tmp'),
-    '--network-config-dir',
-    path.join(tmp, 'net'),
-    '--storage-driver',
-    'overlay',
-    '--cgroup-manager',
-    'cgroupfs',
-    '--events-backend',
-    'file',
+  return podmanGlobal(tmp, [
     '--runtime',
     RUNTIME,
     '--runtime-flag',
     `root=${path.join(tmp, 'runtime')}`,
     '--runtime-flag',
     'log-format=json',
-  ];
+  ]);
 }
 
 const podman = (args: string[]) => must(PODMAN, [...global(), ...args]);
@@ -62,10 +48,7 @@ function runFlags(): string[] {
     'no-conmon',
     '--cgroup-parent',
     cgroups!.path,
-    '--ulimit',
-    'nofile=20000:20000',
-    '--ulimit',
-    'nproc=32768:32768',
+    ...PODMAN_RLIMITS,
   ];
 }
 
@@ -145,23 +128,8 @@ describe('podman --runtime corral-runtime', () => {
   });
 
   it('-it gives the program a terminal (the test holds the pty podman runs on)', async () => {
-    // python's pty module plays the user's terminal; conmon gets the container's pty master
-    // from corral-runtime over --console-socket.
-    const harness = `
-import os, pty, sys
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-out = b''
-while True:
-    try: d = os.read(fd, 4096)
-    except OSError: break
-    if not d: break
-    out += d
-_, st = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors='replace'))
-sys.exit(os.waitstatus_to_exitcode(st))
-`;
+    // The test's pty plays the user's terminal; conmon gets the container's pty master from
+    // corral-runtime over --console-socket.
     const args = [
       ...global(),
       'run',
@@ -173,7 +141,7 @@ sys.exit(os.waitstatus_to_exitcode(st))
       '-c',
       'tty; [ -t 0 ] && echo stdin-tty; exit 4',
     ];
-    const r = await exec('python3', ['-c', harness, PODMAN, ...args]);
+    const r = await onPty([PODMAN, ...args]);
     expect(r.stdout).toMatch(/\/dev\/pts\/0\r*\n/);
     expect(r.stdout).toContain('stdin-tty');
     expect(r.status).toBe(4);
