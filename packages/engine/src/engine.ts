@@ -3,13 +3,14 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CgroupLimits } from '@corral/cgroups';
-import { commit as commitImage, exportRootfs, type ImageRecord } from '@corral/image';
+import { type ContainerConfig, commit as commitImage, exportRootfs, type ImageRecord } from '@corral/image';
 import type { PortMapping } from '@corral/network';
 import type { ProcessNode } from '@corral/pidns';
 import { namespaceTree } from '@corral/pidns';
 import { type Change, diffUpper, mountAll } from '@corral/unionfs';
 import { type EngineInfo, type EngineVersion, engineInfo, engineVersion } from './about.js';
 import { EngineArchive } from './archive/index.js';
+import { changedConfig } from './changes.js';
 import {
   type AttachOptions,
   type ExecOptions,
@@ -435,11 +436,18 @@ export class Engine {
       author?: string;
       message?: string;
       pause?: boolean;
+      /** Dockerfile instructions for the new image's config (docker commit --change). */
+      changes?: string[];
+      /** Config fields over the image's, before the changes (the API's commit body). */
+      config?: ContainerConfig;
       /** Hears the new layer's bytes read so far (a front-end's progress display). */
       onProgress?: (bytes: number) => void;
     } = {},
   ): Promise<ImageRecord> {
     const r = this.get(ref);
+    const config = await engineOp(() =>
+      changedConfig(this.#ctx.store, r.imageId, options.config, options.changes),
+    );
     // Docker's --pause (the default): a running container is frozen while its layer is read,
     // so the layer is one moment of it. Unpaused, the read still never follows what the
     // container changes meanwhile (diffLayer walks by fds, O_NOFOLLOW).
@@ -454,6 +462,7 @@ export class Engine {
           author: options.author,
           message: options.message,
           createdBy: r.config.cmd.join(' '),
+          config,
           onProgress: options.onProgress,
         }),
       );

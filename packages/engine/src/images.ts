@@ -14,6 +14,7 @@ import {
   type RemoveResult,
   saveArchive,
 } from '@corral/image';
+import { applyChanges } from './changes.js';
 import type { EngineContext } from './context.js';
 import { isBusybox } from './create.js';
 import { EngineError, engineOp, engineSync } from './errors.js';
@@ -175,9 +176,23 @@ export class EngineImages {
       this.#ctx.events.emit('image', 'save', this.store.resolve(ref)?.id ?? ref, { name: ref });
   }
 
-  /** docker import: a root filesystem tarball as a one-layer image. */
-  async import(source: string | Readable, options: { names?: string[] } = {}): Promise<ImageRecord> {
-    const rec = await engineOp(() => importRootfs(this.store, source, { names: options.names ?? [] }));
+  /**
+   * docker import: a root filesystem tarball as a one-layer image, its config made by
+   * `changes` (Dockerfile instructions, docker import --change) and its history's `message`.
+   */
+  async import(
+    source: string | Readable,
+    options: { names?: string[]; changes?: string[]; message?: string } = {},
+  ): Promise<ImageRecord> {
+    // Bad changes fail before a byte of the tarball is stored.
+    const config = applyChanges({}, options.changes ?? []);
+    const rec = await engineOp(() =>
+      importRootfs(this.store, source, {
+        names: options.names ?? [],
+        config,
+        ...(options.message ? { message: options.message } : {}),
+      }),
+    );
     this.#ctx.events.emit('image', 'import', rec.id, { name: options.names?.[0] ?? rec.id });
     return rec;
   }

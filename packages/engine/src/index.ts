@@ -31,6 +31,7 @@ export {
   type EngineVersion,
   MIN_API_VERSION,
 } from './about.js';
+export { applyChanges, splitWords } from './changes.js';
 export type { AttachOptions, ExecOptions, ProcessHandle, RunExtras, StdioTarget } from './attach.js';
 export { defaultRoot, type EngineOptions, type RegistrySettings } from './context.js';
 export { type CreateContainerOptions, checkEnv, parseSecurityOpts } from './create.js';

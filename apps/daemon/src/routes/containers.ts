@@ -26,6 +26,44 @@ function listFiltered(d: DaemonState, all: boolean, filters: Record<string, stri
   return out;
 }
 
+/** Fields of a commit body (a container config) that make the image's config. */
+const IMAGE_FIELDS = [
+  'Cmd',
+  'Entrypoint',
+  'Env',
+  'Labels',
+  'WorkingDir',
+  'User',
+  'ExposedPorts',
+  'Volumes',
+  'StopSignal',
+];
+/** Fields that are the container's, not the image's: taken and left out, as dockerd does. */
+const CONTAINER_FIELDS = [
+  'Image',
+  'Hostname',
+  'Domainname',
+  'AttachStdin',
+  'AttachStdout',
+  'AttachStderr',
+  'Tty',
+  'OpenStdin',
+  'StdinOnce',
+];
+
+/** POST /commit's body as config fields over the image's (empty values change nothing). */
+function commitBody(body: Record<string, unknown>): Record<string, unknown> {
+  const config: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) {
+    const empty =
+      v === null || v === '' || v === false || (typeof v === 'object' && !Object.keys(v as object).length);
+    if (empty || CONTAINER_FIELDS.includes(k)) continue;
+    if (!IMAGE_FIELDS.includes(k)) throw bad(`commit with config field ${k} is not supported by corral`);
+    config[k] = v;
+  }
+  return config;
+}
+
 export const containerRoutes: Route[] = [
   [
     'GET',
@@ -195,13 +233,7 @@ export const containerRoutes: Route[] = [
     async (call, d) => {
       const container = call.query.get('container');
       if (!container) throw bad('container is required');
-      const body = await jsonBody(call);
-      if (
-        Object.keys(body).some(
-          (k) => !['Cmd', 'Entrypoint', 'Env', 'Labels', 'Image', 'Hostname'].includes(k) && body[k],
-        )
-      )
-        throw bad('commit with a changed config is not supported by corral');
+      const config = commitBody(await jsonBody(call));
       const repo = call.query.get('repo');
       const tag = call.query.get('tag');
       const img = await d.engine.commitContainer(container, {
@@ -209,6 +241,8 @@ export const containerRoutes: Route[] = [
         author: call.query.get('author') ?? undefined,
         message: call.query.get('comment') ?? undefined,
         pause: flag(call.query, 'pause', true),
+        changes: call.query.getAll('changes'),
+        config,
       });
       sendJson(call, 201, { Id: img.id });
     },

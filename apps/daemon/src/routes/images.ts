@@ -51,7 +51,9 @@ export function registryAuth(call: Call): RegistryAuth | undefined {
   }
   if (!v || typeof v !== 'object') throw bad('invalid X-Registry-Auth header: not a JSON object');
   if (v.identitytoken || v.registrytoken)
-    throw bad('X-Registry-Auth with an identity or registry token is not supported by corrald: send username and password');
+    throw bad(
+      'X-Registry-Auth with an identity or registry token is not supported by corrald: send username and password',
+    );
   let { username, password } = v as { username?: unknown; password?: unknown };
   // The older form: `auth`, base64 of user:password.
   if (!username && typeof v.auth === 'string' && v.auth) {
@@ -72,6 +74,33 @@ async function streamed(call: Call, work: (write: (v: unknown) => void) => Promi
   } catch (e) {
     out.write({ errorDetail: { message: (e as Error).message }, error: (e as Error).message });
   }
+  out.end();
+}
+
+/**
+ * POST /images/create?fromSrc=- (docker import): the request body is a rootfs tarball; repo,
+ * tag, message and changes (Dockerfile instructions) as dockerd takes them. A URL to fetch
+ * is refused: corrald reaches no network on a client's behalf.
+ */
+async function importImage(call: Call, d: DaemonState): Promise<void> {
+  const src = call.query.get('fromSrc');
+  if (src !== '-')
+    throw bad(`fromSrc ${src}: only - (the tarball as the request body) is supported by corrald`);
+  const repo = call.query.get('repo');
+  const tag = call.query.get('tag');
+  if (!repo && tag) throw bad('tag needs repo');
+  const platform = call.query.get('platform');
+  if (platform && platform !== 'linux' && !platform.startsWith('linux/'))
+    throw bad(`platform ${platform} is not supported`);
+  // The docker CLI sends the whole name as repo (tag empty).
+  const name = repo ? (tag ? `${repo}:${tag}` : repo) : undefined;
+  const rec = await d.engine.images.import(call.req, {
+    names: name ? [name] : [],
+    changes: call.query.getAll('changes'),
+    message: call.query.get('message') ?? undefined,
+  });
+  const out = jsonStream(call);
+  out.write({ status: rec.id });
   out.end();
 }
 
@@ -107,8 +136,8 @@ export const imageRoutes: Route[] = [
     async (call, d) => {
       const from = call.query.get('fromImage');
       if (!from) {
-        if (call.query.get('fromSrc')) throw bad('import (fromSrc) is not supported by corrald yet');
-        throw bad('fromImage is required');
+        if (call.query.get('fromSrc')) return importImage(call, d);
+        throw bad('fromImage or fromSrc is required');
       }
       const auth = registryAuth(call);
       const tag = call.query.get('tag');
