@@ -32,6 +32,7 @@ export {
   MIN_API_VERSION,
 } from './about.js';
 export { applyChanges, splitWords } from './changes.js';
+export { type PsTable, parsePs, psTop, treePids } from './top.js';
 export type { AttachOptions, ExecOptions, ProcessHandle, RunExtras, StdioTarget } from './attach.js';
 export { defaultRoot, type EngineOptions, type RegistrySettings } from './context.js';
 export { type CreateContainerOptions, checkEnv, parseSecurityOpts } from './create.js';

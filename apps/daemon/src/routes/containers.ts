@@ -1,4 +1,4 @@
-import { EngineError } from '@corral/engine';
+import { EngineError, psTop, treePids } from '@corral/engine';
 import { bad, filtersParam, flag, intParam, jsonBody, sendEmpty, sendJson } from '../http.js';
 import type { Route } from '../server.js';
 import type { DaemonState } from '../state.js';
@@ -190,21 +190,10 @@ export const containerRoutes: Route[] = [
   [
     'GET',
     new RegExp(`^/containers/${ID}/top$`),
-    (call, d) => {
-      const psArgs = call.query.get('ps_args');
-      if (psArgs && psArgs !== '-ef') throw bad(`ps_args ${psArgs} is not supported by corral (-ef)`);
-      const rows: string[][] = [];
-      const walk = (nodes: ReturnType<DaemonState['engine']['top']>) => {
-        for (const n of nodes) {
-          rows.push(['root', String(n.hostPid), String(n.hostPpid), '0', '', '?', '00:00:00', n.command]);
-          walk(n.children);
-        }
-      };
-      walk(d.engine.top(call.params[0]));
-      sendJson(call, 200, {
-        Titles: ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD'],
-        Processes: rows,
-      });
+    async (call, d) => {
+      // The host's ps with the client's arguments, the container's rows (dockerd's way).
+      const table = await psTop(treePids(d.engine.top(call.params[0])), call.query.get('ps_args') ?? '');
+      sendJson(call, 200, table);
     },
   ],
   [
