@@ -4,7 +4,14 @@ import { CniDriver } from './cni/driver.js';
 import type { NetworkDriver } from './driver.js';
 import { NetworkError } from './errors.js';
 import { entries, join, jsonName, readJson, writeJson } from './files.js';
-import { enableIpForward, ensureBridge, hostLinks, pruneSharedChains, removeBridge } from './host.js';
+import {
+  enableIpForward,
+  ensureBridgeLink,
+  ensureBridgeRules,
+  hostLinks,
+  pruneSharedChains,
+  removeBridge,
+} from './host.js';
 import { withLock } from './lock.js';
 import { NetnsDir } from './netns.js';
 import { resolvePorts } from './ports.js';
@@ -195,14 +202,21 @@ export class NetworkManager {
         ports,
         aliases: opts.aliases ?? [],
       };
-      await ensureBridge(net.bridge, `${net.gateway}/${subnet.prefix}`, this.switches.iptables, this.root);
+      await ensureBridgeLink(net.bridge, `${net.gateway}/${subnet.prefix}`, this.root);
+      // The bridge's rules (one iptables-save when they are there) are checked while the
+      // plugins run: the container's program starts only once both are done. Not with ports:
+      // portmap turns route_localnet on, so the guard against it must be in place first.
+      const rules = this.switches.iptables ? ensureBridgeRules(net.bridge) : Promise.resolve();
+      rules.catch(() => {});
+      if (ports.length) await rules;
       if (this.switches.ipForward) enableIpForward();
       const file = this.attFile(containerId, net.id);
       // Recorded before ADD: whatever ADD leaves, a later DEL (also after a crash) finds.
       writeJson(file, att);
       try {
-        att.result = await this.driver.add(att);
+        [att.result] = await Promise.all([this.driver.add(att), rules]);
       } catch (e) {
+        await rules.catch(() => {});
         await this.driver.del(att).catch(() => {});
         rmSync(file, { force: true });
         throw e;

@@ -38,21 +38,22 @@ export class CniDriver implements NetworkDriver {
   }
 
   /**
-   * DEL through the list in reverse, each plugin given the ADD's final result (or none when
-   * ADD never finished). Every plugin runs even when one fails; the first failure is thrown.
+   * DEL of every plugin of the list, each given the ADD's final result (or none when ADD never
+   * finished). Every plugin runs even when one fails; the first failure (in the list's
+   * reverse order, the spec's) is thrown. The plugins corral lists (bridge with host-local,
+   * portmap; firewall in older lists) undo independent things (the veth and lease, the port
+   * rules, the container's filter rules), so their DELs run side by side: a `run --rm` waits
+   * for the slowest rather than the sum (portmap's alone is several iptables runs).
    */
   async del(att: Attachment): Promise<void> {
     const list = att.conflist;
-    let first: unknown;
-    for (let i = list.plugins.length - 1; i >= 0; i--) {
-      const conf = pluginConfig(list, i, att.runtimeConfig, att.result);
-      try {
-        await invokePlugin(list.plugins[i].type, conf, this.inv(att, 'DEL'));
-      } catch (e) {
-        first ??= e;
-      }
-    }
-    if (first) throw first;
+    const done = await Promise.allSettled(
+      list.plugins.map((p, i) =>
+        invokePlugin(p.type, pluginConfig(list, i, att.runtimeConfig, att.result), this.inv(att, 'DEL')),
+      ),
+    );
+    const failed = done.reverse().find((d) => d.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 
   private inv(att: Attachment, command: 'ADD' | 'DEL') {
