@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
 import { join } from 'node:path';
 import { BUSYBOX, type Cleanups, exec, must, type Result } from '@corral/testkit';
 import { NetworkManager, reconcile, ruleset } from '../src/index.js';
@@ -66,4 +67,29 @@ export async function unrouted(subnet: string): Promise<boolean> {
 export async function leases(mgr: NetworkManager): Promise<string[]> {
   const r = await exec('find', [mgr.ipamDir, '-type', 'f', '-name', '*.*.*.*']);
   return r.out ? r.out.split('\n').map((p) => p.slice(join(mgr.ipamDir).length + 1)) : [];
+}
+
+/**
+ * The part of hostState that is a test's own: its bridges, the links enslaved to them, and the
+ * rules that name either or one of its published ports. Other tests on the machine make and
+ * remove their own links and rules meanwhile; whole-host comparisons were flaky for that.
+ */
+export function scoped(
+  h: Awaited<ReturnType<typeof hostState>>,
+  bridges: readonly string[],
+  ports: readonly number[] = [],
+): { links: string[]; rules: string[] } {
+  const master = (l: string) => {
+    try {
+      return basename(readlinkSync(`/sys/class/net/${l}/master`));
+    } catch {
+      return '';
+    }
+  };
+  const links = h.links.filter((l) => bridges.includes(l) || bridges.includes(master(l)));
+  const names = [...links, ...bridges];
+  const rules = h.rules.filter(
+    (r) => names.some((n) => r.split(' ').includes(n)) || ports.some((p) => r.includes(`--dport ${p} `)),
+  );
+  return { links, rules };
 }
