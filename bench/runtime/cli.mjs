@@ -1,6 +1,9 @@
 // corral-runtime beside runc (and crun where it accepts the host) in one run, interleaved:
-// `run` of `true` in a busybox root, `state`, and podman run --rm through either runtime; with
-// `node -e 0` as the yardstick for one Node start. Targets (issue 12): corral-runtime run no
+// `run` of `true` in a busybox root, `state`, create/start/state/delete one by one (the calls
+// podman makes for each container), and podman run --rm through either runtime; with
+// `node -e 0` as the yardstick for one Node start. Everything runs without NODE_EXTRA_CA_CERTS
+// (corral-runtime's #! line drops it; with it set, each Node start here also parses the CA
+// bundle): `node -e 0` with it is a row of its own when the caller has it. Targets (issue 12): corral-runtime run no
 // slower than node -e 0 + runc run; podman through corral-runtime at most 2x podman through runc.
 // Then a profile of corral-runtime run: the time of each phase, from marks put into a traced
 // copy of the bundle (dist/bundle-trace, removed after), medians over the runs.
@@ -28,6 +31,9 @@ const repo = fileURLToPath(new URL('../..', import.meta.url));
 const runtimeDir = join(repo, 'packages/runtime');
 const bin = join(runtimeDir, 'bin/corral-runtime.cjs');
 const tmp = mkdtempSync('/var/tmp/corral-bench-cli-');
+// The environment of every command measured: the caller's, without NODE_EXTRA_CA_CERTS.
+const env = { ...process.env };
+delete env.NODE_EXTRA_CA_CERTS;
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -124,8 +130,50 @@ const podmanRun = (runtime) => [
 
 let n = 0;
 const id = (p) => `${p}${process.pid}-${n++}`;
+/** A stopped container's status, polled (not timed) before its delete, as podman waits for conmon. */
+function waitStopped(exe, root, cid) {
+  for (let i = 0; i < 500; i++) {
+    const r = spawnSync(exe, ['--root', root, 'state', cid], { encoding: 'utf8', env });
+    if (r.status !== 0 || JSON.parse(r.stdout).status === 'stopped') return;
+    spawnSync('sleep', ['0.01']);
+  }
+}
+/** create, start and delete of one container per round, measured one by one. */
+function lifecycle(label, exe, root) {
+  let cid;
+  return [
+    {
+      name: `${label} create`,
+      quiet: true,
+      argv: () => {
+        cid = id(label[0]);
+        return [exe, '--root', root, 'create', '--bundle', bundle, cid];
+      },
+    },
+    { name: `${label} start`, argv: () => [exe, '--root', root, 'start', cid] },
+    {
+      name: `${label} delete`,
+      before: () => waitStopped(exe, root, cid),
+      argv: () => [exe, '--root', root, 'delete', '--force', cid],
+    },
+  ];
+}
 const commands = [
   { name: 'node -e 0', argv: () => [process.execPath, '-e', '0'] },
+  ...(process.env.NODE_EXTRA_CA_CERTS
+    ? [
+        {
+          name: 'node -e 0 (NODE_EXTRA_CA_CERTS)',
+          argv: () => [
+            'env',
+            `NODE_EXTRA_CA_CERTS=${process.env.NODE_EXTRA_CA_CERTS}`,
+            process.execPath,
+            '-e',
+            '0',
+          ],
+        },
+      ]
+    : []),
   { name: 'runc run', argv: () => ['runc', '--root', join(tmp, 'runc'), 'run', '--bundle', bundle, id('r')] },
   {
     name: 'crun run',
@@ -138,6 +186,8 @@ const commands = [
   },
   { name: 'runc state', argv: () => ['runc', '--root', join(tmp, 'runc-keep'), 'state', 'keep'] },
   { name: 'corral-runtime state', argv: () => [bin, '--root', join(tmp, 'corral-keep'), 'state', 'keep'] },
+  ...lifecycle('runc', 'runc', join(tmp, 'runc-steps')),
+  ...lifecycle('corral-runtime', bin, join(tmp, 'corral-steps')),
 ];
 if (has('podman')) {
   const tar = join(tmp, 'busybox.tar');
@@ -162,28 +212,44 @@ execFileSync(bin, ['--root', join(tmp, 'corral-keep'), 'run', '-d', '--bundle', 
   stdio: 'ignore',
 });
 
-/** Wall and CPU (user + system, from GNU time) of one run, or the error when it fails. */
-function timeOnce(argv) {
+/**
+ * Wall and CPU (user + system, from GNU time) of one run, or the error when it fails. `create`
+ * runs with no stdio of ours: the container's init keeps what it is given.
+ */
+function timeOnce(argv, quiet = false) {
   const cpuFile = join(tmp, 'cpu');
   const t = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', cpuFile, ...argv], { encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', cpuFile, ...argv], {
+    encoding: 'utf8',
+    env,
+    stdio: quiet ? ['ignore', 'ignore', 'pipe'] : 'pipe',
+  });
   const wall = Number(process.hrtime.bigint() - t) / 1e6;
-  if (r.status !== 0) return { error: (r.stderr || r.stdout).trim().split('\n').pop() };
+  if (r.status !== 0) return { error: (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n').pop() };
   const [u, s] = readFileSync(cpuFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
   return { wall, cpu: (u + s) * 1000 };
 }
 
 const samples = new Map(commands.map((c) => [c.name, { wall: [], cpu: [], error: undefined }]));
 for (const c of commands) {
+  c.before?.();
   const probe =
-    c.optional && !has(c.optional) ? { error: `${c.optional} is not installed` } : timeOnce(c.argv());
+    c.optional && !has(c.optional)
+      ? { error: `${c.optional} is not installed` }
+      : timeOnce(c.argv(), c.quiet);
   if (probe.error) samples.get(c.name).error = probe.error;
 }
 const live = commands.filter((c) => !samples.get(c.name).error);
-for (let i = 0; i < 2; i++) for (const c of live) timeOnce(c.argv()); // warm-up
+// warm-up
+for (let i = 0; i < 2; i++)
+  for (const c of live) {
+    c.before?.();
+    timeOnce(c.argv(), c.quiet);
+  }
 for (let i = 0; i < runs; i++) {
   for (const c of live) {
-    const r = timeOnce(c.argv());
+    c.before?.();
+    const r = timeOnce(c.argv(), c.quiet);
     if (r.error) continue;
     samples.get(c.name).wall.push(r.wall);
     samples.get(c.name).cpu.push(r.cpu);
@@ -215,7 +281,14 @@ patch(
 );
 patch(
   'cmd-early.cjs',
-  [['    putEarlyInit({', `    ${mark('init-spawning')}\n    putEarlyInit({`]],
+  [
+    ['    putEarlyInit({', `    ${mark('init-spawning')}\n    putEarlyInit({`],
+    [
+      '  const node = sealedNode(options.node);\n',
+      `  const node = sealedNode(options.node);\n  ${mark('sealed')}\n`,
+    ],
+    ['      pidNamespace\n    });\n', `      pidNamespace\n    });\n    ${mark('spawned')}\n`],
+  ],
   mark('cli-loaded'),
 );
 patch(
@@ -235,6 +308,10 @@ patch(
   [
     ['function main() {\n', `function main() {\n  ${mark('init-loaded')}\n`],
     [
+      '  const config = JSON.parse(readLineSync(SYNC_FD));\n',
+      `  const config = JSON.parse(readLineSync(SYNC_FD));\n  ${mark('init-config')}\n`,
+    ],
+    [
       '  writeLineSync(SYNC_FD, { type: "ready"',
       `  ${mark('init-ready')}\n  writeLineSync(SYNC_FD, { type: "ready"`,
     ],
@@ -245,10 +322,13 @@ const phases = [
   ['CLI: node start (exec to its script)', 'node-started', 'cli-script'],
   ['CLI: loading main and early', 'cli-script', 'cli-loaded'],
   ['CLI: flags, config, spawn of the init', 'cli-loaded', 'init-spawning'],
-  ['init: fork and exec of node', 'init-spawning', 'init-node-started'],
-  ['init: node start (exec to its script)', 'init-node-started', 'init-script'],
+  ['CLI: read-only view of node (koffi, overlay)', 'init-spawning', 'sealed'],
+  ['CLI: spawn call (fork, exec)', 'sealed', 'spawned'],
+  ['init: exec to Node start (node start, part 1)', 'spawned', 'init-node-started'],
+  ['init: node start (to its script, part 2)', 'init-node-started', 'init-script'],
   ['init: loading its bundle (koffi)', 'init-script', 'init-loaded'],
-  ['init: namespaces, mounts, pivot_root, user', 'init-loaded', 'init-ready'],
+  ['init: waiting for its config', 'init-loaded', 'init-config'],
+  ['init: namespaces, mounts, pivot_root, user', 'init-config', 'init-ready'],
   ['create after ready (state.json)', 'init-ready', 'created'],
   ['start (exec fifo)', 'created', 'started'],
   ['program runs and exits', 'started', 'exited'],
@@ -261,9 +341,7 @@ for (let i = 0; i < runs; i++) {
   const r = spawnSync(
     process.execPath,
     [join(traced, 'main.cjs'), '--root', join(tmp, 'traced'), 'run', '--bundle', bundle, id('t')],
-    {
-      encoding: 'utf8',
-    },
+    { encoding: 'utf8', env },
   );
   const at = Object.fromEntries(
     [...r.stderr.matchAll(/^MARK (\S+) (\S+)$/gm)].map((m) => [m[1], Number(m[2])]),
@@ -296,13 +374,23 @@ const corralRun = med('corral-runtime run');
 const targets = {
   runRatioToRunc: corralRun / runcRun,
   runOverheadBeyondNodeOverRunc: (corralRun - node0) / runcRun,
+  runOverheadBeyondNodeOverRuncCpu:
+    (med('corral-runtime run', 'cpu') - med('node -e 0', 'cpu')) / med('runc run', 'cpu'),
   stateRatioToRunc: med('corral-runtime state') / med('runc state'),
+  createRatioToRunc: med('corral-runtime create') / med('runc create'),
+  startRatioToRunc: med('corral-runtime start') / med('runc start'),
+  deleteRatioToRunc: med('corral-runtime delete') / med('runc delete'),
   podmanRatio: med('podman run (corral-runtime)') / med('podman run (runc)'),
 };
 console.log(
   `\ncorral-runtime run / runc run: ${targets.runRatioToRunc.toFixed(2)}x; (corral-runtime run - node -e 0) / runc run: ${targets.runOverheadBeyondNodeOverRunc.toFixed(2)} (target <= 1)`,
 );
-console.log(`corral-runtime state / runc state: ${targets.stateRatioToRunc.toFixed(2)}x`);
+console.log(
+  `in CPU time: (corral-runtime run - node -e 0) / runc run: ${targets.runOverheadBeyondNodeOverRuncCpu.toFixed(2)}`,
+);
+console.log(
+  `corral-runtime / runc: state ${targets.stateRatioToRunc.toFixed(2)}x, create ${targets.createRatioToRunc.toFixed(2)}x, start ${targets.startRatioToRunc.toFixed(2)}x, delete ${targets.deleteRatioToRunc.toFixed(2)}x`,
+);
 if (Number.isFinite(targets.podmanRatio))
   console.log(
     `podman through corral-runtime / through runc: ${targets.podmanRatio.toFixed(2)}x (target <= 2)`,

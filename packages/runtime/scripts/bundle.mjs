@@ -77,7 +77,8 @@ const common = {
 function lazyBuiltins(file, ids) {
   let s = readFileSync(file, 'utf8');
   for (const id of ids) {
-    s = s.replace(new RegExp(`var (\\w+) = require\\("${id}"\\);`, 'g'), `var $1 = __corralLazy("${id}");`);
+    // `var x = require(...)` at the top, `x = require(...)` in a module initialised on first use.
+    s = s.replace(new RegExp(`\\b(\\w+) = require\\("${id}"\\);`, 'g'), `$1 = __corralLazy("${id}");`);
   }
   writeFileSync(file, s);
 }
@@ -94,11 +95,44 @@ for (const f of ['init.cjs', 'exec-init.cjs']) lazyBuiltins(join(out, f), ['node
 // bundled on its own (a process runs one command: what they share is repeated, not split, so
 // that state never loads what create needs).
 const commands = ['early', 'create', 'lifecycle', 'state', 'exec', 'inspect', 'info'];
+/**
+ * start and delete (podman calls both for every container) seldom need the whole runtime:
+ * lifecycle loads it from a chunk of its own when it does, so that its bundle stays small and
+ * its modules are not made to initialise lazily (which runs every module of a package's index).
+ * @type {import('esbuild').Plugin}
+ */
+const runtimeChunk = {
+  name: 'corral-runtime-chunk',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/runtime\.js$/ }, (args) =>
+      args.kind === 'dynamic-import' && args.importer.endsWith('/cli/lifecycle.js')
+        ? { path: './cmd-runtime.cjs', external: true }
+        : undefined,
+    );
+  },
+};
 await build({
   ...common,
-  entryPoints: Object.fromEntries(commands.map((c) => [`cmd-${c}`, join(dist, 'cli', `${c}.js`)])),
+  entryPoints: {
+    ...Object.fromEntries(commands.map((c) => [`cmd-${c}`, join(dist, 'cli', `${c}.js`)])),
+    'cmd-runtime': join(dist, 'runtime.js'),
+  },
   outdir: out,
+  plugins: [runtimeChunk, sideEffectFree],
 });
+// Chunks are required, not imported: import() would start the ESM loader.
+const requireChunks = (file) =>
+  writeFileSync(
+    file,
+    readFileSync(file, 'utf8').replace(
+      /import\("(\.\/cmd-[a-z]+\.cjs)"\)/g,
+      'Promise.resolve().then(() => require("$1"))',
+    ),
+  );
+requireChunks(join(out, 'cmd-lifecycle.cjs'));
+// child_process (net and streams behind it) loads when a command first spawns: start and
+// delete only for hooks.
+for (const c of [...commands, 'runtime']) lazyBuiltins(join(out, `cmd-${c}.cjs`), ['node:child_process']);
 /** @type {import('esbuild').Plugin} */
 const commandModules = {
   name: 'corral-command-modules',
@@ -117,15 +151,7 @@ await build({
   outdir: out,
   plugins: [commandModules, sideEffectFree],
 });
-// Its command modules are required, not imported: import() would start the ESM loader.
-const main = join(out, 'main.cjs');
-writeFileSync(
-  main,
-  readFileSync(main, 'utf8').replace(
-    /import\("(\.\/cmd-[a-z]+\.cjs)"\)/g,
-    'Promise.resolve().then(() => require("$1"))',
-  ),
-);
+requireChunks(join(out, 'main.cjs'));
 
 const pidnsDist = dirname(require.resolve('@corral/pidns'));
 copyFileSync(join(pidnsDist, 'supervise.js'), join(out, 'supervise.js'));

@@ -1,9 +1,10 @@
 // start, kill, delete, pause and resume: one call of the runtime each, on the stored state.
 // start and the delete of a stopped container need no more than the state and the cgroup
-// folders (start-stop.ts): the runtime, with its native module, loads only when needed.
+// folders (start-stop.ts): the runtime, with its native module, loads only when needed (its
+// own bundle chunk: see scripts/bundle.mjs).
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { RuntimeError } from '../errors.js';
+import { parseSignal } from '@corral/sys';
 import {
   cgroupPids,
   poststop,
@@ -30,7 +31,8 @@ export async function start(g: Globals, argv: string[]): Promise<number> {
     try {
       rt.kill(id, 'SIGKILL');
     } catch (e) {
-      if (!(e instanceof RuntimeError)) throw e;
+      // The runtime's RuntimeError (its chunk has its own copy of the class): already gone.
+      if (!(e instanceof Error) || e.name !== 'RuntimeError') throw e;
     }
     throw failed;
   }
@@ -42,7 +44,6 @@ export async function kill(g: Globals, argv: string[]): Promise<number> {
   if (args.length < 1 || args.length > 2)
     throw new UsageError('corral-runtime: "kill" requires a minimum of 1 and a maximum of 2 arguments');
   const [id, name = 'SIGTERM'] = args;
-  const { parseSignal } = await import('@corral/sys');
   let signal: number;
   try {
     signal = parseSignal(name);
