@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Engine } from '@corral/engine';
+import { CorralError, type Engine, EngineError } from '@corral/engine';
 import {
   API_VERSION,
   type Call,
@@ -15,6 +15,7 @@ import {
 import type { Logger } from './log.js';
 import { archiveRoutes } from './routes/archive.js';
 import { containerRoutes } from './routes/containers.js';
+import { corralRoutes } from './routes/corral.js';
 import { execRoutes } from './routes/exec.js';
 import { imageRoutes } from './routes/images.js';
 import { streamRoutes } from './routes/streams.js';
@@ -34,6 +35,20 @@ export interface DaemonOptions {
 
 const VERSION_PREFIX = /^\/v(\d+\.\d+)(\/.*)$/;
 
+/**
+ * corral's own headers on an error answer: the engine's error kind (and the registry to log in
+ * to, the repair), so that `corral --host` exits and words it as the daemonless CLI does.
+ */
+function errorHeaders(e: unknown): Record<string, string> {
+  if (!(e instanceof CorralError)) return {};
+  const registry = e instanceof EngineError ? e.registry : undefined;
+  return {
+    'X-Corral-Error-Kind': e.kind,
+    ...(registry ? { 'X-Corral-Error-Registry': registry } : {}),
+    ...(e.repair ? { 'X-Corral-Error-Repair': e.repair } : {}),
+  };
+}
+
 /** The Docker Engine API over one engine: routes by resource, errors as Docker's bodies. */
 export function createDaemonServer(options: DaemonOptions): Server {
   const state = new DaemonState(options.engine, options.log, options.info);
@@ -45,6 +60,7 @@ export function createDaemonServer(options: DaemonOptions): Server {
     ...archiveRoutes,
     ...execRoutes,
     ...imageRoutes,
+    ...corralRoutes,
   ];
   const server = createServer({ keepAliveTimeout: 30_000 });
   const dispatch = async (
@@ -60,7 +76,7 @@ export function createDaemonServer(options: DaemonOptions): Server {
     const m = VERSION_PREFIX.exec(path);
     let call: Call | null = null;
     let hijacked: Duplex | null = null;
-    const fail = (status: number, message: string) => {
+    const fail = (status: number, message: string, extra: Record<string, string> = {}) => {
       options.log.debug(`${req.method} ${req.url}: ${status} ${message}`);
       if (res) {
         if (res.headersSent) {
@@ -72,12 +88,16 @@ export function createDaemonServer(options: DaemonOptions): Server {
           'Content-Type': 'application/json',
           'Content-Length': body.length,
           'Api-Version': API_VERSION,
+          ...extra,
         });
         res.end(body);
       } else if (socket && !hijacked && !socket.destroyed) {
         const body = JSON.stringify({ message });
+        const more = Object.entries(extra)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('');
         socket.end(
-          `HTTP/1.1 ${status} Error\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+          `HTTP/1.1 ${status} Error\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${more}Connection: close\r\n\r\n${body}`,
         );
       } else hijacked?.destroy();
     };
@@ -146,7 +166,7 @@ export function createDaemonServer(options: DaemonOptions): Server {
     } catch (e) {
       const { status, message } = errorStatus(e);
       if (status === 500) options.log.error(`${req.method} ${req.url}: ${(e as Error)?.stack ?? e}`);
-      fail(status, message);
+      fail(status, message, errorHeaders(e));
     }
   };
   server.on('request', (req, res) => {
