@@ -26,6 +26,8 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const workspace = [join(repo, 'packages'), join(repo, 'apps')];
 const libraries = `${join(repo, 'packages')}/`;
 const ours = (p) => workspace.some((w) => p.startsWith(`${w}/`)) && !p.includes('/node_modules/');
+/** A bundle this small compiles faster than a code cache is read: one file, no cache. */
+const SMALL = 32 * 1024;
 /** Builtins Node has loaded before any user code runs: nothing to gain by deferring them. */
 const EAGER = new Set(['fs', 'path', 'url', 'process']);
 
@@ -145,19 +147,39 @@ script.runInThisContext()(m.exports, Module.createRequire(file), m, file, __dirn
 
 /** Rewrites the bundle's eager requires of builtins and packages into lazy ones. */
 function deferRequires(source) {
-  let s = source;
-  // Only the bundle's top level (ES modules as esbuild hoists them): inside a CommonJS package a
-  // required value may be a class or function, which a proxy cannot stand for.
-  s = s.replace(/^var (\w+) = (__toESM\()?require\("(node:)?([\w/]+)"\)\)?;$/gm, (all, v, esm, _n, id) => {
-    if (!EAGER.has(id)) return `var ${v} = __corralLazy(() => require("node:${id}"), ${Boolean(esm)});`;
+  const lazy = (v, esm, id) => {
+    if (!EAGER.has(id)) return `${v} = __corralLazy(() => require("node:${id}"), ${Boolean(esm)});`;
     // `import * as fs`: esbuild's __toESM copies fs's hundred properties, once per module.
-    return esm ? `var ${v} = __corralNs(require("node:${id}"));` : all;
-  });
-  s = s.replace(
-    /^var (\w+) = __toESM\((require_\w+)\(\)\);$/gm,
-    (_a, v, fn) => `var ${v} = __corralLazy(${fn}, true);`,
-  );
-  return s;
+    return esm ? `${v} = __corralNs(require("node:${id}"));` : `${v} = require("node:${id}");`;
+  };
+  const builtin = /^(\s*)(var )?(\w+) = (__toESM\()?require\("(node:)?([\w/]+)"\)\)?;$/;
+  const pkg = /^(\s*)(var )?(\w+) = __toESM\((require_\w+)\(\)\);$/;
+  // Only the imports of ES modules as esbuild writes them: at the bundle's top level, or first
+  // in the body of a module it evaluates lazily (`init_x = __esm({ "path"() { ... } })`, which
+  // a module that something import()s, and all it imports, become). Inside a CommonJS package
+  // a required value may be a class or function, which a proxy cannot stand for.
+  const lines = source.split('\n');
+  let prologue = false;
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i];
+    if (/^var init_\w+ = __esm\(\{$/.test(l) && /^\s+"[^"]+"\(\) \{$/.test(lines[i + 1] ?? '')) {
+      prologue = true;
+      i++;
+      continue;
+    }
+    const top = l.startsWith('var ');
+    if (!top && !prologue) continue;
+    const b = builtin.exec(l);
+    const m = b ?? pkg.exec(l);
+    if (!m || (top && !m[2]) || (!top && m[2])) {
+      // A module's imports come first: its own code ends the prologue.
+      if (!/^\s+init_\w+\(\);$/.test(l)) prologue = false;
+      continue;
+    }
+    const [, indent, decl = ''] = m;
+    lines[i] = `${indent}${decl}${b ? lazy(b[3], b[4], b[6]) : `${m[3]} = __corralLazy(${m[4]}, true);`}`;
+  }
+  return lines.join('\n');
 }
 
 /**
@@ -218,11 +240,14 @@ export async function bundleOne(entry, out) {
     writeFileSync(tmp, data);
     renameSync(tmp, file);
   };
-  if (o.format === 'cjs') {
+  if (o.format === 'cjs' && text.length > SMALL) {
     // The code in OUT.body.cjs, run by a small OUT.cjs through a V8 code cache (see loader).
     put(`${out}.body.cjs`, text);
     put(outfile, loader(basename(`${out}.body.cjs`)));
-  } else put(outfile, text);
+  } else {
+    put(outfile, text);
+    rmSync(`${out}.body.cjs`, { force: true });
+  }
   // Code caches of the code this replaces.
   for (const f of readdirSync(outdir))
     if (f.startsWith(basename(out)) && f.endsWith('.cache')) rmSync(join(outdir, f), { force: true });

@@ -1,39 +1,57 @@
-// main.ts imports this module first, so it runs before the rest of the CLI loads: for an
-// attached `corral run`, the container's keeper is started now (it starts the init at once),
-// and their Node start-ups overlap the CLI's own (loading the engine, resolving the image,
-// mounting the root). The keeper outlives this process if it is killed: see keeper.ts.
-
-import { KeeperClient } from '@corral/engine/init-ahead';
+// The CLI's first code: for `corral run` it spawns the container's keeper (which starts the
+// init at once) before anything else loads, so that the keeper's and the init's Node
+// start-ups overlap the CLI's own (loading the engine, resolving the image, mounting the
+// root). The build bundles this module alone (dist/bundle/early.cjs), and bin/corral.cjs runs
+// it before the CLI's bundle; main.ts imports it first too (from dist, or to find it done).
+// It loads node:child_process and the run flags, nothing else: parked.ts hands the process to
+// the engine's KeeperClient later, or ends it. The keeper outlives this process if it is
+// killed: see the engine's keeper.ts.
+import type { ChildProcess } from 'node:child_process';
+import type { KeeperMode } from '@corral/engine/init-ahead';
+import { type KeeperStdio, spawnKeeper } from '@corral/engine/keeper-spawn';
 import { parseArgs } from './args.js';
 import { createFlags } from './commands/run-flags.js';
 
-/** The program's stdin for an attached run that can have its keeper started now, or null. */
-function attachedRun(argv: string[]): 0 | 'ignore' | null {
+/** A keeper spawned ahead: the process, and the mode and stdio it was spawned with. */
+export interface KeeperAhead {
+  child: ChildProcess;
+  mode: KeeperMode;
+  stdio: KeeperStdio;
+}
+
+/** How the keeper of a `run` in `argv` is spawned, or null when none can be started now. */
+export function aheadFor(argv: readonly string[], env = process.env): Omit<KeeperAhead, 'child'> | null {
+  // A remote engine (corrald) starts its own.
+  if (env.CORRAL_HOST) return null;
   let i = 0;
   while (argv[i]?.startsWith('--root')) i += argv[i].includes('=') ? 1 : 2;
   if (argv[i] !== 'run') return null;
   try {
-    const { flags } = parseArgs(argv.slice(i + 1), createFlags, true);
-    // A terminal (-t) needs an init started on the pty, not one started now.
-    // -a: the program gets only some of our streams, not all three as an init started now.
-    if (flags.detach === true || flags.tty === true || flags.attach !== undefined) return null;
-    return flags.interactive === true ? 0 : 'ignore';
+    const { flags, positionals } = parseArgs(argv.slice(i + 1), createFlags, true);
+    if (!positionals.length && flags.rootfs === undefined) return null; // a usage error follows
+    // Detached (`run -d`): the keeper logs the output. A terminal: the init opens the pty.
+    if (flags.tty === true) return { mode: 'tty', stdio: ['ignore', 'ignore', 'ignore'] };
+    if (flags.detach === true) return { mode: 'detached', stdio: ['ignore', 'ignore', 'ignore'] };
+    // -a: the program gets only some of our streams, not all three as spawned now.
+    if (flags.attach !== undefined) return null;
+    return { mode: 'attached', stdio: [flags.interactive === true ? 0 : 'ignore', 1, 2] };
   } catch {
     return null; // the command itself will report the error
   }
 }
 
-const stdin = attachedRun(process.argv.slice(2));
-let parked: KeeperClient | null = stdin === null ? null : new KeeperClient('attached', [stdin, 1, 2]);
-
-/** The keeper started ahead for this run, once; undefined when there is none or it was taken. */
-export function takeParkedKeeper(): KeeperClient | undefined {
-  const p = parked ?? undefined;
-  parked = null;
-  return p;
+// One spawn per process, also when this module is evaluated twice (once in the early bundle,
+// once in the CLI's): the keeper waits here until parked.ts takes it.
+const KEY = Symbol.for('corral.cli.keeperAhead');
+const slot = globalThis as { [KEY]?: KeeperAhead | null };
+if (!(KEY in slot)) {
+  const how = aheadFor(process.argv.slice(2));
+  slot[KEY] = how && { ...how, child: spawnKeeper(how.mode, how.stdio) };
 }
 
-/** Ends the keeper started ahead if nobody took it (the run failed before it): its init goes too. */
-export function releaseParkedInit(): void {
-  takeParkedKeeper()?.kill();
+/** The keeper spawned ahead, once; null when there is none or it was taken. */
+export function takeKeeperAhead(): KeeperAhead | null {
+  const k = slot[KEY] ?? null;
+  slot[KEY] = null;
+  return k;
 }

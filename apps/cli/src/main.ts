@@ -1,4 +1,5 @@
-// First: starts a container init ahead for an attached run (see early.ts); order matters.
+// First: spawns a run's keeper ahead (see early.ts; done already when the bundle's early entry
+// ran); order matters.
 import './early.js';
 import { CorralError } from '@corral/engine';
 import { type Command, type Context, checkArity, helpText, parseArgs, UsageError } from './args.js';
@@ -12,8 +13,8 @@ import { container } from './commands/prune.js';
 import { stats } from './commands/stats.js';
 import { system } from './commands/system.js';
 import { volumeCommands } from './commands/volume.js';
-import { releaseParkedInit } from './early.js';
 import { errorText } from './errors.js';
+import { releaseParkedInit } from './parked.js';
 
 const commands = new Map<string, Command>(
   [

@@ -112,8 +112,8 @@ export async function runAttached(
   // records the exit and removes an --rm container. (An init given instead: no keeper; the
   // container then ends with this process.)
   let keeper = options.keeper ?? null;
-  if (r.config.tty && keeper?.mode === 'attached') {
-    keeper.kill(); // started ahead with our stdio: a terminal needs an init without
+  if (keeper && keeper.mode !== (r.config.tty ? 'tty' : 'attached')) {
+    keeper.kill(); // started ahead for other stdio (a terminal needs an init without)
     keeper = null;
   }
   if (!keeper && !options.init)

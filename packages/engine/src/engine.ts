@@ -33,6 +33,7 @@ import {
   pruneContainers,
 } from './housekeeping.js';
 import { EngineImages } from './images.js';
+import type { KeeperClient } from './keeper-client.js';
 import {
   checkAborted,
   discard,
@@ -182,8 +183,8 @@ export class Engine {
    * Starts a container in the background under a watcher process that keeps its output in
    * the log and records its exit. Resolves once the program is running.
    */
-  start(ref: string): Promise<ContainerRecord> {
-    return onFullDisk(this.#ctx.root, () => startDetached(this.#ctx, ref));
+  start(ref: string, extra: { keeper?: KeeperClient } = {}): Promise<ContainerRecord> {
+    return onFullDisk(this.#ctx.root, () => startDetached(this.#ctx, ref, extra.keeper));
   }
 
   get(ref: string): ContainerRecord {

@@ -6,3 +6,4 @@ export type { Pid1Process } from '@corral/pidns';
 export { spawnInit } from '@corral/runtime/init-process';
 // A container's keeper started ahead, which starts its init at once (see keeper.ts).
 export { KeeperClient } from './keeper-client.js';
+export type { KeeperMode } from './keeper-protocol.js';

@@ -1,11 +1,9 @@
 // The front-end's end of a container's keeper (keeper.ts): spawns it, and gives the engine the
 // keeper's init as the runtime takes an init started ahead (a Pid1Process whose sync socket
 // is ours, whose exit the keeper reports). Loads little: the CLI imports it before the engine.
-import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
 import type { Duplex, Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { Pid1Process } from '@corral/pidns';
 import { procStartTime } from '@corral/sys';
 import {
@@ -17,25 +15,9 @@ import {
   readMessages,
   writeMessage,
 } from './keeper-protocol.js';
+import { type KeeperStdio, spawnKeeper } from './keeper-spawn.js';
 
-// The bundle the build makes (one file: a faster start, scripts/bundle.mjs), else the module
-// beside this one; from the sources (the engine's own tests), the built ones.
-const keeperScript = [
-  './bundle/keeper.cjs',
-  './bundle/keeper.mjs',
-  './keeper.js',
-  '../dist/bundle/keeper.cjs',
-  '../dist/bundle/keeper.mjs',
-  '../dist/keeper.js',
-]
-  .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
-  .find((p) => existsSync(p)) as string;
-
-/**
- * A keeper lives as long as its container. One V8 helper thread; a small young generation
- * (measured: bench/engine/watcher-memory.mjs).
- */
-export const KEEPER_NODE_FLAGS = ['--v8-pool-size=1', '--max-semi-space-size=1'];
+export { KEEPER_NODE_FLAGS } from './keeper-spawn.js';
 
 /** The keeper's child as the runtime sees an init's ChildProcess: no stdio of ours, our sync socket. */
 class KeptChild extends EventEmitter {
@@ -86,22 +68,16 @@ export class KeeperClient {
   /**
    * `stdio`: what the container's program gets as 0, 1 and 2 in `attached` mode (fds of this
    * process, 'ignore', or 'pipe': then `child.stdout` etc. are the program's streams).
+   * `child`: a keeper this process spawned already with these (spawnKeeper), to speak to.
    */
   constructor(
     mode: KeeperMode,
-    stdio: ('pipe' | 'ignore' | 'inherit' | number)[] = ['ignore', 'ignore', 'ignore'],
+    stdio: KeeperStdio = ['ignore', 'ignore', 'ignore'],
     errorLog?: number,
+    child: ChildProcess = spawnKeeper(mode, stdio, errorLog),
   ) {
     this.mode = mode;
-    const io = mode === 'attached' ? stdio : ['ignore', 'ignore', errorLog ?? 'ignore'];
-    // Its own session: a ^C on the front-end's terminal reaches the program through the
-    // front-end (sig-proxy), never the keeper.
-    this.child = spawn(process.execPath, [...KEEPER_NODE_FLAGS, keeperScript, mode], {
-      detached: true,
-      stdio: [...io, 'pipe', 'pipe'] as StdioOptions,
-      // The front-end's environment (PATH for the network's tools when the keeper restarts it).
-      env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
-    });
+    this.child = child;
     this.control = this.child.stdio[KEEPER_CONTROL_FD] as unknown as Duplex;
     const sync = this.child.stdio[KEEPER_SYNC_FD] as unknown as Duplex;
     this.init = new Promise((resolve, reject) => {
@@ -147,12 +123,21 @@ export class KeeperClient {
     if (!this.control.destroyed) writeMessage(this.control as Writable, m);
   }
 
-  /** The init is this container's now; resolves once the keeper has attached what it keeps. */
-  own(root: string, id: string, detached: boolean, terminalFd: number | null = null): Promise<void> {
+  /**
+   * The init is this container's now; resolves once the keeper has attached what it keeps.
+   * `errorLog`: the file for the keeper's own stderr from now on.
+   */
+  own(
+    root: string,
+    id: string,
+    detached: boolean,
+    terminalFd: number | null = null,
+    errorLog?: string,
+  ): Promise<void> {
     return new Promise((resolve, reject) => {
       this.onOwned = resolve;
       this.kept?.once('exit', () => reject(new Error("the container's keeper ended")));
-      this.send({ type: 'own', root, id, detached, terminalFd });
+      this.send({ type: 'own', root, id, detached, terminalFd, errorLog });
     });
   }
 

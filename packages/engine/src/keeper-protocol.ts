@@ -33,8 +33,17 @@ export type FrontMessage =
   /**
    * The init belongs to this container now: what the keeper needs to finish it alone if the
    * front-end goes. `terminalFd` is the init's terminal master, taken for the log (tty mode).
+   * `errorLog`: a file the keeper appends its own stderr to from now on (a keeper started
+   * ahead of its container had nowhere to put it).
    */
-  | { type: 'own'; root: string; id: string; detached: boolean; terminalFd?: number | null }
+  | {
+      type: 'own';
+      root: string;
+      id: string;
+      detached: boolean;
+      terminalFd?: number | null;
+      errorLog?: string;
+    }
   /** The program runs and the record says so. */
   | { type: 'started' }
   /** The front-end has recorded the exit (attached): nothing is left for the keeper to record. */

@@ -103,11 +103,23 @@ async function logRotationOf() {
   return logRotation(r as never);
 }
 
+/** Our stderr from now on goes to `file` (appended): what a keeper has to say once alone. */
+function logErrorsTo(file: string): void {
+  try {
+    const fd = openSync(file, 'a', 0o600);
+    dup2(fd, 2);
+    closeSync(fd);
+  } catch {
+    // the stderr we have stays
+  }
+}
+
 readMessages<FrontMessage>(
   control,
   (m) => {
     if (m.type === 'own') {
       owner = { root: m.root, id: m.id, detached: m.detached };
+      if (m.errorLog) logErrorsTo(m.errorLog);
       const attachLog = mode !== 'attached' && m.detached ? keepLog(m.terminalFd) : Promise.resolve();
       attachLog.then(
         () => writeMessage(control, { type: 'owned' }),

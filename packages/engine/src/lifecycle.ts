@@ -152,10 +152,10 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
     if (r.state.status === 'running')
       throw new EngineError('Conflict', `container ${r.name} is already running`);
     if (o.keeper) {
+      // The keeper's init is awaited only at create: its Node start overlaps the mount, the
+      // network and the bundle made meanwhile (an init that fails then undoes them).
       init?.kill('SIGKILL');
-      init = await o.keeper.init.catch((e: Error) => {
-        throw new EngineError('CannotStart', e.message);
-      });
+      init = undefined;
     } else if (r.config.tty && init) {
       // An init started ahead has the caller's stdio; a terminal needs one started on the pty.
       init.kill('SIGKILL');
@@ -204,6 +204,10 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       writeFileSync(join(dir, 'bundle', 'config.json'), JSON.stringify(spec, null, 2));
       o.onStep?.('bundle');
       checkAborted(o.abort);
+      if (o.keeper)
+        init = await o.keeper.init.catch((e: Error) => {
+          throw new EngineError('CannotStart', e.message);
+        });
       const created = await ctx.runtime.create(r.id, join(dir, 'bundle'), {
         stdio: o.stdio,
         detached: false,
@@ -217,7 +221,9 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       init = undefined; // the runtime owns it now
       o.onStep?.('created');
       checkAborted(o.abort);
-      await o.keeper?.own(ctx.root, r.id, o.detached, created.initTerminalFd ?? null);
+      // A detached keeper's own errors go to keeper.log (one started ahead had no folder yet).
+      const errorLog = o.detached ? join(dir, 'keeper.log') : undefined;
+      await o.keeper?.own(ctx.root, r.id, o.detached, created.initTerminalFd ?? null, errorLog);
       await ctx.runtime.start(r.id);
       o.keeper?.started();
       o.onStep?.('started');
@@ -321,15 +327,25 @@ export async function finish(
  * Starts a container in the background under its keeper (keeper.ts), which keeps its output
  * in the log and records its exit. Resolves once the program is running.
  */
-export async function startDetached(ctx: EngineContext, ref: string): Promise<ContainerRecord> {
-  const r = getRecord(ctx, ref);
-  const keeperLog = openSync(join(ctx.records.dir(r.id), 'keeper.log'), 'a', 0o600);
-  let keeper: KeeperClient;
+export async function startDetached(
+  ctx: EngineContext,
+  ref: string,
+  /** A keeper the caller started ahead (`new KeeperClient('detached')`, the CLI's run -d). */
+  ahead?: KeeperClient,
+): Promise<ContainerRecord> {
+  let r: ContainerRecord;
   try {
-    keeper = new KeeperClient(r.config.tty ? 'tty' : 'detached', undefined, keeperLog);
-  } finally {
-    closeSync(keeperLog);
+    r = getRecord(ctx, ref);
+  } catch (e) {
+    ahead?.kill();
+    throw e;
   }
+  // The caller's keeper serves if it was started for this container's mode.
+  if (ahead && ahead.mode !== (r.config.tty ? 'tty' : 'detached')) {
+    ahead.kill();
+    ahead = undefined;
+  }
+  const keeper = ahead ?? newKeeper(ctx, r);
   try {
     const created = await launch(ctx, r.id, { stdio: 'ignore', detached: true, keeper });
     // The keeper took the terminal for the log; this process needs no copy.
@@ -341,6 +357,15 @@ export async function startDetached(ctx: EngineContext, ref: string): Promise<Co
   }
   keeper.release();
   return startedRecord(ctx, r);
+}
+
+function newKeeper(ctx: EngineContext, r: ContainerRecord): KeeperClient {
+  const keeperLog = openSync(join(ctx.records.dir(r.id), 'keeper.log'), 'a', 0o600);
+  try {
+    return new KeeperClient(r.config.tty ? 'tty' : 'detached', undefined, keeperLog);
+  } finally {
+    closeSync(keeperLog);
+  }
 }
 
 /** How an attached run ended, as its front-end records it: the keeper's word on a lost exit. */

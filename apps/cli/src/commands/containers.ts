@@ -12,7 +12,7 @@ import {
 } from '@corral/engine';
 import { type Command, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
 import { bindHandle, consoleSize, onSignals } from '../attach.js';
-import { takeParkedKeeper } from '../early.js';
+import { takeParkedKeeper } from '../parked.js';
 import { errorText } from '../errors.js';
 import { bool, engine, int, list, str } from './common.js';
 import { createFlags, processFlags } from './run-flags.js';
@@ -117,7 +117,7 @@ export const run: Command = {
       if (list(a, 'attach').length) throw new UsageError('Conflicting options: -a and -d');
       const r = await e.create(options).finally(pulling.finish);
       writeCidfile(a, r.id);
-      await e.start(r.id);
+      await e.start(r.id, { keeper: takeParkedKeeper() });
       console.log(r.id);
       return 0;
     }
