@@ -21,6 +21,9 @@ export interface CreateContainerOptions extends NetworkCreateOptions, RunSetting
   image?: string;
   /** A pseudo-terminal for the program (`-t`). */
   tty?: boolean;
+  /** Keep the program's stdin open (`-i`), for clients that attach later; `stdinOnce`: until the first ends it. */
+  openStdin?: boolean;
+  stdinOnce?: boolean;
   privileged?: boolean;
   /** Capabilities beyond Docker's defaults, and ones to take away (`ALL` for every one). */
   capAdd?: string[];
@@ -360,6 +363,7 @@ async function makeContainer(
       user: options.user ?? config.User ?? '',
       init: options.init ?? false,
       tty: options.tty ?? false,
+      ...(options.openStdin ? { openStdin: true, stdinOnce: options.stdinOnce === true } : {}),
       stopSignal,
       stopTimeout,
       labels: { ...(config.Labels ?? {}), ...run.labels },

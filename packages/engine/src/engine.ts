@@ -1,6 +1,6 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CgroupLimits } from '@corral/cgroups';
 import { type ContainerConfig, commit as commitImage, exportRootfs, type ImageRecord } from '@corral/image';
@@ -10,6 +10,7 @@ import { namespaceTree } from '@corral/pidns';
 import { type Change, diffUpper, mountAll } from '@corral/unionfs';
 import { type EngineInfo, type EngineVersion, engineInfo, engineVersion } from './about.js';
 import { EngineArchive } from './archive/index.js';
+import { connectStdin } from './keeper-stdin.js';
 import { changedConfig } from './changes.js';
 import {
   type AttachOptions,
@@ -383,6 +384,25 @@ export class Engine {
       mounts: mountViews(this.#ctx, r),
       restartCount: r.state.restartCount ?? 0,
     };
+  }
+
+  /**
+   * The stdin of a running detached container made with `openStdin` (-i), which its keeper
+   * holds: what is written reaches the program; ending the stream ends the program's stdin
+   * only with `stdinOnce`. Survives the front-end (a restarted daemon attaches again).
+   */
+  async stdin(ref: string): Promise<Duplex> {
+    const r = runningRecord(this.#ctx, ref);
+    if (!r.config.openStdin)
+      throw new EngineError('Conflict', `container ${r.name} was not created with an open stdin (-i)`);
+    if (r.config.tty || !r.state.detached)
+      throw new EngineError(
+        'Conflict',
+        `container ${r.name}: its stdin is not held by its keeper (a terminal, or attached)`,
+      );
+    return connectStdin(this.#ctx.records.dir(r.id)).catch((e: Error) => {
+      throw new EngineError('Conflict', `container ${r.name}: its keeper does not take stdin (${e.message})`);
+    });
   }
 
   /** The container's process tree with host PIDs and PIDs inside. */

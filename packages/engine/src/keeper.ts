@@ -42,7 +42,9 @@ control.on('error', () => {});
 const init = (() => {
   try {
     return spawnInit({
-      stdio: mode === 'attached' ? [0, 1, 2] : mode === 'detached' ? ['ignore', 'pipe', 'pipe'] : 'ignore',
+      // Detached, the program's stdin is a pipe we hold: kept for a -i container (keepStdin),
+      // else replaced by /dev/null in the init (the launch's nullStdin).
+      stdio: mode === 'attached' ? [0, 1, 2] : mode === 'detached' ? ['pipe', 'pipe', 'pipe'] : 'ignore',
       syncFd: KEEPER_SYNC_FD,
     });
   } catch (e) {
@@ -114,13 +116,30 @@ function logErrorsTo(file: string): void {
   }
 }
 
+/**
+ * A detached -i container's stdin: served to attached clients (keeper-stdin.ts) before the
+ * container starts; anyone else's pipe is closed here (its init has /dev/null instead).
+ */
+async function keepStdin(): Promise<void> {
+  const stdin = init.child.stdin;
+  if (!stdin) return;
+  stdin.on('error', () => {});
+  const r = storedRecord() as { config?: { openStdin?: boolean; stdinOnce?: boolean; tty?: boolean } } | null;
+  if (!owner?.detached || !r?.config?.openStdin || r.config.tty) return void stdin.destroy();
+  const { serveStdin } = await import('./keeper-stdin.js');
+  await serveStdin(join(owner.root, 'containers', owner.id), stdin, r.config.stdinOnce === true);
+}
+
 readMessages<FrontMessage>(
   control,
   (m) => {
     if (m.type === 'own') {
       owner = { root: m.root, id: m.id, detached: m.detached };
       if (m.errorLog) logErrorsTo(m.errorLog);
-      const attachLog = mode !== 'attached' && m.detached ? keepLog(m.terminalFd) : Promise.resolve();
+      const attachLog = Promise.all([
+        mode !== 'attached' && m.detached ? keepLog(m.terminalFd) : undefined,
+        keepStdin(),
+      ]);
       attachLog.then(
         () => writeMessage(control, { type: 'owned' }),
         () => control.destroy(),

@@ -213,7 +213,10 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
         detached: false,
         init,
         // An init started ahead (see spawnInit) has the caller's stdin; a keeper's has what it was given.
-        nullStdin: !o.keeper && init !== undefined && Array.isArray(o.stdio) && o.stdio[0] === 'ignore',
+        nullStdin:
+          (!o.keeper && init !== undefined && Array.isArray(o.stdio) && o.stdio[0] === 'ignore') ||
+          // A detached keeper gives its init a stdin pipe: the program keeps it only with -i.
+          (o.keeper !== undefined && o.keeper.mode !== 'attached' && !r.config.openStdin),
         initWithoutStdio: o.keeper !== undefined && o.keeper.mode !== 'attached',
         // Whoever is the init's parent keeps it: when that process dies, so does the container.
         dieWithParent: true,

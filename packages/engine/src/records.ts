@@ -85,6 +85,12 @@ export interface ContainerRecord {
     stopTimeout: number;
     /** A pseudo-terminal as the program's stdin, stdout and stderr (`-t`). */
     tty: boolean;
+    /**
+     * The program's stdin stays open (`-i`): a detached container's keeper holds it and
+     * writes what attached clients send; with `stdinOnce`, only until the first one ends it.
+     */
+    openStdin?: boolean;
+    stdinOnce?: boolean;
     /** The image's labels with `--label`s over them (absent in older records). */
     labels?: Record<string, string>;
     /** The health check in force (the container's over the image's); absent: none. */

@@ -65,8 +65,14 @@ export const streamRoutes: Route[] = [
       // A body (dockerode sends its options as one) comes before the client's stdin: read off.
       await call.body();
       if (!stream && !logs) throw bad('at least one of stream or logs must be set');
-      if (r.state.status === 'running' && a.stdin && !d.attached.has(r.id))
-        throw new EngineError('Conflict', `container ${r.id} runs detached: its stdin cannot be attached`);
+      // As dockerd: a container without an open stdin (-i) takes no input from its clients.
+      if (!r.config.openStdin) a.stdin = false;
+      // A running detached -i container's stdin is held by its keeper: the client's input goes
+      // there (also after a restart of this daemon). Refused before the upgrade when it cannot.
+      const keptStdin =
+        r.state.status === 'running' && a.stdin && stream && !d.attached.has(r.id)
+          ? await d.engine.stdin(r.id)
+          : null;
       const conn = call.hijack(
         r.config.tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream',
       );
@@ -85,6 +91,14 @@ export const streamRoutes: Route[] = [
         return;
       }
       if (r.state.status === 'running' && stream) {
+        if (keptStdin) {
+          keptStdin.on('error', () => {});
+          conn.on('data', (b: Buffer) => keptStdin.write(b));
+          // The client's EOF (or its going away) ends this connection to the keeper; the
+          // program's stdin ends with it only when the container is stdinOnce.
+          conn.once('end', () => keptStdin.end());
+          conn.once('close', () => keptStdin.end());
+        }
         await d.followLog(r.id, pending, r.config.tty, logs ? undefined : 0);
         return;
       }

@@ -1,0 +1,163 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { Cleanups, mountsUnder, until } from '@corral/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { containerDirs, type Daemon, startDaemon } from './daemon.js';
+
+// docker run -di, then docker attach and type: the stdin of a detached -i container is held by
+// its keeper, so clients attach to it at any time, also after corrald was SIGKILLed and started
+// again (live-restore). A client that goes away mid-attach leaves nothing behind.
+const c = new Cleanups();
+let d: Daemon;
+beforeAll(async () => {
+  d = await startDaemon(c);
+});
+afterAll(() => c.run());
+
+interface Attached {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<number | null>;
+}
+
+/** `docker attach NAME` (or any docker command) with its stdin a pipe of ours. */
+function dockerWithInput(daemon: Daemon, args: string[]): Attached {
+  const child = spawn('docker', args, {
+    env: {
+      ...process.env,
+      DOCKER_HOST: `unix://${daemon.socket}`,
+      DOCKER_CONFIG: join(dirname(daemon.root), 'docker-config'),
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (b) => {
+    out += b;
+  });
+  child.stderr!.on('data', (b) => {
+    out += b;
+  });
+  child.stdin!.on('error', () => {});
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  c.add(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return { child, out: () => out, exited };
+}
+
+const must = async (daemon: Daemon, args: string[]) => {
+  const r = await daemon.docker(args);
+  if (r.status !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
+  return r;
+};
+
+/** Types a line into an attached client and waits for `expect` in what it printed. */
+async function type(a: Attached, line: string, expect: string): Promise<void> {
+  a.child.stdin!.write(`${line}\n`);
+  await until(
+    () => a.out().includes(expect),
+    `"${expect}" from the attached shell (got: ${a.out()})`,
+    15_000,
+  );
+}
+
+describe('attaching stdin to a detached -i container', () => {
+  it('docker run -di, then docker attach types into it, again and again; other containers have /dev/null', async () => {
+    await must(d, ['run', '-di', '--name', 'shell', '--network', 'none', 'busybox', 'sh']);
+    await must(d, ['run', '-d', '--name', 'plain', '--network', 'none', 'busybox', 'sleep', '300']);
+    expect((await must(d, ['exec', 'shell', 'readlink', '/proc/1/fd/0'])).out).toMatch(/^(pipe|socket):\[\d+\]$/);
+    expect((await must(d, ['exec', 'plain', 'readlink', '/proc/1/fd/0'])).out).toBe('/dev/null');
+    const inspect = JSON.parse((await must(d, ['inspect', 'shell'])).stdout)[0].Config;
+    expect([inspect.OpenStdin, inspect.StdinOnce]).toEqual([true, false]);
+
+    const first = dockerWithInput(d, ['attach', 'shell']);
+    await type(first, 'echo hello-$((20+22))', 'hello-42');
+    // The client goes away (killed): the shell runs on, its stdin still open.
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const second = dockerWithInput(d, ['attach', 'shell']);
+    await type(second, 'echo again-$((1+1))', 'again-2');
+    second.child.kill('SIGKILL');
+    await second.exited;
+    expect((await must(d, ['inspect', '-f', '{{.State.Running}}', 'shell'])).out).toBe('true');
+    await must(d, ['rm', '-f', 'plain']);
+  });
+
+  it("keeps the stdin across a SIGKILL of corrald: a new corrald attaches it again, the exit code is the shell's", async () => {
+    const exited = new Promise((r) => d.child.once('exit', r));
+    d.child.kill('SIGKILL');
+    await exited;
+    d = await startDaemon(c, [], dirname(d.root));
+    expect((await must(d, ['inspect', '-f', '{{.State.Running}}', 'shell'])).out).toBe('true');
+    const again = dockerWithInput(d, ['attach', 'shell']);
+    await type(again, 'echo restored-$((3*3))', 'restored-9');
+    again.child.stdin!.write('exit 7\n');
+    expect(await again.exited).toBe(7);
+    await until(
+      async () =>
+        (await d.docker(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'shell'])).out ===
+        'exited 7',
+      'the shell recorded as exited 7',
+    );
+    await must(d, ['rm', 'shell']);
+  });
+
+  it("with StdinOnce, the first client's EOF ends the program's stdin", async () => {
+    const created = await d.api('POST', '/v1.47/containers/create?name=once', {
+      Image: 'busybox',
+      Cmd: ['sh', '-c', 'cat; echo after-eof'],
+      OpenStdin: true,
+      StdinOnce: true,
+      HostConfig: { NetworkMode: 'none' },
+    });
+    expect(created.status, created.text).toBe(201);
+    await must(d, ['start', 'once']);
+    const a = dockerWithInput(d, ['attach', 'once']);
+    await type(a, 'a line', 'a line');
+    a.child.stdin!.end();
+    expect(await a.exited).toBe(0);
+    expect(a.out()).toContain('after-eof');
+    await must(d, ['rm', 'once']);
+  });
+
+  it('refuses stdin of a -dit container (its terminal is not held for clients yet), not silently', async () => {
+    await must(d, ['run', '-dit', '--name', 'term', '--network', 'none', 'busybox', 'sh']);
+    const r = await d.api('POST', '/v1.47/containers/term/attach?stream=1&stdin=1&stdout=1', undefined, {
+      Connection: 'Upgrade',
+      Upgrade: 'tcp',
+    });
+    expect(r.status).toBe(409);
+    expect(r.text).toContain('not held by its keeper');
+    await must(d, ['rm', '-f', 'term']);
+  });
+});
+
+describe('a client that goes away mid-attach', () => {
+  it('docker run --rm -i killed mid-stream: its container ends (stdin once) and leaves nothing', async () => {
+    const run = dockerWithInput(d, [
+      'run',
+      '--rm',
+      '-i',
+      '--name',
+      'gone',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'cat; echo end',
+    ]);
+    await type(run, 'mid-stream', 'mid-stream');
+    run.child.kill('SIGKILL');
+    await run.exited;
+    await until(
+      async () => !(await d.docker(['ps', '-aq', '--filter', 'name=gone'])).out && !containerDirs(d.root).length,
+      'the --rm container removed',
+      20_000,
+    );
+    expect(mountsUnder(d.root)).toEqual([]);
+  });
+});
