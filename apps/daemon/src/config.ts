@@ -16,6 +16,9 @@ export interface DaemonConfig {
 
 export const DEFAULT_SOCKET = '/run/corral/corral.sock';
 export const DEFAULT_CONFIG_FILE = '/etc/corral/daemon.json';
+/** Keepers started ahead: enough for a burst of two; each parked one costs two Node processes. */
+export const DEFAULT_POOL_SIZE = 2;
+const MAX_POOL_SIZE = 64;
 
 export class ConfigError extends Error {}
 
@@ -32,7 +35,7 @@ Options:
       --cgroup-parent PATH      Parent cgroup of containers that name none
       --insecure-registry HOST  A registry reached over plain HTTP (repeatable)
   -l, --log-level LEVEL         debug, info, warn, error, fatal (default info)
-      --pool-size N             Warm inits kept ready (not implemented yet: 0 only)
+      --pool-size N             Keepers kept started ahead, each with its init (default 2)
       --config-file FILE        daemon.json (default ${DEFAULT_CONFIG_FILE} when present)
 `;
 
@@ -150,13 +153,13 @@ export function parseConfig(argv: string[], env = process.env): DaemonConfig | '
     cgroupParent: merged.cgroupParent,
     insecureRegistries: merged.insecureRegistries ?? [],
     logLevel: merged.logLevel ?? 'info',
-    poolSize: merged.poolSize ?? 0,
+    poolSize: merged.poolSize ?? DEFAULT_POOL_SIZE,
   };
   if (!isLogLevel(config.logLevel)) throw new ConfigError(`invalid log level ${config.logLevel}`);
   if (!Number.isInteger(config.poolSize) || config.poolSize < 0)
     throw new ConfigError(`invalid pool size ${config.poolSize}`);
-  if (config.poolSize > 0)
-    throw new ConfigError('--pool-size: the warm pool of inits is not implemented yet (0 only)');
+  if (config.poolSize > MAX_POOL_SIZE)
+    throw new ConfigError(`invalid pool size ${config.poolSize}: at most ${MAX_POOL_SIZE} (each costs a keeper and an init)`);
   for (const h of config.hosts)
     if (!h.startsWith('unix://') || h.length <= 'unix://'.length)
       throw new ConfigError(`invalid host ${h}: corrald listens only on unix://PATH sockets`);

@@ -101,6 +101,8 @@ async function main(argv: string[]): Promise<number> {
   const engine = await Engine.open({
     root: dataRoot,
     registry: { insecureRegistries: config.insecureRegistries },
+    // Long-lived: it records the exits of the containers it starts, and keeps keepers ahead.
+    resident: { poolSize: config.poolSize },
   });
   const server = createDaemonServer({
     engine,
@@ -115,16 +117,18 @@ async function main(argv: string[]): Promise<number> {
   const sockets = config.hosts.map((h) => resolve(h.slice('unix://'.length)));
   for (const s of sockets) await listen(server, s, gid);
   log.info(`API listen on ${sockets.join(', ')}`);
-  const stop = (sig: string) => {
+  const stop = async (sig: string) => {
     log.info(`${sig}: shutting down (containers keep running)`);
     server.close();
     for (const s of sockets) rmSync(s, { force: true });
+    // The pool's parked keepers and inits go (they would also end with us, a moment later).
+    await engine.close().catch((e) => log.warn(`closing the pool: ${(e as Error).message}`));
     rmSync(config.pidfile, { force: true });
     closeSync(lockFd);
     process.exit(0);
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
   return new Promise<number>(() => {}); // runs until signalled
 }
 

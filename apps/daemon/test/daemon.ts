@@ -5,6 +5,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Cleanups, exec, type Result, runCorral, until } from '@corral/testkit';
 
+/** The first fd that startDaemon's `leak` files have in the daemon. */
+export const LEAK_FD = 40;
+
 export const CORRALD = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'corrald.js');
 
 export interface Daemon {
@@ -70,15 +73,31 @@ export function apiRequest(
  * Starts corrald on a private socket, data root and exec root under a temp folder; at cleanup
  * every container it has is removed, the daemon stopped, the folder unmounted and removed.
  */
-export async function startDaemon(c: Cleanups, extra: string[] = [], inDir?: string): Promise<Daemon> {
+export async function startDaemon(
+  c: Cleanups,
+  extra: string[] = [],
+  inDir?: string,
+  /**
+   * The daemon's cwd; `leak`: files it inherits open from fd 40 on without close-on-exec, as
+   * from a careless supervisor (opened by a shell that then execs it; Node marks only its low
+   * fds close-on-exec at start).
+   */
+  spawnWith: { cwd?: string; leak?: string[] } = {},
+): Promise<Daemon> {
   const dir = inDir ?? c.tempDir('corrald');
   const socket = join(dir, 'corrald.sock');
   const root = join(dir, 'root');
   const execRoot = join(dir, 'exec');
   const dockerConfig = join(dir, 'docker-config');
+  const leak = spawnWith.leak ?? [];
+  const opens = leak.map((_, i) => `${LEAK_FD + i}<"$${i + 1}"`).join(' ');
+  const viaShell = leak.length
+    ? ['-c', `exec ${opens}; shift ${leak.length}; exec "$@"`, 'sh', ...leak, process.execPath]
+    : [];
   const child = spawn(
-    process.execPath,
+    leak.length ? '/bin/bash' : process.execPath,
     [
+      ...viaShell,
       CORRALD,
       '-H',
       `unix://${socket}`,
@@ -90,7 +109,7 @@ export async function startDaemon(c: Cleanups, extra: string[] = [], inDir?: str
       'debug',
       ...extra,
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], cwd: spawnWith.cwd },
   );
   let log = '';
   child.stderr?.on('data', (d) => {

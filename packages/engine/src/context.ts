@@ -4,6 +4,7 @@ import type { NetworkManager } from '@corral/network';
 import { Runtime } from '@corral/runtime';
 import { Snapshotter } from '@corral/unionfs';
 import { EventLog } from './events.js';
+import { KeeperPool } from './keeper-pool.js';
 import { type NetworkSettings, networkManager } from './network-config.js';
 import { RecordStore, runtimeStatus } from './records.js';
 
@@ -25,6 +26,19 @@ export interface EngineOptions {
   registry?: RegistrySettings;
   /** dockerd's network switches (iptables, ip-forward, ip-masq) and the address pool. */
   network?: NetworkSettings;
+  /** Set by a long-lived front-end (corrald): see ResidentOptions. */
+  resident?: ResidentOptions;
+}
+
+/**
+ * A front-end that lives long (a daemon) stays the front-end of the containers it starts in
+ * the background: it hears their exit from their keeper and records it itself, with the
+ * engine it has loaded (a keeper left alone loads the engine to do it); the keeper takes over
+ * if this process dies. It may also keep keepers started ahead (keeper-pool.ts).
+ */
+export interface ResidentOptions {
+  /** Keepers kept started ahead of need, each with its init parked (default 0). */
+  poolSize?: number;
 }
 
 /**
@@ -42,6 +56,10 @@ export class EngineContext {
   readonly net: NetworkManager;
   /** Containers whose root this process is unmounting on purpose (not a storage failure). */
   readonly releasing = new Set<string>();
+  /** This process stays the front-end of the containers it starts detached (ResidentOptions). */
+  readonly resident: boolean;
+  /** Keepers started ahead (Engine.open starts it when asked). */
+  pool: KeeperPool | null = null;
 
   constructor(options: EngineOptions = {}) {
     this.root = resolve(options.root ?? defaultRoot());
@@ -56,6 +74,12 @@ export class EngineContext {
     this.events = new EventLog(this.root);
     this.registry = options.registry ?? {};
     this.net = networkManager(this.root, options.network ?? {}, this.root === '/var/lib/corral');
+    this.resident = options.resident !== undefined;
+  }
+
+  /** Starts the pool of keepers (a resident front-end's, after the root is reclaimed). */
+  startPool(size: number): void {
+    if (size > 0 && !this.pool) this.pool = new KeeperPool(size, join(this.root, 'keeper-pool.log'));
   }
 
   /**

@@ -35,6 +35,7 @@ import {
 } from './housekeeping.js';
 import { EngineImages } from './images.js';
 import type { KeeperClient } from './keeper-client.js';
+import type { KeeperPoolStatus } from './keeper-pool.js';
 import {
   checkAborted,
   discard,
@@ -114,7 +115,18 @@ export class Engine {
     await reclaimAbandoned(e.#ctx);
     await reclaimUnkept(e.#ctx);
     await reclaimNetworks(e.#ctx);
+    e.#ctx.startPool(options.resident?.poolSize ?? 0);
     return e;
+  }
+
+  /** The keepers started ahead (a resident engine's pool), or null without one. */
+  pool(): KeeperPoolStatus | null {
+    return this.#ctx.pool?.status() ?? null;
+  }
+
+  /** Ends what this engine keeps running for itself (the pool's parked keepers and inits). */
+  async close(): Promise<void> {
+    await this.#ctx.pool?.close();
   }
 
   get root(): string {
@@ -423,6 +435,8 @@ export class Engine {
     const { untilExit, ...rest } = options;
     return readLogs(this.#ctx.logPath(r.id), {
       ...rest,
+      // The exit this process records ends a follower at once (its die event).
+      pause: (ms) => this.#ctx.events.next(ms),
       isDone: () => {
         try {
           const status = this.get(r.id).state.status;

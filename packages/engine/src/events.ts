@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { closeSync, existsSync, openSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { EngineError } from './errors.js';
@@ -41,6 +42,8 @@ const MAX_BYTES = 4 << 20;
  */
 export class EventLog {
   readonly path: string;
+  /** Fired on each event this process writes: its own readers wake at once (corrald's wait). */
+  readonly #written = new EventEmitter().setMaxListeners(0);
 
   constructor(root: string) {
     this.path = join(root, 'events.jsonl');
@@ -71,6 +74,23 @@ export class EventLog {
     } catch {
       // an event that cannot be written must not fail what it reports
     }
+    this.#written.emit('event');
+  }
+
+  /**
+   * Resolves after `ms`, or sooner when this process writes an event. Other processes' events
+   * (a keeper's) are seen at the next poll.
+   */
+  next(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#written.off('event', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#written.once('event', done);
+    });
   }
 
   /** Events in time order: the past ones asked for with `since`, then new ones as they come. */
@@ -115,7 +135,7 @@ export class EventLog {
       }
       if (options.until !== undefined && Date.now() > options.until) return;
       if (options.signal?.aborted) return;
-      await new Promise((r) => setTimeout(r, 100));
+      await this.next(100);
     }
   }
 }

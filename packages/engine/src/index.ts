@@ -34,7 +34,7 @@ export {
 export { applyChanges, splitWords } from './changes.js';
 export { type PsTable, parsePs, psTop, treePids } from './top.js';
 export type { AttachOptions, ExecOptions, ProcessHandle, RunExtras, StdioTarget } from './attach.js';
-export { defaultRoot, type EngineOptions, type RegistrySettings } from './context.js';
+export { defaultRoot, type EngineOptions, type RegistrySettings, type ResidentOptions } from './context.js';
 export { type CreateContainerOptions, checkEnv, parseSecurityOpts } from './create.js';
 export { type ContainerSummary, Engine } from './engine.js';
 export { CorralError, EngineError, type ErrorKind, httpStatus, type Repair, repairAdvice } from './errors.js';
@@ -52,6 +52,7 @@ export {
   type HealthState,
   parseDuration,
 } from './health.js';
+export type { KeeperPoolStatus } from './keeper-pool.js';
 export type { LogEntry, ReadLogsOptions } from './logs.js';
 export {
   checkVolumeName,

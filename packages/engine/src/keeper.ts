@@ -16,7 +16,7 @@ import { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { spawnInit } from '@corral/runtime/init-process';
-import { dup2, PR, pidfdGetfd, prctl, procStartTime, setCloexec } from '@corral/sys';
+import { cloexecFrom, dup2, PR, pidfdGetfd, prctl, procStartTime, setCloexec } from '@corral/sys';
 import {
   type FrontMessage,
   KEEPER_CONTROL_FD,
@@ -36,6 +36,9 @@ const mode = process.argv[2] as KeeperMode;
 // gets the sync socket as its fd 3 from spawn's own mapping, and closes it at exec).
 setCloexec(KEEPER_CONTROL_FD);
 setCloexec(KEEPER_SYNC_FD);
+// Nor any fd that the front-end leaked to us (one it inherited itself without close-on-exec):
+// the init gets only what spawn maps (a parked keeper's init waits long, see keeper-pool.ts).
+cloexecFrom(KEEPER_SYNC_FD + 1);
 const control = new Socket({ fd: KEEPER_CONTROL_FD, readable: true, writable: true });
 control.on('error', () => {});
 
@@ -86,10 +89,12 @@ async function keepLog(terminalFd: number | null | undefined): Promise<void> {
   const { LogWriter } = await import('./logs.js');
   const { root, id } = owner!;
   const writer = new LogWriter(join(root, 'containers', id, `${id}-json.log`), await logRotationOf());
-  if (mode === 'tty' && terminalFd !== null && terminalFd !== undefined) {
-    // With a terminal both streams are one: Docker logs it all as stdout.
+  if (mode !== 'attached' && terminalFd !== null && terminalFd !== undefined) {
+    // With a terminal both streams are one: Docker logs it all as stdout. (A keeper parked in
+    // `detached` mode serves a tty container too: the init's pipes end when it takes the pty.)
     const { terminalOutput } = await import('./terminal.js');
     writer.attach(terminalOutput(pidfdGetfd(init.pidfd, terminalFd)), 'stdout');
+    for (const s of [init.child.stdout, init.child.stderr]) s?.resume();
   } else if (mode === 'detached') {
     writer.attach(init.child.stdout as Readable, 'stdout');
     writer.attach(init.child.stderr as Readable, 'stderr');
@@ -167,7 +172,12 @@ readMessages<FrontMessage>(
 
 const code = await init.wait();
 await stopTasks?.().catch(() => {});
-if (!frontGone) writeMessage(control, { type: 'exit', code });
+if (!frontGone) {
+  // A front-end that stays (corrald) records the exit as soon as it hears it: the log is
+  // whole by then, so its followers end with the last line.
+  await log?.finished;
+  if (!frontGone) writeMessage(control, { type: 'exit', code });
+}
 await front;
 if (owner && started) {
   const { root, id } = owner;

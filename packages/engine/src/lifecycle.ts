@@ -343,14 +343,16 @@ export async function startDetached(
     ahead?.kill();
     throw e;
   }
-  // The caller's keeper serves if it was started for this container's mode.
+  // The caller's keeper serves if it was started for this container's mode; one from a
+  // resident front-end's pool serves a terminal's container too.
   if (ahead && ahead.mode !== (r.config.tty ? 'tty' : 'detached')) {
     ahead.kill();
     ahead = undefined;
   }
-  const keeper = ahead ?? newKeeper(ctx, r);
+  const keeper = ahead ?? ctx.pool?.take() ?? newKeeper(ctx, r);
+  let created: CreatedContainer;
   try {
-    const created = await launch(ctx, r.id, { stdio: 'ignore', detached: true, keeper });
+    created = await launch(ctx, r.id, { stdio: 'ignore', detached: true, keeper });
     // The keeper took the terminal for the log; this process needs no copy.
     if (created.terminal !== null) closeSync(created.terminal);
   } catch (e) {
@@ -358,7 +360,14 @@ export async function startDetached(
     if (now?.hostConfig.autoRemove) ctx.records.remove(now);
     throw e;
   }
-  keeper.release();
+  if (ctx.resident) {
+    // This process records the exit when the keeper tells it (the log is whole by then); if
+    // it dies first, the keeper records it alone.
+    void created
+      .wait()
+      .then((code) => finishAttached(ctx, r.id, code, keeper))
+      .catch(() => {}); // removed meanwhile (rm -f): nothing left to record
+  } else keeper.release();
   return startedRecord(ctx, r);
 }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Engine, EngineError, parseTime } from '@corral/engine';
 import {
   API_VERSION,
@@ -10,6 +11,16 @@ import {
   sendJson,
 } from '../http.js';
 import type { Route } from '../server.js';
+
+/** This process's proportional set size (its private memory plus its share of the shared). */
+function ownPss(): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
 
 /** corrald's version: the engine's (`corrald --version`). */
 export const VERSION = Engine.version().version;
@@ -132,8 +143,10 @@ export const systemRoutes: Route[] = [
         Isolation: '',
         SecurityOptions: ['name=seccomp,profile=builtin'],
         Warnings: i.warnings.map((w) => `WARNING: ${w}`),
-        // corral's own: what this idle daemon holds in memory.
-        DaemonMemory: { RssBytes: mem.rss, HeapUsedBytes: mem.heapUsed },
+        // corral's own: what this idle daemon holds in memory, and its pool of keepers started
+        // ahead (--pool-size) with what those hold.
+        DaemonMemory: { RssBytes: mem.rss, HeapUsedBytes: mem.heapUsed, PssBytes: ownPss() },
+        KeeperPool: d.engine.pool() ?? { size: 0, ready: 0, starting: 0, hits: 0, misses: 0, pssBytes: 0 },
       });
     },
   ],
