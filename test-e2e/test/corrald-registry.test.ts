@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import bcrypt from 'bcryptjs';
 import { Cleanups, exec, runCorral, until } from '@corral/testkit';
+import bcrypt from 'bcryptjs';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Registry, startRegistry } from './helpers.js';
@@ -173,3 +173,71 @@ function fetchAuth(body: unknown): Promise<{ status: number; body: string }> {
     req.end(data);
   });
 }
+
+describe('a client that goes away mid-pull', () => {
+  it('ends the pull: no image, no temp file in the store, and a later pull completes', async () => {
+    // An image with one large incompressible layer, pushed to the local registry.
+    const ref = `${registry.host}/corral/big:1`;
+    await docker([
+      'run',
+      '--name',
+      'big-maker',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'head -c 100000000 /dev/urandom > /big',
+    ]);
+    await docker(['commit', 'big-maker', ref]);
+    await docker(['rm', 'big-maker']);
+    await docker(['push', ref]);
+    await docker(['rmi', ref]);
+    const storeTmp = join(dir, 'root', 'image', 'tmp');
+    const socketPath = String(env.DOCKER_HOST).replace(/^unix:\/\//, '');
+    // The pull through the API, its request destroyed at the first bytes of the layer.
+    const seen = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        { socketPath, path: `/v1.47/images/create?fromImage=${encodeURIComponent(ref)}`, method: 'POST' },
+        (res) => {
+          let text = '';
+          res.on('data', (b) => {
+            text += b;
+            if (text.includes('"Downloading"')) {
+              req.destroy();
+              resolve(text);
+            }
+          });
+          res.on('end', () => resolve(text));
+        },
+      );
+      req.on('error', () => {});
+      req.on('close', () => resolve(''));
+      req.end();
+      setTimeout(() => reject(new Error('no progress from the pull')), 60_000);
+    });
+    expect(seen).toContain('"Downloading"');
+    // The daemon ends the pull: nothing half made is left once it has.
+    await until(
+      async () => {
+        const tmp = existsSync(storeTmp) ? readdirSync(storeTmp) : [];
+        return tmp.length === 0;
+      },
+      'the store without temp files',
+      30_000,
+    );
+    // Long enough for the whole pull, had it gone on (100 MB over loopback takes well under this).
+    await new Promise((r) => setTimeout(r, 8000));
+    expect(existsSync(storeTmp) ? readdirSync(storeTmp) : []).toEqual([]);
+    const images = await docker(['images', '--format', '{{.Repository}}:{{.Tag}}']);
+    expect(images.out.split('\n')).not.toContain(ref);
+    const r = await exec('docker', ['image', 'inspect', ref], { env });
+    expect(r.status).toBe(1);
+    // The next pull is whole.
+    expect((await docker(['pull', ref])).stdout).toContain('Digest: sha256:');
+    expect((await docker(['run', '--rm', '--network', 'none', ref, 'wc', '-c', '/big'])).out).toBe(
+      '100000000 /big',
+    );
+    await docker(['rmi', ref]);
+  });
+});
