@@ -267,6 +267,32 @@ describe('corral networking', () => {
     expect(r.out).toBe('from-alpha');
   });
 
+  it("lists Docker's pre-defined bridge, host and none networks, and inspects host and none", async () => {
+    const ls = (await s.corral(['network', 'ls'])).out.split('\n');
+    expect(ls[0].split(/\s{2,}/)).toEqual(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE']);
+    const rows = ls.slice(1).map((l) => l.split(/\s+/));
+    const byName = Object.fromEntries(rows.map(([id, name, driver, scope]) => [name, { id, driver, scope }]));
+    expect(byName.bridge).toMatchObject({ driver: 'bridge', scope: 'local' });
+    expect(byName.host).toMatchObject({ driver: 'host', scope: 'local' });
+    expect(byName.none).toMatchObject({ driver: 'null', scope: 'local' });
+    expect(byName.n1.driver).toBe('bridge');
+    // A running host-mode container is on `host`; found by name and by its id's prefix alike.
+    await s.corral(['run', '-d', '--name', 'onhost', '--network', 'host', 'busybox', 'sleep', '60']);
+    const host = JSON.parse((await s.corral(['network', 'inspect', byName.host.id])).out)[0];
+    expect(host).toMatchObject({ name: 'host', driver: 'host' });
+    expect(host.containers.map((x: { name: string }) => x.name)).toEqual(['onhost']);
+    const none = JSON.parse((await s.corral(['network', 'inspect', 'none'])).out)[0];
+    expect(none).toMatchObject({ name: 'none', driver: 'null', containers: [] });
+    // Neither can be removed, nor joined or left by connect/disconnect.
+    const rm = await s.corral(['network', 'rm', 'host']);
+    expect(rm.status).toBe(1);
+    expect(rm.stderr).toContain('pre-defined');
+    const conn = await s.corral(['network', 'connect', 'none', 'alpha']);
+    expect(conn.status).not.toBe(0);
+    expect(conn.stderr).toContain('cannot be disconnected from none network or connected to none network');
+    await s.corral(['rm', '-f', 'onhost']);
+  });
+
   it('takes down what a SIGKILLed container left, at the next command', async () => {
     await s.corral(['run', '-d', '--name', 'doomed', '-p', '127.0.0.1::8080', 'busybox', 'sleep', '60']);
     const rec = JSON.parse((await s.corral(['inspect', 'doomed'])).out)[0];
@@ -297,7 +323,7 @@ describe('corral networking', () => {
     expect(veths.some((v) => v.startsWith('veth'))).toBe(true);
     await s.corral(['rm', '-f', ...ids]);
     expect((await s.corral(['network', 'rm', 'n1', 'n2'])).status).toBe(0);
-    expect((await s.corral(['network', 'ls', '-q'])).out.split('\n')).toHaveLength(1); // bridge
+    expect((await s.corral(['network', 'ls', '-q'])).out.split('\n')).toHaveLength(3); // bridge, host, none
     expect(networkState()).toEqual({ netns: [], attachments: [], leases: [] });
     const now = hostLinks();
     // The default network lives on, and keeps its bridge as docker0 does; the others' went.

@@ -1,6 +1,8 @@
 // A container's network options, from the front-end's strings to what its record keeps: checked
 // at create, so that a bad -p, --add-host or --network fails before anything is made.
 import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { hostname as osHostname } from 'node:os';
 import type { ContainerConfig } from '@corral/image';
 import {
@@ -15,7 +17,13 @@ import {
 import { EngineError } from './errors.js';
 import type { ContainerRecord } from './records.js';
 
-/** dockerd's host switches, as engine configuration (`Engine.open({ network })`). */
+/**
+ * dockerd's host switches, as engine configuration (`Engine.open({ network })`). corral is
+ * daemonless: the CLI, each container's keeper (which restarts containers) and corrald all
+ * open the same data root, so the switches live with it (ROOT/network/settings.json). Values
+ * given here are kept there for every later process on the root; a process that gives none
+ * (a keeper, a plain CLI command) uses what was kept, or the defaults.
+ */
 export interface NetworkSettings {
   /** Add iptables rules (published ports, the route_localnet guard, isolation); default true. */
   iptables?: boolean;
@@ -99,17 +107,38 @@ export function networkManager(
   const h = hash(root);
   return new NetworkManager({
     root: `${root}/network`,
-    switches: {
-      ...(settings.iptables !== undefined ? { iptables: settings.iptables } : {}),
-      ...(settings.ipForward !== undefined ? { ipForward: settings.ipForward } : {}),
-      ...(settings.ipMasq !== undefined ? { ipMasq: settings.ipMasq } : {}),
-    },
+    switches: keptSwitches(`${root}/network`, settings),
     pool:
       settings.pool ??
       (isDefaultRoot ? '10.213.0.0/16' : `10.${214 + (Number.parseInt(h.slice(0, 4), 16) % 31)}.0.0/16`),
     defaultBridge: isDefaultRoot ? 'corral0' : `crl-${h.slice(0, 11)}`,
   });
 }
+
+type Switches = { iptables?: boolean; ipForward?: boolean; ipMasq?: boolean };
+
+/** The root's kept switches, with `given` ones put in their place (and kept, when they differ). */
+function keptSwitches(dir: string, given: NetworkSettings): Switches {
+  const file = join(dir, 'settings.json');
+  let kept: Switches = {};
+  try {
+    const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    for (const k of SWITCHES) if (typeof raw[k] === 'boolean') kept[k] = raw[k] as boolean;
+  } catch {
+    kept = {}; // none kept yet (or unreadable: the defaults, and the next given ones replace it)
+  }
+  const next: Switches = { ...kept };
+  for (const k of SWITCHES) if (typeof given[k] === 'boolean') next[k] = given[k];
+  if (SWITCHES.some((k) => next[k] !== kept[k])) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(next)}\n`, { mode: 0o600 });
+    renameSync(tmp, file);
+  }
+  return next;
+}
+
+const SWITCHES = ['iptables', 'ipForward', 'ipMasq'] as const;
 
 function parseExtraHost(s: string): HostsEntry {
   const i = s.indexOf(':');

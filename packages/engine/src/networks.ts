@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type Attachment, DEFAULT_NETWORK, type NetworkRecord, parseCidr, RESERVED } from '@corral/network';
 import type { EngineContext } from './context.js';
 import { EngineError } from './errors.js';
@@ -30,6 +31,11 @@ export interface NetworkSettingsView {
   ports: Attachment['ports'];
 }
 
+/** Docker's pre-defined networks that are modes, not bridges: listed and inspected, never made. */
+const PREDEFINED = { host: 'host', none: 'null' } as const;
+type Predefined = keyof typeof PREDEFINED;
+const isPredefined = (ref: string): ref is Predefined => Object.hasOwn(PREDEFINED, ref);
+
 const endpointOf = (a: Attachment) => ({
   id: a.containerId,
   name: a.name,
@@ -56,19 +62,65 @@ export class EngineNetworks {
     });
   }
 
-  /** Every network, the default `bridge` one included (made as data here if it is not yet). */
+  /**
+   * Every network, as Docker lists them: the default `bridge` (made as data here if it is not
+   * yet), the pre-defined `host` and `none`, and the user networks, by name.
+   */
   async list(): Promise<NetworkRecord[]> {
-    await netOp(() => this.#ctx.net.defaultNetwork());
-    return this.#ctx.net.networks.list();
+    const dflt = await netOp(() => this.#ctx.net.defaultNetwork());
+    const modes = (Object.keys(PREDEFINED) as Predefined[]).map((m) => this.#predefined(m, dflt.created));
+    return [...this.#ctx.net.networks.list(), ...modes].sort((a, b) => a.name.localeCompare(b.name));
   }
 
   async inspect(ref: string): Promise<NetworkDetails> {
+    const mode = this.#mode(ref);
+    if (mode) {
+      const dflt = await netOp(() => this.#ctx.net.defaultNetwork());
+      return { ...this.#predefined(mode, dflt.created), containers: this.#inMode(mode) };
+    }
     const net = await this.#find(ref);
     return { ...net, containers: this.#ctx.net.attachments({ networkId: net.id }).map(endpointOf) };
   }
 
+  /** `host` or `none` by name or by its id (or a unique prefix of it). */
+  #mode(ref: string): Predefined | undefined {
+    if (isPredefined(ref)) return ref;
+    if (ref.length < 3 || !/^[0-9a-f]+$/.test(ref)) return undefined;
+    return (Object.keys(PREDEFINED) as Predefined[]).find((m) => this.#predefinedId(m).startsWith(ref));
+  }
+
+  /** A stable id per data root, as Docker gives its pre-defined networks one per daemon. */
+  #predefinedId(mode: Predefined): string {
+    return createHash('sha256').update(`${this.#ctx.root}\0${mode}`).digest('hex');
+  }
+
+  #predefined(mode: Predefined, created: string): NetworkRecord {
+    return {
+      id: this.#predefinedId(mode),
+      name: mode,
+      driver: PREDEFINED[mode],
+      bridge: '',
+      subnet: '',
+      gateway: '',
+      internal: false,
+      labels: {},
+      created,
+    };
+  }
+
+  /** The running containers in network mode `host` or `none` (Docker's Containers of those). */
+  #inMode(mode: Predefined): NetworkDetails['containers'] {
+    const out: NetworkDetails['containers'] = [];
+    for (const id of this.#ctx.records.ids()) {
+      const r = this.#ctx.records.peek(id);
+      if (r?.state.status === 'running' && (r.hostConfig.network?.mode ?? 'host') === mode)
+        out.push({ id: r.id, name: r.name, ip: null, mac: null });
+    }
+    return out;
+  }
+
   async remove(ref: string): Promise<NetworkRecord> {
-    if (ref === DEFAULT_NETWORK || RESERVED.has(ref))
+    if (ref === DEFAULT_NETWORK || RESERVED.has(ref) || this.#mode(ref))
       throw new EngineError('Forbidden', `${ref} is a pre-defined network and cannot be removed`);
     const net = await this.#find(ref);
     const users = this.#users(net.name);
@@ -108,6 +160,12 @@ export class EngineNetworks {
    * runs (its peers' /etc/hosts and its own learn the new names).
    */
   async connect(netRef: string, containerRef: string, endpoint: EndpointConfig = {}): Promise<void> {
+    const predefined = this.#mode(netRef);
+    if (predefined)
+      throw new EngineError(
+        'Forbidden',
+        `container cannot be disconnected from ${predefined} network or connected to ${predefined} network`,
+      );
     const net = await this.#find(netRef);
     const r = getRecord(this.#ctx, containerRef);
     const mode = r.hostConfig.network?.mode ?? 'host';
@@ -134,6 +192,12 @@ export class EngineNetworks {
 
   /** docker network disconnect: now if it runs, and for its later starts. */
   async disconnect(netRef: string, containerRef: string): Promise<void> {
+    const predefined = this.#mode(netRef);
+    if (predefined)
+      throw new EngineError(
+        'Forbidden',
+        `container cannot be disconnected from ${predefined} network or connected to ${predefined} network`,
+      );
     const net = await this.#find(netRef);
     const r = getRecord(this.#ctx, containerRef);
     const attached =

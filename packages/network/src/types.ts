@@ -3,8 +3,9 @@ export interface NetworkRecord {
   /** 64 hex digits, like Docker's network ids. */
   id: string;
   name: string;
-  driver: 'bridge';
-  /** The host's bridge interface (at most 15 characters). */
+  /** `bridge`; `host` and `null` only for Docker's pre-defined `host` and `none` (the engine's). */
+  driver: 'bridge' | 'host' | 'null';
+  /** The host's bridge interface (at most 15 characters; empty for `host` and `none`). */
   bridge: string;
   /** IPv4 CIDR, e.g. 10.213.7.0/24. */
   subnet: string;

@@ -12,7 +12,7 @@ export const port: Command = {
   args: { min: 1, max: 2 },
   async run(a, ctx) {
     const [ref, want] = a.positionals;
-    let ports = (await engine(ctx)).ports(ref);
+    let ports = await (await engine(ctx)).ports(ref);
     if (want) {
       const [p, proto = 'tcp'] = want.split('/');
       ports = ports.filter((m) => String(m.containerPort) === p && m.protocol === proto);
@@ -99,8 +99,8 @@ const subs: Record<string, EngineSub> = {
       } else
         console.log(
           table(
-            ['NETWORK ID', 'NAME', 'DRIVER', 'SUBNET', 'INTERNAL'],
-            nets.map((n) => [id(n.id), n.name, n.driver, n.subnet, String(n.internal)]),
+            ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'],
+            nets.map((n) => [id(n.id), n.name, n.driver, 'local']),
           ),
         );
       return 0;
