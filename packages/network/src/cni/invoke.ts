@@ -30,13 +30,20 @@ export interface CniResult {
   [k: string]: unknown;
 }
 
+/** Plugins found, per CNI path and type: a process (a keeper, corrald) looks each up once. */
+const found = new Map<string, string>();
+
 /** Finds a plugin binary on the CNI path, or says which Debian package provides it. */
 export function findPlugin(type: string, cniPath: readonly string[]): string {
   if (!/^[A-Za-z0-9_.-]+$/.test(type)) throw new TypeError(`bad CNI plugin type ${type}`);
+  const key = `${cniPath.join(':')}\0${type}`;
+  const known = found.get(key);
+  if (known) return known;
   for (const dir of cniPath) {
     const p = join(dir, type);
     try {
       accessSync(p, constants.X_OK);
+      found.set(key, p);
       return p;
     } catch {}
   }
@@ -67,7 +74,11 @@ export async function invokePlugin(
       .map(([k, v]) => `${k}=${v}`)
       .join(';');
   }
-  const r = await run(bin, [], { input: JSON.stringify(config), env });
+  const r = await run(bin, [], { input: JSON.stringify(config), env }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT' && e.code !== 'EACCES') throw e;
+    found.clear(); // removed since it was found: look again, and name the package if it is gone
+    throw new MissingPluginError(`CNI plugin ${type}`, inv.cniPath, 'containernetworking-plugins');
+  });
   if (r.status !== 0) {
     let err: { code?: number; msg?: string; details?: string } = {};
     try {
