@@ -1,5 +1,15 @@
 // What the fuse backend does beyond the conformance suite: its own paths to the data.
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -69,6 +79,54 @@ describe('fuse backend', () => {
     // Kernels before 6.9 have no passthrough: the server reads and writes then.
     if (text.includes('passthrough on')) expect(text).not.toMatch(/fuse: (READ|WRITE) /);
     else expect(text).toMatch(/fuse: WRITE /);
+  });
+
+  it('declines STATX (the kernel asks GETATTR from then on) and TMPFILE (O_TMPFILE fails with EOPNOTSUPP)', async () => {
+    const log = join(cleanups.tempDir('unionfs-fuse-log'), 'server.log');
+    const { root, merged, m } = await mount({ debug: true, log });
+    for (let k = 0; k < 20; k++) writeFileSync(join(root, 'lower', `f${k}`), 'x'.repeat(k));
+    // Node's stat is statx asking for the birth time, which the kernel cannot take from a
+    // LOOKUP: it asks STATX once, is told ENOSYS, and from then on answers from GETATTR's and
+    // the entries' attributes (no round trip per first stat; no birth time, as fuse-overlayfs).
+    for (let k = 0; k < 20; k++) expect(statSync(join(merged, `f${k}`)).size).toBe(k);
+    // O_TMPFILE: the kernel sends TMPFILE once, gets ENOSYS and answers EOPNOTSUPP itself from
+    // then on, which is what callers (mkstemp-like fallbacks) expect of a filesystem without it.
+    const O_TMPFILE = 0o20200000;
+    for (let k = 0; k < 2; k++) {
+      let code = '';
+      try {
+        closeSync(openSync(merged, O_TMPFILE | fsConstants.O_RDWR, 0o600));
+      } catch (e) {
+        code = (e as NodeJS.ErrnoException).code ?? '';
+      }
+      expect(code).toBe('ENOTSUP'); // Node's name for EOPNOTSUPP (95)
+    }
+    writeFileSync(join(merged, 'named'), 'the fallback');
+    await m.unmount();
+    const text = readFileSync(log, 'utf8');
+    expect(text.match(/fuse: STATX .*-> ENOSYS/g)?.length ?? 0).toBeLessThanOrEqual(1);
+    expect(text).not.toMatch(/fuse: STATX .*-> \d+ bytes/);
+    expect(text.match(/fuse: TMPFILE .*-> ENOSYS/g)).toHaveLength(1);
+    expect(readdirSync(join(root, 'work'))).toEqual([]);
+    expect(readFileSync(join(root, 'upper/named'), 'utf8')).toBe('the fallback');
+  });
+
+  it('lists a folder once: later listings come from the kernel, with no OPENDIR or RELEASEDIR', async () => {
+    const log = join(cleanups.tempDir('unionfs-fuse-log'), 'server.log');
+    const { root, merged, m } = await mount({ debug: true, log });
+    const names = Array.from({ length: 10 }, (_, k) => `n${k}`);
+    for (const n of names) writeFileSync(join(root, 'lower', n), n);
+    for (let k = 0; k < 3; k++) expect(readdirSync(merged).sort()).toEqual(names.sort());
+    // A change through the union shows in the next listing (the kernel drops what it kept).
+    writeFileSync(join(merged, 'added'), 'a');
+    expect(readdirSync(merged)).toContain('added');
+    await m.unmount();
+    const text = readFileSync(log, 'utf8');
+    // OPENDIR is answered ENOSYS once (FUSE_NO_OPENDIR_SUPPORT), then never sent.
+    expect(text.match(/fuse: OPENDIR /g)?.length ?? 0).toBeLessThanOrEqual(1);
+    expect(text).not.toMatch(/fuse: RELEASEDIR /);
+    // The first listing and the one after the change: the listing and its empty end each.
+    expect(text.match(/fuse: READDIR(PLUS)? /g)?.length ?? 0).toBeLessThanOrEqual(4);
   });
 
   it('with volatile, syncs return at once and the data is there', async () => {

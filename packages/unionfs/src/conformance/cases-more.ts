@@ -16,6 +16,8 @@ import {
 import { join } from 'node:path';
 import { MAP, mapFile, PROT } from '@corral/sys';
 import { attempt, BASE_CASES, type Case, pattern, sha } from './cases.js';
+import { ACL_CASES } from './cases-acl.js';
+import { INODE_CASES } from './cases-inodes.js';
 
 const U = 1000;
 const G = 1000;
@@ -127,4 +129,4 @@ export const MORE_CASES: Case[] = [
   },
 ];
 
-export const CASES: Case[] = [...BASE_CASES, ...MORE_CASES];
+export const CASES: Case[] = [...BASE_CASES, ...MORE_CASES, ...INODE_CASES, ...ACL_CASES];

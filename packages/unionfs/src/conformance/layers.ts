@@ -27,12 +27,18 @@ export type Entry =
   | { $whiteout: true }
   | { $fifo: true }
   | { $link: string }
-  | { $file: string | Buffer; mode?: number; xattrs?: Record<string, string>; uid?: number; gid?: number }
+  | {
+      $file: string | Buffer;
+      mode?: number;
+      xattrs?: Record<string, string | Buffer>;
+      uid?: number;
+      gid?: number;
+    }
   | {
       $dir: Spec;
       mode?: number;
       opaque?: boolean;
-      xattrs?: Record<string, string>;
+      xattrs?: Record<string, string | Buffer>;
       uid?: number;
       gid?: number;
     };
@@ -57,7 +63,7 @@ export function buildLayer(dir: string, spec: Spec): void {
         const f = e as {
           $file: string | Buffer;
           mode?: number;
-          xattrs?: Record<string, string>;
+          xattrs?: Record<string, string | Buffer>;
           uid?: number;
           gid?: number;
         };
@@ -71,7 +77,7 @@ export function buildLayer(dir: string, spec: Spec): void {
           $dir: Spec;
           mode?: number;
           opaque?: boolean;
-          xattrs?: Record<string, string>;
+          xattrs?: Record<string, string | Buffer>;
           uid?: number;
           gid?: number;
         };

@@ -222,6 +222,14 @@ export function copyUp(u: Union, i: number, data = true): number {
     // Making the entry changed the folder's times; overlayfs puts them back.
     rawUtimensat(upperDir, EMPTY_NAME, parentTimes, AT_EMPTY_PATH);
     nodes.set(i, N.TOP, 0);
+    if (L.stat(upperDir, name) === 0) {
+      // The copy keeps the number it had below for the life of the mount, as overlayfs's
+      // origin xattr keeps it; not a file with several links below, whose links the copy-up
+      // broke (overlayfs then shows the copy's own number).
+      const uino = L.ino(0);
+      if (type === S_IFDIR || st.readUInt32LE(STX.nlink) === 1) u.origins.set(uino, nodes.ino(i));
+      else nodes.setIno(i, uino);
+    }
     return 0;
   } finally {
     L.close(lowerDir);

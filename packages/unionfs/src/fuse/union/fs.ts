@@ -148,6 +148,11 @@ export class UnionFileSystem implements FuseFileSystem {
       INIT.MAX_PAGES |
       INIT.CACHE_SYMLINKS |
       INIT.HANDLE_KILLPRIV_V2 |
+      // The kernel enforces the ACLs in system.posix_acl_* (read with GETXATTR) and leaves
+      // the umask to the server (ops-dir.ts prepareCreate).
+      INIT.POSIX_ACL |
+      INIT.DONT_MASK |
+      INIT.NO_OPENDIR_SUPPORT |
       INIT.INIT_EXT;
     flags += INIT.PASSTHROUGH;
     // Without passthrough, the kernel's writeback cache batches small writes; both at once

@@ -4,6 +4,10 @@
 // open-file bookkeeping; a hash from (parent, name) to node; and one lock. Every change of
 // the union's tree happens under the lock (the big lock of fuse-overlayfs), reads of file
 // data do not take it.
+// Hard links in upper are one node for the kernel: other names it learns are alias slots
+// (parent and name, in the name hash, never sent to the kernel), found for a new name by the
+// upper inode number (the links map). A node whose own name goes takes over an alias's.
+import { createInoMap, InoMap, type InoMapBuffers } from './inomap.js';
 
 /** Int32 fields of a node. */
 export const N = {
@@ -27,8 +31,17 @@ export const N = {
   CACHED_OPENS: 13,
   /** Free-list link of an unused slot. */
   NEXT_FREE: 14,
+  /** An alias's node. */
+  PRIMARY: 15,
+  /** A node's first alias; an alias's next one. */
+  ALIASES: 16,
+  /** A hard-linked node's upper inode number (its key in the links map). */
+  UINO_LO: 17,
+  UINO_HI: 18,
+  /** A folder's listing being read without a handle (ops-readdir.ts). */
+  DIRSLOT: 19,
 } as const;
-const STRIDE = 16;
+const STRIDE = 20;
 
 export const NF = {
   USED: 1,
@@ -39,6 +52,8 @@ export const NF = {
   FORGOTTEN: 8,
   /** Made by this server and given no xattr since: it has no file capabilities. */
   CLEAN: 16,
+  /** Another name of a hard-linked node (see above): not a node id of the kernel. */
+  ALIAS: 32,
 } as const;
 
 /** Control words. */
@@ -63,6 +78,8 @@ export interface NodeBuffers {
   nodes: SharedArrayBuffer;
   names: SharedArrayBuffer;
   buckets: SharedArrayBuffer;
+  /** Upper inode number -> the node of a hard-linked file. */
+  links: InoMapBuffers;
 }
 
 export function createNodeBuffers(): NodeBuffers {
@@ -82,6 +99,7 @@ export function createNodeBuffers(): NodeBuffers {
     nodes: grow(INITIAL_NODES * STRIDE * 4, MAX_NODES * STRIDE * 4),
     names: grow(1 << 20, 1 << 30),
     buckets: grow(4096 * 4, MAX_NODES * 4),
+    links: createInoMap(),
   };
 }
 
@@ -104,6 +122,7 @@ export class NodeTable {
   /** A Buffer over the name heap, made again when another thread has grown the heap. */
   private nb: Buffer;
   private readonly buckets: Int32Array;
+  readonly links: InoMap;
 
   /** Called when lock() has to wait for another thread (the session hands its reading on). */
   onContention: (() => void) | null = null;
@@ -114,6 +133,7 @@ export class NodeTable {
     this.n = new Int32Array(b.nodes);
     this.nb = Buffer.from(b.names as unknown as ArrayBuffer);
     this.buckets = new Int32Array(b.buckets);
+    this.links = new InoMap(b.links);
   }
 
   /** Takes the table's lock (a futex-style mutex: 0 free, 1 held, 2 held with waiters). */
@@ -143,11 +163,6 @@ export class NodeTable {
     }
   }
 
-  /** Nodes in use. */
-  get count(): number {
-    return this.c[C_COUNT];
-  }
-
   get(i: number, field: number): number {
     return this.n[i * STRIDE + field];
   }
@@ -173,6 +188,54 @@ export class NodeTable {
   /** A node id the kernel gave us names a live slot. */
   valid(i: number): boolean {
     return i > 0 && i < this.c[C_TOP] && (this.n[i * STRIDE + N.FLAGS] & NF.USED) !== 0;
+  }
+
+  /** The node the kernel knows for name slot `i`: its own, or an alias's node. */
+  kernelNode(i: number): number {
+    return this.n[i * STRIDE + N.FLAGS] & NF.ALIAS ? this.n[i * STRIDE + N.PRIMARY] : i;
+  }
+
+  /** The upper inode number under which hard-linked node `i` is in the links map, or 0. */
+  uino(i: number): number {
+    return (this.n[i * STRIDE + N.UINO_LO] >>> 0) + (this.n[i * STRIDE + N.UINO_HI] >>> 0) * TWO32;
+  }
+
+  /** Puts node `i` in the links map under the upper inode number `uino`. */
+  hashLinks(i: number, uino: number): void {
+    this.n[i * STRIDE + N.UINO_LO] = (uino % TWO32) | 0;
+    this.n[i * STRIDE + N.UINO_HI] = Math.floor(uino / TWO32) | 0;
+    this.links.set(uino, i);
+  }
+
+  /** Takes node `i` out of the links map (its inode has no name left in upper). */
+  unhashLinks(i: number): void {
+    const k = this.uino(i);
+    if (k && this.links.get(k) === i) this.links.delete(k);
+    this.n[i * STRIDE + N.UINO_LO] = 0;
+    this.n[i * STRIDE + N.UINO_HI] = 0;
+  }
+
+  /** A new alias slot: `name` in `parent` is another name of node `p`. */
+  insertAlias(parent: number, name: Buffer, p: number): number {
+    const i = this.insert(parent, name, NF.ALIAS, 0, 0, this.ino(p));
+    const base = i * STRIDE;
+    this.n[base + N.PRIMARY] = p;
+    this.n[base + N.ALIASES] = this.n[p * STRIDE + N.ALIASES];
+    this.n[p * STRIDE + N.ALIASES] = i;
+    return i;
+  }
+
+  /** Takes alias `a` off its node's list. */
+  private dropAlias(a: number): void {
+    const p = this.n[a * STRIDE + N.PRIMARY];
+    let prev = p;
+    for (let j = this.n[p * STRIDE + N.ALIASES]; j; j = this.n[j * STRIDE + N.ALIASES]) {
+      if (j === a) {
+        this.n[prev * STRIDE + N.ALIASES] = this.n[a * STRIDE + N.ALIASES];
+        return;
+      }
+      prev = j;
+    }
   }
 
   ino(i: number): number {
@@ -247,6 +310,22 @@ export class NodeTable {
   detach(i: number): void {
     const base = i * STRIDE;
     if (this.n[base + N.FLAGS] & NF.DELETED) return;
+    if (this.n[base + N.FLAGS] & NF.ALIAS) {
+      // A name of a hard-linked node: the name goes, the node stays.
+      this.dropAlias(i);
+      this.free(i);
+      return;
+    }
+    const a = this.n[base + N.ALIASES];
+    if (a) {
+      // The node's own name goes: it takes over another name the kernel knows.
+      const parent = this.n[a * STRIDE + N.PARENT];
+      const name = Buffer.from(this.name(a));
+      this.dropAlias(a);
+      this.free(a);
+      this.move(i, parent, name);
+      return;
+    }
     this.unlink(i);
     this.n[base + N.FLAGS] |= NF.DELETED;
   }
@@ -271,7 +350,7 @@ export class NodeTable {
 
   /** Drops `count` kernel lookups of `i`; frees the slot at zero. */
   forget(i: number, count: number): void {
-    if (i === 1 || !this.valid(i)) return;
+    if (i === 1 || !this.valid(i) || this.n[i * STRIDE + N.FLAGS] & NF.ALIAS) return;
     const base = i * STRIDE;
     const left = this.n[base + N.NLOOKUP] - count;
     if (left > 0) {
@@ -300,6 +379,15 @@ export class NodeTable {
 
   private free(i: number): void {
     const base = i * STRIDE;
+    if (!(this.n[base + N.FLAGS] & NF.ALIAS)) {
+      for (let a = this.n[base + N.ALIASES]; a; ) {
+        const next = this.n[a * STRIDE + N.ALIASES];
+        this.n[a * STRIDE + N.ALIASES] = 0;
+        this.free(a);
+        a = next;
+      }
+      if (this.uino(i)) this.unhashLinks(i);
+    }
     if (!(this.n[base + N.FLAGS] & NF.DELETED)) this.unlink(i);
     this.freeName(this.n[base + N.NAME], this.n[base + N.NAMELEN]);
     const gen = this.n[base + N.GEN];

@@ -2,8 +2,10 @@
 // there), removing them (leaving a whiteout when a lower layer has the name) and renaming
 // them with overlayfs's rules for redirect_dir=off.
 import {
+  cstr,
   rawFchmod,
   rawFchownat,
+  rawLgetxattr,
   rawLinkat,
   rawMkdirat,
   rawMknodat,
@@ -56,14 +58,20 @@ export interface Target {
   upperDir: number;
   uid: number;
   gid: number;
+  /** The caller's umask, or 0 where the folder has a default ACL (which then rules). */
+  umask: number;
 }
+
+const ACL_DEFAULT = cstr('system.posix_acl_default');
+/** "FD/." reaches the folder itself (the l*xattr calls do not follow the FD link). */
+const DOT_Z = cstr('.');
 
 /**
  * Gets the upper folder of `parent` ready for a new entry: copies the folder up. Owner of the
  * new entry: the caller, with the folder's group where the folder is set-group-ID (for root,
  * the upper filesystem does that itself).
  */
-export function prepareCreate(u: Union, req: Request, parent: number): Target | number {
+export function prepareCreate(u: Union, req: Request, parent: number, umask = 0): Target | number {
   if (u.U < 0) return -EROFS;
   if (u.nodes.flags(parent) & NF.DELETED) return -ENOENT;
   if (!u.nodes.isDir(parent)) return -ENOTDIR;
@@ -74,7 +82,10 @@ export function prepareCreate(u: Union, req: Request, parent: number): Target | 
   let gid = req.gid;
   if ((req.uid !== 0 || req.gid !== 0) && u.L.fstat(upperDir) === 0 && u.L.mode() & S_ISGID)
     gid = u.L.stx.readUInt32LE(STX.gid);
-  return { upperDir, uid: req.uid, gid };
+  // With POSIX ACLs the kernel leaves the umask to the filesystem (FUSE_DONT_MASK): it
+  // applies unless the folder has a default ACL, which the upper filesystem gives the entry.
+  if (umask && rawLgetxattr(u.L.procPath(upperDir, DOT_Z), ACL_DEFAULT, null) > 0) umask = 0;
+  return { upperDir, uid: req.uid, gid, umask };
 }
 
 /**
@@ -86,10 +97,10 @@ export function createEntry(
   t: Target,
   name: Buffer,
   isDir: boolean,
-  make: (dirfd: number, n: Buffer) => number,
+  make: (dirfd: number, n: Buffer, umask: number) => number,
 ): number {
   const made = (dirfd: number, n: Buffer) => {
-    let r = make(dirfd, n);
+    let r = make(dirfd, n, t.umask);
     if (r < 0 || (t.uid === 0 && t.gid === 0)) return r;
     r = rawFchownat(dirfd, n, t.uid, t.gid, AT_SYMLINK_NOFOLLOW);
     if (r < 0) rawUnlinkat(dirfd, n, isDir ? AT_REMOVEDIR : 0);
@@ -122,12 +133,13 @@ function making(
   out: Reply,
   nameAt: number,
   isDir: boolean,
-  make: (dirfd: number, n: Buffer) => number,
+  make: (dirfd: number, n: Buffer, umask: number) => number,
+  umaskAt = -1,
 ): number {
   const parent = u.node(req.nodeid);
   if (!parent) return ESTALE;
   const name = req.cname(nameAt);
-  const t = prepareCreate(u, req, parent);
+  const t = prepareCreate(u, req, parent, umaskAt < 0 ? 0 : req.u32(umaskAt) & 0o777);
   if (typeof t === 'number') return -t;
   try {
     const r = createEntry(u, t, name, isDir, make);
@@ -140,18 +152,15 @@ function making(
 
 export const mkdir: Op = (u, req, out) => {
   const mode = req.u32(0) & 0o7777;
-  return making(u, req, out, 8, true, (d, n) => rawMkdirat(d, n, mode));
+  return making(u, req, out, 8, true, (d, n, umask) => rawMkdirat(d, n, mode & ~umask), 4);
 };
 
 export const mknod: Op = (u, req, out) => {
   const mode = req.u32(0);
   const rdev = req.u32(4);
   const dev = makedev((rdev & 0xfff00) >>> 8, (rdev & 0xff) | ((rdev >>> 12) & 0xfff00));
-  return making(u, req, out, 16, false, (d, n) => {
-    const r = rawMknodat(d, n, mode, dev);
-    // Set-user-ID and set-group-ID bits are kept through the chown that follows.
-    return r;
-  });
+  // Set-user-ID and set-group-ID bits are kept through the chown that follows.
+  return making(u, req, out, 16, false, (d, n, umask) => rawMknodat(d, n, mode & ~umask, dev), 8);
 };
 
 export const symlink: Op = (u, req, out) => {
@@ -185,8 +194,14 @@ export const link: Op = (u, req, out) => {
     const bare = name.subarray(0, name.length - 1);
     const old = u.nodes.find(parent, bare);
     if (old) u.nodes.detach(old);
-    // The same inode under a second name: the same inode number, whatever a copy-up did to it.
-    const i = u.nodes.insert(parent, bare, 0, 0, 0, u.nodes.ino(src));
+    // The same inode under a second name: the same node for the kernel (the reply carries
+    // the node's id and its new link count).
+    const uino = u.L.ino(0);
+    if (!u.nodes.uino(src) && !u.nodes.links.get(uino)) u.nodes.hashLinks(src, uino);
+    const i =
+      u.nodes.links.get(uino) === src
+        ? u.nodes.insertAlias(parent, bare, src)
+        : u.nodes.insert(parent, bare, 0, 0, 0, u.nodes.ino(src));
     u.replyEntry(out, i);
     return 0;
   } finally {
@@ -205,6 +220,8 @@ function remove(u: Union, req: Request, wantDir: boolean): number {
   try {
     const i = u.lookupNode(dirs, name);
     if (i < 0) return -i;
+    const uino = u.foundUpperIno();
+    const nlink = u.topStx.readUInt32LE(STX.nlink);
     const isDir = u.nodes.isDir(i);
     if (wantDir && !isDir) return ENOTDIR;
     if (!wantDir && isDir) return EISDIR;
@@ -232,7 +249,9 @@ function remove(u: Union, req: Request, wantDir: boolean): number {
       } else r = rawUnlinkat(upperDir, name, 0);
     } else r = makeWhiteout(upperDir, name);
     if (r < 0) return -r;
+    const node = u.nodes.kernelNode(i);
     u.nodes.detach(i);
+    if (uino) u.upperGone(uino, nlink, isDir, node);
     return 0;
   } finally {
     dirs.close();
@@ -277,10 +296,13 @@ function rename(u: Union, req: Request, newdirId: number, flags: number, namesAt
     let n = u.lookupNode(newDirs, newname);
     if (n < 0 && n !== -ENOENT) return -n;
     if (n < 0) n = 0;
+    const nUino = n ? u.foundUpperIno() : 0;
+    const nLinks = u.topStx.readUInt32LE(STX.nlink);
     if (exchange && !n) return ENOENT;
     if (flags & RENAME_NOREPLACE && n) return EEXIST;
     if (u.U < 0) return EROFS;
-    if (o === n) return 0;
+    // Two names of one inode: nothing to do (the kernel does not even ask).
+    if (n && u.nodes.kernelNode(o) === u.nodes.kernelNode(n)) return 0;
     const oDir = u.nodes.isDir(o);
     const nDir = n !== 0 && u.nodes.isDir(n);
     if (oDir && !pureUpper(u, o)) return EXDEV;
@@ -332,7 +354,11 @@ function rename(u: Union, req: Request, newdirId: number, flags: number, namesAt
     r = rawRenameat2(oldUpper, oldname, newUpper, newname, how);
     if (r < 0) return -r;
     if (dropWhiteout) rawUnlinkat(oldUpper, oldname, 0);
-    if (n && !exchange) u.nodes.detach(n);
+    if (n && !exchange) {
+      const node = u.nodes.kernelNode(n);
+      u.nodes.detach(n);
+      if (nUino) u.upperGone(nUino, nLinks, nDir, node);
+    }
     u.nodes.move(o, newdir, newname.subarray(0, newname.length - 1));
     if (exchange) u.nodes.move(n, olddir, oldname.subarray(0, oldname.length - 1));
     return 0;

@@ -207,13 +207,15 @@ export const statfs: Op = (u, _req, out) => {
 export const access: Op = (u, req) => (u.node(req.nodeid) ? 0 : ESTALE);
 
 const CAPABILITY = Buffer.from('security.capability\0');
+const DOT = Buffer.from('.\0');
 
 /** overlayfs's own xattrs are not shown through the union. */
 const isPrivate = (name: Buffer) => name.toString('latin1').startsWith('trusted.overlay.');
 
 /** A /proc path reaching node `i`'s top entry, and the fd to close after. */
 function entryPath(u: Union, i: number, layer: number): { path: Buffer; fd: number } | number {
-  if (i === 1) return { path: procPath(u.L.fds[layer], null), fd: -1 };
+  // The root by "FD/.": the l*xattr calls would act on the /proc/self/fd/FD link itself.
+  if (i === 1) return { path: procPath(u.L.fds[layer], DOT), fd: -1 };
   const fd = u.L.openDir(layer, u.nodes.get(i, N.PARENT));
   if (fd < 0) return fd;
   return { path: procPath(fd, u.nameOf(i)), fd };

@@ -138,10 +138,10 @@ export const create: Op = (u, req, out) => {
   const parent = u.node(req.nodeid);
   if (!parent) return ESTALE;
   const flags = req.u32(0);
-  const mode = req.u32(4) & 0o7777;
   const name = req.cname(16);
-  const t = prepareCreate(u, req, parent);
+  const t = prepareCreate(u, req, parent, req.u32(8) & 0o777);
   if (typeof t === 'number') return -t;
+  const mode = req.u32(4) & 0o7777 & ~t.umask;
   let fd = -1;
   const make = (dirfd: number, n: Buffer) => {
     const r = rawOpenat(

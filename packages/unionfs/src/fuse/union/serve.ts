@@ -2,7 +2,15 @@
 // threads and serves until the mount goes away. Runs as root on the host, for a container
 // that may be hostile: it never resolves a path the container can change except relative to
 // the layer fds opened here.
-import { closeSync, fstatSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import {
   AT,

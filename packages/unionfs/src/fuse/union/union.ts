@@ -5,6 +5,7 @@ import { STX } from '@corral/sys';
 import { type Reply, writeAttr, writeEntry } from '../codec.js';
 import { SIZE } from '../kernel.js';
 import type { Connection } from '../session.js';
+import { createInoMap, InoMap, type InoMapBuffers } from './inomap.js';
 import { AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, EMPTY_NAME, type Layers, S_IFDIR, S_IFMT } from './layers.js';
 import { DirFds, findChild, type Hit } from './lookup.js';
 import { N, NF, type NodeTable } from './nodes.js';
@@ -26,10 +27,15 @@ export const FD = {
 export interface SharedTables {
   /** Flags by fd (FD.*). */
   fdState: SharedArrayBuffer;
-  /** Per folder handle: [node, memfd, snapshot bytes, unused]. */
+  /** Per folder handle or listing being read: 8 words (ops-readdir.ts). */
   dirHandles: SharedArrayBuffer;
   /** Size by fd, of files opened on a lower layer (they never change). */
   fdSize: SharedArrayBuffer;
+  /**
+   * Upper inode number of a copied-up entry -> the number it had below, which the union
+   * keeps showing for the life of the mount (overlayfs keeps it in an origin xattr).
+   */
+  origins: InoMapBuffers;
 }
 
 export const FD_SLOTS = 1 << 16;
@@ -38,8 +44,9 @@ export const DIR_HANDLES = 1 << 14;
 export function createTables(): SharedTables {
   return {
     fdState: new SharedArrayBuffer(FD_SLOTS * 4),
-    dirHandles: new SharedArrayBuffer(DIR_HANDLES * 16),
+    dirHandles: new SharedArrayBuffer(DIR_HANDLES * 32),
     fdSize: new SharedArrayBuffer(FD_SLOTS * 8),
+    origins: createInoMap(),
   };
 }
 
@@ -52,6 +59,7 @@ export class Union {
   readonly fdState: Int32Array;
   readonly dirHandles: Int32Array;
   readonly fdSize: Float64Array;
+  readonly origins: InoMap;
   conn!: Connection;
   private readonly nameZ = Buffer.alloc(260);
 
@@ -66,11 +74,28 @@ export class Union {
     this.fdState = new Int32Array(tables.fdState);
     this.dirHandles = new Int32Array(tables.dirHandles);
     this.fdSize = new Float64Array(tables.fdSize);
+    this.origins = new InoMap(tables.origins);
+  }
+
+  /** The inode number the union shows for upper's inode number `uino`. */
+  shownIno(uino: number): number {
+    return this.origins.get(uino) || uino;
+  }
+
+  /**
+   * Called when a name of an upper entry (upper inode number `uino`, `nlink` links before)
+   * has been removed: once its inode has no name left, its number may be reused, and neither
+   * its kept number nor its node may be found by it again.
+   */
+  upperGone(uino: number, nlink: number, isDir: boolean, node: number): void {
+    if (!isDir && nlink > 1) return;
+    this.origins.delete(uino);
+    if (this.nodes.valid(node) && this.nodes.uino(node) === uino) this.nodes.unhashLinks(node);
   }
 
   /** The node a request names, or 0 when the kernel names none we know (stale). */
   node(nodeid: number): number {
-    return this.nodes.valid(nodeid) ? nodeid : 0;
+    return this.nodes.valid(nodeid) && !(this.nodes.flags(nodeid) & NF.ALIAS) ? nodeid : 0;
   }
 
   /** Node `i`'s name with a NUL, in a per-thread buffer (valid until the next call). */
@@ -97,22 +122,45 @@ export class Union {
       this.topStx,
     );
     const bare = name.subarray(0, name.length - 1);
-    let i = this.nodes.find(parent, bare);
+    const nodes = this.nodes;
+    let i = nodes.find(parent, bare);
     if (r < 0) {
-      if (i) this.nodes.detach(i);
+      if (i) nodes.detach(i);
       return r;
     }
     const h = this.hit;
-    if (i && this.nodes.isDir(i) !== h.dir) {
-      this.nodes.detach(i);
+    if (i && nodes.isDir(i) !== h.dir) {
+      nodes.detach(i);
       i = 0;
     }
-    if (!i) i = this.nodes.insert(parent, bare, h.dir ? NF.DIR : 0, h.top, h.bottom, h.ino);
-    else {
-      this.nodes.set(i, N.TOP, h.top);
-      this.nodes.set(i, N.BOTTOM, h.bottom);
+    const uino = h.top === 0 && this.U === 0 ? h.ino : 0;
+    if (uino) h.ino = this.shownIno(uino);
+    // A file with several names in upper is one node, whichever name the kernel asks for.
+    const linked = uino !== 0 && !h.dir && this.topStx.readUInt32LE(STX.nlink) > 1;
+    if (!i) {
+      const p = linked ? nodes.links.get(uino) : 0;
+      if (p && nodes.valid(p)) {
+        if (nodes.flags(p) & NF.DELETED) {
+          nodes.move(p, parent, bare);
+          i = p;
+        } else i = nodes.insertAlias(parent, bare, p);
+      } else {
+        i = nodes.insert(parent, bare, h.dir ? NF.DIR : 0, h.top, h.bottom, h.ino);
+        if (linked) nodes.hashLinks(i, uino);
+      }
+    } else if (!(nodes.flags(i) & NF.ALIAS)) {
+      nodes.set(i, N.TOP, h.top);
+      nodes.set(i, N.BOTTOM, h.bottom);
+      if (linked && !nodes.uino(i) && !nodes.links.get(uino)) nodes.hashLinks(i, uino);
     }
     return i;
+  }
+
+  /** The upper inode number of the entry the last lookup found (0 when it is not in upper). */
+  foundUpperIno(): number {
+    return this.hit.top === 0 && this.U === 0
+      ? this.L.devMixed(Number(this.topStx.readBigUInt64LE(STX.ino)), 0)
+      : 0;
   }
 
   /** lstat of node `i`'s top entry into `topStx`; 0 or -errno. */
@@ -148,24 +196,31 @@ export class Union {
       s.writeUInt32LE(1, STX.nlink);
   }
 
-  /** The attribute timeout for `topStx`: none for files with several links (another name may change them). */
-  private attrTtl(): number {
+  /**
+   * The attribute timeout for `topStx` of node `i`: none for a lower file with several links
+   * (a copy-up of another name, a node of its own, changes its count). Links in upper are
+   * one node, whose changes the kernel sees.
+   */
+  private attrTtl(i: number): number {
     const s = this.topStx;
-    return (s.readUInt16LE(STX.mode) & S_IFMT) !== S_IFDIR && s.readUInt32LE(STX.nlink) > 1 ? 0 : TTL;
+    return (s.readUInt16LE(STX.mode) & S_IFMT) !== S_IFDIR &&
+      s.readUInt32LE(STX.nlink) > 1 &&
+      this.U >= 0 &&
+      this.nodes.get(i, N.TOP) !== 0
+      ? 0
+      : TTL;
   }
 
   /** Replies a fuse_entry_out for node `i` (whose stat is in `topStx`) and counts the lookup. */
   replyEntry(out: Reply, i: number): void {
-    this.adjust(i);
-    const p = out.reserve(SIZE.ENTRY_OUT);
-    writeEntry(out.buf, p, i, this.nodes.get(i, N.GEN), TTL, this.attrTtl(), this.topStx, this.nodes.ino(i));
-    this.nodes.ref(i);
+    this.writeEntryAt(out.buf, out.reserve(SIZE.ENTRY_OUT), i);
   }
 
-  /** Writes an entry at `p` (for READDIRPLUS) and counts the lookup. */
-  writeEntryAt(buf: Buffer, p: number, i: number): void {
+  /** Writes an entry at `p` (for READDIRPLUS) and counts the lookup; `i` may be an alias. */
+  writeEntryAt(buf: Buffer, p: number, alias: number): void {
+    const i = this.nodes.kernelNode(alias);
     this.adjust(i);
-    writeEntry(buf, p, i, this.nodes.get(i, N.GEN), TTL, this.attrTtl(), this.topStx, this.nodes.ino(i));
+    writeEntry(buf, p, i, this.nodes.get(i, N.GEN), TTL, this.attrTtl(i), this.topStx, this.nodes.ino(i));
     this.nodes.ref(i);
   }
 
@@ -179,7 +234,7 @@ export class Union {
   replyAttr(out: Reply, i: number): void {
     this.adjust(i);
     const p = out.reserve(SIZE.ATTR_OUT);
-    const ttl = this.attrTtl();
+    const ttl = this.attrTtl(i);
     out.buf.writeUInt32LE(ttl, p);
     out.buf.writeUInt32LE(0, p + 4);
     writeAttr(out.buf, p + 16, this.topStx, this.nodes.ino(i));
