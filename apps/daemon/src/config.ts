@@ -12,6 +12,10 @@ export interface DaemonConfig {
   insecureRegistries: string[];
   logLevel: LogLevel;
   poolSize: number;
+  /** dockerd's iptables, ip-forward and ip-masq (corral's defaults: true, false, false). */
+  iptables: boolean;
+  ipForward: boolean;
+  ipMasq: boolean;
 }
 
 export const DEFAULT_SOCKET = '/run/corral/corral.sock';
@@ -36,6 +40,9 @@ Options:
       --insecure-registry HOST  A registry reached over plain HTTP (repeatable)
   -l, --log-level LEVEL         debug, info, warn, error, fatal (default info)
       --pool-size N             Keepers kept started ahead, each with its init (default 2)
+      --iptables[=BOOL]         Add iptables rules: published ports, isolation (default true)
+      --ip-forward[=BOOL]       Turn on net.ipv4.ip_forward (default false: no host sysctl changed)
+      --ip-masq[=BOOL]          Masquerade traffic leaving the bridges (default false: no NAT rule)
       --config-file FILE        daemon.json (default ${DEFAULT_CONFIG_FILE} when present)
 `;
 
@@ -53,7 +60,23 @@ const KEYS: Record<string, keyof DaemonConfig> = {
   'insecure-registries': 'insecureRegistries',
   'log-level': 'logLevel',
   'pool-size': 'poolSize',
+  iptables: 'iptables',
+  'ip-forward': 'ipForward',
+  'ip-masq': 'ipMasq',
 };
+
+const SWITCH_FLAGS: Record<string, 'iptables' | 'ipForward' | 'ipMasq'> = {
+  '--iptables': 'iptables',
+  '--ip-forward': 'ipForward',
+  '--ip-masq': 'ipMasq',
+};
+
+/** A switch's value: dockerd's `--flag`, `--flag=true|false`, or a daemon.json boolean. */
+function switchValue(name: string, v: unknown): boolean {
+  if (v === undefined || v === true || v === 'true') return true;
+  if (v === false || v === 'false') return false;
+  throw new ConfigError(`invalid value ${JSON.stringify(v)} for ${name}: true or false`);
+}
 
 /** Flags first, then the config file; a setting in both is an error, as dockerd makes it. */
 export function parseConfig(argv: string[], env = process.env): DaemonConfig | 'help' | 'version' {
@@ -114,6 +137,12 @@ export function parseConfig(argv: string[], env = process.env): DaemonConfig | '
       case '--config-file':
         flags.configFile = next();
         break;
+      case '--iptables':
+      case '--ip-forward':
+      case '--ip-masq':
+        // Booleans, as dockerd's: a value only after `=` (`--ip-masq=false`).
+        flags[SWITCH_FLAGS[a]] = switchValue(a, value);
+        break;
       default:
         throw new ConfigError(`unknown flag: ${a}`);
     }
@@ -128,7 +157,9 @@ export function parseConfig(argv: string[], env = process.env): DaemonConfig | '
     try {
       json = JSON.parse(readFileSync(file, 'utf8'));
     } catch (e) {
-      throw new ConfigError(`config file ${file} is not valid JSON (${(e as Error).message}): fix or remove it`);
+      throw new ConfigError(
+        `config file ${file} is not valid JSON (${(e as Error).message}): fix or remove it`,
+      );
     }
     if (!json || typeof json !== 'object' || Array.isArray(json))
       throw new ConfigError(`config file ${file}: not a JSON object`);
@@ -154,12 +185,17 @@ export function parseConfig(argv: string[], env = process.env): DaemonConfig | '
     insecureRegistries: merged.insecureRegistries ?? [],
     logLevel: merged.logLevel ?? 'info',
     poolSize: merged.poolSize ?? DEFAULT_POOL_SIZE,
+    iptables: switchValue('iptables', merged.iptables ?? true),
+    ipForward: switchValue('ip-forward', merged.ipForward ?? false),
+    ipMasq: switchValue('ip-masq', merged.ipMasq ?? false),
   };
   if (!isLogLevel(config.logLevel)) throw new ConfigError(`invalid log level ${config.logLevel}`);
   if (!Number.isInteger(config.poolSize) || config.poolSize < 0)
     throw new ConfigError(`invalid pool size ${config.poolSize}`);
   if (config.poolSize > MAX_POOL_SIZE)
-    throw new ConfigError(`invalid pool size ${config.poolSize}: at most ${MAX_POOL_SIZE} (each costs a keeper and an init)`);
+    throw new ConfigError(
+      `invalid pool size ${config.poolSize}: at most ${MAX_POOL_SIZE} (each costs a keeper and an init)`,
+    );
   for (const h of config.hosts)
     if (!h.startsWith('unix://') || h.length <= 'unix://'.length)
       throw new ConfigError(`invalid host ${h}: corrald listens only on unix://PATH sockets`);
