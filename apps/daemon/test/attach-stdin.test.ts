@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { connect as netConnect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { Cleanups, mountsUnder, until } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,7 +69,9 @@ describe('attaching stdin to a detached -i container', () => {
   it('docker run -di, then docker attach types into it, again and again; other containers have /dev/null', async () => {
     await must(d, ['run', '-di', '--name', 'shell', '--network', 'none', 'busybox', 'sh']);
     await must(d, ['run', '-d', '--name', 'plain', '--network', 'none', 'busybox', 'sleep', '300']);
-    expect((await must(d, ['exec', 'shell', 'readlink', '/proc/1/fd/0'])).out).toMatch(/^(pipe|socket):\[\d+\]$/);
+    expect((await must(d, ['exec', 'shell', 'readlink', '/proc/1/fd/0'])).out).toMatch(
+      /^(pipe|socket):\[\d+\]$/,
+    );
     expect((await must(d, ['exec', 'plain', 'readlink', '/proc/1/fd/0'])).out).toBe('/dev/null');
     const inspect = JSON.parse((await must(d, ['inspect', 'shell'])).stdout)[0].Config;
     expect([inspect.OpenStdin, inspect.StdinOnce]).toEqual([true, false]);
@@ -123,14 +126,26 @@ describe('attaching stdin to a detached -i container', () => {
     await must(d, ['rm', 'once']);
   });
 
-  it('refuses stdin of a -dit container (its terminal is not held for clients yet), not silently', async () => {
+  it('types into the terminal of a -dit container (raw stream), and it runs on after the client goes', async () => {
     await must(d, ['run', '-dit', '--name', 'term', '--network', 'none', 'busybox', 'sh']);
-    const r = await d.api('POST', '/v1.47/containers/term/attach?stream=1&stdin=1&stdout=1', undefined, {
-      Connection: 'Upgrade',
-      Upgrade: 'tcp',
+    const conn = netConnect(d.socket);
+    let got = '';
+    conn.on('data', (b) => {
+      got += b.toString('latin1');
     });
-    expect(r.status).toBe(409);
-    expect(r.text).toContain('not held by its keeper');
+    conn.write(
+      'POST /v1.47/containers/term/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n',
+    );
+    await until(() => got.includes('101 UPGRADED'), `the upgrade (got: ${got})`);
+    conn.write('echo tty-$((2+3))\n');
+    await until(
+      () => got.includes('tty-5\r\n'),
+      `the terminal's answer (got: ${JSON.stringify(got)})`,
+      15_000,
+    );
+    conn.destroy();
+    expect((await must(d, ['inspect', '-f', '{{.State.Running}}', 'term'])).out).toBe('true');
+    expect((await must(d, ['logs', 'term'])).stdout).toContain('tty-5');
     await must(d, ['rm', '-f', 'term']);
   });
 });
@@ -154,7 +169,8 @@ describe('a client that goes away mid-attach', () => {
     run.child.kill('SIGKILL');
     await run.exited;
     await until(
-      async () => !(await d.docker(['ps', '-aq', '--filter', 'name=gone'])).out && !containerDirs(d.root).length,
+      async () =>
+        !(await d.docker(['ps', '-aq', '--filter', 'name=gone'])).out && !containerDirs(d.root).length,
       'the --rm container removed',
       20_000,
     );

@@ -407,11 +407,8 @@ export class Engine {
     const r = runningRecord(this.#ctx, ref);
     if (!r.config.openStdin)
       throw new EngineError('Conflict', `container ${r.name} was not created with an open stdin (-i)`);
-    if (r.config.tty || !r.state.detached)
-      throw new EngineError(
-        'Conflict',
-        `container ${r.name}: its stdin is not held by its keeper (a terminal, or attached)`,
-      );
+    if (!r.state.detached)
+      throw new EngineError('Conflict', `container ${r.name} runs attached: its stdin is its client's`);
     return connectStdin(this.#ctx.records.dir(r.id)).catch((e: Error) => {
       throw new EngineError('Conflict', `container ${r.name}: its keeper does not take stdin (${e.message})`);
     });

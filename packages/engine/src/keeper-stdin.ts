@@ -3,7 +3,7 @@
 // container's folder, that attached clients write to (corrald's attach, live-restored or not).
 // The bytes a client sends go to the program as they are; a client that ends its input ends
 // the program's stdin only with stdinOnce (`docker run -i` without -d), as Docker does.
-import { closeSync, openSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -61,6 +61,11 @@ export function serveStdin(dir: string, stdin: Writable, once: boolean): Promise
       resolve();
     });
   });
+}
+
+/** A terminal's input (its master fd, which the stream closes) as a stream to serve. */
+export function terminalInput(fd: number): Writable {
+  return createWriteStream('', { fd });
 }
 
 /** A client's end: a socket whose writes reach the program's stdin (see serveStdin). */

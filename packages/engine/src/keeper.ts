@@ -123,16 +123,24 @@ function logErrorsTo(file: string): void {
 
 /**
  * A detached -i container's stdin: served to attached clients (keeper-stdin.ts) before the
- * container starts; anyone else's pipe is closed here (its init has /dev/null instead).
+ * container starts, its pipe or (with -t) its terminal's input; anyone else's pipe is closed
+ * here (its init has /dev/null instead).
  */
-async function keepStdin(): Promise<void> {
+async function keepStdin(terminalFd: number | null | undefined): Promise<void> {
   const stdin = init.child.stdin;
-  if (!stdin) return;
-  stdin.on('error', () => {});
+  stdin?.on('error', () => {});
   const r = storedRecord() as { config?: { openStdin?: boolean; stdinOnce?: boolean; tty?: boolean } } | null;
-  if (!owner?.detached || !r?.config?.openStdin || r.config.tty) return void stdin.destroy();
-  const { serveStdin } = await import('./keeper-stdin.js');
-  await serveStdin(join(owner.root, 'containers', owner.id), stdin, r.config.stdinOnce === true);
+  const tty = r?.config?.tty === true;
+  if (!owner?.detached || !r?.config?.openStdin || (tty ? terminalFd == null : !stdin)) {
+    stdin?.destroy();
+    return;
+  }
+  const { serveStdin, terminalInput } = await import('./keeper-stdin.js');
+  const dir = join(owner.root, 'containers', owner.id);
+  if (!tty) return serveStdin(dir, stdin!, r.config.stdinOnce === true);
+  stdin?.destroy();
+  // What clients send is typed at the terminal (the log reads its output through its own fd).
+  return serveStdin(dir, terminalInput(pidfdGetfd(init.pidfd, terminalFd!)), false);
 }
 
 readMessages<FrontMessage>(
@@ -143,7 +151,7 @@ readMessages<FrontMessage>(
       if (m.errorLog) logErrorsTo(m.errorLog);
       const attachLog = Promise.all([
         mode !== 'attached' && m.detached ? keepLog(m.terminalFd) : undefined,
-        keepStdin(),
+        keepStdin(m.terminalFd),
       ]);
       attachLog.then(
         () => writeMessage(control, { type: 'owned' }),
