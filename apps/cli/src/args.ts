@@ -105,6 +105,10 @@ export interface Command {
 
 export interface Context {
   root: string | undefined;
+  /** `--host` / CORRAL_HOST: corrald's socket (`unix:///PATH`); every command then goes through it. */
+  host?: string;
+  /** The command as typed (`corral logs`), for errors of what remote mode cannot do. */
+  command?: string;
 }
 
 export function helpText(c: Command): string {

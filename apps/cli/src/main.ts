@@ -3,6 +3,7 @@
 import './early.js';
 import { CorralError } from '@corral/engine';
 import { type Command, type Context, checkArity, helpText, parseArgs, UsageError } from './args.js';
+import { RemoteUnsupported } from './backend.js';
 import { aboutCommands, versionLine } from './commands/about.js';
 import { containerCommands } from './commands/containers.js';
 import { cp } from './commands/cp.js';
@@ -33,7 +34,7 @@ const commands = new Map<string, Command>(
 
 function usage(): string {
   const lines = [
-    'Usage:  corral [--root DIR] COMMAND\n        corral --version',
+    'Usage:  corral [--root DIR | --host unix:///PATH] COMMAND\n        corral --version',
     '',
     'A container engine for real Linux containers.',
     '',
@@ -46,12 +47,30 @@ function usage(): string {
 
 async function main(argv: string[]): Promise<number> {
   const ctx: Context = { root: undefined };
-  while (argv[0]?.startsWith('--root')) {
+  // --root DIR (this process's engine) or --host / -H unix:///PATH (corrald's: remote mode).
+  let host: string | undefined;
+  while (argv[0]?.startsWith('--root') || argv[0]?.startsWith('--host') || argv[0] === '-H') {
     const a = argv.shift()!;
-    ctx.root = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv.shift();
-    if (!ctx.root) throw new UsageError('--root needs a folder');
+    const value = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv.shift();
+    if (a.startsWith('--root')) {
+      if (!value) throw new UsageError('--root needs a folder');
+      ctx.root = value;
+    } else {
+      if (!value) throw new UsageError('--host needs an address: unix:///PATH');
+      host = value;
+    }
   }
+  if (host && ctx.root) {
+    // Neither is picked for the user: one names this machine's data root, the other corrald's.
+    console.error(
+      "corral: --root and --host together: with --host the data root is corrald's (its --data-root)",
+    );
+    return 125;
+  }
+  // CORRAL_HOST as --host, unless the command line names a data root of its own.
+  ctx.host = host ?? (ctx.root === undefined ? process.env.CORRAL_HOST || undefined : undefined);
   const name = argv.shift();
+  ctx.command = `corral ${name}`;
   if (name === '--version' || name === '-v') {
     console.log(versionLine());
     return 0;
@@ -88,6 +107,10 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof CorralError) {
       console.error(`corral: ${errorText(e)}`);
       return exitCodeOf(e, command);
+    }
+    if (e instanceof RemoteUnsupported) {
+      console.error(`corral: ${e.message}`);
+      return 125;
     }
     throw e;
   }

@@ -35,14 +35,16 @@ const version: Command = {
   flags: [
     { name: 'format', short: 'f', type: 'string', value: 'json', description: "'json': print as JSON" },
   ],
-  async run(a) {
-    const v = Engine.version();
+  async run(a, ctx) {
+    const local = Engine.version();
+    // With --host the server half is corrald's.
+    const v = ctx.host ? await (await engine(ctx)).version() : local;
     const client = {
       version: clientVersion(),
-      apiVersion: v.apiVersion,
-      node: v.node,
-      os: v.os,
-      arch: v.arch,
+      apiVersion: local.apiVersion,
+      node: local.node,
+      os: local.os,
+      arch: local.arch,
     };
     const format = str(a, 'format');
     if (format !== undefined) {
@@ -57,10 +59,10 @@ const version: Command = {
         ['API version', client.apiVersion],
         ['Node version', client.node],
         ['OS/Arch', `${client.os}/${client.arch}`],
-        ['Context', 'daemonless'],
+        ['Context', ctx.host ?? 'daemonless'],
       ]),
       '',
-      'Server: corral engine (in this process)',
+      ctx.host ? `Server: corrald at ${ctx.host}` : 'Server: corral engine (in this process)',
       ' Engine:',
       ...rows('  ', [
         ['Version', v.version],
@@ -80,11 +82,11 @@ const version: Command = {
   },
 };
 
-function infoText(i: EngineInfo): string {
+function infoText(i: EngineInfo, context: string): string {
   const lines = [
     'Client:',
     ` Version:    ${clientVersion()}`,
-    ' Context:    daemonless',
+    ` Context:    ${context}`,
     '',
     'Server:',
     ` Containers: ${i.containers}`,
@@ -126,8 +128,8 @@ const info: Command = {
     const format = str(a, 'format');
     if (format !== undefined && format !== 'json')
       throw new UsageError(`unknown format ${format}: only json`);
-    const i = (await engine(ctx)).info();
-    console.log(format === 'json' ? JSON.stringify(i) : infoText(i));
+    const i = await (await engine(ctx)).info();
+    console.log(format === 'json' ? JSON.stringify(i) : infoText(i, ctx.host ?? 'daemonless'));
     return 0;
   },
 };

@@ -1,9 +1,18 @@
 import { Engine, type RegistrySettings } from '@corral/engine';
 import { type Context, type ParsedArgs, UsageError } from '../args.js';
+import type { Backend } from '../backend.js';
 
-/** The engine on the data root the command line chose (what interrupted runs left reclaimed). */
-export const engine = (ctx: Context, registry?: RegistrySettings) =>
-  Engine.open({ root: ctx.root, registry });
+/**
+ * The engine on the data root the command line chose (what interrupted runs left reclaimed), or
+ * with `--host` corrald's, through its API (the remote client is loaded only then).
+ */
+export async function engine(ctx: Context, registry?: RegistrySettings): Promise<Backend> {
+  if (ctx.host) {
+    const { RemoteEngine } = await import('../remote/engine.js');
+    return new RemoteEngine(ctx.host, ctx.command ?? 'this command', registry);
+  }
+  return Engine.open({ root: ctx.root, registry });
+}
 
 export const str = (a: ParsedArgs, k: string) => a.flags[k] as string | undefined;
 export const list = (a: ParsedArgs, k: string) => (a.flags[k] as string[] | undefined) ?? [];

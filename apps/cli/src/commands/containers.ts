@@ -194,7 +194,7 @@ export const top: Command = {
   flags: [],
   args: { min: 1, max: 1 },
   async run(a, ctx) {
-    console.log(formatTree((await engine(ctx)).top(a.positionals[0])));
+    console.log(formatTree(await (await engine(ctx)).top(a.positionals[0])));
     return 0;
   },
 };
@@ -232,7 +232,7 @@ export const diff: Command = {
   flags: [],
   args: { min: 1, max: 1 },
   async run(a, ctx) {
-    const out = formatChanges((await engine(ctx)).diff(a.positionals[0]));
+    const out = formatChanges(await (await engine(ctx)).diff(a.positionals[0]));
     if (out) console.log(out);
     return 0;
   },
@@ -365,7 +365,7 @@ export const rename: Command = {
   // A taken or invalid name fails as at create (Docker's 125 here is corral's choice too).
   exitCodes: { Conflict: 125, InvalidArgument: 125 },
   async run(a, ctx) {
-    (await engine(ctx)).rename(a.positionals[0], a.positionals[1]);
+    await (await engine(ctx)).rename(a.positionals[0], a.positionals[1]);
     return 0;
   },
 };

@@ -56,7 +56,7 @@ export const images: Command = {
     },
   ],
   async run(a, ctx) {
-    const rows = (await engine(ctx)).images.list();
+    const rows = await (await engine(ctx)).images.list();
     const format = str(a, 'format');
     if (a.flags.quiet) {
       for (const r of rows) console.log(short(r.id));

@@ -23,7 +23,7 @@ export const inspect: Command = {
     const out: unknown[] = [];
     for (const ref of a.positionals) {
       try {
-        out.push(e.inspect(ref));
+        out.push(await e.inspect(ref));
       } catch (err) {
         if (!(err instanceof EngineError)) throw err;
         try {

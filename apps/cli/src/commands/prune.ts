@@ -81,7 +81,7 @@ export const df: Command = {
   ],
   args: { min: 0, max: 0 },
   async run(a, ctx) {
-    const u = (await engine(ctx)).diskUsage();
+    const u = await (await engine(ctx)).diskUsage();
     const activeImages = u.images.filter((i) => i.containers > 0);
     const imageBytes = u.images.reduce((n, i) => n + i.size, 0);
     const idleImageBytes = u.images.filter((i) => !i.containers).reduce((n, i) => n + i.size, 0);

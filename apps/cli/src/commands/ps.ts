@@ -66,7 +66,7 @@ export const ps: Command = {
   async run(a, ctx) {
     const e = await engine(ctx);
     const last = bool(a, 'latest') ? 1 : int(a, 'last');
-    let rows: ContainerSummary[] = e.list({
+    let rows: ContainerSummary[] = await e.list({
       all: bool(a, 'all') || (last !== undefined && last > 0),
       filters: filterFlags(list(a, 'filter')),
     });
@@ -74,7 +74,8 @@ export const ps: Command = {
     const full = bool(a, 'no-trunc');
     const format = str(a, 'format');
     const withSize = bool(a, 'size') || (isTemplate(format) && format.includes('.Size'));
-    const sizes = new Map(rows.map((r) => [r.id, withSize ? sizeOf(e, r.id) : null]));
+    const sizes = new Map<string, { rw: number; rootFs: number } | null>();
+    for (const r of rows) sizes.set(r.id, withSize ? await sizeOf(e, r.id) : null);
     if (bool(a, 'quiet')) {
       for (const r of rows) console.log(full ? r.id : shortId(r.id));
     } else if (format === 'json') {
@@ -110,9 +111,9 @@ export const ps: Command = {
   },
 };
 
-function sizeOf(e: Awaited<ReturnType<typeof engine>>, id: string) {
+async function sizeOf(e: Awaited<ReturnType<typeof engine>>, id: string) {
   try {
-    return e.size(id);
+    return await e.size(id);
   } catch {
     return { rw: 0, rootFs: 0 }; // removed meanwhile
   }

@@ -65,7 +65,7 @@ const subs: Record<string, EngineSub> = {
     ],
     args: { min: 0, max: 1 },
     async run(e, a) {
-      const v = e.volumes.create({
+      const v = await e.volumes.create({
         name: a.positionals[0] ?? (a.flags.name as string | undefined),
         driver: (a.flags.driver as string | undefined) ?? 'local',
         labels: pairs(list(a, 'label')),
@@ -90,7 +90,7 @@ const subs: Record<string, EngineSub> = {
     ],
     args: { min: 0, max: 0 },
     async run(e, a) {
-      const vols = e.volumes.list(filters(list(a, 'filter')));
+      const vols = await e.volumes.list(filters(list(a, 'filter')));
       const format = a.flags.format as string | undefined;
       if (bool(a, 'quiet')) for (const v of vols) console.log(v.Name);
       else if (isTemplate(format)) {
@@ -122,7 +122,8 @@ const subs: Record<string, EngineSub> = {
     flags: [],
     args: { min: 1 },
     async run(e, a) {
-      const out: VolumeView[] = a.positionals.map((n) => e.volumes.inspect(n));
+      const out: VolumeView[] = [];
+      for (const n of a.positionals) out.push(await e.volumes.inspect(n));
       console.log(JSON.stringify(out, null, 4));
       return 0;
     },
@@ -143,7 +144,7 @@ const subs: Record<string, EngineSub> = {
       let code = 0;
       for (const n of a.positionals) {
         try {
-          e.volumes.remove(n, { force: bool(a, 'force') });
+          await e.volumes.remove(n, { force: bool(a, 'force') });
           console.log(n);
         } catch (err) {
           console.error(`Error response from daemon: ${(err as Error).message}`);
@@ -163,7 +164,7 @@ const subs: Record<string, EngineSub> = {
     ],
     args: { min: 0, max: 0 },
     async run(e, a) {
-      const r = e.volumes.prune({ all: bool(a, 'all'), filters: filters(list(a, 'filter')) });
+      const r = await e.volumes.prune({ all: bool(a, 'all'), filters: filters(list(a, 'filter')) });
       if (r.removed.length) console.log(`Deleted Volumes:\n${r.removed.join('\n')}\n`);
       console.log(`Total reclaimed space: ${r.spaceReclaimed}B`);
       return 0;
