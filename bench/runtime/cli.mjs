@@ -10,11 +10,13 @@
 // Run as root after `npm run build`: node bench/runtime/cli.mjs [RUNS]
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
+  closeSync,
   copyFileSync,
   cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -128,6 +130,8 @@ const podmanRun = (runtime) => [
   'true',
 ];
 
+// The kept containers' name (and cgroup: each runtime makes its cgroup by the id).
+const KEEP = `keep-${process.pid}`;
 let n = 0;
 const id = (p) => `${p}${process.pid}-${n++}`;
 /** A stopped container's status, polled (not timed) before its delete, as podman waits for conmon. */
@@ -184,8 +188,11 @@ const commands = [
     name: 'corral-runtime run',
     argv: () => [bin, '--root', join(tmp, 'corral'), 'run', '--bundle', bundle, id('x')],
   },
-  { name: 'runc state', argv: () => ['runc', '--root', join(tmp, 'runc-keep'), 'state', 'keep'] },
-  { name: 'corral-runtime state', argv: () => [bin, '--root', join(tmp, 'corral-keep'), 'state', 'keep'] },
+  { name: 'runc state', argv: () => ['runc', '--root', join(tmp, 'runc-keep'), 'state', KEEP] },
+  {
+    name: 'corral-runtime state',
+    argv: () => [bin, '--root', join(tmp, 'corral-keep'), 'state', `${KEEP}c`],
+  },
   ...lifecycle('runc', 'runc', join(tmp, 'runc-steps')),
   ...lifecycle('corral-runtime', bin, join(tmp, 'corral-steps')),
 ];
@@ -205,27 +212,32 @@ mkdirSync(keep);
 const keepSpec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
 keepSpec.process.args = ['sleep', '1000'];
 writeFileSync(join(keep, 'config.json'), JSON.stringify(keepSpec));
-execFileSync('runc', ['--root', join(tmp, 'runc-keep'), 'run', '-d', '--bundle', keep, 'keep'], {
+execFileSync('runc', ['--root', join(tmp, 'runc-keep'), 'run', '-d', '--bundle', keep, KEEP], {
   stdio: 'ignore',
 });
-execFileSync(bin, ['--root', join(tmp, 'corral-keep'), 'run', '-d', '--bundle', keep, 'keep'], {
+execFileSync(bin, ['--root', join(tmp, 'corral-keep'), 'run', '-d', '--bundle', keep, `${KEEP}c`], {
   stdio: 'ignore',
 });
 
 /**
  * Wall and CPU (user + system, from GNU time) of one run, or the error when it fails. `create`
- * runs with no stdio of ours: the container's init keeps what it is given.
+ * runs with no pipe of ours (the container's init keeps its stdio: a pipe would stay open):
+ * its stderr goes to a file.
  */
 function timeOnce(argv, quiet = false) {
   const cpuFile = join(tmp, 'cpu');
+  const errFile = join(tmp, 'stderr');
+  const errFd = quiet ? openSync(errFile, 'w') : null;
   const t = process.hrtime.bigint();
   const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', cpuFile, ...argv], {
     encoding: 'utf8',
     env,
-    stdio: quiet ? ['ignore', 'ignore', 'pipe'] : 'pipe',
+    stdio: quiet ? ['ignore', 'ignore', errFd] : 'pipe',
   });
   const wall = Number(process.hrtime.bigint() - t) / 1e6;
-  if (r.status !== 0) return { error: (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n').pop() };
+  if (errFd !== null) closeSync(errFd);
+  const stderr = quiet ? readFileSync(errFile, 'utf8') : r.stderr;
+  if (r.status !== 0) return { error: (stderr || r.stdout || `exit ${r.status}`).trim().split('\n').pop() };
   const [u, s] = readFileSync(cpuFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
   return { wall, cpu: (u + s) * 1000 };
 }
@@ -410,8 +422,16 @@ writeFileSync(
 );
 
 // Cleanup: kept containers, podman's storage, its cgroups and the folder.
-spawnSync('runc', ['--root', join(tmp, 'runc-keep'), 'delete', '--force', 'keep']);
-spawnSync(bin, ['--root', join(tmp, 'corral-keep'), 'delete', '--force', 'keep']);
+spawnSync('runc', ['--root', join(tmp, 'runc-keep'), 'delete', '--force', KEEP]);
+for (const [exe, root] of [
+  ['runc', join(tmp, 'runc-steps')],
+  [bin, join(tmp, 'corral-steps')],
+]) {
+  const ids = spawnSync(exe, ['--root', root, 'list', '-q'], { encoding: 'utf8', env }).stdout ?? '';
+  for (const cid of ids.split('\n').filter(Boolean))
+    spawnSync(exe, ['--root', root, 'delete', '--force', cid]);
+}
+spawnSync(bin, ['--root', join(tmp, 'corral-keep'), 'delete', '--force', `${KEEP}c`]);
 if (has('podman'))
   spawnSync(podman('runc')[0], [...podman('runc').slice(1), 'system', 'reset', '-f'], { stdio: 'ignore' });
 const rmTree = (d) => {
