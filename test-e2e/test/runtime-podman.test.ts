@@ -69,7 +69,13 @@ afterAll(async () => {
     if (existsSync(path.join(tmp, 'storage'))) {
       const r = await exec(PODMAN, [...global(), 'rm', '-af', '-t', '0']);
       if (r.status !== 0) problems.push(`podman rm: ${r.stderr}`);
-      const reset = await exec(PODMAN, [...global(), 'system', 'reset', '-f']);
+      let reset = await exec(PODMAN, [...global(), 'system', 'reset', '-f']);
+      // The `podman container cleanup` that conmon runs when a container ends may still be
+      // writing tmp/events while reset removes it ("directory not empty"): reset again.
+      for (let i = 0; reset.status !== 0 && i < 3; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        reset = await exec(PODMAN, [...global(), 'system', 'reset', '-f']);
+      }
       if (reset.status !== 0) problems.push(`podman system reset: ${reset.stderr}`);
     }
     await unmountUnder(tmp).catch((e) => problems.push(String(e)));
