@@ -92,6 +92,8 @@ export interface Backend {
       author?: string;
       message?: string;
       pause?: boolean;
+      /** Dockerfile instructions for the image's config (`-c`; the engine's applyChanges). */
+      changes?: string[];
       onProgress?: (n: number) => void;
     },
   ): Promise<{ id: string }>;
@@ -112,7 +114,10 @@ export interface Backend {
     }): Promise<{ deletedImages: string[]; reclaimedBytes: number }>;
     load(input: string | Readable): Promise<{ images: { id: string; names: string[] }[] }>;
     save(refs: string[], output: Writable): Promise<void>;
-    import(source: string | Readable, options?: { names?: string[] }): Promise<{ id: string }>;
+    import(
+      source: string | Readable,
+      options?: { names?: string[]; changes?: string[]; message?: string },
+    ): Promise<{ id: string }>;
     pull(
       ref: string,
       options?: { platform?: string; onProgress?: (e: ProgressEvent) => void },

@@ -152,17 +152,34 @@ export const save: Command = {
   },
 };
 
+/** docker's --change: one Dockerfile instruction for the image's config (the engine parses it). */
+const changeFlag = {
+  name: 'change',
+  short: 'c',
+  type: 'list' as const,
+  value: 'INSTRUCTION',
+  description:
+    'A Dockerfile instruction for the image: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR',
+};
+
 export const importCmd: Command = {
   name: 'import',
-  usage: 'import FILE|- [REPOSITORY[:TAG]]',
+  usage: 'import [OPTIONS] FILE|- [REPOSITORY[:TAG]]',
   description: 'Import a root filesystem tarball as a one-layer image',
-  flags: [],
+  flags: [
+    changeFlag,
+    { name: 'message', short: 'm', type: 'string', description: 'Commit message for the imported image' },
+  ],
   args: { min: 1, max: 2 },
   async run(a, ctx) {
     const [file, name] = a.positionals;
     const e = await engine(ctx);
     const source = file === '-' ? process.stdin : createReadStream(file);
-    const rec = await e.images.import(source, { names: name ? [name] : [] });
+    const rec = await e.images.import(source, {
+      names: name ? [name] : [],
+      changes: list(a, 'change'),
+      message: str(a, 'message'),
+    });
     console.log(rec.id);
     return 0;
   },
@@ -187,6 +204,7 @@ export const commitCmd: Command = {
   flags: [
     { name: 'author', short: 'a', type: 'string', description: 'Author' },
     { name: 'message', short: 'm', type: 'string', description: 'Commit message' },
+    changeFlag,
     {
       name: 'pause',
       short: 'p',
@@ -206,6 +224,7 @@ export const commitCmd: Command = {
         author: str(a, 'author'),
         message: str(a, 'message'),
         pause: a.flags.pause !== false,
+        changes: list(a, 'change'),
         onProgress: (n) => progress.set(n),
       })
       .finally(() => progress.finish());

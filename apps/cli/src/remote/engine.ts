@@ -373,7 +373,7 @@ export class RemoteEngine implements Backend {
 
   async commitContainer(
     ref: string,
-    o: { name?: string; author?: string; message?: string; pause?: boolean } = {},
+    o: { name?: string; author?: string; message?: string; pause?: boolean; changes?: string[] } = {},
   ): Promise<{ id: string }> {
     const name = o.name ? splitName(o.name) : undefined;
     const r = await this.#c.json<Json>('POST', '/commit', {
@@ -384,6 +384,7 @@ export class RemoteEngine implements Backend {
         author: o.author,
         comment: o.message,
         pause: o.pause !== false,
+        changes: o.changes,
       },
       body: {},
     });

@@ -108,11 +108,15 @@ export function remoteImages(c: Client): Backend['images'] {
     async save(refs: string[], out: Writable) {
       await pipeline(await c.request('GET', '/images/get', { query: { names: refs } }), out);
     },
-    import() {
-      throw new RemoteUnsupported(
-        'corral import',
-        'corrald does not import root filesystem tarballs (fromSrc) yet',
-      );
+    async import(input, o = {}) {
+      // docker import's request: the tarball as the body, the changes parsed by corrald's engine.
+      const body: Readable = typeof input === 'string' ? createReadStream(input) : input;
+      const query = { fromSrc: '-', repo: o.names?.[0], changes: o.changes, message: o.message };
+      let id = '';
+      await progressStream(c.jsonLines('POST', '/images/create', { query, body }), undefined, (l) => {
+        if (typeof l.status === 'string' && l.status.startsWith('sha256:')) id = l.status;
+      });
+      return { id };
     },
     async pull(ref, o = {}) {
       let digest = '';
