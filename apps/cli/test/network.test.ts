@@ -236,10 +236,14 @@ describe('corral networking', () => {
       '192.0.2.53',
       '--dns-search',
       'example.test',
+      '--dns-option',
+      'ndots:2',
+      '--mac-address',
+      '02:42:0a:00:00:99',
       'busybox',
       'sh',
       '-c',
-      'cat /etc/hostname /etc/hosts /etc/resolv.conf; ip -o -4 addr show eth0',
+      'cat /etc/hostname /etc/hosts /etc/resolv.conf; ip -o -4 addr show eth0; cat /sys/class/net/eth0/address',
     ]);
     expect(r.stderr).toBe('');
     expect(r.out).toMatch(/^box$/m);
@@ -247,8 +251,46 @@ describe('corral networking', () => {
     expect(r.out).toMatch(new RegExp(`^${ip.replace(/\./g, '\\.')}\\tbox$`, 'm'));
     expect(r.out).toMatch(/^nameserver 192\.0\.2\.53$/m);
     expect(r.out).toMatch(/^search example\.test$/m);
+    expect(r.out).toMatch(/^options ndots:2$/m);
     expect(r.out).toContain(`inet ${ip}/24`);
+    expect(r.out.split('\n').pop()).toBe('02:42:0a:00:00:99');
     expect((await s.corral(['run', '--rm', '-p', 'x:80', 'busybox', 'true'])).status).toBe(125);
+  });
+
+  it('writes /etc/hosts and /etc/resolv.conf as Docker does on the default bridge', async () => {
+    const r = await s.corral([
+      'run',
+      '--rm',
+      'busybox',
+      'sh',
+      '-c',
+      'cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; hostname; ip -o -4 addr show eth0',
+    ]);
+    const [hosts, resolv, rest] = r.out.split('---\n');
+    const [hostname, addr] = rest.split('\n');
+    const ip = /inet (\S+)\//.exec(addr)?.[1];
+    expect(hostname).toMatch(/^[0-9a-f]{12}$/);
+    expect(hosts).toBe(
+      [
+        '127.0.0.1\tlocalhost',
+        '::1\tlocalhost ip6-localhost ip6-loopback',
+        'fe00::0\tip6-localnet',
+        'ff00::0\tip6-mcastprefix',
+        'ff02::1\tip6-allnodes',
+        'ff02::2\tip6-allrouters',
+        `${ip}\t${hostname}`,
+        '',
+      ].join('\n'),
+    );
+    // The host's file as it is, less loopback (and IPv6) resolvers; Docker's defaults if none is left.
+    const host = readFileSync('/etc/resolv.conf', 'utf8');
+    const kept = host
+      .split('\n')
+      .filter((l) => !/^\s*nameserver\s+(127\.|::1|\S*:)/.test(l))
+      .join('\n')
+      .replace(/\n*$/, '\n');
+    const expected = /^\s*nameserver/m.test(kept) ? kept : `${kept}nameserver 8.8.8.8\nnameserver 8.8.4.4\n`;
+    expect(`${resolv}`).toBe(expected);
   });
 
   it('joins another container with --network container:NAME', async () => {

@@ -43,33 +43,50 @@ export const DEFAULT_DNS = ['8.8.8.8', '8.8.4.4'];
 const isLoopback = (ip: string) => /^127\./.test(ip) || ip === '::1' || ip === '0:0:0:0:0:0:0:1';
 
 /**
- * Docker's resolv.conf: the host's, with loopback resolvers taken out (they would point at
- * the container's own loopback); --dns, --dns-search and --dns-option replace the host's
- * nameserver, search and options lines.
+ * Docker's resolv.conf. Without --dns, --dns-search or --dns-option: the host's file as it is
+ * (comments and order kept), less its loopback resolvers (they would point at the container's
+ * own loopback) and IPv6 ones (corral's networks have no IPv6), with Docker's defaults when no
+ * resolver is left. With any of them: a new file of `search`, `nameserver` and `options` lines,
+ * each taken from the option when given and from the host's file otherwise (its loopback
+ * resolvers still left out).
  */
 export function resolvConf(
   host: string,
   opts: { dns?: readonly string[]; search?: readonly string[]; options?: readonly string[] } = {},
 ): string {
-  const keep: string[] = [];
+  const lines = host.split('\n');
+  const server = (line: string) => {
+    const [key, value] = line.trim().split(/\s+/);
+    return key === 'nameserver' && value ? value.split('%')[0] : undefined;
+  };
+  const usable = (ip: string) => !isLoopback(ip) && !ip.includes(':');
+  if (!opts.dns?.length && !opts.search?.length && !opts.options?.length) {
+    const kept = lines.filter((l) => {
+      const ip = server(l);
+      return ip === undefined || usable(ip);
+    });
+    let out = kept.join('\n').replace(/\n*$/, '\n');
+    if (!kept.some((l) => server(l) !== undefined)) {
+      if (out === '\n') out = '';
+      out += DEFAULT_DNS.map((d) => `nameserver ${d}\n`).join('');
+    }
+    return out;
+  }
   let servers: string[] = [];
   let search: string[] = [];
   let options: string[] = [];
-  for (const raw of host.split('\n')) {
-    const line = raw.trim();
-    const [key, ...vals] = line.split(/\s+/);
-    if (key === 'nameserver') {
-      if (vals[0] && !isLoopback(vals[0].split('%')[0])) servers.push(vals[0]);
-    } else if (key === 'search' || key === 'domain') search = vals;
+  for (const line of lines) {
+    const [key, ...vals] = line.trim().split(/\s+/);
+    const ip = server(line);
+    if (ip !== undefined && usable(ip)) servers.push(vals[0]);
+    else if (key === 'search' || key === 'domain') search = vals;
     else if (key === 'options') options.push(...vals);
-    else if (line.startsWith('#') || line.startsWith(';') || line === '') continue;
-    else keep.push(line);
   }
   if (opts.dns?.length) servers = [...opts.dns];
   else if (servers.length === 0) servers = [...DEFAULT_DNS];
   if (opts.search?.length) search = opts.search.filter((s) => s !== '.');
   if (opts.options?.length) options = [...opts.options];
-  const out = [...keep];
+  const out: string[] = [];
   if (search.length) out.push(`search ${search.join(' ')}`);
   for (const s of servers) out.push(`nameserver ${s}`);
   if (options.length) out.push(`options ${options.join(' ')}`);

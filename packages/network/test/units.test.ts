@@ -50,10 +50,18 @@ describe('/etc files as Docker writes them', () => {
   it('resolv.conf drops loopback resolvers and takes --dns, --dns-search, --dns-option', () => {
     const host =
       '# generated\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nnameserver ::1\nsearch corp.example\noptions edns0\n';
-    expect(resolvConf(host)).toBe('search corp.example\nnameserver 10.0.0.2\noptions edns0\n');
+    // Docker's filter: the host's file as it is, less loopback and IPv6 resolvers.
+    expect(resolvConf(host)).toBe('# generated\nnameserver 10.0.0.2\nsearch corp.example\noptions edns0\n');
     expect(resolvConf('nameserver 127.0.0.53\n')).toBe('nameserver 8.8.8.8\nnameserver 8.8.4.4\n');
+    expect(resolvConf('# only loopback\nnameserver 127.0.0.1\nsearch x.example\n')).toBe(
+      '# only loopback\nsearch x.example\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n',
+    );
+    // Any option: Docker's built file, the host's values where no option replaces them.
     expect(resolvConf(host, { dns: ['192.0.2.53'], search: ['a.example'], options: ['ndots:2'] })).toBe(
       'search a.example\nnameserver 192.0.2.53\noptions ndots:2\n',
+    );
+    expect(resolvConf(host, { options: ['ndots:2', 'timeout:1'] })).toBe(
+      'search corp.example\nnameserver 10.0.0.2\noptions ndots:2 timeout:1\n',
     );
   });
 
