@@ -64,6 +64,10 @@ if (mode === 'attached') {
   closeSync(devnull);
 }
 writeMessage(control, { type: 'init', pid: init.pid, startTime: procStartTime(init.pid) ?? 0 });
+// What a detached keeper runs once it owns its container, loaded now (a keeper started ahead
+// waits anyway), not on the way to the container's start.
+if (mode !== 'attached')
+  for (const m of [import('./logs.js'), import('./keeper-tasks.js')]) m.catch(() => {});
 
 let owner: { root: string; id: string; detached: boolean } | null = null;
 let started = false;

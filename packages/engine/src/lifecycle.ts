@@ -208,6 +208,13 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
         init = await o.keeper.init.catch((e: Error) => {
           throw new EngineError('CannotStart', e.message);
         });
+      // A detached keeper's own errors go to keeper.log (one started ahead had no folder yet).
+      const errorLog = o.detached ? join(dir, 'keeper.log') : undefined;
+      // Without a terminal the keeper needs nothing of the set-up: it attaches what it keeps
+      // while the init sets the container up (a round trip less before the start).
+      const ownedEarly =
+        o.keeper && !r.config.tty ? o.keeper.own(ctx.root, r.id, o.detached, null, errorLog) : null;
+      ownedEarly?.catch(() => {}); // a create that fails says why
       const created = await ctx.runtime.create(r.id, join(dir, 'bundle'), {
         stdio: o.stdio,
         detached: false,
@@ -224,9 +231,7 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       init = undefined; // the runtime owns it now
       o.onStep?.('created');
       checkAborted(o.abort);
-      // A detached keeper's own errors go to keeper.log (one started ahead had no folder yet).
-      const errorLog = o.detached ? join(dir, 'keeper.log') : undefined;
-      await o.keeper?.own(ctx.root, r.id, o.detached, created.initTerminalFd ?? null, errorLog);
+      await (ownedEarly ?? o.keeper?.own(ctx.root, r.id, o.detached, created.initTerminalFd ?? null, errorLog));
       await ctx.runtime.start(r.id);
       o.keeper?.started();
       o.onStep?.('started');

@@ -1,0 +1,149 @@
+// Helpers of bench/daemon: quoting for hyperfine, medians, a cgroup parent beneath our own,
+// and a CPU profile's summary.
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { request } from 'node:http';
+import { join, posix } from 'node:path';
+
+const q = (a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+export const sh = (argv) => argv.map(q).join(' ');
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function median(xs) {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return s.length ? (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2 : Number.NaN;
+}
+
+export async function until(check, what, ms) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+/**
+ * A cgroup path beneath the deepest of ours (every hierarchy), for the daemons' containers.
+ * `cleanup` removes what was made under it (children first) and the ancestors it made.
+ */
+export function cgroupParent(name) {
+  const own = readFileSync('/proc/self/cgroup', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(':').slice(2).join(':'));
+  const path = posix.join(
+    own.reduce((a, b) => (b.length > a.length ? b : a), '/'),
+    name,
+  );
+  const hierarchies = readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
+  const ancestors = (h) => {
+    const out = [];
+    for (let d = posix.dirname(path); d !== '/'; d = posix.dirname(d)) out.push(join(h, d));
+    return out;
+  };
+  const existed = new Set(hierarchies.flatMap(ancestors).filter((d) => existsSync(d)));
+  return {
+    path,
+    cleanup() {
+      const problems = [];
+      const rmTree = (d) => {
+        if (!existsSync(d)) return;
+        for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
+        try {
+          rmdirSync(d);
+        } catch (e) {
+          problems.push(`${d}: ${e.message}`);
+        }
+      };
+      for (const h of hierarchies) {
+        rmTree(join(h, path));
+        for (const d of ancestors(h))
+          if (!existed.has(d) && existsSync(d))
+            try {
+              rmdirSync(d);
+            } catch (e) {
+              problems.push(`${d}: ${e.message}`);
+            }
+      }
+      return problems;
+    },
+  };
+}
+
+/** Self time of a .cpuprofile by function and by kind (idle, GC, corral's code, Node's). */
+export function profileSummary(p) {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  for (const [i, id] of p.samples.entries()) self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000);
+  const fns = new Map();
+  const kinds = new Map();
+  for (const [id, ms] of self) {
+    const f = byId.get(id).callFrame;
+    const where = f.url ? f.url.replace(/^.*\/(packages|apps)\//, '').replace(/^node:/, '') : '';
+    const key = `${f.functionName || '(top level)'}${where ? ` ${where}:${f.lineNumber + 1}` : ''}`;
+    fns.set(key, (fns.get(key) ?? 0) + ms);
+    const kind = /^\((idle|program|garbage collector)\)$/.test(f.functionName)
+      ? f.functionName
+      : /\/(packages|apps)\//.test(f.url)
+        ? `corral: ${f.url.replace(/^.*\/(packages|apps)\/([^/]+)\/.*$/, '$2')}`
+        : f.url.startsWith('node:') || !f.url
+          ? 'node (builtins, native)'
+          : 'other';
+    kinds.set(kind, (kinds.get(kind) ?? 0) + ms);
+  }
+  const top = (m, n) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([name, ms]) => ({ name, ms: Math.round(ms * 10) / 10 }));
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  return { sampledMs: Math.round(total), kinds: top(kinds, 10), functions: top(fns, 15) };
+}
+
+/** The pids whose parent is `ppid`. */
+export function childrenOf(ppid) {
+  const out = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(e));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** GET of a JSON answer on a unix socket (corrald's /info); null when it cannot be had. */
+export async function getJson(socketPath, path) {
+  for (let i = 0; i < 3; i++) {
+    try {
+      return await getOnce(socketPath, path);
+    } catch (e) {
+      console.error(`GET ${path} on ${socketPath}: ${e.message}`);
+      await sleep(500);
+    }
+  }
+  return null;
+}
+
+function getOnce(socketPath, path) {
+  return new Promise((resolve, reject) => {
+    request({ socketPath, path, headers: { Connection: 'close' } }, (res) => {
+      let t = '';
+      res.on('data', (d) => {
+        t += d;
+      });
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(t));
+        } catch (e) {
+          reject(e);
+        }
+      });
+    })
+      .on('error', reject)
+      .end();
+  });
+}
