@@ -343,6 +343,59 @@ describe('corral --host: images and volumes', () => {
   });
 });
 
+describe('corral --host: cp', () => {
+  it('copies both ways as daemonless does: files, folders, tar streams, errors', async () => {
+    await mustRemote([
+      'run',
+      '-d',
+      '--name',
+      'files',
+      'busybox',
+      'sh',
+      '-c',
+      'mkdir -p /data/sub; echo hello > /data/sub/f; exec sleep 100',
+    ]);
+    await until(
+      async () => (await remote(['exec', 'files', 'cat', '/data/sub/f'])).stdout === 'hello\n',
+      'the files',
+    );
+    const dir = c.tempDir('remote-cp');
+    for (const side of ['remote', 'local']) mkdirSync(join(dir, side));
+    const out = await remote(['cp', 'files:/data', join(dir, 'remote')]);
+    expect(seen(out)).toEqual({
+      status: 0,
+      stdout: '',
+      stderr: `Successfully copied 6B to ${join(dir, 'remote')}\n`,
+    });
+    await local(['cp', 'files:/data', join(dir, 'local')]);
+    expect(readFileSync(join(dir, 'remote', 'data', 'sub', 'f'), 'utf8')).toBe('hello\n');
+    writeFileSync(join(dir, 'up.txt'), 'payload\n');
+    const up = await remote(['cp', join(dir, 'up.txt'), 'files:/data/up.txt']);
+    expect(seen(up)).toEqual({
+      status: 0,
+      stdout: '',
+      stderr: 'Successfully copied 8B to files:/data/up.txt\n',
+    });
+    expect((await remote(['exec', 'files', 'cat', '/data/up.txt'])).stdout).toBe('payload\n');
+    // Tar streams: out on stdout, in on stdin.
+    const tar = await exec('sh', [
+      '-c',
+      `'${process.execPath}' -- '${corralBin}' --host '${host}' cp files:/data/sub - | tar -t`,
+    ]);
+    expect(tar.stdout.split('\n').sort()).toEqual(['', 'sub/', 'sub/f']);
+    for (const args of [
+      ['cp', 'files:/nosuch', dir],
+      ['cp', join(dir, 'nosuch'), 'files:/data'],
+      ['cp', 'nosuchctr:/x', dir],
+    ]) {
+      const r = await remote(args);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(seen(r), args.join(' ')).toEqual(seen(await local(args)));
+    }
+    await mustRemote(['rm', '-f', 'files']);
+  });
+});
+
 describe('corral --host: errors', () => {
   it("an unknown container fails as daemonless: exit 1 and Docker's message", async () => {
     for (const args of [

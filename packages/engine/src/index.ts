@@ -22,7 +22,15 @@ export { formatChanges } from '@corral/unionfs';
 // Docker's -p forms, for front-ends that print them.
 export { formatPorts, type NetworkRecord, type PortMapping, parsePort } from '@corral/network';
 export type { ContainerFilters, DiskUsage } from './housekeeping.js';
-export type { CopyOptions, EngineArchive, ExtractOptions, ExtractResult, PathStat } from './archive/index.js';
+export type {
+  ContainerFiles,
+  CopyOptions,
+  EngineArchive,
+  ExtractOptions,
+  ExtractResult,
+  PathStat,
+} from './archive/index.js';
+export { copyFromContainer, copyToContainer } from './archive/index.js';
 // What `docker version` and `docker info` show (the CLI and corrald both).
 export {
   API_VERSION,

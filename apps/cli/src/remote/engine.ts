@@ -23,9 +23,10 @@ import {
 } from '@corral/engine';
 import { type Backend, RemoteUnsupported } from '../backend.js';
 import { createBody } from './create-body.js';
+import { remoteArchive } from './files.js';
 import { remoteHandle } from './handle.js';
 import { Client, readText } from './http.js';
-import { remoteArchive, remoteImages, remoteNetworks, remoteVolumes } from './objects.js';
+import { remoteImages, remoteNetworks, remoteVolumes } from './objects.js';
 import { CHANGE_KINDS, logEntryOf, sampleOf, splitName, summaryOf } from './shapes.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON of the API, read field by field

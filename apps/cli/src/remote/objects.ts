@@ -1,5 +1,5 @@
-// Images, volumes, networks and a container's files through corrald: the engine's sub-objects
-// (engine.images, .volumes, .networks, .archive) as Docker Engine API requests.
+// Images, volumes and networks through corrald: the engine's sub-objects (engine.images,
+// .volumes, .networks) as Docker Engine API requests (a container's files: files.ts).
 import { createReadStream } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -212,27 +212,6 @@ export function remoteNetworks(c: Client): Backend['networks'] {
         'corral network down',
         "it takes down bridges on corrald's machine: run it there, without --host",
       );
-    },
-  };
-}
-
-export function remoteArchive(c: Client): Backend['archive'] {
-  const path = (ref: string) => `/containers/${enc(ref)}/archive`;
-  return {
-    async get(ref, p, out) {
-      await pipeline(await c.request('GET', path(ref), { query: { path: p } }), out);
-    },
-    copyFrom() {
-      throw new RemoteUnsupported('corral cp CONTAINER:SRC DEST', 'copy to `-` (a tar on stdout) instead');
-    },
-    async copyTo(ref, src, dst, o = {}) {
-      if (src !== '-' || !o.stdin)
-        throw new RemoteUnsupported('corral cp SRC CONTAINER:DEST', 'copy from `-` (a tar on stdin) instead');
-      await c.json('PUT', path(ref), {
-        query: { path: dst, noOverwriteDirNonDir: true, copyUIDGID: o.archive === true },
-        body: o.stdin,
-      });
-      return { bytes: 0 };
     },
   };
 }

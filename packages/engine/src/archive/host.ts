@@ -1,17 +1,16 @@
 // docker cp between a host path and a container, with the docker client's rules (what
 // `docker cp` itself decides before it calls the archive endpoints): symlinks on the host
-// side are the user's and followed as Docker does; the container side goes through
-// getArchive / putArchive, which resolve inside the container's root.
+// side are the user's and followed as Docker does; the container side goes through its
+// archive endpoints (ContainerFiles): getArchive / putArchive in this process, which resolve
+// inside the container's root, or corrald's for the CLI's remote mode.
 import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { AT, close, O, openat } from '@corral/sys';
-import type { EngineContext } from '../context.js';
 import { EngineError } from '../errors.js';
-import { getRecord } from '../lifecycle.js';
-import { getArchive, type PathStat, putArchive, statPath } from './container.js';
-import { type ExtractResult, extractTar } from './extract.js';
+import type { PathStat } from './container.js';
+import { type ExtractOptions, type ExtractResult, extractTar } from './extract.js';
 import { packTree } from './pack.js';
 import {
   CopyError,
@@ -25,6 +24,21 @@ import {
   specifiesCurrentDir,
   splitDirEntry,
 } from './paths.js';
+
+/**
+ * The container side of docker cp: the archive endpoints of one container (stat, get, put),
+ * reached in this process (EngineArchive) or through corrald (the CLI's remote mode).
+ */
+export interface ContainerFiles {
+  /** The container's name, for messages. */
+  name(): string | Promise<string>;
+  /** `path`'s stat, its last component not followed. */
+  stat(path: string): Promise<PathStat>;
+  /** A tar of `path` written to `out` (ended with it). */
+  get(path: string, out: Writable): Promise<unknown>;
+  /** Tar `input` extracted into folder `path`. */
+  put(path: string, input: Readable, options: ExtractOptions): Promise<ExtractResult>;
+}
 
 export interface CopyOptions {
   /** -L: follow a symlink given as the source. */
@@ -46,20 +60,19 @@ const copyError = (e: unknown) =>
 
 /** Copies `src` of the container to host path `dst` (docker cp CONTAINER:SRC DST). */
 export async function copyFromContainer(
-  ctx: EngineContext,
-  ref: string,
+  files: ContainerFiles,
   src: string,
   dst: string,
   options: CopyOptions = {},
 ): Promise<ExtractResult> {
   let rebaseName: string | undefined;
   if (options.followLink) {
-    const st = await statPath(ctx, ref, src);
+    const st = await files.stat(src);
     if (goModeIsSymlink(st.mode)) ({ path: src, rebaseName } = rebaseFor(src, st.linkTarget));
   }
   checkOutputPath(dst);
   try {
-    const srcStat = await statPath(ctx, ref, src);
+    const srcStat = await files.stat(src);
     const dstInfo = destinationInfo(dst);
     const srcInfo: CopyInfo = { path: src, exists: true, isDir: goModeIsDir(srcStat.mode), rebaseName };
     const { dir, rename } = prepareCopy(srcInfo, dstInfo);
@@ -68,7 +81,7 @@ export async function copyFromContainer(
     const fd = openat(AT.FDCWD, dir, O.PATH | O.DIRECTORY | O.CLOEXEC);
     try {
       const tar = new PassThrough();
-      const reading = getArchive(ctx, ref, src, tar).catch((e) => {
+      const reading = files.get(src, tar).catch((e) => {
         tar.destroy(e);
         throw e;
       });
@@ -125,8 +138,7 @@ function destinationInfo(path: string): CopyInfo {
  * `-` reads a tar from `stdin`, extracted into folder `dst`.
  */
 export async function copyToContainer(
-  ctx: EngineContext,
-  ref: string,
+  files: ContainerFiles,
   src: string,
   dst: string,
   options: CopyOptions & { stdin?: Readable } = {},
@@ -134,14 +146,14 @@ export async function copyToContainer(
   const extract = { noOverwriteDirNonDir: true, keepOwners: options.archive };
   try {
     const dstInfo: CopyInfo = { path: dst, exists: false, isDir: false };
-    let st: PathStat | null = await statPath(ctx, ref, dst).catch(notFoundNull);
+    let st: PathStat | null = await files.stat(dst).catch(notFoundNull);
     if (st && goModeIsSymlink(st.mode)) {
       dstInfo.path = st.linkTarget.startsWith('/')
         ? st.linkTarget
         : posix.join(splitDirEntry(dst).dir, st.linkTarget);
-      st = await statPath(ctx, ref, dstInfo.path).catch(notFoundNull);
+      st = await files.stat(dstInfo.path).catch(notFoundNull);
     }
-    const name = getRecord(ctx, ref).name;
+    const name = await files.name();
     if (st && goModeIsIrregular(st.mode))
       throw new EngineError(
         'InvalidArgument',
@@ -152,7 +164,7 @@ export async function copyToContainer(
       if (!dstInfo.isDir)
         throw new EngineError('InvalidArgument', `destination "${name}:${dst}" must be a directory`);
       if (!options.stdin) throw new EngineError('InvalidArgument', 'no tar stream to read');
-      return await putArchive(ctx, ref, dstInfo.path, options.stdin, extract);
+      return await files.put(dstInfo.path, options.stdin, extract);
     }
     const srcInfo = sourceInfo(src, options.followLink ?? false);
     const { dir, rename } = prepareCopy(srcInfo, dstInfo);
@@ -160,7 +172,7 @@ export async function copyToContainer(
     const fd = openat(AT.FDCWD, srcDir, O.PATH | O.DIRECTORY | O.CLOEXEC);
     try {
       const as = rename ? rename.to : (srcInfo.rebaseName ?? srcBase);
-      return await putArchive(ctx, ref, dir, packTree({ dirfd: fd, name: srcBase, as }), extract);
+      return await files.put(dir, packTree({ dirfd: fd, name: srcBase, as }), extract);
     } finally {
       close(fd);
     }

@@ -1,11 +1,13 @@
 import type { Readable, Writable } from 'node:stream';
 import type { EngineContext } from '../context.js';
+import { getRecord } from '../lifecycle.js';
 import { getArchive, type PathStat, putArchive, statPath } from './container.js';
 import type { ExtractOptions, ExtractResult } from './extract.js';
-import { type CopyOptions, copyFromContainer, copyToContainer } from './host.js';
+import { type ContainerFiles, type CopyOptions, copyFromContainer, copyToContainer } from './host.js';
 
+export { copyFromContainer, copyToContainer } from './host.js';
 export { goModeIsDir, goModeIsSymlink } from './paths.js';
-export type { CopyOptions, ExtractOptions, ExtractResult, PathStat };
+export type { ContainerFiles, CopyOptions, ExtractOptions, ExtractResult, PathStat };
 
 /**
  * A container's files from the host: Docker's archive endpoints (stat, get, put) and docker
@@ -13,6 +15,17 @@ export type { CopyOptions, ExtractOptions, ExtractResult, PathStat };
  */
 export class EngineArchive {
   constructor(private readonly ctx: EngineContext) {}
+
+  /** One container's archive endpoints in this process, for docker cp's host half. */
+  #files(ref: string): ContainerFiles {
+    const ctx = this.ctx;
+    return {
+      name: () => getRecord(ctx, ref).name,
+      stat: (path) => statPath(ctx, ref, path),
+      get: (path, out) => getArchive(ctx, ref, path, out),
+      put: (path, input, options) => putArchive(ctx, ref, path, input, options),
+    };
+  }
 
   /** HEAD /containers/{id}/archive: `path`'s stat, its last component not followed. */
   stat(ref: string, path: string): Promise<PathStat> {
@@ -31,7 +44,7 @@ export class EngineArchive {
 
   /** docker cp CONTAINER:SRC DST. */
   copyFrom(ref: string, src: string, dst: string, options: CopyOptions = {}): Promise<ExtractResult> {
-    return copyFromContainer(this.ctx, ref, src, dst, options);
+    return copyFromContainer(this.#files(ref), src, dst, options);
   }
 
   /** docker cp SRC CONTAINER:DST (`src` `-`: a tar read from `options.stdin`). */
@@ -41,6 +54,6 @@ export class EngineArchive {
     dst: string,
     options: CopyOptions & { stdin?: Readable } = {},
   ): Promise<ExtractResult> {
-    return copyToContainer(this.ctx, ref, src, dst, options);
+    return copyToContainer(this.#files(ref), src, dst, options);
   }
 }
