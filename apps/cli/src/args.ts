@@ -109,6 +109,8 @@ export interface Context {
   host?: string;
   /** The command as typed (`corral logs`), for errors of what remote mode cannot do. */
   command?: string;
+  /** dockerd's network switches given on the command line (kept by the data root). */
+  network?: { iptables?: boolean; ipForward?: boolean; ipMasq?: boolean };
 }
 
 export function helpText(c: Command): string {

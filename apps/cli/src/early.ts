@@ -24,7 +24,12 @@ export function aheadFor(argv: readonly string[], env = process.env): Omit<Keepe
   // A remote engine (corrald) starts its own.
   if (env.CORRAL_HOST) return null;
   let i = 0;
-  while (argv[i]?.startsWith('--root')) i += argv[i].includes('=') ? 1 : 2;
+  for (;;) {
+    if (argv[i]?.startsWith('--root')) i += argv[i].includes('=') ? 1 : 2;
+    else if (/^--(iptables|ip-forward|ip-masq)(=|$)/.test(argv[i] ?? ''))
+      i += 1; // network switches
+    else break;
+  }
   if (argv[i] !== 'run') return null;
   try {
     const { flags, positionals } = parseArgs(argv.slice(i + 1), createFlags, true);

@@ -34,7 +34,10 @@ const commands = new Map<string, Command>(
 
 function usage(): string {
   const lines = [
-    'Usage:  corral [--root DIR | --host unix:///PATH] COMMAND\n        corral --version',
+    'Usage:  corral [--root DIR | --host unix:///PATH] [--iptables[=BOOL]] [--ip-forward[=BOOL]] [--ip-masq[=BOOL]] COMMAND\n        corral --version',
+    '',
+    "--iptables, --ip-forward and --ip-masq are dockerd's network switches (defaults true, false,",
+    'false); the data root keeps them for the commands and containers after this one.',
     '',
     'A container engine for real Linux containers.',
     '',
@@ -45,11 +48,35 @@ function usage(): string {
   return lines.join('\n');
 }
 
+/** dockerd's network switches, as corral's global flags (`--ip-masq`, `--iptables=false`). */
+const SWITCHES = { '--iptables': 'iptables', '--ip-forward': 'ipForward', '--ip-masq': 'ipMasq' } as const;
+const isSwitch = (a: string | undefined) => !!a && Object.hasOwn(SWITCHES, a.split('=')[0]);
+
+/** Sets a switch from `--flag[=true|false]`; returns what is wrong with it, if anything. */
+function setSwitch(ctx: Context, a: string): string | undefined {
+  const [flag, value = 'true'] = a.split(/=(.*)/s);
+  if (value !== 'true' && value !== 'false') return `invalid value "${value}" for ${flag}: true or false`;
+  ctx.network = { ...ctx.network, [SWITCHES[flag as keyof typeof SWITCHES]]: value === 'true' };
+}
+
 async function main(argv: string[]): Promise<number> {
   const ctx: Context = { root: undefined };
   // --root DIR (this process's engine) or --host / -H unix:///PATH (corrald's: remote mode).
   let host: string | undefined;
-  while (argv[0]?.startsWith('--root') || argv[0]?.startsWith('--host') || argv[0] === '-H') {
+  while (
+    argv[0]?.startsWith('--root') ||
+    argv[0]?.startsWith('--host') ||
+    argv[0] === '-H' ||
+    isSwitch(argv[0])
+  ) {
+    if (isSwitch(argv[0])) {
+      const bad = setSwitch(ctx, argv.shift()!);
+      if (bad) {
+        console.error(`corral: ${bad}`);
+        return 125;
+      }
+      continue;
+    }
     const a = argv.shift()!;
     const value = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv.shift();
     if (a.startsWith('--root')) {
@@ -59,6 +86,10 @@ async function main(argv: string[]): Promise<number> {
       if (!value) throw new UsageError('--host needs an address: unix:///PATH');
       host = value;
     }
+  }
+  if (host && ctx.network) {
+    console.error("corral: --iptables, --ip-forward and --ip-masq with --host: they are corrald's flags");
+    return 125;
   }
   if (host && ctx.root) {
     // Neither is picked for the user: one names this machine's data root, the other corrald's.

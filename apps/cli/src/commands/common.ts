@@ -11,7 +11,7 @@ export async function engine(ctx: Context, registry?: RegistrySettings): Promise
     const { RemoteEngine } = await import('../remote/engine.js');
     return new RemoteEngine(ctx.host, ctx.command ?? 'this command', registry);
   }
-  return Engine.open({ root: ctx.root, registry });
+  return Engine.open({ root: ctx.root, registry, network: ctx.network });
 }
 
 export const str = (a: ParsedArgs, k: string) => a.flags[k] as string | undefined;
