@@ -48,7 +48,9 @@ describe('basic auth (htpasswd, bcrypt entries made with bcryptjs)', () => {
     const client = new RegistryClient({ configPath });
     const err = await client.login(registry.host, 'alice', 'nope').catch((e) => e);
     expect(isRegistryError(err, 'UNAUTHORIZED')).toBe(true);
-    expect(err.message).toBe(`login attempt to http://${registry.host}/v2/ failed with status: 401 Unauthorized`);
+    expect(err.message).toBe(
+      `login attempt to http://${registry.host}/v2/ failed with status: 401 Unauthorized`,
+    );
     await expect(fs.access(configPath)).rejects.toThrow();
   });
 

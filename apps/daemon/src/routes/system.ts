@@ -224,7 +224,8 @@ export const systemRoutes: Route[] = [
         await d.engine.images.login(server, b.username, b.password, { store: false });
       } catch (e) {
         // dockerd's status for refused credentials, with the registry's words.
-        if (e instanceof EngineError && e.kind === 'Forbidden') return sendJson(call, 401, { message: e.message });
+        if (e instanceof EngineError && e.kind === 'Forbidden')
+          return sendJson(call, 401, { message: e.message });
         throw e;
       }
       sendJson(call, 200, { Status: 'Login Succeeded', IdentityToken: '' });

@@ -99,10 +99,14 @@ export class RegistryClient {
         // Docker's words: the docker CLI shows them as they are.
         const url = new URL('/v2/', state.base).href;
         const text = res.status === 401 ? 'Unauthorized' : 'Forbidden';
-        throw new RegistryError('UNAUTHORIZED', `login attempt to ${url} failed with status: ${res.status} ${text}`, {
-          host: registry,
-          status: res.status,
-        });
+        throw new RegistryError(
+          'UNAUTHORIZED',
+          `login attempt to ${url} failed with status: ${res.status} ${text}`,
+          {
+            host: registry,
+            status: res.status,
+          },
+        );
       }
       if (res.status !== 200) {
         throw new RegistryError('HTTP', `login to ${where} failed: /v2/ answered ${res.status}`, {
