@@ -41,7 +41,8 @@ export function engineCommandGroup(
       }
       const args = parseArgs(rest, sub.flags);
       checkArity(cmd, args.positionals);
-      return sub.run(await engine(ctx), args);
+      // What remote mode names when corrald lacks the endpoint: `corral network ls`.
+      return sub.run(await engine({ ...ctx, command: `corral ${name} ${subName}` }), args);
     },
   };
 }
