@@ -18,17 +18,7 @@ import {
   readProcCgroups,
 } from '@corral/cgroups';
 import { namespacePids, type Pid1Process } from '@corral/pidns';
-import {
-  close,
-  isErrno,
-  mknod,
-  parseSignal,
-  pidfdGetfd,
-  pidfdOpen,
-  pidfdSendSignal,
-  procStartTime,
-  S_IF,
-} from '@corral/sys';
+import { close, mknod, parseSignal, pidfdGetfd, procStartTime, S_IF } from '@corral/sys';
 import { applyDeviceRules, withDefaultDevices } from './devices.js';
 import { RuntimeError } from './errors.js';
 import {
@@ -42,6 +32,8 @@ import { removeHalfCreated, writeCreating } from './half-created.js';
 import { type HookState, runHooks } from './hooks.js';
 import { type InitStdio, spawnInit, syncPipeOf } from './init-process.js';
 import { withHome } from './passwd.js';
+import { precompiledProfile } from './seccomp.js';
+import { signalInit } from './signal-init.js';
 import { type OciProcess, type OciResources, type OciSpec, validateSpec } from './spec.js';
 import { checkSupported } from './spec-check.js';
 import { cgroupPids, poststop, removeCgroupDirs, startContainer } from './start-stop.js';
@@ -241,7 +233,7 @@ export class Runtime {
       const state = this.hookState(st, 'creating');
       spec.process.env = withHome(spec.process.env, rootfs, spec.process.user.uid);
       sync.write(
-        `${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false, node: this.node, state, preserveFds: options.preserveFds ?? 0, noNewKeyring: options.noNewKeyring, noPivot: options.noPivot, dieWithParent: options.dieWithParent })}\n`,
+        `${JSON.stringify({ spec, rootfs, fifo, nullStdin: options.nullStdin ?? false, node: this.node, state, preserveFds: options.preserveFds ?? 0, noNewKeyring: options.noNewKeyring, noPivot: options.noPivot, dieWithParent: options.dieWithParent, seccompProgram: precompiledProfile(spec.linux?.seccomp) })}\n`,
       );
       let msg = await answer;
       if (msg.type === 'hooks') {
@@ -406,23 +398,7 @@ export class Runtime {
 
   /** Sends a signal to the container's init (through a pidfd, never to a recycled PID). */
   kill(id: string, signal: string | number = 'SIGTERM'): void {
-    const st = this.read(id);
-    const signo = typeof signal === 'number' ? signal : parseSignal(signal);
-    if (!isAlive(st)) throw new RuntimeError(`container ${id} is not running`, 1);
-    let fd: number;
-    try {
-      fd = pidfdOpen(st.pid);
-    } catch (e) {
-      if (isErrno(e, 'ESRCH')) throw new RuntimeError(`container ${id} is not running`, 1);
-      throw e;
-    }
-    try {
-      // The pidfd was opened after the check: make sure it names the same process.
-      if (!isAlive(st)) throw new RuntimeError(`container ${id} is not running`, 1);
-      pidfdSendSignal(fd, signo);
-    } finally {
-      close(fd);
-    }
+    signalInit(this.read(id), typeof signal === 'number' ? signal : parseSignal(signal));
   }
 
   private killQuiet(st: StoredState, signal: string): void {

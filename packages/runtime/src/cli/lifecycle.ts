@@ -1,10 +1,12 @@
 // start, kill, delete, pause and resume: one call of the runtime each, on the stored state.
 // start and the delete of a stopped container need no more than the state and the cgroup
-// folders (start-stop.ts): the runtime, with its native module, loads only when needed (its
-// own bundle chunk: see scripts/bundle.mjs).
+// folders (start-stop.ts), kill of the init the state and a pidfd (signal-init.ts): the
+// runtime loads only when needed (its own bundle chunk: see scripts/bundle.mjs).
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseSignal } from '@corral/sys';
+import { RuntimeError } from '../errors.js';
+import { signalInit } from '../signal-init.js';
 import {
   cgroupPids,
   poststop,
@@ -17,6 +19,8 @@ import { type Globals, parseFlags, UsageError } from './args.js';
 import { log } from './log.js';
 import { exactArgs } from './state.js';
 
+const SIGKILL = 9;
+
 async function runtime(g: Globals) {
   const { Runtime } = await import('../runtime.js');
   return new Runtime({ root: g.root });
@@ -27,12 +31,10 @@ export async function start(g: Globals, argv: string[]): Promise<number> {
   const failed = await startContainer(g.root, id);
   if (failed) {
     // runc's behaviour: a failed poststart hook ends the container.
-    const rt = await runtime(g);
     try {
-      rt.kill(id, 'SIGKILL');
+      signalInit(readState(g.root, id), SIGKILL);
     } catch (e) {
-      // The runtime's RuntimeError (its chunk has its own copy of the class): already gone.
-      if (!(e instanceof Error) || e.name !== 'RuntimeError') throw e;
+      if (!(e instanceof RuntimeError)) throw e; // already gone
     }
     throw failed;
   }
@@ -50,9 +52,9 @@ export async function kill(g: Globals, argv: string[]): Promise<number> {
   } catch {
     throw new Error(`unknown signal "${name}"`);
   }
-  const rt = await runtime(g);
-  if (flags.all) await rt.killAll(id, signal);
-  else rt.kill(id, signal);
+  // The init alone needs no more than its state and a pidfd; --all freezes the cgroup.
+  if (flags.all) await (await runtime(g)).killAll(id, signal);
+  else signalInit(readState(g.root, id), signal);
   return 0;
 }
 
