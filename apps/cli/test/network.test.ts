@@ -3,7 +3,7 @@
 // Traffic goes only between the host's loopback and published ports, and between containers
 // on networks this file made; ip forwarding stays off.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { freePort } from '@corral/testkit';
@@ -333,6 +333,44 @@ describe('corral networking', () => {
     expect(conn.status).not.toBe(0);
     expect(conn.stderr).toContain('cannot be disconnected from none network or connected to none network');
     await s.corral(['rm', '-f', 'onhost']);
+  });
+
+  it("-P publishes the image's EXPOSEd ports on free host ports, served through 127.0.0.1", async () => {
+    // busybox with EXPOSE 8080/tcp and 9090/udp: its saved archive with the config changed.
+    const dir = join(s.root, '..', `${s.root.split('/').pop()}-exposed`);
+    try {
+      await s.corral(['save', 'busybox', '-o', `${dir}.tar`]);
+      execFileSync('mkdir', ['-p', dir]);
+      execFileSync('tar', ['-xf', `${dir}.tar`, '-C', dir]);
+      const [m] = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+      const config = JSON.parse(readFileSync(join(dir, m.Config), 'utf8'));
+      config.config.ExposedPorts = { '8080/tcp': {}, '9090/udp': {} };
+      writeFileSync(join(dir, 'exposed.json'), JSON.stringify(config));
+      const manifest = [{ Config: 'exposed.json', RepoTags: ['exposed:latest'], Layers: m.Layers }];
+      writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
+      rmSync(join(dir, 'index.json'));
+      rmSync(join(dir, 'oci-layout'));
+      execFileSync('tar', ['-cf', `${dir}-e.tar`, '-C', dir, '.']);
+      expect((await s.corral(['load', '-i', `${dir}-e.tar`])).out).toBe('Loaded image: exposed:latest');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(`${dir}.tar`, { force: true });
+      rmSync(`${dir}-e.tar`, { force: true });
+    }
+    await s.corral(['run', '-d', '--name', 'exposed', '-P', 'exposed', 'sh', '-c', httpd('e', 'exposed-ok')]);
+    const ports = (await s.corral(['port', 'exposed'])).out.split('\n');
+    expect(ports).toEqual([
+      expect.stringMatching(/^8080\/tcp -> 0\.0\.0\.0:\d+$/),
+      expect.stringMatching(/^9090\/udp -> 0\.0\.0\.0:\d+$/),
+    ]);
+    const port = Number(ports[0].split(':').pop());
+    let res = { status: 0, body: '' };
+    await until(async () => {
+      res = await get(port, '/e').catch(() => res);
+      return res.status === 200;
+    }, 'httpd to answer on the -P port through 127.0.0.1');
+    expect(res.body).toBe('exposed-ok\n');
+    await s.corral(['rm', '-f', 'exposed']);
   });
 
   it('takes down what a SIGKILLed container left, at the next command', async () => {
