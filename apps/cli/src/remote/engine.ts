@@ -275,23 +275,26 @@ export class RemoteEngine implements Backend {
     });
   }
 
+  /** Rounds of one-shot samples (corrald takes each against one 0.5 s before), as the engine's stream. */
   async *statsStream(o: StatsStreamOptions = {}): AsyncGenerator<StatsSample[]> {
-    const refs = o.refs?.length ? o.refs : (await this.list()).map((s) => s.id);
+    const named = (o.refs?.length ?? 0) > 0;
+    const one = async (ref: string) => {
+      const res = await this.#c.json<Json>('GET', `${c(ref)}/stats`, { query: { stream: false } });
+      if (res.read?.startsWith('0001-'))
+        throw new EngineError('Conflict', `Container ${String(res.name).replace(/^\//, '')} is not running`);
+      return sampleOf(res);
+    };
     for (;;) {
-      const round = await Promise.all(
-        refs.map(async (ref) => {
-          const res = await this.#c.json<Json>('GET', `${c(ref)}/stats`, { query: { stream: false } });
-          if (!res.cpu_stats?.system_cpu_usage && res.read?.startsWith('0001-'))
-            throw new EngineError(
-              'Conflict',
-              `Container ${String(res.name).replace(/^\//, '')} is not running`,
-            );
-          return sampleOf(res);
-        }),
+      // Every running container, listed again each round, unless some were named.
+      const refs = named ? [...o.refs!] : (await this.list()).map((s) => s.id);
+      const got = await Promise.all(
+        refs.map((ref) => one(ref).catch((e) => (named ? Promise.reject(e) : null))),
       );
+      const round = got.filter((s): s is StatsSample => s !== null);
       yield round;
-      if (o.once || o.signal?.aborted) return;
-      await new Promise((r) => setTimeout(r, o.intervalMs ?? 500));
+      if (o.once || o.signal?.aborted || (named && round.length === 0)) return;
+      await new Promise((r) => setTimeout(r, o.intervalMs ?? 1000));
+      if (o.signal?.aborted) return;
     }
   }
 
