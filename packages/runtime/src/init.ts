@@ -57,6 +57,8 @@ interface InitConfig extends LifecycleConfig {
   node: string;
   /** SIGKILL when our parent (the container's keeper) dies: see CreateOptions.dieWithParent. */
   dieWithParent?: boolean;
+  /** spec.linux.seccomp compiled by the runtime (base64 BPF), so this cold process need not. */
+  seccompProgram?: string;
 }
 
 const SIGKILL = 9;
@@ -161,7 +163,7 @@ function setup(config: InitConfig): Prepared {
   const terminalFd = spec.process.terminal ? openTerminal(spec.process) : null;
   // Before the credentials change too: a seccomp profile may refuse prctl afterwards.
   if (config.dieWithParent) prctl(PR.SET_PDEATHSIG, SIGKILL);
-  setUserAndCapabilities(spec.process, spec.linux?.seccomp);
+  setUserAndCapabilities(spec.process, spec.linux?.seccomp, config.seccompProgram);
   // A change of effective uid clears it: set again for a container with a user of its own.
   if (config.dieWithParent) {
     try {

@@ -118,7 +118,12 @@ export function openTerminal(proc: OciProcess): number {
  * we still may (CAP_SETPCAP), permitted capabilities are kept across the change of uid, and
  * the sets are written last. Without `capabilities` in the spec the sets are left as they are.
  */
-export function setUserAndCapabilities(proc: OciProcess, seccomp?: OciSeccomp): void {
+export function setUserAndCapabilities(
+  proc: OciProcess,
+  seccomp?: OciSeccomp,
+  /** The profile compiled by the runtime (precompiledProfile), as base64. */
+  compiledSeccomp?: string,
+): void {
   const caps = proc.capabilities;
   const last = caps ? lastCapability() : 0;
   const mask = (names: string[] | undefined) =>
@@ -133,7 +138,9 @@ export function setUserAndCapabilities(proc: OciProcess, seccomp?: OciSeccomp): 
   // The filter goes on while we still hold CAP_SYS_ADMIN (without no_new_privs it needs it);
   // what follows here must be allowed by it, which the default profile does.
   if (seccomp) {
-    const program = step('compiling the seccomp profile', () => compileProfile(seccomp));
+    const program = compiledSeccomp
+      ? Buffer.from(compiledSeccomp, 'base64')
+      : step('compiling the seccomp profile', () => compileProfile(seccomp));
     step('loading the seccomp filter', () => loadSeccompFilter(program));
   }
   const { user } = proc;
