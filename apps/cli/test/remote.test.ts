@@ -207,6 +207,42 @@ describe('corral --host: runs', () => {
   });
 });
 
+describe('corral --host: create flags', () => {
+  it('makes the same container record as daemonless from the same flags', async () => {
+    // Every flag goes through Docker's create body and corrald's reading of it, and back.
+    const flags = [
+      ...['-e', 'A=1', '-w', '/tmp', '-u', '1000', '-h', 'myhost', '--label', 'a=b', '-t', '--init'],
+      ...['-m', '64m', '--memory-swap', '128m', '--cpus', '0.5', '--cpu-shares', '512', '--pids-limit', '50'],
+      ...['-p', '127.0.0.1:8080:80', '-p', '9090/udp', '--dns', '1.1.1.1', '--dns-search', 'example.com'],
+      ...[
+        '--add-host',
+        'h:1.2.3.4',
+        '--tmpfs',
+        '/run:size=1m',
+        '-v',
+        'remotevol:/data',
+        '-v',
+        '/tmp:/host:ro',
+      ],
+      ...['--mount', 'type=tmpfs,target=/t2', '--restart', 'on-failure:3', '--stop-signal', 'SIGINT'],
+      ...['--stop-timeout', '5', '--cap-add', 'NET_ADMIN', '--cap-drop', 'CHOWN', '--read-only'],
+      ...['--ulimit', 'nofile=100:200', '--shm-size', '32m', '--sysctl', 'kernel.msgmax=1000'],
+      ...['--health-cmd', 'true', '--health-interval', '5s', '--security-opt', 'no-new-privileges'],
+      ...['--oom-score-adj', '100', '--log-opt', 'max-size=1m', '--entrypoint', 'sh'],
+    ];
+    const made = await mustRemote(['create', '--name', 'flagged', ...flags, 'busybox', '-c', 'true']);
+    const ours = (await local(['create', '--name', 'flagged-local', ...flags, 'busybox', '-c', 'true'])).out;
+    // The same record but for what names this one container.
+    const record = async (ref: string, id: string) =>
+      JSON.parse(
+        (await local(['inspect', ref])).stdout.replaceAll(id, 'ID').replace(/"flagged(-local)?"/, '"N"'),
+      ).map((r: Record<string, unknown>) => ({ ...r, created: 'T' }));
+    expect(await record('flagged', made.out)).toEqual(await record('flagged-local', ours));
+    await mustRemote(['rm', 'flagged', 'flagged-local']);
+    await mustRemote(['volume', 'rm', 'remotevol']);
+  });
+});
+
 describe('corral --host: listings and inspection print what daemonless prints', () => {
   beforeAll(async () => {
     await mustRemote(['run', '-d', '--name', 'lister', '--label', 'k=v', 'busybox', 'sleep', '100']);
