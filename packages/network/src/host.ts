@@ -234,7 +234,11 @@ function hasToken(rule: string[], flag: string, value: string): boolean {
 
 /** `iptables-save` as table -> chain -> rules (each the tokens after `-A CHAIN`). */
 export async function ruleset(): Promise<Map<string, Map<string, string[][]>>> {
-  const out = await run('iptables-save', []);
+  const out = await run('iptables-save', []).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return null; // no iptables on the host: no rule to find
+    throw e;
+  });
+  if (out === null) return new Map();
   if (out.status !== 0) throw new Error(`iptables-save: ${out.stderr.trim()}`);
   const tables = new Map<string, Map<string, string[][]>>();
   let chains: Map<string, string[][]> | undefined;

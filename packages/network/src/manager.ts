@@ -248,7 +248,7 @@ export class NetworkManager {
     await this.driver.del(att);
     rmSync(this.attFile(att.containerId, att.networkId), { force: true });
     if (!this.networks.find(att.networkId))
-      await removeBridge(att.conflist.plugins[0].bridge as string, this.switches.iptables);
+      await removeBridge(att.conflist.plugins[0].bridge as string, true);
   }
 
   /** Every attachment DEL'd, `lo` DEL'd, the namespace unpinned. Idempotent. */
@@ -281,7 +281,7 @@ export class NetworkManager {
           `network ${net.name} has active endpoints (${users.map((u) => u.name).join(', ')})`,
         );
       await this.takeDown(net);
-      if (this.switches.iptables) await pruneSharedChains();
+      await pruneSharedChains();
       rmSync(join(this.ipamDir, net.name), { recursive: true, force: true });
       this.networks.remove(net.name);
       return net;
@@ -304,14 +304,18 @@ export class NetworkManager {
         if (links.has(net.bridge)) gone.push(net.bridge);
         await this.takeDown(net);
       }
-      if (this.switches.iptables) await pruneSharedChains();
+      await pruneSharedChains();
       return gone;
     });
   }
 
-  /** The bridge (when present) and, with iptables, every rule that names it. */
+  /**
+   * The bridge (when present) and every rule that names it. Also with the iptables switch off
+   * now: the rules may be from when it was on (the switches are the root's, and can change);
+   * removing corral's own rules adds none.
+   */
   private async takeDown(net: NetworkRecord): Promise<void> {
-    await removeBridge(net.bridge, this.switches.iptables);
+    await removeBridge(net.bridge, true);
   }
 
   /** Removes every user network that no container uses (not the default one). */

@@ -57,7 +57,7 @@ export async function reconcile(
         report.leases.push(`${net}/${f}`);
       }
     }
-    if (mgr.switches.iptables) await pruneSharedChains();
+    await pruneSharedChains();
   });
   return report;
 }

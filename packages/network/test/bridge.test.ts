@@ -4,8 +4,18 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import { Cleanups, until } from '@corral/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parsePort } from '../src/index.js';
-import { BUSYBOX, busybox, hostState, inNs, ipForward, leases, testManager, unrouted } from './helpers.js';
+import { NetworkManager, parsePort } from '../src/index.js';
+import {
+  BUSYBOX,
+  busybox,
+  hostState,
+  inNs,
+  ipForward,
+  leases,
+  scoped,
+  testManager,
+  unrouted,
+} from './helpers.js';
 
 const c = new Cleanups();
 afterEach(() => c.run());
@@ -151,5 +161,20 @@ describe('bridge networks on the CNI plugins', () => {
     expect(ours(await hostState())).toEqual({ links: [], rules: [] });
     expect(await leases(mgr)).toEqual([]);
     expect(mgr.netns.list()).toEqual([]);
+  });
+
+  it("takes its rules away also when the root's iptables switch was turned off since they were made", async () => {
+    const mgr = testManager(c, 'switched');
+    const net = await mgr.createNetwork({ name: 'sw' });
+    await mgr.createSandbox('s1');
+    const att = await mgr.connect('s1', 's1', 'sw', { ports: [parsePort('127.0.0.1::80')] });
+    const port = att.ports[0].hostPort;
+    expect(scoped(await hostState(), [net.bridge], [port]).rules.length).toBeGreaterThan(0);
+    // The same root, now with iptables off (corral --iptables=false): it adds no rule, and
+    // still removes the ones it made before.
+    const off = new NetworkManager({ root: mgr.root, switches: { iptables: false } });
+    await off.destroySandbox('s1');
+    await off.removeNetwork('sw');
+    expect(scoped(await hostState(), [net.bridge], [port])).toEqual({ links: [], rules: [] });
   });
 });
