@@ -126,6 +126,36 @@ describe('attaching stdin to a detached -i container', () => {
     await must(d, ['rm', 'once']);
   });
 
+  it('keeps the stdin open across restarts by the restart policy', async () => {
+    await must(d, [
+      'run',
+      '-di',
+      '--restart',
+      'on-failure:1',
+      '--name',
+      'again',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+    ]);
+    const first = dockerWithInput(d, ['attach', 'again']);
+    await type(first, 'echo first-$((1+1))', 'first-2');
+    first.child.stdin!.write('exit 3\n');
+    expect(await first.exited).toBe(3);
+    await until(
+      async () =>
+        (await d.docker(['inspect', '-f', '{{.RestartCount}} {{.State.Running}}', 'again'])).out === '1 true',
+      'the restart',
+      20_000,
+    );
+    const second = dockerWithInput(d, ['attach', 'again']);
+    await type(second, 'echo second-$((2+2))', 'second-4');
+    second.child.kill('SIGKILL');
+    await second.exited;
+    await must(d, ['rm', '-f', 'again']);
+  });
+
   it('types into the terminal of a -dit container (raw stream), and it runs on after the client goes', async () => {
     await must(d, ['run', '-dit', '--name', 'term', '--network', 'none', 'busybox', 'sh']);
     const conn = netConnect(d.socket);

@@ -5,6 +5,7 @@ import type { Pid1Process } from '@corral/pidns';
 import { spawnInit } from '@corral/runtime/init-process';
 import { procStartTime } from '@corral/sys';
 import { EngineContext } from './context.js';
+import { serveStdin } from './keeper-stdin.js';
 import { startTasks } from './keeper-tasks.js';
 import { finish, launch, sleep } from './lifecycle.js';
 import { LogWriter } from './logs.js';
@@ -20,7 +21,12 @@ export async function finishAlone(root: string, id: string, code: number, ranFor
 }
 
 /** After an exit the front-end recorded: restarts while the policy says so. */
-export async function keepRestarting(root: string, id: string, code: number, ranForMs: number): Promise<void> {
+export async function keepRestarting(
+  root: string,
+  id: string,
+  code: number,
+  ranForMs: number,
+): Promise<void> {
   await restartLoop(new EngineContext({ root }), id, code, ranForMs);
 }
 
@@ -48,7 +54,12 @@ function setRestarting(ctx: EngineContext, id: string, on: boolean): void {
   }
 }
 
-async function restartLoop(ctx: EngineContext, id: string, firstCode: number, firstRanFor: number): Promise<void> {
+async function restartLoop(
+  ctx: EngineContext,
+  id: string,
+  firstCode: number,
+  firstRanFor: number,
+): Promise<void> {
   let code = firstCode;
   let ranFor = firstRanFor;
   let delay = 0;
@@ -72,11 +83,22 @@ async function restartLoop(ctx: EngineContext, id: string, firstCode: number, fi
 async function relaunch(ctx: EngineContext, id: string): Promise<Promise<number> | null> {
   const r = ctx.records.read(id);
   if (!r) return null;
-  const init: Pid1Process | undefined = r.config.tty ? undefined : spawnInit({ stdio: ['ignore', 'pipe', 'pipe'] });
+  // A -i container keeps an open stdin across its restarts, served to clients as at its start.
+  const keepStdin = r.config.openStdin === true && !r.config.tty;
+  const stdin = keepStdin ? 'pipe' : 'ignore';
+  const init: Pid1Process | undefined = r.config.tty
+    ? undefined
+    : spawnInit({ stdio: [stdin, 'pipe', 'pipe'] });
   let created: Awaited<ReturnType<typeof launch>>;
   try {
+    const input = init?.child.stdin;
+    if (keepStdin && input) {
+      input.on('error', () => {});
+      // Clients not reaching it is no reason not to restart.
+      await serveStdin(ctx.records.dir(id), input, r.config.stdinOnce === true).catch(() => {});
+    }
     created = await launch(ctx, id, {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [stdin, 'pipe', 'pipe'],
       detached: true,
       init,
       restarted: true,
