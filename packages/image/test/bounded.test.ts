@@ -308,13 +308,13 @@ describe('a registry pull has the same bounds', () => {
     return { mediaType, digest, size: data.length };
   }
 
-  async function putImage(repo: string, config: Buffer, layers: Buffer[]) {
+  async function putImage(repo: string, config: Buffer, layers: Buffer[], layerType = 'tar') {
     const manifest = {
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: await putBlob(repo, config, 'application/vnd.oci.image.config.v1+json'),
       layers: await Promise.all(
-        layers.map((l) => putBlob(repo, l, 'application/vnd.oci.image.layer.v1.tar')),
+        layers.map((l) => putBlob(repo, l, `application/vnd.oci.image.layer.v1.${layerType}`)),
       ),
     };
     const put = await fetch(`http://${registry.host}/v2/${repo}/manifests/1`, {
@@ -326,12 +326,12 @@ describe('a registry pull has the same bounds', () => {
     return `${registry.host}/${repo}:1`;
   }
 
-  const configFor = (layers: Buffer[], pad = '') =>
+  const configFor = (layers: Buffer[], pad = '', diffIds = layers.map((l) => sha256(l))) =>
     Buffer.from(
       JSON.stringify({
         architecture: hostArchitecture(),
         os: 'linux',
-        rootfs: { type: 'layers', diff_ids: layers.map((l) => sha256(l)) },
+        rootfs: { type: 'layers', diff_ids: diffIds },
         ...(pad ? { comment: pad } : {}),
       }),
     );
@@ -352,5 +352,15 @@ describe('a registry pull has the same bounds', () => {
     expect(e.message).toMatch(
       new RegExp(`not enough space in ${store.root}: blob sha256:[a-f0-9]+ needs 80 MiB more`),
     );
+  });
+
+  // The blobs come in whole (a small gzip), then the unpack finds the disk full: the pull
+  // gives back its blobs and layers, as a failed load does.
+  it('a small layer blob that unpacks past the free space leaves no blob of the pull behind', async () => {
+    const bomb = await gzipBomb(200, MiB / 2);
+    const name = await putImage('big/bomb', configFor([], '', [bomb.diffId]), [bomb.gz], 'tar+gzip');
+    const e = await refusal(pullToStore(client, store, name));
+    expect(e.code).toBe('NO_SPACE');
+    expect(e.message).toMatch(/nothing of it was kept/);
   });
 });

@@ -477,6 +477,11 @@ export class ImageStore {
     return this.gc.discardBlobs(digests);
   }
 
+  /** Deletes layers a failed operation unpacked (by diff ID), when no image needs them and no other writer runs. */
+  discardLayers(diffIds: Iterable<string>): Promise<void> {
+    return this.gc.discardLayers(diffIds);
+  }
+
   // --- inspect and history ---
 
   /** Docker-like `image inspect` JSON. */
