@@ -4,7 +4,7 @@
 // arguments or image turn out bad ends the keeper it spawned, and its init, and leaves nothing.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { corralBin } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -33,7 +33,9 @@ function stat(pid: number): { ppid: number; start: string } | null {
  * spawned), and their children (inits).
  */
 function marked(mark: string, cli: number): Proc[] {
-  const pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+  const pids = readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number);
   const keepers = pids.filter((p) => {
     try {
       return p !== cli && readFileSync(`/proc/${p}/environ`, 'latin1').includes(mark);
@@ -78,7 +80,18 @@ async function watchedRun(args: string[]): Promise<{ code: number | null; stderr
 
 describe('a keeper spawned ahead', () => {
   it('serves run -d: the container runs and logs, the keeper writes to keeper.log', async () => {
-    const r = await s.corral(['run', '-d', '--name', 'ahead-d', '--network', 'none', 'busybox', 'sh', '-c', 'echo out; sleep 60']);
+    const r = await s.corral([
+      'run',
+      '-d',
+      '--name',
+      'ahead-d',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'echo out; sleep 60',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const id = r.out;
     await until(async () => (await s.corral(['logs', 'ahead-d'])).out === 'out', 'the output in the log');
@@ -92,15 +105,33 @@ describe('a keeper spawned ahead', () => {
   });
 
   it('serves an attached run with a terminal', async () => {
-    const r = await s.corral(['run', '--rm', '-t', '--network', 'none', 'busybox', 'sh', '-c', 'test -t 1 && echo tty']);
+    const r = await s.corral([
+      'run',
+      '--rm',
+      '-t',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'test -t 1 && echo tty',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.out).toBe('tty');
   });
 
   for (const [what, args, message] of [
     ['a bad limit', ['run', '--rm', '-m', 'lots', '--network', 'none', 'busybox', 'true'], /lots/],
-    ['a missing image (attached)', ['run', '--rm', '--pull', 'never', '--network', 'none', 'no-such-image:1', 'true'], /no-such-image/],
-    ['a missing image (detached)', ['run', '-d', '--pull', 'never', '--network', 'none', 'no-such-image:1', 'true'], /no-such-image/],
+    [
+      'a missing image (attached)',
+      ['run', '--rm', '--pull', 'never', '--network', 'none', 'no-such-image:1', 'true'],
+      /no-such-image/,
+    ],
+    [
+      'a missing image (detached)',
+      ['run', '-d', '--pull', 'never', '--network', 'none', 'no-such-image:1', 'true'],
+      /no-such-image/,
+    ],
   ] as const) {
     it(`is ended with its init when the run fails on ${what}; nothing is left`, async () => {
       const before = existsSync(join(s.root, 'containers')) ? readdirSync(join(s.root, 'containers')) : [];
@@ -120,5 +151,68 @@ describe('a keeper spawned ahead', () => {
     expect(r.code).toBe(125);
     expect(r.stderr).toContain('unknown flag: --no-such-flag');
     expect(r.seen).toEqual([]);
+  });
+});
+
+describe('an --rm container removed at the end of an attached run', () => {
+  const trash = () => join(s.root, 'trash');
+  const inTrash = () => (existsSync(trash()) ? readdirSync(trash()) : []);
+
+  it('is gone for the next command at once; its keeper deletes its folder after the CLI has gone', async () => {
+    const before = existsSync(join(s.root, 'containers')) ? readdirSync(join(s.root, 'containers')) : [];
+    const r = await s.corral([
+      'run',
+      '--rm',
+      '--name',
+      'gone-at-once',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'echo hi > /tmp/x; exit 4',
+    ]);
+    expect(r.status, r.stderr).toBe(4);
+    expect(readdirSync(join(s.root, 'containers'))).toEqual(before);
+    expect((await s.corral(['ps', '-a', '--filter', 'name=gone-at-once', '-q'])).out).toBe('');
+    // The name is free for the next run.
+    const again = await s.corral([
+      'run',
+      '--rm',
+      '--name',
+      'gone-at-once',
+      '--network',
+      'none',
+      'busybox',
+      'true',
+    ]);
+    expect(again.status, again.stderr).toBe(0);
+    await until(() => inTrash().length === 0, 'the keepers to empty the trash', 10_000);
+  });
+
+  it('what a killed deleter left in the trash is deleted by the next command, what a living one holds is not', async () => {
+    // Folders as finishAttached leaves them (id.PID.STARTTIME): one whose process is gone, one
+    // whose process lives (a sleep of this test's).
+    const ended = spawn('true');
+    await new Promise((r) => ended.on('exit', r));
+    const living = spawn('sleep', ['60']);
+    try {
+      await until(() => stat(living.pid as number) !== null, 'the sleep to start');
+      const dead = join(trash(), `${'a'.repeat(64)}.${ended.pid}.1`);
+      const held = join(trash(), `${'b'.repeat(64)}.${living.pid}.${stat(living.pid as number)!.start}`);
+      for (const d of [dead, held]) {
+        mkdirSync(join(d, 'upper', 'etc'), { recursive: true });
+        writeFileSync(join(d, 'upper', 'etc', 'hosts'), 'x');
+      }
+      expect((await s.corral(['ps', '-a'])).status).toBe(0);
+      expect(existsSync(dead)).toBe(false);
+      expect(existsSync(held)).toBe(true);
+      living.kill('SIGKILL');
+      await new Promise((r) => living.on('exit', r));
+      expect((await s.corral(['ps', '-a'])).status).toBe(0);
+      expect(inTrash()).toEqual([]);
+    } finally {
+      living.kill('SIGKILL');
+    }
   });
 });

@@ -145,9 +145,12 @@ export class KeeperClient {
     this.send({ type: 'started' });
   }
 
-  /** The exit is recorded (attached): the keeper may end, or apply the restart policy. */
-  recorded(): void {
-    this.send({ type: 'recorded' });
+  /**
+   * The exit is recorded (attached): the keeper may end, or apply the restart policy. `trash`:
+   * a folder in the trash for it to delete first (see finishAttached).
+   */
+  recorded(trash?: string): void {
+    this.send({ type: 'recorded', trash });
     this.release();
   }
 

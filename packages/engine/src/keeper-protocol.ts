@@ -46,8 +46,12 @@ export type FrontMessage =
     }
   /** The program runs and the record says so. */
   | { type: 'started' }
-  /** The front-end has recorded the exit (attached): nothing is left for the keeper to record. */
-  | { type: 'recorded' };
+  /**
+   * The front-end has recorded the exit (attached): nothing is left for the keeper to record.
+   * `trash`: the removed --rm container's folder in the data root's trash, for the keeper to
+   * delete before it ends (the front-end has exited by then).
+   */
+  | { type: 'recorded'; trash?: string };
 
 export function writeMessage(out: Writable, m: KeeperMessage | FrontMessage): void {
   out.write(`${JSON.stringify(m)}\n`);

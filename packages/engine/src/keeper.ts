@@ -73,6 +73,8 @@ let owner: { root: string; id: string; detached: boolean } | null = null;
 let started = false;
 let startedAt = 0;
 let recorded = false;
+/** The --rm container's folder in the trash, ours to delete once the front-end has gone. */
+let trash = null as string | null;
 let frontGone = false;
 let log = null as { finished: Promise<void> } | null;
 let stopTasks = null as (() => Promise<void>) | null;
@@ -169,6 +171,9 @@ readMessages<FrontMessage>(
       });
     } else if (m.type === 'recorded') {
       recorded = true;
+      // Only a folder of the container's own data root's trash.
+      const bin = owner ? join(owner.root, 'trash', '/') : null;
+      trash = bin && m.trash?.startsWith(bin) && !m.trash.includes('/../') ? m.trash : null;
       frontSettled();
     }
   },
@@ -202,5 +207,9 @@ if (owner && started) {
     const { keepRestarting } = await import('./keeper-restart.js');
     await keepRestarting(root, id, code, ranFor);
   }
+}
+if (trash) {
+  const { emptyTrashDir } = await import('./trash.js');
+  emptyTrashDir(trash);
 }
 process.exit(0);

@@ -13,6 +13,7 @@ import { ociMounts, removeAnonymousVolumes } from './mounts.js';
 import { setupNetwork, teardownNetwork, writeEtc } from './network.js';
 import { type ContainerRecord, runtimeStatus } from './records.js';
 import { buildSpec } from './spec.js';
+import type { TrashOwner } from './trash.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -291,7 +292,9 @@ export async function finish(
   exitCode: number,
   /** Why the code is not the program's own (its keeper was lost). */
   error?: string,
-): Promise<void> {
+  /** Who deletes an --rm container's folder, put in the trash (trash.ts); this process if none. */
+  deleter?: TrashOwner,
+): Promise<string | null> {
   const r = ctx.records.resolve(ref);
   ctx.releasing.add(r.id);
   // The code and time first: a finish interrupted while it releases still leaves them.
@@ -323,12 +326,14 @@ export async function finish(
   const attrs = { name: done.name, image: done.image };
   if (oomKilled) ctx.events.emit('container', 'oom', done.id, attrs);
   ctx.events.emit('container', 'die', done.id, { ...attrs, exitCode: String(exitCode) });
+  let trash: string | null = null;
   if (done.hostConfig.autoRemove) {
-    ctx.records.remove(done);
+    trash = ctx.records.remove(done, deleter);
     await releaseImage(ctx, done);
     removeAnonymousVolumes(ctx, done);
     ctx.events.emit('container', 'destroy', done.id, attrs);
   }
+  return trash;
 }
 
 /**
@@ -386,8 +391,21 @@ function newKeeper(ctx: EngineContext, r: ContainerRecord): KeeperClient {
 }
 
 /** How an attached run ended, as its front-end records it: the keeper's word on a lost exit. */
-export function finishAttached(ctx: EngineContext, id: string, code: number, keeper: KeeperClient | null) {
-  return finish(ctx, id, code, keeper?.lost ? KEEPER_LOST : undefined).finally(() => keeper?.recorded());
+export async function finishAttached(
+  ctx: EngineContext,
+  id: string,
+  code: number,
+  keeper: KeeperClient | null,
+): Promise<void> {
+  // An --rm container's folder is left in the trash for its keeper to delete once this process
+  // has reported the exit and gone: the exit code does not wait on it.
+  const deleter = keeper && !keeper.lost ? (keeperIdentity(keeper) ?? undefined) : undefined;
+  let trash: string | null = null;
+  try {
+    trash = await finish(ctx, id, code, keeper?.lost ? KEEPER_LOST : undefined, deleter);
+  } finally {
+    keeper?.recorded(trash ?? undefined);
+  }
 }
 
 /**

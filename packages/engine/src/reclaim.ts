@@ -4,6 +4,7 @@ import type { EngineContext } from './context.js';
 import { discard, keeperAlive, reconcile } from './lifecycle.js';
 import { reconcileNetworks } from './network.js';
 import type { ContainerRecord } from './records.js';
+import { sweepTrash } from './trash.js';
 
 /**
  * Removes the `--rm` containers whose attached run died before its container did (SIGKILLed
@@ -56,6 +57,8 @@ function launchAbandoned(r: ContainerRecord): boolean {
 }
 
 export async function reclaimUnkept(ctx: EngineContext): Promise<string[]> {
+  // Removed containers' folders that a killed process left in the trash.
+  sweepTrash(ctx.records.containers);
   const held = new Set(ctx.runtime.list());
   const reclaimed: string[] = [];
   for (const id of ctx.records.ids()) {

@@ -24,6 +24,7 @@ import { NAME_RE, randomName } from './names.js';
 import type { ContainerNetwork } from './network-config.js';
 import type { RestartPolicy } from './restart.js';
 import type { RunRecordParts } from './run-options.js';
+import { moveToTrash, type TrashOwner } from './trash.js';
 
 /**
  * A container's status, one vocabulary for the engine and its front-ends (Docker's words):
@@ -366,15 +367,22 @@ export class RecordStore {
     }
   }
 
-  remove(record: ContainerRecord): void {
+  /**
+   * Removes the container. With `deleter`, its folder goes into the trash in one rename
+   * (trash.ts) and the path returned is that process's to delete; otherwise it is deleted here.
+   */
+  remove(record: ContainerRecord, deleter?: TrashOwner): string | null {
     this.releaseName(record.name, record.id);
     // Under the record's lock: a writer (a watcher recording the exit) finishes first, and
     // finds the record gone after.
     const fd = this.openLock(record.id, false);
     try {
       if (fd !== null) flock(fd, LOCK.EX);
+      const moved = deleter ? moveToTrash(this.containers, this.dir(record.id), record.id, deleter) : null;
+      if (moved) return moved;
       // A file made meanwhile (a log rotated by a watcher) must not fail the removal.
       rmSync(this.dir(record.id), { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+      return null;
     } finally {
       if (fd !== null) closeSync(fd);
     }

@@ -65,7 +65,12 @@ export function openSealed(file: string): number {
   }
 }
 
-const sealedPaths = new Map<string, string>();
+// One per process, also when this module is loaded more than once (a process whose parts are
+// separate bundles, as the engine's keeper): a second view would be opened after the process
+// has closed fds of its own, at a number that a child's stdio mapping may take over.
+const SEALED = Symbol.for('corral.runtime.sealedPaths');
+const sealedPaths: Map<string, string> = ((globalThis as { [SEALED]?: Map<string, string> })[SEALED] ??=
+  new Map());
 
 /**
  * A node binary (this process's by default) through a read-only view, as a path to spawn:
