@@ -156,6 +156,34 @@ describe('corrald with a registry that asks for credentials (htpasswd)', () => {
     expect(stranger).toBeInstanceOf(Error);
     expect(String(stranger)).toContain(secured.host);
   });
+
+  it('pulls with dockerode and its authconfig (X-Registry-Auth); wrong credentials fail in the stream', async () => {
+    const ref = `${secured.host}/team/bb:1`;
+    // followProgress hands over every line; a failure is a line with `error`.
+    const follow = (stream: NodeJS.ReadableStream) =>
+      new Promise<{ status?: string; error?: string }[]>((resolve, reject) =>
+        dockerode.modem.followProgress(stream, (err: Error | null, out: { status?: string }[]) =>
+          err ? reject(err) : resolve(out),
+        ),
+      );
+    const wrong = await follow(
+      await dockerode.pull(ref, {
+        authconfig: { username: 'alice', password: 'nope', serveraddress: secured.host },
+      }),
+    );
+    expect(wrong.at(-1)?.error).toContain(secured.host);
+    expect(
+      await dockerode
+        .getImage(ref)
+        .inspect()
+        .catch((e: Error) => e),
+    ).toBeInstanceOf(Error);
+    const events = await follow(
+      await dockerode.pull(ref, { authconfig: { username: 'alice', password, serveraddress: secured.host } }),
+    );
+    expect(events.map((e) => e.status)).toContain(`Status: Downloaded newer image for ${ref}`);
+    expect((await dockerode.getImage(ref).inspect()).Id).toMatch(/^sha256:/);
+  });
 });
 
 /** POST /auth on corrald's socket: status and body. */
