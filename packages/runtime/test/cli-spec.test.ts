@@ -134,6 +134,20 @@ describe('hooks', () => {
     });
     expect(existsSync(join(root, 'stopfail'))).toBe(false);
   });
+
+  it('a failing poststart hook fails start and ends the container, as runc does', async () => {
+    const b = bundle(['sleep', '100'], (s) => {
+      s.hooks = { poststart: [{ path: '/bin/sh', args: ['sh', '-c', 'echo refused >&2; exit 3'] }] };
+    });
+    expect(cr(['create', '--bundle', b, 'startfail']).status).toBe(0);
+    const r = cr(['start', 'startfail']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/poststart hook #0.*exit status 3.*refused/);
+    const status = () => JSON.parse(cr(['state', 'startfail']).stdout).status;
+    await until(() => status() === 'stopped', 10_000, 'the container killed');
+    expect(cr(['delete', 'startfail']).status).toBe(0);
+    expect(existsSync(join(root, 'startfail'))).toBe(false);
+  });
 });
 
 describe('a terminal over --console-socket', () => {
