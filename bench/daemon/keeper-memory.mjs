@@ -24,14 +24,29 @@ const corral = [process.execPath, join(repo, 'apps/cli/bin/corral.cjs'), '--root
 function memory(pid) {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
-  return { rss: kb('Rss'), pss: kb('Pss'), private: kb('Private_Clean') + kb('Private_Dirty'), anon: kb('Anonymous') };
+  return {
+    rss: kb('Rss'),
+    pss: kb('Pss'),
+    private: kb('Private_Clean') + kb('Private_Dirty'),
+    anon: kb('Anonymous'),
+  };
 }
 
 const info = () => getJson(sock, '/info');
 
 const daemon = spawn(
   process.execPath,
-  [join(repo, 'apps/daemon/bin/corrald.js'), '-H', `unix://${sock}`, '--data-root', root, '--exec-root', join(tmp, 'exec'), '--pidfile', join(tmp, 'pid')],
+  [
+    join(repo, 'apps/daemon/bin/corrald.js'),
+    '-H',
+    `unix://${sock}`,
+    '--data-root',
+    root,
+    '--exec-root',
+    join(tmp, 'exec'),
+    '--pidfile',
+    join(tmp, 'pid'),
+  ],
   { stdio: 'ignore' },
 );
 try {
@@ -51,7 +66,11 @@ try {
     const r = JSON.parse(readFileSync(join(root, 'containers', id, 'container.json'), 'utf8'));
     return { id, pid: r.state.watcherPid, ...memory(r.state.watcherPid) };
   });
-  const stat = (k) => ({ median: median(keepers.map((x) => x[k])), min: Math.min(...keepers.map((x) => x[k])), max: Math.max(...keepers.map((x) => x[k])) });
+  const stat = (k) => ({
+    median: median(keepers.map((x) => x[k])),
+    min: Math.min(...keepers.map((x) => x[k])),
+    max: Math.max(...keepers.map((x) => x[k])),
+  });
   const result = {
     date: new Date().toISOString(),
     node: process.version,

@@ -74,7 +74,8 @@ export function cgroupParent(name) {
 export function profileSummary(p) {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map();
-  for (const [i, id] of p.samples.entries()) self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000);
+  for (const [i, id] of p.samples.entries())
+    self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000);
   const fns = new Map();
   const kinds = new Map();
   for (const [id, ms] of self) {

@@ -10,7 +10,15 @@
 // Results: bench/results/daemon.json. Target: corrald at most 0.2x dockerd.
 // Run as root after `npm run build`: node bench/daemon/run.mjs [ROUNDS] [RUNS_PER_ROUND]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -166,9 +174,14 @@ try {
   execFileSync(corral[0], [...corral.slice(1), 'save', '-o', tar, 'busybox']);
 
   const corraldSock = join(tmp, 'corrald.sock');
-  const corrald = startDaemon('corrald', corraldArgv(corraldSock, join(tmp, 'corrald')), join(tmp, 'corrald.log'));
+  const corrald = startDaemon(
+    'corrald',
+    corraldArgv(corraldSock, join(tmp, 'corrald')),
+    join(tmp, 'corrald.log'),
+  );
   await answering('corrald', corraldSock, corrald);
-  if (docker(corraldSock, ['load', '-i', tar]).status !== 0) throw new Error('docker load into corrald failed');
+  if (docker(corraldSock, ['load', '-i', tar]).status !== 0)
+    throw new Error('docker load into corrald failed');
 
   let dockerdSock = null;
   if (existsSync('/usr/sbin/dockerd')) {
@@ -207,7 +220,8 @@ try {
     );
     await answering('dockerd', dockerdSock, d);
     containerd = childrenOf(d.child.pid);
-    if (docker(dockerdSock, ['load', '-i', tar]).status !== 0) throw new Error('docker load into dockerd failed');
+    if (docker(dockerdSock, ['load', '-i', tar]).status !== 0)
+      throw new Error('docker load into dockerd failed');
   }
   podmanOk = has('podman') && spawnSync(podman[0], [...podman.slice(1), 'load', '-i', tar]).status === 0;
 
@@ -216,7 +230,8 @@ try {
     { name: 'docker --version (the CLI alone)', argv: [DOCKER, '--version'] },
     { name: 'docker → corrald', argv: [DOCKER, '-H', `unix://${corraldSock}`, ...run] },
   ];
-  if (dockerdSock) commands.push({ name: 'docker → dockerd', argv: [DOCKER, '-H', `unix://${dockerdSock}`, ...run] });
+  if (dockerdSock)
+    commands.push({ name: 'docker → dockerd', argv: [DOCKER, '-H', `unix://${dockerdSock}`, ...run] });
   if (podmanOk)
     commands.push({
       name: 'podman run --rm',
@@ -257,9 +272,14 @@ try {
     if (m(a) && m(b)) ratios[`${a} / ${b}`] = m(a) / m(b);
   const info = (await getJson(corraldSock, '/info')) ?? {};
   const pool = info.KeeperPool ?? null;
-  const poolUse = pool && poolBefore.KeeperPool
-    ? { size: pool.size, hits: pool.hits - poolBefore.KeeperPool.hits, misses: pool.misses - poolBefore.KeeperPool.misses }
-    : null;
+  const poolUse =
+    pool && poolBefore.KeeperPool
+      ? {
+          size: pool.size,
+          hits: pool.hits - poolBefore.KeeperPool.hits,
+          misses: pool.misses - poolBefore.KeeperPool.misses,
+        }
+      : null;
 
   // Where corrald's time goes: phases of runs, from its debug log (requests) and events.
   const timeline = await phases(corraldSock, join(tmp, 'corrald'), corrald, 8);
@@ -284,9 +304,13 @@ try {
     profile,
   };
   writeFileSync(join(repo, 'bench/results/daemon.json'), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`docker run --rm busybox true, ${rounds} rounds of ${perRound} runs; median ms (load ${loadBefore.toFixed(1)})`);
+  console.log(
+    `docker run --rm busybox true, ${rounds} rounds of ${perRound} runs; median ms (load ${loadBefore.toFixed(1)})`,
+  );
   for (const c of commands)
-    console.log(`${c.name.padEnd(36)} ${errors[c.name] ? `failed: ${errors[c.name]}` : m(c.name).toFixed(1)}`);
+    console.log(
+      `${c.name.padEnd(36)} ${errors[c.name] ? `failed: ${errors[c.name]}` : m(c.name).toFixed(1)}`,
+    );
   for (const [k, v] of Object.entries(ratios)) console.log(`${k.padEnd(52)} ${v.toFixed(2)}x`);
   console.log(`pool: ${JSON.stringify(poolUse)}; timeline (median ms): ${JSON.stringify(timeline.medians)}`);
 } finally {
@@ -305,15 +329,25 @@ async function phases(sock, root, daemon, n) {
     await sleep(300);
     const logFrom = daemon.log().length;
     const t0 = Date.now();
-    const r = spawnSync(DOCKER, ['-H', `unix://${sock}`, 'run', '--rm', '--network', 'none', 'busybox', 'true'], {
-      env: dockerEnv,
-    });
+    const r = spawnSync(
+      DOCKER,
+      ['-H', `unix://${sock}`, 'run', '--rm', '--network', 'none', 'busybox', 'true'],
+      {
+        env: dockerEnv,
+      },
+    );
     const t1 = Date.now();
     if (r.status !== 0) continue;
     await sleep(100);
-    const reqs = [...daemon.log().slice(logFrom).matchAll(/time="([^"]+)" level=debug msg="(\w+) ([^ "?]+)/g)].map(
-      (x) => ({ t: Date.parse(x[1]), what: `${x[2]} ${x[3].replace(/^\/v[\d.]+/, '').replace(/[0-9a-f]{64}/, 'ID')}` }),
-    );
+    const reqs = [
+      ...daemon
+        .log()
+        .slice(logFrom)
+        .matchAll(/time="([^"]+)" level=debug msg="(\w+) ([^ "?]+)/g),
+    ].map((x) => ({
+      t: Date.parse(x[1]),
+      what: `${x[2]} ${x[3].replace(/^\/v[\d.]+/, '').replace(/[0-9a-f]{64}/, 'ID')}`,
+    }));
     const events = readFileSync(join(root, 'events.jsonl'), 'utf8')
       .trim()
       .split('\n')
@@ -361,4 +395,3 @@ async function cpuProfile(tar, n) {
   if (!file) return null;
   return { runs: n, ...profileSummary(JSON.parse(readFileSync(join(dir, file), 'utf8'))) };
 }
-

@@ -49,7 +49,10 @@ const cmdline = (pid: number) => {
 
 /** corrald's parked keepers and their inits, once `size` are ready. */
 async function parked(d: Daemon, size: number) {
-  await until(async () => (await d.api('GET', '/info')).json().KeeperPool?.ready === size, 'the pool to fill');
+  await until(
+    async () => (await d.api('GET', '/info')).json().KeeperPool?.ready === size,
+    'the pool to fill',
+  );
   const keepers = childrenOf(d.child.pid!).filter((p) => cmdline(p).includes('keeper'));
   const inits = keepers.flatMap((k) => childrenOf(k));
   expect(keepers).toHaveLength(size);
@@ -119,7 +122,10 @@ describe('corrald --pool-size', () => {
     mkdirSync(canaryDir);
     const canary = join(canaryDir, 'canary');
     writeFileSync(canary, `${secret}\n`);
-    const d = await startDaemon(c, ['--pool-size', '2'], undefined, { cwd: canaryDir, leak: [canary, canaryDir] });
+    const d = await startDaemon(c, ['--pool-size', '2'], undefined, {
+      cwd: canaryDir,
+      leak: [canary, canaryDir],
+    });
     const pool = await parked(d, 2);
     // The leak is there to be had: corrald holds the canary...
     const held = (pid: number, fd: string) => {

@@ -37,7 +37,11 @@ interface Parked {
   initPid?: number;
 }
 
-/** Wait before a refill, so that it does not take the CPU from the start that emptied a slot. */
+/**
+ * Wait before a refill. A spawn blocks this process until the child has exec'd (tens of ms on
+ * a busy machine): the pool refills one keeper at a time, and only while no start or exit is
+ * being handled (hold), so that no container's start or exit waits behind it.
+ */
 const REFILL_DELAY_MS = 30;
 
 export class KeeperPool {
@@ -50,6 +54,7 @@ export class KeeperPool {
   #failures = 0;
   #hits = 0;
   #misses = 0;
+  #holds = 0;
 
   /** `errorLog`: the file that parked keepers' stderr goes to (they have no container yet). */
   constructor(size: number, errorLog: string) {
@@ -79,6 +84,18 @@ export class KeeperPool {
     } else this.#misses++;
     this.#schedule(REFILL_DELAY_MS);
     return best?.keeper ?? null;
+  }
+
+  /** A start or an exit is being handled until the returned function is called: no refill meanwhile. */
+  hold(): () => void {
+    this.#holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#holds--;
+      this.#schedule(REFILL_DELAY_MS);
+    };
   }
 
   status(): KeeperPoolStatus {
@@ -124,7 +141,9 @@ export class KeeperPool {
   }
 
   #fill(): void {
-    while (!this.#closed && this.#parked.size < this.size) this.#park();
+    if (this.#closed || this.#holds > 0 || this.#parked.size >= this.size) return;
+    this.#park();
+    this.#schedule(REFILL_DELAY_MS); // the next one, if any is missing
   }
 
   #park(): void {

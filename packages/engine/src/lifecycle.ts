@@ -232,7 +232,8 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       init = undefined; // the runtime owns it now
       o.onStep?.('created');
       checkAborted(o.abort);
-      await (ownedEarly ?? o.keeper?.own(ctx.root, r.id, o.detached, created.initTerminalFd ?? null, errorLog));
+      await (ownedEarly ??
+        o.keeper?.own(ctx.root, r.id, o.detached, created.initTerminalFd ?? null, errorLog));
       await ctx.runtime.start(r.id);
       o.keeper?.started();
       o.onStep?.('started');
@@ -361,6 +362,7 @@ export async function startDetached(
   }
   const keeper = ahead ?? ctx.pool?.take() ?? newKeeper(ctx, r);
   let created: CreatedContainer;
+  const launching = ctx.pool?.hold();
   try {
     created = await launch(ctx, r.id, { stdio: 'ignore', detached: true, keeper });
     // The keeper took the terminal for the log; this process needs no copy.
@@ -369,14 +371,21 @@ export async function startDetached(
     const now = ctx.records.read(r.id);
     if (now?.hostConfig.autoRemove) ctx.records.remove(now);
     throw e;
+  } finally {
+    launching?.();
   }
   if (ctx.resident) {
     // This process records the exit when the keeper tells it (the log is whole by then); if
     // it dies first, the keeper records it alone.
-    void created
-      .wait()
-      .then((code) => finishAttached(ctx, r.id, code, keeper))
-      .catch(() => {}); // removed meanwhile (rm -f): nothing left to record
+    void created.wait().then(
+      async (code) => {
+        const finishing = ctx.pool?.hold();
+        await finishAttached(ctx, r.id, code, keeper)
+          .catch(() => {}) // removed meanwhile (rm -f): nothing left to record
+          .finally(() => finishing?.());
+      },
+      () => {},
+    );
   } else keeper.release();
   return startedRecord(ctx, r);
 }
