@@ -124,10 +124,10 @@ const banners = {
 /**
  * The file a process starts: it runs the bundle's code (`body`, beside it) as a CommonJS module
  * compiled from a V8 code cache, which spares most of the parse of a few hundred KB at every
- * start (about half of its compile, bench/cli). The first run without a usable cache (after a
- * build, or with other V8 flags) writes one when it exits; the cache is named by the code's
- * size and time, since V8 checks it against the source's length only; a read-only install
- * compiles each time.
+ * start (about half of its compile, bench/cli). The first run of a command without a usable
+ * cache (after a build, or with other V8 flags) writes one when it exits; the cache is named by
+ * the code's size and time, since V8 checks it against the source's length only, and by the
+ * command; a read-only install compiles each time.
  */
 function loader(body) {
   return `"use strict";
@@ -139,7 +139,11 @@ const { Script } = require("node:vm");
 const file = join(__dirname, ${JSON.stringify(body)});
 const source = readFileSync(file, "utf8");
 const st = statSync(file);
-const cacheFile = \`\${file}.\${st.size}-\${Math.trunc(st.mtimeMs)}.cache\`;
+// One cache per command (the first plain word of the command line: \`ps\`, \`run\`, a keeper's
+// mode): each holds what its command compiled, so that \`ps\` does not read and deserialize
+// all that \`run\` compiled (about twice the size) because a run came first after the build.
+const word = process.argv.slice(2).find((a) => /^[a-z][a-z0-9-]{0,31}$/.test(a));
+const cacheFile = \`\${file}.\${st.size}-\${Math.trunc(st.mtimeMs)}\${word ? \`.\${word}\` : ""}.cache\`;
 let cachedData;
 try {
   cachedData = readFileSync(cacheFile);
