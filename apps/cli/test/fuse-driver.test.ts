@@ -68,7 +68,8 @@ describe('--storage-driver fuse', () => {
     expect(runs.fuse.diff).toContain('A /work/pkgs/q49/f49.js');
     await s.corral(['rm', 'w-overlay', 'w-fuse']);
     expect(s.mounts()).toEqual([]);
-  });
+    // Thousands of files through the FUSE server: 15 s on a quiet machine, minutes on a loaded one.
+  }, 300_000);
 
   it('runs a --rootfs folder of our own', async () => {
     const rootfs = busyboxRootfs(join(s.root, 'my-rootfs'), 'etc', 'tmp', 'proc', 'dev', 'sys');
