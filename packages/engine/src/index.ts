@@ -31,6 +31,7 @@ export type {
   PathStat,
 } from './archive/index.js';
 export { copyFromContainer, copyToContainer } from './archive/index.js';
+export { keepLogin, registryAuthHeader } from './credentials.js';
 // What `docker version` and `docker info` show (the CLI and corrald both).
 export {
   API_VERSION,

@@ -3,7 +3,13 @@
 import { createReadStream } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { EngineError, type ProgressEvent, type VolumeView } from '@corral/engine';
+import {
+  EngineError,
+  keepLogin,
+  type ProgressEvent,
+  registryAuthHeader,
+  type VolumeView,
+} from '@corral/engine';
 import { type Backend, RemoteUnsupported } from '../backend.js';
 import type { Client } from './http.js';
 import { splitName } from './shapes.js';
@@ -50,6 +56,12 @@ async function progressStream(
     }
     each(l);
   }
+}
+
+/** The credentials this client keeps for `ref`'s registry, sent with a pull or push (Docker's way). */
+async function authHeaders(ref: string): Promise<Record<string, string>> {
+  const auth = await registryAuthHeader(ref);
+  return auth ? { 'X-Registry-Auth': auth } : {};
 }
 
 export function remoteImages(c: Client): Backend['images'] {
@@ -121,7 +133,10 @@ export function remoteImages(c: Client): Backend['images'] {
     async pull(ref, o = {}) {
       let digest = '';
       await progressStream(
-        c.jsonLines('POST', '/images/create', { query: { fromImage: ref, platform: o.platform } }),
+        c.jsonLines('POST', '/images/create', {
+          query: { fromImage: ref, platform: o.platform },
+          headers: await authHeaders(ref),
+        }),
         o.onProgress,
         (l) => {
           const m = /^Digest: (.*)$/.exec(l.status ?? '');
@@ -132,13 +147,16 @@ export function remoteImages(c: Client): Backend['images'] {
     },
     async push(ref, o = {}) {
       let digest = '';
-      await progressStream(c.jsonLines('POST', `/images/${enc(ref)}/push`), o.onProgress, (l) => {
+      const lines = c.jsonLines('POST', `/images/${enc(ref)}/push`, { headers: await authHeaders(ref) });
+      await progressStream(lines, o.onProgress, (l) => {
         if (l.aux?.Digest) digest = l.aux.Digest;
       });
       return { digest };
     },
     async login(server, username, password) {
+      // corrald checks them and keeps nothing; this client keeps them, as the docker CLI does.
       await c.json('POST', '/auth', { body: { username, password, serveraddress: server } });
+      await keepLogin(server, username, password);
     },
   };
 }
