@@ -373,6 +373,52 @@ describe('corral networking', () => {
     await s.corral(['rm', '-f', 'exposed']);
   });
 
+  it('network create --subnet/--gateway/--internal, refusals, and network prune', async () => {
+    const made = await s.corral([
+      'network',
+      'create',
+      '--subnet',
+      '10.250.7.0/24',
+      '--gateway',
+      '10.250.7.254',
+      '--internal',
+      'n3',
+    ]);
+    expect([made.status, made.stderr]).toEqual([0, '']);
+    const n3 = JSON.parse((await s.corral(['network', 'inspect', 'n3'])).out)[0];
+    expect(n3).toMatchObject({ subnet: '10.250.7.0/24', gateway: '10.250.7.254', internal: true });
+    bridges.push(n3.bridge);
+    // An internal network: an address in the subnet, the gateway on the bridge, no way out.
+    const r = await s.corral([
+      'run',
+      '--rm',
+      '--network',
+      'n3',
+      'busybox',
+      'sh',
+      '-c',
+      'ip -4 -o addr show eth0; ip route',
+    ]);
+    expect(r.out).toMatch(/inet 10\.250\.7\.\d+\/24/);
+    expect(r.out).not.toMatch(/^default/m);
+    // Refused, with nothing made: an overlapping subnet, --gateway alone, a bad subnet, a reserved name.
+    const overlap = await s.corral(['network', 'create', '--subnet', '10.250.7.128/25', 'n4']);
+    expect([overlap.status, overlap.stderr]).toEqual([1, expect.stringContaining('overlaps network n3')]);
+    const gwOnly = await s.corral(['network', 'create', '--gateway', '10.250.8.1', 'n4']);
+    expect([gwOnly.status, gwOnly.stderr]).toEqual([1, expect.stringContaining('--gateway needs --subnet')]);
+    expect((await s.corral(['network', 'create', '--subnet', '10.250.8.0/33', 'n4'])).status).toBe(1);
+    expect((await s.corral(['network', 'create', 'host'])).status).toBe(1);
+    expect((await s.corral(['network', 'ls', '--format', '{{.Name}}'])).out.split('\n')).not.toContain('n4');
+    // prune removes the unused user network (not bridge, not one a container names).
+    const prune = await s.corral(['network', 'prune', '-f']);
+    expect(prune.out.split('\n')).toContain('n3');
+    expect(prune.out.split('\n')).not.toContain('n1'); // alpha names it
+    expect((await s.corral(['network', 'ls', '--format', '{{.Name}}'])).out.split('\n')).toEqual(
+      expect.arrayContaining(['bridge', 'host', 'none', 'n1']),
+    );
+    expect(hostLinks()).not.toContain(n3.bridge);
+  });
+
   it('takes down what a SIGKILLed container left, at the next command', async () => {
     await s.corral(['run', '-d', '--name', 'doomed', '-p', '127.0.0.1::8080', 'busybox', 'sleep', '60']);
     const rec = JSON.parse((await s.corral(['inspect', 'doomed'])).out)[0];
