@@ -84,6 +84,51 @@ describe('docker commit through corrald', () => {
     expect(where.out).toBe('/tmp/sub\nnobody');
   });
 
+  it('makes an image that runs as the container did (its command, env, workdir, user), as dockerd', async () => {
+    await must([
+      'run',
+      '--name',
+      'envy',
+      '--network',
+      'none',
+      '-e',
+      'FOO=bar',
+      '-w',
+      '/tmp',
+      '-u',
+      'nobody',
+      'busybox',
+      'sh',
+      '-c',
+      'echo $FOO in $(pwd)',
+    ]);
+    await must(['commit', 'envy', 'envy:1']);
+    const cfg = await config('envy:1');
+    expect(cfg.Cmd).toEqual(['sh', '-c', 'echo $FOO in $(pwd)']);
+    expect(cfg.Env).toContain('FOO=bar');
+    expect([cfg.WorkingDir, cfg.User]).toEqual(['/tmp', 'nobody']);
+    expect((await must(['run', '--rm', '--network', 'none', 'envy:1'])).out).toBe('bar in /tmp');
+    // --entrypoint replaced the image's: it is the new image's Entrypoint, its arguments the Cmd.
+    await must([
+      'run',
+      '--name',
+      'ep',
+      '--network',
+      'none',
+      '--entrypoint',
+      'echo',
+      'busybox',
+      'from',
+      'entrypoint',
+    ]);
+    await must(['commit', 'ep', 'ep:1']);
+    const ep = await config('ep:1');
+    expect([ep.Entrypoint, ep.Cmd]).toEqual([['echo'], ['from', 'entrypoint']]);
+    expect((await must(['run', '--rm', '--network', 'none', 'ep:1'])).out).toBe('from entrypoint');
+    expect((await must(['run', '--rm', '--network', 'none', 'ep:1', 'other'])).out).toBe('other');
+    await must(['rm', 'envy', 'ep']);
+  });
+
   it('refuses an instruction that is not a change (400) and stores no image', async () => {
     const before = await imageIds();
     const r = await d.docker(['commit', '-c', 'RUN echo no', 'maker', 'refused:1']);

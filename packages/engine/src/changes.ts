@@ -176,20 +176,52 @@ export function applyChanges(base: ContainerConfig, changes: readonly string[]):
   return c;
 }
 
+/** What a container ran with (its record's config), as commit takes it over the image's. */
+export interface RunConfig {
+  cmd: string[];
+  /** The words of `cmd` that were the entrypoint, when the record knows. */
+  entrypoint?: string[];
+  env: string[];
+  workdir: string;
+  user: string;
+  labels?: Record<string, string>;
+}
+
 /**
- * The config of an image made from `baseImage` (a container's image, by id): the base's,
- * then the fields a client gave (the API's commit body), then the changes. Undefined when
- * nothing changes it (the base's is kept as it is).
+ * Docker's commit: the new image runs as the container did. Its command is split into
+ * Entrypoint and Cmd as the record says (an older record: by the image's Entrypoint, or its
+ * first word when it no longer starts with it); its Env, User, Labels and a WorkingDir of its own.
+ */
+function fromContainer(base: ContainerConfig, run: RunConfig): ContainerConfig {
+  const c: ContainerConfig = { ...base, Env: [...run.env] };
+  const image = base.Entrypoint ?? [];
+  const entrypoint =
+    run.entrypoint ??
+    (image.length <= run.cmd.length && image.every((w, i) => run.cmd[i] === w) ? image : run.cmd.slice(0, 1));
+  c.Entrypoint = entrypoint.length ? [...entrypoint] : null;
+  const rest = run.cmd.slice(entrypoint.length);
+  c.Cmd = rest.length ? rest : null;
+  if (run.user) c.User = run.user;
+  if (run.labels && Object.keys(run.labels).length) c.Labels = { ...run.labels };
+  if (run.workdir && run.workdir !== (base.WorkingDir || '/')) c.WorkingDir = run.workdir;
+  return c;
+}
+
+/**
+ * The config of an image committed from a container of `baseImage` (by id): the base's, then
+ * what the container ran with (`run`), then the fields a client gave (the API's commit body),
+ * then the changes. Bad changes fail before anything is read.
  */
 export async function changedConfig(
   store: ImageStore,
   baseImage: string | null | undefined,
   given: ContainerConfig | undefined,
   changes: readonly string[] | undefined,
+  run?: RunConfig,
 ): Promise<ContainerConfig | undefined> {
-  if (!changes?.length && !(given && Object.keys(given).length)) return undefined;
-  applyChanges({}, changes ?? []); // bad input fails before anything is read
+  if (!run && !changes?.length && !(given && Object.keys(given).length)) return undefined;
+  applyChanges({}, changes ?? []);
   const image = baseImage ? (store.record(baseImage) ?? store.resolve(baseImage)) : undefined;
   const base = image ? ((await store.readConfig(image.configDigest)).config ?? {}) : {};
-  return applyChanges({ ...base, ...given }, changes ?? []);
+  return applyChanges({ ...(run ? fromContainer(base, run) : base), ...given }, changes ?? []);
 }

@@ -364,6 +364,7 @@ async function makeContainer(
       init: options.init ?? false,
       tty: options.tty ?? false,
       ...(options.openStdin ? { openStdin: true, stdinOnce: options.stdinOnce === true } : {}),
+      entrypoint,
       stopSignal,
       stopTimeout,
       labels: { ...(config.Labels ?? {}), ...run.labels },

@@ -478,7 +478,7 @@ export class Engine {
   ): Promise<ImageRecord> {
     const r = this.get(ref);
     const config = await engineOp(() =>
-      changedConfig(this.#ctx.store, r.imageId, options.config, options.changes),
+      changedConfig(this.#ctx.store, r.imageId, options.config, options.changes, r.config),
     );
     // Docker's --pause (the default): a running container is frozen while its layer is read,
     // so the layer is one moment of it. Unpaused, the read still never follows what the

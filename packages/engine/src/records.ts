@@ -92,6 +92,8 @@ export interface ContainerRecord {
      */
     openStdin?: boolean;
     stdinOnce?: boolean;
+    /** The words of `cmd` that are its entrypoint (absent in older records): commit splits by it. */
+    entrypoint?: string[];
     /** The image's labels with `--label`s over them (absent in older records). */
     labels?: Record<string, string>;
     /** The health check in force (the container's over the image's); absent: none. */
