@@ -5,11 +5,29 @@
 // bundle (package.json files): it reaches the other packages by this workspace's folders.
 // The early bundle first: for `run` it spawns the container's keeper before the CLI's bundle
 // loads (src/early.ts).
-const { existsSync } = require('node:fs');
+const { existsSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');
 
+/**
+ * `corral`, `corral --help` and `corral help` (after a --root DIR) print the usage, which the
+ * build wrote from the CLI itself (dist/bundle/usage.txt): the exit code then, else null.
+ */
+function usageOnly(args) {
+  let i = 0;
+  if (args[0] === '--root' && args.length > 1) i = 2;
+  else if (args[0]?.startsWith('--root=') && args[0].length > '--root='.length) i = 1;
+  const rest = args.slice(i);
+  if (rest.length === 0) return 1;
+  return rest.length === 1 && (rest[0] === '--help' || rest[0] === 'help') ? 0 : null;
+}
+
 const bundled = join(__dirname, '../dist/bundle/corral.cjs');
-if (existsSync(bundled)) {
+const usage = join(__dirname, '../dist/bundle/usage.txt');
+const usageCode = usageOnly(process.argv.slice(2));
+if (usageCode !== null && existsSync(usage)) {
+  process.stdout.write(readFileSync(usage));
+  process.exitCode = usageCode;
+} else if (existsSync(bundled)) {
   const early = join(__dirname, '../dist/bundle/early.cjs');
   if (existsSync(early)) require(early);
   require(bundled);
