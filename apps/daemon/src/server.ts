@@ -18,6 +18,7 @@ import { containerRoutes } from './routes/containers.js';
 import { corralRoutes } from './routes/corral.js';
 import { execRoutes } from './routes/exec.js';
 import { imageRoutes } from './routes/images.js';
+import { networkRoutes } from './routes/networks.js';
 import { streamRoutes } from './routes/streams.js';
 import { systemRoutes } from './routes/system.js';
 import { volumeRoutes } from './routes/volumes.js';
@@ -56,6 +57,7 @@ export function createDaemonServer(options: DaemonOptions): Server {
     ...systemRoutes,
     ...containerRoutes,
     ...volumeRoutes,
+    ...networkRoutes,
     ...streamRoutes,
     ...archiveRoutes,
     ...execRoutes,

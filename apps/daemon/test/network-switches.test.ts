@@ -45,3 +45,64 @@ describe('corrald network switches', () => {
     expect(p.stderr).toContain('iptables is turned off in the engine configuration');
   });
 });
+
+describe("corrald's /networks endpoints, through the docker CLI", () => {
+  it('network create, ls (with host and none), inspect, connect, disconnect, rm, prune', async () => {
+    const d = await startDaemon(c, []);
+    const docker = async (args: string[]) => {
+      const r = await d.docker(args);
+      return { ...r, out: r.stdout.trim() };
+    };
+    const made = await docker(['network', 'create', '--subnet', '10.250.9.0/24', '--internal', 'dn1']);
+    expect([made.status, made.stderr]).toEqual([0, '']);
+    expect(made.out).toMatch(/^[0-9a-f]{64}$/);
+    const ls = (await docker(['network', 'ls', '--format', '{{.Name}} {{.Driver}} {{.Scope}}'])).out.split(
+      '\n',
+    );
+    expect(ls.sort()).toEqual([
+      'bridge bridge local',
+      'dn1 bridge local',
+      'host host local',
+      'none null local',
+    ]);
+    const subnet = await docker([
+      'network',
+      'inspect',
+      'dn1',
+      '-f',
+      '{{(index .IPAM.Config 0).Subnet}} {{.Internal}}',
+    ]);
+    expect(subnet.out).toBe('10.250.9.0/24 true');
+    expect(
+      (await docker(['run', '-d', '--name', 'dc', '--network', 'none', 'busybox', 'sleep', '60'])).status,
+    ).toBe(0);
+    expect(
+      (await docker(['network', 'inspect', 'none', '-f', '{{range .Containers}}{{.Name}}{{end}}'])).out,
+    ).toBe('dc');
+    // A bridge container joins dn1 while it runs, and leaves it.
+    expect((await docker(['run', '-d', '--name', 'db', 'busybox', 'sleep', '60'])).status).toBe(0);
+    expect((await docker(['network', 'connect', 'dn1', 'db'])).status).toBe(0);
+    const ip = (
+      await docker(['network', 'inspect', 'dn1', '-f', '{{range .Containers}}{{.IPv4Address}}{{end}}'])
+    ).out;
+    expect(ip).toMatch(/^10\.250\.9\.\d+\/24$/);
+    const eth1 = await docker(['exec', 'db', 'ip', '-4', '-o', 'addr', 'show', 'eth1']);
+    expect(eth1.out).toContain(`inet ${ip}`);
+    const rmBusy = await docker(['network', 'rm', 'dn1']);
+    expect(rmBusy.status).not.toBe(0);
+    expect((await docker(['network', 'disconnect', 'dn1', 'db'])).status).toBe(0);
+    expect((await docker(['exec', 'db', 'ls', '/sys/class/net'])).out.split('\n').sort()).toEqual([
+      'eth0',
+      'lo',
+    ]);
+    const host = await docker(['network', 'rm', 'host']);
+    expect(host.status).not.toBe(0);
+    expect(host.stderr).toContain('pre-defined');
+    expect((await docker(['network', 'create', 'dn2'])).status).toBe(0);
+    expect((await docker(['network', 'rm', 'dn1'])).out).toBe('dn1');
+    const prune = await docker(['network', 'prune', '-f']);
+    expect(prune.out).toContain('dn2');
+    expect((await docker(['network', 'ls', '-q'])).out.split('\n')).toHaveLength(3);
+    await docker(['rm', '-f', 'dc', 'db']);
+  });
+});
