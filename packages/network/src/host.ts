@@ -45,9 +45,10 @@ export async function ensureBridge(
   gatewayCidr: string,
   rules: boolean,
   owner?: string,
+  internal = false,
 ): Promise<void> {
   await ensureBridgeLink(name, gatewayCidr, owner);
-  if (rules) await ensureBridgeRules(name);
+  if (rules) await ensureBridgeRules(name, internal);
 }
 
 /** The bridge link alone (see ensureBridge); its rules are ensureBridgeRules'. */
@@ -76,8 +77,29 @@ interface BridgeRule {
  * another is dropped), replies into the bridge and anything out of it accepted (what matters
  * when the host forwards, e.g. with FORWARD's policy DROP).
  */
-function bridgeRules(br: string): BridgeRule[] {
+function bridgeRules(br: string, internal = false): BridgeRule[] {
+  // An --internal network: nothing leaves the bridge for another interface, nothing comes in
+  // from one (Docker's rules for internal networks), also for a container that routes itself.
+  const closed: BridgeRule[] = internal
+    ? [
+        {
+          table: 'filter',
+          chain: FORWARD_CHAIN,
+          first: true,
+          comment: 'corral-internal-out',
+          args: ['-i', br, '!', '-o', br, '-j', 'DROP'],
+        },
+        {
+          table: 'filter',
+          chain: FORWARD_CHAIN,
+          first: true,
+          comment: 'corral-internal-in',
+          args: ['-o', br, '!', '-i', br, '-j', 'DROP'],
+        },
+      ]
+    : [];
   return [
+    ...closed,
     { table: 'raw', chain: 'PREROUTING', first: true, comment: GUARD_COMMENT, args: guardArgs(br) },
     {
       table: 'filter',
@@ -100,7 +122,7 @@ function bridgeRules(br: string): BridgeRule[] {
  * The bridge's rules, the chains and FORWARD's jump into them: one iptables-save when all
  * are there (each container's join), a few iptables runs when not (the network's first).
  */
-export async function ensureBridgeRules(br: string): Promise<void> {
+export async function ensureBridgeRules(br: string, internal = false): Promise<void> {
   const rs = await ruleset();
   const filter = rs.get('filter');
   const has = (table: string, chain: string, comment: string, bridge?: string) =>
@@ -120,7 +142,7 @@ export async function ensureBridgeRules(br: string): Promise<void> {
       ['-t', 'filter', '-I', 'FORWARD', '-m', 'comment', '--comment', 'corral-forward', '-j', FORWARD_CHAIN],
       br,
     );
-  for (const rule of bridgeRules(br)) {
+  for (const rule of bridgeRules(br, internal)) {
     if (has(rule.table, rule.chain, rule.comment, br)) continue;
     await mustIptables(
       [

@@ -206,7 +206,7 @@ export class NetworkManager {
       // The bridge's rules (one iptables-save when they are there) are checked while the
       // plugins run: the container's program starts only once both are done. Not with ports:
       // portmap turns route_localnet on, so the guard against it must be in place first.
-      const rules = this.switches.iptables ? ensureBridgeRules(net.bridge) : Promise.resolve();
+      const rules = this.switches.iptables ? ensureBridgeRules(net.bridge, net.internal) : Promise.resolve();
       rules.catch(() => {});
       if (ports.length) await rules;
       if (this.switches.ipForward) enableIpForward();

@@ -81,6 +81,46 @@ async function knock(netns: string, ip: string, port: number): Promise<string> {
   return r.stdout.includes('200 OK') ? (r.stdout.trim().split('\n').pop() ?? '') : '';
 }
 
+/**
+ * An "outside" namespace on a veth of the world (198.51.100.2; the world is 198.51.100.1) that
+ * routes back to the containers' subnets, with a server that answers with the address it sees.
+ */
+async function outside(w: World): Promise<void> {
+  const pins = new NetnsDir(join(w.root, '..', 'pins'));
+  const out = pins.create('outside');
+  c.add(() => pins.remove('outside'));
+  const ip = (ns: string, ...args: string[]) => must('nsenter', [`--net=${ns}`, '--', 'ip', ...args]);
+  await ip(w.ns, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'dn0');
+  await ip(w.ns, 'link', 'set', 'dn0', 'netns', out);
+  await ip(w.ns, 'addr', 'add', '198.51.100.1/24', 'dev', 'up0');
+  await ip(w.ns, 'link', 'set', 'up0', 'up');
+  await ip(out, 'addr', 'add', '198.51.100.2/24', 'dev', 'dn0');
+  await ip(out, 'link', 'set', 'dn0', 'up');
+  // Without masquerade, replies come back too.
+  await ip(out, 'route', 'add', '10.77.0.0/16', 'via', '198.51.100.1');
+  const srv = spawn(
+    'nsenter',
+    [
+      `--net=${out}`,
+      '--',
+      process.execPath,
+      '-e',
+      "require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(9000, '198.51.100.2')",
+    ],
+    { stdio: 'ignore' },
+  );
+  c.add(() => {
+    srv.kill('SIGKILL');
+  });
+  // Up when the world itself gets an answer.
+  await until(async () => (await askOutside(w.ns)) !== '', 'the outside server to answer');
+}
+
+/** What the outside server saw as the source address of a connection from `netns` ('' if none). */
+async function askOutside(netns: string): Promise<string> {
+  return (await inNet(netns, BUSYBOX, ['nc', '-w', '2', '198.51.100.2', '9000'])).stdout.trim();
+}
+
 describe('isolation between networks with forwarding on (in a namespace of the test)', () => {
   it('drops a container of another network even when the host forwards, and only corral rules stop it', async () => {
     expect(ipForward()).toBe('0');
@@ -132,38 +172,11 @@ describe('isolation between networks with forwarding on (in a namespace of the t
   it('ip-masq: traffic leaving the world carries its address only with the switch on', async () => {
     for (const ipMasq of [true, false]) {
       const w = await world({ iptables: true, ipForward: true, ipMasq });
-      // An "outside" namespace on a veth of the world: 198.51.100.2, the world 198.51.100.1.
-      const pins = new NetnsDir(join(w.root, '..', 'pins'));
-      const out = pins.create('outside');
-      c.add(() => pins.remove('outside'));
-      const ip = (ns: string, ...args: string[]) => must('nsenter', [`--net=${ns}`, '--', 'ip', ...args]);
-      await ip(w.ns, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'dn0');
-      await ip(w.ns, 'link', 'set', 'dn0', 'netns', out);
-      await ip(w.ns, 'addr', 'add', '198.51.100.1/24', 'dev', 'up0');
-      await ip(w.ns, 'link', 'set', 'up0', 'up');
-      await ip(out, 'addr', 'add', '198.51.100.2/24', 'dev', 'dn0');
-      await ip(out, 'link', 'set', 'dn0', 'up');
-      // The outside routes back to the containers' subnets: without masquerade, replies come back too.
-      await ip(out, 'route', 'add', '10.77.0.0/16', 'via', '198.51.100.1');
-      // A server outside that answers with the address it sees.
-      const srv = spawn(
-        'nsenter',
-        [
-          `--net=${out}`,
-          '--',
-          process.execPath,
-          '-e',
-          "require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(9000, '198.51.100.2')",
-        ],
-        { stdio: 'ignore' },
-      );
-      c.add(() => {
-        srv.kill('SIGKILL');
-      });
+      await outside(w);
       const { b1 } = w.up.containers;
       let seen = '';
       await until(async () => {
-        seen = (await inNet(b1.netns, BUSYBOX, ['nc', '-w', '2', '198.51.100.2', '9000'])).stdout.trim();
+        seen = await askOutside(b1.netns);
         return seen !== '';
       }, 'the outside server to answer');
       expect(seen).toBe(ipMasq ? '198.51.100.1' : b1.ip);
@@ -171,6 +184,28 @@ describe('isolation between networks with forwarding on (in a namespace of the t
       expect(/MASQUERADE/.test(nat)).toBe(ipMasq);
       await c.run();
     }
+    expect(ipForward()).toBe('0');
+  });
+
+  it('--internal: a container that routes itself out through the gateway is dropped (forwarding on)', async () => {
+    const w = await world({ iptables: true, ipForward: true, ipMasq: false });
+    await outside(w);
+    const { c1, b1 } = w.up.containers;
+    // A normal network's container gets out (control of the path) ...
+    expect(await askOutside(b1.netns)).toBe(b1.ip);
+    // ... the internal one has no default route; its root adds one (the attack), and is dropped.
+    expect((await inNet(c1.netns, 'ip', ['route'])).stdout).not.toMatch(/^default/m);
+    await must('nsenter', [`--net=${c1.netns}`, '--', 'ip', 'route', 'add', 'default', 'via', c1.gateway]);
+    expect(await askOutside(c1.netns)).toBe('');
+    // Control: without corral's two rules for an internal bridge, the same attack gets out.
+    const br = w.up.bridges.c;
+    const closed = [
+      ['-i', br, '!', '-o', br, '-m', 'comment', '--comment', 'corral-internal-out', '-j', 'DROP'],
+      ['-o', br, '!', '-i', br, '-m', 'comment', '--comment', 'corral-internal-in', '-j', 'DROP'],
+    ];
+    for (const r of closed)
+      await must('nsenter', [`--net=${w.ns}`, '--', 'iptables', '-w', '-D', 'CORRAL-FORWARD', ...r]);
+    expect(await askOutside(c1.netns)).toBe(c1.ip);
     expect(ipForward()).toBe('0');
   });
 });
