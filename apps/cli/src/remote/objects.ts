@@ -210,7 +210,8 @@ export function remoteNetworks(c: Client): Backend['networks'] {
         labels: n.Labels ?? {},
       }));
     },
-    inspect: (ref) => c.json('GET', `/networks/${enc(ref)}`),
+    // The engine's shape, as daemonless prints it (Docker's is GET /networks/{id}).
+    inspect: (ref) => c.json('GET', `/corral/networks/${enc(ref)}`),
     remove: (ref) => c.json('DELETE', `/networks/${enc(ref)}`),
     connect: (net, ref, o = {}) =>
       c.json('POST', `/networks/${enc(net)}/connect`, {

@@ -15,6 +15,12 @@ export const corralRoutes: Route[] = [
     new RegExp(`^/corral/containers/${ID}/json$`),
     (call, d) => sendJson(call, 200, d.engine.inspect(call.params[0])),
   ],
+  // A network as `corral network inspect` prints it (with its bridge and containers).
+  [
+    'GET',
+    new RegExp(`^/corral/networks/${ID}$`),
+    async (call, d) => sendJson(call, 200, await d.engine.networks.inspect(call.params[0])),
+  ],
   // The process tree with PIDs inside the container (Docker's top has host PIDs only).
   [
     'GET',
