@@ -6,6 +6,9 @@ import {
   appendFileSync,
   closeSync,
   existsSync,
+  fchmodSync,
+  constants as fsConstants,
+  fstatSync,
   linkSync,
   lstatSync,
   mkdirSync,
@@ -15,9 +18,10 @@ import {
   rmdirSync,
   unlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { flock, LOCK } from '@corral/sys';
+import { AT, flock, LOCK, rawLinkat } from '@corral/sys';
 import type { Case } from './cases.js';
 
 /** The memory cgroup (v1) this process is in, as a folder, or null. */
@@ -67,7 +71,36 @@ function oneLock(a: string, b: string): boolean {
   }
 }
 
+const O_TMPFILE = 0o20200000;
+const AT_EMPTY_PATH = 0x1000;
+const Z = Buffer.from([0]);
+
 export const INODE_CASES: Case[] = [
+  {
+    name: 'O_TMPFILE: a nameless file, written, then linked in by its fd or dropped',
+    lower: [{ d: { old: 'old' } }, {}],
+    run: (root) => {
+      const dir = join(root, 'd');
+      const fd = openSync(dir, O_TMPFILE | fsConstants.O_RDWR, 0o640);
+      writeSync(fd, 'tmp data');
+      fchmodSync(fd, 0o600);
+      const out: Record<string, unknown> = { nlinkBefore: fstatSync(fd).nlink };
+      out.link = rawLinkat(fd, Z, AT.FDCWD, Buffer.from(`${dir}/linked\0`), AT_EMPTY_PATH);
+      out.nlinkAfter = fstatSync(fd).nlink;
+      out.sameIno = fstatSync(fd).ino === lstatSync(join(dir, 'linked')).ino;
+      closeSync(fd);
+      out.read = readFileSync(join(dir, 'linked'), 'utf8');
+      // O_EXCL: never to be linked.
+      const excl = openSync(dir, O_TMPFILE | fsConstants.O_RDWR | fsConstants.O_EXCL, 0o600);
+      out.excl = rawLinkat(excl, Z, AT.FDCWD, Buffer.from(`${dir}/linked2\0`), AT_EMPTY_PATH);
+      closeSync(excl);
+      // Closed unlinked: gone, nothing left in upper or work.
+      const dropped = openSync(root, O_TMPFILE | fsConstants.O_RDWR, 0o600);
+      writeSync(dropped, 'dropped');
+      closeSync(dropped);
+      return out;
+    },
+  },
   {
     name: 'hard links in upper are one inode',
     lower: [{ f: 'lower file', h1: 'hard', h2: { $link: 'h1' }, d: {} }, {}],

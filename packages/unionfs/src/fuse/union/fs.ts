@@ -108,6 +108,7 @@ export class UnionFileSystem implements FuseFileSystem {
       [OP.FSYNCDIR]: free(rd.fsyncdir),
       [OP.OPEN]: locked(file.open),
       [OP.CREATE]: locked(file.create),
+      [OP.TMPFILE]: locked(file.tmpfile),
       [OP.READ]: free(file.read),
       [OP.WRITE]: free(file.write),
       [OP.FLUSH]: free(file.flush),

@@ -40,6 +40,8 @@ export const N = {
   UINO_HI: 18,
   /** A folder's listing being read without a handle (ops-readdir.ts). */
   DIRSLOT: 19,
+  /** A nameless file's (O_TMPFILE) own fd, until it is linked or forgotten. */
+  TMPFD: 19,
 } as const;
 const STRIDE = 20;
 
@@ -54,6 +56,8 @@ export const NF = {
   CLEAN: 16,
   /** Another name of a hard-linked node (see above): not a node id of the kernel. */
   ALIAS: 32,
+  /** A file made by O_TMPFILE and not linked yet: no name, reached by its fd (N.TMPFD). */
+  TMPFILE: 64,
 } as const;
 
 /** Control words. */

@@ -3,6 +3,7 @@
 // them with overlayfs's rules for redirect_dir=off.
 import {
   cstr,
+  rawClose,
   rawFchmod,
   rawFchownat,
   rawLgetxattr,
@@ -175,6 +176,9 @@ export const link: Op = (u, req, out) => {
   if (!parent || !src) return ESTALE;
   if (u.nodes.isDir(src)) return EISDIR;
   if (u.nodes.flags(src) & NF.DELETED) return ENOENT;
+  const tmp = u.tmpFd(src);
+  if (tmp < -1) return -tmp;
+  if (tmp >= 0) return linkNameless(u, req, out, parent, src, tmp);
   let r = copyUp(u, src);
   if (r < 0) return -r;
   const name = req.cname(8);
@@ -209,6 +213,36 @@ export const link: Op = (u, req, out) => {
     u.L.close(t.upperDir);
   }
 };
+
+/**
+ * LINK of a nameless file (O_TMPFILE, linkat with AT_EMPTY_PATH): linked in from its own fd;
+ * the node then has this name, like any other.
+ */
+function linkNameless(u: Union, req: Request, out: Reply, parent: number, src: number, tmp: number): number {
+  const name = req.cname(8);
+  const t = prepareCreate(u, req, parent);
+  if (typeof t === 'number') return -t;
+  try {
+    const linkIn = (d: number, n: Buffer) => rawLinkat(tmp, EMPTY_Z, d, n, AT_EMPTY_PATH);
+    let r = createEntry(u, { ...t, uid: 0, gid: 0 }, name, false, linkIn);
+    if (r >= 0) r = u.L.stat(t.upperDir, name);
+    if (r < 0) return -r;
+    u.L.stx.copy(u.topStx);
+    const bare = name.subarray(0, name.length - 1);
+    const old = u.nodes.find(parent, bare);
+    if (old) u.nodes.detach(old);
+    u.nodes.move(src, parent, bare);
+    u.nodes.set(src, N.FLAGS, u.nodes.flags(src) & ~NF.TMPFILE);
+    u.nodes.set(src, N.TMPFD, 0);
+    rawClose(tmp);
+    u.replyEntry(out, src);
+    return 0;
+  } finally {
+    u.L.close(t.upperDir);
+  }
+}
+const EMPTY_Z = Buffer.from([0]);
+const AT_EMPTY_PATH = 0x1000;
 
 /** Removes `name` from folder node `parent`: UNLINK or RMDIR. */
 function remove(u: Union, req: Request, wantDir: boolean): number {

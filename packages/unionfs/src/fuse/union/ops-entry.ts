@@ -2,6 +2,9 @@
 import {
   rawFchmodat2,
   rawFchownat,
+  rawFgetxattr,
+  rawFlistxattr,
+  rawFsetxattr,
   rawFstatfs,
   rawFtruncate,
   rawLgetxattr,
@@ -123,11 +126,15 @@ export const setattr: Op = (u, req, out) => {
   let r = copyUp(u, i, !(truncating && size === 0));
   if (r < 0) return -r;
   const L = u.L;
-  const fd = i === 1 ? -1 : L.openDir(0, u.nodes.get(i, N.PARENT));
-  if (i !== 1 && fd < 0) return -fd;
-  const dir = i === 1 ? L.fds[0] : fd;
-  const name = i === 1 ? Buffer.from([0]) : Buffer.from(u.nameOf(i));
-  const at = i === 1 ? AT_EMPTY_PATH : AT_SYMLINK_NOFOLLOW;
+  // The root and a nameless (O_TMPFILE) file are reached by an fd of their own.
+  const tmp = u.tmpFd(i);
+  if (tmp < -1) return -tmp;
+  const nameless = i === 1 || tmp >= 0;
+  const fd = nameless ? -1 : L.openDir(0, u.nodes.get(i, N.PARENT));
+  if (!nameless && fd < 0) return -fd;
+  const dir = i === 1 ? L.fds[0] : tmp >= 0 ? tmp : fd;
+  const name = nameless ? Buffer.from([0]) : Buffer.from(u.nameOf(i));
+  const at = nameless ? AT_EMPTY_PATH : AT_SYMLINK_NOFOLLOW;
   try {
     if (valid & (FATTR.UID | FATTR.GID)) {
       const uid = valid & FATTR.UID ? req.u32(76) : -1;
@@ -143,6 +150,7 @@ export const setattr: Op = (u, req, out) => {
       const fh = valid & FATTR.FH ? req.u64(8) : -1;
       const s = fh >= 0 && fh < u.fdState.length ? u.fdState[fh] : 0;
       if (s & FD.OPEN && !(s & FD.LOWER)) r = rawFtruncate(fh, size);
+      else if (tmp >= 0) r = rawFtruncate(tmp, size);
       else {
         const f = L.openAt(dir, name, O_WRONLY);
         if (f < 0) return -f;
@@ -212,14 +220,29 @@ const DOT = Buffer.from('.\0');
 /** overlayfs's own xattrs are not shown through the union. */
 const isPrivate = (name: Buffer) => name.toString('latin1').startsWith('trusted.overlay.');
 
-/** A /proc path reaching node `i`'s top entry, and the fd to close after. */
-function entryPath(u: Union, i: number, layer: number): { path: Buffer; fd: number } | number {
+/** How to reach node `i`'s entry for xattrs: a /proc path (and the fd to close after), or a nameless file's own fd. */
+interface XattrTarget {
+  path: Buffer;
+  fd: number;
+  tmp: number;
+}
+
+function entryPath(u: Union, i: number, layer: number): XattrTarget | number {
   // The root by "FD/.": the l*xattr calls would act on the /proc/self/fd/FD link itself.
-  if (i === 1) return { path: procPath(u.L.fds[layer], DOT), fd: -1 };
+  if (i === 1) return { path: procPath(u.L.fds[layer], DOT), fd: -1, tmp: -1 };
+  const tmp = u.tmpFd(i);
+  if (tmp < -1) return tmp;
+  if (tmp >= 0) return { path: EMPTY_NAME_, fd: -1, tmp };
   const fd = u.L.openDir(layer, u.nodes.get(i, N.PARENT));
   if (fd < 0) return fd;
-  return { path: procPath(fd, u.nameOf(i)), fd };
+  return { path: procPath(fd, u.nameOf(i)), fd, tmp: -1 };
 }
+const EMPTY_NAME_ = Buffer.from([0]);
+
+const xget = (e: XattrTarget, name: Buffer, buf: Buffer | null) =>
+  e.tmp >= 0 ? rawFgetxattr(e.tmp, name, buf) : rawLgetxattr(e.path, name, buf);
+const xlist = (e: XattrTarget, buf: Buffer | null) =>
+  e.tmp >= 0 ? rawFlistxattr(e.tmp, buf) : rawLlistxattr(e.path, buf);
 
 /** Replies an xattr value or list of `n` bytes: its size when the kernel asked with size 0. */
 function replySized(out: Reply, size: number, n: number): number {
@@ -244,11 +267,7 @@ export const getxattr: Op = (u, req, out) => {
   if (u.nodes.flags(i) & NF.CLEAN && name.equals(CAPABILITY)) return ENODATA;
   const e = entryPath(u, i, u.nodes.get(i, N.TOP));
   if (typeof e === 'number') return -e;
-  const n = rawLgetxattr(
-    e.path,
-    name,
-    size ? out.buf.subarray(out.at(0), out.at(Math.min(size, out.room))) : null,
-  );
+  const n = xget(e, name, size ? out.buf.subarray(out.at(0), out.at(Math.min(size, out.room))) : null);
   u.L.close(e.fd);
   if (n < 0) return -n;
   return replySized(out, size, n);
@@ -261,11 +280,11 @@ export const listxattr: Op = (u, req, out) => {
   const size = req.u32(0);
   const e = entryPath(u, i, u.nodes.get(i, N.TOP));
   if (typeof e === 'number') return -e;
-  let n = rawLlistxattr(e.path, null);
+  let n = xlist(e, null);
   let list = Buffer.alloc(0);
   if (n > 0) {
     list = Buffer.alloc(n);
-    n = rawLlistxattr(e.path, list);
+    n = xlist(e, list);
   }
   u.L.close(e.fd);
   if (n < 0) return -n;
@@ -298,7 +317,7 @@ export const setxattr: Op = (u, req) => {
   if (r < 0) return -r;
   const e = entryPath(u, i, 0);
   if (typeof e === 'number') return -e;
-  const w = rawLsetxattr(e.path, name, value, flags);
+  const w = e.tmp >= 0 ? rawFsetxattr(e.tmp, name, value, flags) : rawLsetxattr(e.path, name, value, flags);
   u.L.close(e.fd);
   return w < 0 ? -w : 0;
 };
@@ -313,7 +332,8 @@ export const removexattr: Op = (u, req) => {
   if (r < 0) return -r;
   const e = entryPath(u, i, 0);
   if (typeof e === 'number') return -e;
-  const w = rawLremovexattr(e.path, name);
+  // No fremovexattr here for a nameless file (rare: its xattrs are new).
+  const w = e.tmp >= 0 ? -EOPNOTSUPP : rawLremovexattr(e.path, name);
   u.L.close(e.fd);
   return w < 0 ? -w : 0;
 };

@@ -11,6 +11,7 @@ import {
   rawDup3,
   rawFallocate,
   rawFchmod,
+  rawFchown,
   rawFsync,
   rawLseek,
   rawOpenat,
@@ -41,6 +42,7 @@ import {
   O_NOFOLLOW,
   O_RDONLY,
   O_RDWR,
+  O_TMPFILE,
   O_TRUNC,
 } from './layers.js';
 import { N, NF } from './nodes.js';
@@ -49,6 +51,8 @@ import { killSuidgid, type Op } from './ops-entry.js';
 import { FD, type Union } from './union.js';
 
 const O_ACCMODE = 3;
+const AT_FDCWD = -100;
+const DOT_Z = Buffer.from('.\0');
 const O_DIRECT = 0o40000;
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
@@ -67,6 +71,13 @@ function openFile(u: Union, i: number, flags: number, out: Reply, fdGiven = -1):
   const inUpper = top === u.U || u.U < 0;
   let passthrough = u.conn.passthrough && !passthroughBroken && inUpper && nodes.get(i, N.CACHED_OPENS) === 0;
   let fd = fdGiven;
+  const tmp = u.tmpFd(i);
+  if (fd < 0 && tmp !== -1) {
+    // A nameless file opened again (through /proc/PID/fd): by its own fd's /proc path.
+    if (tmp < 0) return tmp;
+    fd = rawOpenat(AT_FDCWD, Buffer.from(`/proc/self/fd/${tmp}\0`), O_RDWR | O_CLOEXEC | (flags & KEPT));
+    if (fd < 0) return fd;
+  }
   if (fd < 0) {
     const dir = u.L.openDir(top, nodes.get(i, N.PARENT));
     if (dir < 0) return dir;
@@ -173,6 +184,59 @@ export const create: Op = (u, req, out) => {
     return -o;
   }
   return 0;
+};
+
+/**
+ * TMPFILE (O_TMPFILE): a nameless file in the folder's upper copy, made as CREATE makes one.
+ * The node keeps a fd of its own to reach it (stat, setattr, a second open, LINK by
+ * AT_EMPTY_PATH); the kernel counts the link the reply reports down to none itself.
+ */
+export const tmpfile: Op = (u, req, out) => {
+  const parent = u.node(req.nodeid);
+  if (!parent) return ESTALE;
+  const flags = req.u32(0);
+  const t = prepareCreate(u, req, parent, req.u32(8) & 0o777);
+  if (typeof t === 'number') return -t;
+  const mode = req.u32(4) & 0o7777 & ~t.umask;
+  try {
+    const fd = rawOpenat(
+      t.upperDir,
+      DOT_Z,
+      O_TMPFILE | O_RDWR | O_CLOEXEC | (flags & (O_DIRECT | O_EXCL)),
+      mode,
+    );
+    if (fd < 0) return -fd;
+    let r = t.uid !== 0 || t.gid !== 0 ? rawFchown(fd, t.uid, t.gid) : 0;
+    if (r >= 0 && (t.uid !== 0 || t.gid !== 0) && mode & (S_ISUID | S_ISGID)) r = rawFchmod(fd, mode);
+    const own = r >= 0 ? rawOpenat(AT_FDCWD, Buffer.from(`/proc/self/fd/${fd}\0`), O_RDWR | O_CLOEXEC) : r;
+    if (own >= 0) r = u.fstatInto(fd);
+    if (r < 0 || own < 0) {
+      rawClose(fd);
+      if (own >= 0) rawClose(own);
+      return -Math.min(r, own);
+    }
+    const ino = Number(u.topStx.readBigUInt64LE(STX.ino));
+    // A name no lookup can ask for (the kernel sends none with a NUL).
+    const i = u.nodes.insert(
+      parent,
+      Buffer.from(`\0${own}`),
+      NF.CLEAN | NF.TMPFILE,
+      0,
+      0,
+      u.L.devMixed(ino, 0),
+    );
+    u.nodes.set(i, N.TMPFD, own);
+    u.topStx.writeUInt32LE(1, STX.nlink);
+    u.replyEntry(out, i);
+    const o = openFile(u, i, flags, out, fd);
+    if (o < 0) {
+      rawClose(fd);
+      return -o;
+    }
+    return 0;
+  } finally {
+    u.L.close(t.upperDir);
+  }
 };
 
 /**
@@ -291,7 +355,9 @@ export const release: Op = (u, req) => {
         u.nodes.set(i, N.BACKING, 0);
       }
     } else if (s & FD.CACHED) u.nodes.set(i, N.CACHED_OPENS, u.nodes.get(i, N.CACHED_OPENS) - 1);
+    const tmp = u.tmpFd(i);
     u.nodes.released(i);
+    u.closeIfFreed(i, tmp);
   }
   u.fdState[fd] = 0;
   rawClose(fd);

@@ -1,7 +1,7 @@
 // The union filesystem's per-thread context: the shared node table, the layers, and the
 // helpers every operation uses (resolve a node, look a name up, stat, write entries and
 // attributes). The operations themselves are in ops-*.ts.
-import { STX } from '@corral/sys';
+import { rawClose, STX } from '@corral/sys';
 import { type Reply, writeAttr, writeEntry } from '../codec.js';
 import { SIZE } from '../kernel.js';
 import type { Connection } from '../session.js';
@@ -9,6 +9,8 @@ import { createInoMap, InoMap, type InoMapBuffers } from './inomap.js';
 import { AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, EMPTY_NAME, type Layers, S_IFDIR, S_IFMT } from './layers.js';
 import { DirFds, findChild, type Hit } from './lookup.js';
 import { N, NF, type NodeTable } from './nodes.js';
+
+const ENOENT_ = 2;
 
 /** How long the kernel may keep names and attributes: nothing changes them behind our back. */
 export const TTL = 365 * 86400;
@@ -168,6 +170,8 @@ export class Union {
     const L = this.L;
     const top = this.nodes.get(i, N.TOP);
     if (i === 1) return this.statInto(L.fds[top], EMPTY_NAME, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+    const tmp = this.tmpFd(i);
+    if (tmp !== -1) return tmp < 0 ? tmp : this.fstatInto(tmp);
     const fd = L.openDir(top, this.nodes.get(i, N.PARENT));
     if (fd < 0) return fd;
     const r = this.statInto(fd, this.nameOf(i), AT_SYMLINK_NOFOLLOW);
@@ -242,7 +246,22 @@ export class Union {
 
   /** FORGET: drops `count` kernel lookups of a node. */
   forgetNode(id: number, count: number): void {
-    if (this.nodes.valid(id)) this.nodes.forget(id, count);
+    if (!this.nodes.valid(id)) return;
+    const tmp = this.tmpFd(id);
+    this.nodes.forget(id, count);
+    this.closeIfFreed(id, tmp);
+  }
+
+  /** For a nameless (O_TMPFILE) node, its fd (or -ENOENT); -1 for any other node. */
+  tmpFd(i: number): number {
+    if (!(this.nodes.flags(i) & NF.TMPFILE)) return -1;
+    const fd = this.nodes.get(i, N.TMPFD);
+    return fd > 0 ? fd : -ENOENT_;
+  }
+
+  /** Closes a nameless node's fd `tmp` once its slot was freed (forgotten, last file closed). */
+  closeIfFreed(i: number, tmp: number): void {
+    if (tmp >= 0 && !(this.nodes.valid(i) && this.nodes.flags(i) & NF.TMPFILE)) rawClose(tmp);
   }
 
   /** The folder fds of node `i` (close them after use). */
