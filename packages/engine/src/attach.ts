@@ -4,17 +4,10 @@ import type { Pid1Process } from '@corral/pidns';
 import type { CreatedContainer, OciProcess, StdioPipe } from '@corral/runtime';
 import type { EngineContext } from './context.js';
 import { checkEnv } from './create.js';
+import { finishAttached } from './detached.js';
 import { EngineError } from './errors.js';
-import {
-  discard,
-  finishAttached,
-  fromRuntime,
-  getRecord,
-  type LaunchStep,
-  launch,
-  runningRecord,
-} from './lifecycle.js';
 import { KeeperClient } from './keeper-client.js';
+import { discard, fromRuntime, getRecord, type LaunchStep, launch, runningRecord } from './lifecycle.js';
 import { rlimitsOf } from './run-options.js';
 import { capabilitiesFor, containerEnv, execUser } from './spec.js';
 import { openPty, type Pty } from './terminal.js';

@@ -10,8 +10,6 @@ import { namespaceTree } from '@corral/pidns';
 import { type Change, diffUpper, mountAll } from '@corral/unionfs';
 import { type EngineInfo, type EngineVersion, engineInfo, engineVersion } from './about.js';
 import { EngineArchive } from './archive/index.js';
-import { connectStdin } from './keeper-stdin.js';
-import { changedConfig } from './changes.js';
 import {
   type AttachOptions,
   type ExecOptions,
@@ -20,8 +18,10 @@ import {
   type RunExtras,
   runAttached,
 } from './attach.js';
+import { changedConfig } from './changes.js';
 import { EngineContext, type EngineOptions } from './context.js';
 import { type CreateContainerOptions, checkTimeout, createContainer } from './create.js';
+import { startDetached } from './detached.js';
 import { EngineError, engineOp, onFullDisk } from './errors.js';
 import type { EngineEvent, ReadEventsOptions } from './events.js';
 import {
@@ -36,6 +36,7 @@ import {
 import { EngineImages } from './images.js';
 import type { KeeperClient } from './keeper-client.js';
 import type { KeeperPoolStatus } from './keeper-pool.js';
+import { connectStdin } from './keeper-stdin.js';
 import {
   checkAborted,
   discard,
@@ -43,7 +44,6 @@ import {
   kill,
   removeContainer,
   runningRecord,
-  startDetached,
   stop,
   waitExited,
 } from './lifecycle.js';
