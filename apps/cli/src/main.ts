@@ -168,4 +168,7 @@ main(process.argv.slice(2))
     },
   )
   // An init started ahead for a run that failed first would keep this process waiting.
-  .finally(() => releaseParkedInit());
+  .finally(() => releaseParkedInit())
+  // Nothing a failed command left open (a keeper's socket, a timer) may keep the CLI waiting
+  // once its answer is out.
+  .then(() => process.stdout.write('', () => process.stderr.write('', () => process.exit())));

@@ -109,6 +109,20 @@ describe('exit codes', async () => {
     ).toBe(137);
   });
 
+  // The init's exit used to overtake its last message (why exec failed) when runs raced:
+  // some said "exited with code 126 during setup", some threw ESRCH from a kill and hung.
+  it('side by side, every run of a program that cannot run says why, with 126', async () => {
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        s.corral(['run', '--rm', '--network', 'none', '--rootfs', rootfs, '/marker']),
+      ),
+    );
+    for (const r of runs) {
+      expect(r.stderr).toBe('corral: exec: "/marker": permission denied\n');
+      expect(r.status).toBe(126);
+    }
+  });
+
   it('127 for a missing command, 126 for one that cannot run, 125 for a missing rootfs', async () => {
     const missing = await s.corral(['run', '--rm', '--rootfs', rootfs, 'no-such-command']);
     expect(missing.status).toBe(127);

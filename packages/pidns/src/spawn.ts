@@ -86,7 +86,12 @@ export class Pid1Process {
    */
   kill(signal: string | number = 'SIGTERM'): void {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    pidfdSendSignal(this.pidfd, parseSignal(signal));
+    try {
+      pidfdSendSignal(this.pidfd, parseSignal(signal));
+    } catch (e) {
+      // Reaped already, its exit event not yet emitted: there is nothing left to signal.
+      if ((e as { code?: string }).code !== 'ESRCH') throw e;
+    }
   }
 
   /** The namespace's process tree, with host PIDs and PIDs inside. */

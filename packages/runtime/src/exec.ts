@@ -137,9 +137,20 @@ export function readMessage(sync: Readable, p: Pid1Process): Promise<InitMessage
     sync.on('data', onData);
     sync.resume();
     sync.on('error', () => {});
-    p.wait().then((code) =>
-      reject(new RuntimeError(`the container init exited with code ${code} during setup`, code)),
-    );
+    p.wait().then((code) => {
+      const fail = () =>
+        reject(new RuntimeError(`the container init exited with code ${code} during setup`, code));
+      // Its last words (why its exec failed) may still be on the way: the exit event can come
+      // before the socket's data. They are read first; its end (or a moment) says there are none.
+      if (sync.readableEnded || sync.destroyed) return fail();
+      const timer = setTimeout(fail, 500).unref();
+      const ended = () => {
+        clearTimeout(timer);
+        setImmediate(fail);
+      };
+      sync.once('end', ended);
+      sync.once('close', ended);
+    });
   });
 }
 

@@ -18,6 +18,9 @@ export function signalInit(st: StoredState, signo: number): void {
     // The pidfd was opened after the check: make sure it names the same process.
     if (!isAlive(st)) throw new RuntimeError(`container ${st.id} is not running`, 1);
     pidfdSendSignal(fd, signo);
+  } catch (e) {
+    if (isErrno(e, 'ESRCH')) throw new RuntimeError(`container ${st.id} is not running`, 1); // ended meanwhile
+    throw e;
   } finally {
     close(fd);
   }
