@@ -140,6 +140,16 @@ describe('corrald API', () => {
     expect((await d.api('DELETE', `/containers/${id}`)).status).toBe(204);
   });
 
+  it('answers a next-exit wait when its container is removed without running again, as dockerd', async () => {
+    const id = (await create({ Image: 'busybox', Cmd: ['true'], HostConfig: { NetworkMode: 'none' } })).json()
+      .Id;
+    const waiting = d.api('POST', `/containers/${id}/wait?condition=next-exit`);
+    await new Promise((r) => setTimeout(r, 300)); // the wait is listening
+    expect((await d.api('DELETE', `/containers/${id}`)).status).toBe(204);
+    const answer = await Promise.race([waiting, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+    expect(answer?.json()).toEqual({ StatusCode: 0, Error: null });
+  });
+
   it('refuses a create field that corral does not do, naming it, and makes nothing', async () => {
     for (const [host, field] of [
       [{ Binds: ['/:/host:bogus'] }, 'invalid mode: bogus'],

@@ -126,6 +126,10 @@ describe('docker ps filters and sizes, system df, container prune against corral
     expect((await must(['ps', '-a', '--filter', 'status=exited', '--format', '{{.Names}}'])).out).toBe(
       'down',
     );
+    // As dockerd: a filter alone lists running containers only; a status filter needs no -a.
+    expect((await must(['ps', '--filter', 'name=down', '--format', '{{.Names}}'])).out).toBe('');
+    expect((await must(['ps', '--filter', 'status=exited', '--format', '{{.Names}}'])).out).toBe('down');
+    expect((await must(['ps', '-l', '--format', '{{.Names}}'])).out).toBe('down');
     const sized = await must(['ps', '-a', '-s', '--filter', 'name=down', '--format', '{{.Size}}']);
     expect(sized.out).toMatch(/^4(\.\d+)?kB \(virtual [\d.]+MB\)$/);
     const df = await must(['system', 'df', '--format', '{{.Type}} {{.TotalCount}} {{.Active}}']);

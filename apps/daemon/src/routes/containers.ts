@@ -8,7 +8,8 @@ const ID = '([^/]+)';
 
 /** GET /containers/json: the engine's filters (Docker's), sizes with size=1. */
 function listFiltered(d: DaemonState, all: boolean, filters: Record<string, string[]>, size: boolean) {
-  const rows = d.engine.list({ all: all || Object.keys(filters).length > 0, filters });
+  // As dockerd: without all, running ones only, unless a status or exited filter asks (the engine's rule).
+  const rows = d.engine.list({ all, filters });
   const out = [];
   for (const c of rows) {
     try {
@@ -69,8 +70,10 @@ export const containerRoutes: Route[] = [
     'GET',
     /^\/containers\/json$/,
     (call, d) => {
-      let rows = listFiltered(d, flag(call.query, 'all'), filtersParam(call.query), flag(call.query, 'size'));
       const limit = intParam(call.query, 'limit');
+      // A limit (docker ps -n, -l) counts stopped containers too, as -a does.
+      const all = flag(call.query, 'all') || (limit !== undefined && limit > 0);
+      let rows = listFiltered(d, all, filtersParam(call.query), flag(call.query, 'size'));
       if (limit !== undefined && limit > 0) rows = rows.slice(0, limit);
       sendJson(call, 200, rows);
     },

@@ -27,7 +27,9 @@ async function waitFor(d: DaemonState, ref: string, condition: string, gone: Abo
       code = Number(e.Actor.Attributes.exitCode ?? 0);
       if (condition !== 'removed') return code;
     }
-    if (e.Action === 'destroy' && condition === 'removed') return code ?? 0;
+    // As dockerd: a removal answers every waiter (one for next-exit of a container removed
+    // without running again too), with the last exit code known.
+    if (e.Action === 'destroy') return code ?? r.state.exitCode ?? 0;
   }
   return code ?? 0;
 }
