@@ -1,6 +1,8 @@
 // What a keeper does with the engine loaded, once its front-end has gone: record how the
 // container ended (finish: exit code, finish time, mount, network, --rm), and apply the
 // restart policy (Docker's restart manager: back-off, restart count, `stop` ends it).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Pid1Process } from '@corral/pidns';
 import { spawnInit } from '@corral/runtime/init-process';
 import { procStartTime } from '@corral/sys';
@@ -15,6 +17,8 @@ import { terminalOutput } from './terminal.js';
 
 /** Records the exit (the front-end could not), then restarts the container if its policy says so. */
 export async function finishAlone(root: string, id: string, code: number, ranForMs: number): Promise<void> {
+  // A data root removed under a running container (a test's teardown) is not made again.
+  if (!existsSync(join(root, 'containers', id))) return;
   const ctx = new EngineContext({ root });
   await finish(ctx, id, code).catch(() => {}); // removed meanwhile (rm -f)
   await restartLoop(ctx, id, code, ranForMs);
@@ -27,6 +31,7 @@ export async function keepRestarting(
   code: number,
   ranForMs: number,
 ): Promise<void> {
+  if (!existsSync(join(root, 'containers', id))) return;
   await restartLoop(new EngineContext({ root }), id, code, ranForMs);
 }
 
