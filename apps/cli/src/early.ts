@@ -19,7 +19,7 @@ export interface KeeperAhead {
   stdio: KeeperStdio;
 }
 
-/** How the keeper of a `run` in `argv` is spawned, or null when none can be started now. */
+/** How the keeper of a `run` or `start` in `argv` is spawned, or null when none can be started now. */
 export function aheadFor(argv: readonly string[], env = process.env): Omit<KeeperAhead, 'child'> | null {
   // A remote engine (corrald) starts its own.
   if (env.CORRAL_HOST) return null;
@@ -30,6 +30,12 @@ export function aheadFor(argv: readonly string[], env = process.env): Omit<Keepe
       i += 1; // network switches
     else break;
   }
+  // `start CONTAINER`: a detached keeper (the record is not read here: for a container with a
+  // terminal the engine ends it and starts one of its own).
+  if (argv[i] === 'start')
+    return argv.length === i + 2 && !argv[i + 1].startsWith('-')
+      ? { mode: 'detached', stdio: ['ignore', 'ignore', 'ignore'] }
+      : null;
   if (argv[i] !== 'run') return null;
   try {
     const { flags, positionals } = parseArgs(argv.slice(i + 1), createFlags, true);

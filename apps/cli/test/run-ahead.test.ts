@@ -146,6 +146,37 @@ describe('a keeper spawned ahead', () => {
     });
   }
 
+  it('serves start of a created container; a start of no container ends it with its init', async () => {
+    const c = await s.corral([
+      'create',
+      '--name',
+      'ahead-start',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'echo started; sleep 60',
+    ]);
+    expect(c.status, c.stderr).toBe(0);
+    const r = await watchedRun(['start', 'ahead-start']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.seen.length).toBeGreaterThan(0);
+    await until(
+      async () => (await s.corral(['logs', 'ahead-start'])).out === 'started',
+      'the output in the log',
+    );
+    const record = JSON.parse(readFileSync(join(s.root, 'containers', c.out, 'container.json'), 'utf8'));
+    // The keeper spawned ahead is the container's.
+    expect(r.seen.map((p) => p.pid)).toContain(record.state.watcherPid);
+    expect((await s.corral(['rm', '-f', 'ahead-start'])).status).toBe(0);
+    const none = await watchedRun(['start', 'no-such-container']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('no-such-container');
+    expect(none.seen.length).toBeGreaterThan(0);
+    await until(() => living(none.seen).length === 0, 'the keeper and its init to end', 10_000);
+  });
+
   it('is not spawned for a run whose flags do not parse', async () => {
     const r = await watchedRun(['run', '--rm', '--no-such-flag', 'busybox', 'true']);
     expect(r.code).toBe(125);

@@ -302,7 +302,8 @@ export const start = eachContainer(
   'start',
   'Start one or more stopped containers in the background',
   async (e, ref) => {
-    await e.start(ref);
+    // The keeper early.ts started for a single container, if any.
+    await e.start(ref, { keeper: takeParkedKeeper() });
     return undefined;
   },
 );
