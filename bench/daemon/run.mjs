@@ -22,6 +22,7 @@ import {
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
 import { cgroupParent, childrenOf, getJson, median, profileSummary, sh, sleep, until } from './lib.mjs';
 
 const rounds = Number(process.argv[2] ?? 5);
@@ -93,32 +94,8 @@ function listDirs(d) {
   }
 }
 
-const podman = [
-  'podman',
-  '--root',
-  join(tmp, 'podman'),
-  '--runroot',
-  join(tmp, 'podman-run'),
-  '--tmpdir',
-  join(tmp, 'podman-tmp'),
-  '--cgroup-manager',
-  'cgroupfs',
-  '--events-backend',
-  'file',
-  '--runtime',
-  'runc',
-];
-const podmanRunFlags = [
-  '--pull=never',
-  '--cgroups',
-  'no-conmon',
-  '--cgroup-parent',
-  `${cgroups.path}/podman`,
-  '--ulimit',
-  'nofile=20000:20000',
-  '--ulimit',
-  'nproc=32768:32768',
-];
+const podman = podmanCommand(tmp);
+const podmanRun = podmanRunFlags(`${cgroups.path}/podman`);
 
 function startDaemon(name, argv, logFile) {
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -235,7 +212,7 @@ try {
   if (podmanOk)
     commands.push({
       name: 'podman run --rm',
-      argv: [...podman, 'run', '--rm', ...podmanRunFlags, '--network', 'none', 'busybox', 'true'],
+      argv: [...podman, 'run', '--rm', ...podmanRun, '--network', 'none', 'busybox', 'true'],
     });
   // corral's CLI as corrald's client, when it has --host.
   const remote = [...corral.slice(0, 2), '--host', `unix://${corraldSock}`];

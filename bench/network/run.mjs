@@ -3,13 +3,18 @@
 // shared machine's load falls on all three alike); then each step of the bridge network timed
 // through @corral/network on a private state root: the namespace, the join (the bridge and
 // host-local plugins, the bridge check and its rules), the teardown, and the bridge/host-local
-// and portmap plugin processes on their own. Results: bench/results/network.json.
+// and portmap plugin processes on their own. podman's none and bridge run in the same rounds,
+// inside a network namespace of the benchmark's own: netavark turns on ip forwarding, which
+// must never happen on the host (its sysctls and rules there are the namespace's alone).
+// Results: bench/results/network.json.
 // Run as root after `npm run build`: node bench/network/run.mjs [ROUNDS] [STEP_RUNS]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupParent } from '../daemon/lib.mjs';
+import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
 
 const rounds = Number(process.argv[2] ?? 5);
 const stepRuns = Number(process.argv[3] ?? 10);
@@ -26,6 +31,12 @@ const median = (xs) => {
 };
 const ms = (x) => Math.round(x * 10) / 10;
 const loadBefore = loadavg()[0];
+const netns = `crl-bench-${process.pid}`;
+const cgroups = cgroupParent(`corral-bench-network-${process.pid}`);
+// nsenter, not ip netns exec: that one mounts a sysfs of its own, without the cgroup mounts.
+const podman = ['nsenter', `--net=/run/netns/${netns}`, ...podmanCommand(tmp)];
+const podmanRun = (mode) => [...podman, 'run', '--rm', ...podmanRunFlags(cgroups.path), '--network', mode, 'busybox', 'true'];
+let podmanOk = false;
 
 try {
   // The image and the default network's bridge exist before the first timed run.
@@ -33,11 +44,19 @@ try {
     corral('run', '--rm', 'busybox', 'true')[0],
     corral('run', '--rm', 'busybox', 'true').slice(1),
   );
-  const modes = ['none', 'host', 'bridge'];
+  // The same busybox for podman, in its own storage, and the namespace it runs in.
+  const tar = join(tmp, 'busybox.tar');
+  execFileSync(corral('save')[0], [...corral('save').slice(1), '-o', tar, 'busybox']);
+  execFileSync('ip', ['netns', 'add', netns]);
+  execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+  podmanOk = spawnSync(podman[0], [...podman.slice(1), 'load', '-i', tar], { stdio: 'ignore' }).status === 0;
+  const modes = ['none', 'host', 'bridge', ...(podmanOk ? ['podman none', 'podman bridge'] : [])];
+  const argvOf = (m) =>
+    m.startsWith('podman ') ? podmanRun(m.slice(7)) : corral('run', '--rm', '--network', m, 'busybox', 'true');
   const times = Object.fromEntries(modes.map((m) => [m, []]));
   for (let r = 0; r < rounds; r++) {
     const out = join(tmp, `round-${r}.json`);
-    const cmds = modes.map((m) => sh(corral('run', '--rm', '--network', m, 'busybox', 'true')));
+    const cmds = modes.map((m) => sh(argvOf(m)));
     const h = spawnSync('hyperfine', ['-N', '-w', '1', '-r', '3', '--export-json', out, ...cmds], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
@@ -84,6 +103,7 @@ try {
     runRmMedianMs: run,
     bridgeOverNoneMs: ms(run.bridge - run.none),
     hostOverNoneMs: ms(run.host - run.none),
+    ...(podmanOk ? { podmanBridgeOverNoneMs: ms(run['podman bridge'] - run['podman none']) } : {}),
     stepRuns,
     stepMedianMs: stepMedians,
   };
@@ -92,12 +112,17 @@ try {
   console.log(`load ${loadBefore.toFixed(1)} -> ${loadavg()[0].toFixed(1)}`);
   console.log('| corral run --rm busybox true | median ms |');
   console.log('| --- | --- |');
-  for (const m of modes) console.log(`| --network ${m} | ${run[m]} |`);
+  for (const m of modes) console.log(`| ${m.startsWith('podman') ? m : `--network ${m}`} | ${run[m]} |`);
   console.log(`bridge over none: ${result.bridgeOverNoneMs} ms; host over none: ${result.hostOverNoneMs} ms`);
+  if (podmanOk) console.log(`podman's bridge over its none: ${result.podmanBridgeOverNoneMs} ms`);
   console.log('| step (library) | median ms |');
   console.log('| --- | --- |');
   for (const [k, v] of Object.entries(stepMedians)) console.log(`| ${k} | ${v} |`);
 } finally {
   spawnSync(process.execPath, [corralBin, '--root', root, 'network', 'down'], { stdio: 'ignore' });
+  if (podmanOk) spawnSync(podman[0], [...podman.slice(1), 'system', 'reset', '-f'], { stdio: 'ignore' });
+  spawnSync('ip', ['netns', 'del', netns], { stdio: 'ignore' });
+  const left = cgroups.cleanup();
+  if (left.length) console.error(`cgroups left: ${left.join(', ')}`);
   rmSync(tmp, { recursive: true, force: true });
 }
