@@ -234,6 +234,12 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       checkAborted(o.abort);
       await (ownedEarly ??
         o.keeper?.own(ctx.root, r.id, o.detached, created.initTerminalFd ?? null, errorLog));
+      // A signal taken while this process was busy (the steps above are mostly synchronous) is
+      // read at the event loop's next poll, and the keeper owned the container early: let it
+      // come before the program runs, so that it still undoes the run (two turns: this turn's
+      // poll may be over already).
+      await new Promise((r) => setImmediate(() => setImmediate(r)));
+      checkAborted(o.abort);
       await ctx.runtime.start(r.id);
       o.keeper?.started();
       o.onStep?.('started');
