@@ -257,6 +257,49 @@ describe('corral networking', () => {
     expect((await s.corral(['run', '--rm', '-p', 'x:80', 'busybox', 'true'])).status).toBe(125);
   });
 
+  // Docker bind-mounts these three: they are never in the container's layer, so a committed
+  // image keeps the image's own, not the container's name, peers and resolvers.
+  it('commit leaves the /etc/hosts, /etc/hostname and /etc/resolv.conf it wrote out of the image', async () => {
+    await s.corral([
+      'run',
+      '--name',
+      'etc-commit',
+      '--hostname',
+      'secret-name',
+      '--add-host',
+      'db:10.9.9.8',
+      'busybox',
+      'sh',
+      '-c',
+      'echo mine > /etc/mine',
+    ]);
+    expect((await s.corral(['commit', 'etc-commit', 'etc-commit:1'])).status).toBe(0);
+    const tar = join(s.root, 'etc-commit.tar');
+    expect((await s.corral(['save', '-o', tar, 'etc-commit:1'])).status).toBe(0);
+    const dir = join(s.root, 'etc-commit');
+    execFileSync('mkdir', ['-p', dir]);
+    execFileSync('tar', ['-xf', tar, '-C', dir]);
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))[0];
+    const top = execFileSync('tar', ['-tf', join(dir, manifest.Layers.at(-1))], { encoding: 'utf8' });
+    expect(top.split('\n').filter((l) => l.startsWith('etc/'))).toEqual(['etc/mine']);
+    const fresh = await s.corral([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      'etc-commit:1',
+      'sh',
+      '-c',
+      'cat /etc/mine /etc/hosts',
+    ]);
+    expect(fresh.out).toContain('mine');
+    expect(fresh.out).not.toContain('db');
+    await s.corral(['rm', 'etc-commit']);
+    await s.corral(['rmi', 'etc-commit:1']);
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(tar, { force: true });
+  });
+
   it('writes /etc/hosts and /etc/resolv.conf as Docker does on the default bridge', async () => {
     const r = await s.corral([
       'run',

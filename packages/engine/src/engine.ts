@@ -496,6 +496,8 @@ export class Engine {
           createdBy: r.config.cmd.join(' '),
           config,
           onProgress: options.onProgress,
+          // Docker's are bind mounts, never in the container's layer: a committed image keeps its own.
+          exclude: [...ETC_FILES].map((f) => f.slice(1)),
         }),
       );
       this.#ctx.events.emit('container', 'commit', r.id, { name: r.name, image: r.image });

@@ -126,6 +126,8 @@ export interface CommitOptions {
   created?: Date;
   /** Hears the layer's (uncompressed) bytes read so far, for a progress display. */
   onProgress?: (bytes: number) => void;
+  /** Paths of the upper folder left out of the layer (`etc/hosts`): the engine's, not the program's. */
+  exclude?: readonly string[];
 }
 
 /** docker commit: the upper folder becomes a new gzip layer on top of the base image's layers. */
@@ -136,7 +138,11 @@ export async function commit(store: ImageStore, options: CommitOptions): Promise
     const baseConfig: ImageConfig = base
       ? await store.readConfig(base.configDigest)
       : { architecture: hostArchitecture(), os: 'linux', rootfs: { type: 'layers', diff_ids: [] } };
-    const layer = await storeLayerTar(store, diffLayer(options.upperDir), options.onProgress);
+    const layer = await storeLayerTar(
+      store,
+      diffLayer(options.upperDir, { exclude: new Set(options.exclude ?? []) }),
+      options.onProgress,
+    );
     const created = (options.created ?? new Date()).toISOString();
     const config: ImageConfig = {
       ...baseConfig,

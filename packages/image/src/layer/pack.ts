@@ -8,6 +8,8 @@ import * as tar from 'tar-stream';
 export interface PackOptions {
   /** Same mtime on every entry, for tars whose bytes (and digest) do not depend on when they were made. */
   mtime?: Date;
+  /** Paths left out, relative to the folder (`etc/hosts`): what the engine wrote there, not the program. */
+  exclude?: ReadonlySet<string>;
 }
 
 type Header = tar.Header;
@@ -145,6 +147,7 @@ function packTree(dir: string, overlay: boolean, options: PackOptions): Readable
   const walk = async (d: DirFd, rel: string): Promise<void> => {
     for (const name of d.names().sort()) {
       const relPath = rel ? `${rel}/${name}` : name;
+      if (options.exclude?.has(relPath)) continue;
       const lst = unlessChanged(() => d.lstat(name));
       if (!lst) continue;
       const header = (st: fs.Stats): Header => ({
