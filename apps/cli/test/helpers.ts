@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Result, removeTree, runCorral, tempDir, until } from '@corral/testkit';
+import { corralBin, type Result, removeTree, runCorral, tempDir, until } from '@corral/testkit';
 
 export { type Result, until };
 
@@ -51,3 +52,32 @@ export class Sandbox {
 }
 
 export const alive = (pid: number) => existsSync(`/proc/${pid}`);
+
+/**
+ * Runs the CLI with `global` flags (`--root R`, `--host H`) on a terminal of its own
+ * (util-linux `script`), feeding `input` one line at a time, as a person types it.
+ */
+export function onTerminal(
+  global: string[],
+  args: string[],
+  input = '',
+): Promise<{ status: number | null; out: string }> {
+  const cmd = [process.execPath, corralBin, ...global, ...args]
+    .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
+    .join(' ');
+  return new Promise((resolve) => {
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const lines = input.split(/(?<=\n)/).filter(Boolean);
+    const feed = () => {
+      const line = lines.shift();
+      if (line === undefined) return;
+      child.stdin.write(line);
+      setTimeout(feed, 300);
+    };
+    setTimeout(feed, 1000);
+    child.on('close', (status) => resolve({ status, out }));
+  });
+}

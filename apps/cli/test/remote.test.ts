@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Cleanups, corralBin, exec, freePort, type Result, runCorral, until } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerDirs, type Daemon, startDaemon } from '../../daemon/test/daemon.js';
+import { onTerminal } from './helpers.js';
 
 const c = new Cleanups();
 let d: Daemon;
@@ -35,28 +36,6 @@ const mustRemote = async (args: string[], input?: string) => {
 
 /** What a comparison looks at: exit code and both streams. */
 const seen = (r: Result) => ({ status: r.status, stdout: r.stdout, stderr: r.stderr });
-
-/** Runs the CLI on a terminal of its own (util-linux `script`), feeding `input` as keystrokes. */
-function onTerminal(args: string[], input = ''): Promise<{ status: number | null; out: string }> {
-  const cmd = [process.execPath, corralBin, '--host', host, ...args]
-    .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
-    .join(' ');
-  return new Promise((resolve) => {
-    const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (x) => (out += x));
-    child.stderr.on('data', (x) => (out += x));
-    const lines = input.split(/(?<=\n)/).filter(Boolean);
-    const feed = () => {
-      const line = lines.shift();
-      if (line === undefined) return;
-      child.stdin.write(line);
-      setTimeout(feed, 300);
-    };
-    setTimeout(feed, 1000);
-    child.on('close', (status) => resolve({ status, out }));
-  });
-}
 
 describe('corral --host: runs', () => {
   it('runs --rm busybox echo hi as daemonless does, and the container is gone', async () => {
@@ -103,10 +82,14 @@ describe('corral --host: runs', () => {
   });
 
   it('gives -t a terminal and passes the exit code of an -it shell', async () => {
-    const t = await onTerminal(['run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; exit 4']);
+    const t = await onTerminal(['--host', host], ['run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; exit 4']);
     expect(t.out).toContain('/dev/pts/0');
     expect(t.status).toBe(4);
-    const it2 = await onTerminal(['run', '--rm', '-it', 'busybox', 'sh'], 'echo answer=$((6*7))\nexit 5\n');
+    const it2 = await onTerminal(
+      ['--host', host],
+      ['run', '--rm', '-it', 'busybox', 'sh'],
+      'echo answer=$((6*7))\nexit 5\n',
+    );
     expect(it2.out).toContain('answer=42');
     expect(it2.status).toBe(5);
   });
@@ -200,7 +183,11 @@ describe('corral --host: runs', () => {
 
   it('runs exec -it under a terminal', async () => {
     await mustRemote(['run', '-d', '--name', 'shell', 'busybox', 'sleep', '100']);
-    const t = await onTerminal(['exec', '-it', 'shell', 'sh'], 'echo inside-$((6*7))\nexit 6\n');
+    const t = await onTerminal(
+      ['--host', host],
+      ['exec', '-it', 'shell', 'sh'],
+      'echo inside-$((6*7))\nexit 6\n',
+    );
     expect(t.out).toContain('inside-42');
     expect(t.status).toBe(6);
     await mustRemote(['rm', '-f', 'shell']);

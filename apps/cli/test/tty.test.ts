@@ -1,45 +1,29 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Sandbox, until } from './helpers.js';
+import { onTerminal, Sandbox, until } from './helpers.js';
 
 const s = new Sandbox();
 afterAll(() => s.teardown());
 const bin = fileURLToPath(new URL('../bin/corral.cjs', import.meta.url));
 
-/** Runs the CLI on a terminal of its own (util-linux `script`), feeding `input` as keystrokes. */
-function onTerminal(args: string[], input = ''): Promise<{ status: number | null; out: string }> {
-  const cmd = [process.execPath, bin, '--root', s.root, ...args]
-    .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
-    .join(' ');
-  return new Promise((resolve) => {
-    const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    // Keystrokes one line at a time, as a person types them.
-    const lines = input.split(/(?<=\n)/).filter(Boolean);
-    const feed = () => {
-      const line = lines.shift();
-      if (line === undefined) return;
-      child.stdin.write(line);
-      setTimeout(feed, 300);
-    };
-    setTimeout(feed, 1000);
-    child.on('close', (status) => resolve({ status, out }));
-  });
-}
-
 describe('terminals (-t)', () => {
   it('gives the program a terminal of the container', async () => {
-    const r = await onTerminal(['run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; echo TERM=$TERM']);
+    const r = await onTerminal(
+      ['--root', s.root],
+      ['run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; echo TERM=$TERM'],
+    );
     expect(r.status).toBe(0);
     expect(r.out).toContain('/dev/pts/0');
     expect(r.out).toContain('TERM=xterm');
   });
 
   it('runs an interactive shell with -it and returns its exit code', async () => {
-    const r = await onTerminal(['run', '--rm', '-it', 'busybox', 'sh'], 'echo answer=$((6*7))\nexit 5\n');
+    const r = await onTerminal(
+      ['--root', s.root],
+      ['run', '--rm', '-it', 'busybox', 'sh'],
+      'echo answer=$((6*7))\nexit 5\n',
+    );
     expect(r.out).toContain('answer=42');
     expect(r.status).toBe(5);
   });
@@ -55,7 +39,7 @@ describe('terminals (-t)', () => {
 describe('exec -t', () => {
   it('gives an exec its own terminal inside the container', async () => {
     await s.corral(['run', '-d', '--name', 'ttyexec', 'busybox', 'sleep', '100']);
-    const r = await onTerminal(['exec', '-it', 'ttyexec', 'sh', '-c', 'tty; exit 3']);
+    const r = await onTerminal(['--root', s.root], ['exec', '-it', 'ttyexec', 'sh', '-c', 'tty; exit 3']);
     expect(r.out).toContain('/dev/pts/');
     expect(r.status).toBe(3);
     await s.corral(['rm', '-f', 'ttyexec']);
