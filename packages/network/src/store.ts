@@ -65,7 +65,8 @@ export class NetworkStore {
         'InvalidArgument',
         `${opts.name} is a pre-defined network mode and cannot be created`,
       );
-    if (this.find(opts.name)?.name === opts.name)
+    // By name alone, as Docker: a name that is some network's id prefix is still free.
+    if (readJson<NetworkRecord>(this.file(opts.name)))
       throw new NetworkError('Conflict', `network with name ${opts.name} already exists`);
     const subnet = parseCidr(opts.subnet);
     const gateway = opts.gateway ?? intToIp(subnet.base + 1);

@@ -6,6 +6,7 @@ import {
   MissingPluginError,
   NetworkError,
   NetworkManager,
+  NetworkStore,
   parsePort,
   pluginConfig,
   resolvConf,
@@ -120,5 +121,20 @@ describe('CNI invocation', () => {
         '0.0.0.0/1'.replace('0.0.0.0/1', '192.0.2.0/24'),
       ]),
     ).toBe('10.213.2.0/24');
+  });
+});
+
+describe('network names', () => {
+  // A name that is one network's id prefix (or several's) is still free for a new network, as
+  // in Docker: with 17 networks two ids share a first hex digit, and that digit is a fine name.
+  it('a name is checked against names alone, never against id prefixes', () => {
+    const store = new NetworkStore(c.tempDir('net-names'));
+    for (let i = 0; i < 17; i++) store.create({ name: `n${i}`, subnet: `10.231.${i}.0/24` });
+    const first = store.list().map((n) => n.id[0]);
+    const shared = first.find((d, i) => first.indexOf(d) !== i)!;
+    expect(() => store.find(shared)).toThrow(/ambiguous/);
+    const made = store.create({ name: shared, subnet: '10.231.100.0/24' });
+    expect(store.get(shared).id).toBe(made.id);
+    expect(() => store.create({ name: shared, subnet: '10.231.101.0/24' })).toThrow(/already exists/);
   });
 });
