@@ -20,6 +20,7 @@ import {
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { profileSummary } from '../lib/profile.mjs';
 
 const rounds = Number(process.argv[2] ?? 6);
 const coldRuns = Number(process.argv[3] ?? 5);
@@ -207,6 +208,16 @@ const ratios = (m) => {
   return r;
 };
 
+/** Where a run of the bundled CLI spends its time: the bundle, Node's module loader, Node's own. */
+const bundleKind = (f) =>
+  f.url.includes('/bundle/')
+    ? 'corral (bundle)'
+    : f.url.startsWith('node:internal/modules') || f.functionName === 'compileForInternalLoader'
+      ? 'module loading'
+      : f.url.startsWith('node:') || !f.url
+        ? 'node (builtins, bootstrap, native)'
+        : 'other';
+
 // The profile of each corral command: top self time by function, and by kind.
 function profile(c) {
   const dir = join(tmp, `prof-${c.name.replace(/\W+/g, '-')}`);
@@ -214,35 +225,13 @@ function profile(c) {
   spawnSync(c.argv[0], ['--cpu-prof', '--cpu-prof-dir', dir, ...c.argv.slice(1)], { stdio: 'ignore' });
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   const p = JSON.parse(readFileSync(join(dir, file), 'utf8'));
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const self = new Map();
-  for (const [i, id] of p.samples.entries())
-    self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000);
-  const fns = new Map();
-  const kinds = new Map();
-  for (const [id, ms] of self) {
-    const f = byId.get(id).callFrame;
-    const where = f.url ? f.url.replace(/^.*\/(dist|lib)\//, '').replace(/^node:/, '') : '';
-    const key = `${f.functionName || '(top level)'}${where ? ` ${where}:${f.lineNumber + 1}` : ''}`;
-    fns.set(key, (fns.get(key) ?? 0) + ms);
-    const kind = /^\((idle|program|garbage collector)\)$/.test(f.functionName)
-      ? f.functionName
-      : f.url.includes('/bundle/')
-        ? 'corral (bundle)'
-        : f.url.startsWith('node:internal/modules') || f.functionName === 'compileForInternalLoader'
-          ? 'module loading'
-          : f.url.startsWith('node:') || !f.url
-            ? 'node (builtins, bootstrap, native)'
-            : 'other';
-    kinds.set(kind, (kinds.get(kind) ?? 0) + ms);
-  }
-  const top = (m, n) =>
-    [...m]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, n)
-      .map(([name, ms]) => ({ name, ms: Math.round(ms * 10) / 10 }));
-  const total = [...self.values()].reduce((a, b) => a + b, 0);
-  return { name: c.name, totalMs: Math.round(total), kinds: top(kinds, 8), functions: top(fns, 12) };
+  const { sampledMs, ...top } = profileSummary(p, {
+    kindOf: bundleKind,
+    where: (u) => u.replace(/^.*\/(dist|lib)\//, ''),
+    kinds: 8,
+    functions: 12,
+  });
+  return { name: c.name, totalMs: sampledMs, ...top };
 }
 const profiles = live.filter((c) => c.name.startsWith('corral')).map(profile);
 

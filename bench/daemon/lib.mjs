@@ -70,37 +70,6 @@ export function cgroupParent(name) {
   };
 }
 
-/** Self time of a .cpuprofile by function and by kind (idle, GC, corral's code, Node's). */
-export function profileSummary(p) {
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const self = new Map();
-  for (const [i, id] of p.samples.entries())
-    self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000);
-  const fns = new Map();
-  const kinds = new Map();
-  for (const [id, ms] of self) {
-    const f = byId.get(id).callFrame;
-    const where = f.url ? f.url.replace(/^.*\/(packages|apps)\//, '').replace(/^node:/, '') : '';
-    const key = `${f.functionName || '(top level)'}${where ? ` ${where}:${f.lineNumber + 1}` : ''}`;
-    fns.set(key, (fns.get(key) ?? 0) + ms);
-    const kind = /^\((idle|program|garbage collector)\)$/.test(f.functionName)
-      ? f.functionName
-      : /\/(packages|apps)\//.test(f.url)
-        ? `corral: ${f.url.replace(/^.*\/(packages|apps)\/([^/]+)\/.*$/, '$2')}`
-        : f.url.startsWith('node:') || !f.url
-          ? 'node (builtins, native)'
-          : 'other';
-    kinds.set(kind, (kinds.get(kind) ?? 0) + ms);
-  }
-  const top = (m, n) =>
-    [...m]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, n)
-      .map(([name, ms]) => ({ name, ms: Math.round(ms * 10) / 10 }));
-  const total = [...self.values()].reduce((a, b) => a + b, 0);
-  return { sampledMs: Math.round(total), kinds: top(kinds, 10), functions: top(fns, 15) };
-}
-
 /** The pids whose parent is `ppid`. */
 export function childrenOf(ppid) {
   const out = [];

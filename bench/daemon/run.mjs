@@ -23,7 +23,8 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
-import { cgroupParent, childrenOf, getJson, median, profileSummary, sh, sleep, until } from './lib.mjs';
+import { profileSummary } from '../lib/profile.mjs';
+import { cgroupParent, childrenOf, getJson, median, sh, sleep, until } from './lib.mjs';
 
 const rounds = Number(process.argv[2] ?? 5);
 const perRound = Number(process.argv[3] ?? 4);
