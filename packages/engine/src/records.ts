@@ -24,7 +24,7 @@ import { NAME_RE, randomName } from './names.js';
 import type { ContainerNetwork } from './network-config.js';
 import type { RestartPolicy } from './restart.js';
 import type { RunRecordParts } from './run-options.js';
-import { moveToTrash, type TrashOwner } from './trash.js';
+import { emptyTrashDir, moveToTrash, type TrashOwner } from './trash.js';
 
 /**
  * A container's status, one vocabulary for the engine and its front-ends (Docker's words):
@@ -380,10 +380,15 @@ export class RecordStore {
     const fd = this.openLock(record.id, false);
     try {
       if (fd !== null) flock(fd, LOCK.EX);
-      const moved = deleter ? moveToTrash(this.containers, this.dir(record.id), record.id, deleter) : null;
-      if (moved) return moved;
+      // Out of the containers folder in one rename first: a remove killed while it deletes
+      // leaves a folder in the trash (the next open deletes it), never half of one here that
+      // no command can name any more.
+      const self = { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
+      const moved = moveToTrash(this.containers, this.dir(record.id), record.id, deleter ?? self);
+      if (moved && deleter) return moved;
+      if (moved) emptyTrashDir(moved);
       // A file made meanwhile (a log rotated by a watcher) must not fail the removal.
-      rmSync(this.dir(record.id), { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+      else rmSync(this.dir(record.id), { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
       return null;
     } finally {
       if (fd !== null) closeSync(fd);
