@@ -38,7 +38,7 @@ import {
 import { createDevice, devSymlinks, doMount, ensureWorkdir } from './rootfs.js';
 import { DEFAULT_DEVICES, INIT_ANNOTATION, JOINABLE_NAMESPACES, type OciSpec } from './spec.js';
 import { execSupervisor, openSupervisorViews, type SupervisorViews } from './supervisor-exec.js';
-import { readLineSync, writeLineSync } from './sync.js';
+import { readLineSync, SyncClosedError, writeLineSync } from './sync.js';
 
 // fd 3 unless the runtime passes fds to the program there (--preserve-fds): then after them.
 const SYNC_FD = Number(process.env.CORRAL_SYNC_FD || 3);
@@ -179,7 +179,16 @@ function setup(config: InitConfig): Prepared {
 
 function main(): void {
   setCloexec(SYNC_FD);
-  const config = JSON.parse(readLineSync(SYNC_FD)) as InitConfig;
+  let first: string;
+  try {
+    first = readLineSync(SYNC_FD);
+  } catch (e) {
+    // An init started ahead that no container came for (a refused run, a pool shutting down):
+    // nothing went wrong that its caller's user should read about.
+    if (e instanceof SyncClosedError) process.exit(125);
+    throw e;
+  }
+  const config = JSON.parse(first) as InitConfig;
   if (config.nullStdin) {
     const devnull = openSync('/dev/null', 'r');
     dup2(devnull, 0);

@@ -9,6 +9,13 @@ export type InitMessage =
   | { type: 'started'; pid: number }
   | { type: 'error'; message: string; exitCode: number };
 
+/** The other end of the sync socket closed before a whole line came. */
+export class SyncClosedError extends Error {
+  constructor() {
+    super('the runtime closed the sync socket');
+  }
+}
+
 /** Blocking read of one line from `fd` (the init side is synchronous by design). */
 export function readLineSync(fd: number): string {
   const chunks: Buffer[] = [];
@@ -21,7 +28,7 @@ export function readLineSync(fd: number): string {
       if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
       throw e;
     }
-    if (n === 0) throw new Error('the runtime closed the sync socket');
+    if (n === 0) throw new SyncClosedError();
     const nl = buf.subarray(0, n).indexOf(10);
     if (nl >= 0) {
       chunks.push(Buffer.from(buf.subarray(0, nl)));
