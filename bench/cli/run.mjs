@@ -8,18 +8,12 @@
 // Results: bench/results/cli.json and bench/results/cli-profile.md.
 // Run as root after `npm run build`: node bench/cli/run.mjs [ROUNDS] [COLD_RUNS]
 import { execFileSync, spawnSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupParent } from '../lib/common.mjs';
+import { podmanCommand, podmanRunFlags as podmanRunFlagsFor } from '../lib/podman.mjs';
 import { profileSummary } from '../lib/profile.mjs';
 
 const rounds = Number(process.argv[2] ?? 6);
@@ -37,49 +31,11 @@ const median = (xs) => {
 const loadBefore = loadavg()[0];
 
 const corral = [process.execPath, corralBin, '--root', join(tmp, 'corral')];
-// podman keeps its state here; its cgroup parent lies beneath our own cgroup in every
-// hierarchy (the deepest of our paths), conmon stays in ours (machine rules).
-const ownCgroups = readFileSync('/proc/self/cgroup', 'utf8')
-  .split('\n')
-  .filter(Boolean)
-  .map((l) => l.split(':').slice(2).join(':'));
-const podmanParent = join(
-  ownCgroups.reduce((a, b) => (b.length > a.length ? b : a), '/'),
-  `corral-bench-cli-${process.pid}`,
-);
-const hierarchies = readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
-const ancestorsOf = (h) => {
-  const out = [];
-  for (let d = dirname(podmanParent); d !== '/'; d = dirname(d)) out.push(join(h, d));
-  return out;
-};
-const existedBefore = new Set(hierarchies.flatMap(ancestorsOf).filter((d) => existsSync(d)));
-const podman = [
-  'podman',
-  '--root',
-  join(tmp, 'podman'),
-  '--runroot',
-  join(tmp, 'podman-run'),
-  '--tmpdir',
-  join(tmp, 'podman-tmp'),
-  '--cgroup-manager',
-  'cgroupfs',
-  '--events-backend',
-  'file',
-  '--runtime',
-  'runc',
-];
-const podmanRunFlags = [
-  '--pull=never',
-  '--cgroups',
-  'no-conmon',
-  '--cgroup-parent',
-  podmanParent,
-  '--ulimit',
-  'nofile=20000:20000',
-  '--ulimit',
-  'nproc=32768:32768',
-];
+// podman keeps its state here; its containers' cgroup parent lies beneath our own cgroup in
+// every hierarchy, conmon stays in ours (machine rules).
+const cgroups = cgroupParent(`corral-bench-cli-${process.pid}`);
+const podman = podmanCommand(tmp);
+const podmanRunFlags = podmanRunFlagsFor(cgroups.path);
 
 // What the runs left, also when the bench fails: containers, podman's cgroups (children
 // first), mounts, the folder.
@@ -88,15 +44,7 @@ function cleanup() {
   spawnSync('sh', ['-c', `${sh(corral)} rm -f $(${sh(corral)} ps -aq) 2>/dev/null`]);
   spawnSync(corral[0], [...corral.slice(1), 'network', 'down']);
   if (podmanOk) spawnSync(podman[0], [...podman.slice(1), 'rm', '-af']);
-  const rmTree = (d) => {
-    if (!existsSync(d)) return;
-    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
-    spawnSync('rmdir', [d]);
-  };
-  for (const h of hierarchies) {
-    rmTree(join(h, podmanParent));
-    for (const d of ancestorsOf(h)) if (!existedBefore.has(d)) spawnSync('rmdir', [d]);
-  }
+  cgroups.cleanup();
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').reverse()) {
     const mp = line.split(' ')[4];
     if (mp?.startsWith(tmp)) spawnSync('umount', ['-l', mp]);

@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getJson, median, sleep, until } from './lib.mjs';
+import { getJson, median, sleep, until } from '../lib/common.mjs';
 
 const n = Number(process.argv[2] ?? 20);
 const repo = fileURLToPath(new URL('../..', import.meta.url));

@@ -22,9 +22,9 @@ import {
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupParent, childrenOf, getJson, median, sh, sleep, until } from '../lib/common.mjs';
 import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
 import { profileSummary } from '../lib/profile.mjs';
-import { cgroupParent, childrenOf, getJson, median, sh, sleep, until } from './lib.mjs';
 
 const rounds = Number(process.argv[2] ?? 5);
 const perRound = Number(process.argv[3] ?? 4);

@@ -9,12 +9,18 @@ export function podmanCommand(dir, runtime = ['--runtime', 'runc']) {
   // prettier-ignore
   return [
     'podman',
-    '--root', join(dir, 'podman'),
-    '--runroot', join(dir, 'podman-run'),
-    '--tmpdir', join(dir, 'podman-tmp'),
-    '--network-config-dir', join(dir, 'podman-net'),
-    '--cgroup-manager', 'cgroupfs',
-    '--events-backend', 'file',
+    '--root',
+    join(dir, 'podman'),
+    '--runroot',
+    join(dir, 'podman-run'),
+    '--tmpdir',
+    join(dir, 'podman-tmp'),
+    '--network-config-dir',
+    join(dir, 'podman-net'),
+    '--cgroup-manager',
+    'cgroupfs',
+    '--events-backend',
+    'file',
     ...runtime,
   ];
 }
@@ -24,9 +30,13 @@ export function podmanRunFlags(cgroupParent) {
   // prettier-ignore
   return [
     '--pull=never',
-    '--cgroups', 'no-conmon',
-    '--cgroup-parent', cgroupParent,
-    '--ulimit', 'nofile=20000:20000',
-    '--ulimit', 'nproc=32768:32768',
+    '--cgroups',
+    'no-conmon',
+    '--cgroup-parent',
+    cgroupParent,
+    '--ulimit',
+    'nofile=20000:20000',
+    '--ulimit',
+    'nproc=32768:32768',
   ];
 }

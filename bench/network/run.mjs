@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cgroupParent } from '../daemon/lib.mjs';
+import { cgroupParent } from '../lib/common.mjs';
 import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
 
 const rounds = Number(process.argv[2] ?? 5);
@@ -35,7 +35,16 @@ const netns = `crl-bench-${process.pid}`;
 const cgroups = cgroupParent(`corral-bench-network-${process.pid}`);
 // nsenter, not ip netns exec: that one mounts a sysfs of its own, without the cgroup mounts.
 const podman = ['nsenter', `--net=/run/netns/${netns}`, ...podmanCommand(tmp)];
-const podmanRun = (mode) => [...podman, 'run', '--rm', ...podmanRunFlags(cgroups.path), '--network', mode, 'busybox', 'true'];
+const podmanRun = (mode) => [
+  ...podman,
+  'run',
+  '--rm',
+  ...podmanRunFlags(cgroups.path),
+  '--network',
+  mode,
+  'busybox',
+  'true',
+];
 let podmanOk = false;
 
 try {
@@ -52,7 +61,9 @@ try {
   podmanOk = spawnSync(podman[0], [...podman.slice(1), 'load', '-i', tar], { stdio: 'ignore' }).status === 0;
   const modes = ['none', 'host', 'bridge', ...(podmanOk ? ['podman none', 'podman bridge'] : [])];
   const argvOf = (m) =>
-    m.startsWith('podman ') ? podmanRun(m.slice(7)) : corral('run', '--rm', '--network', m, 'busybox', 'true');
+    m.startsWith('podman ')
+      ? podmanRun(m.slice(7))
+      : corral('run', '--rm', '--network', m, 'busybox', 'true');
   const times = Object.fromEntries(modes.map((m) => [m, []]));
   for (let r = 0; r < rounds; r++) {
     const out = join(tmp, `round-${r}.json`);
@@ -62,7 +73,7 @@ try {
     });
     if (h.status !== 0) throw new Error('hyperfine failed');
     const res = JSON.parse(readFileSync(out, 'utf8')).results;
-    modes.forEach((m, i) => times[m].push(...res[i].times.map((t) => t * 1000)));
+    for (const [i, m] of modes.entries()) times[m].push(...res[i].times.map((t) => t * 1000));
   }
   const run = Object.fromEntries(modes.map((m) => [m, ms(median(times[m]))]));
 

@@ -1,5 +1,5 @@
-// Helpers of bench/daemon: quoting for hyperfine, medians, a cgroup parent beneath our own,
-// and a CPU profile's summary.
+// Helpers the benchmarks share: quoting for hyperfine, medians, polling, a cgroup parent
+// beneath our own, a process's children, JSON from a unix socket.
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { join, posix } from 'node:path';
