@@ -6,7 +6,6 @@ import { join } from 'node:path';
 
 /** podman's argv up to the command; `runtime` flags replace `--runtime runc` when given. */
 export function podmanCommand(dir, runtime = ['--runtime', 'runc']) {
-  // prettier-ignore
   return [
     'podman',
     '--root',
@@ -27,7 +26,6 @@ export function podmanCommand(dir, runtime = ['--runtime', 'runc']) {
 
 /** Flags of every `podman run` here: no pull, containers beneath `cgroupParent`, rlimits we can give. */
 export function podmanRunFlags(cgroupParent) {
-  // prettier-ignore
   return [
     '--pull=never',
     '--cgroups',
