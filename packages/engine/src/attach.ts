@@ -47,6 +47,20 @@ export interface ProcessHandle {
   wait(): Promise<number>;
 }
 
+/** The handle of a detached exec: nothing to read, write or wait for. */
+export function detachedHandle(id: string): ProcessHandle {
+  return {
+    id,
+    stdin: null,
+    stdout: null,
+    stderr: null,
+    pty: null,
+    resize() {},
+    signal() {},
+    wait: async () => 0,
+  };
+}
+
 function stdioOf(
   o: AttachOptions,
   tty: boolean,
@@ -215,16 +229,7 @@ export async function execIn(
   if (options.detach) {
     created.process.child.unref();
     if (created.terminal !== null) closeSync(created.terminal);
-    return {
-      id: r.id,
-      stdin: null,
-      stdout: null,
-      stderr: null,
-      pty: null,
-      resize() {},
-      signal() {},
-      wait: async () => 0,
-    };
+    return detachedHandle(r.id);
   }
   return handleOf(
     r.id,

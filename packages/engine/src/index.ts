@@ -1,13 +1,6 @@
 // The engine's public face: what a front-end (the CLI, the daemon) needs and nothing of its
 // insides (records, runtime, image store, the watcher are not exported).
 
-// Presentation helpers a front-end prints with.
-export {
-  createProgressRenderer,
-  familiarName,
-  formatBytes,
-  type ProgressEvent,
-} from '@corral/image';
 // Units, percentages, a process tree and a diff as Docker reads and prints them.
 export {
   cpuPercent,
@@ -17,11 +10,25 @@ export {
   parseCpus,
   parseMemorySwap,
 } from '@corral/cgroups';
-export { formatTree } from '@corral/pidns';
-export { formatChanges } from '@corral/unionfs';
+// Presentation helpers a front-end prints with.
+export {
+  createProgressRenderer,
+  familiarName,
+  formatBytes,
+  type ProgressEvent,
+} from '@corral/image';
 // Docker's -p forms, for front-ends that print them.
 export { formatPorts, type NetworkRecord, type PortMapping, parsePort } from '@corral/network';
-export type { ContainerFilters, DiskUsage } from './housekeeping.js';
+export { formatTree } from '@corral/pidns';
+export { formatChanges } from '@corral/unionfs';
+// What `docker version` and `docker info` show (the CLI and corrald both).
+export {
+  API_VERSION,
+  DEFAULT_STORAGE_DRIVER,
+  type EngineInfo,
+  type EngineVersion,
+  MIN_API_VERSION,
+} from './about.js';
 export type {
   ContainerFiles,
   CopyOptions,
@@ -31,20 +38,12 @@ export type {
   PathStat,
 } from './archive/index.js';
 export { copyFromContainer, copyToContainer } from './archive/index.js';
-export { keepLogin, registryAuthHeader } from './credentials.js';
-// What `docker version` and `docker info` show (the CLI and corrald both).
-export {
-  API_VERSION,
-  DEFAULT_STORAGE_DRIVER,
-  type EngineInfo,
-  type EngineVersion,
-  MIN_API_VERSION,
-} from './about.js';
-export { applyChanges, splitWords } from './changes.js';
-export { type PsTable, parsePs, psTop, treePids } from './top.js';
 export type { AttachOptions, ExecOptions, ProcessHandle, RunExtras, StdioTarget } from './attach.js';
+export { detachedHandle } from './attach.js';
+export { applyChanges, splitWords } from './changes.js';
 export { defaultRoot, type EngineOptions, type RegistrySettings, type ResidentOptions } from './context.js';
 export { type CreateContainerOptions, checkEnv, parseSecurityOpts } from './create.js';
+export { keepLogin, registryAuthHeader } from './credentials.js';
 export { type ContainerSummary, Engine } from './engine.js';
 export { CorralError, EngineError, type ErrorKind, httpStatus, type Repair, repairAdvice } from './errors.js';
 export {
@@ -54,13 +53,14 @@ export {
   parseTime,
   type ReadEventsOptions,
 } from './events.js';
-export type { EngineImages, RegistryAuth } from './images.js';
 export {
   type HealthConfig,
   type HealthResult,
   type HealthState,
   parseDuration,
 } from './health.js';
+export type { ContainerFilters, DiskUsage } from './housekeeping.js';
+export type { EngineImages, RegistryAuth } from './images.js';
 export type { KeeperPoolStatus } from './keeper-pool.js';
 export type { LogEntry, ReadLogsOptions } from './logs.js';
 export {
@@ -93,8 +93,8 @@ export {
   parseShmSize,
   parseSysctls,
   parseUlimit,
-  readKeyValueFile,
   type RunSettings,
+  readKeyValueFile,
   type Ulimit,
 } from './run-options.js';
 // Docker's seccomp profile format, for front-ends that take a profile (SecurityOpt).
@@ -110,4 +110,5 @@ export type { StatsSample, StatsStreamOptions } from './stats.js';
 export { describeStatus, since } from './status.js';
 export type { Finding, SystemCheckResult } from './system-check.js';
 export type { Pty } from './terminal.js';
+export { type PsTable, parsePs, psTop, treePids } from './top.js';
 export type { EngineVolumes, VolumeCreateRequest, VolumeFilters, VolumeView } from './volumes.js';

@@ -8,6 +8,7 @@ import {
   type AttachOptions,
   type ContainerSummary,
   type CreateContainerOptions,
+  detachedHandle,
   EngineError,
   type EngineEvent,
   type EngineInfo,
@@ -244,16 +245,7 @@ export class RemoteEngine implements Backend {
     const path = `/exec/${id}`;
     if (o.detach) {
       await this.#c.json('POST', `${path}/start`, { body: { Detach: true, Tty: o.tty === true } });
-      return {
-        id: ref,
-        stdin: null,
-        stdout: null,
-        stderr: null,
-        pty: null,
-        resize() {},
-        signal() {},
-        wait: async () => 0,
-      };
+      return detachedHandle(ref);
     }
     const conn = await this.#c.hijack(`${path}/start`, { body: { Detach: false, Tty: o.tty === true } });
     const exitCode = async () => {
