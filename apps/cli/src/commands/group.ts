@@ -1,21 +1,11 @@
 import { type Command, checkArity, type FlagSpec, helpText, type ParsedArgs, parseArgs } from '../args.js';
 import { engine } from './common.js';
 
-/** A subcommand of a group (`network ls`, `volume rm`): it gets the engine and its own args. */
-export interface EngineSub {
-  usage: string;
-  description: string;
-  flags: FlagSpec[];
-  args: { min: number; max?: number };
-  run(e: Awaited<ReturnType<typeof engine>>, a: ParsedArgs): Promise<number>;
-}
-
-/** `corral NAME SUB ...`: dispatches to `subs`, with their help and arity checked as commands'. */
-export function engineCommandGroup(
-  name: string,
-  description: string,
-  subs: Record<string, EngineSub>,
-): Command {
+/**
+ * `corral NAME SUB ...`: dispatches to `subs` (each a command named `NAME SUB`), with their
+ * help and arity checked as top-level commands' are.
+ */
+export function commandGroup(name: string, description: string, subs: Record<string, Command>): Command {
   return {
     name,
     usage: `${name} COMMAND (${Object.keys(subs).join('|')})`,
@@ -34,15 +24,41 @@ export function engineCommandGroup(
         );
         return 1;
       }
-      const cmd: Command = { name: `${name} ${subName}`, ...sub, run: async () => 0 };
       if (rest[0] === '--help') {
-        console.log(helpText(cmd));
+        console.log(helpText(sub));
         return 0;
       }
       const args = parseArgs(rest, sub.flags);
-      checkArity(cmd, args.positionals);
-      // What remote mode names when corrald lacks the endpoint: `corral network ls`.
-      return sub.run(await engine({ ...ctx, command: `corral ${name} ${subName}` }), args);
+      checkArity(sub, args.positionals);
+      return sub.run(args, ctx);
     },
   };
+}
+
+/** A subcommand of a group (`network ls`, `volume rm`): it gets the engine and its own args. */
+export interface EngineSub {
+  usage: string;
+  description: string;
+  flags: FlagSpec[];
+  args: { min: number; max?: number };
+  run(e: Awaited<ReturnType<typeof engine>>, a: ParsedArgs): Promise<number>;
+}
+
+/** A command group whose subcommands each need the engine. */
+export function engineCommandGroup(
+  name: string,
+  description: string,
+  subs: Record<string, EngineSub>,
+): Command {
+  const commands: Record<string, Command> = {};
+  for (const [subName, sub] of Object.entries(subs)) {
+    const command = `${name} ${subName}`;
+    commands[subName] = {
+      name: command,
+      ...sub,
+      // What remote mode names when corrald lacks the endpoint: `corral network ls`.
+      run: async (a, ctx) => sub.run(await engine({ ...ctx, command: `corral ${command}` }), a),
+    };
+  }
+  return commandGroup(name, description, commands);
 }

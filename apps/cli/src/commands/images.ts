@@ -4,11 +4,12 @@ import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { createProgressRenderer, familiarName, formatBytes, type ProgressEvent } from '@corral/engine';
 import type { Command, Context, ParsedArgs } from '../args.js';
-import { checkArity, helpText, parseArgs, UsageError } from '../args.js';
+import { UsageError } from '../args.js';
 import { ago, table } from '../format.js';
 import { byteProgress, loadInput } from '../progress.js';
 import { dockerTime, HEADERS, isTemplate, renderRows } from '../templated.js';
 import { engine, list, str } from './common.js';
+import { commandGroup } from './group.js';
 
 const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
 
@@ -406,25 +407,8 @@ const pruneCmd: Command = {
   },
 };
 
-export const image: Command = {
-  name: 'image',
-  usage: 'image COMMAND (prune)',
-  description: 'Manage images',
-  flags: [],
-  stopAtPositional: true,
-  args: { min: 1 },
-  async run(a, ctx) {
-    const [name, ...rest] = a.positionals;
-    if (name !== 'prune') throw new UsageError(`unknown command ${name}: corral image prune [OPTIONS]`);
-    if (rest.includes('--help')) {
-      console.log(helpText(pruneCmd));
-      return 0;
-    }
-    const args = parseArgs(rest, pruneCmd.flags);
-    checkArity(pruneCmd, args.positionals);
-    return pruneCmd.run(args, ctx);
-  },
-};
+/** `corral image prune`: Docker's management command (its other verbs are the top-level ones). */
+export const image = commandGroup('image', 'Manage images', { prune: pruneCmd });
 
 export const imageCommands = [
   images,

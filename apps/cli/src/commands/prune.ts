@@ -1,10 +1,11 @@
 // container prune, system df, system prune: what the engine's housekeeping reports, printed
 // as docker prints it. Like `image prune`, corral never prompts (-f is taken and changes nothing).
 import { formatBytes } from '@corral/engine';
-import { type Command, checkArity, helpText, parseArgs } from '../args.js';
+import type { Command } from '../args.js';
 import { table } from '../format.js';
 import { isTemplate, renderRows } from '../templated.js';
 import { bool, engine, list, str } from './common.js';
+import { commandGroup } from './group.js';
 import { filterFlags } from './ps.js';
 
 const force = {
@@ -42,28 +43,9 @@ export const containerPrune: Command = {
 };
 
 /** `corral container prune`: Docker's management command (its other verbs are the top-level ones). */
-export const container: Command = {
-  name: 'container',
-  usage: 'container COMMAND (prune)',
-  description: 'Manage containers (container prune)',
-  flags: [],
-  stopAtPositional: true,
-  args: { min: 1 },
-  async run(a, ctx) {
-    const [name, ...rest] = a.positionals;
-    if (name !== 'prune') {
-      console.error(`corral container: unknown command ${name}\n  prune      ${containerPrune.description}`);
-      return 1;
-    }
-    if (rest[0] === '--help') {
-      console.log(helpText(containerPrune));
-      return 0;
-    }
-    const args = parseArgs(rest, containerPrune.flags);
-    checkArity(containerPrune, args.positionals);
-    return containerPrune.run(args, ctx);
-  },
-};
+export const container = commandGroup('container', 'Manage containers (container prune)', {
+  prune: containerPrune,
+});
 
 const pct = (part: number, whole: number) => (whole ? Math.round((part / whole) * 100) : 0);
 

@@ -1,6 +1,7 @@
 import { formatBytes } from '@corral/engine';
-import { type Command, checkArity, helpText, parseArgs, UsageError } from '../args.js';
+import { type Command, UsageError } from '../args.js';
 import { bool, engine } from './common.js';
+import { commandGroup } from './group.js';
 import { df, systemPrune } from './prune.js';
 
 const check: Command = {
@@ -19,6 +20,8 @@ const check: Command = {
   ],
   args: { min: 0, max: 0 },
   async run(a, ctx) {
+    if (a.flags.format !== undefined && a.flags.format !== 'json')
+      throw new UsageError(`unknown --format ${String(a.flags.format)}: json is the one there is`);
     const e = await engine(ctx);
     const result = await e.system.check({ repair: bool(a, 'repair') });
     if (a.flags.format === 'json') {
@@ -43,35 +46,9 @@ const check: Command = {
   },
 };
 
-const subs: Record<string, Command> = { check, df, prune: systemPrune };
-
-/** `corral system check [--repair]`: the data root's fsck. */
-export const system: Command = {
-  name: 'system',
-  usage: 'system COMMAND (check, df, prune)',
-  description: 'The data root: check (and repair), disk usage (df), prune',
-  flags: [],
-  stopAtPositional: true,
-  args: { min: 1 },
-  async run(a, ctx) {
-    const [name, ...rest] = a.positionals;
-    const sub = subs[name];
-    if (!sub) {
-      console.error(
-        `corral system: unknown command ${name}\n${Object.values(subs)
-          .map((c) => `  ${c.name.slice(7).padEnd(10)} ${c.description}`)
-          .join('\n')}`,
-      );
-      return 1;
-    }
-    if (rest[0] === '--help') {
-      console.log(helpText(sub));
-      return 0;
-    }
-    const args = parseArgs(rest, sub.flags);
-    checkArity(sub, args.positionals);
-    if (sub === check && args.flags.format !== undefined && args.flags.format !== 'json')
-      throw new UsageError(`unknown --format ${String(args.flags.format)}: json is the one there is`);
-    return sub.run(args, ctx);
-  },
-};
+/** `corral system check|df|prune`: the data root's fsck, disk usage and prune. */
+export const system = commandGroup('system', 'The data root: check (and repair), disk usage (df), prune', {
+  check,
+  df,
+  prune: systemPrune,
+});
