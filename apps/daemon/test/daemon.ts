@@ -18,6 +18,8 @@ export interface Daemon {
   log: () => string;
   /** The docker CLI at this daemon (DOCKER_HOST), its own config folder. */
   docker(args: string[], opts?: { input?: string; bin?: string }): Promise<Result>;
+  /** `docker`, which must exit 0: else an error with its stderr and the daemon's log's tail. */
+  must(args: string[], opts?: { input?: string; bin?: string }): Promise<Result>;
   api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResult>;
 }
 
@@ -148,13 +150,21 @@ export async function startDaemon(
   await until(async () => child.exitCode !== null || (await answers()), 'corrald to listen', 30_000);
   if (child.exitCode !== null) throw new Error(`corrald exited ${child.exitCode}: ${log}`);
   const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig };
+  const docker: Daemon['docker'] = (args, opts = {}) =>
+    exec(opts.bin ?? '/usr/local/bin/docker', args, { env, input: opts.input });
   return {
     socket,
     root,
     execRoot,
     child,
     log: () => log,
-    docker: (args, opts = {}) => exec(opts.bin ?? '/usr/local/bin/docker', args, { env, input: opts.input }),
+    docker,
+    async must(args, opts) {
+      const r = await docker(args, opts);
+      if (r.status !== 0)
+        throw new Error(`docker ${args.join(' ')} exited ${r.status}: ${r.stderr}\n${log.slice(-3000)}`);
+      return r;
+    },
     api: (method, path, body, headers) => apiRequest(socket, method, path, body, headers),
   };
 }

@@ -15,12 +15,7 @@ beforeAll(async () => {
 });
 afterAll(() => c.run());
 
-const must = async (args: string[], input?: string) => {
-  const r = await d.docker(args, { input });
-  if (r.status !== 0)
-    throw new Error(`docker ${args.join(' ')} exited ${r.status}: ${r.stderr}\n${d.log().slice(-3000)}`);
-  return r;
-};
+const must = (args: string[], input?: string) => d.must(args, { input });
 
 describe('docker CLI 28 against corrald', () => {
   it('makes its socket 0660 root:root', () => {

@@ -29,11 +29,7 @@ beforeAll(async () => {
 });
 afterAll(() => c.run());
 
-const must = async (args: string[], input?: string) => {
-  const r = await d.docker(args, input === undefined ? undefined : { input });
-  if (r.status !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
-  return r;
-};
+const must = (args: string[], input?: string) => d.must(args, { input });
 const config = async (ref: string) => JSON.parse((await must(['inspect', ref])).stdout)[0].Config;
 const imageIds = async () => (await must(['images', '-q', '--no-trunc'])).out.split('\n').sort();
 

@@ -16,12 +16,7 @@ beforeAll(async () => {
 });
 afterAll(() => c.run());
 
-const must = async (args: string[], bin?: string) => {
-  const r = await d.docker(args, { bin });
-  if (r.status !== 0)
-    throw new Error(`docker ${args.join(' ')} exited ${r.status}: ${r.stderr}\n${d.log().slice(-3000)}`);
-  return r;
-};
+const must = (args: string[], bin?: string) => d.must(args, { bin });
 
 const SETUP =
   'mkdir -p /data/sub && echo hello > /data/a.txt && echo deep > /data/sub/b && ln -sfn /data/a.txt /data/link && chown 123:45 /data/a.txt';

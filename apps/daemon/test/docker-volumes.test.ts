@@ -22,12 +22,7 @@ beforeAll(async () => {
 });
 afterAll(() => c.run());
 
-const must = async (args: string[], bin?: string) => {
-  const r = await d.docker(args, bin ? { bin } : {});
-  if (r.status !== 0)
-    throw new Error(`docker ${args.join(' ')} exited ${r.status}: ${r.stderr}\n${d.log().slice(-3000)}`);
-  return r;
-};
+const must = (args: string[], bin?: string) => d.must(args, { bin });
 const volumes = async () => (await must(['volume', 'ls', '-q'])).out.split('\n').filter(Boolean);
 
 describe('docker CLI 28: volumes through corrald', () => {

@@ -13,17 +13,23 @@ beforeAll(async () => {
 });
 afterAll(() => c.run());
 
-const must = async (args: string[]) => {
-  const r = await d.docker(args);
-  if (r.status !== 0)
-    throw new Error(`docker ${args.join(' ')} exited ${r.status}: ${r.stderr}\n${d.log().slice(-3000)}`);
-  return r;
-};
+const must = (args: string[]) => d.must(args);
 const inspect = async (name: string) => JSON.parse((await must(['inspect', name])).stdout)[0];
 
 describe('docker run --restart through corrald', () => {
   it('on-failure:2 restarts a failing container twice, then it stays exited', async () => {
-    await must(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'echo try; exit 3']);
+    await must([
+      'run',
+      '-d',
+      '--name',
+      'flaky',
+      '--restart',
+      'on-failure:2',
+      'busybox',
+      'sh',
+      '-c',
+      'echo try; exit 3',
+    ]);
     await until(async () => {
       const r = await inspect('flaky');
       return r.RestartCount === 2 && r.State.Status === 'exited';

@@ -15,12 +15,7 @@ beforeAll(async () => {
 });
 afterAll(() => c.run());
 
-const must = async (args: string[]) => {
-  const r = await d.docker(args);
-  if (r.status !== 0)
-    throw new Error(`docker ${args.join(' ')} exited ${r.status}: ${r.stderr}\n${d.log().slice(-3000)}`);
-  return r;
-};
+const must = (args: string[]) => d.must(args);
 
 describe('docker run settings through corrald', () => {
   it('ulimits, env-file, group-add, shm-size, sysctls, oom-score-adj and a device reach the program', async () => {
