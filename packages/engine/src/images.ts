@@ -1,4 +1,4 @@
-import type { Readable, Writable } from 'node:stream';
+import { pipeline, type Readable, Transform, type Writable } from 'node:stream';
 import {
   ensureBusyboxImage,
   type ImageRecord,
@@ -18,6 +18,7 @@ import { applyChanges } from './changes.js';
 import type { EngineContext } from './context.js';
 import { isBusybox } from './create.js';
 import { EngineError, engineOp, engineSync } from './errors.js';
+import { fetchTarball } from './import-url.js';
 
 /** Credentials that one pull or push brings along (Docker's X-Registry-Auth), over the stored ones. */
 export interface RegistryAuth {
@@ -31,6 +32,7 @@ function registryClient(ctx: EngineContext, auth?: RegistryAuth): RegistryClient
   return new RegistryClient({
     insecureRegistries: r.insecureRegistries,
     configPath: r.credentialsFile,
+    extraCaFile: r.extraCaFile,
     ...(auth ? { credentials: { username: auth.username, password: auth.password } } : {}),
   });
 }
@@ -195,6 +197,44 @@ export class EngineImages {
     );
     this.#ctx.events.emit('image', 'import', rec.id, { name: options.names?.[0] ?? rec.id });
     return rec;
+  }
+
+  /**
+   * docker import URL: fetches the tarball (http or https; a bare `host/path` is http, as
+   * dockerd has it) and imports it as `import` does. A refused fetch fails before anything is
+   * stored; a body cut short stores nothing. `onFetch` hears where from and how much so far.
+   */
+  async importUrl(
+    src: string,
+    options: {
+      names?: string[];
+      changes?: string[];
+      message?: string;
+      signal?: AbortSignal;
+      onFetch?: (p: { url: string; current: number; total: number | null }) => void;
+    } = {},
+  ): Promise<ImageRecord> {
+    applyChanges({}, options.changes ?? []); // bad changes fail before the fetch
+    const t = await fetchTarball(src, options.signal);
+    let current = 0;
+    options.onFetch?.({ url: t.url, current, total: t.length });
+    // Counted on its way (a Transform reads only as fast as the import takes it); an error of
+    // the fetch (a body cut short) reaches the import through the pipeline.
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        current += chunk.length;
+        options.onFetch?.({ url: t.url, current, total: t.length });
+        done(null, chunk);
+      },
+    });
+    pipeline(t.body, counted, () => {});
+    try {
+      return await this.import(counted, options);
+    } catch (e) {
+      t.body.destroy();
+      if (e instanceof EngineError && e.kind === 'InvalidArgument') throw e;
+      throw new EngineError('Unavailable', `importing from ${t.url}: ${(e as Error).message}`);
+    }
   }
 
   /** docker pull; resolves with the digest the name points at (the index's for a multi-platform image). */

@@ -79,13 +79,12 @@ async function streamed(call: Call, work: (write: (v: unknown) => void) => Promi
 
 /**
  * POST /images/create?fromSrc=- (docker import): the request body is a rootfs tarball; repo,
- * tag, message and changes (Dockerfile instructions) as dockerd takes them. A URL to fetch
- * is refused: corrald reaches no network on a client's behalf.
+ * tag, message and changes (Dockerfile instructions) as dockerd takes them. `fromSrc=URL`:
+ * the engine fetches the tarball (`importUrl`); a refused fetch is an error status, as with
+ * dockerd, and the fetch's progress follows once it answers.
  */
 async function importImage(call: Call, d: DaemonState): Promise<void> {
-  const src = call.query.get('fromSrc');
-  if (src !== '-')
-    throw bad(`fromSrc ${src}: only - (the tarball as the request body) is supported by corrald`);
+  const src = call.query.get('fromSrc')!;
   const repo = call.query.get('repo');
   const tag = call.query.get('tag');
   if (!repo && tag) throw bad('tag needs repo');
@@ -94,14 +93,48 @@ async function importImage(call: Call, d: DaemonState): Promise<void> {
     throw bad(`platform ${platform} is not supported`);
   // The docker CLI sends the whole name as repo (tag empty).
   const name = repo ? (tag ? `${repo}:${tag}` : repo) : undefined;
-  const rec = await d.engine.images.import(call.req, {
+  const options = {
     names: name ? [name] : [],
     changes: call.query.getAll('changes'),
     message: call.query.get('message') ?? undefined,
-  });
-  const out = jsonStream(call);
-  out.write({ status: rec.id });
-  out.end();
+  };
+  if (src === '-') {
+    const rec = await d.engine.images.import(call.req, options);
+    const out = jsonStream(call);
+    out.write({ status: rec.id });
+    return out.end();
+  }
+  call.req.resume(); // no body is expected
+  // Opened at the fetch's first report (it answered): from then on, errors go in the stream.
+  const progress = { out: null as ReturnType<typeof jsonStream> | null, last: 0 };
+  const opened = (url: string) => {
+    if (!progress.out) {
+      progress.out = jsonStream(call);
+      progress.out.write({ status: `Downloading from ${url}` });
+    }
+    return progress.out;
+  };
+  try {
+    const rec = await d.engine.images.importUrl(src, {
+      ...options,
+      signal: clientGone(call),
+      onFetch: (p) => {
+        const out = opened(p.url);
+        // A line every 100 ms at most, as dockerd's progress reader.
+        if (!p.current || Date.now() - progress.last < 100) return;
+        progress.last = Date.now();
+        out.write({
+          status: 'Importing',
+          progressDetail: p.total ? { current: p.current, total: p.total } : { current: p.current },
+        });
+      },
+    });
+    opened(src).write({ status: rec.id });
+  } catch (e) {
+    if (!progress.out) throw e;
+    progress.out.write({ errorDetail: { message: (e as Error).message }, error: (e as Error).message });
+  }
+  progress.out?.end();
 }
 
 function imageRow(d: DaemonState, i: ReturnType<DaemonState['engine']['images']['list']>[number]) {
