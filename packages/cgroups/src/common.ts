@@ -1,7 +1,9 @@
 import { readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isErrno, kill } from '@corral/sys';
 import { CgroupError } from './errors.js';
+import { waitFor } from './files.js';
 import { isAncestorOrSelf } from './host.js';
 
 /**
@@ -124,4 +126,58 @@ export function checkPid(pid: number): void {
     'NOTOURS',
     `process ${pid} was not started by this process (pid ${process.pid}): corral only moves its own processes into cgroups`,
   );
+}
+
+/** What an operation on a cgroup that is not made yet throws. */
+export function notCreated(path: string): CgroupError {
+  return new CgroupError('ENOENT', `cgroup ${path} does not exist: create() it first`);
+}
+
+/** addProcess's rule: a process moves only deeper into its own cgroup subtree. */
+export function checkBeneath(pid: number, current: string, target: string, where: string, dir: string): void {
+  if (!isAncestorOrSelf(current, target))
+    throw new CgroupError(
+      'OUTSIDE',
+      `process ${pid} is in ${where}${current}, which is not above ${target}: corral only moves processes deeper into their own cgroup subtree`,
+      dir,
+    );
+}
+
+/**
+ * killAll's signalling: refuses a cgroup that holds the caller (signalling ourselves would end
+ * it mid-way: such a cgroup is no container's), then signals each task; a task gone meanwhile
+ * is no error.
+ */
+export function refuseSelf(pids: number[], path: string): void {
+  if (pids.includes(process.pid))
+    throw new CgroupError('SELF', `cgroup ${path} holds this process (${process.pid}): refusing to kill it`);
+}
+
+export function signalEach(pids: number[], signo: number): void {
+  for (const pid of pids) {
+    try {
+      kill(pid, signo);
+    } catch (e) {
+      if (!isErrno(e, 'ESRCH')) throw e;
+    }
+  }
+}
+
+/** remove()'s wait for the last tasks to go (after an OOM kill the kernel may still be tearing them down). */
+export async function waitForLeaving(
+  empty: () => boolean,
+  processes: () => number[],
+  timeoutMs: number,
+  path: string,
+  dir: string,
+): Promise<void> {
+  try {
+    await waitFor(empty, timeoutMs, 'leaving', dir);
+  } catch {
+    throw new CgroupError(
+      'EBUSY',
+      `cgroup ${path} still has processes ${processes().join(', ')}: killAll() them first`,
+      dir,
+    );
+  }
 }

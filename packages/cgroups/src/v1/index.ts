@@ -1,14 +1,24 @@
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { posix } from 'node:path';
-import { isErrno, kill, type MountInfo, parseSignal } from '@corral/sys';
-import { checkPid, dirsBetween, removeDir, resolveCgroupPath, subtreeDeepestFirst } from '../common.js';
+import { type MountInfo, parseSignal } from '@corral/sys';
+import {
+  checkBeneath,
+  checkPid,
+  dirsBetween,
+  notCreated,
+  refuseSelf,
+  removeDir,
+  resolveCgroupPath,
+  signalEach,
+  subtreeDeepestFirst,
+  waitForLeaving,
+} from '../common.js';
 import { CgroupError } from '../errors.js';
 import { exists, readControl, readKeyed, readNumber, readPids, waitFor, writeControl } from '../files.js';
 import {
   cgroupDir,
   hostCpuTime,
   hostMemory,
-  isAncestorOrSelf,
   onlineCpus,
   onlineMems,
   readProcCgroups,
@@ -151,15 +161,9 @@ export class CgroupV1 implements Cgroup {
       const at = current.find(
         (c) => c.controllers.join(',') === h.name || sameSet(c.controllers, h.controllers),
       );
-      if (at && !isAncestorOrSelf(at.path, h.cgroup))
-        throw new CgroupError(
-          'OUTSIDE',
-          `process ${pid} is in ${h.name} cgroup ${at.path}, which is not above ${h.cgroup}: corral only moves processes deeper into their own cgroup subtree`,
-          h.dir,
-        );
+      if (at) checkBeneath(pid, at.path, h.cgroup, `${h.name} cgroup `, h.dir);
     }
-    if (!this.exists())
-      throw new CgroupError('ENOENT', `cgroup ${this.path} does not exist: create() it first`);
+    if (!this.exists()) throw notCreated(this.path);
     for (const h of this.hierarchies) writeControl(posix.join(h.dir, 'cgroup.procs'), pid);
   }
 
@@ -204,8 +208,7 @@ export class CgroupV1 implements Cgroup {
 
   apply(limits: CgroupLimits): CgroupLimits {
     const l = this.validate(limits);
-    if (!this.exists())
-      throw new CgroupError('ENOENT', `cgroup ${this.path} does not exist: create() it first`);
+    if (!this.exists()) throw notCreated(this.path);
     const f = (controller: string, name: string) => this.file(controller, name)!;
     if (l.memory !== undefined || l.memorySwap !== undefined) {
       const memsw = f('memory', 'memory.memsw.limit_in_bytes');
@@ -386,23 +389,12 @@ export class CgroupV1 implements Cgroup {
   async killAll(signal: number | string = SIGKILL): Promise<void> {
     const signo = parseSignal(signal);
     if (!this.exists()) return;
-    // Signalling ourselves would end the caller mid-way: a cgroup holding us is not a container's.
-    if (this.processes().includes(process.pid))
-      throw new CgroupError(
-        'SELF',
-        `cgroup ${this.path} holds this process (${process.pid}): refusing to kill it`,
-      );
+    refuseSelf(this.processes(), this.path);
     // Frozen, nothing can fork a new task between listing the PIDs and signalling them.
     const frozen = this.hierarchy('freezer') !== undefined && exists(this.freezerState());
     if (frozen) await this.freeze();
     try {
-      for (const pid of this.processes()) {
-        try {
-          kill(pid, signo);
-        } catch (e) {
-          if (!isErrno(e, 'ESRCH')) throw e;
-        }
-      }
+      signalEach(this.processes(), signo);
     } finally {
       if (frozen) await this.thaw();
     }
@@ -416,16 +408,13 @@ export class CgroupV1 implements Cgroup {
   }
 
   async remove(): Promise<void> {
-    // After an OOM kill the kernel may still be tearing tasks down: give them time to go.
-    try {
-      await waitFor(() => this.processes().length === 0, this.timeoutMs, 'leaving', this.hierarchies[0].dir);
-    } catch {
-      throw new CgroupError(
-        'EBUSY',
-        `cgroup ${this.path} still has processes ${this.processes().join(', ')}: killAll() them first`,
-        this.hierarchies[0].dir,
-      );
-    }
+    await waitForLeaving(
+      () => this.processes().length === 0,
+      () => this.processes(),
+      this.timeoutMs,
+      this.path,
+      this.hierarchies[0].dir,
+    );
     for (const h of this.hierarchies) {
       for (const dir of subtreeDeepestFirst(h.dir)) await removeDir(dir, this.timeoutMs);
       for (const dir of h.created.splice(0).reverse()) {

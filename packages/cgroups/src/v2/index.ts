@@ -1,18 +1,21 @@
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { posix } from 'node:path';
-import { isErrno, kill, type MountInfo, parseSignal, readMountInfo } from '@corral/sys';
-import { checkPid, dirsBetween, removeDir, resolveCgroupPath, subtreeDeepestFirst } from '../common.js';
+import { type MountInfo, parseSignal, readMountInfo } from '@corral/sys';
+import {
+  checkBeneath,
+  checkPid,
+  dirsBetween,
+  notCreated,
+  refuseSelf,
+  removeDir,
+  resolveCgroupPath,
+  signalEach,
+  subtreeDeepestFirst,
+  waitForLeaving,
+} from '../common.js';
 import { CgroupError } from '../errors.js';
 import { exists, readControl, readKeyed, readNumber, readPids, waitFor, writeControl } from '../files.js';
-import {
-  cgroupDir,
-  hostCpuTime,
-  hostMemory,
-  isAncestorOrSelf,
-  onlineCpus,
-  onlineMems,
-  readProcCgroups,
-} from '../host.js';
+import { cgroupDir, hostCpuTime, hostMemory, onlineCpus, onlineMems, readProcCgroups } from '../host.js';
 import { type CgroupCapabilities, type CgroupLimits, checkLimits } from '../limits.js';
 import type { Cgroup, CgroupStats, OpenCgroupOptions } from '../types.js';
 import { blkioWeightToIoWeight, parseCpuList, sharesToWeight, weightToShares } from '../units.js';
@@ -70,7 +73,8 @@ export class CgroupV2 implements Cgroup {
     // In a scratch tree the root stands for our own cgroup.
     this.own = this.scratch
       ? '/'
-      : ((opts.own ?? readProcCgroups('self')).find((c) => c.id === 0 && c.controllers.length === 0)?.path ?? '/');
+      : ((opts.own ?? readProcCgroups('self')).find((c) => c.id === 0 && c.controllers.length === 0)?.path ??
+        '/');
     this.cgroup = resolveCgroupPath(this.own, opts.path, opts.parent);
     const dir = cgroupDir(this.root, mountRoot, this.cgroup);
     if (dir === null)
@@ -138,16 +142,10 @@ export class CgroupV2 implements Cgroup {
 
   addProcess(pid: number): void {
     checkPid(pid);
-    if (!this.exists())
-      throw new CgroupError('ENOENT', `cgroup ${this.path} does not exist: create() it first`);
+    if (!this.exists()) throw notCreated(this.path);
     if (!this.scratch) {
       const at = readProcCgroups(pid).find((c) => c.id === 0 && c.controllers.length === 0);
-      if (at && !isAncestorOrSelf(at.path, this.cgroup))
-        throw new CgroupError(
-          'OUTSIDE',
-          `process ${pid} is in cgroup ${at.path}, which is not above ${this.cgroup}: corral only moves processes deeper into their own cgroup subtree`,
-          this.dir,
-        );
+      if (at) checkBeneath(pid, at.path, this.cgroup, 'cgroup ', this.dir);
     }
     // The kernel adds a written PID to cgroup.procs; a scratch tree's plain file needs appending.
     if (this.scratch) appendFileSync(this.f('cgroup.procs'), `${pid}\n`);
@@ -199,8 +197,7 @@ export class CgroupV2 implements Cgroup {
 
   apply(limits: CgroupLimits): CgroupLimits {
     const l = this.validate(limits);
-    if (!this.exists())
-      throw new CgroupError('ENOENT', `cgroup ${this.path} does not exist: create() it first`);
+    if (!this.exists()) throw notCreated(this.path);
     const max = (v: number) => (v === -1 ? 'max' : v);
     if (l.memory !== undefined) writeControl(this.f('memory.max'), max(l.memory));
     if (l.memorySwap !== undefined) {
@@ -328,25 +325,14 @@ export class CgroupV2 implements Cgroup {
   async killAll(signal: number | string = SIGKILL): Promise<void> {
     const signo = parseSignal(signal);
     if (!this.exists()) return;
-    // Signalling ourselves would end the caller mid-way: a cgroup holding us is not a container's.
-    if (this.processes().includes(process.pid))
-      throw new CgroupError(
-        'SELF',
-        `cgroup ${this.path} holds this process (${process.pid}): refusing to kill it`,
-      );
+    refuseSelf(this.processes(), this.path);
     if (signo === SIGKILL && exists(this.f('cgroup.kill'))) {
       // Linux 5.14+: the kernel kills the whole subtree at once, forks included.
       writeControl(this.f('cgroup.kill'), 1);
     } else {
       await this.freeze();
       try {
-        for (const pid of this.processes()) {
-          try {
-            kill(pid, signo);
-          } catch (e) {
-            if (!isErrno(e, 'ESRCH')) throw e;
-          }
-        }
+        signalEach(this.processes(), signo);
       } finally {
         await this.thaw();
       }
@@ -357,15 +343,13 @@ export class CgroupV2 implements Cgroup {
 
   async remove(): Promise<void> {
     if (!this.exists()) return;
-    try {
-      await waitFor(() => this.empty(), this.timeoutMs, 'leaving', this.dir);
-    } catch {
-      throw new CgroupError(
-        'EBUSY',
-        `cgroup ${this.path} still has processes ${this.processes().join(', ')}: killAll() them first`,
-        this.dir,
-      );
-    }
+    await waitForLeaving(
+      () => this.empty(),
+      () => this.processes(),
+      this.timeoutMs,
+      this.path,
+      this.dir,
+    );
     // A scratch tree holds plain files, which rmdir would refuse.
     const clearFiles = this.scratch
       ? (dir: string) => {
