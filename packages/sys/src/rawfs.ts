@@ -37,6 +37,7 @@ const f = lazy(() => ({
   fgetxattr: libc.func('intptr_t fgetxattr(int fd, void *name, void *value, size_t size)'),
   fsetxattr: libc.func('int fsetxattr(int fd, void *name, void *value, size_t size, int flags)'),
   flistxattr: libc.func('intptr_t flistxattr(int fd, void *list, size_t size)'),
+  fremovexattr: libc.func('int fremovexattr(int fd, void *name)'),
   copyFileRange: libc.func(
     'intptr_t copy_file_range(int fdin, void *offin, int fdout, void *offout, size_t len, unsigned int flags)',
   ),
@@ -180,6 +181,7 @@ export const rawFsetxattr = (fd: number, name: Buffer, value: Buffer, flags: num
   res(f.fsetxattr(fd, name, value, value.length, flags));
 export const rawFlistxattr = (fd: number, buf: Buffer | null): number =>
   res(f.flistxattr(fd, buf, buf ? buf.length : 0));
+export const rawFremovexattr = (fd: number, name: Buffer): number => res(f.fremovexattr(fd, name));
 /** copy_file_range(2) at explicit offsets (8-byte little-endian buffers, advanced by the call). */
 export const rawCopyFileRange = (
   fdIn: number,

@@ -1,7 +1,8 @@
 // POSIX ACLs (system.posix_acl_access and _default xattrs) as the kernel enforces them
 // through the union, for a user other than root: granted and denied by named-user entries,
-// inherited from a folder's default ACL (the umask then does not apply), set by an owner.
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+// inherited from a folder's default ACL (the umask then does not apply), also by entries made
+// where a lower one was deleted (over a whiteout), set by an owner.
+import { lstatSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lgetxattr, lsetxattr } from '@corral/sys';
 import { attempt, type Case } from './cases.js';
@@ -84,6 +85,39 @@ export const ACL_CASES: Case[] = [
         acl: aclOf('open/plain'),
       };
       out.setOnOthers = attempt(() => lsetxattr(p('granted'), ACCESS, withUser(6, 6, 0, 6, 0)));
+      return out;
+    },
+  },
+  {
+    name: 'entries made over a whiteout in a folder with a default ACL inherit it',
+    lower: [
+      {
+        shared: {
+          $dir: { f: 'old file', d: { inner: 'old' }, s: 'old', kept: 'kept' },
+          mode: 0o755,
+          xattrs: { [DEFAULT]: withUser(7, 5, 5, 7, 5) },
+        },
+      },
+      {},
+    ],
+    run: (root) => {
+      process.umask(0o077);
+      const p = (n: string) => join(root, 'shared', n);
+      for (const n of ['f', 'd', 's']) rmSync(p(n), { recursive: true });
+      writeFileSync(p('f'), 'new', { mode: 0o666 });
+      mkdirSync(p('d'), { mode: 0o777 });
+      symlinkSync('f', p('s'));
+      // Made in place (no whiteout) for comparison.
+      writeFileSync(p('fresh'), 'fresh', { mode: 0o666 });
+      mkdirSync(p('freshdir'), { mode: 0o777 });
+      const out: Record<string, unknown> = {};
+      for (const n of ['f', 'd', 's', 'fresh', 'freshdir']) {
+        out[n] = {
+          mode: (lstatSync(p(n)).mode & 0o7777).toString(8),
+          access: lgetxattr(p(n), ACCESS)?.toString('hex') ?? null,
+          default: lgetxattr(p(n), DEFAULT)?.toString('hex') ?? null,
+        };
+      }
       return out;
     },
   },

@@ -21,7 +21,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { AT, flock, LOCK, rawLinkat } from '@corral/sys';
+import { AT, flock, LOCK, rawFlistxattr, rawFremovexattr, rawFsetxattr, rawLinkat } from '@corral/sys';
 import type { Case } from './cases.js';
 
 /** The memory cgroup (v1) this process is in, as a folder, or null. */
@@ -77,7 +77,7 @@ const Z = Buffer.from([0]);
 
 export const INODE_CASES: Case[] = [
   {
-    name: 'O_TMPFILE: a nameless file, written, then linked in by its fd or dropped',
+    name: 'O_TMPFILE: a nameless file, written, its xattrs set and removed, then linked in by its fd or dropped',
     lower: [{ d: { old: 'old' } }, {}],
     run: (root) => {
       const dir = join(root, 'd');
@@ -85,6 +85,16 @@ export const INODE_CASES: Case[] = [
       writeSync(fd, 'tmp data');
       fchmodSync(fd, 0o600);
       const out: Record<string, unknown> = { nlinkBefore: fstatSync(fd).nlink };
+      // xattrs of the nameless file: set two, remove one (the other is linked in with it).
+      const cz = (t: string) => Buffer.from(`${t}\0`);
+      out.xattrs = [
+        rawFsetxattr(fd, cz('user.gone'), Buffer.from('1'), 0),
+        rawFsetxattr(fd, cz('user.kept'), Buffer.from('2'), 0),
+        rawFremovexattr(fd, cz('user.gone')),
+        rawFremovexattr(fd, cz('user.never')),
+      ];
+      const list = Buffer.alloc(256);
+      out.xattrList = list.subarray(0, Math.max(0, rawFlistxattr(fd, list))).toString('latin1');
       out.link = rawLinkat(fd, Z, AT.FDCWD, Buffer.from(`${dir}/linked\0`), AT_EMPTY_PATH);
       out.nlinkAfter = fstatSync(fd).nlink;
       out.sameIno = fstatSync(fd).ino === lstatSync(join(dir, 'linked')).ino;

@@ -365,10 +365,24 @@ export function removeTree(u: Union, dirfd: number, name: Buffer): number {
   return rawUnlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
+const ACL_DEFAULT = cstr('system.posix_acl_default');
+
+/** The default ACL of the folder `dirfd` (system.posix_acl_default), or null. */
+function defaultAcl(dirfd: number): Buffer | null {
+  const path = procPath(dirfd, DOT);
+  const size = rawLgetxattr(path, ACL_DEFAULT, null);
+  if (size <= 0) return null;
+  const value = Buffer.alloc(size);
+  const n = rawLgetxattr(path, ACL_DEFAULT, value);
+  return n > 0 ? value.subarray(0, n) : null;
+}
+
 /**
  * Makes an entry at `name` in `upperDir` where a whiteout is: `make` creates it in the work
  * folder under a temporary name; a folder is marked opaque (the lowers' folder stays hidden)
- * and swapped with the whiteout, anything else replaces it.
+ * and swapped with the whiteout, anything else replaces it. Where `upperDir` has a default
+ * ACL, the entry is made in a folder of the work folder's that has the same one, so that the
+ * upper filesystem gives it the ACL it would have got in place (overlayfs computes it).
  */
 export function createOverWhiteout(
   u: Union,
@@ -377,19 +391,43 @@ export function createOverWhiteout(
   isDir: boolean,
   make: (dirfd: number, tmp: Buffer) => number,
 ): number {
+  const acl = defaultAcl(upperDir);
+  if (!acl) return overWhiteout(u.L.workFd, upperDir, name, isDir, make);
   const work = u.L.workFd;
+  const stageName = tmpName();
+  let r = rawMkdirat(work, stageName, 0o700);
+  if (r < 0) return r;
+  const stage = u.L.openAt(work, stageName, O_RDONLY | O_DIRECTORY);
+  try {
+    if (stage < 0) return stage;
+    r = rawFsetxattr(stage, ACL_DEFAULT, acl, 0);
+    if (r < 0) return r;
+    return overWhiteout(stage, upperDir, name, isDir, make);
+  } finally {
+    if (stage >= 0) u.L.close(stage);
+    rawUnlinkat(work, stageName, AT_REMOVEDIR);
+  }
+}
+
+function overWhiteout(
+  stage: number,
+  upperDir: number,
+  name: Buffer,
+  isDir: boolean,
+  make: (dirfd: number, tmp: Buffer) => number,
+): number {
   const tmp = tmpName();
-  let r = make(work, tmp);
+  let r = make(stage, tmp);
   if (r < 0) return r;
   if (isDir) {
-    r = rawLsetxattr(procPath(work, tmp), OPAQUE_XATTR, Y, 0);
-    if (r >= 0) r = rawRenameat2(work, tmp, upperDir, name, RENAME_EXCHANGE);
-    if (r >= 0) return rawUnlinkat(work, tmp, 0);
-    rawUnlinkat(work, tmp, AT_REMOVEDIR);
+    r = rawLsetxattr(procPath(stage, tmp), OPAQUE_XATTR, Y, 0);
+    if (r >= 0) r = rawRenameat2(stage, tmp, upperDir, name, RENAME_EXCHANGE);
+    if (r >= 0) return rawUnlinkat(stage, tmp, 0);
+    rawUnlinkat(stage, tmp, AT_REMOVEDIR);
     return r;
   }
-  r = rawRenameat2(work, tmp, upperDir, name, 0);
-  if (r < 0) rawUnlinkat(work, tmp, 0);
+  r = rawRenameat2(stage, tmp, upperDir, name, 0);
+  if (r < 0) rawUnlinkat(stage, tmp, 0);
   return r;
 }
 

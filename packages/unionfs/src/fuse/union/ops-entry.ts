@@ -4,6 +4,7 @@ import {
   rawFchownat,
   rawFgetxattr,
   rawFlistxattr,
+  rawFremovexattr,
   rawFsetxattr,
   rawFstatfs,
   rawFtruncate,
@@ -332,8 +333,7 @@ export const removexattr: Op = (u, req) => {
   if (r < 0) return -r;
   const e = entryPath(u, i, 0);
   if (typeof e === 'number') return -e;
-  // No fremovexattr here for a nameless file (rare: its xattrs are new).
-  const w = e.tmp >= 0 ? -EOPNOTSUPP : rawLremovexattr(e.path, name);
+  const w = e.tmp >= 0 ? rawFremovexattr(e.tmp, name) : rawLremovexattr(e.path, name);
   u.L.close(e.fd);
   return w < 0 ? -w : 0;
 };
