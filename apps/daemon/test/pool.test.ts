@@ -1,4 +1,5 @@
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { procStartTime } from '@corral/sys';
 import { Cleanups, exec, until } from '@corral/testkit';
@@ -102,6 +103,27 @@ describe('corrald --pool-size', () => {
     // A terminal's container is served by a parked keeper too.
     const t = await d.docker(['run', '--rm', '-t', '--network', 'none', 'busybox', 'sh', '-c', 'tty']);
     expect([t.status, t.stdout.trim()]).toEqual([0, '/dev/pts/0']);
+  });
+
+  it('parks keepers and inits nicer, and gives a pooled container its own niceness back', async () => {
+    const d = await startDaemon(c);
+    const pool = await parked(d, 2);
+    const own = getPriority(); // corrald's, inherited from us
+    const niceOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
+    for (const pid of [...pool.keepers, ...pool.inits]) expect(niceOf(pid)).toBe(Math.min(19, own + 10));
+    // The program (the pooled init's main thread, exec'd) and a child of it, as without a pool.
+    const r = await d.docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'read -r s < /proc/self/stat; echo ${s#*) } | cut -d" " -f17; awk "{print \\$19}" /proc/self/stat',
+    ]);
+    expect([r.status, r.stdout]).toEqual([0, `${own}\n${own}\n`]);
+    expect((await d.api('GET', '/info')).json().KeeperPool.hits).toBe(1);
   });
 
   it('refuses a bad size', async () => {

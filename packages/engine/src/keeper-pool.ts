@@ -13,7 +13,9 @@
 // Parked keepers end when this process does, also when it is SIGKILLed: their control
 // socket closes, and a keeper whose front-end goes before its container started kills its
 // init and ends (keeper.ts); an init whose sync socket closes ends too.
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+import { procStartTime } from '@corral/sys';
 import { KeeperClient } from './keeper-client.js';
 
 /** What the pool reports (corrald's /info). */
@@ -35,14 +37,27 @@ interface Parked {
   keeper: KeeperClient;
   ready: boolean;
   initPid?: number;
+  initStartTime?: number;
 }
 
 /**
- * Wait before a refill. A spawn blocks this process until the child has exec'd (tens of ms on
- * a busy machine): the pool refills one keeper at a time, and only while no start or exit is
- * being handled (hold), so that no container's start or exit waits behind it.
+ * Wait before a refill. A spawn blocks this process until the child has exec'd (10-20 ms of
+ * fork and exec here, more on a busy machine), and the new keeper and init then take about
+ * 150 ms of CPU to start: the pool refills one keeper at a time, only while no start or exit
+ * is being handled (hold), and only once none has been for IDLE_MS, so that a short run
+ * (`docker run --rm`: start, program, exit, removal) is over before its refill begins. An
+ * empty pool refills sooner: the next start would find nothing.
  */
 const REFILL_DELAY_MS = 30;
+const IDLE_MS = 100;
+/**
+ * Keepers and inits start and wait parked this much nicer than this process: on a busy
+ * machine their start-up yields to the containers being started and ended. The one taken gets
+ * this process's niceness back (every thread) before its container is set up, so that the
+ * program runs as it would without a pool; where that is not allowed (no CAP_SYS_NICE) they
+ * are not made nicer.
+ */
+const PARKED_NICE = 10;
 
 export class KeeperPool {
   readonly size: number;
@@ -55,11 +70,18 @@ export class KeeperPool {
   #hits = 0;
   #misses = 0;
   #holds = 0;
+  /** When a start or exit was last taken up or done (Date.now()). */
+  #lastActive = 0;
+  /** This process's niceness, and the parked ones' (null: as ours). */
+  readonly #ownNice: number;
+  readonly #parkedNice: number | null;
 
   /** `errorLog`: the file that parked keepers' stderr goes to (they have no container yet). */
   constructor(size: number, errorLog: string) {
     this.size = Math.max(0, Math.floor(size));
     this.#errorLog = errorLog;
+    this.#ownNice = getPriority();
+    this.#parkedNice = canRenice() ? Math.min(19, this.#ownNice + PARKED_NICE) : null;
     this.#fill();
   }
 
@@ -81,9 +103,20 @@ export class KeeperPool {
     if (best) {
       this.#parked.delete(best);
       this.#hits++;
+      if (this.#parkedNice !== null) this.#unpark(best);
     } else this.#misses++;
+    this.#lastActive = Date.now();
     this.#schedule(REFILL_DELAY_MS);
     return best?.keeper ?? null;
+  }
+
+  /** The taken keeper and its init (also one still starting) at this process's niceness. */
+  #unpark(p: Parked): void {
+    reniceTasks(p.keeper.child.pid, null, this.#ownNice);
+    p.keeper.init.then(
+      (init) => reniceTasks(init.pid, p.initStartTime ?? procStartTime(init.pid), this.#ownNice),
+      () => {},
+    );
   }
 
   /** A start or an exit is being handled until the returned function is called: no refill meanwhile. */
@@ -94,6 +127,7 @@ export class KeeperPool {
       if (released) return;
       released = true;
       this.#holds--;
+      this.#lastActive = Date.now();
       this.#schedule(REFILL_DELAY_MS);
     };
   }
@@ -142,6 +176,8 @@ export class KeeperPool {
 
   #fill(): void {
     if (this.#closed || this.#holds > 0 || this.#parked.size >= this.size) return;
+    const quiet = Date.now() - this.#lastActive;
+    if (this.#parked.size > 0 && quiet < IDLE_MS) return this.#schedule(IDLE_MS - quiet);
     this.#park();
     this.#schedule(REFILL_DELAY_MS); // the next one, if any is missing
   }
@@ -159,6 +195,8 @@ export class KeeperPool {
     }
     const p: Parked = { keeper, ready: false };
     this.#parked.add(p);
+    // Its init inherits the niceness of the keeper's main thread.
+    if (this.#parkedNice !== null) reniceTasks(keeper.child.pid, null, this.#parkedNice);
     // A parked keeper holds nothing that should keep this process alive.
     keeper.child.unref();
     for (const fd of [3, 4]) (keeper.child.stdio[fd] as unknown as { unref?: () => void } | null)?.unref?.();
@@ -166,6 +204,7 @@ export class KeeperPool {
       (init) => {
         p.ready = true;
         p.initPid = init.pid;
+        p.initStartTime = procStartTime(init.pid) ?? undefined;
         this.#failures = 0;
       },
       () => {},
@@ -190,6 +229,37 @@ function pssOf(pid: number): number {
     return m ? Number(m[1]) * 1024 : 0;
   } catch {
     return 0;
+  }
+}
+
+/** Whether this process may make others less nice again (CAP_SYS_NICE, bit 23). */
+function canRenice(): boolean {
+  try {
+    const m = /^CapEff:\s+([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m !== null && (BigInt(`0x${m[1]}`) & (1n << 23n)) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Sets the niceness of every thread of `pid` (Linux keeps one per thread), when it is still
+ * the process started at `startTime` (null: a child of ours, not reaped, cannot be another).
+ */
+function reniceTasks(pid: number | undefined, startTime: number | null, nice: number): void {
+  if (pid === undefined || (startTime !== null && procStartTime(pid) !== startTime)) return;
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return; // gone
+  }
+  for (const tid of tasks) {
+    try {
+      setPriority(Number(tid), nice);
+    } catch {
+      // the thread ended meanwhile
+    }
   }
 }
 
