@@ -278,7 +278,12 @@ export interface Registry {
  * its config and storage in `dir`; htpasswd users (bcrypt) when `htpasswd` is given.
  * `stop` ends it by its pid; the caller removes `dir`.
  */
-export async function startRegistry(dir: string, htpasswd?: string): Promise<Registry> {
+export async function startRegistry(
+  dir: string,
+  htpasswd?: string,
+  /** Token auth (`auth: token`): the realm the test serves and the certificate its tokens are signed for. */
+  token?: { realm: string; service: string; issuer: string; rootcertbundle: string },
+): Promise<Registry> {
   requireProgram('/usr/bin/docker-registry', 'docker-registry');
   await fs.mkdir(dir, { recursive: true });
   const port = await freePort();
@@ -297,6 +302,8 @@ export async function startRegistry(dir: string, htpasswd?: string): Promise<Reg
   if (htpasswd) {
     await fs.writeFile(path.join(dir, 'htpasswd'), htpasswd);
     lines.push('auth:', '  htpasswd:', '    realm: corral-e2e', `    path: ${path.join(dir, 'htpasswd')}`);
+  } else if (token) {
+    lines.push('auth:', '  token:', ...Object.entries(token).map(([k, v]) => `    ${k}: ${v}`));
   }
   const config = path.join(dir, 'config.yml');
   await fs.writeFile(config, `${lines.join('\n')}\n`);

@@ -24,6 +24,10 @@ import { fetchTarball } from './import-url.js';
 export interface RegistryAuth {
   username: string;
   password: string;
+  /** An OAuth2 refresh token (Docker's `identitytoken`), traded at the token service in place of the password. */
+  identityToken?: string;
+  /** A bearer token for the registry (Docker's `registrytoken`), sent as it is. */
+  registryToken?: string;
 }
 
 /** A registry client with the engine's registry settings (and a request's own credentials). */
@@ -33,7 +37,7 @@ function registryClient(ctx: EngineContext, auth?: RegistryAuth): RegistryClient
     insecureRegistries: r.insecureRegistries,
     configPath: r.credentialsFile,
     extraCaFile: r.extraCaFile,
-    ...(auth ? { credentials: { username: auth.username, password: auth.password } } : {}),
+    ...(auth ? { credentials: { ...auth } } : {}),
   });
 }
 
@@ -268,11 +272,23 @@ export class EngineImages {
 
   /**
    * docker login: checks the credentials with the registry and keeps them in the credentials
-   * file; with `store: false` only checks them (a daemon's /auth: its client keeps them).
+   * file; with `store: false` only checks them (a daemon's /auth: its client keeps them) and
+   * resolves with the identity token (an OAuth2 refresh token) when the registry's token
+   * service hands one out, for the client to keep in place of the password; `identityToken`
+   * logs in with one kept so.
    */
-  async login(server: string, username: string, password: string, options: { store?: boolean } = {}) {
+  async login(
+    server: string,
+    username: string,
+    password: string,
+    options: { store?: boolean; identityToken?: string } = {},
+  ): Promise<{ identityToken?: string }> {
     const client = this.client();
-    if (options.store === false) await engineOp(() => client.checkLogin(server, username, password));
-    else await engineOp(() => client.login(server, username, password));
+    if (options.store === false || options.identityToken) {
+      const extra = options.identityToken ? { identityToken: options.identityToken } : {};
+      return engineOp(() => client.checkLogin(server, username, password, extra));
+    }
+    await engineOp(() => client.login(server, username, password));
+    return {};
   }
 }

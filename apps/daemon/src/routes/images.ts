@@ -50,10 +50,21 @@ export function registryAuth(call: Call): RegistryAuth | undefined {
     throw bad('invalid X-Registry-Auth header: not base64url JSON');
   }
   if (!v || typeof v !== 'object') throw bad('invalid X-Registry-Auth header: not a JSON object');
-  if (v.identitytoken || v.registrytoken)
-    throw bad(
-      'X-Registry-Auth with an identity or registry token is not supported by corrald: send username and password',
-    );
+  for (const k of ['identitytoken', 'registrytoken'])
+    if (v[k] !== undefined && typeof v[k] !== 'string')
+      throw bad(`invalid X-Registry-Auth header: ${k} is a string`);
+  // A token in place of the password (dockerd's order: the registry token first): the identity
+  // token is traded at the registry's token service as an OAuth2 refresh token.
+  const tokens = {
+    ...(v.registrytoken ? { registryToken: v.registrytoken as string } : {}),
+    ...(v.identitytoken ? { identityToken: v.identitytoken as string } : {}),
+  };
+  if (tokens.registryToken || tokens.identityToken)
+    return {
+      username: typeof v.username === 'string' && v.username ? v.username : '<token>',
+      password: '',
+      ...tokens,
+    };
   let { username, password } = v as { username?: unknown; password?: unknown };
   // The older form: `auth`, base64 of user:password.
   if (!username && typeof v.auth === 'string' && v.auth) {

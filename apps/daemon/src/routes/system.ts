@@ -214,21 +214,33 @@ export const systemRoutes: Route[] = [
     'POST',
     /^\/auth$/,
     async (call, d) => {
-      const b = await jsonBody<{ username?: string; password?: string; serveraddress?: string }>(call);
-      if (!b.username || !b.password) throw bad('username and password are required');
+      const b = await jsonBody<{
+        username?: string;
+        password?: string;
+        serveraddress?: string;
+        identitytoken?: string;
+      }>(call);
+      const identityToken = typeof b.identitytoken === 'string' ? b.identitytoken : '';
+      if (!identityToken && (!b.username || !b.password)) throw bad('username and password are required');
       // Checked, not kept: as with dockerd, the client keeps them and sends them with each
       // pull and push (X-Registry-Auth).
       const host = (b.serveraddress || 'docker.io').replace(/^https?:\/\//, '').replace(/\/.*$/, '');
       const server = /(^|\.)docker\.io$/.test(host) ? 'docker.io' : host;
+      let answer: { identityToken?: string };
       try {
-        await d.engine.images.login(server, b.username, b.password, { store: false });
+        answer = await d.engine.images.login(server, b.username || '<token>', b.password ?? '', {
+          store: false,
+          ...(identityToken ? { identityToken } : {}),
+        });
       } catch (e) {
         // dockerd's status for refused credentials, with the registry's words.
         if (e instanceof EngineError && e.kind === 'Forbidden')
           return sendJson(call, 401, { message: e.message });
         throw e;
       }
-      sendJson(call, 200, { Status: 'Login Succeeded', IdentityToken: '' });
+      // A token service that hands out refresh tokens: the client keeps that in place of the
+      // password and sends it back as `identitytoken` (dockerd's /auth answer).
+      sendJson(call, 200, { Status: 'Login Succeeded', IdentityToken: answer.identityToken ?? '' });
     },
   ],
 ];

@@ -11,6 +11,8 @@ export interface Credentials {
   password: string;
   /** An OAuth2 refresh token (`identitytoken` in config.json), traded for access tokens instead of the password. */
   identityToken?: string;
+  /** A bearer token for the registry itself (Docker's `registrytoken`), sent as it is. */
+  registryToken?: string;
 }
 
 /** One parsed WWW-Authenticate challenge. */

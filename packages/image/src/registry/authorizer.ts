@@ -30,6 +30,8 @@ export class Authorizer {
     if (!challenge) return undefined;
     const creds = await this.storedCredentials(registry);
     if (challenge.scheme === 'basic') return creds ? basic(creds) : undefined;
+    // A token the client already holds for this registry: no token service asked.
+    if (creds?.registryToken) return `Bearer ${creds.registryToken}`;
     const key = tokenKey(registry, scopes);
     const cached = this.tokens.get(key);
     if (cached && cached.expires > Date.now()) return cached.header;
@@ -67,7 +69,12 @@ export class Authorizer {
     challenge: Challenge,
     scopes: string[],
     creds: Credentials | undefined,
-  ): Promise<{ token: string; expiresIn: number }> {
+    /**
+     * Asks for a refresh token beside the access token (docker login's `offline_token=true`):
+     * the token service may hand one out, which a client keeps as its identity token.
+     */
+    offline = false,
+  ): Promise<{ token: string; expiresIn: number; refreshToken?: string }> {
     const realm = challenge.params['realm'];
     let url: URL;
     try {
@@ -107,6 +114,10 @@ export class Authorizer {
     } else {
       if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
       for (const s of scopes) url.searchParams.append('scope', s);
+      if (offline) {
+        url.searchParams.set('offline_token', 'true');
+        url.searchParams.set('client_id', this.settings.userAgent);
+      }
       if (creds) {
         url.searchParams.set('account', creds.username);
         headers['Authorization'] = basic(creds);
@@ -137,7 +148,7 @@ export class Authorizer {
         { host: registry, status: res.status },
       );
     }
-    let answer: { token?: string; access_token?: string; expires_in?: number };
+    let answer: { token?: string; access_token?: string; expires_in?: number; refresh_token?: string };
     try {
       answer = JSON.parse((await readBody(res, 1024 * 1024)).toString('utf8'));
     } catch {
@@ -158,6 +169,9 @@ export class Authorizer {
     return {
       token,
       expiresIn: typeof answer.expires_in === 'number' && answer.expires_in > 0 ? answer.expires_in : 60,
+      ...(typeof answer.refresh_token === 'string' && answer.refresh_token
+        ? { refreshToken: answer.refresh_token }
+        : {}),
     };
   }
 

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Reference } from '../store/reference.js';
 import type { Descriptor, Platform } from '../store/types.js';
-import { DockerCredentialStore } from './auth.js';
+import { type Credentials, DockerCredentialStore } from './auth.js';
 import { Authorizer, basic } from './authorizer.js';
 import { RegistryError } from './errors.js';
 import { Fetcher } from './fetcher.js';
@@ -81,16 +81,30 @@ export class RegistryClient {
 
   /**
    * Checks the credentials against the registry as `login` does, storing nothing (a daemon's
-   * /auth: the client keeps them and sends them with each pull and push).
+   * /auth: the client keeps them and sends them with each pull and push). With a token
+   * service, asks it for a refresh token as docker login does (`offline_token`) and returns
+   * it as `identityToken` when it hands one out: the client keeps that in place of the
+   * password. `creds` may be an identity token alone (a client logging in with the one it kept).
    */
-  async checkLogin(registry: string, username: string, password: string): Promise<void> {
+  async checkLogin(
+    registry: string,
+    username: string,
+    password: string,
+    extra: Pick<Credentials, 'identityToken'> = {},
+  ): Promise<{ identityToken?: string }> {
     this.transport.forget(registry);
     const state = await this.transport.host(registry);
-    const creds = { username, password };
+    const creds: Credentials = { username, password, ...extra };
     const where = `${registry}`;
     if (state.challenge?.scheme === 'bearer') {
-      await this.authorizer.fetchToken(registry, state.challenge, [], creds);
-    } else if (state.challenge?.scheme === 'basic') {
+      const t = await this.authorizer.fetchToken(registry, state.challenge, [], creds, !creds.identityToken);
+      return t.refreshToken ? { identityToken: t.refreshToken } : {};
+    }
+    if (creds.identityToken)
+      throw new RegistryError('UNAUTHORIZED', `${registry} takes no identity token: log in with a password`, {
+        host: registry,
+      });
+    if (state.challenge?.scheme === 'basic') {
       const res = await this.transport.send(state, new URL('/v2/', state.base), 'GET', {
         Authorization: basic(creds),
       });
@@ -115,6 +129,7 @@ export class RegistryClient {
         });
       }
     }
+    return {};
   }
 
   /** Forgets a registry's stored credentials; true when there were some. */
