@@ -1,4 +1,8 @@
-#!/usr/bin/env -S node --
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS CORRAL_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS} node --
+// The #! line starts Node without NODE_EXTRA_CA_CERTS, whose file Node would parse at start-up
+// (about 40 ms of every command here, where it names the system's whole CA bundle), and hands
+// its value on as CORRAL_EXTRA_CA_CERTS: put back at once for the programs corral starts, and
+// the registry client adds the file's certificates to Node's own (the only TLS corral speaks).
 // The bundle (../../scripts/bundle.mjs) when the build made one: one CommonJS file, compiled
 // from a V8 code cache beside it, so that a command neither starts the ESM loader nor loads the
 // modules it does not use (issue 15); the package's dist otherwise. The npm package ships no
@@ -7,6 +11,16 @@
 // loads (src/early.ts).
 const { existsSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');
+
+const extraCa = process.env.CORRAL_EXTRA_CA_CERTS;
+if (extraCa !== undefined) {
+  delete process.env.CORRAL_EXTRA_CA_CERTS;
+  if (extraCa) {
+    process.env.NODE_EXTRA_CA_CERTS = extraCa;
+    // Read by the CLI (src/commands/common.ts): this process did not load the file.
+    globalThis[Symbol.for('corral.cli.extraCaFile')] = extraCa;
+  }
+}
 
 /**
  * `corral`, `corral --help` and `corral help` (after a --root DIR) print the usage, which the

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { corralBin } from '@corral/testkit';
+import { corralBin, runCorral } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Sandbox, until } from './helpers.js';
 
@@ -182,6 +182,22 @@ describe('a keeper spawned ahead', () => {
     expect(r.code).toBe(125);
     expect(r.stderr).toContain('unknown flag: --no-such-flag');
     expect(r.seen).toEqual([]);
+  });
+
+  it('has the CLI environment without NODE_EXTRA_CA_CERTS (Node would parse its file at start)', async () => {
+    const ca = join(s.root, 'extra-ca.pem');
+    const r = await runCorral(
+      s.root,
+      ['run', '-d', '--name', 'ahead-env', '--network', 'none', 'busybox', 'sleep', '60'],
+      { env: { ...process.env, NODE_EXTRA_CA_CERTS: ca, CORRAL_TEST_ENV: 'kept' } },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const record = JSON.parse(readFileSync(join(s.root, 'containers', r.out, 'container.json'), 'utf8'));
+    const env = readFileSync(`/proc/${record.state.watcherPid}/environ`, 'utf8').split('\0');
+    expect(env).toContain('CORRAL_TEST_ENV=kept');
+    expect(env).toContain(`PATH=${process.env.PATH}`);
+    expect(env.filter((e) => e.includes('EXTRA_CA_CERTS'))).toEqual([]);
+    expect((await s.corral(['rm', '-f', 'ahead-env'])).status).toBe(0);
   });
 });
 

@@ -19,6 +19,11 @@ export interface RegistrySettings {
   insecureRegistries?: string[];
   /** Docker-style config.json with credentials (default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`). */
   credentialsFile?: string;
+  /**
+   * A PEM file of CA certificates trusted besides Node's own, for a front-end started without
+   * NODE_EXTRA_CA_CERTS that names it (the corral CLI: its #! line drops the variable).
+   */
+  extraCaFile?: string;
 }
 
 export interface EngineOptions {

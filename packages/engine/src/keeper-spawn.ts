@@ -48,7 +48,16 @@ export function spawnKeeper(
     // folder, and its init starts nowhere but / (keeper-pool.ts).
     cwd: '/',
     stdio: [...io, 'pipe', 'pipe'] as StdioOptions,
-    // The front-end's environment (PATH for the network's tools when the keeper restarts it).
-    env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
+    env: keeperEnv(),
   });
+}
+
+/**
+ * The front-end's environment (PATH for the network's tools when the keeper restarts its
+ * container) without NODE_EXTRA_CA_CERTS: Node parses that file at every start (about 40 ms
+ * here, on the run's critical path) and a keeper makes no TLS connection.
+ */
+export function keeperEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const { NODE_EXTRA_CA_CERTS: _, ...rest } = env;
+  return { ...rest, UV_THREADPOOL_SIZE: '1' };
 }

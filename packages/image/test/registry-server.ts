@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes, sign } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 import path from 'node:path';
 import { freePort, tempDir } from '@corral/testkit';
@@ -19,10 +20,14 @@ export interface RegistryOptions {
   users?: Record<string, string>;
   /** Bearer tokens from a token service (see startTokenServer). */
   token?: TokenAuth;
+  /** HTTPS with this certificate and key (PEM files) instead of plain HTTP. */
+  tls?: { certificate: string; key: string };
+  /** The name in `host` (default 127.0.0.1): one that resolves to 127.0.0.1, for a certificate. */
+  name?: string;
 }
 
 export interface TestRegistry {
-  /** `127.0.0.1:PORT`, the registry part of references. */
+  /** `127.0.0.1:PORT` (or `NAME:PORT`), the registry part of references. */
   host: string;
   root: string;
   /** `METHOD /path?query` of each request answered so far, from the access log. */
@@ -51,6 +56,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     'http:',
     `  addr: 127.0.0.1:${port}`,
   ];
+  if (opts.tls) lines.push('  tls:', `    certificate: ${opts.tls.certificate}`, `    key: ${opts.tls.key}`);
   if (opts.users) {
     const entries = Object.entries(opts.users).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 5)}`);
     await fs.writeFile(path.join(root, 'htpasswd'), `${entries.join('\n')}\n`);
@@ -85,13 +91,13 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  const host = `127.0.0.1:${port}`;
+  const host = `${opts.name ?? '127.0.0.1'}:${port}`;
   const stop = async (): Promise<void> => {
     await endChild(child);
     await fs.rm(root, { recursive: true, force: true });
   };
   try {
-    await waitForHttp(`http://${host}/v2/`, child, () => stderr);
+    await waitForHttp(`${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}/v2/`, child, () => stderr);
   } catch (e) {
     await stop();
     throw e;
@@ -112,7 +118,9 @@ async function waitForHttp(url: string, child: ChildProcess, log: () => string):
   for (let i = 0; i < 200; i++) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited (${child.exitCode}): ${log()}`);
     const ok = await new Promise<boolean>((resolve) => {
-      const req = http.get(url, (res) => {
+      // Only whether it answers: its certificate is the test's to check.
+      const get = url.startsWith('https:') ? https.get : http.get;
+      const req = get(url, { rejectUnauthorized: false }, (res) => {
         res.resume();
         resolve(true);
       });

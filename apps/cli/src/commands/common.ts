@@ -11,8 +11,18 @@ export async function engine(ctx: Context, registry?: RegistrySettings): Promise
     const { RemoteEngine } = await import('../remote/engine.js');
     return new RemoteEngine(ctx.host, ctx.command ?? 'this command', registry);
   }
-  return Engine.open({ root: ctx.root, registry, network: ctx.network });
+  return Engine.open({
+    root: ctx.root,
+    registry: extraCaFile ? { ...registry, extraCaFile } : registry,
+    network: ctx.network,
+  });
 }
+
+/**
+ * NODE_EXTRA_CA_CERTS, when bin/corral.cjs started this process without it (its #! line): the
+ * registry client then adds the file's certificates itself.
+ */
+const extraCaFile = (globalThis as { [k: symbol]: string | undefined })[Symbol.for('corral.cli.extraCaFile')];
 
 export const str = (a: ParsedArgs, k: string) => a.flags[k] as string | undefined;
 export const list = (a: ParsedArgs, k: string) => (a.flags[k] as string[] | undefined) ?? [];

@@ -128,6 +128,7 @@ export class Authorizer {
       headers,
       body,
       insecureTls: this.settings.isInsecure(url.host),
+      secureContext: this.settings.secureContext?.(),
       timeoutMs: this.settings.timeoutMs,
     });
     if (res.status === 401 || res.status === 403) {

@@ -32,6 +32,8 @@ export interface DirectGetOptions {
   headers: Record<string, string>;
   /** TLS: accept any certificate (only for registries named insecure). */
   insecureTls?: boolean;
+  /** TLS: the CAs to trust, when not Node's default ones (tls-trust.ts). */
+  secureContext?: tls.SecureContext;
   signal?: AbortSignal;
   /** Idle socket time after which the download fails. */
   timeoutMs?: number;
@@ -133,6 +135,7 @@ class Connection {
             port,
             servername: net.isIP(host) ? undefined : host,
             rejectUnauthorized: !opts.insecureTls,
+            secureContext: opts.secureContext,
             ALPNProtocols: ['http/1.1'],
             onread,
           } as tls.ConnectionOptions)
@@ -143,8 +146,22 @@ class Connection {
 
 const idle = new Map<string, Connection[]>();
 
+const contextIds = new WeakMap<tls.SecureContext, number>();
+let contexts = 0;
+/** A number per TLS context: connections made with one are not reused for another. */
+function contextId(c: tls.SecureContext): number {
+  let id = contextIds.get(c);
+  if (id === undefined) contextIds.set(c, (id = ++contexts));
+  return id;
+}
+
 function poolKey(url: URL, opts: DirectGetOptions): string {
-  return `${url.origin}|${opts.insecureTls ? 'insecure' : 'verified'}`;
+  const trust = opts.insecureTls
+    ? 'insecure'
+    : opts.secureContext
+      ? `ca${contextId(opts.secureContext)}`
+      : 'verified';
+  return `${url.origin}|${trust}`;
 }
 
 function takeIdle(url: URL, opts: DirectGetOptions): Connection | undefined {

@@ -9,6 +9,7 @@ import { discard } from './http.js';
 import type { ProgressEvent } from './progress.js';
 import { Pusher } from './pusher.js';
 import { Resolver } from './resolver.js';
+import { extraCaContext } from './tls-trust.js';
 import { insecureMatcher, Transport } from './transport.js';
 import type {
   BlobProvider,
@@ -49,6 +50,7 @@ export class RegistryClient {
       userAgent: opts.userAgent ?? 'corral',
       timeoutMs: opts.timeoutMs ?? 60_000,
       isInsecure: insecureMatcher(opts.insecureRegistries),
+      secureContext: opts.extraCaFile ? () => extraCaContext(opts.extraCaFile!) : undefined,
     };
     this.authorizer = new Authorizer(this.credentials, settings, opts.credentials);
     this.transport = new Transport(settings, this.authorizer);

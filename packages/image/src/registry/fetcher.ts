@@ -121,6 +121,7 @@ export class Fetcher {
       const got = await getInto(url, writer, {
         headers: this.transport.withUserAgent(auth ? { Authorization: auth } : {}),
         insecureTls: state.insecureTls,
+        secureContext: this.transport.settings.secureContext?.(),
         signal,
         timeoutMs: this.transport.settings.timeoutMs,
       });

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable, TransformCallback } from 'node:stream';
+import type { SecureContext } from 'node:tls';
 import { type DigestAlgorithm, HashingStream } from '../store/hashing.js';
 import { DigestMismatchError, RegistryError } from './errors.js';
 import { isValidDigest } from './hosts.js';
@@ -20,6 +21,8 @@ export interface HttpRequestOptions {
   body?: Buffer | (() => Readable);
   /** TLS: accept any certificate (only for registries named insecure). */
   insecureTls?: boolean;
+  /** TLS: the CAs to trust, when not Node's default ones (tls-trust.ts). */
+  secureContext?: SecureContext;
   signal?: AbortSignal;
   /** Idle socket time after which the request fails. */
   timeoutMs?: number;
@@ -63,6 +66,17 @@ const agents = () =>
     https: new https.Agent({ keepAlive: true, maxSockets: 16 }),
     httpsInsecure: new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false }),
   });
+/** One agent per TLS context of its own (one per extra CA file and process). */
+const contextAgents = new WeakMap<SecureContext, https.Agent>();
+function contextAgent(secureContext: SecureContext): https.Agent {
+  let a = contextAgents.get(secureContext);
+  if (!a)
+    contextAgents.set(
+      secureContext,
+      (a = new https.Agent({ keepAlive: true, maxSockets: 16, secureContext })),
+    );
+  return a;
+}
 
 /** Network failures as a RegistryError that names the host and says what to check. */
 export function networkError(host: string, e: unknown): RegistryError {
@@ -112,7 +126,13 @@ export async function httpRequest(url: URL, opts: HttpRequestOptions): Promise<H
 function once(url: URL, opts: HttpRequestOptions, headers: Record<string, string>): Promise<HttpResponse> {
   const isHttps = url.protocol === 'https:';
   const a = agents();
-  const agent = isHttps ? (opts.insecureTls ? a.httpsInsecure : a.https) : a.http;
+  const agent = !isHttps
+    ? a.http
+    : opts.insecureTls
+      ? a.httpsInsecure
+      : opts.secureContext
+        ? contextAgent(opts.secureContext)
+        : a.https;
   const mod = isHttps ? https : http;
   const body = typeof opts.body === 'function' ? opts.body() : opts.body;
   const allHeaders = { ...headers };

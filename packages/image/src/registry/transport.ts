@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { SecureContext } from 'node:tls';
 import { familiarName, formatReference, type Reference } from '../store/reference.js';
 import { type Challenge, parseChallenge } from './auth.js';
 import type { Authorizer } from './authorizer.js';
@@ -13,6 +14,8 @@ export interface HttpSettings {
   timeoutMs: number;
   /** True when the registry (or a token service's host) may be reached over plain HTTP. */
   isInsecure(host: string): boolean;
+  /** The TLS context for verified connections, when not Node's default (an extra CA file). */
+  secureContext?(): SecureContext;
 }
 
 /** What the transport learned about a registry: where its API answers and how it authenticates. */
@@ -128,7 +131,12 @@ export class Transport {
     let probe = this.hosts.get(registry);
     if (!probe) {
       const abort = new AbortController();
-      const made: HostProbe = { state: this.probe(registry, abort.signal), abort, waiting: 0, settled: false };
+      const made: HostProbe = {
+        state: this.probe(registry, abort.signal),
+        abort,
+        waiting: 0,
+        settled: false,
+      };
       made.state.then(
         () => (made.settled = true),
         () => {
@@ -206,6 +214,7 @@ export class Transport {
       body,
       signal,
       insecureTls: state.insecureTls,
+      secureContext: this.settings.secureContext?.(),
       timeoutMs: this.settings.timeoutMs,
     });
   }

@@ -35,6 +35,11 @@ export interface RegistryClientOptions {
   configPath?: string;
   /** Registries (`host` or `host:port`) that may be reached over plain HTTP or with unverified TLS. */
   insecureRegistries?: string[];
+  /**
+   * A PEM file of CA certificates trusted besides Node's own, as NODE_EXTRA_CA_CERTS: for a
+   * process started without that variable (Node parses its file at every start).
+   */
+  extraCaFile?: string;
   userAgent?: string;
   /** Idle time after which a request fails, in ms. */
   timeoutMs?: number;
