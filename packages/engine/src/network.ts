@@ -2,7 +2,7 @@
 // (before the spec is written), its /etc files written inside its root, its peers' /etc/hosts
 // kept current, and everything taken down when it ends (or, after a SIGKILL, when an engine
 // next opens the data root). Both front-ends get all of it through the Engine's methods.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeSync } from 'node:fs';
 import {
   DEFAULT_NETWORK,
   type HostsEntry,
@@ -12,7 +12,7 @@ import {
   resolvConf,
   writeEtcFiles,
 } from '@corral/network';
-import { close, O, openInRoot, openRoot, procStartTime, readlinkat, unlinkat } from '@corral/sys';
+import { close, fdPath, O, openat, openInRoot, openRoot, procStartTime, unlinkat } from '@corral/sys';
 import type { EngineContext } from './context.js';
 import { EngineError } from './errors.js';
 import { fromNetwork } from './network-config.js';
@@ -134,23 +134,35 @@ function resolvOf(r: ContainerRecord): string {
  */
 function writeInRoot(rootfs: string, files: Parameters<typeof writeEtcFiles>[1]): void {
   const fd = openRoot(rootfs);
+  const existing: typeof files = {};
   try {
     const etc = openInRoot(fd, 'etc', O.PATH | O.DIRECTORY | O.CLOEXEC, { create: 'dir' });
     try {
+      // What etc holds, read once through its fd (a failed lookup per file costs an error).
+      const there = new Map(readdirSync(fdPath(etc), { withFileTypes: true }).map((e) => [e.name, e]));
       const names = { hosts: 'hosts', hostname: 'hostname', resolvConf: 'resolv.conf' } as const;
-      for (const [key, name] of Object.entries(names)) {
-        if (files[key as keyof typeof names] === undefined) continue;
-        try {
-          readlinkat(etc, name);
-        } catch {
-          continue; // not a symlink (or absent)
+      for (const [key, name] of Object.entries(names) as [keyof typeof names, string][]) {
+        const content = files[key];
+        if (content === undefined) continue;
+        const entry = there.get(name);
+        if (entry?.isSymbolicLink()) unlinkat(etc, name);
+        else if (entry) {
+          existing[key] = content; // replaced only if regular (writeEtcFiles checks)
+          continue;
         }
-        unlinkat(etc, name);
+        // Absent: made here, in etc's fd, never following anything (EXCL: a name that
+        // appeared meanwhile fails the start).
+        const out = openat(etc, name, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC, 0o644);
+        try {
+          writeSync(out, content);
+        } finally {
+          close(out);
+        }
       }
     } finally {
       close(etc);
     }
-    writeEtcFiles(fd, files);
+    writeEtcFiles(fd, existing);
   } finally {
     close(fd);
   }
