@@ -40,6 +40,22 @@ function pattern(size: number): Buffer {
 }
 
 describe('fuse backend', () => {
+  it("starts its server with the caller's environment without NODE_EXTRA_CA_CERTS (parsed at Node's start)", async () => {
+    const saved = process.env.NODE_EXTRA_CA_CERTS;
+    process.env.NODE_EXTRA_CA_CERTS = '/nonexistent/corral-extra-ca.pem';
+    process.env.CORRAL_TEST_FUSE_ENV = 'kept';
+    try {
+      const { m } = await mount();
+      const env = readFileSync(`/proc/${(m as { pid: number }).pid}/environ`, 'utf8').split('\0');
+      expect(env).toContain('CORRAL_TEST_FUSE_ENV=kept');
+      expect(env.filter((e) => e.startsWith('NODE_EXTRA_CA_CERTS='))).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
+      else process.env.NODE_EXTRA_CA_CERTS = saved;
+      delete process.env.CORRAL_TEST_FUSE_ENV;
+    }
+  });
+
   it('reads of a lower file (spliced from the layer) give its bytes at any offset and length', async () => {
     const size = 3 * 1024 * 1024 + 4321;
     const data = pattern(size);
