@@ -202,7 +202,7 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       writeEtc(ctx, r, rootfs);
       const spec = buildSpec(r, rootfs, netns, o.consoleSize);
       spec.mounts = [...(spec.mounts ?? []), ...ociMounts(ctx, r, rootfs)];
-      writeFileSync(join(dir, 'bundle', 'config.json'), JSON.stringify(spec, null, 2));
+      writeFileSync(join(dir, 'bundle', 'config.json'), JSON.stringify(spec));
       o.onStep?.('bundle');
       checkAborted(o.abort);
       if (o.keeper)
