@@ -134,7 +134,13 @@ export function notCreated(path: string): CgroupError {
 }
 
 /** addProcess's rule: a process moves only deeper into its own cgroup subtree. */
-export function checkBeneath(pid: number, current: string, target: string, where: string, dir: string): void {
+export function checkBeneath(
+  pid: number | 'self',
+  current: string,
+  target: string,
+  where: string,
+  dir: string,
+): void {
   if (!isAncestorOrSelf(current, target))
     throw new CgroupError(
       'OUTSIDE',

@@ -49,8 +49,12 @@ export interface Cgroup {
   exists(): boolean;
   /** Makes the cgroup; fails with code EXISTS when it is there already (it may not be ours). */
   create(): void;
-  /** Moves a process (all its threads) into the cgroup; only deeper into its own subtree. */
-  addProcess(pid: number): void;
+  /**
+   * Moves a process (all its threads) into the cgroup; only deeper into its own subtree.
+   * 'self': the calling process, written as 0, for a caller in a PID namespace of its own
+   * (the kernel reads a written PID in the writer's PID namespace).
+   */
+  addProcess(pid: number | 'self'): void;
   /** What this cgroup can enforce: controllers, CPUs, memory nodes, swap accounting. */
   capabilities(): CgroupCapabilities;
   /** Checks limits against capabilities() and resolves them (see checkLimits); writes nothing. */

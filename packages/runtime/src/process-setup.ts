@@ -26,6 +26,7 @@ import {
   setresgid,
   setresuid,
   setsid,
+  setUserRaw,
   setWindowSize,
   umask,
 } from '@corral/sys';
@@ -123,6 +124,8 @@ export function setUserAndCapabilities(
   seccomp?: OciSeccomp,
   /** The profile compiled by the runtime (precompiledProfile), as base64. */
   compiledSeccomp?: string,
+  /** Change the ids of this task alone (raw syscalls): what a vfork child must do. */
+  rawIds = false,
 ): void {
   const caps = proc.capabilities;
   const last = caps ? lastCapability() : 0;
@@ -145,6 +148,7 @@ export function setUserAndCapabilities(
   }
   const { user } = proc;
   step('setting the user', () => {
+    if (rawIds) return setUserRaw(user.uid, user.gid, user.additionalGids ?? []);
     setgroups(user.additionalGids ?? []);
     setresgid(user.gid, user.gid, user.gid);
     setresuid(user.uid, user.uid, user.uid);

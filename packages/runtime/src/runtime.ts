@@ -40,6 +40,7 @@ import { cgroupPids, poststop, removeCgroupDirs, startContainer } from './start-
 import {
   type ContainerState,
   containerState,
+  freezerOf,
   isAlive,
   OCI_VERSION,
   readState,
@@ -468,15 +469,6 @@ export class Runtime {
 }
 
 /** Where the cgroup says it is frozen: v1 freezer.state, v2 cgroup.freeze. */
-function freezerOf(cgroup: Cgroup): StoredState['freezer'] {
-  if (cgroup.backend === 'v1') {
-    const dir = Object.entries(cgroup.dirs).find(([name]) => name.split(',').includes('freezer'))?.[1];
-    return dir ? { file: join(dir, 'freezer.state'), frozen: 'FROZEN' } : undefined;
-  }
-  const dir = Object.values(cgroup.dirs)[0];
-  return dir ? { file: join(dir, 'cgroup.freeze'), frozen: '1' } : undefined;
-}
-
 function setOomScoreAdj(pid: number, value: number): void {
   try {
     writeFileSync(`/proc/${pid}/oom_score_adj`, String(value));

@@ -3,6 +3,7 @@
 // call often, loads this and little else.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Cgroup } from '@corral/cgroups';
 import { RuntimeError } from './errors.js';
 import type { OciHooks } from './spec.js';
 
@@ -129,4 +130,14 @@ export function containerState(root: string, st: StoredState): ContainerState {
     created: st.created,
     annotations: st.annotations,
   };
+}
+
+/** The file that says whether the cgroup is frozen, and the value that means frozen. */
+export function freezerOf(cgroup: Cgroup): StoredState['freezer'] {
+  if (cgroup.backend === 'v1') {
+    const dir = Object.entries(cgroup.dirs).find(([name]) => name.split(',').includes('freezer'))?.[1];
+    return dir ? { file: join(dir, 'freezer.state'), frozen: 'FROZEN' } : undefined;
+  }
+  const dir = Object.values(cgroup.dirs)[0];
+  return dir ? { file: join(dir, 'cgroup.freeze'), frozen: '1' } : undefined;
 }

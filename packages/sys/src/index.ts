@@ -30,3 +30,4 @@ export * from './seccomp.js';
 export { parseSignal, signalName } from './signals.js';
 export { connectUnix, sendFd, sendFdTo } from './socket.js';
 export { cloexecFrom, type SpawnProgramOptions, spawnProgram } from './spawn.js';
+export { type ExecTarget, setUserRaw, type VforkResult, vforkExec, vforkSupported } from './vfork.js';

@@ -154,8 +154,8 @@ export class CgroupV1 implements Cgroup {
     }
   }
 
-  addProcess(pid: number): void {
-    checkPid(pid);
+  addProcess(pid: number | 'self'): void {
+    if (pid !== 'self') checkPid(pid);
     const current = readProcCgroups(pid);
     for (const h of this.hierarchies) {
       const at = current.find(
@@ -164,7 +164,8 @@ export class CgroupV1 implements Cgroup {
       if (at) checkBeneath(pid, at.path, h.cgroup, `${h.name} cgroup `, h.dir);
     }
     if (!this.exists()) throw notCreated(this.path);
-    for (const h of this.hierarchies) writeControl(posix.join(h.dir, 'cgroup.procs'), pid);
+    for (const h of this.hierarchies)
+      writeControl(posix.join(h.dir, 'cgroup.procs'), pid === 'self' ? 0 : pid);
   }
 
   capabilities(): CgroupCapabilities {

@@ -140,16 +140,16 @@ export class CgroupV2 implements Cgroup {
     }
   }
 
-  addProcess(pid: number): void {
-    checkPid(pid);
+  addProcess(pid: number | 'self'): void {
+    if (pid !== 'self') checkPid(pid);
     if (!this.exists()) throw notCreated(this.path);
     if (!this.scratch) {
       const at = readProcCgroups(pid).find((c) => c.id === 0 && c.controllers.length === 0);
       if (at) checkBeneath(pid, at.path, this.cgroup, 'cgroup ', this.dir);
     }
     // The kernel adds a written PID to cgroup.procs; a scratch tree's plain file needs appending.
-    if (this.scratch) appendFileSync(this.f('cgroup.procs'), `${pid}\n`);
-    else writeControl(this.f('cgroup.procs'), pid);
+    if (this.scratch) appendFileSync(this.f('cgroup.procs'), `${pid === 'self' ? process.pid : pid}\n`);
+    else writeControl(this.f('cgroup.procs'), pid === 'self' ? 0 : pid);
   }
 
   capabilities(): CgroupCapabilities {

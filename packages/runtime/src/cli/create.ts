@@ -4,6 +4,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Pid1Process } from '@corral/pidns';
+import { fastRunRefusal } from '../fast-path.js';
 import { spawnInit } from '../init-process.js';
 import type { OciSpec } from '../spec.js';
 import { type FlagSpecs, type Globals, parseFlags, UsageError } from './args.js';
@@ -101,11 +102,22 @@ export async function create(g: Globals, argv: string[]): Promise<number> {
 }
 
 /** Signals that `run` passes on to the container, as runc's signal forwarding does. */
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
+export const FORWARDED = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGWINCH',
+] as const;
 
 export async function run(g: Globals, argv: string[]): Promise<number> {
   const p = parse('run', argv, RUN_FLAGS);
   const detach = p.flags.detach === true;
+  const refusal = fastRunRefusal(p.spec, { detach, noPivot: p.flags['no-pivot'] === true });
+  if (refusal === null) return (await import('./run-fast.js')).runFastCommand(g, p);
+  log('debug', `run ${p.id}: not on the fast path: ${refusal}`);
   const { rt, c } = await createContainer(g, 'run', p, detach);
   try {
     await rt.start(p.id);

@@ -4,6 +4,7 @@
 // command itself to report.
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fastRunRefusal } from '../fast-path.js';
 import { spawnInit } from '../init-process.js';
 import type { OciSpec } from '../spec.js';
 import { parseFlags } from './args.js';
@@ -16,6 +17,12 @@ export function startEarly(command: 'create' | 'run', argv: string[]): void {
     const bundle = resolve((flags.bundle as string | undefined) ?? '.');
     const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as OciSpec;
     if (spec.process?.terminal) return;
+    // run's fast path needs no init (fast-path.ts).
+    if (
+      command === 'run' &&
+      fastRunRefusal(spec, { detach: flags.detach === true, noPivot: flags['no-pivot'] === true }) === null
+    )
+      return;
     const preserveFds = (flags['preserve-fds'] as number | undefined) ?? 0;
     if (preserveFds < 0) return;
     const pidNamespace = spec.linux?.namespaces?.find((n) => n.type === 'pid')?.path || undefined;

@@ -8,10 +8,17 @@ import { writeErr } from './out.js';
 
 export type Level = 'debug' | 'info' | 'warning' | 'error';
 
-let settings: Pick<Globals, 'log' | 'logFormat' | 'debug'> = { logFormat: 'text', debug: false };
+type Settings = Pick<Globals, 'log' | 'logFormat' | 'debug'>;
 
-export function configureLog(globals: Pick<Globals, 'log' | 'logFormat' | 'debug'>): void {
-  settings = globals;
+// One per process: each command's bundle chunk has its own copy of this module, and main's
+// configureLog must reach theirs (--debug and --log were lost in every command).
+const KEY = Symbol.for('corral.runtime.log');
+const shared = globalThis as { [KEY]?: { settings: Settings } };
+shared[KEY] ??= { settings: { logFormat: 'text', debug: false } };
+const holder = shared[KEY];
+
+export function configureLog(globals: Settings): void {
+  holder.settings = globals;
 }
 
 function time(): string {
@@ -24,11 +31,12 @@ function textValue(s: string): string {
 }
 
 function format(level: Level, msg: string): string {
-  if (settings.logFormat === 'json') return `${JSON.stringify({ level, msg, time: time() })}\n`;
+  if (holder.settings.logFormat === 'json') return `${JSON.stringify({ level, msg, time: time() })}\n`;
   return `time="${time()}" level=${level} msg=${textValue(msg)}\n`;
 }
 
 export function log(level: Level, msg: string): void {
+  const { settings } = holder;
   if (level === 'debug' && !settings.debug) return;
   const line = format(level, msg);
   if (settings.log) {
@@ -45,6 +53,6 @@ export function log(level: Level, msg: string): void {
 /** Logs `msg` as an error and exits with `code` (runc's fatal). */
 export function fatal(msg: string, code = 1): never {
   log('error', msg);
-  if (settings.log) writeErr(`${msg}\n`);
+  if (holder.settings.log) writeErr(`${msg}\n`);
   process.exit(code);
 }

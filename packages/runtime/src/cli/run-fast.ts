@@ -1,0 +1,68 @@
+// `run` on the fast path (../fast-run.ts): the program is a child of this process, which
+// forwards signals to it, waits for it and deletes the container as the other path does.
+import { parseSignal, pidfdSendSignal } from '@corral/sys';
+import type { FastRun } from '../fast-run.js';
+import type { Globals } from './args.js';
+import { UsageError } from './args.js';
+import { FORWARDED, writePidFile } from './create.js';
+import { log } from './log.js';
+
+export interface FastRunArgs {
+  id: string;
+  bundle: string;
+  flags: Record<string, unknown>;
+}
+
+/** Resolves with the exit code once the program has ended, reaping it. */
+function exited(r: FastRun): Promise<number> {
+  return new Promise((resolveCode) => {
+    const forward = FORWARDED.map((sig) => {
+      const on = () => {
+        try {
+          pidfdSendSignal(r.pidfd, parseSignal(sig));
+        } catch {
+          // ended meanwhile
+        }
+      };
+      process.on(sig, on);
+      return [sig, on] as const;
+    });
+    const check = () => {
+      const code = r.poll();
+      if (code === null) return;
+      process.off('SIGCHLD', check);
+      clearInterval(timer);
+      for (const [sig, on] of forward) process.off(sig, on);
+      resolveCode(code);
+    };
+    // SIGCHLD says when; the timer is the safety net for a signal that came before the handler.
+    process.on('SIGCHLD', check);
+    const timer = setInterval(check, 250);
+    check();
+  });
+}
+
+export async function runFastCommand(g: Globals, p: FastRunArgs): Promise<number> {
+  const { id, bundle, flags } = p;
+  if (flags['console-socket'])
+    throw new UsageError('cannot use console socket if corral-runtime will not detach or allocate tty');
+  log('debug', `run ${id} from ${bundle}: fast path (vfork child, no Node init)`);
+  const { runFast } = await import('../fast-run.js');
+  let r: FastRun;
+  try {
+    r = await runFast(g.root, id, bundle, {
+      preserveFds: (flags['preserve-fds'] as number | undefined) ?? 0,
+      noNewKeyring: flags['no-new-keyring'] === true,
+      defaultCgroupsPath: id,
+    });
+  } catch (e) {
+    throw new Error(`run failed: ${(e as Error).message}`);
+  }
+  if (flags['pid-file']) writePidFile(flags['pid-file'] as string, r.pid);
+  const code = await exited(r);
+  if (flags.keep !== true) {
+    const { Runtime } = await import('../runtime.js');
+    for (const w of await new Runtime({ root: g.root }).delete(id, { force: true })) log('warning', w);
+  }
+  return code;
+}

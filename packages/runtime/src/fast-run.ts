@@ -1,0 +1,248 @@
+// `run` without a Node init (fast-path.ts says when): the runtime clones itself with
+// CLONE_VM | CLONE_VFORK and the container's new namespaces (vforkExec in @corral/sys). The
+// child, PID 1 of the new PID namespace, joins the cgroup, builds the container with the
+// init's own code (init-setup.ts) and execs the program, while this process's thread waits;
+// this process then keeps the container as `run` does. One Node start per container instead
+// of two, and no Node thread ever in the container's PID namespace or cgroup.
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { type Cgroup, limitsFromOci, openCgroup, readProcCgroups } from '@corral/cgroups';
+import {
+  CLONE,
+  clearCloexec,
+  close,
+  errnoName,
+  PR,
+  pidfdOpen,
+  prctl,
+  procStartTime,
+  unshare,
+  vforkExec,
+  WAIT,
+  waitpid,
+} from '@corral/sys';
+import { applyDeviceRules, withDefaultDevices } from './devices.js';
+import { RuntimeError } from './errors.js';
+import { fastRunRefusal } from './fast-path.js';
+import { writeCreating } from './half-created.js';
+import type { HookState } from './hooks.js';
+import { beforeProgram } from './init-lifecycle.js';
+import { type InitConfig, setup } from './init-setup.js';
+import { withHome } from './passwd.js';
+import { closeInheritedFds } from './process-setup.js';
+import { precompiledProfile } from './seccomp.js';
+import { JOINABLE_NAMESPACES, type OciSpec, validateSpec } from './spec.js';
+import { checkSupported } from './spec-check.js';
+import { freezerOf, OCI_VERSION, type StoredState, stateDir, writeAtomic } from './state.js';
+
+export interface FastRunOptions {
+  /** Fds 3 .. 3+N-1 of this process that the program gets as the same numbers. */
+  preserveFds?: number;
+  /** Keep this process's session keyring instead of a new one named after the container. */
+  noNewKeyring?: boolean;
+  /** The cgroup when the spec names none (as CreateOptions.defaultCgroupsPath). */
+  defaultCgroupsPath?: string | null;
+}
+
+/** A container that runFast started: its program runs, a child of this process. */
+export interface FastRun {
+  id: string;
+  pid: number;
+  /** A pidfd of the program, to signal it without a PID race (closed once reaped). */
+  pidfd: number;
+  /** The exit code (128 + S when killed by signal S) once the program ended, reaping it; else null. */
+  poll(): number | null;
+}
+
+const SETUP_FAILED = 125;
+const ENOENT = 2;
+
+function readSpec(bundle: string): OciSpec {
+  let spec: OciSpec;
+  try {
+    spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+  } catch (e) {
+    throw new RuntimeError(`reading ${join(bundle, 'config.json')}: ${(e as Error).message}`);
+  }
+  try {
+    validateSpec(spec);
+    checkSupported(spec);
+  } catch (e) {
+    throw new RuntimeError((e as Error).message);
+  }
+  const refusal = fastRunRefusal(spec);
+  if (refusal) throw new RuntimeError(`the fast path cannot run this container: ${refusal}`);
+  return spec;
+}
+
+/** The clone flags of the spec's new namespaces; the cgroup one is unshared after joining the cgroup. */
+function cloneFlags(spec: OciSpec): { flags: number; cgroupNs: boolean } {
+  let flags = CLONE.NEWPID;
+  let cgroupNs = false;
+  for (const ns of spec.linux?.namespaces ?? []) {
+    if (ns.type === 'cgroup') cgroupNs = true;
+    else if (ns.type !== 'pid') flags |= JOINABLE_NAMESPACES.find((n) => n.type === ns.type)?.flag ?? 0;
+  }
+  return { flags, cgroupNs };
+}
+
+function makeCgroup(cgroupsPath: string, own: ReturnType<typeof readProcCgroups>, spec: OciSpec) {
+  const cgroup = openCgroup({ path: cgroupsPath, own });
+  let made = false;
+  try {
+    // runc joins a cgroup that is there already (a pod's, made by its caller).
+    if (!cgroup.exists()) {
+      cgroup.create();
+      made = true;
+    }
+    // The pids limit too: only the program will count against it (create holds it back
+    // until start because of the Node init's threads).
+    cgroup.apply(limitsFromOci(spec.linux?.resources));
+    applyDeviceRules(cgroup, withDefaultDevices(spec.linux?.resources?.devices));
+    return { cgroup, made };
+  } catch (e) {
+    if (made) cgroup.remove().catch(() => {});
+    throw new RuntimeError(`cgroup ${cgroupsPath}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Creates and starts the container of `bundle` in one step, without an init of Node: for
+ * specs that fastRunRefusal accepts. Throws a RuntimeError (with the exit code runc gives)
+ * when setup or the exec fails; nothing of the container is then left.
+ */
+export async function runFast(
+  root: string,
+  id: string,
+  bundle: string,
+  options: FastRunOptions = {},
+): Promise<FastRun> {
+  root = resolve(root);
+  bundle = resolve(bundle);
+  const dir = stateDir(root, id);
+  const spec = readSpec(bundle);
+  const rootfs = resolve(bundle, spec.root.path);
+  if (!existsSync(rootfs) || !statSync(rootfs).isDirectory())
+    throw new RuntimeError(`rootfs ${rootfs} does not exist or is not a directory`);
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new RuntimeError(`container ${id} already exists`);
+    throw e;
+  }
+  const cgroupsPath =
+    spec.linux?.cgroupsPath ||
+    (options.defaultCgroupsPath !== undefined
+      ? options.defaultCgroupsPath
+      : spec.linux?.resources
+        ? `corral-${id}`
+        : null);
+  let cgroup: Cgroup | undefined;
+  let madeCgroup = false;
+  let pid = 0;
+  try {
+    const cgroupOwn = readProcCgroups('self');
+    writeCreating(dir, { cgroupsPath, cgroupOwn });
+    if (cgroupsPath) ({ cgroup, made: madeCgroup } = makeCgroup(cgroupsPath, cgroupOwn, spec));
+    const created = new Date().toISOString();
+    const state: HookState = {
+      ociVersion: OCI_VERSION,
+      id,
+      status: 'creating',
+      bundle,
+      annotations: spec.annotations,
+    };
+    spec.process.env = withHome(spec.process.env, rootfs, spec.process.user.uid);
+    const preserveFds = options.preserveFds ?? 0;
+    const config: InitConfig = {
+      spec,
+      rootfs,
+      fifo: '',
+      nullStdin: false,
+      node: process.execPath,
+      preserveFds,
+      noNewKeyring: options.noNewKeyring,
+      seccompProgram: precompiledProfile(spec.linux?.seccomp),
+      state,
+    };
+    const { flags, cgroupNs } = cloneFlags(spec);
+    const out: { failure?: { message: string; exitCode: number } } = {};
+    // The child shares our memory: nothing may read it through /proc (dumpable is per mm).
+    prctl(PR.SET_DUMPABLE, 0);
+    const result = vforkExec(flags, () => {
+      try {
+        // Written as 0: the kernel would look a PID up in our new PID namespace.
+        if (cgroup) cgroup.addProcess('self');
+        const adj = spec.process.oomScoreAdj;
+        if (adj !== undefined) writeFileSync('/proc/self/oom_score_adj', String(adj));
+        if (cgroupNs) unshare(CLONE.NEWCGROUP);
+        const prepared = setup(config, -1, true);
+        beforeProgram(config);
+        closeInheritedFds(preserveFds);
+        for (let fd = 0; fd < 3 + preserveFds; fd++) clearCloexec(fd);
+        return { path: prepared.file, argv: spec.process.args, envp: spec.process.env ?? [] };
+      } catch (e) {
+        const exitCode = (e as { exitCode?: number }).exitCode ?? SETUP_FAILED;
+        out.failure = { message: (e as Error).message, exitCode };
+        return exitCode;
+      }
+    });
+    pid = result.pid;
+    if (out.failure || result.execErrno !== null) {
+      waitpid(pid, 0);
+      pid = 0;
+      if (out.failure) throw new RuntimeError(out.failure.message, out.failure.exitCode);
+      const errno = result.execErrno as number;
+      throw new RuntimeError(
+        `exec: "${spec.process.args[0]}": ${errnoName(errno)}`,
+        errno === ENOENT ? 127 : 126,
+      );
+    }
+    // Not reaped yet: the program's /proc entry is there even if it has ended already.
+    const startTime = procStartTime(pid);
+    if (startTime === null) throw new RuntimeError('the container program vanished before it was reaped');
+    const pidfd = pidfdOpen(pid);
+    const st: StoredState = {
+      id,
+      bundle,
+      rootfs,
+      pid,
+      startTime,
+      created,
+      annotations: spec.annotations ?? {},
+      cgroupsPath,
+      cgroupOwn,
+      cgroupDirs: cgroup ? { ...cgroup.dirs } : undefined,
+      freezer: cgroup ? freezerOf(cgroup) : undefined,
+    };
+    writeAtomic(join(dir, 'state.json'), JSON.stringify(st));
+    let code: number | null = null;
+    return {
+      id,
+      pid,
+      pidfd,
+      poll() {
+        if (code !== null) return code;
+        const w = waitpid(pid, WAIT.NOHANG);
+        if (!w) return null;
+        code = w.code;
+        close(pidfd);
+        return code;
+      },
+    };
+  } catch (e) {
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+      waitpid(pid, 0);
+    }
+    if (madeCgroup) await cgroup?.remove().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,229 @@
+// A child process that runs JavaScript of this process before it becomes another program,
+// without a second Node start: clone(2) with CLONE_VM | CLONE_VFORK (runc's nsexec does the
+// same in C). The child shares this process's memory and V8 isolate; the calling thread is
+// suspended until the child execs or exits, so the isolate has one thread running at a time.
+//
+// The child's JS must return normally: a child that called execve from inside its callback
+// would leave V8 and N-API mid-call (open handle scopes, a try/catch handler and an entry
+// frame on a stack that is gone), and this process aborts on its next return to JS. So the
+// child runs as a chain of ucontexts (uc_link): A runs the JS callback, then B execve()s the
+// program, then (only if execve failed) C writes errno to a close-on-exec pipe and D _exits.
+//
+// koffi runs native calls on a stack of its own and runs a callback's JS back on the main
+// thread's stack; a koffi call made by the callback takes its frame below the callback's
+// native stack pointer. A's stack is therefore carved from koffi's own stack, below the
+// clone call's frames (found with dl_iterate_phdr, which hands its callback a pointer to a
+// local of its own frame). x86-64 glibc only: ucontext_t's layout is per architecture.
+//
+// What the child may do: pure JS and koffi calls that are plain syscalls. Never async I/O,
+// libuv, timers or promises (the loop is the suspended thread's); never glibc's set*id
+// wrappers (they signal the other threads of this process: use the raw syscalls); never
+// process.exit or process.chdir (shared state). Keep it small and allocation-light: a GC
+// it triggers works on the shared heap (correct, as the parent thread is parked, but slow).
+import { arch } from 'node:process';
+import { check, errno, koffi, lazy, libc } from './libc.js';
+import { syscallNumber } from './seccomp.js';
+
+/** The program the child becomes. */
+export interface ExecTarget {
+  path: string;
+  argv: readonly string[];
+  envp: readonly string[];
+}
+
+/** What vforkExec returns once the child has exec'd or exited. */
+export interface VforkResult {
+  pid: number;
+  /** The errno of the child's execve when it failed (the child then exits 127), else null. */
+  execErrno: number | null;
+}
+
+const UC_SIZE = 968;
+const UC_LINK = 8;
+const UC_STACK_SP = 16;
+const UC_STACK_SIZE = 32;
+const UC_SIGMASK = 296;
+const CLONE_VM = 0x100;
+const CLONE_VFORK = 0x4000;
+const SIGCHLD = 17;
+const O_CLOEXEC = 0o2000000;
+const NR_RT_SIGACTION = 13;
+const SIGKILL = 9;
+const SIGSTOP = 19;
+const EINTR = 4;
+/** A's stack: the child's callback and the koffi calls it makes. */
+const A_STACK = 256 * 1024;
+/** Between the clone call's frames and A's stack; the clone child's first frames go here. */
+const GAP = 64 * 1024;
+
+const f = lazy(() => ({
+  clone: libc.func('int clone(void *fn, uint64_t stack, int flags, void *arg)'),
+  getcontext: libc.func('int getcontext(void *ucp)'),
+  makecontext: libc.func('void makecontext(void *ucp, void *fn, int argc, ...)'),
+  dlsym: libc.func('void *dlsym(void *handle, const char *name)'),
+  dlIteratePhdr: libc.func('int dl_iterate_phdr(void *cb, void *data)'),
+  errnoLocation: libc.func('void *__errno_location(void)'),
+  pipe2: libc.func('int pipe2(_Out_ int *fds, int flags)'),
+  read: libc.func('intptr_t read(int fd, void *buf, size_t count)'),
+  close: libc.func('int close(int fd)'),
+  sigaction: libc.func('long syscall(long nr, int sig, void *act, void *old, size_t size)'),
+  phdrProto: koffi.proto('int corral_phdr_cb(void *info, size_t size, void *data)'),
+  childProto: koffi.proto('void corral_vfork_child(void)'),
+}));
+
+/** libc's functions that the child's contexts run, as addresses. */
+const native = lazy(() => {
+  const sym = (name: string): unknown => {
+    const p = f.dlsym(null, name);
+    if (!p) throw new Error(`@corral/sys: ${name} not found in libc`);
+    return p;
+  };
+  return { setcontext: sym('setcontext'), execve: sym('execve'), write: sym('write'), exit: sym('_exit') };
+});
+
+/** True where vforkExec works (x86-64 Linux with glibc). */
+export function vforkSupported(): boolean {
+  return arch === 'x64';
+}
+
+/** An address in koffi's native stack just below the frames of a call made from here. */
+function koffiStackHere(): bigint {
+  let at = 0n;
+  const cb = koffi.register((info: unknown) => {
+    at = koffi.address(info);
+    return 1;
+  }, koffi.pointer(f.phdrProto));
+  try {
+    f.dlIteratePhdr(cb, null);
+  } finally {
+    koffi.unregister(cb);
+  }
+  if (!at) throw new Error('@corral/sys: could not find koffi stack');
+  return at & ~15n;
+}
+
+/** A context from getcontext, on `stack` (a Buffer or an address and size), linked to `link`. */
+function context(
+  stack: Buffer | { at: bigint; size: number },
+  link: Buffer | null,
+  blockAll: boolean,
+): Buffer {
+  const uc = Buffer.alloc(UC_SIZE);
+  if (f.getcontext(uc) !== 0) throw new Error(`getcontext: errno ${errno()}`);
+  uc.writeBigUInt64LE(link ? koffi.address(link) : 0n, UC_LINK);
+  const at = Buffer.isBuffer(stack) ? koffi.address(stack) : stack.at;
+  uc.writeBigUInt64LE(at, UC_STACK_SP);
+  uc.writeBigUInt64LE(BigInt(Buffer.isBuffer(stack) ? stack.length : stack.size), UC_STACK_SIZE);
+  uc.fill(blockAll ? 0xff : 0, UC_SIGMASK, UC_SIGMASK + 8);
+  return uc;
+}
+
+const cstring = (s: string) => Buffer.from(`${s}\0`);
+function pointers(bufs: Buffer[]): Buffer {
+  const out = Buffer.alloc(8 * (bufs.length + 1));
+  bufs.forEach((b, i) => {
+    out.writeBigUInt64LE(koffi.address(b), 8 * i);
+  });
+  return out;
+}
+
+/** Every signal back to its default action (this child has its own copy of the handlers). */
+function defaultSignals(): void {
+  const act = Buffer.alloc(32); // struct kernel_sigaction, SIG_DFL
+  for (let sig = 1; sig <= 64; sig++) {
+    if (sig !== SIGKILL && sig !== SIGSTOP) f.sigaction(NR_RT_SIGACTION, sig, act, null, 8);
+  }
+}
+
+/**
+ * Runs `child` in a new process made by clone(CLONE_VM | CLONE_VFORK | `flags`, e.g. the
+ * CLONE_NEW* namespaces), then execs the target it returns, or exits with the number it
+ * returns. `child` must not throw (catch and return an exit code; report through variables
+ * of this process: the memory is shared) and must keep to what the module comment allows.
+ * The child starts with every signal blocked; it gets default signal actions and an empty
+ * signal mask at exec. Returns when the child has exec'd or exited.
+ */
+export function vforkExec(flags: number, child: () => ExecTarget | number): VforkResult {
+  if (!vforkSupported()) throw new Error(`vforkExec is not supported on ${arch}`);
+  const fds = [0, 0];
+  if (f.pipe2(fds, O_CLOEXEC) !== 0) throw new Error(`pipe2: errno ${errno()}`);
+  const [readFd, writeFd] = fds;
+  // Everything the native half of the child reads stays referenced until clone returns.
+  const keep: unknown[] = [];
+  try {
+    const stackB = Buffer.alloc(16 * 1024);
+    const stackC = Buffer.alloc(16 * 1024);
+    const stackD = Buffer.alloc(16 * 1024);
+    const D = context(stackD, null, true);
+    f.makecontext(D, native.exit, 1, 'int', 127);
+    const C = context(stackC, D, true);
+    f.makecontext(C, native.write, 3, 'int', writeFd, 'void *', f.errnoLocation(), 'size_t', 4);
+    const B = context(stackB, C, false);
+    const run = () => {
+      let target: ExecTarget | number;
+      try {
+        defaultSignals();
+        target = child();
+      } catch {
+        target = 125;
+      }
+      if (typeof target === 'number') {
+        f.makecontext(B, native.exit, 1, 'int', target);
+        return;
+      }
+      const path = cstring(target.path);
+      const argv = target.argv.map(cstring);
+      const envp = target.envp.map(cstring);
+      const argvp = pointers(argv);
+      const envpp = pointers(envp);
+      keep.push(path, argv, envp, argvp, envpp);
+      f.makecontext(B, native.execve, 3, 'void *', path, 'void *', argvp, 'void *', envpp);
+    };
+    const cb = koffi.register(run, koffi.pointer(f.childProto));
+    try {
+      const here = koffiStackHere();
+      const A = context({ at: here - BigInt(GAP + A_STACK), size: A_STACK }, B, true);
+      f.makecontext(A, cb, 0);
+      keep.push(A, B, C, D, stackB, stackC, stackD);
+      const pid = f.clone(
+        native.setcontext,
+        here - BigInt(GAP / 2),
+        CLONE_VM | CLONE_VFORK | SIGCHLD | flags,
+        A,
+      );
+      if (pid < 0) throw new Error(`clone: errno ${errno()}`);
+      f.close(writeFd);
+      fds[1] = -1;
+      const buf = Buffer.alloc(4);
+      let n: number;
+      do n = Number(f.read(readFd, buf, 4));
+      while (n < 0 && errno() === EINTR);
+      return { pid, execErrno: n === 4 ? buf.readInt32LE(0) : null };
+    } finally {
+      koffi.unregister(cb);
+    }
+  } finally {
+    f.close(readFd);
+    if (fds[1] >= 0) f.close(writeFd);
+    keep.length = 0;
+  }
+}
+
+/**
+ * setgroups, setresgid and setresuid as raw syscalls, for the calling task alone: glibc's
+ * wrappers signal every thread of the process to follow, which in a vfork child are the
+ * parent's threads.
+ */
+export function setUserRaw(uid: number, gid: number, groups: readonly number[]): void {
+  const list = groups.length ? Uint32Array.from(groups) : null;
+  check('setgroups', Number(raw.sys_l_p(syscallNumber('setgroups'), groups.length, list)), [
+    groups.join(','),
+  ]);
+  check('setresgid', Number(raw.sys_u3(syscallNumber('setresgid'), gid, gid, gid)), [gid]);
+  check('setresuid', Number(raw.sys_u3(syscallNumber('setresuid'), uid, uid, uid)), [uid]);
+}
+
+const raw = lazy(() => ({
+  sys_l_p: libc.func('long syscall(long nr, long a, const uint32_t *b)'),
+  sys_u3: libc.func('long syscall(long nr, uint32_t a, uint32_t b, uint32_t c)'),
+}));
