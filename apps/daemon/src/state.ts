@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import type { Engine, ProcessHandle } from '@corral/engine';
+import { DetachFilter, type Engine, type KeptStdin, type ProcessHandle } from '@corral/engine';
 import { frame } from './http.js';
 import type { Logger } from './log.js';
 import type { DaemonOptions } from './server.js';
@@ -12,6 +12,8 @@ export interface PendingAttach {
   stdin: boolean;
   stdout: boolean;
   stderr: boolean;
+  /** With a TTY: the detach sequence (attach's `detachKeys`, ctrl-p,ctrl-q by default). */
+  detachKeys?: Buffer;
 }
 
 /** An exec made by POST /containers/{id}/exec, until its container is removed. */
@@ -30,13 +32,13 @@ export interface ExecRecord {
   exitCode: number | null;
   handle: ProcessHandle | null;
   consoleSize?: { cols: number; rows: number };
+  /** ExecConfig.DetachKeys as given ('' for the default). */
+  detachKeys: string;
 }
 
 /** What the daemon keeps in memory between requests: attaches waiting for a start, execs. */
 export class DaemonState {
   readonly pending = new Map<string, PendingAttach[]>();
-  /** Containers this daemon runs attached (stdin to the program): their handles. */
-  readonly attached = new Map<string, ProcessHandle>();
   readonly execs = new Map<string, ExecRecord>();
 
   constructor(
@@ -50,29 +52,27 @@ export class DaemonState {
   }
 
   /**
-   * POST /start: a container with a client attached that writes its stdin runs attached to
-   * this daemon (its streams are the connection's); any other runs under the engine's watcher,
-   * and attached clients follow its log from the start.
+   * POST /start: every container runs under its keeper, which keeps its log and (with -i or
+   * -t) its input; attached clients follow the log from the first line, and a client that
+   * writes stdin (`docker run -i`) writes to the keeper's. So the container outlives this
+   * daemon (SIGKILLed, restarted) and a client's detach or going away, as with dockerd.
    */
   async start(id: string): Promise<void> {
     const waiting = this.pending.get(id) ?? [];
     this.pending.delete(id);
     const r = this.engine.get(id);
-    const withStdin = waiting.find((a) => a.stdin);
-    if (withStdin) {
-      const handle = await this.engine.attach(r.id, { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
-      this.attached.set(r.id, handle);
-      bindHandle(handle, withStdin, r.config.tty);
-      for (const a of waiting) if (a !== withStdin) a.conn.end();
-      handle
-        .wait()
-        .catch(() => {})
-        .finally(() => this.attached.delete(r.id));
-      return;
-    }
+    const withStdin = r.config.openStdin ? waiting.find((a) => a.stdin) : undefined;
     // Followers open the log first, so they read every line, however soon the program ends.
-    for (const a of waiting) void this.followLog(r.id, a, r.config.tty, undefined, true);
+    for (const a of waiting) void this.followLog(r.id, a, r.config.tty, undefined, true, a === withStdin);
     await this.engine.start(r.id);
+    if (!withStdin || withStdin.conn.destroyed) return;
+    const kept = await this.engine.stdin(r.id).catch((e: Error) => {
+      // It ended before its input was reached (a program that reads none): nothing to write to.
+      this.log.debug(`attach ${r.id}: ${e.message}`);
+      withStdin.conn.resume();
+      return null;
+    });
+    if (kept) bindInput(withStdin, kept, r.config.stdinOnce === true && !r.config.tty);
   }
 
   /** Streams a container's log to an attached client until the container ends. */
@@ -82,11 +82,13 @@ export class DaemonState {
     tty: boolean,
     tail: number | undefined,
     untilExit = false,
+    /** The client's input goes to the program (bindInput): not read here. */
+    takesInput = false,
   ): Promise<void> {
     const gone = new AbortController();
     a.conn.once('close', () => gone.abort());
     a.conn.on('error', () => gone.abort());
-    a.conn.resume(); // stdin is not taken: a client's input is read and dropped
+    if (!takesInput) a.conn.resume(); // stdin is not taken: a client's input is read and dropped
     try {
       for await (const e of this.engine.logs(id, { follow: true, tail, untilExit })) {
         if (gone.signal.aborted) break;
@@ -101,10 +103,34 @@ export class DaemonState {
   }
 }
 
+/**
+ * A client's input to a container's kept input. With a TTY the detach keys end the attachment
+ * (the container runs on); the client's EOF ends the program's stdin only with `once`
+ * (stdinOnce without a TTY, as dockerd), and a client that goes leaves it open.
+ */
+export function bindInput(a: PendingAttach, kept: KeptStdin, once: boolean): void {
+  const { conn } = a;
+  kept.on('error', () => {});
+  const filter = a.tty && a.detachKeys ? new DetachFilter(a.detachKeys) : null;
+  const onData = (b: Buffer) => {
+    const { pass, detach } = filter ? filter.push(b) : { pass: b, detach: false };
+    if (pass.length) kept.write(pass);
+    if (detach) {
+      conn.off('data', onData);
+      kept.leave();
+      conn.end();
+    }
+  };
+  conn.on('data', onData);
+  conn.once('end', () => (once ? kept.end() : kept.leave()));
+  conn.once('close', () => (once ? kept.end() : kept.leave()));
+  conn.resume();
+}
+
 /** Binds a program's handle to a hijacked connection: raw with a TTY, multiplexed frames without. */
 export function bindHandle(
   handle: ProcessHandle,
-  a: { conn: Duplex; stdin: boolean; stdout: boolean; stderr: boolean },
+  a: { conn: Duplex; stdin: boolean; stdout: boolean; stderr: boolean; detachKeys?: Buffer },
   tty: boolean,
 ): void {
   const { conn } = a;
@@ -117,10 +143,25 @@ export function bindHandle(
   };
   if (tty && handle.pty) {
     open = 1;
-    handle.pty.output.on('data', (d: Buffer) => conn.write(d));
+    handle.pty.output.on('data', (d: Buffer) => {
+      if (!conn.writableEnded) conn.write(d); // not after a detach
+    });
     handle.pty.output.on('end', ended);
     handle.pty.output.on('error', ended);
-    if (a.stdin) conn.pipe(handle.pty.input);
+    if (a.stdin) {
+      // The detach keys end this attachment to the exec; the program runs on.
+      const filter = a.detachKeys ? new DetachFilter(a.detachKeys) : null;
+      const input = handle.pty.input;
+      const onData = (b: Buffer) => {
+        const { pass, detach } = filter ? filter.push(b) : { pass: b, detach: false };
+        if (pass.length) input.write(pass);
+        if (detach) {
+          conn.off('data', onData);
+          conn.end();
+        }
+      };
+      conn.on('data', onData);
+    }
     conn.resume();
     return;
   }

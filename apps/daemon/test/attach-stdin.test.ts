@@ -207,3 +207,47 @@ describe('a client that goes away mid-attach', () => {
     expect(mountsUnder(d.root)).toEqual([]);
   });
 });
+
+describe('an attached docker run -i across a SIGKILL of corrald', () => {
+  it('runs on; a restarted corrald lets docker attach reach it again, and its log lost no line', async () => {
+    const script = 'while read l; do echo got-$l; done; echo bye';
+    const run = dockerWithInput(d, [
+      'run',
+      '-i',
+      '--name',
+      'survivor',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      script,
+    ]);
+    await type(run, 'one', 'got-one');
+    const config = JSON.parse((await must(d, ['inspect', 'survivor'])).stdout)[0].Config;
+    expect([config.OpenStdin, config.StdinOnce]).toEqual([true, true]);
+    const exited = new Promise((r) => d.child.once('exit', r));
+    d.child.kill('SIGKILL');
+    await exited;
+    // The client has lost its daemon (its connection is gone); the container has not.
+    await Promise.race([run.exited, new Promise((r) => setTimeout(r, 10_000))]);
+    run.child.kill('SIGKILL');
+    await run.exited;
+    d = await startDaemon(c, [], dirname(d.root));
+    expect((await must(d, ['inspect', '-f', '{{.State.Running}}', 'survivor'])).out).toBe('true');
+    const again = dockerWithInput(d, ['attach', 'survivor']);
+    await type(again, 'two', 'got-two');
+    // StdinOnce: this client's EOF is the program's.
+    again.child.stdin!.end();
+    expect(await again.exited).toBe(0);
+    expect(again.out()).toContain('bye');
+    await until(
+      async () =>
+        (await d.docker(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'survivor'])).out ===
+        'exited 0',
+      'survivor recorded as exited 0',
+    );
+    expect((await must(d, ['logs', 'survivor'])).stdout).toBe('got-one\ngot-two\nbye\n');
+    await must(d, ['rm', 'survivor']);
+  });
+});

@@ -1,6 +1,6 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Duplex, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CgroupLimits } from '@corral/cgroups';
 import { type ContainerConfig, commit as commitImage, exportRootfs, type ImageRecord } from '@corral/image';
@@ -36,7 +36,7 @@ import {
 import { EngineImages } from './images.js';
 import type { KeeperClient } from './keeper-client.js';
 import type { KeeperPoolStatus } from './keeper-pool.js';
-import { connectStdin } from './keeper-stdin.js';
+import { connectStdin, type KeptStdin } from './keeper-stdin.js';
 import {
   checkAborted,
   discard,
@@ -401,9 +401,10 @@ export class Engine {
   /**
    * The stdin of a running detached container made with `openStdin` (-i), which its keeper
    * holds: what is written reaches the program; ending the stream ends the program's stdin
-   * only with `stdinOnce`. Survives the front-end (a restarted daemon attaches again).
+   * only with `stdinOnce`, `leave()` never does (a detach, or a client gone); `resize` sets
+   * its terminal's size (-t). Survives the front-end (a restarted daemon attaches again).
    */
-  async stdin(ref: string): Promise<Duplex> {
+  async stdin(ref: string): Promise<KeptStdin> {
     const r = runningRecord(this.#ctx, ref);
     if (!r.config.openStdin)
       throw new EngineError('Conflict', `container ${r.name} was not created with an open stdin (-i)`);
@@ -412,6 +413,15 @@ export class Engine {
     return connectStdin(this.#ctx.records.dir(r.id)).catch((e: Error) => {
       throw new EngineError('Conflict', `container ${r.name}: its keeper does not take stdin (${e.message})`);
     });
+  }
+
+  /** Sets the terminal size of a running detached -t container (its keeper holds the terminal); quiet otherwise. */
+  async resize(ref: string, cols: number, rows: number): Promise<void> {
+    const r = runningRecord(this.#ctx, ref);
+    if (!r.config.tty || !r.state.detached) return;
+    const kept = await connectStdin(this.#ctx.records.dir(r.id)).catch(() => null);
+    kept?.resize(cols, rows);
+    kept?.leave();
   }
 
   /** The container's process tree with host PIDs and PIDs inside. */

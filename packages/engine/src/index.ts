@@ -44,6 +44,7 @@ export { applyChanges, splitWords } from './changes.js';
 export { defaultRoot, type EngineOptions, type RegistrySettings, type ResidentOptions } from './context.js';
 export { type CreateContainerOptions, checkEnv, parseSecurityOpts } from './create.js';
 export { keepLogin, registryAuthHeader } from './credentials.js';
+export { DEFAULT_DETACH_KEYS, DetachFilter, parseDetachKeys } from './detach-keys.js';
 export { type ContainerSummary, Engine } from './engine.js';
 export { CorralError, EngineError, type ErrorKind, httpStatus, type Repair, repairAdvice } from './errors.js';
 export {
@@ -62,6 +63,7 @@ export {
 export type { ContainerFilters, DiskUsage } from './housekeeping.js';
 export type { EngineImages, RegistryAuth } from './images.js';
 export type { KeeperPoolStatus } from './keeper-pool.js';
+export type { KeptStdin } from './keeper-stdin.js';
 export type { LogEntry, ReadLogsOptions } from './logs.js';
 export {
   checkVolumeName,

@@ -100,7 +100,11 @@ async function relaunch(ctx: EngineContext, id: string): Promise<Promise<number>
     if (keepStdin && input) {
       input.on('error', () => {});
       // Clients not reaching it is no reason not to restart.
-      await serveStdin(ctx.records.dir(id), input, r.config.stdinOnce === true).catch(() => {});
+      await serveStdin(ctx.records.dir(id), {
+        input,
+        terminal: null,
+        once: r.config.stdinOnce === true,
+      }).catch(() => {});
     }
     created = await launch(ctx, id, {
       stdio: [stdin, 'pipe', 'pipe'],

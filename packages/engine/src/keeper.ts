@@ -128,25 +128,28 @@ function logErrorsTo(file: string): void {
 }
 
 /**
- * A detached -i container's stdin: served to attached clients (keeper-stdin.ts) before the
- * container starts, its pipe or (with -t) its terminal's input; anyone else's pipe is closed
- * here (its init has /dev/null instead).
+ * A detached -i or -t container's input: served to attached clients (keeper-stdin.ts) before
+ * the container starts, its pipe or its terminal (input with -i, and sizes); anyone else's
+ * pipe is closed here (its init has /dev/null instead).
  */
 async function keepStdin(terminalFd: number | null | undefined): Promise<void> {
   const stdin = init.child.stdin;
   stdin?.on('error', () => {});
   const r = storedRecord() as { config?: { openStdin?: boolean; stdinOnce?: boolean; tty?: boolean } } | null;
   const tty = r?.config?.tty === true;
-  if (!owner?.detached || !r?.config?.openStdin || (tty ? terminalFd == null : !stdin)) {
+  const open = r?.config?.openStdin === true;
+  if (!owner?.detached || !(open || tty) || (tty ? terminalFd == null : !stdin)) {
     stdin?.destroy();
     return;
   }
   const { serveStdin, terminalInput } = await import('./keeper-stdin.js');
   const dir = join(owner.root, 'containers', owner.id);
-  if (!tty) return serveStdin(dir, stdin!, r.config.stdinOnce === true);
+  if (!tty) return serveStdin(dir, { input: stdin!, terminal: null, once: r!.config!.stdinOnce === true });
   stdin?.destroy();
-  // What clients send is typed at the terminal (the log reads its output through its own fd).
-  return serveStdin(dir, terminalInput(pidfdGetfd(init.pidfd, terminalFd!)), false);
+  // What clients send is typed at the terminal, and their sizes set on it (the log reads its
+  // output through its own fd).
+  const master = pidfdGetfd(init.pidfd, terminalFd!);
+  return serveStdin(dir, { input: open ? terminalInput(master) : null, terminal: master, once: false });
 }
 
 readMessages<FrontMessage>(

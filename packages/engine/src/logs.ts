@@ -32,6 +32,9 @@ export interface LogRotation {
  * With a rotation, a full file becomes PATH.1 (PATH.1 becomes PATH.2, ...), the oldest
  * beyond max-file goes, and a new PATH is begun; with max-file 1 the file starts afresh.
  */
+/** How long an unended line waits for the rest before it is written as it is. */
+const PARTIAL_LINE_MS = 30;
+
 export class LogWriter {
   private fd: number;
   private size: number;
@@ -55,6 +58,15 @@ export class LogWriter {
     // One decoder per stream: a character whose bytes span two chunks is joined, not split
     // into two replacement characters.
     const decoder = new StringDecoder('utf8');
+    // A line the program has not ended yet (a shell's prompt, a question) is written as a
+    // partial entry once the program has been quiet a moment: attached clients, which follow
+    // the log, see it as a terminal would. Lines come whole as before.
+    let partial: NodeJS.Timeout | null = null;
+    const flushPartial = () => {
+      partial = null;
+      if (pending) this.write(pending, stream);
+      pending = '';
+    };
     source.on('data', (chunk: Buffer) => {
       pending += decoder.write(chunk);
       let nl = pending.indexOf('\n');
@@ -63,10 +75,17 @@ export class LogWriter {
         pending = pending.slice(nl + 1);
         nl = pending.indexOf('\n');
       }
+      if (pending && !partial) partial = setTimeout(flushPartial, PARTIAL_LINE_MS);
+      else if (!pending && partial) {
+        clearTimeout(partial);
+        partial = null;
+      }
     });
     // finished() also fires for a stream that already ended before we attached (a program
     // that exits at once): a 'close' listener added then would wait forever.
     finished(source, () => {
+      if (partial) clearTimeout(partial);
+      partial = null;
       pending += decoder.end();
       if (pending) this.write(pending, stream);
       if (--this.open === 0) {

@@ -1,4 +1,4 @@
-import { EngineError } from '@corral/engine';
+import { EngineError, parseDetachKeys } from '@corral/engine';
 import { bad, intParam, jsonBody, sendEmpty, sendJson } from '../http.js';
 import type { Route } from '../server.js';
 import { bindHandle, type ExecRecord } from '../state.js';
@@ -32,6 +32,10 @@ export const execRoutes: Route[] = [
       if (!cmd.length) throw bad('No exec command specified');
       if (b.Privileged === true) throw bad('Privileged exec is not supported by corral');
       const size = Array.isArray(b.ConsoleSize) ? (b.ConsoleSize as number[]) : null;
+      if (b.DetachKeys !== undefined && typeof b.DetachKeys !== 'string')
+        throw bad('DetachKeys must be a string');
+      const detachKeys = (b.DetachKeys as string | undefined) ?? '';
+      parseDetachKeys(detachKeys); // a bad spec is refused here, as dockerd does
       const e: ExecRecord = {
         id: d.newExecId(),
         containerId: r.id,
@@ -46,6 +50,7 @@ export const execRoutes: Route[] = [
         running: false,
         exitCode: null,
         handle: null,
+        detachKeys,
         ...(size && size[0] > 0 && size[1] > 0 ? { consoleSize: { rows: size[0], cols: size[1] } } : {}),
       };
       d.execs.set(e.id, e);
@@ -95,7 +100,8 @@ export const execRoutes: Route[] = [
       const conn = call.hijack(
         tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream',
       );
-      bindHandle(handle, { conn, stdin: e.attachStdin, stdout: e.attachStdout, stderr: e.attachStderr }, tty);
+      const io = { conn, stdin: e.attachStdin, stdout: e.attachStdout, stderr: e.attachStderr };
+      bindHandle(handle, tty ? { ...io, detachKeys: parseDetachKeys(e.detachKeys) } : io, tty);
       // The stream ends when the program's output does; inspect then has its exit code.
       await handle.wait().catch(() => {});
     },
@@ -134,7 +140,7 @@ export const execRoutes: Route[] = [
         OpenStdout: e.attachStdout,
         CanRemove: false,
         ContainerID: e.containerId,
-        DetachKeys: '',
+        DetachKeys: e.detachKeys,
         Pid: 0,
       });
     },

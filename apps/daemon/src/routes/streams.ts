@@ -1,7 +1,7 @@
-import { EngineError, parseTime } from '@corral/engine';
+import { EngineError, parseDetachKeys, parseTime } from '@corral/engine';
 import { bad, clientGone, flag, frame, intParam, jsonStream, mustRes, sendEmpty } from '../http.js';
 import type { Route } from '../server.js';
-import type { DaemonState } from '../state.js';
+import { bindInput, type DaemonState } from '../state.js';
 import { statsJson } from '../stats.js';
 
 const ID = '([^/]+)';
@@ -69,16 +69,16 @@ export const streamRoutes: Route[] = [
       if (!stream && !logs) throw bad('at least one of stream or logs must be set');
       // As dockerd: a container without an open stdin (-i) takes no input from its clients.
       if (!r.config.openStdin) a.stdin = false;
-      // A running detached -i container's stdin is held by its keeper: the client's input goes
-      // there (also after a restart of this daemon). Refused before the upgrade when it cannot.
-      const keptStdin =
-        r.state.status === 'running' && a.stdin && stream && !d.attached.has(r.id)
-          ? await d.engine.stdin(r.id)
-          : null;
+      // With a TTY the detach keys (ctrl-p,ctrl-q unless the client names its own) end this
+      // attachment and leave the container running; a bad spec is refused before the upgrade.
+      const detachKeys = r.config.tty ? parseDetachKeys(q.get('detachKeys') ?? undefined) : undefined;
+      // A running container's stdin is held by its keeper: the client's input goes there
+      // (also after a restart of this daemon). Refused before the upgrade when it cannot.
+      const keptStdin = r.state.status === 'running' && a.stdin && stream ? await d.engine.stdin(r.id) : null;
       const conn = call.hijack(
         r.config.tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream',
       );
-      const pending = { conn, ...a };
+      const pending = { conn, ...a, ...(detachKeys ? { detachKeys } : {}) };
       if (r.state.status === 'created' && stream) {
         d.pending.set(r.id, [...(d.pending.get(r.id) ?? []), pending]);
         // The client's input ended before the start: it still reads the output.
@@ -93,15 +93,10 @@ export const streamRoutes: Route[] = [
         return;
       }
       if (r.state.status === 'running' && stream) {
-        if (keptStdin) {
-          keptStdin.on('error', () => {});
-          conn.on('data', (b: Buffer) => keptStdin.write(b));
-          // The client's EOF (or its going away) ends this connection to the keeper; the
-          // program's stdin ends with it only when the container is stdinOnce.
-          conn.once('end', () => keptStdin.end());
-          conn.once('close', () => keptStdin.end());
-        }
-        await d.followLog(r.id, pending, r.config.tty, logs ? undefined : 0);
+        // The client's EOF (or its going away) ends the program's stdin only when the
+        // container is stdinOnce without a TTY; a detach never does.
+        if (keptStdin) bindInput(pending, keptStdin, r.config.stdinOnce === true && !r.config.tty);
+        await d.followLog(r.id, pending, r.config.tty, logs ? undefined : 0, false, keptStdin !== null);
         return;
       }
       await d.followLog(r.id, pending, r.config.tty, logs ? undefined : 0);
@@ -171,14 +166,14 @@ export const streamRoutes: Route[] = [
   [
     'POST',
     new RegExp(`^/containers/${ID}/resize$`),
-    (call, d) => {
+    async (call, d) => {
       const r = d.engine.get(call.params[0]);
       const h = intParam(call.query, 'h');
       const w = intParam(call.query, 'w');
       if (h === undefined || w === undefined || h < 0 || w < 0) throw bad('h and w are required');
-      const handle = d.attached.get(r.id);
       if (r.state.status !== 'running') throw new EngineError('Conflict', `Container ${r.id} is not running`);
-      handle?.resize(w, h);
+      // Its keeper holds the terminal: attached or not, the size is set there.
+      await d.engine.resize(r.id, w, h);
       sendEmpty(call, 200);
     },
   ],
