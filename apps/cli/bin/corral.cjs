@@ -35,14 +35,35 @@ function usageOnly(args) {
   return rest.length === 1 && (rest[0] === '--help' || rest[0] === 'help') ? 0 : null;
 }
 
-const bundled = join(__dirname, '../dist/bundle/corral.cjs');
+/** The command's name, found as the CLI finds it (src/cli.ts): after the global flags. */
+function commandName(args) {
+  let i = 0;
+  for (;;) {
+    const a = args[i];
+    if (a === undefined) return undefined;
+    if (a.startsWith('--root') || a.startsWith('--host') || a === '-H') i += a.includes('=') ? 1 : 2;
+    else if (/^--(iptables|ip-forward|ip-masq)(=|$)/.test(a)) i += 1;
+    else return a;
+  }
+}
+
+/** Commands with a bundle of their own (src/entries): the CLI with that command alone. */
+const QUICK = { ps: 'ps', images: 'images', version: 'version', '--version': 'version', '-v': 'version' };
+
+const args = process.argv.slice(2);
+const bundle = (name) => join(__dirname, `../dist/bundle/${name}.cjs`);
 const usage = join(__dirname, '../dist/bundle/usage.txt');
-const usageCode = usageOnly(process.argv.slice(2));
+const usageCode = usageOnly(args);
+const name = commandName(args);
+const quick = Object.hasOwn(QUICK, name ?? '') && bundle(QUICK[name]);
 if (usageCode !== null && existsSync(usage)) {
   process.stdout.write(readFileSync(usage));
   process.exitCode = usageCode;
-} else if (existsSync(bundled)) {
-  const early = join(__dirname, '../dist/bundle/early.cjs');
-  if (existsSync(early)) require(early);
-  require(bundled);
+} else if (quick && existsSync(quick)) {
+  require(quick);
+} else if (existsSync(bundle('corral'))) {
+  // Only a run or a start spawns a keeper ahead (the CLI's bundle holds early.ts too, which
+  // finds nothing to do for other commands).
+  if ((name === 'run' || name === 'start') && existsSync(bundle('early'))) require(bundle('early'));
+  require(bundle('corral'));
 } else import('../dist/main.js');

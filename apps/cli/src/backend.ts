@@ -123,7 +123,8 @@ export interface Backend {
       options?: { platform?: string; onProgress?: (e: ProgressEvent) => void },
     ): Promise<{ digest: string }>;
     push(ref: string, options?: { onProgress?: (e: ProgressEvent) => void }): Promise<{ digest: string }>;
-    login(server: string, username: string, password: string): Promise<void>;
+    // The engine's login answers an identity token too (for corrald's /auth); the CLI needs none.
+    login(server: string, username: string, password: string): Promise<unknown>;
   };
   readonly volumes: {
     create(options: {

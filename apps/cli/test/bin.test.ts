@@ -1,6 +1,7 @@
 // The `corral` command as a shell runs it: the bin file itself, by its #! line, not `node -- bin`.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { corralBin, removeTree, tempDir } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -49,5 +50,57 @@ describe('the usage', () => {
     }
     // A command's own help is the CLI's, not the usage.
     expect(run(corralBin, ['ps', '--help']).stdout).toContain('Usage:  corral ps');
+  });
+});
+
+describe('a command with a bundle of its own (ps, images, version)', () => {
+  const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+  const bundleDir = fileURLToPath(new URL('../dist/bundle/', import.meta.url));
+  // Which bundles a run loaded: the files in require's cache when it exits.
+  const preload = join(root, 'loaded.cjs');
+  writeFileSync(
+    preload,
+    "process.on('exit', () => require('node:fs').writeFileSync(process.env.CORRAL_TEST_LOADED, Object.keys(require.cache).join('\\n')));\n",
+  );
+  const loaded = join(root, 'loaded.txt');
+  const run = (file: string, args: string[]) =>
+    spawnSync(process.execPath, ['-r', preload, '--', file, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, CORRAL_TEST_LOADED: loaded },
+    });
+
+  it('prints, fails and exits as the whole CLI does, after any global flags', () => {
+    const sock = `unix://${join(root, 'no-corrald.sock')}`;
+    const cases: [string, string[]][] = [
+      ['ps', ['--root', root, 'ps']],
+      ['ps', [`--root=${root}`, '--iptables=false', 'ps', '-a', '--format', '{{.ID}} {{.Names}}']],
+      ['ps', ['--root', root, 'ps', '--no-such-flag']],
+      ['ps', ['--root', root, 'ps', '--help']],
+      ['ps', ['-H', sock, 'ps']],
+      ['images', ['--root', root, 'images']],
+      ['images', ['--root', root, 'images', '--format', 'json', 'extra']],
+      ['version', ['--root', root, 'version', '--format', 'json']],
+      ['version', ['--version']],
+    ];
+    for (const [name, args] of cases) {
+      const whole = run(main, args);
+      const quick = run(corralBin, args);
+      expect([quick.status, quick.stdout, quick.stderr], args.join(' ')).toEqual([
+        whole.status,
+        whole.stdout,
+        whole.stderr,
+      ]);
+      if (existsSync(join(bundleDir, `${name}.cjs`)))
+        expect(readFileSync(loaded, 'utf8').split('\n'), args.join(' ')).toContain(
+          join(bundleDir, `${name}.cjs`),
+        );
+    }
+  });
+
+  it('other commands load the whole CLI', () => {
+    const r = run(corralBin, ['--root', root, 'ps-not']);
+    expect(r.status).toBe(1);
+    if (existsSync(join(bundleDir, 'corral.cjs')))
+      expect(readFileSync(loaded, 'utf8').split('\n')).toContain(join(bundleDir, 'corral.cjs'));
   });
 });

@@ -27,7 +27,7 @@ export function versionLine(): string {
   return `corral version ${clientVersion()}, API ${v.apiVersion}, Node ${v.node}, kernel ${v.kernelVersion}, cgroup v${cgroup(v)}, storage driver ${v.storageDriver}`;
 }
 
-const version: Command = {
+export const version: Command = {
   name: 'version',
   usage: 'version [OPTIONS]',
   description: 'Show the corral version information',
