@@ -21,13 +21,9 @@ const TASKS: KeeperTask[] = [
     name: 'health',
     applies: (r) => (r.config?.healthcheck?.Test?.length ?? 0) > 0,
     async start(root, id) {
-      const [{ EngineContext }, { startHealthChecks }, { execIn }] = await Promise.all([
-        import('./context.js'),
-        import('./health.js'),
-        import('./attach.js'),
-      ]);
-      const ctx = new EngineContext({ root });
-      return startHealthChecks(ctx, id, (cmd) => execIn(ctx, id, { cmd }, { stdout: 'pipe', stderr: 'pipe' }));
+      // A bundle of its own (keeper-health.ts): this one stays small for every keeper.
+      const { startHealth } = await import('./keeper-health.js');
+      return startHealth(root, id);
     },
   },
 ];
