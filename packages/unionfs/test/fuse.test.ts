@@ -8,6 +8,7 @@ import {
   readSync,
   statSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { Cleanups } from '@corral/testkit';
@@ -136,5 +137,29 @@ describe('fuse backend', () => {
     fsyncSync(fd);
     closeSync(fd);
     expect(readFileSync(join(root, 'upper/big')).equals(pattern(5_000_000))).toBe(true);
+  });
+
+  it('an open that copies a file up is answered before the copy is on disk; its fsync waits for the copy in upper', async () => {
+    const size = 48 * 1024 * 1024 + 17;
+    const data = pattern(size);
+    const { root, merged } = await mount();
+    for (let round = 0; round < 3; round++) {
+      const name = `big${round}`;
+      writeFileSync(join(root, 'lower', name), data);
+      // Written through the open file while its copy-up may still be waiting for the disk.
+      const fd = openSync(join(merged, name), 'r+');
+      writeSync(fd, 'Z', 1000);
+      fsyncSync(fd);
+      // The fsync returned: the copy is linked in upper, with every byte and the write.
+      const up = readFileSync(join(root, 'upper', name));
+      closeSync(fd);
+      expect(up.length).toBe(size);
+      expect(up[1000]).toBe('Z'.charCodeAt(0));
+      expect(up.subarray(0, 1000).equals(data.subarray(0, 1000))).toBe(true);
+      expect(up.subarray(1001).equals(data.subarray(1001))).toBe(true);
+    }
+    // Nothing left in the work folder, and the merged view agrees.
+    expect(readdirSync(join(root, 'work')).filter((n) => n.startsWith('#'))).toEqual([]);
+    expect(readFileSync(join(merged, 'big2'))[1000]).toBe('Z'.charCodeAt(0));
   });
 });

@@ -31,6 +31,11 @@ export interface Connection {
    * lock another thread holds), so that requests keep being read meanwhile.
    */
   yieldReader: () => void;
+  /**
+   * Sends `out` as the answer to `req` now: for a handler with work left after its answer
+   * (it then returns NO_REPLY).
+   */
+  reply: (req: Request, out: Reply) => void;
 }
 
 /** What a filesystem asks of the kernel in INIT. */
@@ -177,7 +182,7 @@ export function runSession(
       result = answerInit(req, out, fs, shared);
       if (result === 0) {
         send(devFd, req, out, 0, options.debug);
-        const conn = connection(shared, devFd, handOn);
+        const conn = connection(shared, devFd, handOn, options.debug);
         if (options.debug)
           process.stderr.write(
             `fuse: protocol 7.${conn.minor}, max_write ${conn.maxWrite}, passthrough ${conn.passthrough ? 'on' : 'off'}\n`,
@@ -190,7 +195,7 @@ export function runSession(
     } else {
       // The kernel sends nothing else before INIT is answered, on whichever thread.
       if (!started) {
-        fs.start(connection(shared, devFd, handOn));
+        fs.start(connection(shared, devFd, handOn, options.debug));
         started = true;
       }
       const h = fs.handlers[req.opcode];
@@ -247,7 +252,12 @@ function send(devFd: number, req: Request, out: Reply, error: number, debug?: bo
   }
 }
 
-function connection(shared: Int32Array, devFd: number, yieldReader: () => void): Connection {
+function connection(
+  shared: Int32Array,
+  devFd: number,
+  yieldReader: () => void,
+  debug?: boolean,
+): Connection {
   const flags = (shared[S_FLAGS_LO] >>> 0) + (shared[S_FLAGS_HI] >>> 0) * TWO32;
   return {
     minor: shared[S_MINOR],
@@ -257,6 +267,7 @@ function connection(shared: Int32Array, devFd: number, yieldReader: () => void):
     passthrough: Math.floor(flags / INIT.PASSTHROUGH) % 2 === 1,
     devFd,
     yieldReader,
+    reply: (req, out) => send(devFd, req, out, 0, debug),
   };
 }
 

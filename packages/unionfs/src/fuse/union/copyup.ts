@@ -49,7 +49,7 @@ import {
   S_IFMT,
   S_IFREG,
 } from './layers.js';
-import { N } from './nodes.js';
+import { N, NF } from './nodes.js';
 import type { Union } from './union.js';
 
 export const RENAME_NOREPLACE = 1;
@@ -68,6 +68,7 @@ let tmpCount = 0;
 export const tmpName = (): Buffer => cstr(`#corral.${process.pid}.${threadId}.${(++tmpCount).toString(16)}`);
 
 const DOT = cstr('.');
+const CAPABILITY = cstr('security.capability');
 const Y = Buffer.from('y');
 
 /** struct timespec[2] (atime, mtime) from a statx buffer. */
@@ -189,10 +190,18 @@ function copyPlain(src: number, dst: number, from: number, len: number): number 
 }
 
 /**
- * Copies node `i` (and, first, its parent folders) up into the upper layer. With `data`
- * false a regular file's contents are left behind (it is about to be truncated).
+ * Answers the request that asked for a copy-up once the copy is made but before it is on disk
+ * and linked in: gets the copy's fd (a nameless file in the work folder), returns 0 once it
+ * has answered, or -errno (nothing sent). See ops-file.ts open.
  */
-export function copyUp(u: Union, i: number, data = true): number {
+export type EarlyAnswer = (copy: number) => number;
+
+/**
+ * Copies node `i` (and, first, its parent folders) up into the upper layer. With `data`
+ * false a regular file's contents are left behind (it is about to be truncated). With
+ * `early`, a regular file's copy is handed to it before the wait for the disk.
+ */
+export function copyUp(u: Union, i: number, data = true, early?: EarlyAnswer): number {
   const { nodes, L } = u;
   if (u.U < 0) return -EROFS;
   const top = nodes.get(i, N.TOP);
@@ -216,9 +225,24 @@ export function copyUp(u: Union, i: number, data = true): number {
     if (r < 0) return r;
     const parentTimes = timesOf(L.stx);
     const type = st.readUInt16LE(STX.mode) & S_IFMT;
-    if (type === S_IFREG) r = copyFile(u, lowerDir, upperDir, name, st, data);
+    // The early answer sees the node in upper already (nothing else runs until the lock is
+    // let go, after the link); put back if the copy-up fails after all.
+    const answer =
+      early &&
+      ((copy: number) => {
+        nodes.set(i, N.TOP, 0);
+        // A copy with no file capabilities says so without the lock (ops-entry.ts).
+        if (rawFgetxattr(copy, CAPABILITY, null) === -ENODATA) nodes.set(i, N.FLAGS, nodes.flags(i) | NF.CLEAN);
+        const e = early(copy);
+        if (e < 0) nodes.set(i, N.TOP, top);
+        return e;
+      });
+    if (type === S_IFREG) r = copyFile(u, lowerDir, upperDir, name, st, data, answer);
     else r = copyOther(u, lowerDir, upperDir, name, st, type);
-    if (r < 0) return r;
+    if (r < 0) {
+      nodes.set(i, N.TOP, top);
+      return r;
+    }
     // Making the entry changed the folder's times; overlayfs puts them back.
     rawUtimensat(upperDir, EMPTY_NAME, parentTimes, AT_EMPTY_PATH);
     nodes.set(i, N.TOP, 0);
@@ -253,6 +277,7 @@ function copyFile(
   name: Buffer,
   st: Buffer,
   data: boolean,
+  early?: EarlyAnswer,
 ): number {
   const L = u.L;
   const src = L.openAt(lowerDir, name, O_RDONLY);
@@ -270,10 +295,19 @@ function copyFile(
     if (r < 0) return r;
     r = setAttrsFd(dst, st);
     if (r < 0) return r;
-    // The data is on disk before the file appears in upper, as overlayfs makes sure.
+    // The data is on disk before the file appears in upper, as overlayfs makes sure. The
+    // caller may be answered before that wait (it then uses the copy by its fd).
     if (data && size > 0 && !u.volatile) {
+      if (early) {
+        r = early(dst);
+        if (r < 0) return r;
+      }
       r = rawFsync(dst);
-      if (r < 0) return r;
+      if (r < 0) {
+        if (!early) return r;
+        // Already answered: the file is linked in all the same, or its writes would be lost.
+        process.stderr.write(`corral fuse: fsync of a copy-up: errno ${-r}\n`);
+      }
     }
     return rawLinkat(dst, EMPTY_NAME, upperDir, name, AT_EMPTY_PATH);
   } finally {

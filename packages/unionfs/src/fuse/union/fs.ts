@@ -80,6 +80,7 @@ export class UnionFileSystem implements FuseFileSystem {
       (op: Op): Handler =>
       (req: Request, out: Reply) =>
         op(u, req, out);
+    const lockedGetxattr = locked(entry.getxattr);
     this.handlers = {
       [OP.LOOKUP]: locked(entry.lookup),
       [OP.FORGET]: locked(entry.forget),
@@ -89,7 +90,8 @@ export class UnionFileSystem implements FuseFileSystem {
       [OP.READLINK]: locked(entry.readlink),
       [OP.STATFS]: free(entry.statfs),
       [OP.ACCESS]: locked(entry.access),
-      [OP.GETXATTR]: locked(entry.getxattr),
+      [OP.GETXATTR]: (req: Request, out: Reply) =>
+        entry.capabilityFree(u, req, out) || lockedGetxattr(req, out),
       [OP.LISTXATTR]: locked(entry.listxattr),
       [OP.SETXATTR]: locked(entry.setxattr),
       [OP.REMOVEXATTR]: locked(entry.removexattr),

@@ -257,6 +257,19 @@ function replySized(out: Reply, size: number, n: number): number {
   return 0;
 }
 
+/**
+ * A GETXATTR of security.capability of a file known to have none, answered without the
+ * table's lock: the kernel asks it before the first write to a file (through passthrough
+ * too), and that write need not wait for a change of the tree elsewhere, nor for the
+ * copy-up of the file itself still waiting for the disk (ops-file.ts open). The kernel holds
+ * the node while it asks, so its flags can be read without the lock.
+ */
+export const capabilityFree: Op = (u, req) => {
+  const i = u.node(req.nodeid);
+  const flags = i ? u.nodes.flags(i) : 0;
+  return flags & NF.CLEAN && !(flags & NF.DELETED) && req.cname(8).equals(CAPABILITY) ? ENODATA : 0;
+};
+
 export const getxattr: Op = (u, req, out) => {
   const i = u.node(req.nodeid);
   if (!i) return ESTALE;

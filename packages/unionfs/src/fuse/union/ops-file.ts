@@ -26,7 +26,7 @@ import {
 import { type Reply, type Request, writeU64 } from '../codec.js';
 import { FOPEN, FSYNC_FDATASYNC, OPEN_KILL_SUIDGID, SIZE, WRITE_KILL_SUIDGID } from '../kernel.js';
 import { NO_REPLY } from '../session.js';
-import { copyUp } from './copyup.js';
+import { copyUp, procPath } from './copyup.js';
 import {
   AT_EMPTY_PATH,
   EBADF,
@@ -133,7 +133,27 @@ export const open: Op = (u, req, out) => {
   const flags = req.u32(0);
   if ((flags & O_ACCMODE) !== O_RDONLY || flags & O_TRUNC) {
     if (u.U < 0) return EROFS;
-    const r = copyUp(u, i, !(flags & O_TRUNC));
+    // The copy-up's wait for the disk comes after the answer: the kernel gets the copy (a
+    // nameless file until it is linked) to use at once, while this thread, still holding the
+    // table's lock, fsyncs and links it in; nothing sees the file in upper before its data is
+    // on disk (as with overlayfs), and an fsync of this open file waits for the link.
+    let opened = -1;
+    const early = (copy: number): number => {
+      const fd = rawOpenat(AT_FDCWD, procPath(copy, null), O_RDWR | O_CLOEXEC | (flags & KEPT));
+      if (fd < 0) return fd;
+      const o = openFile(u, i, flags, out, fd);
+      if (o < 0) return o;
+      opened = out.buf.readUInt32LE(out.at(0));
+      Atomics.or(u.fdState, opened, FD.SYNCING);
+      u.conn.reply(req, out);
+      return 0;
+    };
+    const r = copyUp(u, i, !(flags & O_TRUNC), early);
+    if (opened >= 0) {
+      Atomics.and(u.fdState, opened, ~FD.SYNCING);
+      if (r < 0) process.stderr.write(`corral fuse: a copy-up failed after its open was answered: errno ${-r}\n`);
+      return NO_REPLY;
+    }
     if (r < 0) return -r;
   }
   const r = openFile(u, i, flags, out);
@@ -375,6 +395,12 @@ export const fsync: Op = (u, req) => {
   if (fd >= u.fdState.length || !(u.fdState[fd] & FD.OPEN)) return EBADF;
   if (u.volatile) return 0;
   u.conn.yieldReader();
+  // Opened by a copy-up still on its way to the disk: its thread holds the lock until the
+  // file is linked in, and the file is durable only then.
+  if (Atomics.load(u.fdState, fd) & FD.SYNCING) {
+    u.nodes.lock();
+    u.nodes.unlock();
+  }
   const r = rawFsync(fd, (req.u32(8) & FSYNC_FDATASYNC) !== 0);
   return r < 0 ? -r : 0;
 };

@@ -23,6 +23,8 @@ export const FD = {
   PASSTHROUGH: 4,
   CACHED: 8,
   DIR: 16,
+  /** Opened by a copy-up answered before its data was on disk and linked in (ops-file.ts open). */
+  SYNCING: 32,
 } as const;
 
 /** Shared tables besides the nodes. */
