@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, openSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { EngineError } from './errors.js';
 
@@ -97,7 +97,7 @@ export class EventLog {
   async *read(options: ReadEventsOptions = {}): AsyncGenerator<EngineEvent> {
     const match = matcher(options.filters ?? {});
     const since = options.since ?? Date.now();
-    let offset = 0;
+    let offset = startOffset(this.path, since);
     let rest = Buffer.alloc(0);
     const more = (): EngineEvent[] => {
       if (!existsSync(this.path)) return [];
@@ -137,6 +137,43 @@ export class EventLog {
       if (options.signal?.aborted) return;
       await this.next(100);
     }
+  }
+}
+
+/** What is read back from the log's end to find where recent events begin. */
+const TAIL_BYTES = 64 * 1024;
+/** How long a process may take between an event's time and its write (emit: a few syscalls). */
+const WRITE_SKEW_MS = 5000;
+
+/**
+ * Where a read for events at or after `since` starts: the first whole line of the log's last
+ * TAIL_BYTES when that event is older than `since` by WRITE_SKEW_MS (every line before it was
+ * written before it, so is older than `since` too), else 0. A reader from now (corrald's wait
+ * on every `docker run`) then parses a few KB, not the whole log (up to MAX_BYTES: ~12,000
+ * events, tens of ms).
+ */
+function startOffset(path: string, since: number): number {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return 0;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size <= TAIL_BYTES) return 0;
+    const from = size - TAIL_BYTES;
+    const buf = Buffer.alloc(TAIL_BYTES);
+    const n = readSync(fd, buf, 0, TAIL_BYTES, from);
+    const start = buf.subarray(0, n).indexOf(0x0a) + 1;
+    const end = start > 0 ? buf.subarray(0, n).indexOf(0x0a, start) : -1;
+    if (end < 0) return 0;
+    const first = JSON.parse(buf.subarray(start, end).toString('utf8')) as EngineEvent;
+    return first.timeNano / 1e6 < since - WRITE_SKEW_MS ? from + start : 0;
+  } catch {
+    return 0; // a damaged line: read it all
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type EngineEvent, EventLog, parseFilters, parseTime } from '../src/events.js';
@@ -55,6 +57,29 @@ describe('events', () => {
     log.emit('container', 'destroy', 'c1');
     await reader;
     expect(seen).toEqual(['die', 'destroy']);
+  });
+
+  it('reads a long log from its end for recent events, from its start for older ones', async () => {
+    const dir = cleanups.tempDir('engine-events');
+    const log = new EventLog(dir);
+    // 2,000 events of an hour ago (about 300 KB), written as emit writes them, then two now.
+    const hourAgo = Date.now() - 3_600_000;
+    const old = Array.from({ length: 2000 }, (_, i) => {
+      const ms = hourAgo + i;
+      const e = { Type: 'container', Action: 'start', Actor: { ID: `old${i}`, Attributes: {} } };
+      return JSON.stringify({ ...e, scope: 'local', time: Math.floor(ms / 1000), timeNano: ms * 1e6 });
+    });
+    writeFileSync(join(dir, 'events.jsonl'), `${old.join('\n')}\n`);
+    const now = Date.now();
+    log.emit('container', 'die', 'new1');
+    log.emit('container', 'destroy', 'new1');
+    const until = Date.now() + 1;
+    const recent = await collect(log.read({ since: now, until }));
+    expect(recent.map((e) => `${e.Action} ${e.Actor.ID}`)).toEqual(['die new1', 'destroy new1']);
+    // Since a time before the log's last 64 KB: every event from then on, the first one too.
+    const all = await collect(log.read({ since: hourAgo + 10, until }));
+    expect(all).toHaveLength(1992);
+    expect(all[0].Actor.ID).toBe('old10');
   });
 
   it("parses Docker's times and refuses bad filters", () => {
