@@ -4,6 +4,8 @@
 // init's own code (init-setup.ts) and execs the program, while this process's thread waits;
 // this process then keeps the container as `run` does. One Node start per container instead
 // of two, and no Node thread ever in the container's PID namespace or cgroup.
+// The child shares our memory, so /proc/self/exe is our node until it execs: it execs a
+// sealed trampoline first (trampolineFd), never the program itself.
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Cgroup, limitsFromOci, openCgroup, readProcCgroups } from '@corral/cgroups';
@@ -11,11 +13,14 @@ import {
   CLONE,
   clearCloexec,
   close,
+  dup2,
   errnoName,
   PR,
   pidfdOpen,
   prctl,
   procStartTime,
+  TRAMPOLINE_ARGV0,
+  trampolineFd,
   unshare,
   vforkExec,
   WAIT,
@@ -42,6 +47,8 @@ export interface FastRunOptions {
   noNewKeyring?: boolean;
   /** The cgroup when the spec names none (as CreateOptions.defaultCgroupsPath). */
   defaultCgroupsPath?: string | null;
+  /** Fds of this process for the program's stdin, stdout and stderr (default: this process's 0, 1, 2). */
+  stdio?: readonly [number, number, number];
 }
 
 /** A container that runFast started: its program runs, a child of this process. */
@@ -168,6 +175,7 @@ export async function runFast(
       state,
     };
     const { flags, cgroupNs } = cloneFlags(spec);
+    const trampoline = trampolineFd();
     const out: { failure?: { message: string; exitCode: number } } = {};
     // The child shares our memory: nothing may read it through /proc (dumpable is per mm).
     prctl(PR.SET_DUMPABLE, 0);
@@ -180,9 +188,17 @@ export async function runFast(
         if (cgroupNs) unshare(CLONE.NEWCGROUP);
         const prepared = setup(config, -1, true);
         beforeProgram(config);
+        options.stdio?.forEach((fd, i) => {
+          if (fd !== i) dup2(fd, i);
+        });
         closeInheritedFds(preserveFds);
         for (let fd = 0; fd < 3 + preserveFds; fd++) clearCloexec(fd);
-        return { path: prepared.file, argv: spec.process.args, envp: spec.process.env ?? [] };
+        // Never exec the program straight from here: see trampolineFd.
+        return {
+          fd: trampoline,
+          argv: [TRAMPOLINE_ARGV0, prepared.file, ...spec.process.args],
+          envp: spec.process.env ?? [],
+        };
       } catch (e) {
         const exitCode = (e as { exitCode?: number }).exitCode ?? SETUP_FAILED;
         out.failure = { message: (e as Error).message, exitCode };

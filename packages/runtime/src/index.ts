@@ -1,4 +1,6 @@
 export { applyDeviceRules, DEFAULT_DEVICE_RULES, type DeviceRule } from './devices.js';
+export { type FastPathFlags, fastRunRefusal } from './fast-path.js';
+export { type FastRun, type FastRunOptions, runFast } from './fast-run.js';
 export { HookError, type HookState, runHooks } from './hooks.js';
 export { type InitStdio, type SpawnInitOptions, type StdioPipe, spawnInit } from './init-process.js';
 export { type ParsedMountOptions, parseMountOptions, rootPropagation } from './mount-options.js';

@@ -1,9 +1,12 @@
 // Escape classes of paths the init resolves on the host for a container (issue 9, part 6),
-// each attack run for real against a canary folder outside the rootfs.
+// each attack run for real against a canary folder outside the rootfs, through both ways a
+// container is built: by its Node init (create, start) and by run's fast path (runFast).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
+  closeSync,
   existsSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -12,9 +15,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { busyboxRootfs, mountsUnder, removeTree, tempDir } from '@corral/testkit';
+import { busyboxRootfs, mountsUnder, removeTree, tempDir, until } from '@corral/testkit';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type OciSpec, Runtime } from '../dist/index.js';
+import { type OciSpec, Runtime, runFast } from '../dist/index.js';
 
 const tmp = tempDir('escape');
 const rt = new Runtime({ root: join(tmp, 'state') });
@@ -67,6 +70,32 @@ async function run(id: string, dir: string): Promise<string> {
   return out;
 }
 
+/** The same through run's fast path: a vfork child of this process builds the container. */
+async function runViaFastPath(id: string, dir: string): Promise<string> {
+  const file = join(tmp, `${id}.out`);
+  const out = openSync(file, 'w');
+  const none = openSync('/dev/null', 'r');
+  try {
+    let r: Awaited<ReturnType<typeof runFast>>;
+    try {
+      r = await runFast(rt.root, id, dir, { stdio: [none, out, out] });
+    } catch (e) {
+      return `create failed: ${(e as Error).message}`;
+    }
+    await until(() => r.poll() !== null, `${id} to end`, 30_000);
+    await rt.delete(id, { force: true });
+  } finally {
+    closeSync(out);
+    closeSync(none);
+  }
+  return readFileSync(file, 'utf8');
+}
+
+const WAYS = [
+  ['its init', run, ''],
+  ['the fast path', runViaFastPath, '-fast'],
+] as const;
+
 /** The canary folder exactly as the test made it. */
 function expectCanaryUntouched(): void {
   expect(readdirSync(canary)).toEqual(['keep']);
@@ -81,94 +110,100 @@ afterEach(() => {
   racer = null;
 });
 
-describe('mount targets and created paths (CVE-2021-30465 class)', () => {
-  it('resolves a target whose path is a symlink to a host folder inside the rootfs', async () => {
-    const rootfs = makeRootfs('static');
-    symlinkSync(canary, join(rootfs, 'data')); // absolute: on the host it is the canary
-    symlinkSync(canary, join(rootfs, 'work'));
-    const file = join(tmp, 'bind-source');
-    writeFileSync(file, 'bound\n');
-    const out = await run(
-      'static',
-      bundle(
-        rootfs,
-        ['sh', '-c', 'cat /data/f; echo x 2>/dev/null >/data/f || echo ro; touch /data/x && echo wrote; pwd'],
-        (s) => {
-          s.mounts!.push(
-            { destination: '/data', type: 'tmpfs', source: 'tmpfs' },
-            { destination: '/data/f', type: 'bind', source: file, options: ['bind', 'ro'] },
-          );
-          s.process.cwd = '/work/sub';
-        },
-      ),
-    );
-    expect(out).toBe(`bound\nro\nwrote\n${canary}/sub\n`);
-    // The links led inside the rootfs: the mounts, the file and the working directory are there.
-    expectCanaryUntouched();
-  });
-
-  it('never creates or mounts on the host while a path component is swapped for a symlink', async () => {
-    const rootfs = makeRootfs('race');
-    mkdirSync(join(rootfs, 'data'));
-    symlinkSync(canary, join(rootfs, 'data.link'));
-    const file = join(tmp, 'race-source');
-    writeFileSync(file, 'bound\n');
-    // What a second container sharing this folder would do: swap data and data.link, atomically.
-    racer = spawn(process.execPath, [racerScript, join(rootfs, 'data'), join(rootfs, 'data.link')], {
-      stdio: 'ignore',
-    });
-    for (let i = 0; i < 25; i++) {
-      await run(
-        `race${i}`,
-        bundle(rootfs, ['true'], (s) => {
-          s.mounts!.push(
-            { destination: `/data/t${i}/deep`, type: 'tmpfs', source: 'tmpfs' },
-            { destination: `/data/f${i}`, type: 'bind', source: file, options: ['bind'] },
-          );
-          s.process.cwd = `/data/w${i}`;
-        }),
-      );
-    }
-    racer.kill('SIGKILL');
-    expectCanaryUntouched();
-  });
-});
-
-describe('sysfs bound from the host (when sysfs cannot be mounted)', () => {
-  it('is read-only in every submount: the host cgroupfs cannot be written', async () => {
-    const name = `corral-canary-${process.pid}`;
-    const hostPath = `/sys/fs/cgroup/${name}`;
-    try {
+for (const [way, run, tag] of WAYS) {
+  describe(`mount targets and created paths (CVE-2021-30465 class), built by ${way}`, () => {
+    it('resolves a target whose path is a symlink to a host folder inside the rootfs', async () => {
+      const rootfs = makeRootfs(`static${tag}`);
+      symlinkSync(canary, join(rootfs, 'data')); // absolute: on the host it is the canary
+      symlinkSync(canary, join(rootfs, 'work'));
+      const file = join(tmp, 'bind-source');
+      writeFileSync(file, 'bound\n');
       const out = await run(
-        'sysfs',
+        `static${tag}`,
         bundle(
-          makeRootfs('sysfs'),
+          rootfs,
           [
             'sh',
             '-c',
-            `touch /sys/fs/cgroup/${name}; mkdir /sys/fs/cgroup/pids/${name}; cat /sys/kernel/mm/transparent_hugepage/enabled >/dev/null && echo readable`,
+            'cat /data/f; echo x 2>/dev/null >/data/f || echo ro; touch /data/x && echo wrote; pwd',
           ],
           (s) => {
-            // An option sysfs does not know makes the kernel refuse the mount: the fallback runs.
-            s.mounts!.push({
-              destination: '/sys',
-              type: 'sysfs',
-              source: 'sysfs',
-              options: ['nosuid', 'noexec', 'nodev', 'ro', 'corral-not-an-option'],
-            });
+            s.mounts!.push(
+              { destination: '/data', type: 'tmpfs', source: 'tmpfs' },
+              { destination: '/data/f', type: 'bind', source: file, options: ['bind', 'ro'] },
+            );
+            s.process.cwd = '/work/sub';
           },
         ),
       );
-      expect(out).toContain(`touch: /sys/fs/cgroup/${name}: Read-only file system`);
-      expect(out).toContain(
-        `mkdir: can't create directory '/sys/fs/cgroup/pids/${name}': Read-only file system`,
-      );
-      expect(out).toContain('readable');
-      expect(existsSync(hostPath)).toBe(false);
-      expect(existsSync(`/sys/fs/cgroup/pids/${name}`)).toBe(false);
-    } finally {
-      rmSync(hostPath, { force: true });
-      spawnSync('rmdir', [`/sys/fs/cgroup/pids/${name}`]);
-    }
+      expect(out).toBe(`bound\nro\nwrote\n${canary}/sub\n`);
+      // The links led inside the rootfs: the mounts, the file and the working directory are there.
+      expectCanaryUntouched();
+    });
+
+    it('never creates or mounts on the host while a path component is swapped for a symlink', async () => {
+      const rootfs = makeRootfs(`race${tag}`);
+      mkdirSync(join(rootfs, 'data'));
+      symlinkSync(canary, join(rootfs, 'data.link'));
+      const file = join(tmp, 'race-source');
+      writeFileSync(file, 'bound\n');
+      // What a second container sharing this folder would do: swap data and data.link, atomically.
+      racer = spawn(process.execPath, [racerScript, join(rootfs, 'data'), join(rootfs, 'data.link')], {
+        stdio: 'ignore',
+      });
+      for (let i = 0; i < 25; i++) {
+        await run(
+          `race${tag}${i}`,
+          bundle(rootfs, ['true'], (s) => {
+            s.mounts!.push(
+              { destination: `/data/t${i}/deep`, type: 'tmpfs', source: 'tmpfs' },
+              { destination: `/data/f${i}`, type: 'bind', source: file, options: ['bind'] },
+            );
+            s.process.cwd = `/data/w${i}`;
+          }),
+        );
+      }
+      racer.kill('SIGKILL');
+      expectCanaryUntouched();
+    });
   });
-});
+
+  describe(`sysfs bound from the host (when sysfs cannot be mounted), built by ${way}`, () => {
+    it('is read-only in every submount: the host cgroupfs cannot be written', async () => {
+      const name = `corral-canary-${process.pid}${tag}`;
+      const hostPath = `/sys/fs/cgroup/${name}`;
+      try {
+        const out = await run(
+          `sysfs${tag}`,
+          bundle(
+            makeRootfs(`sysfs${tag}`),
+            [
+              'sh',
+              '-c',
+              `touch /sys/fs/cgroup/${name}; mkdir /sys/fs/cgroup/pids/${name}; cat /sys/kernel/mm/transparent_hugepage/enabled >/dev/null && echo readable`,
+            ],
+            (s) => {
+              // An option sysfs does not know makes the kernel refuse the mount: the fallback runs.
+              s.mounts!.push({
+                destination: '/sys',
+                type: 'sysfs',
+                source: 'sysfs',
+                options: ['nosuid', 'noexec', 'nodev', 'ro', 'corral-not-an-option'],
+              });
+            },
+          ),
+        );
+        expect(out).toContain(`touch: /sys/fs/cgroup/${name}: Read-only file system`);
+        expect(out).toContain(
+          `mkdir: can't create directory '/sys/fs/cgroup/pids/${name}': Read-only file system`,
+        );
+        expect(out).toContain('readable');
+        expect(existsSync(hostPath)).toBe(false);
+        expect(existsSync(`/sys/fs/cgroup/pids/${name}`)).toBe(false);
+      } finally {
+        rmSync(hostPath, { force: true });
+        spawnSync('rmdir', [`/sys/fs/cgroup/pids/${name}`]);
+      }
+    });
+  });
+}

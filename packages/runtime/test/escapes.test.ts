@@ -5,7 +5,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OciSpec, Runtime } from '../dist/index.js';
-import { bundleMaker, busyboxRootfs, collect, tempDir } from './helpers.js';
+import { addNodeLibraries, bundleMaker, busyboxRootfs, collect, tempDir } from './helpers.js';
 
 const tmp = tempDir('escapes');
 chmodSync(tmp, 0o755);
@@ -17,16 +17,6 @@ const nodeCopy = join(tmp, 'node-bin', 'node');
 const rt = new Runtime({ root: join(tmp, 'state'), node: nodeCopy });
 const bundle = bundleMaker(tmp, rootfs);
 const run = { stdio: ['ignore', 'pipe', 'pipe'] } as const;
-
-/** The host's dynamic loader and node's libraries, so that node itself can run inside. */
-function addNodeLibraries(root: string): void {
-  const ldd = spawnSync('ldd', [process.execPath], { encoding: 'utf8' }).stdout;
-  for (const m of ldd.matchAll(/(\/\S+)/g)) {
-    const lib = m[1];
-    mkdirSync(join(root, dirname(lib)), { recursive: true });
-    copyFileSync(lib, join(root, lib));
-  }
-}
 
 beforeAll(() => {
   busyboxRootfs(rootfs);

@@ -1,5 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { OciSpec } from '../dist/index.js';
 
 export { busyboxRootfs, tempDir } from '@corral/testkit';
@@ -32,4 +33,14 @@ export function collect(stream: NodeJS.ReadableStream | null): () => string {
   let out = '';
   stream?.on('data', (d) => (out += d));
   return () => out;
+}
+
+/** The host's dynamic loader and node's libraries, so that node itself can run inside. */
+export function addNodeLibraries(root: string): void {
+  const ldd = spawnSync('ldd', [process.execPath], { encoding: 'utf8' }).stdout;
+  for (const m of ldd.matchAll(/(\/\S+)/g)) {
+    const lib = m[1];
+    mkdirSync(join(root, dirname(lib)), { recursive: true });
+    copyFileSync(lib, join(root, lib));
+  }
 }

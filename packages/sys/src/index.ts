@@ -12,6 +12,7 @@ export {
   type Repair,
   SyscallError,
 } from './errors.js';
+export { TRAMPOLINE_ARGV0, trampolineFd } from './exec-trampoline.js';
 export * from './fuse.js';
 export {
   fdPath,

@@ -15,6 +15,8 @@
 // clone call's frames (found with dl_iterate_phdr, which hands its callback a pointer to a
 // local of its own frame). x86-64 glibc only: ucontext_t's layout is per architecture.
 //
+// makecontext passes its arguments as 64-bit values: ints go as 'long'.
+//
 // What the child may do: pure JS and koffi calls that are plain syscalls. Never async I/O,
 // libuv, timers or promises (the loop is the suspended thread's); never glibc's set*id
 // wrappers (they signal the other threads of this process: use the raw syscalls); never
@@ -24,12 +26,11 @@ import { arch } from 'node:process';
 import { check, errno, koffi, lazy, libc } from './libc.js';
 import { syscallNumber } from './seccomp.js';
 
-/** The program the child becomes. */
-export interface ExecTarget {
-  path: string;
-  argv: readonly string[];
-  envp: readonly string[];
-}
+/** The program the child becomes: a path, or an fd of it (fexecve). */
+export type ExecTarget = { argv: readonly string[]; envp: readonly string[] } & (
+  | { path: string }
+  | { fd: number }
+);
 
 /** What vforkExec returns once the child has exec'd or exited. */
 export interface VforkResult {
@@ -78,7 +79,13 @@ const native = lazy(() => {
     if (!p) throw new Error(`@corral/sys: ${name} not found in libc`);
     return p;
   };
-  return { setcontext: sym('setcontext'), execve: sym('execve'), write: sym('write'), exit: sym('_exit') };
+  return {
+    setcontext: sym('setcontext'),
+    execve: sym('execve'),
+    fexecve: sym('fexecve'),
+    write: sym('write'),
+    exit: sym('_exit'),
+  };
 });
 
 /** True where vforkExec works (x86-64 Linux with glibc). */
@@ -155,9 +162,9 @@ export function vforkExec(flags: number, child: () => ExecTarget | number): Vfor
     const stackC = Buffer.alloc(16 * 1024);
     const stackD = Buffer.alloc(16 * 1024);
     const D = context(stackD, null, true);
-    f.makecontext(D, native.exit, 1, 'int', 127);
+    f.makecontext(D, native.exit, 1, 'long', 127);
     const C = context(stackC, D, true);
-    f.makecontext(C, native.write, 3, 'int', writeFd, 'void *', f.errnoLocation(), 'size_t', 4);
+    f.makecontext(C, native.write, 3, 'long', writeFd, 'void *', f.errnoLocation(), 'size_t', 4);
     const B = context(stackB, C, false);
     const run = () => {
       let target: ExecTarget | number;
@@ -168,16 +175,21 @@ export function vforkExec(flags: number, child: () => ExecTarget | number): Vfor
         target = 125;
       }
       if (typeof target === 'number') {
-        f.makecontext(B, native.exit, 1, 'int', target);
+        f.makecontext(B, native.exit, 1, 'long', target);
         return;
       }
-      const path = cstring(target.path);
       const argv = target.argv.map(cstring);
       const envp = target.envp.map(cstring);
       const argvp = pointers(argv);
       const envpp = pointers(envp);
-      keep.push(path, argv, envp, argvp, envpp);
-      f.makecontext(B, native.execve, 3, 'void *', path, 'void *', argvp, 'void *', envpp);
+      keep.push(argv, envp, argvp, envpp);
+      if ('fd' in target) {
+        f.makecontext(B, native.fexecve, 3, 'long', target.fd, 'void *', argvp, 'void *', envpp);
+      } else {
+        const path = cstring(target.path);
+        keep.push(path);
+        f.makecontext(B, native.execve, 3, 'void *', path, 'void *', argvp, 'void *', envpp);
+      }
     };
     const cb = koffi.register(run, koffi.pointer(f.childProto));
     try {
