@@ -289,6 +289,9 @@ function copyFile(
   }
   try {
     const size = Number(st.readBigUInt64LE(STX.size));
+    // Long work: another thread reads the requests meanwhile (those that need the lock wait
+    // for it; reads and writes of open files, and the first write's capability check, do not).
+    if (data && size > 0) u.conn.yieldReader();
     let r = data ? copyData(src, dst, size, !u.volatile) : 0;
     if (r < 0) return r;
     r = copyXattrs(fdXattrs(src), (n, v) => rawFsetxattr(dst, n, v, 0));
