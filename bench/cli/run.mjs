@@ -6,6 +6,10 @@
 // each, all commands per round), so that the shared machine's load falls on all of them alike.
 // Then a CPU profile (node --cpu-prof) of each corral command with its top costs named.
 // Results: bench/results/cli.json and bench/results/cli-profile.md.
+// corral runs as a shell runs it: the bin by its #! line, which starts Node without
+// NODE_EXTRA_CA_CERTS (bin/corral.cjs). `node -e 0` is timed in this process's environment (the
+// ratios' base: where the commands run) and without NODE_EXTRA_CA_CERTS (reported beside), since
+// Node parses that variable's file at every start.
 // Run as root after `npm run build`: node bench/cli/run.mjs [ROUNDS] [COLD_RUNS]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,7 +34,10 @@ const median = (xs) => {
 };
 const loadBefore = loadavg()[0];
 
-const corral = [process.execPath, corralBin, '--root', join(tmp, 'corral')];
+const corral = [corralBin, '--root', join(tmp, 'corral')];
+const extraCa = process.env.NODE_EXTRA_CA_CERTS;
+const NODE = 'node -e 0';
+const NODE_BARE = 'node -e 0, no NODE_EXTRA_CA_CERTS';
 // podman keeps its state here; its containers' cgroup parent lies beneath our own cgroup in
 // every hierarchy, conmon stays in ours (machine rules).
 const cgroups = cgroupParent(`corral-bench-cli-${process.pid}`);
@@ -60,7 +67,16 @@ execFileSync(corral[0], [...corral.slice(1), 'save', '-o', tar, 'busybox']);
 podmanOk = has('podman') && spawnSync(podman[0], [...podman.slice(1), 'load', '-i', tar]).status === 0;
 
 const commands = [
-  { name: 'node -e 0', argv: [process.execPath, '-e', '0'], group: 'start' },
+  { name: NODE, argv: [process.execPath, '-e', '0'], group: 'start' },
+  ...(extraCa
+    ? [
+        {
+          name: NODE_BARE,
+          argv: ['env', '-u', 'NODE_EXTRA_CA_CERTS', process.execPath, '-e', '0'],
+          group: 'start',
+        },
+      ]
+    : []),
   { name: 'corral --help', argv: [...corral, '--help'], group: 'start' },
   { name: 'corral version', argv: [...corral, 'version'], group: 'start' },
   { name: 'corral ps', argv: [...corral, 'ps', '-a'], group: 'start' },
@@ -139,10 +155,10 @@ const warm = measure(5, rounds, ['--warmup', '1']);
 const cold = measure(coldRuns, 1, ['--prepare', "sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches'"]);
 
 const ratios = (m) => {
-  const node = m['node -e 0']?.median;
   const r = {};
-  for (const n of ['corral --help', 'corral version', 'corral ps', 'corral images'])
-    if (m[n]) r[`${n} / node -e 0`] = m[n].median / node;
+  for (const base of [NODE, NODE_BARE])
+    for (const n of ['corral --help', 'corral version', 'corral ps', 'corral images'])
+      if (m[n] && m[base]) r[`${n} / ${base}`] = m[n].median / m[base].median;
   const pairs = [
     // podman's default network would add a bridge and NAT rules to the host: not run here.
     ['corral run --rm', 'podman run --rm --network none'],
@@ -170,7 +186,9 @@ const bundleKind = (f) =>
 function profile(c) {
   const dir = join(tmp, `prof-${c.name.replace(/\W+/g, '-')}`);
   mkdirSync(dir);
-  spawnSync(c.argv[0], ['--cpu-prof', '--cpu-prof-dir', dir, ...c.argv.slice(1)], { stdio: 'ignore' });
+  // The bin under node, in the environment its #! line gives it.
+  const { NODE_EXTRA_CA_CERTS: _, ...env } = process.env;
+  spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, ...c.argv], { stdio: 'ignore', env });
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   const p = JSON.parse(readFileSync(join(dir, file), 'utf8'));
   const { sampledMs, ...top } = profileSummary(p, {
@@ -189,6 +207,8 @@ const result = {
   rounds,
   coldRuns,
   load: { before: loadBefore, after: loadavg()[0] },
+  nodeExtraCaCerts: extraCa ?? null,
+  ratiosAgainst: `${NODE} in this environment (NODE_EXTRA_CA_CERTS ${extraCa ? `=${extraCa}` : 'unset'}); also ${NODE_BARE}`,
   docker: 'not measured: bench/runtime runs no dockerd either',
   errors,
   warm: { medians: warm, ratios: ratios(warm) },
@@ -202,6 +222,19 @@ const md = [
   '# corral CLI start-up profile',
   '',
   `${result.date}, node ${process.version}, load ${loadBefore.toFixed(1)} → ${result.load.after.toFixed(1)} (bench/cli/run.mjs; numbers from bench/results/cli.json).`,
+  '',
+  `NODE_EXTRA_CA_CERTS ${extraCa ? `is ${extraCa}` : 'is unset'} here: \`${NODE}\` runs with it (the environment the commands run in, the ratios' base); \`${NODE_BARE}\` without it. corral's bin starts Node without it.`,
+  '',
+  '| command | warm ms | cold ms |',
+  '| --- | ---: | ---: |',
+  ...live.map((c) => `| ${c.name} | ${warm[c.name].median.toFixed(0)} | ${cold[c.name].median.toFixed(0)} |`),
+  '',
+  '| ratio | warm | cold |',
+  '| --- | ---: | ---: |',
+  ...Object.keys(result.warm.ratios).map(
+    (k) => `| ${k} | ${result.warm.ratios[k].toFixed(2)}x | ${result.cold.ratios[k]?.toFixed(2) ?? '-'}x |`,
+  ),
+  '',
   'Self time of one run of each command under `node --cpu-prof` (the profiler slows it: compare shares, not totals).',
   '',
 ];
