@@ -32,7 +32,7 @@ export function extraCaContext(file: string): SecureContext {
     );
   let context: SecureContext;
   try {
-    context = tls.createSecureContext({ ca: [...tls.rootCertificates, pem] });
+    context = tls.createSecureContext({ ca: [...defaultCas(), pem] });
   } catch (e) {
     throw new RegistryError(
       'NETWORK',
@@ -42,4 +42,13 @@ export function extraCaContext(file: string): SecureContext {
   }
   contexts.set(file, context);
   return context;
+}
+
+/**
+ * The CAs Node trusts by default: its bundled ones (Node 20), or on Node 22.15+ what it
+ * would use (the system's with --use-openssl-ca or --use-system-ca).
+ */
+function defaultCas(): readonly string[] {
+  const get = (tls as { getCACertificates?: (kind: string) => string[] }).getCACertificates;
+  return get ? get('default') : tls.rootCertificates;
 }
