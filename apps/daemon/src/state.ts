@@ -14,6 +14,8 @@ export interface PendingAttach {
   stderr: boolean;
   /** With a TTY: the detach sequence (attach's `detachKeys`, ctrl-p,ctrl-q by default). */
   detachKeys?: Buffer;
+  /** The client's input ended before the start (`docker run -i < /dev/null`). */
+  inputEnded?: boolean;
 }
 
 /** An exec made by POST /containers/{id}/exec, until its container is removed. */
@@ -61,7 +63,7 @@ export class DaemonState {
     const waiting = this.pending.get(id) ?? [];
     this.pending.delete(id);
     const r = this.engine.get(id);
-    const withStdin = r.config.openStdin ? waiting.find((a) => a.stdin) : undefined;
+    const withStdin = r.config.openStdin ? waiting.find((a) => a.stdin || a.inputEnded) : undefined;
     // Followers open the log first, so they read every line, however soon the program ends.
     for (const a of waiting) void this.followLog(r.id, a, r.config.tty, undefined, true, a === withStdin);
     await this.engine.start(r.id);
@@ -72,7 +74,10 @@ export class DaemonState {
       withStdin.conn.resume();
       return null;
     });
-    if (kept) bindInput(withStdin, kept, r.config.stdinOnce === true && !r.config.tty);
+    const once = r.config.stdinOnce === true && !r.config.tty;
+    // An input that ended before the start is the program's EOF as soon as it runs (stdinOnce).
+    if (kept && withStdin.inputEnded) once ? kept.end() : kept.leave();
+    else if (kept) bindInput(withStdin, kept, once);
   }
 
   /** Streams a container's log to an attached client until the container ends. */

@@ -209,6 +209,17 @@ describe('a client that goes away mid-attach', () => {
 });
 
 describe('an attached docker run -i across a SIGKILL of corrald', () => {
+  it("an input that ends before the start (docker run -i < /dev/null) is the program's EOF", async () => {
+    const r = await d.docker(
+      ['run', '-i', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'cat; echo eof'],
+      {
+        input: '',
+      },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.out).toBe('eof');
+  });
+
   it('runs on; a restarted corrald lets docker attach reach it again, and its log lost no line', async () => {
     const script = 'while read l; do echo got-$l; done; echo bye';
     const run = dockerWithInput(d, [

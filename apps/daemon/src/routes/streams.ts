@@ -1,7 +1,7 @@
 import { EngineError, parseDetachKeys, parseTime } from '@corral/engine';
 import { bad, clientGone, flag, frame, intParam, jsonStream, mustRes, sendEmpty } from '../http.js';
 import type { Route } from '../server.js';
-import { bindInput, type DaemonState } from '../state.js';
+import { bindInput, type DaemonState, type PendingAttach } from '../state.js';
 import { statsJson } from '../stats.js';
 
 const ID = '([^/]+)';
@@ -78,11 +78,13 @@ export const streamRoutes: Route[] = [
       const conn = call.hijack(
         r.config.tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream',
       );
-      const pending = { conn, ...a, ...(detachKeys ? { detachKeys } : {}) };
+      const pending: PendingAttach = { conn, ...a, ...(detachKeys ? { detachKeys } : {}) };
       if (r.state.status === 'created' && stream) {
         d.pending.set(r.id, [...(d.pending.get(r.id) ?? []), pending]);
-        // The client's input ended before the start: it still reads the output.
+        // The client's input ended before the start: it still reads the output, and the
+        // program's stdin ends as soon as it runs (start).
         conn.once('end', () => {
+          if (pending.stdin) pending.inputEnded = true;
           pending.stdin = false;
         });
         conn.once('close', () => {
