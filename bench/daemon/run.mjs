@@ -215,8 +215,9 @@ try {
       name: 'podman run --rm',
       argv: [...podman, 'run', '--rm', ...podmanRun, '--network', 'none', 'busybox', 'true'],
     });
-  // corral's CLI as corrald's client, when it has --host.
-  const remote = [...corral.slice(0, 2), '--host', `unix://${corraldSock}`];
+  // corral's CLI as corrald's client, when it has --host; run as users run it (its #! line,
+  // which leaves out NODE_EXTRA_CA_CERTS: `node corral.cjs` would parse that file first).
+  const remote = [join(repo, 'apps/cli/bin/corral.cjs'), '--host', `unix://${corraldSock}`];
   if (spawnSync(remote[0], [...remote.slice(1), 'ps'], { encoding: 'utf8' }).status === 0)
     commands.push({ name: 'corral --host → corrald', argv: [...remote, ...run] });
 
