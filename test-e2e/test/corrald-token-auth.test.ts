@@ -7,7 +7,7 @@ import {
   randomBytes,
   sign,
 } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -238,6 +238,31 @@ describe('corrald with a token-auth registry: identity tokens', () => {
     expect(grants.length).toBeGreaterThan(0);
     expect(new Set(grants)).toEqual(new Set(['refresh']));
   });
+
+  it.skipIf(!existsSync('/usr/bin/docker'))(
+    "Debian's docker 20.10 logs in, keeps the identity token and pulls with it",
+    async () => {
+      const config = join(dir, 'docker-config-debian');
+      const env20 = { ...env, DOCKER_CONFIG: config };
+      const login = await exec(
+        '/usr/bin/docker',
+        ['login', '-u', 'alice', '--password-stdin', registry.host],
+        {
+          env: env20,
+          input: `${PASSWORD}\n`,
+        },
+      );
+      expect(login.status, login.stderr).toBe(0);
+      const entry = JSON.parse(readFileSync(join(config, 'config.json'), 'utf8')).auths[registry.host];
+      expect(refreshTokens.has(entry.identitytoken)).toBe(true);
+      const ref = `${registry.host}/team/bb:1`;
+      await must(['rmi', '-f', ref]).catch(() => {});
+      grants.length = 0;
+      const pull = await exec('/usr/bin/docker', ['pull', ref], { env: env20 });
+      expect(pull.status, pull.stderr).toBe(0);
+      expect(new Set(grants)).toEqual(new Set(['refresh']));
+    },
+  );
 
   it('logs in again with the kept identity token (/auth with identitytoken, as dockerode sends it; both docker CLIs re-use only a kept password)', async () => {
     grants.length = 0;

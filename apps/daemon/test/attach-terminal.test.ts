@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { Cleanups, until } from '@corral/testkit';
@@ -86,6 +86,18 @@ describe('detach keys', () => {
     expect(a.out()).toContain('read escape sequence');
     expect(await running('dk')).toBe('true');
   });
+
+  it.skipIf(!existsSync('/usr/bin/docker'))(
+    "Debian's docker 20.10 attaches and detaches with ctrl-p ctrl-q too",
+    async () => {
+      const a = onTerminal(c, ['/usr/bin/docker', 'attach', 'dk'], env);
+      await a.expect('echo old-$((4+4))\r', 'old-8');
+      a.type('\x10\x11');
+      expect(await a.exited).toBe(1);
+      expect(a.out()).toContain('read escape sequence');
+      expect(await running('dk')).toBe('true');
+    },
+  );
 
   it('docker exec -it: ctrl-p ctrl-q leaves the exec, which runs on', async () => {
     const ex = onTerminal(c, ['docker', 'exec', '-it', 'dk', 'sh'], env);

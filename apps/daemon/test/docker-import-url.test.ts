@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -91,6 +91,14 @@ describe('docker import URL through corrald', () => {
     const history = await must(['history', '--no-trunc', '--format', '{{.Comment}}', 'fromurl:1']);
     expect(history.out).toBe('from a URL');
     expect((await must(['run', '--rm', '--network', 'none', 'fromurl:1'])).out).toBe('fetched');
+  });
+
+  it.skipIf(!existsSync('/usr/bin/docker'))("Debian's docker 20.10 imports from a URL too", async () => {
+    const r = await d.docker(['import', `${base}/rootfs.tar`, 'fromurl:debian'], { bin: '/usr/bin/docker' });
+    expect(r.status, r.stderr).toBe(0);
+    expect((await must(['run', '--rm', '--network', 'none', 'fromurl:debian', 'cat', '/made'])).out).toBe(
+      'fetched',
+    );
   });
 
   it("follows a redirect, takes a bare host/path as http (dockerd's rule) and streams its progress", async () => {
