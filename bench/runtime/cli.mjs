@@ -6,7 +6,8 @@
 // bundle): `node -e 0` with it is a row of its own when the caller has it. Targets (issue 12): corral-runtime run no
 // slower than node -e 0 + runc run; podman through corral-runtime at most 2x podman through runc.
 // Then a profile of corral-runtime run: the time of each phase, from marks put into a traced
-// copy of the bundle (dist/bundle-trace, removed after), medians over the runs.
+// copy of the bundle (dist/bundle-trace, removed after), medians over the runs; `run` takes
+// its fast path (no Node init) for this bundle: CORRAL_RUNTIME_FAST=0 measures the init's.
 // Run as root after `npm run build`: node bench/runtime/cli.mjs [RUNS]
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
@@ -188,6 +189,21 @@ const commands = [
     name: 'corral-runtime run',
     argv: () => [bin, '--root', join(tmp, 'corral'), 'run', '--bundle', bundle, id('x')],
   },
+  {
+    // The same through the Node init, which `run` no longer takes for this bundle.
+    name: 'corral-runtime run (init)',
+    argv: () => [
+      'env',
+      'CORRAL_RUNTIME_FAST=0',
+      bin,
+      '--root',
+      join(tmp, 'corral'),
+      'run',
+      '--bundle',
+      bundle,
+      id('y'),
+    ],
+  },
   { name: 'runc state', argv: () => ['runc', '--root', join(tmp, 'runc-keep'), 'state', KEEP] },
   {
     name: 'corral-runtime state',
@@ -282,7 +298,7 @@ const patch = (file, edits, head) => {
   }
   for (const [a, b] of edits) {
     if (!s.includes(a)) throw new Error(`bench: ${file} has no ${a}: the profile marks need updating`);
-    s = s.replace(a, b);
+    s = s.split(a).join(b);
   }
   writeFileSync(join(traced, file), s);
 };
@@ -312,6 +328,17 @@ patch(
     ],
     ['  const code = await c.wait();', `  const code = await c.wait();\n  ${mark('exited')}`],
     ['  return code;\n}', `  ${mark('deleted')}\n  return code;\n}`],
+    // run's fast path (no init): runFast, its vfork child, the wait.
+    [
+      'fast path (vfork child, no Node init)`);\n',
+      `fast path (vfork child, no Node init)\`);\n  ${mark('fast-start')}\n`,
+    ],
+    [
+      '    const result = vforkExec(flags, () => {',
+      `    ${mark('fast-clone')}\n    const result = vforkExec(flags, () => {`,
+    ],
+    ['    pid = result.pid;\n', `    pid = result.pid;\n    ${mark('fast-execd')}\n`],
+    ['  const code = await exited(r);', `  const code = await exited(r);\n  ${mark('exited')}`],
   ],
   mark('create-loaded'),
 );
@@ -320,8 +347,8 @@ patch(
   [
     ['function main() {\n', `function main() {\n  ${mark('init-loaded')}\n`],
     [
-      '  const config = JSON.parse(readLineSync(SYNC_FD));\n',
-      `  const config = JSON.parse(readLineSync(SYNC_FD));\n  ${mark('init-config')}\n`,
+      '  const config = JSON.parse(first);\n',
+      `  const config = JSON.parse(first);\n  ${mark('init-config')}\n`,
     ],
     [
       '  writeLineSync(SYNC_FD, { type: "ready"',
@@ -334,6 +361,10 @@ const phases = [
   ['CLI: node start (exec to its script)', 'node-started', 'cli-script'],
   ['CLI: loading main and early', 'cli-script', 'cli-loaded'],
   ['CLI: flags, config, spawn of the init', 'cli-loaded', 'init-spawning'],
+  ['fast path: flags, config, loading create', 'cli-loaded', 'fast-start'],
+  ['fast path: runtime, spec, state folder, cgroup', 'fast-start', 'fast-clone'],
+  ['fast path: vfork child (namespaces, mounts, pivot_root, user, exec)', 'fast-clone', 'fast-execd'],
+  ['fast path: state.json, program runs and exits', 'fast-execd', 'exited'],
   ['CLI: read-only view of node (koffi, overlay)', 'init-spawning', 'sealed'],
   ['CLI: spawn call (fork, exec)', 'sealed', 'spawned'],
   ['init: exec to Node start (node start, part 1)', 'spawned', 'init-node-started'],
@@ -409,11 +440,16 @@ if (Number.isFinite(targets.podmanRatio))
   );
 console.log('\nprofile of corral-runtime run (ms, median):');
 const profile = {};
+// Phases of the way run did not take (the init's, or the fast path's) have no samples.
 for (const [name] of phases) {
+  if (!phaseSamples.get(name).length) continue;
   profile[name] = median(phaseSamples.get(name));
   console.log(`  ${name.padEnd(44)} ${profile[name].toFixed(1).padStart(7)}`);
 }
-console.log(`  (the CLI's loading of create overlaps the init's start by ${median(overlap).toFixed(1)} ms)`);
+if (overlap.length)
+  console.log(
+    `  (the CLI's loading of create overlaps the init's start by ${median(overlap).toFixed(1)} ms)`,
+  );
 
 mkdirSync(join(repo, 'bench/results'), { recursive: true });
 writeFileSync(

@@ -115,7 +115,8 @@ function makeCgroup(cgroupsPath: string, own: ReturnType<typeof readProcCgroups>
 
 /**
  * Creates and starts the container of `bundle` in one step, without an init of Node: for
- * specs that fastRunRefusal accepts. Throws a RuntimeError (with the exit code runc gives)
+ * specs that fastRunRefusal accepts. Makes this process non-dumpable (the child shares its
+ * memory), for good. Throws a RuntimeError (with the exit code runc gives)
  * when setup or the exec fails; nothing of the container is then left.
  */
 export async function runFast(

@@ -17,8 +17,9 @@
 //
 // makecontext passes its arguments as 64-bit values: ints go as 'long'.
 //
-// What the child may do: pure JS and koffi calls that are plain syscalls. Never async I/O,
-// libuv, timers or promises (the loop is the suspended thread's); never glibc's set*id
+// What the child may do: pure JS, koffi calls that are plain syscalls, and Node's synchronous
+// fs calls (libuv runs them on the calling thread, without its loop or pool). Never async
+// I/O, timers or promises (the loop is the suspended thread's); never glibc's set*id
 // wrappers (they signal the other threads of this process: use the raw syscalls); never
 // process.exit or process.chdir (shared state). Keep it small and allocation-light: a GC
 // it triggers works on the shared heap (correct, as the parent thread is parked, but slow).
