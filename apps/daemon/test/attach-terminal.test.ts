@@ -173,6 +173,38 @@ describe('the terminal size of a detached -dit container', () => {
     expect(await running('rs')).toBe('true');
   });
 
+  it('a -dit container restarted by its restart policy takes input and sizes on its new terminal', async () => {
+    await must([
+      'run',
+      '-dit',
+      '--restart',
+      'on-failure:1',
+      '--name',
+      'rt',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+    ]);
+    const a = onTerminal(c, ['docker', 'attach', 'rt'], env, { rows: 25, cols: 85 });
+    await a.expect('stty size\r', '25 85');
+    a.type('exit 3\r');
+    await a.exited;
+    await until(
+      async () =>
+        (await d.docker(['inspect', '-f', '{{.RestartCount}} {{.State.Running}}', 'rt'])).out === '1 true',
+      'the restart',
+      20_000,
+    );
+    const b = onTerminal(c, ['docker', 'attach', 'rt'], env, { rows: 33, cols: 99 });
+    await b.expect('stty size\r', '33 99');
+    b.resize(44, 111);
+    await b.expect('stty size\r', '44 111');
+    b.type('\x10\x11');
+    expect(await b.exited).toBe(1);
+    await must(['rm', '-f', 'rt']);
+  });
+
   it('POST /containers/{id}/resize with no client attached reaches the terminal too', async () => {
     const r = await d.api('POST', '/v1.47/containers/rs/resize?h=17&w=57');
     expect(r.status).toBe(200);

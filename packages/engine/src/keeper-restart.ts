@@ -7,7 +7,7 @@ import type { Pid1Process } from '@corral/pidns';
 import { spawnInit } from '@corral/runtime/init-process';
 import { procStartTime } from '@corral/sys';
 import { EngineContext } from './context.js';
-import { serveStdin } from './keeper-stdin.js';
+import { serveStdin, terminalWriter } from './keeper-stdin.js';
 import { startTasks } from './keeper-tasks.js';
 import { finish, launch, sleep } from './lifecycle.js';
 import { LogWriter } from './logs.js';
@@ -119,14 +119,25 @@ async function relaunch(ctx: EngineContext, id: string): Promise<Promise<number>
     return null;
   }
   const log = new LogWriter(ctx.logPath(id), logRotation(r));
-  if (created.terminal !== null) log.attach(terminalOutput(created.terminal), 'stdout');
-  else {
+  let served: { close(): void } | null = null;
+  if (created.terminal !== null) {
+    const master = created.terminal;
+    log.attach(terminalOutput(master), 'stdout');
+    // The new terminal takes clients' input (-i) and sizes as the first one did; the log's
+    // reader closes the master, so input is written to it, never closes it.
+    served = await serveStdin(ctx.records.dir(id), {
+      input: r.config.openStdin ? terminalWriter(master) : null,
+      terminal: master,
+      once: false,
+    }).catch(() => null);
+  } else {
     log.attach(created.stdout!, 'stdout');
     log.attach(created.stderr!, 'stderr');
   }
   const stopTasks = await startTasks(ctx.root, id);
   return (async () => {
     const code = await created.wait();
+    served?.close();
     await stopTasks().catch(() => {});
     await log.finished;
     await finish(ctx, id, code).catch(() => {});

@@ -6,7 +6,7 @@
 // that just closes (a client killed, a daemon SIGKILLed, a detach) ends nothing: only an end
 // frame ends the program's stdin, and only for stdinOnce (`docker run -i` without -t), as
 // Docker closes it when that client's input ends.
-import { closeSync, createWriteStream, openSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync, rmSync, writeSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -88,8 +88,11 @@ export interface KeptInput {
   once: boolean;
 }
 
-/** The keeper's end: serves `kept` on the folder's socket; resolves once it listens. */
-export function serveStdin(dir: string, kept: KeptInput): Promise<void> {
+/**
+ * The keeper's end: serves `kept` on the folder's socket; resolves once it listens, with a
+ * `close` for when the program has ended (a restart serves its next run's input anew).
+ */
+export function serveStdin(dir: string, kept: KeptInput): Promise<{ close(): void }> {
   rmSync(join(dir, STDIN_SOCKET), { force: true }); // a previous run's
   const where = shortPath(dir);
   const { input, terminal } = kept;
@@ -146,7 +149,12 @@ export function serveStdin(dir: string, kept: KeptInput): Promise<void> {
     });
     server.listen(where.path, () => {
       where.close();
-      resolve();
+      resolve({
+        close() {
+          open = false;
+          server.close();
+        },
+      });
     });
   });
 }
@@ -154,6 +162,20 @@ export function serveStdin(dir: string, kept: KeptInput): Promise<void> {
 /** A terminal's input (its master fd, which the stream closes) as a stream to serve. */
 export function terminalInput(fd: number): Writable {
   return createWriteStream('', { fd });
+}
+
+/** A terminal's input written to a master fd that something else closes (the log's reader). */
+export function terminalWriter(fd: number): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      try {
+        writeSync(fd, chunk);
+      } catch {
+        // the terminal is gone
+      }
+      done();
+    },
+  });
 }
 
 /**

@@ -132,7 +132,7 @@ function logErrorsTo(file: string): void {
  * the container starts, its pipe or its terminal (input with -i, and sizes); anyone else's
  * pipe is closed here (its init has /dev/null instead).
  */
-async function keepStdin(terminalFd: number | null | undefined): Promise<void> {
+async function keepStdin(terminalFd: number | null | undefined): Promise<unknown> {
   const stdin = init.child.stdin;
   stdin?.on('error', () => {});
   const r = storedRecord() as { config?: { openStdin?: boolean; stdinOnce?: boolean; tty?: boolean } } | null;
