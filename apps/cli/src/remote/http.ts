@@ -1,11 +1,11 @@
-// The HTTP half of remote mode: requests to corrald on its unix socket (node:http, no client
+// The HTTP half of remote mode: requests to corrald on its unix socket (wire.ts, no client
 // library), Docker's error bodies mapped back to the engine's error kinds, and hijacked
 // connections (attach, exec start) as sockets.
-import { type IncomingMessage, request } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { EngineError, type ErrorKind, repairAdvice } from '@corral/engine';
 import { RemoteUnsupported } from '../backend.js';
+import { send, type WireHeaders, type WireResponse } from './wire.js';
 
 type Query = Record<string, string | number | boolean | undefined | string[]>;
 
@@ -81,7 +81,7 @@ export function readText(res: Readable): Promise<string> {
  */
 export function errorOf(
   status: number,
-  headers: IncomingMessage['headers'],
+  headers: WireHeaders,
   body: string,
   what: string,
 ): Error {
@@ -130,8 +130,7 @@ export class Client {
   #send(method: string, path: string, o: RequestOptions, upgrade: boolean) {
     const stream = o.body instanceof Readable ? o.body : undefined;
     const data = o.body === undefined || stream ? undefined : Buffer.from(JSON.stringify(o.body));
-    const req = request({
-      socketPath: this.socketPath,
+    return send(this.socketPath, {
       method,
       path: `${path}${queryString(o.query)}`,
       headers: {
@@ -141,23 +140,23 @@ export class Client {
         ...(!data && !stream ? { 'Content-Length': 0 } : {}),
         ...o.headers,
       },
+      body: stream ?? data,
+      upgrade,
+    }).catch((e: NodeJS.ErrnoException) => {
+      throw this.#unreachable(e);
     });
-    if (stream) stream.pipe(req);
-    else req.end(data);
-    return req;
   }
 
   /** A request whose answer is a success (its body unread), or the error corrald answered. */
-  request(method: string, path: string, o: RequestOptions = {}): Promise<IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      const req = this.#send(method, path, o, false);
-      req.on('error', (e: NodeJS.ErrnoException) => reject(this.#unreachable(e)));
-      req.on('response', (res) => {
-        const status = res.statusCode ?? 0;
-        if (status < 400) return resolve(res);
-        readText(res).then((text) => reject(errorOf(status, res.headers, text, this.command)), reject);
-      });
-    });
+  async request(method: string, path: string, o: RequestOptions = {}): Promise<WireResponse> {
+    const answer = await this.#send(method, path, o, false);
+    if (answer.kind === 'upgrade') {
+      answer.socket.destroy();
+      throw new EngineError('Unavailable', `corrald upgraded ${path}, which was not asked for`);
+    }
+    const res = answer.res;
+    if (res.statusCode < 400) return res;
+    throw errorOf(res.statusCode, res.headers, await readText(res), this.command);
   }
 
   /** A request's JSON answer (undefined for an empty body: 204, 304). */
@@ -201,26 +200,14 @@ export class Client {
    * Takes a connection over (`Upgrade: tcp`) for a program's streams: resolves with the socket
    * and its content type (raw with a TTY, multiplexed frames without) once corrald has agreed.
    */
-  hijack(path: string, o: RequestOptions = {}): Promise<{ socket: Socket; raw: boolean }> {
-    return new Promise((resolve, reject) => {
-      const req = this.#send('POST', path, o, true);
-      req.on('error', (e: NodeJS.ErrnoException) => reject(this.#unreachable(e)));
-      req.on('upgrade', (res, socket, head) => {
-        if (head.length) socket.unshift(head);
-        resolve({ socket, raw: String(res.headers['content-type']).includes('raw-stream') });
-      });
-      req.on('response', (res) => {
-        const status = res.statusCode ?? 0;
-        readText(res).then(
-          (text) =>
-            reject(
-              status >= 400
-                ? errorOf(status, res.headers, text, this.command)
-                : new EngineError('Unavailable', `corrald did not upgrade ${path} (${status})`),
-            ),
-          reject,
-        );
-      });
-    });
+  async hijack(path: string, o: RequestOptions = {}): Promise<{ socket: Socket; raw: boolean }> {
+    const answer = await this.#send('POST', path, o, true);
+    if (answer.kind === 'upgrade')
+      return { socket: answer.socket, raw: String(answer.headers['content-type']).includes('raw-stream') };
+    const { res } = answer;
+    const text = await readText(res);
+    throw res.statusCode >= 400
+      ? errorOf(res.statusCode, res.headers, text, this.command)
+      : new EngineError('Unavailable', `corrald did not upgrade ${path} (${res.statusCode})`);
   }
 }
