@@ -1,7 +1,11 @@
 // `run` on the fast path (../fast-run.ts): the program is a child of this process, which
 // forwards signals to it, waits for it and deletes the container as the other path does.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseSignal, pidfdSendSignal } from '@corral/sys';
 import type { FastRun } from '../fast-run.js';
+import { cgroupPids, removableWithoutKill, removeCgroupDirs } from '../start-stop.js';
+import { readState } from '../state.js';
 import type { Globals } from './args.js';
 import { UsageError } from './args.js';
 import { FORWARDED, writePidFile } from './create.js';
@@ -61,8 +65,15 @@ export async function runFastCommand(g: Globals, p: FastRunArgs): Promise<number
   if (flags['pid-file']) writePidFile(flags['pid-file'] as string, r.pid);
   const code = await exited(r);
   if (flags.keep !== true) {
-    const { Runtime } = await import('../runtime.js');
-    for (const w of await new Runtime({ root: g.root }).delete(id, { force: true })) log('warning', w);
+    // The program has ended, so its PID namespace has: nothing to kill in the common case.
+    const st = readState(g.root, id);
+    if (removableWithoutKill(g.root, st) && cgroupPids(st)?.length === 0) {
+      await removeCgroupDirs(st);
+      rmSync(join(g.root, id), { recursive: true, force: true });
+    } else {
+      const { Runtime } = await import('../runtime.js');
+      for (const w of await new Runtime({ root: g.root }).delete(id, { force: true })) log('warning', w);
+    }
   }
   return code;
 }
