@@ -1,12 +1,14 @@
 import {
   closeSync,
   existsSync,
+  type FSWatcher,
   fstatSync,
   openSync,
   readSync,
   renameSync,
   rmSync,
   statSync,
+  watch,
   writeSync,
 } from 'node:fs';
 import { finished, type Readable } from 'node:stream';
@@ -224,9 +226,13 @@ async function* readOpen(
     first = options.tail === 0 ? [] : first.slice(-options.tail);
   yield* first;
   if (!options.follow) return;
+  // A follower wakes as soon as the file grows (inotify on the path), not only every 50 ms:
+  // an attached terminal, which follows the log, echoes what is typed at once.
+  const changes = path ? watchChanges(path) : null;
   try {
     for (;;) {
       const done = options.isDone?.() ?? true;
+      changes?.clear();
       yield* readMore();
       // Rotated: what the old file still had is read above; go on with the new one.
       const next = path ? reopened(path, fd) : null;
@@ -239,11 +245,44 @@ async function* readOpen(
         continue;
       }
       if (done) return;
-      await (options.pause?.(50) ?? new Promise((r) => setTimeout(r, 50)));
+      const pause = options.pause?.(50) ?? new Promise((r) => setTimeout(r, 50));
+      await (changes ? Promise.race([pause, changes.next()]) : pause);
     }
   } finally {
+    changes?.close();
     if (fd !== firstFd) closeSync(fd);
   }
+}
+
+/** Changes of a file as a wake-up: `next` resolves at the next one (at once if one came since `clear`). */
+function watchChanges(path: string): { next(): Promise<void>; clear(): void; close(): void } | null {
+  let changed = false;
+  let wake: (() => void) | null = null;
+  let watcher: FSWatcher;
+  try {
+    watcher = watch(path, { persistent: false }, () => {
+      changed = true;
+      wake?.();
+    });
+  } catch {
+    return null; // gone already, or no inotify: the 50 ms polls alone
+  }
+  watcher.on('error', () => {});
+  return {
+    next: () =>
+      changed
+        ? Promise.resolve()
+        : new Promise<void>((r) => {
+            wake = () => {
+              wake = null;
+              r();
+            };
+          }),
+    clear: () => {
+      changed = false;
+    },
+    close: () => watcher.close(),
+  };
 }
 
 /**
