@@ -44,6 +44,7 @@ const f = lazy(() => ({
   fallocate: libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)'),
   lseek: libc.func('int64_t lseek(int fd, int64_t offset, int whence)'),
   fsync: libc.func('int fsync(int fd)'),
+  fadvise: libc.func('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)'),
   syncFileRange: libc.func('int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags)'),
   fdatasync: libc.func('int fdatasync(int fd)'),
   ftruncate: libc.func('int ftruncate(int fd, int64_t len)'),
@@ -194,6 +195,10 @@ export const rawFallocate = (fd: number, mode: number, offset: number, len: numb
   res(f.fallocate(fd, mode, offset, len));
 export const rawLseek = (fd: number, offset: number, whence: number): number =>
   res(f.lseek(fd, offset, whence));
+/** posix_fadvise(2) (it returns the error number itself): 0 or -errno. FADV.DONTNEED drops clean pages. */
+export const rawFadvise = (fd: number, offset: number, len: number, advice: number): number =>
+  -f.fadvise(fd, offset, len, advice);
+export const FADV = { DONTNEED: 4 } as const;
 export const rawFsync = (fd: number, dataOnly = false): number =>
   res(dataOnly ? f.fdatasync(fd) : f.fsync(fd));
 /** sync_file_range(2) with SYNC_FILE_RANGE_WRITE: starts writing a range out, without waiting. */
