@@ -67,7 +67,7 @@ export class DaemonState {
     // Followers open the log first, so they read every line, however soon the program ends.
     for (const a of waiting) void this.followLog(r.id, a, r.config.tty, undefined, true, a === withStdin);
     await this.engine.start(r.id);
-    if (!withStdin || withStdin.conn.destroyed) return;
+    if (!withStdin) return;
     const kept = await this.engine.stdin(r.id).catch((e: Error) => {
       // It ended before its input was reached (a program that reads none): nothing to write to.
       this.log.debug(`attach ${r.id}: ${e.message}`);
@@ -75,8 +75,9 @@ export class DaemonState {
       return null;
     });
     const once = r.config.stdinOnce === true && !r.config.tty;
-    // An input that ended before the start is the program's EOF as soon as it runs (stdinOnce).
-    if (kept && withStdin.inputEnded) once ? kept.end() : kept.leave();
+    // An input that ended before the start (or a client gone already) is the program's EOF as
+    // soon as it runs (stdinOnce).
+    if (kept && (withStdin.inputEnded || withStdin.conn.destroyed)) once ? kept.end() : kept.leave();
     else if (kept) bindInput(withStdin, kept, once);
   }
 
