@@ -109,7 +109,8 @@ describe('corrald --pool-size', () => {
     const d = await startDaemon(c);
     const pool = await parked(d, 2);
     const own = getPriority(); // corrald's, inherited from us
-    const niceOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
+    const niceOf = (pid: number) =>
+      Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
     for (const pid of [...pool.keepers, ...pool.inits]) expect(niceOf(pid)).toBe(Math.min(19, own + 10));
     // The program (the pooled init's main thread, exec'd) and a child of it, as without a pool.
     const r = await d.docker([
@@ -120,7 +121,7 @@ describe('corrald --pool-size', () => {
       'busybox',
       'sh',
       '-c',
-      'read -r s < /proc/self/stat; echo ${s#*) } | cut -d" " -f17; awk "{print \\$19}" /proc/self/stat',
+      'sed "s/.*) //" /proc/1/stat | cut -d" " -f17; awk "{print \\$19}" /proc/self/stat',
     ]);
     expect([r.status, r.stdout]).toEqual([0, `${own}\n${own}\n`]);
     expect((await d.api('GET', '/info')).json().KeeperPool.hits).toBe(1);

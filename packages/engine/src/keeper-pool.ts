@@ -177,7 +177,10 @@ export class KeeperPool {
   #fill(): void {
     if (this.#closed || this.#holds > 0 || this.#parked.size >= this.size) return;
     const quiet = Date.now() - this.#lastActive;
-    if (this.#parked.size > 0 && quiet < IDLE_MS) return this.#schedule(IDLE_MS - quiet);
+    if (this.#parked.size > 0 && quiet < IDLE_MS) {
+      this.#schedule(IDLE_MS - quiet);
+      return;
+    }
     this.#park();
     this.#schedule(REFILL_DELAY_MS); // the next one, if any is missing
   }

@@ -79,12 +79,7 @@ export function readText(res: Readable): Promise<string> {
  * X-Corral-Error-Kind header (else from the status), the message from Docker's body. An
  * endpoint corrald does not have (404 `page not found`) is a command remote mode cannot do.
  */
-export function errorOf(
-  status: number,
-  headers: WireHeaders,
-  body: string,
-  what: string,
-): Error {
+export function errorOf(status: number, headers: WireHeaders, body: string, what: string): Error {
   let message = body.trim();
   try {
     message = (JSON.parse(body) as { message?: string }).message ?? message;

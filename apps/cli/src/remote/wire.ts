@@ -125,7 +125,8 @@ function bodyOf(
 /** A stream as HTTP chunks, and the last (empty) one at its end. */
 class ChunkedEncoder extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (chunk.length) this.push(Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, CRLF]));
+    if (chunk.length)
+      this.push(Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, CRLF]));
     done();
   }
 
@@ -145,7 +146,10 @@ class Limit extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.left <= 0) return done();
+    if (this.left <= 0) {
+      done();
+      return;
+    }
     const part = chunk.length > this.left ? chunk.subarray(0, this.left) : chunk;
     this.left -= part.length;
     this.push(part);
@@ -162,14 +166,20 @@ class ChunkedDecoder extends Transform {
   #ended = false;
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.#ended) return done();
+    if (this.#ended) {
+      done();
+      return;
+    }
     this.#buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk;
     for (;;) {
       if (this.#left < 0) {
         const nl = this.#buf.indexOf(CRLF);
         if (nl < 0) break;
         const size = Number.parseInt(this.#buf.subarray(0, nl).toString('latin1').split(';')[0], 16);
-        if (!Number.isFinite(size) || size < 0) return done(new Error('corrald sent a bad chunk size'));
+        if (!Number.isFinite(size) || size < 0) {
+          done(new Error('corrald sent a bad chunk size'));
+          return;
+        }
         this.#buf = this.#buf.subarray(nl + 2);
         if (size === 0) {
           this.#ended = true;
