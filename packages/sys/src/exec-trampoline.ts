@@ -9,6 +9,7 @@
 //   execve(argv[1], &argv[2], envp); exit 127 if that failed with ENOENT, else 126.
 import { arch } from 'node:process';
 import { check, errno, lazy, libc } from './libc.js';
+import { highFd } from './vfork.js';
 
 export const TRAMPOLINE_ARGV0 = '\x01crl';
 
@@ -57,6 +58,6 @@ export function trampolineFd(): number {
   const seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
   if (f.fcntl(m, F_ADD_SEALS, seals | F_SEAL_EXEC) === -1)
     check('fcntl(F_ADD_SEALS)', f.fcntl(m, F_ADD_SEALS, seals), []);
-  fd = m;
+  fd = highFd(m);
   return fd;
 }

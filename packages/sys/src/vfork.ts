@@ -53,6 +53,7 @@ const NR_RT_SIGACTION = 13;
 const SIGKILL = 9;
 const SIGSTOP = 19;
 const EINTR = 4;
+const F_DUPFD_CLOEXEC = 1030;
 /** A's stack: the child's callback and the koffi calls it makes. */
 const A_STACK = 256 * 1024;
 /** Between the clone call's frames and A's stack; the clone child's first frames go here. */
@@ -68,6 +69,7 @@ const f = lazy(() => ({
   pipe2: libc.func('int pipe2(_Out_ int *fds, int flags)'),
   read: libc.func('intptr_t read(int fd, void *buf, size_t count)'),
   close: libc.func('int close(int fd)'),
+  fcntl: libc.func('int fcntl(int fd, int cmd, int arg)'),
   sigaction: libc.func('long syscall(long nr, int sig, void *act, void *old, size_t size)'),
   phdrProto: koffi.proto('int corral_phdr_cb(void *info, size_t size, void *data)'),
   childProto: koffi.proto('void corral_vfork_child(void)'),
@@ -126,6 +128,14 @@ function context(
   return uc;
 }
 
+/** `fd` moved to a number of 256 or more (close-on-exec), where the limit allows. */
+export function highFd(fd: number): number {
+  const high = f.fcntl(fd, F_DUPFD_CLOEXEC, 256);
+  if (high < 0) return fd;
+  f.close(fd);
+  return high;
+}
+
 const cstring = (s: string) => Buffer.from(`${s}\0`);
 function pointers(bufs: Buffer[]): Buffer {
   const out = Buffer.alloc(8 * (bufs.length + 1));
@@ -155,7 +165,10 @@ export function vforkExec(flags: number, child: () => ExecTarget | number): Vfor
   if (!vforkSupported()) throw new Error(`vforkExec is not supported on ${arch}`);
   const fds = [0, 0];
   if (f.pipe2(fds, O_CLOEXEC) !== 0) throw new Error(`pipe2: errno ${errno()}`);
-  const [readFd, writeFd] = fds;
+  // Out of the way of fds the child passes on (3 .. 3+N-1 may not all be open here): its
+  // write end left open in the program would hold this process until the program ends.
+  const [readFd, writeFd] = fds.map(highFd);
+  fds[1] = writeFd;
   // Everything the native half of the child reads stays referenced until clone returns.
   const keep: unknown[] = [];
   try {
