@@ -53,6 +53,7 @@ const NR_RT_SIGACTION = 13;
 const SIGKILL = 9;
 const SIGSTOP = 19;
 const EINTR = 4;
+const SETUP_FAILED = 125;
 const F_DUPFD_CLOEXEC = 1030;
 /** A's stack: the child's callback and the koffi calls it makes. */
 const A_STACK = 256 * 1024;
@@ -180,14 +181,10 @@ export function vforkExec(flags: number, child: () => ExecTarget | number): Vfor
     const C = context(stackC, D, true);
     f.makecontext(C, native.write, 3, 'long', writeFd, 'void *', f.errnoLocation(), 'size_t', 4);
     const B = context(stackB, C, false);
-    const run = () => {
-      let target: ExecTarget | number;
-      try {
-        defaultSignals();
-        target = child();
-      } catch {
-        target = 125;
-      }
+    // Until the child aims it elsewhere, B exits 125: a child whose JS never got to the end
+    // (a termination, a throw) must not resume B where getcontext took it, in this frame.
+    f.makecontext(B, native.exit, 1, 'long', SETUP_FAILED);
+    const aim = (target: ExecTarget | number) => {
       if (typeof target === 'number') {
         f.makecontext(B, native.exit, 1, 'long', target);
         return;
@@ -203,6 +200,14 @@ export function vforkExec(flags: number, child: () => ExecTarget | number): Vfor
         const path = cstring(target.path);
         keep.push(path);
         f.makecontext(B, native.execve, 3, 'void *', path, 'void *', argvp, 'void *', envpp);
+      }
+    };
+    const run = () => {
+      try {
+        defaultSignals();
+        aim(child());
+      } catch {
+        // B still exits 125 (or exits with the code aimed at before the throw).
       }
     };
     const cb = koffi.register(run, koffi.pointer(f.childProto));

@@ -47,6 +47,13 @@ describe('vforkExec', () => {
       throw new Error('setup failed');
     });
     expect(waitpid(threw.pid)?.code).toBe(125);
+    // So does one whose target cannot be read.
+    const bad = vforkExec(0, () => ({
+      path: '/bin/true',
+      argv: ['true'],
+      envp: null as unknown as string[],
+    }));
+    expect(waitpid(bad.pid)?.code).toBe(125);
   });
 
   it('changes ids with raw syscalls for the child alone; the program has default signals', () => {
