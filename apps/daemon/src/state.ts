@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { DetachFilter, type Engine, type KeptStdin, type ProcessHandle } from '@corral/engine';
+import { DetachFilter, type Engine, entryBytes, type KeptStdin, type ProcessHandle } from '@corral/engine';
 import { frame } from './http.js';
 import type { Logger } from './log.js';
 import type { DaemonOptions } from './server.js';
@@ -99,7 +99,7 @@ export class DaemonState {
       for await (const e of this.engine.logs(id, { follow: true, tail, untilExit })) {
         if (gone.signal.aborted) break;
         if (e.stream === 'stdout' ? !a.stdout : !a.stderr) continue;
-        const data = Buffer.from(e.log);
+        const data = entryBytes(e);
         a.conn.write(tty ? data : frame(e.stream === 'stdout' ? 1 : 2, data));
       }
     } catch (e) {

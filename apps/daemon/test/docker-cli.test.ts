@@ -1,7 +1,7 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { Cleanups, exec, until } from '@corral/testkit';
+import { Cleanups, corralBin, exec, until } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerDirs, type Daemon, startDaemon } from './daemon.js';
 
@@ -53,6 +53,41 @@ describe('docker CLI 28 against corrald', () => {
   it('passes stdin with -i and the client half-close is the EOF', async () => {
     const r = await must(['run', '--rm', '-i', 'busybox', 'sh', '-c', 'cat; echo done'], 'hello stdin\n');
     expect(r.stdout).toBe('hello stdin\ndone\n');
+  });
+
+  it('passes output and input that are not UTF-8 byte for byte: attach, logs, corral --host', async () => {
+    // Every byte value, and a cut UTF-8 character at the end (a binary's output, a latin-1 file).
+    const bytes = Buffer.concat([
+      ...Array.from({ length: 300 }, (_, i) => Buffer.from([i & 0xff, 0xff, 0x0a, 0xc3])),
+      Buffer.from([0xe2, 0x9c]),
+    ]);
+    const file = join(d.root, '..', 'bytes.bin');
+    writeFileSync(file, bytes);
+    const sha = (await exec('sh', ['-c', `sha256sum < ${file}`])).out.split(' ')[0];
+    const host = { ...process.env, DOCKER_HOST: `unix://${d.socket}` };
+    const hashOf = async (cmd: string) => {
+      const r = await exec('bash', ['-c', `set -o pipefail; ${cmd} | sha256sum`], { env: host });
+      expect(r.status, r.stderr).toBe(0);
+      return r.out.split(' ')[0];
+    };
+    expect(await hashOf(`docker run -i --name bytes busybox cat < ${file}`)).toBe(sha);
+    expect(await hashOf('docker logs bytes')).toBe(sha);
+    const corral = `${process.execPath} -- ${corralBin} --host unix://${d.socket}`;
+    expect(await hashOf(`${corral} logs bytes`)).toBe(sha);
+    expect(await hashOf(`${corral} run --rm -i busybox cat < ${file}`)).toBe(sha);
+    // Written inside, read out through the attach.
+    const inside = await must([
+      'run',
+      '--rm',
+      'busybox',
+      'sh',
+      '-c',
+      'head -c 100000 /bin/busybox | sha256sum',
+    ]);
+    expect(await hashOf('docker run --rm busybox head -c 100000 /bin/busybox')).toBe(
+      inside.out.split(' ')[0],
+    );
+    await must(['rm', 'bytes']);
   });
 
   it('runs -d; ps, logs -f, exec, top, stats, inspect, stop, wait, rm', async () => {

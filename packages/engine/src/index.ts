@@ -64,7 +64,7 @@ export type { ContainerFilters, DiskUsage } from './housekeeping.js';
 export type { EngineImages, RegistryAuth } from './images.js';
 export type { KeeperPoolStatus } from './keeper-pool.js';
 export type { KeptStdin } from './keeper-stdin.js';
-export type { LogEntry, ReadLogsOptions } from './logs.js';
+export { entryBytes, type LogEntry, type ReadLogsOptions } from './logs.js';
 export {
   checkVolumeName,
   type MountPoint,

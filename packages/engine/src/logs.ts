@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import {
   closeSync,
   existsSync,
@@ -12,13 +13,36 @@ import {
   writeSync,
 } from 'node:fs';
 import { finished, type Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 
-/** One line of a container's output, as Docker's json-file driver stores it. */
+/**
+ * One line of a container's output, as Docker's json-file driver stores it. Output that is not
+ * UTF-8 (a binary, a latin-1 file) keeps its exact bytes in `raw` (base64) beside the lossy
+ * `log`, so that an attach or `logs` through corrald passes them on unchanged.
+ */
 export interface LogEntry {
   log: string;
   stream: 'stdout' | 'stderr';
   time: string;
+  raw?: string;
+}
+
+/** The exact bytes of an entry. */
+export function entryBytes(e: LogEntry): Buffer {
+  return e.raw !== undefined ? Buffer.from(e.raw, 'base64') : Buffer.from(e.log);
+}
+
+/**
+ * How much of `buf` ends on a whole UTF-8 character: a partial line written before the rest
+ * came keeps a character whose bytes span two chunks for later.
+ */
+function wholeChars(buf: Buffer): number {
+  for (let i = buf.length - 1; i >= Math.max(0, buf.length - 3); i--) {
+    const b = buf[i];
+    if ((b & 0xc0) === 0x80) continue; // a continuation byte: look further back
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return i + need > buf.length ? i : buf.length;
+  }
+  return buf.length;
 }
 
 /** `--log-opt max-size` / `max-file`: the log is rotated before it would pass maxSize bytes. */
@@ -56,29 +80,28 @@ export class LogWriter {
   /** Copies `source` into the log under `stream`; the log closes when every source ended. */
   attach(source: Readable, stream: LogEntry['stream']): void {
     this.open++;
-    let pending = '';
-    // One decoder per stream: a character whose bytes span two chunks is joined, not split
-    // into two replacement characters.
-    const decoder = new StringDecoder('utf8');
+    // Bytes, split at newlines: a character whose bytes span two chunks stays whole.
+    let pending: Buffer = Buffer.alloc(0);
     // A line the program has not ended yet (a shell's prompt, a question) is written as a
     // partial entry once the program has been quiet a moment: attached clients, which follow
     // the log, see it as a terminal would. Lines come whole as before.
     let partial: NodeJS.Timeout | null = null;
     const flushPartial = () => {
       partial = null;
-      if (pending) this.write(pending, stream);
-      pending = '';
+      const cut = wholeChars(pending);
+      if (cut > 0) this.write(pending.subarray(0, cut), stream);
+      pending = pending.subarray(cut);
     };
     source.on('data', (chunk: Buffer) => {
-      pending += decoder.write(chunk);
-      let nl = pending.indexOf('\n');
-      while (nl >= 0) {
-        this.write(pending.slice(0, nl + 1), stream);
-        pending = pending.slice(nl + 1);
-        nl = pending.indexOf('\n');
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      let start = 0;
+      for (let nl = pending.indexOf(0x0a); nl >= 0; nl = pending.indexOf(0x0a, start)) {
+        this.write(pending.subarray(start, nl + 1), stream);
+        start = nl + 1;
       }
-      if (pending && !partial) partial = setTimeout(flushPartial, PARTIAL_LINE_MS);
-      else if (!pending && partial) {
+      pending = pending.subarray(start);
+      if (pending.length && !partial) partial = setTimeout(flushPartial, PARTIAL_LINE_MS);
+      else if (!pending.length && partial) {
         clearTimeout(partial);
         partial = null;
       }
@@ -88,8 +111,7 @@ export class LogWriter {
     finished(source, () => {
       if (partial) clearTimeout(partial);
       partial = null;
-      pending += decoder.end();
-      if (pending) this.write(pending, stream);
+      if (pending.length) this.write(pending, stream);
       if (--this.open === 0) {
         closeSync(this.fd);
         this.done();
@@ -97,8 +119,10 @@ export class LogWriter {
     });
   }
 
-  private write(log: string, stream: LogEntry['stream']): void {
-    const line = Buffer.from(`${JSON.stringify({ log, stream, time: new Date().toISOString() })}\n`);
+  private write(bytes: Buffer, stream: LogEntry['stream']): void {
+    const entry: LogEntry = { log: bytes.toString('utf8'), stream, time: new Date().toISOString() };
+    if (!isUtf8(bytes)) entry.raw = bytes.toString('base64');
+    const line = Buffer.from(`${JSON.stringify(entry)}\n`);
     if (this.rotation && this.size > 0 && this.size + line.length > this.rotation.maxSize) this.rotate();
     writeSync(this.fd, line);
     this.size += line.length;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type LogEntry, LogWriter, readLogs } from '../src/logs.js';
+import { entryBytes, type LogEntry, LogWriter, readLogs } from '../src/logs.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -68,5 +68,28 @@ describe('logs', () => {
     await log.finished;
     expect((await collect(readLogs(path, { tail: 2 }))).map((e) => e.log)).toEqual(['2\n', '3\n']);
     expect(await collect(readLogs(path, { tail: 0 }))).toEqual([]);
+  });
+
+  it('keeps bytes that are not UTF-8 exact (raw), and a prompt cut inside a character whole', async () => {
+    const path = join(cleanups.tempDir('engine-logs'), 'c-json.log');
+    const log = new LogWriter(path);
+    const out = new PassThrough();
+    log.attach(out, 'stdout');
+    const binary = Buffer.from([0x00, 0xff, 0xfe, 0x41, 0x0a]);
+    out.write(binary);
+    // A prompt with no newline, cut inside 'é': the part written after the pause ends before it.
+    const prompt = Buffer.from('café? ', 'utf8');
+    out.write(prompt.subarray(0, 4));
+    await new Promise((r) => setTimeout(r, 100));
+    out.end(prompt.subarray(4));
+    await log.finished;
+    const entries = await collect(readLogs(path));
+    expect(entryBytes(entries[0])).toEqual(binary);
+    expect(entries[0].log).toContain('\ufffd'); // what docker logs shows of it, as json-file
+    expect(entries.slice(1).map((e) => [e.log, e.raw])).toEqual([
+      ['caf', undefined],
+      ['é? ', undefined],
+    ]);
+    expect(Buffer.concat(entries.map(entryBytes))).toEqual(Buffer.concat([binary, prompt]));
   });
 });

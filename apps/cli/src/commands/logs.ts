@@ -1,4 +1,4 @@
-import { parseTime } from '@corral/engine';
+import { entryBytes, parseTime } from '@corral/engine';
 import type { Command } from '../args.js';
 import { bool, engine, int, str } from './common.js';
 
@@ -44,7 +44,8 @@ export const logs: Command = {
       until,
     })) {
       const out = entry.stream === 'stderr' ? process.stderr : process.stdout;
-      out.write(bool(a, 'timestamps') ? `${entry.time} ${entry.log}` : entry.log);
+      if (bool(a, 'timestamps')) out.write(`${entry.time} `);
+      out.write(entryBytes(entry));
     }
     return 0;
   },

@@ -338,7 +338,7 @@ export class RemoteEngine implements Backend {
         // A TTY's log comes unframed: one record a line.
         let nl = buf.indexOf(10);
         while (nl >= 0) {
-          yield logEntryOf(buf.subarray(0, nl + 1).toString(), 'stdout');
+          yield logEntryOf(buf.subarray(0, nl + 1), 'stdout');
           buf = buf.subarray(nl + 1);
           nl = buf.indexOf(10);
         }
@@ -347,11 +347,11 @@ export class RemoteEngine implements Backend {
       while (buf.length >= 8) {
         const size = buf.readUInt32BE(4);
         if (buf.length < 8 + size) break;
-        yield logEntryOf(buf.subarray(8, 8 + size).toString(), buf[0] === 2 ? 'stderr' : 'stdout');
+        yield logEntryOf(buf.subarray(8, 8 + size), buf[0] === 2 ? 'stderr' : 'stdout');
         buf = buf.subarray(8 + size);
       }
     }
-    if (raw && buf.length) yield logEntryOf(buf.toString(), 'stdout');
+    if (raw && buf.length) yield logEntryOf(buf, 'stdout');
   }
 
   async diff(ref: string) {

@@ -1,5 +1,6 @@
 // Docker's JSON as corrald answers it, read back into the engine's shapes that the commands
 // print (the reverse of corrald's translate.ts and stats.ts).
+import { isUtf8 } from 'node:buffer';
 import type { ContainerSummary, LogEntry, StatsSample } from '@corral/engine';
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON of the API, read field by field
@@ -74,12 +75,17 @@ export function sampleOf(j: Json): StatsSample {
   };
 }
 
-/** A log record as corrald sends it with timestamps (`TIME LOG`) as the engine's entry. */
-export function logEntryOf(text: string, stream: 'stdout' | 'stderr'): LogEntry {
-  const sp = text.indexOf(' ');
-  return sp < 0
-    ? { time: '', log: text, stream }
-    : { time: text.slice(0, sp), log: text.slice(sp + 1), stream };
+/**
+ * A log record as corrald sends it with timestamps (`TIME LOG`) as the engine's entry; bytes
+ * that are not UTF-8 stay exact in `raw`.
+ */
+export function logEntryOf(bytes: Buffer, stream: 'stdout' | 'stderr'): LogEntry {
+  const sp = bytes.indexOf(0x20);
+  const time = sp < 0 ? '' : bytes.subarray(0, sp).toString();
+  const rest = sp < 0 ? bytes : bytes.subarray(sp + 1);
+  const entry: LogEntry = { time, log: rest.toString(), stream };
+  if (!isUtf8(rest)) entry.raw = rest.toString('base64');
+  return entry;
 }
 
 /** Docker's change kinds (0 modified, 1 added, 2 deleted) as the engine's. */

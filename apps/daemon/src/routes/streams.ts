@@ -1,4 +1,4 @@
-import { EngineError, parseDetachKeys, parseTime } from '@corral/engine';
+import { EngineError, entryBytes, parseDetachKeys, parseTime } from '@corral/engine';
 import { bad, clientGone, flag, frame, intParam, jsonStream, mustRes, sendEmpty } from '../http.js';
 import type { Route } from '../server.js';
 import { bindInput, type DaemonState, type PendingAttach } from '../state.js';
@@ -129,7 +129,7 @@ export const streamRoutes: Route[] = [
       for await (const e of d.engine.logs(r.id, { follow: flag(q, 'follow'), tail, since, until })) {
         if (gone.aborted) break;
         if (e.stream === 'stdout' ? !stdout : !stderr) continue;
-        const data = Buffer.from(timestamps ? `${e.time} ${e.log}` : e.log);
+        const data = timestamps ? Buffer.concat([Buffer.from(`${e.time} `), entryBytes(e)]) : entryBytes(e);
         res.write(r.config.tty ? data : frame(e.stream === 'stdout' ? 1 : 2, data));
       }
       res.end();
