@@ -1,10 +1,10 @@
+import { isImageError } from '../errors.js';
 import type { BlobExpectation } from '../store/blob-writer.js';
 import type { ContentStore } from '../store/content.js';
 import type { ImageStore } from '../store/image-store.js';
-import { isImageError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from '../store/limits.js';
-import { isNoSpace } from '../store/space.js';
 import { formatReference, parseReference } from '../store/reference.js';
+import { isNoSpace } from '../store/space.js';
 import type { ImageRecord } from '../store/types.js';
 import type { PullOptions, PullResult, PushOptions, PushResult, RegistryClient } from './client.js';
 
