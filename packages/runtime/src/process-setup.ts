@@ -7,6 +7,7 @@ import {
   capset,
   clearCloexec,
   cloexecFrom,
+  defaultSignalActions,
   dropBoundingCapability,
   dup2,
   execve,
@@ -195,6 +196,8 @@ export function becomeProgram(
 ): never {
   closeInheritedFds(preserveFds);
   for (let fd = 0; fd < 3 + preserveFds; fd++) clearCloexec(fd);
+  // Not Node's ignored SIGPIPE and SIGXFSZ: the program starts as under runc.
+  defaultSignalActions();
   try {
     return execve(file, args, env);
   } catch (e) {

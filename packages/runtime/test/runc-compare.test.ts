@@ -86,6 +86,20 @@ describe('the same bundle under runc and corral-runtime', () => {
       expect(corralOut[i], `section ${i}: ${PROBE.split('; echo --; ')[i]}`).toBe(runcOut[i]);
   });
 
+  it("through the init too: the program's signal actions and mask are runc's", () => {
+    // Node ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across execve.
+    writeSpec(['sh', '-c', 'grep -E "^Sig(Ign|Blk)" /proc/self/status']);
+    const runcOut = tools.runc(['run', '--bundle', bundleDir, 'sigs']);
+    const corralOut = tools.corral(['run', '--bundle', bundleDir, 'sigs'], {
+      env: { ...process.env, CORRAL_RUNTIME_FAST: '0' },
+    });
+    expect(corralOut.status, corralOut.stderr).toBe(0);
+    expect(corralOut.stdout).toBe(runcOut.stdout);
+    // SIGPIPE (13) and SIGXFSZ (25) not ignored: bits 12 and 24.
+    const ignored = BigInt(`0x${/SigIgn:\t([0-9a-f]+)/.exec(corralOut.stdout)?.[1]}`);
+    expect(ignored & ((1n << 12n) | (1n << 24n))).toBe(0n);
+  });
+
   it('gives the same state JSON through the lifecycle', () => {
     writeSpec(['sleep', '100']);
     const states: Record<string, Record<string, unknown>[]> = { runc: [], corral: [] };

@@ -31,4 +31,11 @@ export * from './seccomp.js';
 export { parseSignal, signalName } from './signals.js';
 export { connectUnix, sendFd, sendFdTo } from './socket.js';
 export { cloexecFrom, type SpawnProgramOptions, spawnProgram } from './spawn.js';
-export { type ExecTarget, setUserRaw, type VforkResult, vforkExec, vforkSupported } from './vfork.js';
+export {
+  defaultSignalActions,
+  type ExecTarget,
+  setUserRaw,
+  type VforkResult,
+  vforkExec,
+  vforkSupported,
+} from './vfork.js';

@@ -49,7 +49,6 @@ const CLONE_VM = 0x100;
 const CLONE_VFORK = 0x4000;
 const SIGCHLD = 17;
 const O_CLOEXEC = 0o2000000;
-const NR_RT_SIGACTION = 13;
 const SIGKILL = 9;
 const SIGSTOP = 19;
 const EINTR = 4;
@@ -146,11 +145,16 @@ function pointers(bufs: Buffer[]): Buffer {
   return out;
 }
 
-/** Every signal back to its default action (this child has its own copy of the handlers). */
-function defaultSignals(): void {
+/**
+ * Every signal of this process back to its default action, SIGPIPE and SIGXFSZ among them
+ * (Node ignores them, and an ignored signal stays ignored across execve): for a process about
+ * to exec a program, or a vfork child (which has its own copy of the actions).
+ */
+export function defaultSignalActions(): void {
   const act = Buffer.alloc(32); // struct kernel_sigaction, SIG_DFL
+  const nrSigaction = syscallNumber('rt_sigaction');
   for (let sig = 1; sig <= 64; sig++) {
-    if (sig !== SIGKILL && sig !== SIGSTOP) f.sigaction(NR_RT_SIGACTION, sig, act, null, 8);
+    if (sig !== SIGKILL && sig !== SIGSTOP) f.sigaction(nrSigaction, sig, act, null, 8);
   }
 }
 
@@ -204,7 +208,7 @@ export function vforkExec(flags: number, child: () => ExecTarget | number): Vfor
     };
     const run = () => {
       try {
-        defaultSignals();
+        defaultSignalActions();
         aim(child());
       } catch {
         // B still exits 125 (or exits with the code aimed at before the throw).
