@@ -292,7 +292,9 @@ function copyFile(
     // Long work: another thread reads the requests meanwhile (those that need the lock wait
     // for it; reads and writes of open files, and the first write's capability check, do not).
     if (data && size > 0) u.conn.yieldReader();
-    let r = data ? copyData(src, dst, size, !u.volatile) : 0;
+    // Writeback started as the copy goes shortens the fsync after it, but makes the copy wait
+    // for the disk once its queue is full: not when the caller is answered before the fsync.
+    let r = data ? copyData(src, dst, size, !u.volatile && !early) : 0;
     if (r < 0) return r;
     r = copyXattrs(fdXattrs(src), (n, v) => rawFsetxattr(dst, n, v, 0));
     if (r < 0) return r;
