@@ -194,12 +194,13 @@ export async function runFast(
         });
         closeInheritedFds(preserveFds);
         for (let fd = 0; fd < 3 + preserveFds; fd++) clearCloexec(fd);
-        // Never exec the program straight from here: see trampolineFd.
-        return {
-          fd: trampoline,
-          argv: [TRAMPOLINE_ARGV0, prepared.file, ...spec.process.args],
-          envp: spec.process.env ?? [],
-        };
+        // Never exec the program straight from here: see trampolineFd. Through the
+        // container's /proc where it has one, so that execve is the only call the seccomp
+        // profile must allow (fexecve is execveat, which a profile may leave out).
+        const argv = [TRAMPOLINE_ARGV0, prepared.file, ...spec.process.args];
+        const envp = spec.process.env ?? [];
+        const viaProc = `/proc/self/fd/${trampoline}`;
+        return existsSync(viaProc) ? { path: viaProc, argv, envp } : { fd: trampoline, argv, envp };
       } catch (e) {
         const exitCode = (e as { exitCode?: number }).exitCode ?? SETUP_FAILED;
         out.failure = { message: (e as Error).message, exitCode };

@@ -72,7 +72,8 @@ const hardened = (s: OciSpec) => {
   s.linux!.resources = { pids: { limit: 50 }, memory: { limit: 64 * 1024 * 1024 } };
   s.linux!.seccomp = {
     defaultAction: 'SCMP_ACT_ALLOW',
-    syscalls: [{ names: ['unshare', 'mount', 'keyctl'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }],
+    // execveat too: the fast path's child must need no more than execve to start the program.
+    syscalls: [{ names: ['unshare', 'mount', 'keyctl', 'execveat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }],
   };
 };
 
