@@ -196,8 +196,10 @@ export const rawFallocate = (fd: number, mode: number, offset: number, len: numb
 export const rawLseek = (fd: number, offset: number, whence: number): number =>
   res(f.lseek(fd, offset, whence));
 /** posix_fadvise(2) (it returns the error number itself): 0 or -errno. FADV.DONTNEED drops clean pages. */
-export const rawFadvise = (fd: number, offset: number, len: number, advice: number): number =>
-  -f.fadvise(fd, offset, len, advice);
+export const rawFadvise = (fd: number, offset: number, len: number, advice: number): number => {
+  const e = f.fadvise(fd, offset, len, advice) as number;
+  return e ? -e : 0;
+};
 export const FADV = { DONTNEED: 4 } as const;
 export const rawFsync = (fd: number, dataOnly = false): number =>
   res(dataOnly ? f.fdatasync(fd) : f.fsync(fd));

@@ -5,6 +5,7 @@ import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   close,
+  FADV,
   FSCONFIG,
   fsconfig,
   fsmount,
@@ -22,6 +23,10 @@ import {
   pidfdSendSignal,
   prlimit,
   procStartTime,
+  rawFadvise,
+  rawFgetxattr,
+  rawFremovexattr,
+  rawFsetxattr,
   RLIMIT,
   S_IF,
   SyscallError,
@@ -111,6 +116,27 @@ describe('syncing files off the main thread', () => {
     const err = await syncfsAsync(-1).catch((e) => e);
     expect(err).toBeInstanceOf(SyscallError);
     expect(err.message).toMatch(/^syncfs\(.*EBADF/);
+  });
+});
+
+describe('raw file calls by fd', () => {
+  it('removes an xattr by fd (fremovexattr), and drops the cached pages of a file (fadvise)', () => {
+    const file = join(tmp(), 'f');
+    writeFileSync(file, 'data');
+    const fd = openSync(file, 'r+');
+    const name = Buffer.from('user.corral\0');
+    try {
+      expect(rawFsetxattr(fd, name, Buffer.from('v'), 0)).toBe(0);
+      expect(rawFgetxattr(fd, name, null)).toBe(1);
+      expect(rawFremovexattr(fd, name)).toBe(0);
+      expect(rawFgetxattr(fd, name, null)).toBe(-61); // ENODATA
+      expect(rawFremovexattr(fd, name)).toBe(-61);
+      expect(rawFadvise(fd, 0, 0, FADV.DONTNEED)).toBe(0);
+      expect(readFileSync(file, 'utf8')).toBe('data');
+    } finally {
+      closeSync(fd);
+    }
+    expect(rawFadvise(fd, 0, 0, FADV.DONTNEED)).toBe(-9); // EBADF: posix_fadvise returns it
   });
 });
 
