@@ -26,6 +26,16 @@ describe('the corral bin run by its #! line', () => {
   });
 });
 
+describe('the corral bin run by sh, as the shims of package managers run it (pnpm: exec /bin/sh BIN)', () => {
+  it('runs the command, starting Node without NODE_EXTRA_CA_CERTS (a missing file draws no warning)', () => {
+    const r = spawnSync('/bin/sh', [corralBin, '--root', root, 'ps', '--format', '{{.ID}}'], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: join(root, 'no-such-ca.pem') },
+    });
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, '', '']);
+  });
+});
+
 describe('the usage', () => {
   const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
   const usageFile = fileURLToPath(new URL('../dist/bundle/usage.txt', import.meta.url));

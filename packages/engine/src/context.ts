@@ -21,7 +21,7 @@ export interface RegistrySettings {
   credentialsFile?: string;
   /**
    * A PEM file of CA certificates trusted besides Node's own, for a front-end started without
-   * NODE_EXTRA_CA_CERTS that names it (the corral CLI: its #! line drops the variable).
+   * NODE_EXTRA_CA_CERTS that names it (the corral CLI's bin drops the variable).
    */
   extraCaFile?: string;
 }

@@ -19,7 +19,7 @@ export async function engine(ctx: Context, registry?: RegistrySettings): Promise
 }
 
 /**
- * NODE_EXTRA_CA_CERTS, when bin/corral.cjs started this process without it (its #! line): the
+ * NODE_EXTRA_CA_CERTS, when bin/corral.cjs started this process without it (its shell line): the
  * registry client then adds the file's certificates itself.
  */
 const extraCaFile = (globalThis as { [k: symbol]: string | undefined })[Symbol.for('corral.cli.extraCaFile')];

@@ -1,5 +1,5 @@
 // The certificates a registry client trusts besides Node's own: what NODE_EXTRA_CA_CERTS means,
-// for a process started without that variable. The corral CLI is (its #! line drops it): Node
+// for a process started without that variable. The corral CLI is (its bin drops it): Node
 // parses the file at every start, about 40 ms where it names the system's whole CA bundle, and
 // only registry commands speak TLS.
 import { readFileSync } from 'node:fs';
