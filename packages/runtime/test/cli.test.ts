@@ -1,6 +1,6 @@
 // corral-runtime's command line, as podman's conmon and containerd's shim call it: one process
 // per command, the container living on after create exits.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +62,16 @@ describe('corral-runtime lifecycle', () => {
       stderr: expect.stringContaining('container life does not exist'),
     });
     expect(cr(['delete', '--force', 'life']).status).toBe(0);
+  });
+
+  it('starts by its #! line and under sh (as a pnpm shim runs it), Node without NODE_EXTRA_CA_CERTS', () => {
+    // Node warns at start-up when that file cannot be read: a start that reads it is heard.
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: join(tmp, 'no-such-ca.pem') };
+    for (const argv of [[BIN], ['sh', BIN]]) {
+      const r = spawnSync(argv[0], [...argv.slice(1), '--version'], { env, encoding: 'utf8' });
+      expect([r.status, r.stderr]).toEqual([0, '']);
+      expect(r.stdout).toContain('corral-runtime version');
+    }
   });
 
   it('run waits and exits with the status of the program; its stdio is the caller’s', () => {
