@@ -6,7 +6,7 @@
 // of two, and no Node thread ever in the container's PID namespace or cgroup.
 // The child shares our memory, so /proc/self/exe is our node until it execs: it execs a
 // sealed trampoline first (trampolineFd), never the program itself.
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Cgroup, limitsFromOci, openCgroup, readProcCgroups } from '@corral/cgroups';
 import {
@@ -36,8 +36,8 @@ import { type InitConfig, setup } from './init-setup.js';
 import { withHome } from './passwd.js';
 import { closeInheritedFds } from './process-setup.js';
 import { precompiledProfile } from './seccomp.js';
-import { JOINABLE_NAMESPACES, type OciSpec, validateSpec } from './spec.js';
-import { checkSupported } from './spec-check.js';
+import { JOINABLE_NAMESPACES, type OciSpec } from './spec.js';
+import { readBundleSpec } from './spec-check.js';
 import { freezerOf, OCI_VERSION, type StoredState, stateDir, writeAtomic } from './state.js';
 
 export interface FastRunOptions {
@@ -65,18 +65,7 @@ const SETUP_FAILED = 125;
 const ENOENT = 2;
 
 function readSpec(bundle: string): OciSpec {
-  let spec: OciSpec;
-  try {
-    spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
-  } catch (e) {
-    throw new RuntimeError(`reading ${join(bundle, 'config.json')}: ${(e as Error).message}`);
-  }
-  try {
-    validateSpec(spec);
-    checkSupported(spec);
-  } catch (e) {
-    throw new RuntimeError((e as Error).message);
-  }
+  const spec = readBundleSpec(bundle);
   const refusal = fastRunRefusal(spec);
   if (refusal) throw new RuntimeError(`the fast path cannot run this container: ${refusal}`);
   return spec;

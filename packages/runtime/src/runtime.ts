@@ -34,8 +34,8 @@ import { type InitStdio, spawnInit, syncPipeOf } from './init-process.js';
 import { withHome } from './passwd.js';
 import { precompiledProfile } from './seccomp.js';
 import { signalInit } from './signal-init.js';
-import { type OciProcess, type OciResources, type OciSpec, validateSpec } from './spec.js';
-import { checkSupported } from './spec-check.js';
+import type { OciProcess, OciResources, OciSpec } from './spec.js';
+import { readBundleSpec } from './spec-check.js';
 import { cgroupPids, poststop, removeCgroupDirs, startContainer } from './start-stop.js';
 import {
   type ContainerState,
@@ -128,18 +128,7 @@ export class Runtime {
   async create(id: string, bundle: string, options: CreateOptions = {}): Promise<CreatedContainer> {
     const dir = this.dir(id);
     bundle = resolve(bundle);
-    let spec: OciSpec;
-    try {
-      spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
-    } catch (e) {
-      throw new RuntimeError(`reading ${join(bundle, 'config.json')}: ${(e as Error).message}`);
-    }
-    try {
-      validateSpec(spec);
-      checkSupported(spec);
-    } catch (e) {
-      throw new RuntimeError((e as Error).message);
-    }
+    const spec = readBundleSpec(bundle);
     const rootfs = resolve(bundle, spec.root.path);
     if (!existsSync(rootfs) || !statSync(rootfs).isDirectory())
       throw new RuntimeError(`rootfs ${rootfs} does not exist or is not a directory`);

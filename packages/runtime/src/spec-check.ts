@@ -2,8 +2,10 @@
 // corral does not implement, or that the host cannot do, is an error that names it: never
 // silently ignored. (Properties the spec does not define are ignored, as it asks.)
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { detectCgroupMode } from '@corral/cgroups';
-import { HOOK_NAMES, type OciHook, type OciSpec } from './spec.js';
+import { RuntimeError } from './errors.js';
+import { HOOK_NAMES, type OciHook, type OciSpec, validateSpec } from './spec.js';
 
 export class UnsupportedError extends Error {
   constructor(
@@ -167,4 +169,21 @@ export function checkSupported(spec: OciSpec): void {
       );
   }
   for (const key of Object.keys(spec.linux?.sysctl ?? {})) checkSysctl(spec, key);
+}
+
+/** A bundle's config.json, valid and within what this runtime and host can do. */
+export function readBundleSpec(bundle: string): OciSpec {
+  let spec: OciSpec;
+  try {
+    spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+  } catch (e) {
+    throw new RuntimeError(`reading ${join(bundle, 'config.json')}: ${(e as Error).message}`);
+  }
+  try {
+    validateSpec(spec);
+    checkSupported(spec);
+  } catch (e) {
+    throw new RuntimeError((e as Error).message);
+  }
+  return spec;
 }
