@@ -1,16 +1,15 @@
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { Cleanups, exec, runCorral, until } from '@corral/testkit';
+import { Cleanups, exec, until } from '@corral/testkit';
 import bcrypt from 'bcryptjs';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCorrald } from './corrald.js';
 import { type Registry, startRegistry } from './helpers.js';
 
 // docker push and pull through corrald against a local registry server (loopback only), with
 // the docker CLI and with dockerode's progress stream.
-const CORRALD = join(import.meta.dirname, '..', '..', 'apps', 'daemon', 'bin', 'corrald.js');
 const c = new Cleanups();
 let registry: Registry;
 let env: NodeJS.ProcessEnv;
@@ -22,32 +21,7 @@ beforeAll(async () => {
   dir = c.tempDir('corrald-registry');
   registry = await startRegistry(join(dir, 'registry'));
   c.add(() => registry.stop());
-  const socket = join(dir, 'corrald.sock');
-  const child = spawn(
-    process.execPath,
-    [CORRALD, '-H', `unix://${socket}`, '--data-root', join(dir, 'root'), '--exec-root', join(dir, 'exec')],
-    // The daemon's own credentials file: it must stay empty (clients keep theirs).
-    { stdio: 'ignore', env: { ...process.env, DOCKER_CONFIG: join(dir, 'daemon-docker-config') } },
-  );
-  daemonConfig = join(dir, 'daemon-docker-config');
-  const exited = new Promise((r) => child.once('exit', r));
-  // After the daemon stops: the bridges and rules of this root's networks go too.
-  c.add(() => runCorral(join(dir, 'root'), ['network', 'down']));
-  c.add(async () => {
-    child.kill('SIGTERM');
-    await exited;
-  });
-  dockerode = new Docker({ socketPath: socket });
-  await until(
-    () =>
-      dockerode.ping().then(
-        () => true,
-        () => false,
-      ),
-    'corrald',
-    30_000,
-  );
-  env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, 'docker-config') };
+  ({ env, dockerode, daemonConfig } = await startCorrald(c, dir));
 });
 afterAll(() => c.run());
 

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   createHash,
   createPrivateKey,
@@ -11,9 +11,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Cleanups, exec, runCorral, until } from '@corral/testkit';
-import Docker from 'dockerode';
+import { Cleanups, exec } from '@corral/testkit';
+import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCorrald } from './corrald.js';
 import { type Registry, startRegistry } from './helpers.js';
 
 // Identity tokens through corrald: a docker-registry with `auth: token` whose token service is
@@ -21,7 +22,6 @@ import { type Registry, startRegistry } from './helpers.js';
 // refresh token from the service (offline_token) through corrald's /auth, the docker CLI keeps
 // it as `identitytoken`, and pulls and pushes then send it in X-Registry-Auth: corrald trades it
 // at the token service (grant_type=refresh_token) and never sees the password again.
-const CORRALD = join(import.meta.dirname, '..', '..', 'apps', 'daemon', 'bin', 'corrald.js');
 const SERVICE = 'corral-token-test';
 const ISSUER = 'corral-token-issuer';
 const PASSWORD = 'token pass';
@@ -170,29 +170,7 @@ beforeAll(async () => {
   });
   c.add(() => registry.stop());
 
-  const socket = join(dir, 'corrald.sock');
-  const child = spawn(
-    process.execPath,
-    [CORRALD, '-H', `unix://${socket}`, '--data-root', join(dir, 'root'), '--exec-root', join(dir, 'exec')],
-    { stdio: 'ignore', env: { ...process.env, DOCKER_CONFIG: join(dir, 'daemon-docker-config') } },
-  );
-  const exited = new Promise((r) => child.once('exit', r));
-  c.add(() => runCorral(join(dir, 'root'), ['network', 'down']));
-  c.add(async () => {
-    child.kill('SIGTERM');
-    await exited;
-  });
-  dockerode = new Docker({ socketPath: socket });
-  await until(
-    () =>
-      dockerode.ping().then(
-        () => true,
-        () => false,
-      ),
-    'corrald',
-    30_000,
-  );
-  env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, 'docker-config') };
+  ({ env, dockerode } = await startCorrald(c, dir));
 });
 afterAll(() => c.run());
 

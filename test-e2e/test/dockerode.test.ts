@@ -1,41 +1,19 @@
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { Cleanups, runCorral, until } from '@corral/testkit';
-import Docker from 'dockerode';
+import { Cleanups, until } from '@corral/testkit';
+import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCorrald } from './corrald.js';
 
 // dockerode (the npm Docker client) against corrald on a private socket and data root.
-const CORRALD = join(import.meta.dirname, '..', '..', 'apps', 'daemon', 'bin', 'corrald.js');
 const c = new Cleanups();
 let docker: Docker;
 let root: string;
 
 beforeAll(async () => {
   const dir = c.tempDir('dockerode');
-  const socket = join(dir, 'corrald.sock');
-  root = join(dir, 'root');
-  const child = spawn(
-    process.execPath,
-    [CORRALD, '-H', `unix://${socket}`, '--data-root', root, '--exec-root', join(dir, 'exec')],
-    {
-      stdio: 'ignore',
-    },
-  );
-  const exited = new Promise((r) => child.once('exit', r));
-  // After the daemon stops: the bridges and rules of this root's networks go too.
-  c.add(() => runCorral(root, ['network', 'down']));
-  c.add(async () => {
-    child.kill('SIGTERM');
-    await exited;
-  });
-  c.add(async () => {
-    for (const ct of await docker.listContainers({ all: true }))
-      await docker.getContainer(ct.Id).remove({ force: true });
-  });
-  await until(() => existsSync(socket), 'corrald to listen', 30_000);
-  docker = new Docker({ socketPath: socket });
+  ({ dockerode: docker, root } = await startCorrald(c, dir));
 });
 afterAll(() => c.run());
 
