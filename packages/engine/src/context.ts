@@ -33,6 +33,12 @@ export interface EngineOptions {
   network?: NetworkSettings;
   /** Set by a long-lived front-end (corrald): see ResidentOptions. */
   resident?: ResidentOptions;
+  /**
+   * Engine.open's clean-up of what interrupted runs left: 'always' (the default, for
+   * commands that change state), 'if-needed' (only when it would change a listing: `ps`),
+   * 'never' (`images`). What is skipped is done by the next engine opened with it.
+   */
+  reclaim?: 'always' | 'if-needed' | 'never';
 }
 
 /**
@@ -57,8 +63,17 @@ export class EngineContext {
   readonly store: ImageStore;
   readonly events: EventLog;
   readonly registry: RegistrySettings;
-  /** Networks, namespaces and attachments under ROOT/network. */
-  readonly net: NetworkManager;
+  readonly #network: NetworkSettings;
+  #net: NetworkManager | undefined;
+  /**
+   * Networks, namespaces and attachments under ROOT/network: made on first use, so that a
+   * command that touches no network (`ps`, `images`) neither hashes the root (node:crypto)
+   * nor reads the kept switches.
+   */
+  get net(): NetworkManager {
+    this.#net ??= networkManager(this.root, this.#network, this.root === '/var/lib/corral');
+    return this.#net;
+  }
   /** Containers whose root this process is unmounting on purpose (not a storage failure). */
   readonly releasing = new Set<string>();
   /** This process stays the front-end of the containers it starts detached (ResidentOptions). */
@@ -78,7 +93,9 @@ export class EngineContext {
     this.runtime = new Runtime({ root: join(this.root, 'runtime') });
     this.events = new EventLog(this.root);
     this.registry = options.registry ?? {};
-    this.net = networkManager(this.root, options.network ?? {}, this.root === '/var/lib/corral');
+    this.#network = options.network ?? {};
+    // Switches given on the command line are kept in the root by any command, as before.
+    if (Object.values(this.#network).some((v) => v !== undefined)) void this.net;
     this.resident = options.resident !== undefined;
   }
 

@@ -47,11 +47,11 @@ import {
   stop,
   waitExited,
 } from './lifecycle.js';
-import { type LogEntry, type ReadLogsOptions, readLogs } from './logs.js';
+import { type LogEntry, type ReadLogsOptions, readLogBatches, readLogs } from './logs.js';
 import { type MountView, mountViews } from './mounts.js';
 import { portsOf } from './network.js';
 import { EngineNetworks, type NetworkSettingsView } from './networks.js';
-import { reclaimAbandoned, reclaimNetworks, reclaimUnkept } from './reclaim.js';
+import { reclaimAbandoned, reclaimDue, reclaimNetworks, reclaimUnkept } from './reclaim.js';
 import type { ContainerRecord } from './records.js';
 import { cgroupPathOf } from './spec.js';
 import { readStats, type StatsSample, type StatsStreamOptions, statsStream } from './stats.js';
@@ -112,9 +112,14 @@ export class Engine {
    */
   static async open(options: EngineOptions = {}): Promise<Engine> {
     const e = new Engine(options);
-    await reclaimAbandoned(e.#ctx);
-    await reclaimUnkept(e.#ctx);
-    await reclaimNetworks(e.#ctx);
+    // A read-only front-end (`corral ps`) skips the reclaim unless it would change what it
+    // lists; `never` (`corral images`) for one that reads nothing the reclaim changes.
+    const reclaim = options.reclaim ?? 'always';
+    if (reclaim === 'always' || (reclaim === 'if-needed' && reclaimDue(e.#ctx))) {
+      await reclaimAbandoned(e.#ctx);
+      await reclaimUnkept(e.#ctx);
+      await reclaimNetworks(e.#ctx);
+    }
     e.#ctx.startPool(options.resident?.poolSize ?? 0);
     return e;
   }
@@ -438,9 +443,25 @@ export class Engine {
     ref: string,
     options: Omit<ReadLogsOptions, 'isDone'> & { untilExit?: boolean } = {},
   ): AsyncGenerator<LogEntry> {
+    return this.#readLogs(ref, options, readLogs);
+  }
+
+  /** `logs` in batches, as each read of the log finds them (for front-ends that stream them). */
+  logBatches(
+    ref: string,
+    options: Omit<ReadLogsOptions, 'isDone'> & { untilExit?: boolean } = {},
+  ): AsyncGenerator<LogEntry[]> {
+    return this.#readLogs(ref, options, readLogBatches);
+  }
+
+  #readLogs<T>(
+    ref: string,
+    options: Omit<ReadLogsOptions, 'isDone'> & { untilExit?: boolean },
+    read: (path: string, options: ReadLogsOptions) => AsyncGenerator<T>,
+  ): AsyncGenerator<T> {
     const r = this.get(ref);
     const { untilExit, ...rest } = options;
-    return readLogs(this.#ctx.logPath(r.id), {
+    return read(this.#ctx.logPath(r.id), {
       ...rest,
       // The exit this process records ends a follower at once (its die event).
       pause: (ms) => this.#ctx.events.next(ms),

@@ -27,6 +27,8 @@ export {
   DEFAULT_STORAGE_DRIVER,
   type EngineInfo,
   type EngineVersion,
+  // Without an Engine: what a front-end imports for its version alone stays small (issue 15).
+  engineVersion,
   MIN_API_VERSION,
 } from './about.js';
 export type {

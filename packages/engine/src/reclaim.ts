@@ -89,3 +89,23 @@ export async function reclaimUnkept(ctx: EngineContext): Promise<string[]> {
   }
   return reclaimed;
 }
+
+/**
+ * Whether a reclaim would change what a listing shows, found by reading the records alone (no
+ * runtime, mounts or networks): an `--rm` container goes once its run or keeper has died, so
+ * any `--rm` one that is not running or being created under live processes calls for the
+ * reclaim. What else reclaim releases (a dead keeper's mount, cgroups, network) shows in no
+ * listing and waits for the next engine that opens with a reclaim; a dead keeper's "running"
+ * container is shown as exited by the listing itself (reconcile).
+ */
+export function reclaimDue(ctx: EngineContext): boolean {
+  for (const id of ctx.records.ids()) {
+    const r = ctx.records.peek(id);
+    if (!r?.hostConfig.autoRemove) continue;
+    const { owner, watcherPid, status } = r.state;
+    if (status !== 'running' && status !== 'created') return true;
+    if (owner && procStartTime(owner.pid) !== owner.startTime) return true;
+    if (watcherPid !== undefined && !keeperAlive(r)) return true;
+  }
+  return false;
+}

@@ -1,9 +1,9 @@
 // `corral version` (and `--version`) and `corral info`, as `docker version` and `docker info`
 // print them; the data comes from the engine (corrald's /version and /info use the same).
 import { readFileSync } from 'node:fs';
-import { Engine, type EngineInfo, type EngineVersion, formatBytes } from '@corral/engine';
+import { type EngineInfo, type EngineVersion, engineVersion, formatBytes } from '@corral/engine';
 import { type Command, UsageError } from '../args.js';
-import { engine, str } from './common.js';
+import { engine, remoteEngine, str } from './common.js';
 
 /** This CLI's version, from its package.json. */
 export function clientVersion(): string {
@@ -23,7 +23,7 @@ const rows = (indent: string, pairs: [string, string][]) =>
 
 /** `corral --version`: one line. */
 export function versionLine(): string {
-  const v = Engine.version();
+  const v = engineVersion();
   return `corral version ${clientVersion()}, API ${v.apiVersion}, Node ${v.node}, kernel ${v.kernelVersion}, cgroup v${cgroup(v)}, storage driver ${v.storageDriver}`;
 }
 
@@ -36,9 +36,11 @@ export const version: Command = {
     { name: 'format', short: 'f', type: 'string', value: 'json', description: "'json': print as JSON" },
   ],
   async run(a, ctx) {
-    const local = Engine.version();
+    // engineVersion, not Engine.version: the class would bring the whole engine into the
+    // version bundle (issue 15).
+    const local = engineVersion();
     // With --host the server half is corrald's.
-    const v = ctx.host ? await (await engine(ctx)).version() : local;
+    const v = ctx.host ? await (await remoteEngine(ctx.host, ctx)).version() : local;
     const client = {
       version: clientVersion(),
       apiVersion: local.apiVersion,

@@ -6,16 +6,28 @@ import type { Backend } from '../backend.js';
  * The engine on the data root the command line chose (what interrupted runs left reclaimed), or
  * with `--host` corrald's, through its API (the remote client is loaded only then).
  */
-export async function engine(ctx: Context, registry?: RegistrySettings): Promise<Backend> {
-  if (ctx.host) {
-    const { RemoteEngine } = await import('../remote/engine.js');
-    return new RemoteEngine(ctx.host, ctx.command ?? 'this command', registry);
-  }
+export async function engine(ctx: Context, registry?: RegistrySettings, open?: OpenMode): Promise<Backend> {
+  if (ctx.host) return remoteEngine(ctx.host, ctx, registry);
   return Engine.open({
     root: ctx.root,
     registry: extraCaFile ? { ...registry, extraCaFile } : registry,
     network: ctx.network,
+    reclaim: open?.reclaim,
   });
+}
+
+/**
+ * How a command opens the local engine: `reclaim` 'if-needed' for one that only reads
+ * (`ps`), 'never' for one that reads nothing reclaim changes (`images`); see Engine.open.
+ */
+export interface OpenMode {
+  reclaim?: 'always' | 'if-needed' | 'never';
+}
+
+/** corrald's engine through its API (the remote client is loaded only then). */
+export async function remoteEngine(host: string, ctx: Context, registry?: RegistrySettings): Promise<Backend> {
+  const { RemoteEngine } = await import('../remote/engine.js');
+  return new RemoteEngine(host, ctx.command ?? 'this command', registry);
 }
 
 /**

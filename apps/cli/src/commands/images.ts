@@ -57,7 +57,8 @@ export const images: Command = {
     },
   ],
   async run(a, ctx) {
-    const rows = await (await engine(ctx)).images.list();
+    // Nothing a reclaim of interrupted runs does changes the image list (issue 15).
+    const rows = await (await engine(ctx, undefined, { reclaim: 'never' })).images.list();
     const format = str(a, 'format');
     if (a.flags.quiet) {
       for (const r of rows) console.log(short(r.id));

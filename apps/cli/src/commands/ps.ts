@@ -64,7 +64,8 @@ export const ps: Command = {
   ],
   args: { min: 0, max: 0 },
   async run(a, ctx) {
-    const e = await engine(ctx);
+    // No reclaim unless it would change the list (an --rm container whose run died): issue 15.
+    const e = await engine(ctx, undefined, { reclaim: 'if-needed' });
     const last = bool(a, 'latest') ? 1 : int(a, 'last');
     let rows: ContainerSummary[] = await e.list({
       all: bool(a, 'all') || (last !== undefined && last > 0),
