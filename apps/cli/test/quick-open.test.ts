@@ -41,6 +41,8 @@ describe('quick opens of the data root', () => {
     const ps = await ok(['ps', '-a', '--no-trunc', '--format', '{{.ID}} {{.Status}}']);
     expect(ps.out).toMatch(new RegExp(`^${id} Exited \\(137\\)`, 'm'));
     expect((await ok(['ps', '-q', '--no-trunc'])).out.split('\n')).not.toContain(id);
+    // ps reclaimed nothing (no --rm container was due): the dead keeper's mount is still there.
+    expect(s.mounts().some((l) => l.includes(id))).toBe(true);
     // A command that changes state reclaims what the dead keeper left (the root's mount).
     const other = (await ok(['create', '--network', 'none', 'busybox', 'true'])).out;
     expect(s.mounts().filter((l) => l.includes(id))).toEqual([]);
