@@ -25,7 +25,11 @@ export interface OpenMode {
 }
 
 /** corrald's engine through its API (the remote client is loaded only then). */
-export async function remoteEngine(host: string, ctx: Context, registry?: RegistrySettings): Promise<Backend> {
+export async function remoteEngine(
+  host: string,
+  ctx: Context,
+  registry?: RegistrySettings,
+): Promise<Backend> {
   const { RemoteEngine } = await import('../remote/engine.js');
   return new RemoteEngine(host, ctx.command ?? 'this command', registry);
 }
