@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { DetachFilter, type Engine, entryBytes, type KeptStdin, type ProcessHandle } from '@corral/engine';
+import { DetachFilter, type Engine, type KeptStdin, type ProcessHandle } from '@corral/engine';
 import { frame } from './http.js';
 import type { Logger } from './log.js';
+import { drained, framesOf } from './log-frames.js';
 import type { DaemonOptions } from './server.js';
 
 /** A client attached to a container that has not started yet (docker run attaches, then starts). */
@@ -96,11 +97,12 @@ export class DaemonState {
     a.conn.on('error', () => gone.abort());
     if (!takesInput) a.conn.resume(); // stdin is not taken: a client's input is read and dropped
     try {
-      for await (const e of this.engine.logs(id, { follow: true, tail, untilExit })) {
+      // One write per read of the log; a client slower than the program is waited for (the
+      // log keeps the rest), not buffered here.
+      for await (const batch of this.engine.logBatches(id, { follow: true, tail, untilExit })) {
         if (gone.signal.aborted) break;
-        if (e.stream === 'stdout' ? !a.stdout : !a.stderr) continue;
-        const data = entryBytes(e);
-        a.conn.write(tty ? data : frame(e.stream === 'stdout' ? 1 : 2, data));
+        const data = framesOf(batch, { tty, stdout: a.stdout, stderr: a.stderr });
+        if (data && !a.conn.write(data)) await drained(a.conn, gone.signal);
       }
     } catch (e) {
       this.log.debug(`attach ${id}: ${(e as Error).message}`);

@@ -50,6 +50,20 @@ describe('docker CLI 28 against corrald', () => {
     expect([r.status, r.stdout, r.stderr]).toEqual([3, 'out\n', 'err\n']);
   });
 
+  it('brings the output of a large run whole and in order, attached and through logs', async () => {
+    // Many lines (written in batches), a line longer than one log entry, and stderr beside.
+    const script = 'seq 1 100000; seq 1 3000 | sed s/^/e/ >&2; head -c 300000 /dev/zero | tr "\\0" x; echo';
+    const r = await must(['run', '--name', 'big', 'busybox', 'sh', '-c', script]);
+    const out = `${Array.from({ length: 100000 }, (_, i) => i + 1).join('\n')}\n${'x'.repeat(300000)}\n`;
+    const err = `${Array.from({ length: 3000 }, (_, i) => `e${i + 1}`).join('\n')}\n`;
+    expect(r.stdout.length).toBe(out.length);
+    expect(r.stdout === out).toBe(true); // not toBe: a diff of 900 kB helps nobody
+    expect(r.stderr === err).toBe(true);
+    const logs = await must(['logs', 'big']);
+    expect([logs.stdout === out, logs.stderr === err]).toEqual([true, true]);
+    await must(['rm', 'big']);
+  });
+
   it('passes stdin with -i and the client half-close is the EOF', async () => {
     const r = await must(['run', '--rm', '-i', 'busybox', 'sh', '-c', 'cat; echo done'], 'hello stdin\n');
     expect(r.stdout).toBe('hello stdin\ndone\n');

@@ -60,6 +60,14 @@ export interface LogRotation {
  */
 /** How long an unended line waits for the rest before it is written as it is. */
 const PARTIAL_LINE_MS = 30;
+/** The longest entry written for a line that has no end yet. */
+const MAX_PARTIAL = 64 * 1024;
+
+/** writeSync until all of `buf` is written (a write to a file may be short). */
+function writeAll(fd: number, buf: Buffer): number {
+  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+  return buf.length;
+}
 
 export class LogWriter {
   private fd: number;
@@ -89,17 +97,27 @@ export class LogWriter {
     const flushPartial = () => {
       partial = null;
       const cut = wholeChars(pending);
-      if (cut > 0) this.write(pending.subarray(0, cut), stream);
+      if (cut > 0) this.writeLines([pending.subarray(0, cut)], stream);
       pending = pending.subarray(cut);
     };
     source.on('data', (chunk: Buffer) => {
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      // Every whole line of the chunk in one write (one JSON object each).
+      const lines: Buffer[] = [];
       let start = 0;
       for (let nl = pending.indexOf(0x0a); nl >= 0; nl = pending.indexOf(0x0a, start)) {
-        this.write(pending.subarray(start, nl + 1), stream);
+        lines.push(pending.subarray(start, nl + 1));
         start = nl + 1;
       }
       pending = pending.subarray(start);
+      // A line without end that grows past MAX_PARTIAL goes as partial entries of that size
+      // (Docker cuts at 16 KiB): never a copy of all of it per chunk, nor one entry of 50 MB.
+      while (pending.length >= MAX_PARTIAL) {
+        const cut = wholeChars(pending.subarray(0, MAX_PARTIAL));
+        lines.push(pending.subarray(0, cut));
+        pending = pending.subarray(cut);
+      }
+      if (lines.length) this.writeLines(lines, stream);
       if (pending.length && !partial) partial = setTimeout(flushPartial, PARTIAL_LINE_MS);
       else if (!pending.length && partial) {
         clearTimeout(partial);
@@ -111,7 +129,7 @@ export class LogWriter {
     finished(source, () => {
       if (partial) clearTimeout(partial);
       partial = null;
-      if (pending.length) this.write(pending, stream);
+      if (pending.length) this.writeLines([pending], stream);
       if (--this.open === 0) {
         closeSync(this.fd);
         this.done();
@@ -119,13 +137,35 @@ export class LogWriter {
     });
   }
 
-  private write(bytes: Buffer, stream: LogEntry['stream']): void {
-    const entry: LogEntry = { log: bytes.toString('utf8'), stream, time: new Date().toISOString() };
-    if (!isUtf8(bytes)) entry.raw = bytes.toString('base64');
-    const line = Buffer.from(`${JSON.stringify(entry)}\n`);
-    if (this.rotation && this.size > 0 && this.size + line.length > this.rotation.maxSize) this.rotate();
-    writeSync(this.fd, line);
-    this.size += line.length;
+  /**
+   * Lines of one chunk as entries, in one write: they share the chunk's time, and the UTF-8
+   * check is made once for them all when they are (a newline never falls inside a character).
+   */
+  private writeLines(lines: Buffer[], stream: LogEntry['stream']): void {
+    const meta = `,"stream":"${stream}","time":"${new Date().toISOString()}"`;
+    const first = lines[0];
+    const last = lines[lines.length - 1];
+    const allUtf8 =
+      first.buffer === last.buffer &&
+      isUtf8(
+        new Uint8Array(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset),
+      );
+    let text = '';
+    for (const bytes of lines) {
+      let line = `{"log":${JSON.stringify(bytes.toString('utf8'))}${meta}`;
+      line += !allUtf8 && !isUtf8(bytes) ? `,"raw":"${bytes.toString('base64')}"}\n` : '}\n';
+      if (this.rotation) {
+        // Rotation counts bytes line by line: what is gathered goes first, then the new file.
+        const n = Buffer.byteLength(line);
+        if (this.size > 0 && this.size + n > this.rotation.maxSize) {
+          if (text) this.size += writeAll(this.fd, Buffer.from(text));
+          text = '';
+          this.rotate();
+        }
+      }
+      text += line;
+    }
+    this.size += writeAll(this.fd, Buffer.from(text));
   }
 
   private rotate(): void {
@@ -172,6 +212,17 @@ function parse(line: string): LogEntry | null {
 
 /** The entries of a log file, optionally following it while the container runs. */
 export async function* readLogs(path: string, options: ReadLogsOptions = {}): AsyncGenerator<LogEntry> {
+  for await (const batch of readLogBatches(path, options)) yield* batch;
+}
+
+/**
+ * The same entries in batches, as each read of the file finds them: a front-end that streams
+ * them (corrald's attach and logs) writes one batch at a time, not one entry at a time.
+ */
+export async function* readLogBatches(
+  path: string,
+  options: ReadLogsOptions = {},
+): AsyncGenerator<LogEntry[]> {
   if (!existsSync(path)) return;
   const older = rotatedLogs(path);
   // One fd for the whole read: an --rm container's folder may be removed right after its last
@@ -189,6 +240,27 @@ export async function* readLogs(path: string, options: ReadLogsOptions = {}): As
   }
 }
 
+/**
+ * The entries in `bytes`, whole lines of a log: parsed as one JSON array (one parse, not one
+ * per line: a JSON string never holds a raw newline, so each newline is between two entries),
+ * or line by line when that fails (a line cut short by a crash).
+ */
+function parseLines(bytes: Buffer, options: ReadLogsOptions): LogEntry[] {
+  const text = bytes.toString('utf8');
+  let entries: LogEntry[];
+  try {
+    entries = JSON.parse(`[${text.replaceAll('\n', ',')}]`) as LogEntry[];
+  } catch {
+    entries = text
+      .split('\n')
+      .map(parse)
+      .filter((e): e is LogEntry => e !== null);
+  }
+  return options.since === undefined && options.until === undefined
+    ? entries
+    : entries.filter((e) => inWindow(e, options));
+}
+
 /** Every entry of a rotated (finished) log file. */
 function readWhole(file: string, options: ReadLogsOptions): LogEntry[] {
   let fd: number;
@@ -198,14 +270,10 @@ function readWhole(file: string, options: ReadLogsOptions): LogEntry[] {
     return []; // rotated away meanwhile
   }
   try {
-    const buf = Buffer.alloc(fstatSync(fd).size);
+    const buf = Buffer.allocUnsafe(fstatSync(fd).size);
     const n = readSync(fd, buf, 0, buf.length, 0);
-    return buf
-      .subarray(0, n)
-      .toString('utf8')
-      .split('\n')
-      .map(parse)
-      .filter((e): e is LogEntry => e !== null && inWindow(e, options));
+    const end = buf.subarray(0, n).lastIndexOf(0x0a);
+    return end < 0 ? [] : parseLines(buf.subarray(0, end), options);
   } finally {
     closeSync(fd);
   }
@@ -219,36 +287,46 @@ function inWindow(e: LogEntry, options: ReadLogsOptions): boolean {
   );
 }
 
+/** The most read from a log at once: a follower far behind catches up in steps of this. */
+const READ_MAX = 4 << 20;
+
 async function* readOpen(
   firstFd: number,
   options: ReadLogsOptions,
   older: readonly string[] = [],
   path?: string,
-): AsyncGenerator<LogEntry> {
+): AsyncGenerator<LogEntry[]> {
   let fd = firstFd;
   let offset = 0;
   // Decoded only up to the last newline: a line being written may end inside a character.
   let rest = Buffer.alloc(0);
+  let more = false; // the file had more than one read took
   const readMore = (): LogEntry[] => {
     const size = fstatSync(fd).size;
+    more = false;
     if (size <= offset) return [];
-    const buf = Buffer.alloc(size - offset);
-    const n = readSync(fd, buf, 0, buf.length, offset);
+    const want = Math.min(size - offset, READ_MAX);
+    more = size - offset > want;
+    // The unended line before, then what was added since, in one buffer.
+    const buf = Buffer.allocUnsafe(rest.length + want);
+    rest.copy(buf);
+    const n = readSync(fd, buf, rest.length, want, offset);
     offset += n;
-    const bytes = Buffer.concat([rest, buf.subarray(0, n)]);
+    const bytes = buf.subarray(0, rest.length + n);
     const end = bytes.lastIndexOf(0x0a);
     if (end < 0) {
-      rest = bytes;
+      rest = Buffer.from(bytes);
       return [];
     }
-    rest = bytes.subarray(end + 1);
-    const lines = bytes.subarray(0, end).toString('utf8').split('\n');
-    return lines.map(parse).filter((e): e is LogEntry => e !== null && inWindow(e, options));
+    rest = Buffer.from(bytes.subarray(end + 1));
+    return end === 0 ? [] : parseLines(bytes.subarray(0, end), options);
   };
-  let first = [...older.flatMap((f) => readWhole(f, options)), ...readMore()];
+  let first = older.flatMap((f) => readWhole(f, options));
+  do first = first.concat(readMore());
+  while (more);
   if (options.tail !== undefined && options.tail >= 0)
     first = options.tail === 0 ? [] : first.slice(-options.tail);
-  yield* first;
+  if (first.length) yield first;
   if (!options.follow) return;
   // A follower wakes as soon as the file grows (inotify on the path), not only every 50 ms:
   // an attached terminal, which follows the log, echoes what is typed at once.
@@ -257,11 +335,17 @@ async function* readOpen(
     for (;;) {
       const done = options.isDone?.() ?? true;
       changes?.clear();
-      yield* readMore();
+      do {
+        const batch = readMore();
+        if (batch.length) yield batch;
+      } while (more);
       // Rotated: what the old file still had is read above; go on with the new one.
       const next = path ? reopened(path, fd) : null;
       if (next !== null) {
-        yield* readMore();
+        do {
+          const batch = readMore();
+          if (batch.length) yield batch;
+        } while (more);
         if (fd !== firstFd) closeSync(fd);
         fd = next;
         offset = 0;

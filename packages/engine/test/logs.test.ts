@@ -1,4 +1,4 @@
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Cleanups } from '@corral/testkit';
@@ -91,5 +91,41 @@ describe('logs', () => {
       ['é? ', undefined],
     ]);
     expect(Buffer.concat(entries.map(entryBytes))).toEqual(Buffer.concat([binary, prompt]));
+  });
+  it('writes a chunk of many lines, a line with no end and a rotation whole and in order', async () => {
+    const dir = cleanups.tempDir('engine-logs');
+    const path = join(dir, 'c-json.log');
+    const log = new LogWriter(path, { maxSize: 200_000, maxFile: 20 });
+    const out = new PassThrough();
+    const err = new PassThrough();
+    log.attach(out, 'stdout');
+    log.attach(err, 'stderr');
+    const lines = `${Array.from({ length: 20000 }, (_, i) => i).join('\n')}\n`;
+    out.write(lines); // one chunk: one write for all its lines
+    err.write('between\n');
+    // 300 kB without a newline: cut into entries as it comes, never one of 300 kB.
+    const long = Buffer.alloc(300_000, 'y');
+    for (let i = 0; i < long.length; i += 50_000) out.write(long.subarray(i, i + 50_000));
+    out.end('\n');
+    err.end();
+    await log.finished;
+    const entries = await collect(readLogs(path));
+    const text = (s: string) =>
+      Buffer.concat(entries.filter((e) => e.stream === s).map(entryBytes)).toString('utf8');
+    expect(text('stdout')).toBe(`${lines}${'y'.repeat(300_000)}\n`);
+    expect(text('stderr')).toBe('between\n');
+    expect(Math.max(...entries.map((e) => e.log.length))).toBeLessThanOrEqual(64 * 1024 + 1);
+    // Rotated as it went: every file within max-size (give or take one entry), lines across
+    // files in order (checked above through readLogs, which reads PATH.N ... PATH).
+    expect(existsSync(`${path}.1`)).toBe(true);
+    for (const f of [path, `${path}.1`]) expect(statSync(f).size).toBeLessThan(200_000 + 70_000);
+  });
+
+  it('reads a log with a damaged line among whole ones (one parse per read, then line by line)', async () => {
+    const path = join(cleanups.tempDir('engine-logs'), 'c-json.log');
+    const entry = (log: string) =>
+      `${JSON.stringify({ log, stream: 'stdout', time: new Date().toISOString() })}\n`;
+    writeFileSync(path, `${entry('a\n')}{"log":"cut sho\n${entry('b,{"x":1}\n')}`);
+    expect((await collect(readLogs(path))).map((e) => e.log)).toEqual(['a\n', 'b,{"x":1}\n']);
   });
 });

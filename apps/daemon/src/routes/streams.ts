@@ -1,5 +1,6 @@
-import { EngineError, entryBytes, parseDetachKeys, parseTime } from '@corral/engine';
-import { bad, clientGone, flag, frame, intParam, jsonStream, mustRes, sendEmpty } from '../http.js';
+import { EngineError, parseDetachKeys, parseTime } from '@corral/engine';
+import { bad, clientGone, flag, intParam, jsonStream, mustRes, sendEmpty } from '../http.js';
+import { drained, framesOf } from '../log-frames.js';
 import type { Route } from '../server.js';
 import { bindInput, type DaemonState, type PendingAttach } from '../state.js';
 import { statsJson } from '../stats.js';
@@ -126,11 +127,11 @@ export const streamRoutes: Route[] = [
           : 'application/vnd.docker.multiplexed-stream',
       });
       res.flushHeaders();
-      for await (const e of d.engine.logs(r.id, { follow: flag(q, 'follow'), tail, since, until })) {
+      const batches = d.engine.logBatches(r.id, { follow: flag(q, 'follow'), tail, since, until });
+      for await (const batch of batches) {
         if (gone.aborted) break;
-        if (e.stream === 'stdout' ? !stdout : !stderr) continue;
-        const data = timestamps ? Buffer.concat([Buffer.from(`${e.time} `), entryBytes(e)]) : entryBytes(e);
-        res.write(r.config.tty ? data : frame(e.stream === 'stdout' ? 1 : 2, data));
+        const data = framesOf(batch, { tty: r.config.tty, stdout, stderr, timestamps });
+        if (data && !res.write(data)) await drained(res, gone);
       }
       res.end();
     },
