@@ -7,6 +7,7 @@ import { type Command, type Context, checkArity, helpText, parseArgs, UsageError
 import { RemoteUnsupported } from './backend.js';
 import { versionLine } from './commands/about.js';
 import { errorText } from './errors.js';
+import { flushStdio, watchStdio } from './print.js';
 
 let commands = new Map<string, Command>();
 
@@ -141,6 +142,7 @@ function exitCodeOf(e: CorralError, command: Command): number {
  */
 export function runCli(list: readonly Command[], done: () => void = () => {}): void {
   commands = new Map(list.map((c) => [c.name, c]));
+  watchStdio();
   main(process.argv.slice(2))
     .then(
       (code) => {
@@ -154,5 +156,5 @@ export function runCli(list: readonly Command[], done: () => void = () => {}): v
     .finally(done)
     // Nothing a failed command left open (a keeper's socket, a timer) may keep the CLI waiting
     // once its answer is out.
-    .then(() => process.stdout.write('', () => process.stderr.write('', () => process.exit())));
+    .then(() => flushStdio(() => process.exit()));
 }

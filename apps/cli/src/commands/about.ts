@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { type EngineInfo, type EngineVersion, engineVersion, formatBytes } from '@corral/engine';
 import { type Command, UsageError } from '../args.js';
+import { println } from '../print.js';
 import { engine, remoteEngine, str } from './common.js';
 
 /** This CLI's version, from its package.json. */
@@ -51,7 +52,7 @@ export const version: Command = {
     const format = str(a, 'format');
     if (format !== undefined) {
       if (format !== 'json') throw new UsageError(`unknown format ${format}: only json`);
-      console.log(JSON.stringify({ client, server: v }));
+      println(JSON.stringify({ client, server: v }));
       return 0;
     }
     const lines = [
@@ -79,7 +80,7 @@ export const version: Command = {
       ` ${v.runtime}:`,
       ...rows('  ', [['Version', v.version]]),
     ];
-    console.log(lines.join('\n'));
+    println(lines.join('\n'));
     return 0;
   },
 };

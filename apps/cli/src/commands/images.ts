@@ -6,6 +6,7 @@ import { createProgressRenderer, familiarName, formatBytes, type ProgressEvent }
 import type { Command, Context, ParsedArgs } from '../args.js';
 import { UsageError } from '../args.js';
 import { ago, table } from '../format.js';
+import { println } from '../print.js';
 import { byteProgress, loadInput } from '../progress.js';
 import { dockerTime, HEADERS, isTemplate, renderRows } from '../templated.js';
 import { engine, list, str } from './common.js';
@@ -61,7 +62,7 @@ export const images: Command = {
     const rows = await (await engine(ctx, undefined, { reclaim: 'never' })).images.list();
     const format = str(a, 'format');
     if (a.flags.quiet) {
-      for (const r of rows) console.log(short(r.id));
+      for (const r of rows) println(short(r.id));
     } else if (isTemplate(format)) {
       const out = renderRows(
         format,
@@ -79,9 +80,9 @@ export const images: Command = {
         ),
         HEADERS.images,
       );
-      if (out) console.log(out);
+      if (out) println(out);
     } else if (str(a, 'format') === 'json') {
-      for (const r of rows) console.log(JSON.stringify(r));
+      for (const r of rows) println(JSON.stringify(r));
     } else {
       const out: string[][] = [];
       for (const r of rows) {
@@ -97,7 +98,7 @@ export const images: Command = {
           ]);
         }
       }
-      console.log(table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], out));
+      println(table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], out));
     }
     return 0;
   },

@@ -1,6 +1,7 @@
 import { type ContainerSummary, formatBytes, formatPorts, shortId } from '@corral/engine';
 import { type Command, UsageError } from '../args.js';
 import { ago, quoteCommand, table } from '../format.js';
+import { println } from '../print.js';
 import { HEADERS, isTemplate, psRow, renderRows } from '../templated.js';
 import { bool, engine, int, list, str } from './common.js';
 
@@ -78,9 +79,9 @@ export const ps: Command = {
     const sizes = new Map<string, { rw: number; rootFs: number } | null>();
     for (const r of rows) sizes.set(r.id, withSize ? await sizeOf(e, r.id) : null);
     if (bool(a, 'quiet')) {
-      for (const r of rows) console.log(full ? r.id : shortId(r.id));
+      for (const r of rows) println(full ? r.id : shortId(r.id));
     } else if (format === 'json') {
-      for (const r of rows) console.log(JSON.stringify(r));
+      for (const r of rows) println(JSON.stringify(r));
     } else if (isTemplate(format)) {
       const out = renderRows(
         format,
@@ -90,7 +91,7 @@ export const ps: Command = {
         }),
         HEADERS.ps,
       );
-      if (out) console.log(out);
+      if (out) println(out);
     } else {
       const header = ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'];
       const cells = rows.map((r) => {
@@ -106,7 +107,7 @@ export const ps: Command = {
         const s = sizes.get(r.id);
         return s ? [...row, sizeColumn(s)] : row;
       });
-      console.log(table(withSize ? [...header, 'SIZE'] : header, cells));
+      println(table(withSize ? [...header, 'SIZE'] : header, cells));
     }
     return 0;
   },
