@@ -146,15 +146,17 @@ function pointers(bufs: Buffer[]): Buffer {
 }
 
 /**
- * Every signal of this process back to its default action, SIGPIPE and SIGXFSZ among them
- * (Node ignores them, and an ignored signal stays ignored across execve): for a process about
- * to exec a program, or a vfork child (which has its own copy of the actions).
+ * Every signal back to its default action, SIGPIPE and SIGXFSZ among them (Node ignores them,
+ * and an ignored signal stays ignored across execve): for a process about to exec a program,
+ * or a vfork child (which has its own copy of the actions). glibc's own 32 and 33 stay as this
+ * process inherited them, as under runc (Go leaves those two alone).
  */
 export function defaultSignalActions(): void {
   const act = Buffer.alloc(32); // struct kernel_sigaction, SIG_DFL
   const nrSigaction = syscallNumber('rt_sigaction');
   for (let sig = 1; sig <= 64; sig++) {
-    if (sig !== SIGKILL && sig !== SIGSTOP) f.sigaction(nrSigaction, sig, act, null, 8);
+    if (sig !== SIGKILL && sig !== SIGSTOP && sig !== 32 && sig !== 33)
+      f.sigaction(nrSigaction, sig, act, null, 8);
   }
 }
 

@@ -17,26 +17,45 @@ export interface FastRunArgs {
   flags: Record<string, unknown>;
 }
 
+/**
+ * Forwards FORWARDED signals to the program. Installed before the clone: a signal that comes
+ * while the program starts is queued until its pidfd is known, never lost (nor the end of this
+ * process, as a SIGTERM without a handler would be).
+ */
+function signalForwarder(): { to(pidfd: number): void; stop(): void } {
+  let pidfd: number | null = null;
+  const queued: string[] = [];
+  const send = (sig: string) => {
+    try {
+      pidfdSendSignal(pidfd as number, parseSignal(sig));
+    } catch {
+      // ended meanwhile
+    }
+  };
+  const handlers = FORWARDED.map((sig) => {
+    const on = () => (pidfd === null ? queued.push(sig) : send(sig));
+    process.on(sig, on);
+    return [sig, on] as const;
+  });
+  return {
+    to(fd) {
+      pidfd = fd;
+      for (const sig of queued.splice(0)) send(sig);
+    },
+    stop() {
+      for (const [sig, on] of handlers) process.off(sig, on);
+    },
+  };
+}
+
 /** Resolves with the exit code once the program has ended, reaping it. */
 function exited(r: FastRun): Promise<number> {
   return new Promise((resolveCode) => {
-    const forward = FORWARDED.map((sig) => {
-      const on = () => {
-        try {
-          pidfdSendSignal(r.pidfd, parseSignal(sig));
-        } catch {
-          // ended meanwhile
-        }
-      };
-      process.on(sig, on);
-      return [sig, on] as const;
-    });
     const check = () => {
       const code = r.poll();
       if (code === null) return;
       process.off('SIGCHLD', check);
       clearInterval(timer);
-      for (const [sig, on] of forward) process.off(sig, on);
       resolveCode(code);
     };
     // SIGCHLD says when; the timer is the safety net for a signal that came before the handler.
@@ -52,18 +71,25 @@ export async function runFastCommand(g: Globals, p: FastRunArgs): Promise<number
     throw new UsageError('cannot use console socket if corral-runtime will not detach or allocate tty');
   log('debug', `run ${id} from ${bundle}: fast path (vfork child, no Node init)`);
   const { runFast } = await import('../fast-run.js');
+  const forwarder = signalForwarder();
   let r: FastRun;
+  let code: number;
   try {
-    r = await runFast(g.root, id, bundle, {
-      preserveFds: (flags['preserve-fds'] as number | undefined) ?? 0,
-      noNewKeyring: flags['no-new-keyring'] === true,
-      defaultCgroupsPath: id,
-    });
-  } catch (e) {
-    throw new Error(`run failed: ${(e as Error).message}`);
+    try {
+      r = await runFast(g.root, id, bundle, {
+        preserveFds: (flags['preserve-fds'] as number | undefined) ?? 0,
+        noNewKeyring: flags['no-new-keyring'] === true,
+        defaultCgroupsPath: id,
+      });
+    } catch (e) {
+      throw new Error(`run failed: ${(e as Error).message}`);
+    }
+    forwarder.to(r.pidfd);
+    if (flags['pid-file']) writePidFile(flags['pid-file'] as string, r.pid);
+    code = await exited(r);
+  } finally {
+    forwarder.stop();
   }
-  if (flags['pid-file']) writePidFile(flags['pid-file'] as string, r.pid);
-  const code = await exited(r);
   if (flags.keep !== true) {
     // The program has ended, so its PID namespace has: nothing to kill in the common case.
     const st = readState(g.root, id);
