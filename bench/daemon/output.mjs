@@ -35,9 +35,9 @@ const runDirs = ['/run/docker', '/run/docker/plugins', '/run/containerd', '/run/
 );
 
 const programs = [
-  { name: 'seq 1 200000', argv: ['seq', '1', '200000'], lines: 200000 },
-  { name: '50 MB in one line', argv: ['sh', '-c', 'head -c 50000000 /dev/zero | tr "\\0" x'], lines: 1 },
-  { name: '20 MB of /dev/urandom', argv: ['head', '-c', '20000000', '/dev/urandom'] },
+  { name: 'seq 1 200000', cmd: 'seq 1 200000', lines: 200000 },
+  { name: '50 MB in one line', cmd: 'head -c 50000000 /dev/zero | tr "\\0" x', lines: 1 },
+  { name: '20 MB of /dev/urandom', cmd: 'head -c 20000000 /dev/urandom' },
 ];
 // What each must print, to check that every byte arrived (the random one: its length).
 const expected = [
@@ -155,7 +155,7 @@ try {
     for (let k = 0; k < runs; k++)
       for (const t of targets) {
         const t0 = process.hrtime.bigint();
-        const r = docker(t.sock, ['run', '--rm', '--network', 'none', 'busybox', ...p.argv]);
+        const r = docker(t.sock, ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', p.cmd]);
         const ms = Number(process.hrtime.bigint() - t0) / 1e6;
         const whole = expected[i] ? r.stdout.equals(expected[i]) : r.stdout.length === 20_000_000;
         if (r.status !== 0 || !whole)
@@ -163,7 +163,24 @@ try {
         else times.get(t.name).push(ms);
         bytes = r.stdout.length;
       }
-    results[p.name] = {};
+    // The floor: the same program with its output counted inside (`| wc -c`), through corrald.
+    const floor = [];
+    for (let k = 0; k < runs; k++) {
+      const t0 = process.hrtime.bigint();
+      docker(targets[0].sock, [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        'busybox',
+        'sh',
+        '-c',
+        `${p.cmd} | wc -c`,
+      ]);
+      floor.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    results[p.name] = { 'program alone (| wc -c inside)': { medianMs: Math.round(median(floor)) } };
+    console.log(`${p.name.padEnd(24)} ${'program alone'.padEnd(18)} ${Math.round(median(floor))} ms`);
     for (const [name, ts] of times) {
       const m = median(ts);
       const lines = p.lines ?? null;
