@@ -6,7 +6,7 @@
 // of two, and no Node thread ever in the container's PID namespace or cgroup.
 // The child shares our memory, so /proc/self/exe is our node until it execs: it execs a
 // sealed trampoline first (trampolineFd), never the program itself.
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Cgroup, limitsFromOci, openCgroup, readProcCgroups } from '@corral/cgroups';
 import {
@@ -37,8 +37,15 @@ import { withHome } from './passwd.js';
 import { closeInheritedFds } from './process-setup.js';
 import { precompiledProfile } from './seccomp.js';
 import { JOINABLE_NAMESPACES, type OciSpec } from './spec.js';
-import { readBundleSpec } from './spec-check.js';
-import { freezerOf, OCI_VERSION, type StoredState, stateDir, writeAtomic } from './state.js';
+import { readBundle } from './spec-check.js';
+import {
+  cgroupsPathOf,
+  freezerOf,
+  makeStateDir,
+  OCI_VERSION,
+  type StoredState,
+  writeAtomic,
+} from './state.js';
 
 export interface FastRunOptions {
   /** Fds 3 .. 3+N-1 of this process that the program gets as the same numbers. */
@@ -63,13 +70,6 @@ export interface FastRun {
 
 const SETUP_FAILED = 125;
 const ENOENT = 2;
-
-function readSpec(bundle: string): OciSpec {
-  const spec = readBundleSpec(bundle);
-  const refusal = fastRunRefusal(spec);
-  if (refusal) throw new RuntimeError(`the fast path cannot run this container: ${refusal}`);
-  return spec;
-}
 
 /** The clone flags of the spec's new namespaces; the cgroup one is unshared after joining the cgroup. */
 function cloneFlags(spec: OciSpec): { flags: number; cgroupNs: boolean } {
@@ -116,26 +116,11 @@ export async function runFast(
 ): Promise<FastRun> {
   root = resolve(root);
   bundle = resolve(bundle);
-  const dir = stateDir(root, id);
-  const spec = readSpec(bundle);
-  const rootfs = resolve(bundle, spec.root.path);
-  if (!existsSync(rootfs) || !statSync(rootfs).isDirectory())
-    throw new RuntimeError(`rootfs ${rootfs} does not exist or is not a directory`);
-  mkdirSync(root, { recursive: true, mode: 0o700 });
-  try {
-    mkdirSync(dir, { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
-      throw new RuntimeError(`container ${id} already exists`);
-    throw e;
-  }
-  const cgroupsPath =
-    spec.linux?.cgroupsPath ||
-    (options.defaultCgroupsPath !== undefined
-      ? options.defaultCgroupsPath
-      : spec.linux?.resources
-        ? `corral-${id}`
-        : null);
+  const { spec, rootfs } = readBundle(bundle);
+  const refusal = fastRunRefusal(spec);
+  if (refusal) throw new RuntimeError(`the fast path cannot run this container: ${refusal}`);
+  const dir = makeStateDir(root, id);
+  const cgroupsPath = cgroupsPathOf(spec, id, options.defaultCgroupsPath);
   let cgroup: Cgroup | undefined;
   let madeCgroup = false;
   let pid = 0;

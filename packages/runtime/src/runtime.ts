@@ -1,13 +1,4 @@
-import {
-  chownSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { chownSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type Cgroup,
@@ -35,13 +26,15 @@ import { withHome } from './passwd.js';
 import { precompiledProfile } from './seccomp.js';
 import { signalInit } from './signal-init.js';
 import type { OciProcess, OciResources, OciSpec } from './spec.js';
-import { readBundleSpec } from './spec-check.js';
+import { readBundle } from './spec-check.js';
 import { cgroupPids, poststop, removeCgroupDirs, startContainer } from './start-stop.js';
 import {
   type ContainerState,
+  cgroupsPathOf,
   containerState,
   freezerOf,
   isAlive,
+  makeStateDir,
   OCI_VERSION,
   readState,
   type StoredState,
@@ -126,12 +119,8 @@ export class Runtime {
 
   /** Creates the container from `bundle`/config.json: its init waits for `start`. */
   async create(id: string, bundle: string, options: CreateOptions = {}): Promise<CreatedContainer> {
-    const dir = this.dir(id);
     bundle = resolve(bundle);
-    const spec = readBundleSpec(bundle);
-    const rootfs = resolve(bundle, spec.root.path);
-    if (!existsSync(rootfs) || !statSync(rootfs).isDirectory())
-      throw new RuntimeError(`rootfs ${rootfs} does not exist or is not a directory`);
+    const { spec, rootfs } = readBundle(bundle);
     const pidNs = (spec.linux?.namespaces ?? []).find((n) => n.type === 'pid');
     if (!pidNs) {
       throw new RuntimeError(
@@ -141,23 +130,9 @@ export class Runtime {
     if (spec.process.terminal && options.init && !options.initWithoutStdio)
       throw new RuntimeError('a container with a terminal needs its own init: do not pass one started ahead');
 
-    mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    try {
-      mkdirSync(dir, { mode: 0o700 });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST')
-        throw new RuntimeError(`container ${id} already exists`);
-      throw e;
-    }
+    const dir = makeStateDir(this.root, id);
     const fifo = join(dir, 'exec.fifo');
-    // A container gets a cgroup when its spec names one or asks for limits.
-    const cgroupsPath =
-      spec.linux?.cgroupsPath ||
-      (options.defaultCgroupsPath !== undefined
-        ? options.defaultCgroupsPath
-        : spec.linux?.resources
-          ? `corral-${id}`
-          : null);
+    const cgroupsPath = cgroupsPathOf(spec, id, options.defaultCgroupsPath);
     let cgroup: Cgroup | undefined;
     let madeCgroup = false;
     let pidsLimit: number | undefined;

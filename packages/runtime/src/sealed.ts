@@ -69,8 +69,9 @@ export function openSealed(file: string): number {
 // separate bundles, as the engine's keeper): a second view would be opened after the process
 // has closed fds of its own, at a number that a child's stdio mapping may take over.
 const SEALED = Symbol.for('corral.runtime.sealedPaths');
-const sealedPaths: Map<string, string> = ((globalThis as { [SEALED]?: Map<string, string> })[SEALED] ??=
-  new Map());
+const holder = globalThis as { [SEALED]?: Map<string, string> };
+holder[SEALED] ??= new Map();
+const sealedPaths: Map<string, string> = holder[SEALED];
 
 /**
  * A node binary (this process's by default) through a read-only view, as a path to spawn:

@@ -1,8 +1,8 @@
 // What of a valid spec this runtime can honour on this host. A field of the runtime spec that
 // corral does not implement, or that the host cannot do, is an error that names it: never
 // silently ignored. (Properties the spec does not define are ignored, as it asks.)
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { detectCgroupMode } from '@corral/cgroups';
 import { RuntimeError } from './errors.js';
 import { HOOK_NAMES, type OciHook, type OciSpec, validateSpec } from './spec.js';
@@ -171,8 +171,11 @@ export function checkSupported(spec: OciSpec): void {
   for (const key of Object.keys(spec.linux?.sysctl ?? {})) checkSysctl(spec, key);
 }
 
-/** A bundle's config.json, valid and within what this runtime and host can do. */
-export function readBundleSpec(bundle: string): OciSpec {
+/**
+ * A bundle's config.json, valid and within what this runtime and host can do, and its root
+ * filesystem, which must be a folder.
+ */
+export function readBundle(bundle: string): { spec: OciSpec; rootfs: string } {
   let spec: OciSpec;
   try {
     spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
@@ -185,5 +188,8 @@ export function readBundleSpec(bundle: string): OciSpec {
   } catch (e) {
     throw new RuntimeError((e as Error).message);
   }
-  return spec;
+  const rootfs = resolve(bundle, spec.root.path);
+  if (!existsSync(rootfs) || !statSync(rootfs).isDirectory())
+    throw new RuntimeError(`rootfs ${rootfs} does not exist or is not a directory`);
+  return { spec, rootfs };
 }

@@ -1,11 +1,11 @@
 // What the runtime remembers of a container (ROOT/ID/state.json) and how its status is read
 // from the kernel. Light on purpose (no native module): `corral-runtime state`, which consumers
 // call often, loads this and little else.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cgroup } from '@corral/cgroups';
 import { RuntimeError } from './errors.js';
-import type { OciHooks } from './spec.js';
+import type { OciHooks, OciSpec } from './spec.js';
 
 /** What the runtime remembers of a container, in ROOT/ID/state.json. */
 export interface StoredState {
@@ -54,6 +54,30 @@ export interface ContainerState {
 export const OCI_VERSION = '1.2.0';
 
 export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
+
+/** Makes a new container's state folder (and the root above it): an error if the id is taken. */
+export function makeStateDir(root: string, id: string): string {
+  const dir = stateDir(root, id);
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new RuntimeError(`container ${id} already exists`);
+    throw e;
+  }
+  return dir;
+}
+
+/**
+ * The cgroup a container gets: the one its spec names, else the caller's default, else one of
+ * its own when the spec asks for limits; none otherwise (a null default: none).
+ */
+export function cgroupsPathOf(spec: OciSpec, id: string, defaultPath?: string | null): string | null {
+  if (spec.linux?.cgroupsPath) return spec.linux.cgroupsPath;
+  if (defaultPath !== undefined) return defaultPath;
+  return spec.linux?.resources ? `corral-${id}` : null;
+}
 
 /** The folder of one container's state. */
 export function stateDir(root: string, id: string): string {
