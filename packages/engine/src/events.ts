@@ -138,9 +138,10 @@ export class EventLog {
     };
     for (;;) {
       for (const e of more()) {
-        const ms = e.timeNano / 1e6;
-        if (options.until !== undefined && ms > options.until) return;
-        if (ms >= since && match(e)) yield e;
+        // In nanoseconds, as stored: timeNano is past 2^53, and dividing it back to ms may
+        // round an event at exactly `since` below it.
+        if (options.until !== undefined && e.timeNano > options.until * 1e6) return;
+        if (e.timeNano >= since * 1e6 && match(e)) yield e;
       }
       if (options.until !== undefined && Date.now() > options.until) return;
       if (options.signal?.aborted) return;

@@ -4,7 +4,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { Cleanups } from '@corral/testkit';
+import { Cleanups, until } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseDuration, resolveHealthcheck } from '../src/health.js';
 import { type LogEntry, LogWriter, readLogs } from '../src/logs.js';
@@ -134,17 +134,19 @@ describe('json-file log rotation', () => {
     writeFileSync(path, '');
     const lines = Array.from({ length: 60 }, (_, i) => `line ${i}\n`);
     let done = false;
+    const out: string[] = [];
     const followed = (async () => {
-      const out: string[] = [];
       for await (const e of readLogs(path, { follow: true, isDone: () => done })) out.push(e.log);
       return out;
     })();
     const log = new LogWriter(path, { maxSize: 400, maxFile: 3 });
     const s = new PassThrough();
     log.attach(s, 'stdout');
-    for (const l of lines) {
+    // Each line once the follower has the one before: it crosses every rotation (a follower
+    // more than max-file files behind loses what was rotated away, as Docker's does).
+    for (const [i, l] of lines.entries()) {
       s.write(l);
-      await new Promise((r) => setTimeout(r, 3)); // the follower polls between rotations
+      await until(() => out.length === i + 1, `the follower to read line ${i}`, 10_000, 1);
     }
     s.end();
     await log.finished;
