@@ -151,17 +151,22 @@ export class LogWriter {
         new Uint8Array(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset),
       );
     let text = '';
+    let gathered = 0; // bytes of `text`
     for (const bytes of lines) {
       let line = `{"log":${JSON.stringify(bytes.toString('utf8'))}${meta}`;
       line += !allUtf8 && !isUtf8(bytes) ? `,"raw":"${bytes.toString('base64')}"}\n` : '}\n';
       if (this.rotation) {
-        // Rotation counts bytes line by line: what is gathered goes first, then the new file.
+        // Rotation counts bytes line by line, what is gathered and not yet written too: that
+        // goes first, then the new file.
         const n = Buffer.byteLength(line);
-        if (this.size > 0 && this.size + n > this.rotation.maxSize) {
+        const size = this.size + gathered;
+        if (size > 0 && size + n > this.rotation.maxSize) {
           if (text) this.size += writeAll(this.fd, Buffer.from(text));
           text = '';
+          gathered = 0;
           this.rotate();
         }
+        gathered += n;
       }
       text += line;
     }

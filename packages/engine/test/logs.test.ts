@@ -128,4 +128,16 @@ describe('logs', () => {
     writeFileSync(path, `${entry('a\n')}{"log":"cut sho\n${entry('b,{"x":1}\n')}`);
     expect((await collect(readLogs(path))).map((e) => e.log)).toEqual(['a\n', 'b,{"x":1}\n']);
   });
+
+  it('rotates within one chunk of many lines: no file passes max-size', async () => {
+    const path = join(cleanups.tempDir('engine-logs'), 'c-json.log');
+    const log = new LogWriter(path, { maxSize: 1024, maxFile: 3 });
+    const out = new PassThrough();
+    log.attach(out, 'stdout');
+    out.end(Array.from({ length: 200 }, (_, i) => `line-${i}\n`).join(''));
+    await log.finished;
+    for (const f of [path, `${path}.1`, `${path}.2`])
+      expect(readFileSync(f).length).toBeLessThanOrEqual(1024);
+    expect((await collect(readLogs(path))).at(-1)?.log).toBe('line-199\n');
+  });
 });

@@ -65,8 +65,9 @@ export const ps: Command = {
   ],
   args: { min: 0, max: 0 },
   async run(a, ctx) {
-    // No reclaim unless it would change the list (an --rm container whose run died): issue 15.
-    const e = await engine(ctx, undefined, { reclaim: 'if-needed' });
+    // A full reclaim, as every command's: what a dead run left (trash, mounts, a network) goes
+    // at the next command, a listing too.
+    const e = await engine(ctx);
     const last = bool(a, 'latest') ? 1 : int(a, 'last');
     let rows: ContainerSummary[] = await e.list({
       all: bool(a, 'all') || (last !== undefined && last > 0),
