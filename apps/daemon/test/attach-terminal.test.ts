@@ -31,8 +31,14 @@ const must = async (args: string[]) => {
 const running = async (name: string) => (await must(['inspect', '-f', '{{.State.Running}}', name])).out;
 const PROMPT = '/ # ';
 
-/** POST .../attach upgraded by hand: what the daemon sends back, and the socket to type on. */
-async function rawAttach(path: string): Promise<{ conn: Socket; got: () => string; ended: Promise<void> }> {
+/**
+ * POST .../attach (or exec .../start, with its JSON body) upgraded by hand: what the daemon
+ * sends back, and the socket to type on.
+ */
+async function rawAttach(
+  path: string,
+  body = '',
+): Promise<{ conn: Socket; got: () => string; ended: Promise<void> }> {
   const conn = netConnect(d.socket);
   let got = '';
   conn.on('data', (b) => {
@@ -41,7 +47,7 @@ async function rawAttach(path: string): Promise<{ conn: Socket; got: () => strin
   const ended = new Promise<void>((r) => conn.once('end', () => r()));
   c.add(() => conn.destroy());
   conn.write(
-    `POST ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n`,
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
   );
   await until(() => got.includes('101 UPGRADED'), `the upgrade (got: ${got})`);
   return { conn, got: () => got, ended };
@@ -131,20 +137,12 @@ describe('detach keys', () => {
     expect(made.status, made.text).toBe(201);
     const execId = made.json().Id;
     expect((await d.api('GET', `/v1.47/exec/${execId}/json`)).json().DetachKeys).toBe('ctrl-a,b');
-    const conn = netConnect(d.socket);
-    let got = '';
-    conn.on('data', (b) => {
-      got += b.toString('latin1');
-    });
-    const ended = new Promise<void>((r) => conn.once('end', () => r()));
-    c.add(() => conn.destroy());
-    const body = JSON.stringify({ Detach: false, Tty: true });
-    conn.write(
-      `POST /v1.47/exec/${execId}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    const { conn, got, ended } = await rawAttach(
+      `/v1.47/exec/${execId}/start`,
+      JSON.stringify({ Detach: false, Tty: true }),
     );
-    await until(() => got.includes('101 UPGRADED'), `the upgrade (got: ${got})`);
     conn.write('echo ex-$((3+3))\r');
-    await until(() => got.includes('ex-6'), `the exec's answer (got: ${JSON.stringify(got)})`, 15_000);
+    await until(() => got().includes('ex-6'), `the exec's answer (got: ${JSON.stringify(got())})`, 15_000);
     conn.write('\x01b');
     await ended;
     expect((await d.api('GET', `/v1.47/exec/${execId}/json`)).json().Running).toBe(true);
