@@ -3,24 +3,12 @@
 import { join } from 'node:path';
 import { Cleanups, corralBin, exec, runCorral } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Daemon, startDaemon } from '../../daemon/test/daemon.js';
+import { type Daemon, startDaemonWithMaker } from '../../daemon/test/daemon.js';
 
 const c = new Cleanups();
 let d: Daemon;
 beforeAll(async () => {
-  d = await startDaemon(c);
-  const made = await runCorral(d.root, [
-    'run',
-    '--name',
-    'maker',
-    '--network',
-    'none',
-    'busybox',
-    'sh',
-    '-c',
-    'echo made > /made',
-  ]);
-  expect(made.status, made.stderr).toBe(0);
+  d = await startDaemonWithMaker(c, 'made');
 });
 afterAll(() => c.run());
 

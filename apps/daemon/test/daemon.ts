@@ -177,3 +177,23 @@ export const containerDirs = (root: string): string[] => {
     return [];
   }
 };
+
+/**
+ * A corrald with one stopped container, `maker`, whose /made holds `text`: what the commit,
+ * export and import tests start from.
+ */
+export async function startDaemonWithMaker(c: Cleanups, text: string): Promise<Daemon> {
+  const d = await startDaemon(c);
+  await d.must([
+    'run',
+    '--name',
+    'maker',
+    '--network',
+    'none',
+    'busybox',
+    'sh',
+    '-c',
+    `echo ${text} > /made`,
+  ]);
+  return d;
+}

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cleanups } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Daemon, startDaemon } from './daemon.js';
+import { type Daemon, startDaemonWithMaker } from './daemon.js';
 
 // docker commit --change / --pause and docker import --change / --message through corrald,
 // with the docker CLI: the changes are Dockerfile instructions parsed by the engine (the same
@@ -13,19 +13,7 @@ let d: Daemon;
 let dir: string;
 beforeAll(async () => {
   dir = c.tempDir('corrald-commit');
-  d = await startDaemon(c);
-  const made = await d.docker([
-    'run',
-    '--name',
-    'maker',
-    '--network',
-    'none',
-    'busybox',
-    'sh',
-    '-c',
-    'echo made > /made',
-  ]);
-  expect(made.status, made.stderr).toBe(0);
+  d = await startDaemonWithMaker(c, 'made');
 });
 afterAll(() => c.run());
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Cleanups, freePort } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Daemon, startDaemon } from './daemon.js';
+import { type Daemon, startDaemonWithMaker } from './daemon.js';
 
 // docker import URL through corrald (fromSrc=URL): the daemon fetches the tarball from a
 // server this test runs on loopback and streams it into the import; refused fetches give
@@ -17,19 +17,7 @@ let base = '';
 const served: string[] = [];
 
 beforeAll(async () => {
-  d = await startDaemon(c);
-  const made = await d.docker([
-    'run',
-    '--name',
-    'maker',
-    '--network',
-    'none',
-    'busybox',
-    'sh',
-    '-c',
-    'echo fetched > /made',
-  ]);
-  expect(made.status, made.stderr).toBe(0);
+  d = await startDaemonWithMaker(c, 'fetched');
   const tar = join(c.tempDir('corrald-import-url'), 'rootfs.tar');
   expect((await d.docker(['export', '-o', tar, 'maker'])).status).toBe(0);
   tarball = readFileSync(tar);
