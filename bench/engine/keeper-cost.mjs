@@ -10,6 +10,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cgroupParent } from '../lib/common.mjs';
+import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
 
 const rounds = Number(process.argv[2] ?? 15);
 const tmp = mkdtempSync(join(tmpdir(), 'corral-keeper-bench-'));
@@ -21,20 +23,30 @@ const commands = [
   ['engine run, bare init ahead', [process.execPath, 'bench/engine/run-once.mjs', 'init', root]],
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-let podmanParent = null;
+let podmanCgroup = null;
 if (has('podman')) {
   const rootfs = join(tmp, 'rootfs');
   mkdirSync(join(rootfs, 'bin'), { recursive: true });
-  copyFileSync(execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim(), join(rootfs, 'bin', 'busybox'));
+  copyFileSync(
+    execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim(),
+    join(rootfs, 'bin', 'busybox'),
+  );
   symlinkSync('busybox', join(rootfs, 'bin', 'true'));
   // Beneath this process's own cgroup, never the machine's (podman's default is /libpod_parent).
-  const own = readFileSync('/proc/self/cgroup', 'utf8').split('\n').filter(Boolean).map((l) => l.split(':').slice(2).join(':'));
-  podmanParent = join(own.reduce((a, b) => (b.length > a.length ? b : a), '/'), `corral-keeper-bench-${process.pid}`);
+  podmanCgroup = cgroupParent(`corral-keeper-bench-${process.pid}`);
   commands.push([
     'podman run --rm (runc, --rootfs)',
-    ['podman', '--root', join(tmp, 'podman'), '--runroot', join(tmp, 'podman-run'), '--runtime', 'runc',
-      '--cgroup-manager', 'cgroupfs', 'run', '--rm', '--network', 'none', '--ulimit', 'nofile=20000:20000',
-      '--ulimit', 'nproc=32768:32768', '--cgroup-parent', podmanParent, '--rootfs', rootfs, 'true'],
+    [
+      ...podmanCommand(tmp),
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      ...podmanRunFlags(podmanCgroup.path),
+      '--rootfs',
+      rootfs,
+      'true',
+    ],
   ]);
 }
 
@@ -57,11 +69,11 @@ try {
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`${rounds} rounds, interleaved; load average ${load}`);
   for (const [i, [name]] of commands.entries())
-    console.log(`${name.padEnd(34)} median ${median(times[i]).toFixed(0).padStart(5)} ms  (${(median(times[i]) / base).toFixed(2)}x the last)`);
+    console.log(
+      `${name.padEnd(34)} median ${median(times[i]).toFixed(0).padStart(5)} ms  (${(median(times[i]) / base).toFixed(2)}x the last)`,
+    );
 } finally {
   spawnSync('node_modules/.bin/corral', ['--root', root, 'network', 'down']);
-  if (podmanParent)
-    for (const h of ['blkio', 'cpu', 'cpuacct', 'cpuset', 'devices', 'freezer', 'memory', 'net_cls', 'perf_event', 'pids', 'systemd', 'unified', 'hugetlb', 'misc', 'rdma', 'net_prio'])
-      spawnSync('sh', ['-c', `find /sys/fs/cgroup/${h}${podmanParent} -depth -type d -exec rmdir {} + 2>/dev/null`]);
+  if (podmanCgroup) for (const problem of podmanCgroup.cleanup()) console.error(`cgroup left: ${problem}`);
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -14,19 +14,19 @@ import {
   closeSync,
   copyFileSync,
   cpSync,
-  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupParent } from '../lib/common.mjs';
+import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
 
 const runs = Number(process.argv[2] ?? 20);
 const loadBefore = loadavg()[0];
@@ -78,55 +78,23 @@ writeFileSync(
   }),
 );
 
-// podman keeps its state here; its cgroup parent lies beneath our own cgroup in every
-// hierarchy (the deepest of our paths), conmon stays in ours (machine rules).
-const ownCgroups = readFileSync('/proc/self/cgroup', 'utf8')
-  .split('\n')
-  .filter(Boolean)
-  .map((l) => l.split(':').slice(2).join(':'));
-const podmanParent = join(
-  ownCgroups.reduce((a, b) => (b.length > a.length ? b : a), '/'),
-  `corral-bench-cli-${process.pid}`,
-);
-const hierarchies = readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
-const ancestorsOf = (h) => {
-  const out = [];
-  for (let d = dirname(podmanParent); d !== '/'; d = dirname(d)) out.push(join(h, d));
-  return out;
-};
-const existedBefore = new Set(hierarchies.flatMap(ancestorsOf).filter((d) => existsSync(d)));
-const podman = (runtime) => [
-  'podman',
-  '--root',
-  join(tmp, 'podman'),
-  '--runroot',
-  join(tmp, 'podman-run'),
-  '--tmpdir',
-  join(tmp, 'podman-tmp'),
-  '--cgroup-manager',
-  'cgroupfs',
-  '--events-backend',
-  'file',
-  '--runtime',
-  runtime,
-  '--runtime-flag',
-  `root=${join(tmp, `podman-${runtime === 'runc' ? 'runc' : 'corral'}-state`)}`,
-];
+// podman keeps its state here; its containers' cgroups lie beneath our own cgroup in every
+// hierarchy, conmon stays in ours (machine rules).
+const podmanCgroup = cgroupParent(`corral-bench-cli-${process.pid}`);
+const podman = (runtime) =>
+  podmanCommand(tmp, [
+    '--runtime',
+    runtime,
+    '--runtime-flag',
+    `root=${join(tmp, `podman-${runtime === 'runc' ? 'runc' : 'corral'}-state`)}`,
+  ]);
 const podmanRun = (runtime) => [
   ...podman(runtime),
   'run',
   '--rm',
-  '--pull=never',
   '--network',
   'none',
-  '--cgroups',
-  'no-conmon',
-  '--cgroup-parent',
-  podmanParent,
-  '--ulimit',
-  'nofile=20000:20000',
-  '--ulimit',
-  'nproc=32768:32768',
+  ...podmanRunFlags(podmanCgroup.path),
   'localhost/bench-busybox',
   'true',
 ];
@@ -476,15 +444,7 @@ for (const [exe, root] of [
 spawnSync(bin, ['--root', join(tmp, 'corral-keep'), 'delete', '--force', `${KEEP}c`]);
 if (has('podman'))
   spawnSync(podman('runc')[0], [...podman('runc').slice(1), 'system', 'reset', '-f'], { stdio: 'ignore' });
-const rmTree = (d) => {
-  if (!existsSync(d)) return;
-  for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
-  spawnSync('rmdir', [d]);
-};
-for (const h of hierarchies) {
-  rmTree(join(h, podmanParent));
-  for (const d of ancestorsOf(h)) if (!existedBefore.has(d)) spawnSync('rmdir', [d]);
-}
+for (const problem of podmanCgroup.cleanup()) console.error(`cgroup left: ${problem}`);
 for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').reverse()) {
   const mp = line.split(' ')[4];
   if (mp?.startsWith(tmp)) spawnSync('umount', ['-l', mp]);

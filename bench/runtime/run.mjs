@@ -12,14 +12,15 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupParent, sh } from '../lib/common.mjs';
+import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
 
 const runs = Number(process.argv[2] ?? 20);
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -100,25 +101,21 @@ for (const [tag, dir] of builds) {
       `${node} ${dir}/apps/cli/bin/corral.js --root ${tmp}/corral run --rm --rootfs ${rootfs} true`,
     ]);
 }
-const ownCgroups = readFileSync('/proc/self/cgroup', 'utf8')
-  .split('\n')
-  .filter(Boolean)
-  .map((l) => l.split(':').slice(2).join(':'));
-const podmanParent = join(
-  ownCgroups.reduce((a, b) => (b.length > a.length ? b : a), '/'),
-  `corral-bench-podman-${process.pid}`,
-);
-const hierarchies = readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
-const ancestorsOf = (h) => {
-  const out = [];
-  for (let d = dirname(podmanParent); d !== '/'; d = dirname(d)) out.push(join(h, d));
-  return out;
-};
-const existedBefore = new Set(hierarchies.flatMap(ancestorsOf).filter((d) => existsSync(d)));
+const podmanCgroup = cgroupParent(`corral-bench-podman-${process.pid}`);
 if (has('podman')) {
   commands.push([
     'podman run --rootfs',
-    `podman --root ${tmp}/podman --runroot ${tmp}/podman-run --runtime runc --cgroup-manager cgroupfs run --rm --network none --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --cgroup-parent ${podmanParent} --rootfs ${rootfs} true`,
+    sh([
+      ...podmanCommand(tmp),
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      ...podmanRunFlags(podmanCgroup.path),
+      '--rootfs',
+      rootfs,
+      'true',
+    ]),
   ]);
 }
 
@@ -154,15 +151,7 @@ writeFileSync(
 );
 
 // podman's cgroups (children first) and the ancestors it made, then its mounts and the folder.
-const rmTree = (d) => {
-  if (!existsSync(d)) return;
-  for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
-  spawnSync('rmdir', [d]);
-};
-for (const h of hierarchies) {
-  rmTree(join(h, podmanParent));
-  for (const d of ancestorsOf(h)) if (!existedBefore.has(d)) spawnSync('rmdir', [d]);
-}
+for (const problem of podmanCgroup.cleanup()) console.error(`cgroup left: ${problem}`);
 // corral's networks keep their bridge while they exist: take the bench root's down.
 if (existsSync(join(tmp, 'corral', 'network', 'networks')))
   spawnSync(process.execPath, [
