@@ -311,7 +311,7 @@ patch(
       `    ${mark('fast-clone')}\n    const result = vforkExec(flags, () => {`,
     ],
     ['    pid = result.pid;\n', `    pid = result.pid;\n    ${mark('fast-execd')}\n`],
-    ['  const code = await exited(r);', `  const code = await exited(r);\n  ${mark('exited')}`],
+    ['    code = await exited(r);', `    code = await exited(r);\n    ${mark('exited')}`],
   ],
   mark('create-loaded'),
 );
