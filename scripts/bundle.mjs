@@ -270,7 +270,8 @@ export async function bundleOne(entry, out) {
   }
   // Code caches of the code this replaces.
   for (const f of readdirSync(outdir))
-    if (f.startsWith(`${basename(out)}.body.cjs.`) && f.endsWith('.cache')) rmSync(join(outdir, f), { force: true });
+    if (f.startsWith(`${basename(out)}.body.cjs.`) && f.endsWith('.cache'))
+      rmSync(join(outdir, f), { force: true });
   rmSync(outfile.endsWith('.cjs') ? `${out}.mjs` : `${out}.cjs`, { force: true });
   // --analyze: the bytes each package adds, biggest first.
   if (r.metafile) {

@@ -8,7 +8,9 @@ import { KeeperClient, spawnInit } from '@corral/engine/init-ahead';
 
 const [how, root] = process.argv.slice(2);
 const ahead =
-  how === 'keeper' ? { keeper: new KeeperClient('attached', ['ignore', 'ignore', 2]) } : { init: spawnInit({ stdio: ['ignore', 'ignore', 2] }) };
+  how === 'keeper'
+    ? { keeper: new KeeperClient('attached', ['ignore', 'ignore', 2]) }
+    : { init: spawnInit({ stdio: ['ignore', 'ignore', 2] }) };
 const { Engine } = await import('@corral/engine');
 const engine = await Engine.open({ root });
 const handle = await engine.run(

@@ -181,7 +181,8 @@ try {
   // mounts alone, whichever was mounted and read first read its page cache the slower (corral
   // fuse over fuse-overlayfs 1.34x to 1.45x mounted first, 0.74x to 0.79x mounted second).
   // BENCH_REVERSE=1 takes the variants after ext4 in the reverse order.
-  if (process.env.BENCH_REVERSE === '1') variants.splice(1, variants.length - 1, ...variants.slice(1).reverse());
+  if (process.env.BENCH_REVERSE === '1')
+    variants.splice(1, variants.length - 1, ...variants.slice(1).reverse());
   const mounted = [];
   for (const [i, v] of variants.entries()) {
     const d = {

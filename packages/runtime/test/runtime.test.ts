@@ -1,24 +1,7 @@
-import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type OciSpec,
-  parseMountOptions,
-  Runtime,
-  RuntimeError,
-  secureJoin,
-  spawnInit,
-} from '../dist/index.js';
+import { parseMountOptions, Runtime, RuntimeError, secureJoin, spawnInit } from '../dist/index.js';
 import { bundleMaker, busyboxRootfs, collect, tempDir } from './helpers.js';
 
 const tmp = tempDir('runtime');

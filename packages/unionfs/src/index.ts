@@ -12,21 +12,6 @@ export {
 } from './overlay/index.js';
 export { getUnionFs, registerUnionFs, unionFsBackends } from './registry.js';
 export { type MountSpec, mountAll, Snapshotter, type SnapshotUsage } from './snapshotter.js';
-export {
-  isOpaque,
-  isOverlayXattr,
-  isWhiteout,
-  makeWhiteout,
-  markOpaque,
-  OPAQUE_XATTR,
-  type OciEntry,
-  ociWhiteoutName,
-  parseOciName,
-  REDIRECT_XATTR,
-  redirectOf,
-  WHITEOUT_OPAQUE,
-  WHITEOUT_PREFIX,
-} from './whiteout.js';
 export type {
   BackendName,
   UnionFs,
@@ -35,3 +20,18 @@ export type {
   UnionServerExit,
   UnmountOptions,
 } from './types.js';
+export {
+  isOpaque,
+  isOverlayXattr,
+  isWhiteout,
+  makeWhiteout,
+  markOpaque,
+  type OciEntry,
+  OPAQUE_XATTR,
+  ociWhiteoutName,
+  parseOciName,
+  REDIRECT_XATTR,
+  redirectOf,
+  WHITEOUT_OPAQUE,
+  WHITEOUT_PREFIX,
+} from './whiteout.js';

@@ -252,12 +252,7 @@ function send(devFd: number, req: Request, out: Reply, error: number, debug?: bo
   }
 }
 
-function connection(
-  shared: Int32Array,
-  devFd: number,
-  yieldReader: () => void,
-  debug?: boolean,
-): Connection {
+function connection(shared: Int32Array, devFd: number, yieldReader: () => void, debug?: boolean): Connection {
   const flags = (shared[S_FLAGS_LO] >>> 0) + (shared[S_FLAGS_HI] >>> 0) * TWO32;
   return {
     minor: shared[S_MINOR],

@@ -232,7 +232,8 @@ export function copyUp(u: Union, i: number, data = true, early?: EarlyAnswer): n
       ((copy: number) => {
         nodes.set(i, N.TOP, 0);
         // A copy with no file capabilities says so without the lock (ops-entry.ts).
-        if (rawFgetxattr(copy, CAPABILITY, null) === -ENODATA) nodes.set(i, N.FLAGS, nodes.flags(i) | NF.CLEAN);
+        if (rawFgetxattr(copy, CAPABILITY, null) === -ENODATA)
+          nodes.set(i, N.FLAGS, nodes.flags(i) | NF.CLEAN);
         const e = early(copy);
         if (e < 0) nodes.set(i, N.TOP, top);
         return e;

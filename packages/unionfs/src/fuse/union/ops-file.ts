@@ -151,7 +151,8 @@ export const open: Op = (u, req, out) => {
     const r = copyUp(u, i, !(flags & O_TRUNC), early);
     if (opened >= 0) {
       Atomics.and(u.fdState, opened, ~FD.SYNCING);
-      if (r < 0) process.stderr.write(`corral fuse: a copy-up failed after its open was answered: errno ${-r}\n`);
+      if (r < 0)
+        process.stderr.write(`corral fuse: a copy-up failed after its open was answered: errno ${-r}\n`);
       return NO_REPLY;
     }
     if (r < 0) return -r;
