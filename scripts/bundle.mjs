@@ -299,7 +299,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const [entry, out] = pair.split('=');
     // An entry the package does not have (yet, or any more: a dist file left by an older build
     // whose source is gone) is skipped: a package's build lists its processes.
-    const source = entry.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts');
+    const source = entry.replace(/(^|\/)dist\//, '$1src/').replace(/\.js$/, '.ts');
     if (existsSync(entry) && (source === entry || existsSync(source)))
       await bundleOne(resolve(entry), resolve(out));
   }

@@ -181,6 +181,11 @@ export type { MountCreateOptions };
  * it never falls back to running the command on this machine's data root.
  */
 export class RemoteUnsupported extends Error {
+  /** Also one thrown by the remote client's own bundle (scripts/bundle.mjs): by its name. */
+  static override [Symbol.hasInstance](x: unknown): x is RemoteUnsupported {
+    return x instanceof Error && x.name === 'RemoteUnsupported';
+  }
+
   constructor(what: string, why?: string) {
     super(`${what} is not supported with --host (remote mode)${why ? `: ${why}` : ''}`);
     this.name = 'RemoteUnsupported';

@@ -1,7 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCorral } from '@corral/testkit';
-import { afterAll, describe, expect, it } from 'vitest';
+import { corralBin, runCorral, tempDir } from '@corral/testkit';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { alive, Sandbox, until } from './helpers.js';
 
 // The read-only commands open the engine cheaply (issue 15): `ps` reclaims what interrupted
@@ -43,6 +44,59 @@ describe('quick opens of the data root', () => {
     expect((await ok(['ps', '-q', '--no-trunc'])).out.split('\n')).not.toContain(id);
     // ps reclaims what the dead keeper left (the root's mount), as every command does.
     expect(s.mounts().filter((l) => l.includes(id))).toEqual([]);
+    await ok(['rm', id]);
+  });
+
+  it('ps and images read the root without the Engine; ps opens it when there is something to reclaim', async () => {
+    // A preload that names the bundles of the Engine or the remote client the CLI loads.
+    const dir = tempDir('cli-hook');
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const hook = join(dir, 'hook.cjs');
+    writeFileSync(
+      hook,
+      `const M = require('node:module'); const load = M._load;
+M._load = function (req, ...a) {
+  const m = /bundle\\/(engine|remote)\\.cjs$/.exec(req);
+  if (m) process.stderr.write('[bundle ' + m[1] + ']\\n');
+  return load.call(this, req, ...a);
+};`,
+    );
+    const cli = (args: string[]) => {
+      const r = spawnSync(process.execPath, ['-r', hook, '--', corralBin, '--root', s.root, ...args], {
+        encoding: 'utf8',
+      });
+      const bundles = [...r.stderr.matchAll(/\[bundle (\w+)\]/g)].map((m) => m[1]);
+      return { status: r.status, out: r.stdout, err: r.stderr.replace(/\[bundle \w+\]\n/g, ''), bundles };
+    };
+    const id = (await ok(['run', '-d', '--network', 'none', '--name', 'listed', 'busybox', 'true'])).out;
+    await until(
+      () => record(id).state.watcherPid === undefined || !alive(record(id).state.watcherPid!),
+      'its keeper to end',
+    );
+    let r = cli(['ps', '-a']);
+    expect(r.status, r.err).toBe(0);
+    expect(r.out).toMatch(/Exited \(0\) .* listed/);
+    expect(r.bundles).toEqual([]);
+    r = cli(['images']);
+    expect(r.out).toMatch(/^busybox +latest/m);
+    expect(r.bundles).toEqual([]);
+    // What a writer SIGKILLed before its rename left: the Engine's reclaim removes it at ps.
+    const ended = spawn('true');
+    await new Promise((done) => ended.on('exit', done));
+    const temp = join(s.root, 'containers', id, `container.json.${ended.pid}.tmp`);
+    writeFileSync(temp, '{');
+    r = cli(['ps', '-a']);
+    expect(r.bundles).toEqual(['engine']);
+    expect(r.out).toMatch(/listed/);
+    expect(existsSync(temp)).toBe(false);
+    expect(cli(['ps', '-a']).bundles).toEqual([]);
+    // The Engine's bundle fails as the CLI's own code does (its errors are CorralErrors here).
+    writeFileSync(temp, '{');
+    r = cli(['ps', '--filter', 'bogus=1']);
+    expect(r.bundles).toEqual(['engine']);
+    expect([r.status, r.err]).toEqual([1, "corral: invalid filter 'bogus'\n"]);
+    // ps -s opens it for the sizes.
+    expect(cli(['ps', '-a', '-s']).bundles).toEqual(['engine']);
     await ok(['rm', id]);
   });
 });

@@ -19,6 +19,7 @@ import {
   runAttached,
 } from './attach.js';
 import { changedConfig } from './changes.js';
+import { type ContainerSummary, type ListOptions, listContainers } from './container-list.js';
 import { EngineContext, type EngineOptions } from './context.js';
 import { type CreateContainerOptions, checkTimeout, createContainer } from './create.js';
 import { startDetached } from './detached.js';
@@ -26,11 +27,9 @@ import { EngineError, engineOp, onFullDisk } from './errors.js';
 import type { EngineEvent, ReadEventsOptions } from './events.js';
 import {
   type ContainerFilters,
-  containerMatcher,
   containerSize,
   type DiskUsage,
   diskUsage,
-  filtersImplyAll,
   pruneContainers,
 } from './housekeeping.js';
 import { EngineImages } from './images.js';
@@ -55,28 +54,12 @@ import { reclaimAbandoned, reclaimDue, reclaimNetworks, reclaimUnkept } from './
 import type { ContainerRecord } from './records.js';
 import { cgroupPathOf } from './spec.js';
 import { readStats, type StatsSample, type StatsStreamOptions, statsStream } from './stats.js';
-import { describeStatus } from './status.js';
 import { type SystemCheckResult, systemCheck } from './system-check.js';
 import { EngineVolumes } from './volumes.js';
 
 const ETC_FILES = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
 
-/** A container's summary for `ps`. */
-export interface ContainerSummary {
-  id: string;
-  name: string;
-  image: string;
-  command: string;
-  created: string;
-  status: string;
-  state: ContainerRecord['state']['status'];
-  exitCode: number | null;
-  /** Ports published while it runs. */
-  ports: PortMapping[];
-  labels: Record<string, string>;
-  /** Its binds, volumes and --mount tmpfs mounts (Docker's Mounts). */
-  mounts: MountView[];
-}
+export type { ContainerSummary };
 
 /**
  * Containers and images as users know them: every command of the CLI (and every endpoint of
@@ -209,41 +192,9 @@ export class Engine {
     return getRecord(this.#ctx, ref);
   }
 
-  /**
-   * docker ps with Docker's filters (id, name, status, exited, ancestor, label, before, since);
-   * a status or exited filter includes containers that are not running, as `-a` does.
-   */
-  list(options: { all?: boolean; filters?: ContainerFilters } = {}): ContainerSummary[] {
-    const filters = options.filters ?? {};
-    const match = containerMatcher(this.#ctx, filters);
-    const all = options.all || filtersImplyAll(filters);
-    const out: ContainerSummary[] = [];
-    for (const id of this.#ctx.records.ids()) {
-      if (!this.#ctx.records.read(id)) continue;
-      let r: ContainerRecord;
-      try {
-        r = getRecord(this.#ctx, id);
-      } catch {
-        continue; // removed meanwhile
-      }
-      // Docker's ps lists a container in its restart back-off with the running ones.
-      if (!all && r.state.status !== 'running' && !r.state.restarting) continue;
-      if (!match(r)) continue;
-      out.push({
-        id: r.id,
-        name: r.name,
-        image: r.image,
-        command: r.config.cmd.join(' '),
-        created: r.created,
-        status: describeStatus(r),
-        state: r.state.status,
-        exitCode: r.state.exitCode,
-        ports: r.state.status === 'running' ? portsOf(this.#ctx, r) : [],
-        labels: r.config.labels ?? {},
-        mounts: mountViews(this.#ctx, r),
-      });
-    }
-    return out.sort((a, b) => b.created.localeCompare(a.created));
+  /** docker ps with Docker's filters: see listContainers. */
+  list(options: ListOptions = {}): ContainerSummary[] {
+    return listContainers(this.#ctx, (ref) => getRecord(this.#ctx, ref), options);
   }
 
   /** docker ps -s: bytes of the container's writable layer, and with its image's. */

@@ -26,9 +26,12 @@ export function labelsMatch(labels: Record<string, string>, wanted: readonly str
   });
 }
 
-/** A test of records against `filters`, checked first: an unknown key or value is an error. */
+/**
+ * A test of records against `filters`, checked first: an unknown key or value is an error.
+ * `get` finds the container a before/since filter names.
+ */
 export function containerMatcher(
-  ctx: EngineContext,
+  get: (ref: string) => ContainerRecord,
   filters: ContainerFilters,
 ): (r: ContainerRecord) => boolean {
   for (const [k, values] of Object.entries(filters)) {
@@ -42,7 +45,7 @@ export function containerMatcher(
         if (!/^-?\d+$/.test(v))
           throw new EngineError('InvalidArgument', `invalid filter 'exited=${v}': an exit code`);
   }
-  const created = (ref: string) => Date.parse(getRecord(ctx, ref).created);
+  const created = (ref: string) => Date.parse(get(ref).created);
   const before = filters.before?.map(created);
   const since = filters.since?.map(created);
   const any = (k: string, test: (v: string) => boolean) => !filters[k]?.length || filters[k].some(test);

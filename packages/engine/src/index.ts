@@ -43,6 +43,7 @@ export { copyFromContainer, copyToContainer } from './archive/index.js';
 export type { AttachOptions, ExecOptions, ProcessHandle, RunExtras, StdioTarget } from './attach.js';
 export { detachedHandle } from './attach.js';
 export { applyChanges, splitWords } from './changes.js';
+export type { ListOptions } from './container-list.js';
 export { defaultRoot, type EngineOptions, type RegistrySettings, type ResidentOptions } from './context.js';
 export { type CreateContainerOptions, checkEnv, parseSecurityOpts } from './create.js';
 export { keepLogin, registryAuthHeader } from './credentials.js';
@@ -66,6 +67,7 @@ export type { ContainerFilters, DiskUsage } from './housekeeping.js';
 export type { EngineImages, RegistryAuth } from './images.js';
 export type { KeeperPoolStatus } from './keeper-pool.js';
 export type { KeptStdin } from './keeper-stdin.js';
+export { type Listing, openListing } from './listing.js';
 export { entryBytes, type LogEntry, type ReadLogsOptions } from './logs.js';
 export {
   checkVolumeName,

@@ -81,7 +81,7 @@ export function runningRecord(ctx: EngineContext, ref: string): ContainerRecord 
 }
 
 /** The record names a storage server (the fuse driver) that is no longer that process. */
-function storageServerGone(r: ContainerRecord): boolean {
+export function storageServerGone(r: ContainerRecord): boolean {
   const pid = r.state.storagePid;
   return pid !== undefined && procStartTime(pid) !== r.state.storageStartTime;
 }

@@ -191,7 +191,7 @@ export function ociMounts(ctx: EngineContext, r: ContainerRecord, rootfs: string
 }
 
 /** Docker's inspect `Mounts` of a container (tmpfs from --tmpfs is not listed, as in Docker). */
-export function mountViews(ctx: EngineContext, r: ContainerRecord): MountView[] {
+export function mountViews(ctx: Pick<EngineContext, 'root'>, r: ContainerRecord): MountView[] {
   const store = new VolumeStore(ctx.root);
   return (r.hostConfig.mounts ?? [])
     .filter((m) => m.origin !== 'tmpfs')

@@ -4,6 +4,7 @@
 // next opens the data root). Both front-ends get all of it through the Engine's methods.
 import { readdirSync, readFileSync, writeSync } from 'node:fs';
 import {
+  attachmentsIn,
   DEFAULT_NETWORK,
   type HostsEntry,
   hostnameFile,
@@ -31,9 +32,10 @@ export function netOwner(r: ContainerRecord): string {
 }
 
 /** The ports published for a container while it runs (resolved: no host port 0). */
-export function portsOf(ctx: EngineContext, r: ContainerRecord): PortMapping[] {
+export function portsOf(ctx: Pick<EngineContext, 'root'>, r: ContainerRecord): PortMapping[] {
   if (!r.hostConfig.network || r.hostConfig.network.mode === 'host') return [];
-  return ctx.net.attachments({ containerId: netOwner(r) }).flatMap((a) => a.ports);
+  // Read from the files (as ctx.net.attachments does), without making the network manager.
+  return attachmentsIn(`${ctx.root}/network`, { containerId: netOwner(r) }).flatMap((a) => a.ports);
 }
 
 const readHostFile = (path: string) => {

@@ -1,10 +1,13 @@
 import { rmSync } from 'node:fs';
-import { isMountPoint, procStartTime } from '@corral/sys';
+import { join } from 'node:path';
+import { containersIn } from '@corral/network';
+import { runtimeStates } from '@corral/runtime';
+import { isMountPoint, procStartTime, readMountInfo } from '@corral/sys';
 import type { EngineContext } from './context.js';
-import { discard, keeperAlive, reconcile } from './lifecycle.js';
+import { discard, keeperAlive, reconcile, storageServerGone } from './lifecycle.js';
 import { reconcileNetworks } from './network.js';
-import type { ContainerRecord } from './records.js';
-import { sweepTrash } from './trash.js';
+import type { ContainerRecord, RecordStore } from './records.js';
+import { abandonedTrash, sweepTrash } from './trash.js';
 
 /**
  * Removes the `--rm` containers whose attached run died before its container did (SIGKILLed
@@ -106,6 +109,51 @@ export function reclaimDue(ctx: EngineContext): boolean {
     if (status !== 'running' && status !== 'created') return true;
     if (owner && procStartTime(owner.pid) !== owner.startTime) return true;
     if (watcherPid !== undefined && !keeperAlive(r)) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether Engine.open's reclaim (reclaimAbandoned, reclaimUnkept, reclaimNetworks) or a
+ * listing's reconcile would find anything to do, found from files and /proc alone, without
+ * the runtime, the network manager or the union code: a listing (`corral ps`, listing.ts)
+ * opens the whole Engine only then. Each test below is the condition under which one of those
+ * acts; a damaged record is skipped as they skip it.
+ */
+export function reclaimWanted(root: string, records: RecordStore): boolean {
+  if (abandonedTrash(records.containers).length) return true;
+  const held = new Set(runtimeStates(join(root, 'runtime')));
+  let mounted: Set<string> | undefined;
+  const isMounted = (path: string) => {
+    mounted ??= new Set(readMountInfo().map((m) => m.mountPoint));
+    return mounted.has(path);
+  };
+  for (const id of records.ids()) {
+    if (records.staleTemps(id).length) return true;
+    const r = records.peek(id);
+    if (!r) continue;
+    const { status, restarting, owner, watcherPid } = r.state;
+    // reconcile: a storage server or a keeper that died under a running container.
+    if (status === 'running' && storageServerGone(r)) return true;
+    const kept = keeperAlive(r);
+    if ((status === 'running' || restarting) && !kept) return true;
+    // reclaimAbandoned: an --rm container whose run died (and that no longer runs).
+    const running = status === 'running' || restarting;
+    if (r.hostConfig.autoRemove && !running && owner && procStartTime(owner.pid) !== owner.startTime)
+      return true;
+    // reclaimUnkept: what a keeper that died (or a launch cut short) left: runtime state, the
+    // root's mount, an --rm record.
+    if (watcherPid === undefined || running || (kept && !launchAbandoned(r))) continue;
+    if (status === 'exited' && r.hostConfig.autoRemove) return true;
+    if (held.has(id) || isMounted(join(records.dir(id), 'rootfs'))) return true;
+  }
+  // reclaimNetworks: the network of a container that no longer runs, or no longer exists.
+  for (const id of containersIn(`${root}/network`)) {
+    const r = records.peek(id);
+    if (r === undefined) continue;
+    const owner = r?.state.networkOwner;
+    if (r && owner && procStartTime(owner.pid) === owner.startTime) continue;
+    if (r?.state.status !== 'running') return true;
   }
   return false;
 }

@@ -46,18 +46,24 @@ export function emptyTrashDir(path: string): void {
   }
 }
 
-/** Deletes what is in the trash and has no living owner: what killed processes left there. */
-export function sweepTrash(containers: string): void {
+/** What is in the trash and has no living owner (what killed processes left there): its paths. */
+export function abandonedTrash(containers: string): string[] {
   const trash = trashOf(containers);
   let entries: string[];
   try {
     entries = readdirSync(trash);
   } catch {
-    return; // no trash yet
+    return []; // no trash yet
   }
-  for (const e of entries) {
-    const [, pid, start] = /\.(\d+)\.(\d+)$/.exec(e) ?? [];
-    if (pid && procStartTime(Number(pid)) === Number(start)) continue; // its owner deletes it
-    emptyTrashDir(join(trash, e));
-  }
+  return entries
+    .filter((e) => {
+      const [, pid, start] = /\.(\d+)\.(\d+)$/.exec(e) ?? [];
+      return !(pid && procStartTime(Number(pid)) === Number(start)); // else its owner deletes it
+    })
+    .map((e) => join(trash, e));
+}
+
+/** Deletes what is in the trash and has no living owner: what killed processes left there. */
+export function sweepTrash(containers: string): void {
+  for (const path of abandonedTrash(containers)) emptyTrashDir(path);
 }

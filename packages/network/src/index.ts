@@ -13,6 +13,7 @@ export type { NetworkDriver } from './driver.js';
 export { CniPluginError, MissingPluginError, NetworkError, type NetworkErrorKind } from './errors.js';
 export { DEFAULT_DNS, type HostsEntry, hostnameFile, hostsFile, resolvConf } from './etc.js';
 export { GUARD_COMMENT, pruneSharedChains, ruleset, sweepOrphanBridges } from './host.js';
+export { attachmentsIn, containersIn } from './kept.js';
 export { DEFAULT_SWITCHES, NetworkManager, type NetworkManagerOptions } from './manager.js';
 export { NetnsDir } from './netns.js';
 export { formatPorts, parsePort, resolvePorts } from './ports.js';

@@ -3,7 +3,7 @@ import { bridgeConflist } from './cni/conflist.js';
 import { CniDriver } from './cni/driver.js';
 import type { NetworkDriver } from './driver.js';
 import { NetworkError } from './errors.js';
-import { entries, join, jsonName, readJson, writeJson } from './files.js';
+import { join, jsonName, readJson, writeJson } from './files.js';
 import {
   enableIpForward,
   ensureBridgeLink,
@@ -12,6 +12,7 @@ import {
   pruneSharedChains,
   removeBridge,
 } from './host.js';
+import { attachmentsIn, containersIn } from './kept.js';
 import { withLock } from './lock.js';
 import { NetnsDir } from './netns.js';
 import { resolvePorts } from './ports.js';
@@ -129,15 +130,7 @@ export class NetworkManager {
 
   /** A network's attachments, or every attachment of a container, or all. */
   attachments(filter: { containerId?: string; networkId?: string } = {}): Attachment[] {
-    const ids = filter.containerId ? [filter.containerId] : entries(this.attDir);
-    const out: Attachment[] = [];
-    for (const id of ids) {
-      for (const f of entries(join(this.attDir, id))) {
-        const a = readJson<Attachment>(join(this.attDir, id, f));
-        if (a && (!filter.networkId || a.networkId === filter.networkId)) out.push(a);
-      }
-    }
-    return out;
+    return attachmentsIn(this.root, filter);
   }
 
   /** The other containers of a network, for /etc/hosts: name, aliases and address. */
@@ -335,7 +328,7 @@ export class NetworkManager {
 
   /** The ids of every container that has something here (a namespace, an attachment). */
   knownContainers(): string[] {
-    return [...new Set([...entries(this.attDir), ...this.netns.list()])];
+    return containersIn(this.root);
   }
 }
 

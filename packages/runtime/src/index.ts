@@ -14,6 +14,7 @@ export {
   type OciStatus,
   Runtime,
   RuntimeError,
+  runtimeStates,
 } from './runtime.js';
 export {
   compileProfile,

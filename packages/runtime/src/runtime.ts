@@ -88,6 +88,18 @@ export interface CreateOptions {
  * wait for it, or may exit and leave it parked (its subreaper then reaps it); any process can
  * start, inspect, signal and delete the container through the state.
  */
+/**
+ * The ids of the containers whose state a runtime rooted at `root` keeps (Runtime.list without
+ * a Runtime: for a listing's check of what a reclaim would release).
+ */
+export function runtimeStates(root: string): string[] {
+  try {
+    return readdirSync(root).filter((d) => existsSync(join(root, d, 'state.json')));
+  } catch {
+    return [];
+  }
+}
+
 export class Runtime {
   readonly root: string;
   /** The node binary that runs inits and exec helpers (this process's unless given). */
@@ -354,11 +366,7 @@ export class Runtime {
 
   /** The ids of the containers this runtime knows. */
   list(): string[] {
-    try {
-      return readdirSync(this.root).filter((d) => existsSync(join(this.root, d, 'state.json')));
-    } catch {
-      return [];
-    }
+    return runtimeStates(this.root);
   }
 
   /** Sends a signal to the container's init (through a pidfd, never to a recycled PID). */

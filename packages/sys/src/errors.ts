@@ -67,8 +67,15 @@ export type ErrorKind =
  */
 export type Repair = 'system-check';
 
+/** Marks a CorralError of any copy of this class (see CorralError's hasInstance). */
+const BRAND = Symbol.for('corral.CorralError');
+
 /** The one base of the errors corral's libraries throw on purpose (engine, runtime). */
 export class CorralError extends Error {
+  get [BRAND](): boolean {
+    return true;
+  }
+
   readonly kind: ErrorKind;
   /** Set when the failure needs a repair of the stored state (see Repair). */
   readonly repair?: Repair;
@@ -79,3 +86,13 @@ export class CorralError extends Error {
     if (options.repair) this.repair = options.repair;
   }
 }
+
+// `e instanceof CorralError` also for an error of another copy of this class: a process may
+// load two bundles of corral's packages (the CLI's listing, and the Engine it opens for a
+// reclaim: issue 15). Subclasses (EngineError) are tested as any class is.
+Object.defineProperty(CorralError, Symbol.hasInstance, {
+  value(this: new (...a: never[]) => unknown, x: unknown): boolean {
+    if (this !== CorralError) return Function.prototype[Symbol.hasInstance].call(this, x);
+    return typeof x === 'object' && x !== null && (x as { [BRAND]?: boolean })[BRAND] === true;
+  },
+});

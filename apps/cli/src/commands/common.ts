@@ -1,4 +1,4 @@
-import { Engine, type RegistrySettings } from '@corral/engine';
+import { Engine, openListing, type RegistrySettings } from '@corral/engine';
 import { type Context, type ParsedArgs, UsageError } from '../args.js';
 import type { Backend } from '../backend.js';
 
@@ -14,6 +14,19 @@ export async function engine(ctx: Context, registry?: RegistrySettings, open?: O
     network: ctx.network,
     reclaim: open?.reclaim,
   });
+}
+
+/** What the listings (`ps`, `images`) ask of an engine. */
+export type ListingBackend = Pick<Backend, 'list' | 'size'> & { images: Pick<Backend['images'], 'list'> };
+
+/**
+ * The engine for a listing: corrald's with `--host`; else the engine's listing, which reads the
+ * data root without loading the whole Engine (and opens it, with its reclaim, when the root
+ * holds something to reclaim): see openListing.
+ */
+export async function listing(ctx: Context, open?: OpenMode): Promise<ListingBackend> {
+  if (ctx.host) return remoteEngine(ctx.host, ctx);
+  return openListing({ root: ctx.root, network: ctx.network, reclaim: open?.reclaim });
 }
 
 /**

@@ -3,7 +3,7 @@ import { type Command, UsageError } from '../args.js';
 import { ago, quoteCommand, table } from '../format.js';
 import { println } from '../print.js';
 import { HEADERS, isTemplate, psRow, renderRows } from '../templated.js';
-import { bool, engine, int, list, str } from './common.js';
+import { bool, int, type ListingBackend, list, listing, str } from './common.js';
 
 /** `--filter k=v` flags grouped by key (Docker's form); the engine checks the keys. */
 export function filterFlags(values: readonly string[]): Record<string, string[]> {
@@ -66,8 +66,8 @@ export const ps: Command = {
   args: { min: 0, max: 0 },
   async run(a, ctx) {
     // A full reclaim, as every command's: what a dead run left (trash, mounts, a network) goes
-    // at the next command, a listing too.
-    const e = await engine(ctx);
+    // at the next command, a listing too (the listing opens the Engine for it when needed).
+    const e = await listing(ctx);
     const last = bool(a, 'latest') ? 1 : int(a, 'last');
     let rows: ContainerSummary[] = await e.list({
       all: bool(a, 'all') || (last !== undefined && last > 0),
@@ -114,7 +114,7 @@ export const ps: Command = {
   },
 };
 
-async function sizeOf(e: Awaited<ReturnType<typeof engine>>, id: string) {
+async function sizeOf(e: ListingBackend, id: string) {
   try {
     return await e.size(id);
   } catch {

@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { ImageError } from '../errors.js';
 import { canonicalConfigJson } from './canonical.js';
@@ -18,9 +17,10 @@ import { Holds, type ImageUser } from './holds.js';
 import { type HistoryRow, historyRows, inspectImage } from './inspect.js';
 import { LayerStore, type LayerToUnpack, type LayerUnpacker } from './layer-store.js';
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES } from './limits.js';
+import { imageRecords, listImages } from './listing.js';
 import { checkStore } from './maintenance.js';
 import { parseManifest } from './manifest-check.js';
-import { familiarName, normalizeReference, parseReference } from './reference.js';
+import { normalizeReference, parseReference } from './reference.js';
 import { RefStore } from './refs.js';
 import { Removal } from './removal.js';
 import { isPrivateOrMissing, privateDir, privateFiles } from './state-dir.js';
@@ -177,13 +177,7 @@ export class ImageStore {
 
   /** Every image record, those removed while containers still use them too (see `removed`). */
   records(): ImageRecord[] {
-    const out: ImageRecord[] = [];
-    for (const n of fs.readdirSync(this.imagesDir)) {
-      if (!/^[a-f0-9]{64}\.json$/.test(n)) continue;
-      const r = readJsonFile<ImageRecord>(join(this.imagesDir, n));
-      if (r) out.push(r);
-    }
-    return out;
+    return imageRecords(this.imagesDir);
   }
 
   /**
@@ -438,17 +432,7 @@ export class ImageStore {
 
   /** Rows for `images`: one per image with its short names. */
   list(): ImageSummary[] {
-    const refs = Object.entries(this.refs.read());
-    return this.records()
-      .filter((r) => !r.removed)
-      .map((r) => ({
-        id: r.id,
-        manifestDigest: r.manifestDigest,
-        repoTags: refs.filter(([, d]) => d === r.manifestDigest).map(([n]) => familiarName(n)),
-        created: r.created,
-        size: r.layers.reduce((s, l) => s + this.layerSize(l), 0),
-      }))
-      .sort((a, b) => (b.created ?? '').localeCompare(a.created ?? ''));
+    return listImages(this.root);
   }
 
   private layerSize(l: LayerRecord): number {

@@ -54,6 +54,11 @@ async function syncfsOf(path: string): Promise<void> {
  * l/ is 0700: a layer holds the image's setuid binaries and private files, and only root
  * (which mounts the overlays) may reach them.
  */
+/** The file of a layer's record (LayerMeta) in the store at `storeRoot`. */
+export function layerMetaPath(storeRoot: string, diffId: string): string {
+  return join(storeRoot, 'layers', `${digestHex(diffId)}.json`);
+}
+
 export class LayerStore {
   /** l/: the unpacked layers. */
   readonly root: string;
@@ -61,7 +66,7 @@ export class LayerStore {
   readonly metaDir: string;
 
   constructor(
-    storeRoot: string,
+    private readonly storeRoot: string,
     private readonly content: ContentStore,
     private readonly lock: (name: string) => Promise<Release>,
   ) {
@@ -76,7 +81,7 @@ export class LayerStore {
   }
 
   private metaPath(diffId: string): string {
-    return join(this.metaDir, `${digestHex(diffId)}.json`);
+    return layerMetaPath(this.storeRoot, diffId);
   }
 
   /** Where a layer's record is (layers/<hex>.json). */

@@ -1,0 +1,74 @@
+// `docker ps`'s rows: one function for the Engine and for the listing that `corral ps` opens
+// without it (listing.ts), which differ only in how a record is read (the Engine brings a
+// record whose keeper died up to date first; the listing runs only when none needs it).
+import type { PortMapping } from '@corral/network';
+import type { EngineContext } from './context.js';
+import { type ContainerFilters, containerMatcher, filtersImplyAll } from './housekeeping.js';
+import { type MountView, mountViews } from './mounts.js';
+import { portsOf } from './network.js';
+import type { ContainerRecord, RecordStore } from './records.js';
+import { describeStatus } from './status.js';
+
+/** A container's summary for `ps`. */
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  image: string;
+  command: string;
+  created: string;
+  status: string;
+  state: ContainerRecord['state']['status'];
+  exitCode: number | null;
+  /** Ports published while it runs. */
+  ports: PortMapping[];
+  labels: Record<string, string>;
+  /** Its binds, volumes and --mount tmpfs mounts (Docker's Mounts). */
+  mounts: MountView[];
+}
+
+export interface ListOptions {
+  all?: boolean;
+  filters?: ContainerFilters;
+}
+
+/**
+ * docker ps with Docker's filters (id, name, status, exited, ancestor, label, before, since);
+ * a status or exited filter includes containers that are not running, as `-a` does. `get`
+ * reads a container by id or name (NotFound once it is gone).
+ */
+export function listContainers(
+  ctx: Pick<EngineContext, 'root'> & { records: RecordStore },
+  get: (ref: string) => ContainerRecord,
+  options: ListOptions = {},
+): ContainerSummary[] {
+  const filters = options.filters ?? {};
+  const match = containerMatcher(get, filters);
+  const all = options.all || filtersImplyAll(filters);
+  const out: ContainerSummary[] = [];
+  for (const id of ctx.records.ids()) {
+    if (!ctx.records.read(id)) continue;
+    let r: ContainerRecord;
+    try {
+      r = get(id);
+    } catch {
+      continue; // removed meanwhile
+    }
+    // Docker's ps lists a container in its restart back-off with the running ones.
+    if (!all && r.state.status !== 'running' && !r.state.restarting) continue;
+    if (!match(r)) continue;
+    out.push({
+      id: r.id,
+      name: r.name,
+      image: r.image,
+      command: r.config.cmd.join(' '),
+      created: r.created,
+      status: describeStatus(r),
+      state: r.state.status,
+      exitCode: r.state.exitCode,
+      ports: r.state.status === 'running' ? portsOf(ctx, r) : [],
+      labels: r.config.labels ?? {},
+      mounts: mountViews(ctx, r),
+    });
+  }
+  return out.sort((a, b) => b.created.localeCompare(a.created));
+}

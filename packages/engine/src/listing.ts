@@ -1,0 +1,57 @@
+// The listings (`corral ps`, `corral images`) without the Engine (issue 15): an Engine brings
+// the code of every command (runtime, unions, networks, archives), which a command that only
+// reads records would load and evaluate at each start. A listing reads the container records
+// and the image store's files; when the data root holds anything Engine.open's reclaim would
+// release (reclaimWanted), or a record a listing would have to bring up to date, it opens the
+// whole Engine instead, which reclaims as every command does, and lists through it.
+import { join, resolve } from 'node:path';
+import { type ImageSummary, listImages, privateDir } from '@corral/image';
+import { type ContainerSummary, type ListOptions, listContainers } from './container-list.js';
+import { defaultRoot, type EngineOptions } from './context.js';
+import type { Engine } from './engine.js';
+import { engineSync } from './errors.js';
+import { reclaimWanted } from './reclaim.js';
+import { RecordStore } from './records.js';
+
+/** What the listings ask of an engine: the Engine has these too. */
+export interface Listing {
+  list(options?: ListOptions): ContainerSummary[];
+  /** `ps -s`: opens the Engine (its storage code) on first use. */
+  size(ref: string): Promise<{ rw: number; rootFs: number }>;
+  images: { list(): ImageSummary[] };
+}
+
+/**
+ * A listing of the data root `options` name. `reclaim` as for Engine.open: with 'always' (the
+ * default) the Engine is opened when a reclaim is wanted; with 'never' the listing always reads
+ * alone. Options only an Engine can honour (network switches to keep, a resident front-end)
+ * open the Engine.
+ */
+export async function openListing(options: EngineOptions = {}): Promise<Listing> {
+  const open = async (o: EngineOptions) => {
+    const { Engine } = await import('./engine.js');
+    return Engine.open(o);
+  };
+  if (options.resident || Object.values(options.network ?? {}).some((v) => v !== undefined))
+    return wrap(await open(options));
+  const root = resolve(options.root ?? defaultRoot());
+  // As the Engine makes them (a listing of a new root makes it): 0700, and the records' folders.
+  privateDir(root);
+  const records = new RecordStore(root);
+  if (options.reclaim !== 'never' && reclaimWanted(root, records)) return wrap(await open(options));
+  let engine: Promise<Engine> | undefined;
+  return {
+    list: (o) => listContainers({ root, records }, (ref) => records.resolve(ref), o),
+    size: async (ref) => {
+      // Nothing to reclaim was found a moment ago: the Engine need not look again.
+      engine ??= open({ ...options, reclaim: 'never' });
+      return (await engine).size(ref);
+    },
+    images: { list: () => engineSync(() => listImages(join(root, 'image'))) },
+  };
+}
+
+/** The Engine as a Listing (its size is synchronous). */
+function wrap(e: Engine): Listing {
+  return { list: (o) => e.list(o), size: async (ref) => e.size(ref), images: e.images };
+}

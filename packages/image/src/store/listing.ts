@@ -1,0 +1,46 @@
+// The image list read from a store's files, without an ImageStore: opening one tidies its
+// folders and brings the code of pulls, imports and removal, which `corral images` (issue 15)
+// neither needs nor should pay for at start. ImageStore.list is this same function.
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { readJsonFile } from './fsutil.js';
+import { type LayerMeta, layerMetaPath } from './layer-store.js';
+import { familiarName } from './reference.js';
+import type { ImageRecord, ImageSummary, LayerRecord } from './types.js';
+
+/** The image records in a store's images/ folder (none when the store has no such folder yet). */
+export function imageRecords(imagesDir: string): ImageRecord[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(imagesDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const out: ImageRecord[] = [];
+  for (const n of names) {
+    if (!/^[a-f0-9]{64}\.json$/.test(n)) continue;
+    const r = readJsonFile<ImageRecord>(join(imagesDir, n));
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+/** `docker images` of the store at `root`: newest first, each with its short names and size. */
+export function listImages(root: string): ImageSummary[] {
+  const refs = Object.entries(
+    readJsonFile<{ refs: Record<string, string> }>(join(root, 'refs.json'))?.refs ?? {},
+  );
+  const layerSize = (l: LayerRecord) =>
+    readJsonFile<LayerMeta>(layerMetaPath(root, l.diffId))?.size ?? l.size;
+  return imageRecords(join(root, 'images'))
+    .filter((r) => !r.removed)
+    .map((r) => ({
+      id: r.id,
+      manifestDigest: r.manifestDigest,
+      repoTags: refs.filter(([, d]) => d === r.manifestDigest).map(([n]) => familiarName(n)),
+      created: r.created,
+      size: r.layers.reduce((s, l) => s + layerSize(l), 0),
+    }))
+    .sort((a, b) => (b.created ?? '').localeCompare(a.created ?? ''));
+}
