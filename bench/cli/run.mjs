@@ -7,9 +7,9 @@
 // Then a CPU profile (node --cpu-prof) of each corral command with its top costs named.
 // Results: bench/results/cli.json and bench/results/cli-profile.md.
 // corral runs as a shell runs it: the bin by its #! line, which starts Node without
-// NODE_EXTRA_CA_CERTS (bin/corral.cjs). `node -e 0` is timed in this process's environment (the
-// ratios' base: where the commands run) and without NODE_EXTRA_CA_CERTS (reported beside), since
-// Node parses that variable's file at every start.
+// NODE_EXTRA_CA_CERTS (bin/corral.cjs). `node -e 0` is timed without NODE_EXTRA_CA_CERTS (the
+// bare Node start: the ratios' base, wall and CPU time) and in this process's environment
+// (reported beside), since Node parses that variable's file at every start.
 // Run as root after `npm run build`: node bench/cli/run.mjs [ROUNDS] [COLD_RUNS]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -68,15 +68,13 @@ podmanOk = has('podman') && spawnSync(podman[0], [...podman.slice(1), 'load', '-
 
 const commands = [
   { name: NODE, argv: [process.execPath, '-e', '0'], group: 'start' },
-  ...(extraCa
-    ? [
-        {
-          name: NODE_BARE,
-          argv: ['env', '-u', 'NODE_EXTRA_CA_CERTS', process.execPath, '-e', '0'],
-          group: 'start',
-        },
-      ]
-    : []),
+  // Always measured: the floor the targets are set against (the same as `node -e 0` where the
+  // variable is unset).
+  {
+    name: NODE_BARE,
+    argv: ['env', '-u', 'NODE_EXTRA_CA_CERTS', process.execPath, '-e', '0'],
+    group: 'start',
+  },
   { name: 'corral --help', argv: [...corral, '--help'], group: 'start' },
   { name: 'corral version', argv: [...corral, 'version'], group: 'start' },
   { name: 'corral ps', argv: [...corral, 'ps', '-a'], group: 'start' },
@@ -156,9 +154,13 @@ const cold = measure(coldRuns, 1, ['--prepare', "sh -c 'sync; echo 3 > /proc/sys
 
 const ratios = (m) => {
   const r = {};
-  for (const base of [NODE, NODE_BARE])
+  // The bare Node start first: the honest floor (the bin starts Node without the variable).
+  for (const base of [NODE_BARE, NODE])
     for (const n of ['corral --help', 'corral version', 'corral ps', 'corral images'])
       if (m[n] && m[base]) r[`${n} / ${base}`] = m[n].median / m[base].median;
+  // CPU time (user + system), steadier than wall time on a shared machine.
+  for (const n of ['corral --help', 'corral version', 'corral ps', 'corral images'])
+    if (m[n] && m[NODE_BARE]) r[`${n} / ${NODE_BARE} (CPU)`] = m[n].cpuMean / m[NODE_BARE].cpuMean;
   const pairs = [
     // podman's default network would add a bridge and NAT rules to the host: not run here.
     ['corral run --rm', 'podman run --rm --network none'],
@@ -182,22 +184,49 @@ const bundleKind = (f) =>
         ? 'node (builtins, bootstrap, native)'
         : 'other';
 
-// The profile of each corral command: top self time by function, and by kind.
+// The profile of each corral command: top self time by function, and by kind, the mean of
+// PROFILE_RUNS runs (one run's shares move with the shared machine's load).
+const PROFILE_RUNS = 5;
 function profile(c) {
   const dir = join(tmp, `prof-${c.name.replace(/\W+/g, '-')}`);
   mkdirSync(dir);
   // The bin under node, in the environment its #! line gives it.
   const { NODE_EXTRA_CA_CERTS: _, ...env } = process.env;
-  spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, ...c.argv], { stdio: 'ignore', env });
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-  const p = JSON.parse(readFileSync(join(dir, file), 'utf8'));
-  const { sampledMs, ...top } = profileSummary(p, {
-    kindOf: bundleKind,
-    where: (u) => u.replace(/^.*\/(dist|lib)\//, ''),
-    kinds: 8,
-    functions: 12,
-  });
-  return { name: c.name, totalMs: sampledMs, ...top };
+  for (let i = 0; i < PROFILE_RUNS; i++)
+    spawnSync(
+      process.execPath,
+      ['--cpu-prof', '--cpu-prof-interval', '250', '--cpu-prof-dir', dir, ...c.argv],
+      {
+        stdio: 'ignore',
+        env,
+      },
+    );
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  const sum = { total: 0, kinds: new Map(), functions: new Map() };
+  for (const file of files) {
+    const p = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+    const one = profileSummary(p, {
+      kindOf: bundleKind,
+      where: (u) => u.replace(/^.*\/(dist|lib)\//, ''),
+      kinds: 100,
+      functions: 1000,
+    });
+    sum.total += one.sampledMs;
+    for (const k of ['kinds', 'functions'])
+      for (const x of one[k]) sum[k].set(x.name, (sum[k].get(x.name) ?? 0) + x.ms);
+  }
+  const mean = (m, n) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([name, ms]) => ({ name, ms: Math.round((ms / files.length) * 10) / 10 }));
+  return {
+    name: c.name,
+    runs: files.length,
+    totalMs: Math.round(sum.total / files.length),
+    kinds: mean(sum.kinds, 8),
+    functions: mean(sum.functions, 12),
+  };
 }
 const profiles = live.filter((c) => c.name.startsWith('corral')).map(profile);
 
@@ -208,7 +237,7 @@ const result = {
   coldRuns,
   load: { before: loadBefore, after: loadavg()[0] },
   nodeExtraCaCerts: extraCa ?? null,
-  ratiosAgainst: `${NODE} in this environment (NODE_EXTRA_CA_CERTS ${extraCa ? `=${extraCa}` : 'unset'}); also ${NODE_BARE}`,
+  ratiosAgainst: `${NODE_BARE} (the bare Node start, the targets' floor), wall and CPU; also ${NODE} in this environment (NODE_EXTRA_CA_CERTS ${extraCa ? `=${extraCa}` : 'unset'})`,
   docker: 'not measured: bench/runtime runs no dockerd either',
   errors,
   warm: { medians: warm, ratios: ratios(warm) },
@@ -223,7 +252,7 @@ const md = [
   '',
   `${result.date}, node ${process.version}, load ${loadBefore.toFixed(1)} → ${result.load.after.toFixed(1)} (bench/cli/run.mjs; numbers from bench/results/cli.json).`,
   '',
-  `NODE_EXTRA_CA_CERTS ${extraCa ? `is ${extraCa}` : 'is unset'} here: \`${NODE}\` runs with it (the environment the commands run in, the ratios' base); \`${NODE_BARE}\` without it. corral's bin starts Node without it.`,
+  `NODE_EXTRA_CA_CERTS ${extraCa ? `is ${extraCa}` : 'is unset'} here: \`${NODE}\` runs with it (the environment the commands run in); \`${NODE_BARE}\` without it, the ratios' base (the targets' floor). corral's bin starts Node without it.`,
   '',
   '| command | warm ms | cold ms |',
   '| --- | ---: | ---: |',
@@ -235,7 +264,7 @@ const md = [
     (k) => `| ${k} | ${result.warm.ratios[k].toFixed(2)}x | ${result.cold.ratios[k]?.toFixed(2) ?? '-'}x |`,
   ),
   '',
-  'Self time of one run of each command under `node --cpu-prof` (the profiler slows it: compare shares, not totals).',
+  `Self time of each command under \`node --cpu-prof\` (250 µs samples), the mean of ${PROFILE_RUNS} runs (the profiler slows it: compare shares, not totals).`,
   '',
 ];
 for (const p of profiles) {
