@@ -257,6 +257,7 @@ try {
           size: pool.size,
           hits: pool.hits - poolBefore.KeeperPool.hits,
           misses: pool.misses - poolBefore.KeeperPool.misses,
+          unready: (pool.unready ?? 0) - (poolBefore.KeeperPool.unready ?? 0),
         }
       : null;
 

@@ -112,6 +112,16 @@ describe('corrald --pool-size', () => {
     const niceOf = (pid: number) =>
       Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
     for (const pid of [...pool.keepers, ...pool.inits]) expect(niceOf(pid)).toBe(Math.min(19, own + 10));
+    // A keeper's session is an autogroup of its own, which the scheduler weighs as a whole
+    // against corrald's: the group is nicer too, or the threads' niceness counts for nothing.
+    const groupOf = (pid: number) =>
+      /^(\S+) nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'))!;
+    const ownGroup = groupOf(d.child.pid!);
+    for (const k of pool.keepers) {
+      expect(groupOf(k)[1]).not.toBe(ownGroup[1]);
+      expect(Number(groupOf(k)[2])).toBe(Math.min(19, Number(ownGroup[2]) + 10));
+    }
+    for (const i of pool.inits) expect(pool.keepers.map((k) => groupOf(k)[1])).toContain(groupOf(i)[1]);
     // The program (the pooled init's main thread, exec'd) and a child of it, as without a pool.
     const r = await d.docker([
       'run',
@@ -121,9 +131,9 @@ describe('corrald --pool-size', () => {
       'busybox',
       'sh',
       '-c',
-      'sed "s/.*) //" /proc/1/stat | cut -d" " -f17; awk "{print \\$19}" /proc/self/stat',
+      'sed "s/.*) //" /proc/1/stat | cut -d" " -f17; awk "{print \\$19}" /proc/self/stat; sed "s/.* nice //" /proc/1/autogroup',
     ]);
-    expect([r.status, r.stdout]).toEqual([0, `${own}\n${own}\n`]);
+    expect([r.status, r.stdout]).toEqual([0, `${own}\n${own}\n${ownGroup[2]}\n`]);
     expect((await d.api('GET', '/info')).json().KeeperPool.hits).toBe(1);
   });
 

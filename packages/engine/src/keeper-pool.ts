@@ -13,7 +13,7 @@
 // Parked keepers end when this process does, also when it is SIGKILLed: their control
 // socket closes, and a keeper whose front-end goes before its container started kills its
 // init and ends (keeper.ts); an init whose sync socket closes ends too.
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { procStartTime } from '@corral/sys';
 import { KeeperClient } from './keeper-client.js';
@@ -29,6 +29,8 @@ export interface KeeperPoolStatus {
   /** Starts that took a parked keeper, and those that found none and started their own. */
   hits: number;
   misses: number;
+  /** Hits whose keeper's init was still starting: the start waited for it (a pool that lags). */
+  unready: number;
   /** What the parked keepers and their inits hold in memory (Pss, their private share). */
   pssBytes: number;
 }
@@ -42,20 +44,25 @@ interface Parked {
 
 /**
  * Wait before a refill. A spawn blocks this process until the child has exec'd (10-20 ms of
- * fork and exec here, more on a busy machine), and the new keeper and init then take about
- * 150 ms of CPU to start: the pool refills one keeper at a time, only while no start or exit
- * is being handled (hold), and only once none has been for IDLE_MS, so that a short run
- * (`docker run --rm`: start, program, exit, removal) is over before its refill begins. An
- * empty pool refills sooner: the next start would find nothing.
+ * fork and exec here, more on a busy machine): the pool refills one keeper at a time, and
+ * only while no start or exit is being handled (hold). It does not wait for a quiet spell:
+ * with runs back to back (`docker run --rm` in a loop) none came, the pool drained, and each
+ * start waited 20-70 ms for a keeper begun during the run before (bench/daemon/run.mjs). The
+ * new keeper and init take about 150 ms of CPU to start, at the parked niceness, so they
+ * yield to the runs meanwhile (PARKED_NICE).
  */
 const REFILL_DELAY_MS = 30;
-const IDLE_MS = 100;
 /**
  * Keepers and inits start and wait parked this much nicer than this process: on a busy
  * machine their start-up yields to the containers being started and ended. The one taken gets
  * this process's niceness back (every thread) before its container is set up, so that the
  * program runs as it would without a pool; where that is not allowed (no CAP_SYS_NICE) they
  * are not made nicer.
+ * A keeper has a session of its own, and with the kernel's autogroup scheduling (on by
+ * default) each session is a group that gets a fair share of the CPU, whatever the niceness
+ * of its threads: a thread's niceness only weighs within its group. So the keeper's group is
+ * made nicer too (/proc/PID/autogroup; its init is in it), or a refill took as much CPU as the
+ * run it should yield to.
  */
 const PARKED_NICE = 10;
 
@@ -69,12 +76,13 @@ export class KeeperPool {
   #failures = 0;
   #hits = 0;
   #misses = 0;
+  #unready = 0;
   #holds = 0;
-  /** When a start or exit was last taken up or done (Date.now()). */
-  #lastActive = 0;
   /** This process's niceness, and the parked ones' (null: as ours). */
   readonly #ownNice: number;
   readonly #parkedNice: number | null;
+  /** This process's autogroup niceness (null: no autogroup scheduling here). */
+  readonly #ownGroupNice: number | null;
 
   /** `errorLog`: the file that parked keepers' stderr goes to (they have no container yet). */
   constructor(size: number, errorLog: string) {
@@ -82,6 +90,7 @@ export class KeeperPool {
     this.#errorLog = errorLog;
     this.#ownNice = getPriority();
     this.#parkedNice = canRenice() ? Math.min(19, this.#ownNice + PARKED_NICE) : null;
+    this.#ownGroupNice = autogroupNice(process.pid);
     this.#fill();
   }
 
@@ -103,15 +112,16 @@ export class KeeperPool {
     if (best) {
       this.#parked.delete(best);
       this.#hits++;
+      if (!best.ready) this.#unready++;
       if (this.#parkedNice !== null) this.#unpark(best);
     } else this.#misses++;
-    this.#lastActive = Date.now();
     this.#schedule(REFILL_DELAY_MS);
     return best?.keeper ?? null;
   }
 
   /** The taken keeper and its init (also one still starting) at this process's niceness. */
   #unpark(p: Parked): void {
+    if (this.#ownGroupNice !== null) setAutogroupNice(p.keeper.child.pid, this.#ownGroupNice);
     reniceTasks(p.keeper.child.pid, null, this.#ownNice);
     p.keeper.init.then(
       (init) => reniceTasks(init.pid, p.initStartTime ?? procStartTime(init.pid), this.#ownNice),
@@ -127,7 +137,6 @@ export class KeeperPool {
       if (released) return;
       released = true;
       this.#holds--;
-      this.#lastActive = Date.now();
       this.#schedule(REFILL_DELAY_MS);
     };
   }
@@ -145,6 +154,7 @@ export class KeeperPool {
       starting: this.#parked.size - ready,
       hits: this.#hits,
       misses: this.#misses,
+      unready: this.#unready,
       pssBytes,
     };
   }
@@ -176,11 +186,6 @@ export class KeeperPool {
 
   #fill(): void {
     if (this.#closed || this.#holds > 0 || this.#parked.size >= this.size) return;
-    const quiet = Date.now() - this.#lastActive;
-    if (this.#parked.size > 0 && quiet < IDLE_MS) {
-      this.#schedule(IDLE_MS - quiet);
-      return;
-    }
     this.#park();
     this.#schedule(REFILL_DELAY_MS); // the next one, if any is missing
   }
@@ -198,8 +203,12 @@ export class KeeperPool {
     }
     const p: Parked = { keeper, ready: false };
     this.#parked.add(p);
-    // Its init inherits the niceness of the keeper's main thread.
-    if (this.#parkedNice !== null) reniceTasks(keeper.child.pid, null, this.#parkedNice);
+    // Its init inherits the niceness of the keeper's main thread, and is in its autogroup.
+    if (this.#parkedNice !== null) {
+      reniceTasks(keeper.child.pid, null, this.#parkedNice);
+      if (this.#ownGroupNice !== null)
+        setAutogroupNice(keeper.child.pid, Math.min(19, this.#ownGroupNice + PARKED_NICE));
+    }
     // A parked keeper holds nothing that should keep this process alive.
     keeper.child.unref();
     for (const fd of [3, 4]) (keeper.child.stdio[fd] as unknown as { unref?: () => void } | null)?.unref?.();
@@ -242,6 +251,26 @@ function canRenice(): boolean {
     return m !== null && (BigInt(`0x${m[1]}`) & (1n << 23n)) !== 0n;
   } catch {
     return false;
+  }
+}
+
+/** The niceness of the autogroup `pid` is in ("/autogroup-N nice K"), null without autogroups. */
+function autogroupNice(pid: number): number | null {
+  try {
+    const m = / nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null; // a kernel without CONFIG_SCHED_AUTOGROUP, or autogroups switched off
+  }
+}
+
+/** Sets the niceness of the autogroup of `pid`, a child of ours (not reaped: it cannot be another). */
+function setAutogroupNice(pid: number | undefined, nice: number): void {
+  if (pid === undefined) return;
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+  } catch {
+    // gone, or autogroups switched off
   }
 }
 

@@ -146,7 +146,15 @@ export const systemRoutes: Route[] = [
         // corral's own: what this idle daemon holds in memory, and its pool of keepers started
         // ahead (--pool-size) with what those hold.
         DaemonMemory: { RssBytes: mem.rss, HeapUsedBytes: mem.heapUsed, PssBytes: ownPss() },
-        KeeperPool: d.engine.pool() ?? { size: 0, ready: 0, starting: 0, hits: 0, misses: 0, pssBytes: 0 },
+        KeeperPool: d.engine.pool() ?? {
+          size: 0,
+          ready: 0,
+          starting: 0,
+          hits: 0,
+          misses: 0,
+          unready: 0,
+          pssBytes: 0,
+        },
       });
     },
   ],
