@@ -1,17 +1,25 @@
 // Memory of the keeper of each container started through corrald (issue 11): N detached
 // containers (`docker run -d --network none busybox sleep`), then each keeper's Rss, Pss and
 // private memory (Private_Clean + Private_Dirty) from /proc/PID/smaps_rollup, beside corrald's
-// own and its pool's. The keeper of a container is the record's watcherPid.
-// Results: bench/results/daemon-keepers.json.
-// Run as root after `npm run build`: node bench/daemon/keeper-memory.mjs [N]
+// own and its pool's. The keeper of a container is the record's watcherPid. In the same run,
+// the peer: N podman containers (runc, cgroupfs) and the same figures for each one's conmon.
+// Results: bench/results/daemon-keepers.json (--busy: daemon-keepers-busy.json).
+// `--busy`: each container first prints 200,000 lines (1.3 MB), then sleeps: a keeper's memory
+// once it has logged, not only at rest (measured when every log has stopped growing).
+// SETTLE_MS: the wait before the measure (3000).
+// Run as root after `npm run build`: node bench/daemon/keeper-memory.mjs [N] [--busy]
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getJson, median, sleep, until } from '../lib/common.mjs';
+import { cgroupParent, getJson, median, sleep, until } from '../lib/common.mjs';
+import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
 
-const n = Number(process.argv[2] ?? 20);
+const n = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 20);
+const busy = process.argv.includes('--busy');
+/** What each container runs. */
+const program = busy ? ['sh', '-c', 'seq 1 200000; exec sleep 600'] : ['sleep', '600'];
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const tmp = mkdtempSync('/var/tmp/corral-bench-keepers-');
 const sock = join(tmp, 'corrald.sock');
@@ -32,7 +40,88 @@ function memory(pid) {
   };
 }
 
+/**
+ * Where a process's private memory is (KiB), by mapping: each file by name, anonymous memory
+ * as [heap] (malloc's), [stack], and the other anonymous mappings by size (V8's pages and
+ * thread stacks are among them).
+ */
+function breakdown(pid) {
+  const out = {};
+  let name = null;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head) {
+      const size = (Number.parseInt(head[2], 16) - Number.parseInt(head[1], 16)) / 1024;
+      name = head[3] || `anon ${size >= 1024 ? `${Math.round(size / 1024)} MiB` : `${size} KiB`}`;
+      name = name.replace(/^.*\/(node_modules|packages|apps)\//, '$1/');
+      continue;
+    }
+    const m = /^Private_(Clean|Dirty):\s+(\d+) kB/.exec(line);
+    if (m && name) out[name] = (out[name] ?? 0) + Number(m[2]);
+  }
+  return Object.fromEntries(
+    Object.entries(out)
+      .filter(([, v]) => v > 0)
+      .sort((a, b) => b[1] - a[1]),
+  );
+}
+
 const info = () => getJson(sock, '/info');
+const stat = (xs, k) => ({
+  median: median(xs.map((x) => x[k])),
+  min: Math.min(...xs.map((x) => x[k])),
+  max: Math.max(...xs.map((x) => x[k])),
+});
+const figures = (xs) => ({
+  rss: stat(xs, 'rss'),
+  pss: stat(xs, 'pss'),
+  private: stat(xs, 'private'),
+  anonymous: stat(xs, 'anon'),
+});
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const cgroups = cgroupParent(`corral-bench-keepers-${process.pid}`);
+const podman = podmanCommand(tmp);
+let podmanOk = false;
+
+/** Until no container's json-file log has grown for 2 s. */
+async function logsStill() {
+  const sizes = () =>
+    readdirSync(join(root, 'containers'))
+      .map(
+        (id) =>
+          statSync(join(root, 'containers', id, `${id}-json.log`), { throwIfNoEntry: false })?.size ?? 0,
+      )
+      .join(',');
+  let last = '';
+  for (;;) {
+    const now = sizes();
+    if (now === last) return;
+    last = now;
+    await sleep(2000);
+  }
+}
+
+/** N podman containers like corrald's, and each one's conmon (null without podman). */
+function conmons(tar) {
+  if (!has('podman') || !has('conmon')) return null;
+  podmanOk = spawnSync(podman[0], [...podman.slice(1), 'load', '-i', tar]).status === 0;
+  if (!podmanOk) return null;
+  const run = [...podman, 'run', '-d', ...podmanRunFlags(`${cgroups.path}/podman`), '--network', 'none'];
+  for (let i = 0; i < n; i++) {
+    const r = spawnSync(run[0], [...run.slice(1), '--log-driver', 'k8s-file', 'busybox', ...program], {
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) throw new Error(`podman run -d: ${r.stderr}`);
+  }
+  const ps = spawnSync(podman[0], [...podman.slice(1), 'ps', '-q'], { encoding: 'utf8' }).stdout.split('\n');
+  return ps.filter(Boolean).map((id) => {
+    const r = spawnSync(podman[0], [...podman.slice(1), 'inspect', '--format', '{{.State.ConmonPid}}', id], {
+      encoding: 'utf8',
+    });
+    const pid = Number(r.stdout.trim());
+    return { id, pid, ...memory(pid) };
+  });
+}
 
 const daemon = spawn(
   process.execPath,
@@ -58,31 +147,42 @@ try {
   await sleep(2000);
   const idle = { corrald: memory(daemon.pid), pool: (await info()).KeeperPool };
   for (let i = 0; i < n; i++) {
-    const r = docker(['run', '-d', '--network', 'none', 'busybox', 'sleep', '600']);
+    const r = docker(['run', '-d', '--network', 'none', 'busybox', ...program]);
     if (r.status !== 0) throw new Error(`run -d: ${r.stderr}`);
   }
-  await sleep(3000); // keepers settle (their log writers, the first GC)
+  if (busy) await logsStill();
+  await sleep(Number(process.env.SETTLE_MS ?? 3000)); // keepers settle (their log writers, the first GC)
   const keepers = readdirSync(join(root, 'containers')).map((id) => {
     const r = JSON.parse(readFileSync(join(root, 'containers', id, 'container.json'), 'utf8'));
     return { id, pid: r.state.watcherPid, ...memory(r.state.watcherPid) };
   });
-  const stat = (k) => ({
-    median: median(keepers.map((x) => x[k])),
-    min: Math.min(...keepers.map((x) => x[k])),
-    max: Math.max(...keepers.map((x) => x[k])),
-  });
+  const peers = conmons(join(tmp, 'busybox.tar'));
   const result = {
     date: new Date().toISOString(),
     node: process.version,
     load: loadavg()[0],
     containers: keepers.length,
+    program: program.join(' '),
     unit: 'KiB',
-    keeper: { rss: stat('rss'), pss: stat('pss'), private: stat('private'), anonymous: stat('anon') },
+    keeper: figures(keepers),
+    // The keeper with the most private memory, and where it is.
+    keeperPrivateByMapping: breakdown(keepers.reduce((a, b) => (b.private > a.private ? b : a)).pid),
+    conmon: peers
+      ? {
+          version: spawnSync('conmon', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0],
+          containers: peers.length,
+          ...figures(peers),
+          privateByMapping: breakdown(peers[0].pid),
+        }
+      : null,
     corraldIdle: idle.corrald,
     corraldWithContainers: memory(daemon.pid),
     pool: { size: idle.pool.size, pssKiB: Math.round(idle.pool.pssBytes / 1024) },
   };
-  writeFileSync(join(repo, 'bench/results/daemon-keepers.json'), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(
+    join(repo, `bench/results/daemon-keepers${busy ? '-busy' : ''}.json`),
+    `${JSON.stringify(result, null, 2)}\n`,
+  );
   console.log(JSON.stringify(result, null, 2));
 } finally {
   let ids = [];
@@ -92,6 +192,7 @@ try {
     // none made
   }
   if (ids.length) docker(['rm', '-f', ...ids]);
+  if (podmanOk) spawnSync(podman[0], [...podman.slice(1), 'rm', '-af', '-t', '0']);
   daemon.kill('SIGTERM');
   await new Promise((r) => (daemon.exitCode !== null ? r() : daemon.once('exit', r)));
   spawnSync(corral[0], [...corral.slice(1), 'network', 'down']);
@@ -99,5 +200,7 @@ try {
     const mp = line.split(' ')[4];
     if (mp?.startsWith(tmp)) spawnSync('umount', ['-l', mp]);
   }
+  const problems = cgroups.cleanup();
+  if (problems.length) console.error(`cgroups left: ${problems.join('; ')}`);
   rmSync(tmp, { recursive: true, force: true });
 }

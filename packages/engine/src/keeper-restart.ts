@@ -9,6 +9,7 @@ import { procStartTime } from '@corral/sys';
 import { EngineContext } from './context.js';
 import { serveStdin, terminalWriter } from './keeper-stdin.js';
 import { startTasks } from './keeper-tasks.js';
+import { trimAfterOutput } from './keeper-trim.js';
 import { finish, launch, sleep } from './lifecycle.js';
 import { LogWriter } from './logs.js';
 import { nextDelay, shouldRestart } from './restart.js';
@@ -122,7 +123,9 @@ async function relaunch(ctx: EngineContext, id: string): Promise<Promise<number>
   let served: { close(): void } | null = null;
   if (created.terminal !== null) {
     const master = created.terminal;
-    log.attach(terminalOutput(master), 'stdout');
+    const output = terminalOutput(master);
+    log.attach(output, 'stdout');
+    trimAfterOutput([output]);
     // The new terminal takes clients' input (-i) and sizes as the first one did; the log's
     // reader closes the master, so input is written to it, never closes it.
     served = await serveStdin(ctx.records.dir(id), {
@@ -133,6 +136,7 @@ async function relaunch(ctx: EngineContext, id: string): Promise<Promise<number>
   } else {
     log.attach(created.stdout!, 'stdout');
     log.attach(created.stderr!, 'stderr');
+    trimAfterOutput([created.stdout!, created.stderr!]);
   }
   const stopTasks = await startTasks(ctx.root, id);
   return (async () => {

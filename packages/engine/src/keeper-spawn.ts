@@ -22,9 +22,10 @@ const keeperScript = [
 
 /**
  * A keeper lives as long as its container. One V8 helper thread; a small young generation
- * (measured: bench/engine/watcher-memory.mjs).
+ * (without it, a keeper that logged 200,000 lines kept 48 MiB); `gc` for the collection after
+ * a burst of output (keeper-trim.ts). Measured: bench/daemon/keeper-memory.mjs.
  */
-export const KEEPER_NODE_FLAGS = ['--v8-pool-size=1', '--max-semi-space-size=1'];
+export const KEEPER_NODE_FLAGS = ['--v8-pool-size=1', '--max-semi-space-size=1', '--expose-gc'];
 
 /** What the container's program gets as 0, 1 and 2 from an `attached` keeper. */
 export type KeeperStdio = ('pipe' | 'ignore' | 'inherit' | number)[];

@@ -25,6 +25,7 @@ import {
   readMessages,
   writeMessage,
 } from './keeper-protocol.js';
+import { trimAfterOutput } from './keeper-trim.js';
 
 // Nothing may ptrace us or read our memory through /proc.
 prctl(PR.SET_DUMPABLE, 0);
@@ -99,11 +100,14 @@ async function keepLog(terminalFd: number | null | undefined): Promise<void> {
     // With a terminal both streams are one: Docker logs it all as stdout. (A keeper parked in
     // `detached` mode serves a tty container too: the init's pipes end when it takes the pty.)
     const { terminalOutput } = await import('./terminal.js');
-    writer.attach(terminalOutput(pidfdGetfd(init.pidfd, terminalFd)), 'stdout');
+    const output = terminalOutput(pidfdGetfd(init.pidfd, terminalFd));
+    writer.attach(output, 'stdout');
+    trimAfterOutput([output]);
     for (const s of [init.child.stdout, init.child.stderr]) s?.resume();
   } else if (mode === 'detached') {
     writer.attach(init.child.stdout as Readable, 'stdout');
     writer.attach(init.child.stderr as Readable, 'stderr');
+    trimAfterOutput([init.child.stdout as Readable, init.child.stderr as Readable]);
   }
   log = writer;
 }

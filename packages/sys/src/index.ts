@@ -24,6 +24,7 @@ export {
   walkInRoot,
 } from './in-root.js';
 export { joinSessionKeyring } from './keyring.js';
+export { mallocTrim } from './memory.js';
 export { PERSONALITY, personality } from './personality.js';
 export { isMountPoint, type MountInfo, procStartTime, readMountInfo } from './proc.js';
 export * from './rawfs.js';
