@@ -65,6 +65,31 @@ execFileSync(corral[0], [...corral.slice(1), 'run', '--rm', '--network', 'none',
 const tar = join(tmp, 'busybox.tar');
 execFileSync(corral[0], [...corral.slice(1), 'save', '-o', tar, 'busybox']);
 podmanOk = has('podman') && spawnSync(podman[0], [...podman.slice(1), 'load', '-i', tar]).status === 0;
+// Something to list: three exited containers in each (a `ps` of an empty root reads no record).
+for (let i = 0; i < 3; i++) {
+  execFileSync(corral[0], [
+    ...corral.slice(1),
+    'run',
+    '--network',
+    'none',
+    '--name',
+    `listed${i}`,
+    'busybox',
+    'true',
+  ]);
+  if (podmanOk)
+    spawnSync(podman[0], [
+      ...podman.slice(1),
+      'run',
+      ...podmanRunFlags,
+      '--network',
+      'none',
+      '--name',
+      `listed${i}`,
+      'busybox',
+      'true',
+    ]);
+}
 
 const commands = [
   { name: NODE, argv: [process.execPath, '-e', '0'], group: 'start' },

@@ -70,5 +70,7 @@ export function listContainers(
       mounts: mountViews(ctx, r),
     });
   }
-  return out.sort((a, b) => b.created.localeCompare(a.created));
+  // Newest first. The times are all toISOString's: compared by code unit (as localeCompare
+  // orders them, without its first call's set-up of a collator, ~8 ms of a `ps`).
+  return out.sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
 }

@@ -33,14 +33,21 @@ export function listImages(root: string): ImageSummary[] {
   );
   const layerSize = (l: LayerRecord) =>
     readJsonFile<LayerMeta>(layerMetaPath(root, l.diffId))?.size ?? l.size;
-  return imageRecords(join(root, 'images'))
-    .filter((r) => !r.removed)
-    .map((r) => ({
-      id: r.id,
-      manifestDigest: r.manifestDigest,
-      repoTags: refs.filter(([, d]) => d === r.manifestDigest).map(([n]) => familiarName(n)),
-      created: r.created,
-      size: r.layers.reduce((s, l) => s + layerSize(l), 0),
-    }))
-    .sort((a, b) => (b.created ?? '').localeCompare(a.created ?? ''));
+  return (
+    imageRecords(join(root, 'images'))
+      .filter((r) => !r.removed)
+      .map((r) => ({
+        id: r.id,
+        manifestDigest: r.manifestDigest,
+        repoTags: refs.filter(([, d]) => d === r.manifestDigest).map(([n]) => familiarName(n)),
+        created: r.created,
+        size: r.layers.reduce((s, l) => s + layerSize(l), 0),
+      }))
+      // Newest first, by code unit: RFC 3339 times order so (localeCompare's collator costs
+      // ~8 ms to set up at its first call, a good part of an `images`).
+      .sort((a, b) => {
+        const [x, y] = [a.created ?? '', b.created ?? ''];
+        return x < y ? 1 : x > y ? -1 : 0;
+      })
+  );
 }
