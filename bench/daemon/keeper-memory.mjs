@@ -6,7 +6,8 @@
 // Results: bench/results/daemon-keepers.json (--busy: daemon-keepers-busy.json).
 // `--busy`: each container first prints 200,000 lines (1.3 MB), then sleeps: a keeper's memory
 // once it has logged, not only at rest (measured when every log has stopped growing).
-// SETTLE_MS: the wait before the measure (3000).
+// SETTLE_MS: the wait before the measure (3000; with --busy 20000, past the keeper's second
+// trim, engine/src/keeper-trim.ts).
 // Run as root after `npm run build`: node bench/daemon/keeper-memory.mjs [N] [--busy]
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -83,6 +84,30 @@ const cgroups = cgroupParent(`corral-bench-keepers-${process.pid}`);
 const podman = podmanCommand(tmp);
 let podmanOk = false;
 
+/**
+ * Node's own floor in this run, beside the keepers: an idle `node` with a keeper's flags and
+ * environment, and the same with koffi's native module loaded (as a keeper loads it).
+ */
+async function nodeFloor() {
+  const { NODE_EXTRA_CA_CERTS: _, ...env } = process.env;
+  const koffi = join(repo, 'node_modules/.pnpm/node_modules/koffi/build/koffi/linux_x64/koffi.node');
+  const idle = 'setInterval(() => {}, 1e9)';
+  const out = {};
+  for (const [name, code] of [
+    ['bare', idle],
+    ['withKoffi', `require(${JSON.stringify(koffi)}).load('libc.so.6'); ${idle}`],
+  ]) {
+    const c = spawn(process.execPath, ['--v8-pool-size=1', '--max-semi-space-size=1', '-e', code], {
+      stdio: 'ignore',
+      env: { ...env, UV_THREADPOOL_SIZE: '1' },
+    });
+    await sleep(3000);
+    out[name] = memory(c.pid);
+    c.kill();
+  }
+  return out;
+}
+
 /** Until no container's json-file log has grown for 2 s. */
 async function logsStill() {
   const sizes = () =>
@@ -151,18 +176,22 @@ try {
     if (r.status !== 0) throw new Error(`run -d: ${r.stderr}`);
   }
   if (busy) await logsStill();
-  await sleep(Number(process.env.SETTLE_MS ?? 3000)); // keepers settle (their log writers, the first GC)
+  // Keepers settle (their log writers, the first GC; after output, V8's memory reducer).
+  const settle = Number(process.env.SETTLE_MS ?? (busy ? 20_000 : 3000));
+  await sleep(settle);
   const keepers = readdirSync(join(root, 'containers')).map((id) => {
     const r = JSON.parse(readFileSync(join(root, 'containers', id, 'container.json'), 'utf8'));
     return { id, pid: r.state.watcherPid, ...memory(r.state.watcherPid) };
   });
   const peers = conmons(join(tmp, 'busybox.tar'));
+  const floor = await nodeFloor();
   const result = {
     date: new Date().toISOString(),
     node: process.version,
     load: loadavg()[0],
     containers: keepers.length,
     program: program.join(' '),
+    settleMs: settle,
     unit: 'KiB',
     keeper: figures(keepers),
     // The keeper with the most private memory, and where it is.
@@ -175,6 +204,7 @@ try {
           privateByMapping: breakdown(peers[0].pid),
         }
       : null,
+    nodeIdle: floor,
     corraldIdle: idle.corrald,
     corraldWithContainers: memory(daemon.pid),
     pool: { size: idle.pool.size, pssKiB: Math.round(idle.pool.pssBytes / 1024) },
