@@ -15,6 +15,11 @@ const TRIM_QUIET_MS = 1000;
  * 1-2 MiB each about 10 s after their output ended), which malloc keeps unless trimmed.
  */
 const TRIM_AGAIN_MS = 15_000;
+/**
+ * Output below this since the last trim leaves nothing worth a full collection: a container
+ * that writes a line now and then never pays one per line.
+ */
+const TRIM_MIN_BYTES = 1 << 20;
 
 /**
  * V8's full collection (the keeper runs with --expose-gc, keeper-spawn.ts). The chunks are the
@@ -27,13 +32,17 @@ const collect = (globalThis as { gc?: () => void }).gc;
  * Once the program's output on `sources` has been quiet a moment, collects the Buffers that
  * held it and gives the memory they took back to the system (sys/memory.ts), and once more
  * after V8's own collections. A quiet container costs nothing: no timer runs between bursts,
- * and none keeps the keeper alive.
+ * none before a MiB of output, and none keeps the keeper alive.
  */
 export function trimAfterOutput(sources: Readable[]): void {
   let quiet: NodeJS.Timeout | null = null;
   let again = false;
+  let bytes = 0;
   const trim = () => {
-    if (!again) collect?.();
+    if (!again) {
+      bytes = 0;
+      collect?.();
+    }
     try {
       mallocTrim();
     } catch {
@@ -42,7 +51,9 @@ export function trimAfterOutput(sources: Readable[]): void {
     quiet = again ? null : setTimeout(trim, TRIM_AGAIN_MS).unref();
     again = !again;
   };
-  const onData = () => {
+  const onData = (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes < TRIM_MIN_BYTES) return;
     if (quiet && !again) {
       quiet.refresh();
       return;
