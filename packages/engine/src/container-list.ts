@@ -34,22 +34,24 @@ export interface ListOptions {
 /**
  * docker ps with Docker's filters (id, name, status, exited, ancestor, label, before, since);
  * a status or exited filter includes containers that are not running, as `-a` does. `get`
- * reads a container by id or name (NotFound once it is gone).
+ * finds a container by id or name (a before/since filter's), `fresh` brings a stored record up
+ * to date (the Engine's reconcile); each record is read once, by its id.
  */
 export function listContainers(
   ctx: Pick<EngineContext, 'root'> & { records: RecordStore },
-  get: (ref: string) => ContainerRecord,
+  read: { get: (ref: string) => ContainerRecord; fresh: (r: ContainerRecord) => ContainerRecord },
   options: ListOptions = {},
 ): ContainerSummary[] {
   const filters = options.filters ?? {};
-  const match = containerMatcher(get, filters);
+  const match = containerMatcher(read.get, filters);
   const all = options.all || filtersImplyAll(filters);
   const out: ContainerSummary[] = [];
   for (const id of ctx.records.ids()) {
-    if (!ctx.records.read(id)) continue;
+    const stored = ctx.records.read(id);
+    if (!stored) continue; // removed meanwhile
     let r: ContainerRecord;
     try {
-      r = get(id);
+      r = read.fresh(stored);
     } catch {
       continue; // removed meanwhile
     }

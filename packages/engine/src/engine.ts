@@ -41,6 +41,7 @@ import {
   discard,
   getRecord,
   kill,
+  reconcile,
   removeContainer,
   runningRecord,
   stop,
@@ -194,7 +195,12 @@ export class Engine {
 
   /** docker ps with Docker's filters: see listContainers. */
   list(options: ListOptions = {}): ContainerSummary[] {
-    return listContainers(this.#ctx, (ref) => getRecord(this.#ctx, ref), options);
+    const ctx = this.#ctx;
+    return listContainers(
+      ctx,
+      { get: (ref) => getRecord(ctx, ref), fresh: (r) => reconcile(ctx, r) },
+      options,
+    );
   }
 
   /** docker ps -s: bytes of the container's writable layer, and with its image's. */

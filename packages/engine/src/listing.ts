@@ -41,7 +41,8 @@ export async function openListing(options: EngineOptions = {}): Promise<Listing>
   if (options.reclaim !== 'never' && reclaimWanted(root, records)) return wrap(await open(options));
   let engine: Promise<Engine> | undefined;
   return {
-    list: (o) => listContainers({ root, records }, (ref) => records.resolve(ref), o),
+    list: (o) =>
+      listContainers({ root, records }, { get: (ref) => records.resolve(ref), fresh: (r) => r }, o),
     size: async (ref) => {
       // Nothing to reclaim was found a moment ago: the Engine need not look again.
       engine ??= open({ ...options, reclaim: 'never' });
