@@ -119,6 +119,10 @@ describe('the data root keeps other local users out', () => {
     expect(asNobody(['ls', join(s.root, 'image', 'l')]).status).toBe(0);
     expect((await s.corral(['ps', '-a'])).status).toBe(0);
     for (const [d] of old) expect([d, modeOf(d).toString(8)]).toEqual([d, '700']);
+    // `images` too (it lists without the Engine, which it opens for this).
+    for (const [d, m] of old.slice(3)) chmodSync(d, m);
+    expect((await s.corral(['images'])).status).toBe(0);
+    for (const [d] of old) expect([d, modeOf(d).toString(8)]).toEqual([d, '700']);
     expect(asNobody(['ls', join(s.root, 'image', 'l')]).status).not.toBe(0);
     expect(asNobody([layerCanary(), '-u']).out).not.toBe('0');
   });

@@ -4,8 +4,9 @@
 // and the image store's files; when the data root holds anything Engine.open's reclaim would
 // release (reclaimWanted), or a record a listing would have to bring up to date, it opens the
 // whole Engine instead, which reclaims as every command does, and lists through it.
+import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type ImageSummary, listImages, privateDir } from '@corral/image';
+import { type ImageSummary, listImages, privateDir, STATE_DIR_MODE } from '@corral/image';
 import { type ContainerSummary, type ListOptions, listContainers } from './container-list.js';
 import { defaultRoot, type EngineOptions } from './context.js';
 import type { Engine } from './engine.js';
@@ -38,7 +39,10 @@ export async function openListing(options: EngineOptions = {}): Promise<Listing>
   // As the Engine makes them (a listing of a new root makes it): 0700, and the records' folders.
   privateDir(root);
   const records = new RecordStore(root);
-  if (options.reclaim !== 'never' && reclaimWanted(root, records)) return wrap(await open(options));
+  // A folder the Engine would make private (an older version's 0755) or refuse (another
+  // user's): the Engine does that, as for any command.
+  if (!privateState(root) || (options.reclaim !== 'never' && reclaimWanted(root, records)))
+    return wrap(await open(options));
   let engine: Promise<Engine> | undefined;
   return {
     list: (o) =>
@@ -50,6 +54,29 @@ export async function openListing(options: EngineOptions = {}): Promise<Listing>
     },
     images: { list: () => engineSync(() => listImages(join(root, 'image'))) },
   };
+}
+
+/**
+ * Whether the root's state folders that the Engine makes private when it opens (privateDir:
+ * 0700 and this user's) all are, or are missing: the runtime's, the image store's and those in
+ * it, and in its blobs/ and locks/ (the records' are made so by RecordStore).
+ */
+function privateState(root: string): boolean {
+  const uid = process.geteuid?.() ?? 0;
+  const image = join(root, 'image');
+  const dirs = [join(root, 'runtime'), image];
+  for (const parent of [image, join(image, 'blobs'), join(image, 'locks')]) {
+    try {
+      for (const e of readdirSync(parent, { withFileTypes: true }))
+        if (e.isDirectory()) dirs.push(join(parent, e.name));
+    } catch {
+      // missing: nothing in it to check
+    }
+  }
+  return dirs.every((d) => {
+    const st = statSync(d, { throwIfNoEntry: false });
+    return !st || (st.isDirectory() && st.uid === uid && (st.mode & 0o7777) === STATE_DIR_MODE);
+  });
 }
 
 /** The Engine as a Listing (its size is synchronous). */
