@@ -95,6 +95,13 @@ M._load = function (req, ...a) {
     r = cli(['ps', '--filter', 'bogus=1']);
     expect(r.bundles).toEqual(['engine']);
     expect([r.status, r.err]).toEqual([1, "corral: invalid filter 'bogus'\n"]);
+    // What a killed pull or load left in the image store's temp folder goes as at any open.
+    const left = join(s.root, 'image', 'tmp', `${ended.pid}.1-blob`);
+    writeFileSync(left, 'x');
+    r = cli(['images']);
+    expect(r.bundles).toEqual(['engine']);
+    expect(r.out).toMatch(/^busybox +latest/m);
+    expect(existsSync(left)).toBe(false);
     // ps -s opens it for the sizes.
     expect(cli(['ps', '-a', '-s']).bundles).toEqual(['engine']);
     await ok(['rm', id]);

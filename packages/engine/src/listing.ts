@@ -6,7 +6,7 @@
 // whole Engine instead, which reclaims as every command does, and lists through it.
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type ImageSummary, listImages, privateDir, STATE_DIR_MODE } from '@corral/image';
+import { type ImageSummary, listImages, privateDir, STATE_DIR_MODE, storeLeftovers } from '@corral/image';
 import { type ContainerSummary, type ListOptions, listContainers } from './container-list.js';
 import { defaultRoot, type EngineOptions } from './context.js';
 import type { Engine } from './engine.js';
@@ -40,8 +40,13 @@ export async function openListing(options: EngineOptions = {}): Promise<Listing>
   privateDir(root);
   const records = new RecordStore(root);
   // A folder the Engine would make private (an older version's 0755) or refuse (another
-  // user's): the Engine does that, as for any command.
-  if (!privateState(root) || (options.reclaim !== 'never' && reclaimWanted(root, records)))
+  // user's), or what a killed pull or load left in the image store: the Engine sees to them
+  // when it opens, as for any command.
+  if (
+    !privateState(root) ||
+    storeLeftovers(join(root, 'image')) ||
+    (options.reclaim !== 'never' && reclaimWanted(root, records))
+  )
     return wrap(await open(options));
   let engine: Promise<Engine> | undefined;
   return {

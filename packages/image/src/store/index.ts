@@ -23,7 +23,7 @@ export {
   MAX_ENTRY_NAME_BYTES,
   MAX_MANIFEST_BYTES,
 } from './limits.js';
-export { imageRecords, listImages } from './listing.js';
+export { imageRecords, listImages, storeLeftovers } from './listing.js';
 export {
   familiarName,
   formatReference,

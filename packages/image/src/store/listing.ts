@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { readJsonFile } from './fsutil.js';
 import { type LayerMeta, layerMetaPath } from './layer-store.js';
+import { orphans } from './owner.js';
 import { familiarName } from './reference.js';
 import type { ImageRecord, ImageSummary, LayerRecord } from './types.js';
 
@@ -50,4 +51,12 @@ export function listImages(root: string): ImageSummary[] {
         return x < y ? 1 : x > y ? -1 : 0;
       })
   );
+}
+
+/**
+ * Whether the store at `root` holds what a killed process left in its temp folders (tmp/ and
+ * locks/active/), which opening an ImageStore removes: a listing that does not open one asks.
+ */
+export function storeLeftovers(root: string): boolean {
+  return orphans(join(root, 'tmp')).length > 0 || orphans(join(root, 'locks', 'active')).length > 0;
 }

@@ -27,14 +27,18 @@ export function ownerAlive(name: string): boolean {
   }
 }
 
-/** Removes the entries of `dir` whose owner is gone (killed loads, commits, saves). */
-export function removeOrphans(dir: string): void {
+/** The entries of `dir` whose owner is gone (killed loads, commits, saves): their paths. */
+export function orphans(dir: string): string[] {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
   } catch {
-    return;
+    return [];
   }
-  for (const name of names)
-    if (!ownerAlive(name)) fs.rmSync(`${dir}/${name}`, { recursive: true, force: true });
+  return names.filter((name) => !ownerAlive(name)).map((name) => `${dir}/${name}`);
+}
+
+/** Removes the entries of `dir` whose owner is gone (killed loads, commits, saves). */
+export function removeOrphans(dir: string): void {
+  for (const path of orphans(dir)) fs.rmSync(path, { recursive: true, force: true });
 }
