@@ -47,7 +47,7 @@ export function keeperAlive(r: ContainerRecord): boolean {
 export function reconcile(ctx: EngineContext, r: ContainerRecord): ContainerRecord {
   if (r.state.status === 'running' && storageServerGone(r))
     r = failStorage(ctx, r.id, r.state.storagePid!, null);
-  if ((r.state.status !== 'running' && !r.state.restarting) || keeperAlive(r)) return r;
+  if (!keeperGone(r)) return r;
   if (r.state.status === 'running' && processAlive(ctx, r)) {
     if (r.state.watcherPid === undefined) return r; // a record of a version before keepers
     try {
@@ -68,6 +68,16 @@ export function reconcile(ctx: EngineContext, r: ContainerRecord): ContainerReco
     }
     x.state.restarting = false;
   });
+}
+
+/** A record that says "running" (or "restarting") whose keeper is gone. */
+function keeperGone(r: ContainerRecord): boolean {
+  return (r.state.status === 'running' || !!r.state.restarting) && !keeperAlive(r);
+}
+
+/** Whether reconcile would change the record: a storage server or a keeper gone. */
+export function reconcileWanted(r: ContainerRecord): boolean {
+  return (r.state.status === 'running' && storageServerGone(r)) || keeperGone(r);
 }
 
 export function getRecord(ctx: EngineContext, ref: string): ContainerRecord {

@@ -218,6 +218,16 @@ export async function teardownNetwork(ctx: EngineContext, r: ContainerRecord): P
  * SIGKILLed): namespaces, veths, port rules and leases. Run when an engine opens its root;
  * cheap when there is nothing to do (two folder listings).
  */
+/**
+ * Whether the network kept for a container is to be taken down: the container is removed
+ * (`null`) or does not run, and no launch is setting the network up.
+ */
+export function networkLeft(r: ContainerRecord | null, running: (r: ContainerRecord) => boolean): boolean {
+  const owner = r?.state.networkOwner;
+  if (r && owner && procStartTime(owner.pid) === owner.startTime) return false; // being set up
+  return !(r && running(r));
+}
+
 export async function reconcileNetworks(
   ctx: EngineContext,
   running: (r: ContainerRecord) => boolean,
@@ -226,9 +236,7 @@ export async function reconcileNetworks(
   for (const id of ctx.net.knownContainers()) {
     const r = ctx.records.peek(id);
     if (r === undefined) continue; // damaged: left to `system check`, never taken down unread
-    const owner = r?.state.networkOwner;
-    if (r && owner && procStartTime(owner.pid) === owner.startTime) continue; // being set up
-    if (r && running(r)) continue;
+    if (!networkLeft(r, running)) continue;
     const peers = peersOf(ctx, id);
     await ctx.net.destroySandbox(id).catch(() => {});
     refreshHosts(ctx, peers);

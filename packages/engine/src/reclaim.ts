@@ -4,8 +4,8 @@ import { containersIn } from '@corral/network';
 import { runtimeStates } from '@corral/runtime';
 import { isMountPoint, procStartTime, readMountInfo } from '@corral/sys';
 import type { EngineContext } from './context.js';
-import { discard, keeperAlive, reconcile, storageServerGone } from './lifecycle.js';
-import { reconcileNetworks } from './network.js';
+import { discard, keeperAlive, reconcile, reconcileWanted } from './lifecycle.js';
+import { networkLeft, reconcileNetworks } from './network.js';
 import type { ContainerRecord, RecordStore } from './records.js';
 import { abandonedTrash, sweepTrash } from './trash.js';
 
@@ -19,9 +19,7 @@ export async function reclaimAbandoned(ctx: EngineContext): Promise<string[]> {
   const reclaimed: string[] = [];
   for (const id of ctx.records.ids()) {
     const r = ctx.records.peek(id); // a damaged one is left to `system check`
-    const owner = r?.state.owner;
-    if (!r || !owner || !r.hostConfig.autoRemove) continue;
-    if (procStartTime(owner.pid) === owner.startTime) continue; // its run is alive
+    if (!r || !runDied(r)) continue;
     let now = r;
     try {
       now = reconcile(ctx, r);
@@ -47,6 +45,23 @@ export function reclaimNetworks(ctx: EngineContext): Promise<string[]> {
       return false;
     }
   });
+}
+
+/** An `--rm` container whose attached run (its owner) has died. */
+function runDied(r: ContainerRecord): boolean {
+  const owner = r.state.owner;
+  return !!r.hostConfig.autoRemove && !!owner && procStartTime(owner.pid) !== owner.startTime;
+}
+
+/**
+ * Whether reclaimUnkept releases what a container left: not running, its keeper killed (or its
+ * launch cut short), and something left (`left`: runtime state or the root's mount) or an
+ * `--rm` one that ran.
+ */
+function unkeptLeft(r: ContainerRecord, left: () => boolean): boolean {
+  if (r.state.watcherPid === undefined || r.state.status === 'running' || r.state.restarting) return false;
+  if (keeperAlive(r) && !launchAbandoned(r)) return false;
+  return (r.state.status === 'exited' && !!r.hostConfig.autoRemove) || left();
 }
 
 /**
@@ -78,12 +93,9 @@ export async function reclaimUnkept(ctx: EngineContext): Promise<string[]> {
     // A created one: its launch was cut short (its front-end and keeper died half way). A
     // keeper whose front-end died before the start is on its way out (it kills the init and
     // ends; nothing else starts that container), so what the launch made goes now.
-    if (r.state.status === 'running' || r.state.restarting) continue;
-    if (keeperAlive(r) && !launchAbandoned(r)) continue;
     const rootfs = ctx.rootfs(id);
+    if (!unkeptLeft(r, () => held.has(id) || isMountPoint(rootfs))) continue;
     const ran = r.state.status === 'exited';
-    const left = held.has(id) || isMountPoint(rootfs);
-    if (!left && !(ran && r.hostConfig.autoRemove)) continue;
     ctx.releasing.add(id);
     await ctx.runtime.delete(id, { force: true }).catch(() => {});
     ctx.snapshots(r.hostConfig.storageDriver).cleanup(rootfs);
@@ -105,9 +117,9 @@ export function reclaimDue(ctx: EngineContext): boolean {
   for (const id of ctx.records.ids()) {
     const r = ctx.records.peek(id);
     if (!r?.hostConfig.autoRemove) continue;
-    const { owner, watcherPid, status } = r.state;
+    const { watcherPid, status } = r.state;
     if (status !== 'running' && status !== 'created') return true;
-    if (owner && procStartTime(owner.pid) !== owner.startTime) return true;
+    if (runDied(r)) return true;
     if (watcherPid !== undefined && !keeperAlive(r)) return true;
   }
   return false;
@@ -117,8 +129,9 @@ export function reclaimDue(ctx: EngineContext): boolean {
  * Whether Engine.open's reclaim (reclaimAbandoned, reclaimUnkept, reclaimNetworks) or a
  * listing's reconcile would find anything to do, found from files and /proc alone, without
  * the runtime, the network manager or the union code: a listing (`corral ps`, listing.ts)
- * opens the whole Engine only then. Each test below is the condition under which one of those
- * acts; a damaged record is skipped as they skip it.
+ * opens the whole Engine only then. It asks the tests those ask (reconcileWanted, runDied,
+ * unkeptLeft, networkLeft), so the two cannot drift apart; a damaged record is skipped as they
+ * skip it.
  */
 export function reclaimWanted(root: string, records: RecordStore): boolean {
   if (abandonedTrash(records.containers).length) return true;
@@ -132,28 +145,15 @@ export function reclaimWanted(root: string, records: RecordStore): boolean {
     if (records.staleTemps(id).length) return true;
     const r = records.peek(id);
     if (!r) continue;
-    const { status, restarting, owner, watcherPid } = r.state;
-    // reconcile: a storage server or a keeper that died under a running container.
-    if (status === 'running' && storageServerGone(r)) return true;
-    const kept = keeperAlive(r);
-    if ((status === 'running' || restarting) && !kept) return true;
-    // reclaimAbandoned: an --rm container whose run died (and that no longer runs).
-    const running = status === 'running' || restarting;
-    if (r.hostConfig.autoRemove && !running && owner && procStartTime(owner.pid) !== owner.startTime)
-      return true;
-    // reclaimUnkept: what a keeper that died (or a launch cut short) left: runtime state, the
-    // root's mount, an --rm record.
-    if (watcherPid === undefined || running || (kept && !launchAbandoned(r))) continue;
-    if (status === 'exited' && r.hostConfig.autoRemove) return true;
-    if (held.has(id) || isMounted(join(records.dir(id), 'rootfs'))) return true;
+    if (reconcileWanted(r)) return true;
+    // Past reconcile's test, its status is the one the reclaims see.
+    const running = r.state.status === 'running' || !!r.state.restarting;
+    if (!running && runDied(r)) return true;
+    if (unkeptLeft(r, () => held.has(id) || isMounted(join(records.dir(id), 'rootfs')))) return true;
   }
-  // reclaimNetworks: the network of a container that no longer runs, or no longer exists.
   for (const id of containersIn(`${root}/network`)) {
     const r = records.peek(id);
-    if (r === undefined) continue;
-    const owner = r?.state.networkOwner;
-    if (r && owner && procStartTime(owner.pid) === owner.startTime) continue;
-    if (r?.state.status !== 'running') return true;
+    if (r !== undefined && networkLeft(r, (x) => x.state.status === 'running')) return true;
   }
   return false;
 }
