@@ -10,10 +10,14 @@ export function tempDir(name: string, ...subdirs: string[]): string {
   return dir;
 }
 
-/** Takes off whatever is still mounted under `dir` (deepest first), then removes it. */
+/**
+ * Takes off whatever is still mounted under `dir` (deepest first), then removes it. A folder
+ * that gains an entry meanwhile (the keeper of a just removed `--rm` container appending its
+ * last event) is tried again rather than failing the test's teardown with ENOTEMPTY.
+ */
 export function removeTree(dir: string): void {
   unmountUnderSync(dir);
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
 }
 
 /**
