@@ -11,7 +11,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cgroupParent } from '../lib/common.mjs';
-import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
+import { podmanRunTrue } from '../lib/podman.mjs';
 
 const rounds = Number(process.argv[2] ?? 15);
 const tmp = mkdtempSync(join(tmpdir(), 'corral-keeper-bench-'));
@@ -34,20 +34,7 @@ if (has('podman')) {
   symlinkSync('busybox', join(rootfs, 'bin', 'true'));
   // Beneath this process's own cgroup, never the machine's (podman's default is /libpod_parent).
   podmanCgroup = cgroupParent(`corral-keeper-bench-${process.pid}`);
-  commands.push([
-    'podman run --rm (runc, --rootfs)',
-    [
-      ...podmanCommand(tmp),
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      ...podmanRunFlags(podmanCgroup.path),
-      '--rootfs',
-      rootfs,
-      'true',
-    ],
-  ]);
+  commands.push(['podman run --rm (runc, --rootfs)', podmanRunTrue(tmp, podmanCgroup.path, rootfs)]);
 }
 
 const times = commands.map(() => []);

@@ -38,3 +38,18 @@ export function podmanRunFlags(cgroupParent) {
     'nproc=32768:32768',
   ];
 }
+
+/** `podman run --rm --network none … --rootfs ROOTFS true`: the start of a container from a folder. */
+export function podmanRunTrue(dir, cgroupParent, rootfs) {
+  return [
+    ...podmanCommand(dir),
+    'run',
+    '--rm',
+    '--network',
+    'none',
+    ...podmanRunFlags(cgroupParent),
+    '--rootfs',
+    rootfs,
+    'true',
+  ];
+}

@@ -20,7 +20,7 @@ import {
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cgroupParent, sh } from '../lib/common.mjs';
-import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
+import { podmanRunTrue } from '../lib/podman.mjs';
 
 const runs = Number(process.argv[2] ?? 20);
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -103,20 +103,7 @@ for (const [tag, dir] of builds) {
 }
 const podmanCgroup = cgroupParent(`corral-bench-podman-${process.pid}`);
 if (has('podman')) {
-  commands.push([
-    'podman run --rootfs',
-    sh([
-      ...podmanCommand(tmp),
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      ...podmanRunFlags(podmanCgroup.path),
-      '--rootfs',
-      rootfs,
-      'true',
-    ]),
-  ]);
+  commands.push(['podman run --rootfs', sh(podmanRunTrue(tmp, podmanCgroup.path, rootfs))]);
 }
 
 const results = [];
