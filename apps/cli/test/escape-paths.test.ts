@@ -173,9 +173,11 @@ describe('commit, export and diff of a container that races them (CVE-2018-15664
   it('commit pauses the container by default and thaws it after', async () => {
     const rootfs = makeRootfs('pauser');
     const script =
-      'mkdir -p /x/d; for i in $(seq 0 19); do echo $i > /x/d/f$i; done; while :; do mv /x/d /x/e; mv /x/e /x/d; done';
+      'mkdir -p /x/d; for i in $(seq 0 19); do echo $i > /x/d/f$i; done; echo ready; while :; do mv /x/d /x/e; mv /x/e /x/d; done';
     const id = (await s.corral(['run', '-d', '--name', 'pauser', '--rootfs', rootfs, 'sh', '-c', script]))
       .out;
+    // Its 20 files made before the first commit (a loaded machine may start it late).
+    await until(async () => (await s.corral(['logs', 'pauser'])).out === 'ready', 'the pauser to be ready');
     // The container's freezer cgroup, beneath ours (the runtime's), as the CLI made it.
     const mine = /^\d+:freezer:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1] ?? '/';
     const freezerState = join('/sys/fs/cgroup/freezer', mine, `corral-${id}`, 'freezer.state');

@@ -109,7 +109,11 @@ export function diffUpper(upper: string, lower: readonly string[] = []): Change[
         continue;
       }
       const sub = unlessChanged(() => dir.dir(name));
-      if (!sub) continue;
+      if (!sub) {
+        // No longer a folder (swapped for another entry meanwhile): still a change at this name.
+        if (unlessChanged(() => dir.lstat(name))) changes.push({ kind, path: r });
+        continue;
+      }
       try {
         const here = `${fdPath(sub.fd)}/.`;
         const redirect = redirectOf(here);
