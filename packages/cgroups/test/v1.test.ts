@@ -187,7 +187,9 @@ describe('v1 backend enforces limits (real cgroups)', () => {
   it.skipIf(!hasV1)('killAll stops a fork bomb that cannot outrun the freezer', async () => {
     const cg = make();
     cg.apply({ pidsLimit: 50 });
-    const p = scope.held('f() { f & f & wait; }; f');
+    // Each shell forks again as soon as its children end or a fork fails: the bomb stays at
+    // the limit (one that gives up on a failed fork can die out before it is seen spreading).
+    const p = scope.held('f() { while :; do f & f & wait; done; }; f');
     cg.addProcess(p.pid);
     p.release();
     await until(() => cg.processes().length > 10, 'the bomb to spread');
