@@ -44,7 +44,11 @@ export function byteProgress(label: string, total?: number, out = process.stderr
       else timer = setTimeout(draw, wait);
     },
     finish() {
-      if (timer) clearTimeout(timer);
+      // A frame still waiting is drawn first: the last one shows every byte counted.
+      if (timer) {
+        clearTimeout(timer);
+        draw();
+      }
       if (drawn) out.write('\r\x1b[2K');
     },
   };
