@@ -4,9 +4,9 @@
 // and the image store's files; when the data root holds anything Engine.open's reclaim would
 // release (reclaimWanted), or a record a listing would have to bring up to date, it opens the
 // whole Engine instead, which reclaims as every command does, and lists through it.
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type ImageSummary, listImages, privateDir, STATE_DIR_MODE, storeLeftovers } from '@corral/image';
+import { type ImageSummary, isPrivateOrMissing, listImages, privateDir, storeLeftovers } from '@corral/image';
 import { type ContainerSummary, type ListOptions, listContainers } from './container-list.js';
 import { defaultRoot, type EngineOptions } from './context.js';
 import type { Engine } from './engine.js';
@@ -67,7 +67,6 @@ export async function openListing(options: EngineOptions = {}): Promise<Listing>
  * it, and in its blobs/ and locks/ (the records' are made so by RecordStore).
  */
 function privateState(root: string): boolean {
-  const uid = process.geteuid?.() ?? 0;
   const image = join(root, 'image');
   const dirs = [join(root, 'runtime'), image];
   for (const parent of [image, join(image, 'blobs'), join(image, 'locks')]) {
@@ -78,10 +77,7 @@ function privateState(root: string): boolean {
       // missing: nothing in it to check
     }
   }
-  return dirs.every((d) => {
-    const st = statSync(d, { throwIfNoEntry: false });
-    return !st || (st.isDirectory() && st.uid === uid && (st.mode & 0o7777) === STATE_DIR_MODE);
-  });
+  return dirs.every(isPrivateOrMissing);
 }
 
 /** The Engine as a Listing (its size is synchronous). */

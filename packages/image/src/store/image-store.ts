@@ -17,7 +17,7 @@ import { Holds, type ImageUser } from './holds.js';
 import { type HistoryRow, historyRows, inspectImage } from './inspect.js';
 import { LayerStore, type LayerToUnpack, type LayerUnpacker } from './layer-store.js';
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES } from './limits.js';
-import { imageRecords, listImages } from './listing.js';
+import { imageRecords, layerSize, listImages } from './listing.js';
 import { checkStore } from './maintenance.js';
 import { parseManifest } from './manifest-check.js';
 import { normalizeReference, parseReference } from './reference.js';
@@ -436,7 +436,7 @@ export class ImageStore {
   }
 
   private layerSize(l: LayerRecord): number {
-    return this.layers.meta(l.diffId)?.size ?? l.size;
+    return layerSize(this.root, l);
   }
 
   /**

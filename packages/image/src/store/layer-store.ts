@@ -45,6 +45,11 @@ async function syncfsOf(path: string): Promise<void> {
   }
 }
 
+/** The file of a layer's record (LayerMeta) in the store at `storeRoot`. */
+export function layerMetaPath(storeRoot: string, diffId: string): string {
+  return join(storeRoot, 'layers', `${digestHex(diffId)}.json`);
+}
+
 /**
  * The unpacked layers of an image store:
  *
@@ -54,11 +59,6 @@ async function syncfsOf(path: string): Promise<void> {
  * l/ is 0700: a layer holds the image's setuid binaries and private files, and only root
  * (which mounts the overlays) may reach them.
  */
-/** The file of a layer's record (LayerMeta) in the store at `storeRoot`. */
-export function layerMetaPath(storeRoot: string, diffId: string): string {
-  return join(storeRoot, 'layers', `${digestHex(diffId)}.json`);
-}
-
 export class LayerStore {
   /** l/: the unpacked layers. */
   readonly root: string;

@@ -27,13 +27,16 @@ export function imageRecords(imagesDir: string): ImageRecord[] {
   return out;
 }
 
+/** A layer's unpacked size in the store at `root`, from its record (else the image's word). */
+export function layerSize(root: string, l: LayerRecord): number {
+  return readJsonFile<LayerMeta>(layerMetaPath(root, l.diffId))?.size ?? l.size;
+}
+
 /** `docker images` of the store at `root`: newest first, each with its short names and size. */
 export function listImages(root: string): ImageSummary[] {
   const refs = Object.entries(
     readJsonFile<{ refs: Record<string, string> }>(join(root, 'refs.json'))?.refs ?? {},
   );
-  const layerSize = (l: LayerRecord) =>
-    readJsonFile<LayerMeta>(layerMetaPath(root, l.diffId))?.size ?? l.size;
   return (
     imageRecords(join(root, 'images'))
       .filter((r) => !r.removed)
@@ -42,7 +45,7 @@ export function listImages(root: string): ImageSummary[] {
         manifestDigest: r.manifestDigest,
         repoTags: refs.filter(([, d]) => d === r.manifestDigest).map(([n]) => familiarName(n)),
         created: r.created,
-        size: r.layers.reduce((s, l) => s + layerSize(l), 0),
+        size: r.layers.reduce((s, l) => s + layerSize(root, l), 0),
       }))
       // Newest first, by code unit: RFC 3339 times order so (localeCompare's collator costs
       // ~8 ms to set up at its first call, a good part of an `images`).

@@ -38,13 +38,16 @@ export function privateDir(path: string): void {
 }
 
 /**
- * True when `path` is missing or already a private folder. A folder that needs fixing was
- * made by an older version, so what it holds needs fixing too; a private one is left
- * alone (nothing is walked on every start).
+ * True when `path` is missing or already a private folder (a folder, this user's, 0700: what
+ * privateDir leaves as it is). A folder that needs fixing was made by an older version, so
+ * what it holds needs fixing too; a private one is left alone (nothing is walked on every
+ * start).
  */
 export function isPrivateOrMissing(path: string): boolean {
   const st = fs.statSync(path, { throwIfNoEntry: false });
-  return !st || (st.mode & 0o7777) === STATE_DIR_MODE;
+  if (!st) return true;
+  const uid = process.geteuid?.() ?? 0;
+  return st.isDirectory() && st.uid === uid && (st.mode & 0o7777) === STATE_DIR_MODE;
 }
 
 /** Sets every plain file directly in `dir` to 0600 (lock files made 0644 by older versions). */
