@@ -1,4 +1,5 @@
-// Adds up the JSON reports that each package's vitest run wrote and prints one closing line.
+// Adds up the JSON reports that each package's vitest run wrote and prints one closing line,
+// after the name and first error line of each failed test.
 // A workspace package with a test script but no report, or a report with no test in it, fails
 // the run: a package without tests must not pass quietly.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -18,7 +19,17 @@ for (const [name, r] of reports) {
   passed += r.numPassedTests ?? 0;
   failed += r.numFailedTests ?? 0;
   skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  if (r.numFailedTests) console.log(`failed in ${name}: ${r.numFailedTests}`);
+  if (r.numFailedTests) {
+    console.log(`failed in ${name}: ${r.numFailedTests}`);
+    // The names and first error lines come last in the log, where a short tail of it still shows them.
+    for (const file of r.testResults ?? []) {
+      for (const t of file.assertionResults ?? []) {
+        if (t.status !== 'failed') continue;
+        const why = String(t.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 300);
+        console.log(`  ${basename(file.name)} > ${t.fullName}: ${why}`);
+      }
+    }
+  }
   if (!r.numTotalTests) {
     console.log(`no test ran in ${name}`);
     problems++;
