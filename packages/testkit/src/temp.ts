@@ -13,11 +13,22 @@ export function tempDir(name: string, ...subdirs: string[]): string {
 /**
  * Takes off whatever is still mounted under `dir` (deepest first), then removes it. A folder
  * that gains an entry meanwhile (the keeper of a just removed `--rm` container appending its
- * last event) is tried again rather than failing the test's teardown with ENOTEMPTY.
+ * `destroy` event to the root's events.jsonl) is emptied and removed again, for up to 5 s,
+ * rather than failing the test's teardown with ENOTEMPTY. rmSync's own retries cannot do this:
+ * they retry the folder's rmdir without emptying it again.
  */
 export function removeTree(dir: string): void {
   unmountUnderSync(dir);
-  rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOTEMPTY' && code !== 'EBUSY') || attempt === 50) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
+  }
 }
 
 /**

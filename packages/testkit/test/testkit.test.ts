@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -113,5 +114,33 @@ describe('busyboxRootfs', () => {
     cleanup.add(() => removeTree(dir));
     expect(dir).toMatch(/corral-kit-/);
     expect(existsSync(join(dir, 'x'))).toBe(true);
+  });
+
+  it('removes a folder that another process keeps writing a file into for a while', async () => {
+    const dir = tempDir('kit-busy');
+    // Enough to list and remove that the writer adds one meanwhile, every time.
+    for (let i = 0; i < 2000; i++) writeFileSync(join(dir, `old${i}`), '');
+    // As a keeper appends its last event to a root being removed, but without pause: new files
+    // keep coming after each listing of the folder.
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('fs'); const end = Date.now() + 400; let n = 0; fs.writeFileSync(process.argv[1] + '/e', '');
+         process.stdout.write('ready\\n');
+         while (Date.now() < end) try { fs.writeFileSync(process.argv[1] + '/e' + n++, 'x'); } catch {}`,
+        dir,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const exited = new Promise((r) => writer.once('exit', r));
+    await new Promise((r) => writer.stdout.once('data', r));
+    try {
+      removeTree(dir);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
