@@ -133,6 +133,14 @@ export function notCreated(path: string): CgroupError {
   return new CgroupError('ENOENT', `cgroup ${path} does not exist: create() it first`);
 }
 
+/**
+ * Where addProcess's rule sees a process that is at `path`: in `from`'s parent when it is in
+ * `from` (a cgroup the caller made and put it in, see AddProcessOptions), else at `path`.
+ */
+export function placeOf(path: string, from: string | undefined): string {
+  return from !== undefined && path === from ? posix.dirname(path) : path;
+}
+
 /** addProcess's rule: a process moves only deeper into its own cgroup subtree. */
 export function checkBeneath(
   pid: number | 'self',

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CgroupError } from './errors.js';
 
@@ -55,14 +56,27 @@ export function writeControl(path: string, value: string | number): void {
   try {
     writeFileSync(path, String(value));
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new CgroupError(
-      code,
-      `writing '${value}' to ${path} failed: ${code} (${hints[code] ?? (e as Error).message})`,
-      path,
-      { cause: e },
-    );
+    throw controlError(path, value, e);
   }
+}
+
+/** writeControl on libuv's thread pool, for a write the kernel may hold up (cgroup.procs). */
+export async function writeControlAsync(path: string, value: string | number): Promise<void> {
+  try {
+    await writeFile(path, String(value));
+  } catch (e) {
+    throw controlError(path, value, e);
+  }
+}
+
+function controlError(path: string, value: string | number, e: unknown): CgroupError {
+  const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+  return new CgroupError(
+    code,
+    `writing '${value}' to ${path} failed: ${code} (${hints[code] ?? (e as Error).message})`,
+    path,
+    { cause: e },
+  );
 }
 
 export const exists = existsSync;

@@ -21,7 +21,7 @@ export {
 } from './limits.js';
 export { hostCapabilities, openCgroup, validateLimits } from './open.js';
 export { cpuPercent, memoryPercent, memoryUsed } from './stats.js';
-export type { Cgroup, CgroupStats, OpenCgroupOptions } from './types.js';
+export type { AddProcessOptions, Cgroup, CgroupStats, OpenCgroupOptions } from './types.js';
 export {
   blkioWeightToIoWeight,
   formatCpuList,

@@ -54,7 +54,20 @@ export interface Cgroup {
    * 'self': the calling process, written as 0, for a caller in a PID namespace of its own
    * (the kernel reads a written PID in the writer's PID namespace).
    */
-  addProcess(pid: number | 'self'): void;
+  addProcess(pid: number | 'self', options?: AddProcessOptions): void;
+  /**
+   * addProcess with the writes to cgroup.procs done on libuv's thread pool: the first such
+   * write can wait for an RCU grace period (cgroup_threadgroup_rwsem, 5-20 ms here), which
+   * then blocks no event loop.
+   */
+  addProcessAsync(pid: number, options?: AddProcessOptions): Promise<void>;
+  /**
+   * Gives this cgroup's folders the names of `to`'s, which must not exist yet: its processes
+   * and settings stay, nothing is moved. Then `to` exists and this handle's cgroup does not.
+   * v1 only, and only beneath the same parent in every hierarchy (code EXDEV otherwise, EXISTS
+   * when `to` is there); v2 refuses (code ENOTSUP: the kernel answers EPERM to a rename).
+   */
+  renameTo(to: Cgroup): void;
   /** What this cgroup can enforce: controllers, CPUs, memory nodes, swap accounting. */
   capabilities(): CgroupCapabilities;
   /** Checks limits against capabilities() and resolves them (see checkLimits); writes nothing. */
@@ -75,6 +88,14 @@ export interface Cgroup {
   killAll(signal?: number | string): Promise<void>;
   /** Removes the cgroup and the parents this object created; waits for dying processes. */
   remove(): Promise<void>;
+}
+
+export interface AddProcessOptions {
+  /**
+   * A cgroup the caller made and put the process in (a pool's parking cgroup): there the
+   * process counts as in that cgroup's parent, so it may go to a sibling as well as deeper.
+   */
+  from?: Cgroup;
 }
 
 export interface OpenCgroupOptions {

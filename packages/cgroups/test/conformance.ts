@@ -68,6 +68,30 @@ export function conformance(label: string, setup: () => Backend | null): void {
       expect((await p.exited).signal).toBe('SIGKILL');
     });
 
+    run(
+      'moves a process off the event loop, and out of a cgroup made for it to a sibling (from)',
+      async () => {
+        const parking = make();
+        const p = scope.held('exec sleep 60');
+        await parking.addProcessAsync(p.pid);
+        expect(parking.processes()).toEqual([p.pid]);
+        const sibling = make();
+        // A sibling is not deeper than where the process is: refused, unless it came from there.
+        if (backend!.real)
+          expect(() => sibling.addProcess(p.pid)).toThrow(/deeper into their own cgroup subtree/);
+        await sibling.addProcessAsync(p.pid, { from: parking });
+        expect([sibling.processes(), parking.processes()]).toEqual([[p.pid], backend!.real ? [] : [p.pid]]);
+        if (backend!.real) {
+          const own = readFileSync(`/proc/${p.pid}/cgroup`, 'utf8');
+          for (const path of Object.values(sibling.paths)) expect(own).toContain(`:${path}\n`);
+          // `from` vouches for its own cgroup only: from the sibling nothing goes back up.
+          expect(() => parking.addProcess(p.pid, { from: parking })).toThrow(/deeper/);
+        }
+        p.release();
+        await sibling.killAll();
+      },
+    );
+
     run('freeze stops a counting loop and thaw resumes it', async () => {
       const cg = make();
       const file = join(scope.tmp(), 'count');

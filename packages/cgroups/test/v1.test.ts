@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   CgroupV1,
@@ -7,6 +8,7 @@ import {
   openCgroup,
   readProcCgroups,
   v1Mounts,
+  v2Mounts,
 } from '../src/index.js';
 import { type Backend, conformance } from './conformance.js';
 import { alive, Scope, sleep, until } from './helpers.js';
@@ -178,6 +180,48 @@ describe('v1 backend enforces limits (real cgroups)', () => {
     await cg.killAll();
     await cg.remove();
     expect(openCgroup({ path: parent, backend: 'v1' }).exists()).toBe(false);
+  });
+
+  run('renameTo gives the cgroup a new name with its processes and limits, in every hierarchy', async () => {
+    const parked = make();
+    parked.apply({ memory: 64 * MiB, pidsLimit: 30 });
+    const p = scope.held('cat /proc/self/cgroup');
+    await parked.addProcessAsync(p.pid);
+    const to = scope.track(openCgroup({ path: scope.name(), backend: 'v1' }));
+    parked.renameTo(to);
+    expect([to.exists(), parked.exists()]).toEqual([true, false]);
+    for (const dir of Object.values(parked.dirs)) expect(existsSync(dir)).toBe(false);
+    expect(to.processes()).toEqual([p.pid]);
+    expect(to.limits()).toMatchObject({ memory: 64 * MiB, pidsLimit: 30 });
+    // The process itself sees the new name, in each hierarchy.
+    p.release();
+    await p.closed;
+    for (const [hierarchy, path] of Object.entries(to.paths))
+      expect(p.stdout()).toContain(`:${hierarchy.replace(/^systemd$/, 'name=systemd')}:${path}\n`);
+    await to.remove();
+    expect(to.exists()).toBe(false);
+    for (const dir of Object.values(to.dirs)) expect(existsSync(dir)).toBe(false);
+  });
+
+  run('renameTo refuses another parent, a name taken and a v2 cgroup, and changes nothing', async () => {
+    const parked = make();
+    const p = scope.held('exec sleep 60');
+    parked.addProcess(p.pid);
+    const parent = scope.name();
+    const elsewhere = scope.track(openCgroup({ path: 'ctr', parent, backend: 'v1' }));
+    expect(() => parked.renameTo(elsewhere)).toThrow(expect.objectContaining({ code: 'EXDEV' }));
+    expect(() => parked.renameTo(elsewhere)).toThrow(/only beneath its own parent/);
+    const taken = make();
+    expect(() => parked.renameTo(taken)).toThrow(expect.objectContaining({ code: 'EXISTS' }));
+    if (v2Mounts().length) {
+      const v2 = openCgroup({ path: scope.name(), backend: 'v2' });
+      expect(() => parked.renameTo(v2)).toThrow(expect.objectContaining({ code: 'EXDEV' }));
+      expect(() => v2.renameTo(parked)).toThrow(expect.objectContaining({ code: 'ENOTSUP' }));
+    }
+    expect([parked.exists(), elsewhere.exists(), parked.processes()]).toEqual([true, false, [p.pid]]);
+    expect(taken.processes()).toEqual([]);
+    // The kernel's own answer to a rename across parents, had the check not come first.
+    expect(() => renameSync(parked.dirs.pids, join(taken.dirs.pids, 'moved'))).toThrow(/EIO/);
   });
 
   run('the host is detected as hybrid with v1 controllers', () => {

@@ -2,7 +2,13 @@ export { applyDeviceRules, DEFAULT_DEVICE_RULES, type DeviceRule } from './devic
 export { type FastPathFlags, fastRunRefusal } from './fast-path.js';
 export { type FastRun, type FastRunOptions, runFast } from './fast-run.js';
 export { HookError, type HookState, runHooks } from './hooks.js';
-export { type InitStdio, type SpawnInitOptions, type StdioPipe, spawnInit } from './init-process.js';
+export {
+  type InitStdio,
+  initWaitsForSpec,
+  type SpawnInitOptions,
+  type StdioPipe,
+  spawnInit,
+} from './init-process.js';
 export { type ParsedMountOptions, parseMountOptions, rootPropagation } from './mount-options.js';
 export { secureJoin } from './paths.js';
 export {

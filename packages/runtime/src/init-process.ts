@@ -1,5 +1,6 @@
 import type { StdioOptions } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { inPidNamespaceAt, Pid1Process, spawnPid1 } from '@corral/pidns';
 import { processScript } from './bundled.js';
 import { sealedNode } from './sealed.js';
@@ -36,6 +37,26 @@ export function spawnInit(options: SpawnInitOptions = {}): Pid1Process {
     return new Pid1Process(inPidNamespaceAt(path, () => spawn(node, args, spawnOptions)));
   }
   return spawnPid1(node, args, spawnOptions);
+}
+
+/** read(2)'s number, as /proc/PID/syscall shows it. */
+const NR_READ: Record<string, number> = { x64: 0, arm64: 63 };
+
+/**
+ * Whether an init started ahead has loaded and waits for its spec: its main thread blocked in
+ * read(2) on the sync socket (/proc/PID/syscall, readable by its parent or root). False while
+ * it loads, once it is gone, and on an architecture this does not know. A pool moves a parked
+ * init into a cgroup only then, so that the container's is not charged for Node's start-up
+ * (3-4 MiB here, against a 6 MiB minimum limit).
+ */
+export function initWaitsForSpec(pid: number, syncFd = 3): boolean {
+  const nr = NR_READ[process.arch];
+  if (nr === undefined) return false;
+  try {
+    return readFileSync(`/proc/${pid}/syscall`, 'utf8').startsWith(`${nr} 0x${syncFd.toString(16)} `);
+  } catch {
+    return false;
+  }
 }
 
 export interface SpawnInitOptions {

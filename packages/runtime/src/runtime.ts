@@ -52,6 +52,16 @@ export interface CreateOptions {
   stdio?: InitStdio;
   /** An init started ahead of need with spawnInit (with the same preserveFds and PID namespace). */
   init?: Pid1Process;
+  /**
+   * The cgroup the given init waits in (a pool's parking cgroup, made by the caller beneath
+   * the parent of the container's cgroup, the init moved into it while parked): it becomes the
+   * container's cgroup by a rename where the kernel allows one (v1, the same parent, no cgroup
+   * of that name yet), so that the start does not wait for the move (a v1 cgroup.procs write
+   * waits for an RCU grace period, 5-20 ms). Elsewhere the init moves from it to the
+   * container's cgroup as from the caller's own, and it is removed. Limits and device rules are
+   * applied before the init gets its spec either way. create owns it from here.
+   */
+  parkedCgroup?: Cgroup;
   /** Give the program /dev/null as stdin (for an init started with stdin inherited). */
   nullStdin?: boolean;
   /** Start the init in its own session, so it outlives a caller that exits (a shim does this). */
@@ -141,10 +151,16 @@ export class Runtime {
     }
     if (spec.process.terminal && options.init && !options.initWithoutStdio)
       throw new RuntimeError('a container with a terminal needs its own init: do not pass one started ahead');
+    const parked = options.parkedCgroup;
+    if (parked && !options.init) throw new RuntimeError('a parked cgroup comes with the init parked in it');
 
     const dir = makeStateDir(this.root, id);
     const fifo = join(dir, 'exec.fifo');
     const cgroupsPath = cgroupsPathOf(spec, id, options.defaultCgroupsPath);
+    if (parked && !cgroupsPath)
+      throw new RuntimeError(
+        'an init parked in a cgroup needs a container with a cgroup (linux.cgroupsPath)',
+      );
     let cgroup: Cgroup | undefined;
     let madeCgroup = false;
     let pidsLimit: number | undefined;
@@ -167,6 +183,7 @@ export class Runtime {
         });
       const sync = syncPipeOf(p);
       let answer = readMessage(sync, p);
+      answer.catch(() => {}); // awaited below, unless the set-up fails first
       const cgroupOwn = readProcCgroups('self');
       // Before anything outside the folder is made: what delete takes away after a SIGKILL.
       writeCreating(dir, { cgroupsPath, cgroupOwn });
@@ -174,8 +191,10 @@ export class Runtime {
         cgroup = openCgroup({ path: cgroupsPath, own: cgroupOwn });
         try {
           // runc joins a cgroup that is there already (a pod's, made by its caller).
+          let joined = false;
           if (!cgroup.exists()) {
-            cgroup.create();
+            joined = parked !== undefined && renamed(parked, cgroup);
+            if (!joined) cgroup.create();
             madeCgroup = true;
           }
           ({ pidsLimit, ...early } = limitsFromOci(spec.linux?.resources));
@@ -183,7 +202,10 @@ export class Runtime {
           // Written at start (see StoredState), checked now.
           if (pidsLimit !== undefined) cgroup.validate({ pidsLimit });
           applyDeviceRules(cgroup, withDefaultDevices(spec.linux?.resources?.devices));
-          cgroup.addProcess(p.pid);
+          if (!joined) {
+            cgroup.addProcess(p.pid, { from: parked });
+            await parked?.remove().catch(() => {}); // empty now; the pool tries again later
+          }
         } catch (e) {
           throw new RuntimeError(`cgroup ${cgroupsPath}: ${(e as Error).message}`);
         }
@@ -241,6 +263,7 @@ export class Runtime {
         await p.wait();
       }
       if (madeCgroup) await cgroup?.remove().catch(() => {});
+      await parked?.remove().catch(() => {}); // gone already when it was renamed
       rmSync(dir, { recursive: true, force: true });
       throw e;
     }
@@ -440,7 +463,16 @@ export class Runtime {
   }
 }
 
-/** Where the cgroup says it is frozen: v1 freezer.state, v2 cgroup.freeze. */
+/** Whether `parked` could be renamed to `to` (see CreateOptions.parkedCgroup), and was. */
+function renamed(parked: Cgroup, to: Cgroup): boolean {
+  try {
+    parked.renameTo(to);
+    return true;
+  } catch {
+    return false; // v2, another parent, a hierarchy missing: the init is moved instead
+  }
+}
+
 function setOomScoreAdj(pid: number, value: number): void {
   try {
     writeFileSync(`/proc/${pid}/oom_score_adj`, String(value));

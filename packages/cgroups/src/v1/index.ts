@@ -1,4 +1,4 @@
-import { mkdirSync, rmdirSync } from 'node:fs';
+import { mkdirSync, renameSync, rmdirSync } from 'node:fs';
 import { posix } from 'node:path';
 import { type MountInfo, parseSignal } from '@corral/sys';
 import {
@@ -6,6 +6,7 @@ import {
   checkPid,
   dirsBetween,
   notCreated,
+  placeOf,
   refuseSelf,
   removeDir,
   resolveCgroupPath,
@@ -14,7 +15,16 @@ import {
   waitForLeaving,
 } from '../common.js';
 import { CgroupError } from '../errors.js';
-import { exists, readControl, readKeyed, readNumber, readPids, waitFor, writeControl } from '../files.js';
+import {
+  exists,
+  readControl,
+  readKeyed,
+  readNumber,
+  readPids,
+  waitFor,
+  writeControl,
+  writeControlAsync,
+} from '../files.js';
 import {
   cgroupDir,
   hostCpuTime,
@@ -26,7 +36,7 @@ import {
   v1Mounts,
 } from '../host.js';
 import { type CgroupCapabilities, type CgroupLimits, checkLimits } from '../limits.js';
-import type { Cgroup, CgroupStats, OpenCgroupOptions } from '../types.js';
+import type { AddProcessOptions, Cgroup, CgroupStats, OpenCgroupOptions } from '../types.js';
 import { parseCpuList } from '../units.js';
 
 interface Hierarchy {
@@ -154,18 +164,70 @@ export class CgroupV1 implements Cgroup {
     }
   }
 
-  addProcess(pid: number | 'self'): void {
+  addProcess(pid: number | 'self', options: AddProcessOptions = {}): void {
+    for (const procs of this.procsFiles(pid, options)) writeControl(procs, pid === 'self' ? 0 : pid);
+  }
+
+  async addProcessAsync(pid: number, options: AddProcessOptions = {}): Promise<void> {
+    for (const procs of this.procsFiles(pid, options)) await writeControlAsync(procs, pid);
+  }
+
+  /** addProcess's checks; the cgroup.procs files to write the PID to. */
+  private procsFiles(pid: number | 'self', { from }: AddProcessOptions): string[] {
     if (pid !== 'self') checkPid(pid);
     const current = readProcCgroups(pid);
     for (const h of this.hierarchies) {
       const at = current.find(
         (c) => c.controllers.join(',') === h.name || sameSet(c.controllers, h.controllers),
       );
-      if (at) checkBeneath(pid, at.path, h.cgroup, `${h.name} cgroup `, h.dir);
+      if (at) checkBeneath(pid, placeOf(at.path, from?.paths[h.name]), h.cgroup, `${h.name} cgroup `, h.dir);
     }
     if (!this.exists()) throw notCreated(this.path);
-    for (const h of this.hierarchies)
-      writeControl(posix.join(h.dir, 'cgroup.procs'), pid === 'self' ? 0 : pid);
+    return this.hierarchies.map((h) => posix.join(h.dir, 'cgroup.procs'));
+  }
+
+  renameTo(to: Cgroup): void {
+    const pairs = this.hierarchies.map((h) => ({
+      h,
+      t: to instanceof CgroupV1 ? to.hierarchies.find((x) => x.name === h.name) : undefined,
+    }));
+    if (!(to instanceof CgroupV1) || to.hierarchies.length !== pairs.length || pairs.some((p) => !p.t))
+      throw new CgroupError(
+        'EXDEV',
+        `cgroup ${to.path} is not in the same v1 hierarchies as ${this.path}: it cannot be renamed to it`,
+      );
+    for (const { h, t } of pairs)
+      if (posix.dirname(h.dir) !== posix.dirname(t!.dir))
+        throw new CgroupError(
+          'EXDEV',
+          `cgroup ${t!.cgroup} has another parent than ${h.cgroup}: the kernel renames a v1 cgroup only beneath its own parent`,
+          t!.dir,
+        );
+    if (!this.exists()) throw notCreated(this.path);
+    const taken = pairs.find(({ t }) => exists(t!.dir));
+    if (taken) throw new CgroupError('EXISTS', `cgroup ${taken.t!.dir} exists already`, taken.t!.dir);
+    const done: typeof pairs = [];
+    for (const p of pairs) {
+      try {
+        renameSync(p.h.dir, p.t!.dir);
+        done.push(p);
+      } catch (e) {
+        // All or nothing: the hierarchies done so far get their old names back.
+        for (const { h, t } of done.reverse()) {
+          try {
+            renameSync(t!.dir, h.dir);
+          } catch {
+            // Best effort while reporting the first error.
+          }
+        }
+        const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+        throw new CgroupError(code, `renaming cgroup ${p.h.dir} to ${p.t!.dir} failed: ${code}`, p.h.dir, {
+          cause: e,
+        });
+      }
+    }
+    // What this handle made (parents, the folder itself) is the new one's to remove now.
+    for (const { h, t } of pairs) t!.created = h.created.splice(0).map((d) => (d === h.dir ? t!.dir : d));
   }
 
   capabilities(): CgroupCapabilities {

@@ -6,6 +6,7 @@ import {
   checkPid,
   dirsBetween,
   notCreated,
+  placeOf,
   refuseSelf,
   removeDir,
   resolveCgroupPath,
@@ -14,10 +15,19 @@ import {
   waitForLeaving,
 } from '../common.js';
 import { CgroupError } from '../errors.js';
-import { exists, readControl, readKeyed, readNumber, readPids, waitFor, writeControl } from '../files.js';
+import {
+  exists,
+  readControl,
+  readKeyed,
+  readNumber,
+  readPids,
+  waitFor,
+  writeControl,
+  writeControlAsync,
+} from '../files.js';
 import { cgroupDir, hostCpuTime, hostMemory, onlineCpus, onlineMems, readProcCgroups } from '../host.js';
 import { type CgroupCapabilities, type CgroupLimits, checkLimits } from '../limits.js';
-import type { Cgroup, CgroupStats, OpenCgroupOptions } from '../types.js';
+import type { AddProcessOptions, Cgroup, CgroupStats, OpenCgroupOptions } from '../types.js';
 import { blkioWeightToIoWeight, parseCpuList, sharesToWeight, weightToShares } from '../units.js';
 
 const SIGKILL = 9;
@@ -140,16 +150,34 @@ export class CgroupV2 implements Cgroup {
     }
   }
 
-  addProcess(pid: number | 'self'): void {
+  addProcess(pid: number | 'self', options: AddProcessOptions = {}): void {
+    this.checkAdd(pid, options);
+    // The kernel adds a written PID to cgroup.procs; a scratch tree's plain file needs appending.
+    if (this.scratch) appendFileSync(this.f('cgroup.procs'), `${pid === 'self' ? process.pid : pid}\n`);
+    else writeControl(this.f('cgroup.procs'), pid === 'self' ? 0 : pid);
+  }
+
+  async addProcessAsync(pid: number, options: AddProcessOptions = {}): Promise<void> {
+    this.checkAdd(pid, options);
+    if (this.scratch) appendFileSync(this.f('cgroup.procs'), `${pid}\n`);
+    else await writeControlAsync(this.f('cgroup.procs'), pid);
+  }
+
+  private checkAdd(pid: number | 'self', { from }: AddProcessOptions): void {
     if (pid !== 'self') checkPid(pid);
     if (!this.exists()) throw notCreated(this.path);
     if (!this.scratch) {
       const at = readProcCgroups(pid).find((c) => c.id === 0 && c.controllers.length === 0);
-      if (at) checkBeneath(pid, at.path, this.cgroup, 'cgroup ', this.dir);
+      if (at) checkBeneath(pid, placeOf(at.path, from?.paths.unified), this.cgroup, 'cgroup ', this.dir);
     }
-    // The kernel adds a written PID to cgroup.procs; a scratch tree's plain file needs appending.
-    if (this.scratch) appendFileSync(this.f('cgroup.procs'), `${pid === 'self' ? process.pid : pid}\n`);
-    else writeControl(this.f('cgroup.procs'), pid === 'self' ? 0 : pid);
+  }
+
+  renameTo(to: Cgroup): void {
+    throw new CgroupError(
+      'ENOTSUP',
+      `cgroup ${this.path} cannot be renamed to ${to.path}: the kernel refuses to rename a v2 cgroup (EPERM); create the new one and move the processes to it (addProcess with from)`,
+      this.dir,
+    );
   }
 
   capabilities(): CgroupCapabilities {
