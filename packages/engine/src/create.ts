@@ -128,7 +128,11 @@ export function parseSecurityOpts(
 function restartPolicyOf(options: CreateContainerOptions): RestartPolicy {
   const r = options.restart;
   const policy =
-    r === undefined ? checkRestartPolicy({}) : typeof r === 'string' ? parseRestartPolicy(r) : checkRestartPolicy(r);
+    r === undefined
+      ? checkRestartPolicy({})
+      : typeof r === 'string'
+        ? parseRestartPolicy(r)
+        : checkRestartPolicy(r);
   if (policy.name !== 'no' && options.autoRemove)
     throw new EngineError('InvalidArgument', 'Conflicting options: --restart and --rm');
   return policy;
@@ -256,11 +260,16 @@ async function holdImage(ctx: EngineContext, ref: string, manifestDigest: string
 const ARCH_ALIASES: Record<string, string> = { x86_64: 'amd64', aarch64: 'arm64', armhf: 'arm', i386: '386' };
 
 /** Whether an image's os/architecture[/variant] is the `--platform OS/ARCH[/VARIANT]` asked for. */
-function platformMatches(img: { os: string; architecture: string; variant?: string }, platform: string): boolean {
+function platformMatches(
+  img: { os: string; architecture: string; variant?: string },
+  platform: string,
+): boolean {
   const [os, arch = '', variant] = platform.toLowerCase().split('/');
   const norm = (a: string) => ARCH_ALIASES[a] ?? a;
   return (
-    img.os === os && norm(img.architecture) === norm(arch) && (variant === undefined || img.variant === variant)
+    img.os === os &&
+    norm(img.architecture) === norm(arch) &&
+    (variant === undefined || img.variant === variant)
   );
 }
 
@@ -402,10 +411,10 @@ async function makeContainer(
   try {
     volumesMade = planned.make();
     const dir = ctx.records.dir(id);
-    mkdirSync(dir, { mode: 0o700 });
-    // The record first: a create killed from here on leaves a container that `rm -f` (and for
-    // an --rm run whose owner died, the next command) finds and removes with all it made.
-    ctx.records.write(record);
+    // The folder and its record at once: a create killed from here on leaves a container that
+    // `rm -f` (and for an --rm run whose owner died, the next command) finds and removes with
+    // all it made, and one killed before leaves nothing but a folder in the trash.
+    ctx.records.create(record);
     // Two creates with one name: the one that loses removes its record (not the winner's name).
     if (options.name !== undefined) ctx.records.claimName(options.name, id);
     for (const sub of ['rootfs', 'bundle']) mkdirSync(join(dir, sub), { mode: 0o755 });

@@ -2,6 +2,7 @@ import {
   closeSync,
   existsSync,
   fsyncSync,
+  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -24,7 +25,7 @@ import { NAME_RE, randomName } from './names.js';
 import type { ContainerNetwork } from './network-config.js';
 import type { RestartPolicy } from './restart.js';
 import type { RunRecordParts } from './run-options.js';
-import { emptyTrashDir, moveToTrash, type TrashOwner } from './trash.js';
+import { emptyTrashDir, moveToTrash, type TrashOwner, trashOf } from './trash.js';
 
 /**
  * A container's status, one vocabulary for the engine and its front-ends (Docker's words):
@@ -232,7 +233,31 @@ export class RecordStore {
    * and an --rm container's folder is reclaimed at the next open: one write-and-rename each.
    */
   write(record: ContainerRecord): void {
-    const dir = this.dir(record.id);
+    this.#writeIn(this.dir(record.id), record);
+  }
+
+  /**
+   * Makes a new container's folder with its first record in one step: both are made in the
+   * trash under this process's name and renamed into place, so that a create killed half way
+   * leaves no folder without a record (the trash of a dead process goes at the next open).
+   */
+  create(record: ContainerRecord): void {
+    const owner = { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
+    const staging = join(trashOf(this.containers), `new-${record.id}.${owner.pid}.${owner.startTime}`);
+    mkdirSync(trashOf(this.containers), { recursive: true, mode: 0o700 });
+    mkdirSync(staging, { mode: 0o700 });
+    try {
+      this.#writeIn(staging, record);
+      renameSync(staging, this.dir(record.id));
+    } catch (e) {
+      emptyTrashDir(staging);
+      throw e;
+    }
+    // The rename is what makes it a container: kept on disk as the record itself is.
+    if (!record.hostConfig.autoRemove) syncFolder(this.containers);
+  }
+
+  #writeIn(dir: string, record: ContainerRecord): void {
     const path = join(dir, 'container.json');
     const tmp = `${path}.${process.pid}.tmp`;
     const data = JSON.stringify(record, null, 2);

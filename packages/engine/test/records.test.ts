@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CorralError, EngineError } from '../src/errors.js';
 import { type ContainerRecord, RecordStore } from '../src/records.js';
+import { sweepTrash, trashOf } from '../src/trash.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -78,9 +80,8 @@ describe('RecordStore', () => {
 
   it('resolves by name, id and unique prefix; an unknown one is NotFound', () => {
     const s = store();
-    mkdirSync(s.dir(id));
+    s.create(record(id, 'web'));
     s.claimName('web', id);
-    s.write(record(id, 'web'));
     expect(s.resolve('web').id).toBe(id);
     expect(s.resolve('aaaa').id).toBe(id);
     expect(() => s.resolve('nope')).toThrow(expect.objectContaining({ kind: 'NotFound' }));
@@ -89,8 +90,7 @@ describe('RecordStore', () => {
 
   it('keeps every update of writers in several processes at once (flock)', async () => {
     const s = store();
-    mkdirSync(s.dir(id));
-    s.write(record(id, 'web'));
+    s.create(record(id, 'web'));
     const module = fileURLToPath(new URL('../dist/records.js', import.meta.url));
     const writers = 4;
     const each = 150;
@@ -113,4 +113,46 @@ describe('RecordStore', () => {
     );
     expect(s.read(id)?.state.pid).toBe(writers * each);
   }, 60_000);
+
+  it('makes a folder with its record at once: a creator SIGKILLed at any moment leaves only trash', async () => {
+    const s = store();
+    const root = s.containers.replace(/\/containers$/, '');
+    const module = fileURLToPath(new URL('../dist/records.js', import.meta.url));
+    // Creates records without end, as `corral run` does once per container, until killed.
+    const script = `
+      const { RecordStore } = await import(${JSON.stringify(module)});
+      const { randomBytes } = await import('node:crypto');
+      const s = new RecordStore(process.argv[1]);
+      const r = JSON.parse(process.argv[2]);
+      process.stdout.write('go\\n');
+      for (;;) s.create({ ...r, id: randomBytes(32).toString('hex') });
+    `;
+    for (let round = 0; round < 8; round++) {
+      const child = spawn(
+        process.execPath,
+        ['--input-type=module', '-e', script, root, JSON.stringify(record(id, 'x'))],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      await new Promise((r) => child.stdout.once('data', r));
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 40));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    const folders = readdirSync(s.containers);
+    expect(folders.length).toBeGreaterThan(8);
+    expect(folders.filter((f) => !existsSync(join(s.dir(f), 'container.json')))).toEqual([]);
+    // What the killed creators had begun is theirs no more, and goes at the next open.
+    sweepTrash(s.containers);
+    expect(readdirSync(trashOf(s.containers))).toEqual([]);
+  }, 60_000);
+
+  it('leaves nothing of a create that fails', () => {
+    const s = store();
+    mkdirSync(join(s.dir(id), 'in-the-way'), { recursive: true });
+    expect(() => s.create(record(id, 'web'))).toThrow(/ENOTEMPTY|EEXIST/);
+    expect(readdirSync(trashOf(s.containers))).toEqual([]);
+    expect(readdirSync(s.dir(id))).toEqual(['in-the-way']);
+  });
 });
