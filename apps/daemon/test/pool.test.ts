@@ -1,4 +1,12 @@
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { procStartTime } from '@corral/sys';
@@ -85,6 +93,61 @@ done
 echo "tasks seen: $n"
 `;
 
+/** A process's v1 cgroups (hierarchy: path), from /proc/PID/cgroup. */
+function cgroupsOf(pid: number): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) {
+    const [, hierarchy, path] = line.split(':');
+    if (hierarchy) out.set(hierarchy, path);
+  }
+  return out;
+}
+
+/** The folders of a cgroup path in each v1 hierarchy where they exist. */
+function cgroupDirs(name: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      if (e.name === name) found.push(join(dir, e.name));
+      else if (depth < 4) walk(join(dir, e.name), depth + 1);
+    }
+  };
+  for (const h of readdirSync('/sys/fs/cgroup')) if (h !== 'unified') walk(join('/sys/fs/cgroup', h), 0);
+  return found;
+}
+
+/** The parking cgroup of each parked init, once each waits in one (on cgroup v1). */
+async function parkings(inits: number[]): Promise<string[]> {
+  const nameOf = (pid: number) => {
+    const paths = [...cgroupsOf(pid).values()];
+    const names = new Set(paths.map((p) => /\/(corral-pool-[^/]+)$/.exec(p)?.[1]));
+    return names.size === 1 ? [...names][0] : undefined;
+  };
+  await until(() => inits.every((pid) => nameOf(pid)), 'the parked inits to wait in their cgroups');
+  return inits.map((pid) => nameOf(pid)!);
+}
+
+/** Removes the folders of the cgroups named `prefix`... in every hierarchy, deepest first. */
+function removeCgroups(prefix: string): void {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      if (e.name.startsWith(prefix)) found.push(join(dir, e.name));
+      else if (depth < 4) walk(join(dir, e.name), depth + 1);
+    }
+  };
+  for (const h of readdirSync('/sys/fs/cgroup')) if (h !== 'unified') walk(join('/sys/fs/cgroup', h), 0);
+  for (const dir of found) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // holds a process: not a leftover
+    }
+  }
+}
+
 describe('corrald --pool-size', () => {
   it('reports its pool and its memory in /info', async () => {
     const d = await startDaemon(c);
@@ -135,6 +198,114 @@ describe('corrald --pool-size', () => {
     ]);
     expect([r.status, r.stdout]).toEqual([0, `${own}\n${own}\n${ownGroup[2]}\n`]);
     expect((await d.api('GET', '/info')).json().KeeperPool.hits).toBe(1);
+  });
+
+  it('parks each loaded init in a cgroup of its own, which a pooled start renames into the container cgroup, limits applied', async () => {
+    const d = await startDaemon(c);
+    const pool = await parked(d, 2);
+    const names = await parkings(pool.inits);
+    expect(new Set(names).size).toBe(2);
+    // The keepers stay in corrald's cgroups: only the inits, the containers to be, are parked.
+    for (const k of pool.keepers) expect(cgroupsOf(k)).toEqual(cgroupsOf(d.child.pid!));
+    const id = (
+      await d.must([
+        'run',
+        '-d',
+        '--network',
+        'none',
+        '-m',
+        '32m',
+        '--memory-swap',
+        '32m',
+        '--pids-limit',
+        '20',
+        'busybox',
+        'sh',
+        '-c',
+        'cat /proc/self/cgroup; sleep 60',
+      ])
+    ).out;
+    const pid = Number((await d.must(['inspect', '-f', '{{.State.Pid}}', id])).out);
+    expect(pool.inits).toContain(pid);
+    const taken = names[pool.inits.indexOf(pid)];
+    // Its cgroup is the container's in every hierarchy, by the container's name; the parking
+    // one is gone (renamed), the other init still waits in its own.
+    const own = cgroupsOf(d.child.pid!);
+    for (const [h, path] of cgroupsOf(pid)) {
+      if (h === '') continue; // the v2 mount of this hybrid host: no controllers, not used
+      expect(path).toBe(`${own.get(h) === '/' ? '' : own.get(h)}/corral-${id}`);
+    }
+    expect(cgroupDirs(taken)).toEqual([]);
+    expect(cgroupDirs(names.find((n) => n !== taken)!).length).toBeGreaterThan(0);
+    const dirs = cgroupDirs(`corral-${id}`);
+    const file = (f: string) =>
+      readFileSync(join(dirs.find((x) => existsSync(join(x, f)))!, f), 'utf8').trim();
+    expect([file('memory.limit_in_bytes'), file('pids.max')]).toEqual([String(32 << 20), '20']);
+    // The program saw the container's path from its first line, not the pool's.
+    const logs = await d.must(['logs', id]);
+    expect(logs.stdout).toContain(`/corral-${id}\n`);
+    expect(logs.stdout).not.toContain('corral-pool');
+    await d.must(['rm', '-f', id]);
+    expect(cgroupDirs(`corral-${id}`)).toEqual([]);
+    // The limit holds: 64 MiB in one buffer is OOM-killed in a pooled container of 32.
+    const oom = await d.docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-m',
+      '32m',
+      '--memory-swap',
+      '32m',
+      'busybox',
+      'dd',
+      'if=/dev/zero',
+      'of=/dev/null',
+      'bs=64M',
+      'count=1',
+    ]);
+    expect(oom.status).toBe(137);
+    // A container placed beneath a parent of its own takes its init out of the parking cgroup
+    // (no rename across parents), which then goes.
+    const left = await parkings((await parked(d, 2)).inits);
+    const parent = `corral-test-parent-${process.pid}`;
+    c.add(() => removeCgroups(parent));
+    const placed = await d.docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--cgroup-parent',
+      parent,
+      'busybox',
+      'sh',
+      '-c',
+      'cat /proc/self/cgroup',
+    ]);
+    expect(placed.status).toBe(0);
+    expect(placed.stdout).toMatch(new RegExp(`:memory:.*/${parent}/corral-[0-9a-f]{64}\n`));
+    expect(placed.stdout).not.toContain('corral-pool');
+    await until(
+      () => left.filter((n) => cgroupDirs(n).length === 0).length === 1,
+      'the parking cgroup to go',
+    );
+    expect((await d.api('GET', '/info')).json().KeeperPool.hits).toBe(3);
+  });
+
+  it('removes the parking cgroups a corrald killed with SIGKILL left, when the next one starts', async () => {
+    const first = await startDaemon(c, ['--pool-size', '2']);
+    c.add(() => removeCgroups(`corral-pool-${first.child.pid}.`)); // had the next one failed
+    const pool = await parked(first, 2);
+    const names = await parkings(pool.inits);
+    const exited = new Promise((r) => first.child.once('exit', r));
+    first.child.kill('SIGKILL');
+    await exited;
+    await until(() => pool.all.every((p) => !alive(p)), 'the parked keepers and inits to end', 20_000);
+    // Left behind, empty: nothing else removes them.
+    for (const n of names) expect(cgroupDirs(n).length).toBeGreaterThan(0);
+    const next = await startDaemon(c, ['--pool-size', '1']);
+    await parked(next, 1);
+    for (const n of names) expect(cgroupDirs(n)).toEqual([]);
   });
 
   it('refuses a bad size', async () => {
@@ -209,6 +380,7 @@ describe('corrald --pool-size', () => {
 
   it('leaves no parked keeper or init behind when corrald is killed with SIGKILL', async () => {
     const d = await startDaemon(c, ['--pool-size', '3']);
+    c.add(() => removeCgroups(`corral-pool-${d.child.pid}.`)); // the next corrald's to remove
     const pool = await parked(d, 3);
     const exited = new Promise((r) => d.child.once('exit', r));
     d.child.kill('SIGKILL');
@@ -219,10 +391,13 @@ describe('corrald --pool-size', () => {
   it('ends its parked keepers and inits when it shuts down', async () => {
     const d = await startDaemon(c, ['--pool-size', '2']);
     const pool = await parked(d, 2);
+    const names = await parkings(pool.inits);
     const exited = new Promise((r) => d.child.once('exit', r));
     d.child.kill('SIGTERM');
     await exited;
     // Gone by the time it has exited (it waits for them), save a zombie's last moment.
     await until(() => pool.all.every((p) => !alive(p)), 'the parked keepers and inits to end', 2_000);
+    // And so are the cgroups they were parked in.
+    for (const n of names) expect(cgroupDirs(n)).toEqual([]);
   });
 });

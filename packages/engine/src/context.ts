@@ -50,6 +50,11 @@ export interface EngineOptions {
 export interface ResidentOptions {
   /** Keepers kept started ahead of need, each with its init parked (default 0). */
   poolSize?: number;
+  /**
+   * The parent of the cgroups of containers that name none (a daemon's --cgroup-parent), where
+   * the pool parks its inits (keeper-parking.ts). Default: this process's own cgroup.
+   */
+  cgroupParent?: string;
 }
 
 /**
@@ -100,8 +105,9 @@ export class EngineContext {
   }
 
   /** Starts the pool of keepers (a resident front-end's, after the root is reclaimed). */
-  startPool(size: number): void {
-    if (size > 0 && !this.pool) this.pool = new KeeperPool(size, join(this.root, 'keeper-pool.log'));
+  startPool(size: number, cgroupParent?: string): void {
+    if (size > 0 && !this.pool)
+      this.pool = new KeeperPool(size, { errorLog: join(this.root, 'keeper-pool.log'), cgroupParent });
   }
 
   /**

@@ -33,11 +33,17 @@ export async function startDetached(
     ahead.kill();
     ahead = undefined;
   }
-  const keeper = ahead ?? ctx.pool?.take() ?? newKeeper(ctx, r);
+  const pooled = ahead ? null : (ctx.pool?.take() ?? null);
+  const keeper = ahead ?? pooled?.keeper ?? newKeeper(ctx, r);
   let created: CreatedContainer;
   const launching = ctx.pool?.hold();
   try {
-    created = await launch(ctx, r.id, { stdio: 'ignore', detached: true, keeper });
+    created = await launch(ctx, r.id, {
+      stdio: 'ignore',
+      detached: true,
+      keeper,
+      parkedCgroup: pooled?.cgroup,
+    });
     // The keeper took the terminal for the log; this process needs no copy.
     if (created.terminal !== null) closeSync(created.terminal);
   } catch (e) {

@@ -104,7 +104,7 @@ export class Engine {
       await reclaimUnkept(e.#ctx);
       await reclaimNetworks(e.#ctx);
     }
-    e.#ctx.startPool(options.resident?.poolSize ?? 0);
+    e.#ctx.startPool(options.resident?.poolSize ?? 0, options.resident?.cgroupParent);
     return e;
   }
 

@@ -13,10 +13,15 @@
 // Parked keepers end when this process does, also when it is SIGKILLed: their control
 // socket closes, and a keeper whose front-end goes before its container started kills its
 // init and ends (keeper.ts); an init whose sync socket closes ends too.
+//
+// On cgroup v1 each parked init, once loaded, waits in a cgroup of its own that its container's
+// start renames into the container's (keeper-parking.ts): the start pays no move into a cgroup.
 import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
+import type { Cgroup } from '@corral/cgroups';
 import { procStartTime } from '@corral/sys';
 import { KeeperClient } from './keeper-client.js';
+import { InitParking, reclaimParking } from './keeper-parking.js';
 
 /** What the pool reports (corrald's /info). */
 export interface KeeperPoolStatus {
@@ -40,6 +45,25 @@ interface Parked {
   ready: boolean;
   initPid?: number;
   initStartTime?: number;
+  /** The cgroup its init waits in (v1), made once the init has loaded. */
+  parking?: InitParking;
+}
+
+/** A keeper taken from the pool, and the cgroup its init waits in (null: none, see InitParking.take). */
+export interface PooledKeeper {
+  keeper: KeeperClient;
+  cgroup: Promise<Cgroup | null>;
+}
+
+export interface KeeperPoolOptions {
+  /** The file that parked keepers' stderr goes to (they have no container yet). */
+  errorLog: string;
+  /**
+   * The parent of the containers' cgroups when they name none (a daemon's --cgroup-parent;
+   * default: this process's own cgroup). Inits are parked beneath it, so that a container
+   * placed there takes its init's cgroup by a rename.
+   */
+  cgroupParent?: string;
 }
 
 /**
@@ -69,6 +93,7 @@ const PARKED_NICE = 10;
 export class KeeperPool {
   readonly size: number;
   readonly #errorLog: string;
+  readonly #cgroupParent: string | undefined;
   readonly #parked = new Set<Parked>();
   #closed = false;
   #refill: NodeJS.Timeout | null = null;
@@ -84,10 +109,12 @@ export class KeeperPool {
   /** This process's autogroup niceness (null: no autogroup scheduling here). */
   readonly #ownGroupNice: number | null;
 
-  /** `errorLog`: the file that parked keepers' stderr goes to (they have no container yet). */
-  constructor(size: number, errorLog: string) {
+  constructor(size: number, options: KeeperPoolOptions) {
     this.size = Math.max(0, Math.floor(size));
-    this.#errorLog = errorLog;
+    this.#errorLog = options.errorLog;
+    this.#cgroupParent = options.cgroupParent;
+    // What a pool killed with SIGKILL left parked beneath the same parent.
+    reclaimParking(this.#cgroupParent);
     this.#ownNice = getPriority();
     this.#parkedNice = canRenice() ? Math.min(19, this.#ownNice + PARKED_NICE) : null;
     this.#ownGroupNice = autogroupNice(process.pid);
@@ -99,7 +126,7 @@ export class KeeperPool {
    * mode, or null when there is none: the caller starts its own. It is the caller's from here
    * on (own it, or kill it).
    */
-  take(): KeeperClient | null {
+  take(): PooledKeeper | null {
     let best: Parked | null = null;
     for (const p of this.#parked) {
       if (!alive(p.keeper)) continue;
@@ -116,7 +143,8 @@ export class KeeperPool {
       if (this.#parkedNice !== null) this.#unpark(best);
     } else this.#misses++;
     this.#schedule(REFILL_DELAY_MS);
-    return best?.keeper ?? null;
+    if (!best) return null;
+    return { keeper: best.keeper, cgroup: best.parking?.take() ?? Promise.resolve(null) };
   }
 
   /** The taken keeper and its init (also one still starting) at this process's niceness. */
@@ -168,11 +196,15 @@ export class KeeperPool {
         if (!alive(keeper)) r();
         else keeper.child.once('exit', () => r());
       });
+      // Waited for: this process must not end first (its parked keepers are unref'd).
+      keeper.child.ref();
       keeper.kill();
       return ended;
     });
+    const parkings = [...this.#parked].map((p) => p.parking);
     this.#parked.clear();
     await Promise.all(gone);
+    await Promise.all(parkings.map((p) => p?.remove()));
   }
 
   #schedule(ms: number): void {
@@ -217,11 +249,15 @@ export class KeeperPool {
         p.ready = true;
         p.initPid = init.pid;
         p.initStartTime = procStartTime(init.pid) ?? undefined;
+        // Taken meanwhile: the start moves the init itself.
+        if (this.#parked.has(p)) p.parking = new InitParking(init.pid, p.initStartTime, this.#cgroupParent);
         this.#failures = 0;
       },
       () => {},
     );
     keeper.child.once('exit', () => {
+      // Its init ended with it, or was moved to its container's cgroup (gone by this name then).
+      void p.parking?.remove();
       if (!this.#parked.delete(p)) return; // taken: no longer ours
       this.#failed();
     });

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Cgroup } from '@corral/cgroups';
 import type { Pid1Process } from '@corral/pidns';
 import { type CreatedContainer, type InitStdio, RuntimeError } from '@corral/runtime';
 import { procStartTime } from '@corral/sys';
@@ -145,6 +146,11 @@ export interface LaunchOptions {
    * through its init and hands the container to it. Without one, this process is the keeper.
    */
   keeper?: KeeperClient;
+  /**
+   * The cgroup the keeper's init waits in (a pool's, see keeper-parking.ts): it becomes the
+   * container's cgroup (Runtime.create's parkedCgroup).
+   */
+  parkedCgroup?: Promise<Cgroup | null>;
   /** A start by the restart policy: counted in restartCount. */
   restarted?: boolean;
 }
@@ -219,6 +225,7 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
         init = await o.keeper.init.catch((e: Error) => {
           throw new EngineError('CannotStart', e.message);
         });
+      const parkedCgroup = (await o.parkedCgroup) ?? undefined;
       // A detached keeper's own errors go to keeper.log (one started ahead had no folder yet).
       const errorLog = o.detached ? join(dir, 'keeper.log') : undefined;
       // Without a terminal the keeper needs nothing of the set-up: it attaches what it keeps
@@ -230,6 +237,7 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
         stdio: o.stdio,
         detached: false,
         init,
+        parkedCgroup,
         // An init started ahead (see spawnInit) has the caller's stdin; a keeper's has what it was given.
         nullStdin:
           (!o.keeper && init !== undefined && Array.isArray(o.stdio) && o.stdio[0] === 'ignore') ||
