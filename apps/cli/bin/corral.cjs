@@ -38,27 +38,51 @@ function usageOnly(args) {
   return rest.length === 1 && (rest[0] === '--help' || rest[0] === 'help') ? 0 : null;
 }
 
-/** The command's name, found as the CLI finds it (src/cli.ts): after the global flags. */
-function commandName(args) {
+/**
+ * The command's name, found as the CLI finds it (src/cli.ts): after the global flags; and
+ * whether it goes to corrald: a --host (-H), or CORRAL_HOST without a --root.
+ */
+function commandOf(args) {
   let i = 0;
+  let host = false;
+  let root = false;
   for (;;) {
     const a = args[i];
-    if (a === undefined) return undefined;
-    if (a.startsWith('--root') || a.startsWith('--host') || a === '-H') i += a.includes('=') ? 1 : 2;
-    else if (/^--(iptables|ip-forward|ip-masq)(=|$)/.test(a)) i += 1;
-    else return a;
+    if (a?.startsWith('--root') || a?.startsWith('--host') || a === '-H') {
+      if (a.startsWith('--root')) root = true;
+      else host = true;
+      i += a.includes('=') ? 1 : 2;
+    } else if (/^--(iptables|ip-forward|ip-masq)(=|$)/.test(a ?? '')) i += 1;
+    else return { name: a, remote: host || (!root && !!process.env.CORRAL_HOST) };
   }
 }
 
 /** Commands with a bundle of their own (src/entries): the CLI with that command alone. */
 const QUICK = { ps: 'ps', images: 'images', version: 'version', '--version': 'version', '-v': 'version' };
+/** Commands that corrald runs (src/entries/host.ts): with a host, no engine code is loaded. */
+const HOST = new Set([
+  'run',
+  'create',
+  'start',
+  'stop',
+  'kill',
+  'rm',
+  'logs',
+  'exec',
+  'wait',
+  'restart',
+  'pause',
+  'unpause',
+  'rename',
+]);
 
 const args = process.argv.slice(2);
 const bundle = (name) => join(__dirname, `../dist/bundle/${name}.cjs`);
 const usage = join(__dirname, '../dist/bundle/usage.txt');
 const usageCode = usageOnly(args);
-const name = commandName(args);
-const quick = Object.hasOwn(QUICK, name ?? '') && bundle(QUICK[name]);
+const { name, remote } = commandOf(args);
+const quick =
+  (Object.hasOwn(QUICK, name ?? '') && bundle(QUICK[name])) || (remote && HOST.has(name) && bundle('host'));
 if (usageCode !== null && existsSync(usage)) {
   process.stdout.write(readFileSync(usage));
   process.exitCode = usageCode;

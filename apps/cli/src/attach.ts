@@ -1,5 +1,6 @@
 // Binds a program the engine runs (a ProcessHandle) to this process: its stdio, its terminal
 // and the signals it receives. The engine never touches them; this is the CLI's half.
+import { isatty } from 'node:tty';
 import type { ProcessHandle } from '@corral/engine';
 
 /** The signals passed on to the program (Docker's sig-proxy). */
@@ -12,8 +13,12 @@ export const PROXIED_SIGNALS: NodeJS.Signals[] = [
   'SIGUSR2',
 ];
 
-/** This terminal's size, when stdout is one. */
+/**
+ * This terminal's size, when stdout is one. process.stdout is made only then: making it (a
+ * stream, with its modules) costs a run in a pipe or a file a few ms for nothing (issue 15).
+ */
 export function consoleSize(): { cols: number; rows: number } | undefined {
+  if (!isatty(1)) return undefined;
   const out = process.stdout;
   return out.isTTY ? { cols: out.columns, rows: out.rows } : undefined;
 }
@@ -40,8 +45,9 @@ export async function bindHandle(
 ): Promise<number> {
   const stop = onSignals((sig) => forwardSignals && handle.signal(sig));
   const pty = handle.pty;
-  const stdin = process.stdin;
-  const raw = pty !== null && interactive && stdin.isTTY;
+  // Only a terminal's keystrokes are read here (process.stdin is made only then: see consoleSize).
+  const stdin = pty && interactive ? process.stdin : null;
+  const raw = stdin?.isTTY === true;
   const onInput = (data: Buffer) => pty?.input.write(data);
   const resize = () => {
     const size = consoleSize();
@@ -49,7 +55,7 @@ export async function bindHandle(
   };
   if (pty) {
     pty.output.pipe(process.stdout, { end: false });
-    if (interactive) {
+    if (stdin) {
       if (raw) stdin.setRawMode(true);
       stdin.on('data', onInput);
       stdin.resume();
@@ -62,7 +68,7 @@ export async function bindHandle(
     stop();
     if (pty) {
       process.stdout.off('resize', resize);
-      if (interactive) {
+      if (stdin) {
         stdin.off('data', onInput);
         if (raw) stdin.setRawMode(false);
         stdin.pause();

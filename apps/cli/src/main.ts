@@ -1,8 +1,10 @@
 // First: spawns a run's keeper ahead (see early.ts; done already when the bundle's early entry
 // ran); order matters.
 import './early.js';
+import { Engine } from '@corral/engine';
 import { runCli } from './cli.js';
 import { aboutCommands } from './commands/about.js';
+import { useLocalEngine } from './commands/common.js';
 import { containerCommands } from './commands/containers.js';
 import { cp } from './commands/cp.js';
 import { events } from './commands/events.js';
@@ -14,6 +16,7 @@ import { system } from './commands/system.js';
 import { volumeCommands } from './commands/volume.js';
 import { releaseParkedInit } from './parked.js';
 
+useLocalEngine((options) => Engine.open(options));
 runCli(
   [
     ...containerCommands,

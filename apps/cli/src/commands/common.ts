@@ -1,6 +1,18 @@
-import { Engine, openListing, type RegistrySettings } from '@corral/engine';
+import { type EngineOptions, openListing, type RegistrySettings } from '@corral/engine';
 import { type Context, type ParsedArgs, UsageError } from '../args.js';
 import type { Backend } from '../backend.js';
+
+/**
+ * How this process opens the engine on this machine's data root (Engine.open): set by the entry
+ * that holds the engine (main.ts, through local-engine.ts). The bundle that serves only `--host`
+ * (entries/host.ts) sets none, so it holds no engine code; the bin sends it nothing else.
+ */
+let openLocal: ((options: EngineOptions) => Promise<Backend>) | undefined;
+
+/** Gives the commands the local engine (see openLocal). */
+export function useLocalEngine(open: (options: EngineOptions) => Promise<Backend>): void {
+  openLocal = open;
+}
 
 /**
  * The engine on the data root the command line chose (what interrupted runs left reclaimed), or
@@ -8,7 +20,9 @@ import type { Backend } from '../backend.js';
  */
 export async function engine(ctx: Context, registry?: RegistrySettings, open?: OpenMode): Promise<Backend> {
   if (ctx.host) return remoteEngine(ctx.host, ctx, registry);
-  return Engine.open({
+  if (!openLocal)
+    throw new Error('this entry of the CLI serves only --host (bin/corral.cjs picks the whole CLI)');
+  return openLocal({
     root: ctx.root,
     registry: extraCaFile ? { ...registry, extraCaFile } : registry,
     network: ctx.network,
@@ -37,14 +51,25 @@ export interface OpenMode {
   reclaim?: 'always' | 'if-needed' | 'never';
 }
 
+/**
+ * corrald's API client: given by an entry that holds it (entries/host.ts, which thus carries no
+ * lazily loaded copy); else loaded on first use, so that a daemonless command never reads it.
+ */
+let Remote: typeof import('../remote/engine.js').RemoteEngine | undefined;
+
+/** Gives the commands corrald's API client (see Remote). */
+export function useRemoteEngine(client: typeof import('../remote/engine.js').RemoteEngine): void {
+  Remote = client;
+}
+
 /** corrald's engine through its API (the remote client is loaded only then). */
 export async function remoteEngine(
   host: string,
   ctx: Context,
   registry?: RegistrySettings,
 ): Promise<Backend> {
-  const { RemoteEngine } = await import('../remote/engine.js');
-  return new RemoteEngine(host, ctx.command ?? 'this command', registry);
+  const Client = Remote ?? (await import('../remote/engine.js')).RemoteEngine;
+  return new Client(host, ctx.command ?? 'this command', registry);
 }
 
 /**

@@ -1,6 +1,7 @@
 // The flags of settingFlags read into the engine's create options. The engine checks them
 // (a clear error naming the flag, before anything is made); here they are only parsed.
 import { existsSync, writeFileSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import {
   type CreateContainerOptions,
   createProgressRenderer,
@@ -108,7 +109,8 @@ export function writeCidfile(a: ParsedArgs, id: string): void {
  * lines and bars on stderr; in a pipe nothing. `finish` ends the display (call it once).
  */
 export function pullDisplay(): { options: Partial<CreateContainerOptions>; finish: () => void } {
-  if (!process.stderr.isTTY) return { options: {}, finish: () => {} };
+  // isatty first: process.stderr is made only for a terminal (see attach.ts's consoleSize).
+  if (!isatty(2) || !process.stderr.isTTY) return { options: {}, finish: () => {} };
   const progress = createProgressRenderer(process.stderr);
   let pulled = false;
   return {

@@ -24,7 +24,6 @@ import {
 } from '@corral/engine';
 import { type Backend, RemoteUnsupported } from '../backend.js';
 import { createBody } from './create-body.js';
-import { remoteArchive } from './files.js';
 import { remoteHandle } from './handle.js';
 import { Client, readText } from './http.js';
 import { remoteImages, remoteNetworks, remoteVolumes } from './objects.js';
@@ -37,6 +36,23 @@ type Json = Record<string, any>;
 interface Waiting {
   code: Promise<number>;
   cancel: () => void;
+}
+
+/**
+ * docker cp's endpoints, their client (files.ts, with the engine's tar code) loaded on first use:
+ * the build bundles it on its own, so that no other remote command reads or evaluates it.
+ */
+function lazyArchive(client: Client): Backend['archive'] {
+  let loaded: Promise<Backend['archive']> | undefined;
+  const load = () => {
+    loaded ??= import('./files.js').then((m) => m.remoteArchive(client));
+    return loaded;
+  };
+  return {
+    get: async (...a) => (await load()).get(...a),
+    copyFrom: async (...a) => (await load()).copyFrom(...a),
+    copyTo: async (...a) => (await load()).copyTo(...a),
+  };
 }
 
 const c = (ref: string) => `/containers/${encodeURIComponent(ref)}`;
@@ -62,7 +78,7 @@ export class RemoteEngine implements Backend {
     this.images = remoteImages(this.#c);
     this.volumes = remoteVolumes(this.#c);
     this.networks = remoteNetworks(this.#c);
-    this.archive = remoteArchive(this.#c);
+    this.archive = lazyArchive(this.#c);
     this.system = {
       check: () => {
         throw new RemoteUnsupported(

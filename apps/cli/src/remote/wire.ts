@@ -113,11 +113,17 @@ function bodyOf(
   const chunked = /\bchunked\b/i.test(headers['transfer-encoding'] ?? '');
   const length = headers['content-length'];
   const framing = chunked ? new ChunkedDecoder() : length !== undefined ? new Limit(Number(length)) : null;
+  // Each pipe ends its destination itself ({ end: false }): pipe's own end looks at
+  // process.stdout and process.stderr, which makes both streams (a few ms of every command).
+  const from = framing ?? socket;
   if (framing) {
     // Framing that ends before the connection does ends the body there.
     framing.once('end', () => socket.destroy());
-    socket.pipe(framing).pipe(out);
-  } else socket.pipe(out);
+    socket.pipe(framing, { end: false });
+    socket.once('end', () => framing.end());
+  }
+  from.pipe(out, { end: false });
+  from.once('end', () => out.end());
   socket.resume();
   return out;
 }
