@@ -290,11 +290,16 @@ function canRenice(): boolean {
   }
 }
 
-/** The niceness of the autogroup `pid` is in ("/autogroup-N nice K"), null without autogroups. */
+/**
+ * The niceness of the autogroup `pid` is in ("/autogroup-N nice K"), null without autogroups.
+ * The file is empty for a process in the root group (a session never made by setsid since
+ * boot, as under some CI agents): its tasks weigh as nice 0 against each autogroup.
+ */
 function autogroupNice(pid: number): number | null {
   try {
-    const m = / nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'));
-    return m ? Number(m[1]) : null;
+    const text = readFileSync(`/proc/${pid}/autogroup`, 'utf8');
+    const m = / nice (-?\d+)/.exec(text);
+    return m ? Number(m[1]) : text.trim() === '' ? 0 : null;
   } catch {
     return null; // a kernel without CONFIG_SCHED_AUTOGROUP, or autogroups switched off
   }
