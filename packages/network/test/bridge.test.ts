@@ -57,8 +57,9 @@ describe('bridge networks on the CNI plugins', () => {
     expect((await busybox(a, 'ping', '-c', '1', '-W', '3', bb.ip as string)).status).toBe(0);
     expect((await busybox(b, 'ping', '-c', '1', '-W', '3', aa.ip as string)).status).toBe(0);
     // TCP too: busybox nc between the two namespaces.
+    // The listener's stdin stays open: on an EOF there busybox nc may quit before printing.
     const srv = spawn('nsenter', [`--net=${b}`, '--', BUSYBOX, 'nc', '-l', '-p', '7000'], {
-      stdio: ['ignore', 'pipe', 'ignore'],
+      stdio: ['pipe', 'pipe', 'ignore'],
     });
     c.add(() => srv.kill('SIGKILL'));
     let got = '';
