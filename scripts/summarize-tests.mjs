@@ -25,7 +25,9 @@ for (const [name, r] of reports) {
     for (const file of r.testResults ?? []) {
       for (const t of file.assertionResults ?? []) {
         if (t.status !== 'failed') continue;
-        const why = String(t.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 300);
+        const why = String(t.failureMessages?.[0] ?? '')
+          .split('\n')[0]
+          .slice(0, 300);
         console.log(`  ${basename(file.name)} > ${t.fullName}: ${why}`);
       }
     }

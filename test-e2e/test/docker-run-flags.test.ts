@@ -122,6 +122,7 @@ describe('docker run and corral run, side by side', () => {
       'busybox',
       'sh',
       '-c',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's ${VAR-default}, not JavaScript's
       'echo "$A|$B|$FROM_CALLER|${NOT_SET_ANYWHERE-unset}|$Q|${E-unset}"',
     ]);
     expect(out).toBe('from -e|two words|caller value|unset|"quoted"|\n');

@@ -51,7 +51,10 @@ describe('the attached CLI is SIGKILLed', () => {
     const killedAt = Date.now();
     await run.exited;
     expect(await status('orphan')).toContain('Up'); // not ended with its CLI
-    await until(async () => (await status('orphan')).includes('Exited (7)'), 'the exit code 7 to be recorded');
+    await until(
+      async () => (await status('orphan')).includes('Exited (7)'),
+      'the exit code 7 to be recorded',
+    );
     const r = await inspect('orphan');
     expect(r.state.exitCode).toBe(7);
     expect(r.state.error).toBeNull();
@@ -131,7 +134,10 @@ describe("the keeper is out of the container's reach", () => {
         'exit 3',
       ].join('; ');
       await s.corral(['run', '-d', '--name', 'probe', 'busybox', 'sh', '-c', script]);
-      await until(async () => (await status('probe')).includes('Exited (3)'), 'the probe to end with its own code');
+      await until(
+        async () => (await status('probe')).includes('Exited (3)'),
+        'the probe to end with its own code',
+      );
       const logs = await s.corral(['logs', 'probe']);
       const lines = logs.out.split('\n');
       expect(logs.stderr.split('\n').filter(Boolean)).toEqual(forged);
@@ -153,7 +159,18 @@ describe("the keeper is out of the container's reach", () => {
 
 describe('--restart', () => {
   it('on-failure:N restarts a failing container exactly N times', async () => {
-    await s.corral(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'echo try; exit 4']);
+    await s.corral([
+      'run',
+      '-d',
+      '--name',
+      'flaky',
+      '--restart',
+      'on-failure:2',
+      'busybox',
+      'sh',
+      '-c',
+      'echo try; exit 4',
+    ]);
     await until(async () => {
       const r = await inspect('flaky');
       return !r.state.restarting && r.state.status === 'exited' && r.restartCount === 2;
@@ -170,7 +187,10 @@ describe('--restart', () => {
     await s.corral(['run', '-d', '--name', 'again', '--restart', 'always', 'busybox', 'sh', '-c', 'exit 0']);
     await until(async () => (await inspect('again')).restartCount >= 2, 'two restarts');
     // The back-off doubles (100 ms, 200 ms, ... 1.6 s): ps catches it waiting.
-    await until(async () => /Restarting \(0\) .* ago/.test(await status('again')), 'ps to show Restarting (0)');
+    await until(
+      async () => /Restarting \(0\) .* ago/.test(await status('again')),
+      'ps to show Restarting (0)',
+    );
     expect((await s.corral(['stop', 'again'])).status).toBe(0);
     const count = (await inspect('again')).restartCount;
     await new Promise((res) => setTimeout(res, 2000));

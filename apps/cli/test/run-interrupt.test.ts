@@ -130,8 +130,13 @@ async function runHeldAt(
   cli.stdout!.on('data', (d) => (stdout += d));
   cli.stderr!.on('data', (d) => (stderr += d));
   const exit = new Promise<number | string>((res) => cli.on('exit', (code, sig) => res(sig ?? code ?? -1)));
-  if (step === 'pull') await until(() => seen > connections || cli.exitCode !== null, 'the pull to reach the registry');
-  else await until(() => stderr.includes(`paused at ${step}`) || cli.exitCode !== null, `the run to reach ${step}`);
+  if (step === 'pull')
+    await until(() => seen > connections || cli.exitCode !== null, 'the pull to reach the registry');
+  else
+    await until(
+      () => stderr.includes(`paused at ${step}`) || cli.exitCode !== null,
+      `the run to reach ${step}`,
+    );
   // The program runs from "started" on: its trap must be set before a signal is passed on.
   if (step === 'started') await until(() => stdout.includes('ready') || cli.exitCode !== null, 'the program');
   expect(cli.exitCode, stderr).toBeNull();

@@ -86,6 +86,7 @@ describe('--env-file', { timeout: 180_000 }, () => {
         'busybox',
         'sh',
         '-c',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's ${VAR-default}, not JavaScript's
         'echo "$A|$B|$FROM_CALLER|${UNSET_HERE-unset}|$Q"',
       ],
       { env },

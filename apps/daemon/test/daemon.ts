@@ -27,6 +27,7 @@ export interface ApiResult {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: JSON of the API, read field by field
   json: () => any;
 }
 

@@ -2,8 +2,8 @@
 // at create, so that a bad -p, --add-host or --network fails before anything is made.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
 import type { ContainerConfig } from '@corral/image';
 import {
   DEFAULT_NETWORK,

@@ -56,7 +56,7 @@ export async function setupNetwork(ctx: EngineContext, r: ContainerRecord): Prom
   if (!n || n.mode === 'host') return null;
   if (n.mode.startsWith('container:')) {
     const other = ctx.records.read(netOwner(r));
-    if (!other || other.state.status !== 'running')
+    if (other?.state.status !== 'running')
       throw new EngineError(
         'Conflict',
         `cannot join the network namespace of container ${other?.name ?? netOwner(r)}: it is not running`,
@@ -196,7 +196,7 @@ export function refreshHosts(ctx: EngineContext, ids: readonly string[]): void {
   }
   for (const id of targets) {
     const r = ctx.records.peek(id);
-    if (!r || r.state.status !== 'running') continue;
+    if (r?.state.status !== 'running') continue;
     try {
       writeInRoot(ctx.rootfs(r.id), { hosts: hostsOf(ctx, r) });
     } catch {

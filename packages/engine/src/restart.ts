@@ -21,8 +21,10 @@ export function parseRestartPolicy(text: string): RestartPolicy {
       `invalid restart policy ${JSON.stringify(text)}: ${why} (no, on-failure[:max-retries], always, unless-stopped)`,
     );
   if (rest.length || !NAMES.includes(name as RestartPolicyName)) throw bad('unknown policy');
-  if (count !== undefined && name !== 'on-failure') throw bad(`maximum retry count cannot be used with ${name}`);
-  if (count !== undefined && !/^\d+$/.test(count)) throw bad('the maximum retry count must be a whole number');
+  if (count !== undefined && name !== 'on-failure')
+    throw bad(`maximum retry count cannot be used with ${name}`);
+  if (count !== undefined && !/^\d+$/.test(count))
+    throw bad('the maximum retry count must be a whole number');
   return { name: name as RestartPolicyName, maximumRetryCount: count === undefined ? 0 : Number(count) };
 }
 
@@ -33,9 +35,15 @@ export function checkRestartPolicy(p: { name?: string; maximumRetryCount?: numbe
   if (!NAMES.includes(name as RestartPolicyName))
     throw new EngineError('InvalidArgument', `invalid restart policy ${JSON.stringify(name)}`);
   if (!Number.isInteger(count) || count < 0)
-    throw new EngineError('InvalidArgument', `invalid maximum retry count ${count}: a whole number, 0 or more`);
+    throw new EngineError(
+      'InvalidArgument',
+      `invalid maximum retry count ${count}: a whole number, 0 or more`,
+    );
   if (count > 0 && name !== 'on-failure')
-    throw new EngineError('InvalidArgument', `maximum retry count cannot be used with restart policy '${name}'`);
+    throw new EngineError(
+      'InvalidArgument',
+      `maximum retry count cannot be used with restart policy '${name}'`,
+    );
   return { name: name as RestartPolicyName, maximumRetryCount: count };
 }
 

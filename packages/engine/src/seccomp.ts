@@ -270,6 +270,8 @@ export function seccompOption(
   if (option === undefined || option === 'default') return { seccomp: 'default' };
   if (option === 'unconfined') return { seccomp: 'unconfined' };
   const seccompProfile =
-    'file' in option ? loadSeccompProfile(option.file, { caps }) : inlineSeccompProfile(option.profile, { caps });
+    'file' in option
+      ? loadSeccompProfile(option.file, { caps })
+      : inlineSeccompProfile(option.profile, { caps });
   return seccompProfile ? { seccomp: 'custom', seccompProfile } : { seccomp: 'unconfined' };
 }

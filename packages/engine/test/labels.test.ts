@@ -11,7 +11,7 @@ describe('ps --filter label=', () => {
     expect(labelsMatch(labels, ['team'])).toBe(false);
   });
 
-  it("never matches a name an object inherits (constructor, toString, __proto__)", () => {
+  it('never matches a name an object inherits (constructor, toString, __proto__)', () => {
     for (const k of ['constructor', 'toString', '__proto__', 'hasOwnProperty'])
       expect(labelsMatch(labels, [k])).toBe(false);
     expect(labelsMatch(labels, ['constructor=function Object() { [native code] }'])).toBe(false);

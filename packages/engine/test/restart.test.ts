@@ -23,28 +23,31 @@ describe('restart policies', () => {
   });
 
   it("decides as Docker's restart manager", () => {
-    const after = (exitCode: number, restartCount = 0, stopRequested = false) => ({
+    const exited = (exitCode: number, restartCount = 0, stopRequested = false) => ({
       exitCode,
       restartCount,
       stopRequested,
     });
     const onFailure2 = parseRestartPolicy('on-failure:2');
-    expect(shouldRestart(onFailure2, after(1, 0))).toBe(true);
-    expect(shouldRestart(onFailure2, after(1, 1))).toBe(true);
-    expect(shouldRestart(onFailure2, after(1, 2))).toBe(false); // N restarts, not N + 1
-    expect(shouldRestart(onFailure2, after(0, 0))).toBe(false);
-    expect(shouldRestart(parseRestartPolicy('on-failure'), after(1, 1000))).toBe(true);
-    expect(shouldRestart(parseRestartPolicy('always'), after(0))).toBe(true);
-    expect(shouldRestart(parseRestartPolicy('unless-stopped'), after(137))).toBe(true);
-    expect(shouldRestart(parseRestartPolicy('always'), after(0, 0, true))).toBe(false); // stop / kill
-    expect(shouldRestart(parseRestartPolicy('no'), after(1))).toBe(false);
-    expect(shouldRestart(undefined, after(1))).toBe(false);
+    expect(shouldRestart(onFailure2, exited(1, 0))).toBe(true);
+    expect(shouldRestart(onFailure2, exited(1, 1))).toBe(true);
+    expect(shouldRestart(onFailure2, exited(1, 2))).toBe(false); // N restarts, not N + 1
+    expect(shouldRestart(onFailure2, exited(0, 0))).toBe(false);
+    expect(shouldRestart(parseRestartPolicy('on-failure'), exited(1, 1000))).toBe(true);
+    expect(shouldRestart(parseRestartPolicy('always'), exited(0))).toBe(true);
+    expect(shouldRestart(parseRestartPolicy('unless-stopped'), exited(137))).toBe(true);
+    expect(shouldRestart(parseRestartPolicy('always'), exited(0, 0, true))).toBe(false); // stop / kill
+    expect(shouldRestart(parseRestartPolicy('no'), exited(1))).toBe(false);
+    expect(shouldRestart(undefined, exited(1))).toBe(false);
   });
 
   it('backs off from 100 ms, doubling to a minute, and starts again after 10 s of running', () => {
     const delays: number[] = [];
     let d = 0;
-    for (let i = 0; i < 12; i++) delays.push((d = nextDelay(d, 50)));
+    for (let i = 0; i < 12; i++) {
+      d = nextDelay(d, 50);
+      delays.push(d);
+    }
     expect(delays.slice(0, 5)).toEqual([100, 200, 400, 800, 1600]);
     expect(Math.max(...delays)).toBe(BACKOFF_MAX_MS);
     expect(nextDelay(BACKOFF_MAX_MS, 10_000)).toBe(100);

@@ -88,7 +88,10 @@ describe('seccomp profiles from the command line and from the API', () => {
     // The inline form's own errors name the inline profile, not a file.
     await expect(
       engine.create({ image: 'busybox', cmd: ['true'], securityOpt: ['seccomp={"defaultAction": 3}'] }),
-    ).rejects.toMatchObject({ kind: 'InvalidArgument', message: expect.stringContaining('seccomp profile (inline)') });
+    ).rejects.toMatchObject({
+      kind: 'InvalidArgument',
+      message: expect.stringContaining('seccomp profile (inline)'),
+    });
     expect(containers()).toEqual([]);
     expect(readFileSync(secret, 'utf8')).toBe('CANARY-7f3a not json');
   });

@@ -5,10 +5,11 @@
 // own ("world", pinned under the test's temp folder, where ip_forward is the namespace's own
 // sysctl): its bridges, veths, rules and sysctls exist only there, and vanish with it. Real
 // traffic: a container namespace of network b attacks a server of network a's container.
-import { join } from 'node:path';
-import { BUSYBOX, Cleanups, exec, must, until } from '@corral/testkit';
+
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BUSYBOX, Cleanups, exec, must, until } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NetnsDir } from '../src/index.js';
 import { ipForward } from './helpers.js';

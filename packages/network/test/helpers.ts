@@ -1,6 +1,5 @@
 import { readFileSync, readlinkSync } from 'node:fs';
-import { basename } from 'node:path';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { BUSYBOX, type Cleanups, exec, must, type Result } from '@corral/testkit';
 import { NetworkManager, reconcile, ruleset } from '../src/index.js';
 import { overlaps, parseCidr, parseRoute } from '../src/subnet.js';

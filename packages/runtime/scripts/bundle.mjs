@@ -61,6 +61,7 @@ const common = {
   define: { 'import.meta.url': '__corralModuleUrl' },
   banner: {
     js: [
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the bundle's own code, a template literal in it
       'const __corralModuleUrl = `file://${__filename.split("/").map(encodeURIComponent).join("/")}`;',
       // A builtin loaded on first use (see lazyBuiltins).
       'const __corralLazy = (id) => { let m; return new Proxy({}, { get: (_, k) => (m ??= require(id))[k] }); };',

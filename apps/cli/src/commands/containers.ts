@@ -5,21 +5,21 @@ import {
   formatTree,
   type ProcessHandle,
   parseBytes,
-  parseSecurityOpts,
   parseCpus,
   parseMemorySwap,
+  parseSecurityOpts,
   type Resources,
 } from '@corral/engine';
 import { type Command, type FlagSpec, type ParsedArgs, UsageError } from '../args.js';
 import { bindHandle, consoleSize, onSignals } from '../attach.js';
-import { takeParkedKeeper } from '../parked.js';
 import { errorText } from '../errors.js';
+import { takeParkedKeeper } from '../parked.js';
+import { pauseAtStep } from '../test-pause.js';
 import { bool, engine, int, list, str } from './common.js';
-import { createFlags, processFlags } from './run-flags.js';
 import { inspect } from './inspect.js';
 import { logs } from './logs.js';
 import { ps } from './ps.js';
-import { pauseAtStep } from '../test-pause.js';
+import { createFlags, processFlags } from './run-flags.js';
 import { attachedStreams, checkCidfile, pullDisplay, settingOptions, writeCidfile } from './run-settings.js';
 import { mountOptions } from './volume.js';
 
@@ -180,7 +180,9 @@ export const create: Command = {
   async run(a, ctx) {
     checkCidfile(a);
     const pulling = pullDisplay();
-    const r = await (await engine(ctx)).create({ ...createOptions(a), ...pulling.options }).finally(pulling.finish);
+    const r = await (await engine(ctx))
+      .create({ ...createOptions(a), ...pulling.options })
+      .finally(pulling.finish);
     writeCidfile(a, r.id);
     console.log(r.id);
     return 0;

@@ -148,7 +148,7 @@ async function importImage(call: Call, d: DaemonState): Promise<void> {
   progress.out?.end();
 }
 
-function imageRow(d: DaemonState, i: ReturnType<DaemonState['engine']['images']['list']>[number]) {
+function imageRow(i: ReturnType<DaemonState['engine']['images']['list']>[number]) {
   return {
     Id: i.id,
     ParentId: '',
@@ -164,16 +164,7 @@ function imageRow(d: DaemonState, i: ReturnType<DaemonState['engine']['images'][
 }
 
 export const imageRoutes: Route[] = [
-  [
-    'GET',
-    /^\/images\/json$/,
-    (call, d) =>
-      sendJson(
-        call,
-        200,
-        d.engine.images.list().map((i) => imageRow(d, i)),
-      ),
-  ],
+  ['GET', /^\/images\/json$/, (call, d) => sendJson(call, 200, d.engine.images.list().map(imageRow))],
   [
     'POST',
     /^\/images\/create$/,

@@ -16,8 +16,8 @@ import {
   tooBig,
 } from '../store/limits.js';
 import { parseManifest } from '../store/manifest-check.js';
-import { diskFull, isNoSpace } from '../store/space.js';
 import { familiarName, normalizeReference, parseReference } from '../store/reference.js';
+import { diskFull, isNoSpace } from '../store/space.js';
 import { type Descriptor, type ImageIndex, type Manifest, MediaType } from '../store/types.js';
 import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, pickPlatform } from './common.js';
 
@@ -169,7 +169,7 @@ async function loadInSession(
   } catch (e) {
     source.destroy();
     if (e instanceof ImageError) throw e;
-    if (isNoSpace(e)) throw diskFull(store.root, 'the image archive\'s files', e);
+    if (isNoSpace(e)) throw diskFull(store.root, "the image archive's files", e);
     throw new ImageError('BAD_ARCHIVE', `cannot read the image archive: ${(e as Error).message}`, {
       cause: e,
     });

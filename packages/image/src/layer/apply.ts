@@ -446,7 +446,7 @@ export async function applyLayer(
     while (pending.size) await Promise.all([...pending.values()]);
     if (e instanceof ImageError) throw e;
     // A full disk is no bad layer: say so, and where (the folder being unpacked into).
-    if (isNoSpace(e)) throw diskFull(space?.dir ?? dest, 'a layer\'s files', e);
+    if (isNoSpace(e)) throw diskFull(space?.dir ?? dest, "a layer's files", e);
     if ((e as { name?: string }).name === 'SyscallError') throw e;
     throw new ImageError('BAD_LAYER', `cannot read the layer tar: ${(e as Error).message}`, { cause: e });
   }

@@ -2,7 +2,13 @@ import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DirFd, fdPath, lgetxattr, llistxattr } from '@corral/sys';
-import { isOpaque, isOverlayXattr, isWhiteout, ociWhiteoutName, WHITEOUT_OPAQUE } from '@corral/unionfs/whiteout';
+import {
+  isOpaque,
+  isOverlayXattr,
+  isWhiteout,
+  ociWhiteoutName,
+  WHITEOUT_OPAQUE,
+} from '@corral/unionfs/whiteout';
 import * as tar from 'tar-stream';
 
 export interface PackOptions {

@@ -151,7 +151,10 @@ let contexts = 0;
 /** A number per TLS context: connections made with one are not reused for another. */
 function contextId(c: tls.SecureContext): number {
   let id = contextIds.get(c);
-  if (id === undefined) contextIds.set(c, (id = ++contexts));
+  if (id === undefined) {
+    id = ++contexts;
+    contextIds.set(c, id);
+  }
   return id;
 }
 

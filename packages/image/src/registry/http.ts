@@ -70,11 +70,10 @@ const agents = () =>
 const contextAgents = new WeakMap<SecureContext, https.Agent>();
 function contextAgent(secureContext: SecureContext): https.Agent {
   let a = contextAgents.get(secureContext);
-  if (!a)
-    contextAgents.set(
-      secureContext,
-      (a = new https.Agent({ keepAlive: true, maxSockets: 16, secureContext })),
-    );
+  if (!a) {
+    a = new https.Agent({ keepAlive: true, maxSockets: 16, secureContext });
+    contextAgents.set(secureContext, a);
+  }
   return a;
 }
 
