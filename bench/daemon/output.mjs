@@ -6,33 +6,23 @@
 // Results: bench/results/daemon-output.json.
 // Run as root after `npm run build`: node bench/daemon/output.mjs [RUNS]
 // With CPU_PROF=DIR, corrald runs under --cpu-prof (its profile lands in DIR when it stops).
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cgroupParent, childrenOf, median, until } from '../lib/common.mjs';
+import { cgroupParent, median } from '../lib/common.mjs';
+import { Daemons } from '../lib/daemons.mjs';
 
 const runs = Number(process.argv[2] ?? 3);
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const DOCKER = '/usr/local/bin/docker';
 const tmp = mkdtempSync('/var/tmp/corral-bench-output-');
 const corral = [process.execPath, join(repo, 'apps/cli/bin/corral.cjs'), '--root', join(tmp, 'corral')];
 const cgroups = cgroupParent(`corral-bench-output-${process.pid}`);
 const env = { ...process.env, DOCKER_CONFIG: join(tmp, 'docker-config') };
 delete env.DOCKER_HOST;
 delete env.DOCKER_CONTEXT;
-const runDirs = ['/run/docker', '/run/docker/plugins', '/run/containerd', '/run/containerd/s'].filter(
-  (p) => !existsSync(p),
-);
+const daemons = new Daemons(env);
 
 const programs = [
   { name: 'seq 1 200000', cmd: 'seq 1 200000', lines: 200000 },
@@ -46,56 +36,18 @@ const expected = [
   null,
 ];
 
-const started = [];
-let containerd = [];
-function startDaemon(name, argv) {
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr.on('data', (d) => {
-    log = (log + d).slice(-(1 << 18));
-  });
-  started.push({ child, name });
-  return { child, log: () => log };
-}
 const docker = (sock, args, opts = {}) =>
-  spawnSync(DOCKER, ['-H', `unix://${sock}`, ...args], { env, maxBuffer: 1 << 28, ...opts });
-async function answering(name, sock, d) {
-  await until(
-    () => {
-      if (d.child.exitCode !== null) throw new Error(`${name} exited: ${d.log().slice(-2000)}`);
-      return docker(sock, ['version']).status === 0;
-    },
-    `${name} to answer`,
-    120_000,
-  );
-}
+  daemons.docker(sock, args, { encoding: 'buffer', maxBuffer: 1 << 28, ...opts });
 
 async function cleanup() {
-  for (const { child } of started.reverse()) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    await exited;
-    clearTimeout(t);
-  }
-  await new Promise((r) => setTimeout(r, 500));
-  for (const pid of containerd) {
-    try {
-      process.kill(pid, 'SIGTERM');
-      await until(() => !existsSync(`/proc/${pid}`), `containerd ${pid} to end`, 30_000);
-    } catch {
-      // gone
-    }
-  }
+  await daemons.stop();
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').reverse()) {
     const mp = line.split(' ')[4];
     if (mp?.startsWith(tmp)) spawnSync('umount', ['-l', mp]);
   }
   const problems = cgroups.cleanup();
   if (problems.length) console.error(`cgroups left: ${problems.join('; ')}`);
-  for (const p of [...runDirs].sort((a, b) => b.length - a.length))
-    if (existsSync(p) && readdirSync(p).length === 0) rmSync(p, { recursive: true });
+  daemons.removeRunDirs();
   rmSync(tmp, { recursive: true, force: true });
 }
 
@@ -108,7 +60,7 @@ try {
   const targets = [];
   const sock = join(tmp, 'corrald.sock');
   const prof = process.env.CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.CPU_PROF] : [];
-  const c = startDaemon('corrald', [
+  const c = daemons.start('corrald', [
     process.execPath,
     ...prof,
     join(repo, 'apps/daemon/bin/corrald.js'),
@@ -121,25 +73,14 @@ try {
     '--pidfile',
     join(tmp, 'corrald.pid'),
   ]);
-  await answering('corrald', sock, c);
+  await daemons.answering('corrald', sock, c);
   targets.push({ name: 'docker → corrald', sock });
-  if (existsSync('/usr/sbin/dockerd')) {
-    const dsock = join(tmp, 'docker.sock');
-    writeFileSync(join(tmp, 'daemon.json'), '{}\n');
-    const ns = `corral-bench-output-${process.pid}`;
-    const d = startDaemon('dockerd', [
-      '/usr/sbin/dockerd',
-      ...['--config-file', join(tmp, 'daemon.json'), '--host', `unix://${dsock}`],
-      ...['--data-root', join(tmp, 'docker'), '--exec-root', join(tmp, 'docker-exec')],
-      ...['--pidfile', join(tmp, 'docker.pid'), '--bridge', 'none', '--iptables=false'],
-      ...['--ip6tables=false', '--ip-forward=false', '--ip-masq=false', '--userland-proxy=false'],
-      ...['--cgroup-parent', `${cgroups.path}/dockerd`],
-      ...['--containerd-namespace', ns, '--containerd-plugins-namespace', `${ns}-plugins`],
-    ]);
-    await answering('dockerd', dsock, d);
-    containerd = childrenOf(d.child.pid);
-    targets.push({ name: 'docker → dockerd', sock: dsock });
-  }
+  const dsock = await daemons.startDockerd(
+    tmp,
+    `${cgroups.path}/dockerd`,
+    `corral-bench-output-${process.pid}`,
+  );
+  if (dsock) targets.push({ name: 'docker → dockerd', sock: dsock });
   for (const t of targets)
     if (docker(t.sock, ['load', '-i', tar]).status !== 0)
       throw new Error(`docker load into ${t.name} failed`);

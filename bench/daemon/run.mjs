@@ -9,27 +9,19 @@
 // debug log and its event log) and a CPU profile of corrald serving runs.
 // Results: bench/results/daemon.json. Target: corrald at most 0.2x dockerd.
 // Run as root after `npm run build`: node bench/daemon/run.mjs [ROUNDS] [RUNS_PER_ROUND]
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cgroupParent, childrenOf, getJson, median, sh, sleep, until } from '../lib/common.mjs';
+import { cgroupParent, getJson, median, sh, sleep } from '../lib/common.mjs';
+import { Daemons, DOCKER } from '../lib/daemons.mjs';
 import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
 import { profileSummary } from '../lib/profile.mjs';
 
 const rounds = Number(process.argv[2] ?? 5);
 const perRound = Number(process.argv[3] ?? 4);
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const DOCKER = '/usr/local/bin/docker';
 const tmp = mkdtempSync('/var/tmp/corral-bench-daemon-');
 const loadBefore = loadavg()[0];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -40,34 +32,13 @@ const dockerEnv = { ...process.env, DOCKER_CONFIG: join(tmp, 'docker-config') };
 delete dockerEnv.DOCKER_HOST;
 delete dockerEnv.DOCKER_CONTEXT;
 
-const started = []; // { child, name }
-const runDirs = ['/run/docker', '/run/docker/plugins', '/run/containerd', '/run/containerd/s'].filter(
-  (p) => !existsSync(p),
-);
+const daemons = new Daemons(dockerEnv);
 let podmanOk = false;
 let cleaned = false;
-let containerd = [];
 async function cleanup() {
   if (cleaned) return;
   cleaned = true;
-  for (const { child } of started.reverse()) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    await exited;
-    clearTimeout(t);
-  }
-  // dockerd's containerd (its child, which it stops itself) may linger a moment.
-  await sleep(500);
-  for (const pid of containerd) {
-    try {
-      process.kill(pid, 'SIGTERM');
-      await until(() => !existsSync(`/proc/${pid}`), `containerd ${pid} to end`, 30_000);
-    } catch {
-      // gone
-    }
-  }
+  await daemons.stop();
   spawnSync(corral[0], [...corral.slice(1), 'rm', '-f', ...listDirs(join(tmp, 'corral', 'containers'))]);
   spawnSync(corral[0], [...corral.slice(1), 'network', 'down']);
   if (podmanOk) spawnSync(podman[0], [...podman.slice(1), 'rm', '-af']);
@@ -77,8 +48,7 @@ async function cleanup() {
   }
   const problems = cgroups.cleanup();
   if (problems.length) console.error(`cgroups left: ${problems.join('; ')}`);
-  for (const p of [...runDirs].sort((a, b) => b.length - a.length))
-    if (existsSync(p) && readdirSync(p).length === 0) rmSync(p, { recursive: true });
+  daemons.removeRunDirs();
   rmSync(tmp, { recursive: true, force: true });
 }
 process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
@@ -98,31 +68,9 @@ function listDirs(d) {
 const podman = podmanCommand(tmp);
 const podmanRun = podmanRunFlags(`${cgroups.path}/podman`);
 
-function startDaemon(name, argv, logFile) {
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr.on('data', (d) => {
-    log += d;
-    if (log.length > 1 << 20) log = log.slice(-(1 << 19));
-  });
-  child.on('exit', () => writeFileSync(logFile, log));
-  started.push({ child, name });
-  return { child, log: () => log };
-}
-
-const docker = (sock, args) =>
-  spawnSync(DOCKER, ['-H', `unix://${sock}`, ...args], { env: dockerEnv, encoding: 'utf8' });
-
-async function answering(name, sock, d) {
-  await until(
-    () => {
-      if (d.child.exitCode !== null) throw new Error(`${name} exited: ${d.log().slice(-2000)}`);
-      return docker(sock, ['version']).status === 0;
-    },
-    `${name} to answer`,
-    120_000,
-  );
-}
+const startDaemon = (name, argv, logFile) => daemons.start(name, argv, logFile);
+const docker = (sock, args) => daemons.docker(sock, args);
+const answering = (name, sock, d) => daemons.answering(name, sock, d);
 
 function corraldArgv(sock, root, extra = []) {
   return [
@@ -161,43 +109,12 @@ try {
   if (docker(corraldSock, ['load', '-i', tar]).status !== 0)
     throw new Error('docker load into corrald failed');
 
-  let dockerdSock = null;
-  if (existsSync('/usr/sbin/dockerd')) {
-    dockerdSock = join(tmp, 'docker.sock');
-    writeFileSync(join(tmp, 'daemon.json'), '{}\n');
-    const ns = `corral-bench-${process.pid}`;
-    const d = startDaemon(
-      'dockerd',
-      [
-        '/usr/sbin/dockerd',
-        '--config-file',
-        join(tmp, 'daemon.json'),
-        '--host',
-        `unix://${dockerdSock}`,
-        '--data-root',
-        join(tmp, 'docker'),
-        '--exec-root',
-        join(tmp, 'docker-exec'),
-        '--pidfile',
-        join(tmp, 'docker.pid'),
-        '--bridge',
-        'none',
-        '--iptables=false',
-        '--ip6tables=false',
-        '--ip-forward=false',
-        '--ip-masq=false',
-        '--userland-proxy=false',
-        '--cgroup-parent',
-        `${cgroups.path}/dockerd`,
-        '--containerd-namespace',
-        ns,
-        '--containerd-plugins-namespace',
-        `${ns}-plugins`,
-      ],
-      join(tmp, 'dockerd.log'),
-    );
-    await answering('dockerd', dockerdSock, d);
-    containerd = childrenOf(d.child.pid);
+  const dockerdSock = await daemons.startDockerd(
+    tmp,
+    `${cgroups.path}/dockerd`,
+    `corral-bench-${process.pid}`,
+  );
+  if (dockerdSock) {
     if (docker(dockerdSock, ['load', '-i', tar]).status !== 0)
       throw new Error('docker load into dockerd failed');
   }
