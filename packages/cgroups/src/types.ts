@@ -77,6 +77,8 @@ export interface Cgroup {
   /** The limits in force, read back from the kernel's files (unlimited ones left out). */
   limits(): CgroupLimits;
   stats(): CgroupStats;
+  /** stats().memory.oomKills alone: one file read (what a container's end asks, not a stats sample). */
+  oomKills(): number;
   /** PIDs in the cgroup and the cgroups beneath it. */
   processes(): number[];
   /** Stops every process in the cgroup and resolves once the kernel reports them frozen. */

@@ -83,6 +83,7 @@ describe('v1 backend enforces limits (real cgroups)', () => {
     async () => {
       const cg = make();
       cg.apply({ memory: 32 * MiB });
+      expect(cg.oomKills()).toBe(0);
       const bystander = scope.held('exec sleep 60');
       // One process that fills a 64 MiB buffer: dd reads a whole block at once.
       const p = scope.held('exec dd if=/dev/zero of=/dev/null bs=64M count=1');
@@ -92,6 +93,7 @@ describe('v1 backend enforces limits (real cgroups)', () => {
       expect({ code, signal }).toEqual({ code: null, signal: 'SIGKILL' });
       const stats = cg.stats();
       expect(stats.memory.oomKills).toBe(1);
+      expect(cg.oomKills()).toBe(1);
       expect(stats.memory.limit).toBe(32 * MiB);
       expect(stats.memory.maxUsage).toBeGreaterThan(16 * MiB);
       expect(alive(bystander.pid)).toBe(true);

@@ -166,6 +166,7 @@ describe('v2 backend on a scratch v2 tree: kernel file formats (kernel mocked)',
     kernel.oomKill(cg.dirs.unified);
     expect((await p.exited).signal).toBe('SIGKILL');
     expect(cg.stats().memory.oomKills).toBe(1);
+    expect(cg.oomKills()).toBe(1);
     await cg.remove();
     expect(cg.exists()).toBe(false);
   });

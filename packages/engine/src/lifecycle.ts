@@ -331,7 +331,7 @@ export async function finish(
   });
   let oomKilled = false;
   try {
-    oomKilled = (ctx.runtime.cgroup(r.id)?.stats().memory.oomKills ?? 0) > 0;
+    oomKilled = (ctx.runtime.cgroup(r.id)?.oomKills() ?? 0) > 0;
   } catch {
     // no cgroup left to ask
   }

@@ -343,6 +343,11 @@ export class CgroupV1 implements Cgroup {
     return out;
   }
 
+  oomKills(): number {
+    const p = this.file('memory', 'memory.oom_control');
+    return (p ? readKeyed(p).get('oom_kill') : undefined) ?? 0;
+  }
+
   stats(): CgroupStats {
     const num = (controller: string, name: string) => {
       const p = this.file(controller, name);
@@ -374,7 +379,7 @@ export class CgroupV1 implements Cgroup {
         cache: mstat.get('total_cache') ?? mstat.get('cache') ?? 0,
         inactiveFile: mstat.get('total_inactive_file') ?? mstat.get('inactive_file') ?? 0,
         maxUsage: num('memory', 'memory.max_usage_in_bytes'),
-        oomKills: keyed('memory', 'memory.oom_control').get('oom_kill') ?? 0,
+        oomKills: this.oomKills(),
       },
       cpu: {
         total: num('cpuacct', 'cpuacct.usage'),

@@ -283,6 +283,10 @@ export class CgroupV2 implements Cgroup {
     return out;
   }
 
+  oomKills(): number {
+    return readKeyed(this.f('memory.events')).get('oom_kill') ?? 0;
+  }
+
   stats(): CgroupStats {
     const num = (name: string) => readNumber(this.f(name)) ?? 0;
     const mstat = readKeyed(this.f('memory.stat'));
@@ -306,7 +310,7 @@ export class CgroupV2 implements Cgroup {
         cache: mstat.get('file') ?? 0,
         inactiveFile: mstat.get('inactive_file') ?? 0,
         maxUsage: num('memory.peak'),
-        oomKills: readKeyed(this.f('memory.events')).get('oom_kill') ?? 0,
+        oomKills: this.oomKills(),
       },
       cpu: {
         total: (cpu.get('usage_usec') ?? 0) * 1000,
