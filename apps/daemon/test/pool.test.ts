@@ -1,4 +1,5 @@
 import {
+  type Dirent,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -103,18 +104,29 @@ function cgroupsOf(pid: number): Map<string, string> {
   return out;
 }
 
-/** The folders of a cgroup path in each v1 hierarchy where they exist. */
-function cgroupDirs(name: string): string[] {
+/** The cgroup folders, 5 levels deep in each v1 hierarchy, whose names `match`. */
+function findCgroupDirs(match: (name: string) => boolean): string[] {
   const found: string[] = [];
   const walk = (dir: string, depth: number) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // removed meanwhile: other tests make and remove cgroups while this walks
+    }
+    for (const e of entries) {
       if (!e.isDirectory()) continue;
-      if (e.name === name) found.push(join(dir, e.name));
+      if (match(e.name)) found.push(join(dir, e.name));
       else if (depth < 4) walk(join(dir, e.name), depth + 1);
     }
   };
   for (const h of readdirSync('/sys/fs/cgroup')) if (h !== 'unified') walk(join('/sys/fs/cgroup', h), 0);
   return found;
+}
+
+/** The folders of a cgroup path in each v1 hierarchy where they exist. */
+function cgroupDirs(name: string): string[] {
+  return findCgroupDirs((n) => n === name);
 }
 
 /** The parking cgroup of each parked init, once each waits in one (on cgroup v1). */
@@ -130,15 +142,7 @@ async function parkings(inits: number[]): Promise<string[]> {
 
 /** Removes the folders of the cgroups named `prefix`... in every hierarchy, deepest first. */
 function removeCgroups(prefix: string): void {
-  const found: string[] = [];
-  const walk = (dir: string, depth: number) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (!e.isDirectory()) continue;
-      if (e.name.startsWith(prefix)) found.push(join(dir, e.name));
-      else if (depth < 4) walk(join(dir, e.name), depth + 1);
-    }
-  };
-  for (const h of readdirSync('/sys/fs/cgroup')) if (h !== 'unified') walk(join('/sys/fs/cgroup', h), 0);
+  const found = findCgroupDirs((n) => n.startsWith(prefix));
   for (const dir of found) {
     try {
       rmdirSync(dir);
