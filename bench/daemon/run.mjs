@@ -68,10 +68,6 @@ function listDirs(d) {
 const podman = podmanCommand(tmp);
 const podmanRun = podmanRunFlags(`${cgroups.path}/podman`);
 
-const startDaemon = (name, argv, logFile) => daemons.start(name, argv, logFile);
-const docker = (sock, args) => daemons.docker(sock, args);
-const answering = (name, sock, d) => daemons.answering(name, sock, d);
-
 function corraldArgv(sock, root, extra = []) {
   return [
     process.execPath,
@@ -100,13 +96,13 @@ try {
   execFileSync(corral[0], [...corral.slice(1), 'save', '-o', tar, 'busybox']);
 
   const corraldSock = join(tmp, 'corrald.sock');
-  const corrald = startDaemon(
+  const corrald = daemons.start(
     'corrald',
     corraldArgv(corraldSock, join(tmp, 'corrald')),
     join(tmp, 'corrald.log'),
   );
-  await answering('corrald', corraldSock, corrald);
-  if (docker(corraldSock, ['load', '-i', tar]).status !== 0)
+  await daemons.answering('corrald', corraldSock, corrald);
+  if (daemons.docker(corraldSock, ['load', '-i', tar]).status !== 0)
     throw new Error('docker load into corrald failed');
 
   const dockerdSock = await daemons.startDockerd(
@@ -115,7 +111,7 @@ try {
     `corral-bench-${process.pid}`,
   );
   if (dockerdSock) {
-    if (docker(dockerdSock, ['load', '-i', tar]).status !== 0)
+    if (daemons.docker(dockerdSock, ['load', '-i', tar]).status !== 0)
       throw new Error('docker load into dockerd failed');
   }
   podmanOk = has('podman') && spawnSync(podman[0], [...podman.slice(1), 'load', '-i', tar]).status === 0;
@@ -274,16 +270,16 @@ async function phases(sock, root, daemon, n) {
 async function cpuProfile(tar, n) {
   const dir = join(tmp, 'prof');
   const sock = join(tmp, 'prof.sock');
-  const d = startDaemon(
+  const d = daemons.start(
     'corrald (profiled)',
     corraldArgv(sock, join(tmp, 'prof-root'), ['--cpu-prof', '--cpu-prof-dir', dir]),
     join(tmp, 'prof.log'),
   );
-  await answering('corrald (profiled)', sock, d);
-  docker(sock, ['load', '-i', tar]);
+  await daemons.answering('corrald (profiled)', sock, d);
+  daemons.docker(sock, ['load', '-i', tar]);
   for (let i = 0; i < n; i++) {
     await sleep(300);
-    docker(sock, ['run', '--rm', '--network', 'none', 'busybox', 'true']);
+    daemons.docker(sock, ['run', '--rm', '--network', 'none', 'busybox', 'true']);
   }
   const exited = new Promise((r) => d.child.once('exit', r));
   d.child.kill('SIGTERM');
