@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { freePort, mustCorral, type Result, runCorral, until } from '@corral/testkit';
+import { findCgroupDirs, freePort, mustCorral, type Result, runCorral, until } from '@corral/testkit';
 
 // What every package's tests share comes from @corral/testkit; `tempRoot` is its tempDir under
 // the name these files use.
@@ -134,26 +134,7 @@ export function prepareCgroupParent(name: string): { path: string; cleanup(): st
  * in every hierarchy, children first. Only folders of that unique name are touched.
  */
 export function removeCgroups(name: string): string[] {
-  const found: string[] = [];
-  const walk = (dir: string, depth: number) => {
-    let entries: string[];
-    try {
-      entries = readdirSync(dir);
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(dir, e);
-      let isDir = false;
-      try {
-        isDir = statSync(p).isDirectory();
-      } catch {}
-      if (!isDir) continue;
-      if (e === name) found.push(p);
-      else if (depth < 4) walk(p, depth + 1);
-    }
-  };
-  walk('/sys/fs/cgroup', 0);
+  const found = findCgroupDirs((n) => n === name);
   const failed: string[] = [];
   const rmTree = (dir: string) => {
     for (const e of readdirSync(dir)) {

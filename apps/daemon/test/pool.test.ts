@@ -1,5 +1,4 @@
 import {
-  type Dirent,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -11,7 +10,7 @@ import {
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { procStartTime } from '@corral/sys';
-import { Cleanups, exec, until } from '@corral/testkit';
+import { Cleanups, exec, findCgroupDirs, until } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CORRALD, type Daemon, LEAK_FD, startDaemon } from './daemon.js';
 
@@ -59,11 +58,15 @@ const cmdline = (pid: number) => {
 
 /** corrald's parked keepers and their inits, once `size` are ready. */
 async function parked(d: Daemon, size: number) {
+  const keepersNow = () => childrenOf(d.child.pid!).filter((p) => cmdline(p).includes('keeper'));
+  // A finished --rm container's keeper ends a moment after the removal it reported (it empties
+  // the container's folder from the trash): waited for, so only parked ones are counted.
   await until(
-    async () => (await d.api('GET', '/info')).json().KeeperPool?.ready === size,
-    'the pool to fill',
+    async () =>
+      (await d.api('GET', '/info')).json().KeeperPool?.ready === size && keepersNow().length === size,
+    'the pool to fill, and no other keeper',
   );
-  const keepers = childrenOf(d.child.pid!).filter((p) => cmdline(p).includes('keeper'));
+  const keepers = keepersNow();
   const inits = keepers.flatMap((k) => childrenOf(k));
   expect(keepers).toHaveLength(size);
   expect(inits).toHaveLength(size);
@@ -104,29 +107,12 @@ function cgroupsOf(pid: number): Map<string, string> {
   return out;
 }
 
-/** The cgroup folders, 5 levels deep in each v1 hierarchy, whose names `match`. */
-function findCgroupDirs(match: (name: string) => boolean): string[] {
-  const found: string[] = [];
-  const walk = (dir: string, depth: number) => {
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return; // removed meanwhile: other tests make and remove cgroups while this walks
-    }
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      if (match(e.name)) found.push(join(dir, e.name));
-      else if (depth < 4) walk(join(dir, e.name), depth + 1);
-    }
-  };
-  for (const h of readdirSync('/sys/fs/cgroup')) if (h !== 'unified') walk(join('/sys/fs/cgroup', h), 0);
-  return found;
-}
-
 /** The folders of a cgroup path in each v1 hierarchy where they exist. */
 function cgroupDirs(name: string): string[] {
-  return findCgroupDirs((n) => n === name);
+  return findCgroupDirs(
+    (n) => n === name,
+    (h) => h !== 'unified',
+  );
 }
 
 /** The parking cgroup of each parked init, once each waits in one (on cgroup v1). */
@@ -142,7 +128,10 @@ async function parkings(inits: number[]): Promise<string[]> {
 
 /** Removes the folders of the cgroups named `prefix`... in every hierarchy, deepest first. */
 function removeCgroups(prefix: string): void {
-  const found = findCgroupDirs((n) => n.startsWith(prefix));
+  const found = findCgroupDirs(
+    (n) => n.startsWith(prefix),
+    (h) => h !== 'unified',
+  );
   for (const dir of found) {
     try {
       rmdirSync(dir);

@@ -1,3 +1,4 @@
+export { findCgroupDirs } from './cgroups.js';
 export { corralBin, mustCorral, runCorral } from './corral.js';
 export { type ExecOptions, exec, must, type Result } from './exec.js';
 export { type ArchiveImage, imageArchive } from './image-archive.js';
