@@ -12,15 +12,22 @@ import { type KeeperStdio, spawnKeeper } from '@corral/engine/keeper-spawn';
 import { parseArgs } from './args.js';
 import { createFlags } from './commands/run-flags.js';
 
-/** A keeper spawned ahead: the process, and the mode and stdio it was spawned with. */
+/**
+ * A keeper spawned ahead: the process, and the mode and stdio it was spawned with. `fast`: it
+ * starts no init, but makes the container itself once the engine has written its bundle
+ * (KeeperClient.run), unless the engine finds the fast path cannot and asks for an init.
+ */
 export interface KeeperAhead {
   child: ChildProcess;
   mode: KeeperMode;
   stdio: KeeperStdio;
+  fast: boolean;
 }
 
 /** How the keeper of a `run` or `start` in `argv` is spawned, or null when none can be started now. */
 export function aheadFor(argv: readonly string[], env = process.env): Omit<KeeperAhead, 'child'> | null {
+  // The runtime's switch for its fast path: a keeper that starts its init at once then.
+  const fast = env.CORRAL_RUNTIME_FAST !== '0';
   // A remote engine (corrald) starts its own.
   if (env.CORRAL_HOST) return null;
   let i = 0;
@@ -34,18 +41,25 @@ export function aheadFor(argv: readonly string[], env = process.env): Omit<Keepe
   // terminal the engine ends it and starts one of its own).
   if (argv[i] === 'start')
     return argv.length === i + 2 && !argv[i + 1].startsWith('-')
-      ? { mode: 'detached', stdio: ['ignore', 'ignore', 'ignore'] }
+      ? { mode: 'detached', stdio: ['ignore', 'ignore', 'ignore'], fast }
       : null;
   if (argv[i] !== 'run') return null;
   try {
     const { flags, positionals } = parseArgs(argv.slice(i + 1), createFlags, true);
     if (!positionals.length && flags.rootfs === undefined) return null; // a usage error follows
     // Detached (`run -d`): the keeper logs the output. A terminal: the init opens the pty.
-    if (flags.tty === true) return { mode: 'tty', stdio: ['ignore', 'ignore', 'ignore'] };
-    if (flags.detach === true) return { mode: 'detached', stdio: ['ignore', 'ignore', 'ignore'] };
+    if (flags.tty === true) return { mode: 'tty', stdio: ['ignore', 'ignore', 'ignore'], fast: false };
+    // Fast when nothing asked for needs an init: -i detached (a stdin pipe kept), --init.
+    const plain = fast && flags.init !== true;
+    if (flags.detach === true)
+      return {
+        mode: 'detached',
+        stdio: ['ignore', 'ignore', 'ignore'],
+        fast: plain && flags.interactive !== true,
+      };
     // -a: the program gets only some of our streams, not all three as spawned now.
     if (flags.attach !== undefined) return null;
-    return { mode: 'attached', stdio: [flags.interactive === true ? 0 : 'ignore', 1, 2] };
+    return { mode: 'attached', stdio: [flags.interactive === true ? 0 : 'ignore', 1, 2], fast: plain };
   } catch {
     return null; // the command itself will report the error
   }
@@ -57,7 +71,7 @@ const KEY = Symbol.for('corral.cli.keeperAhead');
 const slot = globalThis as { [KEY]?: KeeperAhead | null };
 if (!(KEY in slot)) {
   const how = aheadFor(process.argv.slice(2));
-  slot[KEY] = how && { ...how, child: spawnKeeper(how.mode, how.stdio) };
+  slot[KEY] = how && { ...how, child: spawnKeeper(how.mode, how.stdio, undefined, how.fast) };
 }
 
 /** The keeper spawned ahead, once; null when there is none or it was taken. */

@@ -6,7 +6,7 @@ import { takeKeeperAhead } from './early.js';
 /** The keeper started ahead for this run, once; undefined when there is none or it was taken. */
 export function takeParkedKeeper(): KeeperClient | undefined {
   const k = takeKeeperAhead();
-  return k ? new KeeperClient(k.mode, k.stdio, undefined, k.child) : undefined;
+  return k ? new KeeperClient(k.mode, k.stdio, undefined, k.child, k.fast) : undefined;
 }
 
 /** Ends the keeper started ahead if nobody took it (the run failed before it): its init goes too. */

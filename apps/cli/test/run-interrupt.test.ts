@@ -113,6 +113,7 @@ async function expectNothingLeft(before: ReturnType<typeof made>): Promise<void>
 async function runHeldAt(
   step: string,
   image = 'busybox',
+  env: Record<string, string> = {},
 ): Promise<{ cli: ChildProcess; fifo: string; exit: Promise<number | string>; earlier: string[] }> {
   const earlier = records();
   const connections = seen;
@@ -123,7 +124,10 @@ async function runHeldAt(
   const cli = spawn(
     process.execPath,
     ['--', corralBin, '--root', s.root, 'run', '--rm', '--network', 'none', image, ...program],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CORRAL_TEST_PAUSE_AT: `${step}:${fifo}` } },
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env, CORRAL_TEST_PAUSE_AT: `${step}:${fifo}` },
+    },
   );
   let stdout = '';
   let stderr = '';
@@ -137,8 +141,10 @@ async function runHeldAt(
       () => stderr.includes(`paused at ${step}`) || cli.exitCode !== null,
       `the run to reach ${step}`,
     );
-  // The program runs from "started" on: its trap must be set before a signal is passed on.
-  if (step === 'started') await until(() => stdout.includes('ready') || cli.exitCode !== null, 'the program');
+  // The program runs from "started" on (from "created" when its keeper makes the container):
+  // its trap must be set before a signal is passed on.
+  if (step === 'started' || (step === 'created' && env.CORRAL_RUNTIME_FAST !== '0'))
+    await until(() => stdout.includes('ready') || cli.exitCode !== null, 'the program');
   expect(cli.exitCode, stderr).toBeNull();
   return { cli, fifo, exit, earlier };
 }
@@ -160,29 +166,41 @@ async function release(fifo: string, cli: ChildProcess): Promise<void> {
 }
 
 // 'record': the container's record and name; 'mounted': its union mount; 'bundle': its spec;
-// 'created': its cgroups, with the init in them set up and waiting; 'started': the program runs.
+// 'created': its cgroups, with the init in them set up and waiting (with the keeper's fast
+// path, which makes and starts the container in one step: the program runs); 'started': the
+// program runs.
 const STEPS = ['pull', 'record', 'mounted', 'bundle', 'created', 'started'] as const;
+const PATHS = [
+  { name: 'its keeper makes the container', env: {}, runsFrom: ['created', 'started'] },
+  { name: 'through a Node init', env: { CORRAL_RUNTIME_FAST: '0' }, runsFrom: ['started'] },
+];
 
-describe('corral run --rm interrupted while it makes the container', () => {
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    for (const step of STEPS) {
-      it(`${sig} at "${step}" leaves no record, mount, cgroup or process`, async () => {
-        const image = step === 'pull' ? `127.0.0.1:${port}/stalled/app:1` : 'busybox';
-        const { cli, fifo, exit, earlier } = await runHeldAt(step, image);
-        const before = made(cli.pid!, earlier);
-        if (step !== 'pull') expect(before.ids).toHaveLength(1);
-        if (['mounted', 'bundle', 'created', 'started'].includes(step)) expect(before.mounts).not.toEqual([]);
-        if (['created', 'started'].includes(step)) expect(before.cgroups).not.toEqual([]);
-        cli.kill(sig);
-        if (step !== 'pull') await release(fifo, cli);
-        // Before the program runs the run ends as the signal says; once it runs, the program
-        // gets the signal and ends with its own code.
-        expect(await exit).toBe(step === 'started' ? 7 : 128 + os.signals[sig]);
-        await expectNothingLeft(before);
-      });
+describe.each(PATHS)(
+  'corral run --rm interrupted while it makes the container: $name',
+  ({ env, runsFrom }) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      for (const step of STEPS) {
+        it(`${sig} at "${step}" leaves no record, mount, cgroup or process`, async () => {
+          const image = step === 'pull' ? `127.0.0.1:${port}/stalled/app:1` : 'busybox';
+          const { cli, fifo, exit, earlier } = await runHeldAt(step, image, env);
+          const before = made(cli.pid!, earlier);
+          if (step !== 'pull') expect(before.ids).toHaveLength(1);
+          if (['mounted', 'bundle', 'created', 'started'].includes(step))
+            expect(before.mounts).not.toEqual([]);
+          if (['created', 'started'].includes(step)) expect(before.cgroups).not.toEqual([]);
+          cli.kill(sig);
+          if (step !== 'pull') await release(fifo, cli);
+          // Before the program runs the run ends as the signal says; once it runs, the program
+          // gets the signal and ends with its own code.
+          expect(await exit).toBe(runsFrom.includes(step) ? 7 : 128 + os.signals[sig]);
+          await expectNothingLeft(before);
+        });
+      }
     }
-  }
+  },
+);
 
+describe('corral run --rm killed while it makes the container', () => {
   for (const step of STEPS.filter((x) => x !== 'started')) {
     it(`SIGKILL at "${step}": the next command reclaims what the run made`, async () => {
       const image = step === 'pull' ? `127.0.0.1:${port}/stalled/app:1` : 'busybox';

@@ -30,7 +30,7 @@ class KeptChild extends EventEmitter {
 
   constructor(
     readonly pid: number,
-    sync: Duplex,
+    sync: Duplex | null,
   ) {
     super();
     this.stdio = [null, null, null, sync];
@@ -46,6 +46,14 @@ class KeptChild extends EventEmitter {
   unref(): void {}
 }
 
+/** A fast keeper's program (KeeperClient.run), as the runtime's ContainerProcess. */
+export interface KeptProgram {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  kill(signal?: string | number): void;
+  wait(): Promise<number>;
+}
+
 /** Why the program's exit code is not the program's own: its keeper was killed first. */
 export const KEEPER_LOST =
   'its keeper was killed before it recorded the exit: the container was killed with it';
@@ -59,6 +67,8 @@ export class KeeperClient {
   readonly child: ChildProcess;
   readonly init: Promise<Pid1Process>;
   readonly mode: KeeperMode;
+  /** Spawned `fast`: no init until asked (`requestInit`); `run` makes the container in the keeper. */
+  readonly fast: boolean;
   lost = false;
   private readonly control: Duplex;
   private kept: KeptChild | null = null;
@@ -74,10 +84,12 @@ export class KeeperClient {
     mode: KeeperMode,
     stdio: KeeperStdio = ['ignore', 'ignore', 'ignore'],
     errorLog?: number,
-    child: ChildProcess = spawnKeeper(mode, stdio, errorLog),
+    child?: ChildProcess,
+    fast = false,
   ) {
     this.mode = mode;
-    this.child = child;
+    this.fast = fast && mode !== 'tty';
+    this.child = child ?? spawnKeeper(mode, stdio, errorLog, this.fast);
     this.control = this.child.stdio[KEEPER_CONTROL_FD] as unknown as Duplex;
     const sync = this.child.stdio[KEEPER_SYNC_FD] as unknown as Duplex;
     this.init = new Promise((resolve, reject) => {
@@ -90,12 +102,19 @@ export class KeeperClient {
             this.kept = new KeptChild(m.pid, sync);
             this.keptStartTime = m.startTime;
             resolve(new Pid1Process(this.kept as unknown as ChildProcess));
-          } else if (m.type === 'failed') reject(new Error(`the container's keeper: ${m.message}`));
+          } else if (m.type === 'ran') {
+            // The program may have ended and been reaped already: no start-time check.
+            this.kept = new KeptChild(m.pid, null);
+            this.keptStartTime = m.startTime;
+            this.onRan?.(this.keptProgram(this.kept));
+          } else if (m.type === 'run-failed') this.onRunFailed?.(m.message, m.exitCode);
+          else if (m.type === 'failed') reject(new Error(`the container's keeper: ${m.message}`));
           else if (m.type === 'exit') this.kept?.ended(m.code);
           else if (m.type === 'owned') this.onOwned?.();
         },
         () => {
           reject(new Error("the container's keeper ended before it started the init"));
+          this.onRunFailed?.("the container's keeper ended before it ran the container", 125);
           if (!this.released) void this.keeperGone();
         },
       );
@@ -104,6 +123,26 @@ export class KeeperClient {
   }
 
   private onOwned: (() => void) | undefined;
+  private onRan: ((p: KeptProgram) => void) | undefined;
+  private onRunFailed: ((message: string, exitCode: number) => void) | undefined;
+
+  /** A fast keeper starts its init now (for a container its fast path cannot make). */
+  requestInit(): void {
+    if (this.fast) this.send({ type: 'spawn-init' });
+  }
+
+  /**
+   * A fast keeper creates and starts the container of `bundle` at once (after `own`): resolves
+   * with its program, a child of the keeper (its exit reported as an init's), or rejects with
+   * the exit code runc would give as `exitCode`.
+   */
+  run(runtimeRoot: string, id: string, bundle: string): Promise<KeptProgram> {
+    return new Promise((resolve, reject) => {
+      this.onRan = resolve;
+      this.onRunFailed = (message, exitCode) => reject(Object.assign(new Error(message), { exitCode }));
+      this.send({ type: 'run', runtimeRoot, id, bundle });
+    });
+  }
 
   /** The keeper died without a word: its init was killed with it (or is, now). */
   private async keeperGone(): Promise<void> {
@@ -112,7 +151,9 @@ export class KeeperClient {
     this.lost = true;
     // Its parent-death signal has killed the container, unless the keeper died before the init
     // had set it: then this end does it, as the keeper would have.
-    (await this.init.catch(() => null))?.kill('SIGKILL');
+    const init = await this.init.catch(() => null);
+    if (init) init.kill('SIGKILL');
+    else this.killKept(); // a fast keeper's program (its signal is set before it runs)
     const startTime = procStartTime(kept.pid);
     while (startTime !== null && procStartTime(kept.pid) === startTime)
       await new Promise((r) => setTimeout(r, 10));
@@ -169,18 +210,33 @@ export class KeeperClient {
    */
   kill(): void {
     this.released = true;
+    this.killKept();
+    this.child.kill('SIGKILL');
+    this.control.destroy();
+    (this.child.stdio[KEEPER_SYNC_FD] as unknown as Duplex | null)?.destroy();
+  }
+
+  /** Signals the keeper's init or program, by start time: a pid the keeper has reaped may be someone else's by now. */
+  private killKept(signal: NodeJS.Signals | number = 'SIGKILL'): void {
     const kept = this.kept;
-    // By start time: a pid the keeper has reaped may be someone else's by now.
     if (kept && kept.exitCode === null && procStartTime(kept.pid) === this.keptStartTime) {
       try {
-        process.kill(kept.pid, 'SIGKILL');
+        process.kill(kept.pid, signal);
       } catch {
         // already gone
       }
     }
-    this.child.kill('SIGKILL');
-    this.control.destroy();
-    (this.child.stdio[KEEPER_SYNC_FD] as unknown as Duplex | null)?.destroy();
+  }
+
+  /** A fast keeper's program as the runtime's caller sees a process (it is not our child: no pidfd). */
+  private keptProgram(kept: KeptChild): KeptProgram {
+    const exit = new Promise<number>((resolve) => kept.once('exit', resolve));
+    return {
+      child: kept as unknown as ChildProcess,
+      pid: kept.pid,
+      kill: (signal = 'SIGTERM') => this.killKept(signal as NodeJS.Signals | number),
+      wait: () => exit,
+    };
   }
 }
 

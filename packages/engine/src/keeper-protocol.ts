@@ -24,12 +24,24 @@ export type KeeperMessage =
   | { type: 'init'; pid: number; startTime: number }
   /** The keeper could not start the init. */
   | { type: 'failed'; message: string }
+  /** Answer to `run` (a fast keeper): the program runs, with this host PID and start time. */
+  | { type: 'ran'; pid: number; startTime: number }
+  /** Answer to `run`: the container could not be made; the code runc would exit with. */
+  | { type: 'run-failed'; message: string; exitCode: number }
   /** The container's program ended with this code (sent while the front-end is there). */
   | { type: 'exit'; code: number }
   /** Answer to `own`: the log is attached, the container may start. */
   | { type: 'owned' };
 
 export type FrontMessage =
+  /**
+   * To a fast keeper (spawned with `fast`, which starts no init of its own): create and start
+   * the container of this OCI bundle at once in a vfork child (the runtime's runFast), whose
+   * state goes in the runtime's `runtimeRoot`. Sent after `own`.
+   */
+  | { type: 'run'; runtimeRoot: string; id: string; bundle: string }
+  /** To a fast keeper whose container the fast path cannot make: start a Node init after all. */
+  | { type: 'spawn-init' }
   /**
    * The init belongs to this container now: what the keeper needs to finish it alone if the
    * front-end goes. `terminalFd` is the init's terminal master, taken for the log (tty mode).

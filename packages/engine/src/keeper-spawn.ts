@@ -39,11 +39,13 @@ export function spawnKeeper(
   mode: KeeperMode,
   stdio: KeeperStdio = ['ignore', 'ignore', 'ignore'],
   errorLog?: number,
+  /** Starts no init: see KeeperClient.run (attached and detached modes). */
+  fast = false,
 ): ChildProcess {
   const io = mode === 'attached' ? stdio : ['ignore', 'ignore', errorLog ?? 'ignore'];
   // Its own session: a ^C on the front-end's terminal reaches the program through the
   // front-end (sig-proxy), never the keeper.
-  return spawn(process.execPath, [...KEEPER_NODE_FLAGS, keeperScript, mode], {
+  return spawn(process.execPath, [...KEEPER_NODE_FLAGS, keeperScript, mode, ...(fast ? ['fast'] : [])], {
     detached: true,
     // It may live long (parked in corrald's pool, then as long as its container): it pins no
     // folder, and its init starts nowhere but / (keeper-pool.ts).

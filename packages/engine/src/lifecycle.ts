@@ -2,7 +2,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cgroup } from '@corral/cgroups';
 import type { Pid1Process } from '@corral/pidns';
-import { type CreatedContainer, type InitStdio, RuntimeError } from '@corral/runtime';
+import {
+  type CreatedContainer,
+  fastRunRefusal,
+  type InitStdio,
+  type OciSpec,
+  RuntimeError,
+} from '@corral/runtime';
 import { procStartTime } from '@corral/sys';
 import { mountAll, type UnionMount, type UnionServerExit } from '@corral/unionfs';
 import { releaseCopyMounts } from './archive/container.js';
@@ -221,13 +227,19 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       writeFileSync(join(dir, 'bundle', 'config.json'), JSON.stringify(spec));
       o.onStep?.('bundle');
       checkAborted(o.abort);
+      const parkedCgroup = (await o.parkedCgroup) ?? undefined;
+      // A detached keeper's own errors go to keeper.log (one started ahead had no folder yet).
+      const errorLog = o.detached ? join(dir, 'keeper.log') : undefined;
+      const fast = fastKeeper(o.keeper, spec, r, parkedCgroup);
+      if (fast) {
+        const created = await runInKeeper(ctx, r.id, fast, o, errorLog);
+        return started(ctx, r, created, mounted, o, true);
+      }
+      o.keeper?.requestInit(); // a fast keeper's init, for a container its fast path cannot make
       if (o.keeper)
         init = await o.keeper.init.catch((e: Error) => {
           throw new EngineError('CannotStart', e.message);
         });
-      const parkedCgroup = (await o.parkedCgroup) ?? undefined;
-      // A detached keeper's own errors go to keeper.log (one started ahead had no folder yet).
-      const errorLog = o.detached ? join(dir, 'keeper.log') : undefined;
       // Without a terminal the keeper needs nothing of the set-up: it attaches what it keeps
       // while the init sets the container up (a round trip less before the start).
       const ownedEarly =
@@ -259,37 +271,7 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       await new Promise((r) => setImmediate(() => setImmediate(r)));
       checkAborted(o.abort);
       await ctx.runtime.start(r.id);
-      o.keeper?.started();
-      o.onStep?.('started');
-      checkAborted(o.abort);
-      const keeper = o.keeper
-        ? keeperIdentity(o.keeper)
-        : { pid: process.pid, startTime: procStartTime(process.pid) };
-      ctx.records.update(r.id, (x) => {
-        x.state = {
-          ...x.state,
-          status: 'running',
-          pid: created.pid,
-          startedAt: new Date().toISOString(),
-          finishedAt: null,
-          exitCode: null,
-          error: null,
-          paused: false,
-          detached: o.detached,
-        };
-        x.state.watcherPid = keeper?.pid;
-        x.state.keeperStartTime = keeper?.startTime ?? undefined;
-        const server = mounted.pid === null ? null : procStartTime(mounted.pid);
-        x.state.storagePid = server === null ? undefined : (mounted.pid as number);
-        x.state.storageStartTime = server ?? undefined;
-        x.state.restarting = false;
-        // A start by hand clears a stop by hand; the keeper's own restarts leave it for `stop`.
-        if (o.restarted) x.state.restartCount = (x.state.restartCount ?? 0) + 1;
-        else x.state.stopRequested = false;
-        x.state.networkOwner = undefined;
-      });
-      ctx.events.emit('container', 'start', r.id, { name: r.name, image: r.image });
-      return created;
+      return started(ctx, r, created, mounted, o);
     } catch (e) {
       ctx.releasing.add(r.id);
       await ctx.runtime.delete(r.id, { force: true }).catch(() => {});
@@ -303,6 +285,93 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
     o.keeper?.kill();
     throw e;
   }
+}
+
+/** The keeper that makes this container itself (KeeperClient.run), if its fast path can. */
+function fastKeeper(
+  keeper: KeeperClient | undefined,
+  spec: OciSpec,
+  r: ContainerRecord,
+  parkedCgroup: Cgroup | undefined,
+): KeeperClient | null {
+  if (!keeper?.fast || parkedCgroup || fastRunRefusal(spec) !== null) return null;
+  // A detached program's stdin is /dev/null there: one kept open (-i) needs the init's pipe.
+  return keeper.mode === 'attached' || !r.config.openStdin ? keeper : null;
+}
+
+/** Creates and starts the container at once in its keeper (no Node init): see keeper-fast.ts. */
+async function runInKeeper(
+  ctx: EngineContext,
+  id: string,
+  keeper: KeeperClient,
+  o: LaunchOptions,
+  errorLog: string | undefined,
+): Promise<CreatedContainer> {
+  await keeper.own(ctx.root, id, o.detached, null, errorLog);
+  // As the other path, before the program runs: a signal taken meanwhile still undoes the run.
+  await new Promise((r) => setImmediate(() => setImmediate(r)));
+  checkAborted(o.abort);
+  const program = await keeper
+    .run(ctx.runtime.root, id, join(ctx.records.dir(id), 'bundle'))
+    .catch((e: Error & { exitCode?: number }) => {
+      throw new RuntimeError(e.message, e.exitCode);
+    });
+  o.onStep?.('created');
+  const wait = () => program.wait();
+  return {
+    id,
+    pid: program.pid,
+    process: program,
+    stdin: null,
+    stdout: null,
+    stderr: null,
+    terminal: null,
+    wait,
+  };
+}
+
+/** The launch's last step: the program runs; the record says so. */
+function started(
+  ctx: EngineContext,
+  r: ContainerRecord,
+  created: CreatedContainer,
+  mounted: UnionMount,
+  o: LaunchOptions,
+  ranInKeeper = false,
+): CreatedContainer {
+  o.keeper?.started();
+  o.onStep?.('started');
+  // The keeper's program has run since its answer came: a signal taken meanwhile goes to it
+  // (the caller passes it on), as one taken later does.
+  if (!ranInKeeper) checkAborted(o.abort);
+  const keeper = o.keeper
+    ? keeperIdentity(o.keeper)
+    : { pid: process.pid, startTime: procStartTime(process.pid) };
+  ctx.records.update(r.id, (x) => {
+    x.state = {
+      ...x.state,
+      status: 'running',
+      pid: created.pid,
+      startedAt: new Date().toISOString(),
+      finishedAt: null,
+      exitCode: null,
+      error: null,
+      paused: false,
+      detached: o.detached,
+    };
+    x.state.watcherPid = keeper?.pid;
+    x.state.keeperStartTime = keeper?.startTime ?? undefined;
+    const server = mounted.pid === null ? null : procStartTime(mounted.pid);
+    x.state.storagePid = server === null ? undefined : (mounted.pid as number);
+    x.state.storageStartTime = server ?? undefined;
+    x.state.restarting = false;
+    // A start by hand clears a stop by hand; the keeper's own restarts leave it for `stop`.
+    if (o.restarted) x.state.restartCount = (x.state.restartCount ?? 0) + 1;
+    else x.state.stopRequested = false;
+    x.state.networkOwner = undefined;
+  });
+  ctx.events.emit('container', 'start', r.id, { name: r.name, image: r.image });
+  return created;
 }
 
 export function checkAborted(abort: AbortSignal | undefined): void {

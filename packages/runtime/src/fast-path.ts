@@ -3,6 +3,9 @@
 // it starts an init ahead, and must not load the runtime to do so.
 import { INIT_ANNOTATION, type OciSpec } from './spec.js';
 
+/** Namespaces the vfork child may join by path (fast-run.ts); the others are made new. */
+export const FAST_JOINABLE: ReadonlySet<string> = new Set(['network', 'ipc', 'uts']);
+
 export interface FastPathFlags {
   detach?: boolean;
   noPivot?: boolean;
@@ -11,7 +14,7 @@ export interface FastPathFlags {
 /**
  * Null when `run` can build this container in a vfork child, or why it cannot: what needs an
  * init that outlives the command (-d) or waits between create and start (hooks), what the
- * child does not do (a terminal, joining namespaces by path, --init, sysctl, --no-pivot).
+ * child does not do (a terminal, joining a PID, mount, user or cgroup namespace by path, --init, sysctl, --no-pivot).
  * CORRAL_RUNTIME_FAST=0 turns the fast path off.
  */
 export function fastRunRefusal(spec: OciSpec, flags: FastPathFlags = {}): string | null {
@@ -23,7 +26,10 @@ export function fastRunRefusal(spec: OciSpec, flags: FastPathFlags = {}): string
   if (Object.values(spec.hooks ?? {}).some((h) => Array.isArray(h) && h.length > 0)) return 'hooks';
   const nss = spec.linux?.namespaces ?? [];
   if (!nss.some((n) => n.type === 'pid')) return 'no pid namespace';
-  if (nss.some((n) => n.path)) return 'a namespace joined by path';
+  // The child joins a network, IPC or UTS namespace by path (setns): what the engine's
+  // containers have (a network namespace made ahead, `--network container:`).
+  const byPath = nss.find((n) => n.path && !FAST_JOINABLE.has(n.type));
+  if (byPath) return `a ${byPath.type} namespace joined by path`;
   if (nss.some((n) => n.type === 'user' || n.type === 'time'))
     return `a ${nss.find((n) => n.type === 'user' || n.type === 'time')?.type} namespace`;
   if (spec.annotations?.[INIT_ANNOTATION] === 'true') return 'an init supervisor';

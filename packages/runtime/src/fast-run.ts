@@ -6,7 +6,7 @@
 // of two, and no Node thread ever in the container's PID namespace or cgroup.
 // The child shares our memory, so /proc/self/exe is our node until it execs: it execs a
 // sealed trampoline first (trampolineFd), never the program itself.
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Cgroup, limitsFromOci, openCgroup, readProcCgroups } from '@corral/cgroups';
 import {
@@ -15,12 +15,14 @@ import {
   close,
   dup2,
   errnoName,
+  O,
   PR,
   pidfdOpen,
   prctl,
   procStartTime,
   TRAMPOLINE_ARGV0,
   trampolineFd,
+  setns,
   unshare,
   vforkExec,
   WAIT,
@@ -56,6 +58,11 @@ export interface FastRunOptions {
   defaultCgroupsPath?: string | null;
   /** Fds of this process for the program's stdin, stdout and stderr (default: this process's 0, 1, 2). */
   stdio?: readonly [number, number, number];
+  /**
+   * SIGKILL the program when this thread ends (PR_SET_PDEATHSIG, as CreateOptions.dieWithParent):
+   * for a keeper, which must never leave a container running that nothing records.
+   */
+  dieWithParent?: boolean;
 }
 
 /** A container that runFast started: its program runs, a child of this process. */
@@ -66,20 +73,57 @@ export interface FastRun {
   pidfd: number;
   /** The exit code (128 + S when killed by signal S) once the program ended, reaping it; else null. */
   poll(): number | null;
+  /** Resolves with the exit code once the program has ended, reaping it (on SIGCHLD). */
+  exited(): Promise<number>;
+}
+
+/** Waits for `poll` to answer: on SIGCHLD, and every 250 ms for a signal that came before the handler. */
+function exitOf(poll: () => number | null): Promise<number> {
+  return new Promise((resolveCode) => {
+    const check = () => {
+      const code = poll();
+      if (code === null) return;
+      process.off('SIGCHLD', check);
+      clearInterval(timer);
+      resolveCode(code);
+    };
+    process.on('SIGCHLD', check);
+    const timer = setInterval(check, 250);
+    check();
+  });
 }
 
 const SETUP_FAILED = 125;
+const O_RDONLY_CLOEXEC = constants.O_RDONLY | O.CLOEXEC;
 const ENOENT = 2;
 
-/** The clone flags of the spec's new namespaces; the cgroup one is unshared after joining the cgroup. */
-function cloneFlags(spec: OciSpec): { flags: number; cgroupNs: boolean } {
+const flagOf = (type: string) => JOINABLE_NAMESPACES.find((n) => n.type === type)?.flag ?? 0;
+
+/**
+ * The clone flags of the spec's new namespaces (the cgroup one is unshared after joining the
+ * cgroup), and those joined by path (FAST_JOINABLE), opened here: the child only calls setns.
+ */
+function namespacesOf(spec: OciSpec): {
+  flags: number;
+  cgroupNs: boolean;
+  joined: { fd: number; flag: number }[];
+} {
   let flags = CLONE.NEWPID;
   let cgroupNs = false;
-  for (const ns of spec.linux?.namespaces ?? []) {
-    if (ns.type === 'cgroup') cgroupNs = true;
-    else if (ns.type !== 'pid') flags |= JOINABLE_NAMESPACES.find((n) => n.type === ns.type)?.flag ?? 0;
+  const joined: { fd: number; flag: number }[] = [];
+  try {
+    for (const ns of spec.linux?.namespaces ?? []) {
+      if (ns.path) {
+        if (ns.type !== 'pid')
+          joined.push({ fd: openSync(ns.path, O_RDONLY_CLOEXEC), flag: flagOf(ns.type) });
+      } else if (ns.type === 'cgroup') cgroupNs = true;
+      else if (ns.type !== 'pid') flags |= flagOf(ns.type);
+    }
+  } catch (e) {
+    for (const j of joined) closeSync(j.fd);
+    throw new RuntimeError(`opening a namespace to join: ${(e as Error).message}`);
   }
-  return { flags, cgroupNs };
+  return { flags, cgroupNs, joined };
 }
 
 function makeCgroup(cgroupsPath: string, own: ReturnType<typeof readProcCgroups>, spec: OciSpec) {
@@ -146,10 +190,11 @@ export async function runFast(
       node: process.execPath,
       preserveFds,
       noNewKeyring: options.noNewKeyring,
+      dieWithParent: options.dieWithParent,
       seccompProgram: precompiledProfile(spec.linux?.seccomp),
       state,
     };
-    const { flags, cgroupNs } = cloneFlags(spec);
+    const { flags, cgroupNs, joined } = namespacesOf(spec);
     const trampoline = trampolineFd();
     const out: { failure?: { message: string; exitCode: number } } = {};
     // The child shares our memory: nothing may read it through /proc (dumpable is per mm).
@@ -158,6 +203,7 @@ export async function runFast(
       try {
         // Written as 0: the kernel would look a PID up in our new PID namespace.
         if (cgroup) cgroup.addProcess('self');
+        for (const j of joined) setns(j.fd, j.flag);
         const adj = spec.process.oomScoreAdj;
         if (adj !== undefined) writeFileSync('/proc/self/oom_score_adj', String(adj));
         if (cgroupNs) unshare(CLONE.NEWCGROUP);
@@ -181,6 +227,7 @@ export async function runFast(
         return exitCode;
       }
     });
+    for (const j of joined) closeSync(j.fd);
     pid = result.pid;
     if (out.failure || result.execErrno !== null) {
       waitpid(pid, 0);
@@ -211,19 +258,16 @@ export async function runFast(
     };
     writeAtomic(join(dir, 'state.json'), JSON.stringify(st));
     let code: number | null = null;
-    return {
-      id,
-      pid,
-      pidfd,
-      poll() {
-        if (code !== null) return code;
-        const w = waitpid(pid, WAIT.NOHANG);
-        if (!w) return null;
-        code = w.code;
-        close(pidfd);
-        return code;
-      },
+    const poll = () => {
+      if (code !== null) return code;
+      const w = waitpid(pid, WAIT.NOHANG);
+      if (!w) return null;
+      code = w.code;
+      close(pidfd);
+      return code;
     };
+    let exit: Promise<number> | null = null;
+    return { id, pid, pidfd, poll, exited: () => (exit ??= exitOf(poll)) };
   } catch (e) {
     if (pid > 0) {
       try {

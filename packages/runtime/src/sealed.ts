@@ -15,6 +15,7 @@ import {
   fsconfig,
   fsmount,
   fsopen,
+  highFd,
   MOUNT_ATTR,
   O,
   openat,
@@ -54,12 +55,16 @@ function escapeLowerdir(dir: string): string {
   return dir.replace(/[\\:,]/g, (c) => `\\${c}`);
 }
 
-/** An O_PATH fd (close-on-exec) on `file` seen through a read-only view of its folder. */
+/**
+ * An O_PATH fd (close-on-exec) on `file` seen through a read-only view of its folder, at a
+ * high number: a process that spawns through `/proc/self/fd/N` must never have N taken over
+ * by the child's stdio mapping (a keeper that has closed its sockets 3 and 4 opens it late).
+ */
 export function openSealed(file: string): number {
   const real = realpathSync(file);
   const view = readOnlyView(dirname(real));
   try {
-    return openat(view, basename(real), O.PATH | O.CLOEXEC);
+    return highFd(openat(view, basename(real), O.PATH | O.CLOEXEC));
   } finally {
     close(view);
   }

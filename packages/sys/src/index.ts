@@ -34,6 +34,7 @@ export { connectUnix, sendFd, sendFdTo } from './socket.js';
 export { cloexecFrom, type SpawnProgramOptions, spawnProgram } from './spawn.js';
 export {
   defaultSignalActions,
+  highFd,
   type ExecTarget,
   setUserRaw,
   type VforkResult,

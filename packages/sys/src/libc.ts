@@ -187,3 +187,15 @@ export function check<T extends number | bigint>(name: string, result: T, args: 
 }
 
 export { koffi, libc, nr };
+
+/**
+ * A named koffi type (struct, prototype), made once per process: koffi's names are global,
+ * and a process may load this package twice (an engine keeper runs separate bundles).
+ */
+export function namedType<T>(name: string, make: () => T): T {
+  try {
+    return koffi.resolve(name) as T;
+  } catch {
+    return make();
+  }
+}

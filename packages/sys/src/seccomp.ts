@@ -1,5 +1,5 @@
 import { arch } from 'node:process';
-import { check, koffi, lazy, libc } from './libc.js';
+import { check, koffi, lazy, libc, namedType } from './libc.js';
 import { Assembler, type Insn, JEQ, JGE, JGT } from './seccomp-bpf.js';
 import { syscallTable } from './syscall-table.js';
 
@@ -229,7 +229,9 @@ export function compileSeccomp(
 }
 
 const seccompFn = lazy(() => {
-  koffi.struct('corral_sock_fprog', { len: 'uint16', filter: 'void *' });
+  namedType('corral_sock_fprog', () =>
+    koffi.struct('corral_sock_fprog', { len: 'uint16', filter: 'void *' }),
+  );
   return { prctl: libc.func('int prctl(int option, unsigned long mode, corral_sock_fprog *prog)') };
 });
 

@@ -1,20 +1,24 @@
 // Handing an fd to another process over a unix socket (SCM_RIGHTS), as an OCI runtime hands a
 // container's terminal to its caller (`--console-socket`): Node's net module cannot send fds.
 import { SyscallError } from './errors.js';
-import { check, koffi, lazy, libc } from './libc.js';
+import { check, koffi, lazy, libc, namedType } from './libc.js';
 
 const sock = lazy(() => {
-  const iovec = koffi.struct('corral_iovec', { base: 'void *', len: 'size_t' });
+  const iovec = namedType('corral_iovec', () =>
+    koffi.struct('corral_iovec', { base: 'void *', len: 'size_t' }),
+  );
   // Declared by name for sendmsg's prototype below.
-  koffi.struct('corral_msghdr', {
-    name: 'void *',
-    namelen: 'uint32_t',
-    iov: koffi.pointer(iovec),
-    iovlen: 'size_t',
-    control: 'void *',
-    controllen: 'size_t',
-    flags: 'int',
-  });
+  namedType('corral_msghdr', () =>
+    koffi.struct('corral_msghdr', {
+      name: 'void *',
+      namelen: 'uint32_t',
+      iov: koffi.pointer(iovec),
+      iovlen: 'size_t',
+      control: 'void *',
+      controllen: 'size_t',
+      flags: 'int',
+    }),
+  );
   return {
     socket: libc.func('int socket(int domain, int type, int protocol)'),
     connect: libc.func('int connect(int fd, const void *addr, uint32_t len)'),

@@ -24,7 +24,7 @@
 // process.exit or process.chdir (shared state). Keep it small and allocation-light: a GC
 // it triggers works on the shared heap (correct, as the parent thread is parked, but slow).
 import { arch } from 'node:process';
-import { check, errno, koffi, lazy, libc } from './libc.js';
+import { check, errno, koffi, lazy, libc, namedType } from './libc.js';
 import { syscallNumber } from './seccomp.js';
 
 /** The program the child becomes: a path, or an fd of it (fexecve). */
@@ -71,8 +71,10 @@ const f = lazy(() => ({
   close: libc.func('int close(int fd)'),
   fcntl: libc.func('int fcntl(int fd, int cmd, int arg)'),
   sigaction: libc.func('long syscall(long nr, int sig, void *act, void *old, size_t size)'),
-  phdrProto: koffi.proto('int corral_phdr_cb(void *info, size_t size, void *data)'),
-  childProto: koffi.proto('void corral_vfork_child(void)'),
+  phdrProto: namedType('corral_phdr_cb', () =>
+    koffi.proto('int corral_phdr_cb(void *info, size_t size, void *data)'),
+  ),
+  childProto: namedType('corral_vfork_child', () => koffi.proto('void corral_vfork_child(void)')),
 }));
 
 /** libc's functions that the child's contexts run, as addresses. */
@@ -128,7 +130,7 @@ function context(
   return uc;
 }
 
-/** `fd` moved to a number of 256 or more (close-on-exec), where the limit allows. */
+/** `fd` moved to a number of 256 or more (close-on-exec), where the limit allows: out of the way of a child's stdio mapping. */
 export function highFd(fd: number): number {
   const high = f.fcntl(fd, F_DUPFD_CLOEXEC, 256);
   if (high < 0) return fd;

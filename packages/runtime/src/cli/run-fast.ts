@@ -48,23 +48,6 @@ function signalForwarder(): { to(pidfd: number): void; stop(): void } {
   };
 }
 
-/** Resolves with the exit code once the program has ended, reaping it. */
-function exited(r: FastRun): Promise<number> {
-  return new Promise((resolveCode) => {
-    const check = () => {
-      const code = r.poll();
-      if (code === null) return;
-      process.off('SIGCHLD', check);
-      clearInterval(timer);
-      resolveCode(code);
-    };
-    // SIGCHLD says when; the timer is the safety net for a signal that came before the handler.
-    process.on('SIGCHLD', check);
-    const timer = setInterval(check, 250);
-    check();
-  });
-}
-
 export async function runFastCommand(g: Globals, p: FastRunArgs): Promise<number> {
   const { id, bundle, flags } = p;
   if (flags['console-socket'])
@@ -86,7 +69,7 @@ export async function runFastCommand(g: Globals, p: FastRunArgs): Promise<number
     }
     forwarder.to(r.pidfd);
     if (flags['pid-file']) writePidFile(flags['pid-file'] as string, r.pid);
-    code = await exited(r);
+    code = await r.exited();
   } finally {
     forwarder.stop();
   }
