@@ -34,8 +34,8 @@ export { connectUnix, sendFd, sendFdTo } from './socket.js';
 export { cloexecFrom, type SpawnProgramOptions, spawnProgram } from './spawn.js';
 export {
   defaultSignalActions,
-  highFd,
   type ExecTarget,
+  highFd,
   setUserRaw,
   type VforkResult,
   vforkExec,
