@@ -7,7 +7,15 @@ import { checkEnv } from './create.js';
 import { finishAttached } from './detached.js';
 import { EngineError } from './errors.js';
 import { KeeperClient } from './keeper-client.js';
-import { discard, fromRuntime, getRecord, type LaunchStep, launch, runningRecord } from './lifecycle.js';
+import {
+  discard,
+  fromRuntime,
+  getRecord,
+  keeperFastFor,
+  type LaunchStep,
+  launch,
+  runningRecord,
+} from './lifecycle.js';
 import { rlimitsOf } from './run-options.js';
 import { capabilitiesFor, containerEnv, execUser } from './spec.js';
 import { openPty, type Pty } from './terminal.js';
@@ -124,7 +132,13 @@ export async function runAttached(
     keeper = null;
   }
   if (!keeper && !options.init)
-    keeper = new KeeperClient(r.config.tty ? 'tty' : 'attached', stdioOf(io, r.config.tty));
+    keeper = new KeeperClient(
+      r.config.tty ? 'tty' : 'attached',
+      stdioOf(io, r.config.tty),
+      undefined,
+      undefined,
+      keeperFastFor(r, 'attached'),
+    );
   let created: CreatedContainer;
   try {
     const size = io.consoleSize ? { height: io.consoleSize.rows, width: io.consoleSize.cols } : undefined;

@@ -7,7 +7,7 @@ import type { CreatedContainer } from '@corral/runtime';
 import type { EngineContext } from './context.js';
 import { EngineError } from './errors.js';
 import { KEEPER_LOST, KeeperClient, keeperIdentity } from './keeper-client.js';
-import { finish, getRecord, launch, reconcile } from './lifecycle.js';
+import { finish, getRecord, keeperFastFor, launch, reconcile } from './lifecycle.js';
 import type { ContainerRecord } from './records.js';
 
 /**
@@ -72,7 +72,13 @@ export async function startDetached(
 function newKeeper(ctx: EngineContext, r: ContainerRecord): KeeperClient {
   const keeperLog = openSync(join(ctx.records.dir(r.id), 'keeper.log'), 'a', 0o600);
   try {
-    return new KeeperClient(r.config.tty ? 'tty' : 'detached', undefined, keeperLog);
+    return new KeeperClient(
+      r.config.tty ? 'tty' : 'detached',
+      undefined,
+      keeperLog,
+      undefined,
+      keeperFastFor(r, 'detached'),
+    );
   } finally {
     closeSync(keeperLog);
   }

@@ -287,6 +287,15 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
   }
 }
 
+/**
+ * Whether a keeper spawned for this container should be a fast one (no init at once: see
+ * KeeperClient.run), from what the record alone says; the spec decides in the end.
+ */
+export function keeperFastFor(r: ContainerRecord, mode: 'attached' | 'detached'): boolean {
+  if (process.env.CORRAL_RUNTIME_FAST === '0' || r.config.tty || r.config.init) return false;
+  return mode === 'attached' || !r.config.openStdin;
+}
+
 /** The keeper that makes this container itself (KeeperClient.run), if its fast path can. */
 function fastKeeper(
   keeper: KeeperClient | undefined,

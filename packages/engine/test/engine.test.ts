@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Cleanups, unmountUnder } from '@corral/testkit';
+import { Cleanups, unmountUnder, until } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine.js';
 import type { LaunchStep } from '../src/lifecycle.js';
@@ -86,21 +86,39 @@ describe('the engine without a CLI', () => {
     }
   });
 
-  // An attached run interrupted at each of its steps leaves nothing: no record, mount or runtime state.
-  for (const step of ['record', 'mounted', 'bundle', 'created', 'started'] as const) {
-    it(`cleans up a run interrupted after the step "${step}"`, async () => {
-      const engine = await Engine.open({ root });
-      const abort = new AbortController();
-      const run = engine.run(
-        { image: 'busybox', cmd: ['sleep', '60'], autoRemove: true },
-        {},
-        { abort: abort.signal, onStep: (s: 'record' | LaunchStep) => s === step && abort.abort('SIGTERM') },
-      );
-      await expect(run).rejects.toMatchObject({ kind: 'Unavailable' });
-      expect(containers()).toEqual([]);
-      expect(mounts()).toEqual([]);
-      expect(runtimeStates()).toEqual([]);
-    });
+  // An attached run interrupted at each of its steps leaves nothing: no record, mount or
+  // runtime state. Its keeper makes the container and runs the program in one step (its fast
+  // path): from "created" on the program runs, the abort is the caller's to pass on, and the
+  // run resolves. Through a Node init (CORRAL_RUNTIME_FAST=0) the program runs from "started".
+  for (const fast of [true, false]) {
+    for (const step of ['record', 'mounted', 'bundle', 'created', 'started'] as const) {
+      it(`cleans up a run interrupted after the step "${step}"${fast ? '' : ' (through a Node init)'}`, async () => {
+        const engine = await Engine.open({ root });
+        const abort = new AbortController();
+        if (!fast) process.env.CORRAL_RUNTIME_FAST = '0';
+        try {
+          const run = engine.run(
+            { image: 'busybox', cmd: ['sleep', '60'], autoRemove: true },
+            {},
+            {
+              abort: abort.signal,
+              onStep: (s: 'record' | LaunchStep) => s === step && abort.abort('SIGTERM'),
+            },
+          );
+          if (fast && (step === 'created' || step === 'started')) {
+            const h = await run;
+            h.signal('SIGKILL');
+            expect(await h.wait()).toBe(137);
+            await until(() => containers().length === 0, 'the --rm container to be removed');
+          } else await expect(run).rejects.toMatchObject({ kind: 'Unavailable' });
+        } finally {
+          delete process.env.CORRAL_RUNTIME_FAST;
+        }
+        expect(containers()).toEqual([]);
+        expect(mounts()).toEqual([]);
+        expect(runtimeStates()).toEqual([]);
+      });
+    }
   }
 
   it('reclaims at the next start what a SIGKILLed --rm run left', async () => {
