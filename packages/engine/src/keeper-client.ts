@@ -216,7 +216,10 @@ export class KeeperClient {
     (this.child.stdio[KEEPER_SYNC_FD] as unknown as Duplex | null)?.destroy();
   }
 
-  /** Signals the keeper's init or program, by start time: a pid the keeper has reaped may be someone else's by now. */
+  /**
+   * Signals the keeper's init or program, by start time: a pid the keeper has reaped may be
+   * someone else's by now.
+   */
   private killKept(signal: NodeJS.Signals | number = 'SIGKILL'): void {
     const kept = this.kept;
     if (kept && kept.exitCode === null && procStartTime(kept.pid) === this.keptStartTime) {
@@ -228,7 +231,7 @@ export class KeeperClient {
     }
   }
 
-  /** A fast keeper's program as the runtime's caller sees a process (it is not our child: no pidfd). */
+  /** A fast keeper's program as the runtime's caller sees a process (not our child: no pidfd). */
   private keptProgram(kept: KeptChild): KeptProgram {
     const exit = new Promise<number>((resolve) => kept.once('exit', resolve));
     return {

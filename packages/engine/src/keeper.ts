@@ -10,9 +10,9 @@
 // per-container tasks (keeper-tasks.ts) and applies the restart policy. The engine's code is
 // loaded only when there is work for it: a kept container costs a bare keeper's memory.
 //
-// Its init (or program) is started with dieWithParent: a keeper that is SIGKILLed takes its container
-// with it, and the next command records that (lifecycle.ts reconcile), so that no container
-// ever runs with nothing to record how it ended.
+// Its init (or program) is started with dieWithParent: a keeper that is SIGKILLed takes its
+// container with it, and the next command records that (lifecycle.ts reconcile), so that no
+// container ever runs with nothing to record how it ended.
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -66,7 +66,10 @@ let settleKept: (k: Kept | null) => void = () => {};
 /** Resolves with what we keep, or null when the front-end went before there was any. */
 const kept = new Promise<Kept | null>((r) => (settleKept = r));
 
-/** The program has the front-end's stdio now (attached); the keeper holds no copy (a pipe's reader sees its end when the program's ends). */
+/**
+ * The program has the front-end's stdio now (attached); the keeper holds no copy (a pipe's
+ * reader sees its end when the program's ends).
+ */
 function dropStdio(): void {
   if (mode !== 'attached') return;
   const devnull = openSync('/dev/null', 'r+');

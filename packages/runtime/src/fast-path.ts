@@ -14,8 +14,8 @@ export interface FastPathFlags {
 /**
  * Null when `run` can build this container in a vfork child, or why it cannot: what needs an
  * init that outlives the command (-d) or waits between create and start (hooks), what the
- * child does not do (a terminal, joining a PID, mount, user or cgroup namespace by path, --init, sysctl, --no-pivot).
- * CORRAL_RUNTIME_FAST=0 turns the fast path off.
+ * child does not do (a terminal, joining a PID, mount, user or cgroup namespace by path,
+ * --init, sysctl, --no-pivot). CORRAL_RUNTIME_FAST=0 turns the fast path off.
  */
 export function fastRunRefusal(spec: OciSpec, flags: FastPathFlags = {}): string | null {
   if (process.env.CORRAL_RUNTIME_FAST === '0') return 'turned off by CORRAL_RUNTIME_FAST=0';
