@@ -1,11 +1,12 @@
 #!/bin/sh
-true /*; exec env -u NODE_EXTRA_CA_CERTS CORRAL_EXTRA_CA_CERTS="${NODE_EXTRA_CA_CERTS-}" node -- "$0" "$@"; */;
+true /*; CORRAL_EXTRA_CA_CERTS="${NODE_EXTRA_CA_CERTS-}"; export CORRAL_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; exec node -- "$0" "$@"; */;
 // Run as a shell script first (line 2 is `true;` for JavaScript): it starts Node without
 // NODE_EXTRA_CA_CERTS, whose file Node would parse at start-up (about 40 ms of every command
 // here, where it names the system's whole CA bundle), and hands its value on as
 // CORRAL_EXTRA_CA_CERTS: put back at once for the programs corral starts, and the registry
 // client adds the file's certificates to Node's own (the only TLS corral speaks). Not an
-// `env -S` line: package managers' shims (pnpm's) keep only its program, `-S node --`.
+// `env -S` line: package managers' shims (pnpm's) keep only its program, `-S node --`. The
+// shell's own unset and export, not env(1): one exec less before Node.
 // The bundle (../../scripts/bundle.mjs) when the build made one: one CommonJS file, compiled
 // from a V8 code cache beside it, so that a command neither starts the ESM loader nor loads the
 // modules it does not use (issue 15); the package's dist otherwise. The npm package ships no

@@ -1,5 +1,5 @@
 #!/bin/sh
-true /*; exec env -u NODE_EXTRA_CA_CERTS node -- "$0" "$@"; */;
+true /*; unset NODE_EXTRA_CA_CERTS; exec node -- "$0" "$@"; */;
 // Run as a shell script first (line 2 is `true;` for JavaScript): Node starts without
 // NODE_EXTRA_CA_CERTS, whose file it would read and parse at start-up (about half of a Node
 // start here), and a runtime makes no TLS connection (hooks and programs get the spec's env).
