@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cleanups, unmountUnder, until } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine.js';
 import type { LaunchStep } from '../src/lifecycle.js';
+import { rootState, text } from './root-state.js';
 
 const cleanups = new Cleanups();
 const root = cleanups.tempDir('engine');
@@ -15,18 +16,7 @@ cleanups.add(async () => {
 });
 afterAll(() => cleanups.run());
 
-const mounts = () =>
-  readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((l) => l.includes(root));
-const containers = () => readdirSync(join(root, 'containers'));
-const runtimeStates = () => (existsSync(join(root, 'runtime')) ? readdirSync(join(root, 'runtime')) : []);
-
-async function text(stream: NodeJS.ReadableStream | null): Promise<string> {
-  let s = '';
-  for await (const c of stream ?? []) s += c.toString();
-  return s;
-}
+const { mounts, containers, runtimeStates } = rootState(root);
 
 describe('the engine without a CLI', () => {
   it("runs a container and streams its output through the handle's pipes", async () => {

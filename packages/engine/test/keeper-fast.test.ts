@@ -18,24 +18,14 @@ import { Cleanups, unmountUnder, until } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine.js';
 import { KeeperClient } from '../src/keeper-client.js';
+import { rootState, text } from './root-state.js';
 
 const cleanups = new Cleanups();
 const root = cleanups.tempDir('engine-keeper-fast');
 cleanups.add(() => unmountUnder(root));
 afterAll(() => cleanups.run());
 
-const mounts = () =>
-  readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((l) => l.includes(root));
-const containers = () => readdirSync(join(root, 'containers'));
-const runtimeStates = () => (existsSync(join(root, 'runtime')) ? readdirSync(join(root, 'runtime')) : []);
-
-async function text(stream: NodeJS.ReadableStream | null): Promise<string> {
-  let s = '';
-  for await (const c of stream ?? []) s += c.toString();
-  return s;
-}
+const { mounts, containers, runtimeStates } = rootState(root);
 
 /** A fast keeper, and whether it ever started a Node init. */
 function fastKeeper(mode: 'attached' | 'detached', stdio?: ('pipe' | 'ignore')[]) {
