@@ -293,6 +293,7 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
  */
 export function keeperFastFor(r: ContainerRecord, mode: 'attached' | 'detached'): boolean {
   if (process.env.CORRAL_RUNTIME_FAST === '0' || r.config.tty || r.config.init) return false;
+  // A detached program's stdin is /dev/null there: one kept open (-i) needs the init's pipe.
   return mode === 'attached' || !r.config.openStdin;
 }
 
@@ -303,9 +304,9 @@ function fastKeeper(
   r: ContainerRecord,
   parkedCgroup: Cgroup | undefined,
 ): KeeperClient | null {
-  if (!keeper?.fast || parkedCgroup || fastRunRefusal(spec) !== null) return null;
-  // A detached program's stdin is /dev/null there: one kept open (-i) needs the init's pipe.
-  return keeper.mode === 'attached' || !r.config.openStdin ? keeper : null;
+  if (!keeper?.fast || keeper.mode === 'tty' || parkedCgroup) return null;
+  // What the record asks (a keeper spawned ahead was spawned before it was read), then the spec.
+  return keeperFastFor(r, keeper.mode) && fastRunRefusal(spec) === null ? keeper : null;
 }
 
 /** Creates and starts the container at once in its keeper (no Node init): see keeper-fast.ts. */
