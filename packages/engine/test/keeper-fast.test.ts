@@ -3,18 +3,10 @@
 // spawned ahead); here the engine drives one directly, attached and detached, and through the
 // init it starts after all for a container the fast path cannot make.
 import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Cleanups, unmountUnder, until } from '@corral/testkit';
+import { Cleanups, plantSelfExeAttack, unmountUnder, until } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine.js';
 import { KeeperClient } from '../src/keeper-client.js';
@@ -169,21 +161,14 @@ describe("the keeper's node is out of reach (CVE-2019-5736 class)", () => {
     const original = readFileSync(node).subarray(0, 4096);
     const rootfs = join(dir, 'rootfs');
     mkdirSync(rootfs);
-    const payload = [
-      '#!/proc/self/exe',
-      "const fs = require('fs');",
-      "fs.writeFileSync('/result', 'node ran inside');",
-      "fs.writeFileSync('/proc/self/exe', 'pwned');",
-    ].join('\n');
-    writeFileSync(join(rootfs, 'evil'), payload, { mode: 0o755 });
-    symlinkSync('/proc/self/exe', join(rootfs, 'evil-link'));
+    const attack = plantSelfExeAttack(rootfs);
     const dist = (f: string) => fileURLToPath(new URL(`../dist/${f}`, import.meta.url));
     const front = [
       `import { Engine } from ${JSON.stringify(dist('index.js'))};`,
       `import { KeeperClient } from ${JSON.stringify(dist('init-ahead.js'))};`,
       `const engine = await Engine.open({ root: ${JSON.stringify(join(dir, 'root'))} });`,
       'const codes = [];',
-      `for (const cmd of [['/evil'], ['/evil-link', '-e', "require('fs').writeFileSync('/proc/self/exe', 'pwned')"]]) {`,
+      `for (const cmd of ${JSON.stringify(attack.commands)}) {`,
       "  const keeper = new KeeperClient('attached', ['ignore', 'ignore', 'ignore'], undefined, undefined, true);",
       `  const h = await engine.run({ rootfs: ${JSON.stringify(rootfs)}, cmd, autoRemove: true, network: 'none' }, {}, { keeper });`,
       '  codes.push(await h.wait(), keeper.fast);',
@@ -195,7 +180,7 @@ describe("the keeper's node is out of reach (CVE-2019-5736 class)", () => {
     expect(r.status, r.stderr).toBe(0);
     // The trampoline, entered a second time, exits 126 before anything of the payload runs.
     expect(JSON.parse(r.stdout)).toEqual([126, true, 126, true]);
-    expect(existsSync(join(rootfs, 'result'))).toBe(false);
+    expect(attack.nodeRanInside()).toBe(false);
     expect(readFileSync(node).subarray(0, 4096).equals(original)).toBe(true);
   });
 });

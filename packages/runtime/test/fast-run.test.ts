@@ -15,11 +15,9 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  symlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { until } from '@corral/testkit';
+import { plantSelfExeAttack, until } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OciSpec, Runtime, runFast } from '../dist/index.js';
 import { BIN, corralRuntime, runCommand } from './cli-helpers.js';
@@ -212,24 +210,11 @@ describe("the runtime's node is out of reach (CVE-2019-5736 class)", () => {
     runCommand(tmp, [nodeCopy, BIN, '--root', state, 'run', '--bundle', bundle(args), id]);
 
   it('neither a #!/proc/self/exe program nor a link to /proc/self/exe reaches it', () => {
-    const payload = [
-      '#!/proc/self/exe',
-      "const fs = require('fs');",
-      // Proof that the runtime's node ran inside, then the write (ETXTBSY while the runtime
-      // runs; the classic attack keeps an O_PATH fd for later).
-      "fs.writeFileSync('/result', 'node ran inside');",
-      "fs.writeFileSync('/proc/self/exe', 'pwned');",
-    ].join('\n');
-    writeFileSync(join(rootfs, 'evil'), payload, { mode: 0o755 });
-    symlinkSync('/proc/self/exe', join(rootfs, 'evil-link'));
-    const script = runWithCopy(['/evil'], 'evil');
-    const link = runWithCopy(
-      ['/evil-link', '-e', "require('fs').writeFileSync('/proc/self/exe', 'pwned')"],
-      'evil-link',
-    );
+    const attack = plantSelfExeAttack(rootfs);
+    const [script, link] = attack.commands.map((args, i) => runWithCopy(args, `evil${i}`));
     // The trampoline, entered a second time, exits 126 before anything of the payload runs.
     expect([script.status, link.status]).toEqual([126, 126]);
-    expect(existsSync(join(rootfs, 'result'))).toBe(false);
+    expect(attack.nodeRanInside()).toBe(false);
     expect(current().equals(original())).toBe(true);
     expect(readdirSync(state)).toEqual([]);
   });

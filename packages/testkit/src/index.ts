@@ -5,5 +5,6 @@ export { type ArchiveImage, imageArchive } from './image-archive.js';
 export { mountsUnder, unmountUnder, unmountUnderSync } from './mounts.js';
 export { freePort } from './net.js';
 export { BUSYBOX, busyboxApplets, busyboxRootfs } from './rootfs.js';
+export { plantSelfExeAttack } from './self-exe.js';
 export { Cleanups, removeTree, tempDir } from './temp.js';
 export { until } from './until.js';
