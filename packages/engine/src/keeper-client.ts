@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { Pid1Process } from '@corral/pidns';
+import type { ContainerProcess } from '@corral/runtime';
 import { procStartTime } from '@corral/sys';
 import {
   type FrontMessage,
@@ -44,14 +45,6 @@ class KeptChild extends EventEmitter {
 
   ref(): void {}
   unref(): void {}
-}
-
-/** A fast keeper's program (KeeperClient.run), as the runtime's ContainerProcess. */
-export interface KeptProgram {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  kill(signal?: string | number): void;
-  wait(): Promise<number>;
 }
 
 /** Why the program's exit code is not the program's own: its keeper was killed first. */
@@ -123,7 +116,7 @@ export class KeeperClient {
   }
 
   private onOwned: (() => void) | undefined;
-  private onRan: ((p: KeptProgram) => void) | undefined;
+  private onRan: ((p: ContainerProcess) => void) | undefined;
   private onRunFailed: ((message: string, exitCode: number) => void) | undefined;
 
   /** A fast keeper starts its init now (for a container its fast path cannot make). */
@@ -136,7 +129,7 @@ export class KeeperClient {
    * with its program, a child of the keeper (its exit reported as an init's), or rejects with
    * the exit code runc would give as `exitCode`.
    */
-  run(runtimeRoot: string, id: string, bundle: string): Promise<KeptProgram> {
+  run(runtimeRoot: string, id: string, bundle: string): Promise<ContainerProcess> {
     return new Promise((resolve, reject) => {
       this.onRan = resolve;
       this.onRunFailed = (message, exitCode) => reject(Object.assign(new Error(message), { exitCode }));
@@ -232,7 +225,7 @@ export class KeeperClient {
   }
 
   /** A fast keeper's program as the runtime's caller sees a process (not our child: no pidfd). */
-  private keptProgram(kept: KeptChild): KeptProgram {
+  private keptProgram(kept: KeptChild): ContainerProcess {
     const exit = new Promise<number>((resolve) => kept.once('exit', resolve));
     return {
       child: kept as unknown as ChildProcess,
