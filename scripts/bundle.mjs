@@ -134,7 +134,9 @@ function loader(body) {
 // Made by scripts/bundle.mjs: runs ${body} through a V8 code cache kept beside it.
 const { readFileSync, renameSync, statSync, writeFileSync } = require("node:fs");
 const { join } = require("node:path");
-const Module = require("node:module");
+// The loader's own class: the same as node:module's, which a script run from a file has not
+// loaded (about 0.5 ms more).
+const Module = module.constructor;
 const { Script } = require("node:vm");
 const file = join(__dirname, ${JSON.stringify(body)});
 const source = readFileSync(file, "utf8");

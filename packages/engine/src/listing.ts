@@ -12,7 +12,7 @@ import { defaultRoot, type EngineOptions } from './context.js';
 import type { Engine } from './engine.js';
 import { engineSync } from './errors.js';
 import { reclaimWanted } from './reclaim.js';
-import { RecordStore } from './records.js';
+import { type ContainerRecord, RecordStore } from './records.js';
 
 /** What the listings ask of an engine: the Engine has these too. */
 export interface Listing {
@@ -38,7 +38,7 @@ export async function openListing(options: EngineOptions = {}): Promise<Listing>
   const root = resolve(options.root ?? defaultRoot());
   // As the Engine makes them (a listing of a new root makes it): 0700, and the records' folders.
   privateDir(root);
-  const records = new RecordStore(root);
+  const records = new ReadOnceRecords(root);
   // A folder the Engine would make private (an older version's 0755) or refuse (another
   // user's), or what a killed pull or load left in the image store: the Engine sees to them
   // when it opens, as for any command.
@@ -50,8 +50,13 @@ export async function openListing(options: EngineOptions = {}): Promise<Listing>
     return wrap(await open(options));
   let engine: Promise<Engine> | undefined;
   return {
-    list: (o) =>
-      listContainers({ root, records }, { get: (ref) => records.resolve(ref), fresh: (r) => r }, o),
+    list: (o) => {
+      try {
+        return listContainers({ root, records }, { get: (ref) => records.resolve(ref), fresh: (r) => r }, o);
+      } finally {
+        records.forget(); // a second listing reads the records as they are then
+      }
+    },
     size: async (ref) => {
       // Nothing to reclaim was found a moment ago: the Engine need not look again.
       engine ??= open({ ...options, reclaim: 'never' });
@@ -78,6 +83,36 @@ function privateState(root: string): boolean {
     }
   }
   return dirs.every(isPrivateOrMissing);
+}
+
+/**
+ * The records as the check before a listing read them, read again by the listing only after it:
+ * the check and the listing (and its filters) read each container's record and the folder of
+ * records once, not two or three times (their parse is a good part of a `ps`). What they see
+ * differs from a second read by the milliseconds between them, as any listing's does.
+ */
+class ReadOnceRecords extends RecordStore {
+  private records = new Map<string, ContainerRecord | null>();
+  private idList: string[] | undefined;
+
+  override read(id: string): ContainerRecord | null {
+    let r = this.records.get(id);
+    if (r === undefined) {
+      r = super.read(id); // a damaged record throws each time, as it does unread
+      this.records.set(id, r);
+    }
+    return r;
+  }
+
+  override ids(): string[] {
+    this.idList ??= super.ids();
+    return this.idList;
+  }
+
+  forget(): void {
+    this.records.clear();
+    this.idList = undefined;
+  }
 }
 
 /** The Engine as a Listing (its size is synchronous). */

@@ -1,12 +1,15 @@
 import { constants } from 'node:os';
 
-const errnoNames = new Map<number, string>();
-for (const [name, num] of Object.entries(constants.errno)) {
-  if (!errnoNames.has(num)) errnoNames.set(num, name);
-}
+/** Made on first use: node:os is not loaded by a process that never names an errno. */
+let errnoNames: Map<number, string> | undefined;
 
 /** The symbolic name of an errno value (`EPERM`), or `E<number>` when unknown. */
 export function errnoName(errno: number): string {
+  if (!errnoNames) {
+    errnoNames = new Map();
+    for (const [name, num] of Object.entries(constants.errno))
+      if (!errnoNames.has(num)) errnoNames.set(num, name);
+  }
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 

@@ -4,14 +4,15 @@ import { arch, platform } from 'node:process';
 import type Koffi from 'koffi';
 import { SyscallError } from './errors.js';
 
-const require = createRequire(import.meta.url);
-
 /**
  * koffi's entry point also loads its installer's modules (https, zlib, crypto): about 40 ms
  * in every process, and corral starts a few per container. Its prebuilt native module,
  * loaded directly, offers the same API; the entry point stays the fallback.
  */
 function loadKoffi(): typeof Koffi {
+  // Made here, not at load: createRequire (and the URL of this file) costs about 1 ms of every
+  // command that bundles this module but never calls libc (`corral ps`).
+  const require = createRequire(import.meta.url);
   try {
     const pkg = require('koffi/package.json') as { version: string };
     const dir = dirname(require.resolve('koffi/package.json'));
