@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { containersIn } from '@corral/network';
 import { runtimeStates } from '@corral/runtime';
-import { isMountPoint, procStartTime, readMountInfo } from '@corral/sys';
+import { isMountPoint, mountPoints, procStartTime } from '@corral/sys';
 import type { EngineContext } from './context.js';
 import { discard, keeperAlive, reconcile, reconcileWanted } from './lifecycle.js';
 import { networkLeft, reconcileNetworks } from './network.js';
@@ -138,7 +138,7 @@ export function reclaimWanted(root: string, records: RecordStore): boolean {
   const held = new Set(runtimeStates(join(root, 'runtime')));
   let mounted: Set<string> | undefined;
   const isMounted = (path: string) => {
-    mounted ??= new Set(readMountInfo().map((m) => m.mountPoint));
+    mounted ??= mountPoints();
     return mounted.has(path);
   };
   for (const id of records.ids()) {

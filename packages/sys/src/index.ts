@@ -26,7 +26,7 @@ export {
 export { joinSessionKeyring } from './keyring.js';
 export { mallocTrim } from './memory.js';
 export { PERSONALITY, personality } from './personality.js';
-export { isMountPoint, type MountInfo, procStartTime, readMountInfo } from './proc.js';
+export { isMountPoint, type MountInfo, mountPoints, procStartTime, readMountInfo } from './proc.js';
 export * from './rawfs.js';
 export * from './seccomp.js';
 export { parseSignal, signalName } from './signals.js';

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 /**
@@ -6,8 +6,12 @@ import { resolve } from 'node:path';
  * it is gone. A PID plus its start time names one process for good, even after PID reuse.
  */
 export function procStartTime(pid: number): number | null {
+  const path = `/proc/${pid}/stat`;
+  // A gone process is found without an exception (their making is most of a failed read's cost,
+  // and `corral ps` asks after every exited container's keeper).
+  if (!statSync(path, { throwIfNoEntry: false })) return null;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     // comm may hold spaces and parentheses: fields start after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return Number(fields[19]);
@@ -52,8 +56,25 @@ export function readMountInfo(pid: number | 'self' = 'self'): MountInfo[] {
     });
 }
 
+/**
+ * The mount points of a process's mount table (default: this one), each once: what
+ * readMountInfo gives, with only the one field parsed (a check before `corral ps` asks it).
+ */
+export function mountPoints(pid: number | 'self' = 'self'): Set<string> {
+  const points = new Set<string>();
+  for (const line of readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n')) {
+    // Fields: id, parent id, major:minor, root, mount point, ...
+    let at = 0;
+    for (let i = 0; i < 4 && at !== -1; i++) at = line.indexOf(' ', at + 1);
+    if (at === -1) continue;
+    const end = line.indexOf(' ', at + 1);
+    const point = line.slice(at + 1, end === -1 ? undefined : end);
+    points.add(point.includes('\\') ? unescapeOctal(point) : point);
+  }
+  return points;
+}
+
 /** True when `path` is the mount point of some mount in this mount namespace. */
 export function isMountPoint(path: string): boolean {
-  const p = resolve(path);
-  return readMountInfo().some((m) => m.mountPoint === p);
+  return mountPoints().has(resolve(path));
 }

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cleanups } from '@corral/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -16,12 +16,14 @@ import {
   makedev,
   mknod,
   mount,
+  mountPoints,
   moveMount,
   parseSignal,
   pidfdOpen,
   pidfdPoll,
   pidfdSendSignal,
   prlimit,
+  readMountInfo,
   procStartTime,
   RLIMIT,
   rawFadvise,
@@ -66,6 +68,19 @@ describe('mounts', () => {
     writeFileSync(join(d, 'f'), 'x');
     umount2(d);
     expect(isMountPoint(d)).toBe(false);
+  });
+
+  it('lists mount points as the mount table names them, spaces and tabs unescaped', () => {
+    const d = join(tmp(), 'a dir\twith blanks');
+    mkdirSync(d);
+    mount('corral-test', d, 'tmpfs', MS.NOSUID | MS.NODEV, 'size=1m');
+    const points = mountPoints();
+    expect(points.has(d)).toBe(true);
+    expect(isMountPoint(d)).toBe(true);
+    // The same set as the full parse gives.
+    expect([...points].sort()).toEqual([...new Set(readMountInfo().map((m) => m.mountPoint))].sort());
+    umount2(d);
+    expect(mountPoints().has(d)).toBe(false);
   });
 
   it('mounts with the new mount API (fsopen, fsconfig, fsmount, move_mount)', () => {
@@ -151,6 +166,8 @@ describe('processes', () => {
     pidfdSendSignal(fd, parseSignal('TERM'));
     expect(await exited).toBe(15);
     close(fd);
+    // Reaped: gone, which is null (not an exception).
+    expect(procStartTime(child.pid!)).toBeNull();
   });
 
   it('polls a pidfd without blocking', () => {
