@@ -12,6 +12,8 @@ export interface DaemonConfig {
   insecureRegistries: string[];
   logLevel: LogLevel;
   poolSize: number;
+  /** Park each pooled keeper with its container's init started (keeper-pool.ts). */
+  poolInits: boolean;
   /** dockerd's iptables, ip-forward and ip-masq (corral's defaults: true, false, false). */
   iptables: boolean;
   ipForward: boolean;
@@ -20,7 +22,7 @@ export interface DaemonConfig {
 
 export const DEFAULT_SOCKET = '/run/corral/corral.sock';
 export const DEFAULT_CONFIG_FILE = '/etc/corral/daemon.json';
-/** Keepers started ahead: enough for a burst of two; each parked one costs two Node processes. */
+/** Keepers started ahead: enough for a burst of two; each parked one costs a Node process (two with --pool-inits). */
 export const DEFAULT_POOL_SIZE = 2;
 const MAX_POOL_SIZE = 64;
 
@@ -39,7 +41,9 @@ Options:
       --cgroup-parent PATH      Parent cgroup of containers that name none
       --insecure-registry HOST  A registry reached over plain HTTP (repeatable)
   -l, --log-level LEVEL         debug, info, warn, error, fatal (default info)
-      --pool-size N             Keepers kept started ahead, each with its init (default 2)
+      --pool-size N             Keepers kept started ahead (default 2)
+      --pool-inits[=BOOL]       Park each with its container's init started: a faster start for
+                                terminals, --init and -i, a Node start more per refill (default false)
       --iptables[=BOOL]         Add iptables rules: published ports, isolation (default true)
       --ip-forward[=BOOL]       Turn on net.ipv4.ip_forward (default false: no host sysctl changed)
       --ip-masq[=BOOL]          Masquerade traffic leaving the bridges (default false: no NAT rule)
@@ -60,15 +64,17 @@ const KEYS: Record<string, keyof DaemonConfig> = {
   'insecure-registries': 'insecureRegistries',
   'log-level': 'logLevel',
   'pool-size': 'poolSize',
+  'pool-inits': 'poolInits',
   iptables: 'iptables',
   'ip-forward': 'ipForward',
   'ip-masq': 'ipMasq',
 };
 
-const SWITCH_FLAGS: Record<string, 'iptables' | 'ipForward' | 'ipMasq'> = {
+const SWITCH_FLAGS: Record<string, 'iptables' | 'ipForward' | 'ipMasq' | 'poolInits'> = {
   '--iptables': 'iptables',
   '--ip-forward': 'ipForward',
   '--ip-masq': 'ipMasq',
+  '--pool-inits': 'poolInits',
 };
 
 /** A switch's value: dockerd's `--flag`, `--flag=true|false`, or a daemon.json boolean. */
@@ -140,6 +146,7 @@ export function parseConfig(argv: string[], env = process.env): DaemonConfig | '
       case '--iptables':
       case '--ip-forward':
       case '--ip-masq':
+      case '--pool-inits':
         // Booleans, as dockerd's: a value only after `=` (`--ip-masq=false`).
         flags[SWITCH_FLAGS[a]] = switchValue(a, value);
         break;
@@ -185,6 +192,7 @@ export function parseConfig(argv: string[], env = process.env): DaemonConfig | '
     insecureRegistries: merged.insecureRegistries ?? [],
     logLevel: merged.logLevel ?? 'info',
     poolSize: merged.poolSize ?? DEFAULT_POOL_SIZE,
+    poolInits: switchValue('pool-inits', merged.poolInits ?? false),
     iptables: switchValue('iptables', merged.iptables ?? true),
     ipForward: switchValue('ip-forward', merged.ipForward ?? false),
     ipMasq: switchValue('ip-masq', merged.ipMasq ?? false),
@@ -194,7 +202,7 @@ export function parseConfig(argv: string[], env = process.env): DaemonConfig | '
     throw new ConfigError(`invalid pool size ${config.poolSize}`);
   if (config.poolSize > MAX_POOL_SIZE)
     throw new ConfigError(
-      `invalid pool size ${config.poolSize}: at most ${MAX_POOL_SIZE} (each costs a keeper and an init)`,
+      `invalid pool size ${config.poolSize}: at most ${MAX_POOL_SIZE} (each costs a keeper)`,
     );
   for (const h of config.hosts)
     if (!h.startsWith('unix://') || h.length <= 'unix://'.length)

@@ -14,8 +14,9 @@ import { Cleanups, exec, findCgroupDirs, until } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CORRALD, type Daemon, LEAK_FD, startDaemon } from './daemon.js';
 
-// corrald's pool of keepers started ahead (--pool-size): each parked with its init started,
-// handed to a container at its start. What a parked keeper or init holds must be nothing a
+// corrald's pool of keepers started ahead (--pool-size), handed to a container at its start:
+// fast keepers that make their container themselves (the default), or, with --pool-inits,
+// keepers parked with their init started. What a parked keeper or init holds must be nothing a
 // container could reach, and none may outlive corrald, SIGKILLed or not.
 const c = new Cleanups();
 afterAll(() => c.run());
@@ -56,8 +57,15 @@ const cmdline = (pid: number) => {
   }
 };
 
-/** corrald's parked keepers and their inits, once `size` are ready. */
-async function parked(d: Daemon, size: number) {
+/** The pool's two kinds: the flags that start corrald with each, and whether it parks inits. */
+const KINDS = [
+  { kind: 'fast keepers', flags: [] as string[], inits: false },
+  { kind: '--pool-inits', flags: ['--pool-inits'], inits: true },
+];
+const INITS = ['--pool-inits'];
+
+/** corrald's parked keepers and their inits (with --pool-inits), once `size` are ready. */
+async function parked(d: Daemon, size: number, inits: boolean) {
   const keepersNow = () => childrenOf(d.child.pid!).filter((p) => cmdline(p).includes('keeper'));
   // A finished --rm container's keeper ends a moment after the removal it reported (it empties
   // the container's folder from the trash): waited for, so only parked ones are counted.
@@ -67,14 +75,15 @@ async function parked(d: Daemon, size: number) {
     'the pool to fill, and no other keeper',
   );
   const keepers = keepersNow();
-  const inits = keepers.flatMap((k) => childrenOf(k));
+  const initPids = keepers.flatMap((k) => childrenOf(k));
   expect(keepers).toHaveLength(size);
-  expect(inits).toHaveLength(size);
-  expect(inits.every((p) => cmdline(p).includes('init'))).toBe(true);
+  // A fast keeper starts nothing while it waits.
+  expect(initPids).toHaveLength(inits ? size : 0);
+  expect(initPids.every((p) => cmdline(p).includes('init'))).toBe(true);
   return {
     keepers,
-    inits,
-    all: [...keepers, ...inits].map((pid) => ({ pid, startTime: procStartTime(pid)! })),
+    inits: initPids,
+    all: [...keepers, ...initPids].map((pid) => ({ pid, startTime: procStartTime(pid)! })),
   };
 }
 
@@ -142,9 +151,9 @@ function removeCgroups(prefix: string): void {
 }
 
 describe('corrald --pool-size', () => {
-  it('reports its pool and its memory in /info', async () => {
-    const d = await startDaemon(c);
-    const pool = await parked(d, 2); // the default size
+  it.each(KINDS)('reports its pool and its memory in /info ($kind)', async ({ flags, inits }) => {
+    const d = await startDaemon(c, flags);
+    const pool = await parked(d, 2, inits); // the default size
     const info = (await d.api('GET', '/info')).json();
     expect(info.KeeperPool).toMatchObject({ size: 2, ready: 2 });
     expect(info.KeeperPool.pssBytes).toBeGreaterThan(4 << 20);
@@ -153,55 +162,66 @@ describe('corrald --pool-size', () => {
     // A run takes a parked keeper: the pool says so and fills again.
     const r = await d.docker(['run', '--rm', '--network', 'none', 'busybox', 'echo', 'pooled']);
     expect([r.status, r.stdout]).toEqual([0, 'pooled\n']);
-    const after = await parked(d, 2);
+    const after = await parked(d, 2, inits);
     expect((await d.api('GET', '/info')).json().KeeperPool.hits).toBe(1);
     expect(after.keepers.filter((k) => pool.keepers.includes(k))).toHaveLength(1);
-    // A terminal's container is served by a parked keeper too.
+    // A terminal's container is served by a parked keeper too, and so are those a fast keeper
+    // starts an init for (--init, a kept stdin).
     const t = await d.docker(['run', '--rm', '-t', '--network', 'none', 'busybox', 'sh', '-c', 'tty']);
     expect([t.status, t.stdout.trim()]).toEqual([0, '/dev/pts/0']);
+    const i = await d.docker(['run', '--rm', '--init', '--network', 'none', 'busybox', 'echo', 'init']);
+    expect([i.status, i.stdout]).toEqual([0, 'init\n']);
+    const id = (await d.must(['run', '-d', '-i', '--network', 'none', 'busybox', 'cat'])).out;
+    expect((await d.must(['inspect', '-f', '{{.State.Running}}', id])).out).toBe('true');
+    await d.must(['rm', '-f', id]);
+    expect((await d.api('GET', '/info')).json().KeeperPool).toMatchObject({ hits: 4, misses: 0 });
   });
 
-  it('parks keepers and inits nicer, and gives a pooled container its own niceness back', async () => {
-    const d = await startDaemon(c);
-    const pool = await parked(d, 2);
-    const own = getPriority(); // corrald's, inherited from us
-    const niceOf = (pid: number) =>
-      Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
-    for (const pid of [...pool.keepers, ...pool.inits]) expect(niceOf(pid)).toBe(Math.min(19, own + 10));
-    // A keeper's session is an autogroup of its own, which the scheduler weighs as a whole
-    // against corrald's: the group is nicer too, or the threads' niceness counts for nothing.
-    // corrald's file is empty where it is in the root group (a session no setsid made, as
-    // under CI's agent): its tasks weigh as nice 0 against each group.
-    const groupOf = (pid: number) =>
-      /^(\S+) nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'));
-    const ownGroup = groupOf(d.child.pid!);
-    const ownGroupNice = ownGroup ? Number(ownGroup[2]) : 0;
-    for (const k of pool.keepers) {
-      expect(groupOf(k)![1]).not.toBe(ownGroup?.[1]);
-      expect(Number(groupOf(k)![2])).toBe(Math.min(19, ownGroupNice + 10));
-    }
-    for (const i of pool.inits) expect(pool.keepers.map((k) => groupOf(k)![1])).toContain(groupOf(i)![1]);
-    // The program (the pooled init's main thread, exec'd) and a child of it, as without a pool.
-    const r = await d.docker([
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      'busybox',
-      'sh',
-      '-c',
-      'sed "s/.*) //" /proc/1/stat | cut -d" " -f17; awk "{print \\$19}" /proc/self/stat; sed "s/.* nice //" /proc/1/autogroup',
-    ]);
-    const [status, niceInit, niceChild, groupNice] = [r.status, ...r.stdout.split('\n')];
-    expect([status, niceInit, niceChild]).toEqual([0, `${own}`, `${own}`]);
-    // Its autogroup is as nice as corrald's again.
-    expect(groupNice).toBe(`${ownGroupNice}`);
-    expect((await d.api('GET', '/info')).json().KeeperPool.hits).toBe(1);
-  });
+  it.each(KINDS)(
+    'parks keepers and inits nicer, and gives a pooled container its own niceness back ($kind)',
+    async ({ flags, inits }) => {
+      const d = await startDaemon(c, flags);
+      const pool = await parked(d, 2, inits);
+      const own = getPriority(); // corrald's, inherited from us
+      const niceOf = (pid: number) =>
+        Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
+      for (const pid of [...pool.keepers, ...pool.inits]) expect(niceOf(pid)).toBe(Math.min(19, own + 10));
+      // A keeper's session is an autogroup of its own, which the scheduler weighs as a whole
+      // against corrald's: the group is nicer too, or the threads' niceness counts for nothing.
+      // corrald's file is empty where it is in the root group (a session no setsid made, as
+      // under CI's agent): its tasks weigh as nice 0 against each group.
+      const groupOf = (pid: number) =>
+        /^(\S+) nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'));
+      const ownGroup = groupOf(d.child.pid!);
+      const ownGroupNice = ownGroup ? Number(ownGroup[2]) : 0;
+      for (const k of pool.keepers) {
+        expect(groupOf(k)![1]).not.toBe(ownGroup?.[1]);
+        expect(Number(groupOf(k)![2])).toBe(Math.min(19, ownGroupNice + 10));
+      }
+      for (const i of pool.inits) expect(pool.keepers.map((k) => groupOf(k)![1])).toContain(groupOf(i)![1]);
+      // The program (the pooled init's main thread exec'd, or the fast keeper's child) and a
+      // child of it, as without a pool.
+      const r = await d.docker([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        'busybox',
+        'sh',
+        '-c',
+        'sed "s/.*) //" /proc/1/stat | cut -d" " -f17; awk "{print \\$19}" /proc/self/stat; sed "s/.* nice //" /proc/1/autogroup',
+      ]);
+      const [status, niceInit, niceChild, groupNice] = [r.status, ...r.stdout.split('\n')];
+      expect([status, niceInit, niceChild]).toEqual([0, `${own}`, `${own}`]);
+      // Its autogroup is as nice as corrald's again.
+      expect(groupNice).toBe(`${ownGroupNice}`);
+      expect((await d.api('GET', '/info')).json().KeeperPool.hits).toBe(1);
+    },
+  );
 
   it('parks each loaded init in a cgroup of its own, which a pooled start renames into the container cgroup, limits applied', async () => {
-    const d = await startDaemon(c);
-    const pool = await parked(d, 2);
+    const d = await startDaemon(c, INITS);
+    const pool = await parked(d, 2, true);
     const names = await parkings(pool.inits);
     expect(new Set(names).size).toBe(2);
     // The keepers stay in corrald's cgroups: only the inits, the containers to be, are parked.
@@ -266,7 +286,7 @@ describe('corrald --pool-size', () => {
     expect(oom.status).toBe(137);
     // A container placed beneath a parent of its own takes its init out of the parking cgroup
     // (no rename across parents), which then goes.
-    const left = await parkings((await parked(d, 2)).inits);
+    const left = await parkings((await parked(d, 2, true)).inits);
     const parent = `corral-test-parent-${process.pid}`;
     c.add(() => removeCgroups(parent));
     const placed = await d.docker([
@@ -292,9 +312,9 @@ describe('corrald --pool-size', () => {
   });
 
   it('removes the parking cgroups a corrald killed with SIGKILL left, when the next one starts', async () => {
-    const first = await startDaemon(c, ['--pool-size', '2']);
+    const first = await startDaemon(c, ['--pool-size', '2', ...INITS]);
     c.add(() => removeCgroups(`corral-pool-${first.child.pid}.`)); // had the next one failed
-    const pool = await parked(first, 2);
+    const pool = await parked(first, 2, true);
     const names = await parkings(pool.inits);
     const exited = new Promise((r) => first.child.once('exit', r));
     first.child.kill('SIGKILL');
@@ -302,8 +322,8 @@ describe('corrald --pool-size', () => {
     await until(() => pool.all.every((p) => !alive(p)), 'the parked keepers and inits to end', 20_000);
     // Left behind, empty: nothing else removes them.
     for (const n of names) expect(cgroupDirs(n).length).toBeGreaterThan(0);
-    const next = await startDaemon(c, ['--pool-size', '1']);
-    await parked(next, 1);
+    const next = await startDaemon(c, ['--pool-size', '1', ...INITS]);
+    await parked(next, 1, true);
     for (const n of names) expect(cgroupDirs(n)).toEqual([]);
   });
 
@@ -314,82 +334,93 @@ describe('corrald --pool-size', () => {
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/invalid pool size/);
     }
-  });
-
-  it('hands out inits that hold no host fd, cwd or root a container can reach (the attack run for real)', async () => {
-    // The canary: a file in a folder on the host. corrald runs in that folder, and holds both
-    // open as fds it inherited without close-on-exec (a careless supervisor's leak).
-    const dir = c.tempDir('corrald-canary');
-    const secret = `SECRET-${process.pid}-${Date.now()}`;
-    const canaryDir = join(dir, 'canary-dir');
-    mkdirSync(canaryDir);
-    const canary = join(canaryDir, 'canary');
-    writeFileSync(canary, `${secret}\n`);
-    const d = await startDaemon(c, ['--pool-size', '2'], undefined, {
-      cwd: canaryDir,
-      leak: [canary, canaryDir],
-    });
-    const pool = await parked(d, 2);
-    // The leak is there to be had: corrald holds the canary...
-    const held = (pid: number, fd: string) => {
-      try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        return '';
-      }
-    };
-    const allHeld = (pid: number) => readdirSync(`/proc/${pid}/fd`).map((fd) => held(pid, fd));
-    expect(allHeld(d.child.pid!)).toEqual(expect.arrayContaining([canary, canaryDir]));
-    // (open across exec: every child it spawns inherits them unless that child lets go)
-    for (const fd of [LEAK_FD, LEAK_FD + 1]) expect(flagsOf(d.child.pid!, fd) & 0o2000000).toBe(0);
-    // ...its parked inits do not (their keeper let go of them: close-on-exec, as Node cannot
-    // tell them from its own to close them), and none of them sits in its folder.
-    for (const pid of pool.inits) expect(allHeld(pid).filter((l) => l.startsWith(dir))).toEqual([]);
-    for (const pid of pool.keepers) {
-      const leaked = readdirSync(`/proc/${pid}/fd`).filter((fd) => held(pid, fd).startsWith(dir));
-      for (const fd of leaked) expect(flagsOf(pid, Number(fd)) & 0o2000000).not.toBe(0);
-    }
-    for (const pid of [...pool.keepers, ...pool.inits]) expect(readlinkSync(`/proc/${pid}/cwd`)).toBe('/');
-
-    const r = await d.docker([
-      'run',
-      '--name',
-      'attack',
-      '--network',
-      'none',
-      '-e',
-      `CANARY=${canary}`,
-      'busybox',
-      'sh',
-      '-c',
-      ATTACK,
+    const r = await exec(process.execPath, [CORRALD, '--pool-inits=maybe', '--data-root', join(d, 'root')]);
+    expect([r.status, r.stderr]).toEqual([
+      1,
+      expect.stringContaining('invalid value "maybe" for --pool-inits'),
     ]);
-    expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/tasks seen: [1-9]/);
-    expect(r.stdout).toMatch(/task \/proc\/1 cwd=\/ root=\//);
-    expect(r.stdout).not.toContain('LEAK');
-    expect(r.stdout).not.toContain(secret);
-    expect(r.stdout).not.toContain(dir);
-    // It ran in one of the inits that were parked.
-    const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'attack'])).out;
-    const record = JSON.parse(readFileSync(join(d.root, 'containers', id, 'container.json'), 'utf8'));
-    expect(pool.keepers).toContain(record.state.watcherPid);
-    expect((await d.docker(['rm', 'attack'])).status).toBe(0);
   });
 
-  it('leaves no parked keeper or init behind when corrald is killed with SIGKILL', async () => {
-    const d = await startDaemon(c, ['--pool-size', '3']);
-    c.add(() => removeCgroups(`corral-pool-${d.child.pid}.`)); // the next corrald's to remove
-    const pool = await parked(d, 3);
-    const exited = new Promise((r) => d.child.once('exit', r));
-    d.child.kill('SIGKILL');
-    await exited;
-    await until(() => pool.all.every((p) => !alive(p)), 'the parked keepers and inits to end', 20_000);
-  });
+  it.each(KINDS)(
+    'hands out keepers and inits that hold no host fd, cwd or root a container can reach (the attack run for real, $kind)',
+    async ({ flags, inits }) => {
+      // The canary: a file in a folder on the host. corrald runs in that folder, and holds both
+      // open as fds it inherited without close-on-exec (a careless supervisor's leak).
+      const dir = c.tempDir('corrald-canary');
+      const secret = `SECRET-${process.pid}-${Date.now()}`;
+      const canaryDir = join(dir, 'canary-dir');
+      mkdirSync(canaryDir);
+      const canary = join(canaryDir, 'canary');
+      writeFileSync(canary, `${secret}\n`);
+      const d = await startDaemon(c, ['--pool-size', '2', ...flags], undefined, {
+        cwd: canaryDir,
+        leak: [canary, canaryDir],
+      });
+      const pool = await parked(d, 2, inits);
+      // The leak is there to be had: corrald holds the canary...
+      const held = (pid: number, fd: string) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      };
+      const allHeld = (pid: number) => readdirSync(`/proc/${pid}/fd`).map((fd) => held(pid, fd));
+      expect(allHeld(d.child.pid!)).toEqual(expect.arrayContaining([canary, canaryDir]));
+      // (open across exec: every child it spawns inherits them unless that child lets go)
+      for (const fd of [LEAK_FD, LEAK_FD + 1]) expect(flagsOf(d.child.pid!, fd) & 0o2000000).toBe(0);
+      // ...its parked inits do not (their keeper let go of them: close-on-exec, as Node cannot
+      // tell them from its own to close them), and none of them sits in its folder.
+      for (const pid of pool.inits) expect(allHeld(pid).filter((l) => l.startsWith(dir))).toEqual([]);
+      for (const pid of pool.keepers) {
+        const leaked = readdirSync(`/proc/${pid}/fd`).filter((fd) => held(pid, fd).startsWith(dir));
+        for (const fd of leaked) expect(flagsOf(pid, Number(fd)) & 0o2000000).not.toBe(0);
+      }
+      for (const pid of [...pool.keepers, ...pool.inits]) expect(readlinkSync(`/proc/${pid}/cwd`)).toBe('/');
+
+      const r = await d.docker([
+        'run',
+        '--name',
+        'attack',
+        '--network',
+        'none',
+        '-e',
+        `CANARY=${canary}`,
+        'busybox',
+        'sh',
+        '-c',
+        ATTACK,
+      ]);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/tasks seen: [1-9]/);
+      expect(r.stdout).toMatch(/task \/proc\/1 cwd=\/ root=\//);
+      expect(r.stdout).not.toContain('LEAK');
+      expect(r.stdout).not.toContain(secret);
+      expect(r.stdout).not.toContain(dir);
+      // It ran under one of the keepers that were parked.
+      const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'attack'])).out;
+      const record = JSON.parse(readFileSync(join(d.root, 'containers', id, 'container.json'), 'utf8'));
+      expect(pool.keepers).toContain(record.state.watcherPid);
+      expect((await d.docker(['rm', 'attack'])).status).toBe(0);
+    },
+  );
+
+  it.each(KINDS)(
+    'leaves no parked keeper or init behind when corrald is killed with SIGKILL ($kind)',
+    async ({ flags, inits }) => {
+      const d = await startDaemon(c, ['--pool-size', '3', ...flags]);
+      c.add(() => removeCgroups(`corral-pool-${d.child.pid}.`)); // the next corrald's to remove
+      const pool = await parked(d, 3, inits);
+      const exited = new Promise((r) => d.child.once('exit', r));
+      d.child.kill('SIGKILL');
+      await exited;
+      await until(() => pool.all.every((p) => !alive(p)), 'the parked keepers and inits to end', 20_000);
+    },
+  );
 
   it('ends its parked keepers and inits when it shuts down', async () => {
-    const d = await startDaemon(c, ['--pool-size', '2']);
-    const pool = await parked(d, 2);
+    const d = await startDaemon(c, ['--pool-size', '2', ...INITS]);
+    const pool = await parked(d, 2, true);
     const names = await parkings(pool.inits);
     const exited = new Promise((r) => d.child.once('exit', r));
     d.child.kill('SIGTERM');

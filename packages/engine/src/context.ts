@@ -48,8 +48,10 @@ export interface EngineOptions {
  * if this process dies. It may also keep keepers started ahead (keeper-pool.ts).
  */
 export interface ResidentOptions {
-  /** Keepers kept started ahead of need, each with its init parked (default 0). */
+  /** Keepers kept started ahead of need (default 0). */
   poolSize?: number;
+  /** Each parked with its container's init started (keeper-pool.ts; default false). */
+  poolInits?: boolean;
   /**
    * The parent of the cgroups of containers that name none (a daemon's --cgroup-parent), where
    * the pool parks its inits (keeper-parking.ts). Default: this process's own cgroup.
@@ -105,9 +107,9 @@ export class EngineContext {
   }
 
   /** Starts the pool of keepers (a resident front-end's, after the root is reclaimed). */
-  startPool(size: number, cgroupParent?: string): void {
+  startPool(size: number, cgroupParent?: string, inits = false): void {
     if (size > 0 && !this.pool)
-      this.pool = new KeeperPool(size, { errorLog: join(this.root, 'keeper-pool.log'), cgroupParent });
+      this.pool = new KeeperPool(size, { errorLog: join(this.root, 'keeper-pool.log'), cgroupParent, inits });
   }
 
   /**

@@ -33,7 +33,7 @@ export async function startDetached(
     ahead.kill();
     ahead = undefined;
   }
-  const pooled = ahead ? null : (ctx.pool?.take() ?? null);
+  const pooled = ahead ? null : (ctx.pool?.take(!keeperFastFor(r, 'detached')) ?? null);
   const keeper = ahead ?? pooled?.keeper ?? newKeeper(ctx, r);
   let created: CreatedContainer;
   const launching = ctx.pool?.hold();

@@ -104,7 +104,11 @@ export class Engine {
       await reclaimUnkept(e.#ctx);
       await reclaimNetworks(e.#ctx);
     }
-    e.#ctx.startPool(options.resident?.poolSize ?? 0, options.resident?.cgroupParent);
+    e.#ctx.startPool(
+      options.resident?.poolSize ?? 0,
+      options.resident?.cgroupParent,
+      options.resident?.poolInits,
+    );
     return e;
   }
 

@@ -59,6 +59,8 @@ export const KEEPER_LOST =
 export class KeeperClient {
   readonly child: ChildProcess;
   readonly init: Promise<Pid1Process>;
+  /** A fast keeper's: resolves once it has loaded the code that runs its container. */
+  readonly loaded: Promise<void>;
   readonly mode: KeeperMode;
   /** Spawned `fast`: no init until asked (`requestInit`); `run` makes the container in the keeper. */
   readonly fast: boolean;
@@ -85,6 +87,10 @@ export class KeeperClient {
     this.child = child ?? spawnKeeper(mode, stdio, errorLog, this.fast);
     this.control = this.child.stdio[KEEPER_CONTROL_FD] as unknown as Duplex;
     const sync = this.child.stdio[KEEPER_SYNC_FD] as unknown as Duplex;
+    let loaded = () => {};
+    this.loaded = new Promise((r) => {
+      loaded = r;
+    });
     this.init = new Promise((resolve, reject) => {
       readMessages<KeeperMessage>(
         this.control,
@@ -104,6 +110,7 @@ export class KeeperClient {
           else if (m.type === 'failed') reject(new Error(`the container's keeper: ${m.message}`));
           else if (m.type === 'exit') this.kept?.ended(m.code);
           else if (m.type === 'owned') this.onOwned?.();
+          else if (m.type === 'loaded') loaded();
         },
         () => {
           reject(new Error("the container's keeper ended before it started the init"));
@@ -121,8 +128,11 @@ export class KeeperClient {
 
   /** A fast keeper starts its init now (for a container its fast path cannot make). */
   requestInit(): void {
-    if (this.fast) this.send({ type: 'spawn-init' });
+    if (this.fast && !this.initRequested) this.send({ type: 'spawn-init' });
+    this.initRequested = true;
   }
+
+  private initRequested = false;
 
   /**
    * A fast keeper creates and starts the container of `bundle` at once (after `own`): resolves

@@ -1,7 +1,12 @@
-// Keepers started ahead of need, for a long-lived front-end (corrald, EngineOptions.resident):
-// each has already started its container's init (PID 1 of a fresh PID namespace, koffi
-// loaded, parked on its sync socket for a spec), so a start that takes one pays no Node
-// start-up. The pool refills in the background.
+// Keepers started ahead of need, for a long-lived front-end (corrald, EngineOptions.resident),
+// so that a start that takes one pays no Node start-up. The pool refills in the background.
+// By default each is a fast keeper (KeeperClient.run) that has loaded the runtime's code: it
+// makes its container itself, in a vfork child, and a refill costs one Node start. With
+// `inits`, each has also started its container's init (PID 1 of a fresh PID namespace, koffi
+// loaded, parked on its sync socket for a spec): two Node starts a refill, which on a busy
+// machine slow the runs beside them more than the parked init saves (bench/daemon), but a
+// container the fast path does not make (a terminal, --init, -i) finds its init started.
+// A fast keeper asked for such a container starts its init when it is taken.
 //
 // What a parked keeper and init hold: the keeper's two sockets to this process, the init's
 // sync socket, /dev/null or pipes to the keeper as stdio, the cwd `/`. The keeper marks every
@@ -27,14 +32,14 @@ import { InitParking, reclaimParking } from './keeper-parking.js';
 export interface KeeperPoolStatus {
   /** Keepers it keeps ahead. */
   size: number;
-  /** Parked now with their init started. */
+  /** Parked now, loaded (with their init started, for a pool of inits). */
   ready: number;
   /** Being started. */
   starting: number;
   /** Starts that took a parked keeper, and those that found none and started their own. */
   hits: number;
   misses: number;
-  /** Hits whose keeper's init was still starting: the start waited for it (a pool that lags). */
+  /** Hits whose keeper (or its init) was still starting: the start waited for it (a pool that lags). */
   unready: number;
   /** What the parked keepers and their inits hold in memory (Pss, their private share). */
   pssBytes: number;
@@ -64,6 +69,8 @@ export interface KeeperPoolOptions {
    * placed there takes its init's cgroup by a rename.
    */
   cgroupParent?: string;
+  /** Park each keeper with its container's init started (corrald's --pool-inits). */
+  inits?: boolean;
 }
 
 /**
@@ -94,6 +101,7 @@ export class KeeperPool {
   readonly size: number;
   readonly #errorLog: string;
   readonly #cgroupParent: string | undefined;
+  readonly #inits: boolean;
   readonly #parked = new Set<Parked>();
   #closed = false;
   #refill: NodeJS.Timeout | null = null;
@@ -113,6 +121,7 @@ export class KeeperPool {
     this.size = Math.max(0, Math.floor(size));
     this.#errorLog = options.errorLog;
     this.#cgroupParent = options.cgroupParent;
+    this.#inits = options.inits ?? false;
     // What a pool killed with SIGKILL left parked beneath the same parent.
     reclaimParking(this.#cgroupParent);
     this.#ownNice = getPriority();
@@ -122,11 +131,12 @@ export class KeeperPool {
   }
 
   /**
-   * A parked keeper (its init started, or starting) for a container in `detached` or `tty`
-   * mode, or null when there is none: the caller starts its own. It is the caller's from here
-   * on (own it, or kill it).
+   * A parked keeper (loaded, or loading) for a container in `detached` or `tty` mode, or null
+   * when there is none: the caller starts its own. It is the caller's from here on (own it, or
+   * kill it). `needsInit`: the container is one a fast keeper cannot make, whose init a fast
+   * keeper starts at once (while the caller mounts its root).
    */
-  take(): PooledKeeper | null {
+  take(needsInit = false): PooledKeeper | null {
     let best: Parked | null = null;
     for (const p of this.#parked) {
       if (!alive(p.keeper)) continue;
@@ -144,6 +154,7 @@ export class KeeperPool {
     } else this.#misses++;
     this.#schedule(REFILL_DELAY_MS);
     if (!best) return null;
+    if (needsInit) best.keeper.requestInit();
     return { keeper: best.keeper, cgroup: best.parking?.take() ?? Promise.resolve(null) };
   }
 
@@ -226,7 +237,7 @@ export class KeeperPool {
     let keeper: KeeperClient;
     const log = openSync(this.#errorLog, 'a', 0o600);
     try {
-      keeper = new KeeperClient('detached', undefined, log);
+      keeper = new KeeperClient('detached', undefined, log, undefined, !this.#inits);
     } catch {
       this.#failed();
       return;
@@ -244,17 +255,23 @@ export class KeeperPool {
     // A parked keeper holds nothing that should keep this process alive.
     keeper.child.unref();
     for (const fd of [3, 4]) (keeper.child.stdio[fd] as unknown as { unref?: () => void } | null)?.unref?.();
-    keeper.init.then(
-      (init) => {
+    if (keeper.fast)
+      keeper.loaded.then(() => {
         p.ready = true;
-        p.initPid = init.pid;
-        p.initStartTime = procStartTime(init.pid) ?? undefined;
-        // Taken meanwhile: the start moves the init itself.
-        if (this.#parked.has(p)) p.parking = new InitParking(init.pid, p.initStartTime, this.#cgroupParent);
         this.#failures = 0;
-      },
-      () => {},
-    );
+      });
+    else
+      keeper.init.then(
+        (init) => {
+          p.ready = true;
+          p.initPid = init.pid;
+          p.initStartTime = procStartTime(init.pid) ?? undefined;
+          // Taken meanwhile: the start moves the init itself.
+          if (this.#parked.has(p)) p.parking = new InitParking(init.pid, p.initStartTime, this.#cgroupParent);
+          this.#failures = 0;
+        },
+        () => {},
+      );
     keeper.child.once('exit', () => {
       // Its init ended with it, or was moved to its container's cgroup (gone by this name then).
       void p.parking?.remove();

@@ -31,7 +31,9 @@ export type KeeperMessage =
   /** The container's program ended with this code (sent while the front-end is there). */
   | { type: 'exit'; code: number }
   /** Answer to `own`: the log is attached, the container may start. */
-  | { type: 'owned' };
+  | { type: 'owned' }
+  /** A fast keeper has loaded the code that runs its container (a pool's keeper is ready). */
+  | { type: 'loaded' };
 
 export type FrontMessage =
   /**

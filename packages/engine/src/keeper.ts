@@ -104,7 +104,10 @@ function startInit(): void {
 
 // The runtime's code, loaded while the front-end makes the container's root and bundle.
 const fastModule = fast ? import('./keeper-fast.js') : null;
-fastModule?.catch(() => {}); // a run then says why
+fastModule?.then(
+  () => writeMessage(control, { type: 'loaded' }),
+  () => {}, // a run then says why
+);
 /** A detached fast keeper's output pipes, made when the log is attached (before the run). */
 let fastPipes: import('./keeper-fast.js').OutputPipes | null = null;
 let running = false;
