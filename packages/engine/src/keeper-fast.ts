@@ -8,7 +8,7 @@ import { closeSync, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { runFast } from '@corral/runtime';
-import { parseSignal, pidfdSendSignal, procStartTime, rawPipe } from '@corral/sys';
+import { parseSignal, pidfdSendSignal, preloadNative, procStartTime, rawPipe } from '@corral/sys';
 
 /** The program as the keeper keeps it (as it keeps a Node init). */
 export interface FastProgram {
@@ -31,6 +31,11 @@ function pipeOrThrow(): { read: number; write: number } {
   const p = rawPipe(64 * 1024);
   if (typeof p === 'number') throw new Error(`pipe2: errno ${-p}`);
   return p;
+}
+
+/** Loads the native calls a run makes, while the keeper waits for its front-end. */
+export function warm(): void {
+  preloadNative();
 }
 
 export function outputPipes(): OutputPipes {

@@ -105,7 +105,14 @@ function startInit(): void {
 // The runtime's code, loaded while the front-end makes the container's root and bundle.
 const fastModule = fast ? import('./keeper-fast.js') : null;
 fastModule?.then(
-  () => writeMessage(control, { type: 'loaded' }),
+  (f) => {
+    try {
+      f.warm();
+    } catch {
+      // the run meets it again, and says why
+    }
+    writeMessage(control, { type: 'loaded' });
+  },
   () => {}, // a run then says why
 );
 /** A detached fast keeper's output pipes, made when the log is attached (before the run). */

@@ -36,6 +36,7 @@ export {
   defaultSignalActions,
   type ExecTarget,
   highFd,
+  preloadNative,
   setUserRaw,
   type VforkResult,
   vforkExec,

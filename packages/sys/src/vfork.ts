@@ -24,7 +24,7 @@
 // process.exit or process.chdir (shared state). Keep it small and allocation-light: a GC
 // it triggers works on the shared heap (correct, as the parent thread is parked, but slow).
 import { arch } from 'node:process';
-import { check, errno, koffi, lazy, libc, namedType } from './libc.js';
+import { check, errno, fn, koffi, lazy, libc, namedType } from './libc.js';
 import { syscallNumber } from './seccomp.js';
 
 /** The program the child becomes: a path, or an fd of it (fexecve). */
@@ -92,6 +92,17 @@ const native = lazy(() => {
     exit: sym('_exit'),
   };
 });
+
+/**
+ * Loads koffi and libc and declares the calls that make a container (libc's table, vforkExec's)
+ * now, for a process that waits idle before its first call (a parked or early keeper): the
+ * call then pays none of it (10-20 ms here).
+ */
+export function preloadNative(): void {
+  void fn.getpid;
+  void f.clone;
+  if (vforkSupported()) void native.execve;
+}
 
 /** True where vforkExec works (x86-64 Linux with glibc). */
 export function vforkSupported(): boolean {
