@@ -311,6 +311,84 @@ describe('corrald --pool-size', () => {
     expect((await d.api('GET', '/info')).json().KeeperPool.hits).toBe(3);
   });
 
+  it("gives each parked fast keeper an empty cgroup, which its container's becomes by a rename, limits applied", async () => {
+    const d = await startDaemon(c);
+    await parked(d, 2, false);
+    const prefix = `corral-pool-${d.child.pid}.`;
+    const names = () => {
+      const found = findCgroupDirs(
+        (n) => n.startsWith(prefix),
+        (h) => h !== 'unified',
+      );
+      return new Set(found.map((dir) => dir.slice(dir.lastIndexOf('/') + 1)));
+    };
+    await until(() => names().size === 2, 'an empty parking cgroup for each parked keeper');
+    const before = names();
+    // Empty: nothing of the pool is in them.
+    for (const name of before)
+      for (const dir of cgroupDirs(name)) expect(readFileSync(join(dir, 'cgroup.procs'), 'utf8')).toBe('');
+    const id = (
+      await d.must([
+        'run',
+        '-d',
+        '--network',
+        'none',
+        '-m',
+        '32m',
+        '--memory-swap',
+        '32m',
+        '--pids-limit',
+        '20',
+        'busybox',
+        'sleep',
+        '60',
+      ])
+    ).out;
+    // One of them is the container's now (gone by its name), the other waits on.
+    const left = [...before].filter((n) => cgroupDirs(n).length > 0);
+    expect(left).toHaveLength(1);
+    const pid = Number((await d.must(['inspect', '-f', '{{.State.Pid}}', id])).out);
+    const own = cgroupsOf(d.child.pid!);
+    for (const [h, path] of cgroupsOf(pid)) {
+      if (h === '') continue; // the v2 mount of this hybrid host: no controllers, not used
+      expect(path).toBe(`${own.get(h) === '/' ? '' : own.get(h)}/corral-${id}`);
+    }
+    const dirs = cgroupDirs(`corral-${id}`);
+    const file = (f: string) =>
+      readFileSync(join(dirs.find((x) => existsSync(join(x, f)))!, f), 'utf8').trim();
+    expect([file('memory.limit_in_bytes'), file('pids.max')]).toEqual([String(32 << 20), '20']);
+    await d.must(['rm', '-f', id]);
+    expect(cgroupDirs(`corral-${id}`)).toEqual([]);
+    // The limit holds: 64 MiB in one buffer is OOM-killed in a pooled container of 32.
+    const oom = await d.docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-m',
+      '32m',
+      '--memory-swap',
+      '32m',
+      'busybox',
+      'dd',
+      'if=/dev/zero',
+      'of=/dev/null',
+      'bs=64M',
+      'count=1',
+    ]);
+    expect(oom.status).toBe(137);
+    // A container that needs an init leaves its keeper's empty cgroup, which goes with it.
+    const t = await d.docker(['run', '--rm', '--init', '--network', 'none', 'busybox', 'true']);
+    expect(t.status).toBe(0);
+    await parked(d, 2, false);
+    await until(() => names().size === 2, 'the parking cgroups of the parked keepers alone');
+    // And all go when corrald shuts down.
+    const exited = new Promise((r) => d.child.once('exit', r));
+    d.child.kill('SIGTERM');
+    await exited;
+    expect(names().size).toBe(0);
+  });
+
   it('removes the parking cgroups a corrald killed with SIGKILL left, when the next one starts', async () => {
     const first = await startDaemon(c, ['--pool-size', '2', ...INITS]);
     c.add(() => removeCgroups(`corral-pool-${first.child.pid}.`)); // had the next one failed

@@ -139,11 +139,16 @@ export class KeeperClient {
    * with its program, a child of the keeper (its exit reported as an init's), or rejects with
    * the exit code runc would give as `exitCode`.
    */
-  run(runtimeRoot: string, id: string, bundle: string): Promise<ContainerProcess> {
+  run(
+    runtimeRoot: string,
+    id: string,
+    bundle: string,
+    ready: { seccompProgram?: string; parkedCgroup?: string } = {},
+  ): Promise<ContainerProcess> {
     return new Promise((resolve, reject) => {
       this.onRan = resolve;
       this.onRunFailed = (message, exitCode) => reject(Object.assign(new Error(message), { exitCode }));
-      this.send({ type: 'run', runtimeRoot, id, bundle });
+      this.send({ type: 'run', runtimeRoot, id, bundle, ...ready });
     });
   }
 

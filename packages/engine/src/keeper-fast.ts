@@ -56,9 +56,11 @@ export async function runContainer(
   id: string,
   bundle: string,
   stdio?: [number, number, number],
+  /** What the front-end has ready: FastRunOptions' seccompProgram and parkedCgroup. */
+  ready: { seccompProgram?: string; parkedCgroup?: string } = {},
 ): Promise<FastProgram> {
   try {
-    const r = await runFast(root, id, bundle, { stdio, dieWithParent: true });
+    const r = await runFast(root, id, bundle, { stdio, dieWithParent: true, ...ready });
     // Before the wait below may reap it (a zombie still has its start time).
     const startTime = procStartTime(r.pid) ?? 0;
     let code: number | null = null;

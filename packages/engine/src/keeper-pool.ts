@@ -26,7 +26,7 @@ import { getPriority, setPriority } from 'node:os';
 import type { Cgroup } from '@corral/cgroups';
 import { procStartTime } from '@corral/sys';
 import { KeeperClient } from './keeper-client.js';
-import { InitParking, reclaimParking } from './keeper-parking.js';
+import { emptyParking, InitParking, reclaimParking } from './keeper-parking.js';
 
 /** What the pool reports (corrald's /info). */
 export interface KeeperPoolStatus {
@@ -52,6 +52,8 @@ interface Parked {
   initStartTime?: number;
   /** The cgroup its init waits in (v1), made once the init has loaded. */
   parking?: InitParking;
+  /** A fast keeper's: the empty cgroup its container's will be (v1). */
+  cgroup?: Cgroup | null;
 }
 
 /** A keeper taken from the pool, and the cgroup its init waits in (null: none, see InitParking.take). */
@@ -155,7 +157,7 @@ export class KeeperPool {
     this.#schedule(REFILL_DELAY_MS);
     if (!best) return null;
     if (needsInit) best.keeper.requestInit();
-    return { keeper: best.keeper, cgroup: best.parking?.take() ?? Promise.resolve(null) };
+    return { keeper: best.keeper, cgroup: best.parking?.take() ?? Promise.resolve(best.cgroup ?? null) };
   }
 
   /** The taken keeper and its init (also one still starting) at this process's niceness. */
@@ -213,9 +215,11 @@ export class KeeperPool {
       return ended;
     });
     const parkings = [...this.#parked].map((p) => p.parking);
+    const cgroups = [...this.#parked].map((p) => p.cgroup);
     this.#parked.clear();
     await Promise.all(gone);
     await Promise.all(parkings.map((p) => p?.remove()));
+    await Promise.all(cgroups.map((c) => c?.remove().catch(() => {})));
   }
 
   #schedule(ms: number): void {
@@ -257,6 +261,8 @@ export class KeeperPool {
     for (const fd of [3, 4]) (keeper.child.stdio[fd] as unknown as { unref?: () => void } | null)?.unref?.();
     if (keeper.fast)
       keeper.loaded.then(() => {
+        // Made once it has loaded (a keeper that dies at once leaves none to remove).
+        if (this.#parked.has(p) && !this.#closed) p.cgroup = emptyParking(this.#cgroupParent);
         p.ready = true;
         this.#failures = 0;
       });
@@ -273,8 +279,10 @@ export class KeeperPool {
         () => {},
       );
     keeper.child.once('exit', () => {
-      // Its init ended with it, or was moved to its container's cgroup (gone by this name then).
+      // Its init ended with it, or was moved to its container's cgroup (gone by this name then);
+      // a fast keeper's empty one was renamed into its container's, or is left to remove.
       void p.parking?.remove();
+      void p.cgroup?.remove().catch(() => {});
       if (!this.#parked.delete(p)) return; // taken: no longer ours
       this.#failed();
     });

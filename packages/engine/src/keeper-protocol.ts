@@ -41,7 +41,15 @@ export type FrontMessage =
    * the container of this OCI bundle at once in a vfork child (the runtime's runFast), whose
    * state goes in the runtime's `runtimeRoot`. Sent after `own`.
    */
-  | { type: 'run'; runtimeRoot: string; id: string; bundle: string }
+  | {
+      type: 'run';
+      runtimeRoot: string;
+      id: string;
+      bundle: string;
+      /** What the front-end has ready for the run (FastRunOptions.seccompProgram, parkedCgroup). */
+      seccompProgram?: string;
+      parkedCgroup?: string;
+    }
   /** To a fast keeper whose container the fast path cannot make: start a Node init after all. */
   | { type: 'spawn-init' }
   /**

@@ -120,7 +120,13 @@ let fastPipes: import('./keeper-fast.js').OutputPipes | null = null;
 let running = false;
 
 /** Answers `run`: the container made and started at once, or why not. */
-async function runContainer(m: { runtimeRoot: string; id: string; bundle: string }): Promise<void> {
+async function runContainer(m: {
+  runtimeRoot: string;
+  id: string;
+  bundle: string;
+  seccompProgram?: string;
+  parkedCgroup?: string;
+}): Promise<void> {
   if (init || running || !fastModule) {
     writeMessage(control, {
       type: 'run-failed',
@@ -133,7 +139,10 @@ async function runContainer(m: { runtimeRoot: string; id: string; bundle: string
   try {
     const f = await fastModule;
     if (mode === 'detached') fastPipes ??= f.outputPipes();
-    const program = await f.runContainer(m.runtimeRoot, m.id, m.bundle, fastPipes?.fds);
+    const program = await f.runContainer(m.runtimeRoot, m.id, m.bundle, fastPipes?.fds, {
+      seccompProgram: m.seccompProgram,
+      parkedCgroup: m.parkedCgroup,
+    });
     closeSync(KEEPER_SYNC_FD);
     dropStdio();
     keep({ ...program, stdin: null, stdout: fastPipes?.stdout ?? null, stderr: fastPipes?.stderr ?? null });

@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import type { Cgroup } from '@corral/cgroups';
 import type { Pid1Process } from '@corral/pidns';
 import {
@@ -7,6 +7,7 @@ import {
   fastRunRefusal,
   type InitStdio,
   type OciSpec,
+  precompiledProfile,
   RuntimeError,
 } from '@corral/runtime';
 import { procStartTime } from '@corral/sys';
@@ -153,8 +154,9 @@ export interface LaunchOptions {
    */
   keeper?: KeeperClient;
   /**
-   * The cgroup the keeper's init waits in (a pool's, see keeper-parking.ts): it becomes the
-   * container's cgroup (Runtime.create's parkedCgroup).
+   * The cgroup the keeper's init waits in, or an empty one made ahead for a fast keeper (a
+   * pool's, see keeper-parking.ts): it becomes the container's cgroup (Runtime.create's or
+   * runFast's parkedCgroup).
    */
   parkedCgroup?: Promise<Cgroup | null>;
   /** A start by the restart policy: counted in restartCount. */
@@ -230,9 +232,9 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
       const parkedCgroup = (await o.parkedCgroup) ?? undefined;
       // A detached keeper's own errors go to keeper.log (one started ahead had no folder yet).
       const errorLog = o.detached ? join(dir, 'keeper.log') : undefined;
-      const fast = fastKeeper(o.keeper, spec, r, parkedCgroup);
+      const fast = fastKeeper(o.keeper, spec, r);
       if (fast) {
-        const created = await runInKeeper(ctx, r.id, fast, o, errorLog);
+        const created = await runInKeeper(ctx, r.id, fast, o, errorLog, spec, parkedCgroup);
         return started(ctx, r, created, mounted, o, true);
       }
       o.keeper?.requestInit(); // a fast keeper's init, for a container its fast path cannot make
@@ -249,7 +251,8 @@ export async function launch(ctx: EngineContext, ref: string, o: LaunchOptions):
         stdio: o.stdio,
         detached: false,
         init,
-        parkedCgroup,
+        // A fast keeper's is empty (its init starts only now): its pool removes it.
+        parkedCgroup: o.keeper?.fast ? undefined : parkedCgroup,
         // An init started ahead (see spawnInit) has the caller's stdin; a keeper's has what it was given.
         nullStdin:
           (!o.keeper && init !== undefined && Array.isArray(o.stdio) && o.stdio[0] === 'ignore') ||
@@ -302,9 +305,8 @@ function fastKeeper(
   keeper: KeeperClient | undefined,
   spec: OciSpec,
   r: ContainerRecord,
-  parkedCgroup: Cgroup | undefined,
 ): KeeperClient | null {
-  if (!keeper?.fast || keeper.mode === 'tty' || parkedCgroup) return null;
+  if (!keeper?.fast || keeper.mode === 'tty') return null;
   // What the record asks (a keeper spawned ahead was spawned before it was read), then the spec.
   return keeperFastFor(r, keeper.mode) && fastRunRefusal(spec) === null ? keeper : null;
 }
@@ -316,13 +318,21 @@ async function runInKeeper(
   keeper: KeeperClient,
   o: LaunchOptions,
   errorLog: string | undefined,
+  spec: OciSpec,
+  parkedCgroup: Cgroup | undefined,
 ): Promise<CreatedContainer> {
   await keeper.own(ctx.root, id, o.detached, null, errorLog);
   // As the other path, before the program runs: a signal taken meanwhile still undoes the run.
   await new Promise((r) => setImmediate(() => setImmediate(r)));
   checkAborted(o.abort);
+  // Compiled here, where it is kept: a resident front-end (corrald) compiles each profile once,
+  // a keeper would compile it again for every container.
+  const seccomp = spec.linux?.seccomp ? precompiledProfile(spec.linux.seccomp) : undefined;
   const program = await keeper
-    .run(ctx.runtime.root, id, join(ctx.records.dir(id), 'bundle'))
+    .run(ctx.runtime.root, id, join(ctx.records.dir(id), 'bundle'), {
+      seccompProgram: seccomp,
+      parkedCgroup: parkedCgroup && posix.basename(parkedCgroup.path),
+    })
     .catch((e: Error & { exitCode?: number }) => {
       throw new RuntimeError(e.message, e.exitCode);
     });

@@ -27,6 +27,7 @@ export {
   type OciSeccomp,
   type OciSeccompArg,
   type OciSyscall,
+  precompiledProfile,
   profileRules,
   SECCOMP_ARCHES,
 } from './seccomp.js';
