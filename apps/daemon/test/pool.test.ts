@@ -359,10 +359,12 @@ describe('corrald --pool-size', () => {
     expect([file('memory.limit_in_bytes'), file('pids.max')]).toEqual([String(32 << 20), '20']);
     await d.must(['rm', '-f', id]);
     expect(cgroupDirs(`corral-${id}`)).toEqual([]);
-    // The limit holds: 64 MiB in one buffer is OOM-killed in a pooled container of 32.
+    // The limit holds: 64 MiB in one buffer is OOM-killed in a pooled container of 32, and
+    // the kill is counted in the cgroup that was the pool's.
     const oom = await d.docker([
       'run',
-      '--rm',
+      '--name',
+      'oom',
       '--network',
       'none',
       '-m',
@@ -377,6 +379,8 @@ describe('corrald --pool-size', () => {
       'count=1',
     ]);
     expect(oom.status).toBe(137);
+    expect((await d.must(['inspect', '-f', '{{.State.OOMKilled}}', 'oom'])).out).toBe('true');
+    await d.must(['rm', 'oom']);
     // A container that needs an init leaves its keeper's empty cgroup, which goes with it.
     const t = await d.docker(['run', '--rm', '--init', '--network', 'none', 'busybox', 'true']);
     expect(t.status).toBe(0);

@@ -420,7 +420,7 @@ export async function finish(
   });
   let oomKilled = false;
   try {
-    oomKilled = (ctx.runtime.cgroup(r.id)?.oomKills() ?? 0) > 0;
+    oomKilled = ctx.runtime.oomKills(r.id) > 0;
   } catch {
     // no cgroup left to ask
   }

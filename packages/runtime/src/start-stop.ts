@@ -109,6 +109,26 @@ export function cgroupPids(st: StoredState): number[] | null {
   return [...pids];
 }
 
+/**
+ * The OOM kills the container's memory cgroup counted, read from its folders as the state
+ * names them (v1 memory.oom_control, v2 memory.events: `oom_kill N`); null when the state
+ * names none, or none of them has the count (a kernel before 4.13).
+ */
+export function cgroupOomKills(st: StoredState): number | null {
+  for (const dir of Object.values(st.cgroupDirs ?? {}))
+    for (const file of ['memory.oom_control', 'memory.events']) {
+      let text: string;
+      try {
+        text = readFileSync(join(dir, file), 'utf8');
+      } catch {
+        continue; // not the memory hierarchy, or gone
+      }
+      const m = /^oom_kill (\d+)$/m.exec(text);
+      if (m) return Number(m[1]);
+    }
+  return null;
+}
+
 /** Removes the container's cgroup folders (empty of processes), retrying while the kernel lets tasks go. */
 export async function removeCgroupDirs(st: StoredState, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
