@@ -150,6 +150,43 @@ function removeCgroups(prefix: string): void {
   }
 }
 
+/** The container's cgroup is `corral-ID` beneath corrald's own in every v1 hierarchy. */
+function expectContainerCgroup(d: Daemon, pid: number, id: string): void {
+  const own = cgroupsOf(d.child.pid!);
+  for (const [h, path] of cgroupsOf(pid)) {
+    if (h === '') continue; // the v2 mount of this hybrid host: no controllers, not used
+    expect(path).toBe(`${own.get(h) === '/' ? '' : own.get(h)}/corral-${id}`);
+  }
+}
+
+/** The limits the tests below set (-m 32m, --pids-limit 20), as the container's cgroup has them. */
+function expectLimits(id: string): void {
+  const dirs = cgroupDirs(`corral-${id}`);
+  const file = (f: string) => readFileSync(join(dirs.find((x) => existsSync(join(x, f)))!, f), 'utf8').trim();
+  expect([file('memory.limit_in_bytes'), file('pids.max')]).toEqual([String(32 << 20), '20']);
+}
+
+/** 64 MiB in one buffer in a pooled container of 32 (`how`: --rm, or --name NAME): OOM-killed. */
+async function runOverLimit(d: Daemon, how: string[]) {
+  const r = await d.docker([
+    'run',
+    ...how,
+    '--network',
+    'none',
+    '-m',
+    '32m',
+    '--memory-swap',
+    '32m',
+    'busybox',
+    'dd',
+    'if=/dev/zero',
+    'of=/dev/null',
+    'bs=64M',
+    'count=1',
+  ]);
+  expect(r.status).toBe(137);
+}
+
 describe('corrald --pool-size', () => {
   it.each(KINDS)('reports its pool and its memory in /info ($kind)', async ({ flags, inits }) => {
     const d = await startDaemon(c, flags);
@@ -249,41 +286,18 @@ describe('corrald --pool-size', () => {
     const taken = names[pool.inits.indexOf(pid)];
     // Its cgroup is the container's in every hierarchy, by the container's name; the parking
     // one is gone (renamed), the other init still waits in its own.
-    const own = cgroupsOf(d.child.pid!);
-    for (const [h, path] of cgroupsOf(pid)) {
-      if (h === '') continue; // the v2 mount of this hybrid host: no controllers, not used
-      expect(path).toBe(`${own.get(h) === '/' ? '' : own.get(h)}/corral-${id}`);
-    }
+    expectContainerCgroup(d, pid, id);
     expect(cgroupDirs(taken)).toEqual([]);
     expect(cgroupDirs(names.find((n) => n !== taken)!).length).toBeGreaterThan(0);
-    const dirs = cgroupDirs(`corral-${id}`);
-    const file = (f: string) =>
-      readFileSync(join(dirs.find((x) => existsSync(join(x, f)))!, f), 'utf8').trim();
-    expect([file('memory.limit_in_bytes'), file('pids.max')]).toEqual([String(32 << 20), '20']);
+    expectLimits(id);
     // The program saw the container's path from its first line, not the pool's.
     const logs = await d.must(['logs', id]);
     expect(logs.stdout).toContain(`/corral-${id}\n`);
     expect(logs.stdout).not.toContain('corral-pool');
     await d.must(['rm', '-f', id]);
     expect(cgroupDirs(`corral-${id}`)).toEqual([]);
-    // The limit holds: 64 MiB in one buffer is OOM-killed in a pooled container of 32.
-    const oom = await d.docker([
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      '-m',
-      '32m',
-      '--memory-swap',
-      '32m',
-      'busybox',
-      'dd',
-      'if=/dev/zero',
-      'of=/dev/null',
-      'bs=64M',
-      'count=1',
-    ]);
-    expect(oom.status).toBe(137);
+    // The limit holds.
+    await runOverLimit(d, ['--rm']);
     // A container placed beneath a parent of its own takes its init out of the parking cgroup
     // (no rename across parents), which then goes.
     const left = await parkings((await parked(d, 2, true)).inits);
@@ -347,38 +361,12 @@ describe('corrald --pool-size', () => {
     // One of them is the container's now (gone by its name), the other waits on.
     const left = [...before].filter((n) => cgroupDirs(n).length > 0);
     expect(left).toHaveLength(1);
-    const pid = Number((await d.must(['inspect', '-f', '{{.State.Pid}}', id])).out);
-    const own = cgroupsOf(d.child.pid!);
-    for (const [h, path] of cgroupsOf(pid)) {
-      if (h === '') continue; // the v2 mount of this hybrid host: no controllers, not used
-      expect(path).toBe(`${own.get(h) === '/' ? '' : own.get(h)}/corral-${id}`);
-    }
-    const dirs = cgroupDirs(`corral-${id}`);
-    const file = (f: string) =>
-      readFileSync(join(dirs.find((x) => existsSync(join(x, f)))!, f), 'utf8').trim();
-    expect([file('memory.limit_in_bytes'), file('pids.max')]).toEqual([String(32 << 20), '20']);
+    expectContainerCgroup(d, Number((await d.must(['inspect', '-f', '{{.State.Pid}}', id])).out), id);
+    expectLimits(id);
     await d.must(['rm', '-f', id]);
     expect(cgroupDirs(`corral-${id}`)).toEqual([]);
-    // The limit holds: 64 MiB in one buffer is OOM-killed in a pooled container of 32, and
-    // the kill is counted in the cgroup that was the pool's.
-    const oom = await d.docker([
-      'run',
-      '--name',
-      'oom',
-      '--network',
-      'none',
-      '-m',
-      '32m',
-      '--memory-swap',
-      '32m',
-      'busybox',
-      'dd',
-      'if=/dev/zero',
-      'of=/dev/null',
-      'bs=64M',
-      'count=1',
-    ]);
-    expect(oom.status).toBe(137);
+    // The limit holds, and the kill is counted in the cgroup that was the pool's.
+    await runOverLimit(d, ['--name', 'oom']);
     expect((await d.must(['inspect', '-f', '{{.State.OOMKilled}}', 'oom'])).out).toBe('true');
     await d.must(['rm', 'oom']);
     // A container that needs an init leaves its keeper's empty cgroup, which goes with it.
