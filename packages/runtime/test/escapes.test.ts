@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { until } from '@corral/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OciSpec, Runtime } from '../dist/index.js';
 import { addNodeLibraries, bundleMaker, busyboxRootfs, collect, tempDir } from './helpers.js';
@@ -188,7 +189,16 @@ describe('exec gets what PID 1 got', () => {
     );
     const out = collect(e.stdout);
     await e.wait();
-    const pid1 = readFileSync(join(rootfs, 'pid1'), 'utf8');
+    // PID 1 writes its status on its own time (the exec may end first on a busy machine).
+    const written = () => {
+      try {
+        return readFileSync(join(rootfs, 'pid1'), 'utf8');
+      } catch {
+        return ''; // not made yet
+      }
+    };
+    await until(() => written().includes('CapBnd'), "PID 1's status in /pid1");
+    const pid1 = written();
     expect(pid1).toContain('NoNewPrivs:\t1');
     expect(out()).toContain(pid1);
     expect(out()).toContain('Operation not permitted');
