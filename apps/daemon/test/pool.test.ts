@@ -166,17 +166,20 @@ function expectLimits(id: string): void {
   expect([file('memory.limit_in_bytes'), file('pids.max')]).toEqual([String(32 << 20), '20']);
 }
 
+/** The memory limit the tests below set, without swap beyond it. */
+const MEMORY_32M = ['--network', 'none', '-m', '32m', '--memory-swap', '32m'];
+
+/** Runs `cmd` in the background with the limits expectLimits checks; its id. */
+async function runLimited(d: Daemon, cmd: string[]): Promise<string> {
+  return (await d.must(['run', '-d', ...MEMORY_32M, '--pids-limit', '20', 'busybox', ...cmd])).out;
+}
+
 /** 64 MiB in one buffer in a pooled container of 32 (`how`: --rm, or --name NAME): OOM-killed. */
 async function runOverLimit(d: Daemon, how: string[]) {
   const r = await d.docker([
     'run',
     ...how,
-    '--network',
-    'none',
-    '-m',
-    '32m',
-    '--memory-swap',
-    '32m',
+    ...MEMORY_32M,
     'busybox',
     'dd',
     'if=/dev/zero',
@@ -263,24 +266,7 @@ describe('corrald --pool-size', () => {
     expect(new Set(names).size).toBe(2);
     // The keepers stay in corrald's cgroups: only the inits, the containers to be, are parked.
     for (const k of pool.keepers) expect(cgroupsOf(k)).toEqual(cgroupsOf(d.child.pid!));
-    const id = (
-      await d.must([
-        'run',
-        '-d',
-        '--network',
-        'none',
-        '-m',
-        '32m',
-        '--memory-swap',
-        '32m',
-        '--pids-limit',
-        '20',
-        'busybox',
-        'sh',
-        '-c',
-        'cat /proc/self/cgroup; sleep 60',
-      ])
-    ).out;
+    const id = await runLimited(d, ['sh', '-c', 'cat /proc/self/cgroup; sleep 60']);
     const pid = Number((await d.must(['inspect', '-f', '{{.State.Pid}}', id])).out);
     expect(pool.inits).toContain(pid);
     const taken = names[pool.inits.indexOf(pid)];
@@ -341,23 +327,7 @@ describe('corrald --pool-size', () => {
     // Empty: nothing of the pool is in them.
     for (const name of before)
       for (const dir of cgroupDirs(name)) expect(readFileSync(join(dir, 'cgroup.procs'), 'utf8')).toBe('');
-    const id = (
-      await d.must([
-        'run',
-        '-d',
-        '--network',
-        'none',
-        '-m',
-        '32m',
-        '--memory-swap',
-        '32m',
-        '--pids-limit',
-        '20',
-        'busybox',
-        'sleep',
-        '60',
-      ])
-    ).out;
+    const id = await runLimited(d, ['sleep', '60']);
     // One of them is the container's now (gone by its name), the other waits on.
     const left = [...before].filter((n) => cgroupDirs(n).length > 0);
     expect(left).toHaveLength(1);
