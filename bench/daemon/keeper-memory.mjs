@@ -1,8 +1,11 @@
 // Memory of the keeper of each container started through corrald (issue 11): N detached
 // containers (`docker run -d --network none busybox sleep`), then each keeper's Rss, Pss and
 // private memory (Private_Clean + Private_Dirty) from /proc/PID/smaps_rollup, beside corrald's
-// own and its pool's. The keeper of a container is the record's watcherPid. In the same run,
-// the peer: N podman containers (runc, cgroupfs) and the same figures for each one's conmon.
+// own and its pool's. The keeper of a container is the record's watcherPid: a keeper shared by
+// several containers (corrald's default, keeper-host.ts) is measured once, and `perContainer`
+// is what all keepers hold divided by the containers they keep. In the same run, the peer: N
+// podman containers (runc, cgroupfs) and the same figures for each one's conmon.
+// `--containers-per-keeper K` is handed to corrald (1: a keeper each).
 // Results: bench/results/daemon-keepers.json (--busy: daemon-keepers-busy.json).
 // `--busy`: each container first prints 200,000 lines (1.3 MB), then sleeps: a keeper's memory
 // once it has logged, not only at rest (measured when every log has stopped growing).
@@ -19,6 +22,8 @@ import { podmanCommand, podmanRunFlags } from '../lib/podman.mjs';
 
 const n = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 20);
 const busy = process.argv.includes('--busy');
+const perKeeperAt = process.argv.indexOf('--containers-per-keeper');
+const perKeeper = perKeeperAt > 0 ? process.argv[perKeeperAt + 1] : null;
 /** What each container runs. */
 const program = busy ? ['sh', '-c', 'seq 1 200000; exec sleep 600'] : ['sleep', '600'];
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -73,6 +78,15 @@ const stat = (xs, k) => ({
   min: Math.min(...xs.map((x) => x[k])),
   max: Math.max(...xs.map((x) => x[k])),
 });
+/** What the processes hold in all, per container they keep (KiB). */
+const perContainer = (xs, containers) => {
+  const sum = (k) => xs.reduce((a, x) => a + x[k], 0);
+  return {
+    rss: Math.round(sum('rss') / containers),
+    pss: Math.round(sum('pss') / containers),
+    private: Math.round(sum('private') / containers),
+  };
+};
 const figures = (xs) => ({
   rss: stat(xs, 'rss'),
   pss: stat(xs, 'pss'),
@@ -160,6 +174,7 @@ const daemon = spawn(
     join(tmp, 'exec'),
     '--pidfile',
     join(tmp, 'pid'),
+    ...(perKeeper ? ['--containers-per-keeper', perKeeper] : []),
   ],
   { stdio: 'ignore' },
 );
@@ -179,20 +194,25 @@ try {
   // Keepers settle (their log writers, the first GC; after output, V8's memory reducer).
   const settle = Number(process.env.SETTLE_MS ?? (busy ? 20_000 : 3000));
   await sleep(settle);
-  const keepers = readdirSync(join(root, 'containers')).map((id) => {
+  const kept = new Map(); // keeper pid -> containers
+  for (const id of readdirSync(join(root, 'containers'))) {
     const r = JSON.parse(readFileSync(join(root, 'containers', id, 'container.json'), 'utf8'));
-    return { id, pid: r.state.watcherPid, ...memory(r.state.watcherPid) };
-  });
+    kept.set(r.state.watcherPid, (kept.get(r.state.watcherPid) ?? 0) + 1);
+  }
+  const keepers = [...kept].map(([pid, containers]) => ({ pid, containers, ...memory(pid) }));
   const peers = conmons(join(tmp, 'busybox.tar'));
   const floor = await nodeFloor();
   const result = {
     date: new Date().toISOString(),
     node: process.version,
     load: loadavg()[0],
-    containers: keepers.length,
+    containers: n,
+    containersPerKeeper: perKeeper ?? 'default',
+    keeperProcesses: keepers.map(({ pid, containers }) => ({ pid, containers })),
     program: program.join(' '),
     settleMs: settle,
     unit: 'KiB',
+    perContainer: perContainer(keepers, n),
     keeper: figures(keepers),
     // The keeper with the most private memory, and where it is.
     keeperPrivateByMapping: breakdown(keepers.reduce((a, b) => (b.private > a.private ? b : a)).pid),
@@ -200,6 +220,7 @@ try {
       ? {
           version: spawnSync('conmon', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0],
           containers: peers.length,
+          perContainer: perContainer(peers, peers.length),
           ...figures(peers),
           privateByMapping: breakdown(peers[0].pid),
         }
@@ -209,10 +230,8 @@ try {
     corraldWithContainers: memory(daemon.pid),
     pool: { size: idle.pool.size, pssKiB: Math.round(idle.pool.pssBytes / 1024) },
   };
-  writeFileSync(
-    join(repo, `bench/results/daemon-keepers${busy ? '-busy' : ''}.json`),
-    `${JSON.stringify(result, null, 2)}\n`,
-  );
+  const name = `daemon-keepers${busy ? '-busy' : ''}${perKeeper ? `-per-keeper-${perKeeper}` : ''}`;
+  writeFileSync(join(repo, `bench/results/${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result, null, 2));
 } finally {
   let ids = [];

@@ -14,6 +14,8 @@ export interface DaemonConfig {
   poolSize: number;
   /** Park each pooled keeper with its container's init started (keeper-pool.ts). */
   poolInits: boolean;
+  /** Containers one keeper process keeps at most (keeper-host.ts); 1: a keeper each. */
+  containersPerKeeper: number;
   /** dockerd's iptables, ip-forward and ip-masq (corral's defaults: true, false, false). */
   iptables: boolean;
   ipForward: boolean;
@@ -25,6 +27,9 @@ export const DEFAULT_CONFIG_FILE = '/etc/corral/daemon.json';
 /** Keepers started ahead: enough for a burst of two; each parked one costs a Node process (two with --pool-inits). */
 export const DEFAULT_POOL_SIZE = 2;
 const MAX_POOL_SIZE = 64;
+/** Containers a shared keeper keeps: about 1 MiB each for its memory, and no more killed with it. */
+export const DEFAULT_CONTAINERS_PER_KEEPER = 16;
+const MAX_CONTAINERS_PER_KEEPER = 256;
 
 export class ConfigError extends Error {}
 
@@ -44,6 +49,8 @@ Options:
       --pool-size N             Keepers kept started ahead (default 2)
       --pool-inits[=BOOL]       Park each with its container's init started: a faster start for
                                 terminals, --init and -i, a Node start more per refill (default false)
+      --containers-per-keeper N Containers one keeper process keeps at most: less memory each, more
+                                of them killed with it if it is (default ${DEFAULT_CONTAINERS_PER_KEEPER}; 1: a keeper each)
       --iptables[=BOOL]         Add iptables rules: published ports, isolation (default true)
       --ip-forward[=BOOL]       Turn on net.ipv4.ip_forward (default false: no host sysctl changed)
       --ip-masq[=BOOL]          Masquerade traffic leaving the bridges (default false: no NAT rule)
@@ -65,6 +72,7 @@ const KEYS: Record<string, keyof DaemonConfig> = {
   'log-level': 'logLevel',
   'pool-size': 'poolSize',
   'pool-inits': 'poolInits',
+  'containers-per-keeper': 'containersPerKeeper',
   iptables: 'iptables',
   'ip-forward': 'ipForward',
   'ip-masq': 'ipMasq',
@@ -140,6 +148,9 @@ export function parseConfig(argv: string[], env = process.env): DaemonConfig | '
       case '--pool-size':
         flags.poolSize = Number(next());
         break;
+      case '--containers-per-keeper':
+        flags.containersPerKeeper = Number(next());
+        break;
       case '--config-file':
         flags.configFile = next();
         break;
@@ -193,6 +204,7 @@ export function parseConfig(argv: string[], env = process.env): DaemonConfig | '
     logLevel: merged.logLevel ?? 'info',
     poolSize: merged.poolSize ?? DEFAULT_POOL_SIZE,
     poolInits: switchValue('pool-inits', merged.poolInits ?? false),
+    containersPerKeeper: merged.containersPerKeeper ?? DEFAULT_CONTAINERS_PER_KEEPER,
     iptables: switchValue('iptables', merged.iptables ?? true),
     ipForward: switchValue('ip-forward', merged.ipForward ?? false),
     ipMasq: switchValue('ip-masq', merged.ipMasq ?? false),
@@ -203,6 +215,11 @@ export function parseConfig(argv: string[], env = process.env): DaemonConfig | '
   if (config.poolSize > MAX_POOL_SIZE)
     throw new ConfigError(
       `invalid pool size ${config.poolSize}: at most ${MAX_POOL_SIZE} (each costs a keeper)`,
+    );
+  const perKeeper = config.containersPerKeeper;
+  if (!Number.isInteger(perKeeper) || perKeeper < 1 || perKeeper > MAX_CONTAINERS_PER_KEEPER)
+    throw new ConfigError(
+      `invalid containers per keeper ${perKeeper}: a whole number from 1 to ${MAX_CONTAINERS_PER_KEEPER}`,
     );
   for (const h of config.hosts)
     if (!h.startsWith('unix://') || h.length <= 'unix://'.length)

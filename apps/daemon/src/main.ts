@@ -104,7 +104,12 @@ async function main(argv: string[]): Promise<number> {
     // dockerd's switches, kept with the data root for the keepers and CLI commands on it.
     network: { iptables: config.iptables, ipForward: config.ipForward, ipMasq: config.ipMasq },
     // Long-lived: it records the exits of the containers it starts, and keeps keepers ahead.
-    resident: { poolSize: config.poolSize, poolInits: config.poolInits, cgroupParent: config.cgroupParent },
+    resident: {
+      poolSize: config.poolSize,
+      poolInits: config.poolInits,
+      containersPerKeeper: config.containersPerKeeper,
+      cgroupParent: config.cgroupParent,
+    },
   });
   const server = createDaemonServer({
     engine,

@@ -57,26 +57,48 @@ const cmdline = (pid: number) => {
   }
 };
 
-/** The pool's two kinds: the flags that start corrald with each, and whether it parks inits. */
-const KINDS = [
-  { kind: 'fast keepers', flags: [] as string[], inits: false },
-  { kind: '--pool-inits', flags: ['--pool-inits'], inits: true },
-];
+/**
+ * The pool's kinds: the flags that start corrald with each, whether it parks inits, and whether
+ * its fast keepers are connections to a shared keeper (the default; one keeper of their own is
+ * parked beside them, for a container that needs an init).
+ */
+interface Kind {
+  kind: string;
+  flags: string[];
+  inits: boolean;
+  shared: boolean;
+}
+const SHARED: Kind = { kind: 'shared keepers', flags: [], inits: false, shared: true };
+const FAST: Kind = {
+  kind: 'fast keepers',
+  flags: ['--containers-per-keeper', '1'],
+  inits: false,
+  shared: false,
+};
+const POOL_INITS: Kind = { kind: '--pool-inits', flags: ['--pool-inits'], inits: true, shared: false };
+const KINDS: Kind[] = [FAST, POOL_INITS];
 const INITS = ['--pool-inits'];
 
-/** corrald's parked keepers and their inits (with --pool-inits), once `size` are ready. */
-async function parked(d: Daemon, size: number, inits: boolean) {
+/**
+ * corrald's parked keepers and their inits (with --pool-inits), once `size` are ready; with a
+ * shared keeper, the shared one (its `size` connections) and the one of its own.
+ */
+async function parked(d: Daemon, size: number, { inits, shared }: Pick<Kind, 'inits' | 'shared'>) {
   const keepersNow = () => childrenOf(d.child.pid!).filter((p) => cmdline(p).includes('keeper'));
+  const processes = shared ? 2 : size;
   // A finished --rm container's keeper ends a moment after the removal it reported (it empties
   // the container's folder from the trash): waited for, so only parked ones are counted.
   await until(
     async () =>
-      (await d.api('GET', '/info')).json().KeeperPool?.ready === size && keepersNow().length === size,
+      (await d.api('GET', '/info')).json().KeeperPool?.ready === size + (shared ? 1 : 0) &&
+      keepersNow().length === processes &&
+      keepersNow().every((k) => !shared || cmdline(k).includes(' host ') || childrenOf(k).length === 0),
     'the pool to fill, and no other keeper',
   );
   const keepers = keepersNow();
   const initPids = keepers.flatMap((k) => childrenOf(k));
-  expect(keepers).toHaveLength(size);
+  expect(keepers).toHaveLength(processes);
+  if (shared) expect(keepers.filter((k) => cmdline(k).includes(' host '))).toHaveLength(1);
   // A fast keeper starts nothing while it waits.
   expect(initPids).toHaveLength(inits ? size : 0);
   expect(initPids.every((p) => cmdline(p).includes('init'))).toBe(true);
@@ -191,20 +213,21 @@ async function runOverLimit(d: Daemon, how: string[]) {
 }
 
 describe('corrald --pool-size', () => {
-  it.each(KINDS)('reports its pool and its memory in /info ($kind)', async ({ flags, inits }) => {
-    const d = await startDaemon(c, flags);
-    const pool = await parked(d, 2, inits); // the default size
+  it.each([SHARED, ...KINDS])('reports its pool and its memory in /info ($kind)', async (kind) => {
+    const d = await startDaemon(c, kind.flags);
+    const pool = await parked(d, 2, kind); // the default size
     const info = (await d.api('GET', '/info')).json();
-    expect(info.KeeperPool).toMatchObject({ size: 2, ready: 2 });
+    expect(info.KeeperPool).toMatchObject({ size: 2, ready: kind.shared ? 3 : 2 });
     expect(info.KeeperPool.pssBytes).toBeGreaterThan(4 << 20);
     expect(info.DaemonMemory.RssBytes).toBeGreaterThan(10 << 20);
     expect(info.DaemonMemory.PssBytes).toBeGreaterThan(0);
     // A run takes a parked keeper: the pool says so and fills again.
     const r = await d.docker(['run', '--rm', '--network', 'none', 'busybox', 'echo', 'pooled']);
     expect([r.status, r.stdout]).toEqual([0, 'pooled\n']);
-    const after = await parked(d, 2, inits);
+    const after = await parked(d, 2, kind);
     expect((await d.api('GET', '/info')).json().KeeperPool.hits).toBe(1);
-    expect(after.keepers.filter((k) => pool.keepers.includes(k))).toHaveLength(1);
+    // The shared keeper kept it: a connection more, no keeper more.
+    expect(after.keepers.filter((k) => pool.keepers.includes(k))).toHaveLength(kind.shared ? 2 : 1);
     // A terminal's container is served by a parked keeper too, and so are those a fast keeper
     // starts an init for (--init, a kept stdin).
     const t = await d.docker(['run', '--rm', '-t', '--network', 'none', 'busybox', 'sh', '-c', 'tty']);
@@ -219,9 +242,9 @@ describe('corrald --pool-size', () => {
 
   it.each(KINDS)(
     'parks keepers and inits nicer, and gives a pooled container its own niceness back ($kind)',
-    async ({ flags, inits }) => {
-      const d = await startDaemon(c, flags);
-      const pool = await parked(d, 2, inits);
+    async (kind) => {
+      const d = await startDaemon(c, kind.flags);
+      const pool = await parked(d, 2, kind);
       const own = getPriority(); // corrald's, inherited from us
       const niceOf = (pid: number) =>
         Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
@@ -261,7 +284,7 @@ describe('corrald --pool-size', () => {
 
   it('parks each loaded init in a cgroup of its own, which a pooled start renames into the container cgroup, limits applied', async () => {
     const d = await startDaemon(c, INITS);
-    const pool = await parked(d, 2, true);
+    const pool = await parked(d, 2, POOL_INITS);
     const names = await parkings(pool.inits);
     expect(new Set(names).size).toBe(2);
     // The keepers stay in corrald's cgroups: only the inits, the containers to be, are parked.
@@ -286,7 +309,7 @@ describe('corrald --pool-size', () => {
     await runOverLimit(d, ['--rm']);
     // A container placed beneath a parent of its own takes its init out of the parking cgroup
     // (no rename across parents), which then goes.
-    const left = await parkings((await parked(d, 2, true)).inits);
+    const left = await parkings((await parked(d, 2, POOL_INITS)).inits);
     const parent = `corral-test-parent-${process.pid}`;
     c.add(() => removeCgroups(parent));
     const placed = await d.docker([
@@ -311,50 +334,54 @@ describe('corrald --pool-size', () => {
     expect((await d.api('GET', '/info')).json().KeeperPool.hits).toBe(3);
   });
 
-  it("gives each parked fast keeper an empty cgroup, which its container's becomes by a rename, limits applied", async () => {
-    const d = await startDaemon(c);
-    await parked(d, 2, false);
-    const prefix = `corral-pool-${d.child.pid}.`;
-    const names = () => {
-      const found = findCgroupDirs(
-        (n) => n.startsWith(prefix),
-        (h) => h !== 'unified',
-      );
-      return new Set(found.map((dir) => dir.slice(dir.lastIndexOf('/') + 1)));
-    };
-    await until(() => names().size === 2, 'an empty parking cgroup for each parked keeper');
-    const before = names();
-    // Empty: nothing of the pool is in them.
-    for (const name of before)
-      for (const dir of cgroupDirs(name)) expect(readFileSync(join(dir, 'cgroup.procs'), 'utf8')).toBe('');
-    const id = await runLimited(d, ['sleep', '60']);
-    // One of them is the container's now (gone by its name), the other waits on.
-    const left = [...before].filter((n) => cgroupDirs(n).length > 0);
-    expect(left).toHaveLength(1);
-    expectContainerCgroup(d, Number((await d.must(['inspect', '-f', '{{.State.Pid}}', id])).out), id);
-    expectLimits(id);
-    await d.must(['rm', '-f', id]);
-    expect(cgroupDirs(`corral-${id}`)).toEqual([]);
-    // The limit holds, and the kill is counted in the cgroup that was the pool's.
-    await runOverLimit(d, ['--name', 'oom']);
-    expect((await d.must(['inspect', '-f', '{{.State.OOMKilled}}', 'oom'])).out).toBe('true');
-    await d.must(['rm', 'oom']);
-    // A container that needs an init leaves its keeper's empty cgroup, which goes with it.
-    const t = await d.docker(['run', '--rm', '--init', '--network', 'none', 'busybox', 'true']);
-    expect(t.status).toBe(0);
-    await parked(d, 2, false);
-    await until(() => names().size === 2, 'the parking cgroups of the parked keepers alone');
-    // And all go when corrald shuts down.
-    const exited = new Promise((r) => d.child.once('exit', r));
-    d.child.kill('SIGTERM');
-    await exited;
-    expect(names().size).toBe(0);
-  });
+  it.each([SHARED, FAST])(
+    "gives each parked fast keeper an empty cgroup, which its container's becomes by a rename, limits applied ($kind)",
+    async (kind) => {
+      const d = await startDaemon(c, kind.flags);
+      await parked(d, 2, kind);
+      const parkedCount = kind.shared ? 3 : 2;
+      const prefix = `corral-pool-${d.child.pid}.`;
+      const names = () => {
+        const found = findCgroupDirs(
+          (n) => n.startsWith(prefix),
+          (h) => h !== 'unified',
+        );
+        return new Set(found.map((dir) => dir.slice(dir.lastIndexOf('/') + 1)));
+      };
+      await until(() => names().size === parkedCount, 'an empty parking cgroup for each parked keeper');
+      const before = names();
+      // Empty: nothing of the pool is in them.
+      for (const name of before)
+        for (const dir of cgroupDirs(name)) expect(readFileSync(join(dir, 'cgroup.procs'), 'utf8')).toBe('');
+      const id = await runLimited(d, ['sleep', '60']);
+      // One of them is the container's now (gone by its name), the others wait on.
+      const left = [...before].filter((n) => cgroupDirs(n).length > 0);
+      expect(left).toHaveLength(parkedCount - 1);
+      expectContainerCgroup(d, Number((await d.must(['inspect', '-f', '{{.State.Pid}}', id])).out), id);
+      expectLimits(id);
+      await d.must(['rm', '-f', id]);
+      expect(cgroupDirs(`corral-${id}`)).toEqual([]);
+      // The limit holds, and the kill is counted in the cgroup that was the pool's.
+      await runOverLimit(d, ['--name', 'oom']);
+      expect((await d.must(['inspect', '-f', '{{.State.OOMKilled}}', 'oom'])).out).toBe('true');
+      await d.must(['rm', 'oom']);
+      // A container that needs an init leaves its keeper's empty cgroup, which goes with it.
+      const t = await d.docker(['run', '--rm', '--init', '--network', 'none', 'busybox', 'true']);
+      expect(t.status).toBe(0);
+      await parked(d, 2, kind);
+      await until(() => names().size === parkedCount, 'the parking cgroups of the parked keepers alone');
+      // And all go when corrald shuts down.
+      const exited = new Promise((r) => d.child.once('exit', r));
+      d.child.kill('SIGTERM');
+      await exited;
+      expect(names().size).toBe(0);
+    },
+  );
 
   it('removes the parking cgroups a corrald killed with SIGKILL left, when the next one starts', async () => {
     const first = await startDaemon(c, ['--pool-size', '2', ...INITS]);
     c.add(() => removeCgroups(`corral-pool-${first.child.pid}.`)); // had the next one failed
-    const pool = await parked(first, 2, true);
+    const pool = await parked(first, 2, POOL_INITS);
     const names = await parkings(pool.inits);
     const exited = new Promise((r) => first.child.once('exit', r));
     first.child.kill('SIGKILL');
@@ -363,7 +390,7 @@ describe('corrald --pool-size', () => {
     // Left behind, empty: nothing else removes them.
     for (const n of names) expect(cgroupDirs(n).length).toBeGreaterThan(0);
     const next = await startDaemon(c, ['--pool-size', '1', ...INITS]);
-    await parked(next, 1, true);
+    await parked(next, 1, POOL_INITS);
     for (const n of names) expect(cgroupDirs(n)).toEqual([]);
   });
 
@@ -379,11 +406,22 @@ describe('corrald --pool-size', () => {
       1,
       expect.stringContaining('invalid value "maybe" for --pool-inits'),
     ]);
+    for (const bad of ['0', '2.5', 'x', '1000']) {
+      const r = await exec(process.execPath, [
+        CORRALD,
+        '--containers-per-keeper',
+        bad,
+        '--data-root',
+        join(d, 'root'),
+      ]);
+      expect([r.status, r.stderr]).toEqual([1, expect.stringContaining(`invalid containers per keeper`)]);
+    }
   });
 
-  it.each(KINDS)(
+  it.each([SHARED, ...KINDS])(
     'hands out keepers and inits that hold no host fd, cwd or root a container can reach (the attack run for real, $kind)',
-    async ({ flags, inits }) => {
+    async (kind) => {
+      const { flags } = kind;
       // The canary: a file in a folder on the host. corrald runs in that folder, and holds both
       // open as fds it inherited without close-on-exec (a careless supervisor's leak).
       const dir = c.tempDir('corrald-canary');
@@ -396,7 +434,7 @@ describe('corrald --pool-size', () => {
         cwd: canaryDir,
         leak: [canary, canaryDir],
       });
-      const pool = await parked(d, 2, inits);
+      const pool = await parked(d, 2, kind);
       // The leak is there to be had: corrald holds the canary...
       const held = (pid: number, fd: string) => {
         try {
@@ -445,12 +483,12 @@ describe('corrald --pool-size', () => {
     },
   );
 
-  it.each(KINDS)(
+  it.each([SHARED, ...KINDS])(
     'leaves no parked keeper or init behind when corrald is killed with SIGKILL ($kind)',
-    async ({ flags, inits }) => {
-      const d = await startDaemon(c, ['--pool-size', '3', ...flags]);
+    async (kind) => {
+      const d = await startDaemon(c, ['--pool-size', '3', ...kind.flags]);
       c.add(() => removeCgroups(`corral-pool-${d.child.pid}.`)); // the next corrald's to remove
-      const pool = await parked(d, 3, inits);
+      const pool = await parked(d, 3, kind);
       const exited = new Promise((r) => d.child.once('exit', r));
       d.child.kill('SIGKILL');
       await exited;
@@ -460,7 +498,7 @@ describe('corrald --pool-size', () => {
 
   it('ends its parked keepers and inits when it shuts down', async () => {
     const d = await startDaemon(c, ['--pool-size', '2', ...INITS]);
-    const pool = await parked(d, 2, true);
+    const pool = await parked(d, 2, POOL_INITS);
     const names = await parkings(pool.inits);
     const exited = new Promise((r) => d.child.once('exit', r));
     d.child.kill('SIGTERM');

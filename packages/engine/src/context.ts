@@ -53,6 +53,11 @@ export interface ResidentOptions {
   /** Each parked with its container's init started (keeper-pool.ts; default false). */
   poolInits?: boolean;
   /**
+   * Containers one keeper process keeps at most (keeper-host.ts; default 16; 1: a keeper of
+   * their own each, as without a pool). Not with poolInits.
+   */
+  containersPerKeeper?: number;
+  /**
    * The parent of the cgroups of containers that name none (a daemon's --cgroup-parent), where
    * the pool parks its inits (keeper-parking.ts). Default: this process's own cgroup.
    */
@@ -107,9 +112,15 @@ export class EngineContext {
   }
 
   /** Starts the pool of keepers (a resident front-end's, after the root is reclaimed). */
-  startPool(size: number, cgroupParent?: string, inits = false): void {
-    if (size > 0 && !this.pool)
-      this.pool = new KeeperPool(size, { errorLog: join(this.root, 'keeper-pool.log'), cgroupParent, inits });
+  startPool(o: ResidentOptions): void {
+    const size = o.poolSize ?? 0;
+    if (size <= 0 || this.pool) return;
+    this.pool = new KeeperPool(size, {
+      errorLog: join(this.root, 'keeper-pool.log'),
+      cgroupParent: o.cgroupParent,
+      inits: o.poolInits,
+      shared: { perKeeper: o.containersPerKeeper ?? 16, socketDir: join(this.root, 'keepers') },
+    });
   }
 
   /**

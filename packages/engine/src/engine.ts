@@ -104,11 +104,7 @@ export class Engine {
       await reclaimUnkept(e.#ctx);
       await reclaimNetworks(e.#ctx);
     }
-    e.#ctx.startPool(
-      options.resident?.poolSize ?? 0,
-      options.resident?.cgroupParent,
-      options.resident?.poolInits,
-    );
+    if (options.resident) e.#ctx.startPool(options.resident);
     return e;
   }
 

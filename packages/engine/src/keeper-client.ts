@@ -57,23 +57,32 @@ export const KEEPER_LOST =
  * exit code given is then 137 (the container was killed with it, see dieWithParent).
  */
 export class KeeperClient {
-  readonly child: ChildProcess;
+  /** The keeper's process; a shared keeper's connection for a `hosted` client (keeper-shared.ts). */
+  child: ChildProcess;
   readonly init: Promise<Pid1Process>;
   /** A fast keeper's: resolves once it has loaded the code that runs its container. */
   readonly loaded: Promise<void>;
   readonly mode: KeeperMode;
   /** Spawned `fast`: no init until asked (`requestInit`); `run` makes the container in the keeper. */
   readonly fast: boolean;
+  /**
+   * One container of a shared keeper (keeper-host.ts), which starts no init: `requestInit`
+   * spawns a keeper of the container's own instead, and this client speaks to that one.
+   */
+  hosted: boolean;
   lost = false;
-  private readonly control: Duplex;
+  private control: Duplex;
   private kept: KeptChild | null = null;
   private keptStartTime: number | null = null;
   private released = false;
+  private settleInit: { resolve: (p: Pid1Process) => void; reject: (e: Error) => void } | null = null;
+  private settleLoaded: () => void = () => {};
 
   /**
    * `stdio`: what the container's program gets as 0, 1 and 2 in `attached` mode (fds of this
    * process, 'ignore', or 'pipe': then `child.stdout` etc. are the program's streams).
-   * `child`: a keeper this process spawned already with these (spawnKeeper), to speak to.
+   * `child`: a keeper this process spawned already with these (spawnKeeper), to speak to, or
+   * (`hosted`) a shared keeper's connection.
    */
   constructor(
     mode: KeeperMode,
@@ -81,45 +90,57 @@ export class KeeperClient {
     errorLog?: number,
     child?: ChildProcess,
     fast = false,
+    hosted = false,
   ) {
     this.mode = mode;
     this.fast = fast && mode !== 'tty';
+    this.hosted = hosted;
     this.child = child ?? spawnKeeper(mode, stdio, errorLog, this.fast);
     this.control = this.child.stdio[KEEPER_CONTROL_FD] as unknown as Duplex;
-    const sync = this.child.stdio[KEEPER_SYNC_FD] as unknown as Duplex;
-    let loaded = () => {};
     this.loaded = new Promise((r) => {
-      loaded = r;
+      this.settleLoaded = r;
     });
     this.init = new Promise((resolve, reject) => {
-      readMessages<KeeperMessage>(
-        this.control,
-        (m) => {
-          if (m.type === 'init') {
-            if (procStartTime(m.pid) !== m.startTime)
-              return reject(new Error('the container init died at once'));
-            this.kept = new KeptChild(m.pid, sync);
-            this.keptStartTime = m.startTime;
-            resolve(new Pid1Process(this.kept as unknown as ChildProcess));
-          } else if (m.type === 'ran') {
-            // The program may have ended and been reaped already: no start-time check.
-            this.kept = new KeptChild(m.pid, null);
-            this.keptStartTime = m.startTime;
-            this.onRan?.(this.keptProgram(this.kept));
-          } else if (m.type === 'run-failed') this.onRunFailed?.(m.message, m.exitCode);
-          else if (m.type === 'failed') reject(new Error(`the container's keeper: ${m.message}`));
-          else if (m.type === 'exit') this.kept?.ended(m.code);
-          else if (m.type === 'owned') this.onOwned?.();
-          else if (m.type === 'loaded') loaded();
-        },
-        () => {
-          reject(new Error("the container's keeper ended before it started the init"));
-          this.onRunFailed?.("the container's keeper ended before it ran the container", 125);
-          if (!this.released) void this.keeperGone();
-        },
-      );
+      this.settleInit = { resolve, reject };
     });
     this.init.catch(() => {});
+    this.listen();
+  }
+
+  /** Reads the keeper's messages until it ends (or this client has left it for another). */
+  private listen(): void {
+    const child = this.child;
+    const sync = child.stdio[KEEPER_SYNC_FD] as unknown as Duplex;
+    const { resolve, reject } = this.settleInit!;
+    const current = () => this.child === child;
+    readMessages<KeeperMessage>(
+      this.control,
+      (m) => {
+        if (!current()) return;
+        if (m.type === 'init') {
+          if (procStartTime(m.pid) !== m.startTime)
+            return reject(new Error('the container init died at once'));
+          this.kept = new KeptChild(m.pid, sync);
+          this.keptStartTime = m.startTime;
+          resolve(new Pid1Process(this.kept as unknown as ChildProcess));
+        } else if (m.type === 'ran') {
+          // The program may have ended and been reaped already: no start-time check.
+          this.kept = new KeptChild(m.pid, null);
+          this.keptStartTime = m.startTime;
+          this.onRan?.(this.keptProgram(this.kept));
+        } else if (m.type === 'run-failed') this.onRunFailed?.(m.message, m.exitCode);
+        else if (m.type === 'failed') reject(new Error(`the container's keeper: ${m.message}`));
+        else if (m.type === 'exit') this.kept?.ended(m.code);
+        else if (m.type === 'owned') this.onOwned?.();
+        else if (m.type === 'loaded') this.settleLoaded();
+      },
+      () => {
+        if (!current()) return;
+        reject(new Error("the container's keeper ended before it started the init"));
+        this.onRunFailed?.("the container's keeper ended before it ran the container", 125);
+        if (!this.released) void this.keeperGone();
+      },
+    );
   }
 
   private onOwned: (() => void) | undefined;
@@ -128,8 +149,23 @@ export class KeeperClient {
 
   /** A fast keeper starts its init now (for a container its fast path cannot make). */
   requestInit(): void {
-    if (this.fast && !this.initRequested) this.send({ type: 'spawn-init' });
+    if (this.initRequested) return;
     this.initRequested = true;
+    if (this.hosted) this.leaveShared();
+    else if (this.fast) this.send({ type: 'spawn-init' });
+  }
+
+  /**
+   * A shared keeper starts no init: a keeper of the container's own takes its place (before it
+   * owns anything), and starts its init at once. Its errors go where `own` says.
+   */
+  private leaveShared(): void {
+    const shared = this.child;
+    this.child = spawnKeeper(this.mode, undefined, undefined, false);
+    this.control = this.child.stdio[KEEPER_CONTROL_FD] as unknown as Duplex;
+    this.hosted = false;
+    shared.kill('SIGKILL'); // closes the connection: nothing was kept there
+    this.listen();
   }
 
   private initRequested = false;

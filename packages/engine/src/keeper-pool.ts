@@ -19,14 +19,21 @@
 // socket closes, and a keeper whose front-end goes before its container started kills its
 // init and ends (keeper.ts); an init whose sync socket closes ends too.
 //
+// With `shared` (corrald's default) the fast keepers are connections to a shared keeper
+// (keeper-host.ts) that keeps up to that many containers: a refill costs a connection, not a
+// Node start, and a kept container no Node process of its own. One keeper of its own is
+// parked beside them for a container that needs an init.
+//
 // On cgroup v1 each parked init, once loaded, waits in a cgroup of its own that its container's
 // start renames into the container's (keeper-parking.ts): the start pays no move into a cgroup.
-import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
+import { join } from 'node:path';
 import type { Cgroup } from '@corral/cgroups';
 import { procStartTime } from '@corral/sys';
 import { KeeperClient } from './keeper-client.js';
 import { emptyParking, InitParking, reclaimParking } from './keeper-parking.js';
+import { SharedKeeper } from './keeper-shared.js';
 
 /** What the pool reports (corrald's /info). */
 export interface KeeperPoolStatus {
@@ -54,6 +61,8 @@ interface Parked {
   parking?: InitParking;
   /** A fast keeper's: the empty cgroup its container's will be (v1). */
   cgroup?: Cgroup | null;
+  /** A connection to this shared keeper. */
+  shared?: SharedKeeper;
 }
 
 /** A keeper taken from the pool, and the cgroup its init waits in (null: none, see InitParking.take). */
@@ -73,7 +82,15 @@ export interface KeeperPoolOptions {
   cgroupParent?: string;
   /** Park each keeper with its container's init started (corrald's --pool-inits). */
   inits?: boolean;
+  /**
+   * Containers a shared keeper keeps at most (default 1: a keeper each); not with `inits`.
+   * Its socket is made in `socketDir` (0700).
+   */
+  shared?: { perKeeper: number; socketDir: string };
 }
+
+/** The longest path a unix socket may have (sun_path, with its NUL). */
+const SOCKET_PATH_MAX = 107;
 
 /**
  * Wait before a refill. A spawn blocks this process until the child has exec'd (10-20 ms of
@@ -104,6 +121,9 @@ export class KeeperPool {
   readonly #errorLog: string;
   readonly #cgroupParent: string | undefined;
   readonly #inits: boolean;
+  readonly #shared: { perKeeper: number; socketDir: string } | null;
+  /** The shared keeper that takes new containers now. */
+  #host: SharedKeeper | null = null;
   readonly #parked = new Set<Parked>();
   #closed = false;
   #refill: NodeJS.Timeout | null = null;
@@ -124,6 +144,7 @@ export class KeeperPool {
     this.#errorLog = options.errorLog;
     this.#cgroupParent = options.cgroupParent;
     this.#inits = options.inits ?? false;
+    this.#shared = sharing(options);
     // What a pool killed with SIGKILL left parked beneath the same parent.
     reclaimParking(this.#cgroupParent);
     this.#ownNice = getPriority();
@@ -139,20 +160,18 @@ export class KeeperPool {
    * keeper starts at once (while the caller mounts its root).
    */
   take(needsInit = false): PooledKeeper | null {
+    // Ready first; a shared keeper's connection unless the container needs an init.
+    const rank = (p: Parked) => (p.ready ? 2 : 0) + (!p.shared === needsInit ? 1 : 0);
     let best: Parked | null = null;
     for (const p of this.#parked) {
-      if (!alive(p.keeper)) continue;
-      if (p.ready) {
-        best = p;
-        break;
-      }
-      best ??= p;
+      if (!alive(p.keeper) || (needsInit && p.shared)) continue;
+      if (!best || rank(p) > rank(best)) best = p;
     }
     if (best) {
       this.#parked.delete(best);
       this.#hits++;
       if (!best.ready) this.#unready++;
-      if (this.#parkedNice !== null) this.#unpark(best);
+      if (this.#parkedNice !== null && !best.shared) this.#unpark(best);
     } else this.#misses++;
     this.#schedule(REFILL_DELAY_MS);
     if (!best) return null;
@@ -184,11 +203,13 @@ export class KeeperPool {
 
   status(): KeeperPoolStatus {
     let ready = 0;
-    let pssBytes = 0;
+    const pids = new Set<number | undefined>();
     for (const p of this.#parked) {
       if (p.ready && alive(p.keeper)) ready++;
-      for (const pid of [p.keeper.child.pid, p.initPid]) if (pid !== undefined) pssBytes += pssOf(pid);
+      pids.add(p.keeper.child.pid).add(p.initPid);
     }
+    let pssBytes = 0;
+    for (const pid of pids) if (pid !== undefined) pssBytes += pssOf(pid);
     return {
       size: this.size,
       ready,
@@ -214,6 +235,9 @@ export class KeeperPool {
       keeper.kill();
       return ended;
     });
+    // It keeps its containers running, as keepers of their own do.
+    this.#host?.retire();
+    this.#host = null;
     const parkings = [...this.#parked].map((p) => p.parking);
     const cgroups = [...this.#parked].map((p) => p.cgroup);
     this.#parked.clear();
@@ -232,9 +256,47 @@ export class KeeperPool {
   }
 
   #fill(): void {
-    if (this.#closed || this.#holds > 0 || this.#parked.size >= this.size) return;
-    this.#park();
+    if (this.#closed || this.#holds > 0) return;
+    let shared = 0;
+    for (const p of this.#parked) if (p.shared) shared++;
+    const own = this.#parked.size - shared;
+    // Sharing: `size` connections, and one keeper of its own for a container that needs an init.
+    if (this.#shared ? shared < this.size : own < this.size) {
+      if (this.#shared) this.#parkShared();
+      else this.#park();
+    } else if (this.#shared && own < Math.min(1, this.size)) this.#park();
+    else return;
     this.#schedule(REFILL_DELAY_MS); // the next one, if any is missing
+  }
+
+  /** A connection to the shared keeper that takes containers now (started when there is none). */
+  #parkShared(): void {
+    let host = this.#host;
+    if (host && (!host.alive || host.keeping >= this.#shared!.perKeeper)) {
+      host.retire();
+      host = this.#host = null;
+    }
+    if (!host) {
+      const log = openSync(this.#errorLog, 'a', 0o600);
+      try {
+        const made = new SharedKeeper(this.#shared!.socketDir, log);
+        host = this.#host = made;
+        made.listening.then(
+          () => this.#schedule(0),
+          () => {
+            if (this.#host === made) this.#host = null;
+            this.#failed();
+          },
+        );
+      } catch {
+        this.#failed();
+        return;
+      } finally {
+        closeSync(log);
+      }
+    }
+    if (!host.ready) return; // its `listening` fills the pool
+    this.#register({ keeper: host.connect(), ready: false, shared: host });
   }
 
   #park(): void {
@@ -248,10 +310,15 @@ export class KeeperPool {
     } finally {
       closeSync(log);
     }
-    const p: Parked = { keeper, ready: false };
+    this.#register({ keeper, ready: false });
+  }
+
+  #register(p: Parked): void {
+    const { keeper } = p;
     this.#parked.add(p);
-    // Its init inherits the niceness of the keeper's main thread, and is in its autogroup.
-    if (this.#parkedNice !== null) {
+    // Its init inherits the niceness of the keeper's main thread, and is in its autogroup. A
+    // shared keeper runs the containers it keeps: at this process's niceness.
+    if (this.#parkedNice !== null && !p.shared) {
       reniceTasks(keeper.child.pid, null, this.#parkedNice);
       if (this.#ownGroupNice !== null)
         setAutogroupNice(keeper.child.pid, Math.min(19, this.#ownGroupNice + PARKED_NICE));
@@ -293,6 +360,21 @@ export class KeeperPool {
     this.#failures++;
     this.#schedule(Math.min(30_000, 100 * 2 ** Math.min(this.#failures, 9)));
   }
+}
+
+/** The pool's sharing, if it shares keepers and their sockets' paths fit (else a keeper each). */
+function sharing(o: KeeperPoolOptions): { perKeeper: number; socketDir: string } | null {
+  const s = o.shared;
+  if (!s || o.inits || s.perKeeper < 2) return null;
+  // The keeper's socket: DIR/PID.sock.
+  if (Buffer.byteLength(join(s.socketDir, '4194304.sock')) > SOCKET_PATH_MAX) return null;
+  mkdirSync(s.socketDir, { recursive: true, mode: 0o700 });
+  // Sockets that shared keepers killed meanwhile left (a live one's is in use: left as it is).
+  for (const name of readdirSync(s.socketDir)) {
+    const pid = /^(\d+)\.sock$/.exec(name)?.[1];
+    if (pid && procStartTime(Number(pid)) === null) rmSync(join(s.socketDir, name), { force: true });
+  }
+  return { perKeeper: Math.floor(s.perKeeper), socketDir: s.socketDir };
 }
 
 /** A process's proportional set size (smaps_rollup), 0 when it is gone. */

@@ -22,6 +22,8 @@ export type KeeperMode =
 export type KeeperMessage =
   /** The init runs (not yet set up), with this host PID and start time. */
   | { type: 'init'; pid: number; startTime: number }
+  /** A shared keeper (keeper-host.ts) takes connections at `path`, each a container's keeper. */
+  | { type: 'listening'; path: string }
   /** The keeper could not start the init. */
   | { type: 'failed'; message: string }
   /** Answer to `run` (a fast keeper): the program runs, with this host PID and start time. */

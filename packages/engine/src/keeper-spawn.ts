@@ -64,3 +64,16 @@ export function keeperEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessE
   const { NODE_EXTRA_CA_CERTS: _, ...rest } = env;
   return { ...rest, UV_THREADPOOL_SIZE: '1' };
 }
+
+/**
+ * Spawns a shared keeper (keeper-host.ts) that listens in `dir` (a folder only root may enter)
+ * and says where on its fd 3; its stderr goes to `errorLog`.
+ */
+export function spawnKeeperHost(dir: string, errorLog: number): ChildProcess {
+  return spawn(process.execPath, [...KEEPER_NODE_FLAGS, keeperScript, 'host', dir], {
+    detached: true,
+    cwd: '/',
+    stdio: ['ignore', 'ignore', errorLog, 'pipe'],
+    env: keeperEnv(),
+  });
+}

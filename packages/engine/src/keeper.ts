@@ -1,46 +1,36 @@
-// A container's keeper (like conmon or containerd-shim): one small process per container, on
-// the host, in a session of its own, started by the front-end that creates the container (the
-// CLI for `run` attached or detached, corrald, Engine.start). It starts the container's init
-// first thing, so that it is its parent for good; the front-end creates and starts the
-// container through the init's sync socket (keeper-protocol.ts). A fast keeper starts no
-// init: it makes and starts the container itself once asked (keeper-fast.ts), its program's
-// parent from the first instant just the same. While the front-end is there
-// it only reports the exit code; once the front-end has gone (detached, or killed) it keeps
-// the log, records the real exit code and finish time, removes an --rm container, runs the
-// per-container tasks (keeper-tasks.ts) and applies the restart policy. The engine's code is
+// A container's keeper (like conmon or containerd-shim): a small process on the host, in a
+// session of its own, started by the front-end that creates the container (the CLI for `run`
+// attached or detached, corrald, Engine.start). It starts the container's init first thing,
+// so that it is its parent for good; the front-end creates and starts the container through
+// the init's sync socket (keeper-protocol.ts). A fast keeper starts no init: it makes and
+// starts the container itself once asked (keeper-fast.ts), its program's parent from the first
+// instant just the same. While the front-end is there it only reports the exit code; once the
+// front-end has gone it finishes the container alone (keeper-core.ts). The engine's code is
 // loaded only when there is work for it: a kept container costs a bare keeper's memory.
+//
+// `keeper host DIR`: a shared keeper, one process for many containers of a resident front-end
+// (keeper-host.ts).
 //
 // Its init (or program) is started with dieWithParent: a keeper that is SIGKILLed takes its
 // container with it, and the next command records that (lifecycle.ts reconcile), so that no
 // container ever runs with nothing to record how it ended.
-import { closeSync, openSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
-import { spawnInit } from '@corral/runtime/init-process';
-import { cloexecFrom, dup2, PR, pidfdGetfd, prctl, procStartTime, setCloexec } from '@corral/sys';
-import {
-  type FrontMessage,
-  KEEPER_CONTROL_FD,
-  KEEPER_SYNC_FD,
-  type KeeperMode,
-  readMessages,
-  writeMessage,
-} from './keeper-protocol.js';
-import { trimAfterOutput } from './keeper-trim.js';
+import { cloexecFrom, PR, prctl, setCloexec } from '@corral/sys';
+import { keepContainer, loadFastModule } from './keeper-core.js';
+import { KEEPER_CONTROL_FD, KEEPER_SYNC_FD, type KeeperMode } from './keeper-protocol.js';
 
 // Nothing may ptrace us or read our memory through /proc.
 prctl(PR.SET_DUMPABLE, 0);
 // Orphans of what the keeper runs (a storage server) come back to it, not to the machine's init.
 prctl(PR.SET_CHILD_SUBREAPER, 1);
 
+if (process.argv[2] === 'host') {
+  const { runHost } = await import('./keeper-host.js');
+  await runHost(process.argv[3]);
+  process.exit(0);
+}
+
 const mode = process.argv[2] as KeeperMode;
-/**
- * A fast keeper starts no init: once the front-end has written the bundle it runs the
- * container in a vfork child of its own (keeper-fast.ts), or starts an init after all when
- * asked (a container the fast path cannot make). Attached and detached modes only.
- */
-const fast = process.argv[3] === 'fast' && mode !== 'tty';
 // Our two sockets reach the front-end: no child of ours inherits them by accident (the init
 // gets the sync socket as its fd 3 from spawn's own mapping, and closes it at exec).
 setCloexec(KEEPER_CONTROL_FD);
@@ -51,277 +41,16 @@ cloexecFrom(KEEPER_SYNC_FD + 1);
 const control = new Socket({ fd: KEEPER_CONTROL_FD, readable: true, writable: true });
 control.on('error', () => {});
 
-/** What the keeper keeps: the container's Node init, or (fast) its program. */
-interface Kept {
-  pid: number;
-  pidfd: number;
-  stdin: Writable | null;
-  stdout: Readable | null;
-  stderr: Readable | null;
-  kill(signal: NodeJS.Signals): void;
-  wait(): Promise<number>;
-}
-let init: Kept | null = null;
-let settleKept: (k: Kept | null) => void = () => {};
-/** Resolves with what we keep, or null when the front-end went before there was any. */
-const kept = new Promise<Kept | null>((r) => (settleKept = r));
-
-/**
- * The program has the front-end's stdio now (attached); the keeper holds no copy (a pipe's
- * reader sees its end when the program's ends).
- */
-function dropStdio(): void {
-  if (mode !== 'attached') return;
-  const devnull = openSync('/dev/null', 'r+');
-  for (const fd of [0, 1, 2]) dup2(devnull, fd);
-  closeSync(devnull);
-}
-
-function keep(k: Kept): void {
-  init = k;
-  settleKept(k);
-}
-
-function startInit(): void {
-  let p: ReturnType<typeof spawnInit>;
-  try {
-    p = spawnInit({
-      // Detached, the program's stdin is a pipe we hold: kept for a -i container (keepStdin),
-      // else replaced by /dev/null in the init (the launch's nullStdin).
-      stdio: mode === 'attached' ? [0, 1, 2] : mode === 'detached' ? ['pipe', 'pipe', 'pipe'] : 'ignore',
-      syncFd: KEEPER_SYNC_FD,
-    });
-  } catch (e) {
-    writeMessage(control, { type: 'failed', message: (e as Error).message });
-    process.exit(1);
-  }
-  closeSync(KEEPER_SYNC_FD);
-  dropStdio();
-  const { stdin, stdout, stderr } = p.child;
-  keep({ pid: p.pid, pidfd: p.pidfd, stdin, stdout, stderr, kill: (s) => p.kill(s), wait: () => p.wait() });
-  writeMessage(control, { type: 'init', pid: p.pid, startTime: procStartTime(p.pid) ?? 0 });
-}
-
-// The runtime's code, loaded while the front-end makes the container's root and bundle.
-const fastModule = fast ? import('./keeper-fast.js') : null;
-fastModule?.then(
-  (f) => {
-    try {
-      f.warm();
-    } catch {
-      // the run meets it again, and says why
-    }
-    writeMessage(control, { type: 'loaded' });
-  },
-  () => {}, // a run then says why
-);
-/** A detached fast keeper's output pipes, made when the log is attached (before the run). */
-let fastPipes: import('./keeper-fast.js').OutputPipes | null = null;
-let running = false;
-
-/** Answers `run`: the container made and started at once, or why not. */
-async function runContainer(m: {
-  runtimeRoot: string;
-  id: string;
-  bundle: string;
-  seccompProgram?: string;
-  parkedCgroup?: string;
-}): Promise<void> {
-  if (init || running || !fastModule) {
-    writeMessage(control, {
-      type: 'run-failed',
-      message: 'this keeper cannot run a container now',
-      exitCode: 125,
-    });
-    return;
-  }
-  running = true;
-  try {
-    const f = await fastModule;
-    if (mode === 'detached') fastPipes ??= f.outputPipes();
-    const program = await f.runContainer(m.runtimeRoot, m.id, m.bundle, fastPipes?.fds, {
-      seccompProgram: m.seccompProgram,
-      parkedCgroup: m.parkedCgroup,
-    });
-    closeSync(KEEPER_SYNC_FD);
-    dropStdio();
-    keep({ ...program, stdin: null, stdout: fastPipes?.stdout ?? null, stderr: fastPipes?.stderr ?? null });
-    // The front-end went while it was made: nobody will start it (see the end of the control socket).
-    if (frontGone && !started) program.kill('SIGKILL');
-    else writeMessage(control, { type: 'ran', pid: program.pid, startTime: program.startTime });
-  } catch (e) {
-    const exitCode = (e as { exitCode?: number }).exitCode ?? 125;
-    writeMessage(control, { type: 'run-failed', message: (e as Error).message, exitCode });
-    if (frontGone) settleKept(null);
-  } finally {
-    running = false;
-  }
-}
-
-if (!fast) startInit();
+// A fast keeper starts no init: once the front-end has written the bundle it runs the
+// container in a vfork child of its own, or starts an init after all when asked (a container
+// the fast path cannot make). Attached and detached modes only. The runtime's code is loaded
+// while the front-end makes the container's root and bundle.
+const fast = process.argv[3] === 'fast' && mode !== 'tty';
+const fastModule = fast ? loadFastModule() : null;
 // What a detached keeper runs once it owns its container, loaded now (a keeper started ahead
 // waits anyway), not on the way to the container's start.
 if (mode !== 'attached')
   for (const m of [import('./logs.js'), import('./keeper-tasks.js')]) m.catch(() => {});
 
-let owner: { root: string; id: string; detached: boolean } | null = null;
-let started = false;
-let startedAt = 0;
-let recorded = false;
-/** The --rm container's folder in the trash, ours to delete once the front-end has gone. */
-let trash = null as string | null;
-let frontGone = false;
-let log = null as { finished: Promise<void> } | null;
-let stopTasks = null as (() => Promise<void>) | null;
-let frontSettled: () => void = () => {};
-const front = new Promise<void>((r) => (frontSettled = r));
-
-/** The record as stored, read without the engine (null once removed). */
-function storedRecord(): { hostConfig?: { restartPolicy?: { name: string } } } | null {
-  if (!owner) return null;
-  try {
-    return JSON.parse(readFileSync(join(owner.root, 'containers', owner.id, 'container.json'), 'utf8'));
-  } catch {
-    return null;
-  }
-}
-
-async function keepLog(terminalFd: number | null | undefined): Promise<void> {
-  const { LogWriter } = await import('./logs.js');
-  const { root, id } = owner!;
-  const writer = new LogWriter(join(root, 'containers', id, `${id}-json.log`), await logRotationOf());
-  if (mode !== 'attached' && init && terminalFd !== null && terminalFd !== undefined) {
-    // With a terminal both streams are one: Docker logs it all as stdout. (A keeper parked in
-    // `detached` mode serves a tty container too: the init's pipes end when it takes the pty.)
-    const { terminalOutput } = await import('./terminal.js');
-    const output = terminalOutput(pidfdGetfd(init.pidfd, terminalFd));
-    writer.attach(output, 'stdout');
-    trimAfterOutput([output]);
-    for (const s of [init.stdout, init.stderr]) s?.resume();
-  } else if (mode === 'detached') {
-    // A fast keeper owns its container before it runs it: the pipes the program will get.
-    if (!init && fastModule) fastPipes ??= (await fastModule).outputPipes();
-    const { stdout, stderr } = (init ?? fastPipes) as { stdout: Readable; stderr: Readable };
-    writer.attach(stdout, 'stdout');
-    writer.attach(stderr, 'stderr');
-    trimAfterOutput([stdout, stderr]);
-  }
-  log = writer;
-}
-
-/** The json-file log's rotation, if the record asks for one (loaded only then). */
-async function logRotationOf() {
-  const r = storedRecord() as { hostConfig?: { logConfig?: unknown } } | null;
-  if (!r?.hostConfig?.logConfig) return null;
-  const { logRotation } = await import('./run-options.js');
-  return logRotation(r as never);
-}
-
-/** Our stderr from now on goes to `file` (appended): what a keeper has to say once alone. */
-function logErrorsTo(file: string): void {
-  try {
-    const fd = openSync(file, 'a', 0o600);
-    dup2(fd, 2);
-    closeSync(fd);
-  } catch {
-    // the stderr we have stays
-  }
-}
-
-/**
- * A detached -i or -t container's input: served to attached clients (keeper-stdin.ts) before
- * the container starts, its pipe or its terminal (input with -i, and sizes); anyone else's
- * pipe is closed here (its init has /dev/null instead).
- */
-async function keepStdin(terminalFd: number | null | undefined): Promise<unknown> {
-  const stdin = init?.stdin ?? null;
-  stdin?.on('error', () => {});
-  const r = storedRecord() as { config?: { openStdin?: boolean; stdinOnce?: boolean; tty?: boolean } } | null;
-  const tty = r?.config?.tty === true;
-  const open = r?.config?.openStdin === true;
-  if (!owner?.detached || !(open || tty) || (tty ? terminalFd == null : !stdin)) {
-    stdin?.destroy();
-    return;
-  }
-  const { serveStdin, terminalInput } = await import('./keeper-stdin.js');
-  const dir = join(owner.root, 'containers', owner.id);
-  if (!tty) return serveStdin(dir, { input: stdin!, terminal: null, once: r!.config!.stdinOnce === true });
-  stdin?.destroy();
-  // What clients send is typed at the terminal, and their sizes set on it (the log reads its
-  // output through its own fd).
-  const master = pidfdGetfd(init!.pidfd, terminalFd!);
-  return serveStdin(dir, { input: open ? terminalInput(master) : null, terminal: master, once: false });
-}
-
-readMessages<FrontMessage>(
-  control,
-  (m) => {
-    if (m.type === 'own') {
-      owner = { root: m.root, id: m.id, detached: m.detached };
-      if (m.errorLog) logErrorsTo(m.errorLog);
-      const attachLog = Promise.all([
-        mode !== 'attached' && m.detached ? keepLog(m.terminalFd) : undefined,
-        keepStdin(m.terminalFd),
-      ]);
-      attachLog.then(
-        () => writeMessage(control, { type: 'owned' }),
-        () => control.destroy(),
-      );
-    } else if (m.type === 'run') {
-      void runContainer(m);
-    } else if (m.type === 'spawn-init') {
-      if (!init && !running) startInit();
-    } else if (m.type === 'started') {
-      started = true;
-      startedAt = Date.now();
-      void import('./keeper-tasks.js').then(async (t) => {
-        stopTasks = await t.startTasks(owner!.root, owner!.id);
-      });
-    } else if (m.type === 'recorded') {
-      recorded = true;
-      // Only a folder of the container's own data root's trash.
-      const bin = owner ? join(owner.root, 'trash', '/') : null;
-      trash = bin && m.trash?.startsWith(bin) && !m.trash.includes('/../') ? m.trash : null;
-      frontSettled();
-    }
-  },
-  () => {
-    frontGone = true;
-    // A container whose front-end went before its program ran is not started by anyone:
-    // the front-end's undo, or the next command's reclaim, takes what it made.
-    if (!started) init?.kill('SIGKILL');
-    // Nothing to keep, and nothing on its way (a run answers for itself).
-    if (!init && !running) settleKept(null);
-    frontSettled();
-    control.destroy();
-  },
-);
-
-const program = await kept;
-if (!program) process.exit(0);
-const code = await program.wait();
-await stopTasks?.().catch(() => {});
-if (!frontGone) {
-  // A front-end that stays (corrald) records the exit as soon as it hears it: the log is
-  // whole by then, so its followers end with the last line.
-  await log?.finished;
-  if (!frontGone) writeMessage(control, { type: 'exit', code });
-}
-await front;
-if (owner && started) {
-  const { root, id } = owner;
-  const ranFor = Date.now() - startedAt;
-  if (!recorded) {
-    await log?.finished;
-    const { finishAlone } = await import('./keeper-restart.js');
-    await finishAlone(root, id, code, ranFor);
-  } else if ((storedRecord()?.hostConfig?.restartPolicy?.name ?? 'no') !== 'no') {
-    const { keepRestarting } = await import('./keeper-restart.js');
-    await keepRestarting(root, id, code, ranFor);
-  }
-}
-if (trash) {
-  const { emptyTrashDir } = await import('./trash.js');
-  emptyTrashDir(trash);
-}
+await keepContainer(control, { mode, fastModule, hosted: false });
 process.exit(0);
