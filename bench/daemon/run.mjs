@@ -1,6 +1,7 @@
 // corrald beside Debian's dockerd and podman, side by side in one run (issue 11): the same
 // docker CLI (/usr/local/bin/docker) runs `run --rm --network none busybox true` against
-// corrald (with its pool of keepers) and against a dockerd this script starts (private socket,
+// corrald (with its pool of keepers; a second corrald with --containers-per-keeper 1 gives each
+// container a keeper of its own) and against a dockerd this script starts (private socket,
 // data root and exec root, --iptables=false --bridge=none, cgroup parent beneath our own
 // cgroup), and podman (runc, cgroupfs) runs the same. `--network none` on all three: with
 // --bridge=none dockerd has no default network to give. hyperfine runs the commands in rounds
@@ -68,7 +69,7 @@ function listDirs(d) {
 const podman = podmanCommand(tmp);
 const podmanRun = podmanRunFlags(`${cgroups.path}/podman`);
 
-function corraldArgv(sock, root, extra = []) {
+function corraldArgv(sock, root, extra = [], flags = []) {
   return [
     process.execPath,
     ...extra,
@@ -83,6 +84,7 @@ function corraldArgv(sock, root, extra = []) {
     join(tmp, `${root.split('/').pop()}.pid`),
     '--log-level',
     'debug',
+    ...flags,
   ];
 }
 
@@ -104,6 +106,16 @@ try {
   await daemons.answering('corrald', corraldSock, corrald);
   if (daemons.docker(corraldSock, ['load', '-i', tar]).status !== 0)
     throw new Error('docker load into corrald failed');
+  // The same with a keeper of its own for each container (no shared keeper: keeper-host.ts).
+  const eachSock = join(tmp, 'corrald-each.sock');
+  const each = daemons.start(
+    'corrald (a keeper each)',
+    corraldArgv(eachSock, join(tmp, 'corrald-each'), [], ['--containers-per-keeper', '1']),
+    join(tmp, 'corrald-each.log'),
+  );
+  await daemons.answering('corrald (a keeper each)', eachSock, each);
+  if (daemons.docker(eachSock, ['load', '-i', tar]).status !== 0)
+    throw new Error('docker load into the second corrald failed');
 
   const dockerdSock = await daemons.startDockerd(
     tmp,
@@ -120,6 +132,10 @@ try {
   const commands = [
     { name: 'docker --version (the CLI alone)', argv: [DOCKER, '--version'] },
     { name: 'docker → corrald', argv: [DOCKER, '-H', `unix://${corraldSock}`, ...run] },
+    {
+      name: 'docker → corrald --containers-per-keeper 1',
+      argv: [DOCKER, '-H', `unix://${eachSock}`, ...run],
+    },
   ];
   if (dockerdSock)
     commands.push({ name: 'docker → dockerd', argv: [DOCKER, '-H', `unix://${dockerdSock}`, ...run] });
@@ -157,6 +173,7 @@ try {
   const ratios = {};
   for (const [a, b] of [
     ['docker → corrald', 'docker → dockerd'],
+    ['docker → corrald --containers-per-keeper 1', 'docker → dockerd'],
     ['docker → corrald', 'podman run --rm'],
     ['podman run --rm', 'docker → dockerd'],
     ['corral --host → corrald', 'podman run --rm'],
