@@ -1,5 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { procStartTime } from '@corral/sys';
 import { Cleanups, until } from '@corral/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -34,6 +35,20 @@ async function keepersOf(d: Daemon, names: string[]): Promise<Map<string, number
   const out = new Map<string, number>();
   for (const n of names) out.set(n, record(d, await idOf(d, n)).state.watcherPid);
   return out;
+}
+
+/**
+ * Connects to a unix socket as an unprivileged local user (uid 65534, no groups): what it
+ * answers ('connected', or the error code).
+ */
+function connectAsNobody(path: string): string {
+  const probe = `require('node:net').connect(${JSON.stringify(path)}).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => console.log(e.code))`;
+  const r = spawnSync(
+    'setpriv',
+    ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', probe],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
+  return r.stdout.trim();
 }
 
 describe('corrald --containers-per-keeper', () => {
@@ -205,5 +220,36 @@ echo done
     // Both were kept by the same keeper.
     expect(record(d, await idOf(d, 'attacker')).state.watcherPid).toBe(record(d, holder).state.watcherPid);
     await d.must(['rm', '-f', 'holder', 'attacker']);
+  });
+
+  it("keeps its keepers' socket from other local users: a private folder, a private socket", async () => {
+    // corrald started with umask 0: nothing but the keeper's own choice makes the socket private.
+    const umask = process.umask(0);
+    const started = startDaemon(c);
+    process.umask(umask);
+    const d = await started;
+    await d.must(['run', '-d', '--name', 'kept', '--network', 'none', 'busybox', 'sleep', '60']);
+    const socket = join(d.root, 'keepers', `${record(d, await idOf(d, 'kept')).state.watcherPid}.sock`);
+    expect(statSync(dirname(socket)).mode & 0o777).toBe(0o700);
+    expect(statSync(socket).mode & 0o777).toBe(0o600);
+    // The attack: a local user connects to send the keeper a bundle to run as root. Every
+    // folder above the socket opened to others: the socket's own mode stops it...
+    const opened = [dirname(d.root), d.root, dirname(socket)];
+    const modes = opened.map((p) => statSync(p).mode & 0o777);
+    try {
+      for (const p of opened) chmodSync(p, 0o711);
+      expect(connectAsNobody(socket)).toBe('EACCES');
+      // ...and with the socket opened to all, its folder does.
+      chmodSync(socket, 0o666);
+      chmodSync(dirname(socket), 0o700);
+      expect(connectAsNobody(socket)).toBe('EACCES');
+      // With both open it gets in: the probe sees a way in when there is one.
+      chmodSync(dirname(socket), 0o711);
+      expect(connectAsNobody(socket)).toBe('connected');
+    } finally {
+      opened.forEach((p, i) => chmodSync(p, modes[i]));
+      chmodSync(socket, 0o600);
+    }
+    await d.must(['rm', '-f', 'kept']);
   });
 });

@@ -26,10 +26,11 @@
 //
 // On cgroup v1 each parked init, once loaded, waits in a cgroup of its own that its container's
 // start renames into the container's (keeper-parking.ts): the start pays no move into a cgroup.
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import type { Cgroup } from '@corral/cgroups';
+import { privateDir } from '@corral/image';
 import { procStartTime } from '@corral/sys';
 import { KeeperClient } from './keeper-client.js';
 import { emptyParking, InitParking, reclaimParking } from './keeper-parking.js';
@@ -368,7 +369,13 @@ function sharing(o: KeeperPoolOptions): { perKeeper: number; socketDir: string }
   if (!s || o.inits || s.perKeeper < 2) return null;
   // The keeper's socket: DIR/PID.sock.
   if (Buffer.byteLength(join(s.socketDir, '4194304.sock')) > SOCKET_PATH_MAX) return null;
-  mkdirSync(s.socketDir, { recursive: true, mode: 0o700 });
+  try {
+    // 0700, whatever made it: another local user who reached a keeper's socket could have it
+    // run any bundle as root.
+    privateDir(s.socketDir);
+  } catch {
+    return null; // another user's folder (privateDir refuses it): a keeper each, as without
+  }
   // Sockets that shared keepers killed meanwhile left (a live one's is in use: left as it is).
   for (const name of readdirSync(s.socketDir)) {
     const pid = /^(\d+)\.sock$/.exec(name)?.[1];

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { close, ioctl, NETDEV, socket } from '@corral/sys';
 import { MissingPluginError } from './errors.js';
+import { withLock } from './lock.js';
 import { mustRun, run } from './run.js';
 
 /** The comment on the rules corral adds itself, so that a leftover is recognised. */
@@ -123,6 +124,18 @@ function bridgeRules(br: string, internal = false): BridgeRule[] {
  * are there (each container's join), a few iptables runs when not (the network's first).
  */
 export async function ensureBridgeRules(br: string, internal = false): Promise<void> {
+  await withLock(SHARED_CHAINS_LOCK, () => ensureBridgeRulesLocked(br, internal));
+}
+
+/**
+ * The chains every data root's bridges share (CORRAL-FORWARD, CORRAL-ISOLATION, FORWARD's jump)
+ * are made and pruned under this machine-wide lock: a prune of another root's last network
+ * between a check and an add took the chain away (iptables: No chain/target/match), or flushed
+ * the rules just added. In /run, where only root makes files.
+ */
+const SHARED_CHAINS_LOCK = '/run/corral-iptables.lock';
+
+async function ensureBridgeRulesLocked(br: string, internal: boolean): Promise<void> {
   const rs = await ruleset();
   const filter = rs.get('filter');
   const has = (table: string, chain: string, comment: string, bridge?: string) =>
@@ -301,6 +314,10 @@ async function deleteRules(match: (rule: string[], table: string, chain: string)
  * in CNI mode) share these chains; a chain still in use by anyone is left alone.
  */
 export async function pruneSharedChains(): Promise<void> {
+  await withLock(SHARED_CHAINS_LOCK, pruneSharedChainsLocked);
+}
+
+async function pruneSharedChainsLocked(): Promise<void> {
   const rs = await ruleset();
   const nat = rs.get('nat');
   const filter = rs.get('filter');
