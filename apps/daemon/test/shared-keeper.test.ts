@@ -247,7 +247,7 @@ echo done
       chmodSync(dirname(socket), 0o711);
       expect(connectAsNobody(socket)).toBe('connected');
     } finally {
-      opened.forEach((p, i) => chmodSync(p, modes[i]));
+      for (const [i, p] of opened.entries()) chmodSync(p, modes[i]);
       chmodSync(socket, 0o600);
     }
     await d.must(['rm', '-f', 'kept']);
