@@ -30,6 +30,14 @@ async function idOf(d: Daemon, name: string): Promise<string> {
   return (await d.must(['inspect', '-f', '{{.Id}}', name])).out;
 }
 
+/**
+ * Until the pool has its 2 connections and its keeper of its own ready: a start before that
+ * (a shared keeper still starting on a busy machine) may take the keeper of its own.
+ */
+async function poolReady(d: Daemon): Promise<void> {
+  await until(async () => (await d.api('GET', '/info')).json().KeeperPool?.ready === 3, 'the pool');
+}
+
 /** The keeper of each container: its record's keeper, by name. */
 async function keepersOf(d: Daemon, names: string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
@@ -55,7 +63,8 @@ describe('corrald --containers-per-keeper', () => {
   it('keeps several containers in one keeper process, each as its own keeper would, and no more than the limit', async () => {
     const d = await startDaemon(c, ['--containers-per-keeper', '3']);
     const names = ['k1', 'k2', 'k3', 'k4'];
-    for (const n of names)
+    for (const n of names) {
+      await poolReady(d);
       await d.must([
         'run',
         '-d',
@@ -68,6 +77,8 @@ describe('corrald --containers-per-keeper', () => {
         '-c',
         `echo out-${n}; echo err-${n} >&2; sleep 60`,
       ]);
+    }
+    await poolReady(d);
     await d.must([
       'run',
       '-d',
@@ -151,8 +162,10 @@ describe('corrald --containers-per-keeper', () => {
       ],
       plain: ['busybox', 'sleep', '60'],
     };
-    for (const [name, args] of Object.entries(runs))
+    for (const [name, args] of Object.entries(runs)) {
+      await poolReady(d);
       await d.must(['run', '-d', '--name', name, '--network', 'none', ...args]);
+    }
     const keepers = await keepersOf(d, Object.keys(runs));
     expect(isShared(keepers.get('plain')!)).toBe(true);
     for (const n of ['stdin', 'init', 'sysctl']) {
@@ -169,6 +182,7 @@ describe('corrald --containers-per-keeper', () => {
     // log file open on the host (printed again and again: a pipe leaked to another container
     // would give it the next lines).
     const secret = `SECRET-${process.pid}-${Date.now()}`;
+    await poolReady(d);
     await d.must([
       'run',
       '-d',
@@ -199,6 +213,7 @@ cat ${log} /proc/1/root${log} 2>/dev/null | grep -q ${secret.slice(0, 6)} && ech
 ls ${socket} /proc/1/root${socket} 2>/dev/null && echo "LEAK socket"
 echo done
 `;
+    await poolReady(d);
     const r = await d.docker([
       'run',
       '--name',
@@ -228,6 +243,7 @@ echo done
     const started = startDaemon(c);
     process.umask(umask);
     const d = await started;
+    await poolReady(d);
     await d.must(['run', '-d', '--name', 'kept', '--network', 'none', 'busybox', 'sleep', '60']);
     const socket = join(d.root, 'keepers', `${record(d, await idOf(d, 'kept')).state.watcherPid}.sock`);
     expect(statSync(dirname(socket)).mode & 0o777).toBe(0o700);

@@ -20,21 +20,22 @@ import { type KeeperStdio, spawnKeeper } from './keeper-spawn.js';
 
 export { KEEPER_NODE_FLAGS } from './keeper-spawn.js';
 
-/** The keeper's child as the runtime sees an init's ChildProcess: no stdio of ours, our sync socket. */
-class KeptChild extends EventEmitter {
+/**
+ * A process as ChildProcess's users here see one, that is not our child: no stdio of ours,
+ * `stdio` as given, and its exit when `ended` says so.
+ */
+export class ChildStandIn extends EventEmitter {
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
   readonly stdin = null;
   readonly stdout = null;
   readonly stderr = null;
-  readonly stdio: (Duplex | null)[];
 
   constructor(
     readonly pid: number,
-    sync: Duplex | null,
+    readonly stdio: (Duplex | null)[],
   ) {
     super();
-    this.stdio = [null, null, null, sync];
   }
 
   ended(code: number): void {
@@ -45,6 +46,13 @@ class KeptChild extends EventEmitter {
 
   ref(): void {}
   unref(): void {}
+}
+
+/** The keeper's child as the runtime sees an init's ChildProcess: our sync socket as its fd 3. */
+class KeptChild extends ChildStandIn {
+  constructor(pid: number, sync: Duplex | null) {
+    super(pid, [null, null, null, sync]);
+  }
 }
 
 /** Why the program's exit code is not the program's own: its keeper was killed first. */

@@ -14,12 +14,21 @@
 // When its maker ends the channel (it has enough containers, or it went away) it stops
 // listening, and ends once the last container it keeps is done. Killed, it takes its
 // containers with it, as a keeper of their own would (dieWithParent).
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync, rmSync, writeSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { cloexecFrom, setCloexec } from '@corral/sys';
 import { keepContainer, loadFastModule } from './keeper-core.js';
 import { KEEPER_CONTROL_FD, readMessages, writeMessage } from './keeper-protocol.js';
+
+/** Logs a shared keeper's trouble to its stderr (its maker's log): it goes on for the others. */
+export function reportTrouble(e: unknown): void {
+  try {
+    writeSync(2, `corral keeper ${process.pid}: ${(e as Error)?.stack ?? e}\n`);
+  } catch {
+    // no stderr to say it on
+  }
+}
 
 /** Keeps containers until its maker lets it go and the last one is done. */
 export async function runHost(dir: string): Promise<void> {
@@ -27,11 +36,6 @@ export async function runHost(dir: string): Promise<void> {
   cloexecFrom(KEEPER_CONTROL_FD + 1);
   const maker = new Socket({ fd: KEEPER_CONTROL_FD, readable: true, writable: true });
   maker.on('error', () => {});
-  // One container's trouble must not end the keeper of the others.
-  const report = (e: unknown) =>
-    process.stderr.write(`corral keeper ${process.pid}: ${(e as Error)?.stack ?? e}\n`);
-  process.on('uncaughtException', report);
-  process.on('unhandledRejection', report);
   const fastModule = loadFastModule();
   for (const m of [import('./logs.js'), import('./keeper-tasks.js')]) m.catch(() => {});
 
@@ -50,7 +54,7 @@ export async function runHost(dir: string): Promise<void> {
     keeping++;
     conn.on('error', () => {});
     keepContainer(conn, { mode: 'detached', fastModule, hosted: true })
-      .catch(report)
+      .catch(reportTrouble)
       .finally(() => {
         conn.destroy();
         keeping--;
@@ -65,7 +69,7 @@ export async function runHost(dir: string): Promise<void> {
     endIfIdle();
   };
   server.on('error', (e) => {
-    report(e);
+    reportTrouble(e);
     retire();
   });
   server.listen(path, () => {

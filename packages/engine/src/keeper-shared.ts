@@ -1,10 +1,9 @@
 // The front-end's side of a shared keeper (keeper-host.ts): spawns it, and makes a
 // KeeperClient for each container it is to keep, on a connection of its own.
 import type { ChildProcess } from 'node:child_process';
-import { EventEmitter } from 'node:events';
 import { createConnection, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { KeeperClient } from './keeper-client.js';
+import { ChildStandIn, KeeperClient } from './keeper-client.js';
 import { type KeeperMessage, readMessages } from './keeper-protocol.js';
 import { spawnKeeperHost } from './keeper-spawn.js';
 
@@ -13,25 +12,14 @@ import { spawnKeeperHost } from './keeper-spawn.js';
  * keeper's, its fd 3 the connection, and killing it closes the connection (the shared keeper
  * lives on for the others; it kills a container whose front-end went before its start).
  */
-class HostedChild extends EventEmitter {
-  exitCode: number | null = null;
-  signalCode: NodeJS.Signals | null = null;
-  readonly stdin = null;
-  readonly stdout = null;
-  readonly stderr = null;
-  readonly stdio: (Duplex | null)[];
-
+class HostedChild extends ChildStandIn {
   constructor(
-    readonly pid: number,
+    pid: number,
     private readonly conn: Socket,
   ) {
-    super();
-    this.stdio = [null, null, null, conn, null];
+    super(pid, [null, null, null, conn, null]);
     conn.on('error', () => {});
-    conn.once('close', () => {
-      this.exitCode = 0;
-      this.emit('exit', 0, null);
-    });
+    conn.once('close', () => this.ended(0));
   }
 
   kill(): boolean {
@@ -39,11 +27,11 @@ class HostedChild extends EventEmitter {
     return true;
   }
 
-  ref(): void {
+  override ref(): void {
     this.conn.ref();
   }
 
-  unref(): void {
+  override unref(): void {
     this.conn.unref();
   }
 }

@@ -25,7 +25,10 @@ prctl(PR.SET_DUMPABLE, 0);
 prctl(PR.SET_CHILD_SUBREAPER, 1);
 
 if (process.argv[2] === 'host') {
-  const { runHost } = await import('./keeper-host.js');
+  const { reportTrouble, runHost } = await import('./keeper-host.js');
+  // One container's trouble (an exception, a rejection nobody handled) must not end the keeper
+  // of the others: it is logged instead.
+  process.setUncaughtExceptionCaptureCallback(reportTrouble);
   await runHost(process.argv[3]);
   process.exit(0);
 }
