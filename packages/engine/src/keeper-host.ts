@@ -17,7 +17,6 @@
 import { chmodSync, rmSync, writeSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
-import { cloexecFrom, setCloexec } from '@corral/sys';
 import { keepContainer, loadFastModule } from './keeper-core.js';
 import { KEEPER_CONTROL_FD, readMessages, writeMessage } from './keeper-protocol.js';
 
@@ -30,10 +29,11 @@ export function reportTrouble(e: unknown): void {
   }
 }
 
-/** Keeps containers until its maker lets it go and the last one is done. */
+/**
+ * Keeps containers until its maker lets it go and the last one is done. Its fds past its
+ * maker's socket are close-on-exec already (keeper.ts).
+ */
 export async function runHost(dir: string): Promise<void> {
-  setCloexec(KEEPER_CONTROL_FD);
-  cloexecFrom(KEEPER_CONTROL_FD + 1);
   const maker = new Socket({ fd: KEEPER_CONTROL_FD, readable: true, writable: true });
   maker.on('error', () => {});
   const fastModule = loadFastModule();

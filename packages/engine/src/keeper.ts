@@ -24,6 +24,14 @@ prctl(PR.SET_DUMPABLE, 0);
 // Orphans of what the keeper runs (a storage server) come back to it, not to the machine's init.
 prctl(PR.SET_CHILD_SUBREAPER, 1);
 
+// Our sockets reach the front-end (a shared keeper has one, fd 3): no child of ours inherits
+// them by accident (the init gets the sync socket as its fd 3 from spawn's own mapping, and
+// closes it at exec). Nor any fd that the front-end leaked to us (one it inherited itself
+// without close-on-exec): the init or program gets only what it is given (a parked keeper
+// waits long, see keeper-pool.ts).
+setCloexec(KEEPER_CONTROL_FD);
+cloexecFrom(KEEPER_SYNC_FD);
+
 if (process.argv[2] === 'host') {
   const { reportTrouble, runHost } = await import('./keeper-host.js');
   // One container's trouble (an exception, a rejection nobody handled) must not end the keeper
@@ -34,13 +42,6 @@ if (process.argv[2] === 'host') {
 }
 
 const mode = process.argv[2] as KeeperMode;
-// Our two sockets reach the front-end: no child of ours inherits them by accident (the init
-// gets the sync socket as its fd 3 from spawn's own mapping, and closes it at exec).
-setCloexec(KEEPER_CONTROL_FD);
-setCloexec(KEEPER_SYNC_FD);
-// Nor any fd that the front-end leaked to us (one it inherited itself without close-on-exec):
-// the init gets only what spawn maps (a parked keeper's init waits long, see keeper-pool.ts).
-cloexecFrom(KEEPER_SYNC_FD + 1);
 const control = new Socket({ fd: KEEPER_CONTROL_FD, readable: true, writable: true });
 control.on('error', () => {});
 
